@@ -1,0 +1,523 @@
+"""Station PKI: the organisation CA, station signing certificates, revocation and the trust bundle.
+
+A CA directory holds::
+
+    ca.key      the CA private key (0600, never logged)
+    ca.crt      the CA certificate (PEM)
+    ca.json     organisation name, CRL number, every station certificate issued and its revocation
+    crl.pem     the current certificate revocation list
+
+A station's state directory holds ``pki/station.key`` (0600), ``pki/station.crt`` and
+``pki/chain.pem`` (the CA certificate, embedded in every signature so partners can build the
+chain). The *trust bundle* is what partners receive: the CA certificate and the current CRL in one
+PEM file.
+
+Keys are EC P-256 with SHA-256 signatures: small, fast, and accepted by pyHanko and poppler.
+Every function that reads the time takes a ``clock`` so tests can issue expired certificates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.record import is_identifier
+
+Clock = Callable[[], datetime]
+"""A function returning the current time (timezone-aware UTC)."""
+
+CA_KEY = "ca.key"
+CA_CERT = "ca.crt"
+CA_STATE = "ca.json"
+CA_CRL = "crl.pem"
+STATION_DIR = "pki"
+STATION_KEY = "station.key"
+STATION_CERT = "station.crt"
+STATION_CHAIN = "chain.pem"
+
+DEFAULT_CA_DAYS = 3650
+DEFAULT_STATION_DAYS = 730
+DEFAULT_CRL_DAYS = 90
+"""A bundle's CRL is trusted this long; partners then need a fresh bundle (hence a long default)."""
+
+# Certificates back-dated slightly so a station whose clock is a little behind can still sign.
+_BACKDATE = timedelta(minutes=5)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def format_serial(serial: int) -> str:
+    """A certificate serial as upper-case hex, the form the CLI prints and accepts."""
+    return f"{serial:X}"
+
+
+def parse_serial(text: str) -> int:
+    """Parse a serial written in hex (optionally with ``0x`` or ``:`` separators)."""
+    cleaned = text.strip().replace(":", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    try:
+        value = int(cleaned, 16)
+    except ValueError:
+        raise PkiError(f"serial {text!r} is not a hexadecimal number") from None
+    if value <= 0:
+        raise PkiError(f"serial {text!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class StationSigner:
+    """A station's signing key with its certificate and the chain up to the organisation CA.
+
+    Build it with :func:`load_station_signer`; the constructor does no I/O.
+    """
+
+    station_id: str
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+
+    def pyhanko_signer(self) -> Any:
+        """A pyHanko ``SimpleSigner`` for this key, with the chain registered so it is embedded."""
+        # Imported here: verification-only users of certs.pki never pay for pyHanko's signer stack.
+        from asn1crypto import keys as asn1_keys
+        from asn1crypto import x509 as asn1_x509
+        from pyhanko.sign.signers import SimpleSigner
+        from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+        der = serialization.Encoding.DER
+        key_info = asn1_keys.PrivateKeyInfo.load(
+            self.private_key.private_bytes(
+                der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        chain = [asn1_x509.Certificate.load(item.public_bytes(der)) for item in self.chain]
+        return SimpleSigner(
+            signing_cert=asn1_x509.Certificate.load(self.certificate.public_bytes(der)),
+            signing_key=key_info,
+            cert_registry=SimpleCertificateStore.from_certs(chain),  # type: ignore[no-untyped-call]
+        )
+
+
+@dataclass(frozen=True)
+class IssuedStation:
+    """What :func:`issue_station_details` reports about a new station certificate."""
+
+    serial: int
+    station_id: str
+    not_before: datetime
+    not_after: datetime
+    certificate_path: Path
+
+
+# --- file helpers ---------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file created with ``mode`` (so a key is never briefly world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, mode)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _certificate_pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PkiError(f"{what} not found: {path}") from None
+    except OSError as error:
+        raise PkiError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def _load_private_key(path: Path, what: str) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(path, what), password=None)
+    except (ValueError, TypeError):
+        # Never echo the file content: it is a private key.
+        raise PkiError(f"{what} {path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{what} {path} is not an EC key")
+    return key
+
+
+def _load_certificate(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(path, what))
+    except ValueError:
+        raise PkiError(f"{what} {path} is not a PEM certificate") from None
+
+
+def _load_certificates(path: Path, what: str) -> tuple[x509.Certificate, ...]:
+    try:
+        certificates = x509.load_pem_x509_certificates(_read(path, what))
+    except ValueError:
+        raise PkiError(f"{what} {path} holds no valid PEM certificate") from None
+    return tuple(certificates)
+
+
+def _public_der(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+# --- the CA ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _CaState:
+    organisation: str
+    crl_number: int
+    issued: list[dict[str, Any]]
+
+
+def _load_ca(ca_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, _CaState]:
+    if not (ca_dir / CA_KEY).exists():
+        raise PkiError(f"{ca_dir} is not a CA directory (no {CA_KEY}); create one with init-ca")
+    key = _load_private_key(ca_dir / CA_KEY, "CA key")
+    certificate = _load_certificate(ca_dir / CA_CERT, "CA certificate")
+    if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
+        raise PkiError(f"{ca_dir}: {CA_KEY} does not belong to {CA_CERT}")
+    try:
+        raw = json.loads(_read(ca_dir / CA_STATE, "CA state"))
+        state = _CaState(
+            organisation=str(raw["organisation"]),
+            crl_number=int(raw["crl_number"]),
+            issued=list(raw["issued"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise PkiError(f"{ca_dir / CA_STATE} is damaged") from None
+    return key, certificate, state
+
+
+def _save_state(ca_dir: Path, state: _CaState) -> None:
+    data = {"organisation": state.organisation, "crl_number": state.crl_number, "issued": state.issued}
+    _write_atomic(ca_dir / CA_STATE, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n", 0o644)
+
+
+def _ec_public(certificate: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    key = certificate.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise PkiError("certificate key is not an EC key")
+    return key
+
+
+def init_ca(
+    org: str, out_dir: Path, *, clock: Clock = utc_now, valid_days: int = DEFAULT_CA_DAYS,
+    crl_days: int = DEFAULT_CRL_DAYS,
+) -> Path:
+    """Create an organisation CA in ``out_dir`` (key, self-signed certificate, empty CRL).
+
+    Refuses to touch a directory that already holds a CA key. Returns the CA certificate's path.
+    """
+    org = org.strip()
+    if not org or any(ord(character) < 32 for character in org):
+        raise PkiError("organisation name must be non-empty printable text")
+    if (out_dir / CA_KEY).exists():
+        raise PkiError(f"{out_dir} already holds a CA; refusing to overwrite {CA_KEY}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+    now = clock()
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, f"{org} sanitisation CA"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+    ])
+    public = key.public_key()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_atomic(out_dir / CA_KEY, _private_pem(key), 0o600)
+    _write_atomic(out_dir / CA_CERT, _certificate_pem(certificate), 0o644)
+    state = _CaState(organisation=org, crl_number=0, issued=[])
+    _write_crl(out_dir, key, certificate, state, now, crl_days)
+    return out_dir / CA_CERT
+
+
+def _write_crl(
+    ca_dir: Path, key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate, state: _CaState,
+    now: datetime, crl_days: int,
+) -> x509.CertificateRevocationList:
+    """Issue a new CRL (next CRL number) from ``state`` and save both."""
+    state.crl_number += 1
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_certificate.subject)
+        .last_update(now - _BACKDATE)
+        .next_update(now + timedelta(days=crl_days))
+        .add_extension(x509.CRLNumber(state.crl_number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
+        )
+    )
+    for entry in state.issued:
+        if entry.get("revoked_at"):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(entry["serial"], 16))
+                .revocation_date(datetime.fromisoformat(entry["revoked_at"]))
+                .build()
+            )
+    crl = builder.sign(key, hashes.SHA256())
+    _write_atomic(ca_dir / CA_CRL, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    _save_state(ca_dir, state)
+    return crl
+
+
+def issue_station_details(
+    ca_dir: Path, station_id: str, state_dir: Path, *, clock: Clock = utc_now,
+    valid_days: int = DEFAULT_STATION_DAYS,
+) -> IssuedStation:
+    """Like :func:`issue_station` but returns what was issued (serial, validity, certificate path)."""
+    if not is_identifier(station_id):
+        raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
+    ca_key, ca_certificate, state = _load_ca(ca_dir)
+    now = clock()
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    serial = x509.random_serial_number()
+    not_before = now - _BACKDATE
+    not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, station_id),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "wipe-agent station"),
+        ]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            # Non-repudiation (content commitment) is what pyHanko requires of a document signer.
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    # Record the issue before installing, so a crash never leaves an unrevokable certificate.
+    state.issued.append({
+        "serial": format_serial(serial),
+        "station_id": station_id,
+        "not_before": not_before.isoformat(),
+        "not_after": not_after.isoformat(),
+        "revoked_at": None,
+    })
+    _save_state(ca_dir, state)
+    pki_dir = state_dir / STATION_DIR
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(pki_dir, 0o700)
+    _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
+    _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
+    _write_atomic(pki_dir / STATION_CHAIN, _certificate_pem(ca_certificate), 0o644)
+    return IssuedStation(serial, station_id, not_before, not_after, pki_dir / STATION_CERT)
+
+
+def issue_station(
+    ca_dir: Path, station_id: str, state_dir: Path, *, clock: Clock = utc_now,
+    valid_days: int = DEFAULT_STATION_DAYS,
+) -> int:
+    """Issue a signing key and certificate for ``station_id`` and install them in ``state_dir/pki``.
+
+    Returns the new certificate's serial number. An existing station key is replaced (rotation);
+    the old certificate stays valid until revoked.
+    """
+    return issue_station_details(ca_dir, station_id, state_dir, clock=clock, valid_days=valid_days).serial
+
+
+def revoke(
+    ca_dir: Path, serial: int | str | None = None, station_id: str | None = None, *,
+    clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS,
+) -> tuple[int, ...]:
+    """Revoke one certificate by serial, or every unrevoked certificate of a station, and reissue the CRL.
+
+    Returns the serials revoked. Revoking an already revoked serial is an error, so a typo cannot
+    pass silently.
+    """
+    if (serial is None) == (station_id is None):
+        raise PkiError("give exactly one of a serial or a station id to revoke")
+    ca_key, ca_certificate, state = _load_ca(ca_dir)
+    now = clock()
+    if serial is not None:
+        wanted = parse_serial(serial) if isinstance(serial, str) else serial
+        matches = [entry for entry in state.issued if int(entry["serial"], 16) == wanted]
+        if not matches:
+            raise PkiError(f"serial {format_serial(wanted)} was not issued by this CA")
+        if matches[0]["revoked_at"]:
+            raise PkiError(f"serial {format_serial(wanted)} is already revoked")
+    else:
+        matches = [
+            entry for entry in state.issued if entry["station_id"] == station_id and not entry["revoked_at"]
+        ]
+        if not matches:
+            raise PkiError(f"station {station_id!r} has no unrevoked certificate from this CA")
+    for entry in matches:
+        entry["revoked_at"] = now.isoformat()
+    _write_crl(ca_dir, ca_key, ca_certificate, state, now, crl_days)
+    return tuple(int(entry["serial"], 16) for entry in matches)
+
+
+def make_bundle(
+    ca_dir: Path, out_file: Path, *, clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS
+) -> Path:
+    """Write the trust bundle partners receive: the CA certificate and a freshly issued CRL.
+
+    The CRL is reissued so the bundle is current on the day it is handed out.
+    """
+    ca_key, ca_certificate, state = _load_ca(ca_dir)
+    crl = _write_crl(ca_dir, ca_key, ca_certificate, state, clock(), crl_days)
+    header = (
+        f"# wipe-agent trust bundle: {state.organisation}\n"
+        f"# CA certificate and CRL #{state.crl_number}, next update {crl.next_update_utc:%Y-%m-%d}\n"
+    ).encode()
+    body = _certificate_pem(ca_certificate) + crl.public_bytes(serialization.Encoding.PEM)
+    _write_atomic(out_file, header + body, 0o644)
+    return out_file
+
+
+@dataclass(frozen=True)
+class TrustBundle:
+    """A parsed trust bundle: the organisation CA and its CRL (signature already checked)."""
+
+    ca_certificate: x509.Certificate
+    crl: x509.CertificateRevocationList
+
+    def organisation(self) -> str:
+        """The CA's organisation name, for messages."""
+        names = self.ca_certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        return str(names[0].value) if names else self.ca_certificate.subject.rfc4514_string()
+
+
+def parse_trust_bundle(data: bytes, *, now: datetime | None = None) -> TrustBundle:
+    """Parse and check a trust bundle: one CA certificate and one CRL signed by it, current at ``now``.
+
+    Raises :class:`~certs.errors.TrustBundleError` with the reason.
+    """
+    certificates: list[x509.Certificate] = []
+    crls: list[x509.CertificateRevocationList] = []
+    try:
+        for match in _PEM_BLOCK.finditer(data):
+            kind = match.group(1)
+            if kind == b"CERTIFICATE":
+                certificates.append(x509.load_pem_x509_certificate(match.group(0)))
+            elif kind == b"X509 CRL":
+                crls.append(x509.load_pem_x509_crl(match.group(0)))
+            else:
+                raise TrustBundleError(f"trust bundle holds an unexpected {kind.decode()} block")
+    except ValueError:
+        raise TrustBundleError("trust bundle holds a damaged PEM block") from None
+    if len(certificates) != 1:
+        raise TrustBundleError(
+            f"trust bundle must hold exactly one CA certificate, found {len(certificates)}"
+        )
+    if len(crls) != 1:
+        raise TrustBundleError(f"trust bundle must hold exactly one CRL, found {len(crls)}")
+    ca_certificate, crl = certificates[0], crls[0]
+    try:
+        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise TrustBundleError("trust bundle certificate is not a CA certificate")
+    if crl.issuer != ca_certificate.subject:
+        raise TrustBundleError("trust bundle CRL was not issued by its CA")
+    try:
+        if not crl.is_signature_valid(_ec_public(ca_certificate)):
+            raise TrustBundleError("trust bundle CRL signature is not valid for its CA")
+    except (InvalidSignature, PkiError):
+        raise TrustBundleError("trust bundle CRL signature is not valid for its CA") from None
+    moment = now or utc_now()
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update < moment:
+        raise TrustBundleError(
+            f"trust bundle CRL expired on {next_update:%Y-%m-%d}; ask the issuer for a current bundle"
+        )
+    return TrustBundle(ca_certificate, crl)
+
+
+def load_station_signer(state_dir: Path) -> StationSigner:
+    """Load the station's key, certificate and chain from ``state_dir/pki``.
+
+    Raises :class:`NoSignerConfigured` when no key is installed, and :class:`PkiError` when the
+    files are unreadable, group/world-readable (key), or do not belong together.
+    """
+    pki_dir = state_dir / STATION_DIR
+    key_path, certificate_path = pki_dir / STATION_KEY, pki_dir / STATION_CERT
+    if not key_path.exists() or not certificate_path.exists():
+        raise NoSignerConfigured(
+            f"no station signing key in {pki_dir}: run 'wipe-agent pki issue-station' to install one"
+        )
+    if os.name == "posix" and key_path.stat().st_mode & 0o077:
+        raise PkiError(f"{key_path} is readable by other users; chmod 600 it (and consider it exposed)")
+    key = _load_private_key(key_path, "station key")
+    certificate = _load_certificate(certificate_path, "station certificate")
+    chain = _load_certificates(pki_dir / STATION_CHAIN, "certificate chain")
+    if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
+        raise PkiError(f"{key_path} does not belong to {certificate_path}")
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise PkiError(f"{certificate_path} has no common name (station id)")
+    return StationSigner(str(names[0].value), certificate, chain, key)
