@@ -1,0 +1,1 @@
+"""Drive discovery (pyudev), identity, and the system-disk guard."""

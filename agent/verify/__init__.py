@@ -1,0 +1,1 @@
+"""Verification: expectations, the NIST sampling plan, and read-back."""

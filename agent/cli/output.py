@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: --json output, one-line errors, exit codes.
+
+Exit codes: 0 success; 1 a job or verification failed (or was interrupted); 2 bad input or refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from agent.errors import AgentError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def print_json(data: Any) -> None:
+    """Machine output: one JSON document on stdout."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def fail(error: AgentError, as_json: bool, exit_code: int | None = None) -> None:
+    """Report ``error`` as one line (or a JSON error object) and exit."""
+    if as_json:
+        print_json({"error": error.to_json()})
+    else:
+        click.echo(f"wipe-agent: error: {error.message}", err=True)
+    sys.exit(error.exit_code if exit_code is None else exit_code)
+
+
+def handle_errors(function: F) -> F:
+    """Turn AgentError (and OS-level surprises) into a clean one-line error and exit code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json", False))
+        try:
+            return function(*args, **kwargs)
+        except AgentError as error:
+            fail(error, as_json)
+        except PermissionError as error:
+            fail(AgentError(f"permission denied: {error.filename or error}; run as root"), as_json, EXIT_REFUSED)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+def human_size(size: float) -> str:
+    """1.5 GiB style sizes."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    value = float(size)
+    for unit in units:
+        if value < 1024 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"

@@ -1,0 +1,171 @@
+"""The one guard: every destructive path asks it before a single byte is written.
+
+A device may be written only if it is a whole disk with a medium, writable, not the station's own
+disk (``/``, ``/boot`` and the other system mounts), holds no mounted filesystem and no active swap,
+has nothing stacked on it (LVM, md, dm-crypt), can be opened with ``O_EXCL``, and was authorised —
+named explicitly by an operator or matched by a configured bay. Every reason found is reported,
+not only the first, so an operator sees the whole picture.
+
+The checks are repeated *after* the exclusive open succeeds: ``O_EXCL`` then stops new mounts,
+swapon and device-mapper from grabbing the disk while the job holds the descriptor, so the
+second look closes the race between looking and opening.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psutil
+
+from agent.discovery import sysfs
+from agent.errors import DriveBusy, DriveNotFound, DriveProtected
+from agent.transport.block import BlockDevice
+
+# Mount points whose backing disks are the station's own: never a target.
+SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var", "/home")
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    """Why a device may be written: an operator named it, or a configured bay matched it."""
+
+    device_path: str
+    operator: str
+    bay: str | None = None
+    expected_serial: str | None = None  # what the operator saw and confirmed
+
+    @property
+    def source(self) -> str:
+        """Human text for the journal and the certificate."""
+        return f"bay {self.bay}" if self.bay else f"explicit command by {self.operator}"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The guard's verdict on one device, with every reason it found."""
+
+    path: str
+    name: str
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def protected(self) -> bool:
+        """True when the device must not be written."""
+        return bool(self.reasons)
+
+
+def _rdev(path: str) -> int:
+    return os.stat(path).st_rdev
+
+
+class Guard:
+    """Decides whether a device may be written, and opens it exclusively when it may."""
+
+    def __init__(self, system_mounts: Iterable[str] = SYSTEM_MOUNTS) -> None:
+        self.system_mounts = tuple(system_mounts)
+
+    def _disks_of_device_number(self, major: int, minor: int) -> set[str]:
+        disk = sysfs.whole_disk_of(major, minor)
+        if disk is None:
+            return set()
+        return sysfs.slaves_closure(disk) | {disk}
+
+    def _disks_of_path(self, path: str) -> set[str]:
+        """Whole disks under a device node or a regular file (for swap files)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return set()
+        number = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+        return self._disks_of_device_number(os.major(number), os.minor(number))
+
+    def assess(self, path: str) -> Assessment:
+        """Every reason ``path`` must not be written, without opening it for writing."""
+        try:
+            real = os.path.realpath(path)
+            st = os.stat(real)
+        except OSError:
+            return Assessment(path, "?", ("no such device",))
+        if not stat.S_ISBLK(st.st_mode):
+            return Assessment(path, "?", ("not a block device",))
+        name = sysfs.kernel_name(real)
+        reasons: list[str] = []
+        if not sysfs.is_whole_disk(name):
+            reasons.append(f"{name} is a partition: only whole disks are sanitised")
+            return Assessment(path, name, tuple(reasons))
+        facts = sysfs.sysfs_facts(name)
+        if facts.size_bytes == 0:
+            reasons.append("no medium (size 0)")
+        if facts.read_only:
+            reasons.append("read-only device")
+        reasons.extend(self._mount_reasons(name))
+        reasons.extend(self._swap_reasons(name))
+        stacked = sysfs.holders(name)
+        if stacked:
+            reasons.append("has holders (LVM/md/dm-crypt): " + ", ".join(stacked))
+        return Assessment(path, name, tuple(dict.fromkeys(reasons)))
+
+    def _mount_reasons(self, name: str) -> list[str]:
+        reasons: list[str] = []
+        for entry in sysfs.read_mountinfo():
+            if entry.major == 0:
+                continue  # virtual filesystems (tmpfs, proc, overlay upper on tmpfs)
+            if name not in self._disks_of_device_number(entry.major, entry.minor):
+                continue
+            if entry.mount_point in self.system_mounts:
+                reasons.append(f"backs {entry.mount_point}: the station's own system disk")
+            else:
+                reasons.append(f"holds a mounted filesystem ({entry.source} on {entry.mount_point})")
+        # psutil reads the same table through its own parser: a second opinion costs nothing
+        for partition in psutil.disk_partitions(all=True):
+            if partition.device.startswith("/dev/") and name in self._disks_of_path(partition.device):
+                text = f"holds a mounted filesystem ({partition.device} on {partition.mountpoint})"
+                if partition.mountpoint in self.system_mounts:
+                    text = f"backs {partition.mountpoint}: the station's own system disk"
+                if text not in reasons:
+                    reasons.append(text)
+        return reasons
+
+    def _swap_reasons(self, name: str) -> list[str]:
+        return [f"active swap ({swap})" for swap in sysfs.read_swaps() if name in self._disks_of_path(swap)]
+
+    def acquire(self, path: str, authorisation: Authorisation) -> BlockDevice:
+        """Check everything, open ``O_EXCL`` for writing, and check again; raise if any fails.
+
+        The returned device must be held for the job's whole life.
+        """
+        try:
+            target_rdev = _rdev(os.path.realpath(path))
+        except OSError as exc:
+            raise DriveNotFound(f"{path}: no such device") from exc
+        try:
+            authorised_rdev = _rdev(os.path.realpath(authorisation.device_path))
+        except OSError:
+            authorised_rdev = -1
+        if authorised_rdev != target_rdev:
+            raise DriveProtected(
+                f"{path}: not authorised (not named by the operator or matched by a bay)",
+                ("not named explicitly by the operator or a configured bay",),
+            )
+        before = self.assess(path)
+        if before.protected:
+            raise DriveProtected(f"{path}: refused: " + "; ".join(before.reasons), before.reasons)
+        try:
+            device = BlockDevice(path, writable=True, exclusive=True)
+        except DriveBusy as exc:
+            raise DriveProtected(f"{path}: refused: busy ({exc.message})", ("busy: exclusive open refused",)) from exc
+        try:
+            if device.rdev != target_rdev:
+                raise DriveProtected(f"{path}: device changed while opening", ("device changed while opening",))
+            after = self.assess(path)
+            if after.protected:
+                raise DriveProtected(f"{path}: refused: " + "; ".join(after.reasons), after.reasons)
+            if device.geometry.read_only:
+                raise DriveProtected(f"{path}: refused: read-only device", ("read-only device",))
+        except BaseException:
+            device.close()
+            raise
+        return device

@@ -1,0 +1,89 @@
+"""What every sanitisation method is: a name, options, check() → estimate() → run(context).
+
+``check`` raises before anything is touched; ``run`` cleans up after itself on failure. The job
+runner commits the journal *before* calling ``run`` (see ``agent.jobs.runner``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from agent.discovery.identity import DriveIdentity
+from agent.transport.block import BlockDevice
+from agent.verify.expectation import Expectation
+
+
+class Level(StrEnum):
+    """NIST SP 800-88 sanitisation levels."""
+
+    CLEAR = "clear"
+    PURGE = "purge"
+    DESTROY = "destroy"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The drive a method is judged against: identity plus parsed capabilities when known."""
+
+    identity: DriveIdentity
+    capabilities: Any | None = None  # agent.drive parser results, when a pass-through probe ran
+    transport: Any | None = None  # agent.transport command transport, when one exists
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """``check()``'s verdict when a method applies: the level it achieves here and why."""
+
+    level: Level
+    reason: str
+
+
+# progress(phase, bytes_done, bytes_total)
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class MethodContext:
+    """Everything ``run()`` may use; built by the job runner."""
+
+    target: Target
+    device: BlockDevice
+    progress: ProgressCallback
+    cancelled: Callable[[], bool]
+    journal: Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    """What a method did: the level, what verification must expect, and the evidence."""
+
+    method: str
+    level: Level
+    expectation: Expectation | None
+    bytes_written: int
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second written (0 for firmware methods that write nothing from the host)."""
+        return self.bytes_written / self.seconds if self.seconds > 0 else 0.0
+
+
+class Method(Protocol):
+    """A sanitisation method (one module each, registered in ``agent.methods.registry``)."""
+
+    name: str
+    summary: str
+
+    def check(self, target: Target) -> Applicability:
+        """Raise ``NotSupported``/``DriveFrozen``/… if the method cannot run on ``target``."""
+
+    def estimate(self, target: Target) -> float:
+        """Expected duration in seconds."""
+
+    def run(self, context: MethodContext) -> MethodOutcome:
+        """Do it; on failure leave the drive in a usable state (e.g. no ATA password left set)."""

@@ -1,0 +1,91 @@
+"""The one explicit table of sanitisation methods (not discovered by file name).
+
+Firmware methods (ATA/SCSI/NVMe sanitize, secure erase, NVMe format) are listed so profiles can
+name them; until their pass-through implementation lands they are registered as *unavailable*:
+``check()`` always refuses with the reason, so a purge profile refuses the drive instead of falling
+back to something weaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from agent.errors import NotSupported, ProfileError
+from agent.methods.base import Applicability, Method, MethodContext, MethodOutcome, Target
+from agent.methods.overwrite import OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Methods without options."""
+
+
+class Unavailable:
+    """A method the profile language knows but this build cannot run yet."""
+
+    summary = "firmware method: pass-through transport not available in this build"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check(self, target: Target) -> Applicability:
+        raise NotSupported(f"{self.name}: firmware pass-through is not implemented in this build")
+
+    def estimate(self, target: Target) -> float:
+        raise NotSupported(f"{self.name}: not available")
+
+    def run(self, context: MethodContext) -> MethodOutcome:
+        raise NotSupported(f"{self.name}: not available")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build a method from a profile step."""
+
+    name: str
+    options: type[Any]
+    factory: Callable[[Any], Method]
+    available: bool = True
+
+
+def _unavailable(name: str) -> MethodSpec:
+    return MethodSpec(name, NoOptions, lambda _options: Unavailable(name), available=False)
+
+
+FIRMWARE_METHODS = (
+    "ata.sanitize.crypto",
+    "ata.sanitize.block",
+    "ata.sanitize.overwrite",
+    "ata.security_erase.normal",
+    "ata.security_erase.enhanced",
+    "nvme.sanitize.crypto",
+    "nvme.sanitize.block",
+    "nvme.sanitize.overwrite",
+    "nvme.format.user_erase",
+    "nvme.format.crypto",
+    "scsi.sanitize.crypto",
+    "scsi.sanitize.block",
+    "scsi.sanitize.overwrite",
+)
+
+METHODS: dict[str, MethodSpec] = {
+    "overwrite.zero": MethodSpec("overwrite.zero", NoOptions, lambda _o: OverwriteZero(OverwriteOptions())),
+    "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern),
+    "overwrite.random": MethodSpec("overwrite.random", NoOptions, lambda _o: OverwriteRandom(OverwriteOptions())),
+    **{name: _unavailable(name) for name in FIRMWARE_METHODS},
+}
+
+
+def option_names(name: str) -> set[str]:
+    """Option keys a method accepts in a profile step."""
+    return {field.name for field in fields(METHODS[name].options)}
+
+
+def build(name: str, options: Mapping[str, Any]) -> Method:
+    """Instantiate a method from its name and (already validated) options."""
+    spec = METHODS.get(name)
+    if spec is None:
+        raise ProfileError(f"unknown method {name!r}")
+    return spec.factory(spec.options(**options))

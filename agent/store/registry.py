@@ -1,0 +1,420 @@
+"""The registry: drives, jobs, their state transitions and verifications, in SQLite (WAL).
+
+Every state change is its own committed transaction, and the runner commits ``running`` *before*
+the first destructive write: a process killed at any moment leaves a job in a non-final state,
+which :meth:`Registry.reconcile` turns into ``interrupted`` — never ``sanitised``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agent.discovery.identity import DriveIdentity
+from agent.errors import AgentError, ConfigError
+
+SCHEMA_VERSION = 1
+FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
+ACTIVE_STATES = ("created", "checking", "running", "verifying")
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE drives (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        media TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        identity_json TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        UNIQUE (model, serial)
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        drive_id INTEGER NOT NULL REFERENCES drives(id),
+        device_path TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        method TEXT,
+        level TEXT,
+        operator TEXT NOT NULL,
+        authorised_by TEXT NOT NULL,
+        asset_tag TEXT,
+        host_json TEXT,
+        state TEXT NOT NULL,
+        reason TEXT,
+        error_code TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        bytes_written INTEGER NOT NULL DEFAULT 0,
+        seconds REAL,
+        throughput REAL,
+        decisions_json TEXT,
+        method_json TEXT,
+        pid INTEGER,
+        pid_started REAL,
+        route TEXT,
+        certificate_path TEXT
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        event TEXT NOT NULL,
+        data_json TEXT NOT NULL
+    );
+    CREATE INDEX job_events_job ON job_events(job_id);
+    CREATE TABLE verifications (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT REFERENCES jobs(id),
+        drive_id INTEGER REFERENCES drives(id),
+        at TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        seed TEXT,
+        coverage REAL NOT NULL,
+        bytes_checked INTEGER NOT NULL,
+        result_json TEXT NOT NULL
+    );
+    """,
+}
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+def default_state_dir() -> Path:
+    """``$WIPE_AGENT_STATE_DIR`` or ``/var/lib/wipe-agent``."""
+    return Path(os.environ.get("WIPE_AGENT_STATE_DIR", "/var/lib/wipe-agent"))
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as stored."""
+
+    id: str
+    drive: DriveIdentity
+    device_path: str
+    profile: str
+    method: str | None
+    level: str | None
+    operator: str
+    authorised_by: str
+    asset_tag: str | None
+    host: dict[str, Any] | None
+    state: str
+    reason: str | None
+    error_code: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    bytes_written: int
+    seconds: float | None
+    throughput: float | None
+    decisions: list[dict[str, Any]]
+    method_details: dict[str, Any] | None
+    route: str | None
+    certificate_path: str | None
+    verification: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job's JSON form (CLI ``--json`` and the API)."""
+        verification = self.verification
+        return {
+            "job_id": self.id,
+            "outcome": self.state,
+            "state": self.state,
+            "device": self.device_path,
+            "drive": self.drive.to_json(),
+            "profile": self.profile,
+            "method": self.method,
+            "level": self.level,
+            "operator": self.operator,
+            "authorised_by": self.authorised_by,
+            "asset_tag": self.asset_tag,
+            "host": self.host,
+            "reason": self.reason,
+            "error_code": self.error_code,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "bytes_written": self.bytes_written,
+            "seconds": self.seconds,
+            "throughput_bytes_per_second": self.throughput,
+            "decisions": self.decisions,
+            "method_details": self.method_details,
+            "route": self.route,
+            "certificate": self.certificate_path,
+            "verification": verification,
+        }
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+class Registry:
+    """SQLite registry under the state directory; one connection per instance."""
+
+    def __init__(self, state_dir: Path, clock: Clock = utc_now) -> None:
+        self.state_dir = Path(state_dir)
+        self.clock = clock
+        self.path = self.state_dir / "registry.sqlite3"
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> Registry:
+        """Open (creating and migrating if needed)."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
+        self._migrate()
+        return self
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._db is None:
+            self.open()
+        assert self._db is not None
+        return self._db
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on error."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        current = int(row["value"]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise ConfigError(
+                f"registry {self.path} has schema {current}, newer than this wipe-agent ({SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self.transaction() as tx:
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(version),),
+                )
+
+    def schema_version(self) -> int:
+        """The schema version on disk."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row["value"])
+
+    def _now(self) -> str:
+        return self.clock().isoformat(timespec="milliseconds")
+
+    # drives ---------------------------------------------------------------------------------
+    def upsert_drive(self, identity: DriveIdentity) -> int:
+        """Record a drive seen now; return its id."""
+        now = self._now()
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO drives(model, serial, transport, media, size_bytes, identity_json, first_seen, last_seen) "
+                "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(model, serial) DO UPDATE SET "
+                "transport=excluded.transport, media=excluded.media, size_bytes=excluded.size_bytes, "
+                "identity_json=excluded.identity_json, last_seen=excluded.last_seen",
+                (identity.model, identity.serial, identity.transport, identity.media, identity.size_bytes,
+                 json.dumps(identity.to_json(), sort_keys=True), now, now),
+            )
+            row = tx.execute(
+                "SELECT id FROM drives WHERE model=? AND serial=?", (identity.model, identity.serial)
+            ).fetchone()
+        return int(row["id"])
+
+    # jobs -----------------------------------------------------------------------------------
+    def create_job(
+        self,
+        identity: DriveIdentity,
+        profile: str,
+        operator: str,
+        authorised_by: str,
+        asset_tag: str | None = None,
+        host: dict[str, Any] | None = None,
+    ) -> str:
+        """A new job in state ``created``, owned by this process."""
+        drive_id = self.upsert_drive(identity)
+        job_id = uuid.uuid4().hex[:16]
+        now = self._now()
+        pid = os.getpid()
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO jobs(id, drive_id, device_path, profile, operator, authorised_by, asset_tag, host_json, "
+                "state, created_at, pid, pid_started) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job_id, drive_id, identity.path, profile, operator, authorised_by, asset_tag,
+                 json.dumps(host) if host else None, "created", now, pid, _process_started(pid)),
+            )
+            tx.execute(
+                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+                (job_id, now, "created", "created", json.dumps({"profile": profile, "operator": operator})),
+            )
+        return job_id
+
+    def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None,
+                   **columns: Any) -> None:
+        """Move a job to ``state`` and journal why, in one committed transaction."""
+        allowed = {"method", "level", "reason", "error_code", "started_at", "finished_at", "bytes_written",
+                   "seconds", "throughput", "decisions_json", "method_json", "route", "certificate_path"}
+        unknown = set(columns) - allowed
+        if unknown:
+            raise AgentError(f"registry: unknown job columns {sorted(unknown)}")
+        now = self._now()
+        if state in FINAL_STATES and "finished_at" not in columns:
+            columns["finished_at"] = now
+        assignments = ", ".join(f"{key}=?" for key in ["state", *columns])
+        with self.transaction() as tx:
+            current = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if current is None:
+                raise AgentError(f"no job {job_id}")
+            if current["state"] in FINAL_STATES:
+                raise AgentError(f"job {job_id} is already {current['state']}")
+            tx.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (state, *columns.values(), job_id))
+            tx.execute(
+                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+                (job_id, now, state, event, json.dumps(data or {}, sort_keys=True, default=str)),
+            )
+
+    def journal(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        """Record an event without changing state."""
+        with self.transaction() as tx:
+            row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            tx.execute(
+                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+                (job_id, self._now(), row["state"], event, json.dumps(data, sort_keys=True, default=str)),
+            )
+
+    def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
+        """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
+        drive_id = self.upsert_drive(drive)
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO verifications(job_id, drive_id, at, mode, passed, seed, coverage, bytes_checked, "
+                "result_json) VALUES(?,?,?,?,?,?,?,?,?)",
+                (job_id, drive_id, self._now(), result["mode"], int(bool(result["passed"])), result.get("seed"),
+                 float(result["coverage"]), int(result["bytes_checked"]), json.dumps(result, sort_keys=True)),
+            )
+
+    def reconcile(self) -> list[str]:
+        """Mark jobs whose owning process is gone as ``interrupted``; return their ids."""
+        rows = self.db.execute(
+            f"SELECT id, pid, pid_started FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
+            ACTIVE_STATES,
+        ).fetchall()
+        interrupted: list[str] = []
+        for row in rows:
+            started = _process_started(int(row["pid"])) if row["pid"] else None
+            alive = started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
+            if alive:
+                continue
+            try:
+                self.transition(row["id"], "interrupted", "owner-gone",
+                                {"pid": row["pid"]}, reason="the process running the job stopped before it finished")
+            except AgentError:
+                continue  # finished concurrently
+            interrupted.append(row["id"])
+        return interrupted
+
+    def _row_to_job(self, row: sqlite3.Row) -> JobRow:
+        verification_row = self.db.execute(
+            "SELECT result_json FROM verifications WHERE job_id=? ORDER BY id DESC LIMIT 1", (row["id"],)
+        ).fetchone()
+        return JobRow(
+            id=row["id"],
+            drive=DriveIdentity.from_json(json.loads(row["identity_json"])),
+            device_path=row["device_path"],
+            profile=row["profile"],
+            method=row["method"],
+            level=row["level"],
+            operator=row["operator"],
+            authorised_by=row["authorised_by"],
+            asset_tag=row["asset_tag"],
+            host=json.loads(row["host_json"]) if row["host_json"] else None,
+            state=row["state"],
+            reason=row["reason"],
+            error_code=row["error_code"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            bytes_written=row["bytes_written"],
+            seconds=row["seconds"],
+            throughput=row["throughput"],
+            decisions=json.loads(row["decisions_json"]) if row["decisions_json"] else [],
+            method_details=json.loads(row["method_json"]) if row["method_json"] else None,
+            route=row["route"],
+            certificate_path=row["certificate_path"],
+            verification=json.loads(verification_row["result_json"]) if verification_row else None,
+        )
+
+    _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"
+
+    def job(self, job_id: str) -> JobRow:
+        """One job by id (a unique prefix is accepted)."""
+        rows = self.db.execute(f"{self._JOB_SELECT} WHERE jobs.id LIKE ?", (job_id + "%",)).fetchall()
+        if not rows:
+            raise ConfigError(f"no job {job_id!r}")
+        if len(rows) > 1:
+            raise ConfigError(f"job id prefix {job_id!r} is ambiguous")
+        return self._row_to_job(rows[0])
+
+    def jobs(self, limit: int = 200) -> list[JobRow]:
+        """Most recent jobs first."""
+        rows = self.db.execute(
+            f"{self._JOB_SELECT} ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self._row_to_job(row) for row in rows]
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's journal, oldest first."""
+        rows = self.db.execute(
+            "SELECT at, state, event, data_json FROM job_events WHERE job_id=? ORDER BY id", (job_id,)
+        ).fetchall()
+        return [{"at": r["at"], "state": r["state"], "event": r["event"], "data": json.loads(r["data_json"])}
+                for r in rows]

@@ -1,0 +1,182 @@
+"""Aligned block I/O on a whole-disk device: the only place that opens block devices for data.
+
+Writes and reads use ``O_DIRECT`` where the kernel allows it, with page-aligned buffers from
+anonymous ``mmap`` (always page-aligned), so the page cache neither slows the engines down nor
+hides what is really on the medium from verification.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from agent.errors import DriveBusy, DriveNotFound, DriveRemoved, MediaError
+
+# linux/fs.h: _IOR(0x12, 114, size_t) and _IO(0x12, 104)
+BLKGETSIZE64 = 0x80081272
+BLKSSZGET = 0x1268
+BLKPBSZGET = 0x127B
+BLKROGET = 0x125E
+BLKFLSBUF = 0x1261
+
+PAGE_SIZE = mmap.PAGESIZE
+
+# errnos that mean "the device went away" rather than "the medium failed"
+_GONE = {errno.ENODEV, errno.ENXIO, errno.ENOENT}
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """A zero-filled, page-aligned buffer of ``size`` bytes (O_DIRECT needs the alignment)."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What the kernel says about a block device's size and sectors."""
+
+    size_bytes: int
+    logical_sector: int
+    physical_sector: int
+    read_only: bool
+
+
+def _ioctl_int(fd: int, request: int, fmt: str) -> int:
+    buffer = bytearray(struct.calcsize(fmt))
+    fcntl.ioctl(fd, request, buffer)
+    value: int = struct.unpack(fmt, buffer)[0]
+    return value
+
+
+def read_geometry(fd: int) -> Geometry:
+    """Size by BLKGETSIZE64 and sector sizes by BLKSSZGET/BLKPBSZGET."""
+    return Geometry(
+        size_bytes=_ioctl_int(fd, BLKGETSIZE64, "Q"),
+        logical_sector=_ioctl_int(fd, BLKSSZGET, "i"),
+        physical_sector=_ioctl_int(fd, BLKPBSZGET, "I"),
+        read_only=bool(_ioctl_int(fd, BLKROGET, "i")),
+    )
+
+
+class BlockDevice:
+    """An open whole-disk block device.
+
+    ``exclusive=True`` opens with ``O_EXCL``: the kernel then refuses the open while anything
+    holds the device (a mount, swap, device-mapper, md, another O_EXCL opener), and refuses those
+    to everyone else while we hold it. A job keeps this descriptor for its whole life.
+    """
+
+    def __init__(self, path: str | Path, *, writable: bool, exclusive: bool, direct: bool = True) -> None:
+        self.path = str(path)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise DriveNotFound(f"{self.path}: no such device") from exc
+        if not stat.S_ISBLK(st.st_mode):
+            raise DriveNotFound(f"{self.path}: not a block device")
+        self.rdev = st.st_rdev
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+        if exclusive:
+            flags |= os.O_EXCL
+        self.direct = False
+        fd = -1
+        if direct:
+            try:
+                fd = os.open(self.path, flags | os.O_DIRECT)
+                self.direct = True
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # EINVAL: the device refuses O_DIRECT; others are real
+                    raise self._map_open_error(exc) from exc
+        if fd < 0:
+            try:
+                fd = os.open(self.path, flags)
+            except OSError as exc:
+                raise self._map_open_error(exc) from exc
+        self.fd = fd
+        self.writable = writable
+        try:
+            self.geometry = read_geometry(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise DriveNotFound(f"{self.path}: cannot read geometry: {exc.strerror}") from exc
+        # O_DIRECT needs offsets, lengths and buffers aligned to the logical sector
+        self.alignment = max(self.geometry.logical_sector, 512)
+
+    def _map_open_error(self, exc: OSError) -> Exception:
+        if exc.errno == errno.EBUSY:
+            return DriveBusy(f"{self.path}: in use (exclusive open refused)")
+        if exc.errno in _GONE:
+            return DriveNotFound(f"{self.path}: {exc.strerror}")
+        if exc.errno == errno.EROFS or exc.errno == errno.EACCES:
+            return DriveBusy(f"{self.path}: cannot open for writing: {exc.strerror}")
+        return MediaError(f"{self.path}: open failed: {exc.strerror}")
+
+    @property
+    def size(self) -> int:
+        """Capacity in bytes (BLKGETSIZE64)."""
+        return self.geometry.size_bytes
+
+    def _io_error(self, exc: OSError, what: str, offset: int) -> Exception:
+        if exc.errno in _GONE or not os.path.exists(self.path):
+            return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
+        return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
+
+    def write_at(self, buffer: memoryview, offset: int) -> None:
+        """Write all of ``buffer`` at ``offset``; short writes are continued, errors mapped."""
+        done = 0
+        total = len(buffer)
+        while done < total:
+            try:
+                written = os.pwrite(self.fd, buffer[done:], offset + done)
+            except OSError as exc:
+                raise self._io_error(exc, "write", offset + done) from exc
+            if written <= 0:
+                raise MediaError(f"{self.path}: write returned {written} at {offset + done}", offset + done)
+            done += written
+
+    def read_into(self, buffer: memoryview, offset: int) -> None:
+        """Fill all of ``buffer`` from ``offset``; a short read past the end is an error."""
+        done = 0
+        total = len(buffer)
+        while done < total:
+            try:
+                got = os.preadv(self.fd, [buffer[done:]], offset + done)
+            except OSError as exc:
+                raise self._io_error(exc, "read", offset + done) from exc
+            if got <= 0:
+                raise MediaError(f"{self.path}: unexpected end of device at {offset + done}", offset + done)
+            done += got
+
+    def flush(self) -> None:
+        """Flush the device's volatile write cache (fsync on a block device issues a FLUSH)."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise self._io_error(exc, "flush", self.size) from exc
+
+    def drop_page_cache(self) -> None:
+        """Drop cached pages so a buffered reader sees the medium (BLKFLSBUF)."""
+        try:
+            fcntl.ioctl(self.fd, BLKFLSBUF, 0)
+        except OSError:
+            pass  # best effort: verification itself reads with O_DIRECT
+
+    def close(self) -> None:
+        """Close the descriptor (ends exclusivity)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> BlockDevice:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
