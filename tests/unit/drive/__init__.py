@@ -1,0 +1,1 @@
+"""Unit tests of agent.drive: capability parsers and the inspect command."""
