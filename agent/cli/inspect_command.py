@@ -3,8 +3,8 @@
 ``inspect --dump FILE --kind KIND`` parses a binary dump (raw 512-byte IDENTIFY DEVICE
 data, ``nvme id-ctrl -b`` / ``nvme id-ns -b`` output, SCSI parameter data) with
 the pure parsers of :mod:`agent.drive`; support staff can run it on a file a site sends in.
-``inspect DEVICE`` asks :func:`agent.drive.probe.probe_device`, which needs the pass-through
-transport (issue 3) and refuses until then.  Errors exit 2 with one line (or a JSON error
+``inspect DEVICE`` asks :func:`agent.drive.probe.probe_device`, which sends only read-only
+identify commands through the pass-through transport.  Errors exit 2 with one line (or a JSON error
 object with ``--json``).
 """
 
@@ -153,6 +153,16 @@ def render_text(report: dict[str, Any]) -> str:
         add("format all namespaces", _yes_no(fna["format_all_namespaces"]))
         add("erase all namespaces", _yes_no(fna["erase_all_namespaces"]))
         add("crypto erase (format)", _yes_no(fna["crypto_erase_supported"]))
+        namespace = report.get("namespace")
+        if isinstance(namespace, dict):
+            if "error" in namespace:
+                add(f"namespace {namespace['nsid']}", namespace["error"])
+            else:
+                add(
+                    f"namespace {namespace['nsid']}",
+                    f"{namespace['size_blocks']} blocks x {namespace['block_size']} B = "
+                    f"{_gigabytes(namespace['size_bytes'])}",
+                )
     elif kind == "nvme-id-ns":
         lines.append("NVMe namespace (Identify Namespace)")
         add(
@@ -167,11 +177,29 @@ def render_text(report: dict[str, Any]) -> str:
                 f"{lba_format['data_size']} B data, {lba_format['metadata_size']} B metadata, "
                 f"RP {lba_format['relative_performance']}",
             )
+    elif kind == "scsi":
+        sanitize = report["sanitize"]
+        lines.append("SCSI device (INQUIRY, READ CAPACITY (16), VPD B1h, REPORT SUPPORTED OPERATION CODES)")
+        add("vendor", report["vendor"])
+        add("model", report["model"])
+        add("firmware", report["firmware"])
+        add("capacity", _gigabytes(report["capacity"]["capacity_bytes"]))
+        add("max LBA", report["max_lba"])
+        add("media", _rotation(report["rotation_rate"]))
+        if sanitize.get("supported") is None:
+            add("sanitize", f"unknown ({sanitize.get('error')})")
+        else:
+            actions = [name for name in ("crypto", "block", "overwrite") if sanitize[name]]
+            add("sanitize", ", ".join(actions) or "not supported")
     else:
         lines.append(f"{kind}")
         for key, value in report.items():
             if key != "kind":
                 add(key, value)
+    if "device" in report:
+        lines.insert(
+            1, f"  {'device':<22} {report['device']}{' (behind USB bridge)' if report.get('usb') else ''}"
+        )
     return "\n".join(lines)
 
 

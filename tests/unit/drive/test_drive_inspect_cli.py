@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from agent.cli.inspect_command import inspect
+from agent.drive import probe
+from agent.drive.probe import probe_transport
+from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive
 from tests.unit.drive.drive_builders import DATA_DIR, nvme_id_ctrl, nvme_id_ns
 
 SSD = str(DATA_DIR / "ata-samsung-ssd-870-evo.bin")
@@ -127,9 +131,32 @@ def test_usage_errors(args: list[str], message: str) -> None:
     assert code == 2 and message in err
 
 
-def test_live_device_is_not_supported_yet() -> None:
-    code, out, _ = run("/dev/sda", "--json")
+def test_live_device_missing_node() -> None:
+    code, out, _ = run("/dev/wipe-agent-test-no-such-disk", "--json")
     assert code == 2
-    error = json.loads(out)["error"]
-    assert error["code"] == "not_supported"
-    assert "pass-through transport" in error["message"]
+    assert json.loads(out)["error"]["code"] == "drive_not_found"
+
+
+def test_live_device_goes_through_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    drive = EmulatedAtaDrive(tmp_path / "ata.img", size_bytes=1 << 20, model=DriveModel(model="Emu SSD"))
+
+    def fake_probe(path: str) -> dict[str, Any]:
+        return {"device": path, "usb": True, **probe_transport(drive, "ata")}
+
+    monkeypatch.setattr(probe, "probe_device", fake_probe)
+    code, out, _ = run("/dev/sdz")
+    assert code == 0
+    assert "/dev/sdz (behind USB bridge)" in out and "Emu SSD" in out
+    code, out, _ = run("/dev/sdz", "--json")
+    assert code == 0 and json.loads(out)["model"] == "Emu SSD"
+
+
+def test_live_scsi_and_nvme_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    scsi = EmulatedScsiDrive(tmp_path / "sas.img", size_bytes=1 << 20, model=DriveModel(rotation_rpm=15000))
+    nvme = EmulatedNvmeDrive(tmp_path / "nvme.img", size_bytes=1 << 20)
+    monkeypatch.setattr(probe, "probe_device", lambda path: {"device": path, **probe_transport(scsi, "scsi")})
+    code, out, _ = run("/dev/sdy")
+    assert code == 0 and "15000 rpm" in out and "crypto, block, overwrite" in out
+    monkeypatch.setattr(probe, "probe_device", lambda path: {"device": path, **probe_transport(nvme, "nvme")})
+    code, out, _ = run("/dev/nvme0")
+    assert code == 0 and "namespace 1" in out and "2048 blocks x 512 B" in out
