@@ -225,16 +225,17 @@ class Registry:
         db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        db = self.db
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        current = int(row["value"]) if row else 0
-        if current > SCHEMA_VERSION:
-            raise ConfigError(
-                f"registry {self.path} has schema {current}, newer than this wipe-agent ({SCHEMA_VERSION})"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            with self.transaction() as tx:
+        # one IMMEDIATE transaction: concurrent openers (parallel jobs, the daemon) serialise here
+        # and the second one finds the schema already current
+        with self.transaction() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = tx.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row["value"]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"registry {self.path} has schema {current}, newer than this wipe-agent ({SCHEMA_VERSION})"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[version].split(";"):
                     if statement.strip():
                         tx.execute(statement)

@@ -68,15 +68,15 @@ def plan_sampling(
         raise ValueError("size must be a whole number of sectors")
     total = size_bytes // sector_size
     base, remainder = divmod(total, subsections)
-    sample = math.ceil(base * sample_fraction) if base else 0
-    if base == 0 or sample == 0 or SAMPLES_PER_SUBSECTION * sample > base:
+    largest = base + (1 if remainder else 0)
+    if base == 0 or SAMPLES_PER_SUBSECTION * math.ceil(largest * sample_fraction) > base:
         raise PlanNotPossible(f"{total} sectors cannot hold {subsections} sampled subsections")
     rng = random.Random(seed)
     extents: list[Extent] = []
     start = 0
     for index in range(subsections):
         length = base + (1 if index < remainder else 0)
-        # two non-overlapping placements chosen uniformly: draw two points in the space left after
+        sample = math.ceil(length * sample_fraction)  # per subsection: ≥ 5 % of *this* one        # two non-overlapping placements chosen uniformly: draw two points in the space left after
         # removing one sample length, sort, and shift the second one by the sample length
         slack = length - SAMPLES_PER_SUBSECTION * sample
         first, second = sorted((rng.randint(0, slack), rng.randint(0, slack)))

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything wipe-agent needs on Debian 12 (as root): system packages, a virtualenv in
+# .venv with the project and its pinned dependency ranges. Idempotent.
+#   scripts/setup.sh          the station (what `wipe-agent demo` needs)
+#   scripts/setup.sh --test   plus the test tools (pytest, hypothesis, fio, poppler's pdfsig, …)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages and needs loop devices): sudo $0 $*" >&2
+  exit 2
+fi
+
+packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk diffutils
+          fonts-dejavu-core ca-certificates)
+if [ "$want_tests" -eq 1 ]; then
+  packages+=(fio poppler-utils kmod procps)
+fi
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's python3 (≥ 3.11); a venv keeps the station's Python packages apart from the system's
+python=${WIPE_AGENT_PYTHON:-/usr/bin/python3}
+[ -x "$python" ] || python=python3
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+if [ "$want_tests" -eq 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+echo "setup.sh: ready: $(.venv/bin/wipe-agent --version)"

@@ -1,0 +1,104 @@
+"""Shared fixtures: root detection, real loop devices on /dev/shm, temporary state directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``root`` skip with a reason when not root (CI runs as root, so they run there)."""
+    if IS_ROOT and shutil.which("losetup"):
+        return
+    if os.environ.get("WIPE_AGENT_REQUIRE_ROOT") == "1":
+        raise pytest.UsageError("WIPE_AGENT_REQUIRE_ROOT=1 but root tests cannot run (not root or no losetup)")
+    reason = "needs root and losetup (loop devices, mounts, swap); CI runs these as root"
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+class LoopDevice:
+    """A real loop device over a file in /dev/shm (fast: the software is the bottleneck)."""
+
+    def __init__(self, backing: Path, device: str) -> None:
+        self.backing = backing
+        self.path = device
+
+    @property
+    def size(self) -> int:
+        """Size in bytes."""
+        return self.backing.stat().st_size
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """Buffered read through the device after dropping its page cache (independent of the agent)."""
+        with open(self.path, "rb", buffering=0) as handle:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            handle.seek(offset)
+            return handle.read(self.size - offset if length is None else length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write through the device and flush."""
+        with open(self.path, "r+b", buffering=0) as handle:
+            handle.seek(offset)
+            handle.write(data)
+            os.fsync(handle.fileno())
+
+
+@pytest.fixture
+def loop_factory(tmp_path: Path) -> Iterator[Callable[..., LoopDevice]]:
+    """Make loop devices; all are detached and their files removed afterwards."""
+    made: list[LoopDevice] = []
+    scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else tmp_path
+
+    def make(size: int = 64 << 20, *, fill: bytes | None = None, read_only: bool = False,
+             direct_io: bool = True) -> LoopDevice:
+        backing = scratch / f"wipe-agent-test-{os.getpid()}-{len(made)}-{tmp_path.name}.img"
+        with open(backing, "wb") as handle:
+            if fill is None:
+                handle.write(os.urandom(size))
+            else:
+                handle.write((fill * (size // len(fill) + 1))[:size])
+        args = ["losetup", "--find", "--show"]
+        if direct_io:
+            args.append("--direct-io=on")
+        if read_only:
+            args.append("--read-only")
+        device = subprocess.run([*args, str(backing)], check=True, capture_output=True, text=True).stdout.strip()
+        loop = LoopDevice(backing, device)
+        made.append(loop)
+        return loop
+
+    yield make
+    for loop in made:
+        subprocess.run(["losetup", "-d", loop.path], check=False, capture_output=True)
+        loop.backing.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private registry directory, also exported for subprocesses."""
+    directory = tmp_path / "state"
+    monkeypatch.setenv("WIPE_AGENT_STATE_DIR", str(directory))
+    return directory
+
+
+def run_cli(*args: str, check: bool = False, timeout: float = 120, input_text: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a subprocess."""
+    result = subprocess.run(
+        [*WIPE_AGENT, *args], capture_output=True, text=True, timeout=timeout, input=input_text,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"wipe-agent {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result

@@ -1,0 +1,54 @@
+"""The demo end to end, and its clean-up when interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WIPE_AGENT, run_cli
+
+pytestmark = pytest.mark.root
+
+
+def _demo_loops() -> list[str]:
+    output = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+    return [line for line in output.splitlines() if "wipe-agent-demo-" in line]
+
+
+def _demo_dirs() -> list[Path]:
+    return list(Path("/dev/shm").glob("wipe-agent-demo-*")) + list(Path("/tmp").glob("wipe-agent-demo-*"))
+
+
+def test_demo_runs_and_cleans_up() -> None:
+    before = set(_demo_dirs())
+    result = run_cli("demo", "--json", "--size", "48", timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and len(data["drives"]) == 4
+    for row in data["drives"]:
+        assert row["job"]["outcome"] == "sanitised"
+        assert row["proof"]["markers_found"] == 0 and row["proof"]["markers_planted"] >= 3
+        assert row["proof"]["cmp_equals_zero"] is True
+    assert _demo_loops() == []
+    assert set(_demo_dirs()) == before
+
+
+def test_demo_interrupted_still_cleans_up() -> None:
+    before = set(_demo_dirs())
+    process = subprocess.Popen([*WIPE_AGENT, "demo", "--size", "512"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.monotonic() + 60
+    while not _demo_loops():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert _demo_loops() == []
+    assert set(_demo_dirs()) == before

@@ -1,0 +1,84 @@
+"""Registry: schema versioning, committed transitions, final states, crash reconciliation."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.discovery.identity import DriveIdentity
+from agent.errors import AgentError, ConfigError
+from agent.store.registry import SCHEMA_VERSION, Registry
+
+IDENTITY = DriveIdentity(
+    path="/dev/sdz", name="sdz", by_id=None, model="Test Disk", serial="SN1", firmware="1.0", vendor=None,
+    size_bytes=1 << 30, logical_sector=512, physical_sector=4096, rotational=True, transport="sata",
+    media="hdd", removable=False, read_only=False, id_path=None,
+)
+
+
+def test_schema_version_and_reopen(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    assert registry.schema_version() == SCHEMA_VERSION
+    registry.close()
+    assert Registry(tmp_path).open().schema_version() == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Registry(tmp_path).open().close()
+    db = sqlite3.connect(tmp_path / "registry.sqlite3")
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigError, match="newer than this wipe-agent"):
+        Registry(tmp_path).open()
+
+
+def test_transitions_are_journaled_and_final_states_stick(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    job = registry.create_job(IDENTITY, "nist-clear-overwrite", "alice", "explicit command by alice", "AT-1")
+    registry.transition(job, "checking", "guard")
+    registry.transition(job, "running", "method-start", method="overwrite.zero", level="clear")
+    registry.transition(job, "sanitised", "verified", route="reuse")
+    row = registry.job(job)
+    assert row.state == "sanitised" and row.finished_at and row.asset_tag == "AT-1"
+    assert [event["state"] for event in registry.events(job)] == ["created", "checking", "running", "sanitised"]
+    with pytest.raises(AgentError, match="already sanitised"):
+        registry.transition(job, "failed", "late")
+    with pytest.raises(AgentError, match="unknown job columns"):
+        registry.transition(job, "failed", "x", colour="red")
+
+
+def test_same_drive_is_one_row(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    assert registry.upsert_drive(IDENTITY) == registry.upsert_drive(IDENTITY)
+
+
+def test_reconcile_marks_jobs_of_dead_processes_interrupted(tmp_path: Path) -> None:
+    # a job created by another process that then dies, as after kill -9
+    code = (
+        "import sys; from pathlib import Path; from tests.unit.core.test_registry import IDENTITY;"
+        "from agent.store.registry import Registry;"
+        "r = Registry(Path(sys.argv[1])).open(); j = r.create_job(IDENTITY, 'p', 'bob', 'x');"
+        "r.transition(j, 'running', 'method-start'); print(j)"
+    )
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[3])
+    job_id = child.stdout.strip()
+    registry = Registry(tmp_path).open()
+    mine = registry.create_job(IDENTITY, "p", "me", "x")
+    registry.transition(mine, "running", "method-start")
+    assert registry.reconcile() == [job_id]
+    assert registry.job(job_id).state == "interrupted"
+    assert registry.job(mine).state == "running"  # this process is alive: untouched
+
+
+def test_job_prefix_lookup(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    job = registry.create_job(IDENTITY, "p", "me", "x")
+    assert registry.job(job[:6]).id == job
+    with pytest.raises(ConfigError, match="no job"):
+        registry.job("zzzz")
