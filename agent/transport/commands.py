@@ -341,7 +341,7 @@ class PassThroughBlocked(CommandError):
     ) -> None:
         text = (
             "the bridge between host and drive refused the pass-through command; "
-            "move the drive to a direct-attach (SATA/SAS/NVMe) bay and retry"
+            "move the drive to a direct-attach bay (SATA/SAS/NVMe port, not USB) and retry"
         )
         super().__init__(f"{message}: {text}" if message else text, opcode=opcode, status=status, sense=sense)
 

@@ -24,20 +24,18 @@ import os
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.errors import CommandError, DriveRemoved
 from agent.transport.commands import (
     AtaCommand,
-    AtaProtocol,
     Command,
     Completion,
     NvmeAdminCommand,
     NvmeIoCommand,
     NvmeStatus,
-    PassThroughBlocked,
     ScsiCommand,
     map_os_error,
     nvme_completion,
@@ -1348,6 +1346,3 @@ class EmulatedScsiDrive(_EmulatedDrive):
         self._write(lba * size, command.data_out)
         return b""
 
-
-# Silence "imported but unused" for names re-exported for test convenience.
-_ = (AtaProtocol, PassThroughBlocked, field)
