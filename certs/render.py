@@ -349,7 +349,7 @@ def _decorate(record: SanitisationRecord) -> Any:
             canvas.setFillColor(_DEMO)
             canvas.setFont("WA-Sans-Bold", 11)
             canvas.drawCentredString(width / 2, height - 9 * mm, DEMO_WATERMARK)
-            canvas.setFillAlpha(0.16)
+            canvas.setFillAlpha(0.22)
             canvas.translate(width / 2, height / 2)
             canvas.rotate(54)
             canvas.setFont("WA-Sans-Bold", 62)

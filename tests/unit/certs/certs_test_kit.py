@@ -39,8 +39,10 @@ class PkiWorld:
     impostor_station: StationSigner
     """station-01 of a CA with the same name as the trusted one but another key."""
 
-    def issue(self, record: SanitisationRecord, signer: StationSigner | None = None, *, name: str = "cert.pdf",
-              directory: Path | None = None) -> Path:
+    def issue(
+        self, record: SanitisationRecord, signer: StationSigner | None = None, *, name: str = "cert.pdf",
+        directory: Path | None = None,
+    ) -> Path:
         """Issue ``record`` with ``signer`` (default: the good station) into a file; return its path."""
         signer = signer or self.station
         clock = self.expired_clock if signer is self.expired else pki.utc_now

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from certs import pki
@@ -109,7 +110,8 @@ def test_bundle_is_ca_plus_current_crl(ca_dir: Path, tmp_path: Path) -> None:
     pki.revoke(ca_dir, serial=serial)
     bundle_path = pki.make_bundle(ca_dir, tmp_path / "bundle.pem")
     bundle = pki.parse_trust_bundle(bundle_path.read_bytes())
-    assert bundle.ca_certificate.public_bytes(pki.serialization.Encoding.PEM) == (ca_dir / "ca.crt").read_bytes()
+    pem = bundle.ca_certificate.public_bytes(serialization.Encoding.PEM)
+    assert pem == (ca_dir / "ca.crt").read_bytes()
     assert bundle.crl.get_revoked_certificate_by_serial_number(serial) is not None
     assert bundle.organisation() == "Example Police"
     assert b"PRIVATE KEY" not in bundle_path.read_bytes()

@@ -22,11 +22,11 @@ from certs.samples import sample_record
 
 
 def test_canonical_json_is_sorted_compact_utf8_and_hashes_to_sha256() -> None:
-    record = sample_record(notes="Übergabe an Schule – ok")
+    record = sample_record(notes="Übergabe an Schule \u2013 ok")
     data = record.to_canonical_json()
     parsed = json.loads(data.decode("utf-8"))
     assert data == json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert "Übergabe an Schule – ok".encode() in data  # UTF-8, not \u escapes
+    assert "Übergabe an Schule \u2013 ok".encode() in data  # UTF-8, not \u escapes
     assert list(parsed) == sorted(parsed)
     assert record.sha256() == hashlib.sha256(data).hexdigest()
 
