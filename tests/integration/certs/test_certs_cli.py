@@ -1,0 +1,129 @@
+"""The pki and verify commands end to end: exit codes, one-line errors, --json shapes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+from certs_test_kit import PkiWorld, record_for  # type: ignore[import-not-found]
+from click.testing import CliRunner, Result
+
+from agent.cli.certificate_commands import pki, verify
+from certs.issue import issue_certificate
+from certs.pki import load_station_signer
+
+
+def _run(command: object, *arguments: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(command, list(arguments), env=env)  # type: ignore[arg-type]
+
+
+def _one_line_error(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_full_cycle_init_issue_sign_bundle_verify_revoke(tmp_path: Path) -> None:
+    ca, state, bundle = tmp_path / "ca", tmp_path / "state", tmp_path / "bundle.pem"
+    result = _run(pki, "init-ca", "--org", "Example Police", "--out", str(ca))
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((ca / "ca.key").stat().st_mode) == 0o600
+
+    result = _run(pki, "issue-station", "--ca", str(ca), "--station-id", "station-01", "--json",
+                  env={"WIPE_AGENT_STATE_DIR": str(state)})
+    assert result.exit_code == 0, result.output
+    issued = json.loads(result.stdout)
+    assert issued["station_id"] == "station-01" and int(issued["serial"], 16) > 0
+    assert Path(issued["certificate"]) == state / "pki" / "station.crt"
+    assert stat.S_IMODE((state / "pki" / "station.key").stat().st_mode) == 0o600
+    assert "PRIVATE KEY" not in result.output
+
+    assert _run(pki, "bundle", "--ca", str(ca), "--out", str(bundle)).exit_code == 0
+    signer = load_station_signer(state)
+    certificate = issue_certificate(record_for(signer), signer, tmp_path / "certificate.pdf")
+
+    result = _run(verify, str(certificate), "--trust", str(bundle))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"VALID    {certificate}: DEMONSTRATION, not real media: Samsung")
+
+    result = _run(pki, "revoke", "--ca", str(ca), "--serial", issued["serial"], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["revoked"] == [issued["serial"]]
+    assert _run(pki, "bundle", "--ca", str(ca), "--out", str(bundle)).exit_code == 0
+    result = _run(verify, str(certificate), "--trust", str(bundle))
+    assert result.exit_code == 1
+    assert "INVALID" in result.stdout and "was revoked on" in result.stdout
+
+
+def test_verify_batch_folder_json(world: PkiWorld, tmp_path: Path) -> None:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    world.issue(record_for(world.station), name="good.pdf", directory=folder)
+    world.issue(record_for(world.revoked), world.revoked, name="revoked.pdf", directory=folder)
+    result = _run(verify, str(folder), "--trust", str(world.bundle), "--json")
+    assert result.exit_code == 1
+    output = json.loads(result.stdout)
+    assert output["valid"] is False
+    assert [(item["path"], item["code"]) for item in output["results"]] == [
+        (str(folder / "good.pdf"), "valid"), (str(folder / "revoked.pdf"), "revoked")]
+    result = _run(verify, str(folder / "good.pdf"), str(folder / "good.pdf"), "--trust", str(world.bundle))
+    assert result.exit_code == 0
+    assert result.stdout.strip().splitlines()[-1] == "2 of 2 valid"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--trust", "BUNDLE"], "give at least one certificate FILE"),
+        (["CERT"], "--trust is required"),
+        (["CERT", "--trust", "MISSING"], "trust bundle not found"),
+        (["NOPE.pdf", "--trust", "BUNDLE"], "no such file or folder: NOPE.pdf"),
+        (["CERT", "--trust", "CERT"], "trust bundle must hold exactly one CA certificate"),
+        (["CERT", "--trust", "BUNDLE", "--certificates", "x"], "reserved for a later version"),
+    ],
+)
+def test_verify_bad_input_exits_2_with_one_line(
+    world: PkiWorld, tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    certificate = world.issue(record_for(world.station), directory=tmp_path)
+    names = {"CERT": str(certificate), "BUNDLE": str(world.bundle), "MISSING": str(tmp_path / "missing.pem")}
+    argv = [names.get(argument, argument) for argument in arguments]
+    result = _run(verify, *argv)
+    assert result.exit_code == 2
+    assert message in _one_line_error(result)
+    result = _run(verify, *argv, "--json")
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert message in error["message"] and error["code"] in {"bad_input", "bad_trust_bundle"}
+
+
+def test_pki_errors_are_one_line_and_json(world: PkiWorld, tmp_path: Path) -> None:
+    result = _run(pki, "init-ca", "--org", "Again", "--out", str(world.ca_dir))
+    assert result.exit_code == 1
+    assert "already holds a CA" in _one_line_error(result)
+    result = _run(pki, "revoke", "--ca", str(world.ca_dir), "--serial", "ABC123", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": {
+        "code": "pki_error", "message": "serial ABC123 was not issued by this CA"}}
+    result = _run(pki, "revoke", "--ca", str(world.ca_dir))
+    assert result.exit_code == 2
+    assert "exactly one of --serial or --station-id" in _one_line_error(result)
+    result = _run(pki, "issue-station", "--ca", str(tmp_path), "--station-id", "s1",
+                  "--state-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "is not a CA directory" in _one_line_error(result)
+    result = _run(pki, "bundle", "--ca", str(world.ca_dir))
+    assert result.exit_code == 2
+    assert "--out is required" in _one_line_error(result)
+
+
+def test_revoke_by_station_id(tmp_path: Path, world: PkiWorld) -> None:
+    ca = tmp_path / "ca"
+    shutil.copytree(world.ca_dir, ca)
+    result = _run(pki, "revoke", "--ca", str(ca), "--station-id", "station-01")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("revoked ")
