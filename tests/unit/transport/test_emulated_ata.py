@@ -62,8 +62,11 @@ def wait_for_sanitize(drive: EmulatedAtaDrive, limit: int = 50) -> int:
 
 # --- IDENTIFY DEVICE ---------------------------------------------------------------------------
 def test_identify_layout_follows_acs4(tmp_path: Path) -> None:
-    drive = EmulatedAtaDrive(tmp_path / "a.img", size_bytes=SIZE,
-                             model=DriveModel(serial="SN123", model="Test Model X", firmware="FW1", rotation_rpm=7200))
+    drive = EmulatedAtaDrive(
+        tmp_path / "a.img",
+        size_bytes=SIZE,
+        model=DriveModel(serial="SN123", model="Test Model X", firmware="FW1", rotation_rpm=7200),
+    )
     data = drive.execute(identify()).data
     assert len(data) == 512
     assert data[510] == 0xA5 and sum(data) % 256 == 0  # word 255 signature + checksum
@@ -176,7 +179,9 @@ def test_enhanced_erase_and_wrong_password(tmp_path: Path) -> None:
 
 
 def test_enhanced_erase_unsupported(tmp_path: Path) -> None:
-    drive = EmulatedAtaDrive(tmp_path / "a.img", size_bytes=SIZE, model=DriveModel(enhanced_erase_supported=False))
+    drive = EmulatedAtaDrive(
+        tmp_path / "a.img", size_bytes=SIZE, model=DriveModel(enhanced_erase_supported=False)
+    )
     assert security_bits(drive) & 0x20 == 0
     drive.execute(security(0xF1, b"pw"))
     drive.execute(security(0xF3))
@@ -288,8 +293,14 @@ def test_overwrite_pattern_and_invert(tmp_path: Path) -> None:
 
 def test_sanitize_keys_are_checked(tmp_path: Path) -> None:
     drive = make(tmp_path)
-    for command in (sanitize(0x0011, lba=1), sanitize(0x0012, lba=1), sanitize(0x0014, lba=0x1234),
-                    sanitize(0x0020, lba=1), sanitize(0x0040, lba=1), sanitize(0x0099)):
+    for command in (
+        sanitize(0x0011, lba=1),
+        sanitize(0x0012, lba=1),
+        sanitize(0x0014, lba=0x1234),
+        sanitize(0x0020, lba=1),
+        sanitize(0x0040, lba=1),
+        sanitize(0x0099),
+    ):
         with pytest.raises(CommandFailed):
             drive.execute(command)
     assert not drive.sanitize_in_progress

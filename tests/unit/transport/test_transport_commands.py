@@ -26,7 +26,12 @@ from agent.transport.commands import (
     map_os_error,
     nvme_completion,
 )
-from agent.transport.nvme_ioctl import NVME_IOCTL_ADMIN_CMD, NVME_IOCTL_IO_CMD, NvmeIoctlTransport, NvmePassthruCmd
+from agent.transport.nvme_ioctl import (
+    NVME_IOCTL_ADMIN_CMD,
+    NVME_IOCTL_IO_CMD,
+    NvmeIoctlTransport,
+    NvmePassthruCmd,
+)
 from agent.transport.sat import (
     DID_NO_CONNECT,
     DID_TIME_OUT,
@@ -56,7 +61,7 @@ def test_struct_layouts_match_the_kernel_uapi() -> None:
 def test_identify_cdb_byte_for_byte() -> None:
     # SAT-4 Table 175: 85h, PROTOCOL=4 (PIO in) EXTEND=0, CK_COND T_DIR BYT_BLOK T_LENGTH=10b,
     # COUNT=1, DEVICE=40h, COMMAND=ECh.
-    expected = bytes.fromhex("85082e00000001000000000000" "40ec00")
+    expected = bytes.fromhex("85082e0000000100000000000040ec00")
     assert build_ata_pass_through_16(identify()) == expected
 
 
@@ -64,7 +69,7 @@ def test_sanitize_crypto_scramble_cdb_byte_for_byte() -> None:
     # 48-bit non-data: PROTOCOL=3 EXTEND=1 → 07h; CK_COND only → 20h; FEATURES 0011h;
     # LBA 43727970h spread as 31:24 | 7:0 | 39:32 | 15:8 | 47:40 | 23:16.
     cdb = build_ata_pass_through_16(sanitize(0x0011, lba=0x43727970))
-    assert cdb == bytes.fromhex("850720" "0011" "0000" "437000790072" "40b400")
+    assert cdb == bytes.fromhex("8507200011000043700079007240b400")
 
 
 def test_pio_out_cdb_direction_bits() -> None:
@@ -82,15 +87,24 @@ def test_28bit_command_puts_lba_high_nibble_in_device() -> None:
 
 
 @given(
-    st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, (1 << 48) - 1),
+    st.integers(0, 0xFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, (1 << 48) - 1),
 )
 def test_cdb_round_trip_48bit(opcode: int, features: int, count: int, lba: int) -> None:
     command = AtaCommand(opcode, features=features, count=count, lba=lba, extend=True)
-    protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend = parse_ata_pass_through_16(
-        build_ata_pass_through_16(command)
+    protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend = (
+        parse_ata_pass_through_16(build_ata_pass_through_16(command))
     )
     assert (protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend) == (
-        AtaProtocol.NON_DATA, opcode, features, count, lba, 0x40, True,
+        AtaProtocol.NON_DATA,
+        opcode,
+        features,
+        count,
+        lba,
+        0x40,
+        True,
     )
 
 
@@ -138,7 +152,9 @@ def test_interpret_ata_result_cases() -> None:
     assert completion.ok and completion.ata == ok and completion.data == b"x" * 512
     aborted = AtaRegisters(0x04, 0x51, 0, 0x03, 0x40, True)
     with pytest.raises(CommandFailed) as caught:
-        interpret_ata_result(sanitize(0x11), 2, encode_descriptor_sense(SenseKey.ABORTED_COMMAND, 0, 0, ata=aborted), b"")
+        interpret_ata_result(
+            sanitize(0x11), 2, encode_descriptor_sense(SenseKey.ABORTED_COMMAND, 0, 0, ata=aborted), b""
+        )
     assert caught.value.status == 0x51 and caught.value.completion.ata == aborted and caught.value.sense
     # A bridge rejecting the 85h CDB: blocked, not "unsupported".
     for asc in ((0x20, 0x00), (0x24, 0x00)):
@@ -164,7 +180,9 @@ def test_interpret_scsi_result_cases() -> None:
     recovered = encode_fixed_sense(SenseKey.RECOVERED_ERROR, 0x17, 0x01)
     assert interpret_scsi_result(inquiry, 2, recovered, b"").sense is not None
     with pytest.raises(CommandFailed) as caught:
-        interpret_scsi_result(inquiry, 2, encode_fixed_sense(SenseKey.NOT_READY, 0x04, 0x1B, progress=0x100), b"")
+        interpret_scsi_result(
+            inquiry, 2, encode_fixed_sense(SenseKey.NOT_READY, 0x04, 0x1B, progress=0x100), b""
+        )
     assert caught.value.completion.sense is not None and caught.value.completion.sense.progress == 0x100
     with pytest.raises(CommandFailed, match="0x08"):
         interpret_scsi_result(inquiry, 0x08, b"", b"")

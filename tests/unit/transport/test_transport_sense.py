@@ -53,7 +53,7 @@ def test_fixed_format_information_and_deferred() -> None:
 def test_descriptor_format_with_ata_status_return_identify_success() -> None:
     # libata answer to IDENTIFY via ATA PASS-THROUGH(16) with CK_COND=1: RECOVERED ERROR, 00h/1Dh,
     # ATA Status Return descriptor: count 1, device 40h, status 50h.
-    raw = bytes.fromhex("7201001d0000000e" "090c0000" "0001" "000000000000" "40" "50")
+    raw = bytes.fromhex("7201001d0000000e090c000000010000000000004050")
     sense = decode_sense(raw)
     assert sense is not None and sense.descriptor_format
     assert sense.sense_key is SenseKey.RECOVERED_ERROR and sense.asc_ascq == (0x00, 0x1D)
@@ -92,10 +92,12 @@ def test_descriptor_information_and_command_specific() -> None:
 
 def test_fixed_format_ata_pass_through_results() -> None:
     # SAT-4 12.2.2.6: INFORMATION = ERROR, STATUS, DEVICE, COUNT(7:0); byte 8 EXTEND; 9..11 LBA(23:0)
-    raw = bytes.fromhex("f0010004514005" "0a" "80563412" "001d" "00000000")
+    raw = bytes.fromhex("f00100045140050a80563412001d00000000")
     sense = decode_sense(raw, ata_pass_through=True)
     assert sense is not None and sense.ata is not None
-    assert sense.ata == AtaRegisters(error=0x04, status=0x51, count=0x05, lba=0x123456, device=0x40, extend=True)
+    assert sense.ata == AtaRegisters(
+        error=0x04, status=0x51, count=0x05, lba=0x123456, device=0x40, extend=True
+    )
     assert decode_sense(raw).ata is None  # type: ignore[union-attr]
 
 
@@ -118,10 +120,16 @@ def test_decoding_never_crashes(raw: bytes) -> None:
 
 
 @given(
-    st.integers(0, 0xFF), st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.integers(0, (1 << 48) - 1),
-    st.integers(0, 0xFF), st.booleans(),
+    st.integers(0, 0xFF),
+    st.integers(0, 0xFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, (1 << 48) - 1),
+    st.integers(0, 0xFF),
+    st.booleans(),
 )
-def test_ata_descriptor_round_trip(error: int, status: int, count: int, lba: int, device: int, extend: bool) -> None:
+def test_ata_descriptor_round_trip(
+    error: int, status: int, count: int, lba: int, device: int, extend: bool
+) -> None:
     registers = AtaRegisters(error=error, status=status, count=count, lba=lba, device=device, extend=extend)
     sense = decode_sense(encode_descriptor_sense(SenseKey.RECOVERED_ERROR, 0, 0x1D, ata=registers))
     assert sense is not None and sense.ata == registers
