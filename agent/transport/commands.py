@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 30.0
 
-# 48-bit (EXT) ATA commands whose taskfile must be sent with EXTEND=1 (ACS-4 clause 7 command list).
+# 48-bit (EXT) ATA commands whose taskfile must be sent with EXTEND=1 (ACS-4 command descriptions).
 _ATA_EXT_COMMANDS = frozenset(
     {
         0x24,
@@ -67,7 +67,7 @@ _ATA_EXT_COMMANDS = frozenset(
 
 
 class AtaProtocol(enum.IntEnum):
-    """SAT-4 12.2.2.2 ATA PASS-THROUGH PROTOCOL field values."""
+    """SAT-4 ATA PASS-THROUGH PROTOCOL field values."""
 
     HARD_RESET = 0
     SOFT_RESET = 1
@@ -102,7 +102,7 @@ def _check_buffers(data_out: bytes, data_in_length: int, timeout_s: float) -> No
 
 @dataclass(frozen=True)
 class AtaCommand:
-    """An ATA taskfile sent through ATA PASS-THROUGH (16) (SAT-4 12.2.2).
+    """An ATA taskfile sent through ATA PASS-THROUGH (16) (SAT-4).
 
     ``lba`` is 48-bit, ``count`` and ``features`` 16-bit. ``extend`` None means: decide from the
     opcode (known EXT commands) or from values that do not fit a 28-bit taskfile.
@@ -187,7 +187,7 @@ class ScsiCommand:
 
 @dataclass(frozen=True)
 class NvmeAdminCommand:
-    """An NVMe admin command (NVMe Base 2.0 5.x) sent with NVME_IOCTL_ADMIN_CMD."""
+    """An NVMe admin command (NVMe Base 2.0 Admin Command Set) sent with NVME_IOCTL_ADMIN_CMD."""
 
     opcode: int
     nsid: int = 0
@@ -220,7 +220,7 @@ Command = AtaCommand | ScsiCommand | NvmeAdminCommand
 
 @dataclass(frozen=True)
 class NvmeStatus:
-    """The 15-bit NVMe Status Field (NVMe Base 2.0 4.2.3, CQE DW3 bits 31:17 shifted down)."""
+    """The 15-bit NVMe Status Field (NVMe Base 2.0, CQE DW3 bits 31:17 shifted down)."""
 
     raw: int
 
@@ -268,7 +268,7 @@ class NvmeStatus:
         return text + (" DNR" if self.dnr else "")
 
 
-# NVMe Base 2.0 Figure 102 (generic) and Figure 103 (command specific) — names used in messages.
+# NVMe Base 2.0 Generic / Command Specific Status Values — names used in messages.
 _NVME_GENERIC_NAMES = {
     0x00: "Successful Completion",
     0x01: "Invalid Command Opcode",

@@ -45,7 +45,7 @@ def detect_interface(device_path: str, *, sysfs_root: str = "/sys") -> DeviceInt
     resolved = str(node.resolve())
     if kind == "scsi":
         vendor_file = node / "device" / "vendor"
-        # libata's SATL reports INQUIRY vendor "ATA" (SAT-4 10.4.2)
+        # libata's SATL reports INQUIRY VENDOR IDENTIFICATION "ATA" (SAT-4 standard INQUIRY data)
         if vendor_file.exists() and vendor_file.read_text(errors="replace").strip() == "ATA":
             kind = "ata"
     return DeviceInterface(kind=kind, usb="/usb" in resolved, sysfs_path=resolved)

@@ -103,7 +103,7 @@ BLOCK_ERASE_KEY = 0x426B4572  # "BkEr"
 OVERWRITE_KEY = 0x4F57  # "OW" in LBA 47:32
 FREEZE_LOCK_KEY = 0x46724C6B  # "FrLk"
 ANTIFREEZE_LOCK_KEY = 0x416E7469  # "Anti"
-# ACS-4 7.43.x SANITIZE DEVICE error reason, returned in LBA 7:0 of an aborted sanitize command
+# ACS-4 7.43 SANITIZE DEVICE error reason, returned in LBA 7:0 of an aborted sanitize command
 SANITIZE_REASON_UNKNOWN = 0x00
 SANITIZE_REASON_UNSUCCESSFUL = 0x01
 SANITIZE_REASON_UNSUPPORTED = 0x02
@@ -113,18 +113,18 @@ SANITIZE_REASON_ANTIFREEZE = 0x04
 ATA_STATUS_OK = 0x50  # DRDY | DSC
 ATA_STATUS_ERR = 0x51
 ATA_ERROR_ABRT = 0x04
-MAX_PASSWORD_ATTEMPTS = 5  # ACS-4 4.18: the password attempt counter expires after five failures
+MAX_PASSWORD_ATTEMPTS = 5  # ACS-4: the password attempt counter expires after five failures
 
-# --- NVMe opcodes and status (NVMe Base 2.0 / NVM Command Set 1.0) -------------------------------
-NVME_GET_LOG_PAGE = 0x02  # NVMe Base 2.0 5.16 Get Log Page
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 5.17 Identify
-NVME_ABORT = 0x08  # NVMe Base 2.0 5.1 Abort
-NVME_GET_FEATURES = 0x0A  # NVMe Base 2.0 5.15 Get Features
-NVME_FORMAT_NVM = 0x80  # NVMe Base 2.0 5.14 Format NVM
-NVME_SANITIZE = 0x84  # NVMe Base 2.0 5.24 Sanitize
-NVME_IO_WRITE = 0x01  # NVM Command Set 3.3.6 Write
-NVME_IO_READ = 0x02  # NVM Command Set 3.3.4 Read
-LOG_SANITIZE_STATUS = 0x81  # NVMe Base 2.0 5.16.1.25 Sanitize Status
+# --- NVMe opcodes and status (NVMe Base 2.0 / NVM Command Set) -------------------------------
+NVME_GET_LOG_PAGE = 0x02  # NVMe Base 2.0 Get Log Page
+NVME_IDENTIFY = 0x06  # NVMe Base 2.0 Identify
+NVME_ABORT = 0x08  # NVMe Base 2.0 Abort
+NVME_GET_FEATURES = 0x0A  # NVMe Base 2.0 Get Features
+NVME_FORMAT_NVM = 0x80  # NVMe Base 2.0 Format NVM
+NVME_SANITIZE = 0x84  # NVMe Base 2.0 Sanitize
+NVME_IO_WRITE = 0x01  # NVM Command Set Write
+NVME_IO_READ = 0x02  # NVM Command Set Read
+LOG_SANITIZE_STATUS = 0x81  # NVMe Base 2.0 Sanitize Status log page
 LOG_SMART = 0x02
 SC_INVALID_OPCODE = 0x01
 SC_INVALID_FIELD = 0x02
@@ -146,16 +146,16 @@ SSTAT_FAILED = 0b011
 SSTAT_SUCCESS_DEALLOCATED = 0b100
 
 # --- SCSI (SPC-5 / SBC-4) ------------------------------------------------------------------------
-SCSI_TEST_UNIT_READY = 0x00  # SPC-5 6.47 TEST UNIT READY
-SCSI_REQUEST_SENSE = 0x03  # SPC-5 6.39 REQUEST SENSE
-SCSI_INQUIRY = 0x12  # SPC-5 6.6 INQUIRY
-SCSI_READ_10 = 0x28  # SBC-4 5.16 READ (10)
-SCSI_WRITE_10 = 0x2A  # SBC-4 5.40 WRITE (10)
-SCSI_SANITIZE = 0x48  # SBC-4 5.30 SANITIZE
-SCSI_READ_16 = 0x88  # SBC-4 5.18 READ (16)
-SCSI_WRITE_16 = 0x8A  # SBC-4 5.42 WRITE (16)
-SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 5.21 READ CAPACITY (16) is service action 10h
-SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 6.36 REPORT SUPPORTED OPERATION CODES is service action 0Ch
+SCSI_TEST_UNIT_READY = 0x00  # SPC-5 TEST UNIT READY
+SCSI_REQUEST_SENSE = 0x03  # SPC-5 REQUEST SENSE
+SCSI_INQUIRY = 0x12  # SPC-5 INQUIRY
+SCSI_READ_10 = 0x28  # SBC-4 READ (10)
+SCSI_WRITE_10 = 0x2A  # SBC-4 WRITE (10)
+SCSI_SANITIZE = 0x48  # SBC-4 SANITIZE
+SCSI_READ_16 = 0x88  # SBC-4 READ (16)
+SCSI_WRITE_16 = 0x8A  # SBC-4 WRITE (16)
+SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) is service action 10h
+SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES is service action 0Ch
 SA_OVERWRITE = 0x01
 SA_BLOCK_ERASE = 0x02
 SA_CRYPTO_ERASE = 0x03
@@ -342,7 +342,7 @@ class _EmulatedDrive:
                 self._state.last_result = "failed"
                 self._state.failure_unrestricted = self.faults.sanitize_fails == "unrestricted"
             self._save()
-        # Volatile state: what a power cycle resets (ACS-4 4.18 security states, 4.17 sanitize).
+        # Volatile state: what a power cycle resets (ACS-4 Security and Sanitize Device feature sets).
         self._security_frozen = self.faults.frozen
         self._sanitize_frozen = self.faults.frozen
         self._antifreeze = False
@@ -523,7 +523,7 @@ def _pad_password(password: bytes) -> bytes:
 
 
 def _ata_string(text: str, length: int) -> bytes:
-    # ACS-4 3.3.10: ATA strings are space padded and byte-swapped within each word
+    # ACS-4: ATA strings are space padded and byte-swapped within each word
     raw = text.encode("ascii")[:length].ljust(length, b" ")
     return b"".join(raw[index + 1 : index + 2] + raw[index : index + 1] for index in range(0, length, 2))
 
@@ -612,13 +612,13 @@ class EmulatedAtaDrive(_EmulatedDrive):
 
     # -- blocking states --
     def _block_when_sanitizing(self) -> None:
-        # ACS-4 4.17: in SD2 (failed) and SD3 (in progress) only sanitize-related commands run
+        # ACS-4: in SD2 (failed) and SD3 (in progress) only sanitize-related commands run
         if self._state.sanitize in ("in_progress", "failed"):
             raise _AtaAbort()
 
     def _block_media_access(self) -> None:
         self._block_when_sanitizing()
-        if self._locked:  # ACS-4 4.18 SEC4: media access commands are aborted
+        if self._locked:  # ACS-4 SEC4: media access commands are aborted
             raise _AtaAbort()
 
     def _ata_io(self, opcode: int, count: int, lba: int, command: AtaCommand) -> bytes:
@@ -722,7 +722,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
     # -- ACS-4 7.43 SANITIZE DEVICE --
     def _sanitize(self, features: int, count: int, lba: int) -> tuple[int, int]:
         state = self._state
-        if features == SANITIZE_STATUS_EXT:  # ACS-4 7.43.5 SANITIZE STATUS EXT (B4h/0000h)
+        if features == SANITIZE_STATUS_EXT:  # ACS-4 7.43 SANITIZE STATUS EXT (B4h/0000h)
             self._poll()
             if state.sanitize == "failed":
                 if count & 0x0001 and state.failure_unrestricted:
@@ -735,14 +735,14 @@ class EmulatedAtaDrive(_EmulatedDrive):
             raise _AtaAbort(lba=SANITIZE_REASON_UNSUPPORTED)
         if state.sanitize == "in_progress" or self._locked:
             raise _AtaAbort(lba=SANITIZE_REASON_UNSUCCESSFUL)
-        if features == SANITIZE_ANTIFREEZE_LOCK_EXT:  # ACS-4 7.43.2 SANITIZE ANTIFREEZE LOCK EXT (B4h/0040h)
+        if features == SANITIZE_ANTIFREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE ANTIFREEZE LOCK EXT (B4h/0040h)
             if lba != ANTIFREEZE_LOCK_KEY:
                 raise _AtaAbort()
             self._antifreeze = True
             return self._sanitize_status_count(), 0
         if self._sanitize_frozen:
             raise _AtaAbort(lba=SANITIZE_REASON_FROZEN)
-        if features == SANITIZE_FREEZE_LOCK_EXT:  # ACS-4 7.43.4 SANITIZE FREEZE LOCK EXT (B4h/0020h)
+        if features == SANITIZE_FREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE FREEZE LOCK EXT (B4h/0020h)
             if lba != FREEZE_LOCK_KEY:
                 raise _AtaAbort()
             if self._antifreeze:
@@ -750,15 +750,15 @@ class EmulatedAtaDrive(_EmulatedDrive):
             self._sanitize_frozen = True
             return self._sanitize_status_count(), 0
         unrestricted = bool(count & 0x0010)  # FAILURE MODE bit
-        if features == CRYPTO_SCRAMBLE_EXT:  # ACS-4 7.43.3 CRYPTO SCRAMBLE EXT (B4h/0011h)
+        if features == CRYPTO_SCRAMBLE_EXT:  # ACS-4 7.43 CRYPTO SCRAMBLE EXT (B4h/0011h)
             if lba != CRYPTO_SCRAMBLE_KEY:
                 raise _AtaAbort()
             operation = _Operation("crypto", self.model.operation_seconds, unrestricted, cdw10=features)
-        elif features == BLOCK_ERASE_EXT:  # ACS-4 7.43.1 BLOCK ERASE EXT (B4h/0012h)
+        elif features == BLOCK_ERASE_EXT:  # ACS-4 7.43 BLOCK ERASE EXT (B4h/0012h)
             if lba != BLOCK_ERASE_KEY:
                 raise _AtaAbort()
             operation = _Operation("block", self.model.operation_seconds, unrestricted, cdw10=features)
-        else:  # ACS-4 7.43.6 OVERWRITE EXT (B4h/0014h): LBA 31:0 pattern, LBA 47:32 key
+        else:  # ACS-4 7.43 OVERWRITE EXT (B4h/0014h): LBA 31:0 pattern, LBA 47:32 key
             if lba >> 32 != OVERWRITE_KEY:
                 raise _AtaAbort()
             passes = count & 0x0F or 16
@@ -791,7 +791,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
         return self.model.sanitize_crypto or self.model.sanitize_block or self.model.sanitize_overwrite
 
     def _sanitize_status_count(self) -> int:
-        # ACS-4 7.43.5: COUNT 15 completed without error, 14 in progress, 13 frozen, 12 antifreeze
+        # ACS-4 7.43: COUNT 15 completed without error, 14 in progress, 13 frozen, 12 antifreeze
         value = 0
         if self._state.sanitize == "idle" and self._state.last_result == "success":
             value |= 0x8000
@@ -805,7 +805,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
 
     # -- ACS-4 IDENTIFY DEVICE data --
     def identify_device(self) -> bytes:
-        """The 512-byte IDENTIFY DEVICE data for the current state (ACS-4 Table 45 layout)."""
+        """The 512-byte IDENTIFY DEVICE data for the current state (ACS-4 layout)."""
         words = [0] * 256
         sectors = self.size_bytes // _ATA_BLOCK
         words[0] = 0x0040  # ATA device, fixed
@@ -902,13 +902,13 @@ class EmulatedNvmeDrive(_EmulatedDrive):
     def _admin(self, command: NvmeAdminCommand) -> bytes:
         state = self._state
         opcode = command.opcode
-        if opcode == NVME_IDENTIFY:  # NVMe Base 2.0 5.17
+        if opcode == NVME_IDENTIFY:  # NVMe Base 2.0
             return self._identify(command)
-        if opcode == NVME_GET_LOG_PAGE:  # NVMe Base 2.0 5.16
+        if opcode == NVME_GET_LOG_PAGE:  # NVMe Base 2.0
             return self._get_log_page(command)
         if opcode in (NVME_GET_FEATURES, NVME_ABORT):
             return b""
-        # NVMe Base 2.0 8.21: while sanitizing, only a few admin commands are processed
+        # NVMe Base 2.0: while sanitizing, only a few admin commands are processed
         if state.sanitize == "in_progress":
             raise _NvmeFailure(0, SC_SANITIZE_IN_PROGRESS)
         if opcode == NVME_SANITIZE:
@@ -923,16 +923,16 @@ class EmulatedNvmeDrive(_EmulatedDrive):
 
     def _identify(self, command: NvmeAdminCommand) -> bytes:
         cns = command.cdw10 & 0xFF
-        if cns == 0x01:  # NVMe Base 2.0 Figure 275: Identify Controller data structure
+        if cns == 0x01:  # NVMe Base 2.0: Identify Controller data structure
             return self.identify_controller()
-        if cns == 0x00:  # NVM Command Set 4.1.5.1: Identify Namespace data structure
+        if cns == 0x00:  # NVM Command Set: Identify Namespace data structure
             if command.nsid not in (1, 0xFFFFFFFF):
                 raise _NvmeFailure(0, SC_INVALID_NAMESPACE)
             return self.identify_namespace()
         raise _NvmeFailure(0, SC_INVALID_FIELD)
 
     def identify_controller(self) -> bytes:
-        """4096-byte Identify Controller data (NVMe Base 2.0 Figure 275)."""
+        """4096-byte Identify Controller data (NVMe Base 2.0)."""
         data = bytearray(4096)
         data[0:2] = (0x1B36).to_bytes(2, "little")  # VID
         data[2:4] = (0x1AF4).to_bytes(2, "little")  # SSVID
@@ -961,7 +961,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         return bytes(data)
 
     def identify_namespace(self) -> bytes:
-        """4096-byte Identify Namespace data (NVM Command Set 1.0 Figure 97)."""
+        """4096-byte Identify Namespace data (NVM Command Set)."""
         data = bytearray(4096)
         blocks = self.size_bytes // self.block_size
         data[0:8] = blocks.to_bytes(8, "little")  # NSZE
@@ -989,7 +989,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         return page[offset : offset + dwords * 4]
 
     def sanitize_status_log(self) -> bytes:
-        """512-byte Sanitize Status log page 81h (NVMe Base 2.0 Figure 291)."""
+        """512-byte Sanitize Status log page 81h (NVMe Base 2.0)."""
         state = self._state
         data = bytearray(512)
         data[0:2] = self._progress().to_bytes(2, "little")  # SPROG
@@ -1016,7 +1016,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         return bytes(data)
 
     def _sanitize(self, command: NvmeAdminCommand) -> None:
-        # NVMe Base 2.0 5.24 Sanitize: CDW10 SANACT 2:0, AUSE 3, OWPASS 7:4, OIPBP 8, NDAS 9
+        # NVMe Base 2.0 Sanitize: CDW10 SANACT 2:0, AUSE 3, OWPASS 7:4, OIPBP 8, NDAS 9
         cdw10 = command.cdw10
         action = cdw10 & 0x7
         unrestricted = bool(cdw10 & 0x8)
@@ -1061,7 +1061,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
             self._state.last_result = "success_deallocated"  # SSTAT 100b
 
     def _format(self, command: NvmeAdminCommand) -> None:
-        # NVMe Base 2.0 5.14 Format NVM: CDW10 LBAFL 3:0, MSET 4, PI 7:5, PIL 8, SES 11:9, LBAFU 13:12
+        # NVMe Base 2.0 Format NVM: CDW10 LBAFL 3:0, MSET 4, PI 7:5, PIL 8, SES 11:9, LBAFU 13:12
         if command.nsid not in (1, 0xFFFFFFFF):
             raise _NvmeFailure(0, SC_INVALID_NAMESPACE)
         lbaf = (command.cdw10 & 0xF) | ((command.cdw10 >> 12) & 0x3) << 4
@@ -1080,7 +1080,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         self._save()
 
     def _io(self, command: NvmeIoCommand) -> bytes:
-        # NVM Command Set 3.3: Read (02h) / Write (01h); SLBA in CDW11:10, NLB (0-based) in CDW12 15:0
+        # NVM Command Set: Read (02h) / Write (01h); SLBA in CDW11:10, NLB (0-based) in CDW12 15:0
         if self._state.sanitize == "in_progress":
             raise _NvmeFailure(0, SC_SANITIZE_IN_PROGRESS)
         if self._state.sanitize == "failed":
@@ -1153,19 +1153,19 @@ class EmulatedScsiDrive(_EmulatedDrive):
         return _scsi_reply(command, SCSI_STATUS_GOOD, b"", data, device=device)
 
     def _not_ready_check(self) -> None:
-        if self._state.sanitize == "in_progress":  # SBC-4 4.11.3: NOT READY, SANITIZE IN PROGRESS + progress
+        if self._state.sanitize == "in_progress":  # SBC-4: NOT READY, SANITIZE IN PROGRESS + progress
             raise _ScsiCheck(
                 SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
             )
-        if self._state.sanitize == "failed":  # SBC-4 4.11.4: MEDIUM ERROR, SANITIZE COMMAND FAILED
+        if self._state.sanitize == "failed":  # SBC-4: MEDIUM ERROR, SANITIZE COMMAND FAILED
             raise _ScsiCheck(SenseKey.MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED)
 
     def _scsi(self, command: ScsiCommand) -> bytes:
         cdb = command.cdb
         opcode = cdb[0]
-        if opcode == SCSI_INQUIRY:  # SPC-5 6.6 INQUIRY
+        if opcode == SCSI_INQUIRY:  # SPC-5 INQUIRY
             return self._inquiry(cdb)
-        if opcode == SCSI_REQUEST_SENSE:  # SPC-5 6.39 REQUEST SENSE: progress while sanitizing
+        if opcode == SCSI_REQUEST_SENSE:  # SPC-5 REQUEST SENSE: progress while sanitizing
             self._poll()
             descriptor = bool(cdb[1] & 0x01)
             key, asc, progress = SenseKey.NO_SENSE, (0, 0), None
@@ -1176,16 +1176,16 @@ class EmulatedScsiDrive(_EmulatedDrive):
             if descriptor:
                 return encode_descriptor_sense(key, *asc, progress=progress)
             return encode_fixed_sense(key, *asc, progress=progress)
-        if opcode == SCSI_MAINTENANCE_IN and cdb[1] & 0x1F == 0x0C:  # SPC-5 6.36 REPORT SUPPORTED OP CODES
+        if opcode == SCSI_MAINTENANCE_IN and cdb[1] & 0x1F == 0x0C:  # SPC-5 REPORT SUPPORTED OP CODES
             return self._report_opcodes(cdb)
-        if opcode == SCSI_SANITIZE:  # SBC-4 5.30 SANITIZE
+        if opcode == SCSI_SANITIZE:  # SBC-4 SANITIZE
             return self._sanitize(command)
         if self._state.sanitize == "in_progress":
             self._poll()
         self._not_ready_check()
         if opcode == SCSI_TEST_UNIT_READY:
             return b""
-        if opcode == SCSI_SERVICE_ACTION_IN_16 and cdb[1] & 0x1F == 0x10:  # SBC-4 5.21 READ CAPACITY (16)
+        if opcode == SCSI_SERVICE_ACTION_IN_16 and cdb[1] & 0x1F == 0x10:  # SBC-4 READ CAPACITY (16)
             data = bytearray(32)
             data[0:8] = (self.size_bytes // self.block_size - 1).to_bytes(8, "big")
             data[8:12] = self.block_size.to_bytes(4, "big")
@@ -1198,11 +1198,11 @@ class EmulatedScsiDrive(_EmulatedDrive):
     def _inquiry(self, cdb: bytes) -> bytes:
         if cdb[1] & 0x01:
             page = cdb[2]
-            if page == 0x00:  # SPC-5 7.7.16 Supported VPD Pages
+            if page == 0x00:  # SPC-5 Supported VPD Pages
                 body = bytes([0x00, 0x80, 0xB1])
-            elif page == 0x80:  # SPC-5 7.7.19 Unit Serial Number
+            elif page == 0x80:  # SPC-5 Unit Serial Number
                 body = self.model.serial.encode("ascii")
-            elif page == 0xB1:  # SBC-4 6.6.2 Block Device Characteristics
+            elif page == 0xB1:  # SBC-4 Block Device Characteristics
                 rate = 0x0001 if self.model.rotation_rpm == 0 else self.model.rotation_rpm
                 body = rate.to_bytes(2, "big") + bytes(58)
             else:
@@ -1210,7 +1210,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
             return bytes([0x00, page]) + len(body).to_bytes(2, "big") + body
         if cdb[2]:
             raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
-        data = bytearray(36)  # SPC-5 6.6.2 standard INQUIRY data
+        data = bytearray(36)  # SPC-5 standard INQUIRY data
         data[0] = 0x00  # direct access block device
         data[2] = 0x07  # SPC-5
         data[3] = 0x02  # response data format
@@ -1271,7 +1271,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
             raise _ScsiCheck(
                 SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
             )
-        if action == SA_EXIT_FAILURE_MODE:  # SBC-4 5.30.3 EXIT FAILURE MODE service action
+        if action == SA_EXIT_FAILURE_MODE:  # SBC-4 EXIT FAILURE MODE service action
             if state.sanitize == "failed" and not state.failure_unrestricted:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
             state.sanitize = "idle"
@@ -1284,7 +1284,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
         }
         if not supported.get(action, False):
             raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
-        if action == SA_OVERWRITE:  # SBC-4 5.30.2.2 OVERWRITE parameter list
+        if action == SA_OVERWRITE:  # SBC-4 OVERWRITE parameter list
             parameters = command.data_out
             if parameter_length < 5 or len(parameters) < parameter_length:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
@@ -1345,4 +1345,3 @@ class EmulatedScsiDrive(_EmulatedDrive):
             raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
         self._write(lba * size, command.data_out)
         return b""
-

@@ -232,4 +232,3 @@ class RecordingTransport:
     def close(self) -> None:
         """Close the wrapped transport."""
         self.inner.close()
-

@@ -34,8 +34,8 @@ __all__ = [
     "interpret_scsi_result",
 ]
 
-ATA_PASS_THROUGH_16 = 0x85  # SAT-4 12.2.2.3
-ATA_PASS_THROUGH_12 = 0xA1  # SAT-4 12.2.2.2
+ATA_PASS_THROUGH_16 = 0x85  # SAT-4 ATA PASS-THROUGH (16) command
+ATA_PASS_THROUGH_12 = 0xA1  # SAT-4 ATA PASS-THROUGH (12) command
 
 SCSI_STATUS_GOOD = 0x00
 SCSI_STATUS_CHECK_CONDITION = 0x02
@@ -56,7 +56,7 @@ _DATA_OUT = frozenset({AtaProtocol.PIO_OUT, AtaProtocol.UDMA_OUT})
 
 
 def build_ata_pass_through_16(command: AtaCommand) -> bytes:
-    """The 16-byte ATA PASS-THROUGH (16) CDB for ``command`` (SAT-4 12.2.2.3, Table 175).
+    """The 16-byte ATA PASS-THROUGH (16) CDB for ``command`` (SAT-4 ATA PASS-THROUGH (16) CDB layout).
 
     CK_COND is always set so the SAT layer returns the ATA output registers in sense data. Data
     transfers are described in 512-byte blocks taken from the COUNT field (T_LENGTH=10b,
@@ -86,7 +86,7 @@ def build_ata_pass_through_16(command: AtaCommand) -> bytes:
             (lba >> 8) & 0xFF,
             (lba >> 40) & 0xFF if extend else 0,
             (lba >> 16) & 0xFF,
-            # 28-bit commands carry LBA bits 27:24 in DEVICE bits 3:0 (ACS-4 Table 49 note)
+            # 28-bit commands carry LBA bits 27:24 in DEVICE bits 3:0 (ACS-4 note)
             (command.device & 0xF0) | (0 if extend else (lba >> 24) & 0x0F),
             command.command,
             0x00,  # CONTROL
@@ -136,7 +136,7 @@ def interpret_ata_result(
         and sense.sense_key == SenseKey.ILLEGAL_REQUEST
         and (sense.asc_ascq in (ASC_INVALID_COMMAND_OPERATION_CODE, ASC_INVALID_FIELD_IN_CDB))
     ):
-        # SAT-4 12.2.2.3: a SATL that does not implement the CDB answers INVALID COMMAND OPERATION CODE
+        # SAT-4: a SATL that does not implement the CDB answers INVALID COMMAND OPERATION CODE
         raise PassThroughBlocked(
             f"{device}: {label} rejected ({sense.describe()})", opcode=opcode, status=scsi_status, sense=raw
         )
@@ -189,7 +189,7 @@ def interpret_scsi_result(
     host_status: int = DID_OK,
     device: str = "device",
 ) -> Completion:
-    """Decode a SCSI command's status and sense (SAM-5 5.3 status codes); raise when it failed.
+    """Decode a SCSI command's status and sense (SAM-5 status codes); raise when it failed.
 
     CHECK CONDITION with RECOVERED ERROR (or NO SENSE) still counts as success, with the sense kept.
     """
@@ -211,7 +211,7 @@ def interpret_scsi_result(
 
 def parse_ata_pass_through_16(cdb: bytes) -> tuple[AtaProtocol, int, int, int, int, int, bool]:
     """Read an ATA PASS-THROUGH (16) CDB back into ``(protocol, command, features, count, lba,
-    device, extend)`` (SAT-4 12.2.2.3); used by the emulator and by tests of the builder."""
+    device, extend)`` (SAT-4 ATA PASS-THROUGH (16)); used by the emulator and by tests of the builder."""
     if len(cdb) != 16 or cdb[0] != ATA_PASS_THROUGH_16:
         raise ValueError("not an ATA PASS-THROUGH (16) CDB")
     extend = bool(cdb[1] & 0x01)

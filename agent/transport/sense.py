@@ -1,9 +1,10 @@
 """Pure decoding (and, for emulators and tests, encoding) of SCSI sense data.
 
-Covers fixed format (70h/71h, SPC-5 4.4.3), descriptor format (72h/73h, SPC-5 4.4.2), the
-sense-key-specific progress indication used while SANITIZE or FORMAT runs (SPC-5 4.4.2.4.4), the
-progress indication descriptor 0Ah (SPC-5 4.4.2.11) and the ATA Status Return descriptor 09h that
-a SAT layer returns after ATA PASS-THROUGH with CK_COND=1 (SAT-4 12.2.2.7). Nothing here does I/O.
+Covers SPC-5 "Fixed format sense data" (70h/71h), SPC-5 "Descriptor format sense data"
+(72h/73h), the "Progress indication" sense-key-specific field used while SANITIZE or FORMAT UNIT
+runs, the progress indication descriptor (0Ah), and SAT-4 "ATA Status Return sense data
+descriptor" (09h) that a SAT layer returns after ATA PASS-THROUGH with CK_COND=1. Nothing here does
+I/O. Citations name the clause by title: clause numbers move between T10 draft revisions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __all__ = [
 
 
 class SenseKey(enum.IntEnum):
-    """SPC-5 4.4.5 Table 49 — sense key values."""
+    """SPC-5 "Sense key and sense code definitions" — sense key values."""
 
     NO_SENSE = 0x0
     RECOVERED_ERROR = 0x1
@@ -43,9 +44,9 @@ class SenseKey(enum.IntEnum):
     COMPLETED = 0xF
 
 
-# Additional sense codes the transport and the emulator use (SPC-5 Annex D / SBC-4).
+# Additional sense codes the transport and the emulator use (SPC-5 ASC/ASCQ assignments annex, SBC-4).
 ASC_NO_ADDITIONAL = (0x00, 0x00)
-ASC_ATA_PASS_THROUGH_INFORMATION = (0x00, 0x1D)  # SAT-4 12.2.2.7: returned with CK_COND=1
+ASC_ATA_PASS_THROUGH_INFORMATION = (0x00, 0x1D)  # SAT-4: returned with CK_COND=1
 ASC_NOT_READY_FORMAT_IN_PROGRESS = (0x04, 0x04)
 ASC_NOT_READY_SANITIZE_IN_PROGRESS = (0x04, 0x1B)
 ASC_INVALID_COMMAND_OPERATION_CODE = (0x20, 0x00)
@@ -139,7 +140,7 @@ def _byte(buffer: bytes, index: int) -> int:
 
 
 def _decode_fixed(buffer: bytes, response_code: int, ata_pass_through: bool) -> SenseData:
-    # SPC-5 4.4.3 fixed format sense data
+    # SPC-5 fixed format sense data
     valid = bool(buffer[0] & 0x80)
     sense_key = SenseKey(_byte(buffer, 2) & 0x0F)
     additional_length = _byte(buffer, 7)
@@ -150,11 +151,11 @@ def _decode_fixed(buffer: bytes, response_code: int, ata_pass_through: bool) -> 
     sks = buffer[15:18] if end >= 18 else None
     progress = None
     if sks is not None and sks[0] & 0x80 and sense_key in (SenseKey.NO_SENSE, SenseKey.NOT_READY):
-        # SPC-5 4.4.2.4.4 progress indication in the sense-key-specific bytes
+        # SPC-5 progress indication in the sense-key-specific bytes
         progress = int.from_bytes(sks[1:3], "big")
     ata = None
     if ata_pass_through and end >= 12 and valid:
-        # SAT-4 12.2.2.6: fixed-format ATA PASS-THROUGH results; INFORMATION = ERROR STATUS DEVICE COUNT
+        # SAT-4: fixed-format ATA PASS-THROUGH results; INFORMATION = ERROR STATUS DEVICE COUNT
         flags = buffer[8]
         ata = AtaRegisters(
             error=buffer[3],
@@ -181,7 +182,7 @@ def _decode_fixed(buffer: bytes, response_code: int, ata_pass_through: bool) -> 
 
 
 def _decode_descriptor(buffer: bytes, response_code: int) -> SenseData:
-    # SPC-5 4.4.2 descriptor format sense data
+    # SPC-5 descriptor format sense data
     sense_key = SenseKey(_byte(buffer, 1) & 0x0F)
     asc, ascq = _byte(buffer, 2), _byte(buffer, 3)
     additional_length = _byte(buffer, 7)
@@ -196,17 +197,17 @@ def _decode_descriptor(buffer: bytes, response_code: int) -> SenseData:
         if offset + 2 + length > end:
             break
         if kind == 0x00 and length >= 0x0A and body[2] & 0x80:
-            information = int.from_bytes(body[4:12], "big")  # SPC-5 4.4.2.2 information
+            information = int.from_bytes(body[4:12], "big")  # SPC-5 information
         elif kind == 0x01 and length >= 0x0A:
-            command_specific = int.from_bytes(body[4:12], "big")  # SPC-5 4.4.2.3 command-specific
+            command_specific = int.from_bytes(body[4:12], "big")  # SPC-5 command-specific
         elif kind == 0x02 and length >= 0x06 and body[4] & 0x80:
-            sks = bytes(body[4:7])  # SPC-5 4.4.2.4 sense key specific
+            sks = bytes(body[4:7])  # SPC-5 sense key specific
             if sense_key in (SenseKey.NO_SENSE, SenseKey.NOT_READY):
                 progress = int.from_bytes(body[5:7], "big")
         elif kind == 0x0A and length >= 0x06 and progress is None:
-            progress = int.from_bytes(body[6:8], "big")  # SPC-5 4.4.2.11 progress indication
+            progress = int.from_bytes(body[6:8], "big")  # SPC-5 progress indication
         elif kind == 0x09 and length >= 0x0C:
-            # SAT-4 12.2.2.7 ATA Status Return descriptor
+            # SAT-4 ATA Status Return descriptor
             lba = body[7] | body[9] << 8 | body[11] << 16 | body[6] << 24 | body[8] << 32 | body[10] << 40
             ata = AtaRegisters(
                 error=body[3],
@@ -241,7 +242,7 @@ def encode_fixed_sense(
     progress: int | None = None,
     information: int | None = None,
 ) -> bytes:
-    """Build an 18-byte fixed-format (70h) sense buffer (SPC-5 4.4.3)."""
+    """Build an 18-byte fixed-format (70h) sense buffer (SPC-5)."""
     buffer = bytearray(18)
     buffer[0] = 0x70 | (0x80 if information is not None else 0)
     buffer[2] = sense_key & 0x0F
@@ -256,7 +257,7 @@ def encode_fixed_sense(
 
 
 def encode_ata_status_descriptor(registers: AtaRegisters) -> bytes:
-    """Build the 14-byte ATA Status Return descriptor (SAT-4 12.2.2.7)."""
+    """Build the 14-byte ATA Status Return descriptor (SAT-4)."""
     lba = registers.lba
     return bytes(
         [
@@ -286,7 +287,7 @@ def encode_descriptor_sense(
     progress: int | None = None,
     ata: AtaRegisters | None = None,
 ) -> bytes:
-    """Build a descriptor-format (72h) sense buffer (SPC-5 4.4.2) with optional descriptors."""
+    """Build a descriptor-format (72h) sense buffer (SPC-5) with optional descriptors."""
     descriptors = b""
     if progress is not None:
         descriptors += bytes([0x02, 0x06, 0, 0, 0x80]) + (progress & 0xFFFF).to_bytes(2, "big") + b"\x00"

@@ -59,7 +59,7 @@ def test_struct_layouts_match_the_kernel_uapi() -> None:
 
 
 def test_identify_cdb_byte_for_byte() -> None:
-    # SAT-4 Table 175: 85h, PROTOCOL=4 (PIO in) EXTEND=0, CK_COND T_DIR BYT_BLOK T_LENGTH=10b,
+    # SAT-4 ATA PASS-THROUGH (16) CDB: 85h, PROTOCOL=4 (PIO in) EXTEND=0, CK_COND T_DIR BYT_BLOK T_LENGTH=10b,
     # COUNT=1, DEVICE=40h, COMMAND=ECh.
     expected = bytes.fromhex("85082e0000000100000000000040ec00")
     assert build_ata_pass_through_16(identify()) == expected

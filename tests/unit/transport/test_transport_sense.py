@@ -1,4 +1,4 @@
-"""Sense decoding (SPC-5 4.4, SAT-4 12.2.2.6/12.2.2.7) against documented and constructed buffers."""
+"""Sense decoding (SPC-5, SAT-4) against documented and constructed buffers."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_descriptor_format_with_ata_status_return_identify_success() -> None:
 
 
 def test_descriptor_ata_status_return_48bit_lba_byte_order() -> None:
-    # SAT-4 12.2.2.7: bytes 6..11 interleave LBA 31:24, 7:0, 39:32, 15:8, 47:40, 23:16.
+    # SAT-4: bytes 6..11 interleave LBA 31:24, 7:0, 39:32, 15:8, 47:40, 23:16.
     descriptor = bytes([0x09, 0x0C, 0x01, 0x04, 0x12, 0x34, 0x44, 0x11, 0x55, 0x22, 0x66, 0x33, 0x40, 0x51])
     sense = decode_sense(bytes([0x72, 0x0B, 0, 0, 0, 0, 0, len(descriptor)]) + descriptor)
     assert sense is not None and sense.ata is not None
@@ -75,7 +75,7 @@ def test_descriptor_ata_status_return_48bit_lba_byte_order() -> None:
 def test_descriptor_sense_key_specific_progress_and_progress_descriptor() -> None:
     sense = decode_sense(encode_descriptor_sense(SenseKey.NOT_READY, 0x04, 0x1B, progress=0x4000))
     assert sense is not None and sense.progress == 0x4000
-    # Progress indication descriptor 0Ah (SPC-5 4.4.2.11)
+    # Progress indication descriptor 0Ah (SPC-5)
     progress_descriptor = bytes([0x0A, 0x06, 0x02, 0x04, 0x1B, 0x00, 0xC0, 0x00])
     sense = decode_sense(bytes([0x72, 0x00, 0x00, 0x16, 0, 0, 0, 8]) + progress_descriptor)
     assert sense is not None and sense.progress == 0xC000
@@ -91,7 +91,7 @@ def test_descriptor_information_and_command_specific() -> None:
 
 
 def test_fixed_format_ata_pass_through_results() -> None:
-    # SAT-4 12.2.2.6: INFORMATION = ERROR, STATUS, DEVICE, COUNT(7:0); byte 8 EXTEND; 9..11 LBA(23:0)
+    # SAT-4: INFORMATION = ERROR, STATUS, DEVICE, COUNT(7:0); byte 8 EXTEND; 9..11 LBA(23:0)
     raw = bytes.fromhex("f00100045140050a80563412001d00000000")
     sense = decode_sense(raw, ata_pass_through=True)
     assert sense is not None and sense.ata is not None
