@@ -8,8 +8,9 @@ reason reported):
 3. the signed bytes are unchanged and the signature value verifies (``modified``, ``bad_signature``);
 4. the signature covers the whole file: nothing was appended after signing (``changed_after_signing``);
 5. the signer's certificate chains to the bundle's CA, is within its validity period and is not on
-   the bundle's CRL (``untrusted``, ``expired``, ``revoked``) and pyHanko's validator agrees
-   (``rejected``);
+   the bundle's CRL (``untrusted``, ``expired``, ``revoked``), a signature timestamp if present
+   comes from a TSA the bundle's CA certifies (``untrusted_timestamp``), and pyHanko's validator
+   agrees (``rejected``);
 6. the embedded record parses strictly, is canonical, its SHA-256 and certificate id match those
    the signed document states (QR payload), and it names the signing station (``no_record``,
    ``bad_record``, ``hash_mismatch``, ``station_mismatch``).
@@ -53,6 +54,8 @@ class VerificationReport:
     record: SanitisationRecord | None = field(default=None, repr=False)
     signer_subject: str | None = None
     signed_at: datetime | None = None
+    timestamped: bool = False
+    """True when ``signed_at`` comes from an RFC 3161 timestamp, False when from the station's clock."""
     kind: str | None = None
     """"certificate" or "failure_report" (a failure report can be valid: it proves the failure)."""
     demo: bool = False
@@ -70,6 +73,7 @@ class VerificationReport:
             "record_sha256": self.record_sha256,
             "signer_subject": self.signer_subject,
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "timestamped": self.timestamped,
             "kind": self.kind,
             "demo": self.demo,
             "summary": self.summary,
@@ -185,6 +189,12 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
         )
     signer = x509.load_der_x509_certificate(status.signing_cert.dump())
     _check_trust(signer, bundle, now)
+    timestamp = status.timestamp_validity
+    if timestamp is not None and not (timestamp.intact and timestamp.valid and timestamp.trusted):
+        raise _Invalid(
+            "untrusted_timestamp",
+            "the signature timestamp is damaged or its TSA does not chain to the trusted CA",
+        )
     if not status.bottom_line:
         raise _Invalid("rejected", f"pyHanko rejects the signature: {status.summary()}")
 
@@ -202,15 +212,15 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
         raise _Invalid(
             "station_mismatch", f"the record names station {record.station_id!r} but {station!r} signed it"
         )
-    signed_at = status.signer_reported_dt
-    if status.timestamp_validity is not None:
-        signed_at = status.timestamp_validity.timestamp
+    # A trusted TSA's time beats the station's own clock.
+    signed_at = timestamp.timestamp if timestamp is not None else status.signer_reported_dt
     kind = "certificate" if record.outcome == "sanitised" else "failure_report"
     return VerificationReport(
         path=path, valid=True, code="valid",
         reason=("signature valid, whole document covered, chain to trusted CA, not revoked, record matches"),
         certificate_id=record.certificate_id, record_sha256=record_sha256, record=record,
-        signer_subject=signer.subject.rfc4514_string(), signed_at=signed_at, kind=kind, demo=record.demo,
+        signer_subject=signer.subject.rfc4514_string(), signed_at=signed_at,
+        timestamped=timestamp is not None, kind=kind, demo=record.demo,
         summary=summarise(record, signed_at),
     )
 
