@@ -819,7 +819,8 @@ class EmulatedAtaDrive(_EmulatedDrive):
             sanitize_bits |= 0x2000 if self.model.sanitize_crypto else 0
             sanitize_bits |= 0x4000 if self.model.sanitize_overwrite else 0
             sanitize_bits |= 0x8000 if self.model.sanitize_block else 0
-            sanitize_bits |= 0x0800 if self.model.antifreeze_supported else 0
+            sanitize_bits |= 0x0800  # commands allowed during sanitize follow ACS-3 and later
+            sanitize_bits |= 0x0400 if self.model.antifreeze_supported else 0  # ANTIFREEZE LOCK EXT
         words[59] = sanitize_bits
         words[60] = min(sectors, 0x0FFFFFFF) & 0xFFFF
         words[61] = min(sectors, 0x0FFFFFFF) >> 16

@@ -77,7 +77,7 @@ def test_identify_layout_follows_acs4(tmp_path: Path) -> None:
     assert w[100] | w[101] << 16 | w[102] << 32 | w[103] << 48 == SIZE // 512
     assert w[60] | w[61] << 16 == SIZE // 512
     assert w[217] == 7200 and w[169] == 0
-    assert w[59] & 0xF800 == 0xF800  # sanitize, crypto, overwrite, block erase, antifreeze supported
+    assert w[59] & 0xFC00 == 0xFC00  # block erase, overwrite, crypto, sanitize, ACS-3 rules, antifreeze
     assert w[82] & 0x0002 and w[83] & 0x0400 and w[86] & 0x0400  # security, 48-bit
     assert w[128] == 0x0021  # supported, enhanced erase supported; not enabled/locked/frozen
 
