@@ -22,7 +22,9 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,6 +200,37 @@ def _public_der(key: ec.EllipticCurvePublicKey) -> bytes:
 
 # --- the CA ---------------------------------------------------------------------------------------
 
+_LOCK_NAME = ".lock"
+_LOCK_WAIT_SECONDS = 10.0
+
+
+@contextmanager
+def _ca_lock(ca_dir: Path) -> Iterator[None]:
+    """Serialise CA operations: two concurrent issues must not lose an entry in ca.json.
+
+    A lock file created with O_EXCL works on every OS (fcntl would not), at the price of a stale
+    lock after a crash, which the message explains.
+    """
+    lock = ca_dir / _LOCK_NAME
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise PkiError(
+                    f"CA directory {ca_dir} is locked by another pki command; if none is running, "
+                    f"delete {lock}"
+                ) from None
+            time.sleep(0.05)
+        except FileNotFoundError:
+            raise PkiError(f"{ca_dir} is not a CA directory (it does not exist)") from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
 
 @dataclass
 class _CaState:
@@ -321,59 +354,60 @@ def issue_station_details(
     valid_days: int = DEFAULT_STATION_DAYS,
 ) -> IssuedStation:
     """Like :func:`issue_station` but returns what was issued (serial, validity, certificate path)."""
-    if not is_identifier(station_id):
-        raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
-    ca_key, ca_certificate, state = _load_ca(ca_dir)
-    now = clock()
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
-    serial = x509.random_serial_number()
-    not_before = now - _BACKDATE
-    not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, station_id),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "wipe-agent station"),
-        ]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            # Non-repudiation (content commitment) is what pyHanko requires of a document signer.
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
+    with _ca_lock(ca_dir):
+        if not is_identifier(station_id):
+            raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        now = clock()
+        key = ec.generate_private_key(ec.SECP256R1())
+        public = key.public_key()
+        serial = x509.random_serial_number()
+        not_before = now - _BACKDATE
+        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COMMON_NAME, station_id),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "wipe-agent station"),
+            ]))
+            .issuer_name(ca_certificate.subject)
+            .public_key(public)
+            .serial_number(serial)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                # Non-repudiation (content commitment) is what pyHanko requires of a document signer.
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=True, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    # Record the issue before installing, so a crash never leaves an unrevokable certificate.
-    state.issued.append({
-        "serial": format_serial(serial),
-        "station_id": station_id,
-        "not_before": not_before.isoformat(),
-        "not_after": not_after.isoformat(),
-        "revoked_at": None,
-    })
-    _save_state(ca_dir, state)
-    pki_dir = state_dir / STATION_DIR
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(pki_dir, 0o700)
-    _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
-    _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
-    _write_atomic(pki_dir / STATION_CHAIN, _certificate_pem(ca_certificate), 0o644)
-    return IssuedStation(serial, station_id, not_before, not_after, pki_dir / STATION_CERT)
+        # Record the issue before installing, so a crash never leaves an unrevokable certificate.
+        state.issued.append({
+            "serial": format_serial(serial),
+            "station_id": station_id,
+            "not_before": not_before.isoformat(),
+            "not_after": not_after.isoformat(),
+            "revoked_at": None,
+        })
+        _save_state(ca_dir, state)
+        pki_dir = state_dir / STATION_DIR
+        pki_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(pki_dir, 0o700)
+        _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
+        _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
+        _write_atomic(pki_dir / STATION_CHAIN, _certificate_pem(ca_certificate), 0o644)
+        return IssuedStation(serial, station_id, not_before, not_after, pki_dir / STATION_CERT)
 
 
 def issue_station(
@@ -397,27 +431,29 @@ def revoke(
     Returns the serials revoked. Revoking an already revoked serial is an error, so a typo cannot
     pass silently.
     """
-    if (serial is None) == (station_id is None):
-        raise PkiError("give exactly one of a serial or a station id to revoke")
-    ca_key, ca_certificate, state = _load_ca(ca_dir)
-    now = clock()
-    if serial is not None:
-        wanted = parse_serial(serial) if isinstance(serial, str) else serial
-        matches = [entry for entry in state.issued if int(entry["serial"], 16) == wanted]
-        if not matches:
-            raise PkiError(f"serial {format_serial(wanted)} was not issued by this CA")
-        if matches[0]["revoked_at"]:
-            raise PkiError(f"serial {format_serial(wanted)} is already revoked")
-    else:
-        matches = [
-            entry for entry in state.issued if entry["station_id"] == station_id and not entry["revoked_at"]
-        ]
-        if not matches:
-            raise PkiError(f"station {station_id!r} has no unrevoked certificate from this CA")
-    for entry in matches:
-        entry["revoked_at"] = now.isoformat()
-    _write_crl(ca_dir, ca_key, ca_certificate, state, now, crl_days)
-    return tuple(int(entry["serial"], 16) for entry in matches)
+    with _ca_lock(ca_dir):
+        if (serial is None) == (station_id is None):
+            raise PkiError("give exactly one of a serial or a station id to revoke")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        now = clock()
+        if serial is not None:
+            wanted = parse_serial(serial) if isinstance(serial, str) else serial
+            matches = [entry for entry in state.issued if int(entry["serial"], 16) == wanted]
+            if not matches:
+                raise PkiError(f"serial {format_serial(wanted)} was not issued by this CA")
+            if matches[0]["revoked_at"]:
+                raise PkiError(f"serial {format_serial(wanted)} is already revoked")
+        else:
+            matches = [
+                entry for entry in state.issued
+                if entry["station_id"] == station_id and not entry["revoked_at"]
+            ]
+            if not matches:
+                raise PkiError(f"station {station_id!r} has no unrevoked certificate from this CA")
+        for entry in matches:
+            entry["revoked_at"] = now.isoformat()
+        _write_crl(ca_dir, ca_key, ca_certificate, state, now, crl_days)
+        return tuple(int(entry["serial"], 16) for entry in matches)
 
 
 def make_bundle(
@@ -427,15 +463,16 @@ def make_bundle(
 
     The CRL is reissued so the bundle is current on the day it is handed out.
     """
-    ca_key, ca_certificate, state = _load_ca(ca_dir)
-    crl = _write_crl(ca_dir, ca_key, ca_certificate, state, clock(), crl_days)
-    header = (
-        f"# wipe-agent trust bundle: {state.organisation}\n"
-        f"# CA certificate and CRL #{state.crl_number}, next update {crl.next_update_utc:%Y-%m-%d}\n"
-    ).encode()
-    body = _certificate_pem(ca_certificate) + crl.public_bytes(serialization.Encoding.PEM)
-    _write_atomic(out_file, header + body, 0o644)
-    return out_file
+    with _ca_lock(ca_dir):
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        crl = _write_crl(ca_dir, ca_key, ca_certificate, state, clock(), crl_days)
+        header = (
+            f"# wipe-agent trust bundle: {state.organisation}\n"
+            f"# CA certificate and CRL #{state.crl_number}, next update {crl.next_update_utc:%Y-%m-%d}\n"
+        ).encode()
+        body = _certificate_pem(ca_certificate) + crl.public_bytes(serialization.Encoding.PEM)
+        _write_atomic(out_file, header + body, 0o644)
+        return out_file
 
 
 @dataclass(frozen=True)

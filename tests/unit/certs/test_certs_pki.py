@@ -168,3 +168,21 @@ def test_load_station_signer_errors(ca_dir: Path, tmp_path: Path) -> None:
     # Private key material never appears in a message.
     assert "SECRET" not in str(raised.value)
     assert key_text.decode() not in str(raised.value)
+
+
+def test_concurrent_issues_lose_no_entry(ca_dir: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        serials = list(pool.map(lambda index: pki.issue_station(ca_dir, f"s{index}", tmp_path / f"s{index}"),
+                                range(8)))
+    issued = json.loads((ca_dir / "ca.json").read_text())["issued"]
+    assert sorted(entry["serial"] for entry in issued) == sorted(map(pki.format_serial, serials))
+    assert not (ca_dir / ".lock").exists()
+
+
+def test_a_stale_lock_is_explained(ca_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (ca_dir / ".lock").touch()
+    monkeypatch.setattr(pki, "_LOCK_WAIT_SECONDS", 0.1)
+    with pytest.raises(PkiError, match="locked by another pki command"):
+        pki.revoke(ca_dir, station_id="nobody")
