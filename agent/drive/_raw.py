@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agent.drive.errors import IdentifyParseError
 
-# Characters allowed in spec "ASCII strings": ACS-4 3.4.9 (ATA string) and NVMe Base 2.0 1.5
-# (ASCII, 20h-7Eh).  NUL padding is accepted because real firmware pads with 00h.
+# Characters allowed in spec "ASCII strings": the ATA string convention of ACS-4 and the NVMe
+# Base 2.0 ASCII string definition (20h-7Eh).  NUL padding is accepted because real firmware pads with 00h.
 _PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x00}
 
 

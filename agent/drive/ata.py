@@ -1,9 +1,10 @@
 """ATA IDENTIFY DEVICE (ECh) data: identity and the capabilities that decide a wipe method.
 
-Word and bit positions follow ACS-4 (INCITS 529) 9.11 / ACS-3 (INCITS 522) 7.12.7 "IDENTIFY
-DEVICE data"; where a field was made obsolete or moved, the comment says which standard it comes
-from.  Words are little-endian 16-bit values; ATA strings store two characters per word with the
-first character in the high byte (ACS-4 3.4.9), so they read "byte-swapped" from the raw buffer.
+Word and bit positions follow the IDENTIFY DEVICE data tables of ACS-4 (INCITS 529) and ACS-3
+(INCITS 522); comments cite the word and bit rather than clause numbers, and say which standard
+a field comes from when it was made obsolete or moved.  Words are little-endian 16-bit values;
+ATA strings store two characters per word with the first character in the high byte (the ACS-4
+ATA string convention), so they read "byte-swapped" from the raw buffer.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from agent.drive.errors import IdentifyParseError
 
 IDENTIFY_LENGTH = 512
 _WHAT = "ATA IDENTIFY DEVICE"
-# Word 0 of a CompactFlash device (ACS-4 9.11.2): bit 15 set, yet it is an ATA device.
+# Word 0 of a CompactFlash device (ACS-4 word 0 = 848Ah): bit 15 set, yet it is an ATA device.
 _CFA_SIGNATURE = 0x848A
-# Word 217 values (ACS-4 9.11.8.x NOMINAL MEDIA ROTATION RATE).
+# Word 217 values (ACS-4 NOMINAL MEDIA ROTATION RATE).
 ROTATION_NOT_REPORTED = 0x0000
 ROTATION_NON_ROTATING = 0x0001
 
@@ -150,7 +151,7 @@ def _words(data: bytes) -> tuple[int, ...]:
 def _ata_string(data: bytes, first_word: int, word_count: int, field: str) -> str:
     raw = bytearray()
     for word in range(first_word, first_word + word_count):
-        # ACS-4 3.4.9: the first character of each pair is in bits 15:8 of the word.
+        # ACS-4 ATA string: the first character of each pair is in bits 15:8 of the word.
         raw += bytes((data[2 * word + 1], data[2 * word]))
     return ascii_field(bytes(raw), field, _WHAT)
 
@@ -178,7 +179,7 @@ def _erase_minutes(value: int) -> tuple[int | None, bool]:
 
 
 def _verify_checksum(data: bytes, word_255: int) -> bool:
-    """Word 255 (ACS-4 9.11.10.2 Integrity word): bits 7:0 A5h signature, bits 15:8 checksum.
+    """Word 255 (ACS-4 INTEGRITY WORD): bits 7:0 A5h signature, bits 15:8 checksum.
 
     When the signature is A5h the sum of all 512 bytes is 0 modulo 256; otherwise the
     checksum is not implemented and nothing can be checked.
@@ -224,7 +225,7 @@ def parse_ata_identify(data: bytes, *, verify_checksum: bool = True) -> AtaIdent
         raise IdentifyParseError(f"{_WHAT}: model number (words 27-46) is blank")
 
     word_82, word_83 = word[82], word[83]
-    # Word 83 bits 15:14 = 01b validate words 82-83 (ACS-4 9.11.5.2); FFFFh/0000h = not reported.
+    # Word 83 bits 15:14 = 01b validate words 82-83 (ACS-4); FFFFh/0000h = not reported.
     features_valid = _valid_feature_word(word_83)
     # Word 83 bit 10: 48-bit Address feature set supported (ACS-3; always 1 for ACS-4 devices).
     lba48 = features_valid and bit(word_83, 10)
@@ -233,20 +234,20 @@ def parse_ata_identify(data: bytes, *, verify_checksum: bool = True) -> AtaIdent
     # Word 83 bit 11: DCO feature set supported (ATA8-ACS/ACS-2; obsolete since ACS-3).
     dco = features_valid and bit(word_83, 11)
 
-    # Word 86 bit 15: words 119-120 are valid (ACS-4 9.11.5.4 / ACS-3 7.12.7.40).
+    # Word 86 bit 15: words 119-120 are valid (ACS-3, ACS-4).
     words_119_valid = bit(word[86], 15) and _valid_feature_word(word[119])
-    # Word 119 bit 8: Accessible Max Address Configuration feature set supported (ACS-3
-    # 7.12.7.41; ACS-4 also reports it in the IDENTIFY DEVICE data log, Supported Capabilities).
+    # Word 119 bit 8: Accessible Max Address Configuration feature set supported (ACS-3;
+    # ACS-4 also reports it in the IDENTIFY DEVICE data log, Supported Capabilities).
     amac = words_119_valid and bit(word[119], 8)
 
-    # Word 69 (ACS-4 9.11.5.x ADDITIONAL SUPPORTED):
+    # Word 69 (ACS-4 ADDITIONAL SUPPORTED):
     deterministic_read_after_trim = bit(word[69], 14)  # bit 14 DRAT
     read_zeros_after_trim = bit(word[69], 5)  # bit 5 RZAT (meaningful only with DRAT)
     encrypts_all_user_data = bit(word[69], 4)  # bit 4 device encrypts all user data
     extended_sectors_valid = bit(word[69], 3)  # bit 3: words 230-233 are valid
 
     # Capacity: words 230-233 (ACS-4 EXTENDED NUMBER OF USER ADDRESSABLE SECTORS) when word 69
-    # bit 3 is set, else words 100-103 (48-bit, ACS-3 7.12.7.39), else words 60-61 (28-bit).
+    # bit 3 is set, else words 100-103 (48-bit), else words 60-61 (28-bit).
     sectors_28 = word[60] | (word[61] << 16)  # words 60-61
     sectors_48 = word[100] | (word[101] << 16) | (word[102] << 32) | (word[103] << 48)  # words 100-103
     sectors_ext = word[230] | (word[231] << 16) | (word[232] << 32) | (word[233] << 48)  # words 230-233
@@ -262,7 +263,7 @@ def parse_ata_identify(data: bytes, *, verify_checksum: bool = True) -> AtaIdent
     physical_per_logical_exponent = 0
     if _valid_feature_word(word[106]):
         if bit(word[106], 12):  # bit 12: logical sector longer than 256 words
-            # Words 117-118 LOGICAL SECTOR SIZE, in words (ACS-4 9.11.4.x).
+            # Words 117-118 LOGICAL SECTOR SIZE, in words (ACS-4).
             logical_words = word[117] | (word[118] << 16)
             if logical_words < 256:
                 raise IdentifyParseError(
@@ -281,10 +282,10 @@ def parse_ata_identify(data: bytes, *, verify_checksum: bool = True) -> AtaIdent
     else:
         rotation_rate = None  # 0000h, reserved 0002h-0400h and FFFFh
 
-    # Word 169 bit 0: DATA SET MANAGEMENT with TRIM supported (ACS-4 9.11.8.x).
+    # Word 169 bit 0: DATA SET MANAGEMENT with TRIM supported (ACS-4).
     trim = bit(word[169], 0)
 
-    # Word 128 SECURITY STATUS (ACS-4 9.11.8.x / ACS-3 7.12.7.51).
+    # Word 128 SECURITY STATUS (ACS-3, ACS-4).
     word_128 = word[128]
     erase_minutes, erase_open = _erase_minutes(word[89])  # word 89 normal erase time
     enhanced_minutes, enhanced_open = _erase_minutes(word[90])  # word 90 enhanced erase time
@@ -302,7 +303,8 @@ def parse_ata_identify(data: bytes, *, verify_checksum: bool = True) -> AtaIdent
         enhanced_erase_minutes_is_minimum=enhanced_open,
     )
 
-    # Word 59 (ACS-3 7.12.7.20 / ACS-4): sanitize support bits 15:10.
+    # Word 59 (ACS-3, ACS-4): sanitize support bits 15:10 (bit 11, "commands allowed by
+    # Sanitize", is not needed here); hdparm's identify.c word-59 table agrees.
     word_59 = word[59]
     sanitize = AtaSanitize(
         supported=bit(word_59, 12),  # bit 12 SANITIZE SUPPORTED

@@ -1,8 +1,8 @@
 """NVMe Identify Controller (CNS 01h) and Identify Namespace (CNS 00h) data structures.
 
-Byte offsets follow NVM Express Base Specification 2.0 (Figure 275, Identify Controller Data
-Structure) and NVM Command Set Specification 1.0 (Figure 97, Identify Namespace Data Structure,
-NVM Command Set; the same layout as NVMe Base 1.4 Figure 245).  All integers are little-endian.
+Byte offsets follow the Identify Controller data structure of the NVM Express Base Specification
+2.0 and the NVM Command Set Identify Namespace data structure of the NVM Command Set
+Specification 1.0 (the same offsets as in NVMe Base 1.4).  All integers are little-endian.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ IDENTIFY_LENGTH = 4096
 _WHAT_CTRL = "NVMe Identify Controller"
 _WHAT_NS = "NVMe Identify Namespace"
 
-# SANICAP bits 31:30 NODMMAS (No-Deallocate Modifies Media After Sanitize), Base 2.0 Fig. 275.
+# SANICAP bits 31:30 NODMMAS (No-Deallocate Modifies Media After Sanitize), NVMe Base 2.0.
 NODMMAS_NOT_REPORTED = 0b00
 NODMMAS_NOT_MODIFIED = 0b01
 NODMMAS_MODIFIED = 0b10

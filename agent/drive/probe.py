@@ -38,11 +38,11 @@ from agent.transport import (
     open_transport,
 )
 
-ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 7.12 IDENTIFY DEVICE (ECh), PIO data-in, one 512-byte block
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 5.17 Identify
-NVME_CNS_NAMESPACE = 0x00  # NVMe Base 2.0 Figure 273: Identify Namespace data structure
-NVME_CNS_CONTROLLER = 0x01  # NVMe Base 2.0 Figure 273: Identify Controller data structure
-SCSI_INQUIRY = 0x12  # SPC-5 6.7 INQUIRY
+ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 IDENTIFY DEVICE (ECh), PIO data-in, one 512-byte block
+NVME_IDENTIFY = 0x06  # NVMe Base 2.0 Identify command
+NVME_CNS_NAMESPACE = 0x00  # NVMe Base 2.0 CNS 00h: Identify Namespace
+NVME_CNS_CONTROLLER = 0x01  # NVMe Base 2.0 CNS 01h: Identify Controller
+SCSI_INQUIRY = 0x12  # SPC-5 INQUIRY
 SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) = SERVICE ACTION IN (16) / 10h
 SCSI_READ_CAPACITY_16_ACTION = 0x10
 SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES = MAINTENANCE IN / 0Ch

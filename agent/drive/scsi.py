@@ -32,7 +32,7 @@ def _rotation(value: int) -> int | None:
 
 @dataclass(frozen=True)
 class ScsiInquiry:
-    """Standard INQUIRY data (SPC-5 6.7.2)."""
+    """Standard INQUIRY data (SPC-5)."""
 
     peripheral_qualifier: int
     device_type: int
@@ -60,7 +60,7 @@ class ScsiInquiry:
 
 @dataclass(frozen=True)
 class ScsiReadCapacity16:
-    """READ CAPACITY (16) parameter data (SBC-4 5.20.2)."""
+    """READ CAPACITY (16) parameter data (SBC-4)."""
 
     last_lba: int
     logical_block_length: int
@@ -105,7 +105,7 @@ class ScsiReadCapacity16:
 
 @dataclass(frozen=True)
 class ScsiBlockDeviceCharacteristics:
-    """Block Device Characteristics VPD page B1h (SBC-4 6.6.2)."""
+    """Block Device Characteristics VPD page B1h (SBC-4)."""
 
     rotation_rate: int | None
     product_type: int

@@ -292,3 +292,14 @@ def test_accepts_bytearray_and_memoryview() -> None:
     data = ata_identify()
     assert parse_ata_identify(bytearray(data)) == parse_ata_identify(data)  # type: ignore[arg-type]
     assert parse_ata_identify(memoryview(data)) == parse_ata_identify(data)  # type: ignore[arg-type]
+
+
+def test_qemu_ide_hd_identify_through_real_libata() -> None:
+    # QEMU 7.2 ide-hd on AHCI, read with SG_IO ATA PASS-THROUGH (16) in a Linux 6.1 guest.
+    identify = parse_ata_identify(recorded("qemu-7.2-ide-hd-ata-identify.bin"))
+    assert (identify.model, identify.serial, identify.firmware) == ("QEMU SATA TEST", "SATA0001", "2.5+")
+    assert identify.max_lba == 65_535
+    assert identify.trim_supported and identify.rotation_rate is None
+    # HARDWARE-TESTING.md: QEMU's AHCI disk has no security feature set and no SANITIZE.
+    assert not identify.security.supported and not identify.sanitize.supported
+    assert not identify.checksum_verified  # QEMU does not fill the word-255 signature

@@ -197,3 +197,29 @@ def test_namespace_too_many_formats() -> None:
 def test_namespace_wrong_length() -> None:
     with pytest.raises(IdentifyParseError, match="4096"):
         parse_nvme_id_ns(nvme_id_ns()[:100])
+
+
+# --- QEMU 7.2 emulated controller, read through a real Linux 6.1 NVMe admin ioctl -----------
+
+
+def test_qemu_nvme_controller_full_structure() -> None:
+    controller = parse_nvme_id_ctrl(recorded("qemu-7.2-nvme-id-ctrl.bin"))
+    assert (controller.model, controller.serial, controller.firmware) == (
+        "QEMU NVMe Ctrl",
+        "NVME0001",
+        "7.2.22",
+    )
+    assert controller.vendor_id == 0x1B36 and controller.version_text == "1.4.0"
+    assert controller.namespace_count == 256
+    assert controller.oacs.format and controller.oacs.ns_management and not controller.oacs.security
+    # HARDWARE-TESTING.md: QEMU 7.2 has no Sanitize and reports SANICAP = 0, FNA = 0.
+    assert controller.sanicap.raw == 0 and not controller.sanicap.supported
+    assert controller.fna.raw == 0
+
+
+def test_qemu_nvme_namespace() -> None:
+    namespace = parse_nvme_id_ns(recorded("qemu-7.2-nvme-id-ns.bin"))
+    assert namespace.size_blocks == namespace.capacity_blocks == 131_072
+    assert namespace.block_size == 512 and namespace.size_bytes == 64 * 1024 * 1024
+    assert {lba.data_size for lba in namespace.lba_formats} == {512, 4096}
+    assert any(lba.metadata_size for lba in namespace.lba_formats)

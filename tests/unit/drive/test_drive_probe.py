@@ -41,12 +41,8 @@ def test_ata_ssd(tmp_path: Path) -> None:
     json.dumps(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulated.py sets word 59 bit 11 for SANITIZE ANTIFREEZE LOCK EXT; ACS-3 (and hdparm's "
-    "identify.c word-59 table) put it at bit 10, bit 11 = 'ACS-3 commands allowed by Sanitize'",
-)
 def test_ata_antifreeze_bit_matches_the_emulator_model(tmp_path: Path) -> None:
+    # Word 59 bit 10 (ACS-3; hdparm's word-59 table agrees), fixed in emulated.py in 49b115a.
     drive = EmulatedAtaDrive(
         tmp_path / "ata.img", size_bytes=SIZE, model=DriveModel(antifreeze_supported=True)
     )

@@ -131,3 +131,11 @@ def test_rsoc_descriptor_cut_short() -> None:
     body = rsoc_descriptor(0x48, 0x03, servactv=True, ctdp=True)[:12]
     with pytest.raises(IdentifyParseError, match="cut short"):
         parse_report_supported_opcodes_sanitize(len(body).to_bytes(4, "big") + body)
+
+
+def test_qemu_scsi_hd_inquiry() -> None:
+    from tests.unit.drive.drive_builders import recorded
+
+    inquiry = parse_inquiry(recorded("qemu-7.2-scsi-hd-inquiry.bin"))
+    assert (inquiry.vendor, inquiry.model, inquiry.firmware) == ("QEMU", "QEMU HARDDISK", "2.5+")
+    assert inquiry.version == 5
