@@ -32,11 +32,13 @@ from agent.errors import CommandError, DriveRemoved
 from agent.transport.commands import (
     AtaCommand,
     Command,
+    CommandTimeout,
     Completion,
     NvmeAdminCommand,
     NvmeIoCommand,
     NvmeStatus,
     ScsiCommand,
+    command_label,
     map_os_error,
     nvme_completion,
 )
@@ -295,6 +297,10 @@ def state_path_for(data_path: Path) -> Path:
 
 class _PowerLost(Exception):
     pass
+
+
+class _HostTimeout(Exception):
+    """The command outlived the host's timeout: the kernel gives up, the drive carries on."""
 
 
 # --- the shared machinery ------------------------------------------------------------------------
@@ -580,12 +586,18 @@ class EmulatedAtaDrive(_EmulatedDrive):
                 ATA_SECURITY_DISABLE_PASSWORD,
             ):
                 self._block_when_sanitizing()
-                self._security(opcode, command.data_out, previous_prepared)
+                self._security(opcode, command.data_out, previous_prepared, command.timeout_s)
             elif opcode in (ATA_READ_SECTORS_EXT, ATA_READ_DMA_EXT, ATA_WRITE_SECTORS_EXT, ATA_WRITE_DMA_EXT):
                 self._block_media_access()
                 data = self._ata_io(opcode, count, lba, command)
             else:
                 raise _AtaAbort()
+        except _HostTimeout as exc:
+            raise CommandTimeout(
+                f"{self.data_path}: {command_label(command)} timed out after {command.timeout_s:g} s "
+                f"(IDENTIFY words 89/90 estimate {self.model.erase_unit_minutes} min)",
+                opcode=opcode,
+            ) from exc
         except _AtaAbort as abort:
             registers = AtaRegisters(
                 error=ATA_ERROR_ABRT,
@@ -635,7 +647,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
         return b""
 
     # -- ACS-4 security feature set --
-    def _security(self, opcode: int, payload: bytes, prepared: bool) -> None:
+    def _security(self, opcode: int, payload: bytes, prepared: bool, timeout_s: float) -> None:
         if not self.model.security_supported:
             raise _AtaAbort()
         if opcode == ATA_SECURITY_FREEZE_LOCK:  # ACS-4 SECURITY FREEZE LOCK (F5h): SEC1→SEC2, SEC5→SEC6
@@ -710,6 +722,8 @@ class EmulatedAtaDrive(_EmulatedDrive):
         self._attempts = 0
         self._unlocked = False
         self._save()
+        if timeout_s < self.model.erase_unit_minutes * 60:
+            raise _HostTimeout()  # the erase finished; the host stopped waiting long before
 
     def _password_matches(self, master: bool, password: bytes) -> bool:
         stored = self._state.master_password if master else self._state.user_password
@@ -1022,6 +1036,8 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         action = cdw10 & 0x7
         unrestricted = bool(cdw10 & 0x8)
         state = self._state
+        if not (self.model.sanitize_block or self.model.sanitize_overwrite or self.model.sanitize_crypto):
+            raise _NvmeFailure(0, SC_INVALID_OPCODE)  # SANICAP = 0: no Sanitize command at all (as QEMU)
         if action == SANACT_EXIT_FAILURE:
             if state.sanitize == "failed":
                 if not state.failure_unrestricted:
@@ -1316,6 +1332,12 @@ class EmulatedScsiDrive(_EmulatedDrive):
             self._fake_success(operation)
             return b""
         self._start(operation)
+        if not immediate and command.timeout_s < operation.duration_s:
+            # The host gives up; the sanitize carries on (it survives the reset that follows).
+            raise CommandTimeout(
+                f"{self.data_path}: SANITIZE without IMMED timed out after {command.timeout_s:g} s",
+                opcode=SCSI_SANITIZE,
+            )
         if not immediate:
             # Without IMMED the command returns when the sanitize is done (or has failed).
             operation.elapsed_s = operation.duration_s

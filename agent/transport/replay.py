@@ -91,7 +91,9 @@ def _completion_to_json(completion: Completion) -> dict[str, Any]:
     return {
         "ok": completion.ok,
         "data": completion.data.hex(),
-        "ata": None if ata is None else [ata.error, ata.status, ata.count, ata.lba, ata.device, ata.extend],
+        "ata": None
+        if ata is None
+        else [ata.error, ata.status, ata.count, ata.lba, ata.device, ata.extend, ata.partial],
         "scsi_status": completion.scsi_status,
         "sense": completion.sense.raw.hex() if completion.sense is not None else None,
         "nvme_status": completion.nvme_status.raw if completion.nvme_status is not None else None,
@@ -109,7 +111,13 @@ def _completion_from_json(raw: dict[str, Any], ata_pass_through: bool) -> Comple
         ata=None
         if ata is None
         else AtaRegisters(
-            error=ata[0], status=ata[1], count=ata[2], lba=ata[3], device=ata[4], extend=ata[5]
+            error=ata[0],
+            status=ata[1],
+            count=ata[2],
+            lba=ata[3],
+            device=ata[4],
+            extend=ata[5],
+            partial=bool(ata[6]) if len(ata) > 6 else False,
         ),
         scsi_status=raw.get("scsi_status"),
         sense=decode_sense(bytes.fromhex(sense), ata_pass_through=ata_pass_through) if sense else None,

@@ -64,6 +64,8 @@ class AtaRegisters:
 
     ``lba`` is 48-bit, ``count`` 16-bit; for a non-extended (28-bit) command only the low parts
     are meaningful. ``error`` bit 2 is ABRT; ``status`` bit 0 is ERR, bit 5 DF, bit 7 BSY.
+    ``partial`` is True when fixed-format sense said COUNT(15:8) or LBA(47:24) were non-zero but
+    could not carry them: only COUNT(7:0) and LBA(23:0) are known (set D_SENSE to get them all).
     """
 
     error: int
@@ -72,6 +74,7 @@ class AtaRegisters:
     lba: int
     device: int
     extend: bool = True
+    partial: bool = False
 
     @property
     def failed(self) -> bool:
@@ -164,6 +167,7 @@ def _decode_fixed(buffer: bytes, response_code: int, ata_pass_through: bool) -> 
             count=buffer[6],
             lba=buffer[9] | buffer[10] << 8 | buffer[11] << 16,
             extend=bool(flags & 0x80),
+            partial=bool(flags & 0x60),  # COUNT UPPER NONZERO / LBA UPPER NONZERO
         )
     return SenseData(
         response_code=response_code,

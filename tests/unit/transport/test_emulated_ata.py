@@ -453,3 +453,16 @@ def test_new_file_needs_a_size(tmp_path: Path) -> None:
     (tmp_path / "odd.img").write_bytes(b"x" * 1000)
     with pytest.raises(ValueError):
         EmulatedAtaDrive(tmp_path / "odd.img")
+
+
+def test_erase_unit_outlives_a_short_host_timeout(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent.transport.commands import CommandTimeout
+
+    drive = make(tmp_path)
+    drive.execute(security(0xF1, b"pw"))
+    drive.execute(security(0xF3))
+    with pytest.raises(CommandTimeout, match="words 89/90"):
+        drive.execute(replace(security(0xF4, b"pw"), timeout_s=30.0))  # 2-minute estimate
+    assert drive.data_path.read_bytes() == bytes(SIZE)  # the drive finished anyway

@@ -244,3 +244,12 @@ def test_io_and_other_commands(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="NVMe commands only"):
         drive.execute(identify())
+
+
+def test_no_sanitize_support_means_invalid_opcode(tmp_path: Path) -> None:
+    model = DriveModel(sanitize_crypto=False, sanitize_block=False, sanitize_overwrite=False)
+    drive = make(tmp_path, model=model)
+    assert int.from_bytes(drive.execute(nvme_identify(0x01)).data[328:332], "little") == 0
+    with pytest.raises(CommandFailed) as caught:
+        drive.execute(nvme_sanitize(0b010))
+    assert status_of(caught) == (0, 0x01)

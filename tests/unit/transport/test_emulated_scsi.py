@@ -206,3 +206,15 @@ def test_read_write_commands(tmp_path: Path) -> None:
         drive.execute(scsi_read16(SIZE // 512, 1))
     with pytest.raises(CommandFailed):
         drive.execute(ScsiCommand(bytes([0xC1, 0, 0, 0, 0, 0])))
+
+
+def test_sanitize_without_immed_and_a_short_timeout_keeps_running(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent.transport.commands import CommandTimeout
+
+    drive = make(tmp_path, model=DriveModel(operation_seconds=600))
+    with pytest.raises(CommandTimeout):
+        drive.execute(replace(scsi_sanitize(0x02, immediate=False), timeout_s=60))
+    assert drive.sanitize_in_progress
+    assert sense_of(drive)[1] == (0x04, 0x1B)

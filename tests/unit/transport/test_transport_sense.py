@@ -133,3 +133,11 @@ def test_ata_descriptor_round_trip(
     registers = AtaRegisters(error=error, status=status, count=count, lba=lba, device=device, extend=extend)
     sense = decode_sense(encode_descriptor_sense(SenseKey.RECOVERED_ERROR, 0, 0x1D, ata=registers))
     assert sense is not None and sense.ata == registers
+
+
+def test_fixed_format_flags_partial_registers() -> None:
+    # COUNT UPPER NONZERO set: COUNT(15:8) was non-zero but fixed format cannot carry it.
+    raw = bytes.fromhex("f00100005040010ac0ffff00001d00000000")
+    sense = decode_sense(raw, ata_pass_through=True)
+    assert sense is not None and sense.ata is not None
+    assert sense.ata.partial and sense.ata.count == 0x01 and sense.ata.lba == 0xFFFF

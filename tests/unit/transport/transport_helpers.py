@@ -29,7 +29,9 @@ def security(
     payload[0:2] = control.to_bytes(2, "little")
     payload[2:34] = password.ljust(32, b"\x00")
     payload[34:36] = identifier.to_bytes(2, "little")
-    return AtaCommand(opcode, AtaProtocol.PIO_OUT, count=1, data_out=bytes(payload))
+    # SECURITY ERASE UNIT runs for the IDENTIFY words 89/90 estimate: give it that long
+    timeout_s = 4 * 3600.0 if opcode == 0xF4 else 30.0
+    return AtaCommand(opcode, AtaProtocol.PIO_OUT, count=1, data_out=bytes(payload), timeout_s=timeout_s)
 
 
 def sanitize(features: int, lba: int = 0, count: int = 0) -> AtaCommand:
