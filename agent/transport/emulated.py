@@ -61,6 +61,7 @@ from agent.transport.sense import (
     AtaRegisters,
     SenseKey,
     encode_descriptor_sense,
+    encode_fixed_ata_sense,
     encode_fixed_sense,
 )
 
@@ -157,6 +158,8 @@ SCSI_SANITIZE = 0x48  # SBC-4 SANITIZE
 SCSI_READ_16 = 0x88  # SBC-4 READ (16)
 SCSI_WRITE_16 = 0x8A  # SBC-4 WRITE (16)
 SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) is service action 10h
+SCSI_MODE_SELECT_10 = 0x55  # SPC-5 MODE SELECT (10)
+SCSI_MODE_SENSE_10 = 0x5A  # SPC-5 MODE SENSE (10)
 SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES is service action 0Ch
 SA_OVERWRITE = 0x01
 SA_BLOCK_ERASE = 0x02
@@ -216,6 +219,9 @@ class DriveModel:
     nvme_crypto_format_supported: bool = True  # FNA bit 2
     nvme_no_deallocate_inhibited: bool = False  # SANICAP NDI
     nvme_deallocate_after_sanitize: bool = True  # deallocated blocks read as zeros (DLFEAT 001b)
+    # Linux >= 6.10 libata honours D_SENSE for CK_COND results: fixed format (COUNT 7:0 and
+    # LBA 23:0 only) unless D_SENSE is set. False models older kernels: always descriptor format.
+    satl_fixed_sense_unless_d_sense: bool = False
 
 
 SanitizeFailureMode = Literal["restricted", "unrestricted"]
@@ -357,6 +363,7 @@ class _EmulatedDrive:
         self._erase_prepared = False
         self._polls = 0
         self._dead = False
+        self._d_sense = False  # SPC-5 Control mode page D_SENSE (current value, volatile)
         self._last_time = self._clock()
 
     # -- public helpers --
@@ -391,6 +398,40 @@ class _EmulatedDrive:
 
     def _dispatch(self, command: Command) -> Completion:
         raise NotImplementedError
+
+    def _scsi_sense(self, key: int, asc: tuple[int, int], progress: int | None = None) -> bytes:
+        if self._d_sense:
+            return encode_descriptor_sense(key, *asc, progress=progress)
+        return encode_fixed_sense(key, *asc, progress=progress)
+
+    def _control_mode_page(self) -> bytes:
+        # SPC-5 Control mode page (0Ah), 12 bytes; byte 2 bit 2 D_SENSE
+        page = bytearray(12)
+        page[0], page[1] = 0x0A, 0x0A
+        page[2] = 0x04 if self._d_sense else 0x00
+        return bytes(page)
+
+    def _mode_sense_10(self, cdb: bytes) -> bytes:
+        """SPC-5 MODE SENSE (10) for the Control mode page (current and changeable values)."""
+        page_control, page_code = cdb[2] >> 6, cdb[2] & 0x3F
+        if page_code not in (0x0A, 0x3F) or page_control == 0b11:
+            raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
+        page = bytearray(self._control_mode_page())
+        if page_control == 0b01:  # changeable values: only D_SENSE
+            page[2:] = bytes([0x04]) + bytes(9)
+        header = (6 + len(page)).to_bytes(2, "big") + bytes(6)  # MODE DATA LENGTH excludes itself
+        return header + bytes(page)
+
+    def _mode_select_10(self, command: ScsiCommand) -> None:
+        """SPC-5 MODE SELECT (10): accepts the Control mode page and applies D_SENSE."""
+        cdb, parameters = command.cdb, command.data_out
+        length = int.from_bytes(cdb[7:9], "big")
+        if not cdb[1] & 0x10 or len(parameters) < length or length < 8 + 4:
+            raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
+        start = 8 + int.from_bytes(parameters[6:8], "big")
+        if start + 4 > length or parameters[start] & 0x3F != 0x0A:
+            raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_PARAMETER_LIST)
+        self._d_sense = bool(parameters[start + 2] & 0x04)
 
     # -- state --
     def _save(self) -> None:
@@ -549,11 +590,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
         if isinstance(command, AtaCommand):
             return self._ata(command)
         if isinstance(command, ScsiCommand):
-            return _scsi_reply(
-                command,
-                SCSI_STATUS_CHECK_CONDITION,
-                encode_fixed_sense(SenseKey.ILLEGAL_REQUEST, *ASC_INVALID_COMMAND_OPERATION_CODE),
-            )
+            return self._satl(command)
         raise map_os_error(
             OSError(errno.ENOTTY, "Inappropriate ioctl for device"), command, str(self.data_path)
         )
@@ -607,20 +644,58 @@ class EmulatedAtaDrive(_EmulatedDrive):
                 device=0x40,
                 extend=extend,
             )
-            sense = encode_descriptor_sense(SenseKey.ABORTED_COMMAND, 0, 0, ata=registers)
+            sense = self._ata_sense(SenseKey.ABORTED_COMMAND, (0, 0), registers)
             return interpret_ata_result(
                 command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path)
             )
         registers = AtaRegisters(
             error=0, status=ATA_STATUS_OK, count=out_count, lba=out_lba, device=0x40, extend=extend
         )
-        sense = encode_descriptor_sense(
-            SenseKey.RECOVERED_ERROR, *ASC_ATA_PASS_THROUGH_INFORMATION, ata=registers
-        )
+        sense = self._ata_sense(SenseKey.RECOVERED_ERROR, ASC_ATA_PASS_THROUGH_INFORMATION, registers)
         del protocol
         return interpret_ata_result(
             command, SCSI_STATUS_CHECK_CONDITION, sense, data, device=str(self.data_path)
         )
+
+    def _ata_sense(self, key: int, asc: tuple[int, int], registers: AtaRegisters) -> bytes:
+        if self.model.satl_fixed_sense_unless_d_sense and not self._d_sense:
+            return encode_fixed_ata_sense(key, *asc, registers)
+        return encode_descriptor_sense(key, *asc, ata=registers)
+
+    def _satl(self, command: ScsiCommand) -> Completion:
+        """The SCSI side of a SAT layer (libata's SATL): enough to probe the disk and set D_SENSE."""
+        device = str(self.data_path)
+        cdb = command.cdb
+        try:
+            if cdb[0] == SCSI_INQUIRY and not cdb[1] & 0x01 and not cdb[2]:
+                data = bytearray(36)  # SAT-4 standard INQUIRY data: VENDOR IDENTIFICATION "ATA"
+                data[2], data[3], data[4] = 0x07, 0x02, 31
+                data[8:16] = b"ATA     "
+                data[16:32] = self.model.model.encode("ascii")[:16].ljust(16, b" ")
+                data[32:36] = self.model.firmware.encode("ascii")[-4:].ljust(4, b" ")
+                payload = bytes(data)
+            elif cdb[0] == SCSI_TEST_UNIT_READY:
+                if self._state.sanitize == "in_progress":
+                    raise _ScsiCheck(
+                        SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
+                    )
+                payload = b""
+            elif cdb[0] == SCSI_SERVICE_ACTION_IN_16 and cdb[1] & 0x1F == 0x10:  # SBC-4 READ CAPACITY (16)
+                payload = (self.size_bytes // _ATA_BLOCK - 1).to_bytes(8, "big") + (512).to_bytes(4, "big")
+                payload += bytes(20)
+            elif cdb[0] == SCSI_MODE_SENSE_10:
+                payload = self._mode_sense_10(cdb)
+            elif cdb[0] == SCSI_MODE_SELECT_10:
+                self._mode_select_10(command)
+                payload = b""
+            else:
+                raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_COMMAND_OPERATION_CODE)
+        except _ScsiCheck as check:
+            sense = self._scsi_sense(check.key, check.asc, check.progress)
+            return _scsi_reply(command, SCSI_STATUS_CHECK_CONDITION, sense, device=device)
+        if command.data_in_length:
+            payload = payload[: command.data_in_length]
+        return _scsi_reply(command, SCSI_STATUS_GOOD, b"", payload, device=device)
 
     # -- blocking states --
     def _block_when_sanitizing(self) -> None:
@@ -1144,6 +1219,8 @@ _SCSI_SUPPORTED = (
     (SCSI_WRITE_16, 0, 16),
     (SCSI_SERVICE_ACTION_IN_16, 0x10, 16),
     (SCSI_MAINTENANCE_IN, 0x0C, 12),
+    (SCSI_MODE_SELECT_10, 0, 10),
+    (SCSI_MODE_SENSE_10, 0, 10),
 )
 
 
@@ -1163,7 +1240,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
                 raise _ScsiCheck(SenseKey.ABORTED_COMMAND, (0x00, 0x00))
             data = self._scsi(command)
         except _ScsiCheck as check:
-            sense = encode_fixed_sense(check.key, *check.asc, progress=check.progress)
+            sense = self._scsi_sense(check.key, check.asc, check.progress)
             return _scsi_reply(command, SCSI_STATUS_CHECK_CONDITION, sense, device=device)
         if command.data_in_length:
             data = data[: command.data_in_length]
@@ -1197,6 +1274,11 @@ class EmulatedScsiDrive(_EmulatedDrive):
             return self._report_opcodes(cdb)
         if opcode == SCSI_SANITIZE:  # SBC-4 SANITIZE
             return self._sanitize(command)
+        if opcode == SCSI_MODE_SENSE_10:
+            return self._mode_sense_10(cdb)
+        if opcode == SCSI_MODE_SELECT_10:
+            self._mode_select_10(command)
+            return b""
         if self._state.sanitize == "in_progress":
             self._poll()
         self._not_ready_check()

@@ -17,6 +17,7 @@ from agent.transport.commands import (
     DataDirection,
     PassThroughBlocked,
     ScsiCommand,
+    Transport,
     command_label,
 )
 from agent.transport.sense import (
@@ -30,6 +31,7 @@ __all__ = [
     "ATA_PASS_THROUGH_12",
     "ATA_PASS_THROUGH_16",
     "build_ata_pass_through_16",
+    "enable_descriptor_sense",
     "interpret_ata_result",
     "interpret_scsi_result",
 ]
@@ -224,3 +226,37 @@ def parse_ata_pass_through_16(cdb: bytes) -> tuple[AtaProtocol, int, int, int, i
     else:
         lba |= (cdb[13] & 0x0F) << 24
     return protocol, cdb[14], features, count, lba, cdb[13], extend
+
+
+MODE_SENSE_10 = 0x5A  # SPC-5 MODE SENSE (10)
+MODE_SELECT_10 = 0x55  # SPC-5 MODE SELECT (10)
+CONTROL_MODE_PAGE = 0x0A  # SPC-5 Control mode page; byte 2 bit 2 is D_SENSE
+_MODE_HEADER_10 = 8
+
+
+def enable_descriptor_sense(transport: Transport) -> bool:
+    """Set D_SENSE in the Control mode page so ATA PASS-THROUGH results come back in descriptor
+    format, which carries all 48 LBA bits and all 16 COUNT bits (fixed format keeps only
+    LBA 23:0 and COUNT 7:0 — not enough for SANITIZE STATUS EXT). Returns True when it changed
+    the setting, False when it was already set. Raises CommandError when the device refuses.
+    """
+    allocation = 64
+    # SPC-5 MODE SENSE (10): DBD=1, PC=00b current values, page 0Ah
+    sense_cdb = (
+        bytes([MODE_SENSE_10, 0x08, CONTROL_MODE_PAGE, 0, 0, 0, 0]) + allocation.to_bytes(2, "big") + b"\0"
+    )
+    data = transport.execute(ScsiCommand(sense_cdb, data_in_length=allocation)).data
+    descriptors = int.from_bytes(data[6:8], "big") if len(data) >= 8 else 0
+    start = _MODE_HEADER_10 + descriptors
+    if len(data) < start + 4 or data[start] & 0x3F != CONTROL_MODE_PAGE:
+        raise CommandError("MODE SENSE returned no Control mode page", opcode=MODE_SENSE_10)
+    page = bytearray(data[start : start + 2 + data[start + 1]])
+    if page[2] & 0x04:
+        return False
+    page[0] &= 0x3F  # PS is reserved in MODE SELECT parameter data
+    page[2] |= 0x04  # D_SENSE
+    parameters = bytes(_MODE_HEADER_10) + bytes(page)
+    # SPC-5 MODE SELECT (10): PF=1, parameter list = header (no block descriptors) + page
+    select_cdb = bytes([MODE_SELECT_10, 0x10, 0, 0, 0, 0, 0]) + len(parameters).to_bytes(2, "big") + b"\0"
+    transport.execute(ScsiCommand(select_cdb, data_out=parameters))
+    return True

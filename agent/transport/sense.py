@@ -19,6 +19,7 @@ __all__ = [
     "decode_sense",
     "encode_ata_status_descriptor",
     "encode_descriptor_sense",
+    "encode_fixed_ata_sense",
     "encode_fixed_sense",
 ]
 
@@ -257,6 +258,22 @@ def encode_fixed_sense(
     if progress is not None:
         buffer[15] = 0x80
         buffer[16:18] = (progress & 0xFFFF).to_bytes(2, "big")
+    return bytes(buffer)
+
+
+def encode_fixed_ata_sense(sense_key: int, asc: int, ascq: int, registers: AtaRegisters) -> bytes:
+    """Fixed-format sense carrying ATA registers (SAT-4 ATA PASS-THROUGH fixed format results).
+
+    Only COUNT(7:0) and LBA(23:0) fit; the UPPER NONZERO flags say when more was lost.
+    """
+    buffer = bytearray(encode_fixed_sense(sense_key, asc, ascq))
+    buffer[0] |= 0x80  # VALID: INFORMATION holds ERROR, STATUS, DEVICE, COUNT(7:0)
+    buffer[3:7] = bytes([registers.error, registers.status, registers.device, registers.count & 0xFF])
+    flags = 0x80 if registers.extend else 0
+    flags |= 0x40 if registers.count >> 8 else 0  # COUNT UPPER NONZERO
+    flags |= 0x20 if registers.lba >> 24 else 0  # LBA UPPER NONZERO
+    buffer[8] = flags
+    buffer[9:12] = bytes([registers.lba & 0xFF, (registers.lba >> 8) & 0xFF, (registers.lba >> 16) & 0xFF])
     return bytes(buffer)
 
 

@@ -21,7 +21,12 @@ from agent.transport.commands import (
     ScsiCommand,
     map_os_error,
 )
-from agent.transport.sat import build_ata_pass_through_16, interpret_ata_result, interpret_scsi_result
+from agent.transport.sat import (
+    build_ata_pass_through_16,
+    enable_descriptor_sense,
+    interpret_ata_result,
+    interpret_scsi_result,
+)
 
 __all__ = ["SG_IO", "SgIoHeader", "SgIoTransport", "open_device_fd"]
 
@@ -82,10 +87,16 @@ def _timeout_ms(timeout_s: float) -> int:
 
 class SgIoTransport:
     """Transport over the SG_IO ioctl. Pass ``fd`` to reuse a descriptor the caller opened (it is
-    then not closed by :meth:`close`)."""
+    then not closed by :meth:`close`).
 
-    def __init__(self, device_path: str, *, fd: int | None = None) -> None:
+    With ``descriptor_sense`` (the default) the first ATA command is preceded by a best-effort
+    MODE SELECT that sets D_SENSE: Linux 6.10+ libata honours D_SENSE for CK_COND results, and
+    fixed-format sense cannot carry COUNT(15:8), where SANITIZE STATUS EXT reports its state.
+    """
+
+    def __init__(self, device_path: str, *, fd: int | None = None, descriptor_sense: bool = True) -> None:
         self.device_path = device_path
+        self._want_descriptor_sense = descriptor_sense
         self._owns_fd = fd is None
         self._fd: int | None = open_device_fd(device_path) if fd is None else fd
 
@@ -106,6 +117,12 @@ class SgIoTransport:
     def execute(self, command: Command) -> Completion:
         """Send an AtaCommand (as ATA PASS-THROUGH 16) or a ScsiCommand through SG_IO."""
         if isinstance(command, AtaCommand):
+            if self._want_descriptor_sense:
+                self._want_descriptor_sense = False
+                try:
+                    enable_descriptor_sense(self)
+                except CommandError:
+                    pass  # some bridges refuse MODE SELECT; partial registers are then flagged
             cdb = build_ata_pass_through_16(command)
             status, sense, data, host = self._sg_io(
                 command, cdb, command.direction, command.data_out, command.data_in_length, command.timeout_s
