@@ -219,8 +219,9 @@ class DriveModel:
     nvme_crypto_format_supported: bool = True  # FNA bit 2
     nvme_no_deallocate_inhibited: bool = False  # SANICAP NDI
     nvme_deallocate_after_sanitize: bool = True  # deallocated blocks read as zeros (DLFEAT 001b)
-    # Linux >= 6.10 libata honours D_SENSE for CK_COND results: fixed format (COUNT 7:0 and
-    # LBA 23:0 only) unless D_SENSE is set. False models older kernels: always descriptor format.
+    # SAT-2 and later SATLs may answer ATA PASS-THROUGH in fixed format (COUNT 7:0, LBA 23:0 only)
+    # unless D_SENSE is set (SAT-4 "Fixed format sense data"; recent libata does); False models the
+    # older always-descriptor behaviour.
     satl_fixed_sense_unless_d_sense: bool = False
 
 

@@ -90,8 +90,9 @@ class SgIoTransport:
     then not closed by :meth:`close`).
 
     With ``descriptor_sense`` (the default) the first ATA command is preceded by a best-effort
-    MODE SELECT that sets D_SENSE: Linux 6.10+ libata honours D_SENSE for CK_COND results, and
-    fixed-format sense cannot carry COUNT(15:8), where SANITIZE STATUS EXT reports its state.
+    MODE SELECT that sets D_SENSE: SAT-2 and later SATLs (recent libata, many bridges) may return
+    fixed-format sense otherwise, and that cannot carry COUNT(15:8), where SANITIZE STATUS EXT
+    reports its state.
     """
 
     def __init__(self, device_path: str, *, fd: int | None = None, descriptor_sense: bool = True) -> None:
