@@ -592,18 +592,14 @@ class EmulatedAtaDrive(_EmulatedDrive):
             return self._ata(command)
         if isinstance(command, ScsiCommand):
             return self._satl(command)
-        raise map_os_error(
-            OSError(errno.ENOTTY, "Inappropriate ioctl for device"), command, str(self.data_path)
-        )
+        raise map_os_error(OSError(errno.ENOTTY, "Inappropriate ioctl for device"), command, str(self.data_path))
 
     def _ata(self, command: AtaCommand) -> Completion:
         cdb = build_ata_pass_through_16(command)
         if self.faults.passthrough_blocked:
             # What USB bridges without SAT pass-through answer (fixed format, no ATA registers).
             sense = encode_fixed_sense(SenseKey.ILLEGAL_REQUEST, *ASC_INVALID_COMMAND_OPERATION_CODE)
-            return interpret_ata_result(
-                command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path)
-            )
+            return interpret_ata_result(command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path))
         protocol, opcode, features, count, lba, _device, extend = parse_ata_pass_through_16(cdb)
         previous_prepared, self._erase_prepared = self._erase_prepared, False
         data = b""
@@ -646,17 +642,13 @@ class EmulatedAtaDrive(_EmulatedDrive):
                 extend=extend,
             )
             sense = self._ata_sense(SenseKey.ABORTED_COMMAND, (0, 0), registers)
-            return interpret_ata_result(
-                command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path)
-            )
+            return interpret_ata_result(command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path))
         registers = AtaRegisters(
             error=0, status=ATA_STATUS_OK, count=out_count, lba=out_lba, device=0x40, extend=extend
         )
         sense = self._ata_sense(SenseKey.RECOVERED_ERROR, ASC_ATA_PASS_THROUGH_INFORMATION, registers)
         del protocol
-        return interpret_ata_result(
-            command, SCSI_STATUS_CHECK_CONDITION, sense, data, device=str(self.data_path)
-        )
+        return interpret_ata_result(command, SCSI_STATUS_CHECK_CONDITION, sense, data, device=str(self.data_path))
 
     def _ata_sense(self, key: int, asc: tuple[int, int], registers: AtaRegisters) -> bytes:
         if self.model.satl_fixed_sense_unless_d_sense and not self._d_sense:
@@ -677,9 +669,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
                 payload = bytes(data)
             elif cdb[0] == SCSI_TEST_UNIT_READY:
                 if self._state.sanitize == "in_progress":
-                    raise _ScsiCheck(
-                        SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
-                    )
+                    raise _ScsiCheck(SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress())
                 payload = b""
             elif cdb[0] == SCSI_SERVICE_ACTION_IN_16 and cdb[1] & 0x1F == 0x10:  # SBC-4 READ CAPACITY (16)
                 payload = (self.size_bytes // _ATA_BLOCK - 1).to_bytes(8, "big") + (512).to_bytes(4, "big")
@@ -973,9 +963,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
             raise CommandError(f"{self.data_path}: an NVMe controller takes NVMe commands only")
         if self.faults.passthrough_blocked:
             # NVMe behind a USB bridge shows up as SCSI: the NVMe ioctl does not exist there
-            raise map_os_error(
-                OSError(errno.ENOTTY, "Inappropriate ioctl for device"), command, str(self.data_path)
-            )
+            raise map_os_error(OSError(errno.ENOTTY, "Inappropriate ioctl for device"), command, str(self.data_path))
         result, data = 0, b""
         try:
             if self._abort_injected(command.opcode):
@@ -1093,9 +1081,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         if state.sanitize == "in_progress":
             status = SSTAT_IN_PROGRESS
         sstat = status | (state.passes_done & 0x1F) << 3
-        unchanged = (
-            state.erased_mtime_ns is not None and os.stat(self.data_path).st_mtime_ns == state.erased_mtime_ns
-        )
+        unchanged = state.erased_mtime_ns is not None and os.stat(self.data_path).st_mtime_ns == state.erased_mtime_ns
         if state.last_result.startswith("success") and state.sanitize == "idle" and unchanged:
             sstat |= 0x0100  # GDE: nothing written since the sanitize
         data[2:4] = sstat.to_bytes(2, "little")  # SSTAT
@@ -1249,9 +1235,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
 
     def _not_ready_check(self) -> None:
         if self._state.sanitize == "in_progress":  # SBC-4: NOT READY, SANITIZE IN PROGRESS + progress
-            raise _ScsiCheck(
-                SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
-            )
+            raise _ScsiCheck(SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress())
         if self._state.sanitize == "failed":  # SBC-4: MEDIUM ERROR, SANITIZE COMMAND FAILED
             raise _ScsiCheck(SenseKey.MEDIUM_ERROR, ASC_SANITIZE_COMMAND_FAILED)
 
@@ -1275,13 +1259,14 @@ class EmulatedScsiDrive(_EmulatedDrive):
             return self._report_opcodes(cdb)
         if opcode == SCSI_SANITIZE:  # SBC-4 SANITIZE
             return self._sanitize(command)
+        if self._state.sanitize == "in_progress":
+            self._poll()  # SBC-4: while sanitizing, other commands end NOT READY, SANITIZE IN PROGRESS
+            self._not_ready_check()
         if opcode == SCSI_MODE_SENSE_10:
             return self._mode_sense_10(cdb)
         if opcode == SCSI_MODE_SELECT_10:
             self._mode_select_10(command)
             return b""
-        if self._state.sanitize == "in_progress":
-            self._poll()
         self._not_ready_check()
         if opcode == SCSI_TEST_UNIT_READY:
             return b""
@@ -1368,9 +1353,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
         parameter_length = int.from_bytes(cdb[7:9], "big")
         state = self._state
         if state.sanitize == "in_progress":
-            raise _ScsiCheck(
-                SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress()
-            )
+            raise _ScsiCheck(SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress())
         if action == SA_EXIT_FAILURE_MODE:  # SBC-4 EXIT FAILURE MODE service action
             if state.sanitize == "failed" and not state.failure_unrestricted:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)

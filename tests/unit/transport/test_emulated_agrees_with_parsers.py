@@ -103,18 +103,14 @@ def test_scsi_data_parses(tmp_path: Path) -> None:
     assert inquiry.vendor == "EMULATED"
     capacity = parse_read_capacity16(
         drive.execute(
-            ScsiCommand(
-                bytes([0x9E, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2), data_in_length=32
-            )
+            ScsiCommand(bytes([0x9E, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2), data_in_length=32)
         ).data
     )
     assert capacity.logical_block_length == 512
     vpd = drive.execute(ScsiCommand(bytes([0x12, 1, 0xB1, 0, 64, 0]), data_in_length=64)).data
     assert parse_block_device_characteristics_vpd(vpd).rotation_rate == 1
     listing = drive.execute(
-        ScsiCommand(
-            bytes([0xA3, 0x0C, 0, 0, 0, 0]) + (4096).to_bytes(4, "big") + bytes(2), data_in_length=4096
-        )
+        ScsiCommand(bytes([0xA3, 0x0C, 0, 0, 0, 0]) + (4096).to_bytes(4, "big") + bytes(2), data_in_length=4096)
     ).data
     support = parse_report_supported_opcodes_sanitize(listing)
     assert support.block and support.crypto and not support.overwrite

@@ -179,9 +179,7 @@ def test_enhanced_erase_and_wrong_password(tmp_path: Path) -> None:
 
 
 def test_enhanced_erase_unsupported(tmp_path: Path) -> None:
-    drive = EmulatedAtaDrive(
-        tmp_path / "a.img", size_bytes=SIZE, model=DriveModel(enhanced_erase_supported=False)
-    )
+    drive = EmulatedAtaDrive(tmp_path / "a.img", size_bytes=SIZE, model=DriveModel(enhanced_erase_supported=False))
     assert security_bits(drive) & 0x20 == 0
     drive.execute(security(0xF1, b"pw"))
     drive.execute(security(0xF3))

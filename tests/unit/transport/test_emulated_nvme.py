@@ -57,9 +57,7 @@ def status_of(error: pytest.ExceptionInfo[CommandFailed]) -> tuple[int, int]:
 
 
 def test_identify_controller_layout(tmp_path: Path) -> None:
-    model = DriveModel(
-        serial="S123", model="Emu NVMe", nvme_no_deallocate_inhibited=True, sanitize_overwrite=False
-    )
+    model = DriveModel(serial="S123", model="Emu NVMe", nvme_no_deallocate_inhibited=True, sanitize_overwrite=False)
     data = make(tmp_path, model=model).execute(nvme_identify(0x01)).data
     assert len(data) == 4096
     assert data[4:24].rstrip() == b"S123" and data[24:64].rstrip() == b"Emu NVMe"
@@ -239,9 +237,7 @@ def test_io_and_other_commands(tmp_path: Path) -> None:
     with pytest.raises(CommandFailed) as log_caught:
         drive.execute(NvmeAdminCommand(0x02, cdw10=0xC0 | 127 << 16, data_in_length=512))
     assert status_of(log_caught) == (1, 0x09)
-    assert drive.execute(NvmeAdminCommand(0x02, cdw10=0x02 | 127 << 16, data_in_length=512)).data == bytes(
-        512
-    )
+    assert drive.execute(NvmeAdminCommand(0x02, cdw10=0x02 | 127 << 16, data_in_length=512)).data == bytes(512)
     with pytest.raises(Exception, match="NVMe commands only"):
         drive.execute(identify())
 

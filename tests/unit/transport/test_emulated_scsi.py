@@ -27,9 +27,7 @@ def make(tmp_path: Path, model: DriveModel | None = None, **faults: object) -> E
     return drive
 
 
-def sense_of(
-    drive: EmulatedScsiDrive, descriptor: bool = False
-) -> tuple[SenseKey, tuple[int, int], int | None]:
+def sense_of(drive: EmulatedScsiDrive, descriptor: bool = False) -> tuple[SenseKey, tuple[int, int], int | None]:
     sense = decode_sense(drive.execute(request_sense(descriptor)).data)
     assert sense is not None
     return sense.sense_key, sense.asc_ascq, sense.progress
@@ -61,11 +59,7 @@ def test_inquiry_and_vpd(tmp_path: Path) -> None:
 def test_read_capacity_16(tmp_path: Path) -> None:
     data = (
         make(tmp_path)
-        .execute(
-            ScsiCommand(
-                bytes([0x9E, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2), data_in_length=32
-            )
-        )
+        .execute(ScsiCommand(bytes([0x9E, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2), data_in_length=32))
         .data
     )
     assert int.from_bytes(data[0:8], "big") == SIZE // 512 - 1 and int.from_bytes(data[8:12], "big") == 512
@@ -75,9 +69,7 @@ def test_read_capacity_16(tmp_path: Path) -> None:
 def test_report_supported_operation_codes(tmp_path: Path) -> None:
     drive = make(tmp_path, model=DriveModel(sanitize_overwrite=False))
     listing = drive.execute(
-        ScsiCommand(
-            bytes([0xA3, 0x0C, 0, 0, 0, 0]) + (4096).to_bytes(4, "big") + bytes(2), data_in_length=4096
-        )
+        ScsiCommand(bytes([0xA3, 0x0C, 0, 0, 0, 0]) + (4096).to_bytes(4, "big") + bytes(2), data_in_length=4096)
     ).data
     length = int.from_bytes(listing[0:4], "big")
     entries = {(listing[4 + i], int.from_bytes(listing[6 + i : 8 + i], "big")) for i in range(0, length, 8)}
@@ -85,9 +77,7 @@ def test_report_supported_operation_codes(tmp_path: Path) -> None:
     assert (0x48, 0x01) not in entries
 
     def one(opcode: int, action: int) -> int:
-        cdb = (
-            bytes([0xA3, 0x0C, 0x02, opcode]) + action.to_bytes(2, "big") + (64).to_bytes(4, "big") + bytes(2)
-        )
+        cdb = bytes([0xA3, 0x0C, 0x02, opcode]) + action.to_bytes(2, "big") + (64).to_bytes(4, "big") + bytes(2)
         return drive.execute(ScsiCommand(cdb, data_in_length=64)).data[1] & 0x07
 
     assert one(0x48, 0x03) == 0b011 and one(0x48, 0x01) == 0b001
@@ -199,8 +189,7 @@ def test_read_write_commands(tmp_path: Path) -> None:
     write10 = ScsiCommand(bytes([0x2A, 0, 0, 0, 0, 4, 0, 0, 1, 0]), data_out=b"\x77" * 512)
     drive.execute(write10)
     assert (
-        drive.execute(ScsiCommand(bytes([0x28, 0, 0, 0, 0, 4, 0, 0, 1, 0]), data_in_length=512)).data
-        == b"\x77" * 512
+        drive.execute(ScsiCommand(bytes([0x28, 0, 0, 0, 0, 4, 0, 0, 1, 0]), data_in_length=512)).data == b"\x77" * 512
     )
     with pytest.raises(CommandFailed):
         drive.execute(scsi_read16(SIZE // 512, 1))

@@ -94,8 +94,8 @@ def test_28bit_command_puts_lba_high_nibble_in_device() -> None:
 )
 def test_cdb_round_trip_48bit(opcode: int, features: int, count: int, lba: int) -> None:
     command = AtaCommand(opcode, features=features, count=count, lba=lba, extend=True)
-    protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend = (
-        parse_ata_pass_through_16(build_ata_pass_through_16(command))
+    protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend = parse_ata_pass_through_16(
+        build_ata_pass_through_16(command)
     )
     assert (protocol, parsed_opcode, parsed_features, parsed_count, parsed_lba, device, extend) == (
         AtaProtocol.NON_DATA,
@@ -180,9 +180,7 @@ def test_interpret_scsi_result_cases() -> None:
     recovered = encode_fixed_sense(SenseKey.RECOVERED_ERROR, 0x17, 0x01)
     assert interpret_scsi_result(inquiry, 2, recovered, b"").sense is not None
     with pytest.raises(CommandFailed) as caught:
-        interpret_scsi_result(
-            inquiry, 2, encode_fixed_sense(SenseKey.NOT_READY, 0x04, 0x1B, progress=0x100), b""
-        )
+        interpret_scsi_result(inquiry, 2, encode_fixed_sense(SenseKey.NOT_READY, 0x04, 0x1B, progress=0x100), b"")
     assert caught.value.completion.sense is not None and caught.value.completion.sense.progress == 0x100
     with pytest.raises(CommandFailed, match="0x08"):
         interpret_scsi_result(inquiry, 0x08, b"", b"")

@@ -49,23 +49,27 @@ def test_satl_side_of_the_ata_drive(tmp_path: Path) -> None:
 
 
 def test_scsi_drive_sense_format_follows_d_sense(tmp_path: Path) -> None:
-    drive = EmulatedScsiDrive(tmp_path / "s.img", size_bytes=SIZE, model=DriveModel(operation_seconds=50))
+    model = DriveModel(operation_seconds=50)
+    drive = EmulatedScsiDrive(tmp_path / "s.img", size_bytes=SIZE, model=model)
     drive.execute(scsi_sanitize(0x03))
     with pytest.raises(CommandFailed) as fixed:
         drive.execute(tur())
     assert fixed.value.completion.sense is not None and not fixed.value.completion.sense.descriptor_format
-    assert enable_descriptor_sense(drive)
+    with pytest.raises(CommandFailed):
+        enable_descriptor_sense(drive)  # MODE SENSE ends NOT READY while sanitizing
+
+    other = EmulatedScsiDrive(tmp_path / "t.img", size_bytes=SIZE, model=model)
+    assert enable_descriptor_sense(other)
+    other.execute(scsi_sanitize(0x03))
     with pytest.raises(CommandFailed) as descriptor:
-        drive.execute(tur())
+        other.execute(tur())
     sense = descriptor.value.completion.sense
     assert sense is not None and sense.descriptor_format and sense.progress is not None
 
 
 def test_mode_sense_changeable_and_invalid(tmp_path: Path) -> None:
     drive = EmulatedScsiDrive(tmp_path / "s.img", size_bytes=SIZE)
-    changeable = drive.execute(
-        ScsiCommand(bytes([0x5A, 0x08, 0x4A, 0, 0, 0, 0, 0, 64, 0]), data_in_length=64)
-    ).data
+    changeable = drive.execute(ScsiCommand(bytes([0x5A, 0x08, 0x4A, 0, 0, 0, 0, 0, 64, 0]), data_in_length=64)).data
     assert changeable[8] == 0x0A and changeable[10] == 0x04
     with pytest.raises(CommandFailed):
         drive.execute(ScsiCommand(bytes([0x5A, 0x08, 0x08, 0, 0, 0, 0, 0, 64, 0]), data_in_length=64))
@@ -73,7 +77,5 @@ def test_mode_sense_changeable_and_invalid(tmp_path: Path) -> None:
         drive.execute(ScsiCommand(bytes([0x55, 0, 0, 0, 0, 0, 0, 0, 20, 0]), data_out=bytes(20)))
     with pytest.raises(CommandFailed):  # not the control page
         drive.execute(
-            ScsiCommand(
-                bytes([0x55, 0x10, 0, 0, 0, 0, 0, 0, 20, 0]), data_out=bytes(8) + b"\x08\x0a" + bytes(10)
-            )
+            ScsiCommand(bytes([0x55, 0x10, 0, 0, 0, 0, 0, 0, 20, 0]), data_out=bytes(8) + b"\x08\x0a" + bytes(10))
         )

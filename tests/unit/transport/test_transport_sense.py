@@ -95,9 +95,7 @@ def test_fixed_format_ata_pass_through_results() -> None:
     raw = bytes.fromhex("f00100045140050a80563412001d00000000")
     sense = decode_sense(raw, ata_pass_through=True)
     assert sense is not None and sense.ata is not None
-    assert sense.ata == AtaRegisters(
-        error=0x04, status=0x51, count=0x05, lba=0x123456, device=0x40, extend=True
-    )
+    assert sense.ata == AtaRegisters(error=0x04, status=0x51, count=0x05, lba=0x123456, device=0x40, extend=True)
     assert decode_sense(raw).ata is None  # type: ignore[union-attr]
 
 
@@ -127,9 +125,7 @@ def test_decoding_never_crashes(raw: bytes) -> None:
     st.integers(0, 0xFF),
     st.booleans(),
 )
-def test_ata_descriptor_round_trip(
-    error: int, status: int, count: int, lba: int, device: int, extend: bool
-) -> None:
+def test_ata_descriptor_round_trip(error: int, status: int, count: int, lba: int, device: int, extend: bool) -> None:
     registers = AtaRegisters(error=error, status=status, count=count, lba=lba, device=device, extend=extend)
     sense = decode_sense(encode_descriptor_sense(SenseKey.RECOVERED_ERROR, 0, 0x1D, ata=registers))
     assert sense is not None and sense.ata == registers

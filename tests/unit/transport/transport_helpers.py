@@ -48,9 +48,7 @@ FREEZE = (0x0020, 0x46724C6B)
 ANTIFREEZE = (0x0040, 0x416E7469)
 
 
-def overwrite(
-    pattern: int, passes: int = 1, *, invert: bool = False, failure_mode: bool = False
-) -> AtaCommand:
+def overwrite(pattern: int, passes: int = 1, *, invert: bool = False, failure_mode: bool = False) -> AtaCommand:
     count = (passes & 0xF) | (0x80 if invert else 0) | (0x10 if failure_mode else 0)
     return sanitize(0x0014, lba=0x4F57 << 32 | pattern, count=count)
 
@@ -72,9 +70,7 @@ def nvme_sanitize(
     oipbp: bool = False,
     pattern: int = 0,
 ) -> NvmeAdminCommand:
-    cdw10 = (
-        sanact | (8 if ause else 0) | (owpass & 0xF) << 4 | (0x100 if oipbp else 0) | (0x200 if ndas else 0)
-    )
+    cdw10 = sanact | (8 if ause else 0) | (owpass & 0xF) << 4 | (0x100 if oipbp else 0) | (0x200 if ndas else 0)
     return NvmeAdminCommand(0x84, cdw10=cdw10, cdw11=pattern)
 
 
@@ -94,9 +90,7 @@ def nvme_write(lba: int, data: bytes, block_size: int = 512) -> NvmeIoCommand:
     return NvmeIoCommand(0x01, nsid=1, cdw10=lba, cdw12=len(data) // block_size - 1, data_out=data)
 
 
-def scsi_sanitize(
-    action: int, *, immediate: bool = True, ause: bool = False, parameters: bytes = b""
-) -> ScsiCommand:
+def scsi_sanitize(action: int, *, immediate: bool = True, ause: bool = False, parameters: bytes = b"") -> ScsiCommand:
     byte1 = action | (0x80 if immediate else 0) | (0x20 if ause else 0)
     cdb = bytes([0x48, byte1, 0, 0, 0, 0, 0]) + len(parameters).to_bytes(2, "big") + b"\x00"
     return ScsiCommand(cdb, data_out=parameters)
