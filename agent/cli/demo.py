@@ -198,7 +198,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for drive in drives:
         job = results.get(drive.index)
         rows.append({"device": drive.device, "job": job.to_json() if job else None, "proof": proofs[drive.index]})
@@ -213,17 +213,17 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
         click.echo(f"{'DEVICE':<12} {'OUTCOME':<10} {'METHOD':<16} {'LEVEL':<6} {'WRITE MB/s':>10} "
                    f"{'VERIFY':<22} INDEPENDENT PROOF")
         for row in rows:
-            job = row["job"] or {}
-            verification = job.get("verification") or {}
+            summary: dict[str, Any] = row["job"] or {}
+            verification = summary.get("verification") or {}
             verify_text = (f"{verification.get('mode', '-')} {verification.get('coverage', 0) * 100:.1f}% "
                            f"{'pass' if verification.get('passed') else 'FAIL'}") if verification else "-"
             proof = row["proof"]
             proof_text = (f"{proof['markers_found']}/{proof['markers_planted']} markers found, "
                           f"{'all zero' if proof['nonzero_blocks'] == 0 else 'NON-ZERO DATA'}"
                           f"{', cmp /dev/zero ok' if proof['cmp_equals_zero'] else ''}")
-            rate = (job.get("throughput_bytes_per_second") or 0) / 1e6
-            click.echo(f"{row['device']:<12} {job.get('outcome', 'error'):<10} {job.get('method') or '-':<16} "
-                       f"{job.get('level') or '-':<6} {rate:>10.0f} {verify_text:<22} {proof_text}")
+            rate = (summary.get("throughput_bytes_per_second") or 0) / 1e6
+            click.echo(f"{row['device']:<12} {summary.get('outcome', 'error'):<10} {summary.get('method') or '-':<16} "
+                       f"{summary.get('level') or '-':<6} {rate:>10.0f} {verify_text:<22} {proof_text}")
         for error in errors:
             click.echo(f"error: {error}", err=True)
         click.echo(f"\n{'All demo data is gone.' if all_ok else 'DEMO FAILED.'} "

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.errors import ProfileError
 from agent.methods import registry
-from agent.methods.base import Level
+from agent.methods.base import Level, Method
 
 SCHEMA = 1
 MEDIA = ("ssd", "hdd", "usb", "virtual")
@@ -33,7 +33,7 @@ class Step:
     method: str
     options: tuple[tuple[str, Any], ...] = ()
 
-    def build(self) -> registry.Method:
+    def build(self) -> Method:
         """Instantiate the method."""
         return registry.build(self.method, dict(self.options))
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from agent.errors import ConfigError
+from agent.verify import fastcompare
 
 _ZERO_BLOCK = bytes(8 << 20)
 
@@ -20,7 +21,9 @@ _ZERO_BLOCK = bytes(8 << 20)
 class Expectation(Protocol):
     """Expected content of the whole device."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """zero, pattern or random."""
 
     def fill(self, offset: int, buffer: memoryview) -> None:
         """Write the expected bytes of ``[offset, offset + len(buffer))`` into ``buffer``."""
@@ -63,14 +66,10 @@ class Zero:
             done += step
 
     def matches(self, offset: int, data: memoryview) -> bool:
-        """Compare against zeros at memcmp speed."""
-        length = len(data)
-        if length <= len(_ZERO_BLOCK):
-            return data.tobytes() == (_ZERO_BLOCK if length == len(_ZERO_BLOCK) else _ZERO_BLOCK[:length])
-        return all(
-            self.matches(offset + start, data[start : start + len(_ZERO_BLOCK)])
-            for start in range(0, length, len(_ZERO_BLOCK))
-        )
+        """Compare against zeros at memcmp speed, without copying the data."""
+        if data.readonly:
+            return data.tobytes().count(0) == len(data)
+        return fastcompare.is_zero(data)
 
     def first_difference(self, offset: int, data: memoryview) -> int:
         """Index of the first unexpected byte in ``data`` (-1 if none)."""
@@ -116,7 +115,8 @@ class Pattern:
 
     def matches(self, offset: int, data: memoryview) -> bool:
         """Exact comparison with the pattern at this phase."""
-        return data.tobytes() == self._expected(offset, len(data))
+        expected = self._expected(offset, len(data))
+        return data.tobytes() == expected if data.readonly else fastcompare.equal(data, expected)
 
     def first_difference(self, offset: int, data: memoryview) -> int:
         """Index of the first unexpected byte (-1 if none)."""
@@ -176,7 +176,8 @@ class AesCtrStream:
 
     def matches(self, offset: int, data: memoryview) -> bool:
         """Regenerate the keystream for this range and compare."""
-        return data.tobytes() == self._expected(offset, len(data))
+        expected = self._expected(offset, len(data))
+        return data.tobytes() == expected if data.readonly else fastcompare.equal(data, expected)
 
     def first_difference(self, offset: int, data: memoryview) -> int:
         """Index of the first unexpected byte (-1 if none)."""

@@ -8,10 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.transport.block import BlockDevice
-from agent.transport.pipeline import ReadPipeline
+from agent.transport.pipeline import Extent, ReadPipeline
 from agent.verify.expectation import Expectation
 from agent.verify.sampling import PlanNotPossible, new_seed, plan_sampling
-from agent.transport.pipeline import Extent
 
 MAX_REPORTED_MISMATCHES = 16
 

@@ -76,7 +76,8 @@ def plan_sampling(
     start = 0
     for index in range(subsections):
         length = base + (1 if index < remainder else 0)
-        sample = math.ceil(length * sample_fraction)  # per subsection: ≥ 5 % of *this* one        # two non-overlapping placements chosen uniformly: draw two points in the space left after
+        sample = math.ceil(length * sample_fraction)  # per subsection: ≥ 5 % of *this* one
+        # two non-overlapping placements chosen uniformly: draw two points in the space left after
         # removing one sample length, sort, and shift the second one by the sample length
         slack = length - SAMPLES_PER_SUBSECTION * sample
         first, second = sorted((rng.randint(0, slack), rng.randint(0, slack)))

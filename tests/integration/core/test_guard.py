@@ -31,6 +31,10 @@ def refused(device_path: str, expected: str) -> dict:
     assert result.returncode == 2, data
     assert data["outcome"] == "refused" and data["error"]["code"] == "drive_protected"
     assert expected in data["reason"], data["reason"]
+    # the journal proves nothing destructive started: no "running" state, nothing written
+    events = json.loads(run_cli("job", data["job_id"], "--json", "--events", check=True).stdout)["events"]
+    assert [event["state"] for event in events] == ["created", "checking", "refused"]
+    assert data["bytes_written"] == 0 and data["method"] is None
     return data
 
 
@@ -62,9 +66,8 @@ def test_active_swap_is_refused(loop_factory: Callable[..., LoopDevice], state_d
     if swap.returncode != 0:
         pytest.skip(f"swapon is not permitted on this kernel/container: {swap.stderr.strip()}")
     try:
-        before = digest(device)
+        # no byte comparison here: the kernel itself may page out to this swap area at any time
         refused(device.path, "active swap")
-        assert digest(device) == before
     finally:
         subprocess.run(["swapoff", device.path], check=False)
 
