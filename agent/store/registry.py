@@ -343,24 +343,45 @@ class Registry:
                  float(result["coverage"]), int(result["bytes_checked"]), json.dumps(result, sort_keys=True)),
             )
 
-    def reconcile(self) -> list[str]:
-        """Mark jobs whose owning process is gone as ``interrupted``; return their ids."""
+    def orphaned_jobs(self) -> list[str]:
+        """Jobs in an active state whose owning process is gone (crash, kill -9, power loss)."""
         rows = self.db.execute(
             f"SELECT id, pid, pid_started FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
             ACTIVE_STATES,
         ).fetchall()
-        interrupted: list[str] = []
+        orphans: list[str] = []
         for row in rows:
             started = _process_started(int(row["pid"])) if row["pid"] else None
             alive = started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
-            if alive:
+            if not alive:
+                orphans.append(str(row["id"]))
+        return orphans
+
+    def adopt(self, job_id: str, event: str, data: dict[str, Any] | None = None) -> None:
+        """Make this process the owner of an orphaned job (to resume it, e.g. a firmware sanitize)."""
+        pid = os.getpid()
+        with self.transaction() as tx:
+            row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None or row["state"] not in ACTIVE_STATES:
+                raise AgentError(f"job {job_id} is not active; it cannot be adopted")
+            tx.execute("UPDATE jobs SET pid=?, pid_started=? WHERE id=?", (pid, _process_started(pid), job_id))
+            tx.execute(
+                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+                (job_id, self._now(), row["state"], event, json.dumps(data or {}, sort_keys=True, default=str)),
+            )
+
+    def reconcile(self, keep: Callable[[str], bool] | None = None) -> list[str]:
+        """Mark orphaned jobs ``interrupted`` (except those ``keep`` says will be resumed); return their ids."""
+        interrupted: list[str] = []
+        for job_id in self.orphaned_jobs():
+            if keep is not None and keep(job_id):
                 continue
             try:
-                self.transition(row["id"], "interrupted", "owner-gone",
-                                {"pid": row["pid"]}, reason="the process running the job stopped before it finished")
+                self.transition(job_id, "interrupted", "owner-gone", {},
+                                reason="the process running the job stopped before it finished", route="hold")
             except AgentError:
                 continue  # finished concurrently
-            interrupted.append(row["id"])
+            interrupted.append(job_id)
         return interrupted
 
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
