@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,28 @@ def test_batch_over_a_folder(
     reports = verify_many([folder], world.bundle)
     assert [(report.path.name, report.code) for report in reports] == [
         ("a.pdf", "valid"), ("b.pdf", "valid"), ("c.pdf", "not_pdf")]
+
+
+@pytest.fixture(scope="module")
+def nss_database(world: PkiWorld, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An NSS database trusting only the organisation CA, so pdfsig can judge the chain too."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        pytest.skip("certutil not installed (apt-get install libnss3-tools)")
+    directory = tmp_path_factory.mktemp("nss")
+    database = f"sql:{directory}"
+    for arguments in (["-N", "--empty-password"], ["-A", "-n", "organisation-ca", "-t", "C,C,C",
+                                                   "-i", str(world.ca_dir / "ca.crt")]):
+        subprocess.run([certutil, "-d", database, *arguments], check=True, capture_output=True, timeout=60)
+    return database
+
+
+def test_pdfsig_trusts_the_chain_given_only_the_organisation_ca(
+    world: PkiWorld, certificate: Path, nss_database: str, tmp_path: Path
+) -> None:
+    trusted = run_tool("pdfsig", "-nssdir", nss_database, certificate).stdout
+    assert "Certificate Validation: Certificate is Trusted." in trusted, trusted
+    foreign = world.issue(record_for(world.other_ca_station), world.other_ca_station, directory=tmp_path)
+    untrusted = run_tool("pdfsig", "-nssdir", nss_database, foreign).stdout
+    assert "Signature is Valid" in untrusted
+    assert "Certificate is Trusted" not in untrusted
