@@ -1,51 +1,106 @@
-"""Real ioctl paths against whatever pass-through devices this machine has (root only).
+"""Real ioctl paths (SG_IO with ATA PASS-THROUGH / SCSI CDBs, NVMe admin ioctl) against whatever
+disks this machine has. Root only, read-only commands only (IDENTIFY, INQUIRY, READ CAPACITY,
+log pages, deliberately invalid opcodes): safe on a real station, and inside the QEMU guest
+(tests/system) it runs against the emulated AHCI, virtio-scsi and NVMe drives:
 
-Loop devices have no SCSI layer, so this probes /dev/sg* and NVMe controllers when present and
-skips with a reason otherwise; the QEMU guest harness in tests/system exercises these paths fully.
+    guest.run_pytest("tests/integration/transport")
+
+Loop devices have no SCSI or NVMe layer, so on a plain host this skips with a reason.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
+from agent.drive.ata import parse_ata_identify
+from agent.drive.nvme import parse_nvme_id_ctrl, parse_nvme_id_ns
 from agent.errors import CommandError
-from agent.transport.commands import NvmeAdminCommand, ScsiCommand
-from agent.transport.nvme_ioctl import NvmeIoctlTransport
-from agent.transport.sgio import SgIoTransport
+from agent.transport import (
+    AtaCommand,
+    AtaProtocol,
+    CommandFailed,
+    DeviceInterface,
+    NvmeAdminCommand,
+    PassThroughBlocked,
+    ScsiCommand,
+    detect_interface,
+    open_transport,
+)
 
 pytestmark = pytest.mark.root
 
-SG_DEVICES = sorted(glob.glob("/dev/sg[0-9]*"))
-NVME_CONTROLLERS = sorted(
-    path for path in glob.glob("/dev/nvme[0-9]*") if re.fullmatch(r"/dev/nvme\d+", path)
-)
 
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to open pass-through devices")
-
-
-@pytest.mark.skipif(not SG_DEVICES, reason="no /dev/sg* device on this machine (loop devices have no SG)")
-def test_sg_io_inquiry_on_first_sg_device() -> None:
-    _require_root()
-    with SgIoTransport(SG_DEVICES[0]) as transport:
+def _disks() -> list[tuple[str, DeviceInterface]]:
+    found = []
+    for entry in sorted(Path("/sys/block").glob("*")):
+        if not re.fullmatch(r"sd[a-z]+|nvme\d+n\d+", entry.name):
+            continue
         try:
-            completion = transport.execute(ScsiCommand(bytes([0x12, 0, 0, 0, 96, 0]), data_in_length=96))
-        except CommandError as error:  # a real device may refuse; it must never be a bare OSError
-            pytest.skip(f"{SG_DEVICES[0]} refused INQUIRY: {error}")
-        assert completion.ok and len(completion.data) >= 36
-        assert completion.data[0] & 0x1F in range(0x20)
+            found.append((f"/dev/{entry.name}", detect_interface(f"/dev/{entry.name}")))
+        except CommandError:
+            continue
+    return found
 
 
-@pytest.mark.skipif(not NVME_CONTROLLERS, reason="no NVMe controller character device on this machine")
-def test_nvme_identify_controller() -> None:
-    _require_root()
-    with NvmeIoctlTransport(NVME_CONTROLLERS[0]) as transport:
-        completion = transport.execute(NvmeAdminCommand(0x06, cdw10=0x01, data_in_length=4096))
-    assert completion.ok and len(completion.data) == 4096
-    assert completion.data[4:24].strip()  # a serial number
+DISKS = _disks()
+ATA = [path for path, interface in DISKS if interface.kind == "ata"]
+SCSI = [path for path, interface in DISKS if interface.kind == "scsi"]
+NVME = [path for path, interface in DISKS if interface.kind == "nvme"]
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to open devices for pass-through")
+
+
+@pytest.mark.skipif(not ATA, reason="no ATA (libata) disk on this machine")
+@pytest.mark.parametrize("path", ATA)
+def test_ata_identify_through_sg_io(path: str) -> None:
+    with closing(open_transport(path)) as transport:
+        completion = transport.execute(AtaCommand(0xEC, AtaProtocol.PIO_IN, count=1, data_in_length=512))
+        assert completion.ata is not None and not completion.ata.failed
+        identify = parse_ata_identify(completion.data)
+        assert identify.user_addressable_sectors > 0 and identify.model
+        try:  # SANITIZE STATUS EXT is read-only: either registers or an ATA abort, never a bare OSError
+            status = transport.execute(AtaCommand(0xB4, extend=True))
+            assert status.ata is not None
+        except CommandFailed as error:
+            assert error.completion.ata is not None and error.completion.ata.aborted
+
+
+@pytest.mark.skipif(not SCSI, reason="no SCSI disk on this machine")
+@pytest.mark.parametrize("path", SCSI)
+def test_scsi_inquiry_and_capacity_through_sg_io(path: str) -> None:
+    with closing(open_transport(path)) as transport:
+        inquiry = transport.execute(ScsiCommand(bytes([0x12, 0, 0, 0, 96, 0]), data_in_length=96))
+        assert len(inquiry.data) >= 36 and inquiry.data[0] & 0x1F == 0x00
+        cdb = bytes([0x9E, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2)
+        capacity = transport.execute(ScsiCommand(cdb, data_in_length=32))
+        assert int.from_bytes(capacity.data[8:12], "big") in (512, 4096)
+        with pytest.raises(CommandFailed) as caught:  # an unassigned vendor opcode: ILLEGAL REQUEST
+            transport.execute(ScsiCommand(bytes([0xC7, 0, 0, 0, 0, 0])))
+        assert caught.value.completion.sense is not None
+        with pytest.raises((PassThroughBlocked, CommandFailed)):  # not an ATA disk behind a SATL
+            transport.execute(AtaCommand(0xEC, AtaProtocol.PIO_IN, count=1, data_in_length=512))
+
+
+@pytest.mark.skipif(not NVME, reason="no NVMe namespace on this machine")
+@pytest.mark.parametrize("path", NVME)
+def test_nvme_identify_through_admin_ioctl(path: str) -> None:
+    with closing(open_transport(path)) as transport:
+        controller = parse_nvme_id_ctrl(transport.execute(NvmeAdminCommand(0x06, cdw10=0x01, data_in_length=4096)).data)
+        assert controller.serial
+        namespace = parse_nvme_id_ns(
+            transport.execute(NvmeAdminCommand(0x06, nsid=1, cdw10=0x00, data_in_length=4096)).data
+        )
+        assert namespace.size_blocks > 0
+        with pytest.raises(CommandFailed) as caught:  # vendor-specific admin opcode nobody implements
+            transport.execute(NvmeAdminCommand(0xC7))
+        status = caught.value.completion.nvme_status
+        assert status is not None and (status.sct, status.sc) == (0, 0x01)
