@@ -9,7 +9,10 @@ or unusable trust bundle); ``pki`` commands exit 1 when the operation fails and 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,6 +46,21 @@ def _required(value: str | None, option: str, as_json: bool) -> str:
     if value is None or not value.strip():
         _fail("bad_input", f"{option} is required", as_json, EXIT_BAD_INPUT)
     return value
+
+
+@contextmanager
+def _quiet_pdf_libraries() -> Iterator[None]:
+    """Silence pyHanko's own log lines while verifying: a damaged file makes it log repair notes
+    on stderr, but our verdict already gives the reason, in one line."""
+    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -156,7 +174,8 @@ def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | No
     paths = expand_paths(Path(name) for name in files)
     if not paths:
         _fail("bad_input", "no PDF files found in the given folder(s)", as_json, EXIT_BAD_INPUT)
-    reports = [verify_with_bundle(path, trust_bundle) for path in paths]
+    with _quiet_pdf_libraries():
+        reports = [verify_with_bundle(path, trust_bundle) for path in paths]
     all_valid = all(report.valid for report in reports)
     if as_json:
         results = [report.to_json() for report in reports]

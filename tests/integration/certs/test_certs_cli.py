@@ -127,3 +127,15 @@ def test_revoke_by_station_id(tmp_path: Path, world: PkiWorld) -> None:
     result = _run(pki, "revoke", "--ca", str(ca), "--station-id", "station-01")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("revoked ")
+
+
+def test_damaged_file_gives_one_clean_line(world: PkiWorld, tmp_path: Path) -> None:
+    certificate = world.issue(record_for(world.station), directory=tmp_path)
+    data = certificate.read_bytes()
+    damaged = tmp_path / "damaged.pdf"
+    damaged.write_bytes(data[:14] + b" " + data[14:])  # makes pyHanko log repair notes
+    result = _run(verify, str(damaged), "--trust", str(world.bundle))
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    assert result.stdout.strip().splitlines() == [
+        f"INVALID  {damaged}: the signed content was altered after signing (document digest mismatch)"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from certs_test_kit import PkiWorld, pdf_text, record_for, run_tool  # type: ignore[import-not-found]
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -295,3 +298,33 @@ def test_pdfsig_trusts_the_chain_given_only_the_organisation_ca(
     untrusted = run_tool("pdfsig", "-nssdir", nss_database, foreign).stdout
     assert "Signature is Valid" in untrusted
     assert "Certificate is Trusted" not in untrusted
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_damage_never_crashes_the_verifier(world: PkiWorld, certificate: Path, tmp_path: Path,
+                                                  data: st.DataObject) -> None:
+    original = certificate.read_bytes()
+    position = data.draw(st.integers(0, len(original) - 1), label="position")
+    kind = data.draw(st.sampled_from(["flip", "truncate", "delete", "insert"]), label="kind")
+    damaged = bytearray(original)
+    if kind == "flip":
+        damaged[position] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "truncate":
+        del damaged[position:]
+    elif kind == "delete":
+        del damaged[position:position + data.draw(st.integers(1, 64))]
+    else:
+        damaged[position:position] = data.draw(st.binary(min_size=1, max_size=32))
+    path = tmp_path / "damaged.pdf"
+    path.write_bytes(bytes(damaged))
+    report = verify_file(path, world.bundle)  # must return a verdict, never raise
+    if report.valid:
+        # Only the signature's own /Contents (hex padding, unused bytes) is outside the digest; a
+        # change there that still verifies has not changed anything the verdict is about.
+        contents = re.search(rb"/Contents <([0-9a-fA-F]+)>", original)
+        assert contents is not None and kind == "flip" and contents.start(1) <= position < contents.end(1)
+        assert report.record == record_for(world.station, demo=False)
+    else:
+        assert report.code in {"not_pdf", "damaged", "no_signature", "modified", "bad_signature",
+                               "changed_after_signing", "multiple_signatures"}, report
