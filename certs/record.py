@@ -261,6 +261,8 @@ class Verification(_Strict):
     details: str = ""
 
     def _check_rules(self) -> None:
+        if self.mode == "none" and self.result != "not_run":
+            _fail("result", "must be 'not_run' when no verification was made (mode 'none')")
         if not 0.0 <= self.coverage <= 1.0:
             _fail("coverage", f"must be a fraction between 0 and 1, got {self.coverage}")
         for name in ("subsections", "samples", "bytes_read"):
@@ -376,8 +378,13 @@ class SanitisationRecord(_Strict):
                 _fail("level", "a sanitised device must be at level 'Clear' or 'Purge'")
             if self.verification.result != "passed":
                 _fail("verification.result", "a certificate needs verification that passed")
-            if not any(step.outcome == "applied" for step in self.method_chain):
+            applied = [step.level for step in self.method_chain if step.outcome == "applied"]
+            if not applied:
                 _fail("method_chain", "a certificate needs at least one applied step")
+            # The certificate may not claim more than some applied step achieved (e.g. Purge when
+            # every applied step was a Clear).
+            if self.level == "Purge" and "Purge" not in applied:
+                _fail("level", "'Purge' is claimed but no applied step achieved Purge")
         else:
             if self.failure_reason is None or not self.failure_reason.strip():
                 _fail("failure_reason", "a failed job must say why it failed")

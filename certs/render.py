@@ -34,7 +34,7 @@ from reportlab.platypus import (
 )
 
 from certs.errors import FontsMissing
-from certs.record import SanitisationRecord
+from certs.record import Person, SanitisationRecord
 
 DEFAULT_FONTS_DIR = Path("/usr/share/fonts/truetype/dejavu")
 """Where Debian's fonts-dejavu-core installs the fonts."""
@@ -184,7 +184,7 @@ def _or_dash(value: object) -> str:
     return "\u2014" if value is None or value == "" else str(value)
 
 
-def _person_rows(person: Any) -> list[tuple[str, object]]:
+def _person_rows(person: Person | None) -> list[tuple[str, object]]:
     return [
         ("Name", _or_dash(person.name if person else None)),
         ("Title", _or_dash(person.title if person else None)),

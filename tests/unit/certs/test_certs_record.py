@@ -141,6 +141,12 @@ def test_rules_between_fields() -> None:
         sample_record(level="Destroy")
     with pytest.raises(RecordError, match="at least one applied step"):
         sample_record(method_chain=sample_record().method_chain[1:])
+    as_clear = dataclasses.replace(sample_record().method_chain[0], level="Clear")
+    with pytest.raises(RecordError, match="no applied step achieved Purge"):
+        sample_record(method_chain=(as_clear,))
+    sample_record(method_chain=(as_clear,), level="Clear")
+    with pytest.raises(RecordError, match="must be 'not_run'"):
+        Verification(mode="none", result="passed")
 
 
 def test_certificate_ids_are_fresh_and_valid() -> None:
