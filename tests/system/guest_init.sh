@@ -78,8 +78,9 @@ mount -t devtmpfs devtmpfs /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
+# Fresh /run (the host's udev database and sockets must not leak in). /tmp stays the host's,
+# copy-on-write through the overlay: a checkout or venv under /tmp must remain visible.
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mkdir -p /newroot/run/wipe-agent-guest
 cp /bin/busybox /init /newroot/run/wipe-agent-guest/
 [ -r "$control/main.sh" ] || fail "no $control/main.sh"

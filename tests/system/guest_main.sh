@@ -5,7 +5,8 @@
 # Protocol with tests/system/qemu.py, all through the writable 9p share mounted at /results:
 #   .control/guest.env      sourced first (exports from the harness: manifest path, udev on/off, ...)
 #   .control/ready          created once udev has settled; the host waits for it
-#   .control/cmd.N.sh       command N (N = 0, 1, 2, ...), written atomically by the host
+#   .control/cmd.N.sh       command N (N = 0, 1, 2, ...), written atomically by the host; started
+#                           at once in the background, so several may run at the same time
 #   .control/cmd.N.out      its combined stdout/stderr
 #   .control/cmd.N.rc       its exit status, written atomically when it has finished
 #   .control/shutdown       the host asks for power-off; we exit and PID 1 powers off
@@ -35,20 +36,26 @@ uptime "udev settled"
 touch "$control/ready"
 echo "WIPE-AGENT-GUEST-READY"
 
+run_command() {
+    /bin/sh "$control/cmd.$1.sh" >"$control/cmd.$1.out" 2>&1 </dev/null
+    rc=$?
+    echo "$rc" >"$control/cmd.$1.rc.tmp"
+    mv "$control/cmd.$1.rc.tmp" "$control/cmd.$1.rc"
+    echo "WIPE-AGENT-GUEST-EXIT n=$1 rc=$rc"
+}
+
+# Commands run concurrently (each in the background): the host may start a monitor, hot-plug a
+# drive, then wait for the monitor's result. The idle loop forks only sleep, 10 times a second:
+# every fork+exec costs tens of milliseconds under TCG.
 n=0
-last=0
 while :; do
     if [ -e "$control/cmd.$n.sh" ]; then
-        /bin/sh "$control/cmd.$n.sh" >"$control/cmd.$n.out" 2>&1 </dev/null
-        last=$?
-        echo "$last" >"$control/cmd.$n.rc.tmp"
-        mv "$control/cmd.$n.rc.tmp" "$control/cmd.$n.rc"
-        echo "WIPE-AGENT-GUEST-EXIT n=$n rc=$last"
+        run_command "$n" &
         n=$((n + 1))
     elif [ -e "$control/shutdown" ]; then
         break
     else
-        sleep 0.05
+        sleep 0.1
     fi
 done
 
@@ -56,4 +63,4 @@ if [ -n "$udev_pid" ]; then
     kill "$udev_pid" 2>/dev/null || true
 fi
 sync
-exit "$last"
+exit 0

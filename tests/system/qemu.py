@@ -6,7 +6,7 @@ Results come back through a second, writable 9p share (mounted at ``/results`` i
 
 Typical use::
 
-    from qemu import Guest, Nvme, Sata, ScsiHd, prepare_guest
+    from tests.system.qemu import Guest, Nvme, Sata, ScsiHd, prepare_guest
 
     drives = [Nvme(size="64M", serial="NVME0001"), Sata(size="32M", serial="SATA0001")]
     with Guest(drives, scsi_debug="dev_size_mb=16 opts=2") as guest:
@@ -51,6 +51,8 @@ GUEST_MAIN = HERE / "guest_main.sh"
 GUEST_RESULTS = "/results"
 
 READY_MARKER = "WIPE-AGENT-GUEST-READY"
+#: Top-level host directories the guest mounts afresh, so host files there are invisible in it.
+_HIDDEN_IN_GUEST = frozenset({"dev", "proc", "sys", "run"})
 DONE_MARKER = re.compile(r"WIPE-AGENT-GUEST-DONE rc=(\d+)")
 
 
@@ -115,12 +117,8 @@ def _prepare_guest(timeout: float) -> GuestImage:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GuestUnavailable(f"build_guest.sh did not run: {exc}") from exc
     if completed.returncode != 0:
-        raise GuestUnavailable(
-            f"build_guest.sh exited {completed.returncode}:\n{completed.stderr.strip()[-3000:]}"
-        )
-    values = dict(
-        line.split("=", 1) for line in completed.stdout.splitlines() if re.match(r"^[A-Z]+=", line)
-    )
+        raise GuestUnavailable(f"build_guest.sh exited {completed.returncode}:\n{completed.stderr.strip()[-3000:]}")
+    values = dict(line.split("=", 1) for line in completed.stdout.splitlines() if re.match(r"^[A-Z]+=", line))
     try:
         image = GuestImage(
             kernel=Path(values["KERNEL"]),
@@ -360,6 +358,39 @@ class PytestResult(CommandResult):
     junit_xml: Path = field(default=Path())
 
 
+class GuestProcess:
+    """A command started in the guest by ``Guest.spawn``."""
+
+    def __init__(self, guest: Guest, number: int, command: str) -> None:
+        self.guest = guest
+        self.number = number
+        self.command = command
+        self._started = time.monotonic()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the command has exited."""
+        return (self.guest.control / f"cmd.{self.number}.rc").exists()
+
+    def output(self) -> str:
+        """Its combined stdout/stderr so far."""
+        try:
+            return (self.guest.control / f"cmd.{self.number}.out").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait(self, timeout: float = 200.0) -> CommandResult:
+        """Wait for it to exit. On timeout the guest is killed and GuestError raised."""
+        rc_file = self.guest.control / f"cmd.{self.number}.rc"
+        try:
+            self.guest.wait_until(rc_file.exists, timeout, f"command {self.command!r}")
+        except GuestError as exc:
+            output = self.output()
+            self.guest.kill()
+            raise GuestError(f"{exc}\n--- command output so far ---\n{output[-4000:]}") from exc
+        return CommandResult(int(rc_file.read_text().strip()), self.output(), time.monotonic() - self._started)
+
+
 def _default_python() -> Path:
     """The interpreter of this test run (unresolved: a venv's python must stay a venv's python)."""
     override = os.environ.get("WIPE_AGENT_GUEST_PYTHON")
@@ -418,6 +449,9 @@ class Guest:
         self.scsi_debug = scsi_debug
         self.repository = Path(repository).absolute()
         self.python = Path(python).absolute() if python is not None else _default_python()
+        for path in (self.repository, self.python):
+            if path.parts[1:2] and path.parts[1] in _HIDDEN_IN_GUEST:
+                raise ValueError(f"{path} is hidden in the guest (fresh /{path.parts[1]} there)")
         self.memory = memory
         self.cpus = cpus
         self.timeout = timeout
@@ -467,6 +501,28 @@ class Guest:
         assert name is not None
         return self._images[name]
 
+    def read_image(self, drive: Drive | str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a drive's backing image as the guest sees them (qcow2 is converted to raw).
+
+        Raw images can be read while the guest runs (after it flushed); qcow2 only after
+        ``shutdown``, when QEMU has written its metadata.
+        """
+        path = self.image(drive)
+        named = drive if isinstance(drive, Drive) else next(d for d in self.drives if d.name == drive)
+        if named.image_format == "qcow2":
+            if self.running:
+                raise GuestError("read a qcow2 image only after shutdown()")
+            raw = path.with_suffix(".raw-copy")
+            subprocess.run(
+                ["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(path), str(raw)],
+                check=True,
+                capture_output=True,
+            )
+            path = raw
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read() if length is None else handle.read(length)
+
     def _named(self, drive: Drive) -> Drive:
         if drive.name is not None:
             return drive
@@ -514,7 +570,7 @@ class Guest:
         command = self._command_line(image)
         (self.workdir / "qemu.cmdline").write_text(shlex.join(command) + "\n")
         self._started = time.monotonic()
-        qemu_log = open(self.workdir / "qemu.log", "wb")  # noqa: SIM115 - closed right below
+        qemu_log = open(self.workdir / "qemu.log", "wb")
         with qemu_log:
             self._process = subprocess.Popen(
                 command,
@@ -527,7 +583,7 @@ class Guest:
             self._qmp = Qmp(self.workdir / "qmp.sock", alive=lambda: self.running)
         except ConnectionError as exc:
             raise GuestError(f"QEMU did not start: {exc} (status {self._exit_status()})", self.console()) from exc
-        self._wait_for(lambda: (self.control / "ready").exists(), self.boot_timeout, "boot")
+        self.wait_until(lambda: (self.control / "ready").exists(), self.boot_timeout, "boot")
         self.boot_seconds = time.monotonic() - self._started
 
     def _create_image(self, drive: Drive) -> Path:
@@ -600,7 +656,8 @@ class Guest:
         image = self._images[drive.name or ""]
         return {"if": "none", "id": drive_id, "file": str(image), "format": drive.image_format}
 
-    def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``condition`` until true; GuestError (with the console) if QEMU dies or time is up."""
         deadline = time.monotonic() + timeout
         while not condition():
             if not self.running:
@@ -625,12 +682,13 @@ class Guest:
             try:
                 self._process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self._kill()
+                self.kill()
         self._close_qmp()
         match = DONE_MARKER.search(self.console())
         return int(match.group(1)) if match else None
 
-    def _kill(self) -> None:
+    def kill(self) -> None:
+        """Kill QEMU at once (the whole process group started for it) and reap it."""
         if self._process is None:
             return
         if self._process.poll() is None:
@@ -647,7 +705,7 @@ class Guest:
     def close(self) -> None:
         """Kill QEMU if it still runs (no grace: call ``shutdown`` first for that); remove files."""
         self._close_qmp()
-        self._kill()
+        self.kill()
         if self.workdir is not None and self.workdir.exists():
             if self.keep:
                 sys.stderr.write(f"wipe-agent guest files kept in {self.workdir}\n")
@@ -656,18 +714,16 @@ class Guest:
 
     # -- commands
 
-    def run(
+    def spawn(
         self,
         command: Sequence[str] | str,
         *,
         cwd: Path | str | None = None,
         environment: Mapping[str, str] | None = None,
-        timeout: float = 200.0,
-    ) -> CommandResult:
-        """Run a command in the guest (argv list, or a shell string) and wait for it.
+    ) -> GuestProcess:
+        """Start a command in the guest (argv list, or a shell string) without waiting for it.
 
-        cwd defaults to the repository. A timeout leaves the guest unusable: it is killed and
-        GuestError raised.
+        Commands run concurrently in the guest; cwd defaults to the repository.
         """
         if not self.running:
             raise GuestError("guest is not running", self.console() if self.workdir else "")
@@ -681,20 +737,39 @@ class Guest:
             "set +e",
             shell,
         ]
-        script = self.control / f"cmd.{number}.sh"
         temporary = self.control / f".cmd.{number}.sh.tmp"
         temporary.write_text("\n".join(lines) + "\n")
-        temporary.rename(script)
-        rc_file = self.control / f"cmd.{number}.rc"
-        started = time.monotonic()
-        try:
-            self._wait_for(rc_file.exists, timeout, f"command {shell!r}")
-        except GuestError:
-            self._kill()
-            raise
-        seconds = time.monotonic() - started
-        output = (self.control / f"cmd.{number}.out").read_text(errors="replace")
-        return CommandResult(int(rc_file.read_text().strip()), output, seconds)
+        temporary.rename(self.control / f"cmd.{number}.sh")  # atomic: the guest never sees half
+        return GuestProcess(self, number, shell)
+
+    def run(
+        self,
+        command: Sequence[str] | str,
+        *,
+        cwd: Path | str | None = None,
+        environment: Mapping[str, str] | None = None,
+        timeout: float = 200.0,
+    ) -> CommandResult:
+        """Run a command in the guest and wait for it; ``code, output = guest.run(...)`` works.
+
+        A timeout leaves the guest in an unknown state: it is killed and GuestError raised.
+        """
+        return self.spawn(command, cwd=cwd, environment=environment).wait(timeout)
+
+    def wait_for_file(self, name: str, timeout: float = 60.0) -> Path:
+        """Wait until the guest has created ``/results/NAME`` (a synchronisation point, e.g. "my
+        udev monitor is listening"); returns its host path."""
+        path = self.share / name
+        self.wait_until(path.exists, timeout, f"/results/{name}")
+        return path
+
+    def pytest_command(self) -> list[str]:
+        """``python -m pytest`` as the guest should run it (for ``spawn``; ``run_pytest`` uses it).
+
+        Without the cache provider (nothing to keep) and without hypothesis' plugin, whose import
+        alone costs ~20 s under TCG; a guest test that needs hypothesis imports it itself.
+        """
+        return [str(self.python), "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
     def run_pytest(
         self,
@@ -703,18 +778,18 @@ class Guest:
         timeout: float = 200.0,
         environment: Mapping[str, str] | None = None,
     ) -> PytestResult:
-        """Run ``python -m pytest ARGUMENTS`` in the guest, from the repository, with a JUnit report.
+        """Run pytest (``pytest_command``) with ARGUMENTS in the guest, from the repository, with a
+        JUnit report.
 
         The report is written to ``/results/NAME.xml`` in the guest, i.e. ``share / NAME.xml`` on
         the host (``result.junit_xml``); NAME defaults to ``pytest-N``.
         """
         report = f"{name or f'pytest-{self._commands}'}.xml"
         result = self.run(
-            [str(self.python), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={GUEST_RESULTS}/{report}",
-             *arguments],
+            [*self.pytest_command(), f"--junitxml={GUEST_RESULTS}/{report}", *arguments],
             environment=environment,
             timeout=timeout,
-        )  # fmt: skip
+        )
         return PytestResult(result.exit_code, result.output, result.seconds, junit_xml=self.share / report)
 
     # -- hot-plug
