@@ -138,10 +138,17 @@ def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None 
         return _verify(path, data, bundle, now or utc_now())
     except _Invalid as invalid:
         return VerificationReport(path, False, invalid.code, invalid.reason)
+    except Exception as error:
+        # Hostile or broken input must yield a verdict, not stop a batch: anything the parser did
+        # not anticipate is a damaged file.
+        return VerificationReport(
+            path, False, "damaged", f"cannot process the file ({type(error).__name__}: {_short(error)})"
+        )
 
 
 def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> VerificationReport:
     # Imported here so that importing certs.verify (e.g. for the CLI's --help) stays cheap.
+    from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
@@ -160,8 +167,6 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     if len(signatures) > 1:
         raise _Invalid("multiple_signatures", f"the PDF carries {len(signatures)} signatures; expected one")
     signature = signatures[0]
-
-    from asn1crypto import x509 as asn1_x509
 
     der = serialization.Encoding.DER
     context = ValidationContext(
