@@ -183,7 +183,9 @@ def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | No
     else:
         for report in reports:
             if report.valid:
-                click.echo(f"VALID    {report.path}: {report.summary}")
+                # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
+                kind = " [failure report]" if report.kind == "failure_report" else ""
+                click.echo(f"VALID    {report.path}{kind}: {report.summary}")
             else:
                 click.echo(f"INVALID  {report.path}: {report.reason}")
         if len(reports) > 1:

@@ -66,12 +66,17 @@ def test_verify_batch_folder_json(world: PkiWorld, tmp_path: Path) -> None:
     folder.mkdir()
     world.issue(record_for(world.station), name="good.pdf", directory=folder)
     world.issue(record_for(world.revoked), world.revoked, name="revoked.pdf", directory=folder)
+    world.issue(record_for(world.station, failed=True), name="failed.pdf", directory=folder)
     result = _run(verify, str(folder), "--trust", str(world.bundle), "--json")
     assert result.exit_code == 1
     output = json.loads(result.stdout)
     assert output["valid"] is False
     assert [(item["path"], item["code"]) for item in output["results"]] == [
-        (str(folder / "good.pdf"), "valid"), (str(folder / "revoked.pdf"), "revoked")]
+        (str(folder / "failed.pdf"), "valid"), (str(folder / "good.pdf"), "valid"),
+        (str(folder / "revoked.pdf"), "revoked")]
+    text = _run(verify, str(folder), "--trust", str(world.bundle)).stdout.splitlines()
+    assert text[0].startswith(f"VALID    {folder / 'failed.pdf'} [failure report]: ")
+    assert text[-1] == "2 of 3 valid"
     result = _run(verify, str(folder / "good.pdf"), str(folder / "good.pdf"), "--trust", str(world.bundle))
     assert result.exit_code == 0
     assert result.stdout.strip().splitlines()[-1] == "2 of 2 valid"
