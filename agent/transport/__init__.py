@@ -1,5 +1,17 @@
-"""The only code that opens devices for commands or calls ioctl: SG_IO (ATA PASS-THROUGH 16, SCSI),
-NVMe admin/I-O pass-through, plus the emulated-firmware and replay transports used by tests."""
+"""The only code that opens devices for commands or calls ioctl.
+
+* ``commands``   — frozen command/completion dataclasses, the ``Transport`` protocol, the errors
+  (``CommandFailed``, ``CommandTimeout``, ``PassThroughBlocked``) and OSError mapping.
+* ``sense``      — pure SCSI sense decoding/encoding (fixed, descriptor, progress, ATA status return).
+* ``sat``        — ATA PASS-THROUGH (16) CDBs, SAT result interpretation, ``enable_descriptor_sense``.
+* ``sgio``       — real SG_IO transport (``/dev/sdX``, ``/dev/sgN``).
+* ``nvme_ioctl`` — real NVMe admin / I/O pass-through transport.
+* ``device``     — ``open_transport(path)`` / ``detect_interface(path)`` from sysfs.
+* ``emulated``   — emulated-firmware ATA, NVMe and SCSI drives (file-backed, failure injection).
+* ``replay``     — ``RecordingTransport`` and ``ReplayTransport`` over JSON-lines exchanges.
+
+``block.py`` / ``pipeline.py`` (aligned block I/O for overwrite and read-back) live here too.
+"""
 
 from agent.transport.commands import (
     AtaCommand,

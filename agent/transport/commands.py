@@ -42,28 +42,14 @@ DEFAULT_TIMEOUT_S = 30.0
 # 48-bit (EXT) ATA commands whose taskfile must be sent with EXTEND=1 (ACS-4 command descriptions).
 _ATA_EXT_COMMANDS = frozenset(
     {
-        0x24,
-        0x25,
-        0x27,
-        0x29,
-        0x2F,
-        0x34,
-        0x35,
-        0x37,
-        0x39,
-        0x3F,
-        0x42,
-        0x47,
-        0x57,
-        0x06,
-        0x07,
-        0xB4,
-        0x61,
-        0x60,
-        0x64,
-        0x65,
+        0x06, 0x07,  # DATA SET MANAGEMENT (XL)
+        0x24, 0x25, 0x27, 0x29, 0x2F,  # READ SECTORS/DMA/NATIVE MAX/MULTIPLE/LOG EXT
+        0x34, 0x35, 0x37, 0x39, 0x3D, 0x3F,  # WRITE SECTORS/DMA EXT, SET MAX EXT, WRITE MULTIPLE/DMA FUA/LOG EXT
+        0x42, 0x44, 0x45, 0x47, 0x57,  # READ VERIFY, ZERO, WRITE UNCORRECTABLE, READ/WRITE LOG DMA EXT
+        0x60, 0x61, 0x64, 0x65,  # NCQ (FPDMA) commands
+        0xB4, 0xCE, 0xEA,  # SANITIZE DEVICE, WRITE MULTIPLE FUA EXT, FLUSH CACHE EXT
     }
-)
+)  # fmt: skip
 
 
 class AtaProtocol(enum.IntEnum):
@@ -141,9 +127,7 @@ class AtaCommand:
         """True when the taskfile goes out as a 48-bit (EXT) command."""
         if self.extend is not None:
             return self.extend
-        return self.command in _ATA_EXT_COMMANDS or bool(
-            self.lba >> 28 or self.count >> 8 or self.features >> 8
-        )
+        return self.command in _ATA_EXT_COMMANDS or bool(self.lba >> 28 or self.count >> 8 or self.features >> 8)
 
     @property
     def direction(self) -> DataDirection:
