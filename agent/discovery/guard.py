@@ -110,13 +110,24 @@ class Guard:
 
     def _mount_reasons(self, name: str) -> list[str]:
         reasons: list[str] = []
+        # stat() of the system paths first: it works even where mountinfo cannot show them (a chroot,
+        # whose root is not a mount point of its own); major 0 means overlay/btrfs: mountinfo decides
+        for path in self.system_mounts:
+            try:
+                number = os.stat(path).st_dev
+            except OSError:
+                continue
+            if os.major(number) and name in self._disks_of_device_number(os.major(number), os.minor(number)):
+                reasons.append(f"backs {path}: the station's own system disk")
         for entry in sysfs.read_mountinfo():
             if entry.major == 0:
                 continue  # virtual filesystems (tmpfs, proc, overlay upper on tmpfs)
             if name not in self._disks_of_device_number(entry.major, entry.minor):
                 continue
             if entry.mount_point in self.system_mounts:
-                reasons.append(f"backs {entry.mount_point}: the station's own system disk")
+                text = f"backs {entry.mount_point}: the station's own system disk"
+                if text not in reasons:
+                    reasons.append(text)
             else:
                 reasons.append(f"holds a mounted filesystem ({entry.source} on {entry.mount_point})")
         # psutil reads the same table through its own parser: a second opinion costs nothing
