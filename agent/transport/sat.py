@@ -96,18 +96,14 @@ def build_ata_pass_through_16(command: AtaCommand) -> bytes:
     )
 
 
-def _host_failure(
-    label: str, device: str, host_status: int, opcode: int, timeout_s: float
-) -> Exception | None:
+def _host_failure(label: str, device: str, host_status: int, opcode: int, timeout_s: float) -> Exception | None:
     if host_status == DID_OK:
         return None
     if host_status == DID_TIME_OUT:
         return CommandTimeout(f"{device}: {label} timed out after {timeout_s:g} s", opcode=opcode)
     if host_status in (DID_NO_CONNECT, DID_BAD_TARGET):
         return DriveRemoved(f"{device}: drive not reachable during {label} (host status {host_status:#x})")
-    return CommandError(
-        f"{device}: {label} failed in the host adapter (host status {host_status:#x})", opcode=opcode
-    )
+    return CommandError(f"{device}: {label} failed in the host adapter (host status {host_status:#x})", opcode=opcode)
 
 
 def interpret_ata_result(
@@ -161,9 +157,7 @@ def interpret_ata_result(
             )
         completion = Completion(ok=False, scsi_status=scsi_status, sense=sense)
         detail = sense.describe() if sense is not None else f"SCSI status {scsi_status:#04x}"
-        raise CommandFailed(
-            f"{device}: {label} failed: {detail}", completion, opcode=opcode, status=scsi_status
-        )
+        raise CommandFailed(f"{device}: {label} failed: {detail}", completion, opcode=opcode, status=scsi_status)
     completion = Completion(
         ok=not registers.failed,
         data=data if not registers.failed else b"",
@@ -206,9 +200,7 @@ def interpret_scsi_result(
         return Completion(ok=True, data=data, scsi_status=scsi_status, sense=sense)
     completion = Completion(ok=False, scsi_status=scsi_status, sense=sense)
     detail = sense.describe() if sense is not None else f"SCSI status {scsi_status:#04x}"
-    raise CommandFailed(
-        f"{device}: {label} failed: {detail}", completion, opcode=command.opcode, status=scsi_status
-    )
+    raise CommandFailed(f"{device}: {label} failed: {detail}", completion, opcode=command.opcode, status=scsi_status)
 
 
 def parse_ata_pass_through_16(cdb: bytes) -> tuple[AtaProtocol, int, int, int, int, int, bool]:
@@ -242,9 +234,7 @@ def enable_descriptor_sense(transport: Transport) -> bool:
     """
     allocation = 64
     # SPC-5 MODE SENSE (10): DBD=1, PC=00b current values, page 0Ah
-    sense_cdb = (
-        bytes([MODE_SENSE_10, 0x08, CONTROL_MODE_PAGE, 0, 0, 0, 0]) + allocation.to_bytes(2, "big") + b"\0"
-    )
+    sense_cdb = bytes([MODE_SENSE_10, 0x08, CONTROL_MODE_PAGE, 0, 0, 0, 0]) + allocation.to_bytes(2, "big") + b"\0"
     data = transport.execute(ScsiCommand(sense_cdb, data_in_length=allocation)).data
     descriptors = int.from_bytes(data[6:8], "big") if len(data) >= 8 else 0
     start = _MODE_HEADER_10 + descriptors

@@ -128,21 +128,15 @@ class SgIoTransport:
             status, sense, data, host = self._sg_io(
                 command, cdb, command.direction, command.data_out, command.data_in_length, command.timeout_s
             )
-            return interpret_ata_result(
-                command, status, sense, data, host_status=host, device=self.device_path
-            )
+            return interpret_ata_result(command, status, sense, data, host_status=host, device=self.device_path)
         if isinstance(command, ScsiCommand):
             direction = command.direction or DataDirection.NONE
             status, sense, data, host = self._sg_io(
                 command, command.cdb, direction, command.data_out, command.data_in_length, command.timeout_s
             )
-            return interpret_scsi_result(
-                command, status, sense, data, host_status=host, device=self.device_path
-            )
+            return interpret_scsi_result(command, status, sense, data, host_status=host, device=self.device_path)
         if isinstance(command, NvmeAdminCommand):
-            raise CommandError(
-                f"{self.device_path}: NVMe commands need the NVMe transport", opcode=command.opcode
-            )
+            raise CommandError(f"{self.device_path}: NVMe commands need the NVMe transport", opcode=command.opcode)
         raise TypeError(f"unknown command type {type(command).__name__}")
 
     def _sg_io(
