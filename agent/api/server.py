@@ -1,0 +1,312 @@
+"""The station's local HTTP/JSON API on a Unix socket.
+
+Who may call: the socket is mode 0660, group ``wipe-operators`` (so other users cannot even
+connect), and each connection's caller is identified by ``SO_PEERCRED`` — the uid the kernel vouches
+for, never a name the client sends — and recorded as the operator. A caller that is not root, not
+the daemon's own user and not in the group is refused with 403 even if the file mode was loosened.
+
+``GET`` is read-only; ``POST`` changes state. Every error is JSON ``{"error": {"code", "message"}}``
+with a 4xx/5xx status and a stable code; a handler's exception never reaches the serving loop.
+
+==========================  ======  ===================================================
+path                        method  does
+==========================  ======  ===================================================
+/v1/health                  GET     liveness
+/v1/status                  GET     bays, drives, jobs, progress, rate, ETA, outcome
+/v1/jobs?limit=N            GET     recent jobs
+/v1/jobs/{id}               GET     one job with its journal
+/v1/bays/{bay}/start        POST    {"profile": optional} queue a job for the bay's drive
+/v1/jobs/{id}/cancel        POST    cancel a running job (→ interrupted)
+/v1/intake                  POST    {"bay", "asset_tag", "host_serial", "make", "model"}
+==========================  ======  ===================================================
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import socket
+import socketserver
+import stat
+import struct
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from agent.errors import AgentError
+
+MAX_BODY = 64 * 1024
+REQUEST_TIMEOUT = 10.0
+STATUS_BY_CODE = {
+    "bad_request": 400, "bad_json": 400, "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
+    "forbidden": 403, "not_found": 404, "method_not_allowed": 405, "length_required": 411,
+    "payload_too_large": 413, "unsupported_media_type": 415, "shutting_down": 503, "internal": 500,
+}
+
+
+class StationService(Protocol):
+    """What the API needs from the station (``agent.daemon.station.Station`` provides it)."""
+
+    def status(self) -> dict[str, Any]: ...
+    def jobs(self, limit: int) -> dict[str, Any]: ...
+    def job(self, job_id: str) -> dict[str, Any]: ...
+    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]: ...
+    def cancel(self, job_id: str, operator: str) -> dict[str, Any]: ...
+    def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
+               model: str | None, operator: str) -> dict[str, Any]: ...
+
+
+class ApiError(AgentError):
+    """An API-level refusal with its HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status or STATUS_BY_CODE.get(code, 400)
+
+
+class Caller:
+    """The peer of one connection, as the kernel reports it."""
+
+    def __init__(self, pid: int, uid: int, gid: int) -> None:
+        self.pid, self.uid, self.gid = pid, uid, gid
+        try:
+            self.name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            self.name = f"uid:{uid}"
+
+    def in_group(self, group: str) -> bool:
+        """True when the caller is root, the daemon's own user, or a member of ``group``."""
+        if self.uid in (0, os.geteuid()):
+            return True
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            return False
+        if self.gid == gid:
+            return True
+        try:
+            return gid in os.getgrouplist(self.name, self.gid)
+        except (KeyError, OSError):
+            return False
+
+
+def peer_credentials(connection: socket.socket) -> Caller:
+    """``SO_PEERCRED``: pid, uid, gid of the process that connected."""
+    raw = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return Caller(pid, uid, gid)
+
+
+def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ApiError("bad_request", f"{key!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise ApiError("bad_request", f"{key!r} must be a string")
+    if len(value) > 256:
+        raise ApiError("bad_request", f"{key!r} is longer than 256 characters")
+    return value
+
+
+def _only(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise ApiError("unknown_field", f"unknown field(s) {sorted(unknown)} (allowed: {sorted(allowed)})")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.0"
+    server_version = "wipe-agent"
+    sys_version = ""
+
+    def setup(self) -> None:
+        self.request.settimeout(REQUEST_TIMEOUT)  # a silent client cannot hold a thread forever
+        super().setup()
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # requests are not worth a journal line each; errors are logged by the station
+
+    def _send(self, status: int, data: dict[str, Any]) -> None:
+        body = json.dumps(data, sort_keys=True, default=str).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the caller went away
+
+    def _error(self, error: AgentError) -> None:
+        status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 409 if error.code.startswith(
+            "drive") else 400)
+        self._send(int(status), {"error": error.to_json()})
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (malformed request line, bad headers) as JSON too."""
+        self.close_connection = True
+        self._send(code, {"error": {"code": "bad_request" if code < 500 else "internal",
+                                    "message": message or "malformed HTTP request"}})
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _body(self) -> dict[str, Any]:
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            return {}
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise ApiError("bad_request", "Content-Length is not a number") from None
+        if length < 0:
+            raise ApiError("bad_request", "Content-Length is negative")
+        if length > MAX_BODY:
+            raise ApiError("payload_too_large", f"request body over {MAX_BODY} bytes")
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError("bad_json", "request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError("bad_json", "request body must be a JSON object")
+        return data
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            caller = peer_credentials(self.request)
+            if not caller.in_group(self.server.group):
+                raise ApiError("forbidden", f"{caller.name} is not in group {self.server.group}")
+            parts = urlsplit(self.path)
+            segments = [segment for segment in parts.path.split("/") if segment]
+            result = self._route(method, segments, parse_qs(parts.query), caller)
+            self._send(200, result)
+        except AgentError as error:
+            self._error(error)
+        except Exception as exc:  # a bug in one handler must never take the daemon down
+            self.server.on_error(exc)
+            self._error(AgentError(f"internal error: {type(exc).__name__}"))
+
+    def _route(self, method: str, segments: list[str], query: dict[str, list[str]], caller: Caller) -> dict[str, Any]:
+        service = self.server.service
+        if len(segments) < 2 or segments[0] != "v1":
+            raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
+        rest = segments[1:]
+        reads: dict[tuple[str, ...], Callable[[], dict[str, Any]]] = {}
+        if rest == ["health"]:
+            reads[()] = lambda: {"ok": True}
+        elif rest == ["status"]:
+            reads[()] = service.status
+        elif rest == ["jobs"]:
+            reads[()] = lambda: service.jobs(_limit(query))
+        elif len(rest) == 2 and rest[0] == "jobs":
+            reads[()] = lambda: service.job(rest[1])
+        if reads:
+            if method != "GET":
+                raise ApiError("method_not_allowed", f"{method} not allowed here: read-only endpoint (use GET)")
+            return reads[()]()
+        writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] == "start") or (
+            len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"]
+        if not writes:
+            raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
+        if method != "POST":
+            raise ApiError("method_not_allowed", f"{method} not allowed here: state-changing endpoint (use POST)")
+        content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if content_type != "application/json":
+            raise ApiError("unsupported_media_type", "request body must be application/json")
+        body = self._body()
+        if rest[0] == "bays":
+            _only(body, {"profile"})
+            return service.start_bay(rest[1], _text(body, "profile"), caller.name)
+        if rest[0] == "jobs":
+            _only(body, set())
+            return service.cancel(rest[1], caller.name)
+        _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
+        return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
+                              _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _limit(query: dict[str, list[str]]) -> int:
+    values = query.get("limit", ["50"])
+    try:
+        limit = int(values[-1])
+    except ValueError:
+        raise ApiError("bad_request", "limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise ApiError("bad_request", "limit must be 1..1000")
+    return limit
+
+
+class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Serves the API on a Unix socket in a background thread; ``close()`` stops it."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, path: Path, service: StationService, group: str,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.path = Path(path)
+        self.service = service
+        self.group = group
+        self.on_error = on_error or (lambda exc: None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                self.path.unlink()  # stale socket of a previous run
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o117)  # never world-connectable, even for an instant
+        try:
+            super().__init__(str(self.path), _Handler)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o660)
+        try:
+            os.chown(self.path, -1, grp.getgrnam(group).gr_gid)
+        except (KeyError, PermissionError):
+            pass  # no such group here: only root (and the daemon's user) can connect
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="api", daemon=True)
+        self._thread.start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Never print tracebacks to stderr from the serving thread; the station logs instead."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            self.on_error(exc)
+
+    def close(self) -> None:
+        """Stop serving, close the socket and remove its file."""
+        self.shutdown()
+        self._thread.join(5)
+        self.server_close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass

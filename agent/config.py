@@ -1,0 +1,271 @@
+"""Station configuration: ``/etc/wipe-agent/station.toml`` → a validated, frozen :class:`StationConfig`.
+
+Validated as strictly as profiles: an unknown key, a wrong type or an impossible value is an error
+that names the file and the key, because a typo in a bay table must never make the daemon wipe a
+drive the operator did not mean (or silently skip one it should). Every key but ``station_id`` has
+a default::
+
+    station_id = "station-01"
+    organisation = "Example Constabulary"
+    state_dir = "/var/lib/wipe-agent"
+    api_socket = "/run/wipe-agent/api.sock"
+    api_group = "wipe-operators"
+    max_parallel_jobs = 8
+    [default_profiles]            # by media type, used by `start BAY` and bays without a profile
+    ssd = "nist-purge"
+    [[bays]]
+    name = "bay-3"
+    match = { ID_PATH = "pci-0000:00:17.0-ata-3" }   # udev properties; all must match (fnmatch globs)
+    auto_start = true
+    profile = "nist-purge"
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.policy.profiles import MEDIA
+
+DEFAULT_CONFIG_PATH = Path("/etc/wipe-agent/station.toml")
+DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
+DEFAULT_API_SOCKET = "/run/wipe-agent/api.sock"
+DEFAULT_API_GROUP = "wipe-operators"
+DEFAULT_PROFILES: dict[str, str] = {
+    "ssd": "nist-purge",
+    "hdd": "nist-purge",
+    "virtual": "nist-clear-overwrite",
+    "usb": "nist-clear-overwrite",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
+             "default_profiles", "bays"}
+_BAY_KEYS = {"name", "match", "auto_start", "profile"}
+MAX_PARALLEL_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Bay:
+    """A physical slot of the station: which udev properties identify a drive in it, and what to do."""
+
+    name: str
+    match: tuple[tuple[str, str], ...]
+    auto_start: bool = False
+    profile: str | None = None
+
+    def matches(self, properties: Mapping[str, str]) -> bool:
+        """True when every match key is present and equal (values may be fnmatch globs)."""
+        for key, pattern in self.match:
+            value = properties.get(key)
+            if value is None:
+                return False
+            if value != pattern and not (_is_glob(pattern) and fnmatch.fnmatchcase(value, pattern)):
+                return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (status output)."""
+        return {"name": self.name, "match": dict(self.match), "auto_start": self.auto_start, "profile": self.profile}
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """The validated station configuration."""
+
+    station_id: str
+    organisation: str = "Example Constabulary"
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    api_socket: Path = Path(DEFAULT_API_SOCKET)
+    api_group: str = DEFAULT_API_GROUP
+    max_parallel_jobs: int = 8
+    default_profiles: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    bays: tuple[Bay, ...] = ()
+    source: str = "<defaults>"
+
+    def bay(self, name: str) -> Bay:
+        """The bay called ``name``."""
+        for bay in self.bays:
+            if bay.name == name:
+                return bay
+        known = ", ".join(bay.name for bay in self.bays) or "none configured"
+        raise ConfigError(f"no bay {name!r} in {self.source} (bays: {known})")
+
+    def bay_for(self, properties: Mapping[str, str]) -> Bay | None:
+        """The first bay whose match applies to a drive's properties (None: outside every bay)."""
+        for bay in self.bays:
+            if bay.matches(properties):
+                return bay
+        return None
+
+    def profile_for(self, bay: Bay | None, media: str, explicit: str | None = None) -> str:
+        """Which profile a job uses: explicit > the bay's > the default for the media type."""
+        if explicit:
+            return explicit
+        if bay is not None and bay.profile:
+            return bay.profile
+        try:
+            return self.default_profiles[media]
+        except KeyError:
+            raise ConfigError(f"no default profile for media {media!r} in {self.source}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "station_id": self.station_id,
+            "organisation": self.organisation,
+            "state_dir": str(self.state_dir),
+            "api_socket": str(self.api_socket),
+            "api_group": self.api_group,
+            "max_parallel_jobs": self.max_parallel_jobs,
+            "default_profiles": dict(self.default_profiles),
+            "bays": [bay.to_json() for bay in self.bays],
+            "source": self.source,
+        }
+
+
+def _type_name(value: Any) -> str:
+    return "boolean" if isinstance(value, bool) else type(value).__name__
+
+
+def _expect(source: str, label: str, value: Any, kind: type) -> None:
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{source}: {label}: expected {kind.__name__}, got boolean")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{source}: {label}: expected {kind.__name__}, got {_type_name(value)}")
+
+
+def _path(source: str, label: str, value: Any) -> Path:
+    _expect(source, label, value, str)
+    if not value or not os.path.isabs(value):
+        raise ConfigError(f"{source}: {label}: must be an absolute path, got {value!r}")
+    return Path(value)
+
+
+def parse_config(text: str, source: str = "<string>", check_profiles: bool = True) -> StationConfig:
+    """Validate TOML text as a station configuration."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{source}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    if "station_id" not in data:
+        raise ConfigError(f"{source}: station_id is required")
+    station_id = data["station_id"]
+    _expect(source, "station_id", station_id, str)
+    if not _NAME.match(station_id):
+        raise ConfigError(f"{source}: station_id {station_id!r} must be letters, digits, . _ - (≤64)")
+    organisation = data.get("organisation", "Example Constabulary")
+    _expect(source, "organisation", organisation, str)
+    state_dir = _path(source, "state_dir", data.get("state_dir", DEFAULT_STATE_DIR))
+    api_socket = _path(source, "api_socket", data.get("api_socket", DEFAULT_API_SOCKET))
+    if len(os.fsencode(str(api_socket))) > 107:
+        raise ConfigError(f"{source}: api_socket: path longer than a Unix socket allows (107 bytes)")
+    api_group = data.get("api_group", DEFAULT_API_GROUP)
+    _expect(source, "api_group", api_group, str)
+    parallel = data.get("max_parallel_jobs", 8)
+    _expect(source, "max_parallel_jobs", parallel, int)
+    if not 1 <= parallel <= MAX_PARALLEL_LIMIT:
+        raise ConfigError(f"{source}: max_parallel_jobs must be 1..{MAX_PARALLEL_LIMIT}, got {parallel}")
+
+    raw_defaults = data.get("default_profiles", {})
+    _expect(source, "[default_profiles]", raw_defaults, dict)
+    defaults = dict(DEFAULT_PROFILES)
+    for media, name in raw_defaults.items():
+        if media not in MEDIA:
+            raise ConfigError(f"{source}: [default_profiles]: unknown media {media!r} (known: {', '.join(MEDIA)})")
+        _expect(source, f"[default_profiles].{media}", name, str)
+        defaults[media] = name
+
+    raw_bays = data.get("bays", [])
+    _expect(source, "[[bays]]", raw_bays, list)
+    bays: list[Bay] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_bays, start=1):
+        label = f"[[bays]] #{index}"
+        _expect(source, label, raw, dict)
+        for key in raw:
+            if key not in _BAY_KEYS:
+                raise ConfigError(f"{source}: {label}: unknown key {key!r} (allowed: {', '.join(sorted(_BAY_KEYS))})")
+        name = raw.get("name")
+        if name is None:
+            raise ConfigError(f"{source}: {label}: name is required")
+        _expect(source, f"{label}.name", name, str)
+        if not _NAME.match(name):
+            raise ConfigError(f"{source}: {label}.name {name!r} must be letters, digits, . _ - (≤64)")
+        if name in seen:
+            raise ConfigError(f"{source}: {label}: duplicate bay name {name!r}")
+        seen.add(name)
+        label = f"bay {name!r}"
+        match = raw.get("match")
+        if match is None:
+            raise ConfigError(f"{source}: {label}: match is required (udev properties that identify the slot)")
+        _expect(source, f"{label}.match", match, dict)
+        if not match:
+            raise ConfigError(f"{source}: {label}.match: must name at least one udev property")
+        for key, value in match.items():
+            _expect(source, f"{label}.match.{key}", value, str)
+        auto_start = raw.get("auto_start", False)
+        _expect(source, f"{label}.auto_start", auto_start, bool)
+        profile = raw.get("profile")
+        if profile is not None:
+            _expect(source, f"{label}.profile", profile, str)
+        bays.append(Bay(name, tuple(sorted(match.items())), auto_start, profile))
+
+    config = StationConfig(
+        station_id=station_id,
+        organisation=organisation,
+        state_dir=state_dir,
+        api_socket=api_socket,
+        api_group=api_group,
+        max_parallel_jobs=parallel,
+        default_profiles=defaults,
+        bays=tuple(bays),
+        source=source,
+    )
+    if check_profiles:
+        _check_profiles(config)
+    return config
+
+
+def _check_profiles(config: StationConfig) -> None:
+    """Every profile the configuration names must load (a typo here would only surface mid-intake)."""
+    from agent.errors import ProfileError
+    from agent.policy.profiles import load_profile
+
+    names = {(f"[default_profiles].{media}", name) for media, name in config.default_profiles.items()}
+    names |= {(f"bay {bay.name!r}.profile", bay.profile) for bay in config.bays if bay.profile}
+    for label, name in sorted(names):
+        try:
+            load_profile(name)
+        except ProfileError as exc:
+            raise ConfigError(f"{config.source}: {label}: {exc.message}") from exc
+
+
+def default_config_path() -> Path:
+    """``$WIPE_AGENT_CONFIG`` or ``/etc/wipe-agent/station.toml``."""
+    return Path(os.environ.get("WIPE_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH)))
+
+
+def load_config(path: str | os.PathLike[str] | None = None, check_profiles: bool = True) -> StationConfig:
+    """Load and validate the station configuration file."""
+    config_path = Path(path) if path is not None else default_config_path()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: no such station configuration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc}") from exc
+    return parse_config(text, str(config_path), check_profiles=check_profiles)

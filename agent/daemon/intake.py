@@ -1,0 +1,183 @@
+"""Station-side records the job registry does not hold (yet): intake links and drive routes.
+
+Kept in the registry's SQLite file in tables of their own (``CREATE TABLE IF NOT EXISTS``), so the
+registry's schema stays the store owner's. An *intake* links the next drive inserted into a bay to
+the host device (laptop/desktop) it came from; the daemon consumes it when that bay's next job
+starts and passes it to the runner as ``asset_tag`` + ``host``, which the job row (and so the
+certificate) carries. A *route* marks a drive for destruction after repeated failures.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+REPEATED_FAILURES = 3  # this many failed jobs in a row on one drive (not counting removals) → destroy
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS station_intake (
+    id INTEGER PRIMARY KEY,
+    bay TEXT NOT NULL,
+    asset_tag TEXT NOT NULL,
+    host_serial TEXT,
+    make TEXT,
+    model TEXT,
+    operator TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    job_id TEXT,
+    consumed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS station_intake_bay ON station_intake(bay, consumed_at);
+CREATE TABLE IF NOT EXISTS station_drive_routes (
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    route TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (model, serial)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A pending or consumed intake link."""
+
+    id: int
+    bay: str
+    asset_tag: str
+    host_serial: str | None
+    make: str | None
+    model: str | None
+    operator: str
+    created_at: str
+    job_id: str | None = None
+
+    def host(self) -> dict[str, Any]:
+        """The ``host`` object stored with the job."""
+        return {"asset_tag": self.asset_tag, "serial": self.host_serial, "make": self.make, "model": self.model,
+                "intake_operator": self.operator, "intake_at": self.created_at, "intake_id": self.id}
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"intake_id": self.id, "bay": self.bay, "asset_tag": self.asset_tag, "host_serial": self.host_serial,
+                "make": self.make, "model": self.model, "operator": self.operator, "created_at": self.created_at,
+                "job_id": self.job_id}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class StationStore:
+    """Intake and route tables; one short-lived connection per call (safe from any thread)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / "registry.sqlite3"
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def create(self) -> None:
+        """Create the tables if needed (the registry must already exist: it sets WAL mode)."""
+        db = self._connect()
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+    def add_intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
+                   operator: str) -> Intake:
+        """Record an intake; it replaces an earlier unconsumed one for the same bay."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE station_intake SET consumed_at=?, job_id='superseded' WHERE bay=? AND consumed_at IS "
+                       "NULL", (_now(), bay))
+            cursor = db.execute(
+                "INSERT INTO station_intake(bay, asset_tag, host_serial, make, model, operator, created_at) "
+                "VALUES(?,?,?,?,?,?,?)", (bay, asset_tag, host_serial, make, model, operator, _now()))
+            db.execute("COMMIT")
+            row = db.execute("SELECT * FROM station_intake WHERE id=?", (cursor.lastrowid,)).fetchone()
+        finally:
+            db.close()
+        return _intake(row)
+
+    def pending(self, bay: str) -> Intake | None:
+        """The bay's unconsumed intake, if any."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT * FROM station_intake WHERE bay=? AND consumed_at IS NULL "
+                             "ORDER BY id DESC LIMIT 1", (bay,)).fetchone()
+        finally:
+            db.close()
+        return _intake(row) if row else None
+
+    def consume(self, intake_id: int, job_id: str) -> None:
+        """Link the intake to the job that took it."""
+        db = self._connect()
+        try:
+            db.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
+        finally:
+            db.close()
+
+    def note_outcome(self, model: str, serial: str) -> str | None:
+        """After a job ends: route the drive to destruction when its recent jobs keep failing.
+
+        Removals (``drive_removed``), cancellations and refusals do not count; a success resets.
+        Returns the drive's route when it is ``destroy``.
+        """
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT jobs.state, jobs.error_code, jobs.route FROM jobs JOIN drives ON drives.id = jobs.drive_id "
+                "WHERE drives.model=? AND drives.serial=? AND jobs.state IN ('sanitised','failed') "
+                "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 20", (model, serial)).fetchall()
+            failures = 0
+            for row in rows:
+                if row["state"] == "sanitised":
+                    break
+                if row["error_code"] == "drive_removed":
+                    continue
+                failures += 1
+            if rows and rows[0]["state"] == "failed" and rows[0]["route"] == "destroy":
+                reason = "hardware fault: " + str(rows[0]["error_code"])
+            elif failures >= REPEATED_FAILURES:
+                reason = f"{failures} failed jobs in a row"
+            else:
+                current = db.execute("SELECT route FROM station_drive_routes WHERE model=? AND serial=?",
+                                     (model, serial)).fetchone()
+                return str(current["route"]) if current else None
+            db.execute("INSERT INTO station_drive_routes(model, serial, route, reason, at) VALUES(?,?,?,?,?) "
+                       "ON CONFLICT(model, serial) DO UPDATE SET route=excluded.route, reason=excluded.reason, "
+                       "at=excluded.at", (model, serial, "destroy", reason, _now()))
+            return "destroy"
+        finally:
+            db.close()
+
+    def route(self, model: str, serial: str) -> dict[str, str] | None:
+        """The drive's recorded route (``destroy`` and why), if any."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=?",
+                             (model, serial)).fetchone()
+        finally:
+            db.close()
+        return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None
+
+
+def _intake(row: sqlite3.Row) -> Intake:
+    return Intake(id=int(row["id"]), bay=row["bay"], asset_tag=row["asset_tag"], host_serial=row["host_serial"],
+                  make=row["make"], model=row["model"], operator=row["operator"], created_at=row["created_at"],
+                  job_id=row["job_id"])

@@ -1,0 +1,597 @@
+"""The station daemon's core: drives in bays, a queue, parallel isolated jobs, recovery, shutdown.
+
+Threads and processes:
+
+- the **main thread** owns the loop: it ``select``s on the drive-event source and a wake-up pipe
+  (signals and API calls write to it), matches drives to bays, starts job workers, pings the
+  watchdog. Workers are started *only* here, because ``PR_SET_PDEATHSIG`` fires when the creating
+  *thread* exits, and the main thread lives as long as the daemon;
+- one **supervisor thread** per job reads its worker's JSON lines (progress, outcome) and reaps it;
+- the **API** serves requests in threads of its own; state-changing calls queue work for the loop.
+
+All shared state is guarded by one lock. Each job runs in its own process (see ``worker.py``), so
+a hung drive or a crash takes only its own job with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from agent.config import Bay, StationConfig
+from agent.daemon.intake import StationStore
+from agent.daemon.notify import Notifier
+from agent.daemon.worker import EXIT_LEFT_RUNNING
+from agent.discovery import udev
+from agent.discovery.guard import Guard
+from agent.discovery.identity import DriveIdentity
+from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
+from agent.errors import AgentError, ConfigError
+from agent.jobs.runner import JobRunner
+from agent.policy.profiles import load_profile
+from agent.store.registry import FINAL_STATES, JobRow, Registry
+
+SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
+WORKER_COMMAND = [sys.executable, "-m", "agent.daemon.worker"]
+
+
+class RequestError(AgentError):
+    """A request the station cannot honour; ``code`` is stable and ``status`` is its HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class Closeable(Protocol):
+    """Something the station stops on shutdown (the API server)."""
+
+    def close(self) -> None:
+        """Stop and release resources."""
+        ...
+
+
+@dataclass
+class ActiveJob:
+    """A job the station has queued or is running."""
+
+    key: int
+    bay: str | None
+    device_path: str
+    name: str
+    profile: str
+    operator: str
+    expected_serial: str | None = None
+    asset_tag: str | None = None
+    host: dict[str, Any] | None = None
+    intake_id: int | None = None
+    resume: str | None = None
+    job_id: str | None = None
+    state: str = "queued"
+    phase: str | None = None
+    done: int = 0
+    total: int = 0
+    phase_started: float = 0.0
+    queued_at: float = field(default_factory=time.monotonic)
+    launched_at: float | None = None
+    running_at: float | None = None
+    process: subprocess.Popen[bytes] | None = None
+    removed: bool = False
+    outcome: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Status view: progress, rate and ETA of the current phase."""
+        now = time.monotonic()
+        elapsed = now - self.phase_started if self.phase_started else 0.0
+        rate = self.done / elapsed if elapsed > 0 and self.done else None
+        eta = (self.total - self.done) / rate if rate and self.total >= self.done else None
+        return {
+            "job_id": self.job_id, "state": self.state, "profile": self.profile, "operator": self.operator,
+            "device": self.device_path, "phase": self.phase, "done": self.done, "total": self.total,
+            "progress": round(self.done / self.total, 4) if self.total else None,
+            "rate_bytes_per_second": round(rate) if rate else None,
+            "eta_seconds": round(eta, 1) if eta is not None else None,
+            "asset_tag": self.asset_tag, "resumed": self.resume is not None,
+            "pid": self.process.pid if self.process is not None else None,
+        }
+
+
+@dataclass
+class BaySlot:
+    """What the station knows about one bay."""
+
+    bay: Bay
+    drive: DriveEvent | None = None
+    identity: DriveIdentity | None = None
+    protected: tuple[str, ...] = ()
+    job: ActiveJob | None = None
+    last: dict[str, Any] | None = None
+
+
+def _job_summary(row: JobRow) -> dict[str, Any]:
+    return {"job_id": row.id, "outcome": row.state, "method": row.method, "level": row.level,
+            "reason": row.reason, "error_code": row.error_code, "route": row.route, "profile": row.profile,
+            "finished_at": row.finished_at, "asset_tag": row.asset_tag}
+
+
+class Station:
+    """Wires discovery, bays, the queue and job workers; ``serve()`` runs until SIGTERM."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        source: DriveSource,
+        *,
+        notifier: Notifier | None = None,
+        logger: logging.Logger | None = None,
+        identify: Callable[[str], DriveIdentity] = udev.identify,
+        guard: Guard | None = None,
+        worker_command: list[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.notifier = notifier or Notifier()
+        self.log = logger or logging.getLogger("wipe-agent")
+        self.identify = identify
+        self.guard = guard or Guard()
+        self.worker_command = worker_command or WORKER_COMMAND
+        self.store = StationStore(config.state_dir)
+        self.slots: dict[str, BaySlot] = {bay.name: BaySlot(bay) for bay in config.bays}
+        self.unbayed: dict[str, dict[str, Any]] = {}
+        self.queue: deque[ActiveJob] = deque()
+        self.active: dict[int, ActiveJob] = {}
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self._supervisors: list[threading.Thread] = []
+        self._keys = 0
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._registry: Registry | None = None
+        self.started_at = time.time()
+
+    # lifecycle ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Make the loop run now (safe from threads and signal handlers)."""
+        try:
+            os.write(self._wake_write, b"w")
+        except (BlockingIOError, OSError):
+            pass
+
+    def request_stop(self) -> None:
+        """Stop taking jobs and shut down (SIGTERM)."""
+        self.stopping.set()
+        self.wake()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT → orderly shutdown (main thread only)."""
+        def handler(number: int, frame: object) -> None:
+            self.request_stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def serve(self, api_factory: Callable[[Station], Closeable] | None = None) -> int:
+        """Run the station until :meth:`request_stop`; returns the exit code."""
+        self._registry = Registry(self.config.state_dir).open()
+        self.store.create()
+        api: Closeable | None = None
+        try:
+            scanned = self.source.scan()
+            self._recover(scanned)
+            for event in scanned:
+                self._on_event(event)
+            if api_factory is not None:
+                api = api_factory(self)
+            self._schedule()
+            self.ready.set()
+            self.notifier.notify(READY=1, STATUS=self._status_line())
+            self.log.info("station ready", extra={"fields": {"station": self.config.station_id,
+                                                             "bays": len(self.slots)}})
+            self._loop()
+        finally:
+            self._shutdown(api)
+        return 0
+
+    def _loop(self) -> None:
+        interval = 1.0
+        if self.notifier.watchdog_seconds:
+            interval = min(interval, self.notifier.watchdog_seconds / 2)
+        next_tick = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            readable, _, _ = select.select([self.source.fileno(), self._wake_read], [], [],
+                                           max(0.0, min(interval, next_tick - now)) if next_tick else interval)
+            if self._wake_read in readable:
+                try:
+                    while os.read(self._wake_read, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            if self.source.fileno() in readable:
+                for event in self.source.read():
+                    try:
+                        self._on_event(event)
+                    except Exception:  # one bad event never stops the station
+                        self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
+            if self.stopping.is_set():
+                break
+            self._schedule()
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + interval
+                self.notifier.notify(WATCHDOG=1, STATUS=self._status_line())
+
+    def _shutdown(self, api: Closeable | None) -> None:
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        self.stopping.set()
+        self.notifier.notify(STOPPING=1, STATUS="stopping: journalling every job")
+        if api is not None:
+            api.close()
+        with self.lock:
+            self.queue.clear()
+            running = [job for job in self.active.values() if job.process is not None]
+        for job in running:
+            self._signal(job, signal.SIGUSR2)  # overwrite: cancel; firmware sanitize: left running in the drive
+        for thread in list(self._supervisors):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            stragglers = [job for job in self.active.values() if job.process is not None]
+        for job in stragglers:  # hung in the kernel: the next start reconciles its job
+            self.log.warning("worker did not stop in time", extra={"fields": {"job_id": job.job_id}})
+            self._signal(job, signal.SIGKILL)
+        for thread in list(self._supervisors):
+            thread.join(0.5)
+        self.source.close()
+        if self._registry is not None:
+            self._registry.close()
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
+        self.log.info("station stopped", extra={"fields": {"station": self.config.station_id}})
+
+    # recovery ----------------------------------------------------------------------------
+    def _recover(self, scanned: list[DriveEvent]) -> None:
+        """Orphaned jobs: resume firmware sanitizes still running in a present drive; the rest → interrupted."""
+        assert self._registry is not None
+        registry = self._registry
+        can_resume = callable(getattr(JobRunner, "resume", None))
+        present = {event.device_path: event for event in scanned}
+        resumable: dict[str, JobRow] = {}
+        for job_id in registry.orphaned_jobs():
+            row = registry.job(job_id)
+            firmware = bool(row.method) and not str(row.method).startswith("overwrite.")
+            if can_resume and firmware and row.state in ("running", "verifying") and row.device_path in present:
+                try:
+                    same = self.identify(row.device_path).serial == row.drive.serial
+                except AgentError:
+                    same = False
+                if same:
+                    resumable[job_id] = row
+        interrupted = registry.reconcile(keep=lambda job_id: job_id in resumable)
+        for job_id in interrupted:
+            self.log.warning("job interrupted by a restart", extra={"fields": {"job_id": job_id}})
+        for job_id, row in resumable.items():
+            event = present[row.device_path]
+            bay = self.config.bay_for(event.properties)
+            job = self._new_job(bay.name if bay else None, row.device_path, event.name, row.profile, row.operator,
+                                resume=job_id)
+            job.job_id = job_id
+            if bay is not None:
+                self.slots[bay.name].job = job
+            self.queue.append(job)
+            self.log.info("resuming firmware sanitize", extra={"fields": {"job_id": job_id}})
+        self._restart_interrupted = [registry.job(job_id) for job_id in interrupted]
+
+    # drive events -----------------------------------------------------------------------
+    def _on_event(self, event: DriveEvent) -> None:
+        with self.lock:
+            if event.action == INSERTED:
+                self._on_inserted(event)
+            elif event.action == REMOVED:
+                self._on_removed(event)
+
+    def _on_inserted(self, event: DriveEvent) -> None:
+        bay = self.config.bay_for(event.properties)
+        try:
+            identity: DriveIdentity | None = self.identify(event.device_path)
+        except AgentError:
+            identity = None
+        assessment = self.guard.assess(event.device_path)
+        fields = {"device": event.device_path, "bay": bay.name if bay else "-",
+                  "serial": identity.serial if identity else "?"}
+        if bay is None:
+            self.unbayed[event.name] = {"device": event.device_path, "drive": identity.to_json() if identity else None,
+                                        "protected": list(assessment.reasons)}
+            self.log.info("drive outside every bay: shown, never touched", extra={"fields": fields})
+            return
+        slot = self.slots[bay.name]
+        slot.drive, slot.identity, slot.protected = event, identity, assessment.reasons
+        self.log.info("drive inserted", extra={"fields": fields})
+        if slot.job is not None:
+            return  # a resumed job already holds this bay
+        restart = self._interrupted_for(slot)
+        if restart is not None:
+            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host)
+            self.log.info("restarting interrupted job from the beginning",
+                          extra={"fields": {"bay": bay.name, "interrupted": restart.id}})
+        elif bay.auto_start and identity is not None and not assessment.protected:
+            self._enqueue(slot, self.config.profile_for(bay, identity.media), f"station {self.config.station_id}")
+        elif assessment.protected:
+            self.log.warning("drive in bay is protected: not started",
+                             extra={"fields": {**fields, "reasons": "; ".join(assessment.reasons)}})
+
+    def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
+        pending: list[JobRow] = getattr(self, "_restart_interrupted", [])
+        for row in pending:
+            if slot.identity is not None and row.drive.serial == slot.identity.serial and row.state == "interrupted":
+                pending.remove(row)
+                return row
+        return None
+
+    def _on_removed(self, event: DriveEvent) -> None:
+        self.unbayed.pop(event.name, None)
+        for slot in self.slots.values():
+            if slot.drive is not None and slot.drive.name == event.name:
+                slot.drive, slot.identity, slot.protected = None, None, ()
+                self.log.info("drive removed", extra={"fields": {"bay": slot.bay.name, "device": event.device_path}})
+        for job in list(self.queue):
+            if job.name == event.name:
+                self.queue.remove(job)
+                self._release(job)
+        for job in self.active.values():
+            if job.name == event.name and job.process is not None:
+                job.removed = True
+                self._signal(job, signal.SIGUSR1)
+                self.log.warning("drive removed mid-job", extra={"fields": {"job_id": job.job_id, "bay": job.bay}})
+
+    # scheduling -------------------------------------------------------------------------
+    def _new_job(self, bay: str | None, device_path: str, name: str, profile: str, operator: str,
+                 **extra: Any) -> ActiveJob:
+        self._keys += 1
+        return ActiveJob(self._keys, bay, device_path, name, profile, operator, **extra)
+
+    def _enqueue(self, slot: BaySlot, profile: str, operator: str, asset_tag: str | None = None,
+                 host: dict[str, Any] | None = None) -> ActiveJob:
+        assert slot.drive is not None
+        intake = self.store.pending(slot.bay.name)
+        intake_id = None
+        if intake is not None:
+            asset_tag, host, intake_id = intake.asset_tag, intake.host(), intake.id
+        job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
+                            expected_serial=slot.identity.serial if slot.identity else None, asset_tag=asset_tag,
+                            host=host, intake_id=intake_id)
+        slot.job = job
+        self.queue.append(job)
+        self.wake()
+        return job
+
+    def _schedule(self) -> None:
+        """Start queued jobs up to the limit (main thread only: see the module docstring)."""
+        with self.lock:
+            while self.queue and not self.stopping.is_set():
+                running = sum(1 for job in self.active.values() if job.process is not None)
+                if running >= self.config.max_parallel_jobs:
+                    return
+                job = self.queue.popleft()
+                try:
+                    self._launch(job)
+                except OSError as exc:
+                    self.log.error("cannot start worker", extra={"fields": {"bay": job.bay, "error": str(exc)}})
+                    self._release(job)
+
+    def _launch(self, job: ActiveJob) -> None:
+        request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
+                   "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
+                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "parent_pid": os.getpid()}
+        process = subprocess.Popen(self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   close_fds=True)
+        assert process.stdin is not None
+        try:
+            process.stdin.write(json.dumps(request).encode() + b"\n")
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        job.process, job.state, job.launched_at = process, "starting", time.monotonic()
+        self.active[job.key] = job
+        thread = threading.Thread(target=self._supervise, args=(job, process), name=f"job-{job.key}", daemon=True)
+        self._supervisors.append(thread)
+        thread.start()
+
+    def _supervise(self, job: ActiveJob, process: subprocess.Popen[bytes]) -> None:
+        stdout: IO[bytes] | None = process.stdout
+        assert stdout is not None
+        with stdout:
+            for line in stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                with self.lock:
+                    self._on_worker_message(job, message)
+        code = process.wait()
+        self._finish(job, code)
+
+    def _on_worker_message(self, job: ActiveJob, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if event == "created":
+            job.job_id, job.state, job.running_at = message["job_id"], "checking", time.monotonic()
+            if job.intake_id is not None:
+                self.store.consume(job.intake_id, job.job_id or "")
+            self.log.info("job started", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
+                                                           "profile": job.profile}})
+        elif event == "progress":
+            if message.get("phase") != job.phase:
+                job.phase, job.phase_started = message.get("phase"), time.monotonic()
+            job.state = "verifying" if job.phase == "verify" else "running"
+            job.done, job.total = int(message.get("done", 0)), int(message.get("total", 0))
+        elif event in ("done", "error", "left-running"):
+            job.outcome = message
+
+    def _finish(self, job: ActiveJob, code: int) -> None:
+        """Reap a worker: make sure its job reached a final state, record the outcome, free the bay."""
+        summary: dict[str, Any] | None = None
+        if job.job_id is not None and code != EXIT_LEFT_RUNNING:
+            registry = Registry(self.config.state_dir).open()
+            try:
+                row = registry.job(job.job_id)
+                if row.state not in FINAL_STATES:
+                    # the worker died without an outcome (crash, SIGKILL): never leave it looking alive
+                    reason = "drive removed" if job.removed else f"job worker exited with status {code}"
+                    registry.transition(row.id, "failed", "worker-died", {"exit_status": code}, reason=reason,
+                                        error_code="drive_removed" if job.removed else "internal", route="hold")
+                    row = registry.job(job.job_id)
+                summary = _job_summary(row)
+            except AgentError as exc:
+                self.log.error("cannot finish job", extra={"fields": {"job_id": job.job_id, "error": exc.message}})
+            finally:
+                registry.close()
+            if summary is not None:
+                route = self.store.note_outcome(row.drive.model, row.drive.serial)
+                if route == "destroy":
+                    summary["drive_route"] = "destroy"
+        elif job.outcome and job.outcome.get("event") == "error":
+            summary = {"job_id": None, "outcome": "error", **job.outcome.get("error", {})}
+        with self.lock:
+            job.process = None
+            self.active.pop(job.key, None)
+            self._release(job, summary)
+        self.log.info("job finished", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
+                                                        "outcome": (summary or {}).get("outcome", "left-running")}})
+        self.wake()
+
+    def _release(self, job: ActiveJob, summary: dict[str, Any] | None = None) -> None:
+        if job.bay is not None:
+            slot = self.slots.get(job.bay)
+            if slot is not None and slot.job is job:
+                slot.job = None
+                if summary is not None:
+                    slot.last = summary
+
+    def _signal(self, job: ActiveJob, number: int) -> None:
+        process = job.process
+        if process is None:
+            return
+        try:
+            process.send_signal(number)
+        except (ProcessLookupError, OSError):
+            pass
+
+    # services for the API ------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Everything ``status`` and ``watch`` show."""
+        with self.lock:
+            bays: list[dict[str, Any]] = []
+            for slot in self.slots.values():
+                bays.append({
+                    "name": slot.bay.name, "auto_start": slot.bay.auto_start, "profile": slot.bay.profile,
+                    "drive": ({"device": slot.drive.device_path, **(slot.identity.to_json() if slot.identity else {}),
+                               "protected": list(slot.protected)} if slot.drive else None),
+                    "job": slot.job.to_json() if slot.job else None,
+                    "last": slot.last,
+                    "pending_intake": None,
+                })
+            running = sum(1 for job in self.active.values() if job.process is not None)
+            data: dict[str, Any] = {"station_id": self.config.station_id, "organisation": self.config.organisation,
+                    "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 1),
+                    "max_parallel_jobs": self.config.max_parallel_jobs, "running": running,
+                    "queued": len(self.queue), "stopping": self.stopping.is_set(), "bays": bays,
+                    "unbayed_drives": list(self.unbayed.values())}
+        for bay in bays:
+            intake = self.store.pending(bay["name"])
+            bay["pending_intake"] = intake.to_json() if intake else None
+            drive = bay["drive"]
+            if drive and drive.get("serial"):
+                bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"])
+        return data
+
+    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]:
+        """Queue a job for the drive in bay ``name`` (explicit operator command)."""
+        if self.stopping.is_set():
+            raise RequestError("shutting_down", "the station is shutting down", 503)
+        if name not in self.slots:
+            raise RequestError("not_found", f"no bay {name!r}", 404)
+        if profile is not None:
+            load_profile(profile)  # ProfileError → 400 before anything is queued
+        with self.lock:
+            slot = self.slots[name]
+            if slot.drive is None:
+                raise RequestError("no_drive", f"bay {name} is empty")
+            if slot.job is not None:
+                raise RequestError("bay_busy", f"bay {name} already has a job ({slot.job.job_id or 'queued'})")
+            if slot.protected:
+                raise RequestError("drive_protected", f"bay {name}: refused: " + "; ".join(slot.protected))
+            media = slot.identity.media if slot.identity else "virtual"
+            chosen = self.config.profile_for(slot.bay, media, profile)
+            job = self._enqueue(slot, chosen, operator)
+            return {"bay": name, "queued": True, "profile": chosen, "operator": operator, "device": job.device_path}
+
+    def cancel(self, job_id: str, operator: str) -> dict[str, Any]:
+        """Cancel a queued or running job (it ends ``interrupted``)."""
+        if not job_id:
+            raise RequestError("bad_request", "job id is empty", 400)
+        with self.lock:
+            for job in list(self.queue):
+                if job.job_id and job.job_id.startswith(job_id):
+                    self.queue.remove(job)
+                    self._release(job)
+                    return {"job_id": job.job_id, "cancelled": True, "state": "dequeued"}
+            matches = [job for job in self.active.values() if job.job_id and job.job_id.startswith(job_id)]
+            if len(matches) > 1:
+                raise RequestError("ambiguous", f"job id prefix {job_id!r} is ambiguous", 400)
+            if matches:
+                self._signal(matches[0], signal.SIGTERM)
+                self.log.info("job cancelled", extra={"fields": {"job_id": matches[0].job_id, "operator": operator}})
+                return {"job_id": matches[0].job_id, "cancelled": True, "state": "cancelling"}
+        registry = Registry(self.config.state_dir).open()
+        try:
+            row = registry.job(job_id)
+        except ConfigError:
+            raise RequestError("not_found", f"no job {job_id!r}", 404) from None
+        finally:
+            registry.close()
+        raise RequestError("not_active", f"job {row.id} is {row.state}: nothing to cancel")
+
+    def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
+               operator: str) -> dict[str, Any]:
+        """Link the next drive in ``bay`` to its host device."""
+        if bay not in self.slots:
+            raise RequestError("not_found", f"no bay {bay!r}", 404)
+        if not asset_tag.strip():
+            raise RequestError("bad_request", "asset tag is empty", 400)
+        return self.store.add_intake(bay, asset_tag, host_serial, make, model, operator).to_json()
+
+    def jobs(self, limit: int) -> dict[str, Any]:
+        """Recent jobs from the registry."""
+        registry = Registry(self.config.state_dir).open()
+        try:
+            return {"jobs": [row.to_json() for row in registry.jobs(limit)]}
+        finally:
+            registry.close()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """One job with its journal."""
+        registry = Registry(self.config.state_dir).open()
+        try:
+            try:
+                row = registry.job(job_id)
+            except ConfigError as exc:
+                raise RequestError("not_found", exc.message, 404) from None
+            return {**row.to_json(), "events": registry.events(row.id)}
+        finally:
+            registry.close()
+
+    def _status_line(self) -> str:
+        with self.lock:
+            running = sum(1 for job in self.active.values() if job.process is not None)
+            drives = sum(1 for slot in self.slots.values() if slot.drive is not None)
+            return f"{running} job(s) running, {len(self.queue)} queued, {drives}/{len(self.slots)} bays occupied"

@@ -1,0 +1,156 @@
+"""One job in its own process: ``python -m agent.daemon.worker`` (started only by the daemon).
+
+Why a process per job and not a thread: a drive that hangs in an ioctl leaves its thread in
+uninterruptible sleep forever, and a crash in a ctypes ioctl takes the whole interpreter with it;
+in a separate process the daemon, its API and every other bay carry on (and the kernel, not the
+GIL, schedules eight overwrites on two cores). The cost is ~0.2 s of interpreter start per job and
+one SQLite connection per job, which WAL handles.
+
+Protocol: one JSON request on stdin; JSON lines on stdout (``created``, ``progress``, ``done``).
+Signals from the daemon:
+
+- ``SIGTERM`` — cancel: the runner stops at the next chunk and records ``interrupted``;
+- ``SIGUSR1`` — the drive was removed: the job fails with ``drive removed`` (route hold, not destroy);
+- ``SIGUSR2`` — the station is shutting down: an overwrite is cancelled, but a *firmware* sanitize
+  is left running in the drive and the job left active so the restarted daemon resumes it.
+
+The worker dies with the daemon (``PR_SET_PDEATHSIG``): a ``kill -9`` of the daemon cancels it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agent.discovery import udev
+from agent.discovery.guard import Authorisation, Guard
+from agent.errors import AgentError, DriveRemoved
+from agent.jobs.runner import JobRequest, JobRunner
+from agent.policy.profiles import load_profile
+from agent.store.registry import Registry
+
+PR_SET_PDEATHSIG = 1
+EXIT_LEFT_RUNNING = 75  # firmware sanitize left running in the drive for the next daemon to resume
+PROGRESS_INTERVAL = 0.25
+
+
+class _Flags:
+    cancel = False
+    removed = False
+    shutdown = False
+
+
+def _emit(message: dict[str, Any]) -> None:
+    try:
+        sys.stdout.write(json.dumps(message, default=str) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the daemon is gone; the registry still gets every transition
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before prctl took effect
+
+
+def _firmware_method(state_dir: Path, job_id: str | None) -> bool:
+    if job_id is None:
+        return False
+    registry = Registry(state_dir).open()
+    try:
+        row = registry.job(job_id)
+        return row.state in ("running", "verifying") and bool(row.method) and not str(row.method).startswith(
+            "overwrite.")
+    finally:
+        registry.close()
+
+
+def main() -> int:
+    """Run the job described on stdin; return the process exit code."""
+    request = json.loads(sys.stdin.readline())
+    _die_with_parent(int(request.get("parent_pid") or 0))
+    state_dir = Path(request["state_dir"])
+    flags = _Flags()
+    current: dict[str, str | None] = {"job_id": request.get("resume")}
+
+    def on_term(number: int, frame: FrameType | None) -> None:
+        flags.cancel = True
+
+    def on_removed(number: int, frame: FrameType | None) -> None:
+        flags.removed = True
+
+    def on_shutdown(number: int, frame: FrameType | None) -> None:
+        flags.shutdown = True
+        try:
+            firmware = _firmware_method(state_dir, current["job_id"])
+        except AgentError:
+            firmware = False
+        if firmware:
+            _emit({"event": "left-running", "job_id": current["job_id"]})
+            os._exit(EXIT_LEFT_RUNNING)
+        flags.cancel = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_removed)
+    signal.signal(signal.SIGUSR2, on_shutdown)
+
+    last = [0.0]
+
+    def progress(job_id: str, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL or done >= total:
+            last[0] = now
+            _emit({"event": "progress", "job_id": job_id, "phase": phase, "done": done, "total": total})
+
+    def cancelled() -> bool:
+        if flags.removed:
+            raise DriveRemoved(f"{request['device_path']}: drive removed from its bay during the job")
+        return flags.cancel
+
+    def on_created(job_id: str) -> None:
+        current["job_id"] = job_id
+        _emit({"event": "created", "job_id": job_id})
+
+    registry = Registry(state_dir).open()
+    try:
+        runner = JobRunner(registry, Guard(), udev.identify)
+        if request.get("resume"):
+            resume = getattr(runner, "resume", None)
+            if resume is None:
+                raise AgentError("this wipe-agent cannot resume jobs")
+            _emit({"event": "created", "job_id": request["resume"]})
+            row = resume(request["resume"], progress=progress, cancelled=cancelled)
+        else:
+            authorisation = Authorisation(
+                request["device_path"], request["operator"], bay=request.get("bay"),
+                expected_serial=request.get("expected_serial"),
+            )
+            job_request = JobRequest(
+                request["device_path"], load_profile(request["profile"]), authorisation,
+                asset_tag=request.get("asset_tag"), host=request.get("host"),
+            )
+            row = runner.run(job_request, progress, cancelled, on_created)
+        _emit({"event": "done", "job_id": row.id, "state": row.state, "reason": row.reason,
+               "error_code": row.error_code, "route": row.route, "method": row.method})
+    except AgentError as exc:
+        _emit({"event": "error", "job_id": current["job_id"], "error": exc.to_json()})
+        return 1
+    finally:
+        registry.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
