@@ -158,6 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (malformed request line, bad headers) as JSON too."""
         self.close_connection = True
+        self.request_version = self.protocol_version  # answer with a status line even to garbage
         self._send(code, {"error": {"code": "bad_request" if code < 500 else "internal",
                                     "message": message or "malformed HTTP request"}})
 
