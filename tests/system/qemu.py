@@ -418,6 +418,7 @@ class Guest:
         python: Path | str | None = None,
         memory: str = "1G",
         cpus: int = 2,
+        cpu: str = "max",
         timeout: float = 240.0,
         boot_timeout: float = 90.0,
         udev: bool = True,
@@ -454,6 +455,7 @@ class Guest:
                 raise ValueError(f"{path} is hidden in the guest (fresh /{path.parts[1]} there)")
         self.memory = memory
         self.cpus = cpus
+        self.cpu = cpu
         self.timeout = timeout
         self.boot_timeout = boot_timeout
         self.udev = udev
@@ -628,7 +630,7 @@ class Guest:
         command = [
             "timeout", "--signal=KILL", str(int(self.timeout)),
             "qemu-system-x86_64",
-            "-machine", "pc", "-accel", "tcg", "-cpu", "max",
+            "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu,
             "-smp", str(self.cpus), "-m", self.memory,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", f"file:{self.workdir / 'console.log'}",

@@ -14,7 +14,8 @@ from tests.system.qemu import Guest, GuestImage, Nvme, PytestResult, Sata, ScsiH
 
 pytestmark = pytest.mark.system
 
-SCSI_DEBUG = "dev_size_mb=16 sector_size=512"
+# opts=2: reads of sectors [medium_error_start, +count) fail with MEDIUM ERROR (checked in the guest).
+SCSI_DEBUG = "dev_size_mb=16 sector_size=512 opts=2 medium_error_start=8192 medium_error_count=16"
 
 
 def assert_guest_pytest_passed(result: PytestResult) -> None:

@@ -3,6 +3,8 @@ serial and size, udev has described it, and the pass-through nodes the transport
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import re
 import subprocess
@@ -88,6 +90,24 @@ def test_scsi_debug(guest_manifest: dict[str, Any]) -> None:
     assert properties["ID_BUS"] == "scsi"
     assert properties["ID_MODEL"] == "scsi_debug"
     assert _sg_node(device).is_char_device()
+    if int(options.get("opts", "0"), 0) & 2:  # SDEBUG_OPT_MEDIUM_ERR: reads of the range fail
+        _assert_medium_error(device, int(options.get("medium_error_start", "4660"), 0))
+
+
+def _assert_medium_error(device: BlockDevice, first_bad_sector: int) -> None:
+    """A direct read of the injected range fails with ENODATA, a read before it succeeds."""
+    block = 4096
+    bad_offset = first_bad_sector * 512 // block * block
+    with mmap.mmap(-1, block) as buffer:
+        descriptor = os.open(device.node, os.O_RDONLY | os.O_DIRECT)
+        try:
+            assert os.preadv(descriptor, [buffer], bad_offset - 16 * block) == block
+            with pytest.raises(OSError) as raised:
+                os.preadv(descriptor, [buffer], bad_offset)
+            # Not EIO: since 5.x the block layer maps MEDIUM ERROR to BLK_STS_MEDIUM -> ENODATA.
+            assert raised.value.errno == errno.ENODATA
+        finally:
+            os.close(descriptor)
 
 
 def test_full_module_tree_is_available() -> None:
