@@ -16,7 +16,7 @@ fi
 packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk diffutils
           fonts-dejavu-core ca-certificates)
 if [ "$want_tests" -eq 1 ]; then
-  packages+=(fio poppler-utils kmod procps)
+  packages+=(fio poppler-utils libnss3-tools kmod procps)
 fi
 missing=()
 for package in "${packages[@]}"; do

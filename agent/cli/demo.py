@@ -1,8 +1,13 @@
 """``wipe-agent demo``: four throw-away loop drives, wiped in parallel, proven clean independently.
 
-Everything it creates (backing files, loop devices, a temporary state directory) is removed at the
-end, also on Ctrl-C or SIGTERM. It never touches a device it did not create: each loop device is
-authorised by path *and* by the backing file the demo made.
+The demo makes a throw-away organisation CA and station key, so every sanitised drive gets a
+signed certificate (watermarked DEMONSTRATION) which is then checked the way a reuse-scheme
+partner checks one: ``wipe-agent verify`` against the CA's trust bundle.
+
+Loop devices and backing files are removed at the end, also on Ctrl-C or SIGTERM. The results
+(registry, certificates, trust bundle) stay in a directory whose path is printed, unless
+``--discard``. It never touches a device it did not create: each loop device is authorised by path
+*and* by the backing file the demo made.
 """
 
 from __future__ import annotations
@@ -24,12 +29,23 @@ import click
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, human_size, print_json
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
+from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
 from agent.store.registry import JobRow, Registry
+from certs.pki import init_ca, issue_station, make_bundle
+from certs.verify import verify_file
 
 DEMO_DRIVES = 4
 DEMO_PROFILE = "nist-clear-overwrite"  # the default for virtual media: firmware purge needs real drives
+DEMO_STATION = "demo-station"
+DEMO_SETTINGS = CertificateSettings(
+    organisation="Example Constabulary (demonstration)",
+    location="Demo wipe station",
+    classification_before="OFFICIAL-SENSITIVE (fictitious demo data)",
+    destination="None: demonstration media, destroyed by the demo",
+    demo=True,
+)
 MARKER = b"OFFICIAL-SENSITIVE DEMO RECORD"
 
 
@@ -128,7 +144,7 @@ class _Interrupt:
             signal.signal(number, handler)
 
 
-def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool) -> int:
+def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bool) -> int:
     """Run the demo; returns the exit code."""
     if os.geteuid() != 0:
         message = "the demo needs root: it creates loop devices (try: sudo wipe-agent demo)"
@@ -143,7 +159,9 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
     size = size_mib << 20
     scratch_root = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = Path(tempfile.mkdtemp(prefix="wipe-agent-demo-", dir=scratch_root))
-    state = Path(state_dir) if state_dir else work / "state"
+    results_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="wipe-agent-demo-results-"))
+    state = results_dir / "state" if not state_dir else results_dir
+    bundle = results_dir / "trust-bundle.pem"
     drives = [DemoDrive(index, work / f"demo-drive-{index}.img") for index in range(1, DEMO_DRIVES + 1)]
     cancel = threading.Event()
     say = (lambda text: None) if as_json else click.echo
@@ -151,6 +169,12 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
     errors: list[str] = []
     try:
         with _Interrupt(cancel):
+            say("Creating a throw-away organisation CA and demo station key ...")
+            ca_dir = work / "demo-ca"
+            init_ca("Example Constabulary (demonstration CA)", ca_dir)
+            issue_station(ca_dir, DEMO_STATION, state)
+            make_bundle(ca_dir, bundle)
+            signer = station_signer(state)
             say(f"Preparing {DEMO_DRIVES} demo drives of {human_size(size)} with fictitious case files ...")
             for drive in drives:
                 _plant(drive, size)
@@ -169,7 +193,10 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
                         raise RuntimeError(f"{drive.device} is not the demo's loop device")
                     authorisation = Authorisation(drive.device, "demo", expected_serial=identity.serial)
                     request = JobRequest(drive.device, profile, authorisation, asset_tag=f"DEMO-LAPTOP-{drive.index}")
-                    results[drive.index] = runner.run(request, cancelled=cancel.is_set)
+                    job = runner.run(request, cancelled=cancel.is_set)
+                    if signer is not None and certify(registry, job, signer, DEMO_SETTINGS) is not None:
+                        job = registry.job(job.id)
+                    results[drive.index] = job
                 except Exception as exc:  # reported in the summary; the other drives carry on
                     errors.append(f"{drive.device}: {exc}")
                 finally:
@@ -184,30 +211,40 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
                     thread.join(0.2)
             elapsed = time.monotonic() - started
             proofs = {drive.index: _independent_proof(drive, size) for drive in drives}
+            # the partner's view: each certificate checked against the trust bundle alone
+            checks: dict[int, dict[str, Any]] = {}
+            for index, job in results.items():
+                if job.certificate_path:
+                    checks[index] = verify_file(Path(job.certificate_path), bundle).to_json()
     except KeyboardInterrupt:
         cancel.set()
         click.echo("wipe-agent: demo interrupted; cleaning up", err=True)
+        if not state_dir:
+            shutil.rmtree(results_dir, ignore_errors=True)
         return EXIT_FAILED
     finally:
         for drive in drives:
             if drive.device:
                 _detach(drive.device)
-        if keep:
-            for drive in drives:
-                drive.backing.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # backing images and the demo CA's private key
+    if discard and not state_dir:
+        shutil.rmtree(results_dir, ignore_errors=True)
 
     rows: list[dict[str, Any]] = []
     for drive in drives:
         job = results.get(drive.index)
-        rows.append({"device": drive.device, "job": job.to_json() if job else None, "proof": proofs[drive.index]})
+        rows.append({"device": drive.device, "job": job.to_json() if job else None, "proof": proofs[drive.index],
+                     "certificate_check": checks.get(drive.index)})
     all_ok = not errors and all(
-        row["job"] and row["job"]["outcome"] == "sanitised" and row["proof"]["gone"] for row in rows
+        row["job"] and row["job"]["outcome"] == "sanitised" and row["proof"]["gone"]
+        and row["certificate_check"] and row["certificate_check"]["valid"]
+        for row in rows
     )
+    kept = None if discard and not state_dir else str(results_dir)
     if as_json:
         print_json({"ok": all_ok, "seconds": elapsed, "drives": rows, "errors": errors,
-                    "state_dir": str(state) if keep or state_dir else None})
+                    "results_dir": kept, "state_dir": str(state) if kept else None,
+                    "trust_bundle": str(bundle) if kept else None})
     else:
         click.echo("")
         click.echo(f"{'DEVICE':<12} {'OUTCOME':<10} {'METHOD':<16} {'LEVEL':<6} {'WRITE MB/s':>10} "
@@ -224,10 +261,20 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, keep: bool)
             rate = (summary.get("throughput_bytes_per_second") or 0) / 1e6
             click.echo(f"{row['device']:<12} {summary.get('outcome', 'error'):<10} {summary.get('method') or '-':<16} "
                        f"{summary.get('level') or '-':<6} {rate:>10.0f} {verify_text:<22} {proof_text}")
+        click.echo("")
+        for row in rows:
+            check = row["certificate_check"]
+            if check:
+                verdict = "VALID" if check["valid"] else f"INVALID ({check['reason']})"
+                click.echo(f"certificate {check['path']}\n  partner check against the trust bundle: {verdict}")
+            else:
+                click.echo(f"{row['device']}: no certificate issued")
         for error in errors:
             click.echo(f"error: {error}", err=True)
         click.echo(f"\n{'All demo data is gone.' if all_ok else 'DEMO FAILED.'} "
-                   f"{DEMO_DRIVES} drives in {elapsed:.1f} s. Demo devices and files removed.")
-        if keep or state_dir:
-            click.echo(f"Registry kept in {state}")
+                   f"{DEMO_DRIVES} drives in {elapsed:.1f} s. Demo loop devices and images removed.")
+        if kept:
+            click.echo(f"Results kept in {kept}: registry, DEMONSTRATION certificates, trust-bundle.pem")
+            click.echo(f"  e.g. wipe-agent --state-dir {state} jobs;  wipe-agent verify {state}/certificates "
+                       f"--trust {bundle}")
     return EXIT_OK if all_ok else EXIT_FAILED

@@ -14,6 +14,9 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
+from agent.cli.certificate_commands import pki
+from agent.cli.certificate_commands import verify as verify_certificates
+from agent.cli.inspect_command import inspect
 from agent.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -27,6 +30,7 @@ from agent.cli.output import (
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.errors import AgentError, ConfigError, DriveError, ProfileError
+from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import JobRow, Registry, default_state_dir
@@ -180,6 +184,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         from agent.cli.progress import JobProgressBar
 
         progress_bar = JobProgressBar()
+    # the signer is loaded before anything is touched: a broken key is a refusal, not a surprise after
+    signer = station_signer(registry.state_dir)
     with _Cancel() as cancel:
         try:
             if progress_bar is not None:
@@ -187,6 +193,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
                     job = runner.run(request, progress_bar.update, cancel.event.is_set)
             else:
                 job = runner.run(request, None, cancel.event.is_set)
+            if signer is not None and certify(registry, job, signer, CertificateSettings()) is not None:
+                job = registry.job(job.id)
         finally:
             registry.close()
     if as_json:
@@ -338,30 +346,20 @@ def profiles_check(file: str, as_json: bool) -> None:
 @cli.command()
 @json_option
 @click.option("--size", "size_mib", default=256, show_default=True, help="Size of each demo drive in MiB.")
-@click.option("--keep", is_flag=True, help="Keep the demo state directory (registry, certificates).")
+@click.option("--discard", is_flag=True, help="Also remove the results (registry, certificates, trust bundle).")
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, as_json: bool, size_mib: int, keep: bool) -> None:
-    """Sanitise four throw-away loop drives end to end and prove the data is gone (root only)."""
+def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> None:
+    """Sanitise four throw-away loop drives end to end, certify and prove the data is gone (root only)."""
     from agent.cli.demo import run_demo
 
-    code = run_demo(as_json=as_json, size_mib=size_mib, state_dir=ctx.obj.get("state_dir"), keep=keep)
+    code = run_demo(as_json=as_json, size_mib=size_mib, state_dir=ctx.obj.get("state_dir"), discard=discard)
     sys.exit(code)
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules."""
-    from agent.cli import certificate_commands, inspect_command
-
-    cli.add_command(inspect_command.inspect)
-    cli.add_command(certificate_commands.pki)
-    cli.add_command(certificate_commands.verify)
-
-
-try:
-    _register_optional()
-except ImportError:  # pragma: no cover - during development before those modules land
-    pass
+cli.add_command(inspect)
+cli.add_command(pki)
+cli.add_command(verify_certificates)
 
 
 def main() -> None:

@@ -332,6 +332,21 @@ class Registry:
                 (job_id, self._now(), row["state"], event, json.dumps(data, sort_keys=True, default=str)),
             )
 
+    def attach_certificate(self, job_id: str, path: str, certificate_id: str, record_sha256: str) -> None:
+        """Link a finished job to its signed certificate (or failure report)."""
+        with self.transaction() as tx:
+            row = tx.execute("SELECT state, certificate_path FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None or row["state"] not in ("sanitised", "failed"):
+                raise AgentError(f"job {job_id} cannot carry a certificate")
+            if row["certificate_path"]:
+                raise AgentError(f"job {job_id} already has a certificate")
+            tx.execute("UPDATE jobs SET certificate_path=? WHERE id=?", (path, job_id))
+            tx.execute(
+                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+                (job_id, self._now(), row["state"], "certificate-issued",
+                 json.dumps({"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})),
+            )
+
     def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
         """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
         drive_id = self.upsert_drive(drive)

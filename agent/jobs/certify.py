@@ -1,0 +1,204 @@
+"""From a finished job to a signed certificate of sanitisation (or a signed failure report).
+
+The job in the registry is the single source: this module only translates it into the ``certs``
+record (NIST SP 800-88 App. G fields plus evidence), asks ``certs`` to render and sign it, and
+links the PDF to the job. Jobs that were refused (nothing touched) or interrupted (an attempt that
+did not finish) never get a certificate — only ``sanitised`` and ``failed`` jobs are certified.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent import TOOL_NAME, __version__
+from agent.errors import CertificateError
+from agent.store.registry import JobRow, Registry
+from certs.errors import CertificateError as CertsError
+from certs.errors import NoSignerConfigured
+from certs.issue import issue_certificate
+from certs.pki import StationSigner, load_station_signer
+from certs.record import (
+    Canary,
+    Evidence,
+    HiddenArea,
+    Media,
+    MethodStep,
+    Person,
+    SanitisationRecord,
+    Timings,
+    Tool,
+    Verification,
+    new_certificate_id,
+)
+
+CERTIFIABLE = ("sanitised", "failed")
+
+
+@dataclass(frozen=True)
+class CertificateSettings:
+    """Station facts printed on every certificate (from the station config; defaults for the CLI)."""
+
+    organisation: str = "Example Constabulary"
+    location: str = ""
+    phone: str = ""
+    operator_title: str = "Sanitisation operator"
+    classification_before: str = "OFFICIAL-SENSITIVE"
+    classification_after: str = "Not classified: media sanitised, no data recoverable by the stated method"
+    destination: str = "External reuse: scheme decided by the eligibility rules after validation"
+    data_backed_up: str = "unknown"
+    tsa_url: str | None = None
+    demo: bool = False
+
+
+def _technique(method: str) -> str:
+    if method.startswith("overwrite.") or method.endswith(".overwrite"):
+        return "overwrite"
+    if method.endswith(".crypto"):
+        return "crypto erase"
+    if method.endswith(".block") or method.endswith("user_erase"):
+        return "block erase"
+    return "other"
+
+
+def _level(value: str | None) -> Any:
+    return {"clear": "Clear", "purge": "Purge", "destroy": "Destroy"}.get(value or "")
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, (list, tuple)):
+        out[prefix] = json.dumps(value, sort_keys=True, default=str)
+    elif value is not None:
+        out[prefix] = str(value)
+
+
+def _timestamp(value: str | None, fallback: str) -> str:
+    return value or fallback
+
+
+def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime) -> SanitisationRecord:
+    """The certs record for a finished job."""
+    if job.state not in CERTIFIABLE:
+        raise CertificateError(f"job {job.id} is {job.state}: only sanitised and failed jobs are certified")
+    issued_at = now.astimezone(UTC).isoformat(timespec="seconds")
+    details = dict(job.method_details or {})
+    taken_level = None
+    steps: list[MethodStep] = []
+    for decision in job.decisions:
+        applied = bool(decision.get("taken"))
+        outcome = "applied" if applied else "skipped"
+        if applied and job.state == "failed" and job.error_code not in ("verification_failed",):
+            outcome = "failed"
+        level = _level(decision.get("level")) if applied else None
+        if applied:
+            taken_level = level
+        steps.append(MethodStep(method=str(decision["method"]), technique=_technique(str(decision["method"])),
+                                level=level, outcome=outcome, reason=str(decision["reason"])))
+    verification_data = job.verification or {}
+    if verification_data:
+        verification = Verification(
+            mode=verification_data["mode"],
+            result="passed" if verification_data["passed"] else "failed",
+            seed=verification_data.get("seed"),
+            subsections=verification_data.get("subsections") or 0,
+            samples=verification_data.get("samples") or 0,
+            coverage=float(verification_data["coverage"]),
+            bytes_read=int(verification_data["bytes_checked"]),
+            details=verification_data.get("note") or "",
+        )
+    else:
+        verification = Verification(mode="none", result="not_run", details="the job ended before verification")
+    hidden = details.get("hidden_area") or {}
+    canary_data = details.get("canary")
+    canary = None
+    if isinstance(canary_data, dict):
+        canary = Canary(result=canary_data.get("result", "not_applicable"),
+                        blocks_written=int(canary_data.get("blocks_written", 0)),
+                        blocks_found_after=int(canary_data.get("blocks_found_after", 0)),
+                        details=str(canary_data.get("details", "")))
+    capabilities: dict[str, str] = {}
+    _flatten("", details.get("capabilities") or {}, capabilities)
+    observations: dict[str, str] = {}
+    _flatten("", {key: value for key, value in details.items()
+                  if key not in ("hidden_area", "canary", "capabilities")}, observations)
+    started = _timestamp(job.started_at, job.created_at)
+    finished = _timestamp(job.finished_at, issued_at)
+    duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    host = job.host or {}
+    drive = job.drive
+    sanitised = job.state == "sanitised"
+    route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
+    return SanitisationRecord(
+        certificate_id=new_certificate_id(),
+        job_id=job.id,
+        station_id=station_id,
+        issued_at=issued_at,
+        demo=settings.demo,
+        outcome="sanitised" if sanitised else "failed",
+        failure_reason=None if sanitised else (job.reason or "failed"),
+        route=route,
+        destination=settings.destination if sanitised else (
+            "Destruction" if route == "destroy" else "Held at the station for a retry or a decision"),
+        tool=Tool(name=TOOL_NAME, version=__version__),
+        profile=job.profile,
+        operator=Person(name=job.operator, title=settings.operator_title, organisation=settings.organisation,
+                        location=settings.location, phone=settings.phone),
+        validator=None,
+        media=Media(vendor=drive.vendor or "", model=drive.model, serial=drive.serial, media_type=drive.media,
+                    interface=drive.transport, capacity_bytes=drive.size_bytes, firmware=drive.firmware or "",
+                    asset_tag=job.asset_tag, host_device=host.get("asset")),
+        classification_before=settings.classification_before,
+        classification_after=settings.classification_after if sanitised else settings.classification_before,
+        data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]
+        backup_location=None,
+        level=taken_level if sanitised else None,
+        method_chain=tuple(steps),
+        verification=verification,
+        evidence=Evidence(
+            capabilities=capabilities,
+            hidden_area=HiddenArea(max_lba_before=hidden.get("max_lba_before"),
+                                   max_lba_after=hidden.get("max_lba_after"),
+                                   native_max_lba=hidden.get("native_max_lba"),
+                                   actions=tuple(hidden.get("actions", ()))),
+            canary=canary,
+            timings=Timings(started_at=started, finished_at=finished, duration_seconds=max(duration, 0.0),
+                            bytes_processed=job.bytes_written,
+                            throughput_bytes_per_second=float(job.throughput or 0.0)),
+            observations=observations,
+        ),
+        notes=job.reason or "",
+    )
+
+
+def station_signer(state_dir: Path) -> StationSigner | None:
+    """The station's signer, or None when no key is configured (certificates are then not issued)."""
+    try:
+        return load_station_signer(state_dir)
+    except NoSignerConfigured:
+        return None
+    except CertsError as exc:
+        raise CertificateError(f"station key: {exc}") from exc
+
+
+def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: CertificateSettings) -> Path | None:
+    """Issue the certificate (or failure report) for ``job`` and link it; None if the job gets none."""
+    if job.state not in CERTIFIABLE:
+        return None
+    now = datetime.now(UTC)
+    try:
+        record = build_record(job, signer.station_id, settings, now)
+        directory = registry.state_dir / "certificates"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        kind = "certificate" if record.outcome == "sanitised" else "failure-report"
+        path = directory / f"{kind}-{record.certificate_id}.pdf"
+        issue_certificate(record, signer, path, tsa_url=settings.tsa_url)
+    except CertsError as exc:
+        raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
+    registry.attach_certificate(job.id, str(path), record.certificate_id, record.sha256())
+    return path
