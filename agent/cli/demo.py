@@ -43,7 +43,7 @@ DEMO_SETTINGS = CertificateSettings(
     organisation="Example Constabulary (demonstration)",
     location="Demo wipe station",
     classification_before="OFFICIAL-SENSITIVE (fictitious demo data)",
-    destination="None: demonstration media, destroyed by the demo",
+    destination="Demonstration only: the demo's virtual drives are deleted; no media leaves the station",
     demo=True,
 )
 MARKER = b"OFFICIAL-SENSITIVE DEMO RECORD"

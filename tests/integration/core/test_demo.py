@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,9 +26,26 @@ def _demo_dirs() -> list[Path]:
     return list(Path("/dev/shm").glob("wipe-agent-demo-*")) + list(Path("/tmp").glob("wipe-agent-demo-*"))
 
 
+def test_demo_keeps_verifiable_results_by_default() -> None:
+    result = run_cli("demo", "--json", "--size", "40", timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    results = Path(data["results_dir"])
+    try:
+        certificates = sorted((results / "state" / "certificates").glob("*.pdf"))
+        assert len(certificates) == 4
+        verified = run_cli("verify", str(results / "state" / "certificates"), "--trust", data["trust_bundle"],
+                           "--json")
+        assert verified.returncode == 0, verified.stdout
+        jobs = json.loads(run_cli("--state-dir", data["state_dir"], "jobs", "--json", check=True).stdout)["jobs"]
+        assert sorted(job["certificate"] for job in jobs) == [str(path) for path in certificates]
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
+
+
 def test_demo_runs_and_cleans_up() -> None:
     before = set(_demo_dirs())
-    result = run_cli("demo", "--json", "--size", "48", timeout=300)
+    result = run_cli("demo", "--json", "--size", "48", "--discard", timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["ok"] is True and len(data["drives"]) == 4
@@ -35,6 +53,9 @@ def test_demo_runs_and_cleans_up() -> None:
         assert row["job"]["outcome"] == "sanitised"
         assert row["proof"]["markers_found"] == 0 and row["proof"]["markers_planted"] >= 3
         assert row["proof"]["cmp_equals_zero"] is True
+        check = row["certificate_check"]
+        assert check["valid"] is True and check["demo"] is True and check["kind"] == "certificate"
+        assert check["certificate_id"] and check["record_sha256"]
     assert _demo_loops() == []
     assert set(_demo_dirs()) == before
 

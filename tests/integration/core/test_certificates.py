@@ -1,0 +1,102 @@
+"""Certificates for real jobs: issued by wipe, verifiable by the partners' tool, none for refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent.discovery.identity import DriveIdentity
+from agent.jobs.certify import CertificateSettings, build_record, certify, station_signer
+from agent.store.registry import Registry
+from certs.verify import verify_file
+from tests.conftest import LoopDevice, run_cli
+
+IDENTITY = DriveIdentity(
+    path="/dev/sdq", name="sdq", by_id=None, model="WDC WD5000AAKX", serial="WD-WCAYU1234567", firmware="15.01H15",
+    vendor=None, size_bytes=500107862016, logical_sector=512, physical_sector=512, rotational=True,
+    transport="sata", media="hdd", removable=False, read_only=False, id_path=None,
+)
+
+
+@pytest.fixture
+def station(state_dir: Path, tmp_path: Path) -> Path:
+    """An organisation CA and this station's key, made through the real CLI; returns the trust bundle."""
+    ca = tmp_path / "ca"
+    run_cli("pki", "init-ca", "--org", "Test Constabulary", "--out", str(ca), check=True)
+    run_cli("pki", "issue-station", "--ca", str(ca), "--station-id", "station-07", "--state-dir", str(state_dir),
+            check=True)
+    bundle = tmp_path / "bundle.pem"
+    run_cli("pki", "bundle", "--ca", str(ca), "--out", str(bundle), check=True)
+    return bundle
+
+
+@pytest.mark.root
+def test_wipe_issues_a_certificate_partners_can_verify(loop_factory: Callable[..., LoopDevice], state_dir: Path,
+                                                       station: Path) -> None:
+    device = loop_factory(12 << 20)
+    result = run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--json",
+                     "--asset", "LAPTOP-7", "--operator", "PC Jones")
+    data = json.loads(result.stdout)
+    assert result.returncode == 0 and data["outcome"] == "sanitised"
+    certificate = Path(data["certificate"])
+    assert certificate.is_file() and certificate.parent == state_dir / "certificates"
+    report = verify_file(certificate, station)
+    assert report.valid, report.reason
+    record = report.record
+    assert record is not None
+    assert record.job_id == data["job_id"] and record.station_id == "station-07"
+    assert record.media.serial == device.backing.as_posix().join(["loop:", ""]) or record.media.serial.startswith(
+        "loop:")
+    assert record.media.asset_tag == "LAPTOP-7" and record.operator.name == "PC Jones"
+    assert record.level == "Clear" and record.verification.result == "passed"
+    assert record.verification.seed == data["verification"]["seed"]
+    # the partners' command line agrees
+    assert run_cli("verify", str(certificate), "--trust", str(station)).returncode == 0
+    events = json.loads(run_cli("job", data["job_id"], "--json", "--events", check=True).stdout)["events"]
+    assert events[-1]["event"] == "certificate-issued"
+    assert events[-1]["data"]["record_sha256"] == report.record_sha256
+
+
+@pytest.mark.root
+def test_refused_job_gets_no_certificate(loop_factory: Callable[..., LoopDevice], state_dir: Path,
+                                         station: Path) -> None:
+    device = loop_factory(8 << 20)
+    data = json.loads(run_cli("wipe", device.path, "--profile", "nist-purge", "--yes", "--json").stdout)
+    assert data["outcome"] == "refused" and data["certificate"] is None
+    assert not (state_dir / "certificates").exists() or not list((state_dir / "certificates").iterdir())
+
+
+def test_failed_job_gets_a_signed_failure_report_routed_to_destruction(state_dir: Path, station: Path) -> None:
+    registry = Registry(state_dir).open()
+    job_id = registry.create_job(IDENTITY, "nist-clear-overwrite", "PC Jones", "explicit command by PC Jones", "PC-9")
+    registry.transition(job_id, "checking", "guard")
+    registry.transition(job_id, "running", "method-start", method="overwrite.zero", level="clear",
+                        decisions_json=json.dumps([{"method": "overwrite.zero", "taken": True, "level": "clear",
+                                                    "reason": "host overwrite: Clear for HDDs"}]))
+    registry.transition(job_id, "failed", "media-error", reason="write failed at offset 123456: Input/output error",
+                        error_code="media_error", route="destroy")
+    signer = station_signer(state_dir)
+    assert signer is not None
+    path = certify(registry, registry.job(job_id), signer, CertificateSettings())
+    assert path is not None and path.name.startswith("failure-report-")
+    report = verify_file(path, station)
+    assert report.valid and report.kind == "failure_report"
+    assert report.record is not None and report.record.route == "destroy" and report.record.level is None
+    assert "Input/output error" in (report.record.failure_reason or "")
+    # one certificate per job
+    with pytest.raises(Exception, match="already has a certificate"):
+        certify(registry, registry.job(job_id), signer, CertificateSettings())
+
+
+def test_interrupted_and_refused_jobs_are_not_certifiable(state_dir: Path) -> None:
+    registry = Registry(state_dir).open()
+    job_id = registry.create_job(IDENTITY, "p", "me", "x")
+    registry.transition(job_id, "interrupted", "cancelled")
+    from agent.errors import CertificateError
+
+    with pytest.raises(CertificateError, match="only sanitised and failed"):
+        build_record(registry.job(job_id), "station-07", CertificateSettings(), datetime.now(UTC))
