@@ -628,7 +628,9 @@ class Guest:
         assert self.workdir is not None
         append = f"console=ttyS0 panic=-1 quiet {self.kernel_arguments}".strip()
         command = [
-            "timeout", "--signal=KILL", str(int(self.timeout)),
+            # --foreground: on expiry KILL only QEMU and reap it (without it, timeout also kills
+            # itself, leaving QEMU's zombie to PID 1).
+            "timeout", "--foreground", "--signal=KILL", str(int(self.timeout)),
             "qemu-system-x86_64",
             "-machine", "pc", "-accel", "tcg", "-cpu", self.cpu,
             "-smp", str(self.cpus), "-m", self.memory,
@@ -690,12 +692,20 @@ class Guest:
         return int(match.group(1)) if match else None
 
     def kill(self) -> None:
-        """Kill QEMU at once (the whole process group started for it) and reap it."""
+        """Stop QEMU at once (SIGTERM through ``timeout``, SIGKILL to its process group if that
+        fails within 10 s) and reap it."""
         if self._process is None:
             return
         if self._process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+            # SIGTERM to `timeout`, which passes it on to QEMU and reaps it. Killing the group
+            # outright would orphan QEMU: its zombie would then wait for PID 1, which in
+            # containers often never reaps.
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=10)
 
