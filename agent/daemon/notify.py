@@ -91,7 +91,7 @@ class JournalHandler(logging.Handler):
                 _journal_field("MESSAGE", self.format(record)),
                 _journal_field("PRIORITY", str(_PRIORITY.get(record.levelno, 6))),
                 _journal_field("SYSLOG_IDENTIFIER", self.identifier),
-                _journal_field("CODE_FUNC", record.funcName),
+                _journal_field("CODE_FUNC", str(record.funcName)),
             ]
             for key, value in getattr(record, "fields", {}).items():
                 parts.append(_journal_field(key.upper(), str(value)))

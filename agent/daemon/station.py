@@ -159,6 +159,7 @@ class Station:
         self._keys = 0
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._registry: Registry | None = None
+        self._restart_interrupted: list[JobRow] = []
         self.started_at = time.time()
 
     # lifecycle ----------------------------------------------------------------------------
@@ -331,7 +332,7 @@ class Station:
                              extra={"fields": {**fields, "reasons": "; ".join(assessment.reasons)}})
 
     def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
-        pending: list[JobRow] = getattr(self, "_restart_interrupted", [])
+        pending = self._restart_interrupted
         for row in pending:
             if slot.identity is not None and row.drive.serial == slot.identity.serial and row.state == "interrupted":
                 pending.remove(row)
@@ -440,10 +441,18 @@ class Station:
     def _finish(self, job: ActiveJob, code: int) -> None:
         """Reap a worker: make sure its job reached a final state, record the outcome, free the bay."""
         summary: dict[str, Any] | None = None
+        restart = False
         if job.job_id is not None and code != EXIT_LEFT_RUNNING:
             registry = Registry(self.config.state_dir).open()
             try:
                 row = registry.job(job.job_id)
+                if job.outcome and job.outcome.get("event") == "not-resumable" and row.state not in FINAL_STATES:
+                    registry.transition(row.id, "interrupted", "owner-gone", {"resume": "no sanitize in progress"},
+                                        reason="the process running the job stopped before it finished",
+                                        route="hold")
+                    row = registry.job(job.job_id)
+                    self._restart_interrupted.append(row)
+                    restart = True
                 if row.state not in FINAL_STATES:
                     # the worker died without an outcome (crash, SIGKILL): never leave it looking alive
                     reason = "drive removed" if job.removed else f"job worker exited with status {code}"
@@ -465,6 +474,9 @@ class Station:
             job.process = None
             self.active.pop(job.key, None)
             self._release(job, summary)
+            slot = self.slots.get(job.bay) if job.bay else None
+            if restart and slot is not None and slot.drive is not None and slot.job is None:
+                self._on_inserted(slot.drive)  # an overwrite-style restart from the beginning, as after any stop
         self.log.info("job finished", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
                                                         "outcome": (summary or {}).get("outcome", "left-running")}})
         self.wake()

@@ -131,7 +131,12 @@ def main() -> int:
             if resume is None:
                 raise AgentError("this wipe-agent cannot resume jobs")
             _emit({"event": "created", "job_id": request["resume"]})
-            row = resume(request["resume"], progress=progress, cancelled=cancelled)
+            verify_mode = load_profile(request["profile"]).verify_mode
+            resumed = resume(request["resume"], progress=progress, cancelled=cancelled, verify_mode=verify_mode)
+            if resumed is None:  # no sanitize in progress after all (or another drive): not ours to finish
+                _emit({"event": "not-resumable", "job_id": request["resume"]})
+                return 0
+            row = resumed
         else:
             authorisation = Authorisation(
                 request["device_path"], request["operator"], bay=request.get("bay"),

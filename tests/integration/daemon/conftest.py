@@ -135,7 +135,7 @@ def station() -> Iterator[Callable[..., Daemon]]:
     def make(sizes: list[int], profile: str = "nist-clear-overwrite", parallel: int = 8,
              auto_start: bool = True) -> Daemon:
         backings = []
-        for index, size in enumerate(sizes):
+        for size in sizes:
             counter[0] += 1
             path = Path("/dev/shm") / f"wipe-agent-daemon-{os.getpid()}-{directory.name}-{counter[0]}.img"
             with open(path, "wb") as handle:

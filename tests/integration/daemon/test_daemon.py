@@ -194,7 +194,8 @@ def test_eight_drives_at_once_and_bad_requests_get_4xx(station: Callable[..., Da
         backing.attach()
     # malformed requests while eight jobs run: each gets a 4xx with a stable code, the daemon lives
     assert _raw(daemon, b"\x00\xffgarbage\r\n\r\n").startswith(b"HTTP/1.0 400")
-    bad_json = _raw(daemon, b"POST /v1/intake HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope")
+    bad_json = _raw(daemon, b"POST /v1/intake HTTP/1.0\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 5\r\n\r\n{nope")
     assert bad_json.startswith(b"HTTP/1.0 400") and b'"bad_json"' in bad_json
     huge = _raw(daemon, b"POST /v1/intake HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n")
     assert huge.startswith(b"HTTP/1.0 413") and b'"payload_too_large"' in huge

@@ -1,0 +1,189 @@
+"""The Unix-socket API against a fake station: routes, stable error codes, peer credentials."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.api.client import ApiClient, RemoteError, StationUnavailable
+from agent.api.server import ApiServer, Caller
+from agent.errors import AgentError, ProfileError
+
+
+class FakeStation:
+    """Records calls; raises what the test asks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def status(self) -> dict[str, Any]:
+        return {"bays": []}
+
+    def jobs(self, limit: int) -> dict[str, Any]:
+        self.calls.append(("jobs", (limit,)))
+        return {"jobs": []}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        if job_id == "boom":
+            raise RuntimeError("bug in a handler")
+        return {"job_id": job_id}
+
+    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]:
+        self.calls.append(("start", (name, profile, operator)))
+        if profile == "bogus":
+            raise ProfileError("no profile 'bogus'")
+        return {"bay": name, "operator": operator}
+
+    def cancel(self, job_id: str, operator: str) -> dict[str, Any]:
+        self.calls.append(("cancel", (job_id, operator)))
+        return {"job_id": job_id}
+
+    def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
+               operator: str) -> dict[str, Any]:
+        self.calls.append(("intake", (bay, asset_tag, host_serial, make, model, operator)))
+        return {"bay": bay}
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[ApiClient, FakeStation, Path, list[BaseException]]]:
+    directory = Path(tempfile.mkdtemp(prefix="wa-api-", dir="/tmp"))
+    station = FakeStation()
+    errors: list[BaseException] = []
+    server = ApiServer(directory / "api.sock", station, "wipe-operators-test-nonexistent", on_error=errors.append)
+    try:
+        yield ApiClient(directory / "api.sock", timeout=5), station, directory / "api.sock", errors
+    finally:
+        server.close()
+        directory.rmdir()
+
+
+def _raw(path: Path, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(5)
+        connection.connect(str(path))
+        connection.sendall(payload)
+        connection.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+    return data
+
+
+def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseException]]) -> None:
+    client, station, path, _ = api
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert client.get("/v1/health") == {"ok": True}
+    assert client.get("/v1/status") == {"bays": []}
+    assert client.get("/v1/jobs?limit=7") == {"jobs": []}
+    assert client.post("/v1/bays/bay-1/start", {"profile": "nist-purge"}) == {"bay": "bay-1", "operator": me}
+    client.post("/v1/jobs/abc/cancel")
+    client.post("/v1/intake", {"bay": "bay-2", "asset_tag": "A-1", "make": "Dell"})
+    assert station.calls == [("jobs", (7,)), ("start", ("bay-1", "nist-purge", me)), ("cancel", ("abc", me)),
+                             ("intake", ("bay-2", "A-1", None, "Dell", None, me))]
+    assert oct(path.stat().st_mode & 0o777) == "0o660"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code", "status"),
+    [
+        ("GET", "/", None, "not_found", 404),
+        ("GET", "/v2/status", None, "not_found", 404),
+        ("PUT", "/v1/status", None, "method_not_allowed", 405),
+        ("GET", "/v1/intake", None, "method_not_allowed", 405),
+        ("POST", "/v1/intake", {"bay": "b"}, "bad_request", 400),
+        ("POST", "/v1/intake", {"bay": "b", "asset_tag": "x" * 300}, "bad_request", 400),
+        ("POST", "/v1/intake", {"bay": "b", "asset_tag": "a", "extra": 1}, "unknown_field", 400),
+        ("POST", "/v1/bays/b/start", {"profile": "bogus"}, "bad_profile", 400),
+        ("POST", "/v1/jobs/x/cancel", {"force": True}, "unknown_field", 400),
+        ("GET", "/v1/jobs?limit=0", None, "bad_request", 400),
+        ("GET", "/v1/jobs/boom", None, "internal", 500),
+    ],
+)
+def test_errors_have_stable_codes(api: tuple[ApiClient, FakeStation, Path, list[BaseException]], method: str,
+                                  path: str, body: dict[str, Any] | None, code: str, status: int) -> None:
+    client, _, _, errors = api
+    with pytest.raises(RemoteError) as error:
+        client.request(method, path, body)
+    assert (error.value.code, error.value.status) == (code, status)
+    assert client.get("/v1/health") == {"ok": True}  # still alive
+    if code == "internal":
+        assert isinstance(errors[0], RuntimeError)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"\x00\xff\r\n\r\n", b"HTTP/1.0 400"),
+        (b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X: y\r\n" * 200 + b"\r\n", b"HTTP/1.0 431"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Length: 3\r\n\r\n[1]", b"HTTP/1.0 400"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Length: -4\r\n\r\n", b"HTTP/1.0 400"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Length: ten\r\n\r\n", b"HTTP/1.0 400"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Length: 99999999\r\n\r\n", b"HTTP/1.0 413"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", b"HTTP/1.0 415"),
+        (b"POST /v1/intake HTTP/1.0\r\nContent-Length: 4\r\n\r\n\xff\xfe{}", b"HTTP/1.0 400"),
+        (b"", b""),
+    ],
+)
+def test_malformed_http_never_kills_the_server(api: tuple[ApiClient, FakeStation, Path, list[BaseException]],
+                                               payload: bytes, expected: bytes) -> None:
+    client, _, path, _ = api
+    assert _raw(path, payload).startswith(expected)
+    assert client.get("/v1/health") == {"ok": True}
+
+
+def test_peer_groups() -> None:
+    assert Caller(1, 0, 0).in_group("no-such-group-xyz")  # root
+    assert Caller(1, os.geteuid(), 0).in_group("no-such-group-xyz")  # the daemon's own user
+    nobody = pwd.getpwnam("nobody")
+    assert not Caller(1, nobody.pw_uid, nobody.pw_gid).in_group("no-such-group-xyz")
+    assert not Caller(1, nobody.pw_uid, nobody.pw_gid).in_group("root")
+
+
+def test_client_reports_a_missing_daemon(tmp_path: Path) -> None:
+    with pytest.raises(StationUnavailable, match="not running"):
+        ApiClient(tmp_path / "none.sock").get("/v1/status")
+    assert issubclass(StationUnavailable, AgentError)
+
+
+def _connect_as_nobody(path: Path) -> str:
+    """Fork, drop to ``nobody``, try the API; report what happened through a pipe."""
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        result = b"?"
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            result = _raw(path, b"GET /v1/status HTTP/1.0\r\n\r\n")[:12]
+        except PermissionError:
+            result = b"EACCES"
+        except BaseException as exc:
+            result = repr(exc).encode()
+        finally:
+            os.write(write_end, result)
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(child, 0)
+    return data.decode()
+
+
+@pytest.mark.root
+def test_users_outside_the_group_cannot_connect_or_are_refused(
+        api: tuple[ApiClient, FakeStation, Path, list[BaseException]]) -> None:
+    client, _, path, _ = api
+    path.parent.chmod(0o755)
+    assert _connect_as_nobody(path) == "EACCES"  # 0660 root:wipe-operators: connect() is refused
+    path.chmod(0o666)  # even if someone loosens the mode, SO_PEERCRED still says who it is
+    assert _connect_as_nobody(path) == "HTTP/1.0 403"
+    assert client.get("/v1/health") == {"ok": True}

@@ -1,0 +1,102 @@
+"""Station configuration: defaults, strict validation, bay matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import Bay, load_config, parse_config
+from agent.errors import ConfigError
+
+FULL = """
+station_id = "station-01"
+organisation = "Example Constabulary"
+state_dir = "/var/lib/wipe-agent"
+api_socket = "/run/wipe-agent/api.sock"
+max_parallel_jobs = 8
+[default_profiles]
+ssd = "nist-purge"
+hdd = "nist-purge"
+virtual = "nist-clear-overwrite"
+usb = "clear-random"
+[[bays]]
+name = "bay-3"
+match = { ID_PATH = "pci-0000:00:17.0-ata-3" }
+auto_start = true
+profile = "nist-purge"
+[[bays]]
+name = "usb-dock"
+match = { ID_BUS = "usb", ID_PATH = "pci-0000:00:14.0-usb-0:2*" }
+"""
+
+
+def test_full_example_parses() -> None:
+    config = parse_config(FULL, "station.toml")
+    assert config.station_id == "station-01" and config.max_parallel_jobs == 8
+    assert [bay.name for bay in config.bays] == ["bay-3", "usb-dock"]
+    assert config.bay("bay-3").auto_start and config.bay("bay-3").profile == "nist-purge"
+    assert config.default_profiles["usb"] == "clear-random"
+    assert config.to_json()["bays"][0]["match"] == {"ID_PATH": "pci-0000:00:17.0-ata-3"}
+
+
+def test_only_station_id_is_required() -> None:
+    config = parse_config('station_id = "s1"')
+    assert str(config.state_dir) == "/var/lib/wipe-agent" and str(config.api_socket) == "/run/wipe-agent/api.sock"
+    assert config.default_profiles["ssd"] == "nist-purge" and config.bays == ()
+    with pytest.raises(ConfigError, match="station_id is required"):
+        parse_config("organisation = 'x'")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('station_id = "s"\nbogus = 1', "unknown key 'bogus'"),
+        ('station_id = "s"\nmax_parallel_jobs = "8"', "max_parallel_jobs: expected int, got str"),
+        ('station_id = "s"\nmax_parallel_jobs = true', "expected int, got boolean"),
+        ('station_id = "s"\nmax_parallel_jobs = 0', "max_parallel_jobs must be 1..64"),
+        ('station_id = "s"\nstate_dir = "relative"', "must be an absolute path"),
+        ('station_id = "s"\n[default_profiles]\nfloppy = "x"', "unknown media 'floppy'"),
+        ('station_id = "s"\n[default_profiles]\nssd = "no-such-profile"', "no-such-profile"),
+        ('station_id = "s"\n[[bays]]\nname = "a"', "match is required"),
+        ('station_id = "s"\n[[bays]]\nname = "a"\nmatch = {}', "at least one udev property"),
+        ('station_id = "s"\n[[bays]]\nname = "a"\nmatch = { X = 1 }', "match.X: expected str"),
+        ('station_id = "s"\n[[bays]]\nname = "a"\nmatch = { X = "1" }\nauto_start = "yes"', "expected bool"),
+        ('station_id = "s"\n[[bays]]\nname = "a"\nmatch = { X = "1" }\ncolour = "red"', "unknown key 'colour'"),
+        ('station_id = "s"\n[[bays]]\nname = "a"\nmatch = { X = "1" }\n[[bays]]\nname = "a"\nmatch = { X = "2" }',
+         "duplicate bay name 'a'"),
+        ('station_id = "bad id!"', "station_id"),
+        ("station_id = ", "not valid TOML"),
+        ('station_id = "s"\napi_socket = "/' + "x" * 120 + '"', "longer than a Unix socket"),
+    ],
+)
+def test_strict_validation(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, "station.toml")
+
+
+def test_bay_matching_all_properties_and_globs() -> None:
+    config = parse_config(FULL)
+    assert config.bay_for({"ID_PATH": "pci-0000:00:17.0-ata-3", "DEVNAME": "/dev/sda"}) == config.bay("bay-3")
+    assert config.bay_for({"ID_PATH": "pci-0000:00:17.0-ata-4"}) is None
+    dock = config.bay_for({"ID_BUS": "usb", "ID_PATH": "pci-0000:00:14.0-usb-0:2:1.0-scsi-0:0:0:0"})
+    assert dock is not None and dock.name == "usb-dock"
+    assert config.bay_for({"ID_PATH": "pci-0000:00:14.0-usb-0:2:1.0-scsi-0:0:0:0"}) is None  # ID_BUS missing
+    assert Bay("b", (("A", "x"),)).matches({"A": "x"}) and not Bay("b", (("A", "x*"),)).matches({"A": "y"})
+
+
+def test_profile_choice() -> None:
+    config = parse_config(FULL)
+    assert config.profile_for(config.bay("bay-3"), "virtual") == "nist-purge"
+    assert config.profile_for(config.bay("usb-dock"), "usb") == "clear-random"
+    assert config.profile_for(None, "ssd", explicit="nist-clear-overwrite") == "nist-clear-overwrite"
+    with pytest.raises(ConfigError, match="no bay 'nope'"):
+        config.bay("nope")
+
+
+def test_load_config_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such station configuration file"):
+        load_config(tmp_path / "missing.toml")
+    path = tmp_path / "station.toml"
+    path.write_text('station_id = "s"\n')
+    assert load_config(path).source == str(path)
