@@ -136,8 +136,14 @@ class _Interrupt:
         return self
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
+        # only a flag: raising here could land inside a clean-up (a temporary directory half
+        # removed); the demo checks the flag at safe points and the jobs poll it
         self.cancel.set()
-        raise KeyboardInterrupt
+
+    def checkpoint(self) -> None:
+        """Stop here if a signal arrived."""
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
 
     def __exit__(self, *args: object) -> None:
         for number, handler in self.previous.items():
@@ -168,7 +174,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
     results: dict[int, JobRow] = {}
     errors: list[str] = []
     try:
-        with _Interrupt(cancel):
+        with _Interrupt(cancel) as interrupt:
             say("Creating a throw-away organisation CA and demo station key ...")
             ca_dir = work / "demo-ca"
             init_ca("Example Constabulary (demonstration CA)", ca_dir)
@@ -177,7 +183,9 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             signer = station_signer(state)
             say(f"Preparing {DEMO_DRIVES} demo drives of {human_size(size)} with fictitious case files ...")
             for drive in drives:
+                interrupt.checkpoint()
                 _plant(drive, size)
+                interrupt.checkpoint()
                 drive.device = _attach(drive.backing)
                 say(f"  {drive.device} ← {drive.backing.name} ({drive.markers} marker sectors planted)")
             profile = load_profile(DEMO_PROFILE)
@@ -209,6 +217,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.2)
+            interrupt.checkpoint()  # jobs saw the flag and ended as interrupted
             elapsed = time.monotonic() - started
             proofs = {drive.index: _independent_proof(drive, size) for drive in drives}
             # the partner's view: each certificate checked against the trust bundle alone
