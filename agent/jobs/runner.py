@@ -4,6 +4,12 @@ States: ``created → checking → running → verifying → sanitised | failed`
 the guard or the policy says no before anything is touched, and ``interrupted`` when the job is
 cancelled or its process dies (found later by ``Registry.reconcile``). ``running`` is committed
 before the first destructive command, so a crash can never leave a job that looks finished.
+
+Firmware methods reach the drive through a command transport: ``transports(identity)`` opens one
+(default: :func:`agent.transport.open_transport` for SATA/NVMe/SCSI/USB drives, none for virtual
+media), the runner probes capabilities and state through it (:mod:`agent.methods.capabilities`)
+before selection, and closes it when the job ends. :meth:`JobRunner.resume` adopts an orphaned
+firmware sanitize after a restart instead of letting it be marked interrupted.
 """
 
 from __future__ import annotations
@@ -23,15 +29,36 @@ from agent.errors import (
     MediaError,
     VerificationFailed,
 )
-from agent.methods.base import MethodContext, Target
+from agent.methods import registry as method_registry
+from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Target
+from agent.methods.canary import CanarySet
+from agent.methods.capabilities import Capabilities, interface_for, probe_capabilities
+from agent.methods.firmware import FirmwareMethod, SanitizeOptions
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
 from agent.store.registry import JobRow, Registry
 from agent.transport.block import BlockDevice
+from agent.transport.commands import Transport
 from agent.verify.readback import VerifyCancelled, verify
 
 # progress(job_id, phase, done, total)
 JobProgress = Callable[[str, str, int, int], None]
+# opens the command transport of a drive (None: no pass-through, e.g. virtual media)
+TransportFactory = Callable[[DriveIdentity], Transport | None]
+
+_PASSTHROUGH_TRANSPORTS = ("sata", "nvme", "scsi", "usb")
+
+
+def default_transports(identity: DriveIdentity) -> Transport | None:
+    """SG_IO / NVMe ioctl transport for real drives; None for virtual media or when it cannot be opened."""
+    if identity.transport not in _PASSTHROUGH_TRANSPORTS:
+        return None
+    from agent.transport.device import open_transport
+
+    try:
+        return open_transport(identity.path)
+    except AgentError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -48,10 +75,19 @@ class JobRequest:
 class JobRunner:
     """Runs one job at a time in the calling thread (the daemon runs several runners in parallel)."""
 
-    def __init__(self, registry: Registry, guard: Guard, identify: Callable[[str], DriveIdentity]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        guard: Guard,
+        identify: Callable[[str], DriveIdentity],
+        transports: TransportFactory | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.registry = registry
         self.guard = guard
         self.identify = identify
+        self.transports = transports or default_transports
+        self.sleep = sleep
 
     def run(
         self,
@@ -83,11 +119,13 @@ class JobRunner:
                 )
             device = self.guard.acquire(request.device_path, request.authorisation)
             self._run_locked(job_id, request, identity, device, progress, cancelled)
-        except (DriveProtected, NoMethod) as exc:
+        except (DriveProtected, NoMethod, Blocked) as exc:
             decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
+            route = getattr(exc, "route", None)
             self.registry.transition(
-                job_id, "refused", "refused", {"reason": exc.message},
+                job_id, "refused", "refused", {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
                 reason=exc.message, error_code=exc.code, decisions_json=_json(decisions) if decisions else None,
+                **({"route": route} if route else {}),
             )
         except (JobInterrupted, VerifyCancelled) as exc:
             self.registry.transition(
@@ -103,9 +141,13 @@ class JobRunner:
                 job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
                 reason=exc.message, error_code=exc.code, route="destroy",
             )
+        except VerificationFailed as exc:
+            # the drive said it erased and did not (or read-back found data): it cannot be trusted again
+            self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
+                                     reason=exc.message, error_code=exc.code, route="destroy")
         except AgentError as exc:
             self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route="hold")
+                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"))
         except BaseException as exc:
             self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
                                      reason=f"internal error: {exc!r}", error_code="internal", route="hold")
@@ -114,6 +156,40 @@ class JobRunner:
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
+
+    def _open_target(self, job_id: str, identity: DriveIdentity) -> Target:
+        """Open the drive's command transport (if any) and probe its capabilities and state."""
+        transport = self.transports(identity)
+        if transport is None:
+            return Target(identity=identity)
+        interface = interface_for(identity.transport)
+        capabilities: Capabilities | None = None
+        if interface is None:
+            self.registry.journal(job_id, "capabilities-error",
+                                  {"reason": f"no pass-through command set for {identity.transport} drives"})
+        else:
+            try:
+                capabilities = probe_capabilities(transport, interface, usb=identity.transport == "usb")
+            except AgentError as exc:
+                self.registry.journal(job_id, "capabilities-error", {"reason": exc.message})
+            else:
+                self.registry.journal(job_id, "capabilities", capabilities.to_json())
+        return Target(identity=identity, capabilities=capabilities, transport=transport)
+
+    def _context(self, job_id: str, target: Target, device: BlockDevice, progress: JobProgress | None,
+                 cancelled: Callable[[], bool]) -> MethodContext:
+        def report(phase: str, done: int, total: int) -> None:
+            if progress is not None:
+                progress(job_id, phase, done, total)
+
+        return MethodContext(
+            target=target,
+            device=device,
+            progress=report,
+            cancelled=cancelled,
+            journal=lambda event, data: self.registry.journal(job_id, event, data),
+            sleep=self.sleep,
+        )
 
     def _run_locked(
         self,
@@ -124,43 +200,40 @@ class JobRunner:
         progress: JobProgress | None,
         cancelled: Callable[[], bool],
     ) -> None:
-        target = Target(identity=identity)
-        selection = select_method(request.profile, target)
-        decisions = [d.to_json() for d in selection.decisions]
+        target = self._open_target(job_id, identity)
+        try:
+            selection = select_method(request.profile, target)
+            decisions = [d.to_json() for d in selection.decisions]
+            # committed before the first destructive write: a crash from here on reads "interrupted"
+            self.registry.transition(
+                job_id, "running", "method-start", {"method": selection.method.name, "decisions": decisions},
+                method=selection.method.name, level=selection.applicability.level.value,
+                decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
+            )
+            context = self._context(job_id, target, device, progress, cancelled)
+            outcome = selection.method.run(context)
+            self._verify(job_id, identity, device, outcome, selection.applicability.reason,
+                         request.profile.verify_mode, context, cancelled)
+        finally:
+            _close(target)
 
-        def report(phase: str, done: int, total: int) -> None:
-            if progress is not None:
-                progress(job_id, phase, done, total)
-
-        # committed before the first destructive write: a crash from here on reads "interrupted"
-        self.registry.transition(
-            job_id, "running", "method-start", {"method": selection.method.name, "decisions": decisions},
-            method=selection.method.name, level=selection.applicability.level.value,
-            decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
-        )
-        context = MethodContext(
-            target=target,
-            device=device,
-            progress=report,
-            cancelled=cancelled,
-            journal=lambda event, data: self.registry.journal(job_id, event, data),
-        )
-        outcome = selection.method.run(context)
+    def _verify(self, job_id: str, identity: DriveIdentity, device: BlockDevice, outcome: MethodOutcome,
+                level_reason: str, verify_mode: str, context: MethodContext, cancelled: Callable[[], bool]) -> None:
         if outcome.expectation is None:
             raise VerificationFailed(f"{outcome.method} did not say what the medium should hold")
-        details = {**outcome.details, "level_reason": selection.applicability.reason}
+        details = {**outcome.details, "level_reason": level_reason}
         self.registry.transition(
             job_id, "verifying", "method-done",
             {"bytes_written": outcome.bytes_written, "seconds": outcome.seconds},
             bytes_written=outcome.bytes_written, seconds=outcome.seconds, throughput=outcome.throughput,
-            method_json=_json(details),
+            method_json=_json(details), level=outcome.level.value,
         )
         started = time.monotonic()
         result = verify(
             device,
             outcome.expectation,
-            request.profile.verify_mode,
-            progress=lambda done, total: report("verify", done, total),
+            verify_mode,
+            progress=lambda done, total: context.progress("verify", done, total),
             cancelled=cancelled,
         )
         self.registry.record_verification(job_id, identity, result.to_json())
@@ -175,6 +248,96 @@ class JobRunner:
                       f"first at byte {result.first_mismatches[0] if result.first_mismatches else '?'}")
             self.registry.transition(job_id, "failed", "verification-failed", {"first": list(result.first_mismatches)},
                                      reason=reason, error_code=VerificationFailed.code, route="destroy")
+
+    # -- resuming after a restart ---------------------------------------------------------------
+    def _resumable_method(self, job: JobRow) -> tuple[FirmwareMethod, CanarySet] | None:
+        if job.state != "running" or job.method is None or job.method not in method_registry.METHODS:
+            return None
+        events = self.registry.events(job.id)
+        names = [event.get("event") for event in events]
+        if "firmware-started" not in names and "firmware-command" not in names:
+            return None
+        planted = [event for event in events if event.get("event") == "canaries-planted"]
+        if not planted:
+            return None
+        options = _step_options(job.method, events)
+        method: Method = method_registry.build(job.method, options)
+        if not isinstance(method, FirmwareMethod) or method.synchronous:
+            return None
+        return method, CanarySet.from_json(planted[-1]["data"])
+
+    def resume(
+        self,
+        job_id: str,
+        progress: JobProgress | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+        verify_mode: str = "sampling",
+    ) -> JobRow | None:
+        """Adopt an orphaned job whose firmware sanitize is still running on the drive, finish it, verify it.
+
+        Returns the finished job, or None when the job is not resumable (not a firmware sanitize that
+        reached its command, drive gone or a different drive at the path, or the drive reports no
+        sanitize in progress) — the caller then lets ``Registry.reconcile`` mark it interrupted.
+        Never sends a second sanitize: only status polls, the canary proof and read-back.
+        """
+        job = self.registry.job(job_id)
+        found = self._resumable_method(job)
+        if found is None:
+            return None
+        method, canaries = found
+        try:
+            identity = self.identify(job.device_path)
+        except AgentError:
+            return None
+        if (identity.model, identity.serial) != (job.drive.model, job.drive.serial):
+            return None
+        target = self._open_target(job_id, identity)
+        try:
+            capabilities = target.capabilities
+            if not isinstance(capabilities, Capabilities) or capabilities.sanitize.state != "in_progress":
+                return None
+            self.registry.adopt(job_id, "resumed", {"method": method.name, "sanitize": capabilities.sanitize.to_json()})
+            device: BlockDevice | None = None
+            try:
+                authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
+                device = self.guard.acquire(job.device_path, authorisation)
+                context = self._context(job_id, target, device, progress, cancelled)
+                outcome = method.resume(context, canaries)
+                reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
+                self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled)
+            except VerificationFailed as exc:
+                self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
+                                         reason=exc.message, error_code=exc.code, route="destroy")
+            except (JobInterrupted, VerifyCancelled) as exc:
+                self.registry.transition(job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled",
+                                         error_code="interrupted", route="hold")
+            except AgentError as exc:
+                self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
+                                         error_code=exc.code, route=getattr(exc, "route", "hold"))
+            finally:
+                if device is not None:
+                    device.close()
+        finally:
+            _close(target)
+        return self.registry.job(job_id)
+
+
+def _step_options(method: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sanitize options the job ran with, from the journalled command (AUSE / FAILURE MODE bit)."""
+    if method_registry.METHODS[method].options is not SanitizeOptions:
+        return {}
+    commands = [event["data"] for event in events if event.get("event") == "firmware-command"]
+    unrestricted = bool(commands and commands[-1].get("ause"))
+    return {"failure_mode": "unrestricted" if unrestricted else "restricted"}
+
+
+def _close(target: Target) -> None:
+    transport = target.transport
+    if transport is not None:
+        try:
+            transport.close()
+        except (AgentError, OSError):
+            pass
 
 
 def _json(value: Any) -> str:

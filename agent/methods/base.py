@@ -6,12 +6,14 @@ runner commits the journal *before* calling ``run`` (see ``agent.jobs.runner``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from agent.discovery.identity import DriveIdentity
+from agent.errors import NotSupported
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import Expectation
 
@@ -31,6 +33,23 @@ class Target:
     identity: DriveIdentity
     capabilities: Any | None = None  # agent.drive parser results, when a pass-through probe ran
     transport: Any | None = None  # agent.transport command transport, when one exists
+
+
+class Blocked(NotSupported):
+    """The drive is in a state that forbids the method; nothing was attempted.
+
+    ``state`` names the state (``security-frozen``, ``security-locked``, ``sanitize-frozen``,
+    ``sanitize-failed``, ``sanitize-in-progress``, ``passthrough-blocked``), ``instruction`` is what
+    the operator must do, ``route`` where the drive goes if the job is refused (``hold`` or
+    ``destroy``). The message always ends with the instruction, so it reaches the operator as is.
+    """
+
+    def __init__(self, state: str, what: str, instruction: str, route: str = "hold") -> None:
+        super().__init__(f"{what}: {instruction}")
+        self.state = state
+        self.instruction = instruction
+        self.route = route
+        self.code = f"blocked_{state.replace('-', '_')}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,8 @@ class MethodContext:
     progress: ProgressCallback
     cancelled: Callable[[], bool]
     journal: Callable[[str, dict[str, Any]], None]
+    # how firmware methods wait between progress polls (tests pass a no-op with an emulator clock)
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)

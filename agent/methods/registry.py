@@ -1,9 +1,9 @@
 """The one explicit table of sanitisation methods (not discovered by file name).
 
-Firmware methods (ATA/SCSI/NVMe sanitize, secure erase, NVMe format) are listed so profiles can
-name them; until their pass-through implementation lands they are registered as *unavailable*:
-``check()`` always refuses with the reason, so a purge profile refuses the drive instead of falling
-back to something weaker.
+Host overwrites (``overwrite.*``) and the firmware methods (ATA/SCSI/NVMe sanitize, ATA security
+erase, NVMe format), each with the options class a profile step may set. ``Unavailable`` stays for
+methods a build cannot run: its ``check()`` always refuses with the reason, so a purge profile
+refuses the drive instead of falling back to something weaker.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from agent.errors import NotSupported, ProfileError
+from agent.methods import ata_sanitize, ata_security_erase, nvme_format, nvme_sanitize, scsi_sanitize
 from agent.methods.base import Applicability, Method, MethodContext, MethodOutcome, Target
+from agent.methods.firmware import SanitizeOptions
 from agent.methods.overwrite import OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
 
 
@@ -74,8 +76,20 @@ METHODS: dict[str, MethodSpec] = {
     "overwrite.zero": MethodSpec("overwrite.zero", NoOptions, lambda _o: OverwriteZero(OverwriteOptions())),
     "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern),
     "overwrite.random": MethodSpec("overwrite.random", NoOptions, lambda _o: OverwriteRandom(OverwriteOptions())),
-    **{name: _unavailable(name) for name in FIRMWARE_METHODS},
+    **{
+        f"{interface}.sanitize.{action}": MethodSpec(f"{interface}.sanitize.{action}", SanitizeOptions,
+                                                     module.factory(action))
+        for interface, module in (("ata", ata_sanitize), ("nvme", nvme_sanitize), ("scsi", scsi_sanitize))
+        for action in ("crypto", "block", "overwrite")
+    },
+    "ata.security_erase.normal": MethodSpec("ata.security_erase.normal", NoOptions,
+                                            ata_security_erase.factory(enhanced=False)),
+    "ata.security_erase.enhanced": MethodSpec("ata.security_erase.enhanced", NoOptions,
+                                              ata_security_erase.factory(enhanced=True)),
+    "nvme.format.user_erase": MethodSpec("nvme.format.user_erase", NoOptions, nvme_format.factory(crypto=False)),
+    "nvme.format.crypto": MethodSpec("nvme.format.crypto", NoOptions, nvme_format.factory(crypto=True)),
 }
+assert set(FIRMWARE_METHODS) <= set(METHODS)
 
 
 def option_names(name: str) -> set[str]:

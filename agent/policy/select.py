@@ -1,4 +1,10 @@
-"""Method selection: walk a profile's ladder, record why each rung was taken or skipped."""
+"""Method selection: walk a profile's ladder, record why each rung was taken or skipped.
+
+Every rung's verdict becomes a :class:`Decision` (its text goes on the certificate). When no rung
+applies and one of them was stopped by a blocking drive state (frozen, locked, sanitize failed or
+in progress, pass-through blocked by a USB bridge), the refusal leads with that state's operator
+instruction and carries its route: "not supported" would send the operator the wrong way.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import AgentError, NotSupported
-from agent.methods.base import Applicability, Level, Method, Target
+from agent.methods.base import Applicability, Blocked, Level, Method, Target
 from agent.policy.profiles import Profile
 
 _RANK = {Level.CLEAR: 1, Level.PURGE: 2, Level.DESTROY: 3}
@@ -36,11 +42,20 @@ class Selection:
 
 
 class NoMethod(NotSupported):
-    """No rung of the ladder applies; ``decisions`` says why for each."""
+    """No rung of the ladder applies; ``decisions`` says why for each.
 
-    def __init__(self, message: str, decisions: tuple[Decision, ...]) -> None:
+    ``blocked`` is the first blocking drive state met (then ``code``, ``route`` and ``instruction``
+    come from it), else None.
+    """
+
+    def __init__(self, message: str, decisions: tuple[Decision, ...], blocked: Blocked | None = None) -> None:
         super().__init__(message)
         self.decisions = decisions
+        self.blocked = blocked
+        self.route: str | None = blocked.route if blocked is not None else None
+        self.instruction: str | None = blocked.instruction if blocked is not None else None
+        if blocked is not None:
+            self.code = blocked.code
 
 
 def select_method(profile: Profile, target: Target) -> Selection:
@@ -53,10 +68,15 @@ def select_method(profile: Profile, target: Target) -> Selection:
             f"profile {profile.name} does not take {media} media (it takes: {', '.join(profile.media)})",
             (decision,),
         )
+    blocked: Blocked | None = None
     for step in profile.steps:
         method = step.build()
         try:
             applicability = method.check(target)
+        except Blocked as exc:
+            blocked = blocked or exc
+            decisions.append(Decision(step.method, False, f"blocked ({exc.state}): {exc.message}"))
+            continue
         except AgentError as exc:
             decisions.append(Decision(step.method, False, exc.message))
             continue
@@ -78,4 +98,6 @@ def select_method(profile: Profile, target: Target) -> Selection:
     else:
         message = f"no method of profile {profile.name} applies to this drive"
     details = "; ".join(f"{d.method}: {d.reason}" for d in decisions)
+    if blocked is not None:
+        raise NoMethod(f"{message}: {blocked.message} (ladder: {details})", tuple(decisions), blocked)
     raise NoMethod(f"{message} ({details})", tuple(decisions))

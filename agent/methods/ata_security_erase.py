@@ -1,0 +1,189 @@
+"""ATA Security feature set erase: SECURITY ERASE UNIT, normal or enhanced (ACS-4 Security feature set).
+
+Sequence: restore hidden areas → plant canaries → journal a fresh temporary user password
+(committed *before* it is set, so a crash can never leave a drive locked with a password nobody
+knows) → SECURITY SET PASSWORD (user, High) → SECURITY ERASE PREPARE → SECURITY ERASE UNIT
+(synchronous: the host waits up to twice the IDENTIFY words 89/90 estimate) → IDENTIFY to confirm
+security is disabled again.
+
+On any failure after the password was set, the password is removed (SECURITY UNLOCK if the drive
+locked itself, then SECURITY DISABLE PASSWORD). If even that fails — the drive lost power and is
+gone — the error names the journal event holding the password, and ``JobRunner.resume`` removes
+it when the drive comes back.
+
+Levels: enhanced on an HDD is Purge (it also writes reallocated sectors); normal reaches LBA 0..
+native max only (Clear); on flash SECURITY ERASE UNIT is **Clear only** (spare blocks are not
+guaranteed to be erased). Expectation: normal mode writes binary zeros; enhanced writes a vendor
+pattern (indeterminate to the host) — the canaries are the proof either way.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from agent.errors import AgentError, DriveRemoved, NotSupported
+from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locked
+from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
+from agent.methods.canary import CanarySet
+from agent.methods.capabilities import Capabilities, ata_identify, refuse_sanitize_states
+from agent.methods.expectations import Indeterminate
+from agent.methods.firmware import FirmwareMethod
+from agent.methods.hidden_areas import restore_hidden_areas
+from agent.transport.commands import AtaCommand, AtaProtocol, Transport
+from agent.verify.expectation import Expectation, Zero
+
+ATA_SECURITY_SET_PASSWORD = 0xF1  # ACS-4 SECURITY SET PASSWORD (F1h)
+ATA_SECURITY_UNLOCK = 0xF2  # ACS-4 SECURITY UNLOCK (F2h)
+ATA_SECURITY_ERASE_PREPARE = 0xF3  # ACS-4 SECURITY ERASE PREPARE (F3h)
+ATA_SECURITY_ERASE_UNIT = 0xF4  # ACS-4 SECURITY ERASE UNIT (F4h)
+ATA_SECURITY_DISABLE_PASSWORD = 0xF6  # ACS-4 SECURITY DISABLE PASSWORD (F6h)
+PASSWORD_EVENT = "ata-temporary-password"
+DEFAULT_ERASE_TIMEOUT_S = 12 * 3600.0
+
+
+def _password_block(password: bytes, *, enhanced: bool = False) -> bytes:
+    # ACS-4 SECURITY SET PASSWORD / ERASE UNIT / UNLOCK / DISABLE data: word 0 control
+    # (bit 0 identifier: 0 = user, bit 1 enhanced erase, bit 8 master capability 0 = High), words 1-16 password
+    block = bytearray(512)
+    block[0:2] = (0x0002 if enhanced else 0x0000).to_bytes(2, "little")
+    block[2:34] = password.ljust(32, b"\0")
+    return bytes(block)
+
+
+def _pio_out(opcode: int, payload: bytes, timeout_s: float = 30.0) -> AtaCommand:
+    return AtaCommand(opcode, AtaProtocol.PIO_OUT, count=1, data_out=payload, timeout_s=timeout_s, extend=False)
+
+
+def release_password(transport: Transport, password: bytes) -> str:
+    """Remove a temporary user password this station set: unlock if locked, then disable. Returns what was done."""
+    security = ata_identify(transport).security
+    if not security.enabled:
+        return "security already disabled"
+    if security.locked:
+        # ACS-4 SECURITY UNLOCK (F2h): SEC4 -> SEC5 with the user password
+        transport.execute(_pio_out(ATA_SECURITY_UNLOCK, _password_block(password)))
+    # ACS-4 SECURITY DISABLE PASSWORD (F6h): SEC5 -> SEC1
+    transport.execute(_pio_out(ATA_SECURITY_DISABLE_PASSWORD, _password_block(password)))
+    if ata_identify(transport).security.enabled:
+        raise AgentError("SECURITY DISABLE PASSWORD completed but IDENTIFY still reports security enabled")
+    return "temporary password removed"
+
+
+class AtaSecurityErase(FirmwareMethod):
+    """SECURITY ERASE UNIT, normal or enhanced."""
+
+    interface = "ata"
+    action = "security"
+    phase = "security-erase"
+    synchronous = True
+
+    def __init__(self, enhanced: bool) -> None:
+        self.enhanced = enhanced
+        self.name = "ata.security_erase.enhanced" if enhanced else "ata.security_erase.normal"
+        self.summary = ("ATA ENHANCED SECURITY ERASE UNIT (vendor pattern over all user data, incl. reallocated)"
+                        if enhanced else "ATA SECURITY ERASE UNIT, normal mode (binary zeros over LBA 0..max)")
+
+    def refuse_states(self, capabilities: Capabilities, target: Target) -> None:
+        """Unsupported, frozen, locked/enabled, attempts expired, sanitize in progress or failed."""
+        identify = capabilities.ata
+        if identify is None or not identify.security.supported:
+            raise NotSupported(f"{self.name}: the drive has no Security feature set")
+        security = identify.security
+        if self.enhanced and not security.enhanced_erase_supported:
+            raise NotSupported(f"{self.name}: the drive does not support ENHANCED SECURITY ERASE (word 128 bit 5)")
+        refuse_sanitize_states(capabilities.sanitize, self.name, what="security commands")
+        refuse_security_locked(capabilities, self.name)
+        if security.frozen:
+            raise Blocked("security-frozen", f"{self.name}: ATA security is FROZEN (SECURITY FREEZE LOCK, usually "
+                                             "sent by the BIOS at boot)", FROZEN_INSTRUCTION)
+        if security.count_expired:
+            raise Blocked("security-frozen", f"{self.name}: the password attempt counter has expired",
+                          "power-cycle the drive (re-plug it) and run the job again")
+
+    def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
+        """Enhanced on HDD: Purge; anything else Clear (see module docstring)."""
+        if target.identity.media != "hdd":
+            return Applicability(Level.CLEAR, "SECURITY ERASE UNIT on flash is Clear only: the firmware is not "
+                                              "required to erase spare/over-provisioned blocks (STANDARDS.md)")
+        if self.enhanced:
+            return Applicability(Level.PURGE, "ENHANCED SECURITY ERASE UNIT on an HDD writes every user data area "
+                                              "including reallocated sectors: Purge (NIST SP 800-88 Rev. 1, Table A)")
+        return Applicability(Level.CLEAR, "normal SECURITY ERASE UNIT reaches LBA 0..native max only, not "
+                                          "reallocated sectors: Clear")
+
+    def estimate(self, target: Target) -> float:
+        """IDENTIFY words 89/90 when known."""
+        capabilities = target.capabilities
+        if isinstance(capabilities, Capabilities) and capabilities.ata is not None:
+            security = capabilities.ata.security
+            minutes = security.enhanced_erase_minutes if self.enhanced else security.erase_minutes
+            if minutes:
+                return minutes * 60.0
+        return target.identity.size_bytes / 150e6
+
+    def _timeout(self, capabilities: Capabilities) -> float:
+        if capabilities.ata is not None:
+            security = capabilities.ata.security
+            minutes = security.enhanced_erase_minutes if self.enhanced else security.erase_minutes
+            if minutes:
+                return max(600.0, minutes * 60.0 * 2)
+        return DEFAULT_ERASE_TIMEOUT_S
+
+    def prepare(self, context: MethodContext, capabilities: Capabilities) -> dict[str, Any]:
+        """Restore hidden areas; a DCO-hidden area that stays hidden stops the erase."""
+        report = restore_hidden_areas(self._transport(context), capabilities)
+        context.journal("hidden-areas", report.to_json())
+        if report.dco_hidden:
+            raise NotSupported(f"{self.name}: a Device Configuration Overlay hides LBAs {report.max_lba_after}.."
+                               f"{report.dco_max_lba} and could not be restored; SECURITY ERASE UNIT would not reach "
+                               "them")
+        return {"hidden_areas": report.to_json()}
+
+    def command_facts(self, capabilities: Capabilities) -> dict[str, Any]:
+        """What is sent."""
+        return {"command": "ATA SECURITY SET PASSWORD (F1h) + SECURITY ERASE PREPARE (F3h) + SECURITY ERASE UNIT "
+                           "(F4h)", "enhanced": self.enhanced, "timeout_s": self._timeout(capabilities),
+                "password_event": PASSWORD_EVENT}
+
+    def start(self, context: MethodContext, capabilities: Capabilities) -> None:
+        """Set a journalled temporary password, erase, and make sure no password is left behind."""
+        transport = self._transport(context)
+        password = secrets.token_hex(16).encode("ascii")  # 32 ASCII bytes: typeable by an operator if ever needed
+        context.journal(PASSWORD_EVENT, {"password": password.decode("ascii"), "identifier": "user",
+                                         "why": "temporary; removed after the erase (the erase also clears it)"})
+        try:
+            # ACS-4 SECURITY SET PASSWORD (F1h): user password, Master Password Capability High
+            transport.execute(_pio_out(ATA_SECURITY_SET_PASSWORD, _password_block(password)))
+            # ACS-4 SECURITY ERASE PREPARE (F3h): must immediately precede SECURITY ERASE UNIT
+            transport.execute(AtaCommand(ATA_SECURITY_ERASE_PREPARE, extend=False))
+            # ACS-4 SECURITY ERASE UNIT (F4h): word 0 bit 1 selects enhanced mode
+            transport.execute(_pio_out(ATA_SECURITY_ERASE_UNIT, _password_block(password, enhanced=self.enhanced),
+                                       timeout_s=self._timeout(capabilities)))
+        except DriveRemoved:
+            raise DriveRemoved(f"{self.name}: the drive went away during SECURITY ERASE UNIT; it may come back locked "
+                               f"with the temporary password recorded in this job's journal ({PASSWORD_EVENT}); "
+                               "resume the job (or the daemon will) to remove it") from None
+        except AgentError as exc:
+            try:
+                done = release_password(transport, password)
+            except AgentError as cleanup:
+                context.journal("password-cleanup-failed", {"reason": cleanup.message})
+                raise AgentError(f"{self.name}: {exc.message}; removing the temporary password ALSO failed "
+                                 f"({cleanup.message}) — unlock it with the password in the journal event "
+                                 f"{PASSWORD_EVENT}") from exc
+            context.journal("password-cleanup", {"result": done})
+            raise
+        done = release_password(transport, password)  # a successful erase disables security; check, never assume
+        context.journal("password-cleanup", {"result": done})
+
+    def expectation(self, capabilities: Capabilities, canaries: CanarySet, facts: dict[str, Any]) -> Expectation:
+        """Zeros for normal mode; indeterminate (vendor pattern) for enhanced."""
+        if self.enhanced:
+            return Indeterminate(f"{self.name}: ENHANCED SECURITY ERASE writes a vendor-specific pattern", canaries)
+        return Zero()
+
+
+def factory(enhanced: bool) -> Any:
+    """Registry factory."""
+    return lambda _options: AtaSecurityErase(enhanced)
