@@ -253,6 +253,13 @@ class Registry:
     def _now(self) -> str:
         return self.clock().isoformat(timespec="milliseconds")
 
+    def _event(self, tx: sqlite3.Connection, job_id: str, state: str, event: str, data: dict[str, Any]) -> None:
+        """Append to a job's journal inside the caller's transaction."""
+        tx.execute(
+            "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
+            (job_id, self._now(), state, event, json.dumps(data, sort_keys=True, default=str)),
+        )
+
     # drives ---------------------------------------------------------------------------------
     def upsert_drive(self, identity: DriveIdentity) -> int:
         """Record a drive seen now; return its id."""
@@ -293,10 +300,7 @@ class Registry:
                 (job_id, drive_id, identity.path, profile, operator, authorised_by, asset_tag,
                  json.dumps(host) if host else None, "created", now, pid, _process_started(pid)),
             )
-            tx.execute(
-                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
-                (job_id, now, "created", "created", json.dumps({"profile": profile, "operator": operator})),
-            )
+            self._event(tx, job_id, "created", "created", {"profile": profile, "operator": operator})
         return job_id
 
     def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None,
@@ -318,19 +322,13 @@ class Registry:
             if current["state"] in FINAL_STATES:
                 raise AgentError(f"job {job_id} is already {current['state']}")
             tx.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (state, *columns.values(), job_id))
-            tx.execute(
-                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
-                (job_id, now, state, event, json.dumps(data or {}, sort_keys=True, default=str)),
-            )
+            self._event(tx, job_id, state, event, data or {})
 
     def journal(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         """Record an event without changing state."""
         with self.transaction() as tx:
             row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
-            tx.execute(
-                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
-                (job_id, self._now(), row["state"], event, json.dumps(data, sort_keys=True, default=str)),
-            )
+            self._event(tx, job_id, row["state"], event, data)
 
     def attach_certificate(self, job_id: str, path: str, certificate_id: str, record_sha256: str) -> None:
         """Link a finished job to its signed certificate (or failure report)."""
@@ -341,11 +339,8 @@ class Registry:
             if row["certificate_path"]:
                 raise AgentError(f"job {job_id} already has a certificate")
             tx.execute("UPDATE jobs SET certificate_path=? WHERE id=?", (path, job_id))
-            tx.execute(
-                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
-                (job_id, self._now(), row["state"], "certificate-issued",
-                 json.dumps({"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})),
-            )
+            self._event(tx, job_id, row["state"], "certificate-issued",
+                        {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})
 
     def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
         """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
@@ -380,10 +375,7 @@ class Registry:
             if row is None or row["state"] not in ACTIVE_STATES:
                 raise AgentError(f"job {job_id} is not active; it cannot be adopted")
             tx.execute("UPDATE jobs SET pid=?, pid_started=? WHERE id=?", (pid, _process_started(pid), job_id))
-            tx.execute(
-                "INSERT INTO job_events(job_id, at, state, event, data_json) VALUES(?,?,?,?,?)",
-                (job_id, self._now(), row["state"], event, json.dumps(data or {}, sort_keys=True, default=str)),
-            )
+            self._event(tx, job_id, row["state"], event, data or {})
 
     def reconcile(self, keep: Callable[[str], bool] | None = None) -> list[str]:
         """Mark orphaned jobs ``interrupted`` (except those ``keep`` says will be resumed); return their ids."""
