@@ -275,8 +275,9 @@ def capabilities_of(target: Target, interface: str, method: str) -> Capabilities
     if not isinstance(capabilities, Capabilities):
         raise NotSupported(f"{method}: drive capabilities were not probed")
     if capabilities.blocked is not None:
-        raise Blocked("passthrough-blocked", f"{method}: {capabilities.blocked.split(':')[0]}",
-                      PASSTHROUGH_INSTRUCTION)
+        via = "a USB bridge" if capabilities.usb else "the adapter between host and drive"
+        raise Blocked("passthrough-blocked", f"{via} refused the {capabilities.interface.upper()} pass-through "
+                      "commands firmware erase needs (not a missing drive feature)", PASSTHROUGH_INSTRUCTION)
     if capabilities.interface != interface:
         raise NotSupported(f"{method}: this is an {capabilities.interface.upper()} drive, not {interface.upper()}")
     return capabilities
