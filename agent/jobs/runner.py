@@ -30,13 +30,14 @@ from agent.errors import (
     VerificationFailed,
 )
 from agent.methods import registry as method_registry
+from agent.methods.ata_security_erase import PASSWORD_EVENT, release_password
 from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, interface_for, probe_capabilities
 from agent.methods.firmware import FirmwareMethod, SanitizeOptions
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
-from agent.store.registry import JobRow, Registry
+from agent.store.registry import FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.transport.commands import Transport
 from agent.verify.readback import VerifyCancelled, verify
@@ -135,7 +136,7 @@ class JobRunner:
         except DriveRemoved as exc:
             # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
             self.registry.transition(job_id, "failed", "drive-removed", {"reason": exc.message},
-                                     reason="drive removed", error_code=exc.code, route="hold")
+                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold")
         except MediaError as exc:
             self.registry.transition(
                 job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
@@ -281,6 +282,8 @@ class JobRunner:
         Never sends a second sanitize: only status polls, the canary proof and read-back.
         """
         job = self.registry.job(job_id)
+        if job.method is not None and job.method.startswith("ata.security_erase.") and job.state == "running":
+            return self.release_security_password(job_id)
         found = self._resumable_method(job)
         if found is None:
             return None
@@ -320,6 +323,60 @@ class JobRunner:
         finally:
             _close(target)
         return self.registry.job(job_id)
+
+
+    def release_security_password(self, job_id: str) -> JobRow | None:
+        """Remove the temporary ATA password a cut-short SECURITY ERASE UNIT left on the drive.
+
+        The password was journalled before it was set. For an orphaned job (power loss of the
+        station) the job is adopted and ends ``interrupted``; for a job that already ended (the
+        drive alone lost power: ``failed``/``drive-removed``) only the cleanup is journalled.
+        Returns None when there is nothing to do or the drive is not there.
+        """
+        job = self.registry.job(job_id)
+        events = self.registry.events(job.id)
+        names = [event["event"] for event in events]
+
+        def last(name: str) -> int:
+            return max((index for index, event in enumerate(names) if event == name), default=-1)
+
+        if last(PASSWORD_EVENT) < 0 or last("password-cleanup") > last(PASSWORD_EVENT):
+            return None  # no password was set, or it was already removed
+        password = [event["data"]["password"] for event in events if event["event"] == PASSWORD_EVENT][-1]
+        try:
+            identity = self.identify(job.device_path)
+        except AgentError:
+            return None
+        if (identity.model, identity.serial) != (job.drive.model, job.drive.serial):
+            return None
+        transport = self.transports(identity)
+        if transport is None:
+            return None
+        active = job.state not in FINAL_STATES
+        if active:
+            self.registry.adopt(job.id, "resumed", {"method": job.method, "action": "remove temporary ATA password"})
+        try:
+            done = release_password(transport, str(password).encode("ascii"))
+        except AgentError as exc:
+            self.registry.journal(job.id, "password-cleanup-failed", {"reason": exc.message})
+            if active:
+                reason = (f"security erase interrupted; removing the temporary ATA password failed ({exc.message}): "
+                          f"unlock the drive with the password in journal event {PASSWORD_EVENT}")
+                self.registry.transition(job.id, "failed", "password-cleanup-failed", {"reason": exc.message},
+                                         reason=reason, error_code=exc.code, route="hold")
+        else:
+            self.registry.journal(job.id, "password-cleanup", {"result": done})
+            if active:
+                self.registry.transition(
+                    job.id, "interrupted", "interrupted", {"result": done}, error_code="interrupted", route="hold",
+                    reason="the security erase was cut short (power loss); the temporary ATA password was removed "
+                           "and the drive is unlocked — run the job again")
+        finally:
+            try:
+                transport.close()
+            except (AgentError, OSError):
+                pass
+        return self.registry.job(job.id)
 
 
 def _step_options(method: str, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from agent.errors import AgentError, DriveRemoved, NotSupported
 from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locked
 from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
 from agent.methods.canary import CanarySet
-from agent.methods.capabilities import Capabilities, ata_identify, refuse_sanitize_states
+from agent.methods.capabilities import Capabilities, ata_identify, media_of, refuse_sanitize_states
 from agent.methods.expectations import Indeterminate
 from agent.methods.firmware import FirmwareMethod
 from agent.methods.hidden_areas import restore_hidden_areas
@@ -103,7 +103,7 @@ class AtaSecurityErase(FirmwareMethod):
 
     def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
         """Enhanced on HDD: Purge; anything else Clear (see module docstring)."""
-        if target.identity.media != "hdd":
+        if media_of(target) != "hdd":
             return Applicability(Level.CLEAR, "SECURITY ERASE UNIT on flash is Clear only: the firmware is not "
                                               "required to erase spare/over-provisioned blocks (STANDARDS.md)")
         if self.enhanced:

@@ -276,11 +276,31 @@ def capabilities_of(target: Target, interface: str, method: str) -> Capabilities
         raise NotSupported(f"{method}: drive capabilities were not probed")
     if capabilities.blocked is not None:
         via = "a USB bridge" if capabilities.usb else "the adapter between host and drive"
+        instruction = PASSTHROUGH_INSTRUCTION
+        if capabilities.usb and target.identity.removable:
+            instruction = ("if this is a USB flash stick or memory card it has no firmware purge: Clear it by "
+                           "overwrite (nist-clear-overwrite) or destroy it; if it is a drive in a USB enclosure, "
+                           + PASSTHROUGH_INSTRUCTION)
         raise Blocked("passthrough-blocked", f"{via} refused the {capabilities.interface.upper()} pass-through "
-                      "commands firmware erase needs (not a missing drive feature)", PASSTHROUGH_INSTRUCTION)
+                      "commands firmware erase needs (not a missing drive feature)", instruction)
     if capabilities.interface != interface:
         raise NotSupported(f"{method}: this is an {capabilities.interface.upper()} drive, not {interface.upper()}")
     return capabilities
+
+
+def media_of(target: Target) -> str:
+    """``hdd`` or ``ssd`` for level decisions: the identity's media, or — behind a USB bridge, where udev
+    only says "usb" — what the drive itself reports (ATA word 217); unknown is treated as flash (the
+    stricter rules)."""
+    media = target.identity.media
+    if media in ("hdd", "ssd"):
+        return media
+    capabilities = target.capabilities
+    if isinstance(capabilities, Capabilities) and capabilities.ata is not None:
+        rate = capabilities.ata.rotation_rate
+        if rate is not None and rate > 1:
+            return "hdd"
+    return "ssd"
 
 
 def refuse_sanitize_states(state: SanitizeState, method: str, *, what: str = "sanitize") -> None:

@@ -35,7 +35,7 @@ from typing import Any
 from agent.errors import CommandError, NotSupported, ProfileError, VerificationFailed
 from agent.methods.base import Applicability, Level, MethodContext, MethodOutcome, Target
 from agent.methods.canary import CanarySet, plant, prove_absent
-from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, probe_capabilities
+from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, media_of, probe_capabilities
 from agent.transport.commands import Transport
 from agent.verify.expectation import Expectation
 
@@ -121,7 +121,7 @@ class FirmwareMethod:
 
     def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
         """Level and reason on this drive."""
-        return level_for(self.action, self.interface, target.identity.media)
+        return level_for(self.action, self.interface, media_of(target))
 
     def prepare(self, context: MethodContext, capabilities: Capabilities) -> dict[str, Any]:
         """Non-destructive preliminaries (e.g. hidden-area restore); returns facts to record."""

@@ -177,3 +177,41 @@ def test_no_transport_means_no_firmware_purge(loop_factory: Callable[..., LoopDe
     assert job.state == "refused" and "no pass-through transport" in (job.reason or "")
     os.sync()
     registry.close()
+
+
+def test_security_erase_cut_short_leaves_no_unknown_password(loop_factory: Callable[..., LoopDevice],
+                                                              state_dir: Path) -> None:
+    from agent.methods.capabilities import ata_identify
+
+    loop = loop_factory(SIZE)
+    model = DriveModel(rotation_rpm=7200, sanitize_block=False, sanitize_overwrite=False)
+    drive = EmulatedAtaDrive(loop.backing, model=model, faults=Faults(power_loss_after_polls=0))
+    runner, registry = make_runner(state_dir, "sata", "hdd", drive)
+    job = purge(runner, loop.path)
+    assert job.state == "failed" and job.error_code == "drive_removed"
+    assert "ata-temporary-password" in (job.reason or "")
+    revived = EmulatedAtaDrive(loop.backing, model=model)
+    assert ata_identify(revived).security.locked  # came back locked with the station's password
+    runner, registry = make_runner(state_dir, "sata", "hdd", revived)
+    assert runner.resume(job.id) is None  # a finished job is not resumed ...
+    released = runner.release_security_password(job.id)  # ... but its password is removed
+    assert released is not None and not ata_identify(revived).security.enabled
+    assert "password-cleanup" in [event["event"] for event in registry.events(job.id)]
+    registry.close()
+
+
+def test_cancel_during_sanitize_is_deferred_not_abandoned(loop_factory: Callable[..., LoopDevice],
+                                                          state_dir: Path) -> None:
+    from agent.discovery.guard import Authorisation
+    from agent.jobs.runner import JobRequest
+    from agent.policy.profiles import load_profile
+
+    loop = loop_factory(SIZE)
+    drive = EmulatedNvmeDrive(loop.backing)
+    runner, registry = make_runner(state_dir, "nvme", "ssd", drive)
+    job = runner.run(JobRequest(loop.path, load_profile("nist-purge"), Authorisation(loop.path, "tester")),
+                     cancelled=lambda: True)
+    events = [event["event"] for event in registry.events(job.id)]
+    assert "cancel-deferred" in events and "canaries-checked" in events  # polled to the end, proved, then stopped
+    assert job.state == "interrupted" and not drive.sanitize_in_progress
+    registry.close()
