@@ -202,9 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
             caller = peer_credentials(self.request)
             if not caller.in_group(self.server.group):
                 raise ApiError("forbidden", f"{caller.name} is not in group {self.server.group}")
+            # read the body before any answer: replying first and closing would break the client's send
+            body = self._body() if method != "GET" else {}
             parts = urlsplit(self.path)
             segments = [segment for segment in parts.path.split("/") if segment]
-            result = self._route(method, segments, parse_qs(parts.query), caller)
+            result = self._route(method, segments, parse_qs(parts.query), caller, body)
             self._send(200, result)
         except AgentError as error:
             self._error(error)
@@ -212,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.on_error(exc)
             self._error(AgentError(f"internal error: {type(exc).__name__}"))
 
-    def _route(self, method: str, segments: list[str], query: dict[str, list[str]], caller: Caller) -> dict[str, Any]:
+    def _route(self, method: str, segments: list[str], query: dict[str, list[str]], caller: Caller,
+               body: dict[str, Any]) -> dict[str, Any]:
         service = self.server.service
         if len(segments) < 2 or segments[0] != "v1":
             raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
@@ -239,7 +242,6 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
         if content_type != "application/json":
             raise ApiError("unsupported_media_type", "request body must be application/json")
-        body = self._body()
         if rest[0] == "bays":
             _only(body, {"profile"})
             return service.start_bay(rest[1], _text(body, "profile"), caller.name)

@@ -20,8 +20,6 @@ import logging
 import os
 import select
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +29,7 @@ from typing import IO, Any, Protocol
 
 from agent.config import Bay, StationConfig
 from agent.daemon.intake import StationStore
+from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
 from agent.daemon.worker import EXIT_LEFT_RUNNING
 from agent.discovery import udev
@@ -43,7 +42,6 @@ from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry
 
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
-WORKER_COMMAND = [sys.executable, "-m", "agent.daemon.worker"]
 
 
 class RequestError(AgentError):
@@ -87,7 +85,7 @@ class ActiveJob:
     queued_at: float = field(default_factory=time.monotonic)
     launched_at: float | None = None
     running_at: float | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: WorkerHandle | None = None
     removed: bool = False
     outcome: dict[str, Any] | None = None
 
@@ -138,7 +136,7 @@ class Station:
         logger: logging.Logger | None = None,
         identify: Callable[[str], DriveIdentity] = udev.identify,
         guard: Guard | None = None,
-        worker_command: list[str] | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -146,7 +144,7 @@ class Station:
         self.log = logger or logging.getLogger("wipe-agent")
         self.identify = identify
         self.guard = guard or Guard()
-        self.worker_command = worker_command or WORKER_COMMAND
+        self.launcher = launcher
         self.store = StationStore(config.state_dir)
         self.slots: dict[str, BaySlot] = {bay.name: BaySlot(bay) for bay in config.bays}
         self.unbayed: dict[str, dict[str, Any]] = {}
@@ -187,6 +185,14 @@ class Station:
         """Run the station until :meth:`request_stop`; returns the exit code."""
         self._registry = Registry(self.config.state_dir).open()
         self.store.create()
+        if self.launcher is None and os.environ.get("WIPE_AGENT_NO_FORKSERVER") == "1":
+            self.launcher = SubprocessLauncher()
+        if self.launcher is None:
+            try:
+                self.launcher = ForkServerLauncher()
+            except OSError as exc:
+                self.log.warning("no fork server: one interpreter per job", extra={"fields": {"error": str(exc)}})
+                self.launcher = SubprocessLauncher()
         api: Closeable | None = None
         try:
             scanned = self.source.scan()
@@ -253,6 +259,8 @@ class Station:
             self._signal(job, signal.SIGKILL)
         for thread in list(self._supervisors):
             thread.join(0.5)
+        if self.launcher is not None:
+            self.launcher.close()
         self.source.close()
         if self._registry is not None:
             self._registry.close()
@@ -384,6 +392,10 @@ class Station:
                 if running >= self.config.max_parallel_jobs:
                     return
                 job = self.queue.popleft()
+                if isinstance(self.launcher, ForkServerLauncher) and not self.launcher.alive:
+                    self.log.error("fork server died: one interpreter per job from now on")
+                    self.launcher.close()
+                    self.launcher = SubprocessLauncher()
                 try:
                     self._launch(job)
                 except OSError as exc:
@@ -393,22 +405,16 @@ class Station:
     def _launch(self, job: ActiveJob) -> None:
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
-                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "parent_pid": os.getpid()}
-        process = subprocess.Popen(self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   close_fds=True)
-        assert process.stdin is not None
-        try:
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            process.stdin.close()
-        except BrokenPipeError:
-            pass
+                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "ticket": job.key}
+        assert self.launcher is not None
+        process = self.launcher.launch(request)
         job.process, job.state, job.launched_at = process, "starting", time.monotonic()
         self.active[job.key] = job
         thread = threading.Thread(target=self._supervise, args=(job, process), name=f"job-{job.key}", daemon=True)
         self._supervisors.append(thread)
         thread.start()
 
-    def _supervise(self, job: ActiveJob, process: subprocess.Popen[bytes]) -> None:
+    def _supervise(self, job: ActiveJob, process: WorkerHandle) -> None:
         stdout: IO[bytes] | None = process.stdout
         assert stdout is not None
         with stdout:

@@ -55,6 +55,11 @@ def _emit(message: dict[str, Any]) -> None:
         pass  # the daemon is gone; the registry still gets every transition
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGTERM this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    _die_with_parent(parent)
+
+
 def _die_with_parent(parent: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -81,6 +86,11 @@ def main() -> int:
     """Run the job described on stdin; return the process exit code."""
     request = json.loads(sys.stdin.readline())
     _die_with_parent(int(request.get("parent_pid") or 0))
+    return run_request(request)
+
+
+def run_request(request: dict[str, Any]) -> int:
+    """Run one job in this process (a fresh interpreter, or a child of the fork server)."""
     state_dir = Path(request["state_dir"])
     flags = _Flags()
     current: dict[str, str | None] = {"job_id": request.get("resume")}

@@ -40,7 +40,8 @@ def _finished(bay: str, outcome: str = "sanitised") -> Callable[[dict[str, Any]]
 def _running(bay: str) -> Callable[[dict[str, Any]], bool]:
     def check(status: dict[str, Any]) -> bool:
         job = _bay(status, bay)["job"]
-        return bool(job and job["state"] == "running" and job["done"] > 0 and job["pid"])
+        # mid-job: writing, or (full verification) reading back — never finished
+        return bool(job and job["state"] in ("running", "verifying") and job["done"] > 0 and job["pid"])
     return check
 
 
