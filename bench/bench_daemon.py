@@ -4,8 +4,8 @@
 1. Eight 512 MiB ``/dev/shm`` loop drives: fio with eight jobs (one per device, 4 MiB direct
    sequential writes), then the daemon sanitising all eight at once (found by its initial scan);
    alternated, best of ``--repeat`` each, because a shared two-core host is noisy.
-   Aggregate overwrite throughput = bytes written / (last overwrite end − first overwrite start),
-   from the registry's journal. Target ≥ 0.85× fio.
+   Aggregate overwrite throughput = bytes written / (last overwrite end - first overwrite start),
+   from the registry's journal. Target: at least 0.85 x fio.
 2. 24 drives, ``max_parallel_jobs = 24``: peak RSS of the daemon process (target ≤ 120 MiB), and
    of the job workers (each job is its own process, see ``agent/daemon/worker.py``).
 3. Hot-plug to job running: wall time from ``losetup`` to the job's committed ``running`` state
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +238,7 @@ def main() -> None:
         raise SystemExit("bench: needs root (loop devices)")
     bench = Bench()
     try:
-        runs = {
+        runs: dict[str, Callable[[], dict[str, Any]]] = {
             "throughput": lambda: throughput(bench, args.size_mib * MiB, args.repeat),
             "memory": lambda: memory(bench, args.memory_jobs, 256 * MiB),
             "hotplug": lambda: hotplug(bench, args.plugs),
@@ -249,7 +250,7 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     t, m, h = results["throughput"], results["memory"], results["hotplug"]
-    print(f"8 × {t['size_mib']} MiB at once: daemon {t['daemon_overwrite_bytes_per_second'] / 1e9:.2f} GB/s, "
+    print(f"8 x {t['size_mib']} MiB at once: daemon {t['daemon_overwrite_bytes_per_second'] / 1e9:.2f} GB/s, "
           f"fio {t['fio_bytes_per_second'] / 1e9:.2f} GB/s, ratio {t['ratio']:.2f} (target ≥ 0.85)")
     print(f"{m['jobs']} jobs ({m['peak_parallel']} at once): daemon RSS {m['daemon_rss_mib']} MiB (target ≤ 120), "
           f"workers {m['workers_rss_mib_total']} MiB total, ~{m['worker_rss_mib_each']} MiB each")
