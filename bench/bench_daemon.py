@@ -26,8 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
