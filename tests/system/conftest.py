@@ -7,10 +7,13 @@ cannot be prepared, unless ``WIPE_AGENT_REQUIRE_SYSTEM=1`` (CI): then that is a 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.system.qemu import GuestImage, GuestUnavailable, prepare_guest
+from tests.system.qemu import Drive, Guest, GuestImage, GuestUnavailable, prepare_guest
 
 REQUIRE_SYSTEM = os.environ.get("WIPE_AGENT_REQUIRE_SYSTEM") == "1"
 
@@ -33,3 +36,28 @@ def guest_image() -> GuestImage:
     except GuestUnavailable as exc:
         _unavailable(f"cannot prepare the QEMU guest: {exc}")
         raise  # unreachable: _unavailable raises
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every host-side test under tests/system is a ``system`` test, marked or not."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and here / "guest" not in item.path.parents:
+            item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture
+def guest_factory(guest_image: GuestImage) -> Iterator[Callable[..., Guest]]:
+    """Start guests (``guest_factory(drives, **Guest options)``, already booted); all are killed
+    and cleaned up when the test ends, whatever happened."""
+    started: list[Guest] = []
+
+    def start(drives: Sequence[Drive] = (), **options: Any) -> Guest:
+        guest = Guest(drives, image=guest_image, **options)
+        started.append(guest)
+        guest.start()
+        return guest
+
+    yield start
+    for guest in started:
+        guest.close()

@@ -50,10 +50,12 @@ GUEST_MAIN = HERE / "guest_main.sh"
 #: Where the results share is mounted inside the guest.
 GUEST_RESULTS = "/results"
 
+#: Serial-console markers: guest ready; a command's end; the guest's last words before power-off.
 READY_MARKER = "WIPE-AGENT-GUEST-READY"
+EXIT_MARKER = re.compile(r"WIPE-AGENT-GUEST-EXIT n=(\d+) rc=(\d+)")
+DONE_MARKER = re.compile(r"WIPE-AGENT-GUEST-DONE rc=(\d+)")
 #: Top-level host directories the guest mounts afresh, so host files there are invisible in it.
 _HIDDEN_IN_GUEST = frozenset({"dev", "proc", "sys", "run"})
-DONE_MARKER = re.compile(r"WIPE-AGENT-GUEST-DONE rc=(\d+)")
 
 
 class GuestError(RuntimeError):
@@ -260,11 +262,14 @@ class Qmp:
         self._buffer = b""
         self._events: list[dict[str, Any]] = []
         self._next_id = 0
-        greeting = self._read(timeout)
-        if "QMP" not in greeting:
+        try:
+            greeting = self._read(timeout)
+            if "QMP" not in greeting:
+                raise ConnectionError(f"unexpected QMP greeting {greeting!r}")
+            self.execute("qmp_capabilities")
+        except BaseException:
             self.close()
-            raise GuestError(f"unexpected QMP greeting {greeting!r}")
-        self.execute("qmp_capabilities")
+            raise
 
     def _read(self, timeout: float) -> dict[str, Any]:
         """The next message; TimeoutError after ``timeout`` seconds without a complete line."""
@@ -401,12 +406,13 @@ class Guest:
     """A QEMU/TCG virtual machine running the project's code against emulated drives.
 
     Starting it (``with Guest(...) as guest`` or ``start()``) creates the images, boots, and waits
-    until udev has settled; ``run`` executes commands one after another in the same guest;
-    ``shutdown`` powers it off; ``close`` (end of the with-block) kills it if still running and
-    removes the work directory unless ``keep`` (or ``WIPE_AGENT_GUEST_KEEP=1``).
+    until udev has settled; ``run`` executes a command in the guest and waits, ``spawn`` starts
+    one and returns at once (commands run concurrently); ``hotplug``/``unplug`` change drives
+    through QMP; ``shutdown`` powers it off; ``close`` (end of the with-block) kills it if still
+    running and removes the work directory unless ``keep`` (or ``WIPE_AGENT_GUEST_KEEP=1``).
 
-    The whole VM lives at most ``timeout`` seconds (enforced by ``timeout -s KILL`` around QEMU,
-    so even a killed test run cannot leave it behind for longer).
+    The whole VM lives at most ``timeout`` seconds (enforced by ``timeout --signal=KILL`` around
+    QEMU, so even a killed test run cannot leave it behind for longer).
     """
 
     def __init__(
@@ -582,8 +588,8 @@ class Guest:
                 start_new_session=True,  # its own process group: killed as a unit in close()
             )
         try:
-            self._qmp = Qmp(self.workdir / "qmp.sock", alive=lambda: self.running)
-        except ConnectionError as exc:
+            self._qmp = Qmp(self.workdir / "qmp.sock", timeout=30.0, alive=lambda: self.running)
+        except (ConnectionError, TimeoutError) as exc:
             raise GuestError(f"QEMU did not start: {exc} (status {self._exit_status()})", self.console()) from exc
         self.wait_until(lambda: (self.control / "ready").exists(), self.boot_timeout, "boot")
         self.boot_seconds = time.monotonic() - self._started
