@@ -15,6 +15,10 @@ reason reported):
    the signed document states (QR payload), and it names the signing station (``no_record``,
    ``bad_record``, ``hash_mismatch``, ``station_mismatch``).
 
+Batch manifests and destruction reports (:mod:`certs.documents`) pass the same signature and trust
+checks (1-5); then their embedded JSON must be canonical, hash to the value the PDF states and name
+the signing station. :mod:`certs.manifest` checks a manifest's listed certificates.
+
 Verification never fetches anything from the network: the bundle's CRL is the revocation source.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +38,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from certs.documents import DOCUMENT_KEY, kind_of
+from certs.documents import KINDS as DOCUMENT_KINDS
+from certs.documents import canonical_json as document_json
 from certs.errors import RecordError, TrustBundleError
 from certs.issue import ATTACHMENT_NAME, CATALOG_KEY
 from certs.pki import TrustBundle, format_serial, parse_trust_bundle, utc_now
@@ -61,6 +69,8 @@ class VerificationReport:
     demo: bool = False
     summary: str = ""
     """One human line: what was certified, by whom, when."""
+    document: dict[str, Any] | None = field(default=None, repr=False)
+    """For a batch manifest or destruction report: its embedded JSON (``certificate_id`` is its id)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able summary (the record itself is left out; read it from the PDF)."""
@@ -203,6 +213,8 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     if not status.bottom_line:
         raise _Invalid("rejected", f"pyHanko rejects the signature: {status.summary()}")
 
+    if DOCUMENT_KEY in reader.root:
+        return _verify_document(path, reader, signer, status, timestamp)
     record_json = _embedded_record(reader)
     try:
         record = SanitisationRecord.from_json(record_json)
@@ -266,20 +278,63 @@ def _check_trust(signer: x509.Certificate, bundle: TrustBundle, now: datetime) -
         )
 
 
-def _embedded_record(reader: Any) -> bytes:
+def _embedded_record(reader: Any, name: str = ATTACHMENT_NAME) -> bytes:
     try:
         names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
         pairs = [(str(names[index]), names[index + 1]) for index in range(0, len(names) - 1, 2)]
     except (KeyError, TypeError, IndexError):
-        raise _Invalid("no_record", f"the PDF has no embedded {ATTACHMENT_NAME}") from None
-    matches = [spec for name, spec in pairs if name == ATTACHMENT_NAME]
+        raise _Invalid("no_record", f"the PDF has no embedded {name}") from None
+    matches = [spec for found, spec in pairs if found == name]
     if len(matches) != 1:
-        raise _Invalid("no_record", f"the PDF must embed exactly one {ATTACHMENT_NAME}, found {len(matches)}")
+        raise _Invalid("no_record", f"the PDF must embed exactly one {name}, found {len(matches)}")
     try:
         data: bytes = matches[0].get_object()["/EF"]["/F"].get_object().data
     except Exception as error:  # a damaged stream can raise from several pyHanko layers
         raise _Invalid("no_record", f"cannot read the embedded record: {_short(error)}") from None
     return data
+
+
+def _verify_document(path: Path, reader: Any, signer: x509.Certificate, status: Any,
+                     timestamp: Any) -> VerificationReport:
+    """A signed manifest or destruction report: the embedded JSON must be canonical and match the catalog."""
+    try:
+        stated = reader.root[DOCUMENT_KEY]
+        kind = kind_of(str(stated["/Kind"]))
+        document_id = str(stated["/DocumentId"])
+        stated_hash = str(stated["/SHA256"])
+    except (KeyError, TypeError):
+        raise _Invalid("hash_mismatch", "the PDF does not state the document kind, id and hash") from None
+    if kind is None:
+        raise _Invalid("bad_record", f"unknown document kind {stated.get('/Kind')!r}")
+    payload = _embedded_record(reader, DOCUMENT_KINDS[kind])
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _Invalid("bad_record", "the embedded document is not UTF-8 JSON") from None
+    if not isinstance(document, dict) or document_json(document) != payload:
+        raise _Invalid("bad_record", "the embedded document is not a canonical JSON object")
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != stated_hash:
+        raise _Invalid("hash_mismatch", f"the embedded document hashes to {digest}, the PDF states {stated_hash}")
+    if document.get("document_id") != document_id or document.get("kind") != kind:
+        raise _Invalid("hash_mismatch", "the document id or kind does not match the embedded document")
+    station = _common_name(signer)
+    if document.get("station_id") != station:
+        raise _Invalid("station_mismatch",
+                       f"the document names station {document.get('station_id')!r} but {station!r} signed it")
+    signed_at = timestamp.timestamp if timestamp is not None else status.signer_reported_dt
+    demo = bool(document.get("demo"))
+    label = "batch manifest" if kind == "manifest" else "destruction report"
+    when = f"{signed_at:%Y-%m-%d %H:%M} UTC" if signed_at else str(document.get("created_at"))
+    summary = f"{'DEMONSTRATION: ' if demo else ''}{label} {document_id}: {document.get('summary', '')}; " \
+              f"station {station}, {when}"
+    return VerificationReport(
+        path=path, valid=True, code="valid",
+        reason="signature valid, whole document covered, chain to trusted CA, not revoked, content matches",
+        certificate_id=document_id, record_sha256=digest, signer_subject=signer.subject.rfc4514_string(),
+        signed_at=signed_at, timestamped=timestamp is not None, kind=kind, demo=demo, summary=summary,
+        document=document,
+    )
 
 
 def _check_identity(reader: Any, record: SanitisationRecord, record_sha256: str) -> None:
@@ -330,3 +385,24 @@ def summarise(record: SanitisationRecord, signed_at: datetime | None) -> str:
         f"{demo}{device}: NOT sanitised ({record.failure_reason}); route {record.route}; "
         f"station {record.station_id}, operator {record.operator.name}, {when}"
     )
+
+
+def read_embedded_record(path: Path) -> SanitisationRecord:
+    """The record embedded in a certificate PDF, read *without* checking the signature.
+
+    For the station's own integrity checks against its registry journal only (the record hash the
+    station wrote when it issued the certificate); partners must use :func:`verify_file`.
+    Raises :class:`~certs.errors.RecordError` when the file has no readable record.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+        data = _embedded_record(reader)
+        return SanitisationRecord.from_json(data)
+    except _Invalid as invalid:
+        raise RecordError(f"{path}: {invalid.reason}") from None
+    except RecordError:
+        raise
+    except Exception as error:  # unreadable or damaged file
+        raise RecordError(f"{path}: cannot read the embedded record ({_short(error)})") from None

@@ -1,0 +1,272 @@
+"""Eligibility: may this host device go to a reuse scheme, and if not, exactly why not.
+
+A device is eligible for a scheme only when **every** drive it held (the latest job per drive
+serial) is sanitised at the level the scheme requires for its media type, with an accepted and
+passed verification, a valid certificate, a SMART reading within the scheme's limits, and (where
+the scheme requires it) a validation by an accountable person; and the people's attestations the
+scheme lists are recorded for the device.
+
+The route: ``reuse:<scheme>`` for the most preferred scheme (lowest rank) that accepts it;
+``destroy`` when a drive cannot be reused under any scheme that accepts its media (failed health,
+a failed sanitisation routed to destruction) or a destruction is recorded; ``hold`` otherwise
+(something is still to be done: an attestation, a validation, a health reading, a re-run at Purge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.reuse.health import HealthReading, health_failures, not_applicable
+from agent.reuse.schemes import Scheme
+from agent.reuse.store import ReuseStore
+from agent.store.registry import JobRow
+from certs.errors import CertificateError as CertsError
+from certs.pki import TrustBundle
+from certs.verify import read_embedded_record, verify_with_bundle
+
+_LEVEL_ORDER = {"clear": 1, "purge": 2}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a device is not eligible: a stable code, the drive it concerns (if any), and words."""
+
+    code: str
+    message: str
+    drive: str | None = None
+    severity: str = "hold"
+    """"hold" (something to do), "mismatch" (the scheme does not take this), "destroy" (cannot be reused)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"code": self.code, "message": self.message, "drive": self.drive, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class CertificateStatus:
+    """What the station found about a job's certificate."""
+
+    ok: bool
+    problem: str
+    certificate_id: str | None = None
+    record_sha256: str | None = None
+    demo: bool = False
+    check: str = "none"
+    """"signature" (full verification against the trust bundle) or "journal" (record hash vs registry)."""
+
+
+@dataclass
+class SchemeResult:
+    """One scheme's verdict on a device."""
+
+    scheme: str
+    eligible: bool
+    reasons: list[Reason] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"scheme": self.scheme, "eligible": self.eligible, "reasons": [r.to_json() for r in self.reasons]}
+
+
+@dataclass
+class Decision:
+    """The eligibility decision for one device, with its inputs."""
+
+    asset: str
+    route: str
+    route_reasons: list[str]
+    schemes: list[SchemeResult]
+    inputs: dict[str, Any]
+
+    def eligible_for(self, scheme: str) -> bool:
+        """True when the named scheme accepts the device."""
+        return any(result.eligible for result in self.schemes if result.scheme == scheme)
+
+    def result(self, scheme: str) -> SchemeResult | None:
+        """The named scheme's verdict."""
+        return next((result for result in self.schemes if result.scheme == scheme), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (also what is recorded)."""
+        return {"asset": self.asset, "route": self.route, "route_reasons": self.route_reasons,
+                "schemes": [result.to_json() for result in self.schemes], "inputs": self.inputs}
+
+
+def certificate_status(store: ReuseStore, job: JobRow, bundle: TrustBundle | None) -> CertificateStatus:
+    """Check the job's certificate: present, the one the registry journaled, and (with a bundle) valid."""
+    if not job.certificate_path:
+        return CertificateStatus(False, "no certificate issued")
+    issued = [event["data"] for event in store.registry.events(job.id) if event["event"] == "certificate-issued"]
+    if not issued:
+        return CertificateStatus(False, "the registry holds no certificate-issued entry for this job")
+    journal = issued[-1]
+    path = Path(job.certificate_path)
+    if not path.is_file():
+        return CertificateStatus(False, f"certificate file {path} is missing")
+    if bundle is not None:
+        report = verify_with_bundle(path, bundle)
+        if not report.valid:
+            return CertificateStatus(False, f"certificate {path.name} is invalid: {report.reason}")
+        if report.kind != "certificate":
+            return CertificateStatus(False, f"{path.name} is a {report.kind}, not a certificate")
+        certificate_id, digest, demo, check = report.certificate_id, report.record_sha256, report.demo, "signature"
+    else:
+        try:
+            record = read_embedded_record(path)
+        except CertsError as error:
+            return CertificateStatus(False, f"certificate unreadable: {error.message}")
+        if record.outcome != "sanitised":
+            return CertificateStatus(False, f"{path.name} is a failure report, not a certificate")
+        certificate_id, digest, demo, check = record.certificate_id, record.sha256(), record.demo, "journal"
+    if certificate_id != journal.get("certificate_id") or digest != journal.get("record_sha256"):
+        return CertificateStatus(False, f"{path.name} is not the certificate the registry recorded for job {job.id}")
+    return CertificateStatus(True, "", certificate_id, digest, demo, check)
+
+
+def _health_of(store: ReuseStore, job: JobRow) -> tuple[int | None, HealthReading]:
+    found = store.latest_health(job.drive.serial)
+    if found is not None:
+        return found
+    if job.drive.media == "virtual":
+        return None, not_applicable(job.drive.model, job.drive.serial, job.drive.media)
+    return None, HealthReading("unavailable", "unknown", job.drive.model, job.drive.serial, "no reading recorded",
+                               note="no SMART reading recorded: run 'wipe-agent health DEVICE'")
+
+
+def _scheme_reasons(scheme: Scheme, job: JobRow, certificate: CertificateStatus, reading: HealthReading,
+                    validations: list[dict[str, str]]) -> list[Reason]:
+    drive = job.drive
+    label = f"{drive.model} S/N {drive.serial}"
+    reasons: list[Reason] = []
+    rule = scheme.level_for(drive.media)
+    if rule == "refuse":
+        return [Reason("media_refused", f"{label}: {drive.media} media are not accepted by {scheme.name}", label,
+                       "mismatch")]
+    if job.state != "sanitised":
+        severity = "destroy" if job.route == "destroy" else "hold"
+        why = f" ({job.reason})" if job.reason else ""
+        return [Reason("not_sanitised", f"{label}: latest job {job.id} is {job.state}{why}", label, severity)]
+    achieved = (job.level or "").lower()
+    if _LEVEL_ORDER.get(achieved, 0) < _LEVEL_ORDER[rule]:
+        reasons.append(Reason("level_too_low", f"{label}: sanitised at {achieved or 'no level'}, {scheme.name} "
+                                               f"requires {rule.capitalize()} for {drive.media}", label, "mismatch"))
+    verification = job.verification or {}
+    mode = str(verification.get("mode", "none"))
+    if not verification or not verification.get("passed"):
+        reasons.append(Reason("verification_failed", f"{label}: no passed verification", label, "hold"))
+    elif mode not in scheme.verification_modes:
+        reasons.append(Reason("verification_mode", f"{label}: {mode} verification is not accepted by {scheme.name} "
+                                                   f"(accepts {', '.join(scheme.verification_modes)})", label,
+                              "mismatch"))
+    elif achieved == "clear" and mode not in scheme.clear_verification_modes:
+        reasons.append(Reason("clear_needs_verification",
+                              f"{label}: Clear is accepted only with {' or '.join(scheme.clear_verification_modes)} "
+                              f"verification, this job had {mode}", label, "mismatch"))
+    if not certificate.ok:
+        reasons.append(Reason("certificate", f"{label}: {certificate.problem}", label, "hold"))
+    elif certificate.demo and not scheme.demo:
+        reasons.append(Reason("demo_certificate", f"{label}: a DEMONSTRATION certificate is not accepted by "
+                                                  f"{scheme.name}", label, "mismatch"))
+    elif scheme.demo and not certificate.demo:
+        reasons.append(Reason("not_demo", f"{label}: demo scheme {scheme.name} takes demonstration media only",
+                              label, "mismatch"))
+    failures = health_failures(reading, scheme.health)
+    if failures:
+        reasons.append(Reason("health_failed", f"{label}: health fails {scheme.name}: {'; '.join(failures)}", label,
+                              "destroy"))
+    elif reading.status == "unavailable" and scheme.health.required:
+        reasons.append(Reason("health_missing", f"{label}: no SMART reading ({reading.note})", label, "hold"))
+    elif reading.status == "not_applicable" and drive.media != "virtual" and scheme.health.required:
+        reasons.append(Reason("health_missing", f"{label}: SMART recorded as not applicable on {drive.media} media",
+                              label, "hold"))
+    if scheme.validation_required:
+        accepted = [v for v in validations if not scheme.validator_roles or v["role"] in scheme.validator_roles]
+        if not validations:
+            reasons.append(Reason("validation_missing", f"{label}: job {job.id} awaits validation "
+                                                        "(wipe-agent validate JOB --by NAME --role ROLE)", label))
+        elif not accepted:
+            reasons.append(Reason("validator_role", f"{label}: validated by role(s) "
+                                                    f"{', '.join(sorted({v['role'] for v in validations}))}, "
+                                                    f"{scheme.name} needs one of {', '.join(scheme.validator_roles)}",
+                                  label))
+    return reasons
+
+
+def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: TrustBundle | None) -> Decision:
+    """Decide for one device (pure over the store's contents; nothing is recorded)."""
+    host = store.host(asset)
+    jobs = store.held_drives(asset)
+    attestations = store.attestations(asset)
+    shipped = store.shipped_in(asset)
+    destroyed = store.destruction(asset)
+    drive_inputs: list[dict[str, Any]] = []
+    per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[dict[str, str]]]] = []
+    for job in jobs:
+        certificate = certificate_status(store, job, bundle)
+        reading_id, reading = _health_of(store, job)
+        validations = store.validations(job.id)
+        per_drive.append((job, certificate, reading, validations))
+        drive_inputs.append({
+            "serial": job.drive.serial, "model": job.drive.model, "media": job.drive.media, "job_id": job.id,
+            "state": job.state, "level": job.level, "route": job.route,
+            "verification": {"mode": (job.verification or {}).get("mode"),
+                             "passed": (job.verification or {}).get("passed")},
+            "certificate": {"ok": certificate.ok, "id": certificate.certificate_id,
+                            "record_sha256": certificate.record_sha256, "check": certificate.check,
+                            "problem": certificate.problem, "demo": certificate.demo},
+            "health": {"reading_id": reading_id, **reading.to_json()},
+            "validations": validations,
+        })
+    results: list[SchemeResult] = []
+    for scheme in schemes:
+        reasons: list[Reason] = []
+        if not jobs:
+            reasons.append(Reason("no_drives", f"no drive of {asset} has been through the station"))
+        for job, certificate, reading, validations in per_drive:
+            reasons += _scheme_reasons(scheme, job, certificate, reading, validations)
+        for item in scheme.attestations:
+            if item not in attestations:
+                reasons.append(Reason("attestation_missing", f"attestation {item!r} not recorded "
+                                                             f"(wipe-agent attest {asset} --item {item} --by NAME)"))
+        if destroyed:
+            reasons.append(Reason("destroyed", f"destruction recorded ({destroyed['document_id']})",
+                                  severity="destroy"))
+        if shipped:
+            reasons.append(Reason("already_shipped", f"already in manifest {shipped}", severity="mismatch"))
+        results.append(SchemeResult(scheme.name, not reasons, reasons))
+
+    route, route_reasons = _route(per_drive, schemes, results, shipped, destroyed)
+    inputs = {"host": host.to_json(), "drives": drive_inputs, "attestations": attestations,
+              "schemes": [{"name": s.name, "source": s.source, "rank": s.rank} for s in schemes],
+              "certificate_check": "signature" if bundle is not None else "journal",
+              "shipped_in": shipped, "destruction": destroyed["document_id"] if destroyed else None}
+    return Decision(asset, route, route_reasons, results, inputs)
+
+
+def _route(per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[dict[str, str]]]],
+           schemes: list[Scheme], results: list[SchemeResult], shipped: str | None,
+           destroyed: dict[str, Any] | None) -> tuple[str, list[str]]:
+    if destroyed:
+        return "destroyed", [f"destruction recorded ({destroyed['document_id']})"]
+    if shipped:
+        return "shipped", [f"in manifest {shipped}"]
+    for result in results:  # schemes are sorted by preference
+        if result.eligible:
+            return f"reuse:{result.scheme}", [f"eligible for {result.scheme}"]
+    destroy: list[str] = []
+    for job, _certificate, reading, _validations in per_drive:
+        label = f"{job.drive.model} S/N {job.drive.serial}"
+        if job.state != "sanitised" and job.route == "destroy":
+            destroy.append(f"{label}: sanitisation {job.state} and routed to destruction ({job.reason or 'no reason'})")
+            continue
+        accepting = [scheme for scheme in schemes if scheme.level_for(job.drive.media) != "refuse"]
+        failing = [health_failures(reading, scheme.health) for scheme in accepting]
+        if accepting and all(failing):
+            destroy.append(f"{label}: health fails every scheme that takes {job.drive.media} media: "
+                           f"{'; '.join(failing[0])}")
+    if destroy:
+        return "destroy", destroy
+    pending = sorted({reason.message for result in results for reason in result.reasons})
+    return "hold", pending

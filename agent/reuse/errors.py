@@ -1,0 +1,31 @@
+"""Errors of the reuse layer (subclasses of the agent's one error tree)."""
+
+from __future__ import annotations
+
+from agent.errors import AgentError, ConfigError
+
+
+class SchemeError(AgentError):
+    """A reuse scheme file is malformed: unknown key, wrong type or a rule the standards forbid."""
+
+    code = "bad_scheme"
+
+
+class ReuseInputError(ConfigError):
+    """Bad input to a reuse command (unknown asset, job or item): nothing was changed."""
+
+    code = "bad_input"
+
+
+class ReuseRefused(AgentError):
+    """The request is refused (e.g. an asset not eligible for a manifest); the reasons say why."""
+
+    code = "refused"
+
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+    def to_json(self) -> dict[str, object]:  # type: ignore[override]
+        """The error object with the reasons."""
+        return {"code": self.code, "message": self.message, "reasons": list(self.reasons)}

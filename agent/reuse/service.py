@@ -1,0 +1,211 @@
+"""Reuse operations for the CLI and the demo: decide, attest, validate, destroy, ship (manifest).
+
+Each checks its input first and changes nothing when it refuses; each write is journaled in the
+audit log by :class:`~agent.reuse.store.ReuseStore`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent import TOOL_NAME, __version__
+from agent.reuse.eligibility import Decision, evaluate
+from agent.reuse.errors import ReuseInputError, ReuseRefused
+from agent.reuse.schemes import Scheme, load_all_schemes, load_scheme
+from agent.reuse.store import ReuseStore, new_document_id
+from agent.store.registry import JobRow
+from certs.destruction import METHODS, issue_destruction_report
+from certs.errors import CertificateError as CertsError
+from certs.manifest import SCHEMA as MANIFEST_SCHEMA
+from certs.manifest import issue_manifest
+from certs.pki import StationSigner, TrustBundle
+from certs.verify import load_trust_bundle
+
+TRUST_BUNDLE_NAME = "trust-bundle.pem"
+
+
+def station_trust(state_dir: Path, explicit: str | None = None) -> TrustBundle | None:
+    """The trust bundle to check certificates with: ``--trust``, else STATE_DIR/trust-bundle.pem, else None
+    (certificates are then checked against the registry journal only)."""
+    path = Path(explicit) if explicit else state_dir / TRUST_BUNDLE_NAME
+    if not explicit and not path.is_file():
+        return None
+    try:
+        return load_trust_bundle(path)
+    except CertsError as error:
+        raise ReuseInputError(f"trust bundle: {error.message}") from error
+
+
+def known_attestations(schemes: list[Scheme]) -> list[str]:
+    """Every attestation item any scheme asks for."""
+    return sorted({item for scheme in schemes for item in scheme.attestations})
+
+
+def _known_asset(store: ReuseStore, asset: str) -> None:
+    if asset not in store.assets():
+        raise ReuseInputError(f"unknown asset {asset!r}: no host registered and no job names it")
+
+
+def decide(store: ReuseStore, asset: str, *, schemes: list[Scheme] | None = None, bundle: TrustBundle | None = None,
+           record: bool = True) -> Decision:
+    """Evaluate every scheme for the device and (by default) record the decision with its inputs."""
+    _known_asset(store, asset)
+    decision = evaluate(store, asset, schemes if schemes is not None else load_all_schemes(), bundle)
+    if record:
+        store.record_decision(asset, decision.route, decision.to_json())
+    return decision
+
+
+def attest(store: ReuseStore, asset: str, item: str, by: str) -> dict[str, Any]:
+    """Record a person's attestation for a device; the item must be one a scheme asks for."""
+    _known_asset(store, asset)
+    items = known_attestations(load_all_schemes())
+    if item not in items:
+        raise ReuseInputError(f"unknown attestation item {item!r} (schemes ask for: {', '.join(items)})")
+    if not by.strip():
+        raise ReuseInputError("--by must name the person attesting")
+    return store.attest(asset, item, by.strip())
+
+
+def validate(store: ReuseStore, job_ids: list[str], by: str, role: str) -> list[dict[str, Any]]:
+    """Record validation (NIST SP 800-88 Rev. 2) of the jobs' verification evidence; all or none."""
+    if not by.strip() or not role.strip():
+        raise ReuseInputError("--by and --role must name the validating person and their role")
+    jobs: list[JobRow] = []
+    for job_id in job_ids:
+        try:
+            job = store.registry.job(job_id)
+        except Exception as error:
+            raise ReuseInputError(str(getattr(error, "message", error))) from error
+        if job.state != "sanitised" or not job.certificate_path:
+            raise ReuseRefused(f"job {job.id} is {job.state}{'' if job.certificate_path else ' without a certificate'}"
+                               ": only sanitised, certified jobs can be validated")
+        jobs.append(job)
+    return store.validate(jobs, by.strip(), role.strip())
+
+
+def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, reference: str | None, operator: str,
+            signer: StationSigner, demo: bool = False) -> dict[str, Any]:
+    """Record the destruction of a device's drives with a signed destruction report."""
+    _known_asset(store, asset)
+    if method not in METHODS:
+        raise ReuseInputError(f"--method must be one of {', '.join(METHODS)}")
+    if not witness.strip():
+        raise ReuseInputError("--witness must name the person who witnessed the destruction")
+    shipped = store.shipped_in(asset)
+    if shipped:
+        raise ReuseRefused(f"asset {asset} is in manifest {shipped}: it has left for reuse")
+    if store.destruction(asset):
+        raise ReuseRefused(f"asset {asset}: destruction already recorded")
+    host = store.host(asset)
+    jobs = store.held_drives(asset)
+    if not jobs:
+        raise ReuseRefused(f"asset {asset}: no drive recorded, nothing to destroy")
+    decision = store.latest_decision(asset)
+    reasons = list(decision.get("route_reasons", [])) if decision and decision.get("route") == "destroy" else []
+    if not reasons:
+        reasons = [f"destruction decided by the operator (latest route: {decision['route'] if decision else 'none'})"]
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    document_id = new_document_id("DR")
+    record: dict[str, Any] = {
+        "schema": 1, "kind": "destruction_report", "document_id": document_id, "station_id": signer.station_id,
+        "created_at": now, "demo": demo, "asset": asset, "host": host.to_json(),
+        "drives": [{"model": job.drive.model, "serial": job.drive.serial, "media": job.drive.media,
+                    "job_id": job.id, "state": job.state} for job in jobs],
+        "method": method, "witness": witness.strip(), "reference": reference, "operator": operator,
+        "reasons": reasons, "tool": f"{TOOL_NAME} {__version__}",
+        "summary": f"{asset}: {len(jobs)} drive(s) destroyed by {method}, witnessed by {witness.strip()}",
+    }
+    directory = store.registry.state_dir / "destruction"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path = directory / f"destruction-{document_id}.pdf"
+    try:
+        digest = issue_destruction_report(record, signer, path)
+    except CertsError as error:
+        raise ReuseRefused(f"destruction report not signed: {error.message}") from error
+    try:
+        store.record_destruction(record, str(path), digest)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {**record, "report_path": str(path), "report_sha256": digest}
+
+
+def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
+                    out_dir: Path, signer: StationSigner, bundle: TrustBundle | None) -> dict[str, Any]:
+    """Sign a batch manifest for a partner; refuses (listing every reason) unless every asset is eligible."""
+    scheme = load_scheme(scheme_name)
+    schemes = load_all_schemes()
+    if (assets is None) == (not all_eligible):
+        raise ReuseInputError("give --assets TAG... or --all-eligible (not both)")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ReuseInputError(f"--out {out_dir} must be a new or empty directory")
+    candidates = assets if assets is not None else [a for a in store.assets() if not store.shipped_in(a)]
+    if not candidates:
+        raise ReuseRefused("no assets to put in a manifest")
+    if len(set(candidates)) != len(candidates):
+        raise ReuseInputError("an asset is named twice")
+    refusals: list[str] = []
+    chosen: list[tuple[str, Decision]] = []
+    for asset in candidates:
+        _known_asset(store, asset)
+        decision = decide(store, asset, schemes=schemes, bundle=bundle)
+        result = decision.result(scheme.name)
+        if result is None or not result.eligible:
+            if assets is not None:
+                refusals += [f"{asset}: {reason.message}" for reason in (result.reasons if result else [])]
+            continue
+        chosen.append((asset, decision))
+    if refusals:
+        raise ReuseRefused(f"not every asset is eligible for {scheme.name}; nothing was written", tuple(refusals))
+    if not chosen:
+        raise ReuseRefused(f"no asset is eligible for {scheme.name}")
+    devices: list[dict[str, Any]] = []
+    files: dict[str, Path] = {}
+    for asset, decision in chosen:
+        drives = []
+        for drive in decision.inputs["drives"]:
+            if store.job_shipped_in(drive["job_id"]):
+                raise ReuseRefused(f"{asset}: drive {drive['serial']} (job {drive['job_id']}) is already in manifest "
+                                   f"{store.job_shipped_in(drive['job_id'])}")
+            job = store.registry.job(drive["job_id"])
+            assert job.certificate_path is not None  # eligible implies a valid certificate
+            certificate_id = drive["certificate"]["id"]
+            files[certificate_id] = Path(job.certificate_path)
+            drives.append({"model": drive["model"], "serial": drive["serial"], "media": drive["media"],
+                           "job_id": drive["job_id"], "level": (drive["level"] or "").capitalize(),
+                           "verification": drive["verification"]["mode"], "certificate_id": certificate_id,
+                           "record_sha256": drive["certificate"]["record_sha256"],
+                           "certificate_file": Path(job.certificate_path).name})
+        host = decision.inputs["host"]
+        devices.append({"asset": asset, "kind": host["kind"], "make": host["make"], "model": host["model"],
+                        "serial": host["serial"], "drives": drives,
+                        "attestations": decision.inputs["attestations"]})
+    document_id = new_document_id("MF")
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA, "kind": "manifest", "document_id": document_id, "station_id": signer.station_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "demo": scheme.demo,
+        "scheme": {"name": scheme.name, "summary": scheme.summary, "destination": scheme.destination,
+                   "rules": {k: v for k, v in scheme.to_json().items() if k not in ("source", "name")}},
+        "devices": devices, "tool": f"{TOOL_NAME} {__version__}",
+        "summary": f"{len(devices)} device(s) for {scheme.name}: {scheme.destination}",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        written = issue_manifest(manifest, signer, out_dir, files)
+    except CertsError as error:
+        raise ReuseRefused(f"manifest not signed: {error.message}") from error
+    try:
+        store.record_manifest(manifest, str(written.pdf), str(written.json), written.sha256)
+    except BaseException:
+        # a refused claim (asset shipped concurrently) leaves no manifest behind
+        for path in [*written.certificates.iterdir(), written.pdf, written.json]:
+            path.unlink(missing_ok=True)
+        os.rmdir(written.certificates)
+        raise
+    return {"manifest_id": document_id, "scheme": scheme.name, "pdf": str(written.pdf), "json": str(written.json),
+            "certificates": str(written.certificates), "manifest_sha256": written.sha256,
+            "assets": [device["asset"] for device in devices]}

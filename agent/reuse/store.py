@@ -1,0 +1,276 @@
+"""The reuse layer's tables, in the registry's SQLite file, each write journaled in the audit log.
+
+Created here with ``CREATE TABLE IF NOT EXISTS`` (the registry's own schema is not touched). Every
+mutating method writes its row and the matching audit entry in one transaction, so the audit log
+never misses a decision, attestation, validation, destruction or manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.audit.log import AuditLog
+from agent.reuse.errors import ReuseInputError, ReuseRefused
+from agent.reuse.health import HealthReading
+from agent.store.registry import JobRow, Registry
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS reuse_hosts (asset TEXT PRIMARY KEY, kind TEXT NOT NULL, make TEXT NOT NULL, "
+    "model TEXT NOT NULL, serial TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_host_drives (asset TEXT NOT NULL, drive_serial TEXT NOT NULL, "
+    "at TEXT NOT NULL, PRIMARY KEY (asset, drive_serial))",
+    "CREATE TABLE IF NOT EXISTS reuse_health (id INTEGER PRIMARY KEY, drive_serial TEXT NOT NULL, "
+    "model TEXT NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL, reading_json TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS reuse_health_serial ON reuse_health(drive_serial)",
+    "CREATE TABLE IF NOT EXISTS reuse_attestations (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, "
+    "item TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_validations (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, "
+    "by_name TEXT NOT NULL, role TEXT NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_decisions (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, at TEXT NOT NULL, "
+    "route TEXT NOT NULL, decision_json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_destructions (id TEXT PRIMARY KEY, asset TEXT NOT NULL UNIQUE, "
+    "at TEXT NOT NULL, method TEXT NOT NULL, witness TEXT NOT NULL, reference TEXT, report_path TEXT NOT NULL, "
+    "report_sha256 TEXT NOT NULL, record_json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_manifests (id TEXT PRIMARY KEY, scheme TEXT NOT NULL, at TEXT NOT NULL, "
+    "pdf_path TEXT NOT NULL, json_path TEXT NOT NULL, manifest_sha256 TEXT NOT NULL)",
+    # the UNIQUE constraints are the last line of defence: an asset, or a drive's job, is never shipped twice
+    "CREATE TABLE IF NOT EXISTS reuse_manifest_assets (asset TEXT PRIMARY KEY, manifest_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_manifest_jobs (job_id TEXT PRIMARY KEY, manifest_id TEXT NOT NULL)",
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """A host device: asset tag, kind, make, model, serial (registered, or learnt from intake)."""
+
+    asset: str
+    kind: str
+    make: str
+    model: str
+    serial: str
+    registered: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+class ReuseStore:
+    """Reuse records on an open :class:`~agent.store.registry.Registry`."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.db = registry.db
+        for statement in _TABLES:
+            self.db.execute(statement)
+        self.audit = AuditLog(self.db)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # hosts ---------------------------------------------------------------------------------------
+    def register_host(self, asset: str, *, kind: str = "laptop", make: str = "", model: str = "", serial: str = "",
+                      drive_serials: tuple[str, ...] = ()) -> HostRecord:
+        """Register a host device and (optionally) the drives it held, by drive serial."""
+        if not asset.strip():
+            raise ReuseInputError("asset tag must not be empty")
+        now = _now()
+        with self._write() as tx:
+            tx.execute("INSERT INTO reuse_hosts(asset, kind, make, model, serial, created_at) VALUES(?,?,?,?,?,?) "
+                       "ON CONFLICT(asset) DO UPDATE SET kind=excluded.kind, make=excluded.make, "
+                       "model=excluded.model, serial=excluded.serial", (asset, kind, make, model, serial, now))
+            for drive_serial in drive_serials:
+                tx.execute("INSERT OR IGNORE INTO reuse_host_drives(asset, drive_serial, at) VALUES(?,?,?)",
+                           (asset, drive_serial, now))
+            self.audit.append("host-registered", asset, {"kind": kind, "make": make, "model": model, "serial": serial,
+                                                          "drive_serials": list(drive_serials)}, in_transaction=True)
+        return self.host(asset)
+
+    def host(self, asset: str) -> HostRecord:
+        """The host record (registered, else learnt from an intake's ``host`` on its jobs)."""
+        row = self.db.execute("SELECT * FROM reuse_hosts WHERE asset=?", (asset,)).fetchone()
+        if row is not None:
+            return HostRecord(asset, row["kind"], row["make"], row["model"], row["serial"], True)
+        jobs = self.jobs_of(asset)
+        if not jobs:
+            raise ReuseInputError(f"unknown asset {asset!r}: no host registered and no job names it")
+        host = next((job.host for job in reversed(jobs) if job.host), None) or {}
+        return HostRecord(asset, str(host.get("kind") or "laptop"), str(host.get("make") or ""),
+                          str(host.get("model") or ""), str(host.get("serial") or ""), False)
+
+    def assets(self) -> list[str]:
+        """Every asset the station knows: registered hosts and asset tags on jobs."""
+        rows = self.db.execute(
+            "SELECT asset FROM reuse_hosts UNION SELECT asset_tag FROM jobs WHERE asset_tag IS NOT NULL "
+            "UNION SELECT json_extract(host_json, '$.asset') FROM jobs WHERE host_json IS NOT NULL "
+            "AND json_extract(host_json, '$.asset') IS NOT NULL"
+        ).fetchall()
+        return sorted(str(row[0]) for row in rows if row[0])
+
+    def jobs_of(self, asset: str) -> list[JobRow]:
+        """Every job of the host, oldest first: by asset tag, by intake host, or by a registered drive serial."""
+        rows = self.db.execute(
+            "SELECT jobs.id FROM jobs JOIN drives ON drives.id = jobs.drive_id WHERE jobs.asset_tag = ? "
+            "OR (jobs.host_json IS NOT NULL AND json_extract(jobs.host_json, '$.asset') = ?) "
+            "OR drives.serial IN (SELECT drive_serial FROM reuse_host_drives WHERE asset = ?) "
+            "ORDER BY jobs.created_at, jobs.rowid", (asset, asset, asset),
+        ).fetchall()
+        return [self.registry.job(str(row[0])) for row in rows]
+
+    def held_drives(self, asset: str) -> list[JobRow]:
+        """The latest job of each drive the host held (keyed by drive serial), in first-seen order."""
+        latest: dict[str, JobRow] = {}
+        for job in self.jobs_of(asset):
+            latest[job.drive.serial] = job
+        linked = [str(r[0]) for r in self.db.execute(
+            "SELECT drive_serial FROM reuse_host_drives WHERE asset=? ORDER BY rowid", (asset,))]
+        missing = [serial for serial in linked if serial not in latest]
+        if missing:
+            raise ReuseInputError(f"asset {asset}: drive(s) {', '.join(missing)} registered but never seen in a job")
+        return list(latest.values())
+
+    # health --------------------------------------------------------------------------------------
+    def record_health(self, reading: HealthReading, drive_serial: str | None = None) -> int:
+        """Store a SMART reading (with its source) for a drive serial."""
+        serial = drive_serial or reading.serial
+        if not serial:
+            raise ReuseInputError("the health reading names no drive serial")
+        with self._write() as tx:
+            cursor = tx.execute(
+                "INSERT INTO reuse_health(drive_serial, model, at, status, source, reading_json) VALUES(?,?,?,?,?,?)",
+                (serial, reading.model, _now(), reading.status, reading.source, json.dumps(reading.to_json())))
+            self.audit.append("health-reading", serial, reading.to_json(), in_transaction=True)
+        return int(cursor.lastrowid or 0)
+
+    def latest_health(self, drive_serial: str) -> tuple[int, HealthReading] | None:
+        """The latest reading for a drive, with its id."""
+        row = self.db.execute("SELECT id, reading_json FROM reuse_health WHERE drive_serial=? ORDER BY id DESC LIMIT 1",
+                              (drive_serial,)).fetchone()
+        return (int(row[0]), HealthReading.from_json(json.loads(row[1]))) if row else None
+
+    # people --------------------------------------------------------------------------------------
+    def attest(self, asset: str, item: str, by: str) -> dict[str, Any]:
+        """Record that a person checked a condition software cannot (e.g. BIOS password cleared)."""
+        entry = {"asset": asset, "item": item, "by": by, "at": _now()}
+        with self._write() as tx:
+            tx.execute("INSERT INTO reuse_attestations(asset, item, by_name, at) VALUES(?,?,?,?)",
+                       (asset, item, by, entry["at"]))
+            self.audit.append("attestation", asset, entry, in_transaction=True)
+        return entry
+
+    def attestations(self, asset: str) -> dict[str, dict[str, str]]:
+        """Item → latest attestation of the asset."""
+        rows = self.db.execute("SELECT item, by_name, at FROM reuse_attestations WHERE asset=? ORDER BY id",
+                               (asset,)).fetchall()
+        return {str(r[0]): {"by": str(r[1]), "at": str(r[2])} for r in rows}
+
+    def validate(self, jobs: list[JobRow], by: str, role: str) -> list[dict[str, Any]]:
+        """Record NIST Rev. 2 validation of each job's verification evidence, all or none."""
+        now = _now()
+        entries = []
+        with self._write() as tx:
+            for job in jobs:
+                entry = {"job_id": job.id, "by": by, "role": role, "at": now,
+                         "verification": job.verification, "certificate": job.certificate_path}
+                tx.execute("INSERT INTO reuse_validations(job_id, by_name, role, at) VALUES(?,?,?,?)",
+                           (job.id, by, role, now))
+                self.audit.append("validation", job.id, entry, in_transaction=True)
+                entries.append(entry)
+        return entries
+
+    def validations(self, job_id: str) -> list[dict[str, str]]:
+        """Validations recorded for a job."""
+        rows = self.db.execute("SELECT by_name, role, at FROM reuse_validations WHERE job_id=? ORDER BY id",
+                               (job_id,)).fetchall()
+        return [{"by": str(r[0]), "role": str(r[1]), "at": str(r[2])} for r in rows]
+
+    # decisions -----------------------------------------------------------------------------------
+    def record_decision(self, asset: str, route: str, decision: dict[str, Any]) -> int:
+        """Store an eligibility decision with its inputs."""
+        with self._write() as tx:
+            cursor = tx.execute("INSERT INTO reuse_decisions(asset, at, route, decision_json) VALUES(?,?,?,?)",
+                                (asset, _now(), route, json.dumps(decision, sort_keys=True, default=str)))
+            self.audit.append("eligibility-decision", asset, decision, in_transaction=True)
+        return int(cursor.lastrowid or 0)
+
+    def latest_decision(self, asset: str) -> dict[str, Any] | None:
+        """The latest decision for an asset."""
+        row = self.db.execute("SELECT decision_json FROM reuse_decisions WHERE asset=? ORDER BY id DESC LIMIT 1",
+                              (asset,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # destruction ---------------------------------------------------------------------------------
+    def destruction(self, asset: str) -> dict[str, Any] | None:
+        """The destruction record of an asset, if any."""
+        row = self.db.execute("SELECT record_json, report_path FROM reuse_destructions WHERE asset=?",
+                              (asset,)).fetchone()
+        return {**json.loads(row[0]), "report_path": row[1]} if row else None
+
+    def record_destruction(self, record: dict[str, Any], report_path: str, report_sha256: str) -> None:
+        """Store a destruction record (one per asset)."""
+        with self._write() as tx:
+            try:
+                tx.execute(
+                    "INSERT INTO reuse_destructions(id, asset, at, method, witness, reference, report_path, "
+                    "report_sha256, record_json) VALUES(?,?,?,?,?,?,?,?,?)",
+                    (record["document_id"], record["asset"], record["created_at"], record["method"],
+                     record["witness"], record.get("reference"), report_path, report_sha256,
+                     json.dumps(record, sort_keys=True)))
+            except sqlite3.IntegrityError as exc:
+                raise ReuseRefused(f"asset {record['asset']}: destruction already recorded") from exc
+            self.audit.append("destruction", record["asset"], {**record, "report_path": report_path,
+                                                               "report_sha256": report_sha256}, in_transaction=True)
+
+    # manifests -----------------------------------------------------------------------------------
+    def shipped_in(self, asset: str) -> str | None:
+        """The manifest that already holds an asset."""
+        row = self.db.execute("SELECT manifest_id FROM reuse_manifest_assets WHERE asset=?", (asset,)).fetchone()
+        return str(row[0]) if row else None
+
+    def job_shipped_in(self, job_id: str) -> str | None:
+        """The manifest that already lists a drive's job."""
+        row = self.db.execute("SELECT manifest_id FROM reuse_manifest_jobs WHERE job_id=?", (job_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    def record_manifest(self, manifest: dict[str, Any], pdf_path: str, json_path: str, sha256: str) -> None:
+        """Store a manifest and claim its assets and jobs; refused if any is already shipped."""
+        manifest_id = manifest["document_id"]
+        with self._write() as tx:
+            tx.execute("INSERT INTO reuse_manifests(id, scheme, at, pdf_path, json_path, manifest_sha256) "
+                       "VALUES(?,?,?,?,?,?)", (manifest_id, manifest["scheme"]["name"], manifest["created_at"],
+                                               pdf_path, json_path, sha256))
+            for device in manifest["devices"]:
+                try:
+                    tx.execute("INSERT INTO reuse_manifest_assets(asset, manifest_id) VALUES(?,?)",
+                               (device["asset"], manifest_id))
+                    for drive in device["drives"]:
+                        tx.execute("INSERT INTO reuse_manifest_jobs(job_id, manifest_id) VALUES(?,?)",
+                                   (drive["job_id"], manifest_id))
+                except sqlite3.IntegrityError as exc:
+                    raise ReuseRefused(f"asset {device['asset']} is already in another manifest") from exc
+            self.audit.append("manifest", manifest_id, {
+                "scheme": manifest["scheme"]["name"], "assets": [d["asset"] for d in manifest["devices"]],
+                "pdf": pdf_path, "json": json_path, "manifest_sha256": sha256}, in_transaction=True)
+
+
+def new_document_id(prefix: str) -> str:
+    """A short unique id for a manifest or destruction report."""
+    return f"{prefix}-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:10]}"
