@@ -28,8 +28,10 @@ SECTORS = SIZE // 512
 class HiddenAreaDrive:
     """An EmulatedAtaDrive with an HPA (and optionally a DCO) in front of its last sectors."""
 
-    def __init__(self, inner: EmulatedAtaDrive, *, hpa: int = 1000, dco: int = 0, dco_restorable: bool = True) -> None:
+    def __init__(self, inner: EmulatedAtaDrive, *, hpa: int = 1000, dco: int = 0, dco_restorable: bool = True,
+                 amac: bool = False) -> None:
         self.inner = inner
+        self.amac = amac
         self.dco_max = SECTORS - 1
         self.native_max = self.dco_max - dco
         self.max_lba = self.native_max - hpa
@@ -43,8 +45,11 @@ class HiddenAreaDrive:
     def execute(self, command: Command) -> Completion:
         if not isinstance(command, AtaCommand):
             return self.inner.execute(command)
-        if command.command == 0x27:
+        if command.command == 0x27 or (command.command == 0x78 and command.features == 0x0000 and self.amac):
             return self._ok(self.native_max)
+        if command.command == 0x78 and command.features == 0x0001 and self.amac:
+            self.max_lba = command.lba
+            return self._ok()
         if command.command == 0x37:
             self.max_lba = command.lba
             return self._ok(command.lba)
@@ -65,7 +70,11 @@ class HiddenAreaDrive:
             words[60], words[61] = sectors & 0xFFFF, sectors >> 16
             for index in range(4):
                 words[100 + index] = (sectors >> (16 * index)) & 0xFFFF
-            words[82] |= 1 << 10  # HPA supported
+            if self.amac:
+                words[86] |= 1 << 15  # words 119-120 valid
+                words[119] = 0x4000 | 1 << 8  # AMAC supported
+            else:
+                words[82] |= 1 << 10  # HPA supported
             if self.dco:
                 words[83] |= 1 << 11  # DCO supported
             data = bytearray(b"".join(word.to_bytes(2, "little") for word in words))
@@ -92,6 +101,15 @@ def test_hpa_is_removed_and_max_lba_recorded(data_path: Path) -> None:
     assert report.max_lba_before == SECTORS - 1001 and report.native_max_lba == SECTORS - 1
     assert report.max_lba_after == SECTORS - 1 and report.complete
     assert report.to_json()["kernel_size_stale"] is True and report.actions
+
+
+def test_amac_accessible_max_is_restored(data_path: Path) -> None:
+    drive = HiddenAreaDrive(EmulatedAtaDrive(data_path), hpa=64, amac=True)
+    capabilities = probe_capabilities(drive, "ata")
+    assert capabilities.ata is not None and capabilities.ata.amac_supported and not capabilities.ata.hpa_supported
+    report = restore_hidden_areas(drive, capabilities)
+    assert report.max_lba_before == SECTORS - 65 and report.max_lba_after == SECTORS - 1 and report.complete
+    assert report.actions[0].startswith("AMAC")
 
 
 def test_dco_is_restored_after_hpa(data_path: Path) -> None:
