@@ -21,7 +21,7 @@ from agent.errors import NotSupported
 from agent.methods.base import Blocked, MethodContext, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, SanitizeState, ata_sanitize_status, refuse_sanitize_states
-from agent.methods.expectations import ErasedState, Indeterminate
+from agent.methods.expectations import ErasedState, FirmwareResult, Indeterminate
 from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
 from agent.methods.hidden_areas import restore_hidden_areas
 from agent.transport.commands import AtaCommand, CommandFailed, Transport
@@ -134,7 +134,8 @@ class AtaSanitize(FirmwareMethod):
     def expectation(self, capabilities: Capabilities, canaries: CanarySet, facts: dict[str, Any]) -> Expectation:
         """Pattern for overwrite, erased state for block erase, indeterminate for crypto scramble."""
         if self.action == "overwrite":
-            return Pattern(OVERWRITE_PATTERN.to_bytes(4, "big"))
+            return FirmwareResult(Pattern(OVERWRITE_PATTERN.to_bytes(4, "big")),
+                                  f"{self.name}: one OVERWRITE EXT pass with pattern {OVERWRITE_PATTERN:08X}h")
         if self.action == "block":
             return ErasedState(f"{self.name}: content after BLOCK ERASE EXT is vendor specific; flash reads its "
                                "erased state", canaries=canaries)

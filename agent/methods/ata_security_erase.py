@@ -27,7 +27,7 @@ from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locke
 from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, ata_identify, media_of, refuse_sanitize_states
-from agent.methods.expectations import Indeterminate
+from agent.methods.expectations import FirmwareResult, Indeterminate
 from agent.methods.firmware import FirmwareMethod
 from agent.methods.hidden_areas import restore_hidden_areas
 from agent.transport.commands import AtaCommand, AtaProtocol, Transport
@@ -181,7 +181,8 @@ class AtaSecurityErase(FirmwareMethod):
         """Zeros for normal mode; indeterminate (vendor pattern) for enhanced."""
         if self.enhanced:
             return Indeterminate(f"{self.name}: ENHANCED SECURITY ERASE writes a vendor-specific pattern", canaries)
-        return Zero()
+        return FirmwareResult(Zero(), f"{self.name}: normal SECURITY ERASE UNIT writes binary zeros to all user "
+                                      "data areas")
 
 
 def factory(enhanced: bool) -> Any:

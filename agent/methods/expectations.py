@@ -23,7 +23,7 @@ from typing import Any
 
 from agent.methods.canary import CanarySet
 from agent.verify import fastcompare
-from agent.verify.expectation import Zero
+from agent.verify.expectation import Pattern, Zero
 
 _BLOCK = 512
 
@@ -129,3 +129,34 @@ class Indeterminate:
                 "caution": "content after this method is undefined by the standard; sampling shows the medium is "
                            "readable and holds no canary, it cannot show that every other block changed",
                 "proof": "canary comparison (method details)", "observed_4k_blocks": dict(self.stats)}
+
+
+@dataclass
+class FirmwareResult:
+    """A deterministic result the spec defines (zeros after normal SECURITY ERASE, an overwrite pattern),
+    wrapped so the record says why it is expected and that it is not the proof on its own."""
+
+    inner: Zero | Pattern
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        """The wrapped expectation's kind (zero / pattern)."""
+        return self.inner.kind
+
+    def fill(self, offset: int, buffer: memoryview) -> None:
+        """The expected bytes."""
+        self.inner.fill(offset, buffer)
+
+    def matches(self, offset: int, data: memoryview) -> bool:
+        """Exact comparison."""
+        return self.inner.matches(offset, data)
+
+    def first_difference(self, offset: int, data: memoryview) -> int:
+        """Index of the first unexpected byte (-1 if none)."""
+        return self.inner.first_difference(offset, data)
+
+    def describe(self) -> dict[str, Any]:
+        """The wrapped description plus why and what proves the erase."""
+        return {**self.inner.describe(), "written_by": "device firmware", "reason": self.reason,
+                "proof": "canary comparison (method details) together with this read-back"}

@@ -31,7 +31,7 @@ from agent.methods.capabilities import (
     nvme_state,
     refuse_sanitize_states,
 )
-from agent.methods.expectations import DeallocatedZero, ErasedState, Indeterminate
+from agent.methods.expectations import DeallocatedZero, ErasedState, FirmwareResult, Indeterminate
 from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
 from agent.transport.commands import CommandFailed, NvmeAdminCommand, Transport
 from agent.verify.expectation import Expectation, Pattern
@@ -141,7 +141,8 @@ class NvmeSanitize(FirmwareMethod):
             return DeallocatedZero(f"{self.name}: all LBAs deallocated after the sanitize and DLFEAT 001b says "
                                    "deallocated blocks read as zeros")
         if self.action == "overwrite" and not facts["deallocation"]["deallocated"]:
-            return Pattern(OVERWRITE_PATTERN.to_bytes(4, "big"))
+            return FirmwareResult(Pattern(OVERWRITE_PATTERN.to_bytes(4, "big")),
+                                  f"{self.name}: one pass of OVRPAT {OVERWRITE_PATTERN:08X}h, not deallocated")
         if self.action == "block":
             return ErasedState(f"{self.name}: block erase leaves flash in its erased state", canaries=canaries)
         return Indeterminate(f"{self.name}: content after a crypto erase (or a deallocation with undefined read "

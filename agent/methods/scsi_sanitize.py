@@ -16,7 +16,7 @@ from agent.errors import NotSupported
 from agent.methods.base import MethodContext, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, SanitizeState, refuse_sanitize_states, scsi_sanitize_state
-from agent.methods.expectations import ErasedState, Indeterminate
+from agent.methods.expectations import ErasedState, FirmwareResult, Indeterminate
 from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
 from agent.transport.commands import CommandFailed, ScsiCommand, Transport
 from agent.transport.sense import ASC_NOT_READY_SANITIZE_IN_PROGRESS, ASC_SANITIZE_COMMAND_FAILED
@@ -106,7 +106,8 @@ class ScsiSanitize(FirmwareMethod):
     def expectation(self, capabilities: Capabilities, canaries: CanarySet, facts: dict[str, Any]) -> Expectation:
         """Pattern, erased state, or indeterminate."""
         if self.action == "overwrite":
-            return Pattern(OVERWRITE_PATTERN.to_bytes(4, "big"))
+            return FirmwareResult(Pattern(OVERWRITE_PATTERN.to_bytes(4, "big")),
+                                  f"{self.name}: one OVERWRITE pass with pattern {OVERWRITE_PATTERN:08X}h")
         if self.action == "block":
             return ErasedState(f"{self.name}: content after BLOCK ERASE is vendor specific; flash reads its erased "
                                "state", canaries=canaries)

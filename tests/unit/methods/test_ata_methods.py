@@ -57,7 +57,7 @@ def test_block_erase_on_ssd_is_purge(data_path: Path, device: FileDevice) -> Non
 def test_overwrite_on_hdd_is_purge_and_on_ssd_clear(data_path: Path, device: FileDevice) -> None:
     drive = _drive(data_path, model=HDD)
     outcome = run("ata.sanitize.overwrite", target(drive, data_path, transport="sata", media="hdd"), device, Recorder())
-    assert outcome.level is Level.PURGE and outcome.expectation == Pattern(bytes.fromhex("a5a5a5a5"))
+    assert outcome.level is Level.PURGE and outcome.expectation.inner == Pattern(bytes.fromhex("a5a5a5a5"))  # type: ignore[union-attr]
     assert expectation_holds(outcome, data_path)
     ssd = build("ata.sanitize.overwrite").check(target(_drive(data_path), data_path, transport="sata"))
     assert ssd.level is Level.CLEAR and "flash" in ssd.reason
@@ -175,7 +175,7 @@ def test_normal_erase_writes_zeros(data_path: Path, device: FileDevice) -> None:
     drive = _drive(data_path, model=HDD)
     outcome = run("ata.security_erase.normal", target(drive, data_path, transport="sata", media="hdd"), device,
                   Recorder())
-    assert outcome.expectation == Zero() and expectation_holds(outcome, data_path)
+    assert outcome.expectation.inner == Zero() and expectation_holds(outcome, data_path)
 
 
 def test_aborted_erase_removes_the_temporary_password(data_path: Path, device: FileDevice) -> None:
@@ -203,3 +203,21 @@ def test_power_loss_during_erase_leaves_a_password_the_journal_can_remove(data_p
     assert ata_identify(revived).security.locked
     assert release_password(revived, recorder.data(PASSWORD_EVENT)["password"].encode()) == "temporary password removed"
     assert not ata_identify(revived).security.enabled
+
+
+def test_password_is_committed_to_the_journal_before_it_is_set(data_path: Path, device: FileDevice) -> None:
+    sequence: list[str] = []
+
+    class Sequenced(CountingTransport):
+        def execute(self, command):  # type: ignore[no-untyped-def]
+            sequence.append(f"ATA {getattr(command, 'command', 0):02X}h")
+            return super().execute(command)
+
+    drive = Sequenced(_drive(data_path, model=HDD))
+    tgt = target(drive, data_path, transport="sata", media="hdd")
+    ctx = context(tgt, device, Recorder())
+    ctx.journal = lambda event, _data: sequence.append(event)
+    build("ata.security_erase.enhanced").run(ctx)
+    assert sequence.index(PASSWORD_EVENT) < sequence.index("ATA F1h") < sequence.index("ATA F4h")
+    assert sequence.index("canaries-planted") < sequence.index("ATA F1h")
+    assert sequence.index("ATA F4h") < sequence.index("password-cleanup")

@@ -78,7 +78,7 @@ def test_overwrite_leaves_the_pattern(data_path: Path, device: FileDevice) -> No
     drive = _drive(data_path)
     outcome = run("nvme.sanitize.overwrite", target(drive, data_path), device, Recorder())
     assert outcome.level is Level.PURGE
-    assert outcome.expectation == Pattern(bytes.fromhex("a5a5a5a5"))
+    assert outcome.expectation.inner == Pattern(bytes.fromhex("a5a5a5a5"))  # type: ignore[union-attr]
     assert data_path.read_bytes()[:8] == bytes.fromhex("a5a5a5a5a5a5a5a5")
 
 
@@ -214,3 +214,24 @@ def test_no_sanitize_support_is_not_supported(data_path: Path) -> None:
     drive = _drive(data_path, model=DriveModel(sanitize_crypto=False, sanitize_block=False, sanitize_overwrite=False))
     with pytest.raises(NotSupported, match="SANICAP = 0"):
         build("nvme.sanitize.block").check(target(drive, data_path))
+
+
+class _UnexpectedDeallocation(CountingTransport):
+    """Reports SSTAT 100b once the sanitize is done: deallocated although no-deallocate was requested."""
+
+    def execute(self, command):  # type: ignore[no-untyped-def]
+        completion = super().execute(command)
+        if getattr(command, "opcode", None) == 0x02 and completion.data[2] & 0x7 == 0b001:
+            data = bytearray(completion.data)
+            data[2] = (data[2] & ~0x7) | 0b100
+            return dataclasses.replace(completion, data=bytes(data))
+        return completion
+
+
+def test_unexpected_deallocation_is_recorded_and_zero_is_not_proof(data_path: Path, device: FileDevice) -> None:
+    drive = _UnexpectedDeallocation(_drive(data_path))
+    outcome = run("nvme.sanitize.block", target(drive, data_path), device, Recorder())
+    facts = outcome.details["deallocation"]
+    assert facts["ndas_requested"] and facts["unexpected_deallocation"] and facts["deallocated"]
+    assert isinstance(outcome.expectation, DeallocatedZero)
+    assert outcome.details["canaries"]["passed"]
