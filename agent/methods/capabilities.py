@@ -269,9 +269,12 @@ def probe_capabilities(transport: Transport, interface: str, *, usb: bool = Fals
 def capabilities_of(target: Target, interface: str, method: str) -> Capabilities:
     """The target's capabilities for ``interface``, or raise why the method cannot even be judged."""
     capabilities = target.capabilities
-    if target.transport is None or capabilities is None:
+    if target.transport is None:
         raise NotSupported(f"{method}: no pass-through transport to this drive "
                            f"({target.identity.transport} device; firmware commands cannot reach it)")
+    if capabilities is None:
+        raise NotSupported(f"{method}: the drive's capabilities could not be read through its transport "
+                           "(see the capabilities-error journal event)")
     if not isinstance(capabilities, Capabilities):
         raise NotSupported(f"{method}: drive capabilities were not probed")
     if capabilities.blocked is not None:
