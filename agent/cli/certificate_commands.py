@@ -20,6 +20,7 @@ import click
 
 from certs import pki as pki_library
 from certs.errors import CertificateError, TrustBundleError
+from certs.manifest import CertificateCheck, check_certificates
 from certs.verify import expand_paths, load_trust_bundle, verify_with_bundle
 
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
@@ -155,18 +156,23 @@ def bundle(ca_dir: str | None, out_file: str | None, as_json: bool) -> None:
 @click.command("verify")
 @click.argument("files", nargs=-1)
 @click.option("--trust", "trust", help="Trust bundle (CA certificate + CRL) from the issuing organisation.")
-@click.option("--certificates", "certificates_dir", hidden=True, help="Reserved for a later version.")
+@click.option("--certificates", "certificates_dir",
+              help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
+                   "match its hash).")
 @_json_option
 def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | None, as_json: bool) -> None:
-    """Verify certificates of sanitisation (FILE may be a folder of PDFs) against a trust bundle."""
-    if certificates_dir is not None:
-        _fail("bad_input", "--certificates is reserved for a later version", as_json, EXIT_BAD_INPUT)
+    """Verify certificates of sanitisation, batch manifests and destruction reports against a trust bundle.
+
+    FILE may be a folder of PDFs. For a manifest, --certificates DIR also checks every certificate it lists.
+    """
     if not files:
         _fail("bad_input", "give at least one certificate FILE or folder", as_json, EXIT_BAD_INPUT)
     bundle_path = Path(_required(trust, "--trust", as_json))
     missing = [name for name in files if not Path(name).exists()]
     if missing:
         _fail("bad_input", f"no such file or folder: {missing[0]}", as_json, EXIT_BAD_INPUT)
+    if certificates_dir is not None and not Path(certificates_dir).is_dir():
+        _fail("bad_input", f"--certificates: no such folder: {certificates_dir}", as_json, EXIT_BAD_INPUT)
     try:
         trust_bundle = load_trust_bundle(bundle_path)
     except TrustBundleError as error:
@@ -176,19 +182,41 @@ def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | No
         _fail("bad_input", "no PDF files found in the given folder(s)", as_json, EXIT_BAD_INPUT)
     with _quiet_pdf_libraries():
         reports = [verify_with_bundle(path, trust_bundle) for path in paths]
-    all_valid = all(report.valid for report in reports)
+        manifests = [report for report in reports if report.valid and report.kind == "manifest"]
+        if certificates_dir is not None and not manifests:
+            _fail("bad_input", "--certificates applies to a valid batch manifest; none was given", as_json,
+                  EXIT_BAD_INPUT)
+        listed: dict[Path, list[CertificateCheck]] = {}
+        if certificates_dir is not None:
+            for report in manifests:
+                listed[report.path] = check_certificates(report.document or {}, Path(certificates_dir), trust_bundle)
+    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
+    all_valid = all(verdicts)
     if as_json:
-        results = [report.to_json() for report in reports]
+        results = []
+        for report in reports:
+            result = report.to_json()
+            if report.path in listed:
+                result["certificates"] = [check.to_json() for check in listed[report.path]]
+                result["complete"] = all(check.ok for check in listed[report.path])
+            results.append(result)
         click.echo(json.dumps({"valid": all_valid, "results": results}, indent=2))
     else:
-        for report in reports:
+        for report, verdict in zip(reports, verdicts, strict=True):
             if report.valid:
                 # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
-                kind = " [failure report]" if report.kind == "failure_report" else ""
-                click.echo(f"VALID    {report.path}{kind}: {report.summary}")
+                kind = {"failure_report": " [failure report]", "manifest": " [batch manifest]",
+                        "destruction_report": " [destruction report]"}.get(report.kind or "", "")
+                label = "VALID   " if verdict else "INVALID "
+                click.echo(f"{label} {report.path}{kind}: {report.summary}")
+                if report.kind == "manifest" and report.path not in listed:
+                    click.echo("         listed certificates not checked: give --certificates DIR")
+                for check in listed.get(report.path, []):
+                    click.echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"
+                               f"{': ' + check.problem if check.problem else ''}")
             else:
                 click.echo(f"INVALID  {report.path}: {report.reason}")
         if len(reports) > 1:
-            valid_count = sum(report.valid for report in reports)
+            valid_count = sum(verdicts)
             click.echo(f"{valid_count} of {len(reports)} valid")
     raise SystemExit(0 if all_valid else EXIT_INVALID)

@@ -160,7 +160,7 @@ def _scheme_reasons(scheme: Scheme, job: JobRow, certificate: CertificateStatus,
         reasons.append(Reason("verification_mode", f"{label}: {mode} verification is not accepted by {scheme.name} "
                                                    f"(accepts {', '.join(scheme.verification_modes)})", label,
                               "mismatch"))
-    elif achieved == "clear" and mode not in scheme.clear_verification_modes:
+    elif achieved == "clear" and rule == "clear" and mode not in scheme.clear_verification_modes:
         reasons.append(Reason("clear_needs_verification",
                               f"{label}: Clear is accepted only with {' or '.join(scheme.clear_verification_modes)} "
                               f"verification, this job had {mode}", label, "mismatch"))

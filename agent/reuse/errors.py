@@ -23,9 +23,11 @@ class ReuseRefused(AgentError):
     code = "refused"
 
     def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
+        # one line for people: the reasons follow the message
+        super().__init__(f"{message}: {'; '.join(reasons)}" if reasons else message)
+        self.summary = message
         self.reasons = reasons
 
     def to_json(self) -> dict[str, object]:  # type: ignore[override]
         """The error object with the reasons."""
-        return {"code": self.code, "message": self.message, "reasons": list(self.reasons)}
+        return {"code": self.code, "message": self.summary, "reasons": list(self.reasons)}

@@ -178,7 +178,7 @@ def parse_scheme(text: str, name: str, source: str) -> Scheme:
                               "levels")
         if media in FLASH_MEDIA and rule == "clear":
             raise where.error(f"[levels].{media}: flash media need Purge; Clear cannot reach spare blocks "
-                              "(NIST SP 800-88 Rev. 1 Table A-8)", media, "levels")
+                              "(NIST SP 800-88 Rev. 1 App. A, flash memory devices)", media, "levels")
         if media == "virtual" and rule != "refuse" and not demo:
             raise where.error("[levels].virtual: virtual media are acceptable only to a scheme with demo = true",
                               media, "levels")

@@ -90,7 +90,8 @@ def test_verify_batch_folder_json(world: PkiWorld, tmp_path: Path) -> None:
         (["CERT", "--trust", "MISSING"], "trust bundle not found"),
         (["NOPE.pdf", "--trust", "BUNDLE"], "no such file or folder: NOPE.pdf"),
         (["CERT", "--trust", "CERT"], "trust bundle must hold exactly one CA certificate"),
-        (["CERT", "--trust", "BUNDLE", "--certificates", "x"], "reserved for a later version"),
+        (["CERT", "--trust", "BUNDLE", "--certificates", "x"], "--certificates: no such folder: x"),
+        (["CERT", "--trust", "BUNDLE", "--certificates", "."], "--certificates applies to a valid batch manifest"),
     ],
 )
 def test_verify_bad_input_exits_2_with_one_line(

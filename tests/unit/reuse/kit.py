@@ -74,3 +74,29 @@ def make_job(registry: Registry, signer: pki.StationSigner | None, identity: Dri
     if signer is not None and state in ("sanitised", "failed"):
         certify(registry, registry.job(job_id), signer, DEMO_SETTINGS if demo else REAL_SETTINGS)
     return registry.job(job_id)
+
+
+ATTESTATIONS = ("firmware-password-cleared", "mdm-removed", "asset-labels-removed")
+
+
+def healthy(name: str = "constructed-ata-ssd-healthy.json") -> Any:
+    """A recorded or constructed smartctl JSON sample."""
+    return json.loads((SMART_DATA / name).read_text())
+
+
+def ready_device(store: Any, world: World, asset: str, drives: list[DriveIdentity], *, level: str = "purge",
+                 mode: str = "sampling", smart: str = "constructed-ata-ssd-healthy.json",
+                 role: str = "information-security-officer", attest: tuple[str, ...] = ATTESTATIONS,
+                 validate: bool = True) -> list[JobRow]:
+    """Sanitised, certified drives of one host with health, attestations and validation recorded."""
+    from agent.reuse.health import parse_smartctl
+
+    jobs = [make_job(store.registry, world.signer, identity, asset=asset, level=level, mode=mode)
+            for identity in drives]
+    for job in jobs:
+        store.record_health(parse_smartctl(healthy(smart), smart), drive_serial=job.drive.serial)
+    for item in attest:
+        store.attest(asset, item, "Sgt Example")
+    if validate:
+        store.validate(jobs, "Ms Validator", role)
+    return jobs

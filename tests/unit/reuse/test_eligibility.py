@@ -1,0 +1,181 @@
+"""Eligibility: every rule of both shipped schemes, each refusal reason, and the route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.reuse.errors import ReuseInputError
+from agent.reuse.health import parse_smartctl
+from agent.reuse.service import decide, station_trust
+from agent.reuse.store import ReuseStore
+from certs.verify import load_trust_bundle
+from tests.unit.reuse.kit import World, drive, healthy, make_job, ready_device
+
+
+def _codes(decision: object, scheme: str) -> set[str]:
+    result = decision.result(scheme)  # type: ignore[attr-defined]
+    assert result is not None
+    return {reason.code for reason in result.reasons}
+
+
+def _decide(store: ReuseStore, world: World, asset: str) -> object:
+    return decide(store, asset, bundle=load_trust_bundle(world.bundle))
+
+
+def test_purged_ssd_with_everything_signed_off_goes_to_schools(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1"), drive("SSD-2")])
+    decision = _decide(store, world, "PC-1")
+    assert decision.route == "reuse:schools"  # type: ignore[attr-defined]
+    assert decision.eligible_for("schools") and decision.eligible_for("gla-reuse")  # type: ignore[attr-defined]
+    assert _codes(decision, "demo-schools") == {"media_refused"}
+    inputs = decision.inputs  # type: ignore[attr-defined]
+    assert inputs["certificate_check"] == "signature" and len(inputs["drives"]) == 2
+    assert all(d["certificate"]["ok"] and d["certificate"]["check"] == "signature" for d in inputs["drives"])
+    # recorded with its inputs, in the audit log
+    assert store.latest_decision("PC-1")["route"] == "reuse:schools"  # type: ignore[index]
+    assert store.audit.entries("PC-1")[-1].kind == "eligibility-decision"
+
+
+def test_without_a_bundle_certificates_are_checked_against_the_journal(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    decision = decide(store, "PC-1", bundle=station_trust(world.state))
+    assert decision.route == "reuse:schools"
+    assert decision.inputs["drives"][0]["certificate"]["check"] == "journal"
+
+
+def test_hdd_with_fully_verified_clear_goes_to_gla_not_schools(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-2", [drive("HDD-1", "hdd")], level="clear", mode="full")
+    decision = _decide(store, world, "PC-2")
+    assert _codes(decision, "schools") == {"level_too_low"}
+    assert decision.eligible_for("gla-reuse") and decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+
+
+def test_gla_accepts_clear_only_with_full_verification(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-3", [drive("HDD-1", "hdd")], level="clear", mode="sampling")
+    decision = _decide(store, world, "PC-3")
+    assert _codes(decision, "gla-reuse") == {"clear_needs_verification"}
+    assert decision.route == "hold"  # type: ignore[attr-defined]
+
+
+def test_clear_on_flash_is_too_low_everywhere(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-4", [drive("SSD-1")], level="clear")
+    decision = _decide(store, world, "PC-4")
+    assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"level_too_low"}
+    assert decision.route == "hold"  # type: ignore[attr-defined]
+
+
+def test_usb_and_virtual_media_are_refused_by_the_real_schemes(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-5", [drive("USB-1", "usb")])
+    ready_device(store, world, "PC-6", [drive("loop:/x.img", "virtual")], level="clear")
+    for asset in ("PC-5", "PC-6"):
+        decision = _decide(store, world, asset)
+        assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"media_refused"}
+    # the demo scheme takes virtual media, but only with a demonstration certificate
+    assert _codes(_decide(store, world, "PC-6"), "demo-schools") == {"not_demo"}
+
+
+def test_a_demo_certificate_never_satisfies_a_real_scheme(store: ReuseStore, world: World) -> None:
+    make_job(store.registry, world.signer, drive("SSD-9"), asset="PC-7", demo=True)
+    assert "demo_certificate" in _codes(_decide(store, world, "PC-7"), "schools")
+
+
+def test_missing_attestation_and_validation_hold_the_device(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-8", [drive("SSD-1")], attest=("mdm-removed",), validate=False)
+    decision = _decide(store, world, "PC-8")
+    result = decision.result("schools")  # type: ignore[attr-defined]
+    messages = [reason.message for reason in result.reasons]
+    assert {reason.code for reason in result.reasons} == {"attestation_missing", "validation_missing"}
+    assert any("'firmware-password-cleared'" in message for message in messages)
+    assert any("'asset-labels-removed'" in message for message in messages)
+    assert decision.route == "hold"  # type: ignore[attr-defined]
+
+
+def test_schools_needs_an_accepted_validator_role_gla_takes_any(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-9", [drive("SSD-1")], role="team-leader")
+    decision = _decide(store, world, "PC-9")
+    assert _codes(decision, "schools") == {"validator_role"}
+    assert decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+
+
+def test_no_health_reading_holds_a_real_drive(store: ReuseStore, world: World) -> None:
+    make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-10")
+    assert "health_missing" in _codes(_decide(store, world, "PC-10"), "schools")
+
+
+def test_a_drive_failing_health_routes_the_device_to_destruction(store: ReuseStore, world: World) -> None:
+    jobs = ready_device(store, world, "PC-11", [drive("HDD-1", "hdd"), drive("HDD-2", "hdd")])
+    store.record_health(parse_smartctl(healthy("ata-hitachi-hds721050-failing.json"), "recorded"),
+                        drive_serial=jobs[1].drive.serial)
+    decision = _decide(store, world, "PC-11")
+    assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"health_failed"}
+    assert decision.route == "destroy"  # type: ignore[attr-defined]
+    assert "HDD-2" in decision.route_reasons[0] and "1975" in decision.route_reasons[0]  # type: ignore[attr-defined]
+
+
+def test_health_within_gla_limits_only_routes_to_gla(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-12", [drive("HDD-1", "hdd")], smart="constructed-ata-hdd-few-reallocated.json")
+    decision = _decide(store, world, "PC-12")
+    assert _codes(decision, "schools") == {"health_failed"}
+    assert decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+
+
+def test_one_unsanitised_drive_makes_the_device_ineligible(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-13", [drive("SSD-1")])
+    make_job(store.registry, world.signer, drive("SSD-2"), asset="PC-13", state="interrupted")
+    decision = _decide(store, world, "PC-13")
+    assert _codes(decision, "schools") >= {"not_sanitised"}
+    assert decision.route == "hold"  # type: ignore[attr-defined]
+
+
+def test_a_failed_drive_routed_to_destruction_destroys_the_device(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-14", [drive("SSD-1")])
+    make_job(store.registry, world.signer, drive("SSD-2"), asset="PC-14", state="failed", route="destroy")
+    decision = _decide(store, world, "PC-14")
+    assert decision.route == "destroy" and "Input/output error" in decision.route_reasons[0]  # type: ignore[attr-defined]
+
+
+def test_the_latest_job_per_drive_counts(store: ReuseStore, world: World) -> None:
+    identity = drive("SSD-1")
+    make_job(store.registry, world.signer, identity, asset="PC-15", level="clear")
+    ready_device(store, world, "PC-15", [identity])  # re-run at Purge
+    decision = _decide(store, world, "PC-15")
+    assert decision.route == "reuse:schools" and len(decision.inputs["drives"]) == 1  # type: ignore[attr-defined]
+
+
+def test_certificate_missing_or_tampered(store: ReuseStore, world: World) -> None:
+    jobs = ready_device(store, world, "PC-16", [drive("SSD-1")])
+    path = Path(jobs[0].certificate_path or "")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    result = _decide(store, world, "PC-16").result("schools")  # type: ignore[attr-defined]
+    assert [reason.code for reason in result.reasons] == ["certificate"]
+    assert "invalid" in result.reasons[0].message
+    path.unlink()
+    result = _decide(store, world, "PC-16").result("schools")  # type: ignore[attr-defined]
+    assert "is missing" in result.reasons[0].message
+
+
+def test_intake_links_jobs_through_the_host_record(store: ReuseStore, world: World) -> None:
+    host = {"asset": "PC-17", "serial": "5CG1234", "make": "HP", "model": "EliteBook 840 G8"}
+    make_job(store.registry, world.signer, drive("SSD-1"), host=host)
+    record = store.host("PC-17")
+    assert (record.make, record.model, record.serial, record.registered) == ("HP", "EliteBook 840 G8", "5CG1234", False)
+    assert [job.drive.serial for job in store.held_drives("PC-17")] == ["SSD-1"]
+    assert "PC-17" in store.assets()
+
+
+def test_registered_drive_serials_link_drives_to_a_host(store: ReuseStore, world: World) -> None:
+    make_job(store.registry, world.signer, drive("SSD-1"), asset="MEDIA-1")
+    store.register_host("PC-18", make="Dell", model="Latitude", serial="ABC", drive_serials=("SSD-1",))
+    assert [job.drive.serial for job in store.held_drives("PC-18")] == ["SSD-1"]
+    store.register_host("PC-19", drive_serials=("NEVER-SEEN",))
+    with pytest.raises(ReuseInputError, match="registered but never seen"):
+        store.held_drives("PC-19")
+
+
+def test_unknown_asset_is_bad_input(store: ReuseStore) -> None:
+    with pytest.raises(ReuseInputError, match="unknown asset 'NOPE'"):
+        decide(store, "NOPE")
