@@ -425,7 +425,7 @@ class Guest:
         memory: str = "1G",
         cpus: int = 2,
         cpu: str = "max",
-        timeout: float = 240.0,
+        timeout: float = 600.0,
         boot_timeout: float = 90.0,
         udev: bool = True,
         environment: Mapping[str, str] | None = None,
@@ -441,6 +441,10 @@ class Guest:
         repository, python: host paths used inside the guest (the host root is shared as is).
         environment: extra variables for every command run in the guest.
         image: prepared kernel/initramfs; default ``prepare_guest()``.
+        timeout: hard limit on the VM's whole life (``timeout --signal=KILL``), seconds.
+        boot_timeout: how long ``start`` waits for the guest to be ready.
+        cpu: QEMU ``-cpu`` model (TCG); ``max`` gives the guest's Python every instruction set.
+        kernel_arguments: appended to ``console=ttyS0 panic=-1 quiet``.
         """
         counters: dict[str, int] = {}
         named: list[Drive] = []
