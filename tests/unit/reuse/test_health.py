@@ -35,7 +35,8 @@ def test_failing_ata_recorded_sample() -> None:
     assert (reading.protocol, reading.reallocated_sectors, reading.pending_sectors, reading.offline_uncorrectable) \
         == ("ATA", 1975, 8, 0)
     failures = health_failures(reading, load_scheme("gla-reuse").health)
-    assert failures == ["SMART overall self-assessment FAILED", "reallocated sectors 1975 > 10", "pending sectors 8 > 0"]
+    assert failures == ["SMART overall self-assessment FAILED", "reallocated sectors 1975 > 10",
+                        "pending sectors 8 > 0"]
 
 
 @pytest.mark.parametrize(

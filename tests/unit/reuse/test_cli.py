@@ -1,0 +1,164 @@
+"""The reuse commands end to end through click: output, --json, exit codes, one-line errors, no change on refusal."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from agent.cli.certificate_commands import verify
+from agent.cli.reuse_commands import REUSE_COMMANDS
+from agent.reuse.store import ReuseStore
+from tests.unit.reuse.kit import ATTESTATIONS, SMART_DATA, World, drive, make_job
+
+
+@click.group()
+@click.option("--state-dir", default=None)
+@click.pass_context
+def cli(ctx: click.Context, state_dir: str | None) -> None:
+    """Stand-in for agent.cli.main's group (the lead registers the commands there)."""
+    ctx.ensure_object(dict)
+    ctx.obj["state_dir"] = state_dir
+
+
+for _command in REUSE_COMMANDS:
+    cli.add_command(_command)
+cli.add_command(verify)
+
+
+def _run(world: World, *arguments: str) -> Result:
+    return CliRunner().invoke(cli, ["--state-dir", str(world.state), *arguments])
+
+
+def _one_line_error(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _audit_count(world: World) -> int:
+    with sqlite3.connect(world.state / "registry.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
+
+@pytest.fixture
+def laptop(store: ReuseStore, world: World) -> list[str]:
+    """PC-1 with two purged SSDs, certified (nothing signed off yet); returns the job ids."""
+    return [make_job(store.registry, world.signer, drive(serial), asset="PC-1").id for serial in ("SSD-1", "SSD-2")]
+
+
+def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp_path: Path) -> None:
+    result = _run(world, "host", "add", "PC-1", "--make", "HP", "--model", "EliteBook", "--serial", "5CG1")
+    assert result.exit_code == 0, result.output
+    for serial in ("SSD-1", "SSD-2"):
+        result = _run(world, "health", "/dev/sdx", "--from-json", str(SMART_DATA / "constructed-ata-ssd-healthy.json"),
+                      "--serial", serial, "--json")
+        assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "ok"
+    held = json.loads(_run(world, "eligibility", "PC-1", "--json").stdout)
+    assert held["route"] == "hold"
+    schools = next(result for result in held["schemes"] if result["scheme"] == "schools")
+    codes = {reason["code"] for reason in schools["reasons"]}
+    assert codes == {"attestation_missing", "validation_missing"}
+    for item in ATTESTATIONS:
+        assert _run(world, "attest", "PC-1", "--item", item, "--by", "Sgt Example").exit_code == 0
+    result = _run(world, "validate", *laptop, "--by", "Ms Validator", "--role", "information-security-officer")
+    assert result.exit_code == 0 and "validated by Ms Validator" in result.stdout
+    result = _run(world, "eligibility", "PC-1", "--trust", str(world.bundle))
+    assert result.exit_code == 0 and "route: reuse:schools" in result.stdout and "ELIGIBLE" in result.stdout
+    out = tmp_path / "batch"
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--certificates",
+                  created["certificates"], "--json")
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)["results"][0]
+    assert verdict["kind"] == "manifest" and verdict["complete"] and len(verdict["certificates"]) == 2
+    text = _run(world, "verify", created["pdf"], "--trust", str(world.bundle)).stdout
+    assert "[batch manifest]" in text and "give --certificates DIR" in text
+    # a certificate missing from the folder makes the manifest check fail
+    next(Path(created["certificates"]).iterdir()).unlink()
+    result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--certificates",
+                  created["certificates"])
+    assert result.exit_code == 1 and "PROBLEM" in result.stdout and "missing" in result.stdout
+    # a second manifest claiming the same asset is refused, nothing written
+    before = _audit_count(world)
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
+                  str(tmp_path / "again"))
+    assert result.exit_code == 2 and "already in manifest" in _one_line_error(result)
+    assert not (tmp_path / "again").exists()
+    assert _audit_count(world) == before + 1  # only the (recorded) eligibility decision
+    assert _run(world, "host", "list").stdout.startswith("PC-1")
+    result = _run(world, "audit", "verify", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["valid"]
+
+
+def test_refusals_are_one_line_exit_2_and_change_nothing(world: World, laptop: list[str], tmp_path: Path) -> None:
+    before = _audit_count(world)
+    cases = [
+        (["attest", "PC-1", "--item", "bios-ok", "--by", "X"], "unknown attestation item 'bios-ok'"),
+        (["attest", "NOPE", "--item", "mdm-removed", "--by", "X"], "unknown asset 'NOPE'"),
+        (["attest", "PC-1", "--item", "mdm-removed"], "--by is required"),
+        (["validate", "ffffffff", "--by", "X", "--role", "Y"], "no job 'ffffffff'"),
+        (["validate", laptop[0], "--by", "X"], "--role is required"),
+        (["validate"], "give at least one JOB"),
+        (["eligibility", "NOPE"], "unknown asset 'NOPE'"),
+        (["destroy-record", "PC-1", "--method", "burn", "--witness", "W"], "--method must be one of"),
+        (["destroy-record", "PC-1", "--method", "shred"], "--witness is required"),
+        (["manifest", "create", "--scheme", "schools", "--out", str(tmp_path / "m")], "give --assets TAG"),
+        (["manifest", "create", "--scheme", "nope", "--assets", "PC-1", "--out", str(tmp_path / "m")],
+         "no scheme named 'nope'"),
+        (["manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(tmp_path / "m")],
+         "not every asset is eligible for schools"),
+        (["health", "/dev/sdx", "--from-json", str(tmp_path / "none.json")], "--from-json"),
+        (["schemes", "show", "nope"], "no scheme named 'nope'"),
+    ]
+    for arguments, message in cases:
+        result = _run(world, *arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert message in _one_line_error(result), arguments
+        result = _run(world, *arguments, "--json")
+        assert result.exit_code == 2 and message in json.loads(result.stdout)["error"]["message"]
+    refusal = json.loads(_run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
+                              str(tmp_path / "m"), "--json").stdout)["error"]
+    assert refusal["code"] == "refused" and any("awaits validation" in reason for reason in refusal["reasons"])
+    assert not (tmp_path / "m").exists()
+    # refused commands journal nothing; manifest refusals journal only the decisions they made
+    with sqlite3.connect(world.state / "registry.sqlite3") as db:
+        kinds = {row[0] for row in db.execute("SELECT kind FROM audit_log WHERE seq > ?", (before,))}
+        decisions = int(db.execute("SELECT count(*) FROM reuse_attestations").fetchone()[0])
+    assert kinds <= {"eligibility-decision"} and decisions == 0
+
+
+def test_destroy_record_and_audit_tamper_detection(world: World, store: ReuseStore) -> None:
+    make_job(store.registry, world.signer, drive("HDD-1", "hdd"), asset="PC-9", state="failed", route="destroy")
+    assert json.loads(_run(world, "eligibility", "PC-9", "--json").stdout)["route"] == "destroy"
+    result = _run(world, "destroy-record", "PC-9", "--method", "shred", "--witness", "PC Witness", "--reference",
+                  "WEEE-1", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["report_path"]
+    result = _run(world, "verify", report, "--trust", str(world.bundle))
+    assert result.exit_code == 0 and "[destruction report]" in result.stdout
+    assert "destroyed" in _run(world, "eligibility", "PC-9").stdout
+    assert _run(world, "audit", "verify").exit_code == 0
+    with sqlite3.connect(world.state / "registry.sqlite3") as db:
+        db.execute("UPDATE audit_log SET subject='PC-8' WHERE kind='destruction'")
+    result = _run(world, "audit", "verify")
+    assert result.exit_code == 1 and "AUDIT LOG BROKEN" in result.stdout and "modified" in result.stdout
+
+
+def test_schemes_commands(world: World, tmp_path: Path) -> None:
+    listing = _run(world, "schemes", "list").stdout
+    assert listing.index("schools") < listing.index("gla-reuse")
+    assert "hdd=clear" in _run(world, "schemes", "show", "gla-reuse").stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema = 1\ndestination = "x"\n[levels]\nssd = "clear"\n')
+    result = _run(world, "schemes", "check", str(bad))
+    assert result.exit_code == 2 and f"{bad}:4: [levels].ssd: flash media need Purge" in _one_line_error(result)
+    good = tmp_path / "good.toml"
+    good.write_text('schema = 1\ndestination = "x"\n[levels]\nssd = "purge"\n')
+    assert _run(world, "schemes", "check", str(good), "--json").exit_code == 0

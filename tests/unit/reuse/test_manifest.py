@@ -1,0 +1,147 @@
+"""Batch manifests and destruction reports: signed, verifiable, refused with reasons, never shipped twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.reuse.errors import ReuseInputError, ReuseRefused
+from agent.reuse.service import create_manifest, destroy
+from agent.reuse.store import ReuseStore
+from certs.manifest import check_certificates
+from certs.verify import load_trust_bundle, verify_with_bundle
+from tests.unit.reuse.kit import World, drive, make_job, ready_device
+
+
+def _manifest(store: ReuseStore, world: World, out: Path, assets: list[str] | None = None,
+              scheme: str = "schools") -> dict[str, object]:
+    return create_manifest(store, scheme, assets=assets, all_eligible=assets is None, out_dir=out,
+                           signer=world.signer, bundle=load_trust_bundle(world.bundle))
+
+
+def test_manifest_is_signed_lists_everything_and_verifies(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    jobs = ready_device(store, world, "PC-1", [drive("SSD-1"), drive("SSD-2")])
+    ready_device(store, world, "PC-2", [drive("SSD-3")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1", "PC-2"])
+    bundle = load_trust_bundle(world.bundle)
+    report = verify_with_bundle(Path(str(created["pdf"])), bundle)
+    assert report.valid and report.kind == "manifest", report.reason
+    document = report.document
+    assert document is not None and document["scheme"]["name"] == "schools"
+    assert Path(str(created["json"])).read_bytes() == json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    devices = {device["asset"]: device for device in document["devices"]}
+    assert [d["serial"] for d in devices["PC-1"]["drives"]] == ["SSD-1", "SSD-2"]
+    first = devices["PC-1"]["drives"][0]
+    assert first["job_id"] == jobs[0].id and first["level"] == "Purge" and len(first["record_sha256"]) == 64
+    checks = check_certificates(document, Path(str(created["certificates"])), bundle)
+    assert len(checks) == 3 and all(check.ok for check in checks)
+    assert store.audit.entries(str(created["manifest_id"]))[0].kind == "manifest"
+    assert store.audit.verify().valid
+
+
+def test_ineligible_assets_are_refused_with_reasons_and_nothing_is_written(store: ReuseStore, world: World,
+                                                                           tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    ready_device(store, world, "PC-2", [drive("HDD-1", "hdd")], level="clear", mode="full")
+    out = tmp_path / "out"
+    with pytest.raises(ReuseRefused) as refused:
+        _manifest(store, world, out, ["PC-1", "PC-2"])
+    assert refused.value.reasons and all(reason.startswith("PC-2: ") for reason in refused.value.reasons)
+    assert "requires Purge for hdd" in refused.value.message
+    assert not out.exists() and store.shipped_in("PC-1") is None
+    # the same asset is fine for the scheme that accepts it
+    assert _manifest(store, world, out, ["PC-2"], scheme="gla-reuse")["assets"] == ["PC-2"]
+
+
+def test_an_asset_is_never_in_two_manifests(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    first = _manifest(store, world, tmp_path / "one", ["PC-1"])
+    with pytest.raises(ReuseRefused, match=f"already in manifest {first['manifest_id']}"):
+        _manifest(store, world, tmp_path / "two", ["PC-1"])
+    assert not (tmp_path / "two").exists()
+    with pytest.raises(ReuseRefused, match="no asset"):
+        _manifest(store, world, tmp_path / "three")
+    # nor can the same drive reappear under another asset tag
+    store.register_host("PC-X", drive_serials=("SSD-1",))
+    for item in ("firmware-password-cleared", "mdm-removed", "asset-labels-removed"):
+        store.attest("PC-X", item, "Sgt Example")
+    with pytest.raises(ReuseRefused, match="already in manifest"):
+        _manifest(store, world, tmp_path / "four", ["PC-X"])
+
+
+def test_all_eligible_picks_only_eligible_unshipped_assets(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    ready_device(store, world, "PC-2", [drive("SSD-2")], validate=False)
+    assert _manifest(store, world, tmp_path / "out")["assets"] == ["PC-1"]
+
+
+def test_bad_manifest_input(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ReuseInputError, match="new or empty directory"):
+        _manifest(store, world, tmp_path / "full", ["PC-1"])
+    with pytest.raises(ReuseInputError, match="unknown asset 'NOPE'"):
+        _manifest(store, world, tmp_path / "out", ["NOPE"])
+    with pytest.raises(ReuseInputError, match="named twice"):
+        _manifest(store, world, tmp_path / "out", ["PC-1", "PC-1"])
+
+
+def test_a_manifest_tampered_after_signing_is_invalid(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    pdf = Path(str(_manifest(store, world, tmp_path / "out", ["PC-1"])["pdf"]))
+    bundle = load_trust_bundle(world.bundle)
+    data = pdf.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x20  # inside the signed byte range
+    pdf.write_bytes(bytes(flipped))
+    report = verify_with_bundle(pdf, bundle)
+    assert not report.valid and report.code in {"modified", "bad_signature", "damaged"}
+    pdf.write_bytes(data + b"\n% appended after signing\n")
+    assert verify_with_bundle(pdf, bundle).code == "changed_after_signing"
+
+
+def test_missing_or_swapped_certificate_in_the_folder(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1"), drive("SSD-2")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1"])
+    bundle = load_trust_bundle(world.bundle)
+    document = verify_with_bundle(Path(str(created["pdf"])), bundle).document or {}
+    folder = Path(str(created["certificates"]))
+    names = [drive["certificate_file"] for drive in document["devices"][0]["drives"]]
+    shutil.copyfile(folder / names[1], folder / names[0])  # a valid certificate, but not the listed one
+    (folder / names[1]).unlink()
+    problems = [check.problem for check in check_certificates(document, folder, bundle)]
+    assert "the manifest lists" in problems[0]
+    assert problems[1].startswith("certificate") and "missing" in problems[1]
+
+
+def test_destruction_report_is_signed_and_recorded_once(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-1", [drive("HDD-1", "hdd")], smart="ata-hitachi-hds721050-failing.json")
+    record = destroy(store, "PC-1", method="shred", witness="PC Witness", reference="WEEE-123", operator="op",
+                     signer=world.signer)
+    report = verify_with_bundle(Path(record["report_path"]), load_trust_bundle(world.bundle))
+    assert report.valid and report.kind == "destruction_report", report.reason
+    assert report.document is not None and report.document["drives"][0]["serial"] == "HDD-1"
+    assert report.document["witness"] == "PC Witness" and report.document["reference"] == "WEEE-123"
+    assert store.audit.entries("PC-1")[-1].kind == "destruction"
+    with pytest.raises(ReuseRefused, match="already recorded"):
+        destroy(store, "PC-1", method="crush", witness="X", reference=None, operator="op", signer=world.signer)
+    with pytest.raises(ReuseInputError, match="--method must be one of"):
+        destroy(store, "PC-1", method="burn", witness="X", reference=None, operator="op", signer=world.signer)
+
+
+def test_a_shipped_device_cannot_be_recorded_destroyed(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    _manifest(store, world, tmp_path / "out", ["PC-1"])
+    with pytest.raises(ReuseRefused, match="has left for reuse"):
+        destroy(store, "PC-1", method="shred", witness="X", reference=None, operator="op", signer=world.signer)
+
+
+def test_failure_report_is_not_a_certificate_for_eligibility(store: ReuseStore, world: World) -> None:
+    make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-1", state="failed")
+    job = store.held_drives("PC-1")[0]
+    assert job.certificate_path and "failure-report" in job.certificate_path
