@@ -1,7 +1,8 @@
 #!/bin/bash
 # Prepare everything a system-test guest needs, idempotently, and print where it is.
 #
-#   tests/system/build_guest.sh            # install/download/build if needed, print KEY=VALUE lines
+#   tests/system/build_guest.sh               # install/download/build if needed, print KEY=VALUE lines
+#   tests/system/build_guest.sh --no-install  # same, but fail (exit 2) instead of installing packages
 #
 # 1. apt-get install (as root, only what is missing): qemu-system-x86 qemu-utils kmod cpio
 #    busybox-static udev.
@@ -23,6 +24,13 @@
 # Output on stdout (logs go to stderr): KERNEL=... INITRD=... KVER=... MODULES=... CACHE=...
 # Exit status: 0 ready; 2 cannot prepare (not root and something is missing, apt failed, ...).
 set -euo pipefail
+
+INSTALL=1
+case "${1:-}" in
+    --no-install) INSTALL=0 ;;
+    "") ;;
+    *) echo "usage: $0 [--no-install]" >&2; exit 2 ;;
+esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 INIT_SCRIPT="$HERE/guest_init.sh"
@@ -65,6 +73,7 @@ for package in "${HOST_PACKAGES[@]}"; do
     fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
+    [ "$INSTALL" = 1 ] || die "missing packages: ${missing[*]} (run tests/system/build_guest.sh as root to install them)"
     [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}) and not root to install them"
     [ "${WIPE_AGENT_GUEST_OFFLINE:-0}" = 1 ] && die "missing packages (${missing[*]}) in offline mode"
     log "installing ${missing[*]}"
@@ -144,6 +153,12 @@ if [ ! -e "$kernel_dir/.complete" ]; then
     log "kernel ready in $((SECONDS - started)) s: $kernel_dir"
 fi
 modules="$kernel_dir/lib/modules/$KVER"
+# Kernel trees unused for 14 days (superseded point releases) go; "used" = .complete touched.
+touch "$kernel_dir/.complete"
+find "$CACHE/kernel" -mindepth 2 -maxdepth 2 -name .complete -mtime +14 -printf '%h\n' 2>/dev/null |
+    while read -r stale; do
+        [ "$stale" = "$kernel_dir" ] || { log "removing stale $stale"; rm -rf "$stale"; }
+    done
 
 # --- 3. initramfs -----------------------------------------------------------------------------
 [ -r "$INIT_SCRIPT" ] || die "missing $INIT_SCRIPT"

@@ -1,7 +1,9 @@
 """Host-side fixtures for system tests: a prepared QEMU guest image (kernel + initramfs).
 
 Tests here are marked ``system``. They skip with a reason when not root or when QEMU/the kernel
-cannot be prepared, unless ``WIPE_AGENT_REQUIRE_SYSTEM=1`` (CI): then that is a failure.
+cannot be prepared, unless ``WIPE_AGENT_REQUIRE_SYSTEM=1`` (CI): then that is a failure. Missing
+Debian packages are installed from a test run only with ``WIPE_AGENT_REQUIRE_SYSTEM=1`` or
+``WIPE_AGENT_GUEST_INSTALL=1``; otherwise run ``tests/system/build_guest.sh`` once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import pytest
 from tests.system.qemu import Drive, Guest, GuestImage, GuestUnavailable, prepare_guest
 
 REQUIRE_SYSTEM = os.environ.get("WIPE_AGENT_REQUIRE_SYSTEM") == "1"
+# A test run installs Debian packages only where that is expected (CI), never by surprise on a
+# developer's machine: there the tests skip and name the command to run.
+INSTALL_PACKAGES = REQUIRE_SYSTEM or os.environ.get("WIPE_AGENT_GUEST_INSTALL") == "1"
 
 
 def _unavailable(reason: str) -> None:
@@ -32,7 +37,7 @@ def guest_image() -> GuestImage:
     if os.environ.get("WIPE_AGENT_IN_GUEST") == "1":
         _unavailable("already inside a system-test guest: no nested guests")
     try:
-        return prepare_guest()
+        return prepare_guest(install=INSTALL_PACKAGES)
     except GuestUnavailable as exc:
         _unavailable(f"cannot prepare the QEMU guest: {exc}")
         raise  # unreachable: _unavailable raises

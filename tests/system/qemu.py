@@ -88,16 +88,17 @@ class GuestImage:
 _prepared: GuestImage | GuestUnavailable | None = None
 
 
-def prepare_guest(timeout: float = 600.0) -> GuestImage:
-    """Install QEMU, fetch the kernel and build the initramfs if needed (cached on disk); the
-    outcome, success or failure, is remembered for the rest of the process.
+def prepare_guest(timeout: float = 600.0, install: bool = True) -> GuestImage:
+    """Fetch the kernel and build the initramfs if needed (cached on disk), installing missing
+    Debian packages unless ``install`` is false; the outcome, success or failure, is remembered for
+    the rest of the process.
 
     Raises GuestUnavailable with the script's log when anything is missing and cannot be made.
     """
     global _prepared
     if _prepared is None:
         try:
-            _prepared = _prepare_guest(timeout)
+            _prepared = _prepare_guest(timeout, install)
         except GuestUnavailable as exc:
             _prepared = exc
     if isinstance(_prepared, GuestUnavailable):
@@ -105,12 +106,12 @@ def prepare_guest(timeout: float = 600.0) -> GuestImage:
     return _prepared
 
 
-def _prepare_guest(timeout: float) -> GuestImage:
+def _prepare_guest(timeout: float, install: bool) -> GuestImage:
     if not BUILD_SCRIPT.exists():
         raise GuestUnavailable(f"{BUILD_SCRIPT} is missing")
     try:
         completed = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
+            ["bash", str(BUILD_SCRIPT), *([] if install else ["--no-install"])],
             capture_output=True,
             text=True,
             timeout=timeout,
