@@ -46,6 +46,10 @@ _TABLES = (
 )
 
 
+# the intake stores the host's tag as "asset_tag"; the design named it "asset": accept both
+_HOST_ASSET = "coalesce(json_extract(host_json, '$.asset'), json_extract(host_json, '$.asset_tag'))"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -120,8 +124,7 @@ class ReuseStore:
         """Every asset the station knows: registered hosts and asset tags on jobs."""
         rows = self.db.execute(
             "SELECT asset FROM reuse_hosts UNION SELECT asset_tag FROM jobs WHERE asset_tag IS NOT NULL "
-            "UNION SELECT json_extract(host_json, '$.asset') FROM jobs WHERE host_json IS NOT NULL "
-            "AND json_extract(host_json, '$.asset') IS NOT NULL"
+            f"UNION SELECT {_HOST_ASSET} FROM jobs WHERE host_json IS NOT NULL AND {_HOST_ASSET} IS NOT NULL"
         ).fetchall()
         return sorted(str(row[0]) for row in rows if row[0])
 
@@ -129,7 +132,7 @@ class ReuseStore:
         """Every job of the host, oldest first: by asset tag, by intake host, or by a registered drive serial."""
         rows = self.db.execute(
             "SELECT jobs.id FROM jobs JOIN drives ON drives.id = jobs.drive_id WHERE jobs.asset_tag = ? "
-            "OR (jobs.host_json IS NOT NULL AND json_extract(jobs.host_json, '$.asset') = ?) "
+            f"OR (jobs.host_json IS NOT NULL AND {_HOST_ASSET} = ?) "
             "OR drives.serial IN (SELECT drive_serial FROM reuse_host_drives WHERE asset = ?) "
             "ORDER BY jobs.created_at, jobs.rowid", (asset, asset, asset),
         ).fetchall()

@@ -179,3 +179,11 @@ def test_registered_drive_serials_link_drives_to_a_host(store: ReuseStore, world
 def test_unknown_asset_is_bad_input(store: ReuseStore) -> None:
     with pytest.raises(ReuseInputError, match="unknown asset 'NOPE'"):
         decide(store, "NOPE")
+
+
+def test_the_daemon_intake_host_object_links_by_asset_tag(store: ReuseStore, world: World) -> None:
+    # agent.daemon.intake stores {"asset_tag": ..., "serial": ..., "make": ..., "model": ...}
+    host = {"asset_tag": "PC-20", "serial": "5CG9", "make": "Lenovo", "model": "T14", "intake_id": 3}
+    make_job(store.registry, world.signer, drive("SSD-1"), host=host)
+    assert store.host("PC-20").model == "T14" and "PC-20" in store.assets()
+    assert [job.drive.serial for job in store.held_drives("PC-20")] == ["SSD-1"]
