@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reportlab.lib.units import mm
+
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.issue import _write_atomic
@@ -52,12 +54,14 @@ def render_destruction(record: Mapping[str, Any], fonts_dir: Path | None = None)
         ("Recorded", f"{created:%Y-%m-%d %H:%M} UTC"),
         ("Why not reused", "; ".join(record["reasons"]) or "-"),
     ]
+    if record.get("note"):
+        fields.append(("Note", record["note"]))
     rows: list[list[object]] = [[drive["model"], drive["serial"], drive["media"], drive.get("job_id") or "-",
                                  drive.get("state") or "-"] for drive in record["drives"]]
     return render_document(
         title="Destruction report (NIST SP 800-88: Destroy)", subtitle=str(record["summary"]), fields=fields,
         header=["Drive model", "Serial", "Media", "Job", "Sanitisation state"], rows=rows,
-        widths=[None, None, None, None, None], demo=bool(record["demo"]),
+        widths=[60 * mm, 95 * mm, 25 * mm, 45 * mm, 48 * mm], demo=bool(record["demo"]),
         footer=f"Destruction report {record['document_id']} · station {record['station_id']}", fonts_dir=fonts_dir)
 
 

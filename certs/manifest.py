@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reportlab.lib.units import mm
+
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.issue import _write_atomic
@@ -96,7 +98,7 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
     return render_document(
         title="Batch manifest for a reuse partner", subtitle=str(manifest["summary"]), fields=fields,
         header=["Device (asset, make, model, serial)", "Drive", "Level · verification", "Certificate id",
-                "Record SHA-256"], rows=rows, widths=[None, None, 35 * 2.8346, 45 * 2.8346, None],
+                "Record SHA-256"], rows=rows, widths=[55 * mm, 72 * mm, 32 * mm, 46 * mm, 68 * mm],
         demo=bool(manifest["demo"]), footer=f"Batch manifest {manifest['document_id']} · station "
                                             f"{manifest['station_id']}",
         notes=["Check: wipe-agent verify manifest.pdf --trust BUNDLE --certificates certificates/ "

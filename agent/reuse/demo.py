@@ -87,7 +87,8 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
     decisions = {host: decide(store, host, schemes=schemes, bundle=bundle) for host in DEMO_HOSTS}
     for host, decision in decisions.items():
         why = "; ".join(decision.route_reasons[:2])
-        lines.append(f"  {host:<14} → {decision.route:<20} {why}")
+        lines.append(f"  {host:<14} → {decision.route:<20} {why[:160]}")
+    lines.append("  (laptop C's failing SMART reading is a recorded sample of a real failing disk, used as demo input)")
     summary: dict[str, Any] = {"scheme": DEMO_SCHEME,
                                "decisions": {host: d.to_json() for host, d in decisions.items()}}
     expected = {"DEMO-LAPTOP-A": f"reuse:{DEMO_SCHEME}", "DEMO-LAPTOP-B": f"reuse:{DEMO_SCHEME}",
@@ -95,7 +96,10 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
     ok = all(decisions[host].route == route for host, route in expected.items())
     if decisions["DEMO-LAPTOP-C"].route == "destroy":
         record = destroy(store, "DEMO-LAPTOP-C", method="shred", witness=DEMO_WITNESS,
-                         reference="DEMO-DESTRUCTION-0001", operator="demo", signer=signer, demo=True)
+                         reference="DEMO-DESTRUCTION-0001", operator="demo", signer=signer, demo=True,
+                         note="DEMONSTRATION: the failing SMART reading is a recorded sample of a real failing disk "
+                              "(Hitachi HDS721050DLE630) applied to this virtual drive as demo input; nothing was "
+                              "physically destroyed")
         report = verify_with_bundle(Path(record["report_path"]), bundle)
         summary["destruction"] = {"report": record["report_path"], "valid": report.valid, "reason": report.reason}
         ok = ok and report.valid

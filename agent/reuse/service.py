@@ -88,8 +88,8 @@ def validate(store: ReuseStore, job_ids: list[str], by: str, role: str) -> list[
 
 
 def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, reference: str | None, operator: str,
-            signer: StationSigner, demo: bool = False) -> dict[str, Any]:
-    """Record the destruction of a device's drives with a signed destruction report."""
+            signer: StationSigner, demo: bool = False, note: str | None = None) -> dict[str, Any]:
+    """Record the destruction of a device's drives with a signed destruction report (``note`` is printed on it)."""
     _known_asset(store, asset)
     if method not in METHODS:
         raise ReuseInputError(f"--method must be one of {', '.join(METHODS)}")
@@ -116,7 +116,7 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
         "drives": [{"model": job.drive.model, "serial": job.drive.serial, "media": job.drive.media,
                     "job_id": job.id, "state": job.state} for job in jobs],
         "method": method, "witness": witness.strip(), "reference": reference, "operator": operator,
-        "reasons": reasons, "tool": f"{TOOL_NAME} {__version__}",
+        "reasons": reasons, "note": note, "tool": f"{TOOL_NAME} {__version__}",
         "summary": f"{asset}: {len(jobs)} drive(s) destroyed by {method}, witnessed by {witness.strip()}",
     }
     directory = store.registry.state_dir / "destruction"
