@@ -241,8 +241,9 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
 
     rows: list[dict[str, Any]] = []
     for drive in drives:
-        job = results.get(drive.index)
-        rows.append({"device": drive.device, "job": job.to_json() if job else None, "proof": proofs[drive.index],
+        finished = results.get(drive.index)
+        rows.append({"device": drive.device, "job": finished.to_json() if finished else None,
+                     "proof": proofs[drive.index],
                      "certificate_check": checks.get(drive.index)})
     all_ok = not errors and all(
         row["job"] and row["job"]["outcome"] == "sanitised" and row["proof"]["gone"]

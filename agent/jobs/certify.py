@@ -28,7 +28,9 @@ from certs.record import (
     Media,
     MethodStep,
     Person,
+    Route,
     SanitisationRecord,
+    StepOutcome,
     Timings,
     Tool,
     Verification,
@@ -92,7 +94,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     steps: list[MethodStep] = []
     for decision in job.decisions:
         applied = bool(decision.get("taken"))
-        outcome = "applied" if applied else "skipped"
+        outcome: StepOutcome = "applied" if applied else "skipped"
         if applied and job.state == "failed" and job.error_code not in ("verification_failed",):
             outcome = "failed"
         level = _level(decision.get("level")) if applied else None
@@ -133,7 +135,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     host = job.host or {}
     drive = job.drive
     sanitised = job.state == "sanitised"
-    route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
+    route: Route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
     return SanitisationRecord(
         certificate_id=new_certificate_id(),
         job_id=job.id,
