@@ -155,3 +155,17 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
                     problem = f"{name}: record hash {report.record_sha256} differs from the manifest's"
             checks.append(CertificateCheck(str(device.get("asset")), certificate_id, name, not problem, problem))
     return checks
+
+
+def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
+    """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
+    copy = pdf_path.with_suffix(".json")
+    if not copy.is_file():
+        return ""
+    try:
+        data = copy.read_bytes()
+    except OSError as error:
+        return f"{copy.name}: cannot read ({error.strerror})"
+    if data != canonical_json(manifest):
+        return f"{copy.name} differs from the manifest signed in {pdf_path.name}: trust the PDF, not the copy"
+    return ""

@@ -20,7 +20,7 @@ import click
 
 from certs import pki as pki_library
 from certs.errors import CertificateError, TrustBundleError
-from certs.manifest import CertificateCheck, check_certificates
+from certs.manifest import CertificateCheck, check_certificates, check_json_copy
 from certs.verify import expand_paths, load_trust_bundle, verify_with_bundle
 
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
@@ -187,9 +187,15 @@ def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | No
             _fail("bad_input", "--certificates applies to a valid batch manifest; none was given", as_json,
                   EXIT_BAD_INPUT)
         listed: dict[Path, list[CertificateCheck]] = {}
-        if certificates_dir is not None:
-            for report in manifests:
-                listed[report.path] = check_certificates(report.document or {}, Path(certificates_dir), trust_bundle)
+        for report in manifests:
+            checks = []
+            copy_problem = check_json_copy(report.path, report.document or {})
+            if copy_problem:
+                checks.append(CertificateCheck("-", "-", report.path.with_suffix(".json").name, False, copy_problem))
+            if certificates_dir is not None:
+                checks += check_certificates(report.document or {}, Path(certificates_dir), trust_bundle)
+            if checks or certificates_dir is not None:
+                listed[report.path] = checks
     verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
     all_valid = all(verdicts)
     if as_json:
@@ -209,7 +215,7 @@ def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | No
                         "destruction_report": " [destruction report]"}.get(report.kind or "", "")
                 label = "VALID   " if verdict else "INVALID "
                 click.echo(f"{label} {report.path}{kind}: {report.summary}")
-                if report.kind == "manifest" and report.path not in listed:
+                if report.kind == "manifest" and certificates_dir is None:
                     click.echo("         listed certificates not checked: give --certificates DIR")
                 for check in listed.get(report.path, []):
                     click.echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"

@@ -162,3 +162,16 @@ def test_schemes_commands(world: World, tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('schema = 1\ndestination = "x"\n[levels]\nssd = "purge"\n')
     assert _run(world, "schemes", "check", str(good), "--json").exit_code == 0
+
+
+def test_a_json_copy_edited_beside_the_manifest_is_flagged(world: World, store: ReuseStore, tmp_path: Path) -> None:
+    from tests.unit.reuse.kit import ready_device
+
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
+                  str(tmp_path / "m"), "--json")
+    created = json.loads(result.stdout)
+    copy = Path(created["json"])
+    copy.write_bytes(copy.read_bytes().replace(b"SSD-1", b"SSD-9"))
+    result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle))
+    assert result.exit_code == 1 and "differs from the manifest signed" in result.stdout
