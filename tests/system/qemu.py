@@ -190,12 +190,26 @@ class Drive:
 
 @dataclass(frozen=True, kw_only=True)
 class Nvme(Drive):
-    """An NVMe controller with one namespace (``-device nvme``), on the PCI root bus."""
+    """An NVMe controller (``-device nvme``) on the PCI root bus.
+
+    Namespace 1 is ``size``/``image``. ``extra_namespaces`` (sizes) adds namespaces 2, 3, ... as
+    ``nvme-ns`` devices, each with its own image, named ``NAME-nsN`` in ``Guest.image``.
+    """
 
     kind: ClassVar[Literal["nvme", "sata", "scsi"]] = "nvme"
+    extra_namespaces: tuple[str | int, ...] = ()
 
     def device_properties(self, drive_id: str) -> dict[str, str]:
+        if self.extra_namespaces:  # namespaces come as nvme-ns devices on this controller's bus
+            return {"driver": "nvme", "serial": self.serial, **self.properties}
         return {"driver": "nvme", "serial": self.serial, "drive": drive_id, **self.properties}
+
+    def namespace_sizes(self) -> list[int]:
+        """Sizes in bytes of namespaces 1, 2, ..."""
+        return [self.size_bytes, *(parse_size(size) for size in self.extra_namespaces)]
+
+    def manifest(self) -> dict[str, Any]:
+        return {**super().manifest(), "namespaces": self.namespace_sizes()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -509,7 +523,8 @@ class Guest:
             return ""
 
     def image(self, drive: Drive | str) -> Path:
-        """Host path of a drive's backing image (a Drive as passed in, or its name)."""
+        """Host path of a drive's backing image (a Drive as passed in, or its name; ``NAME-nsN``
+        for an extra NVMe namespace)."""
         name = drive if isinstance(drive, str) else self._named(drive).name
         assert name is not None
         return self._images[name]
@@ -521,8 +536,12 @@ class Guest:
         ``shutdown``, when QEMU has written its metadata.
         """
         path = self.image(drive)
-        named = drive if isinstance(drive, Drive) else next(d for d in self.drives if d.name == drive)
-        if named.image_format == "qcow2":
+        if isinstance(drive, Drive):
+            image_format = drive.image_format
+        else:  # a drive's name, or NAME-nsN for an extra NVMe namespace
+            owner = re.sub(r"-ns\d+$", "", drive)
+            image_format = next(d.image_format for d in self.drives if d.name == owner)
+        if image_format == "qcow2":
             if self.running:
                 raise GuestError("read a qcow2 image only after shutdown()")
             raw = path.with_suffix(".raw-copy")
@@ -579,6 +598,10 @@ class Guest:
         self.control.mkdir(parents=True)
         for drive in self.drives:
             self._images[drive.name or ""] = self._create_image(drive)
+            if isinstance(drive, Nvme):
+                for nsid, size in enumerate(drive.namespace_sizes()[1:], start=2):
+                    key = f"{drive.name}-ns{nsid}"
+                    self._images[key] = self._create_image_file(key, drive.image_format, size)
         self._write_control_files(image)
         command = self._command_line(image)
         (self.workdir / "qemu.cmdline").write_text(shlex.join(command) + "\n")
@@ -603,9 +626,13 @@ class Guest:
         assert self.workdir is not None and drive.name is not None
         if drive.image is not None:
             return Path(drive.image).absolute()
-        path = self.workdir / "images" / f"{drive.name}.{drive.image_format}"
+        return self._create_image_file(drive.name, drive.image_format, drive.size_bytes)
+
+    def _create_image_file(self, name: str, image_format: str, size: int) -> Path:
+        assert self.workdir is not None
+        path = self.workdir / "images" / f"{name}.{image_format}"
         subprocess.run(
-            ["qemu-img", "create", "-q", "-f", drive.image_format, str(path), str(drive.size_bytes)],
+            ["qemu-img", "create", "-q", "-f", image_format, str(path), str(size)],
             check=True,
             capture_output=True,
         )
@@ -665,6 +692,16 @@ class Guest:
                 properties["bus"] = f"ahci0.{sata_port}"
                 sata_port += 1
             command += ["-device", _option_string(properties)]
+            if isinstance(drive, Nvme) and drive.extra_namespaces:
+                for nsid in range(1, len(drive.namespace_sizes()) + 1):
+                    namespace_drive = drive_id if nsid == 1 else f"drive-{drive.name}-ns{nsid}"
+                    if nsid > 1:
+                        backend = {**self._backend(drive, namespace_drive)}
+                        backend["file"] = str(self._images[f"{drive.name}-ns{nsid}"])
+                        command += ["-drive", _option_string(backend)]
+                    namespace = {"driver": "nvme-ns", "drive": namespace_drive, "bus": drive.name or "",
+                                 "nsid": str(nsid)}  # fmt: skip
+                    command += ["-device", _option_string(namespace)]
         return command
 
     def _backend(self, drive: Drive, drive_id: str) -> dict[str, str]:
@@ -829,6 +866,8 @@ class Guest:
         cannot be hot-plugged in QEMU). Returns the drive with its assigned name."""
         if isinstance(drive, Sata):
             raise ValueError("QEMU cannot hot-plug ide-hd (SATA) devices")
+        if isinstance(drive, Nvme) and drive.extra_namespaces:
+            raise ValueError("hot-plug supports single-namespace NVMe drives only")
         self._hotplugged += 1
         named = drive if drive.name else replace(drive, name=f"hot{drive.kind}{self._hotplugged}")
         if any(existing.name == named.name for existing in self.drives):

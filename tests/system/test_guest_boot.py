@@ -29,9 +29,11 @@ def assert_guest_pytest_passed(result: PytestResult) -> None:
 
 @pytest.fixture(scope="module")
 def storage_guest(guest_image: GuestImage) -> Iterator[Guest]:
-    """One guest for several checks: NVMe + SATA + SCSI disks and a scsi_debug disk."""
+    """One guest for several checks: NVMe (one with two namespaces) + SATA + SCSI disks and a
+    scsi_debug disk."""
     drives = [
         Nvme(size="64M", serial="NVME0001"),
+        Nvme(size="8M", serial="NVME0002", extra_namespaces=("12M",)),
         Sata(size="32M", serial="SATA0001", image_format="qcow2"),
         ScsiHd(size="48M", serial="SCSI0001"),
     ]

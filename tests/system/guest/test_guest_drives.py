@@ -45,6 +45,11 @@ def test_nvme_drives(guest_manifest: dict[str, Any]) -> None:
         properties = udev_properties(device.node)
         assert properties["ID_SERIAL_SHORT"] == drive["serial"]
         assert "-nvme-" in properties["ID_PATH"]  # udev 252 sets no ID_BUS for NVMe
+        # Namespaces: nvmeXnN for nsid N (private namespaces, so no multipath head renames them).
+        for nsid, size in enumerate(drive["namespaces"], start=1):
+            namespace = Path("/sys/block", f"{controller.name}n{nsid}")
+            assert int((namespace / "size").read_text()) * 512 == size, namespace
+            assert (namespace / "nsid").read_text().strip() == str(nsid)
 
 
 def test_sata_drives_sit_on_ahci(guest_manifest: dict[str, Any]) -> None:
