@@ -268,5 +268,10 @@ def _route(per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[
                            f"{'; '.join(failing[0])}")
     if destroy:
         return "destroy", destroy
-    pending = sorted({reason.message for result in results for reason in result.reasons})
-    return "hold", pending
+    # what is left to do for the most preferred scheme that could take the device once it is done
+    reachable = [result for result in results if all(reason.severity != "mismatch" for reason in result.reasons)]
+    if reachable:
+        return "hold", [f"{reachable[0].scheme}: {reason.message}" for reason in reachable[0].reasons]
+    return "hold", ["no scheme can take the device as it is"] + [
+        f"{result.scheme}: {reason.message}" for result in results for reason in result.reasons
+        if not (reason.code == "media_refused" and any(s.demo and s.name == result.scheme for s in schemes))]

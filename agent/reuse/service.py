@@ -179,7 +179,8 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
                            "job_id": drive["job_id"], "level": (drive["level"] or "").capitalize(),
                            "verification": drive["verification"]["mode"], "certificate_id": certificate_id,
                            "record_sha256": drive["certificate"]["record_sha256"],
-                           "certificate_file": Path(job.certificate_path).name})
+                           "certificate_file": Path(job.certificate_path).name,
+                           "validations": drive["validations"]})
         host = decision.inputs["host"]
         devices.append({"asset": asset, "kind": host["kind"], "make": host["make"], "model": host["model"],
                         "serial": host["serial"], "drives": drives,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.reuse.eligibility import Decision, SchemeResult
 from agent.reuse.errors import ReuseInputError
 from agent.reuse.health import parse_smartctl
 from agent.reuse.service import decide, station_trust
@@ -14,27 +15,31 @@ from certs.verify import load_trust_bundle
 from tests.unit.reuse.kit import World, drive, healthy, make_job, ready_device
 
 
-def _codes(decision: object, scheme: str) -> set[str]:
-    result = decision.result(scheme)  # type: ignore[attr-defined]
+def _result(decision: Decision, scheme: str) -> SchemeResult:
+    result = decision.result(scheme)
     assert result is not None
-    return {reason.code for reason in result.reasons}
+    return result
 
 
-def _decide(store: ReuseStore, world: World, asset: str) -> object:
+def _codes(decision: Decision, scheme: str) -> set[str]:
+    return {reason.code for reason in _result(decision, scheme).reasons}
+
+
+def _decide(store: ReuseStore, world: World, asset: str) -> Decision:
     return decide(store, asset, bundle=load_trust_bundle(world.bundle))
 
 
 def test_purged_ssd_with_everything_signed_off_goes_to_schools(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-1", [drive("SSD-1"), drive("SSD-2")])
     decision = _decide(store, world, "PC-1")
-    assert decision.route == "reuse:schools"  # type: ignore[attr-defined]
-    assert decision.eligible_for("schools") and decision.eligible_for("gla-reuse")  # type: ignore[attr-defined]
+    assert decision.route == "reuse:schools"
+    assert decision.eligible_for("schools") and decision.eligible_for("gla-reuse")
     assert _codes(decision, "demo-schools") == {"media_refused"}
-    inputs = decision.inputs  # type: ignore[attr-defined]
+    inputs = decision.inputs
     assert inputs["certificate_check"] == "signature" and len(inputs["drives"]) == 2
     assert all(d["certificate"]["ok"] and d["certificate"]["check"] == "signature" for d in inputs["drives"])
     # recorded with its inputs, in the audit log
-    assert store.latest_decision("PC-1")["route"] == "reuse:schools"  # type: ignore[index]
+    assert (store.latest_decision("PC-1") or {})["route"] == "reuse:schools"
     assert store.audit.entries("PC-1")[-1].kind == "eligibility-decision"
 
 
@@ -49,21 +54,21 @@ def test_hdd_with_fully_verified_clear_goes_to_gla_not_schools(store: ReuseStore
     ready_device(store, world, "PC-2", [drive("HDD-1", "hdd")], level="clear", mode="full")
     decision = _decide(store, world, "PC-2")
     assert _codes(decision, "schools") == {"level_too_low"}
-    assert decision.eligible_for("gla-reuse") and decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+    assert decision.eligible_for("gla-reuse") and decision.route == "reuse:gla-reuse"
 
 
 def test_gla_accepts_clear_only_with_full_verification(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-3", [drive("HDD-1", "hdd")], level="clear", mode="sampling")
     decision = _decide(store, world, "PC-3")
     assert _codes(decision, "gla-reuse") == {"clear_needs_verification"}
-    assert decision.route == "hold"  # type: ignore[attr-defined]
+    assert decision.route == "hold"
 
 
 def test_clear_on_flash_is_too_low_everywhere(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-4", [drive("SSD-1")], level="clear")
     decision = _decide(store, world, "PC-4")
     assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"level_too_low"}
-    assert decision.route == "hold"  # type: ignore[attr-defined]
+    assert decision.route == "hold"
 
 
 def test_usb_and_virtual_media_are_refused_by_the_real_schemes(store: ReuseStore, world: World) -> None:
@@ -84,19 +89,19 @@ def test_a_demo_certificate_never_satisfies_a_real_scheme(store: ReuseStore, wor
 def test_missing_attestation_and_validation_hold_the_device(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-8", [drive("SSD-1")], attest=("mdm-removed",), validate=False)
     decision = _decide(store, world, "PC-8")
-    result = decision.result("schools")  # type: ignore[attr-defined]
+    result = _result(decision, "schools")
     messages = [reason.message for reason in result.reasons]
     assert {reason.code for reason in result.reasons} == {"attestation_missing", "validation_missing"}
     assert any("'firmware-password-cleared'" in message for message in messages)
     assert any("'asset-labels-removed'" in message for message in messages)
-    assert decision.route == "hold"  # type: ignore[attr-defined]
+    assert decision.route == "hold"
 
 
 def test_schools_needs_an_accepted_validator_role_gla_takes_any(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-9", [drive("SSD-1")], role="team-leader")
     decision = _decide(store, world, "PC-9")
     assert _codes(decision, "schools") == {"validator_role"}
-    assert decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+    assert decision.route == "reuse:gla-reuse"
 
 
 def test_no_health_reading_holds_a_real_drive(store: ReuseStore, world: World) -> None:
@@ -110,15 +115,15 @@ def test_a_drive_failing_health_routes_the_device_to_destruction(store: ReuseSto
                         drive_serial=jobs[1].drive.serial)
     decision = _decide(store, world, "PC-11")
     assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"health_failed"}
-    assert decision.route == "destroy"  # type: ignore[attr-defined]
-    assert "HDD-2" in decision.route_reasons[0] and "1975" in decision.route_reasons[0]  # type: ignore[attr-defined]
+    assert decision.route == "destroy"
+    assert "HDD-2" in decision.route_reasons[0] and "1975" in decision.route_reasons[0]
 
 
 def test_health_within_gla_limits_only_routes_to_gla(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-12", [drive("HDD-1", "hdd")], smart="constructed-ata-hdd-few-reallocated.json")
     decision = _decide(store, world, "PC-12")
     assert _codes(decision, "schools") == {"health_failed"}
-    assert decision.route == "reuse:gla-reuse"  # type: ignore[attr-defined]
+    assert decision.route == "reuse:gla-reuse"
 
 
 def test_one_unsanitised_drive_makes_the_device_ineligible(store: ReuseStore, world: World) -> None:
@@ -126,14 +131,14 @@ def test_one_unsanitised_drive_makes_the_device_ineligible(store: ReuseStore, wo
     make_job(store.registry, world.signer, drive("SSD-2"), asset="PC-13", state="interrupted")
     decision = _decide(store, world, "PC-13")
     assert _codes(decision, "schools") >= {"not_sanitised"}
-    assert decision.route == "hold"  # type: ignore[attr-defined]
+    assert decision.route == "hold"
 
 
 def test_a_failed_drive_routed_to_destruction_destroys_the_device(store: ReuseStore, world: World) -> None:
     ready_device(store, world, "PC-14", [drive("SSD-1")])
     make_job(store.registry, world.signer, drive("SSD-2"), asset="PC-14", state="failed", route="destroy")
     decision = _decide(store, world, "PC-14")
-    assert decision.route == "destroy" and "Input/output error" in decision.route_reasons[0]  # type: ignore[attr-defined]
+    assert decision.route == "destroy" and "Input/output error" in decision.route_reasons[0]
 
 
 def test_the_latest_job_per_drive_counts(store: ReuseStore, world: World) -> None:
@@ -141,7 +146,7 @@ def test_the_latest_job_per_drive_counts(store: ReuseStore, world: World) -> Non
     make_job(store.registry, world.signer, identity, asset="PC-15", level="clear")
     ready_device(store, world, "PC-15", [identity])  # re-run at Purge
     decision = _decide(store, world, "PC-15")
-    assert decision.route == "reuse:schools" and len(decision.inputs["drives"]) == 1  # type: ignore[attr-defined]
+    assert decision.route == "reuse:schools" and len(decision.inputs["drives"]) == 1
 
 
 def test_certificate_missing_or_tampered(store: ReuseStore, world: World) -> None:
@@ -150,11 +155,11 @@ def test_certificate_missing_or_tampered(store: ReuseStore, world: World) -> Non
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    result = _decide(store, world, "PC-16").result("schools")  # type: ignore[attr-defined]
+    result = _result(_decide(store, world, "PC-16"), "schools")
     assert [reason.code for reason in result.reasons] == ["certificate"]
     assert "invalid" in result.reasons[0].message
     path.unlink()
-    result = _decide(store, world, "PC-16").result("schools")  # type: ignore[attr-defined]
+    result = _result(_decide(store, world, "PC-16"), "schools")
     assert "is missing" in result.reasons[0].message
 
 
@@ -187,3 +192,28 @@ def test_the_daemon_intake_host_object_links_by_asset_tag(store: ReuseStore, wor
     make_job(store.registry, world.signer, drive("SSD-1"), host=host)
     assert store.host("PC-20").model == "T14" and "PC-20" in store.assets()
     assert [job.drive.serial for job in store.held_drives("PC-20")] == ["SSD-1"]
+
+
+def test_hold_reasons_name_what_is_left_for_the_preferred_reachable_scheme(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-21", [drive("SSD-1")], validate=False)
+    decision = _decide(store, world, "PC-21")
+    assert decision.route == "hold"
+    result = decision.result("schools")
+    assert result is not None and decision.route_reasons == [f"schools: {result.reasons[0].message}"]
+    assert "awaits validation" in decision.route_reasons[0]
+
+
+def test_verification_mode_and_optional_sign_offs_in_a_custom_scheme(store: ReuseStore, world: World) -> None:
+    from agent.reuse.eligibility import evaluate
+    from agent.reuse.schemes import parse_scheme
+
+    strict = parse_scheme('schema = 1\ndestination = "Lab"\n[levels]\nssd = "purge"\n[verification]\n'
+                          'modes = ["full"]\nclear_modes = []\n[health]\nrequired = false\n[validation]\n'
+                          "required = false\n", "full-only", "full-only.toml")
+    make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-22", mode="sampling")
+    make_job(store.registry, world.signer, drive("SSD-2"), asset="PC-23", mode="full")
+    bundle = load_trust_bundle(world.bundle)
+    sampled = evaluate(store, "PC-22", [strict], bundle)
+    assert [reason.code for reason in sampled.schemes[0].reasons] == ["verification_mode"]
+    # no health reading, no validation, no attestation needed by this scheme
+    assert evaluate(store, "PC-23", [strict], bundle).route == "reuse:full-only"

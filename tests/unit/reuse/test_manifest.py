@@ -37,6 +37,9 @@ def test_manifest_is_signed_lists_everything_and_verifies(store: ReuseStore, wor
     assert [d["serial"] for d in devices["PC-1"]["drives"]] == ["SSD-1", "SSD-2"]
     first = devices["PC-1"]["drives"][0]
     assert first["job_id"] == jobs[0].id and first["level"] == "Purge" and len(first["record_sha256"]) == 64
+    assert first["validations"][0]["by"] == "Ms Validator"
+    assert document["scheme"]["destination"] == "External reuse: schools programme (via the GLA reuse scheme)"
+    assert not document["demo"] and devices["PC-1"]["attestations"]["mdm-removed"]["by"] == "Sgt Example"
     checks = check_certificates(document, Path(str(created["certificates"])), bundle)
     assert len(checks) == 3 and all(check.ok for check in checks)
     assert store.audit.entries(str(created["manifest_id"]))[0].kind == "manifest"
