@@ -41,6 +41,7 @@ from agent.jobs.runner import JobRunner
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry
 
+RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare with sysfs this often
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
 
 
@@ -216,6 +217,7 @@ class Station:
         if self.notifier.watchdog_seconds:
             interval = min(interval, self.notifier.watchdog_seconds / 2)
         next_tick = 0.0
+        next_resync = time.monotonic() + RESYNC_SECONDS
         while not self.stopping.is_set():
             now = time.monotonic()
             readable, _, _ = select.select([self.source.fileno(), self._wake_read], [], [],
@@ -234,6 +236,13 @@ class Station:
                         self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
             if self.stopping.is_set():
                 break
+            if time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + RESYNC_SECONDS
+                for event in self.source.resync():
+                    try:
+                        self._on_event(event)
+                    except Exception:
+                        self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval

@@ -54,6 +54,10 @@ class DriveSource(Protocol):
         """Events available now; never blocks."""
         ...
 
+    def resync(self) -> list[DriveEvent]:
+        """Events that bring the reported state back in line with the system (after lost events)."""
+        ...
+
     def close(self) -> None:
         """Release the descriptor."""
         ...
@@ -79,24 +83,40 @@ def station_properties(name: str, properties: Mapping[str, str], sys_block: Path
     return merged
 
 
+def _diskseq(name: str, sys_block: Path = SYS_BLOCK) -> int | None:
+    try:
+        return int((sys_block / name / "diskseq").read_text().strip())
+    except (OSError, ValueError):
+        return None  # kernels before 5.15
+
+
 class PresenceTracker:
-    """Turns raw add/change/remove of whole disks into inserted/removed, by the medium's size."""
+    """Turns raw add/change/remove of whole disks into inserted/removed.
+
+    Decided from the device's *current* state in sysfs (size, and ``diskseq``, which the kernel
+    bumps for every new medium), never from the event alone: when a loop device or a card reader
+    is emptied and refilled before the loop reads the first event, the medium still changed, and
+    that must read as removed + inserted, not as nothing.
+    """
 
     def __init__(self) -> None:
-        self.present: dict[str, int] = {}
+        self.present: dict[str, int | None] = {}  # name → diskseq of the medium we reported
 
-    def update(self, action: str, name: str, size: int) -> str | None:
-        """The drive-level meaning of one raw event, or None when it changes nothing."""
+    def update(self, action: str, name: str, size: int, diskseq: int | None = None) -> list[str]:
+        """The drive-level meanings of one raw event (possibly removed then inserted)."""
         known = name in self.present
         if action == "remove" or size == 0:
             if known:
                 del self.present[name]
-                return REMOVED
-            return None
-        if action in ("add", "change", "scan") and not known:
-            self.present[name] = size
-            return INSERTED
-        return None
+                return [REMOVED]
+            return []
+        if not known:
+            self.present[name] = diskseq
+            return [INSERTED]
+        if diskseq is not None and self.present[name] is not None and diskseq != self.present[name]:
+            self.present[name] = diskseq
+            return [REMOVED, INSERTED]
+        return []
 
 
 class UdevDriveSource:
@@ -110,6 +130,11 @@ class UdevDriveSource:
         self.source = source
         self._context = pyudev.Context()
         self._monitor = pyudev.Monitor.from_netlink(self._context, source=source)
+        try:
+            # bursts (a dock with many drives, other loop users) must not overflow the default ~200 KiB
+            self._monitor.set_receive_buffer_size(8 << 20)
+        except (OSError, pyudev.DeviceNotFoundError, AttributeError):
+            pass  # without CAP_NET_ADMIN the kernel keeps its default; resync() heals any loss
         self._monitor.start()
         self._tracker = PresenceTracker()
 
@@ -121,22 +146,39 @@ class UdevDriveSource:
         """Whole disks with a medium present now."""
         events: list[DriveEvent] = []
         for device in self._context.list_devices(subsystem="block", DEVTYPE="disk"):
-            event = self._event(device, "scan", "scan")
-            if event is not None:
-                events.append(event)
+            events.extend(self._events(device, "scan", "scan"))
         return events
 
-    def _event(self, device: object, action: str, origin: str) -> DriveEvent | None:
+    def resync(self) -> list[DriveEvent]:
+        """Compare sysfs with what was reported and emit the difference (a dropped netlink event heals here)."""
+        events: list[DriveEvent] = []
+        try:
+            names = {entry.name for entry in SYS_BLOCK.iterdir()}
+        except OSError:
+            return events
+        for name in sorted(set(self.present_names()) - names):
+            events.append(DriveEvent(REMOVED, name, f"/dev/{name}", {"WIPE_KERNEL_NAME": name}, 0, "resync"))
+            self._tracker.present.pop(name, None)
+        for device in self._context.list_devices(subsystem="block", DEVTYPE="disk"):
+            events.extend(self._events(device, "change", "resync"))
+        return events
+
+    def present_names(self) -> list[str]:
+        """Kernel names of the drives currently reported as present."""
+        return list(self._tracker.present)
+
+    def _events(self, device: object, action: str, origin: str) -> list[DriveEvent]:
         sys_path = getattr(device, "sys_path", "")
         name = os.path.basename(sys_path)
         size = _size_bytes(name) if action != "remove" else 0
-        meaning = self._tracker.update(action, name, size)
-        if meaning is None:
-            return None
+        meanings = self._tracker.update(action, name, size, _diskseq(name) if action != "remove" else None)
+        if not meanings:
+            return []
         raw = getattr(device, "properties", {})
         properties = station_properties(name, {str(key): str(raw[key]) for key in raw})
         node = getattr(device, "device_node", None) or f"/dev/{name}"
-        return DriveEvent(meaning, name, str(node), properties, size, origin)
+        return [DriveEvent(meaning, name, str(node), properties, size if meaning == INSERTED else 0, origin)
+                for meaning in meanings]
 
     def read(self) -> list[DriveEvent]:
         """Drain what the socket holds now (poll(0) until empty), keeping whole-disk block events."""
@@ -147,9 +189,7 @@ class UdevDriveSource:
                 break
             if device.subsystem != "block" or device.device_type != "disk":
                 continue
-            event = self._event(device, str(device.action or "change"), self.source)
-            if event is not None:
-                events.append(event)
+            events.extend(self._events(device, str(device.action or "change"), self.source))
         return events
 
     def close(self) -> None:
@@ -183,6 +223,10 @@ class PipeDriveSource:
     def scan(self) -> list[DriveEvent]:
         """The drives the fake was created with."""
         return list(self._initial)
+
+    def resync(self) -> list[DriveEvent]:
+        """Nothing is ever lost in a pipe."""
+        return []
 
     def read(self) -> list[DriveEvent]:
         """Pushed events, in order."""

@@ -71,11 +71,11 @@ class Daemon:
         self.log = directory / "daemon.log"
         self.client = ApiClient(self.socket, timeout=5)
 
-    def start(self, timeout: float = 15) -> None:
-        """Start and wait until the API answers."""
+    def start(self, timeout: float = 15, command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """Start (``wipe-agent run`` unless ``command`` is given) and wait until the API answers."""
+        command = command or [*STATION, "run", "--config", str(self.config), "--udev-source", "kernel"]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([*STATION, "run", "--config", str(self.config), "--udev-source", "kernel"],
-                                            stdout=log, stderr=log)
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -45,6 +45,19 @@ def _running(bay: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def _wait_pending(pid: int, number: int, timeout: float = 10) -> None:
+    """Until ``number`` is pending for the (stopped) process ``pid``."""
+    bit = 1 << (number - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        if (int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)) & bit:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"signal {number} never reached {pid}")
+
+
 def _registry_job(daemon: Daemon, job_id: str) -> Any:
     registry = Registry(daemon.state_dir).open()
     try:
@@ -147,7 +160,14 @@ def test_sigterm_journals_jobs_and_exits_within_10_seconds(station: Callable[...
     daemon.backings[0].attach()
     status = daemon.wait_for(_running("bay-1"), timeout=20, what="overwrite running")
     job = _bay(status, "bay-1")["job"]
-    elapsed = daemon.stop()
+    os.kill(job["pid"], signal.SIGSTOP)  # hold the job mid-way so it cannot finish before the SIGTERM lands
+    assert daemon.process is not None
+    started = time.monotonic()
+    daemon.process.send_signal(signal.SIGTERM)
+    _wait_pending(job["pid"], signal.SIGUSR2)  # the daemon told the worker the station is stopping
+    os.kill(job["pid"], signal.SIGCONT)
+    daemon.process.wait(10)
+    elapsed = time.monotonic() - started
     assert elapsed < 10, elapsed
     row = _registry_job(daemon, job["job_id"])
     assert row.state == "interrupted" and row.certificate_path is None
@@ -165,11 +185,15 @@ def test_start_and_cancel_from_the_cli(station: Callable[..., Daemon]) -> None:
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["operator"] == "root"
     status = daemon.wait_for(_running("bay-1"), timeout=20, what="job running")
-    job_id = _bay(status, "bay-1")["job"]["job_id"]
-    busy = daemon.run_cli("start", "bay-1", "--json")
-    assert busy.returncode == 2 and json.loads(busy.stdout)["error"]["code"] == "bay_busy"
-    cancelled = daemon.run_cli("cancel", job_id, "--json")
-    assert cancelled.returncode == 0, cancelled.stderr
+    job_id, worker = _bay(status, "bay-1")["job"]["job_id"], _bay(status, "bay-1")["job"]["pid"]
+    os.kill(worker, signal.SIGSTOP)  # hold the job mid-way so it cannot finish before the cancel lands
+    try:
+        busy = daemon.run_cli("start", "bay-1", "--json")
+        assert busy.returncode == 2 and json.loads(busy.stdout)["error"]["code"] == "bay_busy"
+        cancelled = daemon.run_cli("cancel", job_id, "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+    finally:
+        os.kill(worker, signal.SIGCONT)
     daemon.wait_for(_finished("bay-1", "interrupted"), timeout=20, what="cancelled job")
     assert _registry_job(daemon, job_id).state == "interrupted"
     again = daemon.run_cli("cancel", job_id, "--json")

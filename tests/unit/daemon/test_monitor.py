@@ -10,13 +10,21 @@ from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, PipeDriveSour
 
 def test_change_events_with_media_count_as_insert_and_remove() -> None:
     tracker = PresenceTracker()
-    assert tracker.update("add", "loop3", 0) is None  # LOOP_CTL_ADD: a device without a medium
-    assert tracker.update("change", "loop3", 1 << 20) == INSERTED  # losetup attaches a file
-    assert tracker.update("change", "loop3", 1 << 20) is None  # partition rescan and the like
-    assert tracker.update("change", "loop3", 0) == REMOVED  # losetup -d / card pulled from the reader
-    assert tracker.update("remove", "loop3", 0) is None
-    assert tracker.update("add", "sdb", 1 << 30) == INSERTED
-    assert tracker.update("remove", "sdb", 0) == REMOVED
+    assert tracker.update("add", "loop3", 0) == []  # LOOP_CTL_ADD: a device without a medium
+    assert tracker.update("change", "loop3", 1 << 20, 7) == [INSERTED]  # losetup attaches a file
+    assert tracker.update("change", "loop3", 1 << 20, 7) == []  # partition rescan and the like
+    assert tracker.update("change", "loop3", 0) == [REMOVED]  # losetup -d / card pulled from the reader
+    assert tracker.update("remove", "loop3", 0) == []
+    assert tracker.update("add", "sdb", 1 << 30, None) == [INSERTED]
+    assert tracker.update("remove", "sdb", 0) == [REMOVED]
+
+
+def test_a_new_medium_seen_late_is_removed_then_inserted() -> None:
+    tracker = PresenceTracker()
+    assert tracker.update("change", "loop8", 1 << 20, 41) == [INSERTED]
+    # detached and re-attached to another file before the loop read the detach event: diskseq moved on
+    assert tracker.update("change", "loop8", 1 << 20, 44) == [REMOVED, INSERTED]
+    assert tracker.update("change", "loop8", 1 << 20, 44) == []
 
 
 def test_pipe_source_wakes_select_and_keeps_order() -> None:
