@@ -261,8 +261,10 @@ def host_list(ctx: click.Context, as_json: bool) -> None:
     rows = []
     for asset in store.assets():
         decision = store.latest_decision(asset)
-        rows.append({"asset": asset, "route": decision["route"] if decision else None,
-                     "shipped_in": store.shipped_in(asset)})
+        shipped = store.shipped_in(asset)
+        route = "shipped" if shipped else "destroyed" if store.destruction(asset) else \
+            decision["route"] if decision else None
+        rows.append({"asset": asset, "route": route, "shipped_in": shipped})
     if as_json:
         print_json({"hosts": rows})
     else:

@@ -122,19 +122,26 @@ class ReuseStore:
 
     def assets(self) -> list[str]:
         """Every asset the station knows: registered hosts and asset tags on jobs."""
+        # a drive registered to a host belongs to that host only, whatever tag its job carried
+        unclaimed = ("jobs.drive_id IN (SELECT id FROM drives WHERE serial NOT IN "
+                     "(SELECT drive_serial FROM reuse_host_drives))")
         rows = self.db.execute(
-            "SELECT asset FROM reuse_hosts UNION SELECT asset_tag FROM jobs WHERE asset_tag IS NOT NULL "
-            f"UNION SELECT {_HOST_ASSET} FROM jobs WHERE host_json IS NOT NULL AND {_HOST_ASSET} IS NOT NULL"
+            "SELECT asset FROM reuse_hosts "
+            f"UNION SELECT asset_tag FROM jobs WHERE asset_tag IS NOT NULL AND {unclaimed} "
+            f"UNION SELECT {_HOST_ASSET} FROM jobs WHERE host_json IS NOT NULL AND {_HOST_ASSET} IS NOT NULL "
+            f"AND {unclaimed}"
         ).fetchall()
         return sorted(str(row[0]) for row in rows if row[0])
 
     def jobs_of(self, asset: str) -> list[JobRow]:
-        """Every job of the host, oldest first: by asset tag, by intake host, or by a registered drive serial."""
+        """Every job of the host, oldest first: by a drive serial registered to it, or by asset tag / intake host
+        unless the drive is registered to another host."""
         rows = self.db.execute(
-            "SELECT jobs.id FROM jobs JOIN drives ON drives.id = jobs.drive_id WHERE jobs.asset_tag = ? "
-            f"OR (jobs.host_json IS NOT NULL AND {_HOST_ASSET} = ?) "
-            "OR drives.serial IN (SELECT drive_serial FROM reuse_host_drives WHERE asset = ?) "
-            "ORDER BY jobs.created_at, jobs.rowid", (asset, asset, asset),
+            "SELECT jobs.id FROM jobs JOIN drives ON drives.id = jobs.drive_id WHERE "
+            "drives.serial IN (SELECT drive_serial FROM reuse_host_drives WHERE asset = ?) "
+            f"OR ((jobs.asset_tag = ? OR (jobs.host_json IS NOT NULL AND {_HOST_ASSET} = ?)) "
+            "AND drives.serial NOT IN (SELECT drive_serial FROM reuse_host_drives WHERE asset != ?)) "
+            "ORDER BY jobs.created_at, jobs.rowid", (asset, asset, asset, asset),
         ).fetchall()
         return [self.registry.job(str(row[0])) for row in rows]
 

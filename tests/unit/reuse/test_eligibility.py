@@ -174,8 +174,11 @@ def test_intake_links_jobs_through_the_host_record(store: ReuseStore, world: Wor
 
 def test_registered_drive_serials_link_drives_to_a_host(store: ReuseStore, world: World) -> None:
     make_job(store.registry, world.signer, drive("SSD-1"), asset="MEDIA-1")
+    assert "MEDIA-1" in store.assets()
     store.register_host("PC-18", make="Dell", model="Latitude", serial="ABC", drive_serials=("SSD-1",))
     assert [job.drive.serial for job in store.held_drives("PC-18")] == ["SSD-1"]
+    # the drive now belongs to PC-18 only: the tag its job carried is no longer a device of its own
+    assert "MEDIA-1" not in store.assets() and store.held_drives("MEDIA-1") == []
     store.register_host("PC-19", drive_serials=("NEVER-SEEN",))
     with pytest.raises(ReuseInputError, match="registered but never seen"):
         store.held_drives("PC-19")
