@@ -46,7 +46,8 @@ def known_attestations(schemes: list[Scheme]) -> list[str]:
 
 def _known_asset(store: ReuseStore, asset: str) -> None:
     if asset not in store.assets():
-        raise ReuseInputError(f"unknown asset {asset!r}: no host registered and no job names it")
+        raise ReuseInputError(f"unknown asset {asset!r}: no host registered, and no job names it for a drive "
+                              "not registered to another host")
 
 
 def decide(store: ReuseStore, asset: str, *, schemes: list[Scheme] | None = None, bundle: TrustBundle | None = None,
