@@ -154,8 +154,9 @@ def watch(config_path: str | None, interval: float, count: int) -> None:
             cells = _bay_cells(bay)
             colour = OUTCOME_COLOURS.get(cells["outcome"].split(" ")[0], "white")
             view.add_row(*[cells[column] for column in _COLUMNS[:-1]], f"[{colour}]{cells['outcome']}[/]")
-        for drive in data.get("unbayed_drives", []):
-            view.add_row("-", drive["device"], "-", "-", "-", "-", "-", "[dim]outside every bay[/]")
+        outside = [drive["device"] for drive in data.get("unbayed_drives", [])]
+        if outside:
+            view.caption = f"outside every bay, never touched: {', '.join(outside)}"
         return view
 
     refreshes = 0

@@ -119,9 +119,9 @@ class Daemon:
             self.process.wait(10)
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A station CLI command against this daemon."""
+        """A station CLI command against this daemon (a wide terminal for ``watch``)."""
         return subprocess.run([*STATION, *args, "--config", str(self.config)], capture_output=True, text=True,
-                              timeout=30)
+                              timeout=30, env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture

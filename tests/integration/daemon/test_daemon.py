@@ -100,6 +100,8 @@ def test_hotplug_starts_job_by_itself_and_status_shows_it(station: Callable[...,
     assert hotplug_to_job < 5, hotplug_to_job  # the bench measures the ≤ 1 s target without polling noise
     human = daemon.run_cli("status")
     assert "bay-1" in human.stdout and "sanitised" in human.stdout
+    live = daemon.run_cli("watch", "--count", "1", "--interval", "0.05")
+    assert live.returncode == 0 and "bay-1" in live.stdout and "sanitised" in live.stdout, live.stderr
 
 
 def test_drive_outside_every_bay_is_shown_and_never_touched(station: Callable[..., Daemon]) -> None:
