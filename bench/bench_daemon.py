@@ -44,8 +44,9 @@ STATION = [sys.executable, "-m", "agent.cli.station_commands"]
 class Bench:
     """Backing files, loop devices and one daemon at a time."""
 
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="wa-bench-", dir="/tmp"))
+    def __init__(self, state_parent: str = "/tmp") -> None:
+        # the registry fsyncs every state change (synchronous=FULL): where it lives shows in start skew
+        self.directory = Path(tempfile.mkdtemp(prefix="wa-bench-", dir=state_parent))
         self.files: list[Path] = []
         self.loops: list[str] = []
         self.daemon: subprocess.Popen[bytes] | None = None
@@ -176,19 +177,31 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: forked workers share the fork server's pages, RSS counts them in each."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def memory(bench: Bench, count: int, size: int) -> dict[str, Any]:
     paths = [bench.backing(size) for _ in range(count)]
     for path in paths:
         bench.attach(path)
     client, _ = bench.start("memory", paths, parallel=count, profile="nist-clear-overwrite-full")
     assert bench.daemon is not None
-    peak = {"daemon": 0, "workers": 0, "running": 0}
+    peak = {"daemon": 0, "workers": 0, "workers_pss": 0, "running": 0}
 
     def sample(status: dict[str, Any]) -> None:
         assert bench.daemon is not None
         peak["daemon"] = max(peak["daemon"], _rss_kib(bench.daemon.pid))
         pids = [bay["job"]["pid"] for bay in status["bays"] if bay["job"] and bay["job"]["pid"]]
         peak["workers"] = max(peak["workers"], sum(_rss_kib(pid) for pid in pids))
+        peak["workers_pss"] = max(peak["workers_pss"], sum(_pss_kib(pid) for pid in pids))
         peak["running"] = max(peak["running"], status["running"])
 
     wait_all_done(client, count, 600, sample)
@@ -196,6 +209,7 @@ def memory(bench: Bench, count: int, size: int) -> dict[str, Any]:
     bench.detach_all()
     return {"jobs": count, "peak_parallel": peak["running"], "daemon_rss_mib": round(peak["daemon"] / 1024, 1),
             "workers_rss_mib_total": round(peak["workers"] / 1024, 1),
+            "workers_pss_mib_total": round(peak["workers_pss"] / 1024, 1),
             "worker_rss_mib_each": round(peak["workers"] / 1024 / max(1, peak["running"]), 1)}
 
 
@@ -232,11 +246,12 @@ def main() -> None:
     parser.add_argument("--memory-jobs", type=int, default=24)
     parser.add_argument("--plugs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--state-parent", default="/tmp", help="Where the registry lives (e.g. /dev/shm).")
     parser.add_argument("--only", choices=["throughput", "memory", "hotplug"], default=None)
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (loop devices)")
-    bench = Bench()
+    bench = Bench(args.state_parent)
     try:
         runs: dict[str, Callable[[], dict[str, Any]]] = {
             "throughput": lambda: throughput(bench, args.size_mib * MiB, args.repeat),
@@ -253,7 +268,7 @@ def main() -> None:
     print(f"8 x {t['size_mib']} MiB at once: daemon {t['daemon_overwrite_bytes_per_second'] / 1e9:.2f} GB/s, "
           f"fio {t['fio_bytes_per_second'] / 1e9:.2f} GB/s, ratio {t['ratio']:.2f} (target ≥ 0.85)")
     print(f"{m['jobs']} jobs ({m['peak_parallel']} at once): daemon RSS {m['daemon_rss_mib']} MiB (target ≤ 120), "
-          f"workers {m['workers_rss_mib_total']} MiB total, ~{m['worker_rss_mib_each']} MiB each")
+          f"workers {m['workers_rss_mib_total']} MiB RSS / {m['workers_pss_mib_total']} MiB PSS total")
     print(f"hot-plug → running: median {h['median_seconds']} s, max {h['max_seconds']} s over {h['plugs']} plugs "
           f"(target ≤ 1 s)")
 
