@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.reuse.health import HealthReading, health_failures, not_applicable, parse_smartctl
 from agent.reuse.schemes import load_scheme
@@ -76,3 +78,22 @@ def test_virtual_media_are_not_applicable_and_round_trip() -> None:
     reading = not_applicable("Loop", "loop:/x.img", "virtual")
     assert reading.status == "not_applicable" and health_failures(reading, load_scheme("schools").health) == []
     assert HealthReading.from_json(reading.to_json()) == reading
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["smartctl", "exit_status", "device", "protocol", "smart_status", "passed",
+                         "nvme_smart_health_information_log", "critical_warning", "percentage_used", "media_errors",
+                         "ata_smart_attributes", "table", "id", "raw", "value", "messages", "string", "x"]),
+        inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_the_parser_never_raises_on_any_json(data: object) -> None:
+    reading = parse_smartctl(data, "fuzz")
+    assert reading.status in {"ok", "unavailable"}
+    health_failures(reading, load_scheme("schools").health)
