@@ -461,13 +461,15 @@ class Station:
             registry = Registry(self.config.state_dir).open()
             try:
                 row = registry.job(job.job_id)
-                if job.outcome and job.outcome.get("event") == "not-resumable" and row.state not in FINAL_STATES:
-                    registry.transition(row.id, "interrupted", "owner-gone", {"resume": "no sanitize in progress"},
-                                        reason="the process running the job stopped before it finished",
-                                        route="hold")
-                    row = registry.job(job.job_id)
-                    self._restart_interrupted.append(row)
-                    restart = True
+                if job.outcome and job.outcome.get("event") == "not-resumable":
+                    if row.state not in FINAL_STATES:
+                        registry.transition(row.id, "interrupted", "owner-gone", {"resume": "no sanitize in progress"},
+                                            reason="the process running the job stopped before it finished",
+                                            route="hold")
+                        row = registry.job(job.job_id)
+                    if row.state == "interrupted":
+                        self._restart_interrupted.append(row)
+                        restart = True
                 if row.state not in FINAL_STATES:
                     # the worker died without an outcome (crash, SIGKILL): never leave it looking alive
                     reason = "drive removed" if job.removed else f"job worker exited with status {code}"

@@ -144,6 +144,9 @@ def run_request(request: dict[str, Any]) -> int:
             verify_mode = load_profile(request["profile"]).verify_mode
             resumed = resume(request["resume"], progress=progress, cancelled=cancelled, verify_mode=verify_mode)
             if resumed is None:  # no sanitize in progress after all (or another drive): not ours to finish
+                release = getattr(runner, "release_security_password", None)
+                if release is not None:  # a cut-short SECURITY ERASE leaves its temporary password set
+                    release(request["resume"])
                 _emit({"event": "not-resumable", "job_id": request["resume"]})
                 return 0
             row = resumed
