@@ -32,6 +32,7 @@ from agent.discovery.guard import Authorisation, Guard
 from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
+from agent.reuse.demo import run_reuse_demo
 from agent.store.registry import JobRow, Registry
 from certs.pki import init_ca, issue_station, make_bundle
 from certs.verify import verify_file
@@ -225,6 +226,15 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             for index, job in results.items():
                 if job.certificate_path:
                     checks[index] = verify_file(Path(job.certificate_path), bundle).to_json()
+            # the point of it all: which laptops may go to a school, and which to the shredder
+            reuse = None
+            if signer is not None and len(results) == DEMO_DRIVES:
+                registry = Registry(state).open()
+                try:
+                    reuse = run_reuse_demo(registry, signer, bundle,
+                                           {job.asset_tag: job for job in results.values() if job.asset_tag})
+                finally:
+                    registry.close()
     except KeyboardInterrupt:
         cancel.set()
         click.echo("wipe-agent: demo interrupted; cleaning up", err=True)
@@ -250,9 +260,11 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
         and row["certificate_check"] and row["certificate_check"]["valid"]
         for row in rows
     )
+    all_ok = all_ok and reuse is not None and reuse.ok
     kept = None if discard and not state_dir else str(results_dir)
     if as_json:
         print_json({"ok": all_ok, "seconds": elapsed, "drives": rows, "errors": errors,
+                    "reuse": reuse.summary if reuse is not None else None,
                     "results_dir": kept, "state_dir": str(state) if kept else None,
                     "trust_bundle": str(bundle) if kept else None})
     else:
@@ -279,6 +291,10 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
                 click.echo(f"certificate {check['path']}\n  partner check against the trust bundle: {verdict}")
             else:
                 click.echo(f"{row['device']}: no certificate issued")
+        if reuse is not None:
+            click.echo("")
+            for line in reuse.lines:
+                click.echo(line)
         for error in errors:
             click.echo(f"error: {error}", err=True)
         click.echo(f"\n{'All demo data is gone.' if all_ok else 'DEMO FAILED.'} "

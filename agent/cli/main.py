@@ -27,6 +27,7 @@ from agent.cli.output import (
     json_option,
     print_json,
 )
+from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.errors import AgentError, ConfigError, DriveError, ProfileError
@@ -360,6 +361,8 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
 cli.add_command(inspect)
 cli.add_command(pki)
 cli.add_command(verify_certificates)
+for _command in REUSE_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

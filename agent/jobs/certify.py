@@ -154,7 +154,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         validator=None,
         media=Media(vendor=drive.vendor or "", model=drive.model, serial=drive.serial, media_type=drive.media,
                     interface=drive.transport, capacity_bytes=drive.size_bytes, firmware=drive.firmware or "",
-                    asset_tag=job.asset_tag, host_device=host.get("asset")),
+                    asset_tag=job.asset_tag, host_device=host.get("asset_tag") or host.get("asset")),
         classification_before=settings.classification_before,
         classification_after=settings.classification_after if sanitised else settings.classification_before,
         data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]

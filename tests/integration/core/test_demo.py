@@ -56,6 +56,13 @@ def test_demo_runs_and_cleans_up() -> None:
         check = row["certificate_check"]
         assert check["valid"] is True and check["demo"] is True and check["kind"] == "certificate"
         assert check["certificate_id"] and check["record_sha256"]
+    reuse = data["reuse"]
+    routes = {asset: decision["route"] for asset, decision in reuse["decisions"].items()}
+    assert routes == {"DEMO-LAPTOP-A": "reuse:demo-schools", "DEMO-LAPTOP-B": "reuse:demo-schools",
+                      "DEMO-LAPTOP-C": "destroy"}
+    assert reuse["manifest"]["valid"] is True and reuse["manifest"]["assets"] == ["DEMO-LAPTOP-A", "DEMO-LAPTOP-B"]
+    assert all(check["ok"] for check in reuse["manifest"]["certificates_checked"])
+    assert reuse["destruction"]["valid"] is True and reuse["audit"]["valid"] is True
     assert _demo_loops() == []
     assert set(_demo_dirs()) == before
 
