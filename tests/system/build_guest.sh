@@ -89,8 +89,10 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found af
 kernel_package=""
 kernel_version=""
 if [ "${WIPE_AGENT_GUEST_OFFLINE:-0}" = 1 ]; then
-    newest=$(ls -1t "$CACHE/kernel" 2>/dev/null | while read -r d; do
-        [ -e "$CACHE/kernel/$d/.complete" ] && { echo "$d"; break; }; done)
+    # Most recently used complete tree (.complete is touched on every use).
+    newest=$( (ls -1t "$CACHE"/kernel/*/.complete 2>/dev/null || true) | head -n1)
+    newest=${newest%/.complete}
+    newest=${newest##*/}
     [ -n "$newest" ] || die "offline mode and no complete kernel in $CACHE/kernel"
     kernel_package=${newest%%_*}
     kernel_version=${newest#*_}
@@ -197,10 +199,12 @@ if [ ! -e "$initrd" ]; then
     mv "$initrd.tmp" "$initrd"
     rm -rf "$stage"
     trap - EXIT
-    # Older initramfs builds for this kernel are dead weight.
-    find "$CACHE/initramfs" -name "initramfs-*.cpio.gz" ! -path "$initrd" -mmin +60 -delete 2>/dev/null || true
     log "initramfs ready in $((SECONDS - started)) s: $initrd ($(du -h "$initrd" | cut -f1))"
 fi
+# Builds for other keys (older init scripts, kernels) unused for a day are dead weight; touched on
+# every use so a long session of another checkout keeps its own.
+touch "$initrd"
+find "$CACHE/initramfs" -name "initramfs-*.cpio.gz" ! -path "$initrd" -mtime +1 -delete 2>/dev/null || true
 
 echo "KERNEL=$kernel_dir/boot/vmlinuz-$KVER"
 echo "INITRD=$initrd"
