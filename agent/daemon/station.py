@@ -122,7 +122,7 @@ class BaySlot:
 def _job_summary(row: JobRow) -> dict[str, Any]:
     return {"job_id": row.id, "outcome": row.state, "method": row.method, "level": row.level,
             "reason": row.reason, "error_code": row.error_code, "route": row.route, "profile": row.profile,
-            "finished_at": row.finished_at, "asset_tag": row.asset_tag}
+            "finished_at": row.finished_at, "asset_tag": row.asset_tag, "certificate": row.certificate_path}
 
 
 class Station:
@@ -414,7 +414,8 @@ class Station:
     def _launch(self, job: ActiveJob) -> None:
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
-                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "ticket": job.key}
+                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "ticket": job.key,
+                   "organisation": self.config.organisation}
         assert self.launcher is not None
         process = self.launcher.launch(request)
         job.process, job.state, job.launched_at = process, "starting", time.monotonic()

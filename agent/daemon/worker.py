@@ -138,6 +138,26 @@ def main() -> int:
     return run_request(request)
 
 
+def _certify(registry: Registry, job_id: str, request: dict[str, Any]) -> str | None:
+    """Sign the certificate (sanitised) or failure report (failed) when the station has a key.
+
+    ``certify`` itself refuses interrupted and refused jobs: an attempt that did not finish never
+    gets a certificate. A signing problem is reported, and the job's outcome stands.
+    """
+    from agent.jobs.certify import CertificateSettings, certify, station_signer
+
+    try:
+        signer = station_signer(registry.state_dir)
+        if signer is None:
+            return None
+        settings = CertificateSettings(organisation=str(request.get("organisation") or "Example Constabulary"))
+        path = certify(registry, registry.job(job_id), signer, settings)
+    except AgentError as exc:
+        _emit({"event": "certificate-error", "job_id": job_id, "error": exc.to_json()})
+        return None
+    return str(path) if path is not None else None
+
+
 def run_request(request: dict[str, Any]) -> int:
     """Run one job in this process (a fresh interpreter, or a child of the fork server)."""
     state_dir = Path(request["state_dir"])
@@ -209,8 +229,9 @@ def run_request(request: dict[str, Any]) -> int:
                 asset_tag=request.get("asset_tag"), host=request.get("host"),
             )
             row = runner.run(job_request, progress, cancelled, on_created)
+        certificate = _certify(registry, row.id, request)
         _emit({"event": "done", "job_id": row.id, "state": row.state, "reason": row.reason,
-               "error_code": row.error_code, "route": row.route, "method": row.method})
+               "error_code": row.error_code, "route": row.route, "method": row.method, "certificate": certificate})
     except AgentError as exc:
         _emit({"event": "error", "job_id": current["job_id"], "error": exc.to_json()})
         return 1

@@ -9,12 +9,15 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.api.client import RemoteError
 from agent.store.registry import Registry
+from certs.verify import verify_file
+from tests.conftest import run_cli
 from tests.integration.daemon.conftest import Backing, Daemon
 
 pytestmark = pytest.mark.root
@@ -74,8 +77,20 @@ def _zeroed(backing: Backing) -> bool:
     return True
 
 
+def _station_key(daemon: Daemon) -> Path:
+    """An organisation CA and this station's signing key, through the real CLI; returns the trust bundle."""
+    ca, bundle = daemon.directory / "ca", daemon.directory / "bundle.pem"
+    for args in (["pki", "init-ca", "--org", "Test Constabulary", "--out", str(ca)],
+                 ["pki", "issue-station", "--ca", str(ca), "--station-id", "test-station", "--state-dir",
+                  str(daemon.state_dir)],
+                 ["pki", "bundle", "--ca", str(ca), "--out", str(bundle)]):
+        run_cli(*args, check=True)
+    return bundle
+
+
 def test_hotplug_starts_job_by_itself_and_status_shows_it(station: Callable[..., Daemon]) -> None:
     daemon = station([64 * MiB])
+    bundle = _station_key(daemon)
     daemon.start()
     intake = daemon.run_cli("intake", "--asset", "MPS-LAP-0042", "--host-serial", "PF3ABC", "--make", "Lenovo",
                             "--model", "T14", "--bay", "bay-1", "--json")
@@ -96,6 +111,10 @@ def test_hotplug_starts_job_by_itself_and_status_shows_it(station: Callable[...,
     assert job.authorised_by == "bay bay-1"
     assert job.asset_tag == "MPS-LAP-0042"
     assert job.host["serial"] == "PF3ABC" and job.host["make"] == "Lenovo" and job.host["model"] == "T14"
+    assert last["certificate"] == job.certificate_path is not None
+    report = verify_file(Path(job.certificate_path), bundle)  # the host link is on the signed certificate
+    assert report.valid and report.record is not None, report.reason
+    assert (report.record.media.asset_tag, report.record.media.host_device) == ("MPS-LAP-0042", "MPS-LAP-0042")
     assert _zeroed(daemon.backings[0])
     assert hotplug_to_job < 5, hotplug_to_job  # the bench measures the ≤ 1 s target without polling noise
     human = daemon.run_cli("status")
@@ -127,6 +146,7 @@ def test_drive_outside_every_bay_is_shown_and_never_touched(station: Callable[..
 
 def test_kill_9_mid_overwrite_then_restart(station: Callable[..., Daemon]) -> None:
     daemon = station([1024 * MiB], profile="nist-clear-overwrite-full")
+    bundle = _station_key(daemon)
     daemon.start()
     daemon.backings[0].attach()
     status = daemon.wait_for(_running("bay-1"), timeout=20, what="overwrite running")
@@ -149,6 +169,9 @@ def test_kill_9_mid_overwrite_then_restart(station: Callable[..., Daemon]) -> No
     assert first.state == "interrupted" and first.certificate_path is None and first.route == "hold"
     second = _registry_job(daemon, second_id)
     assert second.state == "sanitised" and second.bytes_written == 1024 * MiB
+    assert second.certificate_path is not None  # the finished attempt is certified, the interrupted one is not
+    report = verify_file(Path(second.certificate_path), bundle)
+    assert report.valid, report.reason
     assert second.verification is not None and second.verification["mode"] == "full"
     with sqlite3.connect(daemon.state_dir / "registry.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
