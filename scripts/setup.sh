@@ -14,9 +14,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk diffutils
-          fonts-dejavu-core ca-certificates)
+          fonts-dejavu-core ca-certificates smartmontools)
 if [ "$want_tests" -eq 1 ]; then
-  packages+=(fio poppler-utils libnss3-tools kmod procps)
+  # systemd only for systemd-analyze (the unit's exposure score); nothing here boots with it
+  packages+=(fio poppler-utils libnss3-tools kmod procps systemd)
 fi
 missing=()
 for package in "${packages[@]}"; do

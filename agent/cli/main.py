@@ -14,8 +14,10 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
+from agent.cli import station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
+from agent.cli.context import certificate_settings, state_dir
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
     EXIT_FAILED,
@@ -30,23 +32,18 @@ from agent.cli.output import (
 from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
-from agent.errors import AgentError, ConfigError, DriveError, ProfileError
-from agent.jobs.certify import CertificateSettings, certify, station_signer
+from agent.errors import AgentError, ConfigError, ProfileError
+from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
-from agent.store.registry import JobRow, Registry, default_state_dir
+from agent.store.registry import JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
 
 
-def _state_dir(ctx: click.Context) -> Path:
-    value = ctx.obj.get("state_dir") if ctx.obj else None
-    return Path(value) if value else default_state_dir()
-
-
 def _registry(ctx: click.Context) -> Registry:
-    registry = Registry(_state_dir(ctx)).open()
+    registry = Registry(state_dir(ctx)).open()
     registry.reconcile()
     return registry
 
@@ -60,12 +57,19 @@ def _operator(explicit: str | None) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=TOOL_NAME)
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-              help="Registry and keys (default $WIPE_AGENT_STATE_DIR or /var/lib/wipe-agent).")
+              help="Registry and keys (default: the station config's, else $WIPE_AGENT_STATE_DIR, "
+                   "else /var/lib/wipe-agent).")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Station configuration: its state directory and API socket (default $WIPE_AGENT_CONFIG).")
 @click.pass_context
-def cli(ctx: click.Context, state_dir: str | None) -> None:
+def cli(ctx: click.Context, state_dir: str | None, config: str | None) -> None:
     """wipe-agent: NIST SP 800-88 sanitisation with verification and signed evidence."""
     ctx.ensure_object(dict)
     ctx.obj["state_dir"] = state_dir
+    ctx.obj["config"] = config
+    if config is not None:
+        # the station commands (run, status, start, …) read the same file through this variable
+        os.environ["WIPE_AGENT_CONFIG"] = config
 
 
 # drives ---------------------------------------------------------------------------------------
@@ -194,7 +198,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
                     job = runner.run(request, progress_bar.update, cancel.event.is_set)
             else:
                 job = runner.run(request, None, cancel.event.is_set)
-            if signer is not None and certify(registry, job, signer, CertificateSettings()) is not None:
+            if signer is not None and certify(registry, job, signer, certificate_settings(ctx)) is not None:
                 job = registry.job(job.id)
         finally:
             registry.close()
@@ -268,7 +272,7 @@ def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: 
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)
     try:
-        registry = Registry(_state_dir(ctx)).open()
+        registry = Registry(state_dir(ctx)).open()
         registry.record_verification(None, identity, result.to_json())
         registry.close()
     except AgentError:
@@ -358,6 +362,7 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
     sys.exit(code)
 
 
+station_commands.register(cli)
 cli.add_command(inspect)
 cli.add_command(pki)
 cli.add_command(verify_certificates)
@@ -367,10 +372,7 @@ for _command in REUSE_COMMANDS:
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli(obj={})
-    except DriveError as error:  # pragma: no cover - handled inside commands
-        fail(error, False, EXIT_REFUSED)
+    cli(obj={})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from agent.cli.context import state_dir
 from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json
 from agent.jobs.certify import station_signer
 from agent.reuse import service
@@ -22,13 +23,12 @@ from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import not_applicable, parse_smartctl, run_smartctl
 from agent.reuse.schemes import available_schemes, load_scheme, load_scheme_file
 from agent.reuse.store import ReuseStore
-from agent.store.registry import Registry, default_state_dir
+from agent.store.registry import Registry
 from certs.pki import StationSigner
 
 
 def _state_dir(ctx: click.Context) -> Path:
-    value = ctx.obj.get("state_dir") if ctx.obj else None
-    return Path(value) if value else default_state_dir()
+    return state_dir(ctx)
 
 
 def _store(ctx: click.Context) -> ReuseStore:

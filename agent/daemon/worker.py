@@ -43,18 +43,11 @@ EXIT_LEFT_RUNNING = 75  # firmware sanitize left running in the drive for the ne
 PROGRESS_INTERVAL = 0.25
 
 
-REMOVAL_GRACE_SECONDS = 3.0
-
-
 class RemovalAwareGuard(Guard):
-    """The guard, with I/O errors of a drive that is being pulled read as removal, not media failure.
+    """The guard, with an I/O error of a drive the daemon has seen removed read as removal.
 
-    When a drive is hot-unplugged mid-write, the kernel fails the in-flight I/O with EIO *before*
-    it removes the device node, so ``BlockDevice`` (which checks the node at once) reports a media
-    error and the runner routes the drive to destruction — for a single removal. On an I/O error
-    we therefore wait up to a few seconds for the device to vanish (its sysfs entry, its node, or
-    the daemon's removal signal) before calling it a media error. Belongs in
-    ``BlockDevice._io_error`` eventually; the daemon is where it bites, so it starts here.
+    ``BlockDevice`` already waits briefly for a failing drive's node to vanish before calling an
+    EIO a media error; the daemon may learn of the removal from udev first, and then says so.
     """
 
     def __init__(self, removed: Callable[[], bool]) -> None:
@@ -62,32 +55,19 @@ class RemovalAwareGuard(Guard):
         self._removed = removed
 
     def acquire(self, path: str, authorisation: Authorisation) -> BlockDevice:
-        """Acquire as usual, then make the device's error mapping removal-aware."""
+        """Acquire as usual, then make the device's error mapping aware of the daemon's removal signal."""
         device = super().acquire(path, authorisation)
         original = device._io_error
         removed = self._removed
 
         def io_error(exc: OSError, what: str, offset: int) -> Exception:
             mapped = original(exc, what, offset)
-            if isinstance(mapped, MediaError) and drive_vanishes(device, removed):
+            if isinstance(mapped, MediaError) and removed():
                 return DriveRemoved(f"{device.path}: drive removed during {what} at offset {offset}")
             return mapped
 
         setattr(device, "_io_error", io_error)  # noqa: B010 - instance override of the mapping
         return device
-
-
-def drive_vanishes(device: BlockDevice, removed: Callable[[], bool],
-                   grace: float = REMOVAL_GRACE_SECONDS) -> bool:
-    """True when the device disappears within ``grace`` seconds of an I/O error."""
-    sys_entry = f"/sys/dev/block/{os.major(device.rdev)}:{os.minor(device.rdev)}"
-    deadline = time.monotonic() + grace
-    while True:
-        if removed() or not os.path.exists(sys_entry) or not os.path.exists(device.path):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
 
 
 class _Flags:

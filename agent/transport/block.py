@@ -13,6 +13,7 @@ import mmap
 import os
 import stat
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
 
 PAGE_SIZE = mmap.PAGESIZE
+REMOVAL_GRACE_SECONDS = 3.0
 
 # errnos that mean "the device went away" rather than "the medium failed"
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOENT}
@@ -100,6 +102,7 @@ class BlockDevice:
                 raise self._map_open_error(exc) from exc
         self.fd = fd
         self.writable = writable
+        self.removal_grace = REMOVAL_GRACE_SECONDS
         try:
             self.geometry = read_geometry(fd)
         except OSError as exc:
@@ -122,9 +125,23 @@ class BlockDevice:
         """Capacity in bytes (BLKGETSIZE64)."""
         return self.geometry.size_bytes
 
+    def _gone(self) -> bool:
+        """The device has left the kernel (its node or its sysfs entry is gone)."""
+        sys_entry = f"/sys/dev/block/{os.major(self.rdev)}:{os.minor(self.rdev)}"
+        return not os.path.exists(self.path) or not os.path.exists(sys_entry)
+
     def _io_error(self, exc: OSError, what: str, offset: int) -> Exception:
-        if exc.errno in _GONE or not os.path.exists(self.path):
+        if exc.errno in _GONE or self._gone():
             return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
+        if exc.errno == errno.EIO:
+            # a pulled drive fails in-flight I/O with EIO *before* the kernel removes its node (seen
+            # with QEMU device_del): give the removal a moment, so one unplug is not mistaken for a
+            # media fault that would route the drive to destruction
+            deadline = time.monotonic() + self.removal_grace
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                if self._gone():
+                    return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
         return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
 
     def write_at(self, buffer: memoryview, offset: int) -> None:

@@ -1,39 +1,41 @@
-"""The worker's removal-aware error mapping: an I/O error of a drive that then vanishes is a removal."""
+"""Removal versus media error: an EIO from a drive that then vanishes is a removal, not a fault."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import pytest
-
-from agent.daemon.worker import drive_vanishes
+from agent.errors import DriveRemoved, MediaError
+from agent.transport.block import BlockDevice
 
 
-def _device(path: Path, rdev: int) -> Any:
-    return SimpleNamespace(path=str(path), rdev=rdev)
+def _device(path: Path, rdev: int, grace: float) -> BlockDevice:
+    device = BlockDevice.__new__(BlockDevice)  # no open: only the error mapping is under test
+    device.path = str(path)
+    device.rdev = rdev
+    device.removal_grace = grace
+    return device
 
 
-def _present_block_rdev() -> int:
-    entries = sorted(os.listdir("/sys/dev/block")) if os.path.isdir("/sys/dev/block") else []
-    if not entries:
-        pytest.skip("no block devices in /sys/dev/block")
-    major, minor = entries[0].split(":")
+def _present_rdev() -> int:
+    major, minor = sorted(os.listdir("/sys/dev/block"))[0].split(":")
     return os.makedev(int(major), int(minor))
 
 
-def test_removal_signal_or_missing_node_means_removed(tmp_path: Path) -> None:
+def test_eio_of_a_vanished_drive_is_a_removal(tmp_path: Path) -> None:
+    eio = OSError(errno.EIO, "Input/output error")
     node = tmp_path / "node"
     node.touch()
-    rdev = _present_block_rdev()
-    assert drive_vanishes(_device(node, rdev), lambda: True, grace=0)
-    assert drive_vanishes(_device(tmp_path / "gone", rdev), lambda: False, grace=0)
-    assert drive_vanishes(_device(node, os.makedev(4095, 1048575)), lambda: False, grace=0)  # no sysfs entry
+    assert isinstance(_device(tmp_path / "gone", _present_rdev(), 0)._io_error(eio, "write", 0), DriveRemoved)
+    no_sysfs = os.makedev(4095, 1048575)
+    assert isinstance(_device(node, no_sysfs, 0)._io_error(eio, "write", 0), DriveRemoved)
+    assert isinstance(_device(node, _present_rdev(), 0)._io_error(OSError(errno.ENODEV, "x"), "read", 0),
+                      DriveRemoved)
 
 
-def test_a_drive_that_stays_is_a_media_error(tmp_path: Path) -> None:
+def test_eio_of_a_drive_that_stays_is_a_media_error(tmp_path: Path) -> None:
     node = tmp_path / "node"
     node.touch()
-    assert not drive_vanishes(_device(node, _present_block_rdev()), lambda: False, grace=0.1)
+    error = _device(node, _present_rdev(), 0.2)._io_error(OSError(errno.EIO, "Input/output error"), "write", 4096)
+    assert isinstance(error, MediaError) and error.offset == 4096
