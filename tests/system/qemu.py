@@ -816,11 +816,27 @@ class Guest:
         """
         return self.spawn(command, cwd=cwd, environment=environment).wait(timeout)
 
-    def wait_for_file(self, name: str, timeout: float = 60.0) -> Path:
+    def wait_for_file(self, name: str, timeout: float = 60.0, process: GuestProcess | None = None) -> Path:
         """Wait until the guest has created ``/results/NAME`` (a synchronisation point, e.g. "my
-        udev monitor is listening"); returns its host path."""
+        udev monitor is listening"); returns its host path.
+
+        With ``process`` (the spawned command expected to create it), fail at once, with its
+        output, if that command exits without having created the file.
+        """
         path = self.share / name
-        self.wait_until(path.exists, timeout, f"/results/{name}")
+
+        def created() -> bool:
+            if path.exists():
+                return True
+            if process is not None and process.finished and not path.exists():
+                result = process.wait(timeout=1)
+                raise GuestError(
+                    f"{process.command!r} exited {result.exit_code} without creating /results/{name}:\n"
+                    f"{result.output[-4000:]}"
+                )
+            return False
+
+        self.wait_until(created, timeout, f"/results/{name}")
         return path
 
     def pytest_command(self) -> list[str]:

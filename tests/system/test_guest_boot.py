@@ -53,10 +53,10 @@ def test_nvme_hotplug_and_removal_seen_by_udev_in_guest(storage_guest: Guest) ->
         [*storage_guest.pytest_command(), "tests/system/guest/test_guest_hotplug.py"],
         environment={"WIPE_AGENT_HOTPLUG_SERIAL": "HOTPLUG1"},
     )
-    storage_guest.wait_for_file("hotplug-listening", timeout=120)
+    storage_guest.wait_for_file("hotplug-listening", timeout=120, process=monitor)
     drive = storage_guest.hotplug(Nvme(size="16M", serial="HOTPLUG1"))
     assert storage_guest.image(drive).exists()
-    storage_guest.wait_for_file("hotplug-added")
+    storage_guest.wait_for_file("hotplug-added", process=monitor)
     storage_guest.unplug(drive)
     result = monitor.wait(timeout=120)
     assert result.exit_code == 0, result.output

@@ -31,3 +31,14 @@ def test_hanging_command_kills_the_guest(guest_factory: Callable[..., Guest]) ->
     assert not guest.running
     with pytest.raises(GuestError, match="not running"):
         guest.run("true")
+
+
+def test_waiting_for_a_file_fails_at_once_when_its_writer_died(guest_factory: Callable[..., Guest]) -> None:
+    guest = guest_factory()
+    writer = guest.spawn("echo 'cannot get ready' >&2; exit 3")
+    started = time.monotonic()
+    with pytest.raises(GuestError, match=r"exited 3 without creating /results/ready-flag(.|\n)*cannot get ready"):
+        guest.wait_for_file("ready-flag", timeout=120, process=writer)
+    assert time.monotonic() - started < 30
+    assert guest.running  # a failed command does not take the guest down
+    assert guest.run("true").exit_code == 0
