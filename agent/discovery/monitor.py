@@ -168,6 +168,10 @@ class UdevDriveSource:
         return list(self._tracker.present)
 
     def _events(self, device: object, action: str, origin: str) -> list[DriveEvent]:
+        if self.source == "udev" and origin in ("scan", "resync") and not getattr(device, "is_initialized", True):
+            # udevd has not processed this disk yet: its properties (ID_SERIAL_SHORT, ID_PATH…) are
+            # missing and no bay would match; udevd's own "add" event reports it complete shortly
+            return []
         sys_path = getattr(device, "sys_path", "")
         name = os.path.basename(sys_path)
         size = _size_bytes(name) if action != "remove" else 0

@@ -28,7 +28,7 @@ BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
 
 PAGE_SIZE = mmap.PAGESIZE
-REMOVAL_GRACE_SECONDS = 3.0
+REMOVAL_GRACE_SECONDS = 10.0  # under TCG the node went 3-10 s after the EIO
 
 # errnos that mean "the device went away" rather than "the medium failed"
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOENT}
@@ -133,15 +133,15 @@ class BlockDevice:
     def _io_error(self, exc: OSError, what: str, offset: int) -> Exception:
         if exc.errno in _GONE or self._gone():
             return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
-        if exc.errno == errno.EIO:
-            # a pulled drive fails in-flight I/O with EIO *before* the kernel removes its node (seen
-            # with QEMU device_del): give the removal a moment, so one unplug is not mistaken for a
-            # media fault that would route the drive to destruction
-            deadline = time.monotonic() + self.removal_grace
-            while time.monotonic() < deadline:
-                time.sleep(0.1)
-                if self._gone():
-                    return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
+        # a pulled drive fails in-flight I/O *before* the kernel removes its node: EIO, or ENOSPC
+        # once its capacity has dropped to zero (both seen with QEMU device_del; under TCG the node
+        # went 3-10 s later). Wait for the removal before calling it a media fault, so one unplug
+        # never routes a drive to destruction; a real media fault only fails a little later.
+        deadline = time.monotonic() + self.removal_grace
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if self._gone():
+                return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
         return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
 
     def write_at(self, buffer: memoryview, offset: int) -> None:
