@@ -118,6 +118,9 @@ class Capabilities:
     nvme_namespace: NvmeIdNamespace | None = None
     nvme_dlfeat: int | None = None  # Identify Namespace byte 33 DLFEAT
     nvme_sanitize_log: NvmeSanitizeLog | None = None
+    # namespaces that exist on the controller: the allocated list (CNS 10h) where namespace
+    # management is supported, else the active list (CNS 02h); None when neither could be read
+    nvme_namespaces: tuple[int, ...] | None = None
     scsi_sanitize: ScsiSanitizeSupport | None = None
     sanitize: SanitizeState = field(default_factory=SanitizeState)
     errors: tuple[str, ...] = ()
@@ -132,7 +135,8 @@ class Capabilities:
                            "amac": self.ata.amac_supported, "encrypts_all_user_data": self.ata.encrypts_all_user_data}
         if self.nvme is not None:
             data["nvme"] = {"sanicap": self.nvme.sanicap.to_json(), "fna": self.nvme.fna.to_json(),
-                            "oacs": self.nvme.oacs.to_json(), "namespaces": self.nvme.namespace_count,
+                            "oacs": self.nvme.oacs.to_json(), "nn": self.nvme.namespace_count,
+                            "namespaces": list(self.nvme_namespaces) if self.nvme_namespaces is not None else None,
                             "dlfeat": self.nvme_dlfeat}
             if self.nvme_sanitize_log is not None:
                 data["nvme"]["sanitize_log"] = self.nvme_sanitize_log.to_json()
@@ -205,6 +209,30 @@ def _nvme_identify(transport: Transport, cns: int, nsid: int) -> bytes:
     return transport.execute(NvmeAdminCommand(NVME_IDENTIFY, nsid=nsid, cdw10=cns, data_in_length=4096)).data
 
 
+def parse_namespace_list(data: bytes) -> tuple[int, ...]:
+    """An Identify namespace ID list: up to 1024 little-endian NSIDs in increasing order, 0 ends it."""
+    found: list[int] = []
+    for offset in range(0, min(len(data), 4096) - 3, 4):
+        nsid = int.from_bytes(data[offset : offset + 4], "little")
+        if nsid == 0:
+            break
+        found.append(nsid)
+    return tuple(found)
+
+
+def nvme_namespaces(transport: Transport, controller: NvmeIdController) -> tuple[int, ...] | None:
+    """Which namespaces exist. NN in Identify Controller is the highest *possible* NSID, not a count
+    (QEMU reports 256 with one namespace), so it cannot tell whether a Format leaves others behind."""
+    # NVMe Base 2.0 Identify CNS 10h: Allocated Namespace ID list (attached or not; needs NS management)
+    # and CNS 02h: Active Namespace ID list (attached to this controller); NSID 0 = list from the start
+    for cns in ((0x10, 0x02) if controller.oacs.ns_management else (0x02,)):
+        try:
+            return parse_namespace_list(_nvme_identify(transport, cns, 0))
+        except CommandError:
+            continue
+    return None
+
+
 # --- SCSI -------------------------------------------------------------------------------------------
 def scsi_sanitize_state(transport: Transport) -> SanitizeState:
     """REQUEST SENSE: NOT READY / SANITIZE IN PROGRESS with progress, or MEDIUM ERROR / SANITIZE COMMAND FAILED."""
@@ -251,8 +279,12 @@ def probe_capabilities(transport: Transport, interface: str, *, usb: bool = Fals
             if controller.sanicap.supported:
                 log = nvme_sanitize_log(transport)
                 state = nvme_state(log)
+            namespaces = nvme_namespaces(transport, controller)
+            if namespaces is None:
+                errors.append("namespace list: Identify CNS 02h/10h refused; NN taken as the namespace count")
             return Capabilities("nvme", usb, nvme=controller, nvme_namespace=namespace, nvme_dlfeat=dlfeat,
-                                nvme_sanitize_log=log, sanitize=state, errors=tuple(errors))
+                                nvme_sanitize_log=log, nvme_namespaces=namespaces, sanitize=state,
+                                errors=tuple(errors))
         if interface == "scsi":
             try:
                 support: ScsiSanitizeSupport | None = _scsi_sanitize_support(transport)

@@ -30,6 +30,15 @@ FORMAT_TIMEOUT_S = 4 * 3600.0
 BROADCAST_NSID = 0xFFFFFFFF
 
 
+def namespace_count(capabilities: Capabilities) -> int:
+    """Namespaces on the controller: from the namespace list; NN (the highest possible NSID) only as a
+    conservative fallback when the controller would not list them."""
+    if capabilities.nvme_namespaces is not None:
+        return len(capabilities.nvme_namespaces)
+    assert capabilities.nvme is not None
+    return capabilities.nvme.namespace_count
+
+
 class NvmeFormat(FirmwareMethod):
     """Format NVM with SES=1 (user data erase) or SES=2 (cryptographic erase)."""
 
@@ -53,8 +62,9 @@ class NvmeFormat(FirmwareMethod):
             raise NotSupported(f"{self.name}: FNA bit 2 clear: no cryptographic erase in Format NVM")
         if capabilities.nvme_namespace is None:
             raise NotSupported(f"{self.name}: namespace 1 could not be identified ({'; '.join(capabilities.errors)})")
-        if controller.namespace_count > 1 and not controller.fna.erase_all_namespaces:
-            raise NotSupported(f"{self.name}: the controller has {controller.namespace_count} namespaces and its "
+        count = namespace_count(capabilities)
+        if count > 1 and not controller.fna.erase_all_namespaces:
+            raise NotSupported(f"{self.name}: the controller has {count} namespaces and its "
                                "secure erase is per namespace (FNA bit 1 clear): one Format would leave the others; "
                                "use Sanitize")
         refuse_sanitize_states(capabilities.sanitize, self.name, what="Format NVM")
@@ -72,7 +82,7 @@ class NvmeFormat(FirmwareMethod):
     def _nsid(self, capabilities: Capabilities) -> int:
         controller = capabilities.nvme
         assert controller is not None
-        if controller.namespace_count > 1 and not controller.fna.format_broadcast_unsupported:
+        if namespace_count(capabilities) > 1 and not controller.fna.format_broadcast_unsupported:
             return BROADCAST_NSID
         return 1
 
@@ -89,7 +99,7 @@ class NvmeFormat(FirmwareMethod):
         assert controller is not None
         return {"command": "NVMe Format NVM (80h)", "ses": 2 if self.crypto else 1, "cdw10": self._cdw10(capabilities),
                 "nsid": self._nsid(capabilities), "fna": controller.fna.to_json(),
-                "namespaces": controller.namespace_count}
+                "namespaces": namespace_count(capabilities)}
 
     def start(self, context: MethodContext, capabilities: Capabilities) -> None:
         """Send Format NVM and wait for it (synchronous)."""

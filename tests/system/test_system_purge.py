@@ -99,7 +99,7 @@ def test_identify_through_the_real_kernel(purge_run: PurgeRun) -> None:
 def test_nvme_format_user_erase_leaves_no_planted_data_in_the_image(purge_run: PurgeRun) -> None:
     """The ladder refused (SANICAP=0; FNA=0 with NN=256); the method's Format NVM SES=1 then
     erased: no marker left in the host-side image, the planted blocks are zeros."""
-    assert_guest_passed(purge_run, "test_nvme_purge_ladder_refuses_and_format_user_erase_erases")
+    assert_guest_passed(purge_run, "test_nvme_purge_ladder_takes_format_user_erase_and_erases")
     assert markers_in_image(purge_run, NVME_FORMAT) == 0
     for offset in range(0, NVME_FORMAT.size_bytes, MARKER_STRIDE):
         assert purge_run.guest.read_image(NVME_FORMAT, offset, 4096) == bytes(4096), offset

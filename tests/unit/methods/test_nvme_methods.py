@@ -11,6 +11,7 @@ import pytest
 from agent.errors import CommandError, DriveRemoved, NotSupported, VerificationFailed
 from agent.methods.base import Blocked, Level, Target
 from agent.methods.canary import CanarySet
+from agent.methods.capabilities import parse_namespace_list
 from agent.methods.expectations import DeallocatedZero, ErasedState, Indeterminate
 from agent.methods.firmware import SanitizeFailed
 from agent.transport.emulated import DriveModel, EmulatedNvmeDrive, Faults
@@ -198,10 +199,29 @@ def test_format_refuses_when_secure_erase_does_not_cover_every_namespace(data_pa
     tgt = target(drive, data_path)
     capabilities = tgt.capabilities
     controller = dataclasses.replace(capabilities.nvme, namespace_count=2)
-    two = Target(tgt.identity, dataclasses.replace(capabilities, nvme=controller), drive)
+    two = Target(tgt.identity, dataclasses.replace(capabilities, nvme=controller, nvme_namespaces=None), drive)
     with pytest.raises(NotSupported, match=r"2 namespaces .* per namespace"):
         build("nvme.format.user_erase").check(two)
+    listed = Target(tgt.identity, dataclasses.replace(capabilities, nvme_namespaces=(1, 7)), drive)
+    with pytest.raises(NotSupported, match=r"2 namespaces .* per namespace"):
+        build("nvme.format.user_erase").check(listed)
     assert build("nvme.format.user_erase").check(tgt).level is Level.PURGE  # one namespace: covered
+
+
+def test_nn_is_the_highest_nsid_not_a_count(data_path: Path) -> None:
+    # QEMU 7.2 reports NN=256 with a single namespace: the namespace list decides, not NN
+    drive = _drive(data_path, model=DriveModel(nvme_secure_erase_all_namespaces=False))
+    tgt = target(drive, data_path)
+    capabilities = dataclasses.replace(tgt.capabilities, nvme=dataclasses.replace(tgt.capabilities.nvme,
+                                                                                  namespace_count=256),
+                                       nvme_namespaces=(1,))
+    assert build("nvme.format.user_erase").check(Target(tgt.identity, capabilities, drive)).level is Level.PURGE
+
+
+def test_namespace_list_parsing() -> None:
+    data = (1).to_bytes(4, "little") + (5).to_bytes(4, "little") + bytes(4) + (9).to_bytes(4, "little")
+    assert parse_namespace_list(data.ljust(4096, b"\0")) == (1, 5)
+    assert parse_namespace_list(bytes(4096)) == ()
 
 
 def test_format_lying_is_caught(data_path: Path, device: FileDevice) -> None:
