@@ -7,17 +7,16 @@ in a profile must never silently turn a purge into something weaker.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ProfileError
 from agent.methods import registry
 from agent.methods.base import Level, Method
+from agent.policy.catalogue import Catalogue
 
 SCHEMA = 1
 MEDIA = ("ssd", "hdd", "usb", "virtual")
@@ -194,39 +193,20 @@ def parse_profile(text: str, name: str, source: str) -> Profile:
     )
 
 
+PROFILES = Catalogue("profile", "wipe_profiles", None, "WIPE_AGENT_PROFILE_DIR", SYSTEM_PROFILE_DIR, ProfileError)
+
+
 def load_profile_file(path: Path) -> Profile:
     """Load and validate one profile file (its name is the file's stem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read: {exc}") from exc
-    return parse_profile(text, path.stem, str(path))
-
-
-def _override_dir() -> Path:
-    return Path(os.environ.get("WIPE_AGENT_PROFILE_DIR", str(SYSTEM_PROFILE_DIR)))
+    return parse_profile(PROFILES.read_file(path), path.stem, str(path))
 
 
 def available_profiles() -> dict[str, str]:
     """Profile name → source; files in /etc/wipe-agent/profiles override shipped ones."""
-    found: dict[str, str] = {}
-    shipped = resources.files("wipe_profiles")
-    for entry in shipped.iterdir():
-        if entry.name.endswith(".toml"):
-            found[entry.name[:-5]] = f"shipped:{entry.name}"
-    override = _override_dir()
-    if override.is_dir():
-        for path in sorted(override.glob("*.toml")):
-            found[path.stem] = str(path)
-    return dict(sorted(found.items()))
+    return PROFILES.available()
 
 
 def load_profile(name: str) -> Profile:
     """Load a profile by name (override directory first, then the shipped ones)."""
-    override = _override_dir() / f"{name}.toml"
-    if override.is_file():
-        return load_profile_file(override)
-    shipped = resources.files("wipe_profiles") / f"{name}.toml"
-    if not shipped.is_file():
-        raise ProfileError(f"no profile named {name!r} (see 'wipe-agent profiles list')")
-    return parse_profile(shipped.read_text(encoding="utf-8"), name, f"wipe_profiles/{name}.toml")
+    text, source = PROFILES.read(name)
+    return parse_profile(text, name, source)

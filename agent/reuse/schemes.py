@@ -13,14 +13,13 @@ destination printed on the manifest. Two safety rules hold for every file, whate
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from agent.policy.catalogue import Catalogue
 from agent.reuse.errors import SchemeError
 
 SCHEMA = 1
@@ -223,41 +222,23 @@ def parse_scheme(text: str, name: str, source: str) -> Scheme:
     )
 
 
+SCHEMES = Catalogue("scheme", "agent.reuse", "schemes", "WIPE_AGENT_SCHEME_DIR", SYSTEM_SCHEME_DIR, SchemeError)
+
+
 def load_scheme_file(path: Path) -> Scheme:
     """Load and validate one scheme file (its name is the file's stem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemeError(f"{path}: cannot read: {exc}") from exc
-    return parse_scheme(text, path.stem, str(path))
-
-
-def _override_dir() -> Path:
-    return Path(os.environ.get("WIPE_AGENT_SCHEME_DIR", str(SYSTEM_SCHEME_DIR)))
+    return parse_scheme(SCHEMES.read_file(path), path.stem, str(path))
 
 
 def available_schemes() -> dict[str, str]:
     """Scheme name → source; files in /etc/wipe-agent/schemes override shipped ones."""
-    found: dict[str, str] = {}
-    for entry in resources.files("agent.reuse").joinpath("schemes").iterdir():
-        if entry.name.endswith(".toml"):
-            found[entry.name[:-5]] = f"shipped:{entry.name}"
-    override = _override_dir()
-    if override.is_dir():
-        for path in sorted(override.glob("*.toml")):
-            found[path.stem] = str(path)
-    return dict(sorted(found.items()))
+    return SCHEMES.available()
 
 
 def load_scheme(name: str) -> Scheme:
     """Load a scheme by name (override directory first, then the shipped ones)."""
-    override = _override_dir() / f"{name}.toml"
-    if override.is_file():
-        return load_scheme_file(override)
-    shipped = resources.files("agent.reuse").joinpath("schemes", f"{name}.toml")
-    if not shipped.is_file():
-        raise SchemeError(f"no scheme named {name!r} (see 'wipe-agent schemes list')")
-    return parse_scheme(shipped.read_text(encoding="utf-8"), name, f"agent/reuse/schemes/{name}.toml")
+    text, source = SCHEMES.read(name)
+    return parse_scheme(text, name, source)
 
 
 def load_all_schemes() -> list[Scheme]:
