@@ -82,8 +82,24 @@ class Zero:
         return {"kind": "zero"}
 
 
+class _Generated:
+    """Comparison for expectations that can generate their expected bytes for any range."""
+
+    def _expected(self, offset: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def matches(self, offset: int, data: memoryview) -> bool:
+        """Generate the expected bytes for this range and compare them with ``data``."""
+        expected = self._expected(offset, len(data))
+        return data.tobytes() == expected if data.readonly else fastcompare.equal(data, expected)
+
+    def first_difference(self, offset: int, data: memoryview) -> int:
+        """Index of the first unexpected byte (-1 if none)."""
+        return _first_difference(data.tobytes(), self._expected(offset, len(data)))
+
+
 @dataclass(frozen=True)
-class Pattern:
+class Pattern(_Generated):
     """A repeating byte pattern anchored at offset 0 of the device."""
 
     pattern: bytes
@@ -113,14 +129,6 @@ class Pattern:
         """Write the pattern with the right phase."""
         buffer[:] = self._expected(offset, len(buffer))
 
-    def matches(self, offset: int, data: memoryview) -> bool:
-        """Exact comparison with the pattern at this phase."""
-        expected = self._expected(offset, len(data))
-        return data.tobytes() == expected if data.readonly else fastcompare.equal(data, expected)
-
-    def first_difference(self, offset: int, data: memoryview) -> int:
-        """Index of the first unexpected byte (-1 if none)."""
-        return _first_difference(data.tobytes(), self._expected(offset, len(data)))
 
     def describe(self) -> dict[str, Any]:
         """JSON description."""
@@ -128,7 +136,7 @@ class Pattern:
 
 
 @dataclass(frozen=True)
-class AesCtrStream:
+class AesCtrStream(_Generated):
     """AES-256-CTR keystream over the whole device; any 16-byte-aligned offset is addressable.
 
     The counter block for byte ``offset`` is ``nonce + offset // 16`` (mod 2^128), so a verifier
@@ -174,14 +182,6 @@ class AesCtrStream:
             encryptor.update_into(memoryview(_ZERO_BLOCK)[:step], buffer[done : done + step])
             done += step
 
-    def matches(self, offset: int, data: memoryview) -> bool:
-        """Regenerate the keystream for this range and compare."""
-        expected = self._expected(offset, len(data))
-        return data.tobytes() == expected if data.readonly else fastcompare.equal(data, expected)
-
-    def first_difference(self, offset: int, data: memoryview) -> int:
-        """Index of the first unexpected byte (-1 if none)."""
-        return _first_difference(data.tobytes(), self._expected(offset, len(data)))
 
     def describe(self) -> dict[str, Any]:
         """Key and nonce are recorded on purpose: they only regenerate the overwrite data."""
