@@ -1,9 +1,9 @@
 """The one explicit table of sanitisation methods (not discovered by file name).
 
 Host overwrites (``overwrite.*``) and the firmware methods (ATA/SCSI/NVMe sanitize, ATA security
-erase, NVMe format), each with the options class a profile step may set. ``Unavailable`` stays for
-methods a build cannot run: its ``check()`` always refuses with the reason, so a purge profile
-refuses the drive instead of falling back to something weaker.
+erase, NVMe format), each with the options class a profile step may set. A method that cannot
+run on a drive refuses in its own ``check()``, so a purge profile refuses the drive instead of
+falling back to something weaker.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from agent.errors import NotSupported, ProfileError
+from agent.errors import ProfileError
 from agent.methods import ata_sanitize, ata_security_erase, nvme_format, nvme_sanitize, scsi_sanitize
-from agent.methods.base import Applicability, Method, MethodContext, MethodOutcome, Target
+from agent.methods.base import Method
 from agent.methods.firmware import SanitizeOptions
 from agent.methods.overwrite import OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
 
@@ -24,24 +24,6 @@ class NoOptions:
     """Methods without options."""
 
 
-class Unavailable:
-    """A method the profile language knows but this build cannot run yet."""
-
-    summary = "firmware method: pass-through transport not available in this build"
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def check(self, target: Target) -> Applicability:
-        raise NotSupported(f"{self.name}: firmware pass-through is not implemented in this build")
-
-    def estimate(self, target: Target) -> float:
-        raise NotSupported(f"{self.name}: not available")
-
-    def run(self, context: MethodContext) -> MethodOutcome:
-        raise NotSupported(f"{self.name}: not available")
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     """How to build a method from a profile step."""
@@ -49,11 +31,6 @@ class MethodSpec:
     name: str
     options: type[Any]
     factory: Callable[[Any], Method]
-    available: bool = True
-
-
-def _unavailable(name: str) -> MethodSpec:
-    return MethodSpec(name, NoOptions, lambda _options: Unavailable(name), available=False)
 
 
 FIRMWARE_METHODS = (
