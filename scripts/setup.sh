@@ -35,10 +35,16 @@ python=${WIPE_AGENT_PYTHON:-/usr/bin/python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-if [ "$want_tests" -eq 1 ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+# pip's and the build backend's chatter goes to a log, shown only if the install fails
+log=$(mktemp)
+target=.
+[ "$want_tests" -eq 1 ] && target='.[test]'
+if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  echo "setup.sh: pip install failed (see above)" >&2
+  exit 1
 fi
+rm -f "$log"
 echo "setup.sh: ready: $(.venv/bin/wipe-agent --version)"
