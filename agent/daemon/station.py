@@ -337,9 +337,11 @@ class Station:
         self.log.info("drive inserted", extra={"fields": fields})
         if slot.job is not None:
             return  # a resumed job already holds this bay
-        restart = self._interrupted_for(slot)
+        # an attempt interrupted by a station restart starts again only where the bay starts jobs by
+        # itself anyway; in a manual bay the operator sees the drive and decides
+        restart = self._interrupted_for(slot) if bay.auto_start and not assessment.protected else None
         if restart is not None:
-            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host)
+            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
             self.log.info("restarting interrupted job from the beginning",
                           extra={"fields": {"bay": bay.name, "interrupted": restart.id}})
         elif bay.auto_start and identity is not None and not assessment.protected:
@@ -349,9 +351,15 @@ class Station:
                              extra={"fields": {**fields, "reasons": "; ".join(assessment.reasons)}})
 
     def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
+        """The interrupted job of exactly this drive: same model and serial, and a real serial at that
+        (drives without one all read "unknown" and must never stand in for each other)."""
+        identity = slot.identity
+        if identity is None or identity.serial in ("", "unknown"):
+            return None
         pending = self._restart_interrupted
         for row in pending:
-            if slot.identity is not None and row.drive.serial == slot.identity.serial and row.state == "interrupted":
+            if (row.state == "interrupted" and row.drive.serial == identity.serial
+                    and row.drive.model == identity.model):
                 pending.remove(row)
                 return row
         return None
@@ -379,9 +387,10 @@ class Station:
         return ActiveJob(self._keys, bay, device_path, name, profile, operator, **extra)
 
     def _enqueue(self, slot: BaySlot, profile: str, operator: str, asset_tag: str | None = None,
-                 host: dict[str, Any] | None = None) -> ActiveJob:
+                 host: dict[str, Any] | None = None, use_intake: bool = True) -> ActiveJob:
         assert slot.drive is not None
-        intake = self.store.pending(slot.bay.name)
+        # a restarted attempt keeps the host link it had; a pending intake is for the next new drive
+        intake = self.store.pending(slot.bay.name) if use_intake else None
         intake_id = None
         if intake is not None:
             asset_tag, host, intake_id = intake.asset_tag, intake.host(), intake.id
