@@ -87,11 +87,18 @@ class WritePipeline:
             raise self._error
 
     def drain(self) -> None:
-        """Wait for every write in flight; raise the first error any of them hit."""
+        """Wait for every write in flight; raise the first error any of them hit.
+
+        The error is taken from each future itself: ``exception()`` returns before the
+        done-callbacks have run, so ``_error`` alone could still be unset here (a lost write error
+        would let an overwrite report success).
+        """
         with self._lock:
             pending = list(self._pending)
         for future in pending:
-            future.exception()  # waits; errors are collected by _done
+            error = future.exception()
+            if error is not None:
+                raise error
         self._raise_if_failed()
 
     def close(self) -> None:

@@ -68,3 +68,4 @@ def test_specs_and_round_trip() -> None:
     for bad in ("ones", "pattern:xyz", "pattern:"):
         with pytest.raises(ConfigError):
             expectation_from_spec(bad)
+
