@@ -116,19 +116,24 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         )
     else:
         verification = Verification(mode="none", result="not_run", details="the job ended before verification")
-    hidden = details.get("hidden_area") or {}
-    canary_data = details.get("canary")
+    # keys as the firmware methods write them (agent/methods/firmware.py, ata_*.py)
+    hidden = details.get("hidden_areas") or {}
+    canary_data = details.get("canaries")
     canary = None
     if isinstance(canary_data, dict):
-        canary = Canary(result=canary_data.get("result", "not_applicable"),
-                        blocks_written=int(canary_data.get("blocks_written", 0)),
-                        blocks_found_after=int(canary_data.get("blocks_found_after", 0)),
-                        details=str(canary_data.get("details", "")))
+        survivors = canary_data.get("survivors") or []
+        read_as = canary_data.get("read_as") or {}
+        canary = Canary(result="passed" if canary_data.get("passed") else "failed",
+                        blocks_written=int(canary_data.get("checked", 0)),
+                        blocks_found_after=len(survivors),
+                        details=(f"{canary_data.get('block', 4096)}-byte blocks at pseudorandom locations "
+                                 f"(seed {canary_data.get('seed')}), written before the command; after it they "
+                                 "read as: " + ", ".join(f"{kind} x{count}" for kind, count in sorted(read_as.items()))))
     capabilities: dict[str, str] = {}
     _flatten("", details.get("capabilities") or {}, capabilities)
     observations: dict[str, str] = {}
     _flatten("", {key: value for key, value in details.items()
-                  if key not in ("hidden_area", "canary", "capabilities")}, observations)
+                  if key not in ("hidden_areas", "canaries", "capabilities")}, observations)
     started = _timestamp(job.started_at, job.created_at)
     finished = _timestamp(job.finished_at, issued_at)
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
