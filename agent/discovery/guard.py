@@ -61,6 +61,13 @@ def _rdev(path: str) -> int:
     return os.stat(path).st_rdev
 
 
+def _is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class Guard:
     """Decides whether a device may be written, and opens it exclusively when it may."""
 
@@ -101,12 +108,44 @@ class Guard:
             reasons.append("no medium (size 0)")
         if facts.read_only:
             reasons.append("read-only device")
-        reasons.extend(self._mount_reasons(name))
-        reasons.extend(self._swap_reasons(name))
+        reasons.extend(self._use_reasons(name))
+        reasons.extend(self._stacking_reasons(name, facts.backing_file))
+        reasons.extend(self._namespace_reasons(name))
+        return Assessment(path, name, tuple(dict.fromkeys(reasons)))
+
+    def _use_reasons(self, name: str) -> list[str]:
+        """Mounted, swap, holders: is the disk (or a partition of it) in use?"""
+        reasons = [*self._mount_reasons(name), *self._swap_reasons(name)]
         stacked = sysfs.holders(name)
         if stacked:
             reasons.append("has holders (LVM/md/dm-crypt): " + ", ".join(stacked))
-        return Assessment(path, name, tuple(dict.fromkeys(reasons)))
+        return reasons
+
+    def _stacking_reasons(self, name: str, backing_file: str | None) -> list[str]:
+        """Devices built on other devices, and loop devices over this one: O_EXCL sees neither."""
+        reasons: list[str] = []
+        under = sysfs.slaves_closure(name) - {name}
+        if under:
+            reasons.append(f"stacked over {', '.join(sorted(under))} (device-mapper/md): "
+                           "sanitise the drives themselves")
+        if backing_file and _is_block_device(backing_file):
+            reasons.append(f"loop device over the block device {backing_file}: sanitise that device instead")
+        # a loop device opens its backing device like a file: no holder link, no exclusive claim
+        for loop in sysfs.loop_backings():
+            if loop.name != name and _is_block_device(loop.backing_file):
+                number = os.stat(loop.backing_file).st_rdev
+                if sysfs.whole_disk_of(os.major(number), os.minor(number)) == name:
+                    reasons.append(f"backs loop device {loop.name} ({loop.backing_file})")
+        return reasons
+
+    def _namespace_reasons(self, name: str) -> list[str]:
+        """NVMe Sanitize acts on the whole subsystem and Format may too: every sibling namespace must be free."""
+        reasons: list[str] = []
+        for sibling in sysfs.nvme_sibling_namespaces(name):
+            for reason in self._use_reasons(sibling):
+                reasons.append(f"namespace {sibling} on the same NVMe controller is in use ({reason}): "
+                               "a sanitize or format would erase it too")
+        return reasons
 
     def _mount_reasons(self, name: str) -> list[str]:
         reasons: list[str] = []

@@ -144,6 +144,43 @@ def sysfs_facts(name: str) -> SysfsFacts:
 
 
 @dataclass(frozen=True)
+class LoopBacking:
+    """A bound loop device and what it reads and writes."""
+
+    name: str
+    backing_file: str
+
+
+def loop_backings() -> list[LoopBacking]:
+    """Every bound loop device with its backing file (a path; it may itself be a block device)."""
+    found: list[LoopBacking] = []
+    try:
+        entries = sorted(SYS_BLOCK.glob("loop*"))
+    except OSError:
+        return found
+    for entry in entries:
+        backing = _read(entry / "loop" / "backing_file")
+        if backing:
+            found.append(LoopBacking(entry.name, backing))
+    return found
+
+
+def nvme_sibling_namespaces(name: str) -> list[str]:
+    """Other block devices (namespaces) of the same NVMe controller as ``name``."""
+    if not name.startswith("nvme"):
+        return []
+    try:
+        controller = os.path.realpath(SYS_BLOCK / name / "device")
+    except OSError:
+        return []
+    siblings: list[str] = []
+    for entry in sorted(SYS_BLOCK.glob("nvme*")):
+        if entry.name != name and os.path.realpath(entry / "device") == controller:
+            siblings.append(entry.name)
+    return siblings
+
+
+@dataclass(frozen=True)
 class MountEntry:
     """One line of /proc/self/mountinfo."""
 

@@ -149,3 +149,20 @@ def test_drives_command_shows_protection(loop_factory: Callable[..., LoopDevice]
     assert by_path[device.path]["transport"] == "virtual"
     if os.major(os.stat("/").st_dev):
         assert any(row["protected"] and any("backs /" in r for r in row["reasons"]) for row in rows)
+
+
+def test_loop_devices_stacked_on_each_other_are_refused_both_ways(loop_factory: Callable[..., LoopDevice]) -> None:
+    # a loop device reads and writes its backing device like a file: no holder link, no O_EXCL claim
+    lower = loop_factory(16 << 20)
+    upper = subprocess.run(["losetup", "--find", "--show", lower.path], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    try:
+        before = digest(lower)
+        assert any("loop device over the block device" in r for r in Guard().assess(upper).reasons)
+        assert any("backs loop device" in r for r in Guard().assess(lower.path).reasons)
+        for target in (upper, lower.path):
+            with pytest.raises(DriveProtected):
+                Guard().acquire(target, Authorisation(target, "tester")).close()
+        assert digest(lower) == before
+    finally:
+        subprocess.run(["losetup", "-d", upper], check=False)
