@@ -119,6 +119,13 @@ class JobRunner:
                     ("serial does not match what the operator confirmed",),
                 )
             device = self.guard.acquire(request.device_path, request.authorisation)
+            # identify again through the device now held O_EXCL: the drive written is the one confirmed,
+            # not whatever took its name between the first look and the open (hot swap)
+            held = self.identify(request.device_path)
+            if (held.serial, held.model, held.size_bytes) != (identity.serial, identity.model, identity.size_bytes):
+                raise DriveProtected(
+                    f"drive changed while opening: was {identity.model} {identity.serial}, now {held.model} "
+                    f"{held.serial}", ("drive changed between identification and exclusive open",))
             self._run_locked(job_id, request, identity, device, progress, cancelled)
         except (DriveProtected, NoMethod, Blocked) as exc:
             decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
@@ -205,6 +212,8 @@ class JobRunner:
         try:
             selection = select_method(request.profile, target)
             decisions = [d.to_json() for d in selection.decisions]
+            if cancelled():
+                raise JobInterrupted("cancelled before anything was written")
             # committed before the first destructive write: a crash from here on reads "interrupted"
             self.registry.transition(
                 job_id, "running", "method-start", {"method": selection.method.name, "decisions": decisions},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from agent.errors import DriveBusy, DriveNotFound, DriveRemoved, MediaError
+from agent.errors import DriveBusy, DriveError, DriveNotFound, DriveRemoved, MediaError
 
 # linux/fs.h: _IOR(0x12, 114, size_t) and _IO(0x12, 104)
 BLKGETSIZE64 = 0x80081272
@@ -32,6 +32,9 @@ REMOVAL_GRACE_SECONDS = 10.0  # under TCG the node went 3-10 s after the EIO
 
 # errnos that mean "the device went away" rather than "the medium failed"
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOENT}
+# errnos the block layer uses for a medium that failed (BLK_STS_IOERR, _MEDIUM, _PROTECTION, _TARGET):
+# only these route a drive to destruction; anything else (EINVAL, ETIMEDOUT, ENOMEM…) is not the medium
+_MEDIUM = {errno.EIO, errno.ENODATA, errno.EILSEQ, errno.EREMOTEIO}
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
@@ -101,6 +104,8 @@ class BlockDevice:
             except OSError as exc:
                 raise self._map_open_error(exc) from exc
         self.fd = fd
+        # the device actually opened, not the one the path named a moment earlier
+        self.rdev = os.fstat(fd).st_rdev
         self.writable = writable
         self.removal_grace = REMOVAL_GRACE_SECONDS
         try:
@@ -142,7 +147,9 @@ class BlockDevice:
             time.sleep(0.1)
             if self._gone():
                 return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
-        return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
+        if exc.errno in _MEDIUM:
+            return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
+        return DriveError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror} (not a medium error)")
 
     def write_at(self, buffer: memoryview, offset: int) -> None:
         """Write all of ``buffer`` at ``offset``; short writes are continued, errors mapped."""

@@ -96,6 +96,8 @@ def verify(
     started = time.monotonic()
     size = device.size
     note = None
+    if not device.direct:
+        device.drop_page_cache()  # without O_DIRECT, read the medium, not what the page cache remembers
     if mode == "sampling":
         seed = seed or new_seed()
         try:

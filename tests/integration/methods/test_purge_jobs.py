@@ -209,9 +209,35 @@ def test_cancel_during_sanitize_is_deferred_not_abandoned(loop_factory: Callable
     loop = loop_factory(SIZE)
     drive = EmulatedNvmeDrive(loop.backing)
     runner, registry = make_runner(state_dir, "nvme", "ssd", drive)
+    # the operator cancels once the sanitize is running (a cancel before it would stop the job untouched)
+    latch: list[bool] = []
+
+    def cancelled() -> bool:
+        if drive.sanitize_in_progress:
+            latch.append(True)
+        return bool(latch)
+
     job = runner.run(JobRequest(loop.path, load_profile("nist-purge"), Authorisation(loop.path, "tester")),
-                     cancelled=lambda: True)
+                     cancelled=cancelled)
     events = [event["event"] for event in registry.events(job.id)]
     assert "cancel-deferred" in events and "canaries-checked" in events  # polled to the end, proved, then stopped
     assert job.state == "interrupted" and not drive.sanitize_in_progress
+    registry.close()
+
+
+def test_cancel_before_anything_is_written_leaves_the_drive_untouched(loop_factory: Callable[..., LoopDevice],
+                                                                       state_dir: Path) -> None:
+    from agent.discovery.guard import Authorisation
+    from agent.jobs.runner import JobRequest
+    from agent.policy.profiles import load_profile
+
+    loop = loop_factory(SIZE)
+    before = loop.backing.read_bytes()
+    drive = EmulatedNvmeDrive(loop.backing)
+    runner, registry = make_runner(state_dir, "nvme", "ssd", drive)
+    job = runner.run(JobRequest(loop.path, load_profile("nist-purge"), Authorisation(loop.path, "tester")),
+                     cancelled=lambda: True)
+    assert job.state == "interrupted" and "before anything was written" in (job.reason or "")
+    assert "running" not in [event["state"] for event in registry.events(job.id)]
+    assert loop.backing.read_bytes() == before
     registry.close()

@@ -39,3 +39,14 @@ def test_eio_of_a_drive_that_stays_is_a_media_error(tmp_path: Path) -> None:
     node.touch()
     error = _device(node, _present_rdev(), 0.2)._io_error(OSError(errno.EIO, "Input/output error"), "write", 4096)
     assert isinstance(error, MediaError) and error.offset == 4096
+
+
+def test_an_error_that_is_not_the_medium_does_not_route_to_destruction(tmp_path: Path) -> None:
+    from agent.errors import DriveError
+
+    node = tmp_path / "node"
+    node.touch()
+    error = _device(node, _present_rdev(), 0)._io_error(OSError(errno.EINVAL, "Invalid argument"), "write", 0)
+    assert type(error) is DriveError and "not a medium error" in error.message
+    medium = _device(node, _present_rdev(), 0)._io_error(OSError(errno.ENODATA, "No data available"), "read", 512)
+    assert isinstance(medium, MediaError)
