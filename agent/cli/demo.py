@@ -160,6 +160,14 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
         else:
             click.echo(f"wipe-agent: error: {message}", err=True)
         return EXIT_REFUSED
+    if state_dir and (Path(state_dir, "pki").exists() or Path(state_dir, "registry.sqlite3").exists()):
+        # the demo installs a throw-away CA's station key: never over a real station's identity
+        message = f"{state_dir} already holds a station registry or key; give the demo an empty directory"
+        if as_json:
+            print_json({"error": {"code": "bad_config", "message": message}})
+        else:
+            click.echo(f"wipe-agent: error: {message}", err=True)
+        return EXIT_REFUSED
     if shutil.which("losetup") is None:
         click.echo("wipe-agent: error: losetup (util-linux) is needed for the demo", err=True)
         return EXIT_REFUSED

@@ -8,12 +8,15 @@ stay with each kind; this only finds, lists and reads the files, with one-line e
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from agent.errors import AgentError
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Catalogue:
 
     def read(self, name: str) -> tuple[str, str]:
         """``(text, source)`` of the named file: the override first, then the shipped one."""
+        if not _NAME.fullmatch(name):
+            # names arrive from the API and the CLI: never let one walk out of the directory
+            raise self.error(f"{self.kind} name {name!r} must be lower-case letters, digits, . _ - (at most 64)")
         override = self.override_directory() / f"{name}.toml"
         if override.is_file():
             return self.read_file(override), str(override)

@@ -28,3 +28,14 @@ def test_unknown_device_is_one_line_exit_2(tmp_path: object) -> None:
 def test_bad_expectation_is_exit_2() -> None:
     result = CliRunner().invoke(cli, ["verify-media", "/dev/null", "--expect", "ones"], obj={})
     assert result.exit_code == 2 and "expectation 'ones'" in result.output
+
+
+def test_demo_refuses_a_state_dir_that_holds_a_station(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    state = Path(str(tmp_path)) / "state"
+    (state / "pki").mkdir(parents=True)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    result = CliRunner().invoke(cli, ["--state-dir", str(state), "demo", "--json"], obj={})
+    assert result.exit_code == 2 and json.loads(result.output)["error"]["code"] == "bad_config"
+    assert sorted(path.name for path in state.iterdir()) == ["pki"]

@@ -115,3 +115,9 @@ def test_cli_profiles_list_and_show_json() -> None:
     assert shown["minimum_level"] == "purge"
     missing = run_cli("profiles", "show", "nope", "--json")
     assert missing.returncode == 2 and json.loads(missing.stdout)["error"]["code"] == "bad_profile"
+
+
+def test_profile_name_cannot_walk_out_of_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text(GOOD)
+    with pytest.raises(ProfileError, match="must be lower-case"):
+        load_profile(f"../../../../..{tmp_path}/x")
