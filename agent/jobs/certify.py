@@ -123,12 +123,13 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     if isinstance(canary_data, dict):
         survivors = canary_data.get("survivors") or []
         read_as = canary_data.get("read_as") or {}
+        seen = ", ".join(f"{kind} x{count}" for kind, count in sorted(read_as.items()))
         canary = Canary(result="passed" if canary_data.get("passed") else "failed",
                         blocks_written=int(canary_data.get("checked", 0)),
                         blocks_found_after=len(survivors),
                         details=(f"{canary_data.get('block', 4096)}-byte blocks at pseudorandom locations "
                                  f"(seed {canary_data.get('seed')}), written before the command; after it they "
-                                 "read as: " + ", ".join(f"{kind} x{count}" for kind, count in sorted(read_as.items()))))
+                                 f"read as: {seen}"))
     capabilities: dict[str, str] = {}
     _flatten("", details.get("capabilities") or {}, capabilities)
     observations: dict[str, str] = {}
