@@ -42,10 +42,34 @@ from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
 
 
+def _firmware_job(registry: Registry, job_id: str) -> bool:
+    method = registry.job(job_id).method
+    return bool(method) and not str(method).startswith("overwrite.")
+
+
 def _registry(ctx: click.Context) -> Registry:
+    """The registry, with dead overwrite jobs marked interrupted. An orphaned *firmware* job is left
+    alone: its sanitize may still be running in the drive, and only something that talks to that
+    drive (the daemon's recovery, or the next ``wipe`` of it) may resume it or call it interrupted."""
     registry = Registry(state_dir(ctx)).open()
-    registry.reconcile()
+    registry.reconcile(keep=lambda job_id: _firmware_job(registry, job_id))
     return registry
+
+
+def _recover_drive(registry: Registry, runner: JobRunner, device: str) -> JobRow | None:
+    """Before a new job on ``device``: finish an orphaned firmware sanitize still running in it (never
+    a second command), or clear a temporary ATA password a cut-short security erase left; then the
+    orphan ends interrupted. Returns a job that was resumed to its end."""
+    for job_id in registry.orphaned_jobs():
+        if registry.job(job_id).device_path != device or not _firmware_job(registry, job_id):
+            continue
+        finished = runner.resume(job_id)
+        if finished is not None:
+            return finished
+        runner.release_security_password(job_id)
+        others = set(registry.orphaned_jobs()) - {job_id}
+        registry.reconcile(keep=others.__contains__)
+    return None
 
 
 def _operator(explicit: str | None) -> str:
@@ -182,6 +206,19 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
             fail(ConfigError("cancelled by the operator"), as_json)
     registry = _registry(ctx)
     runner = JobRunner(registry, Guard(), udev.identify)
+    resumed = _recover_drive(registry, runner, identity.path)
+    if resumed is not None:
+        signer = station_signer(registry.state_dir)
+        if signer is not None and certify(registry, resumed, signer, certificate_settings(ctx)) is not None:
+            resumed = registry.job(resumed.id)
+        # the station lost power mid-sanitize: that job is finished first, and it is the answer
+        click.echo(f"finished the sanitize job {resumed.id} that was still running in the drive", err=True)
+        if as_json:
+            print_json(resumed.to_json())
+        else:
+            render_job(resumed)
+        registry.close()
+        sys.exit(_job_exit_code(resumed))
     authorisation = Authorisation(device, _operator(operator), expected_serial=identity.serial)
     request = JobRequest(device, profile, authorisation, asset_tag=asset_tag)
     progress_bar = None
