@@ -19,7 +19,11 @@ from typing import Any
 from agent.drive.ata import AtaIdentify, parse_ata_identify
 from agent.drive.errors import IdentifyParseError
 from agent.drive.nvme import NvmeIdController, NvmeIdNamespace, parse_nvme_id_ctrl, parse_nvme_id_ns
-from agent.drive.scsi import ScsiSanitizeSupport, parse_report_supported_opcodes_sanitize
+from agent.drive.scsi import (
+    ScsiSanitizeSupport,
+    parse_block_device_characteristics_vpd,
+    parse_report_supported_opcodes_sanitize,
+)
 from agent.errors import CommandError, NotSupported
 from agent.methods.base import Blocked, Target
 from agent.transport.commands import (
@@ -122,6 +126,7 @@ class Capabilities:
     # management is supported, else the active list (CNS 02h); None when neither could be read
     nvme_namespaces: tuple[int, ...] | None = None
     scsi_sanitize: ScsiSanitizeSupport | None = None
+    scsi_rotation_rate: int | None = None  # VPD B1h MEDIUM ROTATION RATE (1 = solid state, None = not reported)
     sanitize: SanitizeState = field(default_factory=SanitizeState)
     errors: tuple[str, ...] = ()
 
@@ -248,6 +253,18 @@ def scsi_sanitize_state(transport: Transport) -> SanitizeState:
     return SanitizeState("idle", detail=sense.describe())
 
 
+def _scsi_rotation(transport: Transport, errors: list[str]) -> int | None:
+    """MEDIUM ROTATION RATE from the Block Device Characteristics VPD page, None if not reported."""
+    try:
+        # SPC-5 INQUIRY (12h) EVPD=1, page B1h: SBC-4 Block Device Characteristics
+        data = transport.execute(ScsiCommand(bytes((0x12, 0x01, 0xB1, 0, 64, 0)), data_in_length=64)).data
+        rate = parse_block_device_characteristics_vpd(data).rotation_rate
+    except (CommandError, IdentifyParseError) as exc:
+        errors.append(f"VPD B1h: {exc.message}")
+        return None
+    return rate
+
+
 def _scsi_sanitize_support(transport: Transport) -> ScsiSanitizeSupport:
     cdb = bytearray(12)
     # SPC-5 REPORT SUPPORTED OPERATION CODES (A3h/0Ch), REPORTING OPTIONS 000b: all commands
@@ -291,7 +308,9 @@ def probe_capabilities(transport: Transport, interface: str, *, usb: bool = Fals
             except CommandError as exc:
                 support = None
                 errors.append(f"REPORT SUPPORTED OPERATION CODES: {exc.message}")
-            return Capabilities("scsi", usb, scsi_sanitize=support, sanitize=scsi_sanitize_state(transport),
+            rotation = _scsi_rotation(transport, errors)
+            return Capabilities("scsi", usb, scsi_sanitize=support, scsi_rotation_rate=rotation,
+                                sanitize=scsi_sanitize_state(transport),
                                 errors=tuple(errors))
     except PassThroughBlocked as exc:
         return Capabilities(interface, usb, blocked=exc.message)
@@ -324,18 +343,21 @@ def capabilities_of(target: Target, interface: str, method: str) -> Capabilities
 
 
 def media_of(target: Target) -> str:
-    """``hdd`` or ``ssd`` for level decisions: the identity's media, or — behind a USB bridge, where udev
-    only says "usb" — what the drive itself reports (ATA word 217); unknown is treated as flash (the
-    stricter rules)."""
-    media = target.identity.media
-    if media in ("hdd", "ssd"):
-        return media
+    """``hdd`` or ``ssd`` for level decisions. Several techniques are Purge on magnetic media only, so
+    "hdd" needs positive evidence from the drive itself — ATA IDENTIFY word 217 or SCSI VPD B1h rotation
+    rate above 1. The kernel's ``rotational`` flag is not enough: it defaults to 1 for a SCSI disk that
+    reports nothing (SAS SSDs behind some HBAs). Without evidence the drive is treated as flash, the
+    stricter rules."""
     capabilities = target.capabilities
-    if isinstance(capabilities, Capabilities) and capabilities.ata is not None:
-        rate = capabilities.ata.rotation_rate
-        if rate is not None and rate > 1:
-            return "hdd"
-    return "ssd"
+    if isinstance(capabilities, Capabilities):
+        if capabilities.ata is not None:
+            rate = capabilities.ata.rotation_rate
+        elif capabilities.interface == "scsi":
+            rate = capabilities.scsi_rotation_rate
+        else:
+            rate = None  # NVMe: flash
+        return "hdd" if rate is not None and rate > 1 else "ssd"
+    return "hdd" if target.identity.media == "hdd" else "ssd"
 
 
 def refuse_sanitize_states(state: SanitizeState, method: str, *, what: str = "sanitize") -> None:

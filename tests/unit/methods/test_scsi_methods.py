@@ -89,3 +89,14 @@ def test_lies_and_unsupported(data_path: Path, device: FileDevice) -> None:
     plain = EmulatedScsiDrive(data_path, model=DriveModel(sanitize_block=False))
     with pytest.raises(NotSupported, match="02h"):
         build("scsi.sanitize.block").check(target(plain, data_path, transport="scsi"))
+
+
+def test_kernel_rotational_flag_alone_never_earns_an_hdd_purge(data_path: Path) -> None:
+    # a SAS SSD behind an HBA that reports no rotation rate: the kernel says rotational=1 ("hdd"),
+    # but only the drive's own VPD B1h may make SANITIZE OVERWRITE a Purge
+    silent = EmulatedScsiDrive(data_path, model=DriveModel(rotation_rpm=1))
+    tgt = target(silent, data_path, transport="scsi", media="hdd")
+    assert build("scsi.sanitize.overwrite").check(tgt).level is Level.CLEAR
+    spinning = EmulatedScsiDrive(data_path, model=DriveModel(rotation_rpm=7200))
+    assert build("scsi.sanitize.overwrite").check(target(spinning, data_path, transport="scsi",
+                                                         media="hdd")).level is Level.PURGE
