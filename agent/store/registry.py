@@ -378,16 +378,26 @@ class Registry:
             self._event(tx, job_id, row["state"], event, data or {})
 
     def reconcile(self, keep: Callable[[str], bool] | None = None) -> list[str]:
-        """Mark orphaned jobs ``interrupted`` (except those ``keep`` says will be resumed); return their ids."""
+        """Mark orphaned jobs ``interrupted`` (except those ``keep`` says will be resumed); return their ids.
+
+        Ownership is checked again inside the transaction that writes: a job adopted by a live process
+        between the first look and the update is left alone.
+        """
         interrupted: list[str] = []
         for job_id in self.orphaned_jobs():
             if keep is not None and keep(job_id):
                 continue
-            try:
-                self.transition(job_id, "interrupted", "owner-gone", {},
-                                reason="the process running the job stopped before it finished", route="hold")
-            except AgentError:
-                continue  # finished concurrently
+            with self.transaction() as tx:
+                row = tx.execute("SELECT state, pid, pid_started FROM jobs WHERE id=?", (job_id,)).fetchone()
+                if row is None or row["state"] not in ACTIVE_STATES:
+                    continue  # finished concurrently
+                started = _process_started(int(row["pid"])) if row["pid"] else None
+                if started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1:
+                    continue  # adopted meanwhile by a live process
+                tx.execute("UPDATE jobs SET state=?, reason=?, route=?, finished_at=? WHERE id=?",
+                           ("interrupted", "the process running the job stopped before it finished", "hold",
+                            self._now(), job_id))
+                self._event(tx, job_id, "interrupted", "owner-gone", {"pid": row["pid"]})
             interrupted.append(job_id)
         return interrupted
 
