@@ -54,7 +54,8 @@ def _need(value: str | None, option: str) -> str:
 
 _trust_option = click.option("--trust", "trust", default=None,
                              help="Trust bundle for checking certificates [default: STATE_DIR/trust-bundle.pem if "
-                                  "present, else the registry's journaled record hashes].")
+                                  "present, else the registry's journaled record hashes only; 'manifest create' "
+                                  "for a non-demo scheme then refuses].")
 
 
 # eligibility ------------------------------------------------------------------------------------
@@ -82,6 +83,10 @@ def eligibility(ctx: click.Context, asset: str, trust: str | None, as_json: bool
         click.echo(f"  {result.scheme:<14} {'ELIGIBLE' if result.eligible else 'not eligible'}")
         for reason in result.reasons:
             click.echo(f"      - [{reason.code}] {reason.message}")
+    check = decision.inputs["certificate_check"]
+    click.echo("certificates checked: " + ("signatures and revocation against the trust bundle" if check == "signature"
+                                           else "record hashes against the registry journal only (no trust bundle: "
+                                                "signatures and revocation NOT checked)"))
     click.echo(f"route: {decision.route}")
     for line in decision.route_reasons[:5]:
         click.echo(f"  {line}")
@@ -191,11 +196,16 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
 @click.argument("device")
 @click.option("--from-json", "from_json", default=None, help="Record a saved 'smartctl -j -a' output instead.")
 @click.option("--serial", default=None, help="Drive serial to file the reading under [default: smartctl's].")
+@click.option("--model", default=None, help="Drive model to file the reading under [default: the registry's drive "
+                                            "with that serial, else smartctl's].")
 @json_option
 @click.pass_context
 @handle_errors
-def health(ctx: click.Context, device: str, from_json: str | None, serial: str | None, as_json: bool) -> None:
-    """Read DEVICE's SMART health with smartctl (smartmontools) and record it; virtual media: not applicable."""
+def health(ctx: click.Context, device: str, from_json: str | None, serial: str | None, model: str | None,
+           as_json: bool) -> None:
+    """Read DEVICE's SMART health with smartctl (smartmontools) and record it; virtual media: not applicable.
+
+    Refused (nothing recorded) when the reading names another serial or model than the drive it is filed for."""
     if from_json:
         try:
             data: Any = json.loads(Path(from_json).read_text(encoding="utf-8"))
@@ -210,16 +220,14 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
     else:
         data, source = run_smartctl(device)
         reading = parse_smartctl(data, source)
-    drive_serial = serial or reading.serial
-    if not drive_serial:
-        raise ReuseInputError("the reading names no drive serial: give --serial")
-    reading_id = _store(ctx).record_health(reading, drive_serial=drive_serial)
+    reading_id, drive_model, drive_serial = service.file_health(_store(ctx), reading, serial=serial, model=model)
     if as_json:
-        print_json({"reading_id": reading_id, "drive_serial": drive_serial, **reading.to_json()})
+        print_json({"reading_id": reading_id, "drive_serial": drive_serial, "drive_model": drive_model,
+                    **reading.to_json()})
     else:
         details = {key: value for key, value in reading.to_json().items()
                    if value is not None and key not in ("status", "protocol", "model", "serial", "source", "note")}
-        click.echo(f"{device} (S/N {drive_serial}): health {reading.status} {reading.protocol} "
+        click.echo(f"{device} ({drive_model} S/N {drive_serial}): health {reading.status} {reading.protocol} "
                    f"{' '.join(f'{k}={v}' for k, v in details.items())} {reading.note}".rstrip())
 
 

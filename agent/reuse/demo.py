@@ -76,7 +76,8 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
                                                              "Hitachi HDS721050DLE630 applied to a virtual demo drive")
             else:
                 reading = not_applicable(drive.model, drive.serial, drive.media)
-            store.record_health(reading, drive_serial=drive.serial)
+            # demo input: a recorded sample of another disk, deliberately filed under the virtual drive
+            store.record_health(reading, drive_serial=drive.serial, drive_model=drive.model)
     for host in ("DEMO-LAPTOP-A", "DEMO-LAPTOP-B"):
         for item in sorted({item for scheme in schemes if scheme.name == DEMO_SCHEME for item in scheme.attestations}):
             attest(store, host, item, DEMO_PERSON)

@@ -1,10 +1,12 @@
 """Eligibility: may this host device go to a reuse scheme, and if not, exactly why not.
 
-A device is eligible for a scheme only when **every** drive it held (the latest job per drive
-serial) is sanitised at the level the scheme requires for its media type, with an accepted and
+A device is eligible for a scheme only when **every** drive it held (the latest job per drive, a drive
+being identified as in the registry by its (model, serial); a drive without a serial never qualifies)
+is sanitised at the level the scheme requires for its media type, with an accepted and
 passed verification, a valid certificate, a SMART reading within the scheme's limits, and (where
 the scheme requires it) a validation by an accountable person; and the people's attestations the
-scheme lists are recorded for the device.
+scheme lists are recorded for the device; and no verification of the drive recorded after that job
+finished (a ``verify-media`` compliance spot check, or another job's) failed.
 
 The route: ``reuse:<scheme>`` for the most preferred scheme (lowest rank) that accepts it;
 ``destroy`` when a drive cannot be reused under any scheme that accepts its media (failed health,
@@ -20,7 +22,7 @@ from typing import Any
 
 from agent.reuse.health import HealthReading, health_failures, not_applicable
 from agent.reuse.schemes import Scheme
-from agent.reuse.store import ReuseStore
+from agent.reuse.store import ReuseStore, has_serial
 from agent.store.registry import JobRow
 from certs.errors import CertificateError as CertsError
 from certs.pki import TrustBundle
@@ -126,7 +128,7 @@ def certificate_status(store: ReuseStore, job: JobRow, bundle: TrustBundle | Non
 
 
 def _health_of(store: ReuseStore, job: JobRow) -> tuple[int | None, HealthReading]:
-    found = store.latest_health(job.drive.serial)
+    found = store.latest_health(job.drive.model, job.drive.serial)
     if found is not None:
         return found
     if job.drive.media == "virtual":
@@ -135,19 +137,37 @@ def _health_of(store: ReuseStore, job: JobRow) -> tuple[int | None, HealthReadin
                                note="no SMART reading recorded: run 'wipe-agent health DEVICE'")
 
 
+NO_SERIAL = "drive has no serial number: it cannot be tied to its certificate"
+
+
+def _failed_check(job: JobRow, later: dict[str, Any] | None) -> str | None:
+    """Why a failed verification recorded after the job finished blocks the drive (None when none did)."""
+    if job.state != "sanitised" or later is None or later["passed"]:
+        return None
+    what = "compliance spot check" if later["job_id"] is None else f"verification of job {later['job_id']}"
+    return (f"{job.drive.model} S/N {job.drive.serial}: {what} ({later['mode']}) at {later['at']} FAILED after job "
+            f"{job.id} finished: unexpected data on the drive")
+
+
 def _scheme_reasons(scheme: Scheme, job: JobRow, certificate: CertificateStatus, reading: HealthReading,
-                    validations: list[dict[str, str]]) -> list[Reason]:
+                    validations: list[dict[str, str]], later: dict[str, Any] | None = None) -> list[Reason]:
     drive = job.drive
     label = f"{drive.model} S/N {drive.serial}"
     reasons: list[Reason] = []
+    if not has_serial(drive.serial):
+        reasons.append(Reason("no_serial", f"{label}: {NO_SERIAL}", label, "hold"))
+    failed_check = _failed_check(job, later)
+    if failed_check:
+        reasons.append(Reason("spot_check_failed", failed_check, label, "destroy"))
     rule = scheme.level_for(drive.media)
     if rule == "refuse":
-        return [Reason("media_refused", f"{label}: {drive.media} media are not accepted by {scheme.name}", label,
-                       "mismatch")]
+        return [*reasons, Reason("media_refused", f"{label}: {drive.media} media are not accepted by "
+                                                  f"{scheme.name}", label, "mismatch")]
     if job.state != "sanitised":
         severity = "destroy" if job.route == "destroy" else "hold"
         why = f" ({job.reason})" if job.reason else ""
-        return [Reason("not_sanitised", f"{label}: latest job {job.id} is {job.state}{why}", label, severity)]
+        return [*reasons, Reason("not_sanitised", f"{label}: latest job {job.id} is {job.state}{why}", label,
+                                 severity)]
     achieved = (job.level or "").lower()
     if _LEVEL_ORDER.get(achieved, 0) < _LEVEL_ORDER[rule]:
         reasons.append(Reason("level_too_low", f"{label}: sanitised at {achieved or 'no level'}, {scheme.name} "
@@ -203,10 +223,13 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
     destroyed = store.destruction(asset)
     drive_inputs: list[dict[str, Any]] = []
     per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[dict[str, str]]]] = []
+    later_checks: dict[str, dict[str, Any] | None] = {}
     for job in jobs:
         certificate = certificate_status(store, job, bundle)
         reading_id, reading = _health_of(store, job)
         validations = store.validations(job.id)
+        # a drive without a serial shares the registry's drive row with others: its checks are not its own
+        later = later_checks[job.id] = store.verification_after(job) if has_serial(job.drive.serial) else None
         per_drive.append((job, certificate, reading, validations))
         drive_inputs.append({
             "serial": job.drive.serial, "model": job.drive.model, "media": job.drive.media, "job_id": job.id,
@@ -218,6 +241,7 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
                             "problem": certificate.problem, "demo": certificate.demo},
             "health": {"reading_id": reading_id, **reading.to_json()},
             "validations": validations,
+            "later_verification": later,
         })
     results: list[SchemeResult] = []
     for scheme in schemes:
@@ -225,7 +249,7 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
         if not jobs:
             reasons.append(Reason("no_drives", f"no drive of {asset} has been through the station"))
         for job, certificate, reading, validations in per_drive:
-            reasons += _scheme_reasons(scheme, job, certificate, reading, validations)
+            reasons += _scheme_reasons(scheme, job, certificate, reading, validations, later_checks[job.id])
         for item in scheme.attestations:
             if item not in attestations:
                 reasons.append(Reason("attestation_missing", f"attestation {item!r} not recorded "
@@ -237,7 +261,7 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
             reasons.append(Reason("already_shipped", f"already in manifest {shipped}", severity="mismatch"))
         results.append(SchemeResult(scheme.name, not reasons, reasons))
 
-    route, route_reasons = _route(per_drive, schemes, results, shipped, destroyed)
+    route, route_reasons = _route(per_drive, schemes, results, shipped, destroyed, later_checks)
     inputs = {"host": host.to_json(), "drives": drive_inputs, "attestations": attestations,
               "schemes": [{"name": s.name, "source": s.source, "rank": s.rank} for s in schemes],
               "certificate_check": "signature" if bundle is not None else "journal",
@@ -247,7 +271,8 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
 
 def _route(per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[dict[str, str]]]],
            schemes: list[Scheme], results: list[SchemeResult], shipped: str | None,
-           destroyed: dict[str, Any] | None) -> tuple[str, list[str]]:
+           destroyed: dict[str, Any] | None,
+           later_checks: dict[str, dict[str, Any] | None]) -> tuple[str, list[str]]:
     if destroyed:
         return "destroyed", [f"destruction recorded ({destroyed['document_id']})"]
     if shipped:
@@ -258,6 +283,10 @@ def _route(per_drive: list[tuple[JobRow, CertificateStatus, HealthReading, list[
     destroy: list[str] = []
     for job, _certificate, reading, _validations in per_drive:
         label = f"{job.drive.model} S/N {job.drive.serial}"
+        failed_check = _failed_check(job, later_checks.get(job.id))
+        if failed_check:
+            destroy.append(failed_check)
+            continue
         if job.state != "sanitised" and job.route == "destroy":
             destroy.append(f"{label}: sanitisation {job.state} and routed to destruction ({job.reason or 'no reason'})")
             continue

@@ -14,8 +14,9 @@ from typing import Any
 from agent import TOOL_NAME, __version__
 from agent.reuse.eligibility import Decision, evaluate
 from agent.reuse.errors import ReuseInputError, ReuseRefused
+from agent.reuse.health import HealthReading
 from agent.reuse.schemes import Scheme, load_all_schemes, load_scheme
-from agent.reuse.store import ReuseStore, new_document_id
+from agent.reuse.store import ReuseStore, has_serial, new_document_id
 from agent.store.registry import JobRow
 from certs.destruction import METHODS, issue_destruction_report
 from certs.errors import CertificateError as CertsError
@@ -37,6 +38,45 @@ def station_trust(state_dir: Path, explicit: str | None = None) -> TrustBundle |
         return load_trust_bundle(path)
     except CertsError as error:
         raise ReuseInputError(f"trust bundle: {error.message}") from error
+
+
+def _same(a: str, b: str) -> bool:
+    """Model/serial equality as the tools spell them (udev writes '_' where smartctl writes ' ')."""
+    def norm(text: str) -> str:
+        return " ".join(text.replace("_", " ").split()).casefold()
+    return norm(a) == norm(b)
+
+
+def file_health(store: ReuseStore, reading: HealthReading, *, serial: str | None = None,
+                model: str | None = None) -> tuple[int, str, str]:
+    """Record a SMART reading for the drive (model, serial) it is filed for; return (reading id, model, serial).
+
+    Refused, nothing recorded, when the reading itself names another serial or model than that drive (its model
+    being ``model``, else the registry's for that serial, else the reading's)."""
+    given_serial = (serial or "").strip()
+    given_model = (model or "").strip()
+    if given_serial and reading.serial and not _same(reading.serial, given_serial):
+        raise ReuseRefused(f"the reading is of drive S/N {reading.serial}, not S/N {given_serial}: nothing recorded")
+    drive_serial = given_serial or reading.serial.strip()
+    if not has_serial(drive_serial):
+        raise ReuseInputError("the reading names no drive serial: give --serial")
+    known = store.registry_models(drive_serial)
+    if given_model:
+        drive_model = next((m for m in known if _same(m, given_model)), given_model)
+    elif len(known) == 1:
+        drive_model = known[0]
+    elif reading.model and any(_same(m, reading.model) for m in known):
+        drive_model = next(m for m in known if _same(m, reading.model))
+    elif known:
+        raise ReuseInputError(f"drives of models {', '.join(known)} have S/N {drive_serial}: give --model")
+    else:
+        drive_model = reading.model.strip()
+    if reading.model and not _same(reading.model, drive_model):
+        raise ReuseRefused(f"the reading is of a {reading.model}, not the {drive_model} S/N {drive_serial} it would "
+                           "be filed for: nothing recorded")
+    if not drive_model:
+        raise ReuseInputError("the reading names no drive model: give --model")
+    return store.record_health(reading, drive_serial, drive_model), drive_model, drive_serial
 
 
 def known_attestations(schemes: list[Scheme]) -> list[str]:
@@ -139,6 +179,9 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
                     out_dir: Path, signer: StationSigner, bundle: TrustBundle | None) -> dict[str, Any]:
     """Sign a batch manifest for a partner; refuses (listing every reason) unless every asset is eligible."""
     scheme = load_scheme(scheme_name)
+    if bundle is None and not scheme.demo:
+        raise ReuseRefused(f"a manifest for {scheme.name} needs a trust bundle to check certificate signatures and "
+                           f"revocation: give --trust FILE or install STATE_DIR/{TRUST_BUNDLE_NAME}")
     schemes = load_all_schemes()
     if (assets is None) == (not all_eligible):
         raise ReuseInputError("give --assets TAG... or --all-eligible (not both)")

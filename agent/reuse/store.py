@@ -50,6 +50,11 @@ _TABLES = (
 _HOST_ASSET = "coalesce(json_extract(host_json, '$.asset'), json_extract(host_json, '$.asset_tag'))"
 
 
+def has_serial(serial: str | None) -> bool:
+    """False for a drive the station could not read a serial from ("unknown" or empty)."""
+    return bool(serial and serial.strip() and serial.strip().lower() != "unknown")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -146,35 +151,63 @@ class ReuseStore:
         return [self.registry.job(str(row[0])) for row in rows]
 
     def held_drives(self, asset: str) -> list[JobRow]:
-        """The latest job of each drive the host held (keyed by drive serial), in first-seen order."""
-        latest: dict[str, JobRow] = {}
+        """The latest job of each drive the host held, keyed like the registry by (model, serial), in first-seen
+        order. A drive without a serial cannot be told apart from another: each of its jobs is kept."""
+        latest: dict[tuple[str, str], JobRow] = {}
         for job in self.jobs_of(asset):
-            latest[job.drive.serial] = job
+            serial = job.drive.serial if has_serial(job.drive.serial) else f"job:{job.id}"
+            latest[(job.drive.model, serial)] = job
         linked = [str(r[0]) for r in self.db.execute(
             "SELECT drive_serial FROM reuse_host_drives WHERE asset=? ORDER BY rowid", (asset,))]
-        missing = [serial for serial in linked if serial not in latest]
+        seen = {job.drive.serial for job in latest.values()}
+        missing = [serial for serial in linked if serial not in seen]
         if missing:
             raise ReuseInputError(f"asset {asset}: drive(s) {', '.join(missing)} registered but never seen in a job")
         return list(latest.values())
 
+    def verification_after(self, job: JobRow) -> dict[str, Any] | None:
+        """The drive's most recent verification other than the job's own (a spot check, or another job's) recorded
+        at or after ``job`` finished; None when there is none."""
+        if job.finished_at is None:
+            return None
+        row = self.db.execute(
+            "SELECT job_id, at, mode, passed FROM verifications "
+            "WHERE drive_id = (SELECT drive_id FROM jobs WHERE id = ?) AND (job_id IS NULL OR job_id != ?) "
+            "AND at >= ? ORDER BY at DESC, id DESC LIMIT 1", (job.id, job.id, job.finished_at)).fetchone()
+        if row is None:
+            return None
+        return {"job_id": row[0], "at": str(row[1]), "mode": str(row[2]), "passed": bool(row[3])}
+
     # health --------------------------------------------------------------------------------------
-    def record_health(self, reading: HealthReading, drive_serial: str | None = None) -> int:
-        """Store a SMART reading (with its source) for a drive serial."""
-        serial = drive_serial or reading.serial
-        if not serial:
+    def record_health(self, reading: HealthReading, drive_serial: str | None = None,
+                      drive_model: str | None = None) -> int:
+        """Store a SMART reading (with its source) for a drive (model, serial); each defaults to the reading's.
+
+        Not cross-checked here: :func:`agent.reuse.service.file_health` refuses a reading naming another drive."""
+        serial = (drive_serial or reading.serial).strip()
+        model = (drive_model if drive_model is not None else reading.model).strip()
+        if not has_serial(serial):
             raise ReuseInputError("the health reading names no drive serial")
         with self._write() as tx:
             cursor = tx.execute(
                 "INSERT INTO reuse_health(drive_serial, model, at, status, source, reading_json) VALUES(?,?,?,?,?,?)",
-                (serial, reading.model, _now(), reading.status, reading.source, json.dumps(reading.to_json())))
-            self.audit.append("health-reading", serial, reading.to_json(), in_transaction=True)
+                (serial, model, _now(), reading.status, reading.source, json.dumps(reading.to_json())))
+            self.audit.append("health-reading", serial,
+                              {**reading.to_json(), "filed_for": {"model": model, "serial": serial}},
+                              in_transaction=True)
         return int(cursor.lastrowid or 0)
 
-    def latest_health(self, drive_serial: str) -> tuple[int, HealthReading] | None:
-        """The latest reading for a drive, with its id."""
-        row = self.db.execute("SELECT id, reading_json FROM reuse_health WHERE drive_serial=? ORDER BY id DESC LIMIT 1",
-                              (drive_serial,)).fetchone()
+    def latest_health(self, model: str, serial: str) -> tuple[int, HealthReading] | None:
+        """The latest reading filed for a drive (model, serial), with its id; never for a drive without a serial."""
+        if not has_serial(serial):
+            return None
+        row = self.db.execute("SELECT id, reading_json FROM reuse_health WHERE drive_serial=? AND model=? "
+                              "ORDER BY id DESC LIMIT 1", (serial, model)).fetchone()
         return (int(row[0]), HealthReading.from_json(json.loads(row[1]))) if row else None
+
+    def registry_models(self, serial: str) -> list[str]:
+        """The models of the registry's drives with this serial."""
+        return sorted(str(r[0]) for r in self.db.execute("SELECT model FROM drives WHERE serial=?", (serial,)))
 
     # people --------------------------------------------------------------------------------------
     def attest(self, asset: str, item: str, by: str) -> dict[str, Any]:

@@ -94,7 +94,8 @@ def ready_device(store: Any, world: World, asset: str, drives: list[DriveIdentit
     jobs = [make_job(store.registry, world.signer, identity, asset=asset, level=level, mode=mode)
             for identity in drives]
     for job in jobs:
-        store.record_health(parse_smartctl(healthy(smart), smart), drive_serial=job.drive.serial)
+        store.record_health(parse_smartctl(healthy(smart), smart), drive_serial=job.drive.serial,
+                            drive_model=job.drive.model)
     for item in attest:
         store.attest(asset, item, "Sgt Example")
     if validate:

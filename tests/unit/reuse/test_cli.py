@@ -51,13 +51,26 @@ def laptop(store: ReuseStore, world: World) -> list[str]:
     return [make_job(store.registry, world.signer, drive(serial), asset="PC-1").id for serial in ("SSD-1", "SSD-2")]
 
 
+def _smart_of(tmp_path: Path, serial: str | None, model: str | None = "TEST DRIVE") -> Path:
+    """The healthy sample as smartctl would report it for the drive (model, serial); None leaves the field out."""
+    data = json.loads((SMART_DATA / "constructed-ata-ssd-healthy.json").read_text())
+    for key, value in (("serial_number", serial), ("model_name", model)):
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = tmp_path / f"smart-{serial}-{model}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp_path: Path) -> None:
     result = _run(world, "host", "add", "PC-1", "--make", "HP", "--model", "EliteBook", "--serial", "5CG1")
     assert result.exit_code == 0, result.output
     for serial in ("SSD-1", "SSD-2"):
-        result = _run(world, "health", "/dev/sdx", "--from-json", str(SMART_DATA / "constructed-ata-ssd-healthy.json"),
+        result = _run(world, "health", "/dev/sdx", "--from-json", str(_smart_of(tmp_path, serial)),
                       "--serial", serial, "--json")
-        assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "ok"
+        assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "ok", result.output
     held = json.loads(_run(world, "eligibility", "PC-1", "--json").stdout)
     assert held["route"] == "hold"
     schools = next(result for result in held["schemes"] if result["scheme"] == "schools")
@@ -70,7 +83,8 @@ def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp
     result = _run(world, "eligibility", "PC-1", "--trust", str(world.bundle))
     assert result.exit_code == 0 and "route: reuse:schools" in result.stdout and "ELIGIBLE" in result.stdout
     out = tmp_path / "batch"
-    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(out), "--json")
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(out),
+                  "--trust", str(world.bundle), "--json")
     assert result.exit_code == 0, result.output
     created = json.loads(result.stdout)
     result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--certificates",
@@ -88,7 +102,7 @@ def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp
     # a second manifest claiming the same asset is refused, nothing written
     before = _audit_count(world)
     result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
-                  str(tmp_path / "again"))
+                  str(tmp_path / "again"), "--trust", str(world.bundle))
     assert result.exit_code == 2 and "already in manifest" in _one_line_error(result)
     assert not (tmp_path / "again").exists()
     assert _audit_count(world) == before + 1  # only the (recorded) eligibility decision
@@ -112,8 +126,8 @@ def test_refusals_are_one_line_exit_2_and_change_nothing(world: World, laptop: l
         (["manifest", "create", "--scheme", "schools", "--out", str(tmp_path / "m")], "give --assets TAG"),
         (["manifest", "create", "--scheme", "nope", "--assets", "PC-1", "--out", str(tmp_path / "m")],
          "no scheme named 'nope'"),
-        (["manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(tmp_path / "m")],
-         "not every asset is eligible for schools"),
+        (["manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out", str(tmp_path / "m"),
+          "--trust", str(world.bundle)], "not every asset is eligible for schools"),
         (["health", "/dev/sdx", "--from-json", str(tmp_path / "none.json")], "--from-json"),
         (["schemes", "show", "nope"], "no scheme named 'nope'"),
     ]
@@ -124,7 +138,7 @@ def test_refusals_are_one_line_exit_2_and_change_nothing(world: World, laptop: l
         result = _run(world, *arguments, "--json")
         assert result.exit_code == 2 and message in json.loads(result.stdout)["error"]["message"]
     refusal = json.loads(_run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
-                              str(tmp_path / "m"), "--json").stdout)["error"]
+                              str(tmp_path / "m"), "--trust", str(world.bundle), "--json").stdout)["error"]
     assert refusal["code"] == "refused" and any("awaits validation" in reason for reason in refusal["reasons"])
     assert not (tmp_path / "m").exists()
     # refused commands journal nothing; manifest refusals journal only the decisions they made
@@ -169,9 +183,58 @@ def test_a_json_copy_edited_beside_the_manifest_is_flagged(world: World, store: 
 
     ready_device(store, world, "PC-1", [drive("SSD-1")])
     result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
-                  str(tmp_path / "m"), "--json")
+                  str(tmp_path / "m"), "--trust", str(world.bundle), "--json")
     created = json.loads(result.stdout)
     copy = Path(created["json"])
     copy.write_bytes(copy.read_bytes().replace(b"SSD-1", b"SSD-9"))
     result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle))
     assert result.exit_code == 1 and "differs from the manifest signed" in result.stdout
+
+
+def test_health_refuses_a_reading_of_another_drive_and_records_nothing(world: World, laptop: list[str],
+                                                                       tmp_path: Path) -> None:
+    before = _audit_count(world)
+    cases = [
+        # the reading names serial OTHER-9 but would be filed under SSD-1
+        (["--from-json", str(_smart_of(tmp_path, "OTHER-9")), "--serial", "SSD-1"], "S/N OTHER-9, not S/N SSD-1"),
+        # right serial, but the registry's drive SSD-1 is a TEST DRIVE, the reading a different model
+        (["--from-json", str(_smart_of(tmp_path, "SSD-1", "ACME 1TB")), "--serial", "SSD-1"], "ACME 1TB"),
+        (["--from-json", str(_smart_of(tmp_path, None, "ACME 1TB")), "--serial", "SSD-1"], "ACME 1TB"),
+        (["--from-json", str(_smart_of(tmp_path, "SSD-1")), "--serial", "SSD-1", "--model", "ACME 1TB"],
+         "TEST DRIVE"),
+    ]
+    for arguments, message in cases:
+        for extra in ((), ("--json",)):
+            result = _run(world, "health", "/dev/sdx", *arguments, *extra)
+            assert result.exit_code == 2, (arguments, result.output)
+            text = json.loads(result.stdout)["error"]["message"] if extra else _one_line_error(result)
+            assert message in text and "nothing recorded" in text, (arguments, text)
+    assert _audit_count(world) == before
+    with sqlite3.connect(world.state / "registry.sqlite3") as db:
+        assert int(db.execute("SELECT count(*) FROM reuse_health").fetchone()[0]) == 0
+    # the matching reading (udev's underscores are the same model) is filed under the registry's drive
+    result = _run(world, "health", "/dev/sdx", "--from-json", str(_smart_of(tmp_path, "SSD-1", "TEST_DRIVE")),
+                  "--serial", "SSD-1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["drive_model"] == "TEST DRIVE"
+
+
+def test_manifest_for_a_real_scheme_needs_a_trust_bundle(world: World, store: ReuseStore, tmp_path: Path) -> None:
+    from tests.unit.reuse.kit import ready_device
+
+    ready_device(store, world, "PC-5", [drive("SSD-5")])
+    result = _run(world, "eligibility", "PC-5")
+    assert result.exit_code == 0 and "ELIGIBLE" in result.stdout
+    assert "record hashes against the registry journal only" in result.stdout
+    before = _audit_count(world)
+    out = tmp_path / "batch"
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-5", "--out", str(out))
+    assert result.exit_code == 2 and "needs a trust bundle" in _one_line_error(result)
+    assert not out.exists() and _audit_count(world) == before
+    # STATE_DIR/trust-bundle.pem counts as the station's bundle
+    (world.state / "trust-bundle.pem").write_bytes(world.bundle.read_bytes())
+    result = _run(world, "eligibility", "PC-5")
+    assert "signatures and revocation against the trust bundle" in result.stdout
+    result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-5", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["assets"] == ["PC-5"]

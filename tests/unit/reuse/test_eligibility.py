@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,7 @@ def test_no_health_reading_holds_a_real_drive(store: ReuseStore, world: World) -
 def test_a_drive_failing_health_routes_the_device_to_destruction(store: ReuseStore, world: World) -> None:
     jobs = ready_device(store, world, "PC-11", [drive("HDD-1", "hdd"), drive("HDD-2", "hdd")])
     store.record_health(parse_smartctl(healthy("ata-hitachi-hds721050-failing.json"), "recorded"),
-                        drive_serial=jobs[1].drive.serial)
+                        drive_serial=jobs[1].drive.serial, drive_model=jobs[1].drive.model)
     decision = _decide(store, world, "PC-11")
     assert _codes(decision, "schools") == _codes(decision, "gla-reuse") == {"health_failed"}
     assert decision.route == "destroy"
@@ -220,3 +221,87 @@ def test_verification_mode_and_optional_sign_offs_in_a_custom_scheme(store: Reus
     assert [reason.code for reason in sampled.schemes[0].reasons] == ["verification_mode"]
     # no health reading, no validation, no attestation needed by this scheme
     assert evaluate(store, "PC-23", [strict], bundle).route == "reuse:full-only"
+
+
+def _spot_check(store: ReuseStore, identity_serial: str, passed: bool, mode: str = "full",
+                model: str = "TEST DRIVE") -> None:
+    """``wipe-agent verify-media``: a verification with no job, recorded against the drive."""
+    store.registry.record_verification(None, drive(identity_serial, model=model),
+                                       {"mode": mode, "passed": passed, "coverage": 1.0, "bytes_checked": 4096})
+
+
+def test_a_failed_spot_check_after_the_wipe_routes_the_device_to_destruction(store: ReuseStore,
+                                                                             world: World) -> None:
+    ready_device(store, world, "PC-30", [drive("SSD-1"), drive("SSD-2")])
+    assert _decide(store, world, "PC-30").route == "reuse:schools"
+    _spot_check(store, "SSD-2", passed=False, mode="full")
+    decision = _decide(store, world, "PC-30")
+    assert decision.route == "destroy"
+    assert not decision.eligible_for("schools") and not decision.eligible_for("gla-reuse")
+    assert "spot_check_failed" in _codes(decision, "schools")
+    at = decision.inputs["drives"][1]["later_verification"]["at"]
+    assert "SSD-2" in decision.route_reasons[0] and "(full)" in decision.route_reasons[0]
+    assert at in decision.route_reasons[0] and "spot check" in decision.route_reasons[0]
+    # a later passing spot check is the drive's most recent verification again
+    _spot_check(store, "SSD-2", passed=True, mode="sampling")
+    assert _decide(store, world, "PC-30").route == "reuse:schools"
+
+
+def test_a_spot_check_of_another_model_with_the_same_serial_does_not_count(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-31", [drive("SSD-1")])
+    _spot_check(store, "SSD-1", passed=False, model="OTHER MODEL")
+    assert _decide(store, world, "PC-31").route == "reuse:schools"
+
+
+def test_a_failed_spot_check_before_a_new_wipe_does_not_count(store: ReuseStore, world: World) -> None:
+    make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-32")
+    _spot_check(store, "SSD-1", passed=False)
+    ready_device(store, world, "PC-32", [drive("SSD-1")])  # re-wiped, certified and signed off after the check
+    assert _decide(store, world, "PC-32").route == "reuse:schools"
+
+
+def test_drives_are_told_apart_by_model_and_serial(store: ReuseStore, world: World) -> None:
+    # two drives of one host share a serial; the one wiped later must not hide the other's failure
+    make_job(store.registry, world.signer, drive("S1", "hdd", model="MAKER A"), asset="PC-33", state="failed",
+             route="destroy")
+    ready_device(store, world, "PC-33", [drive("S1", model="MAKER B")])
+    held = store.held_drives("PC-33")
+    assert sorted(job.drive.model for job in held) == ["MAKER A", "MAKER B"]
+    decision = _decide(store, world, "PC-33")
+    assert decision.route == "destroy" and "MAKER A" in decision.route_reasons[0]
+
+
+def test_health_is_filed_per_model_and_serial(store: ReuseStore, world: World) -> None:
+    ready_device(store, world, "PC-34", [drive("S1", "hdd", model="MAKER A")])
+    # a failing reading for another drive that happens to share the serial does not touch MAKER A's
+    store.record_health(parse_smartctl(healthy("ata-hitachi-hds721050-failing.json"), "recorded"),
+                        drive_serial="S1", drive_model="MAKER B")
+    assert _decide(store, world, "PC-34").route == "reuse:schools"
+    # and a reading filed under the other model is not MAKER A's reading
+    make_job(store.registry, world.signer, drive("S2", "hdd", model="MAKER A"), asset="PC-35")
+    store.record_health(parse_smartctl(healthy(), "recorded"), drive_serial="S2", drive_model="MAKER B")
+    assert "health_missing" in _codes(_decide(store, world, "PC-35"), "schools")
+
+
+@pytest.mark.parametrize("serial", ["unknown", ""])
+def test_a_drive_without_a_serial_never_makes_a_device_eligible(store: ReuseStore, world: World,
+                                                                serial: str) -> None:
+    ready_device(store, world, "PC-36", [drive("SSD-1")])
+    # the certificate layer refuses an empty serial; "unknown" gets a certificate
+    job = make_job(store.registry, world.signer if serial else None, drive(serial), asset="PC-36")
+    if serial:
+        store.validate([job], "Ms Validator", "information-security-officer")
+    # a healthy reading filed (by an older version) under the no-serial drive's (model, serial) is not its own
+    store.db.execute("INSERT INTO reuse_health(drive_serial, model, at, status, source, reading_json) "
+                     "VALUES(?,?,?,?,?,?)", (serial, "TEST DRIVE", "2026-01-01", "ok", "recorded",
+                                             json.dumps(parse_smartctl(healthy(), "recorded").to_json())))
+    decision = _decide(store, world, "PC-36")
+    assert decision.inputs["drives"][1]["health"]["status"] == "unavailable"
+    assert decision.route == "hold"
+    assert not decision.eligible_for("schools") and not decision.eligible_for("gla-reuse")
+    assert "no_serial" in _codes(decision, "schools")
+    assert any("drive has no serial number: it cannot be tied to its certificate" in line
+               for line in decision.route_reasons)
+    with pytest.raises(ReuseInputError):
+        store.record_health(parse_smartctl(healthy(), "recorded"), drive_serial=serial or "unknown",
+                            drive_model="TEST DRIVE")
