@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,7 +192,18 @@ class Registry:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        # switching a new database to WAL needs a lock that SQLite's busy handler does not wait for:
+        # parallel first openers (the demo's jobs, the daemon's workers) retry instead of failing
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    db.close()
+                    raise ConfigError(f"registry {self.path}: {exc}") from exc
+                time.sleep(0.05)
         db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
         db.execute("PRAGMA foreign_keys=ON")
         self._db = db

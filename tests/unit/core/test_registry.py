@@ -82,3 +82,25 @@ def test_job_prefix_lookup(tmp_path: Path) -> None:
     assert registry.job(job[:6]).id == job
     with pytest.raises(ConfigError, match="no job"):
         registry.job("zzzz")
+
+
+def test_parallel_first_opens_of_a_new_registry_all_succeed(tmp_path: Path) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            Registry(tmp_path).open().close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    for _ in range(40):  # a fresh database each round: the race is on the first switch to WAL
+        for leftover in tmp_path.iterdir():
+            leftover.unlink()
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
