@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import os
-from types import TracebackType
 
 from agent.errors import CommandError
 from agent.transport.commands import (
@@ -23,7 +21,7 @@ from agent.transport.commands import (
     map_os_error,
     nvme_completion,
 )
-from agent.transport.sgio import open_device_fd
+from agent.transport.sgio import DeviceDescriptor
 
 __all__ = ["NVME_IOCTL_ADMIN_CMD", "NVME_IOCTL_IO_CMD", "NvmeIoctlTransport", "NvmePassthruCmd"]
 
@@ -62,27 +60,11 @@ NVME_IOCTL_ADMIN_CMD = _iowr("N", 0x41, ctypes.sizeof(NvmePassthruCmd))
 NVME_IOCTL_IO_CMD = _iowr("N", 0x43, ctypes.sizeof(NvmePassthruCmd))
 
 
-class NvmeIoctlTransport:
+class NvmeIoctlTransport(DeviceDescriptor):
     """Transport over the NVMe pass-through ioctls."""
 
     def __init__(self, device_path: str, *, fd: int | None = None) -> None:
-        self.device_path = device_path
-        self._owns_fd = fd is None
-        self._fd: int | None = open_device_fd(device_path) if fd is None else fd
-
-    def __enter__(self) -> NvmeIoctlTransport:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the descriptor if this transport opened it."""
-        if self._fd is not None and self._owns_fd:
-            os.close(self._fd)
-        self._fd = None
+        super().__init__(device_path, fd)
 
     def execute(self, command: Command) -> Completion:
         """Send an NvmeAdminCommand (admin queue) or NvmeIoCommand (I/O queue)."""

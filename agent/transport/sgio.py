@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import os
 from types import TracebackType
+from typing import Self
 
 from agent.errors import CommandError, DriveBusy, DriveNotFound
 from agent.transport.commands import (
@@ -81,27 +82,15 @@ def open_device_fd(path: str) -> int:
         raise CommandError(f"{path}: cannot open: {exc.strerror}") from exc
 
 
-def _timeout_ms(timeout_s: float) -> int:
-    return max(1, min(int(timeout_s * 1000), 0xFFFFFFFF))
+class DeviceDescriptor:
+    """A pass-through transport's descriptor: opened here (and closed by ``close``) or lent by the caller."""
 
-
-class SgIoTransport:
-    """Transport over the SG_IO ioctl. Pass ``fd`` to reuse a descriptor the caller opened (it is
-    then not closed by :meth:`close`).
-
-    With ``descriptor_sense`` (the default) the first ATA command is preceded by a best-effort
-    MODE SELECT that sets D_SENSE: SAT-2 and later SATLs (recent libata, many bridges) may return
-    fixed-format sense otherwise, and that cannot carry COUNT(15:8), where SANITIZE STATUS EXT
-    reports its state.
-    """
-
-    def __init__(self, device_path: str, *, fd: int | None = None, descriptor_sense: bool = True) -> None:
+    def __init__(self, device_path: str, fd: int | None) -> None:
         self.device_path = device_path
-        self._want_descriptor_sense = descriptor_sense
         self._owns_fd = fd is None
         self._fd: int | None = open_device_fd(device_path) if fd is None else fd
 
-    def __enter__(self) -> SgIoTransport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -114,6 +103,25 @@ class SgIoTransport:
         if self._fd is not None and self._owns_fd:
             os.close(self._fd)
         self._fd = None
+
+
+def _timeout_ms(timeout_s: float) -> int:
+    return max(1, min(int(timeout_s * 1000), 0xFFFFFFFF))
+
+
+class SgIoTransport(DeviceDescriptor):
+    """Transport over the SG_IO ioctl. Pass ``fd`` to reuse a descriptor the caller opened (it is
+    then not closed by :meth:`close`).
+
+    With ``descriptor_sense`` (the default) the first ATA command is preceded by a best-effort
+    MODE SELECT that sets D_SENSE: SAT-2 and later SATLs (recent libata, many bridges) may return
+    fixed-format sense otherwise, and that cannot carry COUNT(15:8), where SANITIZE STATUS EXT
+    reports its state.
+    """
+
+    def __init__(self, device_path: str, *, fd: int | None = None, descriptor_sense: bool = True) -> None:
+        super().__init__(device_path, fd)
+        self._want_descriptor_sense = descriptor_sense
 
     def execute(self, command: Command) -> Completion:
         """Send an AtaCommand (as ATA PASS-THROUGH 16) or a ScsiCommand through SG_IO."""
