@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.transport.emulated import state_path_for
+
 IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]
 
@@ -82,6 +84,8 @@ def loop_factory(tmp_path: Path) -> Iterator[Callable[..., LoopDevice]]:
     for loop in made:
         subprocess.run(["losetup", "-d", loop.path], check=False, capture_output=True)
         loop.backing.unlink(missing_ok=True)
+        # an emulated-firmware drive over this image keeps its state beside it
+        state_path_for(loop.backing).unlink(missing_ok=True)
 
 
 @pytest.fixture

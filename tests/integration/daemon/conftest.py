@@ -23,6 +23,7 @@ import pytest
 
 from agent.api.client import ApiClient
 from agent.errors import AgentError
+from agent.transport.emulated import state_path_for
 
 STATION = [sys.executable, "-m", "agent.cli.station_commands"]
 
@@ -156,4 +157,5 @@ def station() -> Iterator[Callable[..., Daemon]]:
         for backing in daemon.backings:
             backing.detach()
             backing.path.unlink(missing_ok=True)
+            state_path_for(backing.path).unlink(missing_ok=True)  # an emulated drive's sidecar
     shutil.rmtree(directory, ignore_errors=True)
