@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from certs_test_kit import PkiWorld, record_for  # type: ignore[import-not-found]
 from click.testing import CliRunner, Result
 
 from agent.cli.certificate_commands import pki, verify
 from certs.issue import issue_certificate
 from certs.pki import load_station_signer
+from tests.unit.certs.certs_test_kit import PkiWorld, record_for
 
 
 def _run(command: object, *arguments: str, env: dict[str, str] | None = None) -> Result:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from asn1crypto import x509 as asn1_x509
-from certs_test_kit import PkiWorld, pdf_text, record_for, run_tool  # type: ignore[import-not-found]
 from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from certs.issue import ATTACHMENT_NAME, issue_certificate, sign_pdf
 from certs.render import render_pdf
 from certs.samples import sample_record
 from certs.verify import verify_file, verify_many
+from tests.unit.certs.certs_test_kit import PkiWorld, pdf_text, record_for, run_tool
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
-from certs_test_kit import PkiWorld, record_for, run_tool  # type: ignore[import-not-found]
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,6 +25,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from certs import pki
 from certs.issue import issue_certificate
 from certs.verify import verify_file
+from tests.unit.certs.certs_test_kit import PkiWorld, record_for, run_tool
 
 
 def _tsa_certificate(ca_dir: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:

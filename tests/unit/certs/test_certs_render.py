@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from certs_test_kit import pdf_text, run_tool  # type: ignore[import-not-found]
 
 from certs import render
 from certs.errors import FontsMissing
 from certs.render import DEMO_WATERMARK, qr_payload, render_pdf
 from certs.samples import sample_record
+from tests.unit.certs.certs_test_kit import pdf_text, run_tool
 
 
 @pytest.fixture(scope="module")
