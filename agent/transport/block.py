@@ -27,7 +27,6 @@ BLKPBSZGET = 0x127B
 BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
 
-PAGE_SIZE = mmap.PAGESIZE
 REMOVAL_GRACE_SECONDS = 10.0  # under TCG the node went 3-10 s after the EIO
 
 # errnos that mean "the device went away" rather than "the medium failed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -154,5 +154,3 @@ class ReadPipeline:
         # views handed out may outlive us; dropping the references frees the maps when they go
         self._buffers = []
 
-
-ProgressCallback = Callable[[int, int], None]
