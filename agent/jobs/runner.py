@@ -106,10 +106,11 @@ class JobRunner:
             request.authorisation.source,
             request.asset_tag,
             request.host,
+            durable=False,  # nothing is touched before ``running``, which is durable (see Registry.transaction)
         )
         if on_created is not None:
             on_created(job_id)
-        self.registry.transition(job_id, "checking", "guard")
+        self.registry.transition(job_id, "checking", "guard", durable=False)
         device: BlockDevice | None = None
         try:
             expected = request.authorisation.expected_serial

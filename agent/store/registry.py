@@ -175,6 +175,35 @@ def _process_started(pid: int) -> float | None:
         return None
 
 
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _begin_immediate(db: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock by polling rather than SQLite's busy handler.
+
+    The handler sleeps 1, 2, 5, 10 … up to 100 ms between attempts and has no queue, so with eight
+    job workers and the daemon committing journal entries one unlucky writer kept losing: the
+    daemon benchmark showed single waits of 180-230 ms, which staggered the jobs' starts. A poll
+    every 0.2-2 ms gets the lock within a few milliseconds of its release. Other statements keep
+    the busy timeout (reads in WAL mode wait only in rare recovery cases).
+    """
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.0002
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+    finally:
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
 class Registry:
     """SQLite registry under the state directory; one connection per instance."""
 
@@ -188,7 +217,7 @@ class Registry:
         """Open (creating and migrating if needed)."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
         db.row_factory = sqlite3.Row
@@ -225,20 +254,42 @@ class Registry:
             self._db = None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on error."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on error.
+
+        ``durable`` (the default): the commit is fsynced (``synchronous=FULL``) and survives power
+        loss. ``durable=False`` is for bookkeeping that may be lost harmlessly — a job's ``created``
+        and ``checking`` entries before anything touched the drive: the commit skips the fsync and
+        the next durable commit (at the latest ``running``, before the first destructive write)
+        makes it durable with the same fsync of the WAL. Power lost in between loses a job that
+        never wrote a byte; the database stays consistent either way. Eight jobs starting together
+        saved three fsyncs each, taken under the write lock, i.e. serialised across all of them.
+        """
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            _begin_immediate(db)
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     def _migrate(self) -> None:
-        # one IMMEDIATE transaction: concurrent openers (parallel jobs, the daemon) serialise here
-        # and the second one finds the schema already current
+        # the common case, a current schema, needs no write lock (eight job workers open the
+        # registry at once); otherwise one IMMEDIATE transaction: concurrent openers serialise
+        # there and the second one finds the schema already current
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None  # no meta table yet
+        if row is not None and int(row["value"]) == SCHEMA_VERSION:
+            return
         with self.transaction() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = tx.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -273,10 +324,10 @@ class Registry:
         )
 
     # drives ---------------------------------------------------------------------------------
-    def upsert_drive(self, identity: DriveIdentity) -> int:
+    def upsert_drive(self, identity: DriveIdentity, durable: bool = True) -> int:
         """Record a drive seen now; return its id."""
         now = self._now()
-        with self.transaction() as tx:
+        with self.transaction(durable) as tx:
             tx.execute(
                 "INSERT INTO drives(model, serial, transport, media, size_bytes, identity_json, first_seen, last_seen) "
                 "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(model, serial) DO UPDATE SET "
@@ -299,13 +350,14 @@ class Registry:
         authorised_by: str,
         asset_tag: str | None = None,
         host: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> str:
-        """A new job in state ``created``, owned by this process."""
-        drive_id = self.upsert_drive(identity)
+        """A new job in state ``created``, owned by this process (``durable``: see :meth:`transaction`)."""
+        drive_id = self.upsert_drive(identity, durable)
         job_id = uuid.uuid4().hex[:16]
         now = self._now()
         pid = os.getpid()
-        with self.transaction() as tx:
+        with self.transaction(durable) as tx:
             tx.execute(
                 "INSERT INTO jobs(id, drive_id, device_path, profile, operator, authorised_by, asset_tag, host_json, "
                 "state, created_at, pid, pid_started) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -315,9 +367,13 @@ class Registry:
             self._event(tx, job_id, "created", "created", {"profile": profile, "operator": operator})
         return job_id
 
-    def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None,
-                   **columns: Any) -> None:
-        """Move a job to ``state`` and journal why, in one committed transaction."""
+    def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None, *,
+                   durable: bool = True, **columns: Any) -> None:
+        """Move a job to ``state`` and journal why, in one committed transaction.
+
+        Final and ``running`` states are always durable; ``durable=False`` only for the steps before
+        them (see :meth:`transaction`).
+        """
         allowed = {"method", "level", "reason", "error_code", "started_at", "finished_at", "bytes_written",
                    "seconds", "throughput", "decisions_json", "method_json", "route", "certificate_path"}
         unknown = set(columns) - allowed
@@ -327,7 +383,8 @@ class Registry:
         if state in FINAL_STATES and "finished_at" not in columns:
             columns["finished_at"] = now
         assignments = ", ".join(f"{key}=?" for key in ["state", *columns])
-        with self.transaction() as tx:
+        durable = durable or state in FINAL_STATES or state == "running"
+        with self.transaction(durable) as tx:
             current = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
             if current is None:
                 raise AgentError(f"no job {job_id}")

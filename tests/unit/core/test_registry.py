@@ -104,3 +104,77 @@ def test_parallel_first_opens_of_a_new_registry_all_succeed(tmp_path: Path) -> N
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def _traced(registry: Registry) -> list[str]:
+    statements: list[str] = []
+    registry.db.set_trace_callback(statements.append)
+    return statements
+
+
+def test_bookkeeping_before_running_skips_the_fsync_and_running_and_final_states_never_do(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    statements = _traced(registry)
+    job = registry.create_job(IDENTITY, "nist-clear-overwrite", "alice", "explicit", durable=False)
+    registry.transition(job, "checking", "guard", durable=False)
+    assert statements.count("PRAGMA synchronous=NORMAL") == 3  # drive, job, checking
+    statements.clear()
+    registry.transition(job, "running", "method-start", durable=False, method="overwrite.zero")
+    registry.transition(job, "sanitised", "verified", durable=False)
+    assert "PRAGMA synchronous=NORMAL" not in statements  # ``running`` and final states are always durable
+    # the connection is back to FULL after each relaxed commit, also after a failed one
+    assert registry.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    with pytest.raises(AgentError, match="already sanitised"):
+        registry.transition(job, "checking", "late", durable=False)
+    assert registry.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert [event["state"] for event in registry.events(job)] == ["created", "checking", "running", "sanitised"]
+
+
+def test_reopening_a_current_registry_takes_no_write_lock(tmp_path: Path) -> None:
+    Registry(tmp_path).open().close()
+    holder = sqlite3.connect(tmp_path / "registry.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction (e.g. a job committing its journal)
+    try:
+        registry = Registry(tmp_path)
+        registry.open()  # must not wait for the holder
+        assert registry.schema_version() == SCHEMA_VERSION
+        registry.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_writer_gets_the_lock_as_soon_as_it_is_released(tmp_path: Path) -> None:
+    import threading
+
+    registry = Registry(tmp_path).open()
+    job = registry.create_job(IDENTITY, "p", "alice", "explicit")
+    holder = sqlite3.connect(tmp_path / "registry.sqlite3", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    statements = _traced(registry)
+    timer = threading.Timer(0.05, holder.execute, ("COMMIT",))
+    timer.start()
+    registry.journal(job, "note", {"n": 1})  # polls BEGIN IMMEDIATE until the holder commits
+    timer.join()
+    holder.close()
+    assert statements.count("BEGIN IMMEDIATE") >= 2  # it did have to wait, and retried by itself
+    assert registry.events(job)[-1]["event"] == "note"
+    assert registry.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+
+
+def test_a_write_lock_held_past_the_deadline_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.store import registry as registry_module
+
+    registry = Registry(tmp_path).open()
+    job = registry.create_job(IDENTITY, "p", "alice", "explicit")
+    monkeypatch.setattr(registry_module, "BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(tmp_path / "registry.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            registry.journal(job, "note", {})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    registry.journal(job, "note", {})
+    assert registry.events(job)[-1]["event"] == "note"
