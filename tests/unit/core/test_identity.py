@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agent.discovery.identity import SysfsFacts, identity_from
+from agent.errors import DriveNotFound
 
 SATA_SSD = {
     "DEVNAME": "/dev/sda", "DEVTYPE": "disk", "ID_ATA": "1", "ID_BUS": "ata", "ID_TYPE": "disk",
@@ -85,3 +88,26 @@ def test_round_trip_json() -> None:
     from agent.discovery.identity import DriveIdentity
 
     assert DriveIdentity.from_json(identity.to_json()) == identity
+
+
+def test_one_udev_context_per_process_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ``pyudev.Context()`` runs an ``ldconfig -p`` subprocess: identification must not pay it every time."""
+    import pyudev
+
+    from agent.discovery import udev
+
+    created: list[object] = []
+    real = pyudev.Context
+
+    def counting() -> object:
+        context = real()
+        created.append(context)
+        return context
+
+    monkeypatch.setattr(udev, "_shared", None)
+    monkeypatch.setattr(udev.pyudev, "Context", counting)
+    first = udev.enumerate_drives()
+    assert udev.enumerate_drives() == first
+    with pytest.raises(DriveNotFound):
+        udev.identify("/")
+    assert len(created) == 1
