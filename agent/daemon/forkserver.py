@@ -78,6 +78,15 @@ def _child(control: socket.socket, request: dict[str, object], stdout_fd: int) -
         os._exit(code)
 
 
+def _answer(control: socket.socket, message: dict[str, object]) -> bool:
+    """Send to the daemon; False once it has gone (its jobs die with it: PR_SET_PDEATHSIG)."""
+    try:
+        control.send(json.dumps(message).encode())
+    except OSError:
+        return False
+    return True
+
+
 def serve(control: socket.socket) -> None:
     """Fork a worker per request until the daemon closes the socket."""
     while True:
@@ -98,7 +107,8 @@ def serve(control: socket.socket) -> None:
                 _child(control, request, fds[0])
             for fd in fds:
                 os.close(fd)
-            control.send(json.dumps({"pid": pid, "ticket": request.get("ticket")}).encode())
+            if not _answer(control, {"pid": pid, "ticket": request.get("ticket")}):
+                return
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -106,7 +116,8 @@ def serve(control: socket.socket) -> None:
                 break
             if pid == 0:
                 break
-            control.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+            if not _answer(control, {"exit": pid, "code": os.waitstatus_to_exitcode(status)}):
+                return
 
 
 def main() -> int:

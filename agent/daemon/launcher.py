@@ -6,13 +6,15 @@ lines from, and ``wait()`` for its exit status.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from agent.daemon.forkserver import CONTROL_FD_ENV
@@ -47,6 +49,72 @@ class Launcher(Protocol):
         ...
 
 
+class ProcessSignaller:
+    """Signals one process through a pidfd, so a signal can never reach a stranger that reused its pid.
+
+    A pid alone is unsafe once the process has been reaped (by us, or by the fork server): the
+    kernel may hand the number to a new process. A pidfd opened while the process was known to
+    be ours keeps naming that process; after it exits a signal fails with ``ProcessLookupError``.
+    ``close()`` and ``send()`` share a lock, so a closed descriptor number (which the kernel may
+    reuse for another worker's pidfd) is never signalled. Without pidfd support (kernel < 5.3)
+    ``fallback`` decides whether the pid may still be signalled.
+    """
+
+    def __init__(self, pid: int, fallback: Callable[[], bool] = lambda: True) -> None:
+        self.pid = pid
+        self._fallback = fallback
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._gone = False
+        try:
+            self._fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._gone = True  # already exited and reaped
+        except (AttributeError, OSError):
+            self._fd = None  # no pidfd support: fall back to the pid
+
+    def send(self, number: int) -> None:
+        """Signal the process; ``ProcessLookupError`` once it is gone."""
+        with self._lock:
+            if self._gone:
+                raise ProcessLookupError(self.pid)
+            if self._fd is not None:
+                signal.pidfd_send_signal(self._fd, number)
+            elif self._fallback():
+                os.kill(self.pid, number)
+            else:
+                raise ProcessLookupError(self.pid)
+
+    def close(self) -> None:
+        """The process was reaped: release the pidfd; later signals fail."""
+        with self._lock:
+            self._gone = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class _Spawned:
+    """A worker started with ``Popen``: our own child, signalled through a pidfd."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self.pid = process.pid
+        self.stdout: IO[bytes] | None = process.stdout
+        self._signaller = ProcessSignaller(process.pid, lambda: process.returncode is None)
+
+    def send_signal(self, number: int) -> None:
+        """Signal the worker (never a process that reused its pid)."""
+        self._signaller.send(number)
+
+    def wait(self) -> int:
+        """Reap the worker; its exit status."""
+        try:
+            return self._process.wait()
+        finally:
+            self._signaller.close()
+
+
 class SubprocessLauncher:
     """A fresh interpreter per job (used when the fork server is unavailable, and by unit tests)."""
 
@@ -57,37 +125,56 @@ class SubprocessLauncher:
         """``Popen`` the worker and hand it the request on stdin."""
         process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert process.stdin is not None
+        handle = _Spawned(process)  # the pidfd is opened before anyone can reap the child
         try:
             process.stdin.write(json.dumps({**request, "parent_pid": os.getpid()}).encode() + b"\n")
             process.stdin.close()
         except BrokenPipeError:
             pass
-        return process
+        return handle
 
     def close(self) -> None:
         """Nothing to stop."""
 
 
 class _Forked:
-    """A worker forked by the server: signalled by pid, reaped by the server."""
+    """A worker forked by the server: signalled through a pidfd, reaped by the server."""
 
-    def __init__(self, pid: int, stdout: IO[bytes], server: ForkServerLauncher) -> None:
+    def __init__(self, pid: int, signaller: ProcessSignaller, stdout: IO[bytes], server: ForkServerLauncher) -> None:
         self.pid = pid
         self.stdout: IO[bytes] | None = stdout
+        self._signaller = signaller
         self._server = server
 
     def send_signal(self, number: int) -> None:
-        """Signal the worker unless it has already been reaped (its pid could be reused)."""
-        if not self._server.exited(self.pid):
-            os.kill(self.pid, number)
+        """Signal the worker (never a process that reused its pid)."""
+        self._signaller.send(number)
 
     def wait(self) -> int:
         """The exit status the server reported."""
-        return self._server.wait_exit(self.pid)
+        try:
+            return self._server.wait_exit(self.pid)
+        finally:
+            self._signaller.close()
+
+
+class _Pending:
+    """A launch waiting for the server's answer to its ticket."""
+
+    def __init__(self) -> None:
+        self.answered = threading.Event()
+        self.pid = -1
+        self.signaller: ProcessSignaller | None = None
 
 
 class ForkServerLauncher:
-    """Talks to ``agent.daemon.forkserver`` over a SOCK_SEQPACKET socket pair."""
+    """Talks to ``agent.daemon.forkserver`` over a SOCK_SEQPACKET socket pair.
+
+    Every request carries a ticket and the server echoes it with the pid, so an answer is matched
+    to its request even when an earlier launch gave up waiting (its late answer must not become
+    the next job's pid). A worker whose launch was abandoned is started but unsupervised: it is
+    told to stop (SIGTERM: it records ``interrupted`` if it got as far as creating its job).
+    """
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -99,11 +186,13 @@ class ForkServerLauncher:
         finally:
             theirs.close()
         self._socket = ours
-        self._lock = threading.Lock()  # one launch at a time: replies come back in order
-        self._started: queue.Queue[int] = queue.Queue()
+        self._send_lock = threading.Lock()
+        self._tickets = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
         self._exits: dict[int, int] = {}
         self._exit_changed = threading.Condition()
         self._closed = False
+        self.abandoned: list[int] = []  # pids of workers whose launch timed out (stopped on arrival)
         self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
         self._reader.start()
 
@@ -116,37 +205,66 @@ class ForkServerLauncher:
             if not message:
                 with self._exit_changed:
                     self._closed = True
+                    pending = list(self._pending.values())
                     self._exit_changed.notify_all()
-                self._started.put(-1)
+                for waiting in pending:
+                    waiting.answered.set()  # pid stays -1: the server is gone
                 return
             data = json.loads(message)
             if "pid" in data:
-                self._started.put(int(data["pid"]))
+                self._started(int(data["pid"]), data.get("ticket"))
             elif "exit" in data:
                 with self._exit_changed:
-                    self._exits[int(data["exit"])] = int(data["code"])
+                    if int(data["exit"]) not in self.abandoned:  # nobody waits for those
+                        self._exits[int(data["exit"])] = int(data["code"])
                     self._exit_changed.notify_all()
+
+    def _started(self, pid: int, ticket: object) -> None:
+        # the pidfd is opened here, before this thread reads the server's exit report for the pid:
+        # the server has not reaped it yet, or has and the open fails - it cannot name a stranger
+        signaller = ProcessSignaller(pid, lambda: not self.exited(pid))
+        with self._exit_changed:
+            waiting = self._pending.pop(ticket, None) if isinstance(ticket, int) else None
+        if waiting is None:
+            self.abandoned.append(pid)
+            try:
+                signaller.send(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            signaller.close()
+            return
+        waiting.pid, waiting.signaller = pid, signaller
+        waiting.answered.set()
 
     def launch(self, request: dict[str, Any]) -> WorkerHandle:
         """Ask the server to fork a worker; its stdout comes back through a pipe we create."""
+        ticket = next(self._tickets)
+        waiting = _Pending()
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            with self._lock:
-                socket.send_fds(self._socket, [json.dumps(request).encode()], [write_end])
-                os.close(write_end)
-                write_end = -1
-                try:
-                    pid = self._started.get(timeout=START_TIMEOUT)
-                except queue.Empty:
-                    raise OSError("fork server did not answer") from None
-            if pid < 0:
+            with self._exit_changed:
+                if self._closed:
+                    raise OSError("fork server is gone")
+                self._pending[ticket] = waiting
+            with self._send_lock:
+                socket.send_fds(self._socket, [json.dumps({**request, "ticket": ticket}).encode()], [write_end])
+            os.close(write_end)
+            write_end = -1
+            if not waiting.answered.wait(START_TIMEOUT):
+                with self._exit_changed:
+                    self._pending.pop(ticket, None)
+                if not waiting.answered.is_set():
+                    raise OSError("fork server did not answer")
+            if waiting.pid < 0 or waiting.signaller is None:
                 raise OSError("fork server is gone")
         except BaseException:
+            with self._exit_changed:
+                self._pending.pop(ticket, None)
             if write_end >= 0:
                 os.close(write_end)
             os.close(read_end)
             raise
-        return _Forked(pid, os.fdopen(read_end, "rb"), self)
+        return _Forked(waiting.pid, waiting.signaller, os.fdopen(read_end, "rb"), self)
 
     def exited(self, pid: int) -> bool:
         """True once the server has reaped ``pid``."""

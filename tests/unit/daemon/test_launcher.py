@@ -1,0 +1,82 @@
+"""Job launchers: answers matched to requests by ticket, signals that can never reach a reused pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.daemon import launcher as launcher_module
+from agent.daemon.launcher import ForkServerLauncher, ProcessSignaller, WorkerHandle
+
+
+def _request(tmp_path: Path, device: str) -> dict[str, Any]:
+    # a job on a device that does not exist: the worker reports the error naming it and exits 1
+    return {"state_dir": str(tmp_path / "state"), "device_path": device, "profile": "nist-clear-overwrite",
+            "operator": "tester", "bay": None, "expected_serial": None, "asset_tag": None, "host": None,
+            "resume": None, "organisation": "Test"}
+
+
+def _messages(handle: WorkerHandle) -> list[dict[str, Any]]:
+    assert handle.stdout is not None
+    with handle.stdout:
+        return [json.loads(line) for line in handle.stdout if line.startswith(b"{")]
+
+
+def test_a_forked_worker_reports_and_exits_and_cannot_be_signalled_afterwards(tmp_path: Path) -> None:
+    launcher = ForkServerLauncher()
+    try:
+        handle = launcher.launch(_request(tmp_path, "/dev/wa-no-such-disk"))
+        messages = _messages(handle)
+        assert messages[-1]["event"] == "error" and "/dev/wa-no-such-disk" in messages[-1]["error"]["message"]
+        assert handle.wait() == 1
+        with pytest.raises(ProcessLookupError):
+            handle.send_signal(signal.SIGTERM)  # reaped: refused, whatever process has that pid now
+    finally:
+        launcher.close()
+
+
+def test_a_late_answer_is_never_taken_for_the_next_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    launcher = ForkServerLauncher()
+    try:
+        # the server is stopped: the first launch gives up; its answer arrives after the server resumes
+        first = launcher.launch(_request(tmp_path, "/dev/wa-warm-up"))  # the server is up and preloaded
+        _messages(first)
+        first.wait()
+        monkeypatch.setattr(launcher_module, "START_TIMEOUT", 0.3)
+        os.kill(launcher.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(OSError, match="did not answer"):
+                launcher.launch(_request(tmp_path, "/dev/wa-abandoned"))
+        finally:
+            os.kill(launcher.process.pid, signal.SIGCONT)
+        monkeypatch.setattr(launcher_module, "START_TIMEOUT", 10.0)
+        second = launcher.launch(_request(tmp_path, "/dev/wa-second"))
+        deadline = time.monotonic() + 10
+        while not launcher.abandoned and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(launcher.abandoned) == 1 and launcher.abandoned[0] != second.pid
+        messages = _messages(second)
+        assert "/dev/wa-second" in messages[-1]["error"]["message"]  # the output is its own request's
+        assert second.wait() == 1
+    finally:
+        launcher.close()
+
+
+def test_process_signaller_refuses_once_the_process_is_gone() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    signaller = ProcessSignaller(child.pid)
+    signaller.send(signal.SIGTERM)
+    assert child.wait(10) == -signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        signaller.send(signal.SIGTERM)  # reaped: the pidfd still names the dead process, not a newcomer
+    signaller.close()
+    with pytest.raises(ProcessLookupError):
+        signaller.send(signal.SIGTERM)
