@@ -15,8 +15,9 @@ path                        method  does
 /v1/status                  GET     bays, drives, jobs, progress, rate, ETA, outcome
 /v1/jobs?limit=N            GET     recent jobs
 /v1/jobs/{id}               GET     one job with its journal
-/v1/bays/{bay}/start        POST    {"profile": optional} queue a job for the bay's drive
-/v1/jobs/{id}/cancel        POST    cancel a running job (→ interrupted)
+/v1/bays/{bay}/start        POST    {"profile", "serial": optional} queue a job for the bay's drive
+/v1/bays/{bay}/cancel       POST    cancel the bay's job: queued (dequeued) or running (→ interrupted)
+/v1/jobs/{id}/cancel        POST    cancel a queued or running job by id (prefix)
 /v1/intake                  POST    {"bay", "asset_tag", "host_serial", "make", "model"}
 ==========================  ======  ===================================================
 """
@@ -55,8 +56,10 @@ class StationService(Protocol):
     def status(self) -> dict[str, Any]: ...
     def jobs(self, limit: int) -> dict[str, Any]: ...
     def job(self, job_id: str) -> dict[str, Any]: ...
-    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]: ...
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+        ...
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]: ...
+    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]: ...
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
                model: str | None, operator: str) -> dict[str, Any]: ...
 
@@ -233,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method != "GET":
                 raise ApiError("method_not_allowed", f"{method} not allowed here: read-only endpoint (use GET)")
             return reads[()]()
-        writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] == "start") or (
+        writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] in ("start", "cancel")) or (
             len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"]
         if not writes:
             raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
@@ -242,9 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
         if content_type != "application/json":
             raise ApiError("unsupported_media_type", "request body must be application/json")
+        if rest[0] == "bays" and rest[2] == "cancel":
+            _only(body, set())
+            return service.cancel_bay(rest[1], caller.name)
         if rest[0] == "bays":
-            _only(body, {"profile"})
-            return service.start_bay(rest[1], _text(body, "profile"), caller.name)
+            _only(body, {"profile", "serial"})
+            return service.start_bay(rest[1], _text(body, "profile"), caller.name, _text(body, "serial"))
         if rest[0] == "jobs":
             _only(body, set())
             return service.cancel(rest[1], caller.name)

@@ -174,31 +174,39 @@ def watch(config_path: str | None, interval: float, count: int) -> None:
 @click.command("start")
 @click.argument("bay")
 @click.option("--profile", "profile_name", default=None, help="Profile (default: the bay's, else by media type).")
+@click.option("--serial", default=None, help="Serial number of the drive you mean; refused if the bay holds another.")
 @config_option
 @json_option
 @handle_errors
-def start(bay: str, profile_name: str | None, config_path: str | None, as_json: bool) -> None:
+def start(bay: str, profile_name: str | None, serial: str | None, config_path: str | None, as_json: bool) -> None:
     """Start a job on the drive in BAY (the caller is recorded as the operator)."""
     body: dict[str, Any] = {"profile": profile_name} if profile_name else {}
+    if serial:
+        body["serial"] = serial
     data = _client(config_path).post(f"/v1/bays/{bay}/start", body)
     if as_json:
         print_json(data)
     else:
-        click.echo(f"bay {data['bay']}: job queued with profile {data['profile']} (operator {data['operator']})")
+        click.echo(f"bay {data['bay']}: job queued for serial {data.get('serial', '?')} with profile "
+                   f"{data['profile']} (operator {data['operator']})")
 
 
 @click.command("cancel")
-@click.argument("job_id")
+@click.argument("job_id", required=False)
+@click.option("--bay", default=None, help="Cancel the job of this bay instead (also one still queued).")
 @config_option
 @json_option
 @handle_errors
-def cancel(job_id: str, config_path: str | None, as_json: bool) -> None:
-    """Cancel a running job; it ends interrupted and never gets a certificate."""
-    data = _client(config_path).post(f"/v1/jobs/{job_id}/cancel")
+def cancel(job_id: str | None, bay: str | None, config_path: str | None, as_json: bool) -> None:
+    """Cancel a queued or running job (by JOB_ID or --bay); a started one ends interrupted, never certified."""
+    if (job_id is None) == (bay is None):
+        raise click.UsageError("give either a JOB_ID or --bay BAY")
+    path = f"/v1/bays/{bay}/cancel" if bay is not None else f"/v1/jobs/{job_id}/cancel"
+    data = _client(config_path).post(path)
     if as_json:
         print_json(data)
     else:
-        click.echo(f"job {data['job_id']}: {data['state']}")
+        click.echo(f"job {data['job_id'] or '(not started)'}: {data['state']}")
 
 
 @click.command("intake")

@@ -88,6 +88,7 @@ class ActiveJob:
     running_at: float | None = None
     process: WorkerHandle | None = None
     removed: bool = False
+    cancelled_by: str | None = None
     outcome: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -497,6 +498,9 @@ class Station:
                     summary["drive_route"] = "destroy"
         elif job.outcome and job.outcome.get("event") == "error":
             summary = {"job_id": None, "outcome": "error", **job.outcome.get("error", {})}
+        elif job.job_id is None and job.cancelled_by is not None:  # stopped before it created its job
+            summary = {"job_id": None, "outcome": "cancelled", "operator": job.cancelled_by,
+                       "reason": f"cancelled by {job.cancelled_by} before it started"}
         with self.lock:
             job.process = None
             self.active.pop(job.key, None)
@@ -553,8 +557,13 @@ class Station:
                 bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"])
         return data
 
-    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]:
-        """Queue a job for the drive in bay ``name`` (explicit operator command)."""
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+        """Queue a job for the drive in bay ``name`` (explicit operator command).
+
+        The drive is identified again now, and the job is bound to that serial: the worker refuses
+        to write if the drive it opens is another one. ``serial``, when the operator gives it, must
+        match — the operator confirms the drive they are looking at, not just a bay.
+        """
         if self.stopping.is_set():
             raise RequestError("shutting_down", "the station is shutting down", 503)
         if name not in self.slots:
@@ -567,30 +576,32 @@ class Station:
                 raise RequestError("no_drive", f"bay {name} is empty")
             if slot.job is not None:
                 raise RequestError("bay_busy", f"bay {name} already has a job ({slot.job.job_id or 'queued'})")
+            try:
+                identity = self.identify(slot.drive.device_path)
+            except AgentError as exc:
+                raise RequestError("drive_unidentified",
+                                   f"bay {name}: cannot identify the drive ({exc.message}); re-seat it") from None
+            if serial is not None and serial != identity.serial:
+                raise RequestError("serial_mismatch", f"bay {name} holds serial {identity.serial}, not {serial}")
+            slot.identity = identity
             if slot.protected:
                 raise RequestError("drive_protected", f"bay {name}: refused: " + "; ".join(slot.protected))
-            media = slot.identity.media if slot.identity else "virtual"
-            chosen = self.config.profile_for(slot.bay, media, profile)
+            chosen = self.config.profile_for(slot.bay, identity.media, profile)
             job = self._enqueue(slot, chosen, operator)
-            return {"bay": name, "queued": True, "profile": chosen, "operator": operator, "device": job.device_path}
+            return {"bay": name, "queued": True, "profile": chosen, "operator": operator, "device": job.device_path,
+                    "serial": identity.serial}
 
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]:
-        """Cancel a queued or running job (it ends ``interrupted``)."""
+        """Cancel a queued or running job by id or id prefix (a running one ends ``interrupted``)."""
         if not job_id:
             raise RequestError("bad_request", "job id is empty", 400)
         with self.lock:
-            for job in list(self.queue):
-                if job.job_id and job.job_id.startswith(job_id):
-                    self.queue.remove(job)
-                    self._release(job)
-                    return {"job_id": job.job_id, "cancelled": True, "state": "dequeued"}
-            matches = [job for job in self.active.values() if job.job_id and job.job_id.startswith(job_id)]
+            queued = [job for job in self.queue if job.job_id and job.job_id.startswith(job_id)]
+            matches = queued + [job for job in self.active.values() if job.job_id and job.job_id.startswith(job_id)]
             if len(matches) > 1:
                 raise RequestError("ambiguous", f"job id prefix {job_id!r} is ambiguous", 400)
             if matches:
-                self._signal(matches[0], signal.SIGTERM)
-                self.log.info("job cancelled", extra={"fields": {"job_id": matches[0].job_id, "operator": operator}})
-                return {"job_id": matches[0].job_id, "cancelled": True, "state": "cancelling"}
+                return self._cancel(matches[0], operator)
         registry = Registry(self.config.state_dir).open()
         try:
             row = registry.job(job_id)
@@ -599,6 +610,34 @@ class Station:
         finally:
             registry.close()
         raise RequestError("not_active", f"job {row.id} is {row.state}: nothing to cancel")
+
+    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]:
+        """Cancel whatever job bay ``name`` has: queued (it has no job id yet), starting or running."""
+        if name not in self.slots:
+            raise RequestError("not_found", f"no bay {name!r}", 404)
+        with self.lock:
+            job = self.slots[name].job
+            if job is None:
+                raise RequestError("no_job", f"bay {name} has no job to cancel")
+            return {"bay": name, **self._cancel(job, operator)}
+
+    def _cancel(self, job: ActiveJob, operator: str) -> dict[str, Any]:
+        """Under the lock: dequeue a job not started yet, or tell a running worker to stop."""
+        fields = {"job_id": job.job_id, "bay": job.bay, "operator": operator}
+        if job.resume is not None:
+            raise RequestError("not_cancellable", f"job {job.job_id}: a firmware sanitize is in progress inside the "
+                               "drive and cannot be stopped; the station is waiting for it to finish")
+        job.cancelled_by = operator
+        if job in self.queue:
+            self.queue.remove(job)
+            summary = {"job_id": job.job_id, "outcome": "cancelled", "operator": operator,
+                       "reason": f"cancelled by {operator} before it started"}
+            self._release(job, summary)
+            self.log.info("queued job cancelled", extra={"fields": fields})
+            return {"job_id": job.job_id, "cancelled": True, "state": "dequeued"}
+        self._signal(job, signal.SIGTERM)  # before its first write: ``interrupted``, nothing touched
+        self.log.info("job cancelled", extra={"fields": fields})
+        return {"job_id": job.job_id, "cancelled": True, "state": "cancelling"}
 
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
                operator: str) -> dict[str, Any]:

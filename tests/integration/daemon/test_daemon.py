@@ -225,6 +225,53 @@ def test_start_and_cancel_from_the_cli(station: Callable[..., Daemon]) -> None:
     assert again.returncode == 2 and json.loads(again.stdout)["error"]["code"] == "not_active"
 
 
+def test_a_queued_job_is_cancelled_by_bay_and_start_binds_the_serial(station: Callable[..., Daemon]) -> None:
+    daemon = station([512 * MiB, 64 * MiB], profile="nist-clear-overwrite-full", parallel=1, auto_start=False)
+    marker = b"CASE-FILE-0042".ljust(4096, b"#")
+    with open(daemon.backings[1].path, "r+b") as handle:
+        handle.write(marker)
+    daemon.start()
+    for backing in daemon.backings:
+        backing.attach()
+    daemon.wait_for(lambda s: all(bay["drive"] for bay in s["bays"]), timeout=10, what="drives in bays")
+    serial = _bay(daemon.status(), "bay-2")["drive"]["serial"]
+    # the operator names the drive they mean: another serial is refused and nothing is queued
+    wrong = daemon.run_cli("start", "bay-2", "--serial", "NOT-THIS-ONE", "--json")
+    assert wrong.returncode == 2 and json.loads(wrong.stdout)["error"]["code"] == "serial_mismatch"
+    assert _bay(daemon.status(), "bay-2")["job"] is None
+    assert daemon.run_cli("start", "bay-1").returncode == 0
+    status = daemon.wait_for(_running("bay-1"), timeout=20, what="bay-1 running")
+    worker = _bay(status, "bay-1")["job"]["pid"]
+    os.kill(worker, signal.SIGSTOP)  # bay-1 holds the only slot: bay-2's job has to wait in the queue
+    try:
+        queued = daemon.run_cli("start", "bay-2", "--serial", serial, "--json")
+        assert queued.returncode == 0, queued.stderr
+        assert json.loads(queued.stdout)["serial"] == serial
+        job = _bay(daemon.status(), "bay-2")["job"]
+        assert job["state"] == "queued" and job["job_id"] is None and job["pid"] is None
+        no_id = daemon.run_cli("cancel", "--json")
+        assert no_id.returncode == 2  # usage: a job id or --bay
+        cancelled = daemon.run_cli("cancel", "--bay", "bay-2", "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout)["state"] == "dequeued"
+        after = daemon.status()
+        assert _bay(after, "bay-2")["job"] is None and after["queued"] == 0
+        assert _last(after, "bay-2")["outcome"] == "cancelled"  # type: ignore[index]
+        nothing = daemon.run_cli("cancel", "--bay", "bay-2", "--json")
+        assert nothing.returncode == 2 and json.loads(nothing.stdout)["error"]["code"] == "no_job"
+        assert daemon.run_cli("cancel", "--bay", "bay-1", "--json").returncode == 0  # a running one, by bay
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    daemon.wait_for(_finished("bay-1", "interrupted"), timeout=20, what="bay-1 cancelled")
+    with open(daemon.backings[1].path, "rb") as handle:
+        assert handle.read(4096) == marker  # the dequeued job never started: the drive is untouched
+    registry = Registry(daemon.state_dir).open()
+    try:
+        assert [row.state for row in registry.jobs(10)] == ["interrupted"]  # no job row for the dequeued one
+    finally:
+        registry.close()
+
+
 def _raw(daemon: Daemon, payload: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(5)

@@ -106,8 +106,8 @@ def test_one_udev_context_per_process_is_reused(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(udev, "_shared", None)
     monkeypatch.setattr(udev.pyudev, "Context", counting)
-    first = udev.enumerate_drives()
-    assert udev.enumerate_drives() == first
+    udev.enumerate_drives()
+    udev.enumerate_drives()  # (not compared: other processes may attach loop devices meanwhile)
     with pytest.raises(DriveNotFound):
         udev.identify("/")
     assert len(created) == 1

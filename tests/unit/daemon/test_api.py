@@ -35,8 +35,8 @@ class FakeStation:
             raise RuntimeError("bug in a handler")
         return {"job_id": job_id}
 
-    def start_bay(self, name: str, profile: str | None, operator: str) -> dict[str, Any]:
-        self.calls.append(("start", (name, profile, operator)))
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+        self.calls.append(("start", (name, profile, operator) + ((serial,) if serial else ())))
         if profile == "bogus":
             raise ProfileError("no profile 'bogus'")
         return {"bay": name, "operator": operator}
@@ -44,6 +44,10 @@ class FakeStation:
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]:
         self.calls.append(("cancel", (job_id, operator)))
         return {"job_id": job_id}
+
+    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]:
+        self.calls.append(("cancel_bay", (name, operator)))
+        return {"bay": name, "job_id": None}
 
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
                operator: str) -> dict[str, Any]:
@@ -83,9 +87,13 @@ def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseExce
     assert client.get("/v1/status") == {"bays": []}
     assert client.get("/v1/jobs?limit=7") == {"jobs": []}
     assert client.post("/v1/bays/bay-1/start", {"profile": "nist-purge"}) == {"bay": "bay-1", "operator": me}
+    client.post("/v1/bays/bay-3/start", {"serial": "S123"})
     client.post("/v1/jobs/abc/cancel")
+    client.post("/v1/bays/bay-1/cancel")
     client.post("/v1/intake", {"bay": "bay-2", "asset_tag": "A-1", "make": "Dell"})
-    assert station.calls == [("jobs", (7,)), ("start", ("bay-1", "nist-purge", me)), ("cancel", ("abc", me)),
+    assert station.calls == [("jobs", (7,)), ("start", ("bay-1", "nist-purge", me)),
+                             ("start", ("bay-3", None, me, "S123")), ("cancel", ("abc", me)),
+                             ("cancel_bay", ("bay-1", me)),
                              ("intake", ("bay-2", "A-1", None, "Dell", None, me))]
     assert oct(path.stat().st_mode & 0o777) == "0o660"
 
@@ -102,6 +110,9 @@ def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseExce
         ("POST", "/v1/intake", {"bay": "b", "asset_tag": "a", "extra": 1}, "unknown_field", 400),
         ("POST", "/v1/bays/b/start", {"profile": "bogus"}, "bad_profile", 400),
         ("POST", "/v1/jobs/x/cancel", {"force": True}, "unknown_field", 400),
+        ("POST", "/v1/bays/b/cancel", {"force": True}, "unknown_field", 400),
+        ("GET", "/v1/bays/b/cancel", None, "method_not_allowed", 405),
+        ("POST", "/v1/bays/b/start", {"serial": 7}, "bad_request", 400),
         ("GET", "/v1/jobs?limit=0", None, "bad_request", 400),
         ("GET", "/v1/jobs/boom", None, "internal", 500),
     ],
