@@ -8,8 +8,9 @@ security is disabled again.
 
 On any failure after the password was set, the password is removed (SECURITY UNLOCK if the drive
 locked itself, then SECURITY DISABLE PASSWORD). If even that fails — the drive lost power and is
-gone — the error names the journal event holding the password, and ``JobRunner.resume`` removes
-it when the drive comes back.
+gone — the error names the journal event holding the password, and it is removed when the drive
+comes back: by ``JobRunner.resume`` after a station crash, and by the next job started on the same
+drive (model + serial) in every other case (:meth:`agent.jobs.runner.JobRunner.run`).
 
 Levels: enhanced on an HDD is Purge (it also writes reallocated sectors); normal reaches LBA 0..
 native max only (Clear); on flash SECURITY ERASE UNIT is **Clear only** (spare blocks are not
@@ -201,7 +202,7 @@ class AtaSecurityErase(FirmwareMethod):
         except DriveRemoved:
             raise DriveRemoved(f"{self.name}: the drive went away during SECURITY ERASE UNIT; it may come back locked "
                                f"with the temporary password recorded in this job's journal ({PASSWORD_EVENT}); "
-                               "resume the job (or the daemon will) to remove it") from None
+                               "the next job started on this drive removes it") from None
         except AgentError as exc:
             try:
                 done = release_password(transport, password)
