@@ -8,8 +8,9 @@ security is disabled again.
 
 On any failure after the password was set, the password is removed (SECURITY UNLOCK if the drive
 locked itself, then SECURITY DISABLE PASSWORD). If even that fails — the drive lost power and is
-gone — the error names the journal event holding the password, and ``JobRunner.resume`` removes
-it when the drive comes back.
+gone — the error names the journal event holding the password, and it is removed when the drive
+comes back: by ``JobRunner.resume`` after a station crash, and by the next job started on the same
+drive (model + serial) in every other case (:meth:`agent.jobs.runner.JobRunner.run`).
 
 Levels: enhanced on an HDD is Purge (it also writes reallocated sectors); normal reaches LBA 0..
 native max only (Clear); on flash SECURITY ERASE UNIT is **Clear only** (spare blocks are not
@@ -22,7 +23,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from agent.errors import AgentError, DriveRemoved, NotSupported
+from agent.errors import AgentError, DriveError, DriveRemoved, NotSupported
 from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locked
 from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
 from agent.methods.canary import CanarySet
@@ -30,7 +31,7 @@ from agent.methods.capabilities import Capabilities, ata_identify, media_of, ref
 from agent.methods.expectations import FirmwareResult, Indeterminate
 from agent.methods.firmware import FirmwareMethod
 from agent.methods.hidden_areas import restore_hidden_areas
-from agent.transport.commands import AtaCommand, AtaProtocol, Transport
+from agent.transport.commands import AtaCommand, AtaProtocol, CommandFailed, Transport
 from agent.verify.expectation import Expectation, Zero
 
 ATA_SECURITY_SET_PASSWORD = 0xF1  # ACS-4 SECURITY SET PASSWORD (F1h)
@@ -55,16 +56,54 @@ def _pio_out(opcode: int, payload: bytes, timeout_s: float = 30.0) -> AtaCommand
     return AtaCommand(opcode, AtaProtocol.PIO_OUT, count=1, data_out=payload, timeout_s=timeout_s, extend=False)
 
 
+class PasswordRejected(AgentError):
+    """The drive refused the password (SECURITY UNLOCK or DISABLE PASSWORD aborted, state unchanged).
+
+    Not a fault of the station: the password is simply not the one set on the drive (or the drive's
+    password attempt counter has expired).
+    """
+
+    code = "password_rejected"
+
+
+class PasswordCleanupFailed(DriveError):
+    """A temporary password this station set is known to be on the drive, and removing it failed."""
+
+    code = "password_cleanup_failed"
+    route = "hold"  # our own password is on it: never a reason to destroy the drive
+
+
 def release_password(transport: Transport, password: bytes) -> str:
-    """Remove a temporary user password this station set: unlock if locked, then disable. Returns what was done."""
+    """Remove a temporary user password this station set: unlock if locked, then disable. Returns what was done.
+
+    Raises :class:`PasswordRejected` when the drive refuses ``password`` itself (IDENTIFY read back
+    after the aborted command still shows the drive locked / enabled), any other AgentError when
+    the password was right but the removal failed. Every step is confirmed by IDENTIFY, never by the
+    command's status alone.
+    """
     security = ata_identify(transport).security
     if not security.enabled:
         return "security already disabled"
+    unlocked_here = False
     if security.locked:
-        # ACS-4 SECURITY UNLOCK (F2h): SEC4 -> SEC5 with the user password
-        transport.execute(_pio_out(ATA_SECURITY_UNLOCK, _password_block(password)))
-    # ACS-4 SECURITY DISABLE PASSWORD (F6h): SEC5 -> SEC1
-    transport.execute(_pio_out(ATA_SECURITY_DISABLE_PASSWORD, _password_block(password)))
+        try:
+            # ACS-4 SECURITY UNLOCK (F2h): SEC4 -> SEC5 with the user password
+            transport.execute(_pio_out(ATA_SECURITY_UNLOCK, _password_block(password)))
+        except CommandFailed as exc:
+            if ata_identify(transport).security.locked:
+                raise PasswordRejected(f"SECURITY UNLOCK refused the password ({exc.message})") from exc
+            raise
+        if ata_identify(transport).security.locked:
+            raise AgentError("SECURITY UNLOCK completed but IDENTIFY still reports the drive locked")
+        unlocked_here = True
+    try:
+        # ACS-4 SECURITY DISABLE PASSWORD (F6h): SEC5 -> SEC1
+        transport.execute(_pio_out(ATA_SECURITY_DISABLE_PASSWORD, _password_block(password)))
+    except CommandFailed as exc:
+        # after an UNLOCK with this very password succeeded, an aborted DISABLE is a fault, not a wrong password
+        if not unlocked_here and ata_identify(transport).security.enabled:
+            raise PasswordRejected(f"SECURITY DISABLE PASSWORD refused the password ({exc.message})") from exc
+        raise
     if ata_identify(transport).security.enabled:
         raise AgentError("SECURITY DISABLE PASSWORD completed but IDENTIFY still reports security enabled")
     return "temporary password removed"
@@ -163,7 +202,7 @@ class AtaSecurityErase(FirmwareMethod):
         except DriveRemoved:
             raise DriveRemoved(f"{self.name}: the drive went away during SECURITY ERASE UNIT; it may come back locked "
                                f"with the temporary password recorded in this job's journal ({PASSWORD_EVENT}); "
-                               "resume the job (or the daemon will) to remove it") from None
+                               "the next job started on this drive removes it") from None
         except AgentError as exc:
             try:
                 done = release_password(transport, password)

@@ -27,6 +27,9 @@ from agent.errors import AgentError, ConfigError
 SCHEMA_VERSION = 1
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
+# what identification writes when a drive does not say (agent.discovery.identity): such drives share
+# one row per model in ``drives`` and must never stand in for each other
+UNKNOWN_IDENTITY = ("", "unknown")
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -168,6 +171,22 @@ class JobRow:
         }
 
 
+def identity_matchable(model: str, serial: str) -> bool:
+    """Whether (model, serial) names one physical drive, so its history may be looked up by them."""
+    return model.strip().lower() not in UNKNOWN_IDENTITY and serial.strip().lower() not in UNKNOWN_IDENTITY
+
+
+@dataclass(frozen=True)
+class OpenEvent:
+    """A journal event of an earlier job that no later event of that job has answered (see ``open_events``)."""
+
+    job_id: str
+    event_id: int
+    at: str
+    data: dict[str, Any]
+    job_state: str
+
+
 def _process_started(pid: int) -> float | None:
     try:
         return float(psutil.Process(pid).create_time())
@@ -202,6 +221,12 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
             pause = min(pause * 2, 0.002)
     finally:
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _owner_alive(row: sqlite3.Row) -> bool:
+    """Whether the process recorded as a job's owner (pid + start time, so a reused pid is not it) still runs."""
+    started = _process_started(int(row["pid"])) if row["pid"] else None
+    return started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
 
 
 class Registry:
@@ -422,19 +447,40 @@ class Registry:
                  float(result["coverage"]), int(result["bytes_checked"]), json.dumps(result, sort_keys=True)),
             )
 
+    def open_events(self, model: str, serial: str, event: str, answered_by: str, *,
+                    exclude_job: str | None = None) -> list[OpenEvent]:
+        """Every ``event`` in the journals of the drive's jobs with no later ``answered_by`` in the same job.
+
+        Newest first (journal order, not clock order). The drive is (model, serial); a drive without
+        a serial or model matches nothing. Jobs still owned by a live process are left out: their
+        owner may yet answer the event. Used for temporary ATA passwords not yet removed.
+        """
+        if not identity_matchable(model, serial):
+            return []
+        rows = self.db.execute(
+            "SELECT event.id AS event_id, event.at, event.data_json, jobs.id AS job_id, jobs.state, jobs.pid, "
+            "jobs.pid_started FROM job_events AS event JOIN jobs ON jobs.id = event.job_id "
+            "JOIN drives ON drives.id = jobs.drive_id "
+            "WHERE drives.model = ? AND drives.serial = ? AND event.event = ? AND NOT EXISTS ("
+            "SELECT 1 FROM job_events AS later WHERE later.job_id = event.job_id AND later.event = ? "
+            "AND later.id > event.id) ORDER BY event.id DESC",
+            (model, serial, event, answered_by),
+        ).fetchall()
+        found: list[OpenEvent] = []
+        for row in rows:
+            if row["job_id"] == exclude_job or (row["state"] in ACTIVE_STATES and _owner_alive(row)):
+                continue
+            found.append(OpenEvent(job_id=str(row["job_id"]), event_id=int(row["event_id"]), at=str(row["at"]),
+                                   data=json.loads(row["data_json"]), job_state=str(row["state"])))
+        return found
+
     def orphaned_jobs(self) -> list[str]:
         """Jobs in an active state whose owning process is gone (crash, kill -9, power loss)."""
         rows = self.db.execute(
             f"SELECT id, pid, pid_started FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
             ACTIVE_STATES,
         ).fetchall()
-        orphans: list[str] = []
-        for row in rows:
-            started = _process_started(int(row["pid"])) if row["pid"] else None
-            alive = started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
-            if not alive:
-                orphans.append(str(row["id"]))
-        return orphans
+        return [str(row["id"]) for row in rows if not _owner_alive(row)]
 
     def adopt(self, job_id: str, event: str, data: dict[str, Any] | None = None) -> None:
         """Make this process the owner of an orphaned job (to resume it, e.g. a firmware sanitize)."""
@@ -460,8 +506,7 @@ class Registry:
                 row = tx.execute("SELECT state, pid, pid_started FROM jobs WHERE id=?", (job_id,)).fetchone()
                 if row is None or row["state"] not in ACTIVE_STATES:
                     continue  # finished concurrently
-                started = _process_started(int(row["pid"])) if row["pid"] else None
-                if started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1:
+                if _owner_alive(row):
                     continue  # adopted meanwhile by a live process
                 tx.execute("UPDATE jobs SET state=?, reason=?, route=?, finished_at=? WHERE id=?",
                            ("interrupted", "the process running the job stopped before it finished", "hold",

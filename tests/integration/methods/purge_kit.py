@@ -20,20 +20,21 @@ from agent.store.registry import JobRow, Registry
 from agent.transport.commands import Transport
 
 
-def identify_as(transport: str, media: str) -> Callable[[str], DriveIdentity]:
+def identify_as(transport: str, media: str, serial: str = "EMU-0001") -> Callable[[str], DriveIdentity]:
     """udev identity of the loop device, presented as the drive the emulator plays."""
 
     def identify(path: str) -> DriveIdentity:
         base = udev.identify(path)
         return dataclasses.replace(base, transport=transport, media=media, rotational=media == "hdd",
-                                   model="Emulated Firmware Drive", serial="EMU-0001")
+                                   model="Emulated Firmware Drive", serial=serial)
 
     return identify
 
 
-def make_runner(state_dir: Path, transport: str, media: str, drive: Transport | None) -> tuple[JobRunner, Registry]:
+def make_runner(state_dir: Path, transport: str, media: str, drive: Transport | None,
+                serial: str = "EMU-0001") -> tuple[JobRunner, Registry]:
     registry = Registry(state_dir).open()
-    runner = JobRunner(registry, Guard(), identify_as(transport, media), transports=lambda _identity: drive,
+    runner = JobRunner(registry, Guard(), identify_as(transport, media, serial), transports=lambda _identity: drive,
                        sleep=lambda _seconds: None)
     return runner, registry
 

@@ -178,3 +178,49 @@ def test_a_write_lock_held_past_the_deadline_is_an_error(tmp_path: Path, monkeyp
         holder.close()
     registry.journal(job, "note", {})
     assert registry.events(job)[-1]["event"] == "note"
+
+
+def test_open_events_are_the_unanswered_ones_of_that_drive_newest_first(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    registry = Registry(tmp_path).open()
+
+    def job(identity: DriveIdentity, *events: str, state: str = "failed") -> str:
+        job_id = registry.create_job(identity, "p", "me", "x")
+        for number, event in enumerate(events):
+            registry.journal(job_id, event, {"n": number})
+        registry.transition(job_id, state, state)
+        return job_id
+
+    answered = job(IDENTITY, "secret", "cleanup")
+    open_old = job(IDENTITY, "secret")
+    reopened = job(IDENTITY, "secret", "cleanup", "secret")  # a second attempt in the same job
+    job(replace(IDENTITY, serial="SN2"), "secret")  # another drive
+    found = registry.open_events(IDENTITY.model, IDENTITY.serial, "secret", "cleanup")
+    assert [(entry.job_id, entry.data["n"]) for entry in found] == [(reopened, 2), (open_old, 0)]
+    assert answered not in [entry.job_id for entry in found]
+    assert [e.job_id for e in registry.open_events(IDENTITY.model, IDENTITY.serial, "secret", "cleanup",
+                                                   exclude_job=reopened)] == [open_old]
+
+
+def test_open_events_never_match_drives_without_serial_or_model(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    registry = Registry(tmp_path).open()
+    for identity in (replace(IDENTITY, serial="unknown"), replace(IDENTITY, model="unknown"),
+                     replace(IDENTITY, serial="")):
+        job_id = registry.create_job(identity, "p", "me", "x")
+        registry.journal(job_id, "secret", {})
+        registry.transition(job_id, "failed", "failed")
+        assert registry.open_events(identity.model, identity.serial, "secret", "cleanup") == []
+
+
+def test_open_events_skip_jobs_a_live_process_still_owns(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    live = registry.create_job(IDENTITY, "p", "me", "x")  # owned by this (live) process
+    registry.transition(live, "running", "method-start")
+    registry.journal(live, "secret", {})
+    assert registry.open_events(IDENTITY.model, IDENTITY.serial, "secret", "cleanup") == []
+    # its owner "died" (same pid, another start time: a reused pid is not the owner)
+    registry.db.execute("UPDATE jobs SET pid_started=1.0 WHERE id=?", (live,))
+    assert [e.job_id for e in registry.open_events(IDENTITY.model, IDENTITY.serial, "secret", "cleanup")] == [live]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import AgentError, DriveRemoved, VerificationFailed
-from agent.methods.ata_security_erase import PASSWORD_EVENT, release_password
+from agent.methods.ata_security_erase import PASSWORD_EVENT, PasswordRejected, release_password
 from agent.methods.base import Blocked, Level
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import ata_identify
@@ -203,6 +203,48 @@ def test_power_loss_during_erase_leaves_a_password_the_journal_can_remove(data_p
     assert ata_identify(revived).security.locked
     assert release_password(revived, recorder.data(PASSWORD_EVENT)["password"].encode()) == "temporary password removed"
     assert not ata_identify(revived).security.enabled
+
+
+def _locked_with(data_path: Path, password: bytes, **kwargs: object) -> EmulatedAtaDrive:
+    return _drive(data_path, model=HDD, faults=Faults(locked_with_password=password), **kwargs)
+
+
+def test_release_with_a_wrong_password_is_rejected_and_counts_an_attempt(data_path: Path) -> None:
+    drive = _locked_with(data_path, b"ours")
+    for attempt in range(5):  # ACS-4: the attempt counter expires after five failed UNLOCKs
+        assert not ata_identify(drive).security.count_expired
+        with pytest.raises(PasswordRejected, match="SECURITY UNLOCK refused"):
+            release_password(drive, b"wrong")
+        assert ata_identify(drive).security.locked, attempt
+    assert ata_identify(drive).security.count_expired
+    with pytest.raises(PasswordRejected):  # even the right one, until a power cycle
+        release_password(drive, b"ours")
+    drive.power_cycle()
+    assert release_password(drive, b"ours") == "temporary password removed"
+    assert not ata_identify(drive).security.enabled
+
+
+def test_release_on_an_unlocked_drive_rejects_a_wrong_password_at_disable(data_path: Path) -> None:
+    from agent.transport.commands import AtaCommand, AtaProtocol
+
+    drive = _locked_with(data_path, b"ours")
+    block = bytes(2) + b"ours".ljust(32, b"\0") + bytes(512 - 34)
+    drive.execute(AtaCommand(0xF2, AtaProtocol.PIO_OUT, count=1, data_out=block, extend=False))  # SEC4 -> SEC5
+    with pytest.raises(PasswordRejected, match="DISABLE PASSWORD refused"):
+        release_password(drive, b"not-ours")
+    security = ata_identify(drive).security
+    assert security.enabled and not security.locked
+    assert release_password(drive, b"ours") == "temporary password removed"
+
+
+def test_release_whose_disable_fails_after_unlock_is_not_a_rejection(data_path: Path) -> None:
+    _locked_with(data_path, b"ours")
+    faulty = _drive(data_path, model=HDD, faults=Faults(abort_on=frozenset({0xF6})))  # same drive, re-plugged
+    with pytest.raises(AgentError) as caught:
+        release_password(faulty, b"ours")
+    assert not isinstance(caught.value, PasswordRejected)
+    security = ata_identify(faulty).security
+    assert security.enabled and not security.locked  # unlocked (SEC5), password still set
 
 
 def test_password_is_committed_to_the_journal_before_it_is_set(data_path: Path, device: FileDevice) -> None:
