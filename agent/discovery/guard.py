@@ -28,6 +28,10 @@ read its signatures. If *every* holder is such a probe, the guard looks again ev
 insertion) and goes on when they have let go; if one is still there it refuses and names it, like
 any other holder. Any other holder refuses at once, without waiting: it is not ours to outlast.
 A process that only *names* itself like a probe gains nothing but that bounded wait.
+
+Not closed by the guard: ``O_EXCL`` does not stop a *plain* open, so a process that opens the disk
+after ``acquire``'s last look is not refused by the kernel; and the scan sees only the processes
+this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``).
 """
 
 from __future__ import annotations

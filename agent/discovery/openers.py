@@ -13,11 +13,15 @@ vanishes is skipped; one whose descriptors cannot be read (permission) is counte
 ``AT_STATX_DONT_SYNC``): an unrelated process holding a file on a dead NFS server or a stuck FUSE
 mount must not hang the daemon's main thread.
 
-What the scan cannot see: processes hidden from this one — another user's processes under
-systemd's ``ProtectProc=invisible``, or any process of another user when the capability bounding
-set lacks ``CAP_SYS_PTRACE`` and ``CAP_DAC_READ_SEARCH`` (``/proc/PID/fd`` is mode 0500 and its links
-need ptrace read access) — and other PID namespaces than ours. Kernel users (a loop device over the
-disk, md, dm, swap, mounts) hold no descriptor; the guard checks those through sysfs and ``O_EXCL``.
+What the scan cannot see: processes it may not inspect. Reading another process's descriptors needs
+ptrace read access, and the kernel grants that to root only if root's capabilities cover the
+target's — so a daemon whose bounding set lacks ``CAP_SYS_PTRACE`` cannot inspect *any* full-root
+process (a ``dd`` from an admin shell), and without ``CAP_DAC_READ_SEARCH`` not another user's
+``/proc/PID/fd`` (mode 0500). Those are counted in ``uninspected``. Under systemd's
+``ProtectProc=invisible`` another user's processes are not even listed unless ``CAP_SYS_PTRACE`` is
+held. Processes in other PID namespaces than ours are not listed either. Kernel users (a loop
+device over the disk, md, dm, swap, mounts) hold no descriptor; the guard checks those through
+sysfs and ``O_EXCL``.
 """
 
 from __future__ import annotations

@@ -391,8 +391,8 @@ def test_any_other_holder_beside_a_probe_refuses_without_waiting(
 
 def test_scan_without_the_capabilities_to_see_other_users_does_not_crash(
         loop_factory: Callable[..., LoopDevice], holders: Callable[..., Holder]) -> None:
-    # the hardened unit's bounding set (CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_CHOWN): root, but no
-    # CAP_SYS_PTRACE / CAP_DAC_READ_SEARCH, so another user's /proc/PID/fd cannot be read
+    # the hardened unit's bounding set (CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_CHOWN): root, but without
+    # CAP_SYS_PTRACE no process whose capabilities exceed ours (another user's, or full root) can be read
     device = loop_factory(8 << 20)
     holder = holders(device.path, "user-dd", "nobody")
     script = ("import json, os, sys\n"
