@@ -9,23 +9,50 @@ not only the first, so an operator sees the whole picture.
 The checks are repeated *after* the exclusive open succeeds: ``O_EXCL`` then stops new mounts,
 swapon and device-mapper from grabbing the disk while the job holds the descriptor, so the
 second look closes the race between looking and opening.
+
+Processes that opened the disk (or a partition of it) *without* ``O_EXCL`` — ``dd``, an imager, a
+virtual machine, another wipe tool — are invisible to the exclusive open, so the guard also scans
+``/proc/*/fd`` by device number (``agent.discovery.openers``) and refuses with each holder's pid
+and command name ("busy: open by pid 1234 (dd)"). This process is never counted (it holds the
+``O_EXCL`` descriptor itself after the open), nor are the pids a caller asks to ignore (the
+daemon's own job workers). The scan costs about 10 ms with 300 processes, so it runs in ``assess``
+as well as in ``acquire``: a drive that someone is reading shows as protected when it is plugged
+in and listed, not "ready" and then refused once the operator starts it. Only the last look in
+``acquire`` (once per job) also reads every process's memory map, for a node mmapped after its
+descriptor was closed: that doubles the cost and is rare enough not to burden every listing.
+
+Transient openers — policy: udev's workers (and the ``ata_id``/``scsi_id``/``blkid`` programs
+they start) and ``blkid`` open a freshly attached or just-written disk for a few milliseconds to
+read its signatures. If *every* holder is such a probe, the guard looks again every 50 ms for up to
+``probe_wait`` seconds (2 s by default, the daemon's main thread can afford that once per
+insertion) and goes on when they have let go; if one is still there it refuses and names it, like
+any other holder. Any other holder refuses at once, without waiting: it is not ours to outlast.
+A process that only *names* itself like a probe gains nothing but that bounded wait.
+
+Not closed by the guard: ``O_EXCL`` does not stop a *plain* open, so a process that opens the disk
+after ``acquire``'s last look is not refused by the kernel; and the scan sees only the processes
+this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import psutil
 
 from agent.discovery import sysfs
+from agent.discovery.openers import OpenerScan, scan_openers
 from agent.errors import DriveBusy, DriveNotFound, DriveProtected
 from agent.transport.block import BlockDevice
 
 # Mount points whose backing disks are the station's own: never a target.
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/usr", "/var", "/home")
+PROBE_WAIT_SECONDS = 2.0  # how long udev/blkid probes may hold a disk before they count as busy
+PROBE_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,16 @@ def _rdev(path: str) -> int:
     return os.stat(path).st_rdev
 
 
+def _device_number(name: str) -> int | None:
+    """The device number of a kernel block device name, from /sys/class/block/NAME/dev (``8:17``)."""
+    try:
+        with open(f"/sys/class/block/{name}/dev", encoding="ascii") as handle:
+            major, minor = handle.read().strip().split(":")
+        return os.makedev(int(major), int(minor))
+    except (OSError, ValueError):
+        return None
+
+
 def _is_block_device(path: str) -> bool:
     try:
         return stat.S_ISBLK(os.stat(path).st_mode)
@@ -71,8 +108,22 @@ def _is_block_device(path: str) -> bool:
 class Guard:
     """Decides whether a device may be written, and opens it exclusively when it may."""
 
-    def __init__(self, system_mounts: Iterable[str] = SYSTEM_MOUNTS) -> None:
+    def __init__(
+        self,
+        system_mounts: Iterable[str] = SYSTEM_MOUNTS,
+        *,
+        ignore_pids: Iterable[int] = (),
+        probe_wait: float = PROBE_WAIT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        proc: str = "/proc",
+    ) -> None:
         self.system_mounts = tuple(system_mounts)
+        self.ignore_pids = frozenset(ignore_pids)
+        self.probe_wait = probe_wait
+        self.sleep = sleep
+        self.clock = clock
+        self.proc = proc
 
     def _disks_of_device_number(self, major: int, minor: int) -> set[str]:
         disk = sysfs.whole_disk_of(major, minor)
@@ -89,8 +140,12 @@ class Guard:
         number = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
         return self._disks_of_device_number(os.major(number), os.minor(number))
 
-    def assess(self, path: str) -> Assessment:
-        """Every reason ``path`` must not be written, without opening it for writing."""
+    def assess(self, path: str, *, ignore_pids: Iterable[int] = (), mappings: bool = False) -> Assessment:
+        """Every reason ``path`` must not be written, without opening it for writing.
+
+        Processes in ``ignore_pids`` (and this process) may hold the disk: the daemon passes its own
+        job workers'. ``mappings`` also reads every process's memory map (``acquire``'s last look).
+        """
         try:
             real = os.path.realpath(path)
             st = os.stat(real)
@@ -111,7 +166,43 @@ class Guard:
         reasons.extend(self._use_reasons(name))
         reasons.extend(self._stacking_reasons(name, facts.backing_file))
         reasons.extend(self._namespace_reasons(name))
+        reasons.extend(self._opener_reasons(name, ignore_pids, mappings))
         return Assessment(path, name, tuple(dict.fromkeys(reasons)))
+
+    def _opener_reasons(self, name: str, ignore_pids: Iterable[int], mappings: bool) -> list[str]:
+        """Processes holding the disk, a partition, or a sibling NVMe namespace open without O_EXCL."""
+        owners: dict[str, str] = {}  # node label -> the disk (this one or a sibling namespace) it belongs to
+        targets: dict[int, str] = {}
+        for disk in [name, *sysfs.nvme_sibling_namespaces(name)]:
+            for node in [disk, *sysfs.partitions(disk)]:
+                number = _device_number(node)
+                if number is not None:
+                    targets[number] = node
+                    owners[node] = disk
+        ignored = self.ignore_pids | set(ignore_pids) | {os.getpid()}
+        scan = self._scan(targets, ignored, mappings)
+        deadline = self.clock() + self.probe_wait
+        while scan.only_probes and self.clock() < deadline:
+            self.sleep(PROBE_POLL_SECONDS)
+            scan = self._scan(targets, ignored, mappings)
+        reasons: list[str] = []
+        for opener in scan.openers:
+            text = f"busy: open by {opener.describe()}"
+            if opener.how == "mapping":
+                text = f"busy: mapped into memory by {opener.describe()}"
+            if opener.node != owners[opener.node]:
+                text += f" through partition {opener.node}"
+            if opener.probe:
+                text += f", a udev/blkid probe still holding it after {self.probe_wait:g} s"
+            disk = owners[opener.node]
+            if disk != name:
+                text = (f"namespace {disk} on the same NVMe controller is in use ({text}): "
+                        "a sanitize or format would erase it too")
+            reasons.append(text)
+        return reasons
+
+    def _scan(self, targets: dict[int, str], ignored: Iterable[int], mappings: bool) -> OpenerScan:
+        return scan_openers(targets, ignore_pids=frozenset(ignored), mappings=mappings, proc=self.proc)
 
     def _use_reasons(self, name: str) -> list[str]:
         """Mounted, swap, holders: is the disk (or a partition of it) in use?"""
@@ -210,7 +301,9 @@ class Guard:
         try:
             if device.rdev != target_rdev:
                 raise DriveProtected(f"{path}: device changed while opening", ("device changed while opening",))
-            after = self.assess(path)
+            # this process holds the O_EXCL descriptor now and is not counted; the memory maps are read
+            # here only: once per job, the last look before the first write
+            after = self.assess(path, mappings=True)
             if after.protected:
                 raise DriveProtected(f"{path}: refused: " + "; ".join(after.reasons), after.reasons)
             if device.geometry.read_only:

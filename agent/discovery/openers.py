@@ -1,0 +1,253 @@
+"""Which processes hold a block device open: a scan of ``/proc/*/fd`` (and, on request, ``/proc/*/maps``).
+
+``O_EXCL`` only sees mounts, holders and other ``O_EXCL`` openers. A ``dd if=/dev/sdb``, a forensic
+imager, ``cat``, a virtual machine using the disk, or another wipe tool that did not ask for
+exclusivity opens the node plainly, and the kernel would let us overwrite under it. The scan finds
+them by device number: every descriptor is ``stat``-ed and its ``st_rdev`` compared with the disk's
+and its partitions', so a ``/dev/disk/by-id`` link, a node ``mknod``-ed in a chroot or a deleted
+node count the same as ``/dev/sdb``. Path strings are never compared.
+
+Robustness: processes come and go during the scan, and some cannot be inspected. A process that
+vanishes is skipped; one whose descriptors cannot be read (permission) is counted in
+``uninspected``, never raised. The ``stat`` asks for cached attributes only (``statx`` with
+``AT_STATX_DONT_SYNC``): an unrelated process holding a file on a dead NFS server or a stuck FUSE
+mount must not hang the daemon's main thread.
+
+What the scan cannot see: processes it may not inspect. Reading another process's descriptors needs
+ptrace read access, and the kernel grants that to root only if root's capabilities cover the
+target's — so a daemon whose bounding set lacks ``CAP_SYS_PTRACE`` cannot inspect *any* full-root
+process (a ``dd`` from an admin shell), and without ``CAP_DAC_READ_SEARCH`` not another user's
+``/proc/PID/fd`` (mode 0500). Those are counted in ``uninspected``. Under systemd's
+``ProtectProc=invisible`` another user's processes are not even listed unless ``CAP_SYS_PTRACE`` is
+held. Processes in other PID namespaces than ours are not listed either. Kernel users (a loop
+device over the disk, md, dm, swap, mounts) hold no descriptor; the guard checks those through
+sysfs and ``O_EXCL``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import struct
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# udev worker processes: "(udev-worker)" since systemd 253, "systemd-udevd" before, "udevd" (eudev)
+UDEV_WORKERS = frozenset({"(udev-worker)", "systemd-udevd", "udevd"})
+# programs that open a fresh disk briefly to read its signatures, even when not started by udev
+PROBE_PROGRAMS = frozenset({"blkid"})
+
+_AT_STATX_DONT_SYNC = 0x4000
+_STATX_TYPE = 0x0001
+_STATX_MODE = 0x0002
+_STATX_SIZE = 256  # struct statx is 256 bytes; stx_mode at 28, stx_rdev_major/minor at 128/132
+_MODE = struct.Struct("=H")
+_RDEV = struct.Struct("=II")
+_DENIED = {errno.EACCES, errno.EPERM}
+
+
+@dataclass(frozen=True)
+class Opener:
+    """A process holding one of the watched device nodes."""
+
+    pid: int
+    command: str  # /proc/PID/comm, as ps shows it
+    node: str  # the label the caller gave this device number (a disk or partition name)
+    probe: bool  # a udev worker, a program a udev worker started, or blkid: expected to let go soon
+    how: str = "descriptor"  # "descriptor", or "mapping" for an mmap of the node without a descriptor
+
+    def describe(self) -> str:
+        """``pid 1234 (dd)``."""
+        return f"pid {self.pid} ({self.command})"
+
+
+@dataclass(frozen=True)
+class OpenerScan:
+    """What one pass over /proc found."""
+
+    openers: tuple[Opener, ...]
+    uninspected: tuple[int, ...] = ()  # pids whose descriptors or mappings could not be read
+
+    @property
+    def only_probes(self) -> bool:
+        """True when something holds the device and every holder is a transient prober."""
+        return bool(self.openers) and all(opener.probe for opener in self.openers)
+
+
+def _load_statx() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    function.restype = ctypes.c_int
+    return function
+
+
+_statx = _load_statx()
+
+
+def _node_of(directory_fd: int, name: str, buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
+    """(st_mode, st_rdev) of what the link ``name`` in ``directory_fd`` points at; raises OSError.
+
+    ``buffer`` is a ``struct statx`` the caller allocates once per scan (this runs for every
+    descriptor of every process: allocating per call doubled the scan's cost).
+    """
+    if _statx is None:
+        st = os.stat(name, dir_fd=directory_fd)
+        return st.st_mode, st.st_rdev
+    if _statx(directory_fd, name.encode(), _AT_STATX_DONT_SYNC, _STATX_TYPE | _STATX_MODE, buffer) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number), name)
+    mode: int = _MODE.unpack_from(buffer, 28)[0]
+    if not stat.S_ISBLK(mode):
+        return mode, 0
+    major, minor = _RDEV.unpack_from(buffer, 128)
+    return mode, os.makedev(major, minor)
+
+
+def _statx_buffer() -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer(_STATX_SIZE)
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def command_of(pid: int, proc: str = "/proc") -> str:
+    """The process's command name (``comm``), or ``?`` when it is gone."""
+    text = _read_text(f"{proc}/{pid}/comm")
+    return text.rstrip("\n") if text else "?"
+
+
+def parent_of(pid: int, proc: str = "/proc") -> int | None:
+    """The parent pid from /proc/PID/stat (the command name in it may hold spaces and parentheses)."""
+    text = _read_text(f"{proc}/{pid}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()
+    try:
+        return int(fields[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def is_probe(pid: int, command: str, proc: str = "/proc") -> bool:
+    """A udev worker, a program one started (``IMPORT{program}``: ata_id, scsi_id…), or blkid."""
+    if command in UDEV_WORKERS or command in PROBE_PROGRAMS:
+        return True
+    parent = parent_of(pid, proc)
+    return parent is not None and parent > 1 and command_of(parent, proc) in UDEV_WORKERS
+
+
+def _pids(proc: str) -> list[int]:
+    try:
+        return sorted(int(entry.name) for entry in os.scandir(proc) if entry.name.isdigit())
+    except OSError:
+        return []
+
+
+def _held_by_descriptors(proc: str, pid: int, targets: Mapping[int, str],
+                         buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
+    """Labels of the watched nodes ``pid`` holds through descriptors, and whether it was readable."""
+    held: set[str] = set()
+    try:
+        directory = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        return held, exc.errno not in _DENIED
+    denied = False
+    try:
+        try:
+            names = os.listdir(directory)
+        except OSError as exc:
+            return held, exc.errno not in _DENIED
+        for name in names:
+            try:
+                mode, rdev = _node_of(directory, name, buffer)
+            except OSError as exc:
+                denied = denied or exc.errno in _DENIED
+                continue  # closed meanwhile, or the process is gone
+            if stat.S_ISBLK(mode) and rdev in targets:
+                held.add(targets[rdev])
+    finally:
+        os.close(directory)
+    return held, not denied
+
+
+def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: dict[tuple[bytes, bytes], int | None],
+                      buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
+    """Labels of the watched nodes ``pid`` has mmapped; ``known`` caches (dev, inode) → rdev across processes."""
+    held: set[str] = set()
+    try:
+        with open(f"{proc}/{pid}/maps", "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return held, exc.errno not in _DENIED
+    readable = True
+    for line in data.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 5 or fields[4] == b"0":
+            continue  # anonymous memory, heap, stack
+        key = (fields[3], fields[4])  # the node's filesystem and inode: the same file in every process
+        if key not in known:
+            # map_files entries are the mapped files themselves (stat needs CAP_SYS_ADMIN, which we have)
+            try:
+                mode, rdev = _map_file_node(proc, pid, fields[0].decode(), buffer)
+            except OSError as exc:
+                if exc.errno in _DENIED:
+                    readable = False
+                    known[key] = None
+                continue
+            known[key] = rdev if stat.S_ISBLK(mode) else None
+        rdev_found = known[key]
+        if rdev_found is not None and rdev_found in targets:
+            held.add(targets[rdev_found])
+    return held, readable
+
+
+def _map_file_node(proc: str, pid: int, address_range: str,
+                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
+    directory = os.open(f"{proc}/{pid}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _node_of(directory, address_range, buffer)
+    finally:
+        os.close(directory)
+
+
+def scan_openers(targets: Mapping[int, str], *, ignore_pids: Collection[int] = (), mappings: bool = False,
+                 proc: str = "/proc") -> OpenerScan:
+    """Every process (but ``ignore_pids``) holding a block device whose ``st_rdev`` is a key of ``targets``.
+
+    ``targets`` maps device numbers to the labels reported (``sdb``, ``sdb1``). With ``mappings``
+    the scan also reads each process's memory map (about twice the cost) for nodes mmapped after
+    their descriptor was closed.
+    """
+    if not targets:
+        return OpenerScan(())
+    found: list[Opener] = []
+    uninspected: list[int] = []
+    known: dict[tuple[bytes, bytes], int | None] = {}
+    buffer = _statx_buffer()
+    for pid in _pids(proc):
+        if pid in ignore_pids:
+            continue
+        held, readable = _held_by_descriptors(proc, pid, targets, buffer)
+        how = {label: "descriptor" for label in held}
+        if mappings:
+            mapped, mapped_readable = _held_by_mappings(proc, pid, targets, known, buffer)
+            readable = readable and mapped_readable
+            how.update({label: "mapping" for label in mapped - held})
+        if not readable:
+            uninspected.append(pid)
+        if how:
+            command = command_of(pid, proc)
+            probe = is_probe(pid, command, proc)
+            found.extend(Opener(pid, command, label, probe, kind) for label, kind in sorted(how.items()))
+    return OpenerScan(tuple(found), tuple(uninspected))
