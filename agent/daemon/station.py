@@ -42,6 +42,7 @@ from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry
 
 RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare with sysfs this often
+PROBE_WAIT_SECONDS = 0.5  # udev/blkid probing a fresh drive: how long the main loop waits for them to let go
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
 
 
@@ -118,6 +119,7 @@ class BaySlot:
     protected: tuple[str, ...] = ()
     job: ActiveJob | None = None
     last: dict[str, Any] | None = None
+    started: bool = False  # a job was queued for the drive now in the bay (auto-start only once per insertion)
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -145,7 +147,7 @@ class Station:
         self.notifier = notifier or Notifier()
         self.log = logger or logging.getLogger("wipe-agent")
         self.identify = identify
-        self.guard = guard or Guard()
+        self.guard = guard or Guard(probe_wait=PROBE_WAIT_SECONDS)
         self.launcher = launcher
         self.store = StationStore(config.state_dir)
         self.slots: dict[str, BaySlot] = {bay.name: BaySlot(bay) for bay in config.bays}
@@ -244,6 +246,10 @@ class Station:
                         self._on_event(event)
                     except Exception:
                         self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
+                try:
+                    self._reassess_idle_bays()
+                except Exception:  # never stops the station
+                    self.log.exception("re-assessing idle bays failed")
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval
@@ -306,12 +312,40 @@ class Station:
                                 resume=job_id)
             job.job_id = job_id
             if bay is not None:
-                self.slots[bay.name].job = job
+                self.slots[bay.name].job, self.slots[bay.name].started = job, True
             self.queue.append(job)
             self.log.info("resuming firmware sanitize", extra={"fields": {"job_id": job_id}})
         self._restart_interrupted = [registry.job(job_id) for job_id in interrupted]
 
     # drive events -----------------------------------------------------------------------
+    def _assess(self, path: str) -> tuple[str, ...]:
+        """The guard's reasons not to touch ``path``; our own job workers may hold drives (they hold theirs)."""
+        with self.lock:
+            workers = [job.process.pid for job in self.active.values() if job.process is not None]
+        return tuple(self.guard.assess(path, ignore_pids=workers).reasons)
+
+    def _reassess_idle_bays(self) -> None:
+        """Whether a drive is busy changes over time (someone opens it, or lets go): look again at idle bays.
+
+        A drive in an auto-start bay that was protected when it arrived starts once it is free.
+        """
+        with self.lock:
+            idle = [slot for slot in self.slots.values() if slot.drive is not None and slot.job is None]
+        for slot in idle:
+            drive = slot.drive
+            assert drive is not None
+            reasons = self._assess(drive.device_path)
+            with self.lock:
+                if slot.drive is not drive or slot.job is not None:
+                    continue  # removed or started meanwhile
+                if reasons != slot.protected:
+                    self.log.info("drive protection changed", extra={"fields": {
+                        "bay": slot.bay.name, "device": drive.device_path, "reasons": "; ".join(reasons) or "-"}})
+                slot.protected = reasons
+                if slot.bay.auto_start and not slot.started and not reasons and slot.identity is not None:
+                    self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
+                                  f"station {self.config.station_id}")
+
     def _on_event(self, event: DriveEvent) -> None:
         with self.lock:
             if event.action == INSERTED:
@@ -325,31 +359,33 @@ class Station:
             identity: DriveIdentity | None = self.identify(event.device_path)
         except AgentError:
             identity = None
-        assessment = self.guard.assess(event.device_path)
+        protected = self._assess(event.device_path)
         fields = {"device": event.device_path, "bay": bay.name if bay else "-",
                   "serial": identity.serial if identity else "?"}
         if bay is None:
             self.unbayed[event.name] = {"device": event.device_path, "drive": identity.to_json() if identity else None,
-                                        "protected": list(assessment.reasons)}
+                                        "protected": list(protected)}
             self.log.info("drive outside every bay: shown, never touched", extra={"fields": fields})
             return
         slot = self.slots[bay.name]
-        slot.drive, slot.identity, slot.protected = event, identity, assessment.reasons
+        if (slot.drive is None or slot.drive.name != event.name) and slot.job is None:
+            slot.started = False  # a new insertion (a resumed job already holds the bay: it counts as started)
+        slot.drive, slot.identity, slot.protected = event, identity, protected
         self.log.info("drive inserted", extra={"fields": fields})
         if slot.job is not None:
             return  # a resumed job already holds this bay
         # an attempt interrupted by a station restart starts again only where the bay starts jobs by
         # itself anyway; in a manual bay the operator sees the drive and decides
-        restart = self._interrupted_for(slot) if bay.auto_start and not assessment.protected else None
+        restart = self._interrupted_for(slot) if bay.auto_start and not protected else None
         if restart is not None:
             self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
             self.log.info("restarting interrupted job from the beginning",
                           extra={"fields": {"bay": bay.name, "interrupted": restart.id}})
-        elif bay.auto_start and identity is not None and not assessment.protected:
+        elif bay.auto_start and identity is not None and not protected:
             self._enqueue(slot, self.config.profile_for(bay, identity.media), f"station {self.config.station_id}")
-        elif assessment.protected:
+        elif protected:
             self.log.warning("drive in bay is protected: not started",
-                             extra={"fields": {**fields, "reasons": "; ".join(assessment.reasons)}})
+                             extra={"fields": {**fields, "reasons": "; ".join(protected)}})
 
     def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
         """The interrupted job of exactly this drive: same model and serial, and a real serial at that
@@ -369,7 +405,7 @@ class Station:
         self.unbayed.pop(event.name, None)
         for slot in self.slots.values():
             if slot.drive is not None and slot.drive.name == event.name:
-                slot.drive, slot.identity, slot.protected = None, None, ()
+                slot.drive, slot.identity, slot.protected, slot.started = None, None, (), False
                 self.log.info("drive removed", extra={"fields": {"bay": slot.bay.name, "device": event.device_path}})
         for job in list(self.queue):
             if job.name == event.name:
@@ -398,7 +434,7 @@ class Station:
         job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
                             expected_serial=slot.identity.serial if slot.identity else None, asset_tag=asset_tag,
                             host=host, intake_id=intake_id)
-        slot.job = job
+        slot.job, slot.started = job, True
         self.queue.append(job)
         self.wake()
         return job
@@ -571,9 +607,14 @@ class Station:
         if profile is not None:
             load_profile(profile)  # ProfileError → 400 before anything is queued
         with self.lock:
+            drive = self.slots[name].drive
+        reasons = self._assess(drive.device_path) if drive is not None else ()  # now, not as it was at insertion
+        with self.lock:
             slot = self.slots[name]
             if slot.drive is None:
                 raise RequestError("no_drive", f"bay {name} is empty")
+            if slot.drive is drive:
+                slot.protected = reasons
             if slot.job is not None:
                 raise RequestError("bay_busy", f"bay {name} already has a job ({slot.job.job_id or 'queued'})")
             try:

@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,6 +272,38 @@ def test_a_queued_job_is_cancelled_by_bay_and_start_binds_the_serial(station: Ca
         assert [row.state for row in registry.jobs(10)] == ["interrupted"]  # no job row for the dequeued one
     finally:
         registry.close()
+
+
+def test_a_drive_held_open_is_shown_busy_and_starts_once_it_is_free(station: Callable[..., Daemon]) -> None:
+    daemon = station([64 * MiB])
+    daemon.start()
+    backing = daemon.backings[0]
+    # another program holds the disk with a plain open (no O_EXCL) - a forensic copy, a curious admin -
+    # from before the medium arrives: it opens the unbound loop node, then the backing file is attached
+    device = subprocess.run(["losetup", "--find"], check=True, capture_output=True, text=True).stdout.strip()
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f = open({device!r}, 'rb'); "
+                               "print('open', flush=True); time.sleep(120)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        subprocess.run(["losetup", "--direct-io=on", device, str(backing.path)], check=True)
+        backing.device = device
+        status = daemon.wait_for(lambda s: any("busy" in reason for reason in _bay(s, "bay-1")["drive"]["protected"])
+                                 if _bay(s, "bay-1")["drive"] else False, timeout=15, what="busy drive")
+        reasons = _bay(status, "bay-1")["drive"]["protected"]
+        assert any(f"pid {holder.pid}" in reason for reason in reasons), reasons
+        assert _bay(status, "bay-1")["job"] is None and _last(status, "bay-1") is None
+        registry = Registry(daemon.state_dir).open()
+        try:
+            assert [row.state for row in registry.jobs(10) if row.state != "refused"] == []
+        finally:
+            registry.close()
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    daemon.wait_for(_finished("bay-1"), timeout=30, what="job after the holder let go")
+    assert _zeroed(backing)
 
 
 def _raw(daemon: Daemon, payload: bytes) -> bytes:
