@@ -10,7 +10,8 @@ Isolation is unchanged: every job is still its own process. The daemon signals j
 directly by pid. Protocol over a ``SOCK_SEQPACKET`` socket (message boundaries, fd passing):
 
 - daemon → server: a JSON job request with the write end of the job's stdout pipe (``SCM_RIGHTS``);
-- server → daemon: ``{"pid": N, "ticket": T}`` once forked; ``{"exit": N, "code": C}`` when reaped.
+- server → daemon: ``{"pid": N, "ticket": T}`` with a pidfd of the child (opened before the server
+  could reap it) once forked; ``{"exit": N, "code": C}`` when reaped.
 
 The server dies with the daemon (``PR_SET_PDEATHSIG``), and its jobs die with it the same way.
 """
@@ -78,13 +79,21 @@ def _child(control: socket.socket, request: dict[str, object], stdout_fd: int) -
         os._exit(code)
 
 
-def _answer(control: socket.socket, message: dict[str, object]) -> bool:
-    """Send to the daemon; False once it has gone (its jobs die with it: PR_SET_PDEATHSIG)."""
+def _answer(control: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> bool:
+    """Send to the daemon (with descriptors); False once it has gone (its jobs die with it: PR_SET_PDEATHSIG)."""
     try:
-        control.send(json.dumps(message).encode())
+        socket.send_fds(control, [json.dumps(message).encode()], fds or [])
     except OSError:
         return False
     return True
+
+
+def _pidfd(pid: int) -> list[int]:
+    """A pidfd for a child not reaped yet (only this process reaps it): it can never name another process."""
+    try:
+        return [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        return []  # no pidfd support: the daemon falls back to the pid
 
 
 def serve(control: socket.socket) -> None:
@@ -107,7 +116,11 @@ def serve(control: socket.socket) -> None:
                 _child(control, request, fds[0])
             for fd in fds:
                 os.close(fd)
-            if not _answer(control, {"pid": pid, "ticket": request.get("ticket")}):
+            pidfds = _pidfd(pid)
+            sent = _answer(control, {"pid": pid, "ticket": request.get("ticket")}, pidfds)
+            for fd in pidfds:
+                os.close(fd)  # the daemon has its own copy now
+            if not sent:
                 return
         while True:
             try:

@@ -6,6 +6,7 @@ lines from, and ``wait()`` for its exit status.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -60,18 +61,24 @@ class ProcessSignaller:
     ``fallback`` decides whether the pid may still be signalled.
     """
 
-    def __init__(self, pid: int, fallback: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, pid: int, fallback: Callable[[], bool] = lambda: True, pidfd: int | None = None,
+                 open_pidfd: bool = True) -> None:
         self.pid = pid
         self._fallback = fallback
         self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._fd: int | None = pidfd
         self._gone = False
-        try:
-            self._fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            self._gone = True  # already exited and reaped
-        except (AttributeError, OSError):
-            self._fd = None  # no pidfd support: fall back to the pid
+        if pidfd is None and open_pidfd:
+            try:
+                self._fd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                self._gone = True  # already exited and reaped
+            except AttributeError:
+                self._fd = None  # no pidfd in this Python: fall back to the pid
+            except OSError as exc:
+                if exc.errno != errno.ENOSYS:
+                    raise  # EMFILE and the like: the launch fails rather than signal unsafely
+                self._fd = None  # kernel < 5.3
 
     def send(self, number: int) -> None:
         """Signal the process; ``ProcessLookupError`` once it is gone."""
@@ -95,7 +102,11 @@ class ProcessSignaller:
 
 
 class _Spawned:
-    """A worker started with ``Popen``: our own child, signalled through a pidfd."""
+    """A worker started with ``Popen``: our own child, signalled through a pidfd.
+
+    (The fallback without pidfds reads ``returncode``, which ``Popen.wait`` sets just after the
+    reap: a signal sent in that instant could reach a reused pid. Only kernels before 5.3.)
+    """
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
@@ -192,49 +203,67 @@ class ForkServerLauncher:
         self._exits: dict[int, int] = {}
         self._exit_changed = threading.Condition()
         self._closed = False
-        self.abandoned: list[int] = []  # pids of workers whose launch timed out (stopped on arrival)
+        self.abandoned: set[int] = set()  # workers whose launch timed out (stopped on arrival), until reaped
+        self.stopped_on_arrival: list[int] = []  # every such worker (for the log and tests)
         self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
-            try:
-                message = self._socket.recv(65536)
-            except OSError:
-                message = b""
-            if not message:
-                with self._exit_changed:
-                    self._closed = True
-                    pending = list(self._pending.values())
-                    self._exit_changed.notify_all()
-                for waiting in pending:
-                    waiting.answered.set()  # pid stays -1: the server is gone
-                return
-            data = json.loads(message)
-            if "pid" in data:
-                self._started(int(data["pid"]), data.get("ticket"))
-            elif "exit" in data:
-                with self._exit_changed:
-                    if int(data["exit"]) not in self.abandoned:  # nobody waits for those
-                        self._exits[int(data["exit"])] = int(data["code"])
-                    self._exit_changed.notify_all()
-
-    def _started(self, pid: int, ticket: object) -> None:
-        # the pidfd is opened here, before this thread reads the server's exit report for the pid:
-        # the server has not reaped it yet, or has and the open fails - it cannot name a stranger
-        signaller = ProcessSignaller(pid, lambda: not self.exited(pid))
-        with self._exit_changed:
-            waiting = self._pending.pop(ticket, None) if isinstance(ticket, int) else None
-        if waiting is None:
-            self.abandoned.append(pid)
-            try:
-                signaller.send(signal.SIGTERM)
-            except ProcessLookupError:
+        try:
+            while self._read_one():
                 pass
-            signaller.close()
-            return
-        waiting.pid, waiting.signaller = pid, signaller
-        waiting.answered.set()
+        except Exception:  # a garbled answer or a failure here must not leave launches waiting forever
+            pass
+        finally:
+            with self._exit_changed:
+                self._closed = True
+                pending = list(self._pending.values())
+                self._pending.clear()
+                self._exit_changed.notify_all()
+            for waiting in pending:
+                waiting.answered.set()  # pid stays -1: the server is gone
+
+    def _read_one(self) -> bool:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(self._socket, 65536, 1)
+        except OSError:
+            return False
+        if not message:
+            return False
+        data = json.loads(message)
+        if "pid" in data:
+            self._started(int(data["pid"]), data.get("ticket"), fds[0] if fds else None)
+        else:
+            for fd in fds:
+                os.close(fd)
+        if "exit" in data:
+            pid = int(data["exit"])
+            with self._exit_changed:
+                if pid in self.abandoned:
+                    self.abandoned.discard(pid)  # nobody waits for it; the number may be reused from now on
+                else:
+                    self._exits[pid] = int(data["code"])
+                self._exit_changed.notify_all()
+        return True
+
+    def _started(self, pid: int, ticket: object, pidfd: int | None) -> None:
+        # The server opened the pidfd right after fork(), before it could reap the child, so it names
+        # our worker even if the worker has died since (no pidfd support there: fall back to the pid
+        # while the server has not reported its exit).
+        signaller = ProcessSignaller(pid, lambda: not self.exited(pid), pidfd=pidfd, open_pidfd=False)
+        with self._exit_changed:  # decided under the lock launch() also uses to give up
+            waiting = self._pending.pop(ticket, None) if isinstance(ticket, int) else None
+            if waiting is not None:
+                waiting.pid, waiting.signaller = pid, signaller
+                waiting.answered.set()
+                return
+            self.abandoned.add(pid)
+            self.stopped_on_arrival.append(pid)
+        try:
+            signaller.send(signal.SIGTERM)  # a worker nobody supervises must not run a job
+        except OSError:
+            pass
+        signaller.close()
 
     def launch(self, request: dict[str, Any]) -> WorkerHandle:
         """Ask the server to fork a worker; its stdout comes back through a pipe we create."""
@@ -250,10 +279,9 @@ class ForkServerLauncher:
                 socket.send_fds(self._socket, [json.dumps({**request, "ticket": ticket}).encode()], [write_end])
             os.close(write_end)
             write_end = -1
-            if not waiting.answered.wait(START_TIMEOUT):
-                with self._exit_changed:
-                    self._pending.pop(ticket, None)
-                if not waiting.answered.is_set():
+            waiting.answered.wait(START_TIMEOUT)
+            with self._exit_changed:
+                if self._pending.pop(ticket, None) is not None:  # still unanswered: its worker is stopped on arrival
                     raise OSError("fork server did not answer")
             if waiting.pid < 0 or waiting.signaller is None:
                 raise OSError("fork server is gone")

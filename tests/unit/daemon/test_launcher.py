@@ -60,12 +60,39 @@ def test_a_late_answer_is_never_taken_for_the_next_launch(tmp_path: Path, monkey
         monkeypatch.setattr(launcher_module, "START_TIMEOUT", 10.0)
         second = launcher.launch(_request(tmp_path, "/dev/wa-second"))
         deadline = time.monotonic() + 10
-        while not launcher.abandoned and time.monotonic() < deadline:
+        while not launcher.stopped_on_arrival and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(launcher.abandoned) == 1 and launcher.abandoned[0] != second.pid
+        assert len(launcher.stopped_on_arrival) == 1 and launcher.stopped_on_arrival[0] != second.pid
         messages = _messages(second)
         assert "/dev/wa-second" in messages[-1]["error"]["message"]  # the output is its own request's
         assert second.wait() == 1
+    finally:
+        launcher.close()
+
+
+def test_an_answer_arriving_as_the_launch_gives_up_is_used_not_lost(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader takes the answer while the launch's wait runs out: one of them must own the worker."""
+
+    class SlowPending(launcher_module._Pending):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "pid" and value != -1:
+                time.sleep(0.6)  # the reader, between taking the ticket and handing over the answer
+            super().__setattr__(name, value)
+
+    launcher = ForkServerLauncher()
+    try:
+        warm = launcher.launch(_request(tmp_path, "/dev/wa-warm-up"))
+        _messages(warm)
+        warm.wait()
+        descriptors = len(os.listdir("/proc/self/fd"))
+        monkeypatch.setattr(launcher_module, "_Pending", SlowPending)
+        monkeypatch.setattr(launcher_module, "START_TIMEOUT", 0.2)
+        handle = launcher.launch(_request(tmp_path, "/dev/wa-late"))  # the answer came: it is this launch's
+        assert "/dev/wa-late" in _messages(handle)[-1]["error"]["message"]
+        assert handle.wait() == 1
+        assert launcher.stopped_on_arrival == [] and launcher.abandoned == set()
+        assert len(os.listdir("/proc/self/fd")) == descriptors  # pipe and pidfd closed
     finally:
         launcher.close()
 
