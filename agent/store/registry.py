@@ -215,8 +215,8 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
                 db.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
-                    raise
+                if (getattr(exc, "sqlite_errorcode", 5) & 0xFF) not in (5, 6) or time.monotonic() > deadline:
+                    raise  # not SQLITE_BUSY (5) / SQLITE_LOCKED (6), or waited long enough
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
     finally:
@@ -297,12 +297,13 @@ class Registry:
             _begin_immediate(db)
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # also when COMMIT itself failed (an I/O error): never left open
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
         finally:
-            if not durable:
+            if not durable and not db.in_transaction:
                 db.execute("PRAGMA synchronous=FULL")
 
     def _migrate(self) -> None:

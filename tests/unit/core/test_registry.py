@@ -224,3 +224,18 @@ def test_open_events_skip_jobs_a_live_process_still_owns(tmp_path: Path) -> None
     # its owner "died" (same pid, another start time: a reused pid is not the owner)
     registry.db.execute("UPDATE jobs SET pid_started=1.0 WHERE id=?", (live,))
     assert [e.job_id for e in registry.open_events(IDENTITY.model, IDENTITY.serial, "secret", "cleanup")] == [live]
+
+
+def test_a_failing_commit_rolls_back_and_leaves_the_connection_usable_and_durable(tmp_path: Path) -> None:
+    registry = Registry(tmp_path).open()
+    db = registry.db
+    db.execute("CREATE TABLE p(id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(sqlite3.IntegrityError):  # the commit itself fails (as an I/O error at COMMIT would)
+        with registry.transaction(durable=False) as tx:
+            tx.execute("INSERT INTO c VALUES(42)")
+    assert not db.in_transaction
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert db.execute("SELECT count(*) FROM c").fetchone()[0] == 0
+    job = registry.create_job(IDENTITY, "p", "alice", "explicit")  # the next transaction works
+    assert registry.job(job).state == "created"
