@@ -79,6 +79,9 @@ def run(config_path: str | None, udev_source: str) -> None:
 
 
 # status / watch ---------------------------------------------------------------------------------
+QUIET_WARNING_SECONDS = 120  # no word from a job's worker for this long is shown (a hung drive, or a long erase)
+
+
 def _bay_cells(bay: dict[str, Any]) -> dict[str, str]:
     drive, job, last = bay.get("drive"), bay.get("job"), bay.get("last")
     cells = {"bay": bay["name"], "drive": "-", "job": "-", "method": "-", "progress": "-", "rate": "-", "eta": "-",
@@ -97,6 +100,9 @@ def _bay_cells(bay: dict[str, Any]) -> dict[str, str]:
         if job.get("eta_seconds") is not None:
             cells["eta"] = f"{job['eta_seconds']:.0f} s"
         cells["outcome"] = job.get("state", "running")
+        quiet = job.get("quiet_seconds")
+        if quiet is not None and quiet >= QUIET_WARNING_SECONDS:  # a blocking firmware command is quiet too
+            cells["outcome"] += f" (quiet {quiet / 60:.0f} min)"
     elif last:
         cells["job"] = last.get("job_id") or "-"
         cells["method"] = last.get("method") or last.get("profile") or "-"

@@ -84,6 +84,7 @@ class ActiveJob:
     done: int = 0
     total: int = 0
     phase_started: float = 0.0
+    heard_at: float | None = None  # the worker's last message: a drive hung in the kernel goes quiet
     queued_at: float = field(default_factory=time.monotonic)
     launched_at: float | None = None
     running_at: float | None = None
@@ -105,6 +106,7 @@ class ActiveJob:
             "rate_bytes_per_second": round(rate) if rate else None,
             "eta_seconds": round(eta, 1) if eta is not None else None,
             "asset_tag": self.asset_tag, "resumed": self.resume is not None,
+            "quiet_seconds": round(now - self.heard_at, 1) if self.heard_at is not None else None,
             "pid": self.process.pid if self.process is not None else None,
         }
 
@@ -120,6 +122,7 @@ class BaySlot:
     job: ActiveJob | None = None
     last: dict[str, Any] | None = None
     started: bool = False  # a job was queued for the drive now in the bay (auto-start only once per insertion)
+    waiting_until_free: bool = False  # auto-start bay, drive only busy: started when the holder lets go
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -247,9 +250,9 @@ class Station:
                     except Exception:
                         self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
                 try:
-                    self._reassess_idle_bays()
+                    self._reassess_waiting_bays()
                 except Exception:  # never stops the station
-                    self.log.exception("re-assessing idle bays failed")
+                    self.log.exception("re-assessing waiting bays failed")
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval
@@ -319,32 +322,65 @@ class Station:
 
     # drive events -----------------------------------------------------------------------
     def _assess(self, path: str) -> tuple[str, ...]:
-        """The guard's reasons not to touch ``path``; our own job workers may hold drives (they hold theirs)."""
+        """The guard's reasons not to touch ``path``. A worker of ours running a job on this very drive
+        holds it and is not a reason (after a restart that resumes a job); any other holder is."""
+        name = os.path.basename(os.path.realpath(path))
         with self.lock:
-            workers = [job.process.pid for job in self.active.values() if job.process is not None]
-        return tuple(self.guard.assess(path, ignore_pids=workers).reasons)
+            ours = [job.process.pid for job in self.active.values()
+                    if job.process is not None and job.name == name]
+        return tuple(self.guard.assess(path, ignore_pids=ours).reasons)
 
-    def _reassess_idle_bays(self) -> None:
-        """Whether a drive is busy changes over time (someone opens it, or lets go): look again at idle bays.
+    def _auto_start(self, slot: BaySlot) -> None:
+        """Under the lock, for a drive in an auto-start bay with no job: start it, once per insertion.
 
-        A drive in an auto-start bay that was protected when it arrived starts once it is free.
+        An attempt interrupted by a station restart starts again from the beginning with its own
+        operator and host link; otherwise a new job with the bay's profile. A drive that is only
+        *busy* (another process holds it open) waits and starts when it is free; any other reason
+        (mounted, holders, read-only, system disk …) leaves it for the operator — it was never meant
+        to be wiped by itself just because a condition cleared.
+        """
+        if not slot.bay.auto_start or slot.job is not None or slot.started or slot.drive is None:
+            return
+        fields = {"bay": slot.bay.name, "device": slot.drive.device_path,
+                  "serial": slot.identity.serial if slot.identity else "?"}
+        if slot.protected:
+            slot.waiting_until_free = all(reason.startswith("busy:") for reason in slot.protected)
+            self.log.warning("drive in bay is protected: not started" + (
+                " (starts when it is free)" if slot.waiting_until_free else ""),
+                extra={"fields": {**fields, "reasons": "; ".join(slot.protected)}})
+            return
+        slot.waiting_until_free = False
+        restart = self._interrupted_for(slot)
+        if restart is not None:
+            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
+            self.log.info("restarting interrupted job from the beginning",
+                          extra={"fields": {**fields, "interrupted": restart.id}})
+        elif slot.identity is not None:
+            self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
+                          f"station {self.config.station_id}")
+        else:
+            self.log.warning("drive in bay could not be identified: not started", extra={"fields": fields})
+
+    def _reassess_waiting_bays(self) -> None:
+        """Drives in auto-start bays that were only busy: look again, and start those now free.
+
+        Only these: every assessment scans /proc and may wait for udev probes, on the main thread.
         """
         with self.lock:
-            idle = [slot for slot in self.slots.values() if slot.drive is not None and slot.job is None]
-        for slot in idle:
+            waiting = [slot for slot in self.slots.values()
+                       if slot.waiting_until_free and slot.drive is not None and slot.job is None]
+        for slot in waiting:
             drive = slot.drive
             assert drive is not None
             reasons = self._assess(drive.device_path)
             with self.lock:
-                if slot.drive is not drive or slot.job is not None:
-                    continue  # removed or started meanwhile
+                if slot.drive is not drive or slot.job is not None or not slot.waiting_until_free:
+                    continue  # removed, started or cancelled meanwhile
                 if reasons != slot.protected:
                     self.log.info("drive protection changed", extra={"fields": {
                         "bay": slot.bay.name, "device": drive.device_path, "reasons": "; ".join(reasons) or "-"}})
                 slot.protected = reasons
-                if slot.bay.auto_start and not slot.started and not reasons and slot.identity is not None:
-                    self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
-                                  f"station {self.config.station_id}")
+                self._auto_start(slot)
 
     def _on_event(self, event: DriveEvent) -> None:
         with self.lock:
@@ -376,16 +412,10 @@ class Station:
             return  # a resumed job already holds this bay
         # an attempt interrupted by a station restart starts again only where the bay starts jobs by
         # itself anyway; in a manual bay the operator sees the drive and decides
-        restart = self._interrupted_for(slot) if bay.auto_start and not protected else None
-        if restart is not None:
-            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
-            self.log.info("restarting interrupted job from the beginning",
-                          extra={"fields": {"bay": bay.name, "interrupted": restart.id}})
-        elif bay.auto_start and identity is not None and not protected:
-            self._enqueue(slot, self.config.profile_for(bay, identity.media), f"station {self.config.station_id}")
+        if bay.auto_start:
+            self._auto_start(slot)
         elif protected:
-            self.log.warning("drive in bay is protected: not started",
-                             extra={"fields": {**fields, "reasons": "; ".join(protected)}})
+            self.log.warning("drive in bay is protected", extra={"fields": {**fields, "reasons": "; ".join(protected)}})
 
     def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
         """The interrupted job of exactly this drive: same model and serial, and a real serial at that
@@ -405,7 +435,8 @@ class Station:
         self.unbayed.pop(event.name, None)
         for slot in self.slots.values():
             if slot.drive is not None and slot.drive.name == event.name:
-                slot.drive, slot.identity, slot.protected, slot.started = None, None, (), False
+                slot.drive, slot.identity, slot.protected = None, None, ()
+                slot.started = slot.waiting_until_free = False
                 self.log.info("drive removed", extra={"fields": {"bay": slot.bay.name, "device": event.device_path}})
         for job in list(self.queue):
             if job.name == event.name:
@@ -434,7 +465,7 @@ class Station:
         job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
                             expected_serial=slot.identity.serial if slot.identity else None, asset_tag=asset_tag,
                             host=host, intake_id=intake_id)
-        slot.job, slot.started = job, True
+        slot.job, slot.started, slot.waiting_until_free = job, True, False
         self.queue.append(job)
         self.wake()
         return job
@@ -447,20 +478,30 @@ class Station:
                 if running >= self.config.max_parallel_jobs:
                     return
                 job = self.queue.popleft()
-                if isinstance(self.launcher, ForkServerLauncher) and not self.launcher.alive:
-                    self.log.error("fork server died: one interpreter per job from now on")
-                    self.launcher.close()
-                    self.launcher = SubprocessLauncher()
+                self._replace_dead_launcher()
                 try:
                     self._launch(job)
                 except OSError as exc:
+                    if self._replace_dead_launcher():
+                        self.queue.appendleft(job)  # the fork server died under this launch: again, fresh
+                        continue
                     self.log.error("cannot start worker", extra={"fields": {"bay": job.bay, "error": str(exc)}})
-                    self._release(job)
+                    self._release(job, {"job_id": job.job_id, "outcome": "error", "code": "worker_start_failed",
+                                        "message": f"the job's worker could not be started: {exc}"})
+
+    def _replace_dead_launcher(self) -> bool:
+        """A dead fork server is replaced by one interpreter per job; True if that happened now."""
+        if isinstance(self.launcher, ForkServerLauncher) and not self.launcher.alive:
+            self.log.error("fork server died: one interpreter per job from now on")
+            self.launcher.close()
+            self.launcher = SubprocessLauncher()
+            return True
+        return False
 
     def _launch(self, job: ActiveJob) -> None:
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
-                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "ticket": job.key,
+                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume,
                    "organisation": self.config.organisation}
         assert self.launcher is not None
         process = self.launcher.launch(request)
@@ -486,6 +527,7 @@ class Station:
 
     def _on_worker_message(self, job: ActiveJob, message: dict[str, Any]) -> None:
         event = message.get("event")
+        job.heard_at = time.monotonic()
         if event == "created":
             job.job_id, job.state, job.running_at = message["job_id"], "checking", time.monotonic()
             if job.intake_id is not None:
@@ -543,6 +585,7 @@ class Station:
             self._release(job, summary)
             slot = self.slots.get(job.bay) if job.bay else None
             if restart and slot is not None and slot.drive is not None and slot.job is None:
+                slot.started = False  # the resume found nothing to resume: this drive's attempt starts again
                 self._on_inserted(slot.drive)  # an overwrite-style restart from the beginning, as after any stop
         self.log.info("job finished", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
                                                         "outcome": (summary or {}).get("outcome", "left-running")}})
@@ -622,7 +665,7 @@ class Station:
             except AgentError as exc:
                 raise RequestError("drive_unidentified",
                                    f"bay {name}: cannot identify the drive ({exc.message}); re-seat it") from None
-            if serial is not None and serial != identity.serial:
+            if serial is not None and serial.strip().upper() != identity.serial.strip().upper():
                 raise RequestError("serial_mismatch", f"bay {name} holds serial {identity.serial}, not {serial}")
             slot.identity = identity
             if slot.protected:

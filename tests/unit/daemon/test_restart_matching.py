@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
-from agent.config import Bay
+from agent.config import Bay, StationConfig
 from agent.daemon.station import BaySlot, Station
+from agent.discovery.guard import Assessment
 from agent.discovery.identity import DriveIdentity
+from agent.discovery.monitor import INSERTED, DriveEvent, PipeDriveSource
 from agent.store.registry import Registry
 
 IDENTITY = DriveIdentity(
@@ -46,3 +49,76 @@ def test_drives_without_a_serial_never_match(tmp_path: Path) -> None:
     unknown = dataclasses.replace(IDENTITY, serial="unknown")
     station = _station_with_interrupted(tmp_path, unknown)
     assert station._interrupted_for(_slot(unknown)) is None
+
+
+class _Guard:
+    """The guard seam: what a busy drive looks like, then a free one."""
+
+    def __init__(self, reasons: tuple[str, ...]) -> None:
+        self.reasons = reasons
+        self.ignored: list[tuple[int, ...]] = []
+
+    def assess(self, path: str, ignore_pids: Iterable[int] = ()) -> Assessment:
+        self.ignored.append(tuple(ignore_pids))
+        return Assessment(path, "sdz", self.reasons)
+
+
+def _station(tmp_path: Path, guard: _Guard) -> tuple[Station, Registry]:
+    registry = Registry(tmp_path).open()
+    config = StationConfig("s1", state_dir=tmp_path,
+                           bays=(Bay("bay-1", (("ID_SERIAL_SHORT", "SERIAL-1"),), auto_start=True, profile=None),))
+    station = Station(config, PipeDriveSource(), identify=lambda path: IDENTITY, guard=guard)  # type: ignore[arg-type]
+    station.store.create()
+    return station, registry
+
+
+def _insert(station: Station) -> None:
+    station._on_event(DriveEvent(INSERTED, "sdz", "/dev/sdz", {"ID_SERIAL_SHORT": "SERIAL-1"}, 1 << 30, "test"))
+
+
+BUSY = ("busy: open by pid 1 (blkid), a udev/blkid probe still holding it after 0.5 s",)
+
+
+def test_an_interrupted_drive_busy_on_arrival_restarts_its_own_attempt_once_free(tmp_path: Path) -> None:
+    guard = _Guard(BUSY)
+    station, registry = _station(tmp_path, guard)
+    old = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1", "PC-OLD", {"serial": "HOST-OLD"})
+    registry.transition(old, "interrupted", "owner-gone")
+    station.store.add_intake("bay-1", "PC-NEXT", "HOST-NEXT", None, None, "bob")  # for the next *new* drive
+    station._restart_interrupted = [registry.job(old)]
+    _insert(station)
+    slot = station.slots["bay-1"]
+    assert slot.job is None and slot.waiting_until_free
+    station._reassess_waiting_bays()
+    assert slot.job is None  # still busy
+    guard.reasons = ()
+    station._reassess_waiting_bays()
+    job = slot.job
+    assert job is not None and (job.profile, job.operator, job.asset_tag) == ("nist-purge", "alice", "PC-OLD")
+    assert job.intake_id is None and station._restart_interrupted == []
+    assert station.store.pending("bay-1") is not None  # the intake still waits for the next new drive
+    assert all(ignored == () for ignored in guard.ignored)  # no worker of ours holds this drive
+
+
+def test_a_drive_protected_for_anything_but_busy_is_left_for_the_operator(tmp_path: Path) -> None:
+    guard = _Guard(("sdz1 is mounted on /media/evidence",))
+    station, _ = _station(tmp_path, guard)
+    _insert(station)
+    slot = station.slots["bay-1"]
+    assert slot.job is None and not slot.waiting_until_free
+    guard.reasons = ()  # unmounted later: still not wiped by itself
+    station._reassess_waiting_bays()
+    assert slot.job is None
+
+
+def test_auto_start_happens_once_per_insertion(tmp_path: Path) -> None:
+    guard = _Guard(())
+    station, _ = _station(tmp_path, guard)
+    _insert(station)
+    slot = station.slots["bay-1"]
+    assert slot.job is not None
+    station.queue.clear()
+    station._release(slot.job, {"outcome": "sanitised"})  # the job finished; the drive stays in the bay
+    _insert(station)  # the same drive seen again (a resync, a change event)
+    station._reassess_waiting_bays()
+    assert slot.job is None and slot.last == {"outcome": "sanitised"}
