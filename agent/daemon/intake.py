@@ -136,8 +136,12 @@ class StationStore:
         """After a job ends: route the drive to destruction when its recent jobs keep failing.
 
         Removals (``drive_removed``), cancellations and refusals do not count; a success resets.
-        Returns the drive's route when it is ``destroy``.
+        Returns the drive's route when it is ``destroy``. A drive without a serial number is never
+        tracked across jobs: every such drive of a model looks alike, and three failing USB sticks
+        must not send a fourth, healthy one to the shredder (a job's own hardware-fault route stands).
         """
+        if not _trackable(serial):
+            return None
         db = self._connect()
         try:
             rows = db.execute(
@@ -168,6 +172,8 @@ class StationStore:
 
     def route(self, model: str, serial: str) -> dict[str, str] | None:
         """The drive's recorded route (``destroy`` and why), if any."""
+        if not _trackable(serial):
+            return None
         db = self._connect()
         try:
             row = db.execute("SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=?",
@@ -175,6 +181,10 @@ class StationStore:
         finally:
             db.close()
         return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None
+
+
+def _trackable(serial: str) -> bool:
+    return bool(serial.strip()) and serial.strip().lower() != "unknown"
 
 
 def _intake(row: sqlite3.Row) -> Intake:

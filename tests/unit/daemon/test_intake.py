@@ -72,3 +72,18 @@ def test_a_hardware_fault_routes_at_once_and_success_resets(tmp_path: Path) -> N
                                              "at": store.route("Disk", "S1")["at"]}  # type: ignore[index]
     finally:
         registry.close()
+
+
+def test_drives_without_a_serial_are_never_routed_by_each_others_failures(tmp_path: Path) -> None:
+    import dataclasses
+
+    store, registry = _store(tmp_path)
+    try:
+        stick = dataclasses.replace(DRIVE, model="USB Flash", serial="unknown")
+        for _ in range(REPEATED_FAILURES + 1):  # several different sticks of one model, all failing
+            job_id = registry.create_job(stick, "nist-clear-overwrite", "op", "bay bay-3")
+            registry.transition(job_id, "failed", "test", error_code="command_failed", route="hold")
+            assert store.note_outcome("USB Flash", "unknown") is None
+        assert store.route("USB Flash", "unknown") is None and store.route("USB Flash", "") is None
+    finally:
+        registry.close()
