@@ -84,6 +84,21 @@ def _timestamp(value: str | None, fallback: str) -> str:
     return value or fallback
 
 
+def _hidden_area(hidden: dict[str, Any]) -> HiddenArea:
+    """The hidden-area evidence; a host overwrite that could not check says so instead of "none needed"."""
+    actions = tuple(str(action) for action in hidden.get("actions", ()))
+    if hidden.get("checked") is False:
+        actions = (str(hidden.get("reason") or "hidden areas (HPA/DCO/AMAC) not checked"), *actions)
+    elif hidden.get("kernel_rescan"):
+        actions = (*actions, f"kernel capacity {hidden.get('kernel_bytes_before')} -> "
+                             f"{hidden.get('kernel_bytes_after')} bytes ({hidden['kernel_rescan']})")
+    # a DCO sets the native maximum: the factory maximum DCO IDENTIFY reported is the drive's real one
+    native = max((value for value in (hidden.get("native_max_lba"), hidden.get("dco_max_lba")) if value is not None),
+                 default=None)
+    return HiddenArea(max_lba_before=hidden.get("max_lba_before"), max_lba_after=hidden.get("max_lba_after"),
+                      native_max_lba=native, actions=actions)
+
+
 def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime) -> SanitisationRecord:
     """The certs record for a finished job."""
     if job.state not in CERTIFIABLE:
@@ -170,10 +185,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         verification=verification,
         evidence=Evidence(
             capabilities=capabilities,
-            hidden_area=HiddenArea(max_lba_before=hidden.get("max_lba_before"),
-                                   max_lba_after=hidden.get("max_lba_after"),
-                                   native_max_lba=hidden.get("native_max_lba"),
-                                   actions=tuple(hidden.get("actions", ()))),
+            hidden_area=_hidden_area(hidden),
             canary=canary,
             timings=Timings(started_at=started, finished_at=finished, duration_seconds=max(duration, 0.0),
                             bytes_processed=job.bytes_written,

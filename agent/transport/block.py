@@ -126,8 +126,17 @@ class BlockDevice:
 
     @property
     def size(self) -> int:
-        """Capacity in bytes (BLKGETSIZE64)."""
+        """Capacity in bytes (BLKGETSIZE64, as read at open or by the last :meth:`refresh_geometry`)."""
         return self.geometry.size_bytes
+
+    def refresh_geometry(self) -> Geometry:
+        """Read size and sector sizes again (after the kernel re-read the drive's capacity)."""
+        try:
+            self.geometry = read_geometry(self.fd)
+        except OSError as exc:
+            raise self._io_error(exc, "geometry read", 0) from exc
+        self.alignment = max(self.geometry.logical_sector, 512)
+        return self.geometry
 
     def _gone(self) -> bool:
         """The device has left the kernel (its node or its sysfs entry is gone)."""

@@ -19,10 +19,12 @@ results — the emulator exercises the real encode/decode paths.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import random
 import secrets
+import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,6 +75,7 @@ __all__ = [
     "Faults",
     "ManualClock",
     "StepClock",
+    "set_loop_capacity",
     "state_path_for",
 ]
 
@@ -93,6 +96,16 @@ ATA_SECURITY_ERASE_PREPARE = 0xF3  # ACS-4 SECURITY ERASE PREPARE
 ATA_SECURITY_ERASE_UNIT = 0xF4  # ACS-4 SECURITY ERASE UNIT
 ATA_SECURITY_FREEZE_LOCK = 0xF5  # ACS-4 SECURITY FREEZE LOCK
 ATA_SECURITY_DISABLE_PASSWORD = 0xF6  # ACS-4 SECURITY DISABLE PASSWORD
+ATA_READ_NATIVE_MAX_ADDRESS_EXT = 0x27  # ACS-2 READ NATIVE MAX ADDRESS EXT (HPA feature set)
+ATA_SET_MAX_ADDRESS_EXT = 0x37  # ACS-2 SET MAX ADDRESS EXT (HPA feature set)
+ATA_ACCESSIBLE_MAX_ADDRESS = 0x78  # ACS-4 ACCESSIBLE MAX ADDRESS CONFIGURATION
+ATA_DEVICE_CONFIGURATION = 0xB1  # ATA8-ACS DEVICE CONFIGURATION OVERLAY
+AMAC_GET_NATIVE_MAX = 0x0000  # ACS-4 GET NATIVE MAX ADDRESS EXT (78h/0000h)
+AMAC_SET_ACCESSIBLE_MAX = 0x0001  # ACS-4 SET ACCESSIBLE MAX ADDRESS EXT (78h/0001h)
+AMAC_FREEZE = 0x0002  # ACS-4 FREEZE ACCESSIBLE MAX ADDRESS EXT (78h/0002h)
+DCO_RESTORE = 0xC0  # ATA8-ACS DEVICE CONFIGURATION RESTORE (B1h/C0h)
+DCO_FREEZE_LOCK = 0xC1  # ATA8-ACS DEVICE CONFIGURATION FREEZE LOCK (B1h/C1h)
+DCO_IDENTIFY = 0xC2  # ATA8-ACS DEVICE CONFIGURATION IDENTIFY (B1h/C2h)
 
 SANITIZE_STATUS_EXT = 0x0000
 CRYPTO_SCRAMBLE_EXT = 0x0011
@@ -116,6 +129,7 @@ SANITIZE_REASON_ANTIFREEZE = 0x04
 ATA_STATUS_OK = 0x50  # DRDY | DSC
 ATA_STATUS_ERR = 0x51
 ATA_ERROR_ABRT = 0x04
+ATA_ERROR_IDNF = 0x10  # ID NOT FOUND: an address beyond the accessible (or native) maximum
 MAX_PASSWORD_ATTEMPTS = 5  # ACS-4: the password attempt counter expires after five failures
 
 # --- NVMe opcodes and status (NVMe Base 2.0 / NVM Command Set) -------------------------------
@@ -214,6 +228,11 @@ class DriveModel:
     block_erase_fill: int = 0x00  # what a block erase leaves behind: 0x00 or 0xFF
     master_password: bytes = b"EMULATED-MASTER"
     master_password_identifier: int = 0xFFFE
+    # hidden-area feature sets: HPA (word 82 bit 10; obsolete since ACS-3), DCO (word 83 bit 11;
+    # obsolete since ACS-3), Accessible Max Address Configuration (word 119 bit 8; ACS-3/ACS-4)
+    hpa_supported: bool = False
+    dco_supported: bool = False
+    amac_supported: bool = False
     nvme_format_all_namespaces: bool = True  # FNA bit 0
     nvme_secure_erase_all_namespaces: bool = True  # FNA bit 1
     nvme_crypto_format_supported: bool = True  # FNA bit 2
@@ -243,6 +262,12 @@ class Faults:
     the instance is dead, and the state file keeps the operation in progress.
     ``passthrough_blocked``: behaves like a USB bridge rejecting ATA PASS-THROUGH / NVMe admin.
     ``lies_about_success``: erase commands report success and change nothing.
+    ``hpa_sectors`` / ``dco_sectors``: fresh state starts with this many sectors at the end of the
+    medium hidden by SET MAX ADDRESS (or SET ACCESSIBLE MAX ADDRESS) / by DEVICE CONFIGURATION SET.
+    ``dco_frozen``: DEVICE CONFIGURATION FREEZE LOCK at every power-on (every DCO command aborts).
+    ``max_address_frozen``: SET MAX FREEZE LOCK / FREEZE ACCESSIBLE MAX ADDRESS at every power-on.
+    ``stale_kernel_capacity``: a kernel rescan does not pick up a new capacity (libata answering
+    READ CAPACITY from the sector count it cached at probe time).
     """
 
     abort_on: frozenset[int] = frozenset()
@@ -252,6 +277,11 @@ class Faults:
     power_loss_after_polls: int | None = None
     passthrough_blocked: bool = False
     lies_about_success: bool = False
+    hpa_sectors: int = 0
+    dco_sectors: int = 0
+    dco_frozen: bool = False
+    max_address_frozen: bool = False
+    stale_kernel_capacity: bool = False
 
 
 # --- persistent state ----------------------------------------------------------------------------
@@ -285,6 +315,8 @@ class _State:
     passes_done: int = 0
     erased_mtime_ns: int | None = None
     nvme_lbaf: int = 0
+    dco_max_lba: int | None = None  # native max set by DEVICE CONFIGURATION SET; None: factory setting
+    accessible_max_lba: int | None = None  # set by non-volatile SET MAX / SET ACCESSIBLE MAX; None: native max
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -300,6 +332,37 @@ class _State:
 def state_path_for(data_path: Path) -> Path:
     """The JSON sidecar that holds an emulated drive's persistent state."""
     return data_path.with_name(data_path.name + ".state.json")
+
+
+# linux/loop.h: LOOP_SET_STATUS64 / LOOP_GET_STATUS64 and struct loop_info64 (232 bytes, lo_inode at
+# byte 8, lo_sizelimit at byte 32)
+_LOOP_SET_STATUS64 = 0x4C04
+_LOOP_GET_STATUS64 = 0x4C05
+_LOOP_INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+
+
+def set_loop_capacity(device_path: str, backing: Path, capacity: int) -> None:
+    """Make the loop device ``device_path`` over ``backing`` expose ``capacity`` bytes (its size limit).
+
+    Refuses a loop device over another file: the emulator resizes only its own block device.
+    """
+    fd = os.open(device_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        raw = bytearray(_LOOP_INFO64.size)
+        fcntl.ioctl(fd, _LOOP_GET_STATUS64, raw)
+        fields = list(_LOOP_INFO64.unpack(raw))
+        if fields[1] != os.stat(backing).st_ino:
+            raise ValueError(f"{device_path} is not a loop device over {backing}")
+        fields[4] = capacity
+        for _attempt in range(50):
+            try:
+                fcntl.ioctl(fd, _LOOP_SET_STATUS64, _LOOP_INFO64.pack(*fields))
+                return
+            except BlockingIOError:  # EAGAIN: pages were dirtied while the loop driver resized; try again
+                os.fsync(fd)
+        raise OSError(errno.EAGAIN, f"{device_path}: LOOP_SET_STATUS64 kept answering EAGAIN")
+    finally:
+        os.close(fd)
 
 
 class _PowerLost(Exception):
@@ -354,6 +417,11 @@ class _EmulatedDrive:
                 self._state.sanitize = "failed"
                 self._state.last_result = "failed"
                 self._state.failure_unrestricted = self.faults.sanitize_fails == "unrestricted"
+            factory_max = self.size_bytes // _ATA_BLOCK - 1
+            if self.faults.dco_sectors:
+                self._state.dco_max_lba = factory_max - self.faults.dco_sectors
+            if self.faults.hpa_sectors:
+                self._state.accessible_max_lba = factory_max - self.faults.dco_sectors - self.faults.hpa_sectors
             self._save()
         # Volatile state: what a power cycle resets (ACS-4 Security and Sanitize Device feature sets).
         self._security_frozen = self.faults.frozen
@@ -365,6 +433,10 @@ class _EmulatedDrive:
         self._polls = 0
         self._dead = False
         self._d_sense = False  # SPC-5 Control mode page D_SENSE (current value, volatile)
+        self._dco_frozen = self.faults.dco_frozen
+        self._max_address_frozen = self.faults.max_address_frozen
+        self._volatile_max_lba: int | None = None  # SET MAX ADDRESS EXT with VV=0 lasts until power-off
+        self._native_max_read = False  # READ NATIVE MAX ADDRESS EXT was the previous command
         self._last_time = self._clock()
 
     # -- public helpers --
@@ -578,10 +650,11 @@ def _ata_string(text: str, length: int) -> bytes:
 
 # --- ATA -----------------------------------------------------------------------------------------
 class _AtaAbort(Exception):
-    def __init__(self, lba: int = 0, count: int = 0) -> None:
+    def __init__(self, lba: int = 0, count: int = 0, error: int = ATA_ERROR_ABRT) -> None:
         super().__init__("abort")
         self.lba = lba
         self.count = count
+        self.error = error
 
 
 class EmulatedAtaDrive(_EmulatedDrive):
@@ -602,6 +675,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
             return interpret_ata_result(command, SCSI_STATUS_CHECK_CONDITION, sense, b"", device=str(self.data_path))
         protocol, opcode, features, count, lba, _device, extend = parse_ata_pass_through_16(cdb)
         previous_prepared, self._erase_prepared = self._erase_prepared, False
+        native_max_read, self._native_max_read = self._native_max_read, False
         data = b""
         out_count, out_lba = count, lba
         try:
@@ -624,6 +698,12 @@ class EmulatedAtaDrive(_EmulatedDrive):
             elif opcode in (ATA_READ_SECTORS_EXT, ATA_READ_DMA_EXT, ATA_WRITE_SECTORS_EXT, ATA_WRITE_DMA_EXT):
                 self._block_media_access()
                 data = self._ata_io(opcode, count, lba, command)
+            elif opcode in (ATA_READ_NATIVE_MAX_ADDRESS_EXT, ATA_SET_MAX_ADDRESS_EXT, ATA_ACCESSIBLE_MAX_ADDRESS):
+                self._block_when_sanitizing()
+                out_lba = self._max_address(opcode, features, count, lba, native_max_read)
+            elif opcode == ATA_DEVICE_CONFIGURATION:
+                self._block_when_sanitizing()
+                data = self._device_configuration(features)
             else:
                 raise _AtaAbort()
         except _HostTimeout as exc:
@@ -634,7 +714,7 @@ class EmulatedAtaDrive(_EmulatedDrive):
             ) from exc
         except _AtaAbort as abort:
             registers = AtaRegisters(
-                error=ATA_ERROR_ABRT,
+                error=abort.error,
                 status=ATA_STATUS_ERR,
                 count=abort.count,
                 lba=abort.lba,
@@ -672,7 +752,8 @@ class EmulatedAtaDrive(_EmulatedDrive):
                     raise _ScsiCheck(SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress())
                 payload = b""
             elif cdb[0] == SCSI_SERVICE_ACTION_IN_16 and cdb[1] & 0x1F == 0x10:  # SBC-4 READ CAPACITY (16)
-                payload = (self.size_bytes // _ATA_BLOCK - 1).to_bytes(8, "big") + (512).to_bytes(4, "big")
+                # SAT-4: RETURNED LOGICAL BLOCK ADDRESS is the accessible maximum (what IDENTIFY reports)
+                payload = self.accessible_max_lba.to_bytes(8, "big") + (512).to_bytes(4, "big")
                 payload += bytes(20)
             elif cdb[0] == SCSI_MODE_SENSE_10:
                 payload = self._mode_sense_10(cdb)
@@ -701,8 +782,8 @@ class EmulatedAtaDrive(_EmulatedDrive):
 
     def _ata_io(self, opcode: int, count: int, lba: int, command: AtaCommand) -> bytes:
         blocks = count or 65536
-        if (lba + blocks) * _ATA_BLOCK > self.size_bytes:
-            raise _AtaAbort(lba=lba)
+        if lba + blocks > self.accessible_max_lba + 1:  # ACS-4: beyond the accessible maximum -> IDNF
+            raise _AtaAbort(lba=lba, error=ATA_ERROR_IDNF)
         if opcode in (ATA_READ_SECTORS_EXT, ATA_READ_DMA_EXT):  # ACS-4 READ SECTORS EXT / READ DMA EXT
             if command.data_in_length != blocks * _ATA_BLOCK:
                 raise _AtaAbort()
@@ -711,6 +792,103 @@ class EmulatedAtaDrive(_EmulatedDrive):
             raise _AtaAbort()
         self._write(lba * _ATA_BLOCK, command.data_out)
         return b""
+
+    # -- hidden areas: HPA (ACS-2), AMAC (ACS-4), DCO (ATA8-ACS) --
+    @property
+    def factory_max_lba(self) -> int:
+        """The last LBA of the whole medium (the backing file)."""
+        return self.size_bytes // _ATA_BLOCK - 1
+
+    @property
+    def native_max_lba(self) -> int:
+        """The native maximum: the factory maximum, or what a DCO reduced it to."""
+        dco = self._state.dco_max_lba
+        return self.factory_max_lba if dco is None else dco
+
+    @property
+    def accessible_max_lba(self) -> int:
+        """The maximum the host can address (IDENTIFY words 60-61 / 100-103 minus one)."""
+        if self._volatile_max_lba is not None:
+            return self._volatile_max_lba
+        accessible = self._state.accessible_max_lba
+        return self.native_max_lba if accessible is None else accessible
+
+    def _max_address(self, opcode: int, features: int, count: int, lba: int, native_max_read: bool) -> int:
+        if opcode == ATA_READ_NATIVE_MAX_ADDRESS_EXT:  # ACS-2 READ NATIVE MAX ADDRESS EXT (27h)
+            if not self.model.hpa_supported:
+                raise _AtaAbort()
+            self._native_max_read = True
+            return self.native_max_lba
+        if opcode == ATA_SET_MAX_ADDRESS_EXT:  # ACS-2 SET MAX ADDRESS EXT (37h)
+            # aborted unless immediately preceded by READ NATIVE MAX ADDRESS EXT, or while SET MAX is frozen
+            if not self.model.hpa_supported or not native_max_read or self._max_address_frozen:
+                raise _AtaAbort()
+            self._set_accessible_max(lba, volatile=not count & 0x0001)  # COUNT bit 0: VV (value volatile)
+            return lba
+        if not self.model.amac_supported:
+            raise _AtaAbort()
+        if features == AMAC_GET_NATIVE_MAX:  # ACS-4 GET NATIVE MAX ADDRESS EXT (78h/0000h)
+            return self.native_max_lba
+        if features == AMAC_SET_ACCESSIBLE_MAX:  # ACS-4 SET ACCESSIBLE MAX ADDRESS EXT (78h/0001h), non-volatile
+            if self._max_address_frozen:
+                raise _AtaAbort()
+            self._set_accessible_max(lba, volatile=False)
+            return 0
+        if features == AMAC_FREEZE:  # ACS-4 FREEZE ACCESSIBLE MAX ADDRESS EXT (78h/0002h)
+            self._max_address_frozen = True
+            return 0
+        raise _AtaAbort()
+
+    def _set_accessible_max(self, lba: int, *, volatile: bool) -> None:
+        if lba > self.native_max_lba:
+            raise _AtaAbort(lba=lba, error=ATA_ERROR_IDNF | ATA_ERROR_ABRT)
+        if volatile:
+            self._volatile_max_lba = lba
+            return
+        self._volatile_max_lba = None
+        self._state.accessible_max_lba = None if lba == self.native_max_lba else lba
+        self._save()
+
+    def _device_configuration(self, features: int) -> bytes:
+        # ATA8-ACS DEVICE CONFIGURATION FREEZE LOCK: every DCO command aborts until power-off
+        if not self.model.dco_supported or self._dco_frozen:
+            raise _AtaAbort()
+        if features == DCO_FREEZE_LOCK:  # ATA8-ACS DEVICE CONFIGURATION FREEZE LOCK (B1h/C1h)
+            self._dco_frozen = True
+            return b""
+        if features == DCO_IDENTIFY:  # ATA8-ACS DEVICE CONFIGURATION IDENTIFY (B1h/C2h), PIO data-in
+            words = [0] * 256
+            words[0] = 0x0002  # data structure revision
+            for index in range(4):  # words 3-6: maximum LBA the device can be configured to
+                words[3 + index] = (self.factory_max_lba >> (16 * index)) & 0xFFFF
+            data = bytearray(b"".join(word.to_bytes(2, "little") for word in words))
+            data[510] = 0xA5  # word 255: integrity signature and checksum, as in IDENTIFY DEVICE
+            data[511] = (-sum(data[:511])) & 0xFF
+            return bytes(data)
+        if features == DCO_RESTORE:  # ATA8-ACS DEVICE CONFIGURATION RESTORE (B1h/C0h)
+            if self.accessible_max_lba < self.native_max_lba:
+                raise _AtaAbort()  # aborted while a host protected area is set
+            self._state.dco_max_lba = None
+            self._state.accessible_max_lba = None
+            self._save()
+            return b""
+        raise _AtaAbort()  # DEVICE CONFIGURATION SET is not modelled
+
+    def rescan_kernel_capacity(self, device_path: str) -> None:
+        """Play the kernel's rescan of this drive (``echo 1 > /sys/class/block/sdX/device/rescan``).
+
+        sd re-reads READ CAPACITY (16) through the SATL and resizes the block device. The emulated
+        drive's block device is a loop device over its backing file, so the loop device's size limit
+        becomes the capacity the SATL reports. With ``Faults.stale_kernel_capacity`` nothing changes,
+        as with libata answering from the sector count it cached when it probed the disk.
+        """
+        if self.faults.stale_kernel_capacity:
+            return
+        # SBC-4 READ CAPACITY (16): SERVICE ACTION IN (16) 9Eh / 10h, allocation length 32
+        cdb = bytes([SCSI_SERVICE_ACTION_IN_16, 0x10]) + bytes(8) + (32).to_bytes(4, "big") + bytes(2)
+        data = self.execute(ScsiCommand(cdb, data_in_length=32)).data
+        capacity = (int.from_bytes(data[0:8], "big") + 1) * int.from_bytes(data[8:12], "big")
+        set_loop_capacity(device_path, self.data_path, capacity)
 
     # -- ACS-4 security feature set --
     def _security(self, opcode: int, payload: bytes, prepared: bool, timeout_s: float) -> None:
@@ -887,7 +1065,6 @@ class EmulatedAtaDrive(_EmulatedDrive):
     def identify_device(self) -> bytes:
         """The 512-byte IDENTIFY DEVICE data for the current state (ACS-4 layout)."""
         words = [0] * 256
-        sectors = self.size_bytes // _ATA_BLOCK
         words[0] = 0x0040  # ATA device, fixed
         words[47] = 0x8010
         words[49] = 0x0F00  # LBA, DMA, IORDY supported
@@ -902,16 +1079,22 @@ class EmulatedAtaDrive(_EmulatedDrive):
             sanitize_bits |= 0x0800  # commands allowed during sanitize follow ACS-3 and later
             sanitize_bits |= 0x0400 if self.model.antifreeze_supported else 0  # ANTIFREEZE LOCK EXT
         words[59] = sanitize_bits
+        sectors = self.accessible_max_lba + 1  # words 60-61 and 100-103 follow SET MAX / DCO
         words[60] = min(sectors, 0x0FFFFFFF) & 0xFFFF
         words[61] = min(sectors, 0x0FFFFFFF) >> 16
         words[69] = 0x0000
         words[80] = 0x0FF0  # ATA/ATAPI-4 .. ACS-4
         security = 0x0002 if self.model.security_supported else 0
-        words[82] = 0x4061 | security  # NOP, look-ahead, write cache, SMART, security
-        words[83] = 0x7400  # 48-bit address, FLUSH CACHE (EXT), bit 14 set
+        hpa = 0x0400 if self.model.hpa_supported else 0  # bit 10: Host Protected Area feature set
+        words[82] = 0x4061 | security | hpa  # NOP, look-ahead, write cache, SMART, security
+        words[83] = 0x7400 | (0x0800 if self.model.dco_supported else 0)  # 48-bit, FLUSH CACHE (EXT); bit 11 DCO
         words[84] = 0x4000
-        words[85] = 0x4061 | (0x0002 if self._security_enabled else 0)
+        words[85] = 0x4061 | (0x0002 if self._security_enabled else 0) | hpa
         words[86] = 0x3400
+        if self.model.amac_supported:
+            words[86] |= 0x8000  # words 119-120 valid
+            words[119] = 0x4000 | 0x0100  # bit 8: Accessible Max Address Configuration feature set
+            words[120] = 0x4000
         words[87] = 0x4000
         words[88] = 0x007F
         words[89] = 0x8000 | min(0x7FFF, max(1, self.model.erase_unit_minutes // 2))
