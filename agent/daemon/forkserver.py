@@ -10,8 +10,9 @@ Isolation is unchanged: every job is still its own process. The daemon signals j
 directly by pid. Protocol over a ``SOCK_SEQPACKET`` socket (message boundaries, fd passing):
 
 - daemon → server: a JSON job request with the write end of the job's stdout pipe (``SCM_RIGHTS``);
-- server → daemon: ``{"pid": N, "ticket": T}`` with a pidfd of the child (opened before the server
-  could reap it) once forked; ``{"exit": N, "code": C}`` when reaped.
+- server → daemon: ``{"ready": true}`` once preloaded; ``{"pid": N, "ticket": T}`` with a pidfd of
+  the child (opened before the server could reap it) once forked; ``{"exit": N, "code": C}`` when
+  reaped.
 
 The server dies with the daemon (``PR_SET_PDEATHSIG``), and its jobs die with it the same way.
 """
@@ -140,7 +141,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of a foreground daemon is the daemon's to handle
     preload()
     try:
-        serve(control)
+        if _answer(control, {"ready": True}):  # the daemon holds jobs back until now (preload is slow on slow CPUs)
+            serve(control)
     finally:
         control.close()
     return 0

@@ -15,12 +15,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from agent.daemon.forkserver import CONTROL_FD_ENV
 
-START_TIMEOUT = 10.0
+START_TIMEOUT = 10.0  # a ready fork server answers a launch in milliseconds
+STARTUP_TIMEOUT = 120.0  # its imports and preload: ~0.5 s here, tens of seconds on an emulated CPU
 
 
 class WorkerHandle(Protocol):
@@ -187,7 +189,7 @@ class ForkServerLauncher:
     told to stop (SIGTERM: it records ``interrupted`` if it got as far as creating its job).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_ready: Callable[[], None] | None = None) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             environment = {**os.environ, CONTROL_FD_ENV: str(theirs.fileno()),
@@ -205,6 +207,9 @@ class ForkServerLauncher:
         self._closed = False
         self.abandoned: set[int] = set()  # workers whose launch timed out (stopped on arrival), until reaped
         self.stopped_on_arrival: list[int] = []  # every such worker (for the log and tests)
+        self.started_at = time.monotonic()
+        self.ready = threading.Event()
+        self._on_ready = on_ready
         self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
         self._reader.start()
 
@@ -222,6 +227,7 @@ class ForkServerLauncher:
                 self._exit_changed.notify_all()
             for waiting in pending:
                 waiting.answered.set()  # pid stays -1: the server is gone
+            self.ready.set()  # nobody waits for a start that cannot come (launch then finds it closed)
 
     def _read_one(self) -> bool:
         try:
@@ -231,6 +237,10 @@ class ForkServerLauncher:
         if not message:
             return False
         data = json.loads(message)
+        if data.get("ready"):
+            self.ready.set()
+            if self._on_ready is not None:
+                self._on_ready()
         if "pid" in data:
             self._started(int(data["pid"]), data.get("ticket"), fds[0] if fds else None)
         else:
@@ -267,6 +277,8 @@ class ForkServerLauncher:
 
     def launch(self, request: dict[str, Any]) -> WorkerHandle:
         """Ask the server to fork a worker; its stdout comes back through a pipe we create."""
+        if not self.ready.wait(max(0.0, self.started_at + STARTUP_TIMEOUT - time.monotonic())):
+            raise OSError("fork server did not start")
         ticket = next(self._tickets)
         waiting = _Pending()
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
@@ -310,8 +322,15 @@ class ForkServerLauncher:
 
     @property
     def alive(self) -> bool:
-        """False when the server has died (the station falls back to fresh interpreters)."""
-        return self.process.poll() is None and not self._closed
+        """False when the server has died or never got ready (the station falls back to fresh interpreters)."""
+        if self.process.poll() is not None or self._closed:
+            return False
+        return self.ready.is_set() or time.monotonic() < self.started_at + STARTUP_TIMEOUT
+
+    @property
+    def starting(self) -> bool:
+        """Still importing and preloading: jobs wait in the queue rather than block the caller."""
+        return not self.ready.is_set() and self.alive
 
     def close(self) -> None:
         """Close the socket: the server exits; reap it."""

@@ -196,7 +196,7 @@ class Station:
             self.launcher = SubprocessLauncher()
         if self.launcher is None:
             try:
-                self.launcher = ForkServerLauncher()
+                self.launcher = ForkServerLauncher(on_ready=self.wake)
             except OSError as exc:
                 self.log.warning("no fork server: one interpreter per job", extra={"fields": {"error": str(exc)}})
                 self.launcher = SubprocessLauncher()
@@ -477,8 +477,10 @@ class Station:
                 running = sum(1 for job in self.active.values() if job.process is not None)
                 if running >= self.config.max_parallel_jobs:
                     return
-                job = self.queue.popleft()
                 self._replace_dead_launcher()
+                if isinstance(self.launcher, ForkServerLauncher) and self.launcher.starting:
+                    return  # queued jobs start when it is ready (it wakes the loop); the loop never blocks on it
+                job = self.queue.popleft()
                 try:
                     self._launch(job)
                 except OSError as exc:

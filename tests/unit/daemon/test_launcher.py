@@ -97,6 +97,26 @@ def test_an_answer_arriving_as_the_launch_gives_up_is_used_not_lost(tmp_path: Pa
         launcher.close()
 
 
+def test_a_slow_starting_server_is_waited_for_not_timed_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an emulated CPU the server's imports take far longer than a launch may: only the latter times out."""
+    import threading
+
+    monkeypatch.setattr(launcher_module, "START_TIMEOUT", 0.2)
+    woken = threading.Event()
+    launcher = ForkServerLauncher(on_ready=woken.set)
+    os.kill(launcher.process.pid, signal.SIGSTOP)  # stuck in its imports
+    try:
+        assert launcher.starting and launcher.alive and not launcher.ready.is_set()
+        threading.Timer(1.0, os.kill, (launcher.process.pid, signal.SIGCONT)).start()
+        handle = launcher.launch(_request(tmp_path, "/dev/wa-after-start"))  # waits for ready, then 0.2 s is plenty
+        assert woken.is_set() and not launcher.starting
+        assert "/dev/wa-after-start" in _messages(handle)[-1]["error"]["message"]
+        assert handle.wait() == 1
+    finally:
+        os.kill(launcher.process.pid, signal.SIGCONT)
+        launcher.close()
+
+
 def test_process_signaller_refuses_once_the_process_is_gone() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     signaller = ProcessSignaller(child.pid)
