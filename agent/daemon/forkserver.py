@@ -10,7 +10,8 @@ Isolation is unchanged: every job is still its own process. The daemon signals j
 directly by pid. Protocol over a ``SOCK_SEQPACKET`` socket (message boundaries, fd passing):
 
 - daemon → server: a JSON job request with the write end of the job's stdout pipe (``SCM_RIGHTS``);
-- server → daemon: ``{"pid": N, "ticket": T}`` with a pidfd of the child (opened before the server
+- server → daemon: ``{"ready": PID}`` once imported and preloaded (a launch's answer is due only
+  from then on); ``{"pid": N, "ticket": T}`` with a pidfd of the child (opened before the server
   could reap it) once forked; ``{"exit": N, "code": C}`` when reaped.
 
 The server dies with the daemon (``PR_SET_PDEATHSIG``), and its jobs die with it the same way.
@@ -140,6 +141,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of a foreground daemon is the daemon's to handle
     preload()
     try:
+        control.send(json.dumps({"ready": os.getpid()}).encode())
         serve(control)
     finally:
         control.close()

@@ -20,7 +20,10 @@ from typing import IO, Any, Protocol
 
 from agent.daemon.forkserver import CONTROL_FD_ENV
 
-START_TIMEOUT = 10.0
+START_TIMEOUT = 10.0  # for the fork server's answer to one launch
+# for the server's own start (imports, preload) before its first answer: seconds on a slow or busy
+# machine, and no sign of a hang (a launch timed out against it lost the job of a drive in its bay)
+STARTUP_TIMEOUT = 60.0
 
 
 class WorkerHandle(Protocol):
@@ -203,6 +206,7 @@ class ForkServerLauncher:
         self._exits: dict[int, int] = {}
         self._exit_changed = threading.Condition()
         self._closed = False
+        self._ready = threading.Event()  # the server said it has started (or is gone)
         self.abandoned: set[int] = set()  # workers whose launch timed out (stopped on arrival), until reaped
         self.stopped_on_arrival: list[int] = []  # every such worker (for the log and tests)
         self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
@@ -215,6 +219,7 @@ class ForkServerLauncher:
         except Exception:  # a garbled answer or a failure here must not leave launches waiting forever
             pass
         finally:
+            self._ready.set()
             with self._exit_changed:
                 self._closed = True
                 pending = list(self._pending.values())
@@ -231,6 +236,8 @@ class ForkServerLauncher:
         if not message:
             return False
         data = json.loads(message)
+        if "ready" in data:
+            self._ready.set()
         if "pid" in data:
             self._started(int(data["pid"]), data.get("ticket"), fds[0] if fds else None)
         else:
@@ -267,6 +274,8 @@ class ForkServerLauncher:
 
     def launch(self, request: dict[str, Any]) -> WorkerHandle:
         """Ask the server to fork a worker; its stdout comes back through a pipe we create."""
+        if not self._ready.wait(STARTUP_TIMEOUT):
+            raise OSError("fork server did not finish starting")
         ticket = next(self._tickets)
         waiting = _Pending()
         read_end, write_end = os.pipe2(os.O_CLOEXEC)

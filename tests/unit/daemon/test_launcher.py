@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,24 @@ def test_a_late_answer_is_never_taken_for_the_next_launch(tmp_path: Path, monkey
         assert "/dev/wa-second" in messages[-1]["error"]["message"]  # the output is its own request's
         assert second.wait() == 1
     finally:
+        launcher.close()
+
+
+def test_a_slow_starting_server_is_waited_for_not_given_up_on(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own start (imports, preload) does not count against one launch's answer time: a
+    station started on a slow or busy machine must not drop the first job of a drive in its bay."""
+    monkeypatch.setattr(launcher_module, "START_TIMEOUT", 1.0)
+    launcher = ForkServerLauncher()
+    os.kill(launcher.process.pid, signal.SIGSTOP)  # still importing: held there longer than START_TIMEOUT
+    resume = threading.Timer(2.0, os.kill, (launcher.process.pid, signal.SIGCONT))
+    resume.start()
+    try:
+        handle = launcher.launch(_request(tmp_path, "/dev/wa-slow-start"))
+        assert "/dev/wa-slow-start" in _messages(handle)[-1]["error"]["message"]
+        assert handle.wait() == 1 and launcher.stopped_on_arrival == []
+    finally:
+        resume.join()
         launcher.close()
 
 
