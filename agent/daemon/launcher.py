@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
@@ -207,6 +208,7 @@ class ForkServerLauncher:
         self._exit_changed = threading.Condition()
         self._closed = False
         self._ready = threading.Event()  # the server said it has started (or is gone)
+        self._spawned = time.monotonic()
         self.abandoned: set[int] = set()  # workers whose launch timed out (stopped on arrival), until reaped
         self.stopped_on_arrival: list[int] = []  # every such worker (for the log and tests)
         self._reader = threading.Thread(target=self._read, name="forkserver", daemon=True)
@@ -274,7 +276,7 @@ class ForkServerLauncher:
 
     def launch(self, request: dict[str, Any]) -> WorkerHandle:
         """Ask the server to fork a worker; its stdout comes back through a pipe we create."""
-        if not self._ready.wait(STARTUP_TIMEOUT):
+        if not self._ready.wait(max(0.0, self._spawned + STARTUP_TIMEOUT - time.monotonic())):
             raise OSError("fork server did not finish starting")
         ticket = next(self._tickets)
         waiting = _Pending()
@@ -316,6 +318,13 @@ class ForkServerLauncher:
                     return -9
                 self._exit_changed.wait(1.0)
             return self._exits.pop(pid)
+
+    @property
+    def ready(self) -> bool:
+        """True once the server has started (or is gone, or has had STARTUP_TIMEOUT to start): from
+        then on a launch waits at most START_TIMEOUT. The station keeps jobs queued until then rather
+        than block its loop (and its watchdog pings) on the server's imports."""
+        return self._ready.is_set() or time.monotonic() - self._spawned > STARTUP_TIMEOUT
 
     @property
     def alive(self) -> bool:

@@ -477,6 +477,8 @@ class Station:
                 running = sum(1 for job in self.active.values() if job.process is not None)
                 if running >= self.config.max_parallel_jobs:
                     return
+                if isinstance(self.launcher, ForkServerLauncher) and not self.launcher.ready:
+                    return  # still importing: the jobs wait queued, the loop goes on (next tick: again)
                 job = self.queue.popleft()
                 self._replace_dead_launcher()
                 try:

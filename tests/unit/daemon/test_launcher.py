@@ -81,9 +81,10 @@ def test_a_slow_starting_server_is_waited_for_not_given_up_on(tmp_path: Path,
     resume = threading.Timer(2.0, os.kill, (launcher.process.pid, signal.SIGCONT))
     resume.start()
     try:
+        assert not launcher.ready  # the station keeps its jobs queued meanwhile
         handle = launcher.launch(_request(tmp_path, "/dev/wa-slow-start"))
         assert "/dev/wa-slow-start" in _messages(handle)[-1]["error"]["message"]
-        assert handle.wait() == 1 and launcher.stopped_on_arrival == []
+        assert handle.wait() == 1 and launcher.stopped_on_arrival == [] and launcher.ready
     finally:
         resume.join()
         launcher.close()
