@@ -161,7 +161,9 @@ class Drive:
     """An emulated drive. ``name`` becomes the QEMU device id (``drive-NAME`` for the backend).
 
     ``image`` uses an existing image file instead of creating a fresh sparse one; ``properties``
-    are extra ``-device`` properties (e.g. ``{"logical_block_size": "4096"}``).
+    are extra ``-device`` properties (e.g. ``{"logical_block_size": "4096"}``), ``backend`` extra
+    ``-drive`` options (e.g. ``{"throttling.bps-total": str(16 << 20)}``: a drive slow enough that a
+    job on it is still running when the test acts, on any host).
     """
 
     kind: ClassVar[Literal["nvme", "sata", "scsi"]]
@@ -171,6 +173,7 @@ class Drive:
     name: str | None = None
     image: Path | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+    backend: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
@@ -724,7 +727,7 @@ class Guest:
 
     def _backend(self, drive: Drive, drive_id: str) -> dict[str, str]:
         image = self._images[drive.name or ""]
-        return {"if": "none", "id": drive_id, "file": str(image), "format": drive.image_format}
+        return {"if": "none", "id": drive_id, "file": str(image), "format": drive.image_format, **drive.backend}
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll ``condition`` until true; GuestError (with the console) if QEMU dies or time is up."""
