@@ -5,7 +5,7 @@
 #   tests/system/build_guest.sh --no-install  # same, but fail (exit 2) instead of installing packages
 #
 # 1. apt-get install (as root, only what is missing): qemu-system-x86 qemu-utils kmod cpio
-#    busybox-static udev.
+#    busybox-static udev systemd.
 # 2. apt-get download the versioned linux-image-6.1.*-amd64 that linux-image-amd64 currently points
 #    to (never installed on the host), dpkg-deb -x it into the cache, prune the module tree to the
 #    storage/filesystem drivers the tests use, depmod it.
@@ -38,7 +38,8 @@ INIT_SCRIPT="$HERE/guest_init.sh"
 # Loaded at boot from the initramfs, in dependency order (scsi_debug only when asked for).
 INITRAMFS_MODULES=(virtio_pci virtio_blk virtio_scsi 9p 9pnet_virtio overlay loop nvme ahci sd_mod sg
     scsi_debug)
-HOST_PACKAGES=(qemu-system-x86 qemu-utils kmod cpio busybox-static udev)
+# systemd: PID 1 of Guest(init="systemd") guests (the host need not run it).
+HOST_PACKAGES=(qemu-system-x86 qemu-utils kmod cpio busybox-static udev systemd)
 
 log() { printf 'build_guest: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }

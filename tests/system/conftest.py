@@ -60,7 +60,10 @@ def guest_factory(guest_image: GuestImage) -> Iterator[Callable[..., Guest]]:
     def start(drives: Sequence[Drive] = (), **options: Any) -> Guest:
         guest = Guest(drives, image=guest_image, **options)
         started.append(guest)
-        guest.start()
+        try:
+            guest.start()
+        except GuestUnavailable as exc:  # e.g. init="systemd" without the host's systemd package
+            _unavailable(f"cannot prepare the QEMU guest: {exc}")
         return guest
 
     yield start

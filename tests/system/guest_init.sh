@@ -10,7 +10,9 @@
 #    only if the variable is set), MODULES_DIR (host path of the full module tree, bind-mounted on
 #    /lib/modules/$(uname -r) so modprobe works in the guest);
 # 5. switch_root into it (stage 2, still this script), run /results/.control/main.sh, print the
-#    exit marker, power off.
+#    exit marker, power off. With GUEST_INIT=systemd (boot.conf), stage 2 instead execs
+#    /results/.control/systemd/boot.sh, which makes the host's systemd PID 1 with a minimal target;
+#    a unit of that target calls this script again as "init main" to run main.sh and power off.
 # Any failure prints the marker with rc 125 and powers off, so the host never waits for a timeout.
 say() { echo "wipe-agent-init: $*"; }
 finish() {
@@ -25,15 +27,19 @@ fail() {
     finish 125
 }
 
-if [ "${1:-}" = stage2 ]; then
+if [ "${1:-}" = stage2 ] || [ "${1:-}" = main ]; then
     # Stage 2: PID 1 inside the overlaid host root (after switch_root); host tools from here on.
+    # "main": the same, run by systemd's wipe-agent-guest-main.service instead of by PID 1.
     BUSYBOX=/run/wipe-agent-guest/busybox
     export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-    if [ -n "${MODULES_DIR:-}" ]; then
+    if [ "$1" = stage2 ] && [ -n "${MODULES_DIR:-}" ]; then
         kernel_release=$($BUSYBOX uname -r)
         $BUSYBOX mkdir -p "/lib/modules/$kernel_release" &&
             $BUSYBOX mount --bind "$MODULES_DIR" "/lib/modules/$kernel_release" ||
             say "bind-mount of $MODULES_DIR failed; modprobe will not work in the guest"
+    fi
+    if [ "$1" = stage2 ] && [ "${GUEST_INIT:-}" = systemd ]; then
+        exec /bin/sh /results/.control/systemd/boot.sh || fail "exec systemd/boot.sh"
     fi
     /bin/sh /results/.control/main.sh
     finish $?
@@ -86,5 +92,5 @@ cp /bin/busybox /init /newroot/run/wipe-agent-guest/
 [ -r "$control/main.sh" ] || fail "no $control/main.sh"
 # switch_root (not a plain chroot): PID 1 must live in the new root, otherwise systemd tools
 # (udevadm trigger, ...) detect "running in chroot" and refuse to work.
-export MODULES_DIR
+export MODULES_DIR GUEST_INIT
 exec switch_root /newroot /run/wipe-agent-guest/busybox sh /run/wipe-agent-guest/init stage2

@@ -20,9 +20,11 @@ uptime() { read -r seconds _ </proc/uptime && echo "wipe-agent-guest: $1 at ${se
 uptime "main.sh started"
 udev_pid=""
 if [ "${WIPE_AGENT_GUEST_UDEV:-1}" = 1 ] && [ -x /lib/systemd/systemd-udevd ]; then
-    /lib/systemd/systemd-udevd --daemon --resolve-names=never
-    uptime "udevd started"
-    udev_pid=$(cat /run/udev/udevd.pid 2>/dev/null || pidof systemd-udevd || true)
+    if [ "${WIPE_AGENT_GUEST_INIT:-busybox}" != systemd ]; then
+        /lib/systemd/systemd-udevd --daemon --resolve-names=never
+        uptime "udevd started"
+        udev_pid=$(cat /run/udev/udevd.pid 2>/dev/null || pidof systemd-udevd || true)
+    fi # under systemd, systemd-udevd.service runs it (this unit is ordered after it)
     # Storage subsystems only: a full trigger costs ~4 s under TCG and autoloads unrelated modules.
     udevadm trigger --action=add \
         --subsystem-match=block --subsystem-match=nvme --subsystem-match=nvme-subsystem \

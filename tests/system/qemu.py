@@ -47,6 +47,10 @@ HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent.parent
 BUILD_SCRIPT = HERE / "build_guest.sh"
 GUEST_MAIN = HERE / "guest_main.sh"
+#: Boot script and units of a systemd-mode guest (``Guest(init="systemd")``), copied at each boot.
+GUEST_SYSTEMD = HERE / "guest_systemd"
+#: The host's systemd, PID 1 of a systemd-mode guest.
+SYSTEMD = Path("/lib/systemd/systemd")
 #: Where the results share is mounted inside the guest.
 GUEST_RESULTS = "/results"
 
@@ -157,7 +161,9 @@ class Drive:
     """An emulated drive. ``name`` becomes the QEMU device id (``drive-NAME`` for the backend).
 
     ``image`` uses an existing image file instead of creating a fresh sparse one; ``properties``
-    are extra ``-device`` properties (e.g. ``{"logical_block_size": "4096"}``).
+    are extra ``-device`` properties (e.g. ``{"logical_block_size": "4096"}``), ``backend`` extra
+    ``-drive`` options (e.g. ``{"throttling.bps-total": str(16 << 20)}``: a drive slow enough that a
+    job on it is still running when the test acts, on any host).
     """
 
     kind: ClassVar[Literal["nvme", "sata", "scsi"]]
@@ -167,6 +173,7 @@ class Drive:
     name: str | None = None
     image: Path | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+    backend: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
@@ -448,6 +455,7 @@ class Guest:
         workdir: Path | str | None = None,
         keep: bool | None = None,
         kernel_arguments: str = "",
+        init: Literal["busybox", "systemd"] = "busybox",
     ) -> None:
         """Configure (nothing starts yet).
 
@@ -460,6 +468,9 @@ class Guest:
         boot_timeout: how long ``start`` waits for the guest to be ready.
         cpu: QEMU ``-cpu`` model (TCG); ``max`` gives the guest's Python every instruction set.
         kernel_arguments: appended to ``console=ttyS0 panic=-1 quiet``.
+        init: ``"busybox"`` (PID 1 is the initramfs' shell, which runs the command loop) or
+            ``"systemd"`` (PID 1 is the host's systemd with a minimal target: journald, udevd and
+            the command loop as a service; see ``guest_systemd/boot.sh``).
         """
         counters: dict[str, int] = {}
         named: list[Drive] = []
@@ -489,6 +500,9 @@ class Guest:
         self._workdir_parent = Path(workdir) if workdir is not None else None
         self.keep = keep if keep is not None else os.environ.get("WIPE_AGENT_GUEST_KEEP") == "1"
         self.kernel_arguments = kernel_arguments
+        if init not in ("busybox", "systemd"):
+            raise ValueError(f"unknown init {init!r}")
+        self.init = init
         self.workdir: Path | None = None
         self.boot_seconds: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -591,6 +605,8 @@ class Guest:
         if self.workdir is not None:
             raise GuestError("a Guest starts once")
         image = self._image or prepare_guest()
+        if self.init == "systemd" and not os.access(SYSTEMD, os.X_OK):
+            raise GuestUnavailable(f"{SYSTEMD} missing: install Debian's systemd package (scripts/setup.sh --test)")
         parent = self._workdir_parent or Path(os.environ.get("WIPE_AGENT_GUEST_TMPDIR") or tempfile.gettempdir())
         parent.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="wipe-agent-guest-", dir=parent))
@@ -642,17 +658,22 @@ class Guest:
         boot = [f"MODULES_DIR={shlex.quote(str(image.modules))}"]
         if self.scsi_debug is not None:
             boot.append(f"SCSI_DEBUG={shlex.quote(self.scsi_debug)}")
+        if self.init == "systemd":
+            boot.append("GUEST_INIT=systemd")
+            shutil.copytree(GUEST_SYSTEMD, self.control / "systemd")
         (self.control / "boot.conf").write_text("\n".join(boot) + "\n")
         shutil.copyfile(GUEST_MAIN, self.control / "main.sh")
         manifest = {
             "drives": [drive.manifest() for drive in self.drives],
             "scsi_debug": self.scsi_debug,
             "kernel_release": image.kernel_release,
+            "init": self.init,
             "repository": str(self.repository),
         }
         (self.control / "guest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         environment = {
             "WIPE_AGENT_GUEST_UDEV": "1" if self.udev else "0",
+            "WIPE_AGENT_GUEST_INIT": self.init,
             "WIPE_AGENT_GUEST_MANIFEST": f"{GUEST_RESULTS}/.control/guest.json",
             "WIPE_AGENT_RESULTS": GUEST_RESULTS,
             "PYTHONUNBUFFERED": "1",
@@ -706,7 +727,7 @@ class Guest:
 
     def _backend(self, drive: Drive, drive_id: str) -> dict[str, str]:
         image = self._images[drive.name or ""]
-        return {"if": "none", "id": drive_id, "file": str(image), "format": drive.image_format}
+        return {"if": "none", "id": drive_id, "file": str(image), "format": drive.image_format, **drive.backend}
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll ``condition`` until true; GuestError (with the console) if QEMU dies or time is up."""
