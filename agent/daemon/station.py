@@ -165,6 +165,7 @@ class Station:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._registry: Registry | None = None
         self._restart_interrupted: list[JobRow] = []
+        self._coldplug = False  # handling the drives found at start-up
         self.started_at = time.time()
 
     # lifecycle ----------------------------------------------------------------------------
@@ -204,8 +205,12 @@ class Station:
         try:
             scanned = self.source.scan()
             self._recover(scanned)
-            for event in scanned:
-                self._on_event(event)
+            self._coldplug = True
+            try:
+                for event in scanned:
+                    self._on_event(event)
+            finally:
+                self._coldplug = False
             if api_factory is not None:
                 api = api_factory(self)
             self._schedule()
@@ -343,6 +348,8 @@ class Station:
             return
         fields = {"bay": slot.bay.name, "device": slot.drive.device_path,
                   "serial": slot.identity.serial if slot.identity else "?"}
+        if self._coldplug and self._interrupted_for(slot, take=False) is None and self._already_sanitised(slot):
+            return
         if slot.protected:
             slot.waiting_until_free = all(reason.startswith("busy:") for reason in slot.protected)
             self.log.warning("drive in bay is protected: not started" + (
@@ -360,6 +367,24 @@ class Station:
                           f"station {self.config.station_id}")
         else:
             self.log.warning("drive in bay could not be identified: not started", extra={"fields": fields})
+
+    def _already_sanitised(self, slot: BaySlot) -> bool:
+        """At start-up, a drive still in its bay whose last job sanitised it is not wiped again.
+
+        The station restarted (an update, a crash, a power cut) with finished drives still seated:
+        wiping them again would only cost hours and issue a second certificate. A drive plugged in
+        while the station runs is an operator's act and is wiped; ``start`` always wipes.
+        """
+        identity = slot.identity
+        if identity is None or self._registry is None:
+            return False
+        last = self._registry.last_job_of(identity.model, identity.serial)
+        if last is None or last.state != "sanitised":
+            return False
+        slot.started, slot.last = True, {**_job_summary(last), "note": "sanitised before the station restarted"}
+        self.log.info("drive already sanitised: not started again", extra={"fields": {
+            "bay": slot.bay.name, "serial": identity.serial, "job_id": last.id}})
+        return True
 
     def _reassess_waiting_bays(self) -> None:
         """Drives in auto-start bays that were only busy: look again, and start those now free.
@@ -417,9 +442,10 @@ class Station:
         elif protected:
             self.log.warning("drive in bay is protected", extra={"fields": {**fields, "reasons": "; ".join(protected)}})
 
-    def _interrupted_for(self, slot: BaySlot) -> JobRow | None:
+    def _interrupted_for(self, slot: BaySlot, take: bool = True) -> JobRow | None:
         """The interrupted job of exactly this drive: same model and serial, and a real serial at that
-        (drives without one all read "unknown" and must never stand in for each other)."""
+        (drives without one all read "unknown" and must never stand in for each other). ``take``:
+        it is restarted now, so no other insertion continues it."""
         identity = slot.identity
         if identity is None or identity.serial in ("", "unknown"):
             return None
@@ -427,7 +453,8 @@ class Station:
         for row in pending:
             if (row.state == "interrupted" and row.drive.serial == identity.serial
                     and row.drive.model == identity.model):
-                pending.remove(row)
+                if take:
+                    pending.remove(row)
                 return row
         return None
 

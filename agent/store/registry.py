@@ -565,6 +565,16 @@ class Registry:
         ).fetchall()
         return [self._row_to_job(row) for row in rows]
 
+    def last_job_of(self, model: str, serial: str) -> JobRow | None:
+        """The most recent job of the drive with this model and serial (None for serial-less drives:
+        every such drive of a model shares one row, so "its last job" would be another drive's)."""
+        if not serial.strip() or serial.strip().lower() == "unknown":
+            return None
+        row = self.db.execute(
+            f"{self._JOB_SELECT} WHERE drives.model=? AND drives.serial=? "
+            "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 1", (model, serial)).fetchone()
+        return self._row_to_job(row) if row is not None else None
+
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """The job's journal, oldest first."""
         rows = self.db.execute(

@@ -10,7 +10,7 @@ from agent.config import Bay, StationConfig
 from agent.daemon.station import BaySlot, Station
 from agent.discovery.guard import Assessment
 from agent.discovery.identity import DriveIdentity
-from agent.discovery.monitor import INSERTED, DriveEvent, PipeDriveSource
+from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, PipeDriveSource
 from agent.store.registry import Registry
 
 IDENTITY = DriveIdentity(
@@ -122,3 +122,34 @@ def test_auto_start_happens_once_per_insertion(tmp_path: Path) -> None:
     _insert(station)  # the same drive seen again (a resync, a change event)
     station._reassess_waiting_bays()
     assert slot.job is None and slot.last == {"outcome": "sanitised"}
+
+
+def test_a_drive_sanitised_before_a_restart_is_not_wiped_again_at_start_up(tmp_path: Path) -> None:
+    station, registry = _station(tmp_path, _Guard(()))
+    done = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1")
+    registry.transition(done, "running", "method-start", method="overwrite.zero")
+    registry.transition(done, "sanitised", "verified", route="reuse")
+    station._registry = registry
+    station._coldplug = True  # the drives found when the station starts
+    _insert(station)
+    slot = station.slots["bay-1"]
+    assert slot.job is None and slot.last is not None
+    assert slot.last["job_id"] == done and slot.last["outcome"] == "sanitised"
+    station._coldplug = False
+    station._on_event(DriveEvent(REMOVED, "sdz", "/dev/sdz", {"ID_SERIAL_SHORT": "SERIAL-1"}, 0, "test"))
+    _insert(station)  # plugged in again while the station runs: the operator's act, it is wiped
+    assert slot.job is not None and slot.job.operator == "station s1"
+
+
+def test_at_start_up_an_interrupted_attempt_restarts_even_after_an_earlier_success(tmp_path: Path) -> None:
+    station, registry = _station(tmp_path, _Guard(()))
+    done = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1")
+    registry.transition(done, "sanitised", "verified", route="reuse")
+    again = registry.create_job(IDENTITY, "nist-purge", "bob", "bay bay-1", "PC-9")
+    registry.transition(again, "interrupted", "owner-gone")
+    station._registry = registry
+    station._restart_interrupted = [registry.job(again)]
+    station._coldplug = True
+    _insert(station)
+    job = station.slots["bay-1"].job
+    assert job is not None and (job.operator, job.asset_tag) == ("bob", "PC-9")
