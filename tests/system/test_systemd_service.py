@@ -242,6 +242,14 @@ def _startup_seconds(state: dict[str, str]) -> float:
     return (int(state["ActiveEnterTimestampMonotonic"]) - int(state["ExecMainStartTimestampMonotonic"])) / 1e6
 
 
+# A root shell's process holding the drive open without O_EXCL (prints its pid).
+HOLD = """\
+for d in /sys/block/nvme*; do read -r s <$d/device/serial; [ "$s" = {serial} ] && name=${{d##*/}}; done
+sh -c 'exec 3</dev/'$name'; exec sleep 600' >/dev/null 2>&1 &
+echo $!
+"""
+
+
 @pytest.mark.timeout(600)
 def test_station_daemon_under_systemd_pid1(guest_factory: Callable[..., Guest], tmp_path: Path) -> None:
     # The small drive carries data (not zeros) before the daemon sees it: reading back zeros means something.
@@ -300,7 +308,8 @@ def test_station_daemon_under_systemd_pid1(guest_factory: Callable[..., Guest], 
     facts = dict(line.split(None, 1) for line in readback.splitlines() if line.strip())
     assert facts["socket"] == "660 root wipe-operators socket", readback
     assert (facts["NoNewPrivs:"], facts["Seccomp:"]) == ("1", "2"), readback
-    assert int(facts["CapBnd:"], 16) == (1 << 0) | (1 << 17) | (1 << 21), readback  # CHOWN, SYS_RAWIO, SYS_ADMIN
+    # CHOWN, DAC_READ_SEARCH, SYS_RAWIO, SYS_PTRACE, SYS_ADMIN
+    assert int(facts["CapBnd:"], 16) == (1 << 0) | (1 << 2) | (1 << 17) | (1 << 19) | (1 << 21), readback
     assert facts["root-mount"].split(",")[0] == "ro", readback
     assert (facts["mem-outside"], facts["mem-inside"], facts["drive-inside"]) == ("read", "denied", "512"), readback
     assert facts["drive"] == "zeros", readback
@@ -310,6 +319,14 @@ def test_station_daemon_under_systemd_pid1(guest_factory: Callable[..., Guest], 
     status = json.loads(status_result.output)
     assert status["station_id"] == STATION_ID and status["pid"] == int(pid), status
     assert [bay["name"] for bay in status["bays"]] == ["bay-1", "bay-2"], status
+    # The guard sees a plain opener from inside the hardened service: a root shell (more capabilities
+    # than the daemon) holds the drive open; 'start' re-assesses and refuses, naming it.
+    holder = service.sh(HOLD.format(serial=SMALL_SERIAL)).split()[-1]
+    refused = guest.run("wipe-agent start bay-1 --json")
+    assert refused.exit_code == 2, refused.output
+    error = json.loads(refused.output[refused.output.index("{"):])["error"]
+    assert error["code"] == "drive_protected" and f"busy: open by pid {holder} (sleep)" in error["message"], error
+    service.sh(f"kill {holder}")
     # The operator takes the sanitised drive out (a restarted station would wipe it again: auto-start).
     guest.unplug(small)
     service.wait_journal(_daemon("drive removed", pid, BAY="bay-1"), "the daemon to see the drive go")
