@@ -327,7 +327,7 @@ def test_station_daemon_under_systemd_pid1(guest_factory: Callable[..., Guest], 
     error = json.loads(refused.output[refused.output.index("{"):])["error"]
     assert error["code"] == "drive_protected" and f"busy: open by pid {holder} (sleep)" in error["message"], error
     service.sh(f"kill {holder}")
-    # The operator takes the sanitised drive out (a restarted station would wipe it again: auto-start).
+    # The operator takes the sanitised drive out.
     guest.unplug(small)
     service.wait_journal(_daemon("drive removed", pid, BAY="bay-1"), "the daemon to see the drive go")
     phases["status CLI, unplug"] = time.monotonic()
