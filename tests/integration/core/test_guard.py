@@ -109,7 +109,8 @@ def test_system_disk_is_refused(state_dir: Path) -> None:
     refused(f"/dev/{disk}", "the station's own system disk")
 
 
-def test_partition_is_refused(loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+def _partitioned(loop_factory: Callable[..., LoopDevice]) -> tuple[LoopDevice, str]:
+    """A zeroed loop device with one partition, and the partition's node."""
     device = loop_factory(16 << 20, fill=b"\0")
     subprocess.run(["sfdisk", "-q", device.path], input="start=2048, size=8192\n", text=True, check=True,
                    capture_output=True)
@@ -121,6 +122,11 @@ def test_partition_is_refused(loop_factory: Callable[..., LoopDevice], state_dir
         time.sleep(0.1)
     if not os.path.exists(partition):
         pytest.skip("the kernel did not create the partition node (no udev/devtmpfs update)")
+    return device, partition
+
+
+def test_partition_is_refused(loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+    _, partition = _partitioned(loop_factory)
     assert "partition" in " ".join(Guard().assess(partition).reasons)
 
 
@@ -269,17 +275,7 @@ def test_real_dd_reader_is_named(loop_factory: Callable[..., LoopDevice], tmp_pa
 
 
 def test_holder_of_a_partition_counts(loop_factory: Callable[..., LoopDevice], holders: Callable[..., Holder]) -> None:
-    device = loop_factory(16 << 20, fill=b"\0")
-    subprocess.run(["sfdisk", "-q", device.path], input="start=2048, size=8192\n", text=True, check=True,
-                   capture_output=True)
-    subprocess.run(["partx", "-a", device.path], check=False, capture_output=True)
-    partition = f"{device.path}p1"
-    for _ in range(50):
-        if os.path.exists(partition):
-            break
-        time.sleep(0.1)
-    if not os.path.exists(partition):
-        pytest.skip("the kernel did not create the partition node (no udev/devtmpfs update)")
+    device, partition = _partitioned(loop_factory)
     holder = holders(partition, "reader")
     name = os.path.basename(device.path)
     assert busy_reasons(device.path) == [f"busy: open by pid {holder.pid} (reader) through partition {name}p1"]
