@@ -43,6 +43,7 @@ from agent.store.registry import FINAL_STATES, JobRow, Registry
 
 RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare with sysfs this often
 PROBE_WAIT_SECONDS = 0.5  # udev/blkid probing a fresh drive: how long the main loop waits for them to let go
+RECHECK_FIRST_SECONDS = 0.2  # a drive that was busy is looked at again after this, then ever less often
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
 
 
@@ -123,6 +124,8 @@ class BaySlot:
     last: dict[str, Any] | None = None
     started: bool = False  # a job was queued for the drive now in the bay (auto-start only once per insertion)
     waiting_until_free: bool = False  # auto-start bay, drive only busy: started when the holder lets go
+    recheck_at: float = 0.0  # when a waiting drive is looked at again (backing off: a udev probe lets go in
+    recheck_every: float = 0.0  # a moment, a dd runs for hours)
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -231,8 +234,11 @@ class Station:
         next_resync = time.monotonic() + RESYNC_SECONDS
         while not self.stopping.is_set():
             now = time.monotonic()
-            readable, _, _ = select.select([self.source.fileno(), self._wake_read], [], [],
-                                           max(0.0, min(interval, next_tick - now)) if next_tick else interval)
+            timeout = max(0.0, min(interval, next_tick - now)) if next_tick else interval
+            recheck = self._next_recheck()
+            if recheck is not None:
+                timeout = max(0.0, min(timeout, recheck - now))
+            readable, _, _ = select.select([self.source.fileno(), self._wake_read], [], [], timeout)
             if self._wake_read in readable:
                 try:
                     while os.read(self._wake_read, 4096):
@@ -254,10 +260,10 @@ class Station:
                         self._on_event(event)
                     except Exception:
                         self.log.exception("drive event failed", extra={"fields": {"device": event.device_path}})
-                try:
-                    self._reassess_waiting_bays()
-                except Exception:  # never stops the station
-                    self.log.exception("re-assessing waiting bays failed")
+            try:
+                self._reassess_waiting_bays()  # only the drives that are due
+            except Exception:  # never stops the station
+                self.log.exception("re-assessing waiting bays failed")
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval
@@ -351,7 +357,11 @@ class Station:
         if self._coldplug and self._interrupted_for(slot, take=False) is None and self._already_sanitised(slot):
             return
         if slot.protected:
-            slot.waiting_until_free = all(reason.startswith("busy:") for reason in slot.protected)
+            waiting = all(reason.startswith("busy:") for reason in slot.protected)
+            if waiting and not slot.waiting_until_free:
+                slot.recheck_every = RECHECK_FIRST_SECONDS
+                slot.recheck_at = time.monotonic() + slot.recheck_every
+            slot.waiting_until_free = waiting
             self.log.warning("drive in bay is protected: not started" + (
                 " (starts when it is free)" if slot.waiting_until_free else ""),
                 extra={"fields": {**fields, "reasons": "; ".join(slot.protected)}})
@@ -391,9 +401,10 @@ class Station:
 
         Only these: every assessment scans /proc and may wait for udev probes, on the main thread.
         """
+        now = time.monotonic()
         with self.lock:
-            waiting = [slot for slot in self.slots.values()
-                       if slot.waiting_until_free and slot.drive is not None and slot.job is None]
+            waiting = [slot for slot in self.slots.values() if slot.waiting_until_free and slot.drive is not None
+                       and slot.job is None and now >= slot.recheck_at]
         for slot in waiting:
             drive = slot.drive
             assert drive is not None
@@ -406,6 +417,15 @@ class Station:
                         "bay": slot.bay.name, "device": drive.device_path, "reasons": "; ".join(reasons) or "-"}})
                 slot.protected = reasons
                 self._auto_start(slot)
+                if slot.waiting_until_free:
+                    slot.recheck_every = min(slot.recheck_every * 2, RESYNC_SECONDS)
+                    slot.recheck_at = time.monotonic() + slot.recheck_every
+
+    def _next_recheck(self) -> float | None:
+        """When the earliest waiting drive is due for another look (monotonic), if any waits."""
+        with self.lock:
+            due = [slot.recheck_at for slot in self.slots.values() if slot.waiting_until_free and slot.job is None]
+        return min(due) if due else None
 
     def _on_event(self, event: DriveEvent) -> None:
         with self.lock:

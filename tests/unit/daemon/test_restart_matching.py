@@ -89,9 +89,15 @@ def test_an_interrupted_drive_busy_on_arrival_restarts_its_own_attempt_once_free
     _insert(station)
     slot = station.slots["bay-1"]
     assert slot.job is None and slot.waiting_until_free
+    looks = len(guard.ignored)
     station._reassess_waiting_bays()
-    assert slot.job is None  # still busy
+    assert len(guard.ignored) == looks  # not due yet: a busy drive is looked at again after a while
+    first_wait = slot.recheck_every
+    slot.recheck_at = 0.0
+    station._reassess_waiting_bays()
+    assert slot.job is None and slot.recheck_every == 2 * first_wait  # still busy: it backs off
     guard.reasons = ()
+    slot.recheck_at = 0.0
     station._reassess_waiting_bays()
     job = slot.job
     assert job is not None and (job.profile, job.operator, job.asset_tag) == ("nist-purge", "alice", "PC-OLD")
