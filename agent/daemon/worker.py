@@ -12,9 +12,10 @@ Signals from the daemon:
 - ``SIGTERM`` — cancel: the runner stops at the next chunk and records ``interrupted``;
 - ``SIGUSR1`` — the drive was removed: the job fails with ``drive removed`` (route hold, not destroy);
 - ``SIGUSR2`` — the station is shutting down: an overwrite is cancelled, but a *firmware* sanitize
-  is left running in the drive and the job left active so the restarted daemon resumes it.
-
-The worker dies with the daemon (``PR_SET_PDEATHSIG``): a ``kill -9`` of the daemon cancels it.
+  is left running in the drive and the job left active so the restarted daemon resumes it;
+- ``SIGHUP`` — the daemon died (``PR_SET_PDEATHSIG``: ``kill -9``, a crash): as for a shutdown, and
+  the journal says which of the three stopped the job (an auditor must not read "cancelled" for a
+  crash).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from typing import Any
 
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
-from agent.errors import AgentError, DriveRemoved, MediaError
+from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
 from agent.store.registry import Registry
 from agent.transport.block import BlockDevice
 
 PR_SET_PDEATHSIG = 1
+PARENT_DIED = signal.SIGHUP  # a signal of its own: a worker tells its daemon's death from a cancel
 EXIT_LEFT_RUNNING = 75  # firmware sanitize left running in the drive for the next daemon to resume
 PROGRESS_INTERVAL = 0.25
 
@@ -74,6 +76,7 @@ class _Flags:
     cancel = False
     removed = False
     shutdown = False
+    orphaned = False
 
 
 def _emit(message: dict[str, Any]) -> None:
@@ -85,18 +88,18 @@ def _emit(message: dict[str, Any]) -> None:
 
 
 def die_with_parent(parent: int) -> None:
-    """SIGTERM this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    """SIGHUP this process when its parent dies (``PR_SET_PDEATHSIG``)."""
     _die_with_parent(parent)
 
 
 def _die_with_parent(parent: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, PARENT_DIED, 0, 0, 0)
     except (OSError, AttributeError):
         return
     if parent and os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before prctl took effect
+        os.kill(os.getpid(), PARENT_DIED)  # the parent died before prctl took effect
 
 
 def _firmware_method(state_dir: Path, job_id: str | None) -> bool:
@@ -161,7 +164,12 @@ def run_request(request: dict[str, Any]) -> int:
             os._exit(EXIT_LEFT_RUNNING)
         flags.cancel = True
 
+    def on_orphaned(number: int, frame: FrameType | None) -> None:
+        flags.orphaned = True
+        on_shutdown(number, frame)
+
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(PARENT_DIED, on_orphaned)
     signal.signal(signal.SIGUSR1, on_removed)
     signal.signal(signal.SIGUSR2, on_shutdown)
 
@@ -174,6 +182,12 @@ def run_request(request: dict[str, Any]) -> int:
             _emit({"event": "progress", "job_id": job_id, "phase": phase, "done": done, "total": total})
 
     def cancelled() -> bool:
+        if flags.orphaned:
+            raise JobInterrupted("the station daemon stopped during the job (killed, crashed or lost power); "
+                                 "the drive starts again from the beginning")
+        if flags.shutdown:
+            raise JobInterrupted("the station was shut down during the job; the drive starts again from the "
+                                 "beginning")
         if flags.removed:
             raise DriveRemoved(f"{request['device_path']}: drive removed from its bay during the job")
         return flags.cancel

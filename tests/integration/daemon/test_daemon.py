@@ -181,6 +181,24 @@ def test_kill_9_mid_overwrite_then_restart(station: Callable[..., Daemon]) -> No
     assert _zeroed(daemon.backings[0])
 
 
+def test_a_crashed_daemon_s_worker_says_why_it_stopped(station: Callable[..., Daemon]) -> None:
+    """kill -9 of the daemon alone: its worker (parent-death signal) stops the overwrite and journals a
+    daemon crash - not "cancelled", which an auditor would read as an operator's decision."""
+    daemon = station([1024 * MiB], profile="nist-clear-overwrite-full")
+    daemon.start()
+    daemon.backings[0].attach()
+    status = daemon.wait_for(_running("bay-1"), timeout=20, what="overwrite running")
+    job, worker = _bay(status, "bay-1")["job"]["job_id"], int(_bay(status, "bay-1")["job"]["pid"])
+    daemon.kill()
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{worker}")  # it did not run on unsupervised
+    row = _registry_job(daemon, job)
+    assert row.state == "interrupted" and row.certificate_path is None, row
+    assert row.reason is not None and "station daemon stopped" in row.reason, row.reason
+
+
 def test_sigterm_journals_jobs_and_exits_within_10_seconds(station: Callable[..., Daemon]) -> None:
     daemon = station([1024 * MiB], profile="nist-clear-overwrite-full")
     daemon.start()
