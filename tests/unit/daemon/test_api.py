@@ -163,8 +163,9 @@ def test_client_reports_a_missing_daemon(tmp_path: Path) -> None:
     assert issubclass(StationUnavailable, AgentError)
 
 
-def _connect_as_nobody(path: Path) -> str:
-    """Fork, drop to ``nobody``, try the API; report what happened through a pipe."""
+def _connect_as_nobody(path: Path, gid: int | None = None, request: bytes = b"GET /v1/status HTTP/1.0\r\n\r\n",
+                       length: int = 12) -> str:
+    """Fork, drop to ``nobody`` (primary group ``gid`` if given), try the API; report through a pipe."""
     nobody = pwd.getpwnam("nobody")
     read_end, write_end = os.pipe()
     child = os.fork()
@@ -172,9 +173,9 @@ def _connect_as_nobody(path: Path) -> str:
         result = b"?"
         try:
             os.setgroups([])
-            os.setgid(nobody.pw_gid)
+            os.setgid(nobody.pw_gid if gid is None else gid)
             os.setuid(nobody.pw_uid)
-            result = _raw(path, b"GET /v1/status HTTP/1.0\r\n\r\n")[:12]
+            result = _raw(path, request)[:length]
         except PermissionError:
             result = b"EACCES"
         except BaseException as exc:
@@ -198,3 +199,31 @@ def test_users_outside_the_group_cannot_connect_or_are_refused(
     path.chmod(0o666)  # even if someone loosens the mode, SO_PEERCRED still says who it is
     assert _connect_as_nobody(path) == "HTTP/1.0 403"
     assert client.get("/v1/health") == {"ok": True}
+
+
+@pytest.mark.root
+def test_a_member_of_the_operators_group_is_served_and_recorded_as_the_operator(tmp_path: Path) -> None:
+    """Not root, not the daemon's user: only the group lets ``nobody`` in (a group that exists on any
+    Debian stands in for wipe-operators, so the test adds no group to the machine)."""
+    import grp
+
+    group = grp.getgrnam("disk")
+    directory = Path(tempfile.mkdtemp(prefix="wa-api-", dir="/tmp"))
+    directory.chmod(0o755)
+    station = FakeStation()
+    server = ApiServer(directory / "api.sock", station, group.gr_name)
+    try:
+        socket_path = directory / "api.sock"
+        assert (socket_path.stat().st_gid, socket_path.stat().st_mode & 0o777) == (group.gr_gid, 0o660)
+        body = b'{"profile": "nist-purge"}'
+        request = (b"POST /v1/bays/bay-1/start HTTP/1.0\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer = _connect_as_nobody(socket_path, gid=group.gr_gid, request=request, length=4096)
+        assert answer.startswith("HTTP/1.0 200"), answer
+        assert station.calls == [("start", ("bay-1", "nist-purge", "nobody"))]
+        assert _connect_as_nobody(socket_path) == "EACCES"  # the same user without the group
+    finally:
+        server.close()
+        for leftover in directory.iterdir():
+            leftover.unlink()
+        directory.rmdir()
