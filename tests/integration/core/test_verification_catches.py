@@ -31,7 +31,10 @@ def test_dirt_is_found(loop_factory: Callable[..., LoopDevice], state_dir: Path,
     elif where == "last":
         offset, data = SIZE - 512, b"\x00" * 511 + b"\x01"
     else:
-        offset, data = 517 * subsection, b"\xff" * (subsection + 512)  # a whole subsection, any seed
+        # two subsections' worth: subsections differ by a sector (the remainder is spread over the first
+        # ones), so one subsection's length from here straddled two and either could be missed by both
+        # its samples (a fresh-machine CI run hit that); twice the length always contains a whole one
+        offset, data = 517 * subsection, b"\xff" * (2 * subsection + 1024)
     device.write(offset, data)
     code, result = _sampling(device)
     assert code == 1 and result["passed"] is False
