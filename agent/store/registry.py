@@ -261,7 +261,11 @@ class Registry:
         db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
         db.execute("PRAGMA foreign_keys=ON")
         self._db = db
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
+            self.close()
+            raise
         return self
 
     @property
