@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,20 +21,6 @@ from .methods_kit import CountingTransport, FileDevice, Recorder, build, context
 
 SIZE = 4 << 20
 HDD = DriveModel(rotation_rpm=7200, sanitize_block=False)
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "ata.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
-
-
-@pytest.fixture
-def device(data_path: Path) -> Iterator[FileDevice]:
-    handle = FileDevice(data_path)
-    yield handle
-    handle.close()
 
 
 def _drive(path: Path, **kwargs: object) -> EmulatedAtaDrive:

@@ -7,7 +7,6 @@ RESTORE and patches IDENTIFY DEVICE words 60-61, 82, 83 and 100-103 (checksum re
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -84,13 +83,6 @@ class HiddenAreaDrive:
 
     def close(self) -> None:
         self.inner.close()
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "hpa.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
 
 
 def test_hpa_is_removed_and_max_lba_recorded(data_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,6 @@ from agent.verify.expectation import Pattern
 from .methods_kit import CountingTransport, FileDevice, Recorder, build, context, expectation_holds, run, target
 
 SIZE = 4 << 20
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "nvme.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
-
-
-@pytest.fixture
-def device(data_path: Path) -> FileDevice:
-    handle = FileDevice(data_path)
-    yield handle  # type: ignore[misc]
-    handle.close()
 
 
 def _drive(path: Path, **kwargs: object) -> EmulatedNvmeDrive:

@@ -6,7 +6,6 @@ tests/integration/methods/test_overwrite_hidden_areas.py.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from .methods_kit import FileDevice, Recorder, build, context, target
 
 SIZE = 1 << 20
 HDD = DriveModel(rotation_rpm=7200, hpa_supported=True, dco_supported=True)
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "drive.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
 
 
 def test_usb_bridge_without_pass_through_is_overwritten_and_recorded_unchecked(data_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeD
 from .methods_kit import target
 
 SIZE = 1 << 20
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "drive.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
 
 
 def _reasons(decisions: tuple) -> dict[str, str]:  # type: ignore[type-arg]

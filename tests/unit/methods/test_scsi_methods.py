@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,6 @@ from agent.verify.expectation import Pattern
 from .methods_kit import CountingTransport, FileDevice, Recorder, build, expectation_holds, run, target
 
 SIZE = 4 << 20
-
-
-@pytest.fixture
-def data_path(tmp_path: Path) -> Path:
-    path = tmp_path / "sas.img"
-    path.write_bytes(os.urandom(SIZE))
-    return path
-
-
-@pytest.fixture
-def device(data_path: Path) -> Iterator[FileDevice]:
-    handle = FileDevice(data_path)
-    yield handle
-    handle.close()
 
 
 def test_block_erase_progress_comes_from_sense(data_path: Path, device: FileDevice) -> None:
