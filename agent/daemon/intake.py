@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.store.registry import has_serial
 
 REPEATED_FAILURES = 3  # this many failed jobs in a row on one drive (not counting removals) → destroy
 
@@ -140,7 +141,7 @@ class StationStore:
         tracked across jobs: every such drive of a model looks alike, and three failing USB sticks
         must not send a fourth, healthy one to the shredder (a job's own hardware-fault route stands).
         """
-        if not _trackable(serial):
+        if not has_serial(serial):
             return None
         db = self._connect()
         try:
@@ -172,7 +173,7 @@ class StationStore:
 
     def route(self, model: str, serial: str) -> dict[str, str] | None:
         """The drive's recorded route (``destroy`` and why), if any."""
-        if not _trackable(serial):
+        if not has_serial(serial):
             return None
         db = self._connect()
         try:
@@ -181,10 +182,6 @@ class StationStore:
         finally:
             db.close()
         return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None
-
-
-def _trackable(serial: str) -> bool:
-    return bool(serial.strip()) and serial.strip().lower() != "unknown"
 
 
 def _intake(row: sqlite3.Row) -> Intake:

@@ -39,7 +39,7 @@ from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
 from agent.policy.profiles import load_profile
-from agent.store.registry import FINAL_STATES, JobRow, Registry
+from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
 RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare with sysfs this often
 PROBE_WAIT_SECONDS = 0.5  # udev/blkid probing a fresh drive: how long the main loop waits for them to let go
@@ -467,7 +467,7 @@ class Station:
         (drives without one all read "unknown" and must never stand in for each other). ``take``:
         it is restarted now, so no other insertion continues it."""
         identity = slot.identity
-        if identity is None or identity.serial in ("", "unknown"):
+        if identity is None or not has_serial(identity.serial):
             return None
         pending = self._restart_interrupted
         for row in pending:

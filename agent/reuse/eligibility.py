@@ -22,8 +22,8 @@ from typing import Any
 
 from agent.reuse.health import HealthReading, health_failures, not_applicable
 from agent.reuse.schemes import Scheme
-from agent.reuse.store import ReuseStore, has_serial
-from agent.store.registry import JobRow
+from agent.reuse.store import ReuseStore
+from agent.store.registry import JobRow, has_serial
 from certs.errors import CertificateError as CertsError
 from certs.pki import TrustBundle
 from certs.verify import read_embedded_record, verify_with_bundle

@@ -16,8 +16,8 @@ from agent.reuse.eligibility import Decision, evaluate
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.reuse.schemes import Scheme, load_all_schemes, load_scheme
-from agent.reuse.store import ReuseStore, has_serial, new_document_id
-from agent.store.registry import JobRow
+from agent.reuse.store import ReuseStore, new_document_id
+from agent.store.registry import JobRow, has_serial
 from certs.destruction import METHODS, issue_destruction_report
 from certs.errors import CertificateError as CertsError
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA

@@ -19,7 +19,7 @@ from typing import Any
 from agent.audit.log import AuditLog
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
-from agent.store.registry import JobRow, Registry
+from agent.store.registry import JobRow, Registry, has_serial
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS reuse_hosts (asset TEXT PRIMARY KEY, kind TEXT NOT NULL, make TEXT NOT NULL, "
@@ -48,11 +48,6 @@ _TABLES = (
 
 # the intake stores the host's tag as "asset_tag"; the design named it "asset": accept both
 _HOST_ASSET = "coalesce(json_extract(host_json, '$.asset'), json_extract(host_json, '$.asset_tag'))"
-
-
-def has_serial(serial: str | None) -> bool:
-    """False for a drive the station could not read a serial from ("unknown" or empty)."""
-    return bool(serial and serial.strip() and serial.strip().lower() != "unknown")
 
 
 def _now() -> str:

@@ -171,9 +171,14 @@ class JobRow:
         }
 
 
+def has_serial(serial: str | None) -> bool:
+    """False for a drive the station could not read a serial from ("unknown" or empty)."""
+    return serial is not None and serial.strip().lower() not in UNKNOWN_IDENTITY
+
+
 def identity_matchable(model: str, serial: str) -> bool:
     """Whether (model, serial) names one physical drive, so its history may be looked up by them."""
-    return model.strip().lower() not in UNKNOWN_IDENTITY and serial.strip().lower() not in UNKNOWN_IDENTITY
+    return model.strip().lower() not in UNKNOWN_IDENTITY and has_serial(serial)
 
 
 @dataclass(frozen=True)
@@ -572,7 +577,7 @@ class Registry:
     def last_job_of(self, model: str, serial: str) -> JobRow | None:
         """The most recent job of the drive with this model and serial (None for serial-less drives:
         every such drive of a model shares one row, so "its last job" would be another drive's)."""
-        if not serial.strip() or serial.strip().lower() == "unknown":
+        if not has_serial(serial):
             return None
         row = self.db.execute(
             f"{self._JOB_SELECT} WHERE drives.model=? AND drives.serial=? "
