@@ -94,6 +94,11 @@ class ActiveJob:
     cancelled_by: str | None = None
     outcome: dict[str, Any] | None = None
 
+    def cancelled_summary(self) -> dict[str, Any]:
+        """The bay's last outcome for a job cancelled before its worker created it."""
+        return {"job_id": self.job_id, "outcome": "cancelled", "operator": self.cancelled_by,
+                "reason": f"cancelled by {self.cancelled_by} before it started"}
+
     def to_json(self) -> dict[str, Any]:
         """Status view: progress, rate and ETA of the current phase."""
         now = time.monotonic()
@@ -626,8 +631,7 @@ class Station:
         elif job.outcome and job.outcome.get("event") == "error":
             summary = {"job_id": None, "outcome": "error", **job.outcome.get("error", {})}
         elif job.job_id is None and job.cancelled_by is not None:  # stopped before it created its job
-            summary = {"job_id": None, "outcome": "cancelled", "operator": job.cancelled_by,
-                       "reason": f"cancelled by {job.cancelled_by} before it started"}
+            summary = job.cancelled_summary()
         with self.lock:
             job.process = None
             self.active.pop(job.key, None)
@@ -763,9 +767,7 @@ class Station:
         job.cancelled_by = operator
         if job in self.queue:
             self.queue.remove(job)
-            summary = {"job_id": job.job_id, "outcome": "cancelled", "operator": operator,
-                       "reason": f"cancelled by {operator} before it started"}
-            self._release(job, summary)
+            self._release(job, job.cancelled_summary())
             self.log.info("queued job cancelled", extra={"fields": fields})
             return {"job_id": job.job_id, "cancelled": True, "state": "dequeued"}
         self._signal(job, signal.SIGTERM)  # before its first write: ``interrupted``, nothing touched
