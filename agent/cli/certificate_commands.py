@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -64,7 +64,16 @@ def _quiet_pdf_libraries() -> Iterator[None]:
             logger.setLevel(level)
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _days_option(name: str, default: int, what: str) -> Callable[[_Command], _Command]:
+    return click.option(name, type=int, default=default, show_default=True, help=f"{what}, in days.")
+
+
+def _state_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
 
 
 @click.group("pki")
@@ -75,13 +84,15 @@ def pki() -> None:
 @pki.command("init-ca")
 @click.option("--org", help="Organisation name, as it should appear on certificates.")
 @click.option("--out", "out_dir", help="Directory to create the CA in (must not hold a CA already).")
+@_days_option("--valid-days", pki_library.DEFAULT_CA_DAYS, "CA certificate lifetime")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def init_ca(org: str | None, out_dir: str | None, as_json: bool) -> None:
+def init_ca(org: str | None, out_dir: str | None, valid_days: int, crl_days: int, as_json: bool) -> None:
     """Create the organisation CA: key (0600), self-signed certificate and an empty CRL."""
     org = _required(org, "--org", as_json)
     directory = Path(_required(out_dir, "--out", as_json))
     try:
-        certificate = pki_library.init_ca(org, directory)
+        certificate = pki_library.init_ca(org, directory, valid_days=valid_days, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     _emit(as_json, {"organisation": org, "ca_dir": str(directory), "ca_certificate": str(certificate)},
@@ -94,14 +105,17 @@ def init_ca(org: str | None, out_dir: str | None, as_json: bool) -> None:
 @click.option(
     "--state-dir", help=f"Station state directory [default: ${STATE_DIR_ENVIRONMENT} or {DEFAULT_STATE_DIR}]."
 )
+@_days_option("--valid-days", pki_library.DEFAULT_STATION_DAYS, "Station certificate lifetime")
 @_json_option
-def issue_station(ca_dir: str | None, station_id: str | None, state_dir: str | None, as_json: bool) -> None:
-    """Issue a station signing key and certificate; install them in STATE_DIR/pki."""
+def issue_station(
+    ca_dir: str | None, station_id: str | None, state_dir: str | None, valid_days: int, as_json: bool
+) -> None:
+    """Issue a station signing key and certificate; install them (and the current CRL) in STATE_DIR/pki."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     station = _required(station_id, "--station-id", as_json)
-    state = Path(state_dir or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
+    state = _state_dir(state_dir)
     try:
-        issued = pki_library.issue_station_details(directory, station, state)
+        issued = pki_library.issue_station_details(directory, station, state, valid_days=valid_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     serial = pki_library.format_serial(issued.serial)
@@ -123,14 +137,15 @@ def issue_station(ca_dir: str | None, station_id: str | None, state_dir: str | N
 @click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
 @click.option("--serial", help="Serial (hex) of the certificate to revoke.")
 @click.option("--station-id", help="Revoke every unrevoked certificate of this station.")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, as_json: bool) -> None:
+def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, crl_days: int, as_json: bool) -> None:
     """Revoke a station certificate and reissue the CRL (then hand partners a new bundle)."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     if (serial is None) == (station_id is None):
         _fail("bad_input", "give exactly one of --serial or --station-id", as_json, EXIT_BAD_INPUT)
     try:
-        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id)
+        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     serials = [pki_library.format_serial(item) for item in revoked]
@@ -140,17 +155,64 @@ def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, as_js
 
 @pki.command("bundle")
 @click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
-@click.option("--out", "out_file", help="Bundle file to write (CA certificate + current CRL).")
+@click.option("--out", "out_file", help="Bundle file to write (CA certificate + current CRL + TSA certificates).")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def bundle(ca_dir: str | None, out_file: str | None, as_json: bool) -> None:
-    """Write the trust bundle partners verify against: the CA certificate and a fresh CRL."""
+def bundle(ca_dir: str | None, out_file: str | None, crl_days: int, as_json: bool) -> None:
+    """Write the trust bundle partners verify against: the CA certificate, a fresh CRL and the TSA
+    certificate(s). Stations take their CRL from it too ('pki install-crl')."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     target = Path(_required(out_file, "--out", as_json))
     try:
-        pki_library.make_bundle(directory, target)
+        pki_library.make_bundle(directory, target, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     _emit(as_json, {"bundle": str(target)}, f"wrote trust bundle {target}")
+
+
+@pki.command("issue-tsa")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--out", "out_dir", help="Directory for the TSA key (0600), certificate and chain.")
+@click.option("--name", help="TSA common name [default: '<organisation> timestamping authority'].")
+@_days_option("--valid-days", pki_library.DEFAULT_TSA_DAYS, "TSA certificate lifetime (capped by the CA's)")
+@_json_option
+def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_days: int, as_json: bool) -> None:
+    """Issue the organisation's RFC 3161 timestamping certificate (EKU timeStamping, critical)."""
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    target = Path(_required(out_dir, "--out", as_json))
+    try:
+        issued = pki_library.issue_tsa(directory, target, name=name, valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    serial = pki_library.format_serial(issued.serial)
+    _emit(
+        as_json,
+        {"serial": serial, "name": issued.name, "not_before": issued.not_before.isoformat(),
+         "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+         "key": str(issued.key_path)},
+        f"issued TSA certificate {serial} ({issued.name}), valid until {issued.not_after:%Y-%m-%d}; "
+        f"run 'wipe-agent tsa serve --tsa {target}' and 'pki bundle' so partners receive it",
+    )
+
+
+@pki.command("install-crl")
+@click.option("--from", "source", help="A trust bundle or crl.pem from the CA.")
+@click.option(
+    "--state-dir", help=f"Station state directory [default: ${STATE_DIR_ENVIRONMENT} or {DEFAULT_STATE_DIR}]."
+)
+@_json_option
+def install_crl(source: str | None, state_dir: str | None, as_json: bool) -> None:
+    """Install a current CRL beside the station key: it is embedded in every document the station signs."""
+    path = Path(_required(source, "--from", as_json))
+    if not path.is_file():
+        _fail("bad_input", f"no such file: {path}", as_json, EXIT_BAD_INPUT)
+    try:
+        crl = pki_library.install_station_crl(_state_dir(state_dir), path.read_bytes())
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    next_update = crl.next_update_utc
+    _emit(as_json, {"next_update": next_update.isoformat() if next_update else None},
+          f"installed CRL, next update {next_update:%Y-%m-%d}" if next_update else "installed CRL")
 
 
 @click.command("verify")
