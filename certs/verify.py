@@ -452,7 +452,7 @@ def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> None
         raise _Invalid(
             "untrusted",
             f"signed by {subject}, issued by {signer.issuer.rfc4514_string()}: "
-            f"not a certificate of the trusted CA ({bundle.organisation()})",
+            f"not a station certificate of the trusted CA ({bundle.organisation()})",
         )
     constraints = _extension(signer, x509.BasicConstraints)
     if constraints is None or constraints.value.ca:
@@ -652,10 +652,12 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     moment = stamps[0].time if stamps else now
     source = stamps[0].source if stamps else TimestampSource.NONE
     station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
-    if not signer.not_valid_before_utc <= moment <= signer.not_valid_after_utc:
-        when = "when signed" if timestamped else "now"
-        raise _Invalid("expired", f"{station_label} is not valid {when} ({moment:%Y-%m-%d}): valid "
-                                  f"{signer.not_valid_before_utc:%Y-%m-%d} to {signer.not_valid_after_utc:%Y-%m-%d}")
+    when = f"when signed ({moment:%Y-%m-%d}, timestamped)" if timestamped else f"now ({moment:%Y-%m-%d})"
+    if moment > signer.not_valid_after_utc:
+        raise _Invalid("expired", f"{station_label} expired on {signer.not_valid_after_utc:%Y-%m-%d}: not valid {when}")
+    if moment < signer.not_valid_before_utc:
+        raise _Invalid("expired", f"{station_label} is not valid before {signer.not_valid_before_utc:%Y-%m-%d}: "
+                                  f"not valid {when}")
     bundle_next = bundle.crl.next_update_utc
     if bundle_next is not None and bundle_next < now:
         if not timestamped:
@@ -892,11 +894,13 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     kind = "Certificate" if certificate else "Failure report"
     _require_sequence(text, "certificate id (footer)", f"{kind} {record.certificate_id} · station {record.station_id}",
                       "page 1")
+    if record.demo:
+        _require_present(text, "demonstration watermark", render.DEMO_WATERMARK)
     if certificate:
-        _require_sequence(text, "outcome", "page 1", "Certificate of Sanitisation", "NIST SP 800-88")
+        _require_sequence(text, "outcome", "Certificate of Sanitisation", "NIST SP 800-88")
         _require_sequence(text, "outcome and level", "Job", record.job_id, f"SANITISED \u2014 {record.level}", "Device")
     else:
-        _require_sequence(text, "outcome", "page 1", "Failure Report \u2014 media NOT sanitised", "NIST SP 800-88")
+        _require_sequence(text, "outcome", "Failure Report \u2014 media NOT sanitised", "NIST SP 800-88")
         _require_sequence(text, "outcome and route", "Job", record.job_id,
                           f"NOT SANITISED \u2014 route: {record.route.upper()}", "Reason",
                           record.failure_reason or "", "Required action")

@@ -19,9 +19,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from certs import pki as pki_library
-from certs.errors import CertificateError, TrustBundleError
-from certs.manifest import CertificateCheck, check_certificates, check_json_copy
-from certs.verify import expand_paths, load_trust_bundle, verify_with_bundle
+from certs.cli import BadInput, run_verify
+from certs.errors import CertificateError
+from certs.verify import EXPECT_CHOICES
 
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
 STATE_DIR_ENVIRONMENT = "WIPE_AGENT_STATE_DIR"
@@ -217,74 +217,26 @@ def install_crl(source: str | None, state_dir: str | None, as_json: bool) -> Non
 
 @click.command("verify")
 @click.argument("files", nargs=-1)
-@click.option("--trust", "trust", help="Trust bundle (CA certificate + CRL) from the issuing organisation.")
+@click.option("--trust", "trust", help="Trust bundle (CA certificate, CRL, TSA certificates) from the issuing "
+                                       "organisation.")
+# Checked by run_verify rather than click.Choice, so a bad value is one line that obeys --json.
+@click.option("--expect", default=None, help=f"The kind every file must be: {' | '.join(EXPECT_CHOICES)} "
+                                             "[default: certificate; manifest with --certificates].")
 @click.option("--certificates", "certificates_dir",
               help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
                    "match its hash).")
 @_json_option
-def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | None, as_json: bool) -> None:
-    """Verify certificates of sanitisation, batch manifests and destruction reports against a trust bundle.
+def verify(files: tuple[str, ...], trust: str | None, expect: str | None, certificates_dir: str | None,
+           as_json: bool) -> None:
+    """Verify certificates of sanitisation, failure reports, batch manifests and destruction reports.
 
-    FILE may be a folder of PDFs. For a manifest, --certificates DIR also checks every certificate it lists.
+    FILE may be a folder of PDFs. Exit 0 only when every file is a valid document of the expected kind.
+    For a manifest, --certificates DIR also checks every certificate it lists. Partners without the
+    station software run the same check with 'python -m certs verify'.
     """
-    if not files:
-        _fail("bad_input", "give at least one certificate FILE or folder", as_json, EXIT_BAD_INPUT)
-    bundle_path = Path(_required(trust, "--trust", as_json))
-    missing = [name for name in files if not Path(name).exists()]
-    if missing:
-        _fail("bad_input", f"no such file or folder: {missing[0]}", as_json, EXIT_BAD_INPUT)
-    if certificates_dir is not None and not Path(certificates_dir).is_dir():
-        _fail("bad_input", f"--certificates: no such folder: {certificates_dir}", as_json, EXIT_BAD_INPUT)
     try:
-        trust_bundle = load_trust_bundle(bundle_path)
-    except TrustBundleError as error:
+        status = run_verify(files, trust, expect=expect, certificates_dir=certificates_dir, as_json=as_json,
+                            echo=click.echo)
+    except BadInput as error:
         _fail(error.code, error.message, as_json, EXIT_BAD_INPUT)
-    paths = expand_paths(Path(name) for name in files)
-    if not paths:
-        _fail("bad_input", "no PDF files found in the given folder(s)", as_json, EXIT_BAD_INPUT)
-    with _quiet_pdf_libraries():
-        reports = [verify_with_bundle(path, trust_bundle) for path in paths]
-        manifests = [report for report in reports if report.valid and report.kind == "manifest"]
-        if certificates_dir is not None and not manifests:
-            _fail("bad_input", "--certificates applies to a valid batch manifest; none was given", as_json,
-                  EXIT_BAD_INPUT)
-        listed: dict[Path, list[CertificateCheck]] = {}
-        for report in manifests:
-            checks = []
-            copy_problem = check_json_copy(report.path, report.document or {})
-            if copy_problem:
-                checks.append(CertificateCheck("-", "-", report.path.with_suffix(".json").name, False, copy_problem))
-            if certificates_dir is not None:
-                checks += check_certificates(report.document or {}, Path(certificates_dir), trust_bundle)
-            if checks or certificates_dir is not None:
-                listed[report.path] = checks
-    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
-    all_valid = all(verdicts)
-    if as_json:
-        results = []
-        for report in reports:
-            result = report.to_json()
-            if report.path in listed:
-                result["certificates"] = [check.to_json() for check in listed[report.path]]
-                result["complete"] = all(check.ok for check in listed[report.path])
-            results.append(result)
-        click.echo(json.dumps({"valid": all_valid, "results": results}, indent=2))
-    else:
-        for report, verdict in zip(reports, verdicts, strict=True):
-            if report.valid:
-                # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
-                kind = {"failure_report": " [failure report]", "manifest": " [batch manifest]",
-                        "destruction_report": " [destruction report]"}.get(report.kind or "", "")
-                label = "VALID   " if verdict else "INVALID "
-                click.echo(f"{label} {report.path}{kind}: {report.summary}")
-                if report.kind == "manifest" and certificates_dir is None:
-                    click.echo("         listed certificates not checked: give --certificates DIR")
-                for check in listed.get(report.path, []):
-                    click.echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"
-                               f"{': ' + check.problem if check.problem else ''}")
-            else:
-                click.echo(f"INVALID  {report.path}: {report.reason}")
-        if len(reports) > 1:
-            valid_count = sum(verdicts)
-            click.echo(f"{valid_count} of {len(reports)} valid")
-    raise SystemExit(0 if all_valid else EXIT_INVALID)
+    raise SystemExit(status)
