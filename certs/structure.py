@@ -64,13 +64,14 @@ What is accepted, and why (decisions the rules above leave open):
 from __future__ import annotations
 
 import enum
+import functools
 import io
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Union
+from typing import TypeAlias
 
 STRUCTURE_CODES: tuple[str, ...] = (
     "damaged",
@@ -179,11 +180,12 @@ class PdfString:
 class Stream:
     """A stream object: its dictionary and its raw (still encoded) data."""
 
-    dictionary: dict[Name, "Value"]
+    dictionary: dict[Name, Value]
     raw: bytes = field(repr=False)
 
 
-Value = Union[None, bool, int, Decimal, Name, PdfString, Ref, list["Value"], dict[Name, "Value"], Stream]
+Value: TypeAlias = "bool | int | Decimal | Name | PdfString | Ref | list[Value] | dict[Name, Value] | Stream | None"
+"""Any PDF object as this parser returns it."""
 
 
 class _Malformed(Exception):
@@ -478,7 +480,7 @@ def _revisions(data: bytes) -> list[_Revision]:
                 raise _damaged(f"the trailer at offset {offset} has {key}, which station documents never use")
         chain.append((offset, defined, freed, trailer, end))
         offset = trailer.get(Name("/Prev"))
-        if offset is not None:
+        if isinstance(offset, int):
             # the previous revision ends where this one begins: find its own %%EOF line
             expected_end = _revision_start(data, offset)
     chain.reverse()
@@ -501,7 +503,7 @@ def _revision_start(data: bytes, previous_xref: int) -> int:
     return end
 
 
-def _load_objects(data: bytes, revision: _Revision, resolve_length: "_Resolver") -> None:
+def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Ref], Value]) -> None:
     """Parse every object this revision defines; check all of its bytes are accounted for."""
     for number, (offset, generation) in sorted(revision.defined.items(), key=lambda item: item[1][0]):
         if number == 0:
@@ -579,8 +581,6 @@ def _check_filler(data: bytes, start: int, end: int, index: int) -> None:
             position += 1
 
 
-_Resolver = "Callable[[Ref], Value]"
-
 
 class _Document:
     """Every revision with its objects, and the state of the object table at the end of each."""
@@ -598,7 +598,7 @@ class _Document:
             for number, (_, generation) in revision.defined.items():
                 table[number] = (revision.index, generation)
             self.tables.append(table)
-            _load_objects(data, revision, lambda ref, index=revision.index: self._length(index, ref))
+            _load_objects(data, revision, functools.partial(self._length, revision.index))
 
     def _length(self, index: int, ref: Ref) -> Value:
         location = self.tables[index].get(ref.number)
@@ -606,7 +606,8 @@ class _Document:
             raise _Malformed(f"stream /Length refers to missing object {ref}")
         offset = self.revisions[location[0]].defined[ref.number][0]
         lexer = _Lexer(self.data, offset)
-        lexer.keyword(), lexer.keyword(), lexer.expect(b"obj")
+        lexer.keyword(), lexer.keyword()
+        lexer.expect(b"obj")
         return lexer.value()
 
     def get(self, index: int, ref: Value) -> Value:
@@ -807,7 +808,7 @@ _ACTIVE_KEYS = {"/JS": "JavaScript", "/JavaScript": "a JavaScript name tree", "/
                 "/AA": "additional actions (/AA)", "/OCProperties": "optional content (layers)",
                 "/OC": "optional content membership", "/XFA": "an XFA form", "/RichMediaContent": "rich media",
                 "/RichMediaSettings": "rich media", "/Launch": "a launch action", "/URI": "a URI",
-                "/EmbeddedFonts": "", "/Collection": "a portable collection", "/AF": "associated files"}
+                "/Collection": "a portable collection", "/AF": "associated files"}
 _ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/URI", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE",
                    "/Rendition", "/Movie", "/Sound", "/Hide", "/SetOCGState", "/ResetForm", "/Trans",
                    "/GoTo3DView", "/RichMediaExecute", "/Named", "/Thread"}
@@ -825,7 +826,7 @@ def _scan(document: _Document) -> None:
     for index, number, value in document.versions():
         for where, item in _walk(value, f"object {number} (revision {index})"):
             for key in item:
-                if key in _ACTIVE_KEYS and key != "/EmbeddedFonts":
+                if key in _ACTIVE_KEYS:
                     raise StructureError("active_content", f"{where} has {key}: {_ACTIVE_KEYS[key]}")
             kind = _name(item.get(Name("/Type")))
             subtype = _name(item.get(Name("/Subtype")))
@@ -957,7 +958,8 @@ def _dss_objects(document: _Document, index: int, dss_ref: Value, review: _Revie
                     if vri_key not in _VRI_KEYS:
                         review.problems.append(f"a DSS /VRI entry has the key {vri_key}")
                     elif vri_key in ("/Cert", "/CRL", "/OCSP"):
-                        for stream_ref in take(item) or []:  # type: ignore[union-attr]
+                        listed = take(item)
+                        for stream_ref in listed if isinstance(listed, list) else []:
                             _check_dss_stream(stream_ref, take(stream_ref), review)
                 if not isinstance(record, dict):
                     review.problems.append("a DSS /VRI entry is not a dictionary")
@@ -992,7 +994,7 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
     review = _Review()
     revision = document.revisions[index]
     previous = index - 1
-    old_table, new_table = document.tables[previous], document.tables[index]
+    old_table = document.tables[previous]
     old_trailer, new_trailer = document.revisions[previous].trailer, revision.trailer
     for key in ("/Root", "/Info"):
         if not _same(old_trailer.get(Name(key)), new_trailer.get(Name(key))):
@@ -1007,7 +1009,8 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
     if review.problems:
         return review
     old_catalog, new_catalog = document.catalog(previous), document.catalog(index)
-    root_number = new_trailer[Name("/Root")].number if isinstance(new_trailer.get(Name("/Root")), Ref) else -1
+    root = new_trailer.get(Name("/Root"))
+    root_number = root.number if isinstance(root, Ref) else -1
     info = new_trailer.get(Name("/Info"))
     info_number = info.number if isinstance(info, Ref) else -1
     metadata = old_catalog.get(Name("/Metadata"))
@@ -1164,8 +1167,8 @@ def check_structure(data: bytes) -> StructureReport:
     signatures: dict[int, list[tuple[int, SignatureKind, tuple[int, int, int, int], bytes]]] = {}
     for index, number, value in document.versions():
         for where, item in _walk(value, f"object {number} (revision {index})"):
-            kind = _name(item.get(Name("/Type")))
-            if item is not value and (Name("/ByteRange") in item or kind in ("/Sig", "/DocTimeStamp")):
+            if item is not value and (Name("/ByteRange") in item
+                                      or _name(item.get(Name("/Type"))) in ("/Sig", "/DocTimeStamp")):
                 raise StructureError("byte_range", f"{where} is a signature dictionary inside another object")
         dictionary = value if isinstance(value, dict) else None
         if dictionary is None:
