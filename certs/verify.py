@@ -71,7 +71,7 @@ from certs.oids import STATION_SIGNING_EKU
 from certs.pki import STATION_OU, TrustBundle, format_serial, parse_trust_bundle, utc_now
 from certs.record import SanitisationRecord
 from certs.render import qr_payload
-from certs.structure import SignedRange, StructureError, check_structure
+from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""
@@ -94,6 +94,15 @@ class TimestampSource(enum.StrEnum):
     NONE = "none"
     """Not timestamped: validated at the current time; ``signed_at`` is the station's own clock."""
 
+
+VERIFY_CODES: tuple[str, ...] = (
+    "unreadable", "not_pdf", "bad_signature", "modified", "signer_is_ca", "untrusted", "signer_profile",
+    "bad_timestamp", "untrusted_timestamp", "expired", "revoked", "crl_expired", "rejected", "no_record",
+    "bad_record", "hash_mismatch", "station_mismatch", "visible_text_mismatch", "wrong_kind",
+)
+"""Every failure code this module reports itself (see the module docstring)."""
+FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
+"""Every failure code a :class:`VerificationReport` may carry: stable, for ``--json``."""
 
 EXPECT_CHOICES = {"certificate": DocumentKind.CERTIFICATE, "manifest": DocumentKind.MANIFEST,
                   "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT}
@@ -270,6 +279,13 @@ class _SignerInfo:
     certificates: tuple[x509.Certificate, ...] = ()
 
 
+_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_SIGNING_CERTIFICATE = "1.2.840.113549.1.9.16.2.12"
+_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+_SIGNATURE_TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"
+_CONTENT_OIDS = {"data": "1.2.840.113549.1.7.1", "tst_info": "1.2.840.113549.1.9.16.1.4"}
+
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
 }
@@ -296,7 +312,7 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
     ``content_digest`` is what the ``messageDigest`` attribute must equal (detached content);
     None means the content is encapsulated (a timestamp token) and is hashed from the CMS itself.
     """
-    from asn1crypto import cms
+    from asn1crypto import cms, core
 
     try:
         info = cms.ContentInfo.load(der, strict=True)
@@ -327,18 +343,20 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
         signed_attributes = signer_info["signed_attrs"]
         if not signed_attributes:
             raise _Invalid(code, "the signature has no signed attributes")
-        attributes: dict[str, list[Any]] = {}
+        # Keyed by dotted OID: asn1crypto names some attributes only once pyHanko's signing modules
+        # are imported, and a verdict must not depend on what happened to be imported before.
+        attributes: dict[str, list[bytes]] = {}
         for attribute in signed_attributes:
-            name = attribute["type"].native
-            if name in attributes:
-                raise _Invalid(code, f"signed attribute {name} appears twice")
-            attributes[name] = list(attribute["values"])
-        for name in ("content_type", "message_digest"):
-            if len(attributes.get(name, [])) != 1:
+            oid = attribute["type"].dotted
+            if oid in attributes:
+                raise _Invalid(code, f"signed attribute {oid} appears twice")
+            attributes[oid] = [value.dump() for value in attribute["values"]]
+        for oid, name in ((_CONTENT_TYPE, "contentType"), (_MESSAGE_DIGEST, "messageDigest")):
+            if len(attributes.get(oid, [])) != 1:
                 raise _Invalid(code, f"signed attribute {name} is missing or not single-valued")
-        if attributes["content_type"][0].native != content_type:
+        if core.ObjectIdentifier.load(attributes[_CONTENT_TYPE][0]).dotted != _CONTENT_OIDS[content_type]:
             raise _Invalid(code, "the contentType signed attribute does not match the content")
-        if attributes["message_digest"][0].native != content_digest:
+        if core.OctetString.load(attributes[_MESSAGE_DIGEST][0]).native != content_digest:
             raise _Invalid("modified" if code == "bad_signature" else code,
                            "the signed content was altered after signing (messageDigest does not match)")
         _check_signing_certificate(attributes, signer, code)
@@ -376,27 +394,39 @@ def _find_signer(sid: Any, candidates: Sequence[x509.Certificate], code: str) ->
     return matches[0]
 
 
-def _check_signing_certificate(attributes: dict[str, list[Any]], signer: x509.Certificate, code: str) -> None:
-    """ESS signingCertificateV2 (RFC 5035) must name the signer: it binds the certificate to the signature."""
-    values = attributes.get("signing_certificate_v2")
-    if values is None:
-        legacy = attributes.get("signing_certificate")
-        if legacy is None or len(legacy) != 1:
-            raise _Invalid(code, "the signature has no ESS signingCertificateV2 attribute")
-        expected = hashlib.sha1(signer.public_bytes(serialization.Encoding.DER)).digest()  # RFC 2634
-        if legacy[0]["certs"][0]["cert_hash"].native != expected:
-            raise _Invalid(code, "the ESS signingCertificate attribute names another certificate")
-        return
-    if len(values) != 1 or not len(values[0]["certs"]):
-        raise _Invalid(code, "the ESS signingCertificateV2 attribute is empty or repeated")
-    first = values[0]["certs"][0]
-    algorithm = first["hash_algorithm"]["algorithm"].native
-    expected = _digest(algorithm, [signer.public_bytes(serialization.Encoding.DER)])
+def _check_signing_certificate(attributes: dict[str, list[bytes]], signer: x509.Certificate, code: str) -> None:
+    """ESS signingCertificateV2 (RFC 5035) must name the signer: it binds the certificate to the signature.
+
+    RFC 3161 tokens may carry the older signingCertificate (SHA-1, RFC 2634) instead.
+    """
+    from asn1crypto import tsp
+
+    signer_der = signer.public_bytes(serialization.Encoding.DER)
+    if _SIGNING_CERTIFICATE_V2 in attributes:
+        values = attributes[_SIGNING_CERTIFICATE_V2]
+        if len(values) != 1:
+            raise _Invalid(code, "the ESS signingCertificateV2 attribute is repeated")
+        certificates = tsp.SigningCertificateV2.load(values[0])["certs"]
+        if not len(certificates):
+            raise _Invalid(code, "the ESS signingCertificateV2 attribute is empty")
+        first = certificates[0]
+        expected = _digest(first["hash_algorithm"]["algorithm"].native, [signer_der])
+    elif _SIGNING_CERTIFICATE in attributes and code != "bad_signature":
+        values = attributes[_SIGNING_CERTIFICATE]
+        if len(values) != 1:
+            raise _Invalid(code, "the ESS signingCertificate attribute is repeated")
+        certificates = tsp.SigningCertificate.load(values[0])["certs"]
+        if not len(certificates):
+            raise _Invalid(code, "the ESS signingCertificate attribute is empty")
+        first = certificates[0]
+        expected = hashlib.sha1(signer_der).digest()  # RFC 2634 fixes SHA-1 here
+    else:
+        raise _Invalid(code, "the signature has no ESS signingCertificateV2 attribute")
     if first["cert_hash"].native != expected:
-        raise _Invalid(code, "the ESS signingCertificateV2 attribute names another certificate than the signer")
+        raise _Invalid(code, "the ESS signing certificate attribute names another certificate than the signer")
     issuer_serial = first["issuer_serial"]
     if issuer_serial.native is not None and issuer_serial["serial_number"].native != signer.serial_number:
-        raise _Invalid(code, "the ESS signingCertificateV2 issuer serial does not match the signer")
+        raise _Invalid(code, "the ESS signing certificate attribute's issuer serial does not match the signer")
 
 
 def _verify_signature_value(signer: x509.Certificate, algorithm: str, digest_algorithm: str, signature: bytes,
@@ -520,7 +550,7 @@ def _signature_timestamp(signer_info: Any) -> bytes | None:
     attributes = signer_info["unsigned_attrs"]
     if not attributes:
         return None
-    tokens = [attribute for attribute in attributes if attribute["type"].native == "signature_time_stamp_token"]
+    tokens = [attribute for attribute in attributes if attribute["type"].dotted == _SIGNATURE_TIMESTAMP_TOKEN]
     if not tokens:
         return None
     values = list(tokens[0]["values"])

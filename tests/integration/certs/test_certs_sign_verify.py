@@ -27,7 +27,7 @@ from certs.errors import SigningError, TrustBundleError
 from certs.issue import ATTACHMENT_NAME, issue_certificate, sign_pdf
 from certs.render import render_pdf
 from certs.samples import sample_record
-from certs.verify import verify_file, verify_many
+from certs.verify import FAILURE_CODES, verify_file, verify_many
 from tests.unit.certs.certs_test_kit import PkiWorld, pdf_text, record_for, run_tool
 
 
@@ -168,15 +168,15 @@ def test_text_altered_by_appended_incremental_update(
     tampered = _variant(certificate, tmp_path, "appended.pdf", output.getvalue())
     assert "FORGED LEVEL" in pdf_text(tampered, page=1), "the update really changes what is shown"
     report = verify_file(tampered, world.bundle)
-    assert (report.valid, report.code) == (False, "changed_after_signing")
-    assert "changed after signing" in report.reason
+    # The structure check finds a revision no signature covers (pyHanko would call it "covered").
+    assert (report.valid, report.code) == (False, "unsigned_tail")
     pdfsig = run_tool("pdfsig", tampered).stdout
     assert "Total document signed" not in pdfsig
 
 
 def test_bytes_appended_after_signing(world: PkiWorld, certificate: Path, tmp_path: Path) -> None:
     tampered = _variant(certificate, tmp_path, "junk.pdf", certificate.read_bytes() + b"\n% trailing junk\n")
-    assert verify_file(tampered, world.bundle).code == "changed_after_signing"
+    assert verify_file(tampered, world.bundle).code == "unsigned_tail"
 
 
 def test_certificate_from_another_ca(world: PkiWorld, tmp_path: Path) -> None:
@@ -220,15 +220,14 @@ def test_truncated_file(world: PkiWorld, certificate: Path, tmp_path: Path, keep
     truncated = _variant(certificate, tmp_path, "truncated.pdf", data[: int(len(data) * keep)])
     report = verify_file(truncated, world.bundle)
     assert not report.valid
-    assert report.code == "damaged", report
-    assert "damaged or truncated PDF" in report.reason
+    # Half a file has no revision end at all; 97 % keeps the unsigned first revision, plus a torn tail.
+    assert report.code == ("damaged" if keep < 0.9 else "unsigned_tail"), report
 
 
 def test_pdf_without_signature(world: PkiWorld, tmp_path: Path) -> None:
     unsigned = _variant(tmp_path, tmp_path, "unsigned.pdf", render_pdf(record_for(world.station)))
     report = verify_file(unsigned, world.bundle)
-    assert (report.valid, report.code) == (False, "no_signature")
-    assert report.reason == "the PDF carries no digital signature"
+    assert (report.valid, report.code) == (False, "not_certified")
 
 
 def test_non_pdf(world: PkiWorld, tmp_path: Path) -> None:
@@ -342,5 +341,4 @@ def test_random_damage_never_crashes_the_verifier(world: PkiWorld, certificate: 
         assert contents is not None and kind == "flip" and contents.start(1) <= position < contents.end(1)
         assert report.record == record_for(world.station, demo=False)
     else:
-        assert report.code in {"not_pdf", "damaged", "no_signature", "modified", "bad_signature",
-                               "changed_after_signing", "multiple_signatures"}, report
+        assert report.code in FAILURE_CODES, report
