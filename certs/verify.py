@@ -564,7 +564,8 @@ def _check_timestamp_chain(stamps: Sequence[_Timestamp], crls: Sequence[x509.Cer
                            now: datetime) -> None:
     """Each TSA certificate must be valid when it stamped and at the time the next stamp proves."""
     for index, stamp in enumerate(stamps):
-        later = stamps[index + 1].time if index + 1 < len(stamps) else now
+        # A token may be up to _FUTURE_SLACK ahead of our clock (checked when it was read).
+        later = stamps[index + 1].time if index + 1 < len(stamps) else max(now, stamp.time)
         if later < stamp.time:
             raise _Invalid("bad_timestamp", "the timestamps go backwards in time")
         tsa = stamp.tsa
@@ -646,6 +647,10 @@ def _extension_value(entry: x509.RevokedCertificate, kind: type[Any]) -> Any:
 
 def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> VerificationReport:
     # Imported here so that importing certs.verify (e.g. for the CLI's --help) stays cheap.
+    # asn1crypto.tsp registers the RFC 3161 content type (tst_info) and ESS attributes with
+    # asn1crypto's CMS tables; without it the parse of a timestamp token depends on whether some
+    # other module (pyHanko's signer) happened to be imported first.
+    from asn1crypto import tsp  # noqa: F401
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     if b"%PDF-" not in data[:1024]:
@@ -949,10 +954,12 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                       "Destination")
     _require_sequence(text, "destination", "Destination", f"{record.destination} (route: {record.route})",
                       "Record SHA-256")
-    _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
     _require_sequence(text, "operator", "Performed by (operator)", "Name", operator.name, "Title",
                       render._or_dash(operator.title), "Organisation", render._or_dash(operator.organisation),
                       "Location")
+    # Last: a page rendered from another record shows another hash too, but naming the field a
+    # person would be misled by is more useful than naming the hash.
+    _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
 
 
 def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: dict[str, Any]) -> None:
