@@ -162,6 +162,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
@@ -172,6 +173,9 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
         signatures = reader.embedded_signatures
     except (PdfError, ValueError, KeyError, TypeError, IndexError, EOFError) as error:
         raise _Invalid("damaged", f"damaged or truncated PDF: {_short(error)}") from None
+    # Interim (branch ltv, until the byte-exact verifier lands): document timestamps are LTV
+    # revisions, not signatures of their own.
+    signatures = [item for item in signatures if item.sig_object_type != "/DocTimeStamp"]
     if not signatures:
         raise _Invalid("no_signature", "the PDF carries no digital signature")
     if len(signatures) > 1:
@@ -197,7 +201,12 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
         raise _Invalid("modified", "the signed content was altered after signing (document digest mismatch)")
     if not status.valid:
         raise _Invalid("bad_signature", "the signature value does not verify with the signer's key")
-    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+    # Interim (branch ltv): DSS and document-timestamp revisions after the signature, as judged
+    # by pyHanko's difference analysis; the byte-exact structure check replaces this.
+    lta_only = (status.coverage == SignatureCoverageLevel.ENTIRE_REVISION and status.docmdp_ok
+                and status.modification_level == ModificationLevel.LTA_UPDATES
+                and data.rstrip(b"\r\n").endswith(b"%%EOF"))
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE and not lta_only:
         raise _Invalid(
             "changed_after_signing",
             "the file was changed after signing (data or an incremental update appended after the signature)",
