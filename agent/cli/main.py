@@ -30,6 +30,7 @@ from agent.cli.output import (
     print_json,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
+from agent.cli.tsa_commands import tsa
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.errors import AgentError, ConfigError, ProfileError
@@ -402,6 +403,7 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
 station_commands.register(cli)
 cli.add_command(inspect)
 cli.add_command(pki)
+cli.add_command(tsa)
 cli.add_command(verify_certificates)
 for _command in REUSE_COMMANDS:
     cli.add_command(_command)

@@ -101,10 +101,15 @@ def test_certificate_with_tsa_timestamp(world: PkiWorld, tsa: tuple[str, str], t
         assert (report.valid, report.code) == (False, "untrusted_timestamp")
 
 
-def test_unreachable_tsa_fails_the_issue_without_writing(world: PkiWorld, tmp_path: Path) -> None:
-    from certs.errors import SigningError
+def test_unreachable_tsa_signs_anyway_and_says_so(world: PkiWorld, tmp_path: Path) -> None:
+    # Issue 10 changed this: a station that cannot reach its TSA still issues the certificate
+    # (B-B plus DSS), flagged for 'certificates extend'; it used to refuse.
+    from certs.issue import issue_certificate_details
+    from certs.ltv import LtvLevel
 
-    with pytest.raises(SigningError, match="could not sign"):
-        issue_certificate(record_for(world.station), world.station, tmp_path / "x.pdf",
-                          tsa_url="http://127.0.0.1:9/")
-    assert not (tmp_path / "x.pdf").exists()
+    issued = issue_certificate_details(record_for(world.station), world.station, tmp_path / "x.pdf",
+                                       tsa_url="http://127.0.0.1:9/")
+    assert (issued.level, issued.timestamped, issued.needs_extension) == (LtvLevel.B_B, False, True)
+    assert any("unreachable" in problem for problem in issued.problems), issued.problems
+    report = verify_file(issued.path, world.bundle)
+    assert report.valid and not report.timestamped, report.reason
