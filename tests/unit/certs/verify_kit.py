@@ -3,31 +3,25 @@
 Everything is minted with the real trusted CA key of the session's :class:`PkiWorld` (or a foreign
 one), so each wrong profile differs from a genuine station in exactly the property under test.
 The TSAs are pyHanko's in-process test time stamper (RSA only) with certificates our CA issues;
-:func:`make_blta` adds the DSS (chain + CRL) and a document timestamp with pyHanko's own writers,
-the way the station does.
+signing is the station's own (:func:`certs.issue.sign_pdf`: B-LTA when given a time stamper).
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign.signers import PdfTimeStamper
 from pyhanko.sign.timestamps import DummyTimeStamper
-from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-from certs import pki
+from certs import ltv, pki
 from certs.issue import sign_pdf
 from certs.oids import STATION_SIGNING_EKU
 from certs.pki import StationSigner
@@ -84,7 +78,8 @@ def signer_from(certificate: x509.Certificate, key: object, ca_dir: Path,
                 station_id: str = "station-01") -> StationSigner:
     """A StationSigner for any certificate and key (the record's station id is ``station_id``)."""
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return StationSigner(station_id, certificate, (ca_of(ca_dir)[0],), key)
+    crl = x509.load_pem_x509_crl((ca_dir / pki.CA_CRL).read_bytes())
+    return StationSigner(station_id, certificate, (ca_of(ca_dir)[0],), key, crl)
 
 
 @dataclass(frozen=True)
@@ -124,22 +119,9 @@ def sign_with(record: SanitisationRecord, signer: StationSigner, *, stamper: Dum
     return sign_pdf(render_pdf(rendered or record), record, signer, timestamper=stamper)
 
 
-def make_blta(signed: bytes, world: PkiWorld, *, crls: Sequence[x509.CertificateRevocationList] = (),
-              document_stamper: DummyTimeStamper | None = None) -> bytes:
-    """Add a DSS (chain + ``crls``, default the CA's current CRL) and, with a stamper, a document timestamp."""
-    stream = io.BytesIO(signed)
-    ca_certificate = x509.load_pem_x509_certificate((world.ca_dir / pki.CA_CERT).read_bytes())
-    DocumentSecurityStore.add_dss(
-        stream, None, certs=[asn1_x509.Certificate.load(ca_certificate.public_bytes(_DER))],
-        crls=[asn1_crl.CertificateList.load(crl.public_bytes(_DER)) for crl in (crls or [crl_of(world)])],
-        force_write=True,
-    )
-    if document_stamper is None:
-        return stream.getvalue()
-    writer = IncrementalPdfFileWriter(io.BytesIO(stream.getvalue()))
-    output = PdfTimeStamper(document_stamper).timestamp_pdf(writer, "sha256")
-    data: bytes = output.getvalue()
-    return data
+def add_document_timestamp(signed: bytes, stamper: DummyTimeStamper) -> bytes:
+    """One more document timestamp, the way ``certificates extend`` adds one (:mod:`certs.ltv`)."""
+    return ltv.add_document_timestamp(signed, stamper)
 
 
 def bundle_with(world: PkiWorld, path: Path, crl: x509.CertificateRevocationList,
