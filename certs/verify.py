@@ -26,8 +26,9 @@ is the reason reported):
 6. time: the document is judged at the time proven by the *earliest* trusted timestamp (a
    signature timestamp, else the first document timestamp: it proves the signature existed then),
    or at the current time when it carries none. The station certificate must be valid at that time
-   (``expired``). Revocation uses the CRLs embedded in the document's DSS that cover that time and
-   the bundle's CRL: a station revoked at or before that time fails, a later revocation does not,
+   (``expired``). Revocation uses every CRL the CA signed that the document's DSS embeds (one
+   covering that time is expected; its absence is a warning) and the bundle's CRL: a station
+   revoked at or before that time fails, a later revocation does not,
    except reason keyCompromise with an invalidity date before that time (``revoked``). An expired
    bundle CRL is a warning for a timestamped document and an error (``crl_expired``) for an
    untimestamped one, whose current status is what matters;
@@ -705,7 +706,9 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
                 and (crl.next_update_utc is None or moment <= crl.next_update_utc)]
     if timestamped and not covering:
         warnings.append("the document embeds no CRL current at the signing time; the bundle's CRL decides alone")
-    problem = _revocation_problem(signer, [*covering, bundle.crl], moment)
+    # Every CRL the CA signed counts as evidence of a revocation, covering or not: a later CRL in
+    # the DSS (added when the document was extended) listing an earlier revocation is just as true.
+    problem = _revocation_problem(signer, crls, moment)
     if problem:
         raise _Invalid("revoked", f"{station_label.split(' (')[0]} {problem}")
 
