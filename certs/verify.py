@@ -915,6 +915,12 @@ def _require_sequence(text: str, field_name: str, *pieces: str) -> None:
                        f"the page text {problem} the signed {field_name} ({shown!r} after {pieces[0]!r})")
 
 
+_UNIQUE_LABELS = ("Certificate id", "Issued", "Make / vendor", "Model", "Serial number", "Media type / interface",
+                  "Asset tag (property no.)", "Host device (source)", "Level", "Method", "Completed", "Destination",
+                  "Record SHA-256", "Performed by (operator)", "SANITISED")
+"""Labels page 1 prints once (see :mod:`certs.render`)."""
+
+
 def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, record_sha256: str) -> None:
     """Page 1 states what the embedded record says, field by field, each anchored between its label
     and the next label, so a second, forged value printed elsewhere cannot hide the true one."""
@@ -963,6 +969,24 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     # Last: a page rendered from another record shows another hash too, but naming the field a
     # person would be misled by is more useful than naming the hash.
     _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
+    # Each label exactly as often as the layout prints it (once) plus wherever a printed value
+    # happens to contain it: a second "Serial number ..." drawn elsewhere on the page would let a
+    # forged value stand beside the true one.
+    printed = [record.certificate_id, record.station_id, record.job_id, media.vendor, media.model, media.serial,
+               media.asset_tag or "", media.host_device or "", record.destination, record.failure_reason or "",
+               operator.name, operator.title, operator.organisation, operator.location, operator.phone,
+               render._applied_methods(record), record.profile, record.tool.name, record.tool.version,
+               record.classification_before, record.classification_after, record.backup_location or ""]
+    if record.validator is not None:
+        validator = record.validator
+        printed += [validator.name, validator.title, validator.organisation, validator.location, validator.phone]
+    for label in _UNIQUE_LABELS:
+        squashed = _squash(label)
+        allowed = 1 + sum(_squash(value).count(squashed) for value in printed)
+        if text.count(squashed) > allowed:
+            raise _Invalid("visible_text_mismatch",
+                           f"the page text shows the label {label!r} {text.count(squashed)} times: "
+                           "a second value could stand beside the signed one")
 
 
 def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: dict[str, Any]) -> None:

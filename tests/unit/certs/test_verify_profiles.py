@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -27,9 +28,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certs import pki
 from certs.destruction import issue_destruction_report
 from certs.documents import canonical_json, sign_document
-from certs.issue import issue_certificate
+from certs.issue import issue_certificate, sign_pdf
 from certs.manifest import issue_manifest, render_manifest
 from certs.pki import StationSigner
+from certs.render import render_pdf
 from certs.structure import check_structure
 from certs.verify import FAILURE_CODES, DocumentKind, TimestampSource, VerificationReport, load_trust_bundle
 from certs.verify import verify_with_bundle as verify_bundle
@@ -157,6 +159,32 @@ def test_page_that_lies_about_the_signed_record(world: PkiWorld, tmp_path: Path,
     report = verify(path, world.bundle)
     assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
     assert f"signed {field_name} " in report.reason
+
+
+def test_a_second_value_drawn_beside_the_true_one(world: PkiWorld, tmp_path: Path) -> None:
+    """The true serial stays on the page (so the anchored check finds it once), and a forged
+    "Serial number" line is drawn over it in the same signed revision."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    record = record_for(world.station, demo=False)
+    writer = IncrementalPdfFileWriter(io.BytesIO(render_pdf(record)))
+    overlay = generic.StreamObject(stream_data=b"q 1 1 1 rg 40 560 520 14 re f Q BT /Forged 9 Tf 0 0 0 rg 60 562 Td "
+                                               b"(Serial number S64KNX0R999999 Media type / interface) Tj ET")
+    font = generic.DictionaryObject({
+        generic.NameObject("/Type"): generic.NameObject("/Font"),
+        generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
+        generic.NameObject("/BaseFont"): generic.NameObject("/Helvetica"),
+    })
+    resources = generic.DictionaryObject({
+        generic.NameObject("/Font"): generic.DictionaryObject({generic.NameObject("/Forged"): font})})
+    writer.add_stream_to_page(0, writer.add_object(overlay), resources=resources)
+    page = io.BytesIO()
+    writer.write(page)
+    path = write(tmp_path, "beside.pdf", sign_pdf(page.getvalue(), record, world.station))
+    report = verify(path, world.bundle)
+    assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
+    assert "label 'Serial number' 2 times" in report.reason
 
 
 def test_demo_and_failure_report_pages_match_their_records(world: PkiWorld, tmp_path: Path) -> None:
