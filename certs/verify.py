@@ -36,8 +36,11 @@ is the reason reported):
 8. the embedded record (or manifest / destruction JSON) parses strictly, is canonical, matches the
    hash and id the document states and names the signing station (``no_record``, ``bad_record``,
    ``hash_mismatch``, ``station_mismatch``);
-9. what a person reads matches what is signed: page text against the record, field by field
-   (``visible_text_mismatch``, the reason names the field);
+9. what a person reads matches what is signed: page text against the record, field by field,
+   each label printed only once, and the QR code's drawn modules are those of the signed
+   certificate id and record hash (``visible_text_mismatch``, the reason names the field). The QR
+   image is not decoded: the expected code is generated and compared module by module, which is
+   cheaper and stricter;
 10. the document is of the kind asked for, when the caller asks (``wrong_kind``).
 
 Verification never fetches anything from the network: the bundle and the document's own DSS are
@@ -892,16 +895,73 @@ def _squash(text: str) -> str:
     return _WHITESPACE.sub("", text)
 
 
-def _page_texts(signed_bytes: bytes, pages: int | None) -> list[str]:
+def _pages(signed_bytes: bytes) -> Any:
     import logging
 
     from pypdf import PdfReader
 
     # pypdf logs repair notes for odd input; the verdict already says what matters, in one line.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    reader = PdfReader(io.BytesIO(signed_bytes), strict=False)
-    selected = reader.pages if pages is None else reader.pages[:pages]
+    return PdfReader(io.BytesIO(signed_bytes), strict=False).pages
+
+
+def _page_texts(signed_bytes: bytes, pages: int | None) -> list[str]:
+    selected = _pages(signed_bytes) if pages is None else _pages(signed_bytes)[:pages]
     return [_squash(page.extract_text() or "") for page in selected]
+
+
+_RECTANGLE = re.compile(rb"(-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) re\b")
+_QR_BORDER = 2
+"""Quiet-zone modules :mod:`certs.render` draws around the code (light, so never drawn)."""
+
+
+def _drawn_qr(content: bytes) -> set[tuple[int, int]]:
+    """The dark modules of the QR code drawn on a page, as (row, column) with the border counted.
+
+    :mod:`certs.render` draws the code as equal squares, one ``re`` per dark module and nothing
+    else on the page has that size; any extra square of that size makes the set differ (fails safe).
+    """
+    squares = [tuple(float(value) for value in match.groups()) for match in _RECTANGLE.finditer(content)]
+    sizes: dict[float, int] = {}
+    for _x, _y, width, height in squares:
+        if width > 0 and abs(width - height) < 1e-6:
+            sizes[round(width, 4)] = sizes.get(round(width, 4), 0) + 1
+    if not sizes:
+        return set()
+    module = max(sizes, key=lambda size: sizes[size])
+    cells = [(x, y) for x, y, width, height in squares if abs(width - module) < 1e-4 and abs(height - module) < 1e-4]
+    left = min(x for x, _y in cells)
+    top = max(y for _x, y in cells)
+    # The top-left finder pattern's corner is always dark: the first drawn row and column.
+    return {(round((top - y) / module) + _QR_BORDER, round((x - left) / module) + _QR_BORDER) for x, y in cells}
+
+
+def _check_qr(content: bytes, payload: str) -> None:
+    """The QR code a phone would scan encodes exactly ``payload`` (no image decoding needed: the
+    modules of the expected code, with the mask read from the drawn format bits, must be the drawn ones)."""
+    import qrcode
+    from qrcode.util import BCH_type_info
+
+    drawn = _drawn_qr(content)
+    problem = "the page shows no QR code"
+    if drawn:
+        size = max(column for _row, column in drawn) + 1 - _QR_BORDER  # the top-right finder's last column
+        # Format bits, column 8 (ISO/IEC 18004 7.9): rows 0-5, 7, 8, then the bottom 7 rows.
+        rows = [*range(6), 7, 8, *range(size - 7, size)]
+        bits = sum(1 << index for index, row in enumerate(rows) if (row + _QR_BORDER, 8 + _QR_BORDER) in drawn)
+        level = qrcode.constants.ERROR_CORRECT_M
+        masks = [mask for mask in range(8) if BCH_type_info((level << 3) | mask) == bits]
+        problem = "the QR code's format bits are not those of a wipe-agent code"
+        if len(masks) == 1:
+            code = qrcode.QRCode(error_correction=level, border=_QR_BORDER, mask_pattern=masks[0])
+            code.add_data(payload)
+            code.make(fit=True)
+            expected = {(row, column) for row, line in enumerate(code.get_matrix())
+                        for column, dark in enumerate(line) if dark}
+            if expected == drawn:
+                return
+            problem = "the QR code does not encode the signed certificate id and record hash"
+    raise _Invalid("visible_text_mismatch", f"{problem} ({payload})")
 
 
 def _require_sequence(text: str, field_name: str, *pieces: str) -> None:
@@ -927,9 +987,9 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     from certs import render
 
     try:
-        (text,) = _page_texts(signed_bytes, 1)
-    except _Invalid:
-        raise
+        first_page = _pages(signed_bytes)[0]
+        text = _squash(first_page.extract_text() or "")
+        content = first_page.get_contents().get_data()
     except Exception as error:
         raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
     media = record.media
@@ -987,6 +1047,7 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
             raise _Invalid("visible_text_mismatch",
                            f"the page text shows the label {label!r} {text.count(squashed)} times: "
                            "a second value could stand beside the signed one")
+    _check_qr(content, qr_payload(record.certificate_id, record_sha256))
 
 
 def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: dict[str, Any]) -> None:

@@ -187,6 +187,22 @@ def test_a_second_value_drawn_beside_the_true_one(world: PkiWorld, tmp_path: Pat
     assert "label 'Serial number' 2 times" in report.reason
 
 
+def test_a_qr_code_for_another_certificate(world: PkiWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every printed field true, but the QR code (what a phone scans) encodes another certificate."""
+    from certs import render
+
+    record = record_for(world.station, demo=False)
+    genuine_payload = render.qr_payload
+    monkeypatch.setattr(render, "qr_payload", lambda certificate_id, record_sha256:
+                        genuine_payload("0b7e9f1c-0000-4d6e-9a0b-5c1d2e3f4a5b", record_sha256))
+    page = render_pdf(record)
+    monkeypatch.undo()
+    path = write(tmp_path, "qr.pdf", sign_pdf(page, record, world.station))
+    report = verify(path, world.bundle)
+    assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
+    assert "the QR code does not encode the signed certificate id and record hash" in report.reason
+
+
 def test_demo_and_failure_report_pages_match_their_records(world: PkiWorld, tmp_path: Path) -> None:
     demo = world.issue(record_for(world.station, demo=True), name="demo.pdf", directory=tmp_path)
     failed = world.issue(record_for(world.station, failed=True, demo=False), name="failed.pdf", directory=tmp_path)
