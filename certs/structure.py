@@ -143,6 +143,7 @@ _WHITESPACE = b"\x00\t\n\x0c\r "
 _DELIMITERS = b"()<>[]{}/%"
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_DIGITS = re.compile(rb"[0-9a-fA-F]*")
 
 
 class Name(str):
@@ -291,8 +292,8 @@ class _Lexer:
         end = self.data.find(b">", start)
         if end < 0:
             raise _Malformed(f"unterminated hexadecimal string at offset {start}")
-        digits = bytes(byte for byte in self.data[start + 1:end] if byte not in _WHITESPACE)
-        if any(byte not in _HEX for byte in digits):
+        digits = self.data[start + 1:end].translate(None, _WHITESPACE)
+        if not _HEX_DIGITS.fullmatch(digits):
             raise _Malformed(f"bad hexadecimal string at offset {start}")
         if len(digits) % 2:
             digits += b"0"
@@ -692,7 +693,8 @@ def _check_signature_bytes(document: _Document, revision: _Revision, number: int
         raise StructureError("contents_encoding", f"{where}: /Contents at offset {a} is not a hexadecimal string "
                                                   f"(starts {gap[:1]!r})")
     digits = gap[1:-1]
-    bad = next((index for index, byte in enumerate(digits) if byte not in _HEX), None)
+    bad = None if _HEX_DIGITS.fullmatch(digits) else next(
+        index for index, byte in enumerate(digits) if byte not in _HEX)
     if bad is not None:
         raise StructureError("contents_encoding", f"{where}: /Contents has the non-hexadecimal byte "
                                                   f"{digits[bad:bad + 1]!r} at offset {a + 1 + bad}")
@@ -708,7 +710,7 @@ def _split_container(decoded: bytes, where: str) -> bytes:
     if length is None:
         raise StructureError("container_padding", f"{where}: /Contents does not start with a DER SEQUENCE")
     padding = decoded[length:]
-    nonzero = next((index for index, byte in enumerate(padding) if byte), None)
+    nonzero = None if not padding.strip(b"\x00") else next(index for index, byte in enumerate(padding) if byte)
     if nonzero is not None:
         raise StructureError("container_padding", f"{where}: byte {nonzero} of the padding after the "
                                                   f"{length}-byte CMS is 0x{padding[nonzero]:02x}, not zero")
