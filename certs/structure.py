@@ -196,9 +196,11 @@ class _Malformed(Exception):
 class _Lexer:
     """Reads PDF tokens and objects from ``data`` starting at ``position``."""
 
-    def __init__(self, data: bytes, position: int) -> None:
+    def __init__(self, data: bytes, position: int, bad_hex: list[int] | None = None) -> None:
         self.data = data
         self.position = position
+        self.bad_hex = bad_hex
+        """Where malformed hex strings were found; None: raise at the first one."""
 
     def skip_space(self) -> None:
         data, position = self.data, self.position
@@ -294,7 +296,12 @@ class _Lexer:
             raise _Malformed(f"unterminated hexadecimal string at offset {start}")
         digits = self.data[start + 1:end].translate(None, _WHITESPACE)
         if not _HEX_DIGITS.fullmatch(digits):
-            raise _Malformed(f"bad hexadecimal string at offset {start}")
+            if self.bad_hex is None:
+                raise _Malformed(f"bad hexadecimal string at offset {start}")
+            # kept for later: a signature's /Contents gets its own, more precise verdict first
+            self.bad_hex.append(start)
+            self.position = end + 1
+            return PdfString(self.data[start + 1:end], hexadecimal=True)
         if len(digits) % 2:
             digits += b"0"
         self.position = end + 1
@@ -397,6 +404,7 @@ class _Revision:
     freed: set[int]
     objects: dict[int, Value] = field(default_factory=dict)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+    bad_hex: list[int] = field(default_factory=list)
 
 
 def _damaged(reason: str) -> StructureError:
@@ -512,7 +520,7 @@ def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Re
         if not revision.start <= offset < revision.xref_offset:
             raise _damaged(f"revision {revision.index} places object {number} at offset {offset}, outside its "
                            f"own bytes {revision.start}..{revision.xref_offset}")
-        lexer = _Lexer(data, offset)
+        lexer = _Lexer(data, offset, revision.bad_hex)
         try:
             header = (lexer.keyword(), lexer.keyword(), lexer.keyword())
             if header != (str(number).encode(), str(generation).encode(), b"obj"):
@@ -655,7 +663,7 @@ def _check_signature_bytes(document: _Document, revision: _Revision, number: int
     """Check one definition of a signature dictionary at the byte level; return its range and its CMS."""
     data = document.data
     offset = revision.defined[number][0]
-    lexer = _Lexer(data, offset)
+    lexer = _Lexer(data, offset, [])
     lexer.keyword(), lexer.keyword(), lexer.keyword()
     spans = lexer.dictionary_spans()
     where = f"signature dictionary {number} (revision {revision.index}, offset {offset})"
@@ -800,6 +808,8 @@ def _changed_keys(old: Value, new: Value) -> set[Name]:
         changed.add(Name("(data)"))
     if isinstance(old, Stream) != isinstance(new, Stream) or isinstance(old, dict) != isinstance(new, dict):
         changed.add(Name("(type)"))
+    if not isinstance(old, dict | Stream) and not isinstance(new, dict | Stream) and not _same(old, new):
+        changed.add(Name("(value)"))  # an array, number or string object
     return changed
 
 
@@ -1194,6 +1204,9 @@ def check_structure(data: bytes) -> StructureReport:
         _check_cms_kind(cms, kind, number)
         signatures.setdefault(number, []).append((index, kind, byte_range, cms))
 
+    for revision in document.revisions:
+        if revision.bad_hex:
+            raise _damaged(f"revision {revision.index}: bad hexadecimal string at offset {revision.bad_hex[0]}")
     station = [number for number, found in signatures.items()
                if any(kind is SignatureKind.SIGNATURE for _, kind, _, _ in found)]
     if len(station) > 1:
