@@ -124,14 +124,49 @@ def new_content(text: bytes = b"BT /F1 12 Tf 72 720 Td (Level: Clear) Tj ET") ->
 # ---------------------------------------------------------------- /Contents and container
 
 
-def test_literal_contents_in_place_plus_appended_update(target: Target, tmp_path: Path) -> None:
-    """Issue 10's forgery: the hex string rewritten as a same-length literal, then an update appended."""
+def _literal_forgery(target: Target, update: dict[int, bytes]) -> bytes:
+    """Issue 10's forgery: the same CMS as a same-length literal string, then an appended update sized so
+    that pyHanko's length arithmetic (which assumes hex) counts the update as covered."""
     a, b = signature_gap(target.signed)
-    literal = b"(" + b"\\000" * ((b - a - 2) // 4) + b"0" * ((b - a - 2) % 4) + b")"
-    tampered = raw_update(replace_at(target.signed, a, literal), {target.content: new_content()})
-    refused(tampered, "contents_encoding", mentions="not a hexadecimal string")
-    output = run_tool("pdfsig", write(tmp_path, "literal.pdf", tampered)).stdout
-    assert "Not total document signed" in output or "Signature is Invalid" in output
+    cms = check_structure(target.signed).signature.cms
+    escaped = cms.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)").replace(b"\r", b"\\r")
+    literal = b"(" + escaped + b"\x00" * (b - a - 2 - len(escaped)) + b")"
+    decoded_length = len(cms) + (b - a - 2 - len(escaped))
+    in_place = replace_at(target.signed, a, literal)
+    _, _, _, c = byte_range(target.signed)
+    wanted = a + c + 2 * decoded_length + 2  # the file length pyHanko takes for "entire file"
+    filler = 0
+    for _ in range(4):  # the xref offset's digit count can move with the filler's length
+        forged = raw_update(in_place, update, extra=b"%" + b"x" * filler + b"\n")
+        filler += wanted - len(forged)
+    assert len(forged) == wanted
+    return forged
+
+
+def _pem_to_der(pem: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+
+
+def test_literal_contents_in_place_plus_appended_update(target: Target, tmp_path: Path) -> None:
+    """pyHanko's summary flag says "entire file" for this forgery; check_structure reads the bytes."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    forged = _literal_forgery(target, {target.content: new_content()})
+    signature = PdfFileReader(io.BytesIO(forged)).embedded_signatures[0]
+    ca = (target.world.ca_dir / "ca.crt").read_bytes()
+    context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(
+        _pem_to_der(ca))], allow_fetching=False)
+    status = validate_pdf_signature(signature, signer_validation_context=context)
+    assert status.intact and status.valid and status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    refused(forged, "contents_encoding", mentions="is not a hexadecimal string")
+    output = run_tool("pdfsig", write(tmp_path, "literal.pdf", forged)).stdout
+    assert "Not total document signed" in output
 
 
 def test_restated_signature_dictionary_with_padded_literal_contents(target: Target) -> None:
