@@ -559,6 +559,9 @@ def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Re
                 raise _Malformed(f"object {number} at offset {offset} does not end with 'endobj'")
         except _Malformed as error:
             raise _damaged(f"revision {revision.index}: {error}") from None
+        if _name(_dict(value).get(Name("/Type"))) in ("/ObjStm", "/XRef"):
+            raise _damaged(f"revision {revision.index}: object {number} is an object or cross-reference stream, "
+                           "which station documents never use")
         revision.objects[number] = value
         revision.spans[number] = (offset, lexer.position)
     _check_gaps(data, revision)
@@ -584,10 +587,12 @@ def _check_filler(data: bytes, start: int, end: int, index: int) -> None:
             continue
         if byte != 0x25:
             raise _damaged(f"revision {index}: bytes at offset {position} belong to no object in its xref table")
-        if data.startswith(b"%%EOF", position):
-            raise _damaged(f"revision {index}: a %%EOF at offset {position} ends no revision of the /Prev chain")
+        comment_start = position
         while position < end and data[position] not in b"\r\n":
             position += 1
+        if b"%%EOF" in data[comment_start:position]:
+            raise _damaged(f"revision {index}: a %%EOF at offset {data.index(b'%%EOF', comment_start)} ends no "
+                           "revision of the /Prev chain")
 
 
 
@@ -912,7 +917,8 @@ def _pages(document: _Document, index: int, catalog: dict[Name, Value]) -> list[
 def _walk(value: Value, where: str, depth: int = 0) -> Iterator[tuple[str, dict[Name, Value]]]:
     """Every dictionary inside ``value`` (a stream's dictionary included), with a path for messages."""
     if depth > 64:
-        return
+        # the parser refuses deeper nesting, so this cannot hide anything; refuse rather than skip
+        raise _damaged(f"{where}: objects nested too deeply")
     if isinstance(value, Stream):
         value = value.dictionary
     if isinstance(value, dict):
@@ -1077,6 +1083,11 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
                                        "does not need")
             continue
         old = document.get(previous, Ref(number, old_table[number][1]))
+        if revision.defined[number][1] != old_table[number][1]:
+            # a new generation turns every "N G R" to the old one into null: a hidden deletion
+            review.problems.append(f"redefines object {number} with generation {revision.defined[number][1]} "
+                                   f"(was {old_table[number][1]})")
+            continue
         if _same(old, new):
             continue
         changed = _changed_keys(old, new)
@@ -1094,7 +1105,9 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
             rest = changed - {Name("/Annots")}
             if not rest and not _annots_grow_by(document, index, old, new, new_widgets):
                 rest = {Name("/Annots")}
-        elif number in dss_numbers or number in old_dss_numbers:
+        elif number in old_dss_numbers:
+            # only what already was DSS material may be rewritten as DSS material: a signed object
+            # listed in a new DSS stays a signed object
             rest = set() if number in dss_numbers else changed
         else:
             rest = changed
@@ -1173,6 +1186,18 @@ def check_structure(data: bytes) -> StructureReport:
     revision (``unsigned_tail``, ``modified_after_signing``); pyHanko's difference analysis as a
     second opinion (``modified_after_signing``).
     """
+    try:
+        return _check(data)
+    except StructureError:
+        raise
+    except _Malformed as error:
+        raise _damaged(str(error)) from None
+    except (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # hostile bytes must get a verdict, never a traceback
+        raise _damaged(f"cannot analyse the file ({type(error).__name__}: {str(error)[:120]})") from None
+
+
+def _check(data: bytes) -> StructureReport:
     if not data.startswith(b"%PDF-"):
         raise _damaged("the file does not start with %PDF-")
     document = _Document(data)

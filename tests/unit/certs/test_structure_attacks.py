@@ -445,3 +445,73 @@ def test_visible_widget_with_an_appearance_added_as_a_timestamp_field(target: Ta
         610: b"<< /Type /XObject /Subtype /Form /BBox [0 0 300 300] /Length 0 >>\nstream\n\nendstream",
     })
     refused(tampered, "unexpected_annotation", mentions="visible signature widget")
+
+
+# ---------------------------------------------------------------- attacks on the analysis itself
+
+
+def test_signed_object_redefined_with_a_new_generation(target: Target) -> None:
+    """Same content, generation 1: every '19 0 R' now resolves to null in a strict reader."""
+    body = object_body(target.signed, target.content)
+    tampered = raw_update(target.signed, {target.content: body})
+    offset = tampered.rindex(b"\n%d 0 obj\n" % target.content) + 1
+    signed, update = tampered[:len(target.signed)], tampered[len(target.signed):]
+    update = update.replace(b"\n%d 0 obj\n" % target.content, b"\n%d 1 obj\n" % target.content)
+    tampered = signed + update.replace(b"%010d 00000 n" % offset, b"%010d 00001 n" % offset)
+    refused(tampered, "unsigned_tail", mentions="generation 1")  # pyHanko will not even timestamp this file
+
+
+def test_signed_object_smuggled_in_as_dss_material(target: Target) -> None:
+    """A new DSS lists the page content stream, which is then 'rewritten as a certificate': the page empties."""
+    certificate = target.ltv.certificates[0].dump()
+    tampered = with_catalog_entry(target, target.signed, b"/DSS 611 0 R", {
+        611: b"<< /Certs [ %d 0 R ] >>" % target.content,
+        target.content: b"<< /Length %d >>\nstream\n" % len(certificate) + certificate + b"\nendstream",
+    })
+    refused(tampered, "unsigned_tail", mentions=f"redefines object {target.content}")
+    refused(add_document_timestamp(tampered, target.ltv), "modified_after_signing",
+            mentions=f"redefines object {target.content}")
+
+
+def test_dss_revision_that_also_adds_an_unreferenced_object(target: Target) -> None:
+    tampered = with_catalog_entry(target, target.signed, b"/DSS 612 0 R", {
+        612: b"<< /Certs [ ] >>", 613: b"<< /Note (not validation data) >>"})
+    refused(tampered, "unsigned_tail", mentions="adds object 613")
+
+
+def test_object_stream_is_refused(target: Target) -> None:
+    tampered = raw_update(target.signed, {614: b"<< /Type /ObjStm /N 1 /First 5 /Length 12 >>\nstream\n"
+                                               b"19 0 (hello)\nendstream"})
+    refused(tampered, "damaged", mentions="object or cross-reference stream")
+
+
+def test_eof_hidden_in_the_middle_of_a_comment(target: Target) -> None:
+    refused(raw_update(target.signed, {}, extra=b"% nothing to see %%EOF\n"), "damaged", mentions="%%EOF")
+
+
+def test_javascript_behind_an_escaped_name(target: Target) -> None:
+    """'/J#53' is '/JS': names are compared decoded."""
+    tampered = with_catalog_entry(target, target.signed, b"/Names2 << /J#53 (app.alert\\(1\\)) >>")
+    refused(tampered, "active_content", mentions="/JS")
+
+
+def test_random_corruptions_get_a_verdict_never_a_traceback(target: Target) -> None:
+    """Seeded byte flips and truncations all over the file: check_structure passes or raises StructureError."""
+    import random
+
+    generator = random.Random(10)
+    data = target.signed
+    codes: set[str] = set()
+    for round_number in range(120):
+        mutated = bytearray(data)
+        if round_number % 3 == 0:
+            mutated = mutated[: generator.randrange(len(data))]
+        else:
+            for _ in range(generator.randint(1, 4)):
+                mutated[generator.randrange(len(data))] = generator.randrange(256)
+        try:
+            check_structure(bytes(mutated))
+            codes.add("ok")
+        except StructureError as error:
+            codes.add(error.code)
+    assert "damaged" in codes and len(codes) >= 2, codes
