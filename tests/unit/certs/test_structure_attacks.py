@@ -515,3 +515,61 @@ def test_random_corruptions_get_a_verdict_never_a_traceback(target: Target) -> N
         except StructureError as error:
             codes.add(error.code)
     assert "damaged" in codes and len(codes) >= 2, codes
+
+
+def test_certification_reference_without_the_docmdp_transform(target: Target) -> None:
+    """In place, same length: the signature's /Reference no longer says /TransformMethod /DocMDP."""
+    position = target.signed.index(b"/TransformMethod /DocMDP") + len(b"/TransformMethod ")
+    refused(replace_at(target.signed, position, b"/UR3   "), "not_certified", mentions="/TransformMethod /DocMDP")
+
+
+def test_catalog_docmdp_pointing_at_another_object(target: Target) -> None:
+    anchor = b"/DocMDP %d 0 R" % target.signature
+    position = target.signed.index(anchor)
+    replacement = b"/DocMDP %d 0 R" % target.widget
+    assert len(replacement) == len(anchor)
+    refused(replace_at(target.signed, position, replacement), "not_certified", mentions="not the station signature")
+
+
+def test_document_timestamp_byte_range_ending_before_its_revision(target: Target) -> None:
+    blta = make_blta(target.signed, target.ltv)
+    matches = list(re.finditer(rb"/ByteRange\s*(\[\s*0\s+(\d+)\s+(\d+)\s+(\d+)\s*\]\s*)", blta))
+    last = matches[-1]
+    a, b, c = (int(x) for x in last.groups()[1:])
+    text = b"[0 %d %d %d]" % (a, b, c - 10)
+    tampered = replace_at(blta, last.start(1), text.ljust(len(last.group(1))))
+    refused(tampered, "byte_range", mentions="not the end of a revision")
+
+
+def test_page_changed_in_the_same_revision_as_a_genuine_document_timestamp(target: Target) -> None:
+    """pyHanko writes the forged content and the timestamp as one revision: still modified after signing."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(target.signed))
+    content = writer.get_object(generic.Reference(target.content, 0, writer))
+    content._data = b"BT /F1 12 Tf 72 720 Td (Level: Clear) Tj ET"
+    content._encoded_data = None
+    writer.update_container(content)
+    tampered = signers.PdfTimeStamper(target.ltv.stamper).timestamp_pdf(writer, "sha256").getvalue()
+    refused(tampered, "modified_after_signing", mentions=f"redefines object {target.content}")
+
+
+def test_new_page_added_later(target: Target) -> None:
+    reader = PdfFileReader(io.BytesIO(target.signed))
+    pages = reader.root.raw_get("/Pages").idnum
+    body = object_body(target.signed, pages)
+    kids = re.search(rb"/Kids\s*\[([^\]]*)\]", body)
+    count = re.search(rb"/Count\s+(\d+)", body)
+    assert kids is not None and count is not None
+    restated = body.replace(kids.group(0), b"/Kids [" + kids.group(1) + b" 615 0 R]").replace(
+        count.group(0), b"/Count %d" % (int(count.group(1)) + 1))
+    tampered = raw_update(target.signed, {
+        pages: restated, 615: b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] /Contents 616 0 R >>" % pages,
+        616: new_content()})
+    refused(add_document_timestamp(tampered, target.ltv), "modified_after_signing", mentions=f"object {pages}")
+
+
+def test_record_hash_in_the_catalog_changed_later(target: Target) -> None:
+    body = object_body(target.signed, target.root)
+    forged = re.sub(rb"/RecordSHA256 \([0-9a-f]{64}\)", b"/RecordSHA256 (" + b"0" * 64 + b")", body)
+    assert forged != body
+    refused(add_document_timestamp(raw_update(target.signed, {target.root: forged}), target.ltv),
+            "modified_after_signing", mentions="/WipeAgentCertificate changed")
