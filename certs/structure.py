@@ -51,7 +51,8 @@ What is accepted, and why (decisions the rules above leave open):
 * A revision after the signed one that no document timestamp ends must change nothing but the DSS
   (pyHanko writes the DSS of a document timestamp as a revision of its own, after it). Uncovered
   and changing anything else is ``unsigned_tail``; covered by a later timestamp and changing
-  anything else is ``modified_after_signing``.
+  anything else is ``modified_after_signing``. An uncovered revision that changes nothing at all
+  is ``unsigned_tail`` too; a covered one is allowed (pyHanko may rewrite a DSS unchanged).
 * pyHanko rewrites the ``/Info`` dictionary and the XMP stream with every incremental update: a
   later revision may change ``/Info /ModDate`` and the XMP ``xmp:ModifyDate`` / ``xmp:MetadataDate``
   values, nothing else in them. The catalog may gain or replace ``/DSS`` and gain an ``/ESIC``
@@ -214,6 +215,10 @@ class _Lexer:
             else:
                 break
         self.position = position
+
+    def skip_whitespace(self) -> None:
+        while self.position < len(self.data) and self.data[self.position] in _WHITESPACE:
+            self.position += 1
 
     def keyword(self) -> bytes:
         self.skip_space()
@@ -422,7 +427,7 @@ def _read_revision_tail(data: bytes, xref_offset: int) -> tuple[dict[int, tuple[
     defined: dict[int, tuple[int, int]] = {}
     freed: set[int] = set()
     while True:
-        lexer.skip_space()
+        lexer.skip_whitespace()
         if data.startswith(b"trailer", lexer.position):
             break
         header = re.compile(rb"(\d+) (\d+)[\x00\t\x0c ]*(?:\r\n|\r|\n)").match(data, lexer.position)
@@ -449,7 +454,7 @@ def _read_revision_tail(data: bytes, xref_offset: int) -> tuple[dict[int, tuple[
         raise _damaged(f"bad trailer after the xref table at offset {xref_offset}: {error}") from None
     if not isinstance(trailer, dict):
         raise _damaged(f"the trailer after the xref table at offset {xref_offset} is not a dictionary")
-    lexer.skip_space()
+    lexer.skip_whitespace()  # not comments: a "%%EOF" comment here would fool a plain text search
     tail = _STARTXREF.match(data, lexer.position)
     if tail is None:
         raise _damaged(f"no 'startxref N %%EOF' after the trailer at offset {lexer.position}")
@@ -473,7 +478,6 @@ def _revisions(data: bytes) -> list[_Revision]:
     chain: list[tuple[int, dict[int, tuple[int, int]], set[int], dict[Name, Value], int]] = []
     offset: Value = int(last.group(1))
     seen: set[int] = set()
-    expected_end = file_end
     while offset is not None:
         if not isinstance(offset, int) or offset in seen or not 0 <= offset < len(data):
             raise _damaged(f"bad or looping /Prev offset {offset!r}")
@@ -481,18 +485,17 @@ def _revisions(data: bytes) -> list[_Revision]:
         defined, freed, trailer, startxref, end = _read_revision_tail(data, offset)
         if startxref != offset:
             raise _damaged(f"the xref table at offset {offset} is followed by 'startxref {startxref}'")
-        if end != expected_end:
-            raise _damaged(f"the revision whose xref table is at offset {offset} ends at {end}, but the next "
-                           f"revision starts at {expected_end}: bytes outside the /Prev chain")
+        if not chain and end != file_end:
+            raise _damaged(f"the last startxref points at the xref table at offset {offset}, whose revision ends "
+                           f"at {end}, not at the last %%EOF ({file_end})")
         for key in (Name("/XRefStm"), Name("/Encrypt")):
             if key in trailer:
                 raise _damaged(f"the trailer at offset {offset} has {key}, which station documents never use")
         chain.append((offset, defined, freed, trailer, end))
         offset = trailer.get(Name("/Prev"))
-        if isinstance(offset, int):
-            # the previous revision ends where this one begins: find its own %%EOF line
-            expected_end = _revision_start(data, offset)
     chain.reverse()
+    # Each revision begins where the one before ends; with the gap check in _load_objects this
+    # accounts for every byte, so a revision left out of the /Prev chain cannot hide.
     revisions: list[_Revision] = []
     start = 0
     for index, (xref_offset, defined, freed, trailer, end) in enumerate(chain):
@@ -501,15 +504,6 @@ def _revisions(data: bytes) -> list[_Revision]:
         revisions.append(_Revision(index, start, end, xref_offset, trailer, defined, freed))
         start = end
     return revisions
-
-
-def _revision_start(data: bytes, previous_xref: int) -> int:
-    """Where the revision after the one whose xref is at ``previous_xref`` begins (its %%EOF's end)."""
-    try:
-        _, _, _, _, end = _read_revision_tail(data, previous_xref)
-    except StructureError as error:
-        raise _damaged(f"the /Prev xref table at offset {previous_xref} is unreadable: {error.reason}") from None
-    return end
 
 
 def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Ref], Value]) -> None:
@@ -1264,6 +1258,11 @@ def _check(data: bytes) -> StructureReport:
                                                       f"{document.revisions[index].end}) is signed by nobody and "
                                                       f"changes more than the DSS: {review.problems[0]}")
             raise StructureError("modified_after_signing", f"revision {index}: {review.problems[0]}")
+        if index > last_covered and review.added == ["no change"]:
+            # harmless in itself, but bytes nobody signed that long-term validation does not need
+            raise StructureError("unsigned_tail", f"revision {index} (offsets {document.revisions[index].start}.."
+                                                  f"{document.revisions[index].end}) is signed by nobody and adds "
+                                                  "no validation data")
         later.append(f"revision {index}: {'; '.join(review.added)}")
     if later:
         _second_opinion(data, station_revision)

@@ -573,3 +573,17 @@ def test_record_hash_in_the_catalog_changed_later(target: Target) -> None:
     assert forged != body
     refused(add_document_timestamp(raw_update(target.signed, {target.root: forged}), target.ltv),
             "modified_after_signing", mentions="/WipeAgentCertificate changed")
+
+
+def test_empty_update_appended_after_signing(target: Target, tmp_path: Path) -> None:
+    """An update that changes nothing still leaves bytes nobody signed (and pdfsig says so)."""
+    tampered = raw_update(target.signed, {})
+    refused(tampered, "unsigned_tail", mentions="adds no validation data")
+    assert "Not total document signed" in run_tool("pdfsig", write(tmp_path, "empty.pdf", tampered)).stdout
+
+
+def test_identical_restatement_between_signature_and_timestamp_is_allowed(target: Target) -> None:
+    """pyHanko may rewrite an object unchanged (it rewrites /Info and XMP every time): no change, no refusal."""
+    restated = raw_update(target.signed, {target.page: object_body(target.signed, target.page)})
+    report = check_structure(add_document_timestamp(restated, target.ltv))
+    assert report.later_revisions[0] == "revision 2: no change"
