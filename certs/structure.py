@@ -973,6 +973,10 @@ def _dss_objects(document: _Document, index: int, dss_ref: Value, review: _Revie
                         listed = take(item)
                         for stream_ref in listed if isinstance(listed, list) else []:
                             _check_dss_stream(stream_ref, take(stream_ref), review)
+                    elif vri_key == "/TS":  # a timestamp token: one DER stream like the others
+                        _check_dss_stream(item, take(item), review)
+                    elif vri_key == "/Type" and item != Name("/VRI"):
+                        review.problems.append(f"a DSS /VRI entry has /Type {item!r}")
                 if not isinstance(record, dict):
                     review.problems.append("a DSS /VRI entry is not a dictionary")
         else:

@@ -132,6 +132,24 @@ def test_b_lta_extended_twice_passes_with_timestamps_in_file_order(genuine: Genu
     assert report.later_revisions[2].startswith("revision 4: DSS (3 certificates")
 
 
+def test_dss_with_a_vri_entry_for_the_signature_passes(genuine: Genuine) -> None:
+    """The other DSS shape pyHanko writes: validation data tied to the signature by a /VRI entry."""
+    import io
+
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    signed = genuine.documents["certificate"]
+    report = passes(signed)
+    start, end = report.signature.byte_range[1:3]
+    contents = bytes.fromhex(signed[start + 1:end - 1].decode())
+    output = io.BytesIO(signed)
+    DocumentSecurityStore.add_dss(output, sig_contents=contents, certs=list(genuine.ltv.certificates[:2]),
+                                  crls=list(genuine.ltv.crls))
+    data = add_document_timestamp(output.getvalue(), genuine.ltv)
+    assert b"/VRI" in data[len(signed):]
+    assert passes(data).later_revisions[0].startswith("revision 2: DSS (2 certificates")
+
+
 def test_a_final_dss_revision_nobody_timestamped_is_allowed(genuine: Genuine) -> None:
     """pyHanko writes a timestamp's validation data after it: a DSS-only tail changes nothing a person reads."""
     data = add_dss(make_blta(genuine.documents["certificate"], genuine.ltv), genuine.ltv)
