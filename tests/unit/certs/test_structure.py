@@ -132,6 +132,35 @@ def test_b_lta_extended_twice_passes_with_timestamps_in_file_order(genuine: Genu
     assert report.later_revisions[2].startswith("revision 4: DSS (3 certificates")
 
 
+def test_pyhankos_own_pades_lta_signing_path_passes(world: PkiWorld, genuine: Genuine) -> None:
+    """PdfSigner with use_pades_lta writes DSS and document timestamp in one revision, then a DSS after it."""
+    import io
+
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko_certvalidator import ValidationContext
+
+    ca = x509.load_pem_x509_certificate((world.ca_dir / "ca.crt").read_bytes())
+    context = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(ca.public_bytes(serialization.Encoding.DER))],
+        crls=list(genuine.ltv.crls), other_certs=list(genuine.ltv.certificates), allow_fetching=False,
+        revocation_mode="soft-fail")
+    metadata = signers.PdfSignatureMetadata(
+        field_name="WipeAgentSignature", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
+        certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES, embed_validation_info=True,
+        use_pades_lta=True, validation_context=context)
+    writer = IncrementalPdfFileWriter(io.BytesIO(render_pdf(record_for(world.station))))
+    data = signers.PdfSigner(metadata, signer=world.station.pyhanko_signer(),
+                             timestamper=genuine.ltv.stamper).sign_pdf(writer).getvalue()
+    report = passes(data)
+    assert [item.revision for item in report.document_timestamps] == [2]
+    assert "DSS" in report.later_revisions[0] and "document timestamp" in report.later_revisions[0]
+    assert report.later_revisions[1].startswith("revision 3: DSS")
+
+
 def test_dss_with_a_vri_entry_for_the_signature_passes(genuine: Genuine) -> None:
     """The other DSS shape pyHanko writes: validation data tied to the signature by a /VRI entry."""
     import io
