@@ -654,6 +654,8 @@ def _name(value: Value) -> str:
 # Signature dictionaries: /ByteRange and /Contents read from the raw bytes.
 
 _SIGNATURE_SUBFILTERS = ("/ETSI.CAdES.detached", "/adbe.pkcs7.detached")
+_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_TST_INFO = "1.2.840.113549.1.9.16.1.4"
 _TIMESTAMP_SUBFILTER = "/ETSI.RFC3161"
 
 
@@ -726,8 +728,8 @@ def _split_container(decoded: bytes, where: str) -> bytes:
         from asn1crypto import cms as asn1_cms
 
         info = asn1_cms.ContentInfo.load(cms, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise ValueError(f"content type {info['content_type'].native}")
+        if info["content_type"].dotted != _SIGNED_DATA:
+            raise ValueError(f"content type {info['content_type'].dotted}")
         signed = info["content"]
         if len(signed["signer_infos"]) != 1:
             raise ValueError(f"{len(signed['signer_infos'])} signer infos")
@@ -1286,8 +1288,9 @@ def _check_cms_kind(cms: bytes, kind: SignatureKind, number: int) -> None:
     """A document timestamp holds a TSTInfo; a signature holds anything but."""
     from asn1crypto import cms as asn1_cms
 
-    content_type = asn1_cms.ContentInfo.load(cms)["content"]["encap_content_info"]["content_type"].native
-    if (content_type == "tst_info") != (kind is SignatureKind.DOCUMENT_TIMESTAMP):
+    # dotted, not .native: asn1crypto names the TSTInfo type only once asn1crypto.tsp was imported
+    content_type = asn1_cms.ContentInfo.load(cms)["content"]["encap_content_info"]["content_type"].dotted
+    if (content_type == _TST_INFO) != (kind is SignatureKind.DOCUMENT_TIMESTAMP):
         raise StructureError("container_padding", f"signature dictionary {number} is a {kind.value} but its CMS "
                                                   f"encapsulates {content_type}")
 

@@ -201,6 +201,19 @@ def test_an_uncovered_dss_revision_that_also_changes_the_title_is_an_unsigned_ta
     assert "/Title" in raised.value.reason and "revision 3" in raised.value.reason
 
 
+def test_check_structure_in_a_fresh_interpreter(genuine: Genuine, tmp_path: Path) -> None:
+    """No reliance on what other modules happened to import first (asn1crypto registers names lazily)."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "blta.pdf", make_blta(genuine.documents["certificate"], genuine.ltv))
+    program = ("import sys; from certs.structure import check_structure; "
+               "report = check_structure(open(sys.argv[1], 'rb').read()); print(len(report.document_timestamps))")
+    result = subprocess.run([sys.executable, "-c", program, str(path)], capture_output=True, text=True, timeout=60,
+                            check=False, cwd=Path(__file__).resolve().parents[3])
+    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+
+
 def test_pdfsig_agrees_that_a_genuine_b_b_certificate_is_whole_and_valid(genuine: Genuine, tmp_path: Path) -> None:
     path = write(tmp_path, "genuine.pdf", genuine.documents["certificate"])
     output = run_tool("pdfsig", path).stdout
