@@ -123,8 +123,9 @@ def test_genuine_b_lta_document_passes(genuine: Genuine, kind: str) -> None:
     assert report.later_revisions[1].startswith("revision 3: document timestamp Timestamp")
 
 
-def test_b_lta_extended_twice_passes_with_timestamps_in_file_order(genuine: Genuine) -> None:
-    once = make_blta(genuine.documents["certificate"], genuine.ltv)
+@pytest.mark.parametrize("kind", KINDS)
+def test_b_lta_extended_twice_passes_with_timestamps_in_file_order(genuine: Genuine, kind: str) -> None:
+    once = make_blta(genuine.documents[kind], genuine.ltv)
     twice = add_document_timestamp(add_dss(once, genuine.ltv), genuine.ltv)
     report = passes(twice)
     assert [item.revision for item in report.document_timestamps] == [3, 5]
@@ -132,22 +133,42 @@ def test_b_lta_extended_twice_passes_with_timestamps_in_file_order(genuine: Genu
     assert report.later_revisions[2].startswith("revision 4: DSS (3 certificates")
 
 
+def _validation_context(world: PkiWorld, ltv: Ltv) -> object:
+    """A pyHanko validation context trusting the world's CA, offline, with the LTV material."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko_certvalidator import ValidationContext
+
+    ca = x509.load_pem_x509_certificate((world.ca_dir / "ca.crt").read_bytes())
+    return ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(ca.public_bytes(serialization.Encoding.DER))],
+        crls=list(ltv.crls), other_certs=list(ltv.certificates), allow_fetching=False, revocation_mode="soft-fail")
+
+
+def test_pyhankos_archival_timestamp_chain_update_passes(world: PkiWorld, genuine: Genuine) -> None:
+    """update_archival_timestamp_chain (what an 'extend' may use): DSS and timestamp in one revision, DSS after."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import signers
+
+    blta = make_blta(genuine.documents["certificate"], genuine.ltv)
+    data = signers.PdfTimeStamper(genuine.ltv.stamper).update_archival_timestamp_chain(
+        PdfFileReader(io.BytesIO(blta)), _validation_context(world, genuine.ltv), in_place=False).getvalue()
+    report = passes(data)
+    assert [item.revision for item in report.document_timestamps] == [3, 4]
+    assert report.later_revisions[-1].startswith("revision 5: DSS")
+
+
 def test_pyhankos_own_pades_lta_signing_path_passes(world: PkiWorld, genuine: Genuine) -> None:
     """PdfSigner with use_pades_lta writes DSS and document timestamp in one revision, then a DSS after it."""
     import io
 
-    from asn1crypto import x509 as asn1_x509
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
-    from pyhanko_certvalidator import ValidationContext
 
-    ca = x509.load_pem_x509_certificate((world.ca_dir / "ca.crt").read_bytes())
-    context = ValidationContext(
-        trust_roots=[asn1_x509.Certificate.load(ca.public_bytes(serialization.Encoding.DER))],
-        crls=list(genuine.ltv.crls), other_certs=list(genuine.ltv.certificates), allow_fetching=False,
-        revocation_mode="soft-fail")
+    context = _validation_context(world, genuine.ltv)
     metadata = signers.PdfSignatureMetadata(
         field_name="WipeAgentSignature", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES, embed_validation_info=True,
