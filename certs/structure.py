@@ -4,31 +4,41 @@ pyHanko's "coverage == ENTIRE_FILE" is computed from lengths, assuming ``/Conten
 filling the gap between the two byte ranges; a literal string there makes an appended incremental
 update count as covered (issue 10). :func:`check_structure` therefore reads the file itself: it walks
 the revision chain, parses every signature dictionary's raw ``/ByteRange`` and ``/Contents`` tokens,
-and compares every later revision object by object with the signed one. pyHanko's reader is used only
-to parse objects; it never decides.
+and compares every later revision object by object with the signed one. The objects are parsed by a
+small parser of our own (it keeps what a general reader discards: literal or hex spelling, each
+value's byte span, duplicate keys); pyHanko's difference analysis runs only as a second opinion.
+
+This module checks structure, not cryptography: the caller (:mod:`certs.verify`) must still check
+each :class:`SignedRange`'s CMS against the bytes its ``byte_range`` covers, and the signers' trust.
 
 Failure codes (``StructureError.code``, stable, for ``--json``):
 
 ``damaged``
-    the revision chain cannot be parsed (startxref, xref table or stream, ``/Prev``, ``%%EOF``).
+    the revision chain cannot be parsed (startxref, xref table, ``/Prev``, ``%%EOF``), an object
+    is malformed, or bytes of a revision belong to no object of its xref table.
 ``byte_range``
     a ``/ByteRange`` is not ``[0 a b c]`` of non-negative integers, or ``b + c`` is not the end of a
-    revision, or the ranges overlap or leave the file.
+    revision (the revision whose objects hold that signature dictionary), or the ranges overlap or
+    leave the file; a signature dictionary nested inside another object.
 ``contents_encoding``
     the gap ``a..b`` is not exactly one ``<...>`` hexadecimal string of even length: a literal
     string, a string followed or preceded by other bytes, whitespace inside, odd digit count,
     non-hex characters.
 ``container_padding``
     the decoded bytes after the DER CMS are not all 0x00, or the DER is not one well-formed CMS
-    ContentInfo of SignedData.
+    ContentInfo of SignedData with one signer (a TSTInfo for a document timestamp, not for a
+    signature).
 ``unsigned_tail``
     bytes after the last revision that are not whitespace, or a revision that no signature or
-    document timestamp covers (other than the one DSS-only revision allowed at the very end).
+    document timestamp covers, unless it changes only the DSS.
 ``not_certified``
     the station signature is not a certification signature (catalog ``/Perms /DocMDP`` must
-    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``).
+    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``), or there is no
+    station signature at all.
 ``multiple_signatures``
-    more than one ``/Sig`` signature (e.g. an approval signature added later), or none at all.
+    more than one ``/Sig`` signature (e.g. an approval signature added later), a signature or
+    timestamp with another ``/SubFilter`` than PAdES / RFC 3161, or a document timestamp in or
+    before the signed revision.
 ``modified_after_signing``
     a revision after the signed one adds or changes anything other than what long-term validation
     needs (DSS, document timestamp field, its widget, the fields and annotations arrays growing by it).
