@@ -33,15 +33,15 @@ Failure codes (``StructureError.code``, stable, for ``--json``):
     document timestamp covers, unless it changes only the DSS.
 ``not_certified``
     the station signature is not a certification signature (catalog ``/Perms /DocMDP`` must
-    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``), or there is no
-    station signature at all.
+    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``), its ``/SubFilter``
+    is not ``ETSI.CAdES.detached`` or ``adbe.pkcs7.detached``, or there is no station signature.
 ``multiple_signatures``
-    more than one ``/Sig`` signature (e.g. an approval signature added later), a signature or
-    timestamp with another ``/SubFilter`` than PAdES / RFC 3161, or a document timestamp in or
-    before the signed revision.
+    more than one ``/Sig`` signature (e.g. an approval signature added later), or a document
+    timestamp in or before the signed revision.
 ``modified_after_signing``
     a revision after the signed one adds or changes anything other than what long-term validation
-    needs (DSS, document timestamp field, its widget, the fields and annotations arrays growing by it).
+    needs (DSS, document timestamp field, its widget, the fields and annotations arrays growing by it);
+    a document timestamp whose ``/SubFilter`` is not ``ETSI.RFC3161``.
 ``active_content``
     JavaScript, ``/OpenAction``, ``/AA``, Launch/URI/SubmitForm/ImportData/GoToR/Rendition actions,
     ``/OCProperties`` (layers), XFA, RichMedia, in any revision.
@@ -1234,8 +1234,11 @@ def _check(data: bytes) -> StructureReport:
         subfilter = _name(dictionary.get(Name("/SubFilter")))
         allowed = (_TIMESTAMP_SUBFILTER,) if kind is SignatureKind.DOCUMENT_TIMESTAMP else _SIGNATURE_SUBFILTERS
         if subfilter not in allowed:
-            raise StructureError("multiple_signatures", f"signature dictionary {number} has /SubFilter "
-                                                        f"{subfilter or 'none'}, not {' or '.join(allowed)}")
+            # a station signature in another format is no PAdES certification; a timestamp in another
+            # format is nothing long-term validation needs
+            code = "not_certified" if kind is SignatureKind.SIGNATURE else "modified_after_signing"
+            raise StructureError(code, f"signature dictionary {number} has /SubFilter {subfilter or 'none'}, "
+                                       f"not {' or '.join(allowed)}")
         _check_cms_kind(cms, kind, number)
         signatures.setdefault(number, []).append((index, kind, byte_range, cms))
 

@@ -587,3 +587,24 @@ def test_identical_restatement_between_signature_and_timestamp_is_allowed(target
     restated = raw_update(target.signed, {target.page: object_body(target.signed, target.page)})
     report = check_structure(add_document_timestamp(restated, target.ltv))
     assert report.later_revisions[0] == "revision 2: no change"
+
+
+def test_station_signature_in_another_format(target: Target) -> None:
+    position = target.signed.index(b"/SubFilter /ETSI.CAdES.detached") + len(b"/SubFilter ")
+    refused(replace_at(target.signed, position, b"/adbe.x509.rsa_sha1 "), "not_certified",
+            mentions="/SubFilter /adbe.x509.rsa_sha1")
+
+
+def test_document_timestamp_in_another_format(target: Target) -> None:
+    blta = make_blta(target.signed, target.ltv)
+    position = blta.rindex(b"/SubFilter /ETSI.RFC3161") + len(b"/SubFilter ")
+    refused(replace_at(blta, position, b"/ETSI.CAdES.d"), "modified_after_signing", mentions="not /ETSI.RFC3161")
+
+
+def test_station_signature_holding_a_timestamp_token_instead(target: Target) -> None:
+    """The station's /Contents replaced by a genuine RFC 3161 token (TSTInfo inside): not a signature."""
+    token = check_structure(make_blta(target.signed, target.ltv)).document_timestamps[0].cms
+    a, b = signature_gap(target.signed)
+    assert 2 * len(token) <= b - a - 2
+    tampered = replace_at(target.signed, a + 1, token.hex().upper().encode().ljust(b - a - 2, b"0"))
+    refused(tampered, "container_padding", mentions="encapsulates 1.2.840.113549.1.9.16.1.4")
