@@ -231,6 +231,7 @@ def test_contents_that_is_der_but_not_signed_data(target: Target) -> None:
     ("beyond the end", lambda f, a, b, c: b"[0 %d %d %d]" % (a, b, c + 1000), "byte_range", "leaves the file"),
     ("overlapping", lambda f, a, b, c: b"[0 %d %d %d]" % (b, a, c), "byte_range", "overlaps"),
     ("six numbers", lambda f, a, b, c: b"[0 %d %d %d 0 0]" % (a, b, c), "byte_range", "four"),
+    ("four ranges", lambda f, a, b, c: b"[0 %d %d %d 0 1 0 1]" % (a, b, c), "byte_range", "four"),
     ("negative", lambda f, a, b, c: b"[0 %d %d -%d]" % (a, b, c), "byte_range", "non-negative"),
     ("a real number", lambda f, a, b, c: b"[0 %d.0 %d %d]" % (a, b, c), "byte_range", "integers"),
 ])
@@ -313,6 +314,13 @@ def test_xmp_metadata_rewritten_later(target: Target) -> None:
                                           b"stream\n%s\nendstream" % (len(xmp), xmp)})
     refused(add_document_timestamp(tampered, target.ltv), "modified_after_signing",
             mentions=f"redefines object {target.metadata}")
+
+
+def test_xmp_metadata_added_later_to_a_page(target: Target) -> None:
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    tampered = with_page_entry(target, target.signed, entry=b"/Metadata 617 0 R", extra={
+        617: b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream" % (len(xmp), xmp)})
+    refused(add_document_timestamp(tampered, target.ltv), "modified_after_signing", mentions="/Metadata changed")
 
 
 def test_extra_embedded_file_added_later(target: Target) -> None:
