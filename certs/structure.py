@@ -1264,6 +1264,10 @@ def _check(data: bytes) -> StructureReport:
 
     _scan(document)
     _check_certified(document, station_revision, station_number)
+    station_field = _field_name(document, station_number)
+    if not station_field:
+        raise StructureError("not_certified", f"the station signature (object {station_number}) is the value of no "
+                                              "signature field of the final revision")
 
     timestamp_ends = {revision_index: number for revision_index, number, _, _ in timestamps}
     last_covered = max(timestamp_ends, default=station_revision)
@@ -1288,7 +1292,7 @@ def _check(data: bytes) -> StructureReport:
 
     return StructureReport(
         revision_ends=tuple(revision.end for revision in document.revisions),
-        signature=SignedRange(_field_name(document, station_number), SignatureKind.SIGNATURE, station_range,
+        signature=SignedRange(station_field, SignatureKind.SIGNATURE, station_range,
                               station_cms, station_revision),
         document_timestamps=tuple(
             SignedRange(_field_name(document, number), SignatureKind.DOCUMENT_TIMESTAMP, byte_range, cms, index)

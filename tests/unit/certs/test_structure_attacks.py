@@ -616,3 +616,12 @@ def test_station_signature_holding_a_timestamp_token_instead(target: Target) -> 
     assert 2 * len(token) <= b - a - 2
     tampered = replace_at(target.signed, a + 1, token.hex().upper().encode().ljust(b - a - 2, b"0"))
     refused(tampered, "container_padding", mentions="encapsulates 1.2.840.113549.1.9.16.1.4")
+
+
+def test_station_signature_that_no_field_holds(target: Target) -> None:
+    """In place, same length: the signature field's /V points at another object; the signature floats free."""
+    anchor = b"/V %d 0 R" % target.signature
+    position = target.signed.index(anchor, target.signed.index(b"%d 0 obj" % target.widget))
+    replacement = b"/V %d 0 R" % target.widget
+    assert len(replacement) == len(anchor)
+    refused(replace_at(target.signed, position, replacement), "not_certified", mentions="no signature field")
