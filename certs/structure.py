@@ -4,34 +4,44 @@ pyHanko's "coverage == ENTIRE_FILE" is computed from lengths, assuming ``/Conten
 filling the gap between the two byte ranges; a literal string there makes an appended incremental
 update count as covered (issue 10). :func:`check_structure` therefore reads the file itself: it walks
 the revision chain, parses every signature dictionary's raw ``/ByteRange`` and ``/Contents`` tokens,
-and compares every later revision object by object with the signed one. pyHanko's reader is used only
-to parse objects; it never decides.
+and compares every later revision object by object with the signed one. The objects are parsed by a
+small parser of our own (it keeps what a general reader discards: literal or hex spelling, each
+value's byte span, duplicate keys); pyHanko's difference analysis runs only as a second opinion.
+
+This module checks structure, not cryptography: the caller (:mod:`certs.verify`) must still check
+each :class:`SignedRange`'s CMS against the bytes its ``byte_range`` covers, and the signers' trust.
 
 Failure codes (``StructureError.code``, stable, for ``--json``):
 
 ``damaged``
-    the revision chain cannot be parsed (startxref, xref table or stream, ``/Prev``, ``%%EOF``).
+    the revision chain cannot be parsed (startxref, xref table, ``/Prev``, ``%%EOF``), an object
+    is malformed, or bytes of a revision belong to no object of its xref table.
 ``byte_range``
     a ``/ByteRange`` is not ``[0 a b c]`` of non-negative integers, or ``b + c`` is not the end of a
-    revision, or the ranges overlap or leave the file.
+    revision (the revision whose objects hold that signature dictionary), or the ranges overlap or
+    leave the file; a signature dictionary nested inside another object.
 ``contents_encoding``
     the gap ``a..b`` is not exactly one ``<...>`` hexadecimal string of even length: a literal
     string, a string followed or preceded by other bytes, whitespace inside, odd digit count,
     non-hex characters.
 ``container_padding``
     the decoded bytes after the DER CMS are not all 0x00, or the DER is not one well-formed CMS
-    ContentInfo of SignedData.
+    ContentInfo of SignedData with one signer (a TSTInfo for a document timestamp, not for a
+    signature).
 ``unsigned_tail``
     bytes after the last revision that are not whitespace, or a revision that no signature or
-    document timestamp covers (other than the one DSS-only revision allowed at the very end).
+    document timestamp covers, unless it changes only the DSS.
 ``not_certified``
     the station signature is not a certification signature (catalog ``/Perms /DocMDP`` must
-    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``).
+    reference it and its ``/Reference`` must carry ``/TransformMethod /DocMDP``), its ``/SubFilter``
+    is not ``ETSI.CAdES.detached`` or ``adbe.pkcs7.detached``, or there is no station signature.
 ``multiple_signatures``
-    more than one ``/Sig`` signature (e.g. an approval signature added later), or none at all.
+    more than one ``/Sig`` signature (e.g. an approval signature added later), or a document
+    timestamp in or before the signed revision.
 ``modified_after_signing``
     a revision after the signed one adds or changes anything other than what long-term validation
-    needs (DSS, document timestamp field, its widget, the fields and annotations arrays growing by it).
+    needs (DSS, document timestamp field, its widget, the fields and annotations arrays growing by it);
+    a document timestamp whose ``/SubFilter`` is not ``ETSI.RFC3161``.
 ``active_content``
     JavaScript, ``/OpenAction``, ``/AA``, Launch/URI/SubmitForm/ImportData/GoToR/Rendition actions,
     ``/OCProperties`` (layers), XFA, RichMedia, in any revision.
@@ -51,7 +61,8 @@ What is accepted, and why (decisions the rules above leave open):
 * A revision after the signed one that no document timestamp ends must change nothing but the DSS
   (pyHanko writes the DSS of a document timestamp as a revision of its own, after it). Uncovered
   and changing anything else is ``unsigned_tail``; covered by a later timestamp and changing
-  anything else is ``modified_after_signing``.
+  anything else is ``modified_after_signing``. An uncovered revision that changes nothing at all
+  is ``unsigned_tail`` too; a covered one is allowed (pyHanko may rewrite a DSS unchanged).
 * pyHanko rewrites the ``/Info`` dictionary and the XMP stream with every incremental update: a
   later revision may change ``/Info /ModDate`` and the XMP ``xmp:ModifyDate`` / ``xmp:MetadataDate``
   values, nothing else in them. The catalog may gain or replace ``/DSS`` and gain an ``/ESIC``
@@ -143,6 +154,7 @@ _WHITESPACE = b"\x00\t\n\x0c\r "
 _DELIMITERS = b"()<>[]{}/%"
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_DIGITS = re.compile(rb"[0-9a-fA-F]*")
 
 
 class Name(str):
@@ -195,9 +207,11 @@ class _Malformed(Exception):
 class _Lexer:
     """Reads PDF tokens and objects from ``data`` starting at ``position``."""
 
-    def __init__(self, data: bytes, position: int) -> None:
+    def __init__(self, data: bytes, position: int, bad_hex: list[int] | None = None) -> None:
         self.data = data
         self.position = position
+        self.bad_hex = bad_hex
+        """Where malformed hex strings were found; None: raise at the first one."""
 
     def skip_space(self) -> None:
         data, position = self.data, self.position
@@ -211,6 +225,10 @@ class _Lexer:
             else:
                 break
         self.position = position
+
+    def skip_whitespace(self) -> None:
+        while self.position < len(self.data) and self.data[self.position] in _WHITESPACE:
+            self.position += 1
 
     def keyword(self) -> bytes:
         self.skip_space()
@@ -291,9 +309,14 @@ class _Lexer:
         end = self.data.find(b">", start)
         if end < 0:
             raise _Malformed(f"unterminated hexadecimal string at offset {start}")
-        digits = bytes(byte for byte in self.data[start + 1:end] if byte not in _WHITESPACE)
-        if any(byte not in _HEX for byte in digits):
-            raise _Malformed(f"bad hexadecimal string at offset {start}")
+        digits = self.data[start + 1:end].translate(None, _WHITESPACE)
+        if not _HEX_DIGITS.fullmatch(digits):
+            if self.bad_hex is None:
+                raise _Malformed(f"bad hexadecimal string at offset {start}")
+            # kept for later: a signature's /Contents gets its own, more precise verdict first
+            self.bad_hex.append(start)
+            self.position = end + 1
+            return PdfString(self.data[start + 1:end], hexadecimal=True)
         if len(digits) % 2:
             digits += b"0"
         self.position = end + 1
@@ -396,6 +419,7 @@ class _Revision:
     freed: set[int]
     objects: dict[int, Value] = field(default_factory=dict)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+    bad_hex: list[int] = field(default_factory=list)
 
 
 def _damaged(reason: str) -> StructureError:
@@ -413,7 +437,7 @@ def _read_revision_tail(data: bytes, xref_offset: int) -> tuple[dict[int, tuple[
     defined: dict[int, tuple[int, int]] = {}
     freed: set[int] = set()
     while True:
-        lexer.skip_space()
+        lexer.skip_whitespace()
         if data.startswith(b"trailer", lexer.position):
             break
         header = re.compile(rb"(\d+) (\d+)[\x00\t\x0c ]*(?:\r\n|\r|\n)").match(data, lexer.position)
@@ -440,7 +464,7 @@ def _read_revision_tail(data: bytes, xref_offset: int) -> tuple[dict[int, tuple[
         raise _damaged(f"bad trailer after the xref table at offset {xref_offset}: {error}") from None
     if not isinstance(trailer, dict):
         raise _damaged(f"the trailer after the xref table at offset {xref_offset} is not a dictionary")
-    lexer.skip_space()
+    lexer.skip_whitespace()  # not comments: a "%%EOF" comment here would fool a plain text search
     tail = _STARTXREF.match(data, lexer.position)
     if tail is None:
         raise _damaged(f"no 'startxref N %%EOF' after the trailer at offset {lexer.position}")
@@ -464,7 +488,6 @@ def _revisions(data: bytes) -> list[_Revision]:
     chain: list[tuple[int, dict[int, tuple[int, int]], set[int], dict[Name, Value], int]] = []
     offset: Value = int(last.group(1))
     seen: set[int] = set()
-    expected_end = file_end
     while offset is not None:
         if not isinstance(offset, int) or offset in seen or not 0 <= offset < len(data):
             raise _damaged(f"bad or looping /Prev offset {offset!r}")
@@ -472,18 +495,17 @@ def _revisions(data: bytes) -> list[_Revision]:
         defined, freed, trailer, startxref, end = _read_revision_tail(data, offset)
         if startxref != offset:
             raise _damaged(f"the xref table at offset {offset} is followed by 'startxref {startxref}'")
-        if end != expected_end:
-            raise _damaged(f"the revision whose xref table is at offset {offset} ends at {end}, but the next "
-                           f"revision starts at {expected_end}: bytes outside the /Prev chain")
+        if not chain and end != file_end:
+            raise _damaged(f"the last startxref points at the xref table at offset {offset}, whose revision ends "
+                           f"at {end}, not at the last %%EOF ({file_end})")
         for key in (Name("/XRefStm"), Name("/Encrypt")):
             if key in trailer:
                 raise _damaged(f"the trailer at offset {offset} has {key}, which station documents never use")
         chain.append((offset, defined, freed, trailer, end))
         offset = trailer.get(Name("/Prev"))
-        if isinstance(offset, int):
-            # the previous revision ends where this one begins: find its own %%EOF line
-            expected_end = _revision_start(data, offset)
     chain.reverse()
+    # Each revision begins where the one before ends; with the gap check in _load_objects this
+    # accounts for every byte, so a revision left out of the /Prev chain cannot hide.
     revisions: list[_Revision] = []
     start = 0
     for index, (xref_offset, defined, freed, trailer, end) in enumerate(chain):
@@ -494,15 +516,6 @@ def _revisions(data: bytes) -> list[_Revision]:
     return revisions
 
 
-def _revision_start(data: bytes, previous_xref: int) -> int:
-    """Where the revision after the one whose xref is at ``previous_xref`` begins (its %%EOF's end)."""
-    try:
-        _, _, _, _, end = _read_revision_tail(data, previous_xref)
-    except StructureError as error:
-        raise _damaged(f"the /Prev xref table at offset {previous_xref} is unreadable: {error.reason}") from None
-    return end
-
-
 def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Ref], Value]) -> None:
     """Parse every object this revision defines; check all of its bytes are accounted for."""
     for number, (offset, generation) in sorted(revision.defined.items(), key=lambda item: item[1][0]):
@@ -511,7 +524,7 @@ def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Re
         if not revision.start <= offset < revision.xref_offset:
             raise _damaged(f"revision {revision.index} places object {number} at offset {offset}, outside its "
                            f"own bytes {revision.start}..{revision.xref_offset}")
-        lexer = _Lexer(data, offset)
+        lexer = _Lexer(data, offset, revision.bad_hex)
         try:
             header = (lexer.keyword(), lexer.keyword(), lexer.keyword())
             if header != (str(number).encode(), str(generation).encode(), b"obj"):
@@ -550,6 +563,9 @@ def _load_objects(data: bytes, revision: _Revision, resolve_length: Callable[[Re
                 raise _Malformed(f"object {number} at offset {offset} does not end with 'endobj'")
         except _Malformed as error:
             raise _damaged(f"revision {revision.index}: {error}") from None
+        if _name(_dict(value).get(Name("/Type"))) in ("/ObjStm", "/XRef"):
+            raise _damaged(f"revision {revision.index}: object {number} is an object or cross-reference stream, "
+                           "which station documents never use")
         revision.objects[number] = value
         revision.spans[number] = (offset, lexer.position)
     _check_gaps(data, revision)
@@ -575,10 +591,12 @@ def _check_filler(data: bytes, start: int, end: int, index: int) -> None:
             continue
         if byte != 0x25:
             raise _damaged(f"revision {index}: bytes at offset {position} belong to no object in its xref table")
-        if data.startswith(b"%%EOF", position):
-            raise _damaged(f"revision {index}: a %%EOF at offset {position} ends no revision of the /Prev chain")
+        comment_start = position
         while position < end and data[position] not in b"\r\n":
             position += 1
+        if b"%%EOF" in data[comment_start:position]:
+            raise _damaged(f"revision {index}: a %%EOF at offset {data.index(b'%%EOF', comment_start)} ends no "
+                           "revision of the /Prev chain")
 
 
 
@@ -646,6 +664,8 @@ def _name(value: Value) -> str:
 # Signature dictionaries: /ByteRange and /Contents read from the raw bytes.
 
 _SIGNATURE_SUBFILTERS = ("/ETSI.CAdES.detached", "/adbe.pkcs7.detached")
+_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_TST_INFO = "1.2.840.113549.1.9.16.1.4"
 _TIMESTAMP_SUBFILTER = "/ETSI.RFC3161"
 
 
@@ -654,7 +674,7 @@ def _check_signature_bytes(document: _Document, revision: _Revision, number: int
     """Check one definition of a signature dictionary at the byte level; return its range and its CMS."""
     data = document.data
     offset = revision.defined[number][0]
-    lexer = _Lexer(data, offset)
+    lexer = _Lexer(data, offset, [])
     lexer.keyword(), lexer.keyword(), lexer.keyword()
     spans = lexer.dictionary_spans()
     where = f"signature dictionary {number} (revision {revision.index}, offset {offset})"
@@ -692,7 +712,8 @@ def _check_signature_bytes(document: _Document, revision: _Revision, number: int
         raise StructureError("contents_encoding", f"{where}: /Contents at offset {a} is not a hexadecimal string "
                                                   f"(starts {gap[:1]!r})")
     digits = gap[1:-1]
-    bad = next((index for index, byte in enumerate(digits) if byte not in _HEX), None)
+    bad = None if _HEX_DIGITS.fullmatch(digits) else next(
+        index for index, byte in enumerate(digits) if byte not in _HEX)
     if bad is not None:
         raise StructureError("contents_encoding", f"{where}: /Contents has the non-hexadecimal byte "
                                                   f"{digits[bad:bad + 1]!r} at offset {a + 1 + bad}")
@@ -708,7 +729,7 @@ def _split_container(decoded: bytes, where: str) -> bytes:
     if length is None:
         raise StructureError("container_padding", f"{where}: /Contents does not start with a DER SEQUENCE")
     padding = decoded[length:]
-    nonzero = next((index for index, byte in enumerate(padding) if byte), None)
+    nonzero = None if not padding.strip(b"\x00") else next(index for index, byte in enumerate(padding) if byte)
     if nonzero is not None:
         raise StructureError("container_padding", f"{where}: byte {nonzero} of the padding after the "
                                                   f"{length}-byte CMS is 0x{padding[nonzero]:02x}, not zero")
@@ -717,8 +738,8 @@ def _split_container(decoded: bytes, where: str) -> bytes:
         from asn1crypto import cms as asn1_cms
 
         info = asn1_cms.ContentInfo.load(cms, strict=True)
-        if info["content_type"].native != "signed_data":
-            raise ValueError(f"content type {info['content_type'].native}")
+        if info["content_type"].dotted != _SIGNED_DATA:
+            raise ValueError(f"content type {info['content_type'].dotted}")
         signed = info["content"]
         if len(signed["signer_infos"]) != 1:
             raise ValueError(f"{len(signed['signer_infos'])} signer infos")
@@ -798,6 +819,8 @@ def _changed_keys(old: Value, new: Value) -> set[Name]:
         changed.add(Name("(data)"))
     if isinstance(old, Stream) != isinstance(new, Stream) or isinstance(old, dict) != isinstance(new, dict):
         changed.add(Name("(type)"))
+    if not isinstance(old, dict | Stream) and not isinstance(new, dict | Stream) and not _same(old, new):
+        changed.add(Name("(value)"))  # an array, number or string object
     return changed
 
 
@@ -900,7 +923,8 @@ def _pages(document: _Document, index: int, catalog: dict[Name, Value]) -> list[
 def _walk(value: Value, where: str, depth: int = 0) -> Iterator[tuple[str, dict[Name, Value]]]:
     """Every dictionary inside ``value`` (a stream's dictionary included), with a path for messages."""
     if depth > 64:
-        return
+        # the parser refuses deeper nesting, so this cannot hide anything; refuse rather than skip
+        raise _damaged(f"{where}: objects nested too deeply")
     if isinstance(value, Stream):
         value = value.dictionary
     if isinstance(value, dict):
@@ -961,6 +985,10 @@ def _dss_objects(document: _Document, index: int, dss_ref: Value, review: _Revie
                         listed = take(item)
                         for stream_ref in listed if isinstance(listed, list) else []:
                             _check_dss_stream(stream_ref, take(stream_ref), review)
+                    elif vri_key == "/TS":  # a timestamp token: one DER stream like the others
+                        _check_dss_stream(item, take(item), review)
+                    elif vri_key == "/Type" and item != Name("/VRI"):
+                        review.problems.append(f"a DSS /VRI entry has /Type {item!r}")
                 if not isinstance(record, dict):
                     review.problems.append("a DSS /VRI entry is not a dictionary")
         else:
@@ -1065,6 +1093,11 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
                                        "does not need")
             continue
         old = document.get(previous, Ref(number, old_table[number][1]))
+        if revision.defined[number][1] != old_table[number][1]:
+            # a new generation turns every "N G R" to the old one into null: a hidden deletion
+            review.problems.append(f"redefines object {number} with generation {revision.defined[number][1]} "
+                                   f"(was {old_table[number][1]})")
+            continue
         if _same(old, new):
             continue
         changed = _changed_keys(old, new)
@@ -1082,7 +1115,9 @@ def _review_revision(document: _Document, index: int, timestamps_here: set[int])
             rest = changed - {Name("/Annots")}
             if not rest and not _annots_grow_by(document, index, old, new, new_widgets):
                 rest = {Name("/Annots")}
-        elif number in dss_numbers or number in old_dss_numbers:
+        elif number in old_dss_numbers:
+            # only what already was DSS material may be rewritten as DSS material: a signed object
+            # listed in a new DSS stays a signed object
             rest = set() if number in dss_numbers else changed
         else:
             rest = changed
@@ -1161,6 +1196,18 @@ def check_structure(data: bytes) -> StructureReport:
     revision (``unsigned_tail``, ``modified_after_signing``); pyHanko's difference analysis as a
     second opinion (``modified_after_signing``).
     """
+    try:
+        return _check(data)
+    except StructureError:
+        raise
+    except _Malformed as error:
+        raise _damaged(str(error)) from None
+    except (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # hostile bytes must get a verdict, never a traceback
+        raise _damaged(f"cannot analyse the file ({type(error).__name__}: {str(error)[:120]})") from None
+
+
+def _check(data: bytes) -> StructureReport:
     if not data.startswith(b"%PDF-"):
         raise _damaged("the file does not start with %PDF-")
     document = _Document(data)
@@ -1187,11 +1234,17 @@ def check_structure(data: bytes) -> StructureReport:
         subfilter = _name(dictionary.get(Name("/SubFilter")))
         allowed = (_TIMESTAMP_SUBFILTER,) if kind is SignatureKind.DOCUMENT_TIMESTAMP else _SIGNATURE_SUBFILTERS
         if subfilter not in allowed:
-            raise StructureError("multiple_signatures", f"signature dictionary {number} has /SubFilter "
-                                                        f"{subfilter or 'none'}, not {' or '.join(allowed)}")
+            # a station signature in another format is no PAdES certification; a timestamp in another
+            # format is nothing long-term validation needs
+            code = "not_certified" if kind is SignatureKind.SIGNATURE else "modified_after_signing"
+            raise StructureError(code, f"signature dictionary {number} has /SubFilter {subfilter or 'none'}, "
+                                       f"not {' or '.join(allowed)}")
         _check_cms_kind(cms, kind, number)
         signatures.setdefault(number, []).append((index, kind, byte_range, cms))
 
+    for revision in document.revisions:
+        if revision.bad_hex:
+            raise _damaged(f"revision {revision.index}: bad hexadecimal string at offset {revision.bad_hex[0]}")
     station = [number for number, found in signatures.items()
                if any(kind is SignatureKind.SIGNATURE for _, kind, _, _ in found)]
     if len(station) > 1:
@@ -1211,6 +1264,10 @@ def check_structure(data: bytes) -> StructureReport:
 
     _scan(document)
     _check_certified(document, station_revision, station_number)
+    station_field = _field_name(document, station_number)
+    if not station_field:
+        raise StructureError("not_certified", f"the station signature (object {station_number}) is the value of no "
+                                              "signature field of the final revision")
 
     timestamp_ends = {revision_index: number for revision_index, number, _, _ in timestamps}
     last_covered = max(timestamp_ends, default=station_revision)
@@ -1224,13 +1281,18 @@ def check_structure(data: bytes) -> StructureReport:
                                                       f"{document.revisions[index].end}) is signed by nobody and "
                                                       f"changes more than the DSS: {review.problems[0]}")
             raise StructureError("modified_after_signing", f"revision {index}: {review.problems[0]}")
+        if index > last_covered and review.added == ["no change"]:
+            # harmless in itself, but bytes nobody signed that long-term validation does not need
+            raise StructureError("unsigned_tail", f"revision {index} (offsets {document.revisions[index].start}.."
+                                                  f"{document.revisions[index].end}) is signed by nobody and adds "
+                                                  "no validation data")
         later.append(f"revision {index}: {'; '.join(review.added)}")
     if later:
         _second_opinion(data, station_revision)
 
     return StructureReport(
         revision_ends=tuple(revision.end for revision in document.revisions),
-        signature=SignedRange(_field_name(document, station_number), SignatureKind.SIGNATURE, station_range,
+        signature=SignedRange(station_field, SignatureKind.SIGNATURE, station_range,
                               station_cms, station_revision),
         document_timestamps=tuple(
             SignedRange(_field_name(document, number), SignatureKind.DOCUMENT_TIMESTAMP, byte_range, cms, index)
@@ -1243,8 +1305,9 @@ def _check_cms_kind(cms: bytes, kind: SignatureKind, number: int) -> None:
     """A document timestamp holds a TSTInfo; a signature holds anything but."""
     from asn1crypto import cms as asn1_cms
 
-    content_type = asn1_cms.ContentInfo.load(cms)["content"]["encap_content_info"]["content_type"].native
-    if (content_type == "tst_info") != (kind is SignatureKind.DOCUMENT_TIMESTAMP):
+    # dotted, not .native: asn1crypto names the TSTInfo type only once asn1crypto.tsp was imported
+    content_type = asn1_cms.ContentInfo.load(cms)["content"]["encap_content_info"]["content_type"].dotted
+    if (content_type == _TST_INFO) != (kind is SignatureKind.DOCUMENT_TIMESTAMP):
         raise StructureError("container_padding", f"signature dictionary {number} is a {kind.value} but its CMS "
                                                   f"encapsulates {content_type}")
 
