@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -63,7 +63,8 @@ class SignedDocument:
     timestamped: bool
     """True when the signature carries an RFC 3161 signature timestamp."""
     problems: tuple[str, ...] = ()
-    """Why the level is short of B-LTA (TSA unreachable, no CRL at the station), one line each."""
+    """Why the level is short of B-LTA (TSA unreachable), or what the station should fix (no CRL,
+    a CRL past its next update), one line each."""
 
     @property
     def needs_extension(self) -> bool:
@@ -236,6 +237,10 @@ def sign_long_term(
             signed = sign(None)
     if crl is None:
         problems.append("the station holds no CRL (pki/crl.pem): run 'wipe-agent pki install-crl'")
+    elif crl.next_update_utc is not None and crl.next_update_utc < datetime.now(UTC):
+        # Still embedded (it is the newest the station has), but a verifier may want a fresher one.
+        problems.append(f"the station's CRL was due for renewal on {crl.next_update_utc:%Y-%m-%d}: "
+                        f"run 'wipe-agent pki install-crl --from BUNDLE'")
     try:
         signed = add_dss(signed, validation_material(signed, certificates, crl))
     except Exception as error:  # pyHanko raises assorted types

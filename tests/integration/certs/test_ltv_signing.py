@@ -248,3 +248,50 @@ def test_extend_bad_input_exits_2(world: PkiWorld, tmp_path: Path) -> None:
         result = _extend(*arguments, state=world.station_state)
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_extend_never_writes_an_extension_that_adds_anything_else(
+    world: PkiWorld, tsa: Tsa, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from certs import ltv
+
+    issued = issue_certificate_details(record_for(world.station), world.station, tmp_path / "cert.pdf",
+                                       tsa_url="http://127.0.0.1:9/")
+    original = issued.path.read_bytes()
+
+    def sneaky_timestamp(pdf: bytes, timestamper: Any) -> bytes:
+        # A "timestamp" revision that also rewrites page 1 (as pyHanko's own invisible widget would).
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=True)
+        page_reference = writer.root["/Pages"]["/Kids"][0]
+        page = page_reference.get_object()
+        page[generic.NameObject("/Rotate")] = generic.NumberObject(90)
+        writer.update_container(page)
+        output = io.BytesIO()
+        writer.write(output)
+        return output.getvalue()
+
+    monkeypatch.setattr(ltv, "add_document_timestamp", sneaky_timestamp)
+    with pytest.raises(ltv.ExtendRefused, match="unexpected objects"):
+        ltv.extend_pdf(original, timestamper=None, chain=world.station.chain, crl=world.station.crl,
+                       now=pki.utc_now())
+    with pytest.raises(ltv.ExtendRefused, match="does not keep the original bytes"):
+        ltv.check_extension(original, original[:-10] + b"%%EOF\n")
+
+
+def test_extend_refuses_damaged_and_unsigned_files_and_leaves_them(world: PkiWorld, tsa: Tsa, tmp_path: Path) -> None:
+    from certs.render import render_pdf
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "junk.pdf").write_bytes(b"%PDF-1.7\nnot really\n")
+    (folder / "unsigned.pdf").write_bytes(render_pdf(record_for(world.station)))
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    result = _extend(folder, "--tsa-url", tsa.url, state=world.station_state)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    results = json.loads(result.stdout)["results"]
+    outcomes = {Path(item["path"]).name: (item["outcome"], item["code"]) for item in results}
+    assert outcomes == {"junk.pdf": ("refused", "extend_refused"), "unsigned.pdf": ("refused", "extend_refused")}
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
