@@ -295,3 +295,57 @@ def test_extend_refuses_damaged_and_unsigned_files_and_leaves_them(world: PkiWor
     outcomes = {Path(item["path"]).name: (item["outcome"], item["code"]) for item in results}
     assert outcomes == {"junk.pdf": ("refused", "extend_refused"), "unsigned.pdf": ("refused", "extend_refused")}
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def _lta_simulation(path: Path, ca_dir: Path, years: int) -> Any:
+    """pyHanko's AdES LTA validation simulated ``years`` ahead, assuming the archive timestamps
+    are maintained from now on: does the file hold what a verifier then needs? (A second reader
+    of our DSS and timestamps, local data only: nothing is fetched.)"""
+    import asyncio
+    from datetime import timedelta
+
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.validation.ades import simulate_future_ades_lta_validation
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
+    from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+    from pyhanko_certvalidator.registry import SimpleTrustManager
+
+    ca = asn1_x509.Certificate.load(
+        x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()).public_bytes(DER))
+    policy = CertValidationPolicySpec(trust_manager=SimpleTrustManager.build(trust_roots=[ca]),
+                                      revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
+    spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+        cert_validation_policy=policy,
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)))
+    station = next(item for item in _reader(path).embedded_signatures if item.sig_object_type != "/DocTimeStamp")
+    moment = pki.utc_now() + timedelta(days=365 * years + 1)
+    return asyncio.run(simulate_future_ades_lta_validation(station, spec, moment)).ades_subindic
+
+
+def test_pyhanko_finds_b_lta_documents_verifiable_after_the_station_certificate_expires(
+    world: PkiWorld, tsa: Tsa, tmp_path: Path
+) -> None:
+    from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
+
+    assert world.station.certificate.not_valid_after_utc < pki.utc_now() + pki.timedelta(days=3 * 365)
+    lta = issue_certificate_details(record_for(world.station), world.station, tmp_path / "lta.pdf", tsa_url=tsa.url)
+    unstamped = issue_certificate_details(record_for(world.station), world.station, tmp_path / "bb" / "bb.pdf",
+                                          tsa_url="http://127.0.0.1:9/")
+    for years in (0, 3, 7):
+        assert _lta_simulation(lta.path, world.ca_dir, years) is AdESPassed.OK, years
+    # pyHanko's AdES algorithm insists on a *signature* timestamp (its own policy: PAdES lets a
+    # document timestamp prove the time too, which is what 'certificates extend' adds and what our
+    # verifier accepts), so a file signed while the TSA was down stays short of "passed" there.
+    assert _lta_simulation(unstamped.path, world.ca_dir, 3) is AdESIndeterminate.SIG_CONSTRAINTS_FAILURE
+    # A flipped byte in the signed revision is not maintainable either.
+    data = bytearray(lta.path.read_bytes())
+    data[len(data) // 4] ^= 0x01
+    flipped = tmp_path / "flipped.pdf"
+    flipped.write_bytes(bytes(data))
+    assert _lta_simulation(flipped, world.ca_dir, 7) is not AdESPassed.OK
