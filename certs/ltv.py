@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -63,7 +63,8 @@ class SignedDocument:
     timestamped: bool
     """True when the signature carries an RFC 3161 signature timestamp."""
     problems: tuple[str, ...] = ()
-    """Why the level is short of B-LTA (TSA unreachable, no CRL at the station), one line each."""
+    """Why the level is short of B-LTA (TSA unreachable), or what the station should fix (no CRL,
+    a CRL past its next update), one line each."""
 
     @property
     def needs_extension(self) -> bool:
@@ -236,6 +237,10 @@ def sign_long_term(
             signed = sign(None)
     if crl is None:
         problems.append("the station holds no CRL (pki/crl.pem): run 'wipe-agent pki install-crl'")
+    elif crl.next_update_utc is not None and crl.next_update_utc < datetime.now(UTC):
+        # Still embedded (it is the newest the station has), but a verifier may want a fresher one.
+        problems.append(f"the station's CRL was due for renewal on {crl.next_update_utc:%Y-%m-%d}: "
+                        f"run 'wipe-agent pki install-crl --from BUNDLE'")
     try:
         signed = add_dss(signed, validation_material(signed, certificates, crl))
     except Exception as error:  # pyHanko raises assorted types
@@ -332,3 +337,126 @@ def timestamp_renewal_due(pdf: bytes, now: datetime, renew_days: int) -> tuple[b
     certificate = x509.load_der_x509_certificate(newest.signer_cert.dump())
     expiry = certificate.not_valid_after_utc
     return expiry - now <= timedelta(days=renew_days), expiry
+
+
+# --- extending issued documents -------------------------------------------------------------------
+
+
+class ExtendOutcome(Enum):
+    """What :func:`extend_pdf` did to one document."""
+
+    EXTENDED = "extended"
+    """DSS and document timestamp added: the document is now B-LTA."""
+    RENEWED = "renewed"
+    """An archive timestamp was added (the previous TSA certificate was ageing out)."""
+    UNCHANGED = "unchanged"
+    """Already B-LTA with a document timestamp that is not due for renewal."""
+
+
+class ExtendRefused(SigningError):
+    """The document cannot be extended (and was left untouched)."""
+
+    code = "extend_refused"
+
+
+@dataclass(frozen=True)
+class ExtendResult:
+    """The outcome for one document and its new bytes (None when unchanged)."""
+
+    outcome: ExtendOutcome
+    data: bytes | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Inspection:
+    station_certificate: x509.Certificate
+    signature_timestamped: bool
+    document_timestamps: int
+
+
+def _inspect(pdf: bytes) -> _Inspection:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+        signatures = reader.embedded_signatures
+    except Exception as error:  # damaged input: one line, never a traceback
+        raise ExtendRefused(f"not a readable signed PDF ({_short(error)})") from None
+    stations = [item for item in signatures if item.sig_object_type != "/DocTimeStamp"]
+    if len(stations) != 1:
+        raise ExtendRefused(f"expected one station signature, found {len(stations)}")
+    station = stations[0]
+    stamped = any(
+        attribute["type"].native == "signature_time_stamp_token"
+        for info in station.signed_data["signer_infos"] for attribute in info["unsigned_attrs"] or []
+    )
+    return _Inspection(
+        x509.load_der_x509_certificate(station.signer_cert.dump()), stamped,
+        sum(1 for item in signatures if item.sig_object_type == "/DocTimeStamp"),
+    )
+
+
+def extend_pdf(
+    pdf: bytes, *, timestamper: Any, chain: tuple[x509.Certificate, ...],
+    crl: x509.CertificateRevocationList | None, now: datetime, renew_days: int = DEFAULT_RENEW_DAYS,
+) -> ExtendResult:
+    """Bring ``pdf`` to B-LTA, or renew its archive timestamp when due; never touch it otherwise.
+
+    * No document timestamp: add a DSS (the station certificate from the signature, ``chain``,
+      every TSA certificate in the file, ``crl``) and a document timestamp. Refused when the
+      signature has no signature timestamp and the station certificate has expired or is revoked
+      in ``crl`` at ``now``: nothing then proves it was signed while the certificate was good.
+    * A document timestamp whose TSA certificate expires within ``renew_days``: an archive
+      timestamp (a DSS with the TSA certificates and ``crl``, then a new document timestamp).
+    * Otherwise: :attr:`ExtendOutcome.UNCHANGED` (idempotent).
+
+    The new bytes are read back before they are returned: they must parse, keep the original
+    bytes as a prefix, and add only DSS and document timestamp objects.
+    """
+    state = _inspect(pdf)
+    station = state.station_certificate
+    if state.document_timestamps == 0:
+        if not state.signature_timestamped:
+            if not station.not_valid_before_utc <= now <= station.not_valid_after_utc:
+                raise ExtendRefused(
+                    f"the station certificate expired on {station.not_valid_after_utc:%Y-%m-%d} and the signature "
+                    f"carries no timestamp: nothing proves when it was signed, so it cannot be extended"
+                )
+            if crl is not None and crl.get_revoked_certificate_by_serial_number(station.serial_number) is not None:
+                raise ExtendRefused("the station certificate is revoked: an untimestamped signature cannot be extended")
+        extended = add_document_timestamp(
+            add_dss(pdf, validation_material(pdf, (station, *chain), crl)), timestamper)
+        outcome, detail = ExtendOutcome.EXTENDED, "DSS and document timestamp added (B-LTA)"
+    else:
+        due, expiry = timestamp_renewal_due(pdf, now, renew_days)
+        if not due:
+            return ExtendResult(ExtendOutcome.UNCHANGED, None,
+                                f"B-LTA; newest timestamp's TSA certificate valid until {expiry:%Y-%m-%d}")
+        # The archive timestamp: validation data for the previous timestamps first, so the new
+        # timestamp covers it and it stays checkable after the old TSA certificate expires.
+        extended = add_document_timestamp(
+            add_dss(pdf, validation_material(pdf, tuple(chain), crl)), timestamper)
+        outcome = ExtendOutcome.RENEWED
+        detail = f"archive timestamp added (previous TSA certificate expires {expiry:%Y-%m-%d})"
+    check_extension(pdf, extended)
+    return ExtendResult(outcome, extended, detail)
+
+
+_ALLOWED_LATER = {"/Catalog", "/DSS", "/DocTimeStamp", "/Annot", "/Sig", "dictionary", "stream", "array",
+                  "field /Sig"}
+
+
+def check_extension(original: bytes, extended: bytes) -> None:
+    """Raise :class:`ExtendRefused` unless ``extended`` is ``original`` plus DSS/timestamp revisions only."""
+    if not extended.startswith(original):
+        raise ExtendRefused("the extended file does not keep the original bytes; not written")
+    try:
+        before = len(later_revision_objects(original))
+        revisions = later_revision_objects(extended)
+    except Exception as error:
+        raise ExtendRefused(f"the extended file does not read back ({_short(error)}); not written") from None
+    for revision in revisions[before:]:
+        unexpected = set(revision.objects) - _ALLOWED_LATER
+        if unexpected:
+            raise ExtendRefused(f"the extension wrote unexpected objects {sorted(unexpected)}; not written")

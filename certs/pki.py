@@ -254,6 +254,11 @@ def _load_certificate(path: Path, what: str) -> x509.Certificate:
         raise PkiError(f"{what} {path} is not a PEM certificate") from None
 
 
+def load_certificates(path: Path, what: str) -> tuple[x509.Certificate, ...]:
+    """Every certificate of a PEM file; :class:`PkiError` with ``what`` in the message otherwise."""
+    return _load_certificates(path, what)
+
+
 def _load_certificates(path: Path, what: str) -> tuple[x509.Certificate, ...]:
     try:
         certificates = x509.load_pem_x509_certificates(_read(path, what))

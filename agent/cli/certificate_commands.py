@@ -72,6 +72,14 @@ def _days_option(name: str, default: int, what: str) -> Callable[[_Command], _Co
     return click.option(name, type=int, default=default, show_default=True, help=f"{what}, in days.")
 
 
+def _check_days(as_json: bool, **options: int) -> None:
+    """Lifetimes are 1 to 36525 days; anything else is bad input (exit 2), before the CA is touched."""
+    for name, days in options.items():
+        if not 1 <= days <= 36525:
+            _fail("bad_input", f"--{name.replace('_', '-')} must be 1 to 36525 days, got {days}", as_json,
+                  EXIT_BAD_INPUT)
+
+
 def _state_dir(value: str | None) -> Path:
     return Path(value or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
 
@@ -91,6 +99,7 @@ def init_ca(org: str | None, out_dir: str | None, valid_days: int, crl_days: int
     """Create the organisation CA: key (0600), self-signed certificate and an empty CRL."""
     org = _required(org, "--org", as_json)
     directory = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days, crl_days=crl_days)
     try:
         certificate = pki_library.init_ca(org, directory, valid_days=valid_days, crl_days=crl_days)
     except CertificateError as error:
@@ -114,6 +123,7 @@ def issue_station(
     directory = Path(_required(ca_dir, "--ca", as_json))
     station = _required(station_id, "--station-id", as_json)
     state = _state_dir(state_dir)
+    _check_days(as_json, valid_days=valid_days)
     try:
         issued = pki_library.issue_station_details(directory, station, state, valid_days=valid_days)
     except CertificateError as error:
@@ -144,6 +154,7 @@ def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, crl_d
     directory = Path(_required(ca_dir, "--ca", as_json))
     if (serial is None) == (station_id is None):
         _fail("bad_input", "give exactly one of --serial or --station-id", as_json, EXIT_BAD_INPUT)
+    _check_days(as_json, crl_days=crl_days)
     try:
         revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days)
     except CertificateError as error:
@@ -163,6 +174,7 @@ def bundle(ca_dir: str | None, out_file: str | None, crl_days: int, as_json: boo
     certificate(s). Stations take their CRL from it too ('pki install-crl')."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     target = Path(_required(out_file, "--out", as_json))
+    _check_days(as_json, crl_days=crl_days)
     try:
         pki_library.make_bundle(directory, target, crl_days=crl_days)
     except CertificateError as error:
@@ -180,6 +192,7 @@ def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_d
     """Issue the organisation's RFC 3161 timestamping certificate (EKU timeStamping, critical)."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     target = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days)
     try:
         issued = pki_library.issue_tsa(directory, target, name=name, valid_days=valid_days)
     except CertificateError as error:

@@ -18,6 +18,7 @@ from agent.cli import station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, state_dir
+from agent.cli.extend_command import certificates
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
     EXIT_FAILED,
@@ -404,6 +405,7 @@ station_commands.register(cli)
 cli.add_command(inspect)
 cli.add_command(pki)
 cli.add_command(tsa)
+cli.add_command(certificates)
 cli.add_command(verify_certificates)
 for _command in REUSE_COMMANDS:
     cli.add_command(_command)

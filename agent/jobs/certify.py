@@ -222,9 +222,10 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
         path = directory / f"{kind}-{record.certificate_id}.pdf"
         issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
                                            tsa_timeout=settings.tsa_timeout)
-        if issued.needs_extension:
-            # Evidence that this document is not (fully) timestamped: 'certificates extend' fixes it.
-            _LOG.warning("certificate %s issued at %s, not B-LTA: %s", record.certificate_id, issued.level.value,
+        if issued.problems:
+            # Evidence that this document is not (fully) timestamped ('certificates extend' fixes it)
+            # or that the station's CRL needs renewing.
+            _LOG.warning("certificate %s issued at %s: %s", record.certificate_id, issued.level.value,
                          "; ".join(issued.problems))
     except CertsError as exc:
         raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc

@@ -265,3 +265,20 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"--listen port must be 0 to 65535, got {port}")
     return host, port
+
+
+class BackgroundTsa:
+    """A TSA served from a thread of this process on an ephemeral loopback port (the demo's)."""
+
+    def __init__(self, tsa_dir: Path) -> None:
+        """Check ``tsa_dir`` and start serving; raises :class:`TsaError` like ``tsa serve``."""
+        self._server = make_server(tsa_dir, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{int(self._server.server_address[1])}/"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="tsa", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
