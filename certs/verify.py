@@ -573,14 +573,15 @@ def _check_timestamp_chain(stamps: Sequence[_Timestamp], crls: Sequence[x509.Cer
         if later < stamp.time:
             raise _Invalid("bad_timestamp", "the timestamps go backwards in time")
         tsa = stamp.tsa
+        validity = (f"TSA certificate {tsa.subject.rfc4514_string()} (valid {tsa.not_valid_before_utc:%Y-%m-%d} "
+                    f"to {tsa.not_valid_after_utc:%Y-%m-%d})")
+        if stamp.time < tsa.not_valid_before_utc:
+            raise _Invalid("untrusted_timestamp", f"{validity} is not valid at {stamp.time:%Y-%m-%d %H:%M} UTC, "
+                                                  "the time its token claims")
         for moment in (stamp.time, later):
-            if not tsa.not_valid_before_utc <= moment <= tsa.not_valid_after_utc:
-                raise _Invalid(
-                    "untrusted_timestamp",
-                    f"TSA certificate {tsa.subject.rfc4514_string()} (valid {tsa.not_valid_before_utc:%Y-%m-%d} "
-                    f"to {tsa.not_valid_after_utc:%Y-%m-%d}) is not valid at {moment:%Y-%m-%d}: "
-                    "the document needed a newer document timestamp before it aged out",
-                )
+            if moment > tsa.not_valid_after_utc:
+                raise _Invalid("untrusted_timestamp", f"{validity} is not valid at {moment:%Y-%m-%d}: the document "
+                                                      "needed a newer document timestamp before it aged out")
         problem = _revocation_problem(tsa, crls, later)
         if problem:
             raise _Invalid("untrusted_timestamp", f"TSA certificate {problem}")

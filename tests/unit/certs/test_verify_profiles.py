@@ -366,6 +366,29 @@ def test_a_document_timestamp_carries_an_aged_out_signature_timestamp(
     assert report.timestamp_source is TimestampSource.SIGNATURE_TIMESTAMP
 
 
+@pytest.mark.parametrize(("signature_at", "document_at", "code", "words"), [
+    (timedelta(days=2), None, "bad_timestamp", "claims a future time"),
+    (timedelta(0), -timedelta(days=1), "bad_timestamp", "go backwards in time"),
+    (-timedelta(days=400), None, "untrusted_timestamp", "the time its token claims"),
+    (-timedelta(hours=1), None, "expired", "is not valid before"),
+], ids=["from-the-future", "out-of-order", "before-the-tsa-existed", "before-the-station-existed"])
+def test_timestamps_that_cannot_be_true(world: PkiWorld, tsa: kit.KitTsa, tmp_path: Path, signature_at: timedelta,
+                                        document_at: timedelta | None, code: str, words: str) -> None:
+    """Tokens of the trusted TSA whose times contradict each other, the clock or the certificates."""
+    station = world.station
+    if code == "expired":  # a station certified just now, a token from an hour ago (by a TSA valid then)
+        certificate, key = kit.mint(world.ca_dir, not_before=pki.utc_now() - timedelta(minutes=1))
+        station = kit.signer_from(certificate, key, world.ca_dir)
+        tsa = kit.make_tsa(world.ca_dir, not_before=pki.utc_now() - timedelta(days=1))
+    signed = kit.sign_with(record_for(world.station, demo=False), station,
+                           stamper=tsa.stamper(pki.utc_now() + signature_at))
+    if document_at is not None:
+        signed = kit.add_document_timestamp(signed, tsa.stamper(pki.utc_now() + document_at))
+    report = verify(write(tmp_path, "times.pdf", signed), world.bundle)
+    assert (report.valid, report.code) == (False, code), report.reason
+    assert words in report.reason
+
+
 # --- time travel ------------------------------------------------------------------------------------
 
 
