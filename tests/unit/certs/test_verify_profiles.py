@@ -567,13 +567,14 @@ def test_unreadable_file_is_one_line(world: PkiWorld, blta: Path) -> None:
         bundle = Path(shutil.copy(world.bundle, base / "bundle.pem"))
         bundle.chmod(0o644)
         locked.chmod(0)
-        result = subprocess.run(
-            [*prefix, str(Path(sys.executable).with_name("wipe-agent")), "verify", str(locked / "certificate.pdf"),
-             "--trust", str(bundle)], capture_output=True, text=True, timeout=120, check=False)
+        results = [subprocess.run(
+            [*prefix, str(Path(sys.executable).with_name("wipe-agent")), "verify", str(target), "--trust", str(bundle)],
+            capture_output=True, text=True, timeout=120, check=False) for target in (locked / "certificate.pdf", locked)]
     finally:
         (base / "locked").chmod(0o700)
         shutil.rmtree(base)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stderr == ""
-    (line,) = result.stdout.strip().splitlines()
-    assert line.startswith(f"INVALID  {locked / 'certificate.pdf'}: [unreadable] cannot read file")
+    for result, target in zip(results, (locked / "certificate.pdf", locked), strict=True):
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr == ""
+        (line,) = result.stdout.strip().splitlines()
+        assert line.startswith(f"INVALID  {target}: [unreadable] cannot read file"), line
