@@ -698,6 +698,10 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     if moment < signer.not_valid_before_utc:
         raise _Invalid("expired", f"{station_label} is not valid before {signer.not_valid_before_utc:%Y-%m-%d}: "
                                   f"not valid {when}")
+    ca = bundle.ca_certificate
+    if not ca.not_valid_before_utc <= moment <= ca.not_valid_after_utc:
+        raise _Invalid("expired", f"the organisation CA certificate (valid {ca.not_valid_before_utc:%Y-%m-%d} to "
+                                  f"{ca.not_valid_after_utc:%Y-%m-%d}) is not valid {when}")
     bundle_next = bundle.crl.next_update_utc
     if bundle_next is not None and bundle_next < now:
         if not timestamped:
@@ -716,7 +720,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     if problem:
         raise _Invalid("revoked", f"{station_label.split(' (')[0]} {problem}")
 
-    signed_at_clock = _second_opinion(data, signature, bundle, moment, timestamped)
+    signed_at_clock = _second_opinion(reader, signature, bundle, moment, timestamped)
     signed_at = moment if timestamped else signed_at_clock
     if timestamped:
         status = ("valid when signed; station certificate since expired" if now > signer.not_valid_after_utc
@@ -731,7 +735,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     return _verify_record(path, signed_reader, data[:signed_end], common)
 
 
-def _second_opinion(data: bytes, signature: SignedRange, bundle: TrustBundle, moment: datetime,
+def _second_opinion(reader: Any, signature: SignedRange, bundle: TrustBundle, moment: datetime,
                     timestamped: bool) -> datetime | None:
     """pyHanko validates the same signature at the same time; it can only reject, never accept alone.
 
@@ -740,7 +744,6 @@ def _second_opinion(data: bytes, signature: SignedRange, bundle: TrustBundle, mo
     Returns the signing time the station's clock stated (for untimestamped documents).
     """
     from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
@@ -749,7 +752,6 @@ def _second_opinion(data: bytes, signature: SignedRange, bundle: TrustBundle, mo
         trust_roots=[asn1_x509.Certificate.load(bundle.ca_certificate.public_bytes(der))],
         allow_fetching=False, revocation_mode="soft-fail", moment=moment,
     )
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
     matches = [item for item in reader.embedded_regular_signatures if item.field_name == signature.field_name]
     if len(matches) != 1:
         raise _Invalid("rejected", "pyHanko does not find the station signature where we found it")
