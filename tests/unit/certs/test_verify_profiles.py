@@ -161,6 +161,27 @@ def test_page_that_lies_about_the_signed_record(world: PkiWorld, tmp_path: Path,
     assert f"signed {field_name} " in report.reason
 
 
+AWKWARD: dict[str, Callable[[object], dict[str, object]]] = {
+    "long model": lambda record: _media(record, model="ULTRASTAR-DC-HC550-WUH721818ALE6L4-0F38459-" * 2),
+    "long serial": lambda record: _media(record, serial="SERIAL" * 20),
+    "spaces in the serial": lambda record: _media(record, serial="  WD-WX11  A1B2 "),
+    "markup characters": lambda record: _media(record, serial="<b>&amp;\"'", asset_tag="A&B <1>"),
+    "accents and dashes": lambda record: {"operator": dataclasses.replace(  # type: ignore[attr-defined]
+        record.operator, name="Zoë Ångström-Ñúñez", organisation="Polícia \u2014 Ünit")},  # type: ignore[attr-defined]
+    "long destination": lambda record: {"destination": "GLA reuse scheme, Hillside Primary School " * 6},
+    "no asset tag or host": lambda record: _media(record, asset_tag=None, host_device=None),
+}
+
+
+@pytest.mark.parametrize("case", list(AWKWARD))
+def test_genuine_pages_with_awkward_values_still_match(world: PkiWorld, tmp_path: Path, case: str) -> None:
+    """Values that wrap, split inside a word, need escaping or are absent: the page still matches."""
+    genuine = record_for(world.station, demo=False)
+    record = dataclasses.replace(genuine, **AWKWARD[case](genuine))
+    report = verify(write(tmp_path, "awkward.pdf", kit.sign_with(record, world.station)), world.bundle)
+    assert (report.valid, report.code) == (True, "valid"), report.reason
+
+
 def test_a_second_value_drawn_beside_the_true_one(world: PkiWorld, tmp_path: Path) -> None:
     """The true serial stays on the page (so the anchored check finds it once), and a forged
     "Serial number" line is drawn over it in the same signed revision."""
@@ -567,9 +588,10 @@ def test_unreadable_file_is_one_line(world: PkiWorld, blta: Path) -> None:
         bundle = Path(shutil.copy(world.bundle, base / "bundle.pem"))
         bundle.chmod(0o644)
         locked.chmod(0)
-        results = [subprocess.run(
-            [*prefix, str(Path(sys.executable).with_name("wipe-agent")), "verify", str(target), "--trust", str(bundle)],
-            capture_output=True, text=True, timeout=120, check=False) for target in (locked / "certificate.pdf", locked)]
+        executable = str(Path(sys.executable).with_name("wipe-agent"))
+        results = [subprocess.run([*prefix, executable, "verify", str(target), "--trust", str(bundle)],
+                                  capture_output=True, text=True, timeout=120, check=False)
+                   for target in (locked / "certificate.pdf", locked)]
     finally:
         (base / "locked").chmod(0o700)
         shutil.rmtree(base)
