@@ -22,6 +22,7 @@ newest document timestamp's TSA certificate expires within the renewal window.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,8 +81,14 @@ class ValidationMaterial:
     crls: tuple[x509.CertificateRevocationList, ...] = field(default=())
 
 
+@functools.lru_cache(maxsize=8)
 def http_timestamper(url: str, timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS) -> Any:
-    """A pyHanko ``HTTPTimeStamper`` for the organisation's TSA at ``url``."""
+    """A pyHanko ``HTTPTimeStamper`` for the organisation's TSA at ``url``.
+
+    One per URL per process: pyHanko sizes the signature with a "dummy" token that each new
+    timestamper fetches once, which would double the tokens (and log lines) per document. It opens
+    a fresh HTTP session per request, so sharing it across threads is safe.
+    """
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
     return HTTPTimeStamper(url, timeout=timeout)
