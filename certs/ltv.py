@@ -519,6 +519,9 @@ def extend_pdf(
         outcome = ExtendOutcome.RENEWED
         detail = f"archive timestamp added (previous TSA certificate expires {expiry:%Y-%m-%d})"
     check_extension(pdf, extended)
+    foreign = _foreign_timestamps(extended, tuple(chain))
+    if foreign:
+        raise ExtendRefused(f"{foreign}: check --tsa-url; not written")
     return ExtendResult(outcome, extended, detail)
 
 
