@@ -22,6 +22,7 @@ newest document timestamp's TSA certificate expires within the renewal window.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from enum import Enum
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from certs.errors import SigningError
@@ -80,8 +82,14 @@ class ValidationMaterial:
     crls: tuple[x509.CertificateRevocationList, ...] = field(default=())
 
 
+@functools.lru_cache(maxsize=8)
 def http_timestamper(url: str, timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS) -> Any:
-    """A pyHanko ``HTTPTimeStamper`` for the organisation's TSA at ``url``."""
+    """A pyHanko ``HTTPTimeStamper`` for the organisation's TSA at ``url``.
+
+    One per URL per process: pyHanko sizes the signature with a "dummy" token that each new
+    timestamper fetches once, which would double the tokens (and log lines) per document. It opens
+    a fresh HTTP session per request, so sharing it across threads is safe.
+    """
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
     return HTTPTimeStamper(url, timeout=timeout)
@@ -140,6 +148,66 @@ def _ltv_writer(pdf: bytes) -> Any:
             return None
 
     return _LtvOnlyWriter(io.BytesIO(pdf), strict=True)
+
+
+def _token_signer(signed_data: Any) -> x509.Certificate | None:
+    """The certificate that signed a timestamp token, matched by issuer and serial (RFC 5652 sid)."""
+    sid = signed_data["signer_infos"][0]["sid"]
+    if sid.name != "issuer_and_serial_number":
+        return None
+    wanted = (sid.chosen["issuer"].dump(), sid.chosen["serial_number"].native)
+    for certificate in token_certificates(signed_data):
+        if (certificate.issuer.public_bytes(), certificate.serial_number) == wanted:
+            return certificate
+    return None
+
+
+def _foreign_timestamps(pdf: bytes, certificates: tuple[x509.Certificate, ...]) -> str | None:
+    """Why a timestamp in ``pdf`` is not from a TSA of the station's CA (None when all are).
+
+    Checked from the bytes by our code: the token's signer certificate must be in the token, be
+    issued (signature checked) by a CA certificate of the station's chain, and carry the
+    timeStamping EKU only.
+    """
+    from certs.pki import is_tsa_certificate
+
+    authorities = [item for item in certificates if _is_ca_certificate(item)]
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    tokens = []
+    for signature in reader.embedded_signatures:
+        if signature.sig_object_type == "/DocTimeStamp":
+            tokens.append(signature.signed_data)
+            continue
+        for info in signature.signed_data["signer_infos"]:
+            for attribute in info["unsigned_attrs"] or []:
+                if attribute["type"].native == "signature_time_stamp_token":
+                    tokens += [token["content"] for token in attribute["values"]]
+    for token in tokens:
+        signer = _token_signer(token)
+        if signer is None:
+            return "the timestamp token does not carry its signer's certificate"
+        if not is_tsa_certificate(signer):
+            return f"the timestamp's signer {signer.subject.rfc4514_string()} is not a TSA certificate"
+        if not any(_issued_by(signer, authority) for authority in authorities):
+            return f"the timestamp's TSA {signer.subject.rfc4514_string()} is not certified by the station's CA"
+    return None
+
+
+def _is_ca_certificate(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _issued_by(certificate: x509.Certificate, authority: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(authority)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def add_dss(pdf: bytes, material: ValidationMaterial) -> bytes:
@@ -231,6 +299,13 @@ def sign_long_term(
     else:
         try:
             signed = sign(timestamper)
+            foreign = _foreign_timestamps(signed, certificates)
+            if foreign:
+                # Not the organisation's TSA (a wrong URL, or someone else's server): a partner
+                # would reject the document, so sign without and say so.
+                problems.append(f"{foreign}; signed without a timestamp")
+                timestamped = False
+                signed = sign(None)
         except SigningError as error:
             problems.append(f"timestamping authority unreachable or refused ({_cause(error)}); signed without")
             timestamped = False
@@ -248,8 +323,12 @@ def sign_long_term(
     level = LtvLevel.B_LT if timestamped else LtvLevel.B_B
     if timestamped:
         try:
-            signed = add_document_timestamp(signed, timestamper)
-            level = LtvLevel.B_LTA
+            stamped = add_document_timestamp(signed, timestamper)
+            foreign = _foreign_timestamps(stamped, certificates)
+            if foreign:
+                problems.append(f"{foreign}; document timestamp left out")
+            else:
+                signed, level = stamped, LtvLevel.B_LTA
         except Exception as error:  # the TSA went away between the two requests
             problems.append(f"document timestamp failed ({_short(error)}); 'certificates extend' adds it later")
     return SignedDocument(signed, level, timestamped, tuple(problems))
@@ -440,6 +519,9 @@ def extend_pdf(
         outcome = ExtendOutcome.RENEWED
         detail = f"archive timestamp added (previous TSA certificate expires {expiry:%Y-%m-%d})"
     check_extension(pdf, extended)
+    foreign = _foreign_timestamps(extended, tuple(chain))
+    if foreign:
+        raise ExtendRefused(f"{foreign}: check --tsa-url; not written")
     return ExtendResult(outcome, extended, detail)
 
 

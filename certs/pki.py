@@ -143,16 +143,6 @@ class StationSigner:
     crl: x509.CertificateRevocationList | None = field(default=None, repr=False)
     """The CA's CRL installed beside the key (``pki/crl.pem``), embedded in every DSS."""
 
-    def crl_warning(self, now: datetime) -> str | None:
-        """A one-line warning when the station's CRL is missing or past its next update."""
-        if self.crl is None:
-            return "the station holds no CRL (pki/crl.pem): run 'wipe-agent pki install-crl'"
-        next_update = self.crl.next_update_utc
-        if next_update is not None and next_update < now:
-            return (f"the station's CRL was due for renewal on {next_update:%Y-%m-%d}: "
-                    f"run 'wipe-agent pki install-crl --from BUNDLE'")
-        return None
-
     def pyhanko_signer(self) -> Any:
         """A pyHanko ``SimpleSigner`` for this key, with the chain registered so it is embedded."""
         # Imported here: verification-only users of certs.pki never pay for pyHanko's signer stack.

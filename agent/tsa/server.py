@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -205,7 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_REQUEST_BYTES:
             self._refuse(413, f"a timestamp request is at most {MAX_REQUEST_BYTES} bytes")
             return
-        body = self.rfile.read(length)
+        body = self._read_body(length)
+        if body is None:
+            self._refuse(408, "request body not received in time")
+            return
         if len(body) != length:
             self._refuse(400, "request body shorter than Content-Length")
             return
@@ -221,6 +225,27 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, reply_type, reply)
 
+    def _read_body(self, length: int) -> bytes | None:
+        """Read the body within one overall deadline (the socket timeout alone restarts per byte,
+        so a client trickling bytes could hold a thread for hours). None when the deadline passes."""
+        deadline = time.monotonic() + CONNECTION_TIMEOUT_SECONDS
+        chunks: list[bytes] = []
+        received = 0
+        while received < length:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.connection.settimeout(remaining)
+            try:
+                chunk = self.rfile.read1(length - received)
+            except TimeoutError:
+                return None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+        return b"".join(chunks)
+
     def _not_allowed(self) -> None:
         self._refuse(405, "only POST application/timestamp-query is served", {"Allow": "POST"})
 
@@ -235,14 +260,39 @@ class _Handler(BaseHTTPRequestHandler):
         _LOG.info("%s %s", self.client_address[0], format % args)
 
 
+MAX_CONNECTIONS = 32
+"""Connections served at once; more are closed at once (tokens take milliseconds, so only a flood
+reaches this, and it must not exhaust the host's threads)."""
+
+
 class _TsaHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs under a burst of stations (each retried only
+    # after a second); the slots below bound the work, not the queue.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], service: TsaService) -> None:
         self.service = service
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread if a slot is free; otherwise close the connection straight away."""
+        if not self._slots.acquire(blocking=False):
+            _LOG.warning("tsa: %s refused: %d connections already open", client_address[0], MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Release the connection's slot when its thread ends."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def make_server(tsa_dir: Path, host: str, port: int, *, clock: Callable[[], datetime] = pki.utc_now) -> _TsaHttpServer:

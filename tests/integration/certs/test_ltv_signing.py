@@ -349,3 +349,29 @@ def test_pyhanko_finds_b_lta_documents_verifiable_after_the_station_certificate_
     flipped = tmp_path / "flipped.pdf"
     flipped.write_bytes(bytes(data))
     assert _lta_simulation(flipped, world.ca_dir, 7) is not AdESPassed.OK
+
+
+def test_extend_refuses_an_untimestamped_document_of_a_revoked_station(
+    world: PkiWorld, tsa: Tsa, tmp_path: Path
+) -> None:
+    path = world.issue(record_for(world.revoked), world.revoked, directory=tmp_path)  # no TSA: B-B
+    before = path.read_bytes()
+    result = _extend(path, "--tsa-url", tsa.url, "--trust", world.bundle, state=world.station_state)
+    assert result.returncode == 1, result.stdout + result.stderr
+    entry = json.loads(result.stdout)["results"][0]
+    assert entry["outcome"] == "refused" and "revoked" in entry["detail"]
+    assert path.read_bytes() == before
+
+
+def test_extend_refuses_a_tsa_the_organisation_did_not_certify(world: PkiWorld, tmp_path: Path) -> None:
+    other = tmp_path / "other-ca"
+    pki.init_ca("Someone Else", other)
+    pki.issue_tsa(other, tmp_path / "other-tsa")
+    path = world.issue(record_for(world.station), directory=tmp_path)  # B-B: extend would stamp it
+    before = path.read_bytes()
+    with running_tsa(tmp_path / "other-tsa") as foreign:
+        result = _extend(path, "--tsa-url", foreign.url, state=world.station_state)
+    assert result.returncode == 1, result.stdout + result.stderr
+    entry = json.loads(result.stdout)["results"][0]
+    assert entry["outcome"] == "refused" and "not certified by the station's CA" in entry["detail"]
+    assert path.read_bytes() == before

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -216,3 +217,44 @@ def _start_refused_with(arguments: list[str]) -> str:
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
     return result.stderr
+
+
+def test_connections_beyond_the_cap_are_closed_not_queued(organisation: Path, tmp_path: Path) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from agent.tsa.server import MAX_CONNECTIONS
+
+    directory = tmp_path / "tsa"
+    shutil.copytree(organisation / "tsa", directory)
+    _, request_file = _query(tmp_path, b"flood", "-sha256")
+    with running_tsa(directory) as running:
+        address = urlsplit(running.url)
+        host, port = address.hostname or "127.0.0.1", address.port or 0
+        idle = [socket.create_connection((host, port), timeout=30) for _ in range(MAX_CONNECTIONS)]
+        try:
+            # Make sure every idle connection has been accepted (and holds a slot): a request on a
+            # fresh connection only gets its turn after them, and is then closed unanswered.
+            extra = socket.create_connection((host, port), timeout=30)
+            body = request_file.read_bytes()
+            extra.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
+                          + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            try:
+                answer = extra.recv(100)
+            except ConnectionResetError:
+                answer = b""
+            extra.close()
+            assert answer == b""
+        finally:
+            for connection in idle:
+                connection.close()
+        # Slots come back as the idle handlers see their connections close.
+        status = 0
+        for _ in range(100):
+            try:
+                status = post(running.url, request_file.read_bytes())[0]
+                break
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.05)
+        assert status == 200
