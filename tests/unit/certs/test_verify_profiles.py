@@ -302,7 +302,7 @@ def test_manifest_page_that_lies_about_a_serial(world: PkiWorld, documents: dict
 def test_timestamp_from_a_foreign_tsa(world: PkiWorld, tmp_path: Path) -> None:
     foreign = kit.make_tsa(world.root / "other-ca")
     path = write(tmp_path, "foreign.pdf",
-                 kit.sign_with(record_for(world.station, demo=False), world.station, stamper=foreign.stamper()))
+                 kit.sign_raw(record_for(world.station, demo=False), world.station, foreign.stamper()))
     report = verify(path, world.bundle)
     assert (report.valid, report.code) == (False, "untrusted_timestamp"), report.reason
     assert "not a TSA of the trusted CA" in report.reason
@@ -316,8 +316,8 @@ def test_tsa_certificate_without_the_critical_timestamping_eku(
     world: PkiWorld, tmp_path: Path, profile: dict[str, bool], words: str
 ) -> None:
     weak = kit.make_tsa(world.ca_dir, **profile)
-    path = write(tmp_path, "weak.pdf",
-                 kit.sign_with(record_for(world.station, demo=False), world.station, stamper=weak.stamper()))
+    path = write(tmp_path, "weak.pdf", kit.sign_raw(record_for(world.station, demo=False), world.station,
+                                                    weak.stamper()))
     report = verify(path, world.bundle)
     assert (report.valid, report.code) == (False, "untrusted_timestamp"), report.reason
     assert words in report.reason

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from pyhanko.sign.timestamps import DummyTimeStamper
 
-from certs import ltv, pki
+from certs import issue, ltv, pki
 from certs.issue import sign_pdf
 from certs.oids import STATION_SIGNING_EKU
 from certs.pki import StationSigner
@@ -117,6 +117,12 @@ def sign_with(record: SanitisationRecord, signer: StationSigner, *, stamper: Dum
               rendered: SanitisationRecord | None = None) -> bytes:
     """Sign ``record`` (rendering ``rendered`` instead when given: a page that lies) with ``signer``."""
     return sign_pdf(render_pdf(rendered or record), record, signer, timestamper=stamper)
+
+
+def sign_raw(record: SanitisationRecord, signer: StationSigner, stamper: DummyTimeStamper) -> bytes:
+    """Only the signed revision, with whatever signature timestamp ``stamper`` gives: what an attacker
+    holding a station key gets from pyHanko, without the station's own checks of the TSA."""
+    return issue._sign_once(render_pdf(record), record, signer, stamper)
 
 
 def add_document_timestamp(signed: bytes, stamper: DummyTimeStamper) -> bytes:
