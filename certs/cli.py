@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from certs.errors import TrustBundleError
 
@@ -146,10 +146,17 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
     return EXIT_VALID if all_valid else EXIT_INVALID
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the house rule for bad input), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m certs verify ...``: the partners' verifier (no station code needed)."""
-    parser = argparse.ArgumentParser(prog="python -m certs", description="Verify wipe-agent signed documents.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(prog="python -m certs", description="Verify wipe-agent signed documents.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     verify = commands.add_parser("verify", help="verify certificates, reports and manifests against a trust bundle")
     verify.add_argument("files", nargs="*", metavar="FILE", help="PDF files or folders of PDFs")
     verify.add_argument("--trust", help="trust bundle (CA certificate, CRL, TSA certificates) from the issuer")

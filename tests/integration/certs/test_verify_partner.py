@@ -136,3 +136,9 @@ def test_python_m_certs_in_this_checkout(organisation: Path, certificate: Path) 
                              str(organisation / "bundle.pem"), "--expect", "manifest"],
                             capture_output=True, text=True, timeout=120, check=False, cwd=REPOSITORY)
     assert result.returncode == 1 and "[wrong_kind]" in result.stdout, result.stdout + result.stderr
+    for arguments in (["verify", "--bogus"], []):
+        result = subprocess.run([sys.executable, "-m", "certs", *arguments], capture_output=True, text=True,
+                                timeout=120, check=False, cwd=REPOSITORY)
+        assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: ") and line.endswith("(see 'python -m certs --help')"), line
