@@ -195,3 +195,9 @@ def write(directory: Path, name: str, data: bytes) -> Path:
 def writer_root(writer: IncrementalPdfFileWriter) -> Any:
     """The catalog of ``writer``, typed loosely for the tests' edits."""
     return writer.root
+
+
+def signed_revision_only(data: bytes) -> bytes:
+    """The station signature's own revision: the file up to the end of its byte range."""
+    byte_range = check_structure(data).signature.byte_range
+    return data[:byte_range[2] + byte_range[3]]

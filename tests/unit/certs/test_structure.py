@@ -28,6 +28,7 @@ from tests.unit.certs.structure_kit import (
     passes,
     pyhanko_update,
     raw_update,
+    signed_revision_only,
     write,
 )
 
@@ -82,8 +83,11 @@ def genuine(world: PkiWorld, tmp_path_factory: pytest.TempPathFactory) -> Genuin
                              timestamper=ltv.stamper)
     files = issue_manifest(_manifest(world.station.station_id, record.certificate_id, record.sha256()),
                            world.station, folder / "manifest", {record.certificate_id: folder / "cert.pdf"})
-    return Genuine(ltv, {"certificate": certificate, "failure_report": failure_report,
-                         "destruction_report": (folder / "dr.pdf").read_bytes(), "manifest": files.pdf.read_bytes()})
+    # The station now writes B-LTA (branch ltv); these tests build the later revisions themselves,
+    # so they start from the signed revision alone (B-B / B-T).
+    documents = {"certificate": certificate, "failure_report": failure_report,
+                 "destruction_report": (folder / "dr.pdf").read_bytes(), "manifest": files.pdf.read_bytes()}
+    return Genuine(ltv, {kind: signed_revision_only(data) for kind, data in documents.items()})
 
 
 KINDS = ("certificate", "failure_report", "destruction_report", "manifest")

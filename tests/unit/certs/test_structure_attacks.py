@@ -36,6 +36,7 @@ from tests.unit.certs.structure_kit import (
     replace_at,
     set_byte_range,
     signature_gap,
+    signed_revision_only,
     write,
 )
 
@@ -65,7 +66,8 @@ def target(world: PkiWorld) -> Target:
     """Sign once for the whole module; every attack copies these bytes."""
     ltv = make_ltv(world)
     record = record_for(world.station)
-    signed = sign_pdf(render_pdf(record), record, world.station, timestamper=ltv.stamper)
+    # The signed revision alone (the station now writes B-LTA; the attacks add revisions themselves).
+    signed = signed_revision_only(sign_pdf(render_pdf(record), record, world.station, timestamper=ltv.stamper))
     reader = PdfFileReader(io.BytesIO(signed))
     root = reader.trailer.raw_get("/Root")
     catalog = reader.root
