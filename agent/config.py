@@ -18,6 +18,9 @@ a default::
     match = { ID_PATH = "pci-0000:00:17.0-ata-3" }   # udev properties; all must match (fnmatch globs)
     auto_start = true
     profile = "nist-purge"
+    [timestamping]                # the organisation's RFC 3161 TSA ('wipe-agent tsa serve')
+    url = "http://tsa.example.internal:8318/"
+    timeout = 10                  # seconds; an unreachable TSA means signing without, flagged
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ DEFAULT_PROFILES: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays"}
+             "default_profiles", "bays", "timestamping"}
+_TIMESTAMPING_KEYS = {"url", "timeout"}
 _BAY_KEYS = {"name", "match", "auto_start", "profile"}
 MAX_PARALLEL_LIMIT = 64
 
@@ -92,6 +96,9 @@ class StationConfig:
     default_profiles: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
     bays: tuple[Bay, ...] = ()
     source: str = "<defaults>"
+    tsa_url: str | None = None
+    """[timestamping] url: the organisation's TSA (None: documents are signed without timestamps)."""
+    tsa_timeout: float = 10.0
 
     def bay(self, name: str) -> Bay:
         """The bay called ``name``."""
@@ -131,6 +138,7 @@ class StationConfig:
             "default_profiles": dict(self.default_profiles),
             "bays": [bay.to_json() for bay in self.bays],
             "source": self.source,
+            "timestamping": {"url": self.tsa_url, "timeout": self.tsa_timeout},
         }
 
 
@@ -234,10 +242,28 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         default_profiles=defaults,
         bays=tuple(bays),
         source=source,
+        **_timestamping(source, data.get("timestamping", {})),
     )
     if check_profiles:
         _check_profiles(config)
     return config
+
+
+def _timestamping(source: str, raw: Any) -> dict[str, Any]:
+    """The [timestamping] table: an http(s) URL and a timeout of 0.5 to 120 seconds."""
+    _expect(source, "[timestamping]", raw, dict)
+    for key in raw:
+        if key not in _TIMESTAMPING_KEYS:
+            raise ConfigError(f"{source}: [timestamping]: unknown key {key!r} (allowed: url, timeout)")
+    url = raw.get("url")
+    if url is not None:
+        _expect(source, "[timestamping].url", url, str)
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
+            raise ConfigError(f"{source}: [timestamping].url must be an http:// or https:// URL, got {url!r}")
+    timeout = raw.get("timeout", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 120:
+        raise ConfigError(f"{source}: [timestamping].timeout must be 0.5 to 120 seconds, got {timeout!r}")
+    return {"tsa_url": url, "tsa_timeout": float(timeout)}
 
 
 def _check_profiles(config: StationConfig) -> None:

@@ -8,6 +8,7 @@ Modules:
 * :mod:`certs.issue` — render, embed the record, sign (PAdES, pyHanko), write atomically.
 * :mod:`certs.pki` — organisation CA, station certificates, revocation (CRL), trust bundle.
 * :mod:`certs.verify` — the partners' verifier: one file or a folder against a trust bundle.
+* :mod:`certs.structure` — byte-exact signature structure and revision analysis (our parser decides).
 * :mod:`certs.errors` — the ``CertificateError`` tree.
 * :mod:`certs.samples` — example records for demonstrations, tests and the benchmark.
 """

@@ -66,7 +66,8 @@ def render_destruction(record: Mapping[str, Any], fonts_dir: Path | None = None)
 
 
 def issue_destruction_report(record: dict[str, Any], signer: StationSigner, out_path: Path, *,
-                             fonts_dir: Path | None = None, timestamper: Any = None) -> str:
+                             fonts_dir: Path | None = None, timestamper: Any = None,
+                             tsa_url: str | None = None) -> str:
     """Sign the destruction record and write the PDF atomically; return the record's SHA-256."""
     _check(record)
     if record["station_id"] != signer.station_id:
@@ -76,6 +77,6 @@ def issue_destruction_report(record: dict[str, Any], signer: StationSigner, out_
     pdf = sign_document(render_destruction(record, fonts_dir), kind="destruction_report",
                         document_id=record["document_id"], payload=payload, sha256=digest,
                         issued_at=record["created_at"], signer=signer, reason="Destruction report",
-                        timestamper=timestamper)
+                        timestamper=timestamper, tsa_url=tsa_url)
     _write_atomic(out_path, pdf)
     return digest

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from certs.errors import SigningError
+from certs.ltv import DEFAULT_TSA_TIMEOUT_SECONDS, SignedDocument, http_timestamper, sign_long_term
 from certs.pki import StationSigner
 
 DOCUMENT_KEY = "/WipeAgentDocument"
@@ -40,8 +41,37 @@ def kind_of(pdf_name: str) -> str | None:
 
 
 def sign_document(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str,
-                  signer: StationSigner, reason: str, timestamper: Any = None) -> bytes:
-    """Embed ``payload`` (canonical JSON) in ``pdf``, state its hash in the catalog, sign; return the PDF."""
+                  signer: StationSigner, reason: str, timestamper: Any = None, tsa_url: str | None = None,
+                  tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS) -> bytes:
+    """Embed ``payload`` (canonical JSON) in ``pdf``, state its hash in the catalog, sign; return the PDF.
+
+    Signed long-term like a certificate (:func:`certs.ltv.sign_long_term`): signature timestamp,
+    DSS, document timestamp; B-B plus DSS when no TSA answers.
+    """
+    return sign_document_long_term(
+        pdf, kind=kind, document_id=document_id, payload=payload, sha256=sha256, issued_at=issued_at,
+        signer=signer, reason=reason, timestamper=timestamper, tsa_url=tsa_url, tsa_timeout=tsa_timeout).data
+
+
+def sign_document_long_term(
+    pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str, signer: StationSigner,
+    reason: str, timestamper: Any = None, tsa_url: str | None = None,
+    tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
+) -> SignedDocument:
+    """Like :func:`sign_document`, returning the PAdES level reached and why it fell short."""
+    if timestamper is None and tsa_url:
+        timestamper = http_timestamper(tsa_url, tsa_timeout)
+    return sign_long_term(
+        lambda stamper: _sign_once(pdf, kind=kind, document_id=document_id, payload=payload, sha256=sha256,
+                                   issued_at=issued_at, signer=signer, reason=reason, timestamper=stamper),
+        certificates=(signer.certificate, *signer.chain), crl=signer.crl, timestamper=timestamper,
+        what=f"{kind} {document_id}",
+    )
+
+
+def _sign_once(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str,
+               signer: StationSigner, reason: str, timestamper: Any) -> bytes:
+    """The signed revision alone (B-B, or B-T with ``timestamper``)."""
     from pyhanko.pdf_utils import embed, generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers

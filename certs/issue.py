@@ -9,6 +9,9 @@ The signed revision holds, besides the rendered pages:
 * a PAdES baseline signature (ETSI.CAdES.detached) made as a *certification* signature that
   permits no changes, with the station certificate and the chain up to the organisation CA, and an
   RFC 3161 signature timestamp when a TSA URL is given.
+
+Then (:mod:`certs.ltv`) a DSS revision with the chain and the station's CRL, and a document
+timestamp revision: PAdES B-LTA. Nothing else is written after the signed revision.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from certs.errors import SigningError
+from certs.ltv import DEFAULT_TSA_TIMEOUT_SECONDS, LtvLevel, SignedDocument, http_timestamper, sign_long_term
 from certs.pki import Clock, StationSigner, utc_now
 from certs.record import SanitisationRecord
 from certs.render import qr_payload, render_pdf
@@ -34,15 +39,41 @@ SIGNATURE_FIELD = "WipeAgentSignature"
 
 def sign_pdf(
     pdf: bytes, record: SanitisationRecord, signer: StationSigner, *, tsa_url: str | None = None,
-    timestamper: Any = None,
+    timestamper: Any = None, tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
 ) -> bytes:
     """Embed the record in ``pdf`` and sign it for ``signer``; return the signed PDF bytes.
 
     ``timestamper`` (a pyHanko ``TimeStamper``) overrides ``tsa_url``; tests use it to run a local TSA.
+    See :func:`sign_pdf_long_term` for the revisions written and what happens without a TSA.
     """
+    return sign_pdf_long_term(pdf, record, signer, tsa_url=tsa_url, timestamper=timestamper,
+                              tsa_timeout=tsa_timeout).data
+
+
+def sign_pdf_long_term(
+    pdf: bytes, record: SanitisationRecord, signer: StationSigner, *, tsa_url: str | None = None,
+    timestamper: Any = None, tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
+) -> SignedDocument:
+    """Sign like :func:`sign_pdf` and report the PAdES level reached (:mod:`certs.ltv`).
+
+    The station signature carries a signature timestamp from the TSA (B-T); a DSS revision adds the
+    chain and the station's CRL (B-LT); a document timestamp revision makes it B-LTA. Without a
+    reachable TSA the result is B-B plus DSS, flagged in ``problems`` for ``certificates extend``.
+    """
+    if timestamper is None and tsa_url:
+        timestamper = http_timestamper(tsa_url, tsa_timeout)
+    return sign_long_term(
+        lambda stamper: _sign_once(pdf, record, signer, stamper),
+        certificates=(signer.certificate, *signer.chain), crl=signer.crl, timestamper=timestamper,
+        what=f"certificate {record.certificate_id}",
+    )
+
+
+def _sign_once(pdf: bytes, record: SanitisationRecord, signer: StationSigner, timestamper: Any) -> bytes:
+    """The signed revision alone (B-B, or B-T with ``timestamper``)."""
     from pyhanko.pdf_utils import embed, generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers, timestamps
+    from pyhanko.sign import fields, signers
 
     record_json = record.to_canonical_json()
     record_sha256 = record.sha256()
@@ -83,8 +114,6 @@ def sign_pdf(
             location=f"wipe-agent station {record.station_id}",
             name=record.station_id,
         )
-        if timestamper is None and tsa_url:
-            timestamper = timestamps.HTTPTimeStamper(tsa_url)
         pdf_signer = signers.PdfSigner(metadata, signer=signer.pyhanko_signer(), timestamper=timestamper)
         output = pdf_signer.sign_pdf(writer)
     except Exception as error:  # pyHanko raises many unrelated types; report them as one failure
@@ -93,17 +122,44 @@ def sign_pdf(
     return data
 
 
+@dataclass(frozen=True)
+class IssuedDocument:
+    """Where an issued document went and the long-term validation level it reached."""
+
+    path: Path
+    level: LtvLevel
+    timestamped: bool
+    problems: tuple[str, ...]
+
+    @property
+    def needs_extension(self) -> bool:
+        """True when ``wipe-agent certificates extend`` should later bring it to B-LTA."""
+        return self.level is not LtvLevel.B_LTA
+
+
 def issue_certificate(
     record: SanitisationRecord, signer: StationSigner, out_path: Path, *, tsa_url: str | None = None,
     fonts_dir: Path | None = None, clock: Clock = utc_now, timestamper: Any = None,
+    tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
 ) -> Path:
     """Render ``record`` (a certificate, or a failure report when ``record.outcome == "failed"``),
     sign it with the station key and write it atomically to ``out_path``. Returns ``out_path``.
 
     Refuses (SigningError) when the record names another station than the signer's certificate,
     or when the station certificate is not valid at ``clock()``: a certificate nobody can verify
-    must not leave the building.
+    must not leave the building. :func:`issue_certificate_details` also says how far its long-term
+    validation goes.
     """
+    return issue_certificate_details(record, signer, out_path, tsa_url=tsa_url, fonts_dir=fonts_dir, clock=clock,
+                                     timestamper=timestamper, tsa_timeout=tsa_timeout).path
+
+
+def issue_certificate_details(
+    record: SanitisationRecord, signer: StationSigner, out_path: Path, *, tsa_url: str | None = None,
+    fonts_dir: Path | None = None, clock: Clock = utc_now, timestamper: Any = None,
+    tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
+) -> IssuedDocument:
+    """Like :func:`issue_certificate`, returning the PAdES level reached and why it fell short."""
     if record.station_id != signer.station_id:
         raise SigningError(
             f"record is for station {record.station_id!r}, "
@@ -116,13 +172,13 @@ def issue_certificate(
             f"station certificate is not valid now (valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
             f"{certificate.not_valid_after_utc:%Y-%m-%d}): issue a new one with 'pki issue-station'"
         )
-    signed = sign_pdf(render_pdf(record, fonts_dir=fonts_dir), record, signer, tsa_url=tsa_url,
-                      timestamper=timestamper)
-    _write_atomic(out_path, signed)
-    return out_path
+    signed = sign_pdf_long_term(render_pdf(record, fonts_dir=fonts_dir), record, signer, tsa_url=tsa_url,
+                                timestamper=timestamper, tsa_timeout=tsa_timeout)
+    write_atomic(out_path, signed.data)
+    return IssuedDocument(out_path, signed.level, signed.timestamped, signed.problems)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename: never a half certificate."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -143,3 +199,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+_write_atomic = write_atomic
+"""Former private name, still imported by certs.manifest and certs.destruction."""

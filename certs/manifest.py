@@ -107,7 +107,7 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
 
 def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Path,
                    certificate_files: Mapping[str, Path], *, fonts_dir: Path | None = None,
-                   timestamper: Any = None) -> ManifestFiles:
+                   timestamper: Any = None, tsa_url: str | None = None) -> ManifestFiles:
     """Sign ``manifest`` and write the folder: PDF, JSON and the listed certificates (by certificate id)."""
     _check_shape(manifest)
     if manifest["station_id"] != signer.station_id:
@@ -116,7 +116,8 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
     digest = hashlib.sha256(payload).hexdigest()
     pdf = sign_document(render_manifest(manifest, fonts_dir), kind="manifest", document_id=manifest["document_id"],
                         payload=payload, sha256=digest, issued_at=manifest["created_at"], signer=signer,
-                        reason="Batch manifest for a reuse partner", timestamper=timestamper)
+                        reason="Batch manifest for a reuse partner", timestamper=timestamper,
+                        tsa_url=tsa_url)
     certificates = out_dir / "certificates"
     certificates.mkdir(parents=True, exist_ok=True)
     for device in manifest["devices"]:

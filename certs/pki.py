@@ -7,10 +7,41 @@ A CA directory holds::
     ca.json     organisation name, CRL number, every station certificate issued and its revocation
     crl.pem     the current certificate revocation list
 
-A station's state directory holds ``pki/station.key`` (0600), ``pki/station.crt`` and
+    tsa/        (optional) the organisation TSA made by ``issue-tsa``: tsa.key, tsa.crt, chain.pem
+
+A station's state directory holds ``pki/station.key`` (0600), ``pki/station.crt``,
 ``pki/chain.pem`` (the CA certificate, embedded in every signature so partners can build the
-chain). The *trust bundle* is what partners receive: the CA certificate and the current CRL in one
-PEM file.
+chain) and ``pki/crl.pem``: the CA's CRL as it was when the station certificate was issued or last
+refreshed (``pki crl --install``). That CRL is what the station embeds in the DSS of every document
+it signs ("the CRL current at signing time"); the station warns when it is past its next update.
+The *trust bundle* is what partners receive: a readable header stating when it was made and until
+when its CRL is current, the CA certificate, the current CRL and the TSA certificate(s) the CA
+issued, in one PEM file.
+
+Profiles (what each certificate may do; the verifier enforces them):
+
+* CA: BasicConstraints CA=true, pathLen 0; KeyUsage keyCertSign + cRLSign only. It signs
+  certificates and CRLs, nothing else.
+* Station: CA=false (critical); KeyUsage digitalSignature + contentCommitment (critical); EKU
+  :data:`certs.oids.STATION_SIGNING_EKU` only; policy :data:`certs.oids.STATION_CERTIFICATE_POLICY`;
+  CN = station id, OU = ``wipe-agent station``; SKI/AKI.
+* TSA: CA=false (critical); KeyUsage digitalSignature + contentCommitment (critical); EKU
+  timeStamping only, critical (RFC 3161 section 2.3); SKI/AKI.
+
+Lifetimes (all configurable on the command line):
+
+* CA: :data:`DEFAULT_CA_DAYS` (20 years). It must outlive every station and TSA certificate it
+  issues, and a partner must be able to check a document for the six-plus years evidence is kept
+  after the last station certificate expires.
+* Station: :data:`DEFAULT_STATION_DAYS` (2 years). A station key sits on a machine on a workbench;
+  a short life bounds the damage of an unnoticed theft. Documents outlive it through timestamps.
+* TSA: :data:`DEFAULT_TSA_DAYS` (12 years). Its timestamps prove when documents were signed; a
+  document timestamp stays checkable while the TSA certificate is valid, and ``certificates
+  extend`` adds a fresh archive timestamp well before it ages out.
+* CRL next update: :data:`DEFAULT_CRL_DAYS` (90 days). Partners need a fresh bundle only to learn of
+  *new* revocations; old timestamped documents are checked with the revocation data they embed.
+
+Both the station and the TSA certificate are capped at the CA's own expiry.
 
 Keys are EC P-256 with SHA-256 signatures: small, fast, and accepted by pyHanko and poppler.
 Every function that reads the time takes a ``clock`` so tests can issue expired certificates.
@@ -34,9 +65,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU
 from certs.record import is_identifier
 
 Clock = Callable[[], datetime]
@@ -50,9 +82,21 @@ STATION_DIR = "pki"
 STATION_KEY = "station.key"
 STATION_CERT = "station.crt"
 STATION_CHAIN = "chain.pem"
+STATION_CRL = "crl.pem"
+TSA_DIR = "tsa"
+TSA_KEY = "tsa.key"
+TSA_CERT = "tsa.crt"
+TSA_CHAIN = "chain.pem"
+STATION_OU = "wipe-agent station"
+"""The organisational unit every station certificate carries."""
+TSA_OU = "wipe-agent timestamping authority"
 
-DEFAULT_CA_DAYS = 3650
+DEFAULT_CA_DAYS = 7305
+"""20 years: outlives every station and TSA certificate and the evidence retention period."""
 DEFAULT_STATION_DAYS = 730
+"""2 years: bounds the damage of a stolen station key; documents outlive it through timestamps."""
+DEFAULT_TSA_DAYS = 4383
+"""12 years: timestamps stay checkable this long; ``certificates extend`` renews them before."""
 DEFAULT_CRL_DAYS = 90
 """A bundle's CRL is trusted this long; partners then need a fresh bundle (hence a long default)."""
 
@@ -96,6 +140,8 @@ class StationSigner:
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
     private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    crl: x509.CertificateRevocationList | None = field(default=None, repr=False)
+    """The CA's CRL installed beside the key (``pki/crl.pem``), embedded in every DSS."""
 
     def pyhanko_signer(self) -> Any:
         """A pyHanko ``SimpleSigner`` for this key, with the chain registered so it is embedded."""
@@ -117,6 +163,18 @@ class StationSigner:
             signing_key=key_info,
             cert_registry=SimpleCertificateStore.from_certs(chain),  # type: ignore[no-untyped-call]
         )
+
+
+@dataclass(frozen=True)
+class IssuedTsa:
+    """What :func:`issue_tsa` reports about a new TSA certificate."""
+
+    serial: int
+    name: str
+    not_before: datetime
+    not_after: datetime
+    certificate_path: Path
+    key_path: Path
 
 
 @dataclass(frozen=True)
@@ -184,6 +242,11 @@ def _load_certificate(path: Path, what: str) -> x509.Certificate:
         return x509.load_pem_x509_certificate(_read(path, what))
     except ValueError:
         raise PkiError(f"{what} {path} is not a PEM certificate") from None
+
+
+def load_certificates(path: Path, what: str) -> tuple[x509.Certificate, ...]:
+    """Every certificate of a PEM file; :class:`PkiError` with ``what`` in the message otherwise."""
+    return _load_certificates(path, what)
 
 
 def _load_certificates(path: Path, what: str) -> tuple[x509.Certificate, ...]:
@@ -270,6 +333,12 @@ def _ec_public(certificate: x509.Certificate) -> ec.EllipticCurvePublicKey:
     return key
 
 
+def _check_days(days: int, option: str) -> None:
+    """A lifetime is a positive whole number of days (at most 100 years: a typo, not a plan)."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36525:
+        raise PkiError(f"{option} must be a whole number of days from 1 to 36525, got {days!r}")
+
+
 def init_ca(
     org: str, out_dir: Path, *, clock: Clock = utc_now, valid_days: int = DEFAULT_CA_DAYS,
     crl_days: int = DEFAULT_CRL_DAYS,
@@ -278,6 +347,8 @@ def init_ca(
 
     Refuses to touch a directory that already holds a CA key. Returns the CA certificate's path.
     """
+    _check_days(valid_days, "--valid-days")
+    _check_days(crl_days, "--crl-days")
     org = org.strip()
     if not org or any(ord(character) < 32 for character in org):
         raise PkiError("organisation name must be non-empty printable text")
@@ -357,6 +428,7 @@ def issue_station_details(
     with _ca_lock(ca_dir):
         if not is_identifier(station_id):
             raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
+        _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         now = clock()
         key = ec.generate_private_key(ec.SECP256R1())
@@ -364,12 +436,14 @@ def issue_station_details(
         serial = x509.random_serial_number()
         not_before = now - _BACKDATE
         not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+        if not_after <= now:
+            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([
                 x509.NameAttribute(NameOID.COMMON_NAME, station_id),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "wipe-agent station"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STATION_OU),
             ]))
             .issuer_name(ca_certificate.subject)
             .public_key(public)
@@ -386,6 +460,13 @@ def issue_station_details(
                 ),
                 critical=True,
             )
+            # Not critical: generic PDF readers that do not know our OID must still show the
+            # signature; our verifier requires this EKU and nothing else.
+            .add_extension(x509.ExtendedKeyUsage([STATION_SIGNING_EKU]), critical=False)
+            .add_extension(
+                x509.CertificatePolicies([x509.PolicyInformation(STATION_CERTIFICATE_POLICY, None)]),
+                critical=False,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
@@ -399,6 +480,7 @@ def issue_station_details(
             "not_before": not_before.isoformat(),
             "not_after": not_after.isoformat(),
             "revoked_at": None,
+            "kind": "station",
         })
         _save_state(ca_dir, state)
         pki_dir = state_dir / STATION_DIR
@@ -407,6 +489,8 @@ def issue_station_details(
         _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
         _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
         _write_atomic(pki_dir / STATION_CHAIN, _certificate_pem(ca_certificate), 0o644)
+        # The CRL as of now goes with the certificate: it is what the station embeds in its DSS.
+        _write_atomic(pki_dir / STATION_CRL, _read(ca_dir / CA_CRL, "CA CRL"), 0o644)
         return IssuedStation(serial, station_id, not_before, not_after, pki_dir / STATION_CERT)
 
 
@@ -422,6 +506,135 @@ def issue_station(
     return issue_station_details(ca_dir, station_id, state_dir, clock=clock, valid_days=valid_days).serial
 
 
+def issue_tsa(
+    ca_dir: Path, out_dir: Path, *, name: str | None = None, clock: Clock = utc_now,
+    valid_days: int = DEFAULT_TSA_DAYS,
+) -> IssuedTsa:
+    """Issue the organisation's timestamping certificate and key into ``out_dir``.
+
+    ``out_dir`` receives ``tsa.key`` (0600), ``tsa.crt`` and ``chain.pem`` (the CA certificate).
+    The certificate is capped at the CA's expiry. Refuses to overwrite an existing TSA key: the
+    serial counter and token log beside it belong to that key.
+    """
+    with _ca_lock(ca_dir):
+        _check_days(valid_days, "--valid-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        label = (name or f"{state.organisation} timestamping authority").strip()
+        if not label or len(label) > 64 or any(ord(character) < 32 for character in label):
+            raise PkiError("TSA name must be printable text of 1 to 64 characters")
+        if (out_dir / TSA_KEY).exists():
+            raise PkiError(f"{out_dir} already holds a TSA key; refusing to overwrite {TSA_KEY}")
+        now = clock()
+        not_before = now - _BACKDATE
+        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+        if not_after <= now:
+            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        public = key.public_key()
+        serial = x509.random_serial_number()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COMMON_NAME, label),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, TSA_OU),
+            ]))
+            .issuer_name(ca_certificate.subject)
+            .public_key(public)
+            .serial_number(serial)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=True, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            # RFC 3161 section 2.3: the TSA certificate has exactly one EKU, timeStamping, critical.
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        state.issued.append({
+            "serial": format_serial(serial),
+            "station_id": None,
+            "name": label,
+            "kind": "tsa",
+            "not_before": not_before.isoformat(),
+            "not_after": not_after.isoformat(),
+            "revoked_at": None,
+            "certificate": _certificate_pem(certificate).decode(),
+        })
+        _save_state(ca_dir, state)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(out_dir, 0o700)
+        _write_atomic(out_dir / TSA_KEY, _private_pem(key), 0o600)
+        _write_atomic(out_dir / TSA_CERT, _certificate_pem(certificate), 0o644)
+        _write_atomic(out_dir / TSA_CHAIN, _certificate_pem(ca_certificate), 0o644)
+        return IssuedTsa(serial, label, not_before, not_after, out_dir / TSA_CERT, out_dir / TSA_KEY)
+
+
+def _tsa_certificates(state: _CaState, now: datetime) -> list[x509.Certificate]:
+    """The TSA certificates this CA issued that have not expired (revoked ones are in the CRL)."""
+    certificates = []
+    for entry in state.issued:
+        if entry.get("kind") == "tsa" and entry.get("certificate"):
+            certificate = x509.load_pem_x509_certificate(str(entry["certificate"]).encode())
+            if certificate.not_valid_after_utc > now:
+                certificates.append(certificate)
+    return certificates
+
+
+def load_station_crl(state_dir: Path) -> x509.CertificateRevocationList | None:
+    """The CRL installed beside the station key (None when there is none, e.g. an older install)."""
+    path = state_dir / STATION_DIR / STATION_CRL
+    if not path.exists():
+        return None
+    try:
+        return x509.load_pem_x509_crl(_read(path, "station CRL"))
+    except ValueError:
+        raise PkiError(f"{path} is not a PEM CRL") from None
+
+
+def install_station_crl(state_dir: Path, data: bytes) -> x509.CertificateRevocationList:
+    """Install the CRL found in ``data`` (a trust bundle or a crl.pem) beside the station key.
+
+    The CRL must be signed by the station's CA (from ``pki/chain.pem``) and must not be older
+    (by CRL number) than the one installed, so an old file cannot hide a revocation.
+    """
+    chain = _load_certificates(state_dir / STATION_DIR / STATION_CHAIN, "certificate chain")
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(data) if match.group(1) == b"X509 CRL"]
+    if len(blocks) != 1:
+        raise PkiError(f"expected exactly one CRL, found {len(blocks)}")
+    try:
+        crl = x509.load_pem_x509_crl(blocks[0])
+    except ValueError:
+        raise PkiError("the CRL is damaged") from None
+    issuers = [certificate for certificate in chain if certificate.subject == crl.issuer]
+    if not issuers or not crl.is_signature_valid(_ec_public(issuers[0])):
+        raise PkiError("the CRL was not signed by this station's CA")
+    installed = load_station_crl(state_dir)
+    if installed is not None and _crl_number(crl) < _crl_number(installed):
+        raise PkiError(
+            f"the CRL (#{_crl_number(crl)}) is older than the installed one (#{_crl_number(installed)})"
+        )
+    _write_atomic(state_dir / STATION_DIR / STATION_CRL, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    return crl
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int:
+    try:
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except x509.ExtensionNotFound:
+        return 0
+
+
 def revoke(
     ca_dir: Path, serial: int | str | None = None, station_id: str | None = None, *,
     clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS,
@@ -432,6 +645,7 @@ def revoke(
     pass silently.
     """
     with _ca_lock(ca_dir):
+        _check_days(crl_days, "--crl-days")
         if (serial is None) == (station_id is None):
             raise PkiError("give exactly one of a serial or a station id to revoke")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
@@ -459,39 +673,91 @@ def revoke(
 def make_bundle(
     ca_dir: Path, out_file: Path, *, clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS
 ) -> Path:
-    """Write the trust bundle partners receive: the CA certificate and a freshly issued CRL.
+    """Write the trust bundle partners receive: a readable header, the CA certificate, a freshly
+    issued CRL and the (unexpired) TSA certificates the CA issued.
 
-    The CRL is reissued so the bundle is current on the day it is handed out.
+    The CRL is reissued so the bundle is current on the day it is handed out; the header states
+    that day and the CRL's next update, so a partner can see how old their bundle is.
     """
     with _ca_lock(ca_dir):
+        _check_days(crl_days, "--crl-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
-        crl = _write_crl(ca_dir, ca_key, ca_certificate, state, clock(), crl_days)
-        header = (
-            f"# wipe-agent trust bundle: {state.organisation}\n"
-            f"# CA certificate and CRL #{state.crl_number}, next update {crl.next_update_utc:%Y-%m-%d}\n"
-        ).encode()
+        now = clock()
+        crl = _write_crl(ca_dir, ca_key, ca_certificate, state, now, crl_days)
+        tsa_certificates = _tsa_certificates(state, now)
+        lines = [
+            f"# wipe-agent trust bundle: {state.organisation}",
+            f"# issued at {now:%Y-%m-%dT%H:%M:%SZ}",
+            f"# CA certificate valid until {ca_certificate.not_valid_after_utc:%Y-%m-%d}",
+            f"# CRL #{state.crl_number}, next update {crl.next_update_utc:%Y-%m-%d}",
+        ]
+        lines += [
+            f"# TSA certificate {format_serial(item.serial_number)} "
+            f"({item.subject.rfc4514_string()}), valid until {item.not_valid_after_utc:%Y-%m-%d}"
+            for item in tsa_certificates
+        ]
+        header = ("\n".join(lines) + "\n").encode()
         body = _certificate_pem(ca_certificate) + crl.public_bytes(serialization.Encoding.PEM)
+        body += b"".join(_certificate_pem(item) for item in tsa_certificates)
         _write_atomic(out_file, header + body, 0o644)
         return out_file
 
 
+def refresh_crl(
+    ca_dir: Path, *, clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS
+) -> x509.CertificateRevocationList:
+    """Reissue the CA's CRL (``crl.pem``) now, e.g. to hand stations a current one."""
+    with _ca_lock(ca_dir):
+        _check_days(crl_days, "--crl-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        return _write_crl(ca_dir, ca_key, ca_certificate, state, clock(), crl_days)
+
+
 @dataclass(frozen=True)
 class TrustBundle:
-    """A parsed trust bundle: the organisation CA and its CRL (signature already checked)."""
+    """A parsed trust bundle: the organisation CA, its CRL (signature already checked) and the
+    TSA certificates the CA issued (each checked to be issued by the CA, with the timeStamping EKU)."""
 
     ca_certificate: x509.Certificate
     crl: x509.CertificateRevocationList
+    tsa_certificates: tuple[x509.Certificate, ...] = ()
 
     def organisation(self) -> str:
         """The CA's organisation name, for messages."""
         names = self.ca_certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         return str(names[0].value) if names else self.ca_certificate.subject.rfc4514_string()
 
+    def crl_current(self, moment: datetime) -> bool:
+        """Whether the bundle's CRL is still current (before its next update) at ``moment``."""
+        next_update = self.crl.next_update_utc
+        return next_update is None or moment <= next_update
 
-def parse_trust_bundle(data: bytes, *, now: datetime | None = None) -> TrustBundle:
-    """Parse and check a trust bundle: one CA certificate and one CRL signed by it, current at ``now``.
 
-    Raises :class:`~certs.errors.TrustBundleError` with the reason.
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def is_tsa_certificate(certificate: x509.Certificate) -> bool:
+    """True when the certificate's extended key usage is exactly timeStamping and it is not a CA."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return list(usage) == [ExtendedKeyUsageOID.TIME_STAMPING] and not _is_ca(certificate)
+
+
+def parse_trust_bundle(
+    data: bytes, *, now: datetime | None = None, require_current_crl: bool = True
+) -> TrustBundle:
+    """Parse and check a trust bundle: one CA certificate, one CRL signed by it (current at ``now``
+    unless ``require_current_crl`` is False) and any TSA certificates issued by that CA.
+
+    Raises :class:`~certs.errors.TrustBundleError` with the reason. ``require_current_crl=False``
+    is for checking old timestamped documents, where the CRL embedded at signing time is what
+    counts and an expired bundle CRL is only a warning.
     """
     certificates: list[x509.Certificate] = []
     crls: list[x509.CertificateRevocationList] = []
@@ -506,19 +772,17 @@ def parse_trust_bundle(data: bytes, *, now: datetime | None = None) -> TrustBund
                 raise TrustBundleError(f"trust bundle holds an unexpected {kind.decode()} block")
     except ValueError:
         raise TrustBundleError("trust bundle holds a damaged PEM block") from None
-    if len(certificates) != 1:
+    authorities = [certificate for certificate in certificates if _is_ca(certificate)]
+    others = [certificate for certificate in certificates if not _is_ca(certificate)]
+    if len(authorities) != 1:
+        if not authorities and others:
+            raise TrustBundleError("trust bundle certificate is not a CA certificate")
         raise TrustBundleError(
-            f"trust bundle must hold exactly one CA certificate, found {len(certificates)}"
+            f"trust bundle must hold exactly one CA certificate, found {len(authorities)}"
         )
     if len(crls) != 1:
         raise TrustBundleError(f"trust bundle must hold exactly one CRL, found {len(crls)}")
-    ca_certificate, crl = certificates[0], crls[0]
-    try:
-        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
-        raise TrustBundleError("trust bundle certificate is not a CA certificate")
+    ca_certificate, crl = authorities[0], crls[0]
     if crl.issuer != ca_certificate.subject:
         raise TrustBundleError("trust bundle CRL was not issued by its CA")
     try:
@@ -526,13 +790,24 @@ def parse_trust_bundle(data: bytes, *, now: datetime | None = None) -> TrustBund
             raise TrustBundleError("trust bundle CRL signature is not valid for its CA")
     except (InvalidSignature, PkiError):
         raise TrustBundleError("trust bundle CRL signature is not valid for its CA") from None
+    for certificate in others:
+        try:
+            certificate.verify_directly_issued_by(ca_certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            raise TrustBundleError(
+                f"trust bundle certificate {certificate.subject.rfc4514_string()} was not issued by its CA"
+            ) from None
+        if not is_tsa_certificate(certificate):
+            raise TrustBundleError(
+                f"trust bundle certificate {certificate.subject.rfc4514_string()} is not a TSA certificate"
+            )
     moment = now or utc_now()
     next_update = crl.next_update_utc
-    if next_update is not None and next_update < moment:
+    if require_current_crl and next_update is not None and next_update < moment:
         raise TrustBundleError(
             f"trust bundle CRL expired on {next_update:%Y-%m-%d}; ask the issuer for a current bundle"
         )
-    return TrustBundle(ca_certificate, crl)
+    return TrustBundle(ca_certificate, crl, tuple(others))
 
 
 def load_station_signer(state_dir: Path) -> StationSigner:
@@ -557,4 +832,4 @@ def load_station_signer(state_dir: Path) -> StationSigner:
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not names:
         raise PkiError(f"{certificate_path} has no common name (station id)")
-    return StationSigner(str(names[0].value), certificate, chain, key)
+    return StationSigner(str(names[0].value), certificate, chain, key, load_station_crl(state_dir))

@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from certs import pki as pki_library
-from certs.errors import CertificateError, TrustBundleError
-from certs.manifest import CertificateCheck, check_certificates, check_json_copy
-from certs.verify import expand_paths, load_trust_bundle, verify_with_bundle
+from certs.cli import BadInput, run_verify
+from certs.errors import CertificateError
+from certs.verify import EXPECT_CHOICES
 
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
 STATE_DIR_ENVIRONMENT = "WIPE_AGENT_STATE_DIR"
@@ -64,7 +64,24 @@ def _quiet_pdf_libraries() -> Iterator[None]:
             logger.setLevel(level)
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _days_option(name: str, default: int, what: str) -> Callable[[_Command], _Command]:
+    return click.option(name, type=int, default=default, show_default=True, help=f"{what}, in days.")
+
+
+def _check_days(as_json: bool, **options: int) -> None:
+    """Lifetimes are 1 to 36525 days; anything else is bad input (exit 2), before the CA is touched."""
+    for name, days in options.items():
+        if not 1 <= days <= 36525:
+            _fail("bad_input", f"--{name.replace('_', '-')} must be 1 to 36525 days, got {days}", as_json,
+                  EXIT_BAD_INPUT)
+
+
+def _state_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
 
 
 @click.group("pki")
@@ -75,13 +92,16 @@ def pki() -> None:
 @pki.command("init-ca")
 @click.option("--org", help="Organisation name, as it should appear on certificates.")
 @click.option("--out", "out_dir", help="Directory to create the CA in (must not hold a CA already).")
+@_days_option("--valid-days", pki_library.DEFAULT_CA_DAYS, "CA certificate lifetime")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def init_ca(org: str | None, out_dir: str | None, as_json: bool) -> None:
+def init_ca(org: str | None, out_dir: str | None, valid_days: int, crl_days: int, as_json: bool) -> None:
     """Create the organisation CA: key (0600), self-signed certificate and an empty CRL."""
     org = _required(org, "--org", as_json)
     directory = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days, crl_days=crl_days)
     try:
-        certificate = pki_library.init_ca(org, directory)
+        certificate = pki_library.init_ca(org, directory, valid_days=valid_days, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     _emit(as_json, {"organisation": org, "ca_dir": str(directory), "ca_certificate": str(certificate)},
@@ -94,14 +114,18 @@ def init_ca(org: str | None, out_dir: str | None, as_json: bool) -> None:
 @click.option(
     "--state-dir", help=f"Station state directory [default: ${STATE_DIR_ENVIRONMENT} or {DEFAULT_STATE_DIR}]."
 )
+@_days_option("--valid-days", pki_library.DEFAULT_STATION_DAYS, "Station certificate lifetime")
 @_json_option
-def issue_station(ca_dir: str | None, station_id: str | None, state_dir: str | None, as_json: bool) -> None:
-    """Issue a station signing key and certificate; install them in STATE_DIR/pki."""
+def issue_station(
+    ca_dir: str | None, station_id: str | None, state_dir: str | None, valid_days: int, as_json: bool
+) -> None:
+    """Issue a station signing key and certificate; install them (and the current CRL) in STATE_DIR/pki."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     station = _required(station_id, "--station-id", as_json)
-    state = Path(state_dir or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
+    state = _state_dir(state_dir)
+    _check_days(as_json, valid_days=valid_days)
     try:
-        issued = pki_library.issue_station_details(directory, station, state)
+        issued = pki_library.issue_station_details(directory, station, state, valid_days=valid_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     serial = pki_library.format_serial(issued.serial)
@@ -123,14 +147,16 @@ def issue_station(ca_dir: str | None, station_id: str | None, state_dir: str | N
 @click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
 @click.option("--serial", help="Serial (hex) of the certificate to revoke.")
 @click.option("--station-id", help="Revoke every unrevoked certificate of this station.")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, as_json: bool) -> None:
+def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, crl_days: int, as_json: bool) -> None:
     """Revoke a station certificate and reissue the CRL (then hand partners a new bundle)."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     if (serial is None) == (station_id is None):
         _fail("bad_input", "give exactly one of --serial or --station-id", as_json, EXIT_BAD_INPUT)
+    _check_days(as_json, crl_days=crl_days)
     try:
-        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id)
+        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     serials = [pki_library.format_serial(item) for item in revoked]
@@ -140,89 +166,90 @@ def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, as_js
 
 @pki.command("bundle")
 @click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
-@click.option("--out", "out_file", help="Bundle file to write (CA certificate + current CRL).")
+@click.option("--out", "out_file", help="Bundle file to write (CA certificate + current CRL + TSA certificates).")
+@_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def bundle(ca_dir: str | None, out_file: str | None, as_json: bool) -> None:
-    """Write the trust bundle partners verify against: the CA certificate and a fresh CRL."""
+def bundle(ca_dir: str | None, out_file: str | None, crl_days: int, as_json: bool) -> None:
+    """Write the trust bundle partners verify against: the CA certificate, a fresh CRL and the TSA
+    certificate(s). Stations take their CRL from it too ('pki install-crl')."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     target = Path(_required(out_file, "--out", as_json))
+    _check_days(as_json, crl_days=crl_days)
     try:
-        pki_library.make_bundle(directory, target)
+        pki_library.make_bundle(directory, target, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     _emit(as_json, {"bundle": str(target)}, f"wrote trust bundle {target}")
 
 
+@pki.command("issue-tsa")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--out", "out_dir", help="Directory for the TSA key (0600), certificate and chain.")
+@click.option("--name", help="TSA common name [default: '<organisation> timestamping authority'].")
+@_days_option("--valid-days", pki_library.DEFAULT_TSA_DAYS, "TSA certificate lifetime (capped by the CA's)")
+@_json_option
+def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_days: int, as_json: bool) -> None:
+    """Issue the organisation's RFC 3161 timestamping certificate (EKU timeStamping, critical)."""
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    target = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days)
+    try:
+        issued = pki_library.issue_tsa(directory, target, name=name, valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    serial = pki_library.format_serial(issued.serial)
+    _emit(
+        as_json,
+        {"serial": serial, "name": issued.name, "not_before": issued.not_before.isoformat(),
+         "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+         "key": str(issued.key_path)},
+        f"issued TSA certificate {serial} ({issued.name}), valid until {issued.not_after:%Y-%m-%d}; "
+        f"run 'wipe-agent tsa serve --tsa {target}' and 'pki bundle' so partners receive it",
+    )
+
+
+@pki.command("install-crl")
+@click.option("--from", "source", help="A trust bundle or crl.pem from the CA.")
+@click.option(
+    "--state-dir", help=f"Station state directory [default: ${STATE_DIR_ENVIRONMENT} or {DEFAULT_STATE_DIR}]."
+)
+@_json_option
+def install_crl(source: str | None, state_dir: str | None, as_json: bool) -> None:
+    """Install a current CRL beside the station key: it is embedded in every document the station signs."""
+    path = Path(_required(source, "--from", as_json))
+    if not path.is_file():
+        _fail("bad_input", f"no such file: {path}", as_json, EXIT_BAD_INPUT)
+    try:
+        crl = pki_library.install_station_crl(_state_dir(state_dir), path.read_bytes())
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    next_update = crl.next_update_utc
+    _emit(as_json, {"next_update": next_update.isoformat() if next_update else None},
+          f"installed CRL, next update {next_update:%Y-%m-%d}" if next_update else "installed CRL")
+
+
 @click.command("verify")
 @click.argument("files", nargs=-1)
-@click.option("--trust", "trust", help="Trust bundle (CA certificate + CRL) from the issuing organisation.")
+@click.option("--trust", "trust", help="Trust bundle (CA certificate, CRL, TSA certificates) from the issuing "
+                                       "organisation.")
+# Checked by run_verify rather than click.Choice, so a bad value is one line that obeys --json.
+@click.option("--expect", default=None, help=f"The kind every file must be: {' | '.join(EXPECT_CHOICES)} "
+                                             "[default: certificate; manifest with --certificates].")
 @click.option("--certificates", "certificates_dir",
               help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
                    "match its hash).")
 @_json_option
-def verify(files: tuple[str, ...], trust: str | None, certificates_dir: str | None, as_json: bool) -> None:
-    """Verify certificates of sanitisation, batch manifests and destruction reports against a trust bundle.
+def verify(files: tuple[str, ...], trust: str | None, expect: str | None, certificates_dir: str | None,
+           as_json: bool) -> None:
+    """Verify certificates of sanitisation, failure reports, batch manifests and destruction reports.
 
-    FILE may be a folder of PDFs. For a manifest, --certificates DIR also checks every certificate it lists.
+    FILE may be a folder of PDFs. Exit 0 only when every file is a valid document of the expected kind.
+    For a manifest, --certificates DIR also checks every certificate it lists. Partners without the
+    station software run the same check with 'python -m certs verify'.
     """
-    if not files:
-        _fail("bad_input", "give at least one certificate FILE or folder", as_json, EXIT_BAD_INPUT)
-    bundle_path = Path(_required(trust, "--trust", as_json))
-    missing = [name for name in files if not Path(name).exists()]
-    if missing:
-        _fail("bad_input", f"no such file or folder: {missing[0]}", as_json, EXIT_BAD_INPUT)
-    if certificates_dir is not None and not Path(certificates_dir).is_dir():
-        _fail("bad_input", f"--certificates: no such folder: {certificates_dir}", as_json, EXIT_BAD_INPUT)
     try:
-        trust_bundle = load_trust_bundle(bundle_path)
-    except TrustBundleError as error:
+        status = run_verify(files, trust, expect=expect, certificates_dir=certificates_dir, as_json=as_json,
+                            echo=click.echo)
+    except BadInput as error:
         _fail(error.code, error.message, as_json, EXIT_BAD_INPUT)
-    paths = expand_paths(Path(name) for name in files)
-    if not paths:
-        _fail("bad_input", "no PDF files found in the given folder(s)", as_json, EXIT_BAD_INPUT)
-    with _quiet_pdf_libraries():
-        reports = [verify_with_bundle(path, trust_bundle) for path in paths]
-        manifests = [report for report in reports if report.valid and report.kind == "manifest"]
-        if certificates_dir is not None and not manifests:
-            _fail("bad_input", "--certificates applies to a valid batch manifest; none was given", as_json,
-                  EXIT_BAD_INPUT)
-        listed: dict[Path, list[CertificateCheck]] = {}
-        for report in manifests:
-            checks = []
-            copy_problem = check_json_copy(report.path, report.document or {})
-            if copy_problem:
-                checks.append(CertificateCheck("-", "-", report.path.with_suffix(".json").name, False, copy_problem))
-            if certificates_dir is not None:
-                checks += check_certificates(report.document or {}, Path(certificates_dir), trust_bundle)
-            if checks or certificates_dir is not None:
-                listed[report.path] = checks
-    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
-    all_valid = all(verdicts)
-    if as_json:
-        results = []
-        for report in reports:
-            result = report.to_json()
-            if report.path in listed:
-                result["certificates"] = [check.to_json() for check in listed[report.path]]
-                result["complete"] = all(check.ok for check in listed[report.path])
-            results.append(result)
-        click.echo(json.dumps({"valid": all_valid, "results": results}, indent=2))
-    else:
-        for report, verdict in zip(reports, verdicts, strict=True):
-            if report.valid:
-                # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
-                kind = {"failure_report": " [failure report]", "manifest": " [batch manifest]",
-                        "destruction_report": " [destruction report]"}.get(report.kind or "", "")
-                label = "VALID   " if verdict else "INVALID "
-                click.echo(f"{label} {report.path}{kind}: {report.summary}")
-                if report.kind == "manifest" and certificates_dir is None:
-                    click.echo("         listed certificates not checked: give --certificates DIR")
-                for check in listed.get(report.path, []):
-                    click.echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"
-                               f"{': ' + check.problem if check.problem else ''}")
-            else:
-                click.echo(f"INVALID  {report.path}: {report.reason}")
-        if len(reports) > 1:
-            valid_count = sum(verdicts)
-            click.echo(f"{valid_count} of {len(reports)} valid")
-    raise SystemExit(0 if all_valid else EXIT_INVALID)
+    raise SystemExit(status)

@@ -34,4 +34,7 @@ def state_dir(ctx: click.Context) -> Path:
 def certificate_settings(ctx: click.Context) -> CertificateSettings:
     """Station facts for certificates: the configured organisation, else the defaults."""
     station = station_config(ctx)
-    return CertificateSettings(organisation=station.organisation) if station is not None else CertificateSettings()
+    if station is None:
+        return CertificateSettings()
+    return CertificateSettings(organisation=station.organisation, tsa_url=station.tsa_url,
+                               tsa_timeout=station.tsa_timeout)

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -34,7 +34,8 @@ from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
 from agent.reuse.demo import run_reuse_demo
 from agent.store.registry import JobRow, Registry
-from certs.pki import init_ca, issue_station, make_bundle
+from agent.tsa.server import BackgroundTsa
+from certs.pki import init_ca, issue_station, issue_tsa, make_bundle
 from certs.verify import verify_file
 
 DEMO_DRIVES = 4
@@ -182,13 +183,18 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
     say = (lambda text: None) if as_json else click.echo
     results: dict[int, JobRow] = {}
     errors: list[str] = []
+    tsa: BackgroundTsa | None = None
     try:
         with _Interrupt(cancel) as interrupt:
-            say("Creating a throw-away organisation CA and demo station key ...")
+            say("Creating a throw-away organisation CA, demo station key and timestamping authority ...")
             ca_dir = work / "demo-ca"
             init_ca("Example Constabulary (demonstration CA)", ca_dir)
             issue_station(ca_dir, DEMO_STATION, state)
+            issue_tsa(ca_dir, work / "demo-tsa", name="Example Constabulary demonstration TSA")
             make_bundle(ca_dir, bundle)
+            tsa = BackgroundTsa(work / "demo-tsa")
+            settings = replace(DEMO_SETTINGS, tsa_url=tsa.url)
+            say(f"  certificates are timestamped by the demo TSA at {tsa.url} (PAdES B-LTA)")
             signer = station_signer(state)
             say(f"Preparing {DEMO_DRIVES} demo drives of {human_size(size)} with fictitious case files ...")
             for drive in drives:
@@ -211,7 +217,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
                     authorisation = Authorisation(drive.device, "demo", expected_serial=identity.serial)
                     request = JobRequest(drive.device, profile, authorisation, asset_tag=f"DEMO-LAPTOP-{drive.index}")
                     job = runner.run(request, cancelled=cancel.is_set)
-                    if signer is not None and certify(registry, job, signer, DEMO_SETTINGS) is not None:
+                    if signer is not None and certify(registry, job, signer, settings) is not None:
                         job = registry.job(job.id)
                     results[drive.index] = job
                 except Exception as exc:  # reported in the summary; the other drives carry on
@@ -240,7 +246,8 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
                 registry = Registry(state).open()
                 try:
                     reuse = run_reuse_demo(registry, signer, bundle,
-                                           {job.asset_tag: job for job in results.values() if job.asset_tag})
+                                           {job.asset_tag: job for job in results.values() if job.asset_tag},
+                                           tsa_url=tsa.url)
                 finally:
                     registry.close()
     except KeyboardInterrupt:
@@ -250,6 +257,8 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             shutil.rmtree(results_dir, ignore_errors=True)
         return EXIT_FAILED
     finally:
+        if tsa is not None:
+            tsa.stop()
         for drive in drives:
             if drive.device:
                 _detach(drive.device)
@@ -296,6 +305,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             check = row["certificate_check"]
             if check:
                 verdict = "VALID" if check["valid"] else f"INVALID ({check['reason']})"
+                verdict += ", timestamped by the demo TSA" if check.get("timestamped") else ", NOT timestamped"
                 click.echo(f"certificate {check['path']}\n  partner check against the trust bundle: {verdict}")
             else:
                 click.echo(f"{row['device']}: no certificate issued")

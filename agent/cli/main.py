@@ -18,6 +18,7 @@ from agent.cli import station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, state_dir
+from agent.cli.extend_command import certificates
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
     EXIT_FAILED,
@@ -30,6 +31,7 @@ from agent.cli.output import (
     print_json,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
+from agent.cli.tsa_commands import tsa
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.errors import AgentError, ConfigError, ProfileError
@@ -402,6 +404,8 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
 station_commands.register(cli)
 cli.add_command(inspect)
 cli.add_command(pki)
+cli.add_command(tsa)
+cli.add_command(certificates)
 cli.add_command(verify_certificates)
 for _command in REUSE_COMMANDS:
     cli.add_command(_command)

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from agent.cli.context import state_dir
+from agent.cli.context import certificate_settings, state_dir
 from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json
 from agent.jobs.certify import station_signer
 from agent.reuse import service
@@ -144,7 +144,8 @@ def destroy_record(ctx: click.Context, asset: str, method: str | None, witness: 
     witness_name = _need(witness, "--witness")
     store = _store(ctx)
     record = service.destroy(store, asset, method=method_name, witness=witness_name, reference=reference,
-                             operator=_operator(operator), signer=_signer(ctx))
+                             operator=_operator(operator), signer=_signer(ctx),
+                             tsa_url=certificate_settings(ctx).tsa_url)
     if as_json:
         print_json(record)
     else:
@@ -183,7 +184,8 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
     signer = _signer(ctx)
     created = service.create_manifest(store, scheme_name, assets=tags if assets else None, all_eligible=all_eligible,
                                       out_dir=target, signer=signer,
-                                      bundle=service.station_trust(_state_dir(ctx), trust))
+                                      bundle=service.station_trust(_state_dir(ctx), trust),
+                                      tsa_url=certificate_settings(ctx).tsa_url)
     if as_json:
         print_json(created)
     else:

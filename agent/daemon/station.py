@@ -556,7 +556,8 @@ class Station:
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
                    "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume,
-                   "organisation": self.config.organisation}
+                   "organisation": self.config.organisation, "tsa_url": self.config.tsa_url,
+                   "tsa_timeout": self.config.tsa_timeout}
         assert self.launcher is not None
         process = self.launcher.launch(request)
         job.process, job.state, job.launched_at = process, "starting", time.monotonic()

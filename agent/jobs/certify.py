@@ -9,6 +9,7 @@ did not finish) never get a certificate — only ``sanitised`` and ``failed`` jo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from agent.errors import CertificateError
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
 from certs.errors import NoSignerConfigured
-from certs.issue import issue_certificate
+from certs.issue import issue_certificate_details
 from certs.pki import StationSigner, load_station_signer
 from certs.record import (
     Canary,
@@ -38,6 +39,7 @@ from certs.record import (
 )
 
 CERTIFIABLE = ("sanitised", "failed")
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class CertificateSettings:
     destination: str = "External reuse: scheme decided by the eligibility rules after validation"
     data_backed_up: str = "unknown"
     tsa_url: str | None = None
+    tsa_timeout: float = 10.0
     demo: bool = False
 
 
@@ -217,7 +220,13 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
         kind = "certificate" if record.outcome == "sanitised" else "failure-report"
         path = directory / f"{kind}-{record.certificate_id}.pdf"
-        issue_certificate(record, signer, path, tsa_url=settings.tsa_url)
+        issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
+                                           tsa_timeout=settings.tsa_timeout)
+        if issued.problems:
+            # Evidence that this document is not (fully) timestamped ('certificates extend' fixes it)
+            # or that the station's CRL needs renewing.
+            _LOG.warning("certificate %s issued at %s: %s", record.certificate_id, issued.level.value,
+                         "; ".join(issued.problems))
     except CertsError as exc:
         raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
     registry.attach_certificate(job.id, str(path), record.certificate_id, record.sha256())

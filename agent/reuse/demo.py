@@ -57,7 +57,7 @@ class DemoReuseResult:
 
 
 def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path, jobs: Mapping[str, JobRow],
-                   out_dir: Path | None = None) -> DemoReuseResult:
+                   out_dir: Path | None = None, tsa_url: str | None = None) -> DemoReuseResult:
     """Register the demo laptops, sign off, decide, destroy C, ship A and B in a verified manifest."""
     store = ReuseStore(registry)
     bundle = load_trust_bundle(trust_bundle)
@@ -97,7 +97,7 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
     ok = all(decisions[host].route == route for host, route in expected.items())
     if decisions["DEMO-LAPTOP-C"].route == "destroy":
         record = destroy(store, "DEMO-LAPTOP-C", method="shred", witness=DEMO_WITNESS,
-                         reference="DEMO-DESTRUCTION-0001", operator="demo", signer=signer, demo=True,
+                         reference="DEMO-DESTRUCTION-0001", operator="demo", signer=signer, demo=True, tsa_url=tsa_url,
                          note="DEMONSTRATION: the failing SMART reading is a recorded sample of a real failing disk "
                               "(Hitachi HDS721050DLE630) applied to this virtual drive as demo input; nothing was "
                               "physically destroyed")
@@ -109,7 +109,7 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
     if eligible:
         target = out_dir or registry.state_dir / "manifests" / "demo"
         created = create_manifest(store, DEMO_SCHEME, assets=eligible, all_eligible=False, out_dir=target,
-                                  signer=signer, bundle=bundle)
+                                  signer=signer, bundle=bundle, tsa_url=tsa_url)
         report = verify_with_bundle(Path(created["pdf"]), bundle)
         checks = check_certificates(report.document or {}, Path(created["certificates"]), bundle)
         complete = report.valid and bool(checks) and all(check.ok for check in checks)

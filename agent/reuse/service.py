@@ -129,7 +129,8 @@ def validate(store: ReuseStore, job_ids: list[str], by: str, role: str) -> list[
 
 
 def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, reference: str | None, operator: str,
-            signer: StationSigner, demo: bool = False, note: str | None = None) -> dict[str, Any]:
+            signer: StationSigner, demo: bool = False, note: str | None = None,
+            tsa_url: str | None = None) -> dict[str, Any]:
     """Record the destruction of a device's drives with a signed destruction report (``note`` is printed on it)."""
     _known_asset(store, asset)
     if method not in METHODS:
@@ -164,7 +165,7 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
     directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     path = directory / f"destruction-{document_id}.pdf"
     try:
-        digest = issue_destruction_report(record, signer, path)
+        digest = issue_destruction_report(record, signer, path, tsa_url=tsa_url)
     except CertsError as error:
         raise ReuseRefused(f"destruction report not signed: {error.message}") from error
     try:
@@ -176,7 +177,8 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
 
 
 def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
-                    out_dir: Path, signer: StationSigner, bundle: TrustBundle | None) -> dict[str, Any]:
+                    out_dir: Path, signer: StationSigner, bundle: TrustBundle | None,
+                    tsa_url: str | None = None) -> dict[str, Any]:
     """Sign a batch manifest for a partner; refuses (listing every reason) unless every asset is eligible."""
     scheme = load_scheme(scheme_name)
     if bundle is None and not scheme.demo:
@@ -240,7 +242,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        written = issue_manifest(manifest, signer, out_dir, files)
+        written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)
     except CertsError as error:
         raise ReuseRefused(f"manifest not signed: {error.message}") from error
     try:

@@ -72,11 +72,15 @@ def test_verify_batch_folder_json(world: PkiWorld, tmp_path: Path) -> None:
     output = json.loads(result.stdout)
     assert output["valid"] is False
     assert [(item["path"], item["code"]) for item in output["results"]] == [
-        (str(folder / "failed.pdf"), "valid"), (str(folder / "good.pdf"), "valid"),
+        (str(folder / "failed.pdf"), "wrong_kind"), (str(folder / "good.pdf"), "valid"),
         (str(folder / "revoked.pdf"), "revoked")]
+    assert output["expect"] == "certificate"
     text = _run(verify, str(folder), "--trust", str(world.bundle)).stdout.splitlines()
-    assert text[0].startswith(f"VALID    {folder / 'failed.pdf'} [failure report]: ")
-    assert text[-1] == "2 of 3 valid"
+    assert text[0].startswith(f"INVALID  {folder / 'failed.pdf'}: [wrong_kind] a valid failure report, not a ")
+    assert text[-1] == "1 of 3 valid"
+    result = _run(verify, str(folder / "failed.pdf"), "--trust", str(world.bundle), "--expect", "failure-report")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"VALID    {folder / 'failed.pdf'} [failure report]: ")
     result = _run(verify, str(folder / "good.pdf"), str(folder / "good.pdf"), "--trust", str(world.bundle))
     assert result.exit_code == 0
     assert result.stdout.strip().splitlines()[-1] == "2 of 2 valid"
@@ -91,7 +95,7 @@ def test_verify_batch_folder_json(world: PkiWorld, tmp_path: Path) -> None:
         (["NOPE.pdf", "--trust", "BUNDLE"], "no such file or folder: NOPE.pdf"),
         (["CERT", "--trust", "CERT"], "trust bundle must hold exactly one CA certificate"),
         (["CERT", "--trust", "BUNDLE", "--certificates", "x"], "--certificates: no such folder: x"),
-        (["CERT", "--trust", "BUNDLE", "--certificates", "."], "--certificates applies to a valid batch manifest"),
+        (["CERT", "--trust", "BUNDLE", "--expect", "letter"], "--expect"),
     ],
 )
 def test_verify_bad_input_exits_2_with_one_line(
@@ -150,5 +154,52 @@ def test_damaged_file_gives_one_clean_line(world: PkiWorld, tmp_path: Path) -> N
     )
     assert result.returncode == 1
     assert result.stderr == ""
-    assert result.stdout.strip().splitlines() == [
-        f"INVALID  {damaged}: the signed content was altered after signing (document digest mismatch)"]
+    (line,) = result.stdout.strip().splitlines()
+    assert line.startswith(f"INVALID  {damaged}: [")
+
+
+def test_lifetimes_issue_tsa_and_install_crl_on_the_command_line(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from cryptography import x509
+
+    from certs import pki as pki_library
+
+    ca, state, tsa, bundle = tmp_path / "ca", tmp_path / "state", tmp_path / "tsa", tmp_path / "bundle.pem"
+    assert _run(pki, "init-ca", "--org", "Example Police", "--out", str(ca), "--valid-days", "4000",
+                "--crl-days", "30").exit_code == 0
+    ca_certificate = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
+    lifetime = ca_certificate.not_valid_after_utc - ca_certificate.not_valid_before_utc
+    assert abs(lifetime - timedelta(days=4000, minutes=5)) < timedelta(seconds=2)
+    result = _run(pki, "issue-station", "--ca", str(ca), "--station-id", "station-01", "--state-dir", str(state),
+                  "--valid-days", "100", "--json")
+    assert result.exit_code == 0, result.output
+    issued = json.loads(result.stdout)
+    station_days = (pki_library.datetime.fromisoformat(issued["not_after"])
+                    - pki_library.datetime.fromisoformat(issued["not_before"]))
+    assert abs(station_days - timedelta(days=100, minutes=5)) < timedelta(seconds=2)
+
+    result = _run(pki, "issue-tsa", "--ca", str(ca), "--out", str(tsa), "--json")
+    assert result.exit_code == 0, result.output
+    tsa_issued = json.loads(result.stdout)
+    assert stat.S_IMODE(Path(tsa_issued["key"]).stat().st_mode) == 0o600
+    # The default TSA lifetime (12 years) is capped at the CA's 4000 days.
+    assert tsa_issued["not_after"] == ca_certificate.not_valid_after_utc.isoformat()
+    assert "PRIVATE KEY" not in result.output
+    again = _run(pki, "issue-tsa", "--ca", str(ca), "--out", str(tsa))
+    assert again.exit_code == 1 and "already holds a TSA key" in _one_line_error(again)
+
+    assert _run(pki, "revoke", "--ca", str(ca), "--serial", issued["serial"]).exit_code == 0
+    assert _run(pki, "bundle", "--ca", str(ca), "--out", str(bundle), "--crl-days", "7").exit_code == 0
+    assert "# TSA certificate" in bundle.read_text()
+    result = _run(pki, "install-crl", "--from", str(bundle), "--state-dir", str(state), "--json")
+    assert result.exit_code == 0, result.output
+    installed = pki_library.load_station_crl(state)
+    assert installed is not None
+    assert installed.get_revoked_certificate_by_serial_number(int(issued["serial"], 16)) is not None
+
+    bad = _run(pki, "init-ca", "--org", "X", "--out", str(tmp_path / "x"), "--valid-days", "0")
+    assert bad.exit_code == 2 and "must be 1 to 36525 days" in _one_line_error(bad)
+    assert not (tmp_path / "x").exists()
+    missing = _run(pki, "install-crl", "--from", str(tmp_path / "nope.pem"), "--state-dir", str(state))
+    assert missing.exit_code == 2 and "no such file" in _one_line_error(missing)

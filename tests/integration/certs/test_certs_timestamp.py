@@ -23,7 +23,6 @@ from pyhanko.sign.timestamps import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from certs import pki
-from certs.issue import issue_certificate
 from certs.verify import verify_file
 from tests.unit.certs.certs_test_kit import PkiWorld, record_for, run_tool
 
@@ -88,8 +87,14 @@ def tsa(world: PkiWorld, request: pytest.FixtureRequest) -> Iterator[tuple[str, 
 
 
 def test_certificate_with_tsa_timestamp(world: PkiWorld, tsa: tuple[str, str], tmp_path: Path) -> None:
+    from certs.issue import _sign_once, issue_certificate_details
+    from certs.ltv import http_timestamper
+    from certs.render import render_pdf
+
     kind, url = tsa
-    path = issue_certificate(record_for(world.station), world.station, tmp_path / "stamped.pdf", tsa_url=url)
+    issued = issue_certificate_details(record_for(world.station), world.station, tmp_path / "stamped.pdf",
+                                       tsa_url=url)
+    path = issued.path
     pdfsig = run_tool("pdfsig", path).stdout
     assert "Signature is Valid" in pdfsig
     report = verify_file(path, world.bundle)
@@ -98,13 +103,27 @@ def test_certificate_with_tsa_timestamp(world: PkiWorld, tsa: tuple[str, str], t
         assert report.timestamped and report.signed_at is not None
         assert abs((report.signed_at - pki.utc_now()).total_seconds()) < 120
     else:
-        assert (report.valid, report.code) == (False, "untrusted_timestamp")
+        # Since issue 10 the station itself refuses a timestamp from a TSA its CA did not certify:
+        # it signs without one and says why (before, it issued a document partners would reject).
+        assert not issued.timestamped and any("not certified by the station's CA" in item for item in issued.problems)
+        assert report.valid and not report.timestamped, report.reason
+        # The verifier still rejects such a timestamp when a file carries one.
+        record = record_for(world.station)
+        forged = tmp_path / "foreign-stamped.pdf"
+        forged.write_bytes(_sign_once(render_pdf(record), record, world.station, http_timestamper(url)))
+        assert (verify_file(forged, world.bundle).valid, verify_file(forged, world.bundle).code) == (
+            False, "untrusted_timestamp")
 
 
-def test_unreachable_tsa_fails_the_issue_without_writing(world: PkiWorld, tmp_path: Path) -> None:
-    from certs.errors import SigningError
+def test_unreachable_tsa_signs_anyway_and_says_so(world: PkiWorld, tmp_path: Path) -> None:
+    # Issue 10 changed this: a station that cannot reach its TSA still issues the certificate
+    # (B-B plus DSS), flagged for 'certificates extend'; it used to refuse.
+    from certs.issue import issue_certificate_details
+    from certs.ltv import LtvLevel
 
-    with pytest.raises(SigningError, match="could not sign"):
-        issue_certificate(record_for(world.station), world.station, tmp_path / "x.pdf",
-                          tsa_url="http://127.0.0.1:9/")
-    assert not (tmp_path / "x.pdf").exists()
+    issued = issue_certificate_details(record_for(world.station), world.station, tmp_path / "x.pdf",
+                                       tsa_url="http://127.0.0.1:9/")
+    assert (issued.level, issued.timestamped, issued.needs_extension) == (LtvLevel.B_B, False, True)
+    assert any("unreachable" in problem for problem in issued.problems), issued.problems
+    report = verify_file(issued.path, world.bundle)
+    assert report.valid and not report.timestamped, report.reason

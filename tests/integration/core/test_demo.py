@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from certs.ltv import later_revision_objects
 from tests.conftest import WIPE_AGENT, run_cli
 
 pytestmark = pytest.mark.root
@@ -37,6 +38,10 @@ def test_demo_keeps_verifiable_results_by_default() -> None:
         verified = run_cli("verify", str(results / "state" / "certificates"), "--trust", data["trust_bundle"],
                            "--json")
         assert verified.returncode == 0, verified.stdout
+        for certificate in certificates:  # B-LTA: DSS then a document timestamp after the signed revision
+            revisions = later_revision_objects(certificate.read_bytes())
+            assert [("/DSS" in item.objects, "/DocTimeStamp" in item.objects) for item in revisions] == [
+                (True, False), (False, True)], revisions
         jobs = json.loads(run_cli("--state-dir", data["state_dir"], "jobs", "--json", check=True).stdout)["jobs"]
         assert sorted(job["certificate"] for job in jobs) == [str(path) for path in certificates]
     finally:
@@ -55,6 +60,7 @@ def test_demo_runs_and_cleans_up() -> None:
         assert row["proof"]["cmp_equals_zero"] is True
         check = row["certificate_check"]
         assert check["valid"] is True and check["demo"] is True and check["kind"] == "certificate"
+        assert check["timestamped"] is True  # by the demo's own TSA
         assert check["certificate_id"] and check["record_sha256"]
     reuse = data["reuse"]
     routes = {asset: decision["route"] for asset, decision in reuse["decisions"].items()}

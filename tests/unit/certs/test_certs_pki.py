@@ -186,3 +186,126 @@ def test_a_stale_lock_is_explained(ca_dir: Path, tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(pki, "_LOCK_WAIT_SECONDS", 0.1)
     with pytest.raises(PkiError, match="locked by another pki command"):
         pki.revoke(ca_dir, station_id="nobody")
+
+
+# --- profiles and lifetimes (issue 10) ------------------------------------------------------------
+
+
+def _close(actual: timedelta, expected: timedelta) -> bool:
+    """Certificates store whole seconds, so a lifetime is exact to within one second."""
+    return abs(actual - expected) < timedelta(seconds=1)
+
+
+def _key_usage(certificate: x509.Certificate) -> set[str]:
+    usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign"]
+    return {name for name in names if getattr(usage, name)}
+
+
+def test_station_profile_is_a_station_signer_and_nothing_else(ca_dir: Path, tmp_path: Path) -> None:
+    from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU
+
+    pki.issue_station(ca_dir, "station-07", tmp_path / "state")
+    certificate = x509.load_pem_x509_certificate((tmp_path / "state" / "pki" / "station.crt").read_bytes())
+    extensions = certificate.extensions
+    constraints = extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical and not constraints.value.ca
+    assert extensions.get_extension_for_class(x509.KeyUsage).critical
+    assert _key_usage(certificate) == {"digital_signature", "content_commitment"}
+    assert list(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [STATION_SIGNING_EKU]
+    policies = extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [policy.policy_identifier for policy in policies] == [STATION_CERTIFICATE_POLICY]
+    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "station-07"
+    assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == pki.STATION_OU
+    ca_certificate = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    ca_ski = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert aki == ca_ski
+    assert not pki.is_tsa_certificate(certificate)
+    # The station receives the CRL current at issue, to embed in what it signs.
+    assert (tmp_path / "state" / "pki" / "crl.pem").read_bytes() == (ca_dir / "crl.pem").read_bytes()
+
+
+def test_ca_profile_signs_only_certificates_and_crls(tmp_path: Path) -> None:
+    now = pki.utc_now()
+    pki.init_ca("Example Police", tmp_path / "ca", valid_days=100, crl_days=7, clock=lambda: now)
+    certificate = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
+    assert _key_usage(certificate) == {"key_cert_sign", "crl_sign"}
+    assert _close(certificate.not_valid_after_utc - now, timedelta(days=100))
+    crl = x509.load_pem_x509_crl((tmp_path / "ca" / "crl.pem").read_bytes())
+    assert crl.next_update_utc is not None and _close(crl.next_update_utc - now, timedelta(days=7))
+    default = pki.init_ca("Example Police", tmp_path / "default", clock=lambda: now)
+    default_certificate = x509.load_pem_x509_certificate(default.read_bytes())
+    assert _close(default_certificate.not_valid_after_utc - now, timedelta(days=pki.DEFAULT_CA_DAYS))
+    assert pki.DEFAULT_CA_DAYS >= 20 * 365
+
+
+def test_tsa_profile_key_mode_and_lifetime_capped_by_the_ca(tmp_path: Path) -> None:
+    now = pki.utc_now()
+    pki.init_ca("Example Police", tmp_path / "ca", valid_days=3000, clock=lambda: now)
+    issued = pki.issue_tsa(tmp_path / "ca", tmp_path / "tsa", clock=lambda: now)
+    assert _mode(issued.key_path) == 0o600
+    certificate = x509.load_pem_x509_certificate(issued.certificate_path.read_bytes())
+    usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert usage.critical and list(usage.value) == [x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]
+    assert certificate.extensions.get_extension_for_class(x509.KeyUsage).critical
+    assert _key_usage(certificate) == {"digital_signature", "content_commitment"}
+    assert not certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert pki.is_tsa_certificate(certificate)
+    # Default 12 years, but never past the CA (3000 days here).
+    ca_certificate = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.crt").read_bytes())
+    assert certificate.not_valid_after_utc == ca_certificate.not_valid_after_utc
+    with pytest.raises(PkiError, match="already holds a TSA key"):
+        pki.issue_tsa(tmp_path / "ca", tmp_path / "tsa")
+    assert pki.DEFAULT_TSA_DAYS >= 10 * 365
+    short = pki.issue_tsa(tmp_path / "ca", tmp_path / "short", valid_days=30, clock=lambda: now)
+    assert _close(short.not_after - now, timedelta(days=30))
+
+
+def test_lifetimes_are_validated(tmp_path: Path) -> None:
+    for bad in (0, -1, 40000):
+        with pytest.raises(PkiError, match="whole number of days"):
+            pki.init_ca("Example Police", tmp_path / f"ca{bad}", valid_days=bad)
+
+
+def test_bundle_states_its_period_and_carries_the_tsa(ca_dir: Path, tmp_path: Path) -> None:
+    tsa = pki.issue_tsa(ca_dir, tmp_path / "tsa")
+    bundle_path = pki.make_bundle(ca_dir, tmp_path / "bundle.pem")
+    text = bundle_path.read_text()
+    assert "# issued at " in text and "next update" in text and "# TSA certificate" in text
+    bundle = pki.parse_trust_bundle(bundle_path.read_bytes())
+    assert [item.public_bytes(serialization.Encoding.PEM) for item in bundle.tsa_certificates] == [
+        tsa.certificate_path.read_bytes()
+    ]
+    later = pki.utc_now() + timedelta(days=pki.DEFAULT_CRL_DAYS + 1)
+    stale = pki.parse_trust_bundle(bundle_path.read_bytes(), now=later, require_current_crl=False)
+    assert not stale.crl_current(later)
+    # A certificate that is neither the CA nor a TSA it issued has no place in a bundle.
+    station = tmp_path / "state"
+    pki.issue_station(ca_dir, "station-01", station)
+    with pytest.raises(TrustBundleError, match="is not a TSA certificate"):
+        pki.parse_trust_bundle(bundle_path.read_bytes() + (station / "pki" / "station.crt").read_bytes())
+    other = tmp_path / "other"
+    pki.init_ca("Other", other)
+    foreign = pki.issue_tsa(other, tmp_path / "foreign-tsa")
+    with pytest.raises(TrustBundleError, match="was not issued by its CA"):
+        pki.parse_trust_bundle(bundle_path.read_bytes() + foreign.certificate_path.read_bytes())
+
+
+def test_station_crl_install_refuses_foreign_and_older_crls(ca_dir: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    serial = pki.issue_station(ca_dir, "station-01", state)
+    old_crl = (ca_dir / "crl.pem").read_bytes()
+    pki.revoke(ca_dir, serial=serial)
+    bundle = pki.make_bundle(ca_dir, tmp_path / "bundle.pem")
+    crl = pki.install_station_crl(state, bundle.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    loaded = pki.load_station_crl(state)
+    assert loaded is not None and loaded.get_revoked_certificate_by_serial_number(serial) is not None
+    with pytest.raises(PkiError, match="older than the installed one"):
+        pki.install_station_crl(state, old_crl)
+    other = tmp_path / "other"
+    pki.init_ca("Example Police", other)
+    with pytest.raises(PkiError, match="not signed by this station's CA"):
+        pki.install_station_crl(state, (other / "crl.pem").read_bytes())

@@ -100,3 +100,17 @@ def test_load_config_file_errors(tmp_path: Path) -> None:
     path = tmp_path / "station.toml"
     path.write_text('station_id = "s"\n')
     assert load_config(path).source == str(path)
+
+
+def test_timestamping_section_sets_the_tsa_and_is_validated() -> None:
+    config = parse_config('station_id = "s"\n[timestamping]\nurl = "http://127.0.0.1:8318/"\ntimeout = 3\n',
+                          check_profiles=False)
+    assert (config.tsa_url, config.tsa_timeout) == ("http://127.0.0.1:8318/", 3.0)
+    assert config.to_json()["timestamping"] == {"url": "http://127.0.0.1:8318/", "timeout": 3.0}
+    default = parse_config('station_id = "s"\n', check_profiles=False)
+    assert (default.tsa_url, default.tsa_timeout) == (None, 10.0)
+    for body, message in [('url = "ftp://tsa/"', "http:// or https:// URL"), ('url = 5', "url"),
+                          ('timeout = 0', "0.5 to 120 seconds"), ('timeout = true', "0.5 to 120 seconds"),
+                          ('port = 1', "unknown key 'port'")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_config(f'station_id = "s"\n[timestamping]\n{body}\n', check_profiles=False)

@@ -92,7 +92,7 @@ def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp
     assert result.exit_code == 0, result.output
     verdict = json.loads(result.stdout)["results"][0]
     assert verdict["kind"] == "manifest" and verdict["complete"] and len(verdict["certificates"]) == 2
-    text = _run(world, "verify", created["pdf"], "--trust", str(world.bundle)).stdout
+    text = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--expect", "manifest").stdout
     assert "[batch manifest]" in text and "give --certificates DIR" in text
     # a certificate missing from the folder makes the manifest check fail
     next(Path(created["certificates"]).iterdir()).unlink()
@@ -155,7 +155,7 @@ def test_destroy_record_and_audit_tamper_detection(world: World, store: ReuseSto
                   "WEEE-1", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["report_path"]
-    result = _run(world, "verify", report, "--trust", str(world.bundle))
+    result = _run(world, "verify", report, "--trust", str(world.bundle), "--expect", "destruction")
     assert result.exit_code == 0 and "[destruction report]" in result.stdout
     assert "destroyed" in _run(world, "eligibility", "PC-9").stdout
     assert _run(world, "audit", "verify").exit_code == 0
@@ -187,7 +187,7 @@ def test_a_json_copy_edited_beside_the_manifest_is_flagged(world: World, store: 
     created = json.loads(result.stdout)
     copy = Path(created["json"])
     copy.write_bytes(copy.read_bytes().replace(b"SSD-1", b"SSD-9"))
-    result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle))
+    result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--expect", "manifest")
     assert result.exit_code == 1 and "differs from the manifest signed" in result.stdout
 
 

@@ -105,7 +105,7 @@ def test_a_manifest_tampered_after_signing_is_invalid(store: ReuseStore, world: 
     report = verify_with_bundle(pdf, bundle)
     assert not report.valid and report.code in {"modified", "bad_signature", "damaged"}
     pdf.write_bytes(data + b"\n% appended after signing\n")
-    assert verify_with_bundle(pdf, bundle).code == "changed_after_signing"
+    assert verify_with_bundle(pdf, bundle).code == "unsigned_tail"
 
 
 def test_missing_or_swapped_certificate_in_the_folder(store: ReuseStore, world: World, tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_destruction_report_is_signed_and_recorded_once(store: ReuseStore, world
     record = destroy(store, "PC-1", method="shred", witness="PC Witness", reference="WEEE-123", operator="op",
                      signer=world.signer)
     report = verify_with_bundle(Path(record["report_path"]), load_trust_bundle(world.bundle))
-    assert report.valid and report.kind == "destruction_report", report.reason
+    assert report.valid and report.kind == "destruction", report.reason
     assert report.document is not None and report.document["drives"][0]["serial"] == "HDD-1"
     assert report.document["witness"] == "PC Witness" and report.document["reference"] == "WEEE-123"
     assert store.audit.entries("PC-1")[-1].kind == "destruction"

@@ -1,0 +1,1 @@
+"""The organisation's RFC 3161 timestamping authority (HTTP server around :mod:`certs.tsa`)."""

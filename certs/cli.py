@@ -1,0 +1,179 @@
+"""The ``verify`` command, shared by ``wipe-agent verify`` and the partners' ``python -m certs verify``.
+
+It imports nothing from the station agent and nothing Linux-specific: a partner on Windows or
+macOS installs only what verification needs (see README, "For partners") and runs::
+
+    python -m certs verify FILE_OR_FOLDER... --trust BUNDLE [--expect KIND] [--certificates DIR] [--json]
+
+Exit status: 0 when every file is a valid document of the expected kind (default: certificate of
+sanitisation; manifest when ``--certificates`` is given), 1 when any is not, 2 on bad input (no
+file given, a missing file or folder, an unusable trust bundle). Every problem is one line, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+from certs.errors import TrustBundleError
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_BAD_INPUT = 2
+
+Echo = Callable[[str], None]
+"""Where output lines go (stdout)."""
+
+
+class BadInput(Exception):
+    """Bad command-line input: one line, exit 2."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@contextmanager
+def _quiet_pdf_libraries() -> Iterator[None]:
+    """Silence pyHanko's and pypdf's own log lines while verifying: a damaged file makes them log
+    repair notes on stderr, but our verdict already gives the reason, in one line."""
+    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator", "pypdf")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _exists_or_unreadable(name: str) -> bool:
+    """True when the path exists or cannot be examined (permission): the latter is reported per file
+    as ``unreadable``; only a path that certainly does not exist is bad input."""
+    try:
+        os.stat(name)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = None,
+               certificates_dir: str | None = None, as_json: bool = False, echo: Echo = print) -> int:
+    """Verify ``files`` against the bundle ``trust``; print a verdict per file; return the exit status.
+
+    Raises :class:`BadInput` for bad input (the caller prints it and exits 2).
+    """
+    from certs.manifest import CertificateCheck, check_certificates, check_json_copy
+    from certs.verify import EXPECT_CHOICES, DocumentKind, expand_paths, load_trust_bundle, verify_with_bundle
+
+    if not files:
+        raise BadInput("bad_input", "give at least one certificate FILE or folder")
+    if trust is None or not trust.strip():
+        raise BadInput("bad_input", "--trust is required")
+    if expect is not None and expect not in EXPECT_CHOICES:
+        raise BadInput("bad_input", f"--expect must be one of {', '.join(EXPECT_CHOICES)}, not {expect!r}")
+    missing = [name for name in files if not _exists_or_unreadable(name)]
+    if missing:
+        raise BadInput("bad_input", f"no such file or folder: {missing[0]}")
+    if certificates_dir is not None and not Path(certificates_dir).is_dir():
+        raise BadInput("bad_input", f"--certificates: no such folder: {certificates_dir}")
+    # A manifest check names its certificates folder: then a manifest is what is being verified.
+    wanted = EXPECT_CHOICES[expect] if expect else (
+        DocumentKind.MANIFEST if certificates_dir is not None else DocumentKind.CERTIFICATE)
+    try:
+        bundle = load_trust_bundle(Path(trust))
+    except TrustBundleError as error:
+        raise BadInput(error.code, error.message) from None
+    paths = expand_paths(Path(name) for name in files)
+    if not paths:
+        raise BadInput("bad_input", "no PDF files found in the given folder(s)")
+    with _quiet_pdf_libraries():
+        reports = [verify_with_bundle(path, bundle, expect=wanted) for path in paths]
+        manifests = [report for report in reports if report.valid and report.kind is DocumentKind.MANIFEST]
+        listed: dict[Path, list[CertificateCheck]] = {}
+        for report in manifests:
+            checks = []
+            copy_problem = check_json_copy(report.path, report.document or {})
+            if copy_problem:
+                checks.append(CertificateCheck("-", "-", report.path.with_suffix(".json").name, False, copy_problem))
+            if certificates_dir is not None:
+                checks += check_certificates(report.document or {}, Path(certificates_dir), bundle)
+            if checks or certificates_dir is not None:
+                listed[report.path] = checks
+    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
+    all_valid = all(verdicts)
+    if as_json:
+        results = []
+        for report in reports:
+            result: dict[str, Any] = report.to_json()
+            if report.path in listed:
+                result["certificates"] = [check.to_json() for check in listed[report.path]]
+                result["complete"] = all(check.ok for check in listed[report.path])
+            results.append(result)
+        echo(json.dumps({"valid": all_valid, "expect": wanted.value, "results": results}, indent=2))
+    else:
+        for report, verdict in zip(reports, verdicts, strict=True):
+            if report.valid:
+                # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
+                kind = {DocumentKind.FAILURE_REPORT: " [failure report]", DocumentKind.MANIFEST: " [batch manifest]",
+                        DocumentKind.DESTRUCTION: " [destruction report]"}.get(report.kind, "") if report.kind else ""
+                label = "VALID   " if verdict else "INVALID "
+                echo(f"{label} {report.path}{kind}: {report.summary}")
+                echo(f"         {report.status}")
+                for warning in report.warnings:
+                    echo(f"         warning: {warning}")
+                if report.kind is DocumentKind.MANIFEST and certificates_dir is None:
+                    echo("         listed certificates not checked: give --certificates DIR")
+                for check in listed.get(report.path, []):
+                    echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"
+                         f"{': ' + check.problem if check.problem else ''}")
+            else:
+                echo(f"INVALID  {report.path}: [{report.code}] {report.reason}")
+        if len(reports) > 1:
+            echo(f"{sum(verdicts)} of {len(reports)} valid")
+    return EXIT_VALID if all_valid else EXIT_INVALID
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the house rule for bad input), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m certs verify ...``: the partners' verifier (no station code needed)."""
+    parser = _OneLineParser(prog="python -m certs", description="Verify wipe-agent signed documents.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    verify = commands.add_parser("verify", help="verify certificates, reports and manifests against a trust bundle")
+    verify.add_argument("files", nargs="*", metavar="FILE", help="PDF files or folders of PDFs")
+    verify.add_argument("--trust", help="trust bundle (CA certificate, CRL, TSA certificates) from the issuer")
+    verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report")
+    verify.add_argument("--certificates", dest="certificates_dir", help="a manifest's folder of certificates")
+    verify.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        # argparse already printed its one-line usage error; keep our exit status for bad input.
+        return EXIT_BAD_INPUT if exit_request.code else EXIT_VALID
+    try:
+        return run_verify(arguments.files, arguments.trust, expect=arguments.expect,
+                          certificates_dir=arguments.certificates_dir, as_json=arguments.as_json)
+    except BadInput as error:
+        if arguments.as_json:
+            print(json.dumps({"error": {"code": error.code, "message": error.message}}))
+        else:
+            print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
