@@ -36,6 +36,7 @@ this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SY
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from agent.discovery import sysfs
+from agent.discovery import loops, sysfs
 from agent.discovery.openers import OpenerScan, scan_openers
 from agent.errors import DriveBusy, DriveNotFound, DriveProtected
 from agent.transport.block import BlockDevice
@@ -98,11 +99,18 @@ def _device_number(name: str) -> int | None:
         return None
 
 
-def _is_block_device(path: str) -> bool:
+def _disk_of_number(number: int) -> str | None:
+    """The whole disk (kernel name) of a device number, a partition's parent; None if no such block device."""
+    if number == 0:
+        return None
+    return sysfs.whole_disk_of(os.major(number), os.minor(number))
+
+
+def _all_disks() -> set[str]:
     try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
+        return {entry.name for entry in sysfs.SYS_BLOCK.iterdir()}
     except OSError:
-        return False
+        return set()
 
 
 class Guard:
@@ -166,7 +174,7 @@ class Guard:
         if facts.read_only:
             reasons.append("read-only device")
         reasons.extend(self._use_reasons(name))
-        reasons.extend(self._stacking_reasons(name, facts.backing_file))
+        reasons.extend(self._stacking_reasons(name))
         reasons.extend(self._namespace_reasons(name))
         if openers:
             reasons.extend(self._opener_reasons(name, ignore_pids, mappings))
@@ -215,21 +223,105 @@ class Guard:
             reasons.append("has holders (LVM/md/dm-crypt): " + ", ".join(stacked))
         return reasons
 
-    def _stacking_reasons(self, name: str, backing_file: str | None) -> list[str]:
+    def _stacking_reasons(self, name: str) -> list[str]:
         """Devices built on other devices, and loop devices over this one: O_EXCL sees neither."""
         reasons: list[str] = []
         under = sysfs.slaves_closure(name) - {name}
         if under:
             reasons.append(f"stacked over {', '.join(sorted(under))} (device-mapper/md): "
                            "sanitise the drives themselves")
-        if backing_file and _is_block_device(backing_file):
-            reasons.append(f"loop device over the block device {backing_file}: sanitise that device instead")
-        # a loop device opens its backing device like a file: no holder link, no exclusive claim
-        for loop in sysfs.loop_backings():
-            if loop.name != name and _is_block_device(loop.backing_file):
-                number = os.stat(loop.backing_file).st_rdev
-                if sysfs.whole_disk_of(os.major(number), os.minor(number)) == name:
-                    reasons.append(f"backs loop device {loop.name} ({loop.backing_file})")
+        # a loop device opens its backing file or device like a file: no holder link, no exclusive
+        # claim, and its sysfs backing_file is only a path; the loop driver's status is the truth
+        bound = loops.bound_loops()
+        reasons.extend(self._dependent_loop_reasons(name, bound))
+        by_name = {loop.name: loop for loop in bound}
+        status = by_name.get(name)
+        if status is not None:
+            reasons.extend(self._loop_target_reasons(status, by_name))
+        return reasons
+
+    def _dependent_loop_reasons(self, name: str, bound: list[loops.LoopStatus]) -> list[str]:
+        """Loops that read or write this disk: backed by it or a partition, or by a file on its filesystem.
+
+        Followed upwards to a fixed point, so a loop over a loop over the disk is named too, with the
+        loop it goes through.
+        """
+        reasons: list[str] = []
+        depends: dict[str, str | None] = {name: None}  # disk -> the loop it was reached through
+        changed = True
+        while changed:
+            changed = False
+            for loop in bound:
+                if loop.name in depends:
+                    continue
+                via_device = _disk_of_number(loop.backing_rdevice) if loop.over_block_device else None
+                via_file = None if loop.over_block_device else _disk_of_number(loop.backing_device)
+                lower = via_device if via_device in depends else via_file if via_file in depends else None
+                if lower is None:
+                    continue
+                depends[loop.name] = lower
+                changed = True
+                through = f" through {lower}" if lower != name else ""
+                if lower == via_device:
+                    reasons.append(f"backs loop device {loop.describe()}{through}")
+                else:
+                    reasons.append(f"holds the filesystem of the backing file of loop device {loop.describe()}"
+                                   f"{through}")
+        return reasons
+
+    def _loop_target_reasons(self, status: loops.LoopStatus, by_name: dict[str, loops.LoopStatus]) -> list[str]:
+        """A loop target: over a block device (followed down), sharing its file, or over a swap file."""
+        reasons: list[str] = []
+        current = status
+        seen = {status.name}
+        while current.over_block_device:
+            lower = _disk_of_number(current.backing_rdevice) or (
+                f"{os.major(current.backing_rdevice)}:{os.minor(current.backing_rdevice)}")
+            text = f"loop device over the block device {lower}: sanitise that device instead"
+            if current is not status:
+                text = f"stacked (through {current.name}) over the block device {lower}"
+            use = self._use_reasons(lower) if lower in _all_disks() else []
+            if use:
+                text += f" ({lower}: {'; '.join(dict.fromkeys(use))})"
+            reasons.append(text)
+            below = by_name.get(lower)
+            if below is None or below.name in seen:
+                break
+            seen.add(below.name)
+            current = below
+        if not status.over_block_device:
+            for other in by_name.values():
+                if other.name != status.name and not other.over_block_device and other.backing == status.backing:
+                    use = self._use_reasons(other.name)
+                    extra = f": {'; '.join(use)}" if use else ""
+                    reasons.append(f"shares its backing file with loop device {other.describe()}{extra}")
+            reasons.extend(self._swap_file_reasons(status))
+        return reasons
+
+    def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
+        """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""
+        reasons: list[str] = []
+        for swap in sysfs.read_swaps():
+            try:
+                st = os.stat(swap)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
+                reasons.append(f"its backing file is an active swap file ({swap})")
+        if reasons:
+            return reasons
+        # /proc/swaps shows the path in the namespace of whoever ran swapon: ask the inode itself.
+        # The kernel refuses to open an active swap file for writing (ETXTBSY), whatever its name.
+        path = sysfs.sysfs_facts(status.name).backing_file
+        if path:
+            path = path.removesuffix(" (deleted)")
+            try:
+                st = os.stat(path)
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+            except OSError as exc:
+                if exc.errno == errno.ETXTBSY:
+                    reasons.append(f"its backing file {path} is in use as swap (ETXTBSY)")
         return reasons
 
     def _namespace_reasons(self, name: str) -> list[str]:

@@ -154,12 +154,38 @@ def _pids(proc: str) -> list[int]:
         return []
 
 
+def _tasks(proc: str, pid: int) -> list[str]:
+    """``/proc/PID/task/TID`` of every thread of ``pid`` (``/proc/PID`` itself if the list is unreadable)."""
+    try:
+        tids = sorted(int(entry.name) for entry in os.scandir(f"{proc}/{pid}/task") if entry.name.isdigit())
+    except OSError:
+        tids = []
+    return [f"{proc}/{pid}/task/{tid}" for tid in tids] or [f"{proc}/{pid}"]
+
+
 def _held_by_descriptors(proc: str, pid: int, targets: Mapping[int, str],
                          buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
-    """Labels of the watched nodes ``pid`` holds through descriptors, and whether it was readable."""
+    """Labels of the watched nodes any thread of ``pid`` holds through descriptors, and whether all were readable.
+
+    Every task's table is read, not only ``/proc/PID/fd`` (the main thread's): a thread that called
+    ``unshare(CLONE_FILES)`` has a table of its own, and once the main thread has exited
+    (``pthread_exit``) ``/proc/PID/fd`` is empty while the other threads still hold their files.
+    """
+    held: set[str] = set()
+    readable = True
+    for task in _tasks(proc, pid):
+        task_held, task_readable = _held_by_table(f"{task}/fd", targets, buffer)
+        held |= task_held
+        readable = readable and task_readable
+    return held, readable
+
+
+def _held_by_table(fd_directory: str, targets: Mapping[int, str],
+                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
+    """Labels of the watched nodes in one descriptor table, and whether it was readable."""
     held: set[str] = set()
     try:
-        directory = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        directory = os.open(fd_directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         return held, exc.errno not in _DENIED
     denied = False
@@ -185,12 +211,7 @@ def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: di
                       buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
     """Labels of the watched nodes ``pid`` has mmapped; ``known`` caches (dev, inode) → rdev across processes."""
     held: set[str] = set()
-    try:
-        with open(f"{proc}/{pid}/maps", "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        return held, exc.errno not in _DENIED
-    readable = True
+    data, readable, base = _maps_of(proc, pid)
     for line in data.splitlines():
         fields = line.split(None, 5)
         if len(fields) < 5 or fields[4] == b"0":
@@ -199,7 +220,7 @@ def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: di
         if key not in known:
             # map_files entries are the mapped files themselves (stat needs CAP_SYS_ADMIN, which we have)
             try:
-                mode, rdev = _map_file_node(proc, pid, fields[0].decode(), buffer)
+                mode, rdev = _map_file_node(base, fields[0].decode(), buffer)
             except OSError as exc:
                 if exc.errno in _DENIED:
                     readable = False
@@ -212,9 +233,29 @@ def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: di
     return held, readable
 
 
-def _map_file_node(proc: str, pid: int, address_range: str,
-                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
-    directory = os.open(f"{proc}/{pid}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _maps_of(proc: str, pid: int) -> tuple[bytes, bool, str]:
+    """The process's memory map, whether it was readable, and the /proc directory it was read from.
+
+    All threads of a process share one address space (``CLONE_THREAD`` implies ``CLONE_VM``), so one
+    task's map is the process's. But the main thread's may be empty: after it exited (``pthread_exit``)
+    its ``/proc/PID/maps`` shows nothing while the other threads still run in the mapping; then the
+    first live thread's is read.
+    """
+    readable = True
+    for path in [f"{proc}/{pid}", *_tasks(proc, pid)]:
+        try:
+            with open(f"{path}/maps", "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            readable = readable and exc.errno not in _DENIED
+            continue
+        if data:
+            return data, readable, path
+    return b"", readable, f"{proc}/{pid}"
+
+
+def _map_file_node(base: str, address_range: str, buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
+    directory = os.open(f"{base}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return _node_of(directory, address_range, buffer)
     finally:

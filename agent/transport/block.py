@@ -26,6 +26,7 @@ BLKSSZGET = 0x1268
 BLKPBSZGET = 0x127B
 BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
+BLKGETDISKSEQ = 0x80081280  # _IOR(0x12, 128, __u64), Linux 5.15+
 
 REMOVAL_GRACE_SECONDS = 10.0  # under TCG the node went 3-10 s after the EIO
 
@@ -66,6 +67,14 @@ def read_geometry(fd: int) -> Geometry:
         physical_sector=_ioctl_int(fd, BLKPBSZGET, "I"),
         read_only=bool(_ioctl_int(fd, BLKROGET, "i")),
     )
+
+
+def read_diskseq(fd: int) -> int | None:
+    """The medium's sequence number (BLKGETDISKSEQ): new for every medium the kernel attaches; None if unsupported."""
+    try:
+        return _ioctl_int(fd, BLKGETDISKSEQ, "Q")
+    except OSError:
+        return None
 
 
 class BlockDevice:
@@ -111,18 +120,28 @@ class BlockDevice:
             self.geometry = read_geometry(fd)
         except OSError as exc:
             os.close(fd)
-            raise DriveNotFound(f"{self.path}: cannot read geometry: {exc.strerror}") from exc
+            if exc.errno in _GONE:
+                raise DriveNotFound(f"{self.path}: cannot read geometry: {exc.strerror}") from exc
+            raise DriveError(f"{self.path}: cannot read geometry: {exc.strerror} (not a medium error)") from exc
         # O_DIRECT needs offsets, lengths and buffers aligned to the logical sector
         self.alignment = max(self.geometry.logical_sector, 512)
 
     def _map_open_error(self, exc: OSError) -> Exception:
+        """An open() failure is never proof that the medium failed: no errno of it routes to destruction.
+
+        EPERM from a device cgroup, ENOMEM, ETXTBSY, EROFS, a pulled drive's ENXIO: the drive is held
+        (a :class:`DriveError`, route ``hold``), with the errno named; only a read or write the block
+        layer failed with a medium status (:data:`_MEDIUM`) becomes a :class:`MediaError`.
+        """
         if exc.errno == errno.EBUSY:
             return DriveBusy(f"{self.path}: in use (exclusive open refused)")
         if exc.errno in _GONE:
             return DriveNotFound(f"{self.path}: {exc.strerror}")
         if exc.errno == errno.EROFS or exc.errno == errno.EACCES:
             return DriveBusy(f"{self.path}: cannot open for writing: {exc.strerror}")
-        return MediaError(f"{self.path}: open failed: {exc.strerror}")
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return DriveError(f"{self.path}: open failed: {exc.strerror} ({name}): not a medium error, the drive is held "
+                          "for a person to look at")
 
     @property
     def size(self) -> int:
