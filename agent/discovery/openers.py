@@ -238,11 +238,13 @@ def _maps_of(proc: str, pid: int) -> tuple[bytes, bool, str]:
 
     All threads of a process share one address space (``CLONE_THREAD`` implies ``CLONE_VM``), so one
     task's map is the process's. But the main thread's may be empty: after it exited (``pthread_exit``)
-    its ``/proc/PID/maps`` shows nothing while the other threads still run in the mapping; then the
-    first live thread's is read.
+    its ``/proc/PID/maps`` and ``map_files`` show nothing while the other threads still run in the
+    mapping; then the first live thread's ``/proc/TID`` is read.
     """
     readable = True
-    for path in [f"{proc}/{pid}", *_tasks(proc, pid)]:
+    # /proc/TID (not listed, but there for every thread) has map_files; /proc/PID/task/TID has none
+    threads = [f"{proc}/{task.rsplit('/', 1)[1]}" for task in _tasks(proc, pid) if "/task/" in task]
+    for path in [f"{proc}/{pid}", *threads]:
         try:
             with open(f"{path}/maps", "rb") as handle:
                 data = handle.read()

@@ -1,0 +1,537 @@
+"""The guard decides by kernel identity, and a job is bound to one medium instance (issue 12).
+
+Every case runs on real loop devices: stacked loops whose nodes were deleted or live in another
+mount namespace, two loops over one image, a thread with its own descriptor table, a process whose
+main thread exited, a loop over an active swap file, a loop grown under a running job, another
+image attached at the same loop number while ``wipe`` waits at its prompt. Each refusal is proven
+with a checksum of the protected bytes taken before and after, and an exit status of 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import pty
+import select
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent.discovery import udev
+from agent.discovery.guard import Authorisation, Guard
+from agent.errors import DriveProtected
+from agent.jobs.runner import JobRequest, JobRunner
+from agent.policy.profiles import load_profile
+from agent.store.registry import Registry
+from tests.conftest import WIPE_AGENT, LoopDevice, run_cli
+
+pytestmark = pytest.mark.root
+
+PROFILE = "nist-clear-overwrite"
+
+
+def sha256(path: Path | str) -> str:
+    """Checksum of a file or of a whole block device, read independently of the agent."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        if stat.S_ISBLK(os.fstat(handle.fileno()).st_mode):
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wipe_refused(device_path: str, *expected: str) -> dict[str, object]:
+    """``wipe --yes`` exits 2 with every ``expected`` text in its reason, and nothing reached ``running``."""
+    result = run_cli("wipe", device_path, "--profile", PROFILE, "--yes", "--json")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    data: dict[str, object] = json.loads(result.stdout)
+    assert data["outcome"] == "refused", data
+    for text in expected:
+        assert text in str(data["reason"]), data["reason"]
+    assert data["bytes_written"] == 0 and data["method"] is None
+    return data
+
+
+def private_node(directory: Path, device: str, label: str) -> Path:
+    """A block node of ``device``'s number in ``directory`` (for our own use after its /dev node is gone)."""
+    node = directory / label
+    os.mknod(node, stat.S_IFBLK | 0o600, os.stat(device).st_rdev)
+    return node
+
+
+def attach(backing: Path | str) -> str:
+    return subprocess.run(["losetup", "--find", "--show", str(backing)], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class DeletedNode:
+    """Removes a loop's /dev node for a test and puts it back after (devtmpfs does not re-create it)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.number = os.stat(device).st_rdev
+
+    def __enter__(self) -> DeletedNode:
+        os.unlink(self.device)
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        if not os.path.exists(self.device):
+            os.mknod(self.device, stat.S_IFBLK | 0o660, self.number)
+
+
+def mount(node: Path | str, mount_point: Path) -> None:
+    """A fresh ext4 with a file on it; no lazy initialisation, which writes in the background after mount."""
+    mount_point.mkdir(exist_ok=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(node)], check=True,
+                   capture_output=True)
+    subprocess.run(["mount", str(node), str(mount_point)], check=True, capture_output=True)
+    (mount_point / "evidence.txt").write_text("must survive")
+    subprocess.run(["sync"], check=True)
+
+
+@contextmanager
+def frozen(mount_point: Path) -> Iterator[None]:
+    """``fsfreeze``: a mounted filesystem writes nothing (journal commits, atime) while the checksums are taken."""
+    subprocess.run(["fsfreeze", "-f", str(mount_point)], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(mount_point)], check=False, capture_output=True)
+
+
+def umount(mount_point: Path) -> None:
+    subprocess.run(["umount", str(mount_point)], check=False, capture_output=True)
+
+
+# stacked loops whose nodes were deleted ----------------------------------------------------------
+
+def test_lower_under_a_mounted_upper_whose_nodes_were_deleted_is_refused(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    lower = loop_factory(32 << 20, fill=b"\0")
+    # the upper loop is given a private node of the lower, deleted at once: backing_file ends "(deleted)"
+    given = private_node(tmp_path, lower.path, "lower-node")
+    upper = attach(given)
+    given.unlink()
+    upper_node = private_node(tmp_path, upper, "upper-node")
+    mount_point = tmp_path / "mnt"
+    try:
+        with DeletedNode(upper):
+            assert Path(f"/sys/block/{Path(upper).name}/loop/backing_file").read_text().strip().endswith("(deleted)")
+            mount(upper_node, mount_point)
+            try:
+                with frozen(mount_point):
+                    before = sha256(lower.backing)
+                    wipe_refused(lower.path, f"backs loop device {Path(upper).name}")
+                    assert sha256(lower.backing) == before
+                assert (mount_point / "evidence.txt").read_text() == "must survive"
+            finally:
+                umount(mount_point)
+    finally:
+        subprocess.run(["losetup", "-d", upper], check=False, capture_output=True)
+
+
+def test_upper_over_a_mounted_lower_is_refused_naming_the_mount(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    lower = loop_factory(32 << 20, fill=b"\0")
+    mount_point = tmp_path / "mnt"
+    mount(lower.path, mount_point)
+    given = private_node(tmp_path, lower.path, "lower-node")
+    upper = attach(given)
+    given.unlink()
+    upper_node = private_node(tmp_path, upper, "upper-node")
+    try:
+        with DeletedNode(upper), frozen(mount_point):
+            before = sha256(lower.backing)
+            wipe_refused(str(upper_node), "loop device over the block device", f"{Path(lower.path).name}: holds a "
+                         "mounted filesystem")
+            assert sha256(lower.backing) == before
+    finally:
+        subprocess.run(["losetup", "-d", upper], check=False, capture_output=True)
+        umount(mount_point)
+
+
+def test_a_loop_over_a_loop_over_the_target_is_named_through_the_middle_one(
+        loop_factory: Callable[..., LoopDevice], tmp_path: Path) -> None:
+    bottom = loop_factory(16 << 20)
+    middle = attach(bottom.path)
+    top = attach(middle)
+    try:
+        reasons = Guard().assess(bottom.path).reasons
+        assert any(f"backs loop device {Path(middle).name}" in reason for reason in reasons), reasons
+        assert any(f"backs loop device {Path(top).name}" in reason and f"through {Path(middle).name}" in reason
+                   for reason in reasons), reasons
+        top_reasons = " ".join(Guard().assess(top).reasons)
+        assert f"over the block device {Path(middle).name}" in top_reasons
+        assert f"stacked (through {Path(middle).name}) over the block device {Path(bottom.path).name}" in top_reasons
+    finally:
+        subprocess.run(["losetup", "-d", top], check=False, capture_output=True)
+        subprocess.run(["losetup", "-d", middle], check=False, capture_output=True)
+
+
+def test_the_filesystem_holding_another_loops_image_is_refused_even_lazily_unmounted(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    # an image file on the target's filesystem backs a loop; ``umount -l`` hides the mount from mountinfo
+    disk = loop_factory(32 << 20, fill=b"\0")
+    mount_point = tmp_path / "mnt"
+    mount(disk.path, mount_point)
+    image = mount_point / "inner.img"
+    image.write_bytes(os.urandom(4 << 20))
+    inner = attach(image)
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+    try:
+        before = sha256(disk.backing)
+        wipe_refused(disk.path, f"holds the filesystem of the backing file of loop device {Path(inner).name}")
+        assert sha256(disk.backing) == before
+    finally:
+        subprocess.run(["losetup", "-d", inner], check=False, capture_output=True)
+
+
+# another mount namespace -------------------------------------------------------------------------
+
+NAMESPACE_SCRIPT = r"""
+set -e
+mount -t tmpfs none /dev
+mknod /dev/loop-control c 10 237
+mknod /dev/decoy b {major} {minor}
+device=$(losetup -f)
+number=${{device#/dev/loop}}
+mknod "$device" b 7 "$number"
+losetup "$device" /dev/decoy
+echo "$device"
+"""
+
+
+def test_a_loop_made_in_another_mount_namespace_is_seen(loop_factory: Callable[..., LoopDevice],
+                                                        state_dir: Path) -> None:
+    lower = loop_factory(16 << 20)
+    number = os.stat(lower.path).st_rdev
+    script = NAMESPACE_SCRIPT.format(major=os.major(number), minor=os.minor(number))
+    made = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a loop device in a private mount namespace here: {made.stderr.strip()}")
+    upper_name = Path(made.stdout.strip()).name
+    try:
+        # the path the kernel shows is the namespace's: it does not exist here
+        backing = Path(f"/sys/block/{upper_name}/loop/backing_file").read_text().strip()
+        assert backing.endswith("/decoy") and not (os.path.exists(backing) and os.stat(backing).st_rdev == number)
+        before = sha256(lower.backing)
+        wipe_refused(lower.path, f"backs loop device {upper_name}")
+        assert sha256(lower.backing) == before
+    finally:
+        subprocess.run(["losetup", "-d", f"/dev/{upper_name}"], check=False, capture_output=True)
+
+
+# two loops over one image ------------------------------------------------------------------------
+
+def test_two_loops_over_one_image_the_other_mounted_is_refused(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    first = loop_factory(32 << 20, fill=b"\0")
+    second = attach(first.backing)
+    mount_point = tmp_path / "mnt"
+    try:
+        mount(second, mount_point)
+        try:
+            with frozen(mount_point):
+                before = sha256(first.backing)
+                wipe_refused(first.path, f"shares its backing file with loop device {Path(second).name}",
+                             "holds a mounted filesystem")
+                assert sha256(first.backing) == before
+            assert (mount_point / "evidence.txt").read_text() == "must survive"
+        finally:
+            umount(mount_point)
+        # the simple rule: any other loop over the same inode refuses, mounted or not
+        reasons = Guard().assess(first.path).reasons
+        assert any(f"shares its backing file with loop device {Path(second).name}" in r for r in reasons), reasons
+    finally:
+        subprocess.run(["losetup", "-d", second], check=False, capture_output=True)
+
+
+# holders the main thread's descriptor table does not show ----------------------------------------
+
+THREAD_HOLDER_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char *path;
+static const char *mode;
+
+static void *hold(void *unused) {
+    (void)unused;
+    if (strcmp(mode, "unshare") == 0 && unshare(CLONE_FILES) != 0) { perror("unshare"); _exit(3); }
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { perror("open"); _exit(4); }
+    if (strcmp(mode, "mmap") == 0) {
+        if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) { perror("mmap"); _exit(5); }
+        close(fd);
+    }
+    printf("held\n");
+    fflush(stdout);
+    for (;;) pause();
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    pthread_t thread;
+    if (argc != 3) return 2;
+    path = argv[1];
+    mode = argv[2];
+    if (pthread_create(&thread, NULL, hold, NULL) != 0) return 6;
+    if (strcmp(mode, "unshare") == 0) pthread_join(thread, NULL);
+    pthread_exit(NULL);  /* "exited" and "mmap": the main thread is gone, the other still holds the disk */
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def thread_holder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not Path("/usr/bin/cc").exists():
+        pytest.skip("no C compiler (cc) to build the thread-holder helper")
+    directory = tmp_path_factory.mktemp("thread-holder")
+    source = directory / "holder.c"
+    source.write_text(THREAD_HOLDER_C)
+    binary = directory / "holder"
+    subprocess.run(["cc", "-O1", "-pthread", "-o", str(binary), str(source)], check=True, capture_output=True)
+    return binary
+
+
+@pytest.fixture
+def hold_in_thread(thread_holder: Path) -> Iterator[Callable[[str, str], int]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(path: str, mode: str) -> int:
+        process = subprocess.Popen([str(thread_holder), path, mode], stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        assert process.stdout is not None and process.stdout.readline().strip() == "held"
+        if mode != "unshare":  # readiness, not timing: the main thread is a zombie once it has exited
+            for _ in range(1000):
+                if _leader_exited(process.pid):
+                    break
+                select.select([], [], [], 0.01)
+            assert _leader_exited(process.pid)
+        return process.pid
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _leader_exited(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return any(line.startswith("State:") and "Z" in line for line in status.splitlines())
+
+
+def _main_table_has(pid: int, device: str) -> bool:
+    number = os.stat(device).st_rdev
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.stat(f"/proc/{pid}/fd/{name}").st_rdev == number:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_a_thread_with_its_own_descriptor_table_is_a_holder(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, hold_in_thread: Callable[[str, str], int]) -> None:
+    device = loop_factory(8 << 20)
+    pid = hold_in_thread(device.path, "unshare")
+    assert not _main_table_has(pid, device.path)  # the case is real: /proc/PID/fd alone misses it
+    before = sha256(device.backing)
+    wipe_refused(device.path, f"busy: open by pid {pid} (holder)")
+    assert sha256(device.backing) == before
+
+
+def test_a_process_whose_main_thread_exited_is_a_holder(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, hold_in_thread: Callable[[str, str], int]) -> None:
+    device = loop_factory(8 << 20)
+    pid = hold_in_thread(device.path, "exited")
+    assert not _main_table_has(pid, device.path)
+    before = sha256(device.backing)
+    wipe_refused(device.path, f"busy: open by pid {pid} (holder)")
+    assert sha256(device.backing) == before
+
+
+def test_an_mmap_held_by_a_thread_after_the_main_thread_exited_is_busy(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, hold_in_thread: Callable[[str, str], int]) -> None:
+    device = loop_factory(8 << 20, direct_io=False)
+    pid = hold_in_thread(device.path, "mmap")
+    assert Path(f"/proc/{pid}/maps").read_bytes() == b""  # the main thread's view is empty
+    before = sha256(device.backing)
+    with pytest.raises(DriveProtected, match=f"mapped into memory by pid {pid}"):
+        Guard().acquire(device.path, Authorisation(device.path, "tester")).close()
+    wipe_refused(device.path, f"busy: mapped into memory by pid {pid} (holder)")
+    assert sha256(device.backing) == before
+
+
+# a loop over an active swap file -----------------------------------------------------------------
+
+def test_a_loop_over_an_active_swap_file_is_refused_not_routed_to_destroy(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    # swap files need a block filesystem (tmpfs has no swap support): the test's directory is on one
+    swap_file = tmp_path / "swapfile"
+    with open(swap_file, "wb") as handle:
+        handle.write(bytes(8 << 20))
+    swap_file.chmod(0o600)
+    device = attach(swap_file)  # attached first, read-write: the loop then writes into the swap area
+    try:
+        subprocess.run(["mkswap", str(swap_file)], check=True, capture_output=True)
+        swapon = subprocess.run(["swapon", str(swap_file)], capture_output=True, text=True)
+        if swapon.returncode != 0:
+            pytest.skip(f"swapon of a file is not permitted here: {swapon.stderr.strip()}")
+        try:
+            header = swap_file.read_bytes()[:4096]
+            assert header[4086:] == b"SWAPSPACE2"
+            data = wipe_refused(device, "its backing file is an active swap file")
+            assert data["route"] != "destroy"
+            # no whole-file checksum: the kernel may page out into the area; its header must be intact
+            assert swap_file.read_bytes()[:4096] == header
+        finally:
+            subprocess.run(["swapoff", str(swap_file)], check=False, capture_output=True)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+
+
+# a medium that changes under the job -------------------------------------------------------------
+
+def _grow(loop: LoopDevice) -> None:
+    with open(loop.backing, "r+b") as handle:
+        handle.truncate(loop.size * 2)
+    subprocess.run(["losetup", "-c", loop.path], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("phase", ["overwrite", "verify"])
+def test_a_loop_grown_during_the_job_fails_and_is_held(loop_factory: Callable[..., LoopDevice], state_dir: Path,
+                                                       phase: str) -> None:
+    device = loop_factory(8 << 20)
+    size = device.size
+    registry = Registry(state_dir).open()
+    runner = JobRunner(registry, Guard(), udev.identify)
+    grown: list[str] = []
+
+    def progress(job_id: str, current: str, done: int, total: int) -> None:
+        # the test seam: grow at the end of the last write, or as verification starts
+        if current == phase and not grown and (phase == "verify" or done == total):
+            _grow(device)
+            grown.append(current)
+
+    request = JobRequest(device.path, load_profile(PROFILE), Authorisation(device.path, "tester"))
+    job = runner.run(request, progress)
+    registry.close()
+    assert grown == [phase]
+    assert job.state == "failed" and job.route == "hold" and job.error_code == "medium_changed", (job.state,
+                                                                                                  job.reason)
+    when = "after the last write" if phase == "overwrite" else "after verification"
+    assert f"size changed from {size} to {2 * size} bytes during the job, {when} (losetup -c?)" in (job.reason or "")
+    # nothing certifies it: only sanitised jobs get a certificate
+    assert job.certificate_path is None
+
+
+def test_a_medium_swapped_at_the_prompt_is_refused(loop_factory: Callable[..., LoopDevice], state_dir: Path,
+                                                  tmp_path: Path) -> None:
+    first = loop_factory(8 << 20)
+    # the second image will take the first's path (so even its path-based "serial" is the same)
+    second = Path("/dev/shm") / f"{first.backing.name}.second"
+    second.write_bytes(os.urandom(8 << 20))
+    moved = first.backing.with_name(first.backing.name + ".first")
+    before_second = sha256(second)
+    master, slave = pty.openpty()
+    process = subprocess.Popen([*WIPE_AGENT, "wipe", first.path, "--profile", PROFILE], stdin=slave,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ})
+    os.close(slave)
+    try:
+        assert process.stdout is not None
+        seen = ""
+        while "Proceed?" not in seen:
+            character = process.stdout.read(1)
+            assert character, f"wipe ended before the prompt: {seen}"
+            seen += character
+        # while wipe waits: detach, put another image at the same path, attach it at the same number
+        subprocess.run(["losetup", "-d", first.path], check=True)
+        first.backing.rename(moved)
+        second.rename(first.backing)
+        again = subprocess.run(["losetup", first.path, str(first.backing)], capture_output=True, text=True)
+        if again.returncode != 0:
+            pytest.skip(f"{first.path} was taken by someone else meanwhile: {again.stderr.strip()}")
+        os.write(master, b"y\n")
+        out, err = process.communicate(timeout=120)
+    finally:
+        os.close(master)
+        if process.returncode is None:
+            process.kill()
+            process.communicate()
+        moved.unlink(missing_ok=True)
+        second.unlink(missing_ok=True)
+    assert process.returncode == 2, (out, err)
+    assert "Traceback" not in err
+    assert "diskseq changed" in out and f"another medium is at {first.path}" in out, out
+    assert "REFUSED" in out and "route     hold" in out, out
+    assert sha256(first.backing) == before_second  # the second image: untouched
+
+
+# open errors are not medium errors ---------------------------------------------------------------
+
+@pytest.mark.parametrize("number", [errno.EPERM, errno.ENOMEM, errno.ETXTBSY, errno.EINVAL])
+def test_an_unrecognised_open_error_holds_the_drive(loop_factory: Callable[..., LoopDevice], state_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, number: int) -> None:
+    device = loop_factory(8 << 20)
+    before = sha256(device.backing)
+    real_open = os.open
+
+    def failing_open(path: str, flags: int, *args: int, **kwargs: int) -> int:
+        # the job's exclusive write open fails as a device cgroup (EPERM) or the allocator (ENOMEM) would
+        if path == device.path and flags & os.O_EXCL:
+            raise OSError(number, os.strerror(number), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr("agent.transport.block.os.open", failing_open)
+    registry = Registry(state_dir).open()
+    job = JobRunner(registry, Guard(), udev.identify).run(
+        JobRequest(device.path, load_profile(PROFILE), Authorisation(device.path, "tester")))
+    registry.close()
+    assert job.state == "failed" and job.route == "hold", (job.state, job.route, job.reason)
+    assert job.error_code == "drive_error"
+    assert errno.errorcode[number] in (job.reason or "") and "not a medium error" in (job.reason or "")
+    assert sha256(device.backing) == before
+
+
+def test_capture_sees_a_new_diskseq_after_reattach(loop_factory: Callable[..., LoopDevice]) -> None:
+    # the kernel fact the binding rests on (5.15+): every attach is a new medium instance
+    from agent.discovery.medium import capture, changes
+
+    device = loop_factory(8 << 20)
+    before = capture(device.path)
+    if before.diskseq is None:
+        pytest.skip("this kernel has no diskseq (before 5.15)")
+    subprocess.run(["losetup", "-d", device.path], check=True)
+    again = subprocess.run(["losetup", device.path, str(device.backing)], capture_output=True, text=True)
+    if again.returncode != 0:
+        pytest.skip(f"{device.path} was taken by someone else meanwhile: {again.stderr.strip()}")
+    after = capture(device.path)
+    assert after.diskseq is not None and after.diskseq > before.diskseq
+    assert after.loop == before.loop  # same file, same inode: only diskseq tells them apart
+    assert changes(before, after, "now") == [f"diskseq changed {before.diskseq} → {after.diskseq} now: another "
+                                              f"medium is at {device.path}"]
