@@ -162,7 +162,11 @@ def changes(before: MediumInstance, after: MediumInstance, when: str, *, expecte
                     new_loop.backing_device, new_loop.backing_inode, new_loop.backing_rdevice):
                 found.append(f"loop backing changed {when}: inode {old_loop.backing_inode} → {new_loop.backing_inode}"
                              f" (another image is attached at {node})")
-            if (old_loop.offset, old_loop.size_limit) != (new_loop.offset, new_loop.size_limit):
+            # a job that re-read the capacity itself (a hidden area restored: BlockDevice.refresh_geometry)
+            # has a new size limit on an emulated drive's loop; the size comparison above judges that
+            resized_by_job = expected_size is not None and expected_size != before.size_bytes
+            limits_differ = old_loop.size_limit != new_loop.size_limit and not resized_by_job
+            if old_loop.offset != new_loop.offset or limits_differ:
                 found.append(f"loop offset/size limit changed {old_loop.offset}/{old_loop.size_limit} → "
                              f"{new_loop.offset}/{new_loop.size_limit} {when}")
     return found
