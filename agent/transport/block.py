@@ -127,11 +127,12 @@ class BlockDevice:
         self.alignment = max(self.geometry.logical_sector, 512)
 
     def _map_open_error(self, exc: OSError) -> Exception:
-        """An open() failure is never proof that the medium failed: no errno of it routes to destruction.
+        """Only an errno the block layer uses for a failed medium (:data:`_MEDIUM`, as for reads and writes)
+        is a :class:`MediaError` (route ``destroy``); anything else is not proof against the medium.
 
-        EPERM from a device cgroup, ENOMEM, ETXTBSY, EROFS, a pulled drive's ENXIO: the drive is held
-        (a :class:`DriveError`, route ``hold``), with the errno named; only a read or write the block
-        layer failed with a medium status (:data:`_MEDIUM`) becomes a :class:`MediaError`.
+        EPERM from a device cgroup, ENOMEM, ETXTBSY, ENOMEDIUM, EINVAL…: the drive is held for a person
+        (a :class:`DriveError`, route ``hold``), the errno named; EBUSY/EROFS/EACCES are "busy" and a
+        pulled drive's ENXIO/ENODEV "not found", as before.
         """
         if exc.errno == errno.EBUSY:
             return DriveBusy(f"{self.path}: in use (exclusive open refused)")
@@ -140,6 +141,8 @@ class BlockDevice:
         if exc.errno == errno.EROFS or exc.errno == errno.EACCES:
             return DriveBusy(f"{self.path}: cannot open for writing: {exc.strerror}")
         name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        if exc.errno in _MEDIUM:
+            return MediaError(f"{self.path}: open failed: {exc.strerror} ({name})")
         return DriveError(f"{self.path}: open failed: {exc.strerror} ({name}): not a medium error, the drive is held "
                           "for a person to look at")
 
