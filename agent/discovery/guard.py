@@ -203,7 +203,9 @@ class Guard:
                 text = f"busy: mapped into memory by {opener.describe()}"
             if opener.node != owners[opener.node]:
                 text += f" through partition {opener.node}"
-            if opener.probe:
+            if opener.peek:
+                text += f", a read-only non-blocking look (O_RDONLY|O_NONBLOCK) still open after {self.probe_wait:g} s"
+            elif opener.probe:
                 text += f", a udev/blkid probe still holding it after {self.probe_wait:g} s"
             disk = owners[opener.node]
             if disk != name:

@@ -58,6 +58,7 @@ class Opener:
     node: str  # the label the caller gave this device number (a disk or partition name)
     probe: bool  # a udev worker, a program a udev worker started, or blkid: expected to let go soon
     how: str = "descriptor"  # "descriptor", or "mapping" for an mmap of the node without a descriptor
+    peek: bool = False  # held only O_RDONLY|O_NONBLOCK (a guard asking a loop's status): a probe too
 
     def describe(self) -> str:
         """``pid 1234 (dd)``."""
@@ -164,26 +165,49 @@ def _tasks(proc: str, pid: int) -> list[str]:
 
 
 def _held_by_descriptors(proc: str, pid: int, targets: Mapping[int, str],
-                         buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
-    """Labels of the watched nodes any thread of ``pid`` holds through descriptors, and whether all were readable.
+                         buffer: ctypes.Array[ctypes.c_char]) -> tuple[dict[str, bool], bool]:
+    """Labels of the watched nodes any thread of ``pid`` holds through descriptors (each: only peeks?), and
+    whether all were readable.
 
     Every task's table is read, not only ``/proc/PID/fd`` (the main thread's): a thread that called
     ``unshare(CLONE_FILES)`` has a table of its own, and once the main thread has exited
     (``pthread_exit``) ``/proc/PID/fd`` is empty while the other threads still hold their files.
     """
-    held: set[str] = set()
+    held: dict[str, bool] = {}
     readable = True
     for task in _tasks(proc, pid):
         task_held, task_readable = _held_by_table(f"{task}/fd", targets, buffer)
-        held |= task_held
+        for label, peek in task_held.items():
+            held[label] = held.get(label, True) and peek
         readable = readable and task_readable
     return held, readable
 
 
+def _is_peek(fdinfo: str) -> bool:
+    """True for a descriptor opened ``O_RDONLY | O_NONBLOCK``: how guards (ours, ``losetup``, udev) look at a node.
+
+    ``agent.discovery.loops`` opens every loop device so for a few microseconds to ask its status;
+    another job's guard must not take that for a holder. Such a holder is treated like a udev probe:
+    waited for (bounded), then refused if it stays. The flags come from ``fdinfo`` (octal).
+    """
+    text = _read_text(fdinfo)
+    if not text:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags:"):
+            try:
+                flags = int(line.split()[1], 8)
+            except (IndexError, ValueError):
+                return False
+            return flags & os.O_ACCMODE == os.O_RDONLY and bool(flags & os.O_NONBLOCK)
+    return False
+
+
 def _held_by_table(fd_directory: str, targets: Mapping[int, str],
-                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
-    """Labels of the watched nodes in one descriptor table, and whether it was readable."""
-    held: set[str] = set()
+                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[dict[str, bool], bool]:
+    """Labels of the watched nodes in one descriptor table (each: whether every descriptor is a peek),
+    and whether it was readable."""
+    held: dict[str, bool] = {}
     try:
         directory = os.open(fd_directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
@@ -201,7 +225,8 @@ def _held_by_table(fd_directory: str, targets: Mapping[int, str],
                 denied = denied or exc.errno in _DENIED
                 continue  # closed meanwhile, or the process is gone
             if stat.S_ISBLK(mode) and rdev in targets:
-                held.add(targets[rdev])
+                peek = _is_peek(f"{fd_directory}info/{name}")
+                held[targets[rdev]] = held.get(targets[rdev], True) and peek
     finally:
         os.close(directory)
     return held, not denied
@@ -286,11 +311,13 @@ def scan_openers(targets: Mapping[int, str], *, ignore_pids: Collection[int] = (
         if mappings:
             mapped, mapped_readable = _held_by_mappings(proc, pid, targets, known, buffer)
             readable = readable and mapped_readable
-            how.update({label: "mapping" for label in mapped - held})
+            how.update({label: "mapping" for label in mapped - held.keys()})
         if not readable:
             uninspected.append(pid)
         if how:
             command = command_of(pid, proc)
             probe = is_probe(pid, command, proc)
-            found.extend(Opener(pid, command, label, probe, kind) for label, kind in sorted(how.items()))
+            found.extend(Opener(pid, command, label, probe or (kind == "descriptor" and held[label]), kind,
+                                peek=not probe and kind == "descriptor" and held[label])
+                         for label, kind in sorted(how.items()))
     return OpenerScan(tuple(found), tuple(uninspected))

@@ -17,6 +17,7 @@ import pty
 import select
 import stat
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -535,3 +536,50 @@ def test_capture_sees_a_new_diskseq_after_reattach(loop_factory: Callable[..., L
     assert after.loop == before.loop  # same file, same inode: only diskseq tells them apart
     assert changes(before, after, "now") == [f"diskseq changed {before.diskseq} → {after.diskseq} now: another "
                                               f"medium is at {device.path}"]
+
+
+# a guard's own look at a loop (O_RDONLY|O_NONBLOCK) is waited for like a udev probe --------------
+
+PEEKER = ("import os, sys\n"
+          "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)\n"
+          "print('held', flush=True)\n"
+          "sys.stdin.read()\n")
+
+
+def _peek(path: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, "-c", PEEKER, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "held"
+    return process
+
+
+def _release(process: subprocess.Popen[str]) -> None:
+    if process.returncode is None:
+        process.communicate(timeout=30)
+
+
+def test_a_look_that_lets_go_is_waited_for_and_one_that_stays_is_refused(
+        loop_factory: Callable[..., LoopDevice]) -> None:
+    device = loop_factory(8 << 20)
+    passing = _peek(device.path)
+    try:
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            _release(passing)  # another job's guard closes its loop-status descriptor
+
+        assert Guard(probe_wait=60, sleep=sleep).assess(device.path).reasons == ()
+        assert len(waits) == 1
+    finally:
+        _release(passing)
+    staying = _peek(device.path)
+    try:
+        clock = iter(range(1000))
+        guard = Guard(probe_wait=3, sleep=lambda _seconds: None, clock=lambda: float(next(clock)))
+        command = Path(f"/proc/{staying.pid}/comm").read_text().strip()
+        assert guard.assess(device.path).reasons == (
+            f"busy: open by pid {staying.pid} ({command}), a read-only non-blocking look (O_RDONLY|O_NONBLOCK) "
+            "still open after 3 s",)
+    finally:
+        _release(staying)
