@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import platform
 import stat
 import struct
 from collections.abc import Collection, Mapping
@@ -155,6 +156,32 @@ def _pids(proc: str) -> list[int]:
         return []
 
 
+# kcmp(2) tells whether two tasks share one descriptor table (KCMP_FILES); numbers per architecture
+_KCMP_SYSCALL = {"x86_64": 312, "aarch64": 272, "riscv64": 272, "i686": 349, "i386": 349}.get(platform.machine())
+_KCMP_FILES = 2
+
+
+def _load_syscall() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_long
+    return function
+
+
+_syscall = _load_syscall() if _KCMP_SYSCALL is not None else None
+
+
+def _same_table(first: int, second: int) -> bool:
+    """True only when the kernel says the two tasks share one descriptor table; False when unsure."""
+    if _syscall is None or _KCMP_SYSCALL is None:
+        return False
+    result = _syscall(ctypes.c_long(_KCMP_SYSCALL), ctypes.c_int(first), ctypes.c_int(second),
+                      ctypes.c_int(_KCMP_FILES), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    return int(result) == 0
+
+
 def _tasks(proc: str, pid: int) -> list[str]:
     """``/proc/PID/task/TID`` of every thread of ``pid`` (``/proc/PID`` itself if the list is unreadable)."""
     try:
@@ -173,9 +200,24 @@ def _held_by_descriptors(proc: str, pid: int, targets: Mapping[int, str],
     ``unshare(CLONE_FILES)`` has a table of its own, and once the main thread has exited
     (``pthread_exit``) ``/proc/PID/fd`` is empty while the other threads still hold their files.
     """
+    try:
+        # procfs gives the task directory 2 + (threads, an exited main thread still counted) links:
+        # a single-threaded process, most of them, is read as before, for one stat
+        single = os.stat(f"{proc}/{pid}/task").st_nlink == 3
+    except OSError:
+        single = False
+    if single:
+        return _held_by_table(f"{proc}/{pid}/fd", targets, buffer)
     held: dict[str, bool] = {}
     readable = True
+    scanned: list[int] = []  # one task per distinct table read so far
     for task in _tasks(proc, pid):
+        tid = int(task.rsplit("/", 1)[1])
+        # threads share their process's table unless they unshared it: kcmp says which, for one
+        # syscall instead of a stat of every descriptor again (a 4-thread process cost 4 scans)
+        if proc == "/proc" and any(_same_table(tid, other) for other in scanned):
+            continue
+        scanned.append(tid)
         task_held, task_readable = _held_by_table(f"{task}/fd", targets, buffer)
         for label, peek in task_held.items():
             held[label] = held.get(label, True) and peek
