@@ -163,7 +163,22 @@ class Guard:
             return Assessment(path, "?", ("no such device",))
         if not stat.S_ISBLK(st.st_mode):
             return Assessment(path, "?", ("not a block device",))
-        name = sysfs.kernel_name(real)
+        return self._assess_name(path, sysfs.kernel_name(real), ignore_pids, mappings, openers)
+
+    def assess_device(self, device: BlockDevice, *, ignore_pids: Iterable[int] = ()) -> Assessment:
+        """The full assessment (memory maps included) of the device an open descriptor is bound to.
+
+        By the descriptor's dev_t, never by resolving ``device.path`` again: a by-id link or a node
+        re-pointed after the open must not make the look fall on another device.
+        """
+        number = device.rdev
+        name = sysfs.whole_disk_of(os.major(number), os.minor(number))
+        if name is None:
+            return Assessment(device.path, "?", ("the opened device has left the kernel",))
+        return self._assess_name(device.path, name, ignore_pids, True, True)
+
+    def _assess_name(self, path: str, name: str, ignore_pids: Iterable[int], mappings: bool,
+                     openers: bool) -> Assessment:
         reasons: list[str] = []
         if not sysfs.is_whole_disk(name):
             reasons.append(f"{name} is a partition: only whole disks are sanitised")
@@ -402,7 +417,7 @@ class Guard:
                 raise DriveProtected(f"{path}: device changed while opening", ("device changed while opening",))
             # this process holds the O_EXCL descriptor now and is not counted; the memory maps are read
             # here only: once per job, the last look before the first write
-            after = self.assess(path, mappings=True)
+            after = self.assess_device(device)
             if after.protected:
                 raise DriveProtected(f"{path}: refused: " + "; ".join(after.reasons), after.reasons)
             if device.geometry.read_only:

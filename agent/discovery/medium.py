@@ -130,6 +130,45 @@ def capture_open(device: BlockDevice) -> MediumInstance:
     return MediumInstance(device.path, name, number, diskseq, size, model, serial, wwid, loop)
 
 
+@dataclass(frozen=True)
+class WriteCount:
+    """The kernel's count of sectors written to a whole disk (its partitions included), and ours."""
+
+    sectors: int  # /sys/block/NAME/stat field 7: 512-byte sectors written, whoever wrote them
+    ours: int  # bytes the job's descriptor wrote (BlockDevice.bytes_written) at the same moment
+
+
+def write_count(name: str, ours: int) -> WriteCount | None:
+    """A snapshot of the disk's write counter; None when the kernel does not count (iostats off).
+
+    Also None when passthrough commands are counted (``iostats_passthrough``, Linux 6.13+): a firmware
+    method's command data would then count as writes that are not ours.
+    """
+    queue = sysfs.SYS_BLOCK / name / "queue"
+    try:
+        if (queue / "iostats").read_text().strip() != "1":
+            return None
+        passthrough = queue / "iostats_passthrough"
+        if passthrough.exists() and passthrough.read_text().strip() == "1":
+            return None
+        fields = (sysfs.SYS_BLOCK / name / "stat").read_text().split()
+        return WriteCount(int(fields[6]), ours)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def foreign_writes(before: WriteCount | None, after: WriteCount | None, name: str, when: str) -> list[str]:
+    """Sectors written to the disk between two snapshots that the job did not write, as a reason."""
+    if before is None:
+        return []  # not counted from the start: nothing to compare (documented limit)
+    if after is None:
+        return [f"the kernel stopped counting writes to {name} {when} (iostats switched off)"]
+    surplus = (after.sectors - before.sectors) * 512 - (after.ours - before.ours)
+    if surplus > 0:
+        return [f"another process wrote {surplus // 512} sectors ({surplus} bytes) to {name} {when}"]
+    return []
+
+
 def changes(before: MediumInstance, after: MediumInstance, when: str, *, expected_size: int | None = None) -> list[str]:
     """Every difference between two captures, one line each; ``when`` says during what ("during the job").
 

@@ -97,18 +97,32 @@ class JobRequest:
 
 
 class _Binding:
-    """The medium instance a job is bound to, compared again at each step (see agent.discovery.medium)."""
+    """The medium instance a job is bound to, compared again at each step (see agent.discovery.medium).
 
-    def __init__(self, bound: MediumInstance) -> None:
+    Besides the medium's identity, each check after the first write compares the disk's write
+    counter with what the job wrote (nobody else may have written: a plain open after the guard's
+    last look, a descriptor received over a socket, a loop stacked mid-job) and asks the guard again
+    (by the descriptor's dev_t) whether anything now mounts, stacks on or holds the disk.
+    """
+
+    def __init__(self, bound: MediumInstance, guard: Guard | None = None) -> None:
         self.bound = bound
+        self.guard = guard
+        self.writes: media.WriteCount | None = None
+
+    def start_counting(self, device: BlockDevice) -> None:
+        """Snapshot the disk's write counter before the first write."""
+        self.writes = media.write_count(self.bound.name, device.bytes_written)
 
     @classmethod
-    def of_open(cls, device: BlockDevice) -> _Binding:
+    def of_open(cls, device: BlockDevice, guard: Guard | None = None) -> _Binding:
         """Bound to the medium behind an open descriptor (a resumed job: bound from the resume on)."""
         try:
-            return cls(media.capture_open(device))
+            binding = cls(media.capture_open(device), guard)
         except OSError as exc:
             raise MediumChanged(f"{device.path}: the medium cannot be read: {exc.strerror}") from exc
+        binding.start_counting(device)
+        return binding
 
     def check(self, device: BlockDevice, when: str, *, written: bool) -> MediumInstance:
         """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered)."""
@@ -118,8 +132,13 @@ class _Binding:
             raise MediumChanged(f"{device.path}: the medium cannot be read back {when}: {exc.strerror}",
                                 written=written) from exc
         found = media.changes(self.bound, now, when, expected_size=device.size if written else None)
+        if written:
+            found += media.foreign_writes(self.writes, media.write_count(now.name, device.bytes_written),
+                                          now.name, when)
+            if self.guard is not None:
+                found += [f"{reason} ({when})" for reason in self.guard.assess_device(device).reasons]
         if found:
-            raise MediumChanged(f"{device.path}: the medium changed: " + "; ".join(found), tuple(found),
+            raise MediumChanged(f"{device.path}: the medium changed or was touched: " + "; ".join(found), tuple(found),
                                 written=written)
         return now
 
@@ -186,8 +205,9 @@ class JobRunner:
                 raise DriveProtected(
                     f"drive changed while opening: was {identity.model} {identity.serial}, now {held.model} "
                     f"{held.serial}", ("drive changed between identification and exclusive open",))
-            binding = _Binding(bound)
+            binding = _Binding(bound, self.guard)
             binding.bound = binding.check(device, "between confirmation and the exclusive open", written=False)
+            binding.start_counting(device)
             self._run_locked(job_id, request, identity, device, progress, cancelled, binding)
         except MediumChanged as exc:
             if exc.written:
@@ -497,7 +517,7 @@ class JobRunner:
             try:
                 authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
                 device = self.guard.acquire(job.device_path, authorisation)
-                binding = _Binding.of_open(device)
+                binding = _Binding.of_open(device, self.guard)
                 context = self._context(job_id, target, device, progress, cancelled)
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")

@@ -116,6 +116,8 @@ class BlockDevice:
         self.rdev = os.fstat(fd).st_rdev
         self.writable = writable
         self.removal_grace = REMOVAL_GRACE_SECONDS
+        # every byte this descriptor wrote: the job's share of the disk's write counter (/sys/block/X/stat)
+        self.bytes_written = 0
         try:
             self.geometry = read_geometry(fd)
         except OSError as exc:
@@ -193,6 +195,7 @@ class BlockDevice:
             if written <= 0:
                 raise MediaError(f"{self.path}: write returned {written} at {offset + done}", offset + done)
             done += written
+            self.bytes_written += written
 
     def read_into(self, buffer: memoryview, offset: int) -> None:
         """Fill all of ``buffer`` from ``offset``; a short read past the end is an error."""
