@@ -126,6 +126,11 @@ class _Binding:
 
     def check(self, device: BlockDevice, when: str, *, written: bool) -> MediumInstance:
         """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered)."""
+        if written:
+            # fsync of a block device writes back its whole page cache, shared by every opener of the
+            # disk: another process's buffered writes (a loop stacked on it writes that way) reach the
+            # disk, and its write counter, before the counter is read
+            device.flush()
         try:
             now = media.capture_open(device)
         except OSError as exc:

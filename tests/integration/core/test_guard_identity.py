@@ -29,7 +29,7 @@ from agent.discovery.guard import Authorisation, Guard
 from agent.errors import DriveProtected
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
-from agent.store.registry import Registry
+from agent.store.registry import JobRow, Registry
 from tests.conftest import WIPE_AGENT, LoopDevice, run_cli
 
 pytestmark = pytest.mark.root
@@ -583,3 +583,97 @@ def test_a_look_that_lets_go_is_waited_for_and_one_that_stays_is_refused(
             "still open after 3 s",)
     finally:
         _release(staying)
+
+
+# attacks G1/G1b: backing paths that lie (trailing blanks, a real file named "... (deleted)") -----
+
+@pytest.mark.parametrize("node_name", ["node-of-target ", "node-of-target\n", "node-of-target\t", "decoy"])
+def test_a_backing_path_that_lies_hides_nothing_in_either_direction(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path, node_name: str) -> None:
+    lower = loop_factory(32 << 20, fill=b"\0")
+    node = private_node(tmp_path, lower.path, node_name)
+    upper = attach(node)
+    if node_name == "decoy":
+        # the node goes, and a regular file takes the name the kernel now shows ("… (deleted)")
+        node.unlink()
+        (tmp_path / "decoy (deleted)").write_bytes(b"not a block device")
+    mount_point = tmp_path / "mnt"
+    try:
+        mount(upper, mount_point)
+        try:
+            with frozen(mount_point):
+                before = sha256(lower.backing)
+                wipe_refused(lower.path, f"backs loop device {Path(upper).name}")
+                assert sha256(lower.backing) == before
+        finally:
+            umount(mount_point)
+        mount(lower.path, mount_point)  # the reverse: the lower now holds the mounted filesystem
+        try:
+            with frozen(mount_point):
+                before = sha256(lower.backing)
+                wipe_refused(upper, "loop device over the block device", "holds a mounted filesystem")
+                assert sha256(lower.backing) == before
+        finally:
+            umount(mount_point)
+    finally:
+        subprocess.run(["losetup", "-d", upper], check=False, capture_output=True)
+
+
+# attacks G2/G3: someone else writes to the disk during the job ------------------------------------
+
+SECRET = b"OFFICIAL-SENSITIVE".ljust(4096, b"#")
+
+
+def _run_with(device: LoopDevice, state_dir: Path, during: Callable[[], None]) -> JobRow:
+    """Run a real overwrite job in this process; ``during`` runs once, halfway through the overwrite."""
+    registry = Registry(state_dir).open()
+    runner = JobRunner(registry, Guard(), udev.identify)
+    done_once: list[bool] = []
+
+    def progress(job_id: str, phase: str, done: int, total: int) -> None:
+        if phase == "overwrite" and not done_once and done >= total // 2:
+            done_once.append(True)
+            during()
+
+    job = runner.run(JobRequest(device.path, load_profile(PROFILE), Authorisation(device.path, "tester")), progress)
+    registry.close()
+    assert done_once == [True]
+    return job
+
+
+def test_a_write_by_another_process_during_the_job_fails_it_and_holds_the_drive(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+    device = loop_factory(16 << 20)
+    name = Path(device.path).name
+
+    def writer() -> None:  # dd into a region the overwrite already went past: sampling would likely miss it
+        subprocess.run(["dd", f"of={device.path}", "bs=4096", "count=1", "seek=256", "oflag=direct", "conv=notrunc",
+                        "status=none"], input=SECRET, check=True)
+
+    job = _run_with(device, state_dir, writer)
+    assert job.state == "failed" and job.route == "hold", job.reason
+    assert f"another process wrote 8 sectors (4096 bytes) to {name} during the job, after the last write" in (
+        job.reason or "")
+    assert job.certificate_path is None
+    assert device.read(256 * 4096, 4096) == SECRET  # the write was real; the job did not certify over it
+
+
+def test_a_loop_stacked_on_the_target_mid_job_fails_it_and_holds_not_destroys(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+    device = loop_factory(16 << 20)
+    stacked: list[str] = []
+
+    def stack() -> None:
+        upper = attach(device.path)
+        stacked.append(upper)
+        subprocess.run(["dd", f"of={upper}", "bs=4096", "count=1", "oflag=direct", "conv=notrunc", "status=none"],
+                       input=SECRET, check=True)
+
+    try:
+        job = _run_with(device, state_dir, stack)
+    finally:
+        for upper in stacked:
+            subprocess.run(["losetup", "-d", upper], check=False, capture_output=True)
+    reason = job.reason or ""
+    assert job.state == "failed" and job.route == "hold", reason
+    assert f"backs loop device {Path(stacked[0]).name}" in reason and "another process wrote" in reason, reason
