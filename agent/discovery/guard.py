@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from agent.discovery import loops, sysfs
-from agent.discovery.openers import OpenerScan, scan_openers
+from agent.discovery.openers import OpenerScan, Watched, scan_openers
 from agent.errors import DriveBusy, DriveNotFound, DriveProtected
 from agent.transport.block import BlockDevice
 
@@ -198,26 +198,46 @@ class Guard:
     def _opener_reasons(self, name: str, ignore_pids: Iterable[int], mappings: bool) -> list[str]:
         """Processes holding the disk, a partition, or a sibling NVMe namespace open without O_EXCL."""
         owners: dict[str, str] = {}  # node label -> the disk (this one or a sibling namespace) it belongs to
+        kinds: dict[str, str] = {}  # label -> how it reaches the disk: "", "partition", "character", "file"
         targets: dict[int, str] = {}
+        characters: dict[int, str] = {}
         for disk in [name, *sysfs.nvme_sibling_namespaces(name)]:
             for node in [disk, *sysfs.partitions(disk)]:
                 number = _device_number(node)
                 if number is not None:
                     targets[number] = node
                     owners[node] = disk
+                    kinds[node] = "" if node == disk else "partition"
+            for number, label in sysfs.character_aliases(disk).items():
+                characters[number] = label
+                owners[label] = disk
+                kinds[label] = "character"
+        files: dict[tuple[int, int], str] = {}
+        status = loops.loop_status(name) if name.startswith("loop") else None
+        if status is not None and not status.over_block_device:
+            label = f"the backing file of {name}"
+            files[status.backing] = label
+            owners[label] = name
+            kinds[label] = "file"
+        watched = Watched(targets, characters, files)
         ignored = self.ignore_pids | set(ignore_pids) | {os.getpid()}
-        scan = self._scan(targets, ignored, mappings)
+        scan = self._scan(watched, ignored, mappings)
         deadline = self.clock() + self.probe_wait
         while scan.only_probes and self.clock() < deadline:
             self.sleep(PROBE_POLL_SECONDS)
-            scan = self._scan(targets, ignored, mappings)
+            scan = self._scan(watched, ignored, mappings)
         reasons: list[str] = []
         for opener in scan.openers:
             text = f"busy: open by {opener.describe()}"
             if opener.how == "mapping":
                 text = f"busy: mapped into memory by {opener.describe()}"
-            if opener.node != owners[opener.node]:
+            kind = kinds[opener.node]
+            if kind == "partition":
                 text += f" through partition {opener.node}"
+            elif kind == "character":
+                text += f" through the character device {opener.node} (the same disk)"
+            elif kind == "file":
+                text = text.replace("busy: ", f"busy: {opener.node} is ", 1)
             if opener.peek:
                 text += f", a read-only non-blocking look (O_RDONLY|O_NONBLOCK) still open after {self.probe_wait:g} s"
             elif opener.probe:
@@ -229,7 +249,7 @@ class Guard:
             reasons.append(text)
         return reasons
 
-    def _scan(self, targets: dict[int, str], ignored: Iterable[int], mappings: bool) -> OpenerScan:
+    def _scan(self, targets: Watched, ignored: Iterable[int], mappings: bool) -> OpenerScan:
         return scan_openers(targets, ignore_pids=frozenset(ignored), mappings=mappings, proc=self.proc)
 
     def _use_reasons(self, name: str) -> list[str]:

@@ -33,7 +33,7 @@ import platform
 import stat
 import struct
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # udev worker processes: "(udev-worker)" since systemd 253, "systemd-udevd" before, "udevd" (eudev)
@@ -44,9 +44,11 @@ PROBE_PROGRAMS = frozenset({"blkid"})
 _AT_STATX_DONT_SYNC = 0x4000
 _STATX_TYPE = 0x0001
 _STATX_MODE = 0x0002
+_STATX_INO = 0x0100
 _STATX_SIZE = 256  # struct statx is 256 bytes; stx_mode at 28, stx_rdev_major/minor at 128/132
 _MODE = struct.Struct("=H")
 _RDEV = struct.Struct("=II")
+_INO = struct.Struct("=Q")
 _DENIED = {errno.EACCES, errno.EPERM}
 
 
@@ -92,23 +94,50 @@ def _load_statx() -> Any:
 _statx = _load_statx()
 
 
-def _node_of(directory_fd: int, name: str, buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
-    """(st_mode, st_rdev) of what the link ``name`` in ``directory_fd`` points at; raises OSError.
+def _node_of(directory_fd: int, name: str, buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int, int, int]:
+    """(st_mode, st_rdev, st_dev, st_ino) of what the link ``name`` in ``directory_fd`` points at; raises OSError.
 
-    ``buffer`` is a ``struct statx`` the caller allocates once per scan (this runs for every
-    descriptor of every process: allocating per call doubled the scan's cost).
+    ``st_rdev`` is 0 unless a block or character device. ``buffer`` is a ``struct statx`` the caller
+    allocates once per scan (this runs for every descriptor of every process: allocating per call
+    doubled the scan's cost).
     """
     if _statx is None:
         st = os.stat(name, dir_fd=directory_fd)
-        return st.st_mode, st.st_rdev
-    if _statx(directory_fd, name.encode(), _AT_STATX_DONT_SYNC, _STATX_TYPE | _STATX_MODE, buffer) != 0:
+        return st.st_mode, st.st_rdev, st.st_dev, st.st_ino
+    if _statx(directory_fd, name.encode(), _AT_STATX_DONT_SYNC, _STATX_TYPE | _STATX_MODE | _STATX_INO, buffer) != 0:
         number = ctypes.get_errno()
         raise OSError(number, os.strerror(number), name)
     mode: int = _MODE.unpack_from(buffer, 28)[0]
-    if not stat.S_ISBLK(mode):
-        return mode, 0
+    if stat.S_ISREG(mode):
+        inode: int = _INO.unpack_from(buffer, 32)[0]
+        device_major, device_minor = _RDEV.unpack_from(buffer, 136)
+        return mode, 0, os.makedev(device_major, device_minor), inode
+    if not (stat.S_ISBLK(mode) or stat.S_ISCHR(mode)):
+        return mode, 0, 0, 0
     major, minor = _RDEV.unpack_from(buffer, 128)
-    return mode, os.makedev(major, minor)
+    return mode, os.makedev(major, minor), 0, 0
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What a scan looks for, each with the label reported: block nodes, character aliases, files."""
+
+    blocks: Mapping[int, str]  # st_rdev of the disk and its partitions
+    characters: Mapping[int, str] = field(default_factory=dict)  # sg, bsg, NVMe generic and controller nodes
+    files: Mapping[tuple[int, int], str] = field(default_factory=dict)  # (st_dev, st_ino): a loop's backing file
+
+    def label(self, mode: int, rdev: int, device: int, inode: int) -> str | None:
+        """The label of a watched node or file, or None."""
+        if stat.S_ISBLK(mode):
+            return self.blocks.get(rdev)
+        if stat.S_ISCHR(mode):
+            return self.characters.get(rdev)
+        if stat.S_ISREG(mode):
+            return self.files.get((device, inode))
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.blocks or self.characters or self.files)
 
 
 def _statx_buffer() -> ctypes.Array[ctypes.c_char]:
@@ -191,7 +220,7 @@ def _tasks(proc: str, pid: int) -> list[str]:
     return [f"{proc}/{pid}/task/{tid}" for tid in tids] or [f"{proc}/{pid}"]
 
 
-def _held_by_descriptors(proc: str, pid: int, targets: Mapping[int, str],
+def _held_by_descriptors(proc: str, pid: int, targets: Watched,
                          buffer: ctypes.Array[ctypes.c_char]) -> tuple[dict[str, bool], bool]:
     """Labels of the watched nodes any thread of ``pid`` holds through descriptors (each: only peeks?), and
     whether all were readable.
@@ -245,7 +274,7 @@ def _is_peek(fdinfo: str) -> bool:
     return False
 
 
-def _held_by_table(fd_directory: str, targets: Mapping[int, str],
+def _held_by_table(fd_directory: str, targets: Watched,
                    buffer: ctypes.Array[ctypes.c_char]) -> tuple[dict[str, bool], bool]:
     """Labels of the watched nodes in one descriptor table (each: whether every descriptor is a peek),
     and whether it was readable."""
@@ -262,21 +291,27 @@ def _held_by_table(fd_directory: str, targets: Mapping[int, str],
             return held, exc.errno not in _DENIED
         for name in names:
             try:
-                mode, rdev = _node_of(directory, name, buffer)
+                label = targets.label(*_node_of(directory, name, buffer))
             except OSError as exc:
                 denied = denied or exc.errno in _DENIED
                 continue  # closed meanwhile, or the process is gone
-            if stat.S_ISBLK(mode) and rdev in targets:
+            if label is not None:
                 peek = _is_peek(f"{fd_directory}info/{name}")
-                held[targets[rdev]] = held.get(targets[rdev], True) and peek
+                held[label] = held.get(label, True) and peek
     finally:
         os.close(directory)
     return held, not denied
 
 
-def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: dict[tuple[bytes, bytes], int | None],
+def _held_by_mappings(proc: str, pid: int, targets: Watched, known: dict[tuple[bytes, bytes], str | None],
                       buffer: ctypes.Array[ctypes.c_char]) -> tuple[set[str], bool]:
-    """Labels of the watched nodes ``pid`` has mmapped; ``known`` caches (dev, inode) → rdev across processes."""
+    """Labels of the watched nodes and files ``pid`` has mmapped; ``known`` caches (dev, inode) → label.
+
+    A maps line names the mapped *inode* (its filesystem's major:minor and inode number): for a
+    device node that is the node's own inode on devtmpfs (``00:06 93`` for /dev/loop0, checked on
+    6.18), not the device's number, so a device node is stat-ed through ``map_files``; a regular
+    file (a loop's backing image) is matched on the line itself.
+    """
     held: set[str] = set()
     data, readable, base = _maps_of(proc, pid)
     for line in data.splitlines():
@@ -285,19 +320,33 @@ def _held_by_mappings(proc: str, pid: int, targets: Mapping[int, str], known: di
             continue  # anonymous memory, heap, stack
         key = (fields[3], fields[4])  # the node's filesystem and inode: the same file in every process
         if key not in known:
-            # map_files entries are the mapped files themselves (stat needs CAP_SYS_ADMIN, which we have)
-            try:
-                mode, rdev = _map_file_node(base, fields[0].decode(), buffer)
-            except OSError as exc:
-                if exc.errno in _DENIED:
-                    readable = False
-                    known[key] = None
-                continue
-            known[key] = rdev if stat.S_ISBLK(mode) else None
-        rdev_found = known[key]
-        if rdev_found is not None and rdev_found in targets:
-            held.add(targets[rdev_found])
+            file_label = _file_label(targets, fields[3], fields[4])
+            if file_label is not None:
+                known[key] = file_label
+            else:
+                # map_files entries are the mapped files themselves (stat needs CAP_SYS_ADMIN, which we have)
+                try:
+                    known[key] = targets.label(*_map_file_node(base, fields[0].decode(), buffer))
+                except OSError as exc:
+                    if exc.errno in _DENIED:
+                        readable = False
+                        known[key] = None
+                    continue
+        found = known[key]
+        if found is not None:
+            held.add(found)
     return held, readable
+
+
+def _file_label(targets: Watched, device_field: bytes, inode_field: bytes) -> str | None:
+    """The label of a watched regular file named by a maps line's ``maj:min`` (hex) and inode fields."""
+    if not targets.files:
+        return None
+    try:
+        major, minor = (int(part, 16) for part in device_field.split(b":"))
+        return targets.files.get((os.makedev(major, minor), int(inode_field)))
+    except ValueError:
+        return None
 
 
 def _maps_of(proc: str, pid: int) -> tuple[bytes, bool, str]:
@@ -323,7 +372,8 @@ def _maps_of(proc: str, pid: int) -> tuple[bytes, bool, str]:
     return b"", readable, f"{proc}/{pid}"
 
 
-def _map_file_node(base: str, address_range: str, buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int]:
+def _map_file_node(base: str, address_range: str,
+                   buffer: ctypes.Array[ctypes.c_char]) -> tuple[int, int, int, int]:
     directory = os.open(f"{base}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return _node_of(directory, address_range, buffer)
@@ -331,27 +381,29 @@ def _map_file_node(base: str, address_range: str, buffer: ctypes.Array[ctypes.c_
         os.close(directory)
 
 
-def scan_openers(targets: Mapping[int, str], *, ignore_pids: Collection[int] = (), mappings: bool = False,
+def scan_openers(targets: Mapping[int, str] | Watched, *, ignore_pids: Collection[int] = (), mappings: bool = False,
                  proc: str = "/proc") -> OpenerScan:
-    """Every process (but ``ignore_pids``) holding a block device whose ``st_rdev`` is a key of ``targets``.
+    """Every process (but ``ignore_pids``) holding a watched node or file.
 
-    ``targets`` maps device numbers to the labels reported (``sdb``, ``sdb1``). With ``mappings``
-    the scan also reads each process's memory map (about twice the cost) for nodes mmapped after
-    their descriptor was closed.
+    ``targets`` maps block device numbers to the labels reported (``sdb``, ``sdb1``), or is a
+    :class:`Watched` that also names character aliases of the disk and a loop's backing file. With
+    ``mappings`` the scan also reads each process's memory map (about twice the cost) for nodes
+    mmapped after their descriptor was closed.
     """
-    if not targets:
+    watched = targets if isinstance(targets, Watched) else Watched(blocks=targets)
+    if not watched:
         return OpenerScan(())
     found: list[Opener] = []
     uninspected: list[int] = []
-    known: dict[tuple[bytes, bytes], int | None] = {}
+    known: dict[tuple[bytes, bytes], str | None] = {}
     buffer = _statx_buffer()
     for pid in _pids(proc):
         if pid in ignore_pids:
             continue
-        held, readable = _held_by_descriptors(proc, pid, targets, buffer)
+        held, readable = _held_by_descriptors(proc, pid, watched, buffer)
         how = {label: "descriptor" for label in held}
         if mappings:
-            mapped, mapped_readable = _held_by_mappings(proc, pid, targets, known, buffer)
+            mapped, mapped_readable = _held_by_mappings(proc, pid, watched, known, buffer)
             readable = readable and mapped_readable
             how.update({label: "mapping" for label in mapped - held.keys()})
         if not readable:

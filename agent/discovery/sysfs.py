@@ -165,6 +165,51 @@ def loop_backings() -> list[LoopBacking]:
     return found
 
 
+def _number_in(path: Path) -> int | None:
+    text = _read(path)
+    if not text or ":" not in text:
+        return None
+    major, minor = text.split(":", 1)
+    try:
+        return os.makedev(int(major), int(minor))
+    except ValueError:
+        return None
+
+
+def character_aliases(name: str, root: Path = SYS_BLOCK.parent) -> dict[int, str]:
+    """Character devices that reach the same disk as block device ``name``, by device number.
+
+    SCSI generic (``/dev/sgN``) and bsg nodes of an ``sd`` disk, and for an NVMe namespace its
+    generic node (``/dev/ngXnY``) and its controller (``/dev/nvmeX``, which takes admin commands
+    such as Format and Sanitize): a process holding one of them can read, write or erase the disk
+    while the block node looks free, and ``O_EXCL`` on the block node does not stop it.
+    """
+    found: dict[int, str] = {}
+    device = root / "block" / name / "device"
+    for group in ("scsi_generic", "bsg"):
+        try:
+            entries = sorted((device / group).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            number = _number_in(entry / "dev")
+            if number is not None:
+                found[number] = entry.name if group == "scsi_generic" else f"bsg/{entry.name}"
+    if name.startswith("nvme"):
+        generic = "ng" + name.removeprefix("nvme")
+        number = _number_in(root / "class" / "nvme-generic" / generic / "dev")
+        if number is not None:
+            found[number] = generic
+        controller = _number_in(device / "dev")  # /sys/block/nvme0n1/device is the controller nvme0
+        if controller is not None:
+            try:
+                label = Path(os.path.realpath(device)).name
+            except OSError:
+                label = "controller"
+            found[controller] = label
+    return found
+
+
 def nvme_sibling_namespaces(name: str) -> list[str]:
     """Other block devices (namespaces) of the same NVMe controller as ``name``."""
     if not name.startswith("nvme"):

@@ -677,3 +677,60 @@ def test_a_loop_stacked_on_the_target_mid_job_fails_it_and_holds_not_destroys(
     reason = job.reason or ""
     assert job.state == "failed" and job.route == "hold", reason
     assert f"backs loop device {Path(stacked[0]).name}" in reason and "another process wrote" in reason, reason
+
+
+# attack G4: the backing image of a loop target held by another process ---------------------------
+
+# libc's mmap, not Python's (mmap.mmap keeps a dup of the descriptor): only the mapping is left
+IMAGE_HOLDER = ("import ctypes, os, sys\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                "libc.mmap.restype = ctypes.c_void_p\n"
+                "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,"
+                " ctypes.c_long]\n"
+                "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+                "if sys.argv[2] == 'mmap':\n"
+                "    assert libc.mmap(None, 4096, 1, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)\n"
+                "    os.close(fd)\n"
+                "print('held', flush=True)\n"
+                "sys.stdin.read()\n")
+
+
+@pytest.mark.parametrize("mode", ["open", "mmap"])
+def test_a_loop_whose_backing_image_another_process_holds_is_refused(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, mode: str) -> None:
+    device = loop_factory(8 << 20)
+    name = Path(device.path).name
+    holder = subprocess.Popen([sys.executable, "-c", IMAGE_HOLDER, str(device.backing), mode], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = sha256(device.backing)
+        how = "open by" if mode == "open" else "mapped into memory by"
+        expected = f"busy: the backing file of {name} is {how} pid {holder.pid}"
+        with pytest.raises(DriveProtected, match=expected):
+            Guard().acquire(device.path, Authorisation(device.path, "tester")).close()
+        if mode == "open":  # a listing (no memory maps read) names the descriptor too
+            wipe_refused(device.path, expected)
+        assert sha256(device.backing) == before
+    finally:
+        holder.communicate(timeout=30)
+
+
+# attack G5: a character device reaching the same disk --------------------------------------------
+
+def test_a_holder_of_a_character_alias_is_found(tmp_path: Path) -> None:
+    from agent.discovery.openers import Watched, scan_openers
+
+    # /dev/full stands in for /dev/sgN or /dev/ng0n1 (loop devices have no character alias): a private node
+    alias = tmp_path / "alias"
+    os.mknod(alias, stat.S_IFCHR | 0o600, os.stat("/dev/full").st_rdev)
+    holder = subprocess.Popen([sys.executable, "-c", "import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+                               "print('held', flush=True); sys.stdin.read()", str(alias)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        watched = Watched({}, {os.stat("/dev/full").st_rdev: "sg9"})
+        found = [opener for opener in scan_openers(watched).openers if opener.pid == holder.pid]
+        assert [(opener.node, opener.how) for opener in found] == [("sg9", "descriptor")]
+    finally:
+        holder.communicate(timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,21 @@ def test_an_unrecognised_open_error_is_a_drive_error_never_a_media_error(number:
                                               (errno.ENXIO, DriveNotFound), (errno.EIO, MediaError)])
 def test_known_open_errors_keep_their_meaning(number: int, kind: type[Exception]) -> None:
     assert type(_device()._map_open_error(OSError(number, os.strerror(number)))) is kind
+
+
+def test_character_aliases_of_scsi_and_nvme_disks_from_sysfs(tmp_path: Path) -> None:
+    from agent.discovery.sysfs import character_aliases
+
+    def node(path: Path, number: str) -> None:
+        path.mkdir(parents=True)
+        (path / "dev").write_text(number + "\n")
+
+    node(tmp_path / "block" / "sdb" / "device" / "scsi_generic" / "sg1", "21:1")
+    node(tmp_path / "block" / "sdb" / "device" / "bsg" / "1:0:0:0", "247:1")
+    assert character_aliases("sdb", tmp_path) == {os.makedev(21, 1): "sg1", os.makedev(247, 1): "bsg/1:0:0:0"}
+    controller = tmp_path / "devices" / "nvme0"
+    node(controller, "240:0")
+    (tmp_path / "block" / "nvme0n1").mkdir(parents=True)
+    (tmp_path / "block" / "nvme0n1" / "device").symlink_to(controller)
+    node(tmp_path / "class" / "nvme-generic" / "ng0n1", "239:0")
+    assert character_aliases("nvme0n1", tmp_path) == {os.makedev(239, 0): "ng0n1", os.makedev(240, 0): "nvme0"}
