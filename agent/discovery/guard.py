@@ -10,15 +10,24 @@ The checks are repeated *after* the exclusive open succeeds: ``O_EXCL`` then sto
 swapon and device-mapper from grabbing the disk while the job holds the descriptor, so the
 second look closes the race between looking and opening.
 
+Loop devices are judged by the loop driver's own status (``agent.discovery.loops``:
+``LOOP_GET_STATUS64`` gives the backing filesystem, inode and device number whatever the sysfs
+path says — deleted, in another mount namespace, or a name with trailing blanks). Refused in both
+directions: a disk or partition backing any loop (followed upwards through loops over loops), a
+disk whose filesystem holds a loop's image, a loop over a block device (named with what that device
+holds), a loop sharing its backing inode with another loop, a loop over an active swap file.
+
 Processes that opened the disk (or a partition of it) *without* ``O_EXCL`` — ``dd``, an imager, a
 virtual machine, another wipe tool — are invisible to the exclusive open, so the guard also scans
-``/proc/*/fd`` by device number (``agent.discovery.openers``) and refuses with each holder's pid
-and command name ("busy: open by pid 1234 (dd)"). This process is never counted (it holds the
-``O_EXCL`` descriptor itself after the open), nor are the pids a caller asks to ignore (the
-daemon's own job workers). The scan costs about 10 ms with 300 processes, so it runs in ``assess``
-as well as in ``acquire``: a drive that someone is reading shows as protected when it is plugged
-in and listed, not "ready" and then refused once the operator starts it. Only the last look in
-``acquire`` (once per job) also reads every process's memory map, for a node mmapped after its
+every thread's descriptor table by device number (``agent.discovery.openers``), with the disk's
+character aliases (sg, bsg, NVMe generic and controller) and a loop target's backing file, and
+refuses with each holder's pid and command name ("busy: open by pid 1234 (dd)"). This process is
+never counted (it holds the ``O_EXCL`` descriptor itself after the open), nor are the pids a caller
+asks to ignore (the daemon's own job workers). The scan costs about 20-30 ms with 400 processes and
+900 threads (``bench/bench_guard_openers.py``), so it runs in ``assess`` as well as in ``acquire``:
+a drive that someone is reading shows as protected when it is plugged in and listed, not "ready"
+and then refused once the operator starts it. Only the last look in ``acquire`` (once per job, by
+the descriptor's dev_t) also reads every process's memory map, for a node mmapped after its
 descriptor was closed: that doubles the cost and is rare enough not to burden every listing.
 
 Transient openers — policy: udev's workers (and the ``ata_id``/``scsi_id``/``blkid`` programs
@@ -31,7 +40,10 @@ A process that only *names* itself like a probe gains nothing but that bounded w
 
 Not closed by the guard: ``O_EXCL`` does not stop a *plain* open, so a process that opens the disk
 after ``acquire``'s last look is not refused by the kernel; and the scan sees only the processes
-this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``).
+this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``). The
+job runner closes what it can of that after the fact: it looks again (:meth:`Guard.assess_device`)
+and compares the disk's write counter with its own writes after the last write and after
+verification (``agent.jobs.runner``, ``agent.discovery.medium``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""Which processes hold a block device open: a scan of ``/proc/*/fd`` (and, on request, ``/proc/*/maps``).
+"""Which processes hold a block device open: a scan of every task's descriptor table (and, on request, the maps).
+
+Every thread's table is read (``/proc/PID/task/TID/fd``), not only the main thread's: a thread that
+called ``unshare(CLONE_FILES)`` has its own, and a process whose main thread exited shows an empty
+``/proc/PID/fd``. ``kcmp(KCMP_FILES)`` tells which threads share one table, so a shared table is
+read once; a single-threaded process (``/proc/PID/task`` has 3 links) is read as ``/proc/PID/fd``.
+Memory maps are shared by all threads of a process; the first non-empty one is read (the main
+thread's is empty once it exited). Besides block nodes the scan can watch character aliases of the
+disk and regular files by (st_dev, st_ino) — a loop's backing image (see :class:`Watched`).
 
 ``O_EXCL`` only sees mounts, holders and other ``O_EXCL`` openers. A ``dd if=/dev/sdb``, a forensic
 imager, ``cat``, a virtual machine using the disk, or another wipe tool that did not ask for
