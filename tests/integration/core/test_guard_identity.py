@@ -624,14 +624,14 @@ def test_a_backing_path_that_lies_hides_nothing_in_either_direction(
 SECRET = b"OFFICIAL-SENSITIVE".ljust(4096, b"#")
 
 
-def _run_with(device: LoopDevice, state_dir: Path, during: Callable[[], None]) -> JobRow:
-    """Run a real overwrite job in this process; ``during`` runs once, halfway through the overwrite."""
+def _run_with(device: LoopDevice, state_dir: Path, during: Callable[[], None], when: str = "overwrite") -> JobRow:
+    """Run a real overwrite job in this process; ``during`` runs once, halfway through the phase ``when``."""
     registry = Registry(state_dir).open()
     runner = JobRunner(registry, Guard(), udev.identify)
     done_once: list[bool] = []
 
     def progress(job_id: str, phase: str, done: int, total: int) -> None:
-        if phase == "overwrite" and not done_once and done >= total // 2:
+        if phase == when and not done_once and done >= total // 2:
             done_once.append(True)
             during()
 
@@ -641,8 +641,9 @@ def _run_with(device: LoopDevice, state_dir: Path, during: Callable[[], None]) -
     return job
 
 
+@pytest.mark.parametrize("when", ["overwrite", "verify"])
 def test_a_write_by_another_process_during_the_job_fails_it_and_holds_the_drive(
-        loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, when: str) -> None:
     device = loop_factory(16 << 20)
     name = Path(device.path).name
 
@@ -650,10 +651,10 @@ def test_a_write_by_another_process_during_the_job_fails_it_and_holds_the_drive(
         subprocess.run(["dd", f"of={device.path}", "bs=4096", "count=1", "seek=256", "oflag=direct", "conv=notrunc",
                         "status=none"], input=SECRET, check=True)
 
-    job = _run_with(device, state_dir, writer)
+    job = _run_with(device, state_dir, writer, when)
     assert job.state == "failed" and job.route == "hold", job.reason
-    assert f"another process wrote 8 sectors (4096 bytes) to {name} during the job, after the last write" in (
-        job.reason or "")
+    after = "after the last write" if when == "overwrite" else "after verification"
+    assert f"another process wrote 8 sectors (4096 bytes) to {name} during the job, {after}" in (job.reason or "")
     assert job.certificate_path is None
     assert device.read(256 * 4096, 4096) == SECRET  # the write was real; the job did not certify over it
 
