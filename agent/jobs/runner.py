@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.discovery import medium as media
+from agent.discovery.backing_watch import BackingWatch
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.medium import MediumInstance
@@ -109,10 +110,20 @@ class _Binding:
         self.bound = bound
         self.guard = guard
         self.writes: media.WriteCount | None = None
+        self.watch: BackingWatch | None = None
 
     def start_counting(self, device: BlockDevice) -> None:
-        """Snapshot the disk's write counter before the first write."""
+        """Snapshot the disk's write counter before the first write; watch a loop's backing file for opens."""
         self.writes = media.write_count(self.bound.name, device.bytes_written)
+        loop = self.bound.loop
+        if loop is not None and loop.backing_rdevice == 0 and self.watch is None:
+            self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
 
     @classmethod
     def of_open(cls, device: BlockDevice, guard: Guard | None = None) -> _Binding:
@@ -140,6 +151,8 @@ class _Binding:
         if written:
             found += media.foreign_writes(self.writes, media.write_count(now.name, device.bytes_written),
                                           now.name, when)
+            if self.watch is not None:
+                found += self.watch.openers(when)
             if self.guard is not None:
                 found += [f"{reason} ({when})" for reason in self.guard.assess_device(device).reasons]
         if found:
@@ -187,6 +200,7 @@ class JobRunner:
             on_created(job_id)
         self.registry.transition(job_id, "checking", "guard", durable=False)
         device: BlockDevice | None = None
+        binding: _Binding | None = None
         try:
             expected = request.authorisation.expected_serial
             if expected is not None and expected != identity.serial:
@@ -255,6 +269,8 @@ class JobRunner:
                                      reason=f"internal error: {exc!r}", error_code="internal", route="hold")
             raise
         finally:
+            if binding is not None:
+                binding.close()
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
@@ -519,6 +535,7 @@ class JobRunner:
                 return None
             self.registry.adopt(job_id, "resumed", {"method": method.name, "sanitize": capabilities.sanitize.to_json()})
             device: BlockDevice | None = None
+            binding: _Binding | None = None
             try:
                 authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
                 device = self.guard.acquire(job.device_path, authorisation)
@@ -537,6 +554,8 @@ class JobRunner:
                 self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
                                          error_code=exc.code, route=getattr(exc, "route", "hold"))
             finally:
+                if binding is not None:
+                    binding.close()
                 if device is not None:
                     device.close()
         finally:

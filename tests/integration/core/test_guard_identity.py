@@ -735,3 +735,23 @@ def test_a_holder_of_a_character_alias_is_found(tmp_path: Path) -> None:
         assert [(opener.node, opener.how) for opener in found] == [("sg9", "descriptor")]
     finally:
         holder.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("when", ["overwrite", "verify"])
+def test_a_write_to_the_backing_file_itself_during_the_job_fails_it(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, when: str) -> None:
+    # written beside the loop, not through it: the loop's write counter never moves (attack note)
+    device = loop_factory(16 << 20)
+    writers: list[int] = []
+
+    def writer() -> None:
+        process = subprocess.run(["dd", f"of={device.backing}", "bs=4096", "count=1", "seek=256", "conv=notrunc",
+                                  "status=none"], input=SECRET, check=True)
+        writers.append(process.returncode)
+
+    job = _run_with(device, state_dir, writer, when)
+    reason = job.reason or ""
+    assert job.state == "failed" and job.route == "hold", reason
+    # the opener is named by pid; its command only while it still runs (this dd has exited)
+    assert f"opened the backing file of {Path(device.path).name} during the job" in reason, reason
+    assert job.certificate_path is None
