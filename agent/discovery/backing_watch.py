@@ -25,6 +25,7 @@ import struct
 from typing import Any
 
 from agent.discovery import sysfs
+from agent.discovery.loops import printable
 
 _FAN_CLOEXEC = 0x1
 _FAN_NONBLOCK = 0x2
@@ -56,7 +57,7 @@ _functions = _load()
 def _command(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip() or "?"
+            return printable(handle.read().strip()) or "?"
     except OSError:
         return "since exited"  # a dd that opened, wrote and closed is long gone by the next look
 

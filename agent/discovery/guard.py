@@ -370,7 +370,7 @@ class Guard:
                     os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK))
             except OSError as exc:
                 if exc.errno == errno.ETXTBSY:
-                    reasons.append(f"its backing file {path} is in use as swap (ETXTBSY)")
+                    reasons.append(f"its backing file {loops.printable(path)} is in use as swap (ETXTBSY)")
         return reasons
 
     def _namespace_reasons(self, name: str) -> list[str]:

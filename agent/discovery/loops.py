@@ -65,12 +65,18 @@ class LoopStatus:
         return self.backing_rdevice != 0
 
     def describe(self) -> str:
-        """``loop3 (backing /dev/shm/a.img, inode 0:27/1234)``."""
+        """``loop3 (backing file /dev/shm/a.img, inode 0:27/1234)``; the name is a label only, escaped."""
+        given = printable(self.file_name) or "?"
         if self.over_block_device:
             return (f"{self.name} (over block device {os.major(self.backing_rdevice)}:"
-                    f"{os.minor(self.backing_rdevice)}, given as {self.file_name or '?'})")
-        return (f"{self.name} (backing file {self.file_name or '?'}, inode {os.major(self.backing_device)}:"
+                    f"{os.minor(self.backing_rdevice)}, given as {given})")
+        return (f"{self.name} (backing file {given}, inode {os.major(self.backing_device)}:"
                 f"{os.minor(self.backing_device)}/{self.backing_inode})")
+
+
+def printable(text: str) -> str:
+    """Control characters (newline, ESC…) of a name someone else chose, escaped for a terminal or a log line."""
+    return "".join(character if character.isprintable() else f"\\x{ord(character):02x}" for character in text)
 
 
 def _read(path: Path) -> str | None:

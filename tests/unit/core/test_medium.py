@@ -85,3 +85,10 @@ def test_character_aliases_of_scsi_and_nvme_disks_from_sysfs(tmp_path: Path) -> 
     (tmp_path / "block" / "nvme0n1" / "device").symlink_to(controller)
     node(tmp_path / "class" / "nvme-generic" / "ng0n1", "239:0")
     assert character_aliases("nvme0n1", tmp_path) == {os.makedev(239, 0): "ng0n1", os.makedev(240, 0): "nvme0"}
+
+
+def test_a_loop_name_chosen_by_someone_else_is_escaped_in_reasons() -> None:
+    from agent.discovery.loops import LoopStatus
+
+    status = LoopStatus("loop4", os.makedev(7, 4), 0, 93, os.makedev(7, 2), 0, 0, "/tmp/x\n\x1b[32mOK ")
+    assert status.describe() == "loop4 (over block device 7:2, given as /tmp/x\\x0a\\x1b[32mOK )"
