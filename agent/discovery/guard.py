@@ -118,6 +118,24 @@ def _disk_of_number(number: int) -> str | None:
     return sysfs.whole_disk_of(os.major(number), os.minor(number))
 
 
+def _refuses_writes_as_swap(path: str, backing: tuple[int, int]) -> bool:
+    """True when ``path`` is the inode ``backing`` and the kernel refuses a zero-byte write to it (ETXTBSY)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        return exc.errno == errno.ETXTBSY  # older kernels refuse the open already
+    try:
+        st = os.fstat(descriptor)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != backing:
+            return False  # another file took the name: never probe the wrong inode
+        os.pwrite(descriptor, b"", 0)
+    except OSError as exc:
+        return exc.errno == errno.ETXTBSY
+    finally:
+        os.close(descriptor)
+    return False
+
+
 def _all_disks() -> set[str]:
     try:
         return {entry.name for entry in sysfs.SYS_BLOCK.iterdir()}
@@ -350,27 +368,27 @@ class Guard:
     def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
         """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""
         reasons: list[str] = []
+        unresolved = False
         for swap in sysfs.read_swaps():
             try:
                 st = os.stat(swap)
             except OSError:
+                unresolved = True
                 continue
             if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
-                reasons.append(f"its backing file is an active swap file ({swap})")
-        if reasons:
+                reasons.append(f"its backing file is an active swap file ({loops.printable(swap)})")
+        if reasons or not unresolved:
             return reasons
-        # /proc/swaps shows the path in the namespace of whoever ran swapon: ask the inode itself.
-        # The kernel refuses to open an active swap file for writing (ETXTBSY), whatever its name.
+        # /proc/swaps shows the path in the namespace of whoever ran swapon: when one does not resolve
+        # here, ask the inode itself — the kernel refuses every write to an active swap file with
+        # ETXTBSY, even one of zero bytes, which writes nothing (6.18: the open itself succeeds). Only
+        # then: that open would show as an opener of the image to a running job's backing-file watch.
         path = sysfs.sysfs_facts(status.name).backing_file
         if path:
-            path = path.removesuffix(" (deleted)")
-            try:
-                st = os.stat(path)
-                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
-                    os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK))
-            except OSError as exc:
-                if exc.errno == errno.ETXTBSY:
-                    reasons.append(f"its backing file {loops.printable(path)} is in use as swap (ETXTBSY)")
+            for candidate in dict.fromkeys([path, path.removesuffix(" (deleted)")]):
+                if _refuses_writes_as_swap(candidate, status.backing):
+                    reasons.append(f"its backing file {loops.printable(candidate)} is in use as swap (ETXTBSY)")
+                    break
         return reasons
 
     def _namespace_reasons(self, name: str) -> list[str]:

@@ -755,3 +755,58 @@ def test_a_write_to_the_backing_file_itself_during_the_job_fails_it(
     # the opener is named by pid; its command only while it still runs (this dd has exited)
     assert f"opened the backing file of {Path(device.path).name} during the job" in reason, reason
     assert job.certificate_path is None
+
+
+def test_a_swap_file_whose_path_only_another_namespace_knows_is_still_refused(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, tmp_path: Path) -> None:
+    # swapon through a bind mount in a private mount namespace: /proc/swaps then names a path that
+    # does not lead to the file here, and only the inode itself (ETXTBSY on a write open) tells
+    real, private = tmp_path / "real", tmp_path / "private"
+    real.mkdir()
+    private.mkdir()
+    swap_file = real / "swapfile"
+    with open(swap_file, "wb") as handle:
+        handle.write(bytes(8 << 20))
+    swap_file.chmod(0o600)
+    device = attach(swap_file)
+    try:
+        subprocess.run(["mkswap", str(swap_file)], check=True, capture_output=True)
+        swapon = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                 f"mount --bind {real} {private} && swapon {private}/swapfile"],
+                                capture_output=True, text=True)
+        if swapon.returncode != 0:
+            pytest.skip(f"swapon of a file in a private mount namespace is not permitted here: {swapon.stderr.strip()}")
+        try:
+            listed = [line.split()[0] for line in Path("/proc/swaps").read_text().splitlines()[1:]]
+            assert not any(os.path.exists(entry) and os.path.samefile(entry, swap_file) for entry in listed), listed
+            data = wipe_refused(device, "is in use as swap (ETXTBSY)")
+            assert data["route"] != "destroy"
+        finally:
+            for entry in [line.split()[0] for line in Path("/proc/swaps").read_text().splitlines()[1:]]:
+                if entry.endswith("/swapfile") and str(tmp_path.name) in entry:
+                    subprocess.run(["swapoff", entry], check=False, capture_output=True)
+            subprocess.run(["swapoff", str(swap_file)], check=False, capture_output=True)
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+
+
+def test_a_loop_whose_backing_filesystem_fills_up_is_held_not_destroyed(state_dir: Path, tmp_path: Path) -> None:
+    # the loop's writes fail with EIO once its sparse image outgrows a 2 MiB tmpfs: no medium failed
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    device = None
+    try:
+        image = small / "sparse.img"
+        with open(image, "wb") as handle:
+            handle.truncate(16 << 20)
+        device = attach(image)
+        result = run_cli("wipe", device, "--profile", PROFILE, "--yes", "--json")
+        data = json.loads(result.stdout)
+        assert result.returncode == 1 and data["outcome"] == "failed", data
+        assert data["route"] == "hold" and data["error_code"] == "drive_error", data
+        assert "not a medium error" in data["reason"], data["reason"]
+    finally:
+        if device is not None:
+            subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+        subprocess.run(["umount", str(small)], check=False, capture_output=True)

@@ -92,3 +92,18 @@ def test_a_loop_name_chosen_by_someone_else_is_escaped_in_reasons() -> None:
 
     status = LoopStatus("loop4", os.makedev(7, 4), 0, 93, os.makedev(7, 2), 0, 0, "/tmp/x\n\x1b[32mOK ")
     assert status.describe() == "loop4 (over block device 7:2, given as /tmp/x\\x0a\\x1b[32mOK )"
+
+
+def test_an_io_error_of_a_loop_device_is_never_a_media_error() -> None:
+    device = _device("/dev/loop9")
+    device.rdev = os.makedev(7, 9)
+    device.removal_grace = 0
+    setattr(device, "_gone", lambda: False)  # noqa: B010 - still attached
+    error = device._io_error(OSError(errno.EIO, os.strerror(errno.EIO)), "write", 4096)
+    assert isinstance(error, DriveError) and not isinstance(error, MediaError)
+    assert "not a medium error" in str(error)
+    other = _device("/dev/sdz")
+    other.rdev = os.makedev(8, 16)
+    other.removal_grace = 0
+    setattr(other, "_gone", lambda: False)  # noqa: B010
+    assert isinstance(other._io_error(OSError(errno.EIO, os.strerror(errno.EIO)), "write", 0), MediaError)
