@@ -10,6 +10,7 @@ with a checksum of the protected bytes taken before and after, and an exit statu
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -450,9 +451,53 @@ def test_a_loop_grown_during_the_job_fails_and_is_held(loop_factory: Callable[..
     assert job.certificate_path is None
 
 
-def test_a_medium_swapped_at_the_prompt_is_refused(loop_factory: Callable[..., LoopDevice], state_dir: Path,
-                                                  tmp_path: Path) -> None:
-    first = loop_factory(8 << 20)
+LOOP_CTL_ADD, LOOP_CTL_REMOVE = 0x4C80, 0x4C81
+
+
+@pytest.fixture
+def private_loop() -> Iterator[str]:
+    """An unbound loop device at a high index of its own (LOOP_CTL_ADD), removed afterwards.
+
+    ``losetup -f`` elsewhere on the machine takes the lowest free loop: between a detach and a
+    re-attach it would take a freed low number, not this one.
+    """
+    control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+    index = -1
+    try:
+        for candidate in range(200 + os.getpid() % 300, 1000):
+            try:
+                fcntl.ioctl(control, LOOP_CTL_ADD, candidate)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                pytest.skip(f"cannot add a loop device: {exc.strerror}")
+            index = candidate
+            break
+        if index < 0:
+            pytest.skip("no free loop index to add")
+        path = f"/dev/loop{index}"
+        if not os.path.exists(path):
+            os.mknod(path, stat.S_IFBLK | 0o660, os.makedev(7, index))
+        yield path
+    finally:
+        if index >= 0:
+            subprocess.run(["losetup", "-d", f"/dev/loop{index}"], check=False, capture_output=True)
+            try:
+                fcntl.ioctl(control, LOOP_CTL_REMOVE, index)
+            except OSError:
+                pass  # still held by someone: the kernel removes nothing that is open
+        os.close(control)
+
+
+def _attach_at(path: str, backing: Path) -> None:
+    subprocess.run(["losetup", path, str(backing)], check=True, capture_output=True)
+
+
+def test_a_medium_swapped_at_the_prompt_is_refused(state_dir: Path, tmp_path: Path, private_loop: str) -> None:
+    image = Path("/dev/shm") / f"wipe-agent-test-{os.getpid()}-{tmp_path.name}-prompt.img"
+    image.write_bytes(os.urandom(8 << 20))
+    _attach_at(private_loop, image)
+    first = LoopDevice(image, private_loop)
     # the second image will take the first's path (so even its path-based "serial" is the same)
     second = Path("/dev/shm") / f"{first.backing.name}.second"
     second.write_bytes(os.urandom(8 << 20))
@@ -474,9 +519,7 @@ def test_a_medium_swapped_at_the_prompt_is_refused(loop_factory: Callable[..., L
         subprocess.run(["losetup", "-d", first.path], check=True)
         first.backing.rename(moved)
         second.rename(first.backing)
-        again = subprocess.run(["losetup", first.path, str(first.backing)], capture_output=True, text=True)
-        if again.returncode != 0:
-            pytest.skip(f"{first.path} was taken by someone else meanwhile: {again.stderr.strip()}")
+        _attach_at(first.path, first.backing)
         os.write(master, b"y\n")
         out, err = process.communicate(timeout=120)
     finally:
@@ -486,11 +529,15 @@ def test_a_medium_swapped_at_the_prompt_is_refused(loop_factory: Callable[..., L
             process.communicate()
         moved.unlink(missing_ok=True)
         second.unlink(missing_ok=True)
-    assert process.returncode == 2, (out, err)
-    assert "Traceback" not in err
-    assert "diskseq changed" in out and f"another medium is at {first.path}" in out, out
-    assert "REFUSED" in out and "route     hold" in out, out
-    assert sha256(first.backing) == before_second  # the second image: untouched
+    try:
+        assert process.returncode == 2, (out, err)
+        assert "Traceback" not in err
+        assert "diskseq changed" in out and f"another medium is at {first.path}" in out, out
+        assert "REFUSED" in out and "route     hold" in out, out
+        assert sha256(first.backing) == before_second  # the second image: untouched
+    finally:
+        subprocess.run(["losetup", "-d", first.path], check=False, capture_output=True)
+        image.unlink(missing_ok=True)
 
 
 # open errors are not medium errors ---------------------------------------------------------------
@@ -519,18 +566,19 @@ def test_an_unrecognised_open_error_holds_the_drive(loop_factory: Callable[..., 
     assert sha256(device.backing) == before
 
 
-def test_capture_sees_a_new_diskseq_after_reattach(loop_factory: Callable[..., LoopDevice]) -> None:
+def test_capture_sees_a_new_diskseq_after_reattach(tmp_path: Path, private_loop: str) -> None:
     # the kernel fact the binding rests on (5.15+): every attach is a new medium instance
     from agent.discovery.medium import capture, changes
 
-    device = loop_factory(8 << 20)
+    image = tmp_path / "reattach.img"
+    image.write_bytes(bytes(8 << 20))
+    _attach_at(private_loop, image)
+    device = LoopDevice(image, private_loop)
     before = capture(device.path)
     if before.diskseq is None:
         pytest.skip("this kernel has no diskseq (before 5.15)")
     subprocess.run(["losetup", "-d", device.path], check=True)
-    again = subprocess.run(["losetup", device.path, str(device.backing)], capture_output=True, text=True)
-    if again.returncode != 0:
-        pytest.skip(f"{device.path} was taken by someone else meanwhile: {again.stderr.strip()}")
+    _attach_at(device.path, device.backing)
     after = capture(device.path)
     assert after.diskseq is not None and after.diskseq > before.diskseq
     assert after.loop == before.loop  # same file, same inode: only diskseq tells them apart
