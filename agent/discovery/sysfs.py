@@ -143,28 +143,6 @@ def sysfs_facts(name: str) -> SysfsFacts:
     )
 
 
-@dataclass(frozen=True)
-class LoopBacking:
-    """A bound loop device and what it reads and writes."""
-
-    name: str
-    backing_file: str
-
-
-def loop_backings() -> list[LoopBacking]:
-    """Every bound loop device with its backing file (a path; it may itself be a block device)."""
-    found: list[LoopBacking] = []
-    try:
-        entries = sorted(SYS_BLOCK.glob("loop*"))
-    except OSError:
-        return found
-    for entry in entries:
-        backing = _read(entry / "loop" / "backing_file")
-        if backing:
-            found.append(LoopBacking(entry.name, backing))
-    return found
-
-
 def _number_in(path: Path) -> int | None:
     text = _read(path)
     if not text or ":" not in text:
