@@ -12,6 +12,7 @@
      │    ├── DriveFrozen         code "drive_frozen"    ATA security/sanitize frozen
      │    ├── DriveRemoved        code "drive_removed"   disappeared while a job ran
      │    ├── MediaError          code "media_error"     the device failed an I/O (route: destroy)
+     │    ├── MediumChanged       code "medium_changed"  another medium, size or identity under the job (hold)
      │    └── NotSupported        code "not_supported"   no method of the profile applies
      ├── CommandError             code "command_failed"  a device command failed (opcode, status, sense)
      ├── VerificationFailed       code "verification_failed"
@@ -102,6 +103,19 @@ class MediaError(DriveError):
     def __init__(self, message: str, offset: int | None = None) -> None:
         super().__init__(message)
         self.offset = offset
+
+
+class MediumChanged(DriveError):
+    """The medium the job is bound to changed (diskseq, size, identity, loop backing): held, never certified."""
+
+    code = "medium_changed"
+    exit_code = 1
+    route = "hold"
+
+    def __init__(self, message: str, changes: tuple[str, ...] = (), *, written: bool = True) -> None:
+        super().__init__(message)
+        self.changes = changes
+        self.written = written  # False: found before the first write, the job is refused rather than failed
 
 
 class NotSupported(DriveError):

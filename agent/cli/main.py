@@ -34,6 +34,7 @@ from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.cli.tsa_commands import tsa
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
+from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, ConfigError, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
@@ -196,6 +197,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
     profile = load_profile(profile_name)
     identity = udev.identify(device)
+    # bound before the prompt: the runner refuses another medium put at this node while we ask
+    confirmed = capture_medium(device)
     # a protected device goes straight to the runner, which records the refusal: no prompt for it
     if not yes and not Guard().assess(device).protected:
         if not sys.stdin.isatty():
@@ -222,7 +225,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         registry.close()
         sys.exit(_job_exit_code(resumed))
     authorisation = Authorisation(device, _operator(operator), expected_serial=identity.serial)
-    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag)
+    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed)
     progress_bar = None
     if not as_json and sys.stderr.isatty():
         from agent.cli.progress import JobProgressBar

@@ -10,15 +10,24 @@ The checks are repeated *after* the exclusive open succeeds: ``O_EXCL`` then sto
 swapon and device-mapper from grabbing the disk while the job holds the descriptor, so the
 second look closes the race between looking and opening.
 
+Loop devices are judged by the loop driver's own status (``agent.discovery.loops``:
+``LOOP_GET_STATUS64`` gives the backing filesystem, inode and device number whatever the sysfs
+path says — deleted, in another mount namespace, or a name with trailing blanks). Refused in both
+directions: a disk or partition backing any loop (followed upwards through loops over loops), a
+disk whose filesystem holds a loop's image, a loop over a block device (named with what that device
+holds), a loop sharing its backing inode with another loop, a loop over an active swap file.
+
 Processes that opened the disk (or a partition of it) *without* ``O_EXCL`` — ``dd``, an imager, a
 virtual machine, another wipe tool — are invisible to the exclusive open, so the guard also scans
-``/proc/*/fd`` by device number (``agent.discovery.openers``) and refuses with each holder's pid
-and command name ("busy: open by pid 1234 (dd)"). This process is never counted (it holds the
-``O_EXCL`` descriptor itself after the open), nor are the pids a caller asks to ignore (the
-daemon's own job workers). The scan costs about 10 ms with 300 processes, so it runs in ``assess``
-as well as in ``acquire``: a drive that someone is reading shows as protected when it is plugged
-in and listed, not "ready" and then refused once the operator starts it. Only the last look in
-``acquire`` (once per job) also reads every process's memory map, for a node mmapped after its
+every thread's descriptor table by device number (``agent.discovery.openers``), with the disk's
+character aliases (sg, bsg, NVMe generic and controller) and a loop target's backing file, and
+refuses with each holder's pid and command name ("busy: open by pid 1234 (dd)"). This process is
+never counted (it holds the ``O_EXCL`` descriptor itself after the open), nor are the pids a caller
+asks to ignore (the daemon's own job workers). The scan costs about 20-30 ms with 400 processes and
+900 threads (``bench/bench_guard_openers.py``), so it runs in ``assess`` as well as in ``acquire``:
+a drive that someone is reading shows as protected when it is plugged in and listed, not "ready"
+and then refused once the operator starts it. Only the last look in ``acquire`` (once per job, by
+the descriptor's dev_t) also reads every process's memory map, for a node mmapped after its
 descriptor was closed: that doubles the cost and is rare enough not to burden every listing.
 
 Transient openers — policy: udev's workers (and the ``ata_id``/``scsi_id``/``blkid`` programs
@@ -31,11 +40,15 @@ A process that only *names* itself like a probe gains nothing but that bounded w
 
 Not closed by the guard: ``O_EXCL`` does not stop a *plain* open, so a process that opens the disk
 after ``acquire``'s last look is not refused by the kernel; and the scan sees only the processes
-this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``).
+this one may inspect (see ``agent.discovery.openers``: the daemon needs ``CAP_SYS_PTRACE``). The
+job runner closes what it can of that after the fact: it looks again (:meth:`Guard.assess_device`)
+and compares the disk's write counter with its own writes after the last write and after
+verification (``agent.jobs.runner``, ``agent.discovery.medium``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -44,8 +57,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from agent.discovery import sysfs
-from agent.discovery.openers import OpenerScan, scan_openers
+from agent.discovery import loops, sysfs
+from agent.discovery.openers import OpenerScan, Watched, scan_openers
 from agent.errors import DriveBusy, DriveNotFound, DriveProtected
 from agent.transport.block import BlockDevice
 
@@ -98,11 +111,36 @@ def _device_number(name: str) -> int | None:
         return None
 
 
-def _is_block_device(path: str) -> bool:
+def _disk_of_number(number: int) -> str | None:
+    """The whole disk (kernel name) of a device number, a partition's parent; None if no such block device."""
+    if number == 0:
+        return None
+    return sysfs.whole_disk_of(os.major(number), os.minor(number))
+
+
+def _refuses_writes_as_swap(path: str, backing: tuple[int, int]) -> bool:
+    """True when ``path`` is the inode ``backing`` and the kernel refuses a zero-byte write to it (ETXTBSY)."""
     try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        return exc.errno == errno.ETXTBSY  # older kernels refuse the open already
+    try:
+        st = os.fstat(descriptor)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != backing:
+            return False  # another file took the name: never probe the wrong inode
+        os.pwrite(descriptor, b"", 0)
+    except OSError as exc:
+        return exc.errno == errno.ETXTBSY
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def _all_disks() -> set[str]:
+    try:
+        return {entry.name for entry in sysfs.SYS_BLOCK.iterdir()}
     except OSError:
-        return False
+        return set()
 
 
 class Guard:
@@ -155,7 +193,22 @@ class Guard:
             return Assessment(path, "?", ("no such device",))
         if not stat.S_ISBLK(st.st_mode):
             return Assessment(path, "?", ("not a block device",))
-        name = sysfs.kernel_name(real)
+        return self._assess_name(path, sysfs.kernel_name(real), ignore_pids, mappings, openers)
+
+    def assess_device(self, device: BlockDevice, *, ignore_pids: Iterable[int] = ()) -> Assessment:
+        """The full assessment (memory maps included) of the device an open descriptor is bound to.
+
+        By the descriptor's dev_t, never by resolving ``device.path`` again: a by-id link or a node
+        re-pointed after the open must not make the look fall on another device.
+        """
+        number = device.rdev
+        name = sysfs.whole_disk_of(os.major(number), os.minor(number))
+        if name is None:
+            return Assessment(device.path, "?", ("the opened device has left the kernel",))
+        return self._assess_name(device.path, name, ignore_pids, True, True)
+
+    def _assess_name(self, path: str, name: str, ignore_pids: Iterable[int], mappings: bool,
+                     openers: bool) -> Assessment:
         reasons: list[str] = []
         if not sysfs.is_whole_disk(name):
             reasons.append(f"{name} is a partition: only whole disks are sanitised")
@@ -166,7 +219,7 @@ class Guard:
         if facts.read_only:
             reasons.append("read-only device")
         reasons.extend(self._use_reasons(name))
-        reasons.extend(self._stacking_reasons(name, facts.backing_file))
+        reasons.extend(self._stacking_reasons(name))
         reasons.extend(self._namespace_reasons(name))
         if openers:
             reasons.extend(self._opener_reasons(name, ignore_pids, mappings))
@@ -175,27 +228,49 @@ class Guard:
     def _opener_reasons(self, name: str, ignore_pids: Iterable[int], mappings: bool) -> list[str]:
         """Processes holding the disk, a partition, or a sibling NVMe namespace open without O_EXCL."""
         owners: dict[str, str] = {}  # node label -> the disk (this one or a sibling namespace) it belongs to
+        kinds: dict[str, str] = {}  # label -> how it reaches the disk: "", "partition", "character", "file"
         targets: dict[int, str] = {}
+        characters: dict[int, str] = {}
         for disk in [name, *sysfs.nvme_sibling_namespaces(name)]:
             for node in [disk, *sysfs.partitions(disk)]:
                 number = _device_number(node)
                 if number is not None:
                     targets[number] = node
                     owners[node] = disk
+                    kinds[node] = "" if node == disk else "partition"
+            for number, label in sysfs.character_aliases(disk).items():
+                characters[number] = label
+                owners[label] = disk
+                kinds[label] = "character"
+        files: dict[tuple[int, int], str] = {}
+        status = loops.loop_status(name) if name.startswith("loop") else None
+        if status is not None and not status.over_block_device:
+            label = f"the backing file of {name}"
+            files[status.backing] = label
+            owners[label] = name
+            kinds[label] = "file"
+        watched = Watched(targets, characters, files)
         ignored = self.ignore_pids | set(ignore_pids) | {os.getpid()}
-        scan = self._scan(targets, ignored, mappings)
+        scan = self._scan(watched, ignored, mappings)
         deadline = self.clock() + self.probe_wait
         while scan.only_probes and self.clock() < deadline:
             self.sleep(PROBE_POLL_SECONDS)
-            scan = self._scan(targets, ignored, mappings)
+            scan = self._scan(watched, ignored, mappings)
         reasons: list[str] = []
         for opener in scan.openers:
             text = f"busy: open by {opener.describe()}"
             if opener.how == "mapping":
                 text = f"busy: mapped into memory by {opener.describe()}"
-            if opener.node != owners[opener.node]:
+            kind = kinds[opener.node]
+            if kind == "partition":
                 text += f" through partition {opener.node}"
-            if opener.probe:
+            elif kind == "character":
+                text += f" through the character device {opener.node} (the same disk)"
+            elif kind == "file":
+                text = text.replace("busy: ", f"busy: {opener.node} is ", 1)
+            if opener.peek:
+                text += f", a read-only non-blocking look (O_RDONLY|O_NONBLOCK) still open after {self.probe_wait:g} s"
+            elif opener.probe:
                 text += f", a udev/blkid probe still holding it after {self.probe_wait:g} s"
             disk = owners[opener.node]
             if disk != name:
@@ -204,7 +279,7 @@ class Guard:
             reasons.append(text)
         return reasons
 
-    def _scan(self, targets: dict[int, str], ignored: Iterable[int], mappings: bool) -> OpenerScan:
+    def _scan(self, targets: Watched, ignored: Iterable[int], mappings: bool) -> OpenerScan:
         return scan_openers(targets, ignore_pids=frozenset(ignored), mappings=mappings, proc=self.proc)
 
     def _use_reasons(self, name: str) -> list[str]:
@@ -215,21 +290,105 @@ class Guard:
             reasons.append("has holders (LVM/md/dm-crypt): " + ", ".join(stacked))
         return reasons
 
-    def _stacking_reasons(self, name: str, backing_file: str | None) -> list[str]:
+    def _stacking_reasons(self, name: str) -> list[str]:
         """Devices built on other devices, and loop devices over this one: O_EXCL sees neither."""
         reasons: list[str] = []
         under = sysfs.slaves_closure(name) - {name}
         if under:
             reasons.append(f"stacked over {', '.join(sorted(under))} (device-mapper/md): "
                            "sanitise the drives themselves")
-        if backing_file and _is_block_device(backing_file):
-            reasons.append(f"loop device over the block device {backing_file}: sanitise that device instead")
-        # a loop device opens its backing device like a file: no holder link, no exclusive claim
-        for loop in sysfs.loop_backings():
-            if loop.name != name and _is_block_device(loop.backing_file):
-                number = os.stat(loop.backing_file).st_rdev
-                if sysfs.whole_disk_of(os.major(number), os.minor(number)) == name:
-                    reasons.append(f"backs loop device {loop.name} ({loop.backing_file})")
+        # a loop device opens its backing file or device like a file: no holder link, no exclusive
+        # claim, and its sysfs backing_file is only a path; the loop driver's status is the truth
+        bound = loops.bound_loops()
+        reasons.extend(self._dependent_loop_reasons(name, bound))
+        by_name = {loop.name: loop for loop in bound}
+        status = by_name.get(name)
+        if status is not None:
+            reasons.extend(self._loop_target_reasons(status, by_name))
+        return reasons
+
+    def _dependent_loop_reasons(self, name: str, bound: list[loops.LoopStatus]) -> list[str]:
+        """Loops that read or write this disk: backed by it or a partition, or by a file on its filesystem.
+
+        Followed upwards to a fixed point, so a loop over a loop over the disk is named too, with the
+        loop it goes through.
+        """
+        reasons: list[str] = []
+        depends: dict[str, str | None] = {name: None}  # disk -> the loop it was reached through
+        changed = True
+        while changed:
+            changed = False
+            for loop in bound:
+                if loop.name in depends:
+                    continue
+                via_device = _disk_of_number(loop.backing_rdevice) if loop.over_block_device else None
+                via_file = None if loop.over_block_device else _disk_of_number(loop.backing_device)
+                lower = via_device if via_device in depends else via_file if via_file in depends else None
+                if lower is None:
+                    continue
+                depends[loop.name] = lower
+                changed = True
+                through = f" through {lower}" if lower != name else ""
+                if lower == via_device:
+                    reasons.append(f"backs loop device {loop.describe()}{through}")
+                else:
+                    reasons.append(f"holds the filesystem of the backing file of loop device {loop.describe()}"
+                                   f"{through}")
+        return reasons
+
+    def _loop_target_reasons(self, status: loops.LoopStatus, by_name: dict[str, loops.LoopStatus]) -> list[str]:
+        """A loop target: over a block device (followed down), sharing its file, or over a swap file."""
+        reasons: list[str] = []
+        current = status
+        seen = {status.name}
+        while current.over_block_device:
+            lower = _disk_of_number(current.backing_rdevice) or (
+                f"{os.major(current.backing_rdevice)}:{os.minor(current.backing_rdevice)}")
+            text = f"loop device over the block device {lower}: sanitise that device instead"
+            if current is not status:
+                text = f"stacked (through {current.name}) over the block device {lower}"
+            use = self._use_reasons(lower) if lower in _all_disks() else []
+            if use:
+                text += f" ({lower}: {'; '.join(dict.fromkeys(use))})"
+            reasons.append(text)
+            below = by_name.get(lower)
+            if below is None or below.name in seen:
+                break
+            seen.add(below.name)
+            current = below
+        if not status.over_block_device:
+            for other in by_name.values():
+                if other.name != status.name and not other.over_block_device and other.backing == status.backing:
+                    use = self._use_reasons(other.name)
+                    extra = f": {'; '.join(use)}" if use else ""
+                    reasons.append(f"shares its backing file with loop device {other.describe()}{extra}")
+            reasons.extend(self._swap_file_reasons(status))
+        return reasons
+
+    def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
+        """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""
+        reasons: list[str] = []
+        unresolved = False
+        for swap in sysfs.read_swaps():
+            try:
+                st = os.stat(swap)
+            except OSError:
+                unresolved = True
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
+                reasons.append(f"its backing file is an active swap file ({loops.printable(swap)})")
+        if reasons or not unresolved:
+            return reasons
+        # /proc/swaps shows the path in the namespace of whoever ran swapon: when one does not resolve
+        # here, ask the inode itself — the kernel refuses every write to an active swap file with
+        # ETXTBSY, even one of zero bytes, which writes nothing (6.18: the open itself succeeds). Only
+        # then: that open would show as an opener of the image to a running job's backing-file watch.
+        path = sysfs.sysfs_facts(status.name).backing_file
+        if path:
+            for candidate in dict.fromkeys([path, path.removesuffix(" (deleted)")]):
+                if _refuses_writes_as_swap(candidate, status.backing):
+                    reasons.append(f"its backing file {loops.printable(candidate)} is in use as swap (ETXTBSY)")
+                    break
         return reasons
 
     def _namespace_reasons(self, name: str) -> list[str]:
@@ -308,7 +467,7 @@ class Guard:
                 raise DriveProtected(f"{path}: device changed while opening", ("device changed while opening",))
             # this process holds the O_EXCL descriptor now and is not counted; the memory maps are read
             # here only: once per job, the last look before the first write
-            after = self.assess(path, mappings=True)
+            after = self.assess_device(device)
             if after.protected:
                 raise DriveProtected(f"{path}: refused: " + "; ".join(after.reasons), after.reasons)
             if device.geometry.read_only:

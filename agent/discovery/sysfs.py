@@ -143,25 +143,48 @@ def sysfs_facts(name: str) -> SysfsFacts:
     )
 
 
-@dataclass(frozen=True)
-class LoopBacking:
-    """A bound loop device and what it reads and writes."""
-
-    name: str
-    backing_file: str
-
-
-def loop_backings() -> list[LoopBacking]:
-    """Every bound loop device with its backing file (a path; it may itself be a block device)."""
-    found: list[LoopBacking] = []
+def _number_in(path: Path) -> int | None:
+    text = _read(path)
+    if not text or ":" not in text:
+        return None
+    major, minor = text.split(":", 1)
     try:
-        entries = sorted(SYS_BLOCK.glob("loop*"))
-    except OSError:
-        return found
-    for entry in entries:
-        backing = _read(entry / "loop" / "backing_file")
-        if backing:
-            found.append(LoopBacking(entry.name, backing))
+        return os.makedev(int(major), int(minor))
+    except ValueError:
+        return None
+
+
+def character_aliases(name: str, root: Path = SYS_BLOCK.parent) -> dict[int, str]:
+    """Character devices that reach the same disk as block device ``name``, by device number.
+
+    SCSI generic (``/dev/sgN``) and bsg nodes of an ``sd`` disk, and for an NVMe namespace its
+    generic node (``/dev/ngXnY``) and its controller (``/dev/nvmeX``, which takes admin commands
+    such as Format and Sanitize): a process holding one of them can read, write or erase the disk
+    while the block node looks free, and ``O_EXCL`` on the block node does not stop it.
+    """
+    found: dict[int, str] = {}
+    device = root / "block" / name / "device"
+    for group in ("scsi_generic", "bsg"):
+        try:
+            entries = sorted((device / group).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            number = _number_in(entry / "dev")
+            if number is not None:
+                found[number] = entry.name if group == "scsi_generic" else f"bsg/{entry.name}"
+    if name.startswith("nvme"):
+        generic = "ng" + name.removeprefix("nvme")
+        number = _number_in(root / "class" / "nvme-generic" / generic / "dev")
+        if number is not None:
+            found[number] = generic
+        controller = _number_in(device / "dev")  # /sys/block/nvme0n1/device is the controller nvme0
+        if controller is not None:
+            try:
+                label = Path(os.path.realpath(device)).name
+            except OSError:
+                label = "controller"
+            found[controller] = label
     return found
 
 

@@ -25,14 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.discovery import medium as media
+from agent.discovery.backing_watch import BackingWatch
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.identity import DriveIdentity
+from agent.discovery.medium import MediumInstance
 from agent.errors import (
     AgentError,
     DriveProtected,
     DriveRemoved,
     JobInterrupted,
     MediaError,
+    MediumChanged,
     VerificationFailed,
 )
 from agent.methods import registry as method_registry
@@ -88,6 +92,73 @@ class JobRequest:
     authorisation: Authorisation
     asset_tag: str | None = None
     host: dict[str, Any] | None = None
+    # the medium the operator confirmed (``agent.discovery.medium.capture`` before the prompt); None:
+    # bound when the job starts
+    medium: MediumInstance | None = None
+
+
+class _Binding:
+    """The medium instance a job is bound to, compared again at each step (see agent.discovery.medium).
+
+    Besides the medium's identity, each check after the first write compares the disk's write
+    counter with what the job wrote (nobody else may have written: a plain open after the guard's
+    last look, a descriptor received over a socket, a loop stacked mid-job) and asks the guard again
+    (by the descriptor's dev_t) whether anything now mounts, stacks on or holds the disk.
+    """
+
+    def __init__(self, bound: MediumInstance, guard: Guard | None = None) -> None:
+        self.bound = bound
+        self.guard = guard
+        self.writes: media.WriteCount | None = None
+        self.watch: BackingWatch | None = None
+
+    def start_counting(self, device: BlockDevice) -> None:
+        """Snapshot the disk's write counter before the first write; watch a loop's backing file for opens."""
+        self.writes = media.write_count(self.bound.name, device.bytes_written)
+        loop = self.bound.loop
+        if loop is not None and loop.backing_rdevice == 0 and self.watch is None:
+            self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+
+    @classmethod
+    def of_open(cls, device: BlockDevice, guard: Guard | None = None) -> _Binding:
+        """Bound to the medium behind an open descriptor (a resumed job: bound from the resume on)."""
+        try:
+            binding = cls(media.capture_open(device), guard)
+        except OSError as exc:
+            raise MediumChanged(f"{device.path}: the medium cannot be read: {exc.strerror}") from exc
+        binding.start_counting(device)
+        return binding
+
+    def check(self, device: BlockDevice, when: str, *, written: bool) -> MediumInstance:
+        """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered)."""
+        if written:
+            # fsync of a block device writes back its whole page cache, shared by every opener of the
+            # disk: another process's buffered writes (a loop stacked on it writes that way) reach the
+            # disk, and its write counter, before the counter is read
+            device.flush()
+        try:
+            now = media.capture_open(device)
+        except OSError as exc:
+            raise MediumChanged(f"{device.path}: the medium cannot be read back {when}: {exc.strerror}",
+                                written=written) from exc
+        found = media.changes(self.bound, now, when, expected_size=device.size if written else None)
+        if written:
+            found += media.foreign_writes(self.writes, media.write_count(now.name, device.bytes_written),
+                                          now.name, when)
+            if self.watch is not None:
+                found += self.watch.openers(when)
+            if self.guard is not None:
+                found += [f"{reason} ({when})" for reason in self.guard.assess_device(device).reasons]
+        if found:
+            raise MediumChanged(f"{device.path}: the medium changed or was touched: " + "; ".join(found), tuple(found),
+                                written=written)
+        return now
 
 
 class JobRunner:
@@ -129,6 +200,7 @@ class JobRunner:
             on_created(job_id)
         self.registry.transition(job_id, "checking", "guard", durable=False)
         device: BlockDevice | None = None
+        binding: _Binding | None = None
         try:
             expected = request.authorisation.expected_serial
             if expected is not None and expected != identity.serial:
@@ -136,6 +208,14 @@ class JobRunner:
                     f"serial changed: operator confirmed {expected}, device reports {identity.serial}",
                     ("serial does not match what the operator confirmed",),
                 )
+            # bound to one medium instance: what the operator confirmed, else what is there now
+            bound = request.medium or media.capture(request.device_path)
+            if request.medium is not None:
+                now = media.capture(request.device_path)
+                found = media.changes(request.medium, now, "since the operator confirmed it")
+                if found:
+                    raise MediumChanged(f"{request.device_path}: refused: " + "; ".join(found), tuple(found),
+                                        written=False)
             device = self.guard.acquire(request.device_path, request.authorisation)
             # identify again through the device now held O_EXCL: the drive written is the one confirmed,
             # not whatever took its name between the first look and the open (hot swap)
@@ -144,7 +224,17 @@ class JobRunner:
                 raise DriveProtected(
                     f"drive changed while opening: was {identity.model} {identity.serial}, now {held.model} "
                     f"{held.serial}", ("drive changed between identification and exclusive open",))
-            self._run_locked(job_id, request, identity, device, progress, cancelled)
+            binding = _Binding(bound, self.guard)
+            binding.bound = binding.check(device, "between confirmation and the exclusive open", written=False)
+            binding.start_counting(device)
+            self._run_locked(job_id, request, identity, device, progress, cancelled, binding)
+        except MediumChanged as exc:
+            if exc.written:
+                self.registry.transition(job_id, "failed", "medium-changed", {"changes": list(exc.changes)},
+                                         reason=exc.message, error_code=exc.code, route="hold")
+            else:  # nothing was written: a refusal, and the drive waits for a person
+                self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
+                                         reason=exc.message, error_code=exc.code, route="hold")
         except (DriveProtected, NoMethod, Blocked) as exc:
             decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
             route = getattr(exc, "route", None)
@@ -179,6 +269,8 @@ class JobRunner:
                                      reason=f"internal error: {exc!r}", error_code="internal", route="hold")
             raise
         finally:
+            if binding is not None:
+                binding.close()
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
@@ -229,6 +321,7 @@ class JobRunner:
         device: BlockDevice,
         progress: JobProgress | None,
         cancelled: Callable[[], bool],
+        binding: _Binding,
     ) -> None:
         target = self._open_target(job_id, identity)
         try:
@@ -245,14 +338,17 @@ class JobRunner:
                 raise JobInterrupted("cancelled before anything was written")
             # committed before the first destructive write: a crash from here on reads "interrupted"
             self.registry.transition(
-                job_id, "running", "method-start", {"method": selection.method.name, "decisions": decisions},
+                job_id, "running", "method-start",
+                {"method": selection.method.name, "decisions": decisions, "medium": binding.bound.to_json()},
                 method=selection.method.name, level=selection.applicability.level.value,
                 decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
             )
             context = self._context(job_id, target, device, progress, cancelled)
             outcome = selection.method.run(context)
+            # a device grown under the job (losetup -c) has a tail never written: not the medium we covered
+            binding.check(device, "during the job, after the last write", written=True)
             self._verify(job_id, identity, device, outcome, selection.applicability.reason,
-                         request.profile.verify_mode, context, cancelled)
+                         request.profile.verify_mode, context, cancelled, binding)
         finally:
             _close(target)
 
@@ -354,7 +450,8 @@ class JobRunner:
         return self._probe(job_id, fresh, target.transport)
 
     def _verify(self, job_id: str, identity: DriveIdentity, device: BlockDevice, outcome: MethodOutcome,
-                level_reason: str, verify_mode: str, context: MethodContext, cancelled: Callable[[], bool]) -> None:
+                level_reason: str, verify_mode: str, context: MethodContext, cancelled: Callable[[], bool],
+                binding: _Binding) -> None:
         if outcome.expectation is None:
             raise VerificationFailed(f"{outcome.method} did not say what the medium should hold")
         details = {**outcome.details, "level_reason": level_reason}
@@ -372,6 +469,8 @@ class JobRunner:
             progress=lambda done, total: context.progress("verify", done, total),
             cancelled=cancelled,
         )
+        # before any verdict: a read-back of another medium, or of part of a grown one, proves nothing
+        binding.check(device, "during the job, after verification", written=True)
         self.registry.record_verification(job_id, identity, result.to_json())
         if result.passed:
             self.registry.transition(
@@ -436,13 +535,15 @@ class JobRunner:
                 return None
             self.registry.adopt(job_id, "resumed", {"method": method.name, "sanitize": capabilities.sanitize.to_json()})
             device: BlockDevice | None = None
+            binding: _Binding | None = None
             try:
                 authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
                 device = self.guard.acquire(job.device_path, authorisation)
+                binding = _Binding.of_open(device, self.guard)
                 context = self._context(job_id, target, device, progress, cancelled)
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
-                self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled)
+                self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)
             except VerificationFailed as exc:
                 self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
                                          reason=exc.message, error_code=exc.code, route="destroy")
@@ -453,6 +554,8 @@ class JobRunner:
                 self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
                                          error_code=exc.code, route=getattr(exc, "route", "hold"))
             finally:
+                if binding is not None:
+                    binding.close()
                 if device is not None:
                     device.close()
         finally:

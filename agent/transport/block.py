@@ -26,7 +26,9 @@ BLKSSZGET = 0x1268
 BLKPBSZGET = 0x127B
 BLKROGET = 0x125E
 BLKFLSBUF = 0x1261
+BLKGETDISKSEQ = 0x80081280  # _IOR(0x12, 128, __u64), Linux 5.15+
 
+LOOP_MAJOR = 7
 REMOVAL_GRACE_SECONDS = 10.0  # under TCG the node went 3-10 s after the EIO
 
 # errnos that mean "the device went away" rather than "the medium failed"
@@ -68,6 +70,14 @@ def read_geometry(fd: int) -> Geometry:
     )
 
 
+def read_diskseq(fd: int) -> int | None:
+    """The medium's sequence number (BLKGETDISKSEQ): new for every medium the kernel attaches; None if unsupported."""
+    try:
+        return _ioctl_int(fd, BLKGETDISKSEQ, "Q")
+    except OSError:
+        return None
+
+
 class BlockDevice:
     """An open whole-disk block device.
 
@@ -107,22 +117,42 @@ class BlockDevice:
         self.rdev = os.fstat(fd).st_rdev
         self.writable = writable
         self.removal_grace = REMOVAL_GRACE_SECONDS
+        # every byte this descriptor wrote: the job's share of the disk's write counter (/sys/block/X/stat)
+        self.bytes_written = 0
         try:
             self.geometry = read_geometry(fd)
         except OSError as exc:
             os.close(fd)
-            raise DriveNotFound(f"{self.path}: cannot read geometry: {exc.strerror}") from exc
+            if exc.errno in _GONE:
+                raise DriveNotFound(f"{self.path}: cannot read geometry: {exc.strerror}") from exc
+            raise DriveError(f"{self.path}: cannot read geometry: {exc.strerror} (not a medium error)") from exc
         # O_DIRECT needs offsets, lengths and buffers aligned to the logical sector
         self.alignment = max(self.geometry.logical_sector, 512)
 
     def _map_open_error(self, exc: OSError) -> Exception:
+        """Only an errno the block layer uses for a failed medium (:data:`_MEDIUM`, as for reads and writes)
+        is a :class:`MediaError` (route ``destroy``); anything else is not proof against the medium.
+
+        EPERM from a device cgroup, ENOMEM, ETXTBSY, ENOMEDIUM, EINVAL…: the drive is held for a person
+        (a :class:`DriveError`, route ``hold``), the errno named; EBUSY/EROFS/EACCES are "busy" and a
+        pulled drive's ENXIO/ENODEV "not found", as before.
+        """
         if exc.errno == errno.EBUSY:
             return DriveBusy(f"{self.path}: in use (exclusive open refused)")
         if exc.errno in _GONE:
             return DriveNotFound(f"{self.path}: {exc.strerror}")
         if exc.errno == errno.EROFS or exc.errno == errno.EACCES:
             return DriveBusy(f"{self.path}: cannot open for writing: {exc.strerror}")
-        return MediaError(f"{self.path}: open failed: {exc.strerror}")
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        if exc.errno in _MEDIUM and not self.is_loop:
+            return MediaError(f"{self.path}: open failed: {exc.strerror} ({name})")
+        return DriveError(f"{self.path}: open failed: {exc.strerror} ({name}): not a medium error, the drive is held "
+                          "for a person to look at")
+
+    @property
+    def is_loop(self) -> bool:
+        """A loop device (major 7): software over a file, with no medium of its own to fail."""
+        return os.major(getattr(self, "rdev", 0)) == LOOP_MAJOR
 
     @property
     def size(self) -> int:
@@ -146,6 +176,12 @@ class BlockDevice:
     def _io_error(self, exc: OSError, what: str, offset: int) -> Exception:
         if exc.errno in _GONE or self._gone():
             return DriveRemoved(f"{self.path}: drive removed during {what} at offset {offset}")
+        if self.is_loop:
+            # a loop device has no medium: its EIO is its backing file refusing the I/O (an active swap
+            # file answers ETXTBSY, a full or read-only filesystem…), never proof to destroy anything;
+            # and a loop held open is not removed under us (the kernel defers the detach), so no wait
+            return DriveError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror} (a loop device: its "
+                              "backing file refused the I/O, not a medium error)")
         # a pulled drive fails in-flight I/O *before* the kernel removes its node: EIO, or ENOSPC
         # once its capacity has dropped to zero (both seen with QEMU device_del; under TCG the node
         # went 3-10 s later). Wait for the removal before calling it a media fault, so one unplug
@@ -159,6 +195,19 @@ class BlockDevice:
             return MediaError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror}", offset=offset)
         return DriveError(f"{self.path}: {what} failed at offset {offset}: {exc.strerror} (not a medium error)")
 
+    def _short(self, what: str, offset: int) -> DriveError:
+        """A write or read that stopped short: a medium error only if the device kept its size and is not a loop."""
+        try:
+            now = _ioctl_int(self.fd, BLKGETSIZE64, "Q")
+        except OSError:
+            now = self.size
+        if now != self.size:
+            return DriveError(f"{self.path}: {what} at {offset}: size changed from {self.size} to {now} bytes during "
+                              "the job (not a medium error)")
+        if self.is_loop:
+            return DriveError(f"{self.path}: {what} at {offset} (a loop device: not a medium error)")
+        return MediaError(f"{self.path}: {what} at {offset}", offset)
+
     def write_at(self, buffer: memoryview, offset: int) -> None:
         """Write all of ``buffer`` at ``offset``; short writes are continued, errors mapped."""
         done = 0
@@ -169,8 +218,9 @@ class BlockDevice:
             except OSError as exc:
                 raise self._io_error(exc, "write", offset + done) from exc
             if written <= 0:
-                raise MediaError(f"{self.path}: write returned {written} at {offset + done}", offset + done)
+                raise self._short(f"write returned {written}", offset + done)
             done += written
+            self.bytes_written += written
 
     def read_into(self, buffer: memoryview, offset: int) -> None:
         """Fill all of ``buffer`` from ``offset``; a short read past the end is an error."""
@@ -182,7 +232,7 @@ class BlockDevice:
             except OSError as exc:
                 raise self._io_error(exc, "read", offset + done) from exc
             if got <= 0:
-                raise MediaError(f"{self.path}: unexpected end of device at {offset + done}", offset + done)
+                raise self._short("unexpected end of device", offset + done)
             done += got
 
     def flush(self) -> None:
