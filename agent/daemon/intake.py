@@ -5,6 +5,17 @@ registry's schema stays the store owner's. An *intake* links the next drive inse
 the host device (laptop/desktop) it came from; the daemon consumes it when that bay's next job
 starts and passes it to the runner as ``asset_tag`` + ``host``, which the job row (and so the
 certificate) carries. A *route* marks a drive for destruction after repeated failures.
+
+When an intake is used up (issue 12: a refused job must never eat the laptop's link):
+
+- a job that is **refused** (by ``start``'s own checks or by the worker's) never touches the intake;
+- a job that **starts writing** *claims* it for that drive's serial: from then on only that drive
+  (a re-run after an interruption or a failure) may use it, never the next drive seated in the bay;
+- a job that ends **sanitised or failed** (so its certificate or failure report names the host)
+  *consumes* it. An interrupted one leaves it claimed, so the re-run's certificate names the host too.
+
+A *seating* record remembers, per bay, the kernel identity of the medium a sanitised job ran on, so a
+restarted station can tell "still the same drive, never pulled" from "a drive with that serial".
 """
 
 from __future__ import annotations
@@ -33,6 +44,16 @@ CREATE TABLE IF NOT EXISTS station_intake (
     job_id TEXT,
     consumed_at TEXT
 );
+CREATE TABLE IF NOT EXISTS station_seatings (
+    bay TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    dev_t INTEGER NOT NULL,
+    diskseq INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS station_intake_bay ON station_intake(bay, consumed_at);
 CREATE TABLE IF NOT EXISTS station_drive_routes (
     model TEXT NOT NULL,
@@ -58,6 +79,7 @@ class Intake:
     operator: str
     created_at: str
     job_id: str | None = None
+    claimed_serial: str | None = None  # the drive whose job started writing with this link
 
     def host(self) -> dict[str, Any]:
         """The ``host`` object stored with the job."""
@@ -68,7 +90,7 @@ class Intake:
         """JSON form."""
         return {"intake_id": self.id, "bay": self.bay, "asset_tag": self.asset_tag, "host_serial": self.host_serial,
                 "make": self.make, "model": self.model, "operator": self.operator, "created_at": self.created_at,
-                "job_id": self.job_id}
+                "job_id": self.job_id, "claimed_serial": self.claimed_serial}
 
 
 def _now() -> str:
@@ -95,6 +117,9 @@ class StationStore:
         db = self._connect()
         try:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_intake)")}
+            if "claimed_serial" not in columns:  # a state directory from before claims existed
+                db.execute("ALTER TABLE station_intake ADD COLUMN claimed_serial TEXT")
         finally:
             db.close()
 
@@ -125,13 +150,61 @@ class StationStore:
             db.close()
         return _intake(row) if row else None
 
+    def usable(self, bay: str, serial: str | None) -> Intake | None:
+        """The bay's pending intake if the drive with ``serial`` may use it: unclaimed, or claimed by it."""
+        intake = self.pending(bay)
+        if intake is None or intake.claimed_serial is None:
+            return intake
+        return intake if serial is not None and serial == intake.claimed_serial else None
+
+    def claim(self, intake_id: int, serial: str, job_id: str) -> None:
+        """A job started writing with this intake: only the drive ``serial`` may use it from now on."""
+        db = self._connect()
+        try:
+            db.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at IS NULL",
+                       (serial, job_id, intake_id))
+        finally:
+            db.close()
+
     def consume(self, intake_id: int, job_id: str) -> None:
-        """Link the intake to the job that took it."""
+        """Link the intake to the job whose certificate (or failure report) names the host: used up."""
         db = self._connect()
         try:
             db.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
         finally:
             db.close()
+
+    def note_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int, boot_id: str,
+                     job_id: str) -> None:
+        """A job ended sanitised on this medium in ``bay``: remember the medium's kernel identity."""
+        db = self._connect()
+        try:
+            db.execute("INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, job_id, at) "
+                       "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
+                       "serial=excluded.serial, dev_t=excluded.dev_t, diskseq=excluded.diskseq, "
+                       "boot_id=excluded.boot_id, job_id=excluded.job_id, at=excluded.at",
+                       (bay, model, serial, dev_t, diskseq, boot_id, job_id, _now()))
+        finally:
+            db.close()
+
+    def forget_seating(self, bay: str) -> None:
+        """The medium in ``bay`` changed: its seating record no longer describes the bay."""
+        db = self._connect()
+        try:
+            db.execute("DELETE FROM station_seatings WHERE bay=?", (bay,))
+        finally:
+            db.close()
+
+    def sanitised_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int,
+                          boot_id: str) -> str | None:
+        """The sanitised job recorded for exactly this medium in ``bay`` (same boot), if any."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT job_id FROM station_seatings WHERE bay=? AND model=? AND serial=? AND dev_t=? "
+                             "AND diskseq=? AND boot_id=?", (bay, model, serial, dev_t, diskseq, boot_id)).fetchone()
+        finally:
+            db.close()
+        return str(row["job_id"]) if row else None
 
     def note_outcome(self, model: str, serial: str) -> str | None:
         """After a job ends: route the drive to destruction when its recent jobs keep failing.
@@ -187,4 +260,4 @@ class StationStore:
 def _intake(row: sqlite3.Row) -> Intake:
     return Intake(id=int(row["id"]), bay=row["bay"], asset_tag=row["asset_tag"], host_serial=row["host_serial"],
                   make=row["make"], model=row["model"], operator=row["operator"], created_at=row["created_at"],
-                  job_id=row["job_id"])
+                  job_id=row["job_id"], claimed_serial=row["claimed_serial"])

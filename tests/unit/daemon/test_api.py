@@ -54,6 +54,10 @@ class FakeStation:
         self.calls.append(("intake", (bay, asset_tag, host_serial, make, model, operator)))
         return {"bay": bay}
 
+    def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]:
+        self.calls.append(("claims", (dev_t, diskseq, name)))
+        return {"claimed": dev_t == 7, "bay": "bay-1" if dev_t == 7 else None}
+
 
 @pytest.fixture
 def api() -> Iterator[tuple[ApiClient, FakeStation, Path, list[BaseException]]]:

@@ -127,7 +127,7 @@ def test_auto_start_happens_once_per_insertion(tmp_path: Path) -> None:
     station._release(slot.job, {"outcome": "sanitised"})  # the job finished; the drive stays in the bay
     _insert(station)  # the same drive seen again (a resync, a change event)
     station._reassess_waiting_bays()
-    assert slot.job is None and slot.last == {"outcome": "sanitised"}
+    assert slot.job is None and slot.outcome == {"outcome": "sanitised"}
 
 
 def test_a_drive_sanitised_before_a_restart_is_not_wiped_again_at_start_up(tmp_path: Path) -> None:
@@ -139,8 +139,12 @@ def test_a_drive_sanitised_before_a_restart_is_not_wiped_again_at_start_up(tmp_p
     station._coldplug = True  # the drives found when the station starts
     _insert(station)
     slot = station.slots["bay-1"]
-    assert slot.job is None and slot.last is not None
-    assert slot.last["job_id"] == done and slot.last["outcome"] == "sanitised"
+    assert slot.job is None and slot.started  # not wiped again
+    # /dev/sdz has no diskseq: nothing proves this is the seating that job ran on, so the bay does not
+    # say "sanitised" - the registry's record is the drive's history, labelled as such
+    assert slot.outcome is None
+    assert slot.history is not None and slot.history["job_id"] == done and slot.history["outcome"] == "sanitised"
+    assert station.status()["bays"][0]["state"] == "present"
     station._coldplug = False
     station._on_event(DriveEvent(REMOVED, "sdz", "/dev/sdz", {"ID_SERIAL_SHORT": "SERIAL-1"}, 0, "test"))
     _insert(station)  # plugged in again while the station runs: the operator's act, it is wiped
