@@ -90,8 +90,8 @@ def bay_row(bay: dict[str, Any]) -> BayRow:
     if bay.get("needs_rerun"):
         label = "needs re-run"
     if state == "sanitised" and outcome and not outcome.get("certificate"):
-        label = "sanitised (no cert)"
-        notes.append("no certificate: " + str(outcome.get("warning") or "this station has no signing key"))
+        label = "sanitised*"  # the note under the table says: no certificate
+        notes.append(str(outcome.get("warning") or "no certificate (this station has no signing key)"))
     if (outcome and outcome.get("drive_route") == "destroy") or (bay.get("drive_route") or {}).get(
             "route") == "destroy":
         label += " → destroy"
@@ -117,7 +117,7 @@ _CELL_OVERHEAD = 3  # a column's padding and rule in box.SIMPLE_HEAD
 def columns_for(width: int, bay_width: int) -> list[tuple[str, str, int]]:
     """The columns that fit ``width``: priority ones always, optional ones in order while they fit."""
     chosen = [(header, attribute, bay_width if attribute == "bay" else size) for header, attribute, size in _PRIORITY]
-    used = sum(max(size, len(header)) + _CELL_OVERHEAD for header, _, size in chosen) + 10  # room for the state
+    used = sum(max(size, len(header)) + _CELL_OVERHEAD for header, _, size in chosen)
     for header, attribute, size in _OPTIONAL:
         need = max(size, len(header)) + _CELL_OVERHEAD
         if used + need <= width:
