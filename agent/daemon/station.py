@@ -434,11 +434,15 @@ class Station:
             self.log.warning("drive in bay could not be identified: not started", extra={"fields": fields})
 
     def _already_sanitised(self, slot: BaySlot) -> bool:
-        """At start-up, a drive still in its bay whose last job sanitised it is not wiped again.
+        """At start-up, a drive still in its bay whose last job sanitised *this very medium* is not wiped again.
 
-        The station restarted (an update, a crash, a power cut) with finished drives still seated:
-        wiping them again would only cost hours and issue a second certificate. A drive plugged in
-        while the station runs is an operator's act and is wiped; ``start`` always wipes.
+        The station restarted (an update, a crash) with finished drives still seated: wiping them
+        again would only cost hours and issue a second certificate. "This very medium" is proven
+        by the station's seating record (bay, model, serial, dev_t, diskseq and boot id as the job
+        ended), never by the serial alone: USB docks report their bridge's serial for any disk,
+        serials are cloned, and a loop's "serial" is its backing path. Without that proof (a
+        reboot, a re-seat, a look-alike) the drive is wiped again. A drive plugged in while the
+        station runs is an operator's act and is wiped; ``start`` always wipes.
         """
         identity = slot.identity
         if identity is None or self._registry is None:
@@ -446,13 +450,14 @@ class Station:
         last = self._registry.last_job_of(identity.model, identity.serial)
         if last is None or last.state != "sanitised":
             return False
+        fields = {"bay": slot.bay.name, "serial": identity.serial, "job_id": last.id}
+        if not self._proven_seating(slot, last.id):
+            self.log.warning("a drive with this serial was sanitised before the restart, but nothing proves it is "
+                             "this medium: it is wiped again", extra={"fields": fields})
+            return False
         slot.started = True
-        proven = self._proven_seating(slot, last.id)
-        if proven:
-            slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
-        self.log.info("drive already sanitised: not started again", extra={"fields": {
-            "bay": slot.bay.name, "serial": identity.serial, "job_id": last.id,
-            "same_seating": proven}})
+        slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
+        self.log.info("drive already sanitised: not started again", extra={"fields": fields})
         return True
 
     def _proven_seating(self, slot: BaySlot, job_id: str) -> bool:

@@ -299,3 +299,20 @@ def _text(renderable: Any) -> str:
     out = io.StringIO()
     Console(file=out, width=80, color_system=None).print(renderable)
     return out.getvalue()
+
+
+def test_a_proven_seating_is_not_wiped_again_at_start_up_a_look_alike_is(tmp_path: Path, kernel: _Kernel) -> None:
+    registry = Registry(tmp_path).open()
+    done = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1")
+    registry.transition(done, "running", "method-start", method="overwrite.zero")
+    registry.transition(done, "sanitised", "verified", route="reuse")
+    same = _station(tmp_path, auto_start=True, registry=registry)
+    same.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), done)
+    same._coldplug = True
+    same._on_event(_event(INSERTED))
+    assert same.slots["bay-1"].job is None and _bay(same)["state"] == "sanitised"
+    kernel.diskseq = 41  # the same model and serial on another medium (the attack of issue 12's B1)
+    other = _station(tmp_path, auto_start=True, registry=registry)
+    other._coldplug = True
+    other._on_event(_event(INSERTED))
+    assert other.slots["bay-1"].job is not None and _bay(other)["state"] == "queued"
