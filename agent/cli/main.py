@@ -193,7 +193,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
          asset_tag: str | None, as_json: bool) -> None:
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
     profile = load_profile(profile_name)
-    station_commands.refuse_if_in_station_bay(device)  # a bay's drive is the daemon's: `start BAY`, never here
+    # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
+    station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
     identity = udev.identify(device)
     # a protected device goes straight to the runner, which records the refusal: no prompt for it
     if not yes and not Guard().assess(device).protected:

@@ -238,10 +238,10 @@ def _whole_disk(device: str) -> tuple[int, str] | None:
     return rdev, node.name
 
 
-def _station_sockets() -> list[Path]:
+def _station_sockets(config_path: str | None) -> list[Path]:
     """The sockets a station daemon on this machine would listen on: its configuration's, and the default."""
     sockets = [Path(DEFAULT_API_SOCKET)]
-    path = default_config_path()
+    path = Path(config_path) if config_path else default_config_path()
     if path.exists():
         try:
             sockets.insert(0, load_config(path, check_profiles=False).api_socket)
@@ -266,7 +266,7 @@ def _listening(socket_path: Path) -> bool:
     return True
 
 
-def refuse_if_in_station_bay(device: str) -> None:
+def refuse_if_in_station_bay(device: str, config_path: str | None = None) -> None:
     """Before a CLI ``wipe``: refuse a drive that sits in a bay of the running station daemon.
 
     The daemon is asked over its socket whether it holds the medium, by kernel identity (the whole
@@ -284,7 +284,7 @@ def refuse_if_in_station_bay(device: str) -> None:
     except OSError:
         diskseq = ""
     query = f"/v1/claims?dev_t={dev_t}&name={name}" + (f"&diskseq={diskseq}" if diskseq.isdigit() else "")
-    for socket_path in _station_sockets():
+    for socket_path in _station_sockets(config_path):
         if not _listening(socket_path):
             continue
         try:
