@@ -98,8 +98,6 @@ def bay_row(bay: dict[str, Any]) -> BayRow:
     reason = bay.get("reason")
     if reason and state not in ("running", "starting"):
         notes.insert(0, f"{state}: {reason}" if not str(reason).startswith(label) else str(reason))
-    if state in ("running", "starting"):
-        notes.append("do not pull")
     return BayRow(
         bay=str(bay["name"]), serial=_serial(drive.get("serial") if drive else None), phase=phase,
         progress=progress, state=state, label=label, rate=rate, eta=eta, elapsed=elapsed,
@@ -152,6 +150,9 @@ def render_status(data: dict[str, Any], width: int) -> RenderableType:
         table.add_row(*cells)
         for note in row.notes:
             notes.append(Text(f"{row.bay}: {note}", style=STATE_COLOURS.get(row.state, "white")))
+    busy = [row.bay for row in rows if row.state in ("running", "starting")]
+    if busy:  # one line, not one per bay: 24 rows hold eight bays and their reasons
+        notes.append(Text(f"do not pull: {', '.join(busy)} (running)", style="bold"))
     outside = [str(drive.get("device")) for drive in data.get("unbayed_drives", [])]
     if outside:
         notes.append(Text(f"outside every bay, never touched: {', '.join(outside)}"))

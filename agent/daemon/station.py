@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from agent.config import Bay, StationConfig
-from agent.daemon.bays import PullAdvice, Seating, derive_view
+from agent.daemon.bays import BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
@@ -540,7 +540,7 @@ class Station:
                   "serial": identity.serial if identity else "?"}
         if bay is None:
             self.unbayed[event.name] = {"device": event.device_path, "drive": identity.to_json() if identity else None,
-                                        "protected": list(protected)}
+                                        "protected": list(protected), "state": BayState.UNLISTED.value}
             self.log.info("drive outside every bay: shown, never touched", extra={"fields": fields})
             return
         slot = self.slots[bay.name]
@@ -788,12 +788,13 @@ class Station:
         self.wake()
 
     def _settle_intake(self, job: ActiveJob, row: JobRow) -> None:
-        """A job's final state decides its intake: used up when a certificate or failure report names the
-        host (sanitised, failed); kept for this drive's re-run when interrupted; untouched when refused."""
+        """A job's final state decides its intake: used up when the drive's story ends with a document that
+        names the host (sanitised; failed and routed to destruction); kept, claimed by this drive, for its
+        re-run when interrupted or failed on hold (pulled mid-job, a worker crash); untouched when refused."""
         if job.intake_id is None:
             return
         try:
-            if row.state in ("sanitised", "failed"):
+            if row.state == "sanitised" or (row.state == "failed" and row.route == "destroy"):
                 self.store.consume(job.intake_id, row.id)
         except AgentError as exc:
             self.log.error("cannot settle intake", extra={"fields": {"job_id": row.id, "error": exc.message}})

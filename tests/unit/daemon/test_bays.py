@@ -245,8 +245,20 @@ def test_watch_at_80_columns_keeps_the_priority_columns_and_whole_bay_names() ->
     assert "refused" in rows["front-bay-13"]
     assert "front-bay-13: refused: profile nist-purge does not take virtual media" in text.replace("\n", " ")
     assert "front-bay-12: no certificate" in text
-    assert "front-bay-10: do not pull" in text
+    assert "do not pull: front-bay-10 (running)" in text
     assert "ELAPSED" in header and "1h02m" in rows["front-bay-10"]  # the first optional column fits at 80
+
+
+def test_eight_bays_with_long_names_fit_24_lines_with_their_names_whole() -> None:
+    bays = [{"name": f"rack-2-front-upper-bay-{index:02d}", "state": "running", "pull": "do not pull",
+             "drive": _drive(f"WD-WCC6Y0LNSXYZ{index}"),
+             "job": {"state": "running", "phase": "overwrite", "overall_progress": 0.5, "elapsed_seconds": 65}}
+            for index in range(8)]
+    text = _render(_status(bays), 80)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), text
+    for index in range(8):
+        assert any(line.startswith(f"rack-2-front-upper-bay-{index:02d} ") for line in lines), text
 
 
 def test_wider_consoles_add_rate_eta_and_asset() -> None:
