@@ -258,6 +258,9 @@ def _listening(socket_path: Path) -> bool:
         connection.connect(str(socket_path))
     except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
         return False
+    except PermissionError:
+        raise InStationBay(f"{socket_path}: permission denied asking the station daemon whether it holds this "
+                           "drive; run as root") from None
     except OSError as exc:
         raise InStationBay(f"a station daemon socket is at {socket_path} but cannot be asked whether it holds "
                            f"this drive ({exc.strerror or exc}): refusing to be safe") from None

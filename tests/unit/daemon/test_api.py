@@ -102,6 +102,20 @@ def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseExce
     assert oct(path.stat().st_mode & 0o777) == "0o660"
 
 
+def test_claims_by_kernel_identity(api: tuple[ApiClient, FakeStation, Path, list[BaseException]]) -> None:
+    client, station, _, _ = api
+    assert client.get("/v1/claims?dev_t=7&diskseq=12&name=loop3") == {"claimed": True, "bay": "bay-1"}
+    assert client.get("/v1/claims?dev_t=8")["claimed"] is False
+    assert station.calls == [("claims", (7, 12, "loop3")), ("claims", (8, None, None))]
+    for bad in ("dev_t=x", "dev_t=-1", f"diskseq={1 << 64}"):
+        with pytest.raises(RemoteError) as error:
+            client.get(f"/v1/claims?{bad}")
+        assert (error.value.code, error.value.status) == ("bad_request", 400)
+    with pytest.raises(RemoteError) as error:
+        client.post("/v1/claims", {})
+    assert error.value.code == "method_not_allowed"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "code", "status"),
     [
