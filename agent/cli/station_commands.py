@@ -83,11 +83,13 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"station {data['station_id']}: {data['running']} running, {data['queued']} queued"]
     rows = [bay_row(bay) for bay in data["bays"]]
     bay_width = max([3] + [len(row.bay) for row in rows])
-    lines.append(f"{'BAY':<{bay_width}} {'DEVICE':<12} {'SERIAL':<14} {'PHASE':<9} {'PROGRESS':>8} {'ELAPSED':>7} "
-                 f"{'ASSET':<14} {'PULL':<12} STATE")
-    for bay, row in zip(data["bays"], rows, strict=True):
+    serials = [str((bay.get("drive") or {}).get("serial") or "-") for bay in data["bays"]]
+    serial_width = max([6] + [len(serial) for serial in serials])  # whole here: status is read, not glanced at
+    lines.append(f"{'BAY':<{bay_width}} {'DEVICE':<12} {'SERIAL':<{serial_width}} {'PHASE':<9} {'PROGRESS':>8} "
+                 f"{'ELAPSED':>7} {'ASSET':<14} {'PULL':<12} STATE")
+    for bay, row, serial in zip(data["bays"], rows, serials, strict=True):
         device = (bay.get("drive") or {}).get("device") or "-"
-        lines.append(f"{row.bay:<{bay_width}} {device:<12} {row.serial:<14} {row.phase:<9} {row.progress:>8} "
+        lines.append(f"{row.bay:<{bay_width}} {device:<12} {serial:<{serial_width}} {row.phase:<9} {row.progress:>8} "
                      f"{row.elapsed:>7} {row.asset:<14} {row.pull:<12} {row.label}")
         for note in row.notes:
             lines.append(f"{'':<{bay_width}}   {note}")

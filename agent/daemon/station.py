@@ -101,6 +101,7 @@ class ActiveJob:
     claimed_intake: bool = False
     settled: threading.Event = field(default_factory=threading.Event)  # past the checks, or ended
     final: dict[str, Any] | None = None  # the summary it ended with
+    certificate_error: str | None = None
 
     def cancelled_summary(self) -> dict[str, Any]:
         """The bay's last outcome for a job cancelled before its worker created it."""
@@ -729,6 +730,9 @@ class Station:
             job.settled.set()  # past the guard and the method choice: ``start`` can answer
         elif event in ("done", "error", "left-running"):
             job.outcome = message
+        elif event == "certificate-error":  # the job's outcome stands; the bay must say it has no certificate
+            error = message.get("error") or {}
+            job.certificate_error = str(error.get("message") or "signing failed")
 
     def _finish(self, job: ActiveJob, code: int) -> None:
         """Reap a worker: make sure its job reached a final state, record the outcome, free the bay."""
@@ -774,7 +778,8 @@ class Station:
                 "job_id": job.job_id, "bay": job.bay, "outcome": summary.get("outcome"),
                 "reason": summary.get("reason") or summary.get("message")}})
         if summary is not None and summary.get("outcome") == "sanitised" and not summary.get("certificate"):
-            summary["warning"] = "no certificate (this station has no signing key)"
+            summary["warning"] = (f"no certificate: signing failed: {job.certificate_error}" if job.certificate_error
+                                  else "no certificate (this station has no signing key)")
         with self.lock:
             job.process = None
             self.active.pop(job.key, None)
