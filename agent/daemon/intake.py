@@ -2,17 +2,18 @@
 
 Kept in the registry's SQLite file in tables of their own (``CREATE TABLE IF NOT EXISTS``), so the
 registry's schema stays the store owner's. An *intake* links the next drive inserted into a bay to
-the host device (laptop/desktop) it came from; the daemon consumes it when that bay's next job
-starts and passes it to the runner as ``asset_tag`` + ``host``, which the job row (and so the
-certificate) carries. A *route* marks a drive for destruction after repeated failures.
+the host device (laptop/desktop) it came from; the daemon passes it to that bay's next job as
+``asset_tag`` + ``host``, which the job row (and so the certificate) carries. A *route* marks a drive for destruction after repeated failures.
 
 When an intake is used up (issue 12: a refused job must never eat the laptop's link):
 
 - a job that is **refused** (by ``start``'s own checks or by the worker's) never touches the intake;
 - a job that **starts writing** *claims* it for that drive's serial: from then on only that drive
   (a re-run after an interruption or a failure) may use it, never the next drive seated in the bay;
-- a job that ends **sanitised or failed** (so its certificate or failure report names the host)
-  *consumes* it. An interrupted one leaves it claimed, so the re-run's certificate names the host too.
+- a job that ends **sanitised**, or **failed and routed to destruction** (the drive's story ends with a
+  certificate or failure report naming the host) *consumes* it. An interrupted job, or one failed on
+  hold (pulled mid-job, a worker crash), leaves it claimed, so the re-run's certificate names the
+  host too. (A drive without a serial claims it as "unknown": such drives cannot be told apart.)
 
 A *seating* record remembers, per bay, the kernel identity of the medium a sanitised job ran on, so a
 restarted station can tell "still the same drive, never pulled" from "a drive with that serial".
