@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,22 @@ def test_an_interrupted_drive_in_a_manual_bay_shows_needs_re_run(station: Callab
     bay = _bay(daemon.wait_for(lambda s: _bay(s)["drive"] is not None, timeout=10, what="drive seen again"))
     assert bay["state"] == "interrupted" and bay["needs_rerun"] and bay["job"] is None, bay
     assert "needs re-run" in _row(_watch_80(daemon), "bay-1")
+
+
+def test_a_partition_of_a_bay_drive_is_the_bay_s_too(station: Callable[..., Daemon]) -> None:
+    daemon = station([16 * MiB], auto_start=False)
+    daemon.start()
+    device = daemon.backings[0].attach()
+    daemon.wait_for(_state("bay-1", "present"), timeout=10, what="drive present")
+    subprocess.run(["sfdisk", "-q", device], input="start=2048, size=8192\n", text=True, check=True,
+                   capture_output=True)
+    subprocess.run(["partx", "-a", device], check=False, capture_output=True)
+    partition = f"{device}p1"
+    deadline = time.monotonic() + 5
+    while not os.path.exists(partition) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not os.path.exists(partition):
+        pytest.skip("the kernel did not create the partition node (no udev/devtmpfs update)")
+    with pytest.raises(InStationBay) as refused:
+        refuse_if_in_station_bay(partition, str(daemon.config))  # asked by the whole disk's dev_t
+    assert "bay bay-1" in refused.value.message
