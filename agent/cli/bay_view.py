@@ -92,9 +92,12 @@ def bay_row(bay: dict[str, Any]) -> BayRow:
     if state == "sanitised" and outcome and not outcome.get("certificate"):
         label = "sanitised*"  # the note under the table says: no certificate
         notes.append(str(outcome.get("warning") or "no certificate (this station has no signing key)"))
-    if (outcome and outcome.get("drive_route") == "destroy") or (bay.get("drive_route") or {}).get(
-            "route") == "destroy":
-        label += " → destroy"
+    recorded = bay.get("drive_route") or {}
+    if outcome and outcome.get("drive_route") == "destroy":
+        label += " → destroy"  # this drive's own job, in this seating, ended with that route
+    elif recorded.get("route") == "destroy":
+        # a record kept by model and serial: a look-alike behind the same USB bridge shares it
+        notes.append(f"this serial is on record for destruction ({recorded.get('reason')}); check it is that drive")
     reason = bay.get("reason")
     if reason and state not in ("running", "starting"):
         notes.insert(0, f"{state}: {reason}" if not str(reason).startswith(label) else str(reason))

@@ -3,7 +3,8 @@
 Kept in the registry's SQLite file in tables of their own (``CREATE TABLE IF NOT EXISTS``), so the
 registry's schema stays the store owner's. An *intake* links the next drive inserted into a bay to
 the host device (laptop/desktop) it came from; the daemon passes it to that bay's next job as
-``asset_tag`` + ``host``, which the job row (and so the certificate) carries. A *route* marks a drive for destruction after repeated failures.
+``asset_tag`` + ``host``, which the job row (and so the certificate) carries. A *route* marks a
+drive for destruction after repeated failures.
 
 When an intake is used up (issue 12: a refused job must never eat the laptop's link):
 

@@ -261,6 +261,16 @@ def test_eight_bays_with_long_names_fit_24_lines_with_their_names_whole() -> Non
         assert any(line.startswith(f"rack-2-front-upper-bay-{index:02d} ") for line in lines), text
 
 
+def test_a_route_recorded_for_a_serial_is_a_note_not_the_drive_s_state() -> None:
+    seated = {"name": "bay-1", "state": "present", "drive": _drive("BRIDGE-0001"), "pull": "safe to pull",
+              "drive_route": {"route": "destroy", "reason": "3 failed jobs in a row", "at": "-"}}
+    row = bay_row(seated)
+    assert row.label == "present" and any("on record for destruction" in note for note in row.notes)
+    failed = {**seated, "state": "failed", "reason": "media error",
+              "outcome": {"outcome": "failed", "drive_route": "destroy", "job_id": "J"}}
+    assert bay_row(failed).label == "failed → destroy"
+
+
 def test_wider_consoles_add_rate_eta_and_asset() -> None:
     assert [header for header, _, _ in columns_for(80, 12)][-1] == "STATE"
     wide = [header for header, _, _ in columns_for(160, 12)]
