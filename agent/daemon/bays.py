@@ -15,7 +15,8 @@ belongs to, and the bay's state starts again from ``present``.
   same bay, model, serial, ``dev_t``, ``diskseq`` and boot, and the registry's latest job of that
   drive is still that sanitised job. A drive pulled and re-seated, or a reboot, changes ``diskseq``
   or the boot id: then the registry's record is shown only as the drive's history, never as the
-  bay's state.
+  bay's state. On a kernel without ``diskseq`` (before 5.15) nothing can prove it: a restarted
+  station shows such drives ``present`` and an auto-start bay wipes them again.
 """
 
 from __future__ import annotations

@@ -338,3 +338,30 @@ def test_a_proven_seating_is_not_wiped_again_at_start_up_a_look_alike_is(tmp_pat
     other._coldplug = True
     other._on_event(_event(INSERTED))
     assert other.slots["bay-1"].job is not None and _bay(other)["state"] == "queued"
+
+
+def test_start_answers_a_worker_refusal_as_a_refusal_with_its_reason(tmp_path: Path) -> None:
+    from agent.daemon.station import ActiveJob, RequestError
+
+    station = _station(tmp_path)
+    job = ActiveJob(1, "bay-1", "/dev/sdz", "sdz", "nist-purge", "alice")
+    job.final = {"job_id": "J-9", "outcome": "refused", "reason": "sdz1 is mounted on /media/evidence"}
+    job.settled.set()
+    with pytest.raises(RequestError) as refused:
+        station._await_start(job, {"bay": "bay-1"})
+    assert refused.value.code == "refused" and "J-9 refused: sdz1 is mounted" in refused.value.message
+    assert refused.value.status == 409  # a 4xx: the CLI exits 2
+
+
+def test_start_answers_queued_at_once_when_every_slot_is_taken(tmp_path: Path) -> None:
+    from agent.daemon.station import ActiveJob
+
+    station = _station(tmp_path)
+    station.config = StationConfig("s1", state_dir=tmp_path, max_parallel_jobs=1, bays=station.config.bays)
+    busy = ActiveJob(1, "bay-2", "/dev/sdy", "sdy", "nist-purge", "alice")
+    busy.process = object()  # type: ignore[assignment]  # a running worker holds the only slot
+    station.active[busy.key] = busy
+    waiting = ActiveJob(2, "bay-1", "/dev/sdz", "sdz", "nist-purge", "alice")
+    station.queue.append(waiting)
+    answer = station._await_start(waiting, {"bay": "bay-1"})
+    assert (answer["queued"], answer["job_id"], answer["state"]) == (True, None, "queued")
