@@ -964,6 +964,12 @@ class Station:
                 with self.lock:
                     return {**answer, "queued": job in self.queue, "job_id": job.job_id, "state": job.state}
         final = job.final
+        if final is None and job.job_id is None and job.process is None:
+            with self.lock:
+                dequeued = job not in self.queue
+            if dequeued:  # released before it started: the drive was pulled
+                raise RequestError("drive_removed",
+                                   f"bay {answer['bay']}: the drive was removed before its job started")
         if final is not None and final.get("outcome") not in ("sanitised",):
             reason = final.get("reason") or final.get("message") or final.get("outcome")
             code = "refused" if final.get("outcome") == "refused" else "job_" + str(final.get("outcome"))
