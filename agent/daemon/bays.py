@@ -68,6 +68,7 @@ class Seating:
     diskseq: int | None  # /sys/block/NAME/diskseq (kernel ≥ 5.15); None where the kernel has none
     serial: str | None
     model: str | None
+    size_bytes: int | None = None  # at insertion; a resize keeps diskseq, so it is compared on its own
 
     def same_medium(self, name: str, dev_t: int | None, diskseq: int | None) -> bool:
         """True when ``name``/``dev_t``/``diskseq`` describe this very medium (unknown parts never prove sameness)."""
@@ -80,7 +81,7 @@ class Seating:
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         return {"number": self.number, "name": self.name, "dev_t": self.dev_t, "diskseq": self.diskseq,
-                "serial": self.serial, "model": self.model}
+                "serial": self.serial, "model": self.model, "size_bytes": self.size_bytes}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ a hung drive or a crash takes only its own job with it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -156,6 +157,15 @@ class BaySlot:
     waiting_until_free: bool = False  # auto-start bay, drive only busy: started when the holder lets go
     recheck_at: float = 0.0  # when a waiting drive is looked at again (backing off: a udev probe lets go in
     recheck_every: float = 0.0  # a moment, a dd runs for hours)
+
+
+def medium_size(name: str) -> int | None:
+    """The medium's size now, from sysfs (512-byte units whatever the sector size), None if unreadable."""
+    try:
+        with open(f"/sys/block/{name}/size") as handle:
+            return int(handle.read().strip()) * 512
+    except (OSError, ValueError):
+        return None
 
 
 def medium_identity(name: str, path: str) -> tuple[int | None, int | None]:
@@ -323,6 +333,8 @@ class Station:
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval
+                with self.lock:
+                    self._recheck_media()
                 self.notifier.notify(WATCHDOG=1, STATUS=self._status_line())
 
     def _shutdown(self, api: Closeable | None) -> None:
@@ -569,7 +581,7 @@ class Station:
         self._retire_outcome(slot)
         self._seatings += 1
         slot.seating = Seating(self._seatings, event.name, dev_t, diskseq, identity.serial if identity else None,
-                               identity.model if identity else None)
+                               identity.model if identity else None, medium_size(event.name))
         if slot.job is not None and slot.job.seating is None:
             slot.job.seating = slot.seating.number  # a job resumed at start-up is this seating's
         if self._registry_thread in (None, threading.get_ident()):
@@ -580,6 +592,28 @@ class Station:
             self.store.forget_seating(bay)
         except AgentError as exc:  # a stale record cannot prove anything anyway: diskseq changes on re-seat
             self.log.error("cannot forget seating", extra={"fields": {"bay": bay, "error": exc.message}})
+
+    def _recheck_media(self) -> None:
+        """Under the lock: a medium that changed size in its bay (``losetup -c``, a host-protected area
+        removed) no longer is what its job sanitised - the kernel keeps diskseq for a resize, so the
+        size is compared too; its outcome becomes history, never the bay's "sanitised"."""
+        for slot in self.slots.values():
+            seating = slot.seating
+            if seating is None or slot.drive is None or slot.outcome is None or seating.size_bytes is None:
+                continue
+            size = medium_size(seating.name)
+            if size is None or size == seating.size_bytes:
+                continue
+            self.log.warning("medium changed size in its bay: its outcome no longer describes it", extra={
+                "fields": {"bay": slot.bay.name, "was": seating.size_bytes, "now": size}})
+            outcome = slot.outcome
+            slot.outcome = None
+            slot.previous = {**outcome, "serial": seating.serial,
+                             "label": f"this drive before its size changed ({seating.size_bytes} → {size} bytes): "
+                                      f"{outcome.get('outcome')}"}
+            slot.seating = dataclasses.replace(seating, size_bytes=size)
+            slot.started = True  # the operator decides: nothing starts by itself on a medium that changed under us
+            self._forget_seating(slot.bay.name)
 
     def _retire_outcome(self, slot: BaySlot) -> None:
         """Under the lock: the bay's outcome becomes the previous drive's, labelled with its serial."""
@@ -853,6 +887,7 @@ class Station:
     def status(self) -> dict[str, Any]:
         """Everything ``status`` and ``watch`` show."""
         with self.lock:
+            self._recheck_media()  # a resize between two ticks is never shown as sanitised either
             bays: list[dict[str, Any]] = []
             for slot in self.slots.values():
                 job = slot.job.to_json() if slot.job else None

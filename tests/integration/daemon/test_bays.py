@@ -317,3 +317,22 @@ def test_a_partition_of_a_bay_drive_is_the_bay_s_too(station: Callable[..., Daem
     with pytest.raises(InStationBay) as refused:
         refuse_if_in_station_bay(partition, str(daemon.config))  # asked by the whole disk's dev_t
     assert "bay bay-1" in refused.value.message
+
+
+def test_a_sanitised_drive_that_grows_in_its_bay_is_no_longer_shown_sanitised(
+        station: Callable[..., Daemon]) -> None:
+    daemon = station([16 * MiB], auto_start=False)
+    daemon.start()
+    backing = daemon.backings[0]
+    device = backing.attach()
+    daemon.wait_for(_state("bay-1", "present"), timeout=10, what="drive present")
+    assert daemon.run_cli("start", "bay-1").returncode == 0
+    seating = _bay(daemon.wait_for(_state("bay-1", "sanitised"), what="sanitised"))["seating"]
+    with open(backing.path, "r+b") as handle:
+        handle.truncate(32 * MiB)  # a tail the job never wrote
+    subprocess.run(["losetup", "-c", device], check=True)
+    bay = _bay(_status_json(daemon))
+    assert bay["state"] == "present" and bay["outcome"] is None, bay
+    assert bay["seating"]["number"] == seating["number"]  # the same seating: only its outcome no longer holds
+    assert "size changed" in bay["previous"]["label"] and bay["job"] is None
+    assert "medium changed size in its bay" in daemon.log.read_text()
