@@ -58,7 +58,7 @@ class BayRow:
     phase: str
     progress: str
     state: str  # the daemon's BayState value
-    label: str  # the state as shown (``needs re-run``, ``sanitised (no cert)`` …)
+    label: str  # the state as shown (``needs re-run``, ``sanitised*`` when it has no certificate …)
     rate: str
     eta: str
     elapsed: str
