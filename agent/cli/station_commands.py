@@ -125,8 +125,10 @@ def status(config_path: str | None, as_json: bool) -> None:
 
 @click.command("watch")
 @config_option
-@click.option("--interval", default=1.0, show_default=True, help="Refresh interval in seconds.")
-@click.option("--count", default=0, help="Stop after this many refreshes (0: until Ctrl-C).")
+@click.option("--interval", type=click.FloatRange(min=0.01, max=3600), default=1.0, show_default=True,
+              help="Refresh interval in seconds.")
+@click.option("--count", type=click.IntRange(min=0), default=0,
+              help="Stop after this many refreshes (0: until Ctrl-C).")
 @handle_errors
 def watch(config_path: str | None, interval: float, count: int) -> None:
     """Live view of all bays (fits 80x24), refreshed in place; rides out a daemon restart."""
