@@ -8,6 +8,7 @@ station configuration (``--config FILE``, default ``$WIPE_AGENT_CONFIG`` or
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import sys
@@ -36,6 +37,16 @@ def _socket(config_path: str | None) -> Path:
 
 def _client(config_path: str | None) -> ApiClient:
     return ApiClient(_socket(config_path))
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,64}")  # what a bay name (config) or job id can be
+
+
+def _segment(value: str, what: str) -> str:
+    """``value`` as one path segment of an API URL, or a clear error (never a malformed request)."""
+    if not _SEGMENT.fullmatch(value) or value in (".", ".."):
+        raise ConfigError(f"no {what} {value!r}: not a valid {what} (1-64 letters, digits, '.', '_', '-')")
+    return value
 
 
 # run --------------------------------------------------------------------------------------------
@@ -164,7 +175,8 @@ def start(bay: str, profile_name: str | None, serial: str | None, config_path: s
     body: dict[str, Any] = {"profile": profile_name} if profile_name else {}
     if serial:
         body["serial"] = serial
-    data = _client(config_path).post(f"/v1/bays/{bay}/start", body)  # a refusal: exit 2 with its reason
+    # a refusal comes back as an error with its reason: exit 2
+    data = _client(config_path).post(f"/v1/bays/{_segment(bay, 'bay')}/start", body)
     if as_json:
         print_json(data)
     elif data.get("job_id"):
@@ -186,7 +198,8 @@ def cancel(job_id: str | None, bay: str | None, config_path: str | None, as_json
     """Cancel a queued or running job (by JOB_ID or --bay); a started one ends interrupted, never certified."""
     if (job_id is None) == (bay is None):
         raise click.UsageError("give either a JOB_ID or --bay BAY")
-    path = f"/v1/bays/{bay}/cancel" if bay is not None else f"/v1/jobs/{job_id}/cancel"
+    path = (f"/v1/bays/{_segment(bay, 'bay')}/cancel" if bay is not None
+            else f"/v1/jobs/{_segment(job_id or '', 'job id')}/cancel")
     data = _client(config_path).post(path)
     if as_json:
         print_json(data)

@@ -365,3 +365,17 @@ def test_start_answers_queued_at_once_when_every_slot_is_taken(tmp_path: Path) -
     station.queue.append(waiting)
     answer = station._await_start(waiting, {"bay": "bay-1"})
     assert (answer["queued"], answer["job_id"], answer["state"]) == (True, None, "queued")
+
+
+@pytest.mark.parametrize("args", [["start", "bay 1"], ["start", "../status"], ["start", ".."], ["cancel", "a b"],
+                                  ["cancel", "--bay", "bay\n1"]])
+def test_a_bay_or_job_id_that_cannot_be_one_is_a_clear_error(args: list[str], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli.station_commands import station_cli
+
+    config = tmp_path / "station.toml"
+    config.write_text(f'station_id = "s"\nstate_dir = "{tmp_path}"\napi_socket = "{tmp_path}/api.sock"\n')
+    result = CliRunner().invoke(station_cli, [*args, "--config", str(config)])
+    assert result.exit_code == 2 and "not a valid" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
