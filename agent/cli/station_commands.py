@@ -244,15 +244,49 @@ def _whole_disk(device: str) -> tuple[int, str] | None:
             return None
     except OSError:
         return None  # the guard says what is wrong with the path
-    node = Path(os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"))
+    return _disk_of(Path(os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")))
+
+
+def _disk_of(node: Path) -> tuple[int, str] | None:
+    """``(dev_t, name)`` of the whole disk the sysfs block ``node`` is (or is a partition of)."""
     if (node / "partition").exists():
         node = node.parent
-        try:
-            major, minor = (node / "dev").read_text().strip().split(":")
-            rdev = os.makedev(int(major), int(minor))
-        except (OSError, ValueError):
-            return None
-    return rdev, node.name
+    try:
+        major, minor = (node / "dev").read_text().strip().split(":")
+        return os.makedev(int(major), int(minor)), node.name
+    except (OSError, ValueError):
+        return None
+
+
+def _underneath(name: str, depth: int = 0) -> list[tuple[int, str]]:
+    """The whole disks a disk is built on: device-mapper/md slaves, a loop's backing block device.
+
+    A loop or a mapping over a bay's drive writes that drive: it is the bay's too.
+    """
+    if depth > 8:  # stacks are shallow; a cycle cannot exist, but a bound costs nothing
+        return []
+    found: list[tuple[int, str]] = []
+    base = Path("/sys/block") / name
+    try:
+        slaves = sorted((base / "slaves").iterdir())
+    except OSError:
+        slaves = []
+    for slave in slaves:
+        disk = _disk_of(slave.resolve())
+        if disk is not None:
+            found.append(disk)
+            found.extend(_underneath(disk[1], depth + 1))
+    try:
+        backing = (base / "loop" / "backing_file").read_text().strip()
+        if stat.S_ISBLK(os.stat(backing).st_mode):
+            rdev = os.stat(backing).st_rdev
+            disk = _disk_of(Path(os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")))
+            if disk is not None:
+                found.append(disk)
+                found.extend(_underneath(disk[1], depth + 1))
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def _station_sockets(config_path: str | None) -> list[Path]:
@@ -297,25 +331,28 @@ def refuse_if_in_station_bay(device: str, config_path: str | None = None) -> Non
     whole = _whole_disk(device)
     if whole is None:
         return
-    dev_t, name = whole
-    try:
-        with open(f"/sys/block/{name}/diskseq") as handle:
-            diskseq = handle.read().strip()
-    except OSError:
-        diskseq = ""
-    query = f"/v1/claims?dev_t={dev_t}&name={name}" + (f"&diskseq={diskseq}" if diskseq.isdigit() else "")
+    disks = list(dict.fromkeys([whole, *_underneath(whole[1])]))
     for socket_path in _station_sockets(config_path):
         if not _listening(socket_path):
             continue
-        try:
-            answer = ApiClient(socket_path, timeout=5).get(query)
-        except AgentError as exc:
-            raise InStationBay(f"the station daemon at {socket_path} did not say whether it holds {device} "
-                               f"({exc.message}): refusing to be safe") from None
-        if answer.get("claimed"):
-            bay = answer.get("bay")
-            raise InStationBay(f"{device}: drive is in bay {bay} of the running station daemon: use "
-                               f"`wipe-agent start {bay}`")
+        client = ApiClient(socket_path, timeout=5)
+        for dev_t, name in disks:
+            try:
+                with open(f"/sys/block/{name}/diskseq") as handle:
+                    diskseq = handle.read().strip()
+            except OSError:
+                diskseq = ""
+            query = f"/v1/claims?dev_t={dev_t}&name={name}" + (f"&diskseq={diskseq}" if diskseq.isdigit() else "")
+            try:
+                answer = client.get(query)
+            except AgentError as exc:
+                raise InStationBay(f"the station daemon at {socket_path} did not say whether it holds {device} "
+                                   f"({exc.message}): refusing to be safe") from None
+            if answer.get("claimed"):
+                bay = answer.get("bay")
+                over = "" if name == whole[1] else f" (it is built on /dev/{name})"
+                raise InStationBay(f"{device}: drive is in bay {bay} of the running station daemon{over}: use "
+                                   f"`wipe-agent start {bay}`")
 
 
 STATION_COMMANDS = (run, status, watch, start, cancel, intake)

@@ -336,3 +336,18 @@ def test_a_sanitised_drive_that_grows_in_its_bay_is_no_longer_shown_sanitised(
     assert bay["seating"]["number"] == seating["number"]  # the same seating: only its outcome no longer holds
     assert "size changed" in bay["previous"]["label"] and bay["job"] is None
     assert "medium changed size in its bay" in daemon.log.read_text()
+
+
+def test_a_loop_stacked_on_a_bay_drive_is_the_bay_s_too(station: Callable[..., Daemon]) -> None:
+    daemon = station([16 * MiB], auto_start=False)
+    daemon.start()
+    device = daemon.backings[0].attach()
+    daemon.wait_for(_state("bay-1", "present"), timeout=10, what="drive present")
+    upper = subprocess.run(["losetup", "--find", "--show", device], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    try:
+        with pytest.raises(InStationBay) as refused:
+            refuse_if_in_station_bay(upper, str(daemon.config))  # writing the upper loop writes the bay's drive
+        assert "bay bay-1" in refused.value.message and f"built on {device}" in refused.value.message
+    finally:
+        subprocess.run(["losetup", "-d", upper], check=False)
