@@ -156,9 +156,13 @@ def render_status(data: dict[str, Any], width: int) -> RenderableType:
     busy = [row.bay for row in rows if row.state in ("running", "starting")]
     if busy:  # one line, not one per bay: 24 rows hold eight bays and their reasons
         notes.append(Text(f"do not pull: {', '.join(busy)} (running)", style="bold"))
-    outside = [str(drive.get("device")) for drive in data.get("unbayed_drives", [])]
+    unbayed = data.get("unbayed_drives", [])
+    outside = [str(drive.get("device")) for drive in unbayed if not drive.get("note")]
     if outside:
         notes.append(Text(f"outside every bay, never touched: {', '.join(outside)}"))
+    for drive in unbayed:
+        if drive.get("note"):  # a second drive a bay's match fits: the bay keeps the one it holds
+            notes.append(Text(f"{drive.get('device')}: {drive['note']}", style="yellow"))
     return Group(table, *notes)
 
 

@@ -116,7 +116,7 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     for drive in data.get("unbayed_drives", []):
         identity = drive.get("drive") or {}
         lines.append(f"(outside every bay, not touched) {drive['device']} {identity.get('model', '?')} "
-                     f"{identity.get('serial', '?')}")
+                     f"{identity.get('serial', '?')}" + (f": {drive['note']}" if drive.get("note") else ""))
     return lines
 
 

@@ -95,12 +95,14 @@ class BayView:
 
 
 def derive_view(*, present: bool, job: dict[str, Any] | None, outcome: dict[str, Any] | None,
-                protected: tuple[str, ...], waiting: bool, history: dict[str, Any] | None) -> BayView:
+                protected: tuple[str, ...], waiting: bool, history: dict[str, Any] | None,
+                notice: str | None = None) -> BayView:
     """The bay's state from its current drive: the job running for it, else this seating's outcome,
     else what the guard says, else the drive's interrupted history; never an earlier drive's outcome.
 
     ``job`` is the status form of the bay's queued or running job, ``outcome`` the summary of a job
-    of this seating, ``history`` the registry's latest job of this exact drive (serial and model).
+    of this seating, ``history`` the registry's latest job of this exact drive (serial and model),
+    ``notice`` why this seating's outcome was withdrawn (written or resized since its job).
     """
     if not present:
         return BayView(BayState.EMPTY, None, PullAdvice.NOTHING, False)
@@ -122,6 +124,8 @@ def derive_view(*, present: bool, job: dict[str, Any] | None, outcome: dict[str,
     if protected:
         state = BayState.WAITING if waiting else BayState.PROTECTED
         return BayView(state, "; ".join(protected), PullAdvice.SAFE, False)
+    if notice is not None:
+        return BayView(BayState.PRESENT, notice, PullAdvice.SAFE, True)
     if history is not None and history.get("outcome") == "interrupted":
         return BayView(BayState.INTERRUPTED, f"{NEEDS_RERUN}: job {history.get('job_id')} did not finish",
                        PullAdvice.SAFE, True)

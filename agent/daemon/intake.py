@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS station_seatings (
     dev_t INTEGER NOT NULL,
     diskseq INTEGER NOT NULL,
     boot_id TEXT NOT NULL,
+    written INTEGER NOT NULL,
     job_id TEXT NOT NULL,
     at TEXT NOT NULL
 );
@@ -177,15 +178,16 @@ class StationStore:
             db.close()
 
     def note_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int, boot_id: str,
-                     job_id: str) -> None:
-        """A job ended sanitised on this medium in ``bay``: remember the medium's kernel identity."""
+                     written: int, job_id: str) -> None:
+        """A job ended sanitised on this medium in ``bay``: remember the medium's kernel identity and
+        its write counter (sectors written since the kernel created the device) as the job ended."""
         db = self._connect()
         try:
-            db.execute("INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, job_id, at) "
-                       "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
+            db.execute("INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, written, job_id, at)"
+                       " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
                        "serial=excluded.serial, dev_t=excluded.dev_t, diskseq=excluded.diskseq, "
-                       "boot_id=excluded.boot_id, job_id=excluded.job_id, at=excluded.at",
-                       (bay, model, serial, dev_t, diskseq, boot_id, job_id, _now()))
+                       "boot_id=excluded.boot_id, written=excluded.written, job_id=excluded.job_id, at=excluded.at",
+                       (bay, model, serial, dev_t, diskseq, boot_id, written, job_id, _now()))
         finally:
             db.close()
 
@@ -198,12 +200,13 @@ class StationStore:
             db.close()
 
     def sanitised_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int,
-                          boot_id: str) -> str | None:
-        """The sanitised job recorded for exactly this medium in ``bay`` (same boot), if any."""
+                          boot_id: str, written: int) -> str | None:
+        """The sanitised job recorded for exactly this medium in ``bay`` (same boot), not written since."""
         db = self._connect()
         try:
             row = db.execute("SELECT job_id FROM station_seatings WHERE bay=? AND model=? AND serial=? AND dev_t=? "
-                             "AND diskseq=? AND boot_id=?", (bay, model, serial, dev_t, diskseq, boot_id)).fetchone()
+                             "AND diskseq=? AND boot_id=? AND written=?",
+                             (bay, model, serial, dev_t, diskseq, boot_id, written)).fetchone()
         finally:
             db.close()
         return str(row["job_id"]) if row else None

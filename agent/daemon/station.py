@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from agent.config import Bay, StationConfig
-from agent.daemon.bays import BayState, PullAdvice, Seating, derive_view
+from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
@@ -153,6 +153,8 @@ class BaySlot:
     previous: dict[str, Any] | None = None  # the last outcome of an earlier drive/seating, labelled as such
     history: dict[str, Any] | None = None  # the registry's latest job of this exact drive, as found at insertion
     seating: Seating | None = None
+    written_at_outcome: int | None = None  # the write counter as this seating's sanitised job ended
+    notice: str | None = None  # why this seating's outcome was withdrawn (written or resized since)
     started: bool = False  # a job was queued for the drive now in the bay (auto-start only once per insertion)
     waiting_until_free: bool = False  # auto-start bay, drive only busy: started when the holder lets go
     recheck_at: float = 0.0  # when a waiting drive is looked at again (backing off: a udev probe lets go in
@@ -165,6 +167,16 @@ def medium_size(name: str) -> int | None:
         with open(f"/sys/block/{name}/size") as handle:
             return int(handle.read().strip()) * 512
     except (OSError, ValueError):
+        return None
+
+
+def sectors_written(name: str) -> int | None:
+    """The kernel's count of sectors written to the device since it was created (``/sys/block/NAME/stat``,
+    field 7): any write after a job ended - an automounter, a copy, a VM - raises it."""
+    try:
+        with open(f"/sys/block/{name}/stat") as handle:
+            return int(handle.read().split()[6])
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -480,12 +492,18 @@ class Station:
             return False
         if not has_serial(identity.serial):
             return False
+        written = sectors_written(seating.name)
+        if written is None:
+            return False
         try:
             recorded = self.store.sanitised_seating(slot.bay.name, identity.model, identity.serial, seating.dev_t,
-                                                    seating.diskseq, boot_id())
+                                                    seating.diskseq, boot_id(), written)
         except AgentError:
             return False
-        return recorded == job_id
+        if recorded != job_id:
+            return False
+        slot.written_at_outcome = written
+        return True
 
     def _look_up_history(self, slot: BaySlot) -> None:
         """A new seating: the registry's latest job of this exact drive, and whether it proves this seating."""
@@ -557,6 +575,17 @@ class Station:
             self.log.info("drive outside every bay: shown, never touched", extra={"fields": fields})
             return
         slot = self.slots[bay.name]
+        if slot.drive is not None and slot.drive.name != event.name:
+            # a bay holds one drive: a second disk its match also fits (a match without a per-port
+            # property) never takes the place of the one whose job and outcome the bay shows
+            held = slot.identity.serial if slot.identity else slot.drive.device_path
+            self.unbayed[event.name] = {
+                "device": event.device_path, "drive": identity.to_json() if identity else None,
+                "protected": list(protected), "state": BayState.UNLISTED.value,
+                "note": f"matches bay {bay.name}, which already holds {held}: not touched (re-seat it alone)"}
+            self.log.warning("second drive matches a bay that already holds one: shown, never touched",
+                             extra={"fields": {**fields, "holds": held}})
+            return
         dev_t, diskseq = medium_identity(event.name, event.device_path)
         new_seating = slot.seating is None or slot.drive is None or not slot.seating.same_medium(
             event.name, dev_t, diskseq)
@@ -598,20 +627,25 @@ class Station:
         removed) no longer is what its job sanitised - the kernel keeps diskseq for a resize, so the
         size is compared too; its outcome becomes history, never the bay's "sanitised"."""
         for slot in self.slots.values():
-            seating = slot.seating
-            if seating is None or slot.drive is None or slot.outcome is None or seating.size_bytes is None:
+            seating, outcome = slot.seating, slot.outcome
+            if seating is None or slot.drive is None or outcome is None or slot.job is not None:
                 continue
             size = medium_size(seating.name)
-            if size is None or size == seating.size_bytes:
+            written = sectors_written(seating.name)
+            if seating.size_bytes is not None and size is not None and size != seating.size_bytes:
+                change = f"its size changed ({seating.size_bytes} → {size} bytes)"
+                slot.seating = dataclasses.replace(seating, size_bytes=size)
+            elif (outcome.get("outcome") == "sanitised" and slot.written_at_outcome is not None
+                  and written is not None and written > slot.written_at_outcome):
+                change = f"it was written after its job ({written - slot.written_at_outcome} sectors)"
+            else:
                 continue
-            self.log.warning("medium changed size in its bay: its outcome no longer describes it", extra={
-                "fields": {"bay": slot.bay.name, "was": seating.size_bytes, "now": size}})
-            outcome = slot.outcome
+            self.log.warning("drive in its bay changed after its job: its outcome no longer describes it", extra={
+                "fields": {"bay": slot.bay.name, "job_id": outcome.get("job_id"), "change": change}})
             slot.outcome = None
+            slot.notice = f"{change}: {outcome.get('outcome')} no longer holds - {NEEDS_RERUN}"
             slot.previous = {**outcome, "serial": seating.serial,
-                             "label": f"this drive before its size changed ({seating.size_bytes} → {size} bytes): "
-                                      f"{outcome.get('outcome')}"}
-            slot.seating = dataclasses.replace(seating, size_bytes=size)
+                             "label": f"this drive before {change}: {outcome.get('outcome')}"}
             slot.started = True  # the operator decides: nothing starts by itself on a medium that changed under us
             self._forget_seating(slot.bay.name)
 
@@ -621,7 +655,7 @@ class Station:
             serial = slot.seating.serial if slot.seating is not None else None
             slot.previous = {**slot.outcome, "serial": serial,
                              "label": f"previous drive S/N {serial or '?'}: {slot.outcome.get('outcome')}"}
-        slot.outcome, slot.history = None, None
+        slot.outcome, slot.history, slot.notice, slot.written_at_outcome = None, None, None, None
 
     def _interrupted_for(self, slot: BaySlot, take: bool = True) -> JobRow | None:
         """The interrupted job of exactly this drive: same model and serial, and a real serial at that
@@ -845,11 +879,12 @@ class Station:
             seating = slot.seating if slot is not None else None
         if seating is None or seating.number != job.seating or seating.dev_t is None or seating.diskseq is None:
             return
-        if not has_serial(row.drive.serial):
+        written = sectors_written(seating.name)
+        if not has_serial(row.drive.serial) or written is None:
             return
         try:
             self.store.note_seating(job.bay or "", row.drive.model, row.drive.serial, seating.dev_t, seating.diskseq,
-                                    boot_id(), row.id)
+                                    boot_id(), written, row.id)
         except AgentError as exc:
             self.log.error("cannot note seating", extra={"fields": {"job_id": row.id, "error": exc.message}})
 
@@ -868,7 +903,9 @@ class Station:
                 if summary is None:
                     return
                 if slot.seating is not None and slot.drive is not None and slot.seating.number == job.seating:
-                    slot.outcome = summary
+                    slot.outcome, slot.notice = summary, None
+                    # the worker has exited: from here on, any write to the drive is someone else's
+                    slot.written_at_outcome = sectors_written(slot.seating.name)
                 else:
                     serial = job.expected_serial
                     slot.previous = {**summary, "serial": serial,
@@ -897,10 +934,12 @@ class Station:
                     if restart is not None:
                         history = {**_job_summary(restart), "serial": restart.drive.serial}
                 view = derive_view(present=slot.drive is not None, job=job, outcome=slot.outcome,
-                                   protected=slot.protected, waiting=slot.waiting_until_free, history=history)
+                                   protected=slot.protected, waiting=slot.waiting_until_free, history=history,
+                                   notice=slot.notice)
                 bays.append({
                     "name": slot.bay.name, "auto_start": slot.bay.auto_start, "profile": slot.bay.profile,
                     "state": view.state.value, "reason": view.reason, "needs_rerun": view.needs_rerun,
+                    "modified_since_job": slot.notice is not None,
                     "pull": view.advice.value, "safe_to_pull": view.advice is PullAdvice.SAFE,
                     "drive": ({"device": slot.drive.device_path, **(slot.identity.to_json() if slot.identity else {}),
                                "protected": list(slot.protected)} if slot.drive else None),

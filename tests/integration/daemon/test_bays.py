@@ -335,7 +335,7 @@ def test_a_sanitised_drive_that_grows_in_its_bay_is_no_longer_shown_sanitised(
     assert bay["state"] == "present" and bay["outcome"] is None, bay
     assert bay["seating"]["number"] == seating["number"]  # the same seating: only its outcome no longer holds
     assert "size changed" in bay["previous"]["label"] and bay["job"] is None
-    assert "medium changed size in its bay" in daemon.log.read_text()
+    assert "changed after its job" in daemon.log.read_text() and "its size changed" in daemon.log.read_text()
 
 
 def test_a_loop_stacked_on_a_bay_drive_is_the_bay_s_too(station: Callable[..., Daemon]) -> None:
@@ -351,3 +351,24 @@ def test_a_loop_stacked_on_a_bay_drive_is_the_bay_s_too(station: Callable[..., D
         assert "bay bay-1" in refused.value.message and f"built on {device}" in refused.value.message
     finally:
         subprocess.run(["losetup", "-d", upper], check=False)
+
+
+def test_a_drive_written_in_its_bay_after_its_job_is_no_longer_green(station: Callable[..., Daemon]) -> None:
+    """Attack B5: an automounter, a copy or a VM writes to the seated drive after it was sanitised."""
+    daemon = station([16 * MiB])
+    daemon.start()
+    device = daemon.backings[0].attach()
+    job = _bay(daemon.wait_for(_state("bay-1", "sanitised"), what="sanitised"))["outcome"]["job_id"]
+    with open(device, "r+b", buffering=0) as handle:
+        handle.write(_evidence(8 * MiB))
+        os.fsync(handle.fileno())
+    bay = _bay(_status_json(daemon))
+    assert bay["state"] == "present" and bay["modified_since_job"] and bay["needs_rerun"], bay
+    assert "written after its job" in bay["reason"] and bay["previous"]["job_id"] == job
+    assert "sanitised" not in _row(_watch_80(daemon), "bay-1")
+    assert "changed after its job" in daemon.log.read_text()
+    assert bay["job"] is None  # the operator re-runs it: nothing is started by itself on a changed drive
+    daemon.stop()
+    daemon.start()  # and a restart does not make it green again: the seating record no longer holds
+    bay = _bay(daemon.wait_for(lambda s: _bay(s)["drive"] is not None, timeout=10, what="drive seen again"))
+    assert bay["state"] != "sanitised" or bay["outcome"]["job_id"] != job, bay

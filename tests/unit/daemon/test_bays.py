@@ -39,7 +39,7 @@ class _Kernel:
     """The seam for ``medium_identity``: what dev_t and diskseq the medium at the node has now."""
 
     def __init__(self) -> None:
-        self.dev_t, self.diskseq = 2049, 40
+        self.dev_t, self.diskseq, self.written, self.size = 2049, 40, 1000, 1 << 30
 
     def __call__(self, name: str, path: str) -> tuple[int | None, int | None]:
         return self.dev_t, self.diskseq
@@ -49,6 +49,8 @@ class _Kernel:
 def kernel(monkeypatch: pytest.MonkeyPatch) -> _Kernel:
     fake = _Kernel()
     monkeypatch.setattr(station_module, "medium_identity", fake)
+    monkeypatch.setattr(station_module, "sectors_written", lambda name: fake.written)
+    monkeypatch.setattr(station_module, "medium_size", lambda name: fake.size)
     return fake
 
 
@@ -98,6 +100,47 @@ def test_removal_and_a_new_seating_clear_the_outcome(tmp_path: Path, kernel: _Ke
     assert bay["previous"]["outcome"] == "sanitised"  # shown only as the previous drive's
 
 
+def test_a_drive_written_after_its_job_is_no_longer_shown_sanitised(tmp_path: Path, kernel: _Kernel) -> None:
+    station = _station(tmp_path)
+    station._on_event(_event(INSERTED))
+    with station.lock:
+        station._enqueue(station.slots["bay-1"], "nist-purge", "alice")
+    _finish(station, "sanitised")
+    assert _bay(station)["state"] == "sanitised"  # nothing written since: still this seating's outcome
+    kernel.written += 16384  # an automounter, a copy, a VM: 8 MiB written while the drive stays seated
+    bay = _bay(station)
+    assert bay["state"] == "present" and bay["outcome"] is None and bay["modified_since_job"]
+    assert bay["needs_rerun"] and "written after its job (16384 sectors)" in bay["reason"]
+    assert bay["previous"]["outcome"] == "sanitised" and "before it was written" in bay["previous"]["label"]
+    assert station.slots["bay-1"].job is None  # nothing starts by itself; the operator re-runs it
+
+
+def test_a_restart_does_not_prove_a_seating_written_since(tmp_path: Path, kernel: _Kernel) -> None:
+    registry = Registry(tmp_path).open()
+    done = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1")
+    registry.transition(done, "running", "method-start", method="overwrite.zero")
+    registry.transition(done, "sanitised", "verified", route="reuse")
+    station = _station(tmp_path, registry=registry)
+    station.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), 1000, done)
+    kernel.written = 1008  # written while the station was down
+    station._coldplug = True
+    station._on_event(_event(INSERTED))
+    assert _bay(station)["state"] == "present"
+
+
+def test_a_second_drive_matching_an_occupied_bay_is_shown_outside_it(tmp_path: Path, kernel: _Kernel) -> None:
+    station = _station(tmp_path)
+    station._on_event(_event(INSERTED))
+    other = DriveEvent(INSERTED, "sdy", "/dev/sdy", {"ID_SERIAL_SHORT": "X"}, 1 << 30, "t")
+    station._on_event(other)  # the bay's match fits it too (no per-port property)
+    status = station.status()
+    assert status["bays"][0]["drive"]["device"] == "/dev/sdz"  # the bay keeps the drive it holds
+    outside = status["unbayed_drives"]
+    assert [drive["device"] for drive in outside] == ["/dev/sdy"] and "already holds SERIAL-A" in outside[0]["note"]
+    station._on_event(DriveEvent(REMOVED, "sdy", "/dev/sdy", {}, 0, "t"))
+    assert station.status()["unbayed_drives"] == [] and _bay(station)["drive"]["device"] == "/dev/sdz"
+
+
 def test_a_medium_changed_under_the_same_name_is_a_new_seating(tmp_path: Path, kernel: _Kernel) -> None:
     station = _station(tmp_path)
     station._on_event(_event(INSERTED))
@@ -134,7 +177,7 @@ def test_sanitised_across_a_restart_only_for_the_proven_seating(tmp_path: Path, 
     registry.transition(done, "running", "method-start", method="overwrite.zero")
     registry.transition(done, "sanitised", "verified", route="reuse")
     first = _station(tmp_path, registry=registry)
-    first.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), done)
+    first.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), 1000, done)
     first._coldplug = True
     first._on_event(_event(INSERTED))  # the drive found at start-up, never pulled: same dev_t, diskseq, boot
     assert (_bay(first)["state"], _bay(first)["outcome"]["job_id"]) == ("sanitised", done)
@@ -329,7 +372,7 @@ def test_a_proven_seating_is_not_wiped_again_at_start_up_a_look_alike_is(tmp_pat
     registry.transition(done, "running", "method-start", method="overwrite.zero")
     registry.transition(done, "sanitised", "verified", route="reuse")
     same = _station(tmp_path, auto_start=True, registry=registry)
-    same.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), done)
+    same.store.note_seating("bay-1", IDENTITY.model, IDENTITY.serial, 2049, 40, boot_id(), 1000, done)
     same._coldplug = True
     same._on_event(_event(INSERTED))
     assert same.slots["bay-1"].job is None and _bay(same)["state"] == "sanitised"
