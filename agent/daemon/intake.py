@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS station_intake (
     job_id TEXT,
     consumed_at TEXT
 );
+CREATE TABLE IF NOT EXISTS station_job_media (
+    job_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    size_bytes INTEGER,
+    dev_t INTEGER,
+    diskseq INTEGER,
+    boot_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS station_seatings (
     bay TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -190,6 +199,25 @@ class StationStore:
                        (bay, model, serial, dev_t, diskseq, boot_id, written, job_id, _now()))
         finally:
             db.close()
+
+    def note_job_medium(self, job_id: str, model: str, serial: str, size_bytes: int | None, dev_t: int | None,
+                        diskseq: int | None, boot_id: str) -> None:
+        """The medium a job started on, as the kernel identified it (to match an interrupted job's re-run)."""
+        db = self._connect()
+        try:
+            db.execute("INSERT OR REPLACE INTO station_job_media(job_id, model, serial, size_bytes, dev_t, diskseq, "
+                       "boot_id) VALUES(?,?,?,?,?,?,?)", (job_id, model, serial, size_bytes, dev_t, diskseq, boot_id))
+        finally:
+            db.close()
+
+    def job_medium(self, job_id: str) -> dict[str, Any] | None:
+        """What :meth:`note_job_medium` recorded for ``job_id``."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT * FROM station_job_media WHERE job_id=?", (job_id,)).fetchone()
+        finally:
+            db.close()
+        return dict(row) if row else None
 
     def forget_seating(self, bay: str) -> None:
         """The medium in ``bay`` changed: its seating record no longer describes the bay."""

@@ -98,6 +98,7 @@ class ActiveJob:
     cancelled_by: str | None = None
     outcome: dict[str, Any] | None = None
     seating: int | None = None  # the bay seating this job was started for (its outcome belongs to it)
+    medium: Seating | None = None  # that seating's kernel identity
     verify_share: float = 0.05
     claimed_intake: bool = False
     settled: threading.Event = field(default_factory=threading.Event)  # past the checks, or ended
@@ -448,7 +449,16 @@ class Station:
             return
         slot.waiting_until_free = False
         restart = self._interrupted_for(slot)
-        if restart is not None:
+        if restart is not None and not self._same_medium(slot, restart):
+            # a look-alike (same model and serial, another medium) is wiped as a new drive: it never
+            # inherits the interrupted job's operator, asset tag or laptop link
+            self.log.warning("a drive with the serial of an interrupted job, not proven to be its medium: wiped as "
+                             "a new drive, without that job's host link", extra={"fields": {
+                                 **fields, "interrupted": restart.id}})
+            if slot.identity is not None:
+                self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
+                              f"station {self.config.station_id}")
+        elif restart is not None:
             self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
             self.log.info("restarting interrupted job from the beginning",
                           extra={"fields": {**fields, "interrupted": restart.id}})
@@ -484,6 +494,26 @@ class Station:
         slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
         self.log.info("drive already sanitised: not started again", extra={"fields": fields})
         return True
+
+    def _same_medium(self, slot: BaySlot, row: JobRow) -> bool:
+        """Whether the drive in ``slot`` is the medium the interrupted job ``row`` ran on.
+
+        Within one boot the kernel's ``dev_t`` and ``diskseq`` tell (a re-seat or a look-alike has
+        another diskseq). Across a reboot (a power cut, the usual interruption) diskseq restarts and
+        proves nothing: model, serial and size must match. A job without a record (from before the
+        station kept them) is matched as before, by model and serial.
+        """
+        seating = slot.seating
+        try:
+            recorded = self.store.job_medium(row.id)
+        except AgentError:
+            recorded = None
+        if recorded is None or seating is None:
+            return recorded is None
+        if recorded["boot_id"] == boot_id():
+            return (seating.dev_t, seating.diskseq) == (recorded["dev_t"], recorded["diskseq"]) and (
+                seating.diskseq is not None)
+        return recorded["size_bytes"] is not None and seating.size_bytes == recorded["size_bytes"]
 
     def _proven_seating(self, slot: BaySlot, job_id: str) -> bool:
         """True when the station's seating record says ``job_id`` ran on exactly the medium in the bay now."""
@@ -713,7 +743,8 @@ class Station:
             verify_share = 0.05  # the worker refuses the profile with its reason
         job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
                             expected_serial=serial, asset_tag=asset_tag, host=host, intake_id=intake_id,
-                            seating=slot.seating.number if slot.seating else None, verify_share=verify_share)
+                            seating=slot.seating.number if slot.seating else None, medium=slot.seating,
+                            verify_share=verify_share)
         slot.job, slot.started, slot.waiting_until_free = job, True, False
         self.queue.append(job)
         self.wake()
@@ -781,6 +812,14 @@ class Station:
         job.heard_at = time.monotonic()
         if event == "created":
             job.job_id, job.state, job.running_at = message["job_id"], "checking", time.monotonic()
+            medium = job.medium
+            if medium is not None and medium.serial is not None and job.resume is None:
+                try:
+                    self.store.note_job_medium(message["job_id"], medium.model or "", medium.serial,
+                                               medium.size_bytes, medium.dev_t, medium.diskseq, boot_id())
+                except AgentError as exc:
+                    self.log.error("cannot note job medium", extra={"fields": {"job_id": job.job_id,
+                                                                               "error": exc.message}})
             self.log.info("job started", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
                                                            "profile": job.profile}})
         elif event == "progress":

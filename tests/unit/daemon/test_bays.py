@@ -422,3 +422,28 @@ def test_a_bay_or_job_id_that_cannot_be_one_is_a_clear_error(args: list[str], tm
     result = CliRunner().invoke(station_cli, [*args, "--config", str(config)])
     assert result.exit_code == 2 and "not a valid" in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("boot", "diskseq", "size", "inherits"), [
+    ("this", 40, 1 << 30, True),  # a daemon restart, the drive never pulled
+    ("this", 41, 1 << 30, False),  # same boot, another medium with the same serial (attack B6)
+    ("other", 7, 1 << 30, True),  # a power cut: diskseq restarted, model, serial and size match
+    ("other", 7, 1 << 29, False),  # across a reboot a look-alike of another size
+])
+def test_an_interrupted_job_s_host_link_goes_only_to_its_own_medium(
+        tmp_path: Path, kernel: _Kernel, boot: str, diskseq: int, size: int, inherits: bool) -> None:
+    registry = Registry(tmp_path).open()
+    old = registry.create_job(IDENTITY, "nist-purge", "alice", "bay bay-1", "PC-OLD", {"serial": "HOST-OLD"})
+    registry.transition(old, "interrupted", "owner-gone")
+    station = _station(tmp_path, auto_start=True, registry=registry)
+    station.store.note_job_medium(old, IDENTITY.model, IDENTITY.serial, 1 << 30, 2049, 40,
+                                  boot_id() if boot == "this" else "another-boot")
+    station._restart_interrupted = [registry.job(old)]
+    kernel.diskseq, kernel.size = diskseq, size
+    station._on_event(_event(INSERTED))
+    job = station.slots["bay-1"].job
+    assert job is not None  # wiped either way: an interrupted or unknown drive is never left as it is
+    if inherits:
+        assert (job.operator, job.asset_tag, job.host) == ("alice", "PC-OLD", {"serial": "HOST-OLD"})
+    else:
+        assert (job.operator, job.asset_tag, job.host) == ("station s1", None, None)
