@@ -132,6 +132,9 @@ class StationStore:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(station_intake)")}
             if "claimed_serial" not in columns:  # a state directory from before claims existed
                 db.execute("ALTER TABLE station_intake ADD COLUMN claimed_serial TEXT")
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_drive_routes)")}
+            if "size_bytes" not in columns:  # routes from before they were bound to a capacity
+                db.execute("ALTER TABLE station_drive_routes ADD COLUMN size_bytes INTEGER")
         finally:
             db.close()
 
@@ -239,13 +242,16 @@ class StationStore:
             db.close()
         return str(row["job_id"]) if row else None
 
-    def note_outcome(self, model: str, serial: str) -> str | None:
+    def note_outcome(self, model: str, serial: str, size_bytes: int | None = None) -> str | None:
         """After a job ends: route the drive to destruction when its recent jobs keep failing.
 
         Removals (``drive_removed``), cancellations and refusals do not count; a success resets.
         Returns the drive's route when it is ``destroy``. A drive without a serial number is never
         tracked across jobs: every such drive of a model looks alike, and three failing USB sticks
         must not send a fourth, healthy one to the shredder (a job's own hardware-fault route stands).
+        With ``size_bytes`` (the medium's capacity as the job started), only jobs on media of that
+        capacity count, and the route is recorded for it: drives behind one USB bridge that reports
+        its own serial for every disk do not share one history unless they also share a size.
         """
         if not has_serial(serial):
             return None
@@ -253,8 +259,11 @@ class StationStore:
         try:
             rows = db.execute(
                 "SELECT jobs.state, jobs.error_code, jobs.route FROM jobs JOIN drives ON drives.id = jobs.drive_id "
+                "LEFT JOIN station_job_media media ON media.job_id = jobs.id "
                 "WHERE drives.model=? AND drives.serial=? AND jobs.state IN ('sanitised','failed') "
-                "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 20", (model, serial)).fetchall()
+                "AND (? IS NULL OR media.size_bytes IS NULL OR media.size_bytes = ?) "
+                "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 20",
+                (model, serial, size_bytes, size_bytes)).fetchall()
             failures = 0
             for row in rows:
                 if row["state"] == "sanitised":
@@ -267,24 +276,31 @@ class StationStore:
             elif failures >= REPEATED_FAILURES:
                 reason = f"{failures} failed jobs in a row"
             else:
-                current = db.execute("SELECT route FROM station_drive_routes WHERE model=? AND serial=?",
-                                     (model, serial)).fetchone()
+                current = self._route_row(db, model, serial, size_bytes)
                 return str(current["route"]) if current else None
-            db.execute("INSERT INTO station_drive_routes(model, serial, route, reason, at) VALUES(?,?,?,?,?) "
-                       "ON CONFLICT(model, serial) DO UPDATE SET route=excluded.route, reason=excluded.reason, "
-                       "at=excluded.at", (model, serial, "destroy", reason, _now()))
+            db.execute("INSERT INTO station_drive_routes(model, serial, route, reason, at, size_bytes) "
+                       "VALUES(?,?,?,?,?,?) ON CONFLICT(model, serial) DO UPDATE SET route=excluded.route, "
+                       "reason=excluded.reason, at=excluded.at, size_bytes=excluded.size_bytes",
+                       (model, serial, "destroy", reason, _now(), size_bytes))
             return "destroy"
         finally:
             db.close()
 
-    def route(self, model: str, serial: str) -> dict[str, str] | None:
-        """The drive's recorded route (``destroy`` and why), if any."""
+    @staticmethod
+    def _route_row(db: sqlite3.Connection, model: str, serial: str, size_bytes: int | None) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=? "
+            "AND (? IS NULL OR size_bytes IS NULL OR size_bytes = ?)", (model, serial, size_bytes, size_bytes)
+        ).fetchone()
+        return row
+
+    def route(self, model: str, serial: str, size_bytes: int | None = None) -> dict[str, str] | None:
+        """The drive's recorded route (``destroy`` and why), if any (for a drive of that capacity)."""
         if not has_serial(serial):
             return None
         db = self._connect()
         try:
-            row = db.execute("SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=?",
-                             (model, serial)).fetchone()
+            row = self._route_row(db, model, serial, size_bytes)
         finally:
             db.close()
         return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None

@@ -870,7 +870,8 @@ class Station:
             finally:
                 registry.close()
             if summary is not None:
-                route = self.store.note_outcome(row.drive.model, row.drive.serial)
+                route = self.store.note_outcome(row.drive.model, row.drive.serial,
+                                                job.medium.size_bytes if job.medium is not None else None)
                 if route == "destroy":
                     summary["drive_route"] = "destroy"
                 self._settle_intake(job, row)
@@ -1004,7 +1005,7 @@ class Station:
                 bay["asset_tag"] = intake.asset_tag  # the link this drive's next job will carry
             drive = bay["drive"]
             if drive and drive.get("serial"):
-                bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"])
+                bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"], drive.get("size_bytes"))
         return data
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
