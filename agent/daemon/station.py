@@ -204,6 +204,11 @@ def boot_id() -> str:
         return ""
 
 
+def _only_busy(reasons: tuple[str, ...]) -> bool:
+    """True when every reason not to touch a drive is that something holds it open (it may let go)."""
+    return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
+
+
 def _job_summary(row: JobRow) -> dict[str, Any]:
     return {"job_id": row.id, "outcome": row.state, "method": row.method, "level": row.level,
             "reason": row.reason, "error_code": row.error_code, "route": row.route, "profile": row.profile,
@@ -572,7 +577,10 @@ class Station:
                     self.log.info("drive protection changed", extra={"fields": {
                         "bay": slot.bay.name, "device": drive.device_path, "reasons": "; ".join(reasons) or "-"}})
                 slot.protected = reasons
-                self._auto_start(slot)
+                if slot.bay.auto_start:
+                    self._auto_start(slot)
+                else:  # a manual bay: only what it shows changes (a probe let go: "present", not "busy")
+                    slot.waiting_until_free = _only_busy(reasons)
                 if slot.waiting_until_free:
                     slot.recheck_every = min(slot.recheck_every * 2, RESYNC_SECONDS)
                     slot.recheck_at = time.monotonic() + slot.recheck_every
@@ -633,6 +641,12 @@ class Station:
             self._auto_start(slot)
         elif protected:
             self.log.warning("drive in bay is protected", extra={"fields": {**fields, "reasons": "; ".join(protected)}})
+            if _only_busy(protected) and not slot.waiting_until_free:
+                # held only (udev's probe, losetup a moment after attaching): looked at again, backing off,
+                # so the bay does not go on showing a holder that has let go
+                slot.waiting_until_free = True
+                slot.recheck_every = RECHECK_FIRST_SECONDS
+                slot.recheck_at = time.monotonic() + slot.recheck_every
 
     def _new_seating(self, slot: BaySlot, event: DriveEvent, identity: DriveIdentity | None, dev_t: int | None,
                      diskseq: int | None) -> None:

@@ -447,3 +447,22 @@ def test_an_interrupted_job_s_host_link_goes_only_to_its_own_medium(
         assert (job.operator, job.asset_tag, job.host) == ("alice", "PC-OLD", {"serial": "HOST-OLD"})
     else:
         assert (job.operator, job.asset_tag, job.host) == ("station s1", None, None)
+
+
+def test_a_manual_bay_shows_a_drive_present_once_its_holder_lets_go(tmp_path: Path, kernel: _Kernel) -> None:
+    class Held:
+        reasons: tuple[str, ...] = ("busy: open by pid 7 (losetup)",)
+
+        def assess(self, path: str, ignore_pids: Iterable[int] = ()) -> Assessment:
+            return Assessment(path, "sdz", self.reasons)
+
+    guard = Held()
+    station = _station(tmp_path, auto_start=False)
+    station.guard = guard  # type: ignore[assignment]
+    station._on_event(_event(INSERTED))
+    assert _bay(station)["state"] == "waiting"
+    guard.reasons = ()
+    station.slots["bay-1"].recheck_at = 0.0
+    station._reassess_waiting_bays()
+    assert _bay(station)["state"] == "present" and station.slots["bay-1"].job is None  # shown free, not started
+    assert station._next_recheck() is None  # and no longer looked at
