@@ -675,6 +675,8 @@ class Station:
             if seating is None or slot.drive is None or outcome is None or slot.job is not None:
                 continue
             size = medium_size(seating.name)
+            if size == 0:
+                continue  # the medium is going (a loop detached, a card pulled): its removal event follows
             written = sectors_written(seating.name)
             if seating.size_bytes is not None and size is not None and size != seating.size_bytes:
                 change = f"its size changed ({seating.size_bytes} → {size} bytes)"
