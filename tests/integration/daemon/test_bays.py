@@ -39,6 +39,11 @@ def _state(name: str, state: str) -> Callable[[dict[str, Any]], bool]:
     return lambda status: _bay(status, name)["state"] == state
 
 
+def _settled(status: dict[str, Any]) -> bool:
+    """The drive is in bay-1 and nothing holds it for a moment any more (udev's probe of a new medium)."""
+    return _bay(status)["drive"] is not None and _bay(status)["state"] != "waiting"
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -104,8 +109,9 @@ def test_a_never_wiped_drive_seated_after_a_sanitised_one_is_not_shown_sanitised
     backing.detach()
     daemon.wait_for(_state("bay-1", "empty"), timeout=10, what="drive A pulled")
     device = _reseat(backing, evidence)
-    status = daemon.wait_for(lambda s: _bay(s)["drive"] is not None and _bay(s)["seating"]["diskseq"] != bay[
-        "seating"]["diskseq"], timeout=10, what="drive B seated")
+    # B seated (a new diskseq), and no longer held by losetup/udev's probe of the new medium ("waiting")
+    daemon.wait_for(lambda s: _bay(s)["drive"] is not None and _bay(s)["seating"]["diskseq"] != bay[
+        "seating"]["diskseq"] and _bay(s)["state"] != "waiting", timeout=10, what="drive B seated")
     status = _status_json(daemon)
     bay_b = _bay(status)
     assert bay_b["drive"]["device"] == device
@@ -155,7 +161,7 @@ def test_a_restart_with_the_same_medium_seated_keeps_it_sanitised(station: Calla
     job = _bay(daemon.wait_for(_state("bay-1", "sanitised"), what="sanitised"))["outcome"]["job_id"]
     daemon.stop()
     daemon.start()
-    bay = _bay(daemon.wait_for(lambda s: _bay(s)["drive"] is not None, timeout=10, what="drive seen again"))
+    bay = _bay(daemon.wait_for(_settled, timeout=10, what="drive seen again"))
     assert bay["state"] == "sanitised" and bay["outcome"]["job_id"] == job and bay["job"] is None
     assert "never pulled since" in bay["outcome"]["note"]
 
@@ -295,7 +301,7 @@ def test_an_interrupted_drive_in_a_manual_bay_shows_needs_re_run(station: Callab
     assert "needs re-run" in _row(_watch_80(daemon), "bay-1")
     daemon.stop()
     daemon.start()  # the station restarts with the drive still seated in its manual bay
-    bay = _bay(daemon.wait_for(lambda s: _bay(s)["drive"] is not None, timeout=10, what="drive seen again"))
+    bay = _bay(daemon.wait_for(_settled, timeout=10, what="drive seen again"))
     assert bay["state"] == "interrupted" and bay["needs_rerun"] and bay["job"] is None, bay
     assert "needs re-run" in _row(_watch_80(daemon), "bay-1")
 
@@ -370,5 +376,5 @@ def test_a_drive_written_in_its_bay_after_its_job_is_no_longer_green(station: Ca
     assert bay["job"] is None  # the operator re-runs it: nothing is started by itself on a changed drive
     daemon.stop()
     daemon.start()  # and a restart does not make it green again: the seating record no longer holds
-    bay = _bay(daemon.wait_for(lambda s: _bay(s)["drive"] is not None, timeout=10, what="drive seen again"))
+    bay = _bay(daemon.wait_for(_settled, timeout=10, what="drive seen again"))
     assert bay["state"] != "sanitised" or bay["outcome"]["job_id"] != job, bay
