@@ -44,7 +44,7 @@ class BayState(StrEnum):
 
 
 class PullAdvice(StrEnum):
-    """Whether the operator may pull the drive now."""
+    """Whether pulling the drive now cuts a job short (never whether it may leave: only ``sanitised`` says that)."""
 
     SAFE = "safe to pull"
     DO_NOT_PULL = "do not pull"
