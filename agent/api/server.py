@@ -15,6 +15,7 @@ path                        method  does
 /v1/status                  GET     bays, drives, jobs, progress, rate, ETA, outcome
 /v1/jobs?limit=N            GET     recent jobs
 /v1/jobs/{id}               GET     one job with its journal
+/v1/claims?dev_t=N&diskseq  GET     which bay holds the medium with this kernel identity (CLI ``wipe``)
 /v1/bays/{bay}/start        POST    {"profile", "serial": optional} queue a job for the bay's drive
 /v1/bays/{bay}/cancel       POST    cancel the bay's job: queued (dequeued) or running (→ interrupted)
 /v1/jobs/{id}/cancel        POST    cancel a queued or running job by id (prefix)
@@ -62,6 +63,7 @@ class StationService(Protocol):
     def cancel_bay(self, name: str, operator: str) -> dict[str, Any]: ...
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
                model: str | None, operator: str) -> dict[str, Any]: ...
+    def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]: ...
 
 
 class ApiError(AgentError):
@@ -232,6 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
             reads[()] = lambda: service.jobs(_limit(query))
         elif len(rest) == 2 and rest[0] == "jobs":
             reads[()] = lambda: service.job(rest[1])
+        elif rest == ["claims"]:
+            reads[()] = lambda: service.claims(_number(query, "dev_t"), _number(query, "diskseq"),
+                                               _name(query))
         if reads:
             if method != "GET":
                 raise ApiError("method_not_allowed", f"{method} not allowed here: read-only endpoint (use GET)")
@@ -257,6 +262,24 @@ class _Handler(BaseHTTPRequestHandler):
         _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
         return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
                               _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _name(query: dict[str, list[str]]) -> str | None:
+    values = query.get("name")
+    return values[-1][:64] if values else None
+
+
+def _number(query: dict[str, list[str]], key: str) -> int | None:
+    values = query.get(key)
+    if not values:
+        return None
+    try:
+        number = int(values[-1])
+    except ValueError:
+        raise ApiError("bad_request", f"{key} must be an integer") from None
+    if not 0 <= number < 1 << 64:
+        raise ApiError("bad_request", f"{key} out of range")
+    return number
 
 
 def _limit(query: dict[str, list[str]]) -> int:

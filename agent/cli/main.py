@@ -196,6 +196,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
          asset_tag: str | None, as_json: bool) -> None:
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
     profile = load_profile(profile_name)
+    # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
+    station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
     identity = udev.identify(device)
     # bound before the prompt: the runner refuses another medium put at this node while we ask
     confirmed = capture_medium(device)

@@ -8,6 +8,9 @@ station configuration (``--config FILE``, default ``$WIPE_AGENT_CONFIG`` or
 from __future__ import annotations
 
 import os
+import re
+import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -16,19 +19,14 @@ from typing import Any
 import click
 
 from agent.api.client import ApiClient
-from agent.cli.output import handle_errors, human_size, json_option, print_json
+from agent.cli.output import handle_errors, json_option, print_json
 from agent.config import DEFAULT_API_SOCKET, StationConfig, default_config_path, load_config
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="Station configuration (default $WIPE_AGENT_CONFIG or /etc/wipe-agent/station.toml).",
 )
-
-OUTCOME_COLOURS = {"sanitised": "green", "failed": "red", "refused": "yellow", "interrupted": "magenta",
-                   "error": "red", "running": "cyan", "verifying": "blue", "checking": "cyan", "starting": "cyan",
-                   "queued": "white"}
-
 
 def _socket(config_path: str | None) -> Path:
     path = Path(config_path) if config_path else default_config_path()
@@ -39,6 +37,16 @@ def _socket(config_path: str | None) -> Path:
 
 def _client(config_path: str | None) -> ApiClient:
     return ApiClient(_socket(config_path))
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,64}")  # what a bay name (config) or job id can be
+
+
+def _segment(value: str, what: str) -> str:
+    """``value`` as one path segment of an API URL, or a clear error (never a malformed request)."""
+    if not _SEGMENT.fullmatch(value) or value in (".", ".."):
+        raise ConfigError(f"no {what} {value!r}: not a valid {what} (1-64 letters, digits, '.', '_', '-')")
+    return value
 
 
 # run --------------------------------------------------------------------------------------------
@@ -79,40 +87,37 @@ def run(config_path: str | None, udev_source: str) -> None:
 
 
 # status / watch ---------------------------------------------------------------------------------
-QUIET_WARNING_SECONDS = 120  # no word from a job's worker for this long is shown (a hung drive, or a long erase)
+def _status_lines(data: dict[str, Any]) -> list[str]:
+    """``status`` as text: one line per bay, then each bay's reasons, pending intake and previous drive."""
+    from agent.cli.bay_view import bay_row
 
-
-def _bay_cells(bay: dict[str, Any]) -> dict[str, str]:
-    drive, job, last = bay.get("drive"), bay.get("job"), bay.get("last")
-    cells = {"bay": bay["name"], "drive": "-", "job": "-", "method": "-", "progress": "-", "rate": "-", "eta": "-",
-             "outcome": "empty" if drive is None else "idle"}
-    if drive:
-        cells["drive"] = f"{drive.get('device', '?')} {str(drive.get('model', '?'))[:18]} {drive.get('serial', '?')}"
-        if drive.get("protected"):
-            cells["outcome"] = "protected"
-    if job:
-        cells["job"] = job.get("job_id") or "(starting)"
-        cells["method"] = f"{job.get('profile')}" + (f" [{job['phase']}]" if job.get("phase") else "")
-        if job.get("progress") is not None:
-            cells["progress"] = f"{job['progress'] * 100:5.1f}%"
-        if job.get("rate_bytes_per_second"):
-            cells["rate"] = f"{human_size(job['rate_bytes_per_second'])}/s"
-        if job.get("eta_seconds") is not None:
-            cells["eta"] = f"{job['eta_seconds']:.0f} s"
-        cells["outcome"] = job.get("state", "running")
-        quiet = job.get("quiet_seconds")
-        if quiet is not None and quiet >= QUIET_WARNING_SECONDS:  # a blocking firmware command is quiet too
-            cells["outcome"] += f" (quiet {quiet / 60:.0f} min)"
-    elif last:
-        cells["job"] = last.get("job_id") or "-"
-        cells["method"] = last.get("method") or last.get("profile") or "-"
-        cells["outcome"] = str(last.get("outcome"))
-        if last.get("drive_route") == "destroy" or bay.get("drive_route"):
-            cells["outcome"] += " → destroy"
-    return cells
-
-
-_COLUMNS = ("bay", "drive", "job", "method", "progress", "rate", "eta", "outcome")
+    lines = [f"station {data['station_id']}: {data['running']} running, {data['queued']} queued"]
+    rows = [bay_row(bay) for bay in data["bays"]]
+    bay_width = max([3] + [len(row.bay) for row in rows])
+    serials = [str((bay.get("drive") or {}).get("serial") or "-") for bay in data["bays"]]
+    serial_width = max([6] + [len(serial) for serial in serials])  # whole here: status is read, not glanced at
+    lines.append(f"{'BAY':<{bay_width}} {'DEVICE':<12} {'SERIAL':<{serial_width}} {'PHASE':<9} {'PROGRESS':>8} "
+                 f"{'ELAPSED':>7} {'ASSET':<14} {'PULL':<12} STATE")
+    for bay, row, serial in zip(data["bays"], rows, serials, strict=True):
+        device = (bay.get("drive") or {}).get("device") or "-"
+        lines.append(f"{row.bay:<{bay_width}} {device:<12} {serial:<{serial_width}} {row.phase:<9} {row.progress:>8} "
+                     f"{row.elapsed:>7} {row.asset:<14} {row.pull:<12} {row.label}")
+        for note in row.notes:
+            lines.append(f"{'':<{bay_width}}   {note}")
+        intake = bay.get("pending_intake")
+        if intake:
+            claimed = f", claimed by drive {intake['claimed_serial']}" if intake.get("claimed_serial") else ""
+            lines.append(f"{'':<{bay_width}}   pending intake {intake['intake_id']}: asset {intake['asset_tag']}"
+                         f"{claimed}")
+        previous = bay.get("previous")
+        if previous:
+            lines.append(f"{'':<{bay_width}}   ({previous.get('label')}, job {previous.get('job_id') or '-'};"
+                         " not the drive in the bay now)")
+    for drive in data.get("unbayed_drives", []):
+        identity = drive.get("drive") or {}
+        lines.append(f"(outside every bay, not touched) {drive['device']} {identity.get('model', '?')} "
+                     f"{identity.get('serial', '?')}" + (f": {drive['note']}" if drive.get("note") else ""))
+    return lines
 
 
 @click.command("status")
@@ -120,57 +125,38 @@ _COLUMNS = ("bay", "drive", "job", "method", "progress", "rate", "eta", "outcome
 @json_option
 @handle_errors
 def status(config_path: str | None, as_json: bool) -> None:
-    """Every bay: drive, job, method, progress, rate, ETA, outcome."""
+    """Every bay: the drive in it now, its state, phase, progress, reasons; safe to pull or not."""
     data = _client(config_path).get("/v1/status")
     if as_json:
         print_json(data)
         return
-    click.echo(f"station {data['station_id']}: {data['running']} running, {data['queued']} queued")
-    widths = {"bay": 10, "drive": 40, "job": 16, "method": 30, "progress": 8, "rate": 12, "eta": 8}
-    click.echo(" ".join(f"{column.upper():<{widths.get(column, 0)}}" for column in _COLUMNS))
-    for bay in data["bays"]:
-        cells = _bay_cells(bay)
-        click.echo(" ".join(f"{cells[column]:<{widths.get(column, 0)}}" for column in _COLUMNS))
-    for drive in data.get("unbayed_drives", []):
-        identity = drive.get("drive") or {}
-        click.echo(f"(outside every bay, not touched) {drive['device']} {identity.get('model', '?')} "
-                   f"{identity.get('serial', '?')}")
+    for line in _status_lines(data):
+        click.echo(line)
 
 
 @click.command("watch")
 @config_option
-@click.option("--interval", default=1.0, show_default=True, help="Refresh interval in seconds.")
-@click.option("--count", default=0, help="Stop after this many refreshes (0: until Ctrl-C).")
+@click.option("--interval", type=click.FloatRange(min=0.01, max=3600), default=1.0, show_default=True,
+              help="Refresh interval in seconds.")
+@click.option("--count", type=click.IntRange(min=0), default=0,
+              help="Stop after this many refreshes (0: until Ctrl-C).")
 @handle_errors
 def watch(config_path: str | None, interval: float, count: int) -> None:
-    """Live view of all bays, refreshed in place, coloured by outcome."""
+    """Live view of all bays (fits 80x24), refreshed in place; rides out a daemon restart."""
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
+
+    from agent.cli.bay_view import WatchSession
 
     client = _client(config_path)
-
-    def table() -> Table:
-        data = client.get("/v1/status")
-        view = Table(title=f"{data['station_id']} — {data['running']} running, {data['queued']} queued",
-                     expand=True)
-        for column in _COLUMNS:
-            view.add_column(column.upper(), no_wrap=column != "drive")
-        for bay in data["bays"]:
-            cells = _bay_cells(bay)
-            colour = OUTCOME_COLOURS.get(cells["outcome"].split(" ")[0], "white")
-            view.add_row(*[cells[column] for column in _COLUMNS[:-1]], f"[{colour}]{cells['outcome']}[/]")
-        outside = [drive["device"] for drive in data.get("unbayed_drives", [])]
-        if outside:
-            view.caption = f"outside every bay, never touched: {', '.join(outside)}"
-        return view
-
+    console = Console()
+    session = WatchSession(lambda: client.get("/v1/status"), lambda: console.width)
     refreshes = 0
     try:
-        with Live(table(), console=Console(), auto_refresh=False) as live:
+        with Live(session.frame(), console=console, auto_refresh=False) as live:
             while count == 0 or refreshes < count:
                 time.sleep(interval)
-                live.update(table(), refresh=True)
+                live.update(session.frame(), refresh=True)
                 refreshes += 1
     except KeyboardInterrupt:
         pass
@@ -189,12 +175,17 @@ def start(bay: str, profile_name: str | None, serial: str | None, config_path: s
     body: dict[str, Any] = {"profile": profile_name} if profile_name else {}
     if serial:
         body["serial"] = serial
-    data = _client(config_path).post(f"/v1/bays/{bay}/start", body)
+    # a refusal comes back as an error with its reason: exit 2
+    data = _client(config_path).post(f"/v1/bays/{_segment(bay, 'bay')}/start", body)
     if as_json:
         print_json(data)
+    elif data.get("job_id"):
+        click.echo(f"bay {data['bay']}: job {data['job_id']} {data.get('state', 'started')} for serial "
+                   f"{data.get('serial', '?')} with profile {data['profile']} (operator {data['operator']})")
     else:
-        click.echo(f"bay {data['bay']}: job queued for serial {data.get('serial', '?')} with profile "
-                   f"{data['profile']} (operator {data['operator']})")
+        click.echo(f"bay {data['bay']}: queued for serial {data.get('serial', '?')} with profile {data['profile']} "
+                   f"(operator {data['operator']}); it starts when a slot is free - its checks run then, "
+                   "see `wipe-agent status`")
 
 
 @click.command("cancel")
@@ -207,7 +198,8 @@ def cancel(job_id: str | None, bay: str | None, config_path: str | None, as_json
     """Cancel a queued or running job (by JOB_ID or --bay); a started one ends interrupted, never certified."""
     if (job_id is None) == (bay is None):
         raise click.UsageError("give either a JOB_ID or --bay BAY")
-    path = f"/v1/bays/{bay}/cancel" if bay is not None else f"/v1/jobs/{job_id}/cancel"
+    path = (f"/v1/bays/{_segment(bay, 'bay')}/cancel" if bay is not None
+            else f"/v1/jobs/{_segment(job_id or '', 'job id')}/cancel")
     data = _client(config_path).post(path)
     if as_json:
         print_json(data)
@@ -235,6 +227,132 @@ def intake(asset_tag: str, host_serial: str | None, make: str | None, model: str
         print_json(data)
     else:
         click.echo(f"bay {data['bay']}: next drive linked to asset {data['asset_tag']} (intake {data['intake_id']})")
+
+
+# the CLI's ``wipe`` and the daemon's bays ----------------------------------------------------------
+class InStationBay(ConfigError):
+    """The drive is in a bay of the running station daemon (or the daemon cannot be asked)."""
+
+    code = "drive_in_station_bay"
+
+
+def _whole_disk(device: str) -> tuple[int, str] | None:
+    """``(dev_t, kernel name)`` of the whole disk ``device`` is (or is a partition of); None if no block device."""
+    try:
+        rdev = os.stat(device).st_rdev
+        if not stat.S_ISBLK(os.stat(device).st_mode):
+            return None
+    except OSError:
+        return None  # the guard says what is wrong with the path
+    return _disk_of(Path(os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")))
+
+
+def _disk_of(node: Path) -> tuple[int, str] | None:
+    """``(dev_t, name)`` of the whole disk the sysfs block ``node`` is (or is a partition of)."""
+    if (node / "partition").exists():
+        node = node.parent
+    try:
+        major, minor = (node / "dev").read_text().strip().split(":")
+        return os.makedev(int(major), int(minor)), node.name
+    except (OSError, ValueError):
+        return None
+
+
+def _underneath(name: str, depth: int = 0) -> list[tuple[int, str]]:
+    """The whole disks a disk is built on: device-mapper/md slaves, a loop's backing block device.
+
+    A loop or a mapping over a bay's drive writes that drive: it is the bay's too.
+    """
+    if depth > 8:  # stacks are shallow; a cycle cannot exist, but a bound costs nothing
+        return []
+    found: list[tuple[int, str]] = []
+    base = Path("/sys/block") / name
+    try:
+        slaves = sorted((base / "slaves").iterdir())
+    except OSError:
+        slaves = []
+    for slave in slaves:
+        disk = _disk_of(slave.resolve())
+        if disk is not None:
+            found.append(disk)
+            found.extend(_underneath(disk[1], depth + 1))
+    try:
+        backing = (base / "loop" / "backing_file").read_text().strip()
+        if stat.S_ISBLK(os.stat(backing).st_mode):
+            rdev = os.stat(backing).st_rdev
+            disk = _disk_of(Path(os.path.realpath(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}")))
+            if disk is not None:
+                found.append(disk)
+                found.extend(_underneath(disk[1], depth + 1))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _station_sockets(config_path: str | None) -> list[Path]:
+    """The sockets a station daemon on this machine would listen on: its configuration's, and the default."""
+    sockets = [Path(DEFAULT_API_SOCKET)]
+    path = Path(config_path) if config_path else default_config_path()
+    if path.exists():
+        try:
+            sockets.insert(0, load_config(path, check_profiles=False).api_socket)
+        except AgentError:
+            pass  # an unreadable configuration: the default socket is still asked
+    return list(dict.fromkeys(sockets))
+
+
+def _listening(socket_path: Path) -> bool:
+    """False when the kernel says nobody listens there (no file, or a stale socket: ECONNREFUSED)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    connection.settimeout(3)
+    try:
+        connection.connect(str(socket_path))
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise InStationBay(f"{socket_path}: permission denied asking the station daemon whether it holds this "
+                           "drive; run as root") from None
+    except OSError as exc:
+        raise InStationBay(f"a station daemon socket is at {socket_path} but cannot be asked whether it holds "
+                           f"this drive ({exc.strerror or exc}): refusing to be safe") from None
+    finally:
+        connection.close()
+    return True
+
+
+def refuse_if_in_station_bay(device: str, config_path: str | None = None) -> None:
+    """Before a CLI ``wipe``: refuse a drive that sits in a bay of the running station daemon.
+
+    The daemon is asked over its socket whether it holds the medium, by kernel identity (the whole
+    disk's ``dev_t``, with ``diskseq``), never by path. No socket, or one nobody listens on, means
+    no daemon; a daemon that is there but does not answer is a refusal too: the daemon's view of
+    its bays must never be wrong, and a wipe it does not know of would make it wrong.
+    """
+    whole = _whole_disk(device)
+    if whole is None:
+        return
+    disks = list(dict.fromkeys([whole, *_underneath(whole[1])]))
+    for socket_path in _station_sockets(config_path):
+        if not _listening(socket_path):
+            continue
+        client = ApiClient(socket_path, timeout=5)
+        for dev_t, name in disks:
+            try:
+                with open(f"/sys/block/{name}/diskseq") as handle:
+                    diskseq = handle.read().strip()
+            except OSError:
+                diskseq = ""
+            query = f"/v1/claims?dev_t={dev_t}&name={name}" + (f"&diskseq={diskseq}" if diskseq.isdigit() else "")
+            try:
+                answer = client.get(query)
+            except AgentError as exc:
+                raise InStationBay(f"the station daemon at {socket_path} did not say whether it holds {device} "
+                                   f"({exc.message}): refusing to be safe") from None
+            if answer.get("claimed"):
+                bay = answer.get("bay")
+                over = "" if name == whole[1] else f" (it is built on /dev/{name})"
+                raise InStationBay(f"{device}: drive is in bay {bay} of the running station daemon{over}: use "
+                                   f"`wipe-agent start {bay}`")
 
 
 STATION_COMMANDS = (run, status, watch, start, cancel, intake)

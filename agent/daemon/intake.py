@@ -2,9 +2,22 @@
 
 Kept in the registry's SQLite file in tables of their own (``CREATE TABLE IF NOT EXISTS``), so the
 registry's schema stays the store owner's. An *intake* links the next drive inserted into a bay to
-the host device (laptop/desktop) it came from; the daemon consumes it when that bay's next job
-starts and passes it to the runner as ``asset_tag`` + ``host``, which the job row (and so the
-certificate) carries. A *route* marks a drive for destruction after repeated failures.
+the host device (laptop/desktop) it came from; the daemon passes it to that bay's next job as
+``asset_tag`` + ``host``, which the job row (and so the certificate) carries. A *route* marks a
+drive for destruction after repeated failures.
+
+When an intake is used up (issue 12: a refused job must never eat the laptop's link):
+
+- a job that is **refused** (by ``start``'s own checks or by the worker's) never touches the intake;
+- a job that **starts writing** *claims* it for that drive's serial: from then on only that drive
+  (a re-run after an interruption or a failure) may use it, never the next drive seated in the bay;
+- a job that ends **sanitised**, or **failed and routed to destruction** (the drive's story ends with a
+  certificate or failure report naming the host) *consumes* it. An interrupted job, or one failed on
+  hold (pulled mid-job, a worker crash), leaves it claimed, so the re-run's certificate names the
+  host too. (A drive without a serial claims it as "unknown": such drives cannot be told apart.)
+
+A *seating* record remembers, per bay, the kernel identity of the medium a sanitised job ran on, so a
+restarted station can tell "still the same drive, never pulled" from "a drive with that serial".
 """
 
 from __future__ import annotations
@@ -33,6 +46,26 @@ CREATE TABLE IF NOT EXISTS station_intake (
     job_id TEXT,
     consumed_at TEXT
 );
+CREATE TABLE IF NOT EXISTS station_job_media (
+    job_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    size_bytes INTEGER,
+    dev_t INTEGER,
+    diskseq INTEGER,
+    boot_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS station_seatings (
+    bay TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    dev_t INTEGER NOT NULL,
+    diskseq INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    written INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS station_intake_bay ON station_intake(bay, consumed_at);
 CREATE TABLE IF NOT EXISTS station_drive_routes (
     model TEXT NOT NULL,
@@ -58,6 +91,7 @@ class Intake:
     operator: str
     created_at: str
     job_id: str | None = None
+    claimed_serial: str | None = None  # the drive whose job started writing with this link
 
     def host(self) -> dict[str, Any]:
         """The ``host`` object stored with the job."""
@@ -68,7 +102,7 @@ class Intake:
         """JSON form."""
         return {"intake_id": self.id, "bay": self.bay, "asset_tag": self.asset_tag, "host_serial": self.host_serial,
                 "make": self.make, "model": self.model, "operator": self.operator, "created_at": self.created_at,
-                "job_id": self.job_id}
+                "job_id": self.job_id, "claimed_serial": self.claimed_serial}
 
 
 def _now() -> str:
@@ -95,6 +129,12 @@ class StationStore:
         db = self._connect()
         try:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_intake)")}
+            if "claimed_serial" not in columns:  # a state directory from before claims existed
+                db.execute("ALTER TABLE station_intake ADD COLUMN claimed_serial TEXT")
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_drive_routes)")}
+            if "size_bytes" not in columns:  # routes from before they were bound to a capacity
+                db.execute("ALTER TABLE station_drive_routes ADD COLUMN size_bytes INTEGER")
         finally:
             db.close()
 
@@ -125,21 +165,93 @@ class StationStore:
             db.close()
         return _intake(row) if row else None
 
+    def usable(self, bay: str, serial: str | None) -> Intake | None:
+        """The bay's pending intake if the drive with ``serial`` may use it: unclaimed, or claimed by it."""
+        intake = self.pending(bay)
+        if intake is None or intake.claimed_serial is None:
+            return intake
+        return intake if serial is not None and serial == intake.claimed_serial else None
+
+    def claim(self, intake_id: int, serial: str, job_id: str) -> None:
+        """A job started writing with this intake: only the drive ``serial`` may use it from now on."""
+        db = self._connect()
+        try:
+            db.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at IS NULL",
+                       (serial, job_id, intake_id))
+        finally:
+            db.close()
+
     def consume(self, intake_id: int, job_id: str) -> None:
-        """Link the intake to the job that took it."""
+        """Link the intake to the job whose certificate (or failure report) names the host: used up."""
         db = self._connect()
         try:
             db.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
         finally:
             db.close()
 
-    def note_outcome(self, model: str, serial: str) -> str | None:
+    def note_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int, boot_id: str,
+                     written: int, job_id: str) -> None:
+        """A job ended sanitised on this medium in ``bay``: remember the medium's kernel identity and
+        its write counter (sectors written since the kernel created the device) as the job ended."""
+        db = self._connect()
+        try:
+            db.execute("INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, written, job_id, at)"
+                       " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
+                       "serial=excluded.serial, dev_t=excluded.dev_t, diskseq=excluded.diskseq, "
+                       "boot_id=excluded.boot_id, written=excluded.written, job_id=excluded.job_id, at=excluded.at",
+                       (bay, model, serial, dev_t, diskseq, boot_id, written, job_id, _now()))
+        finally:
+            db.close()
+
+    def note_job_medium(self, job_id: str, model: str, serial: str, size_bytes: int | None, dev_t: int | None,
+                        diskseq: int | None, boot_id: str) -> None:
+        """The medium a job started on, as the kernel identified it (to match an interrupted job's re-run)."""
+        db = self._connect()
+        try:
+            db.execute("INSERT OR REPLACE INTO station_job_media(job_id, model, serial, size_bytes, dev_t, diskseq, "
+                       "boot_id) VALUES(?,?,?,?,?,?,?)", (job_id, model, serial, size_bytes, dev_t, diskseq, boot_id))
+        finally:
+            db.close()
+
+    def job_medium(self, job_id: str) -> dict[str, Any] | None:
+        """What :meth:`note_job_medium` recorded for ``job_id``."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT * FROM station_job_media WHERE job_id=?", (job_id,)).fetchone()
+        finally:
+            db.close()
+        return dict(row) if row else None
+
+    def forget_seating(self, bay: str) -> None:
+        """The medium in ``bay`` changed: its seating record no longer describes the bay."""
+        db = self._connect()
+        try:
+            db.execute("DELETE FROM station_seatings WHERE bay=?", (bay,))
+        finally:
+            db.close()
+
+    def sanitised_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int,
+                          boot_id: str, written: int) -> str | None:
+        """The sanitised job recorded for exactly this medium in ``bay`` (same boot), not written since."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT job_id FROM station_seatings WHERE bay=? AND model=? AND serial=? AND dev_t=? "
+                             "AND diskseq=? AND boot_id=? AND written=?",
+                             (bay, model, serial, dev_t, diskseq, boot_id, written)).fetchone()
+        finally:
+            db.close()
+        return str(row["job_id"]) if row else None
+
+    def note_outcome(self, model: str, serial: str, size_bytes: int | None = None) -> str | None:
         """After a job ends: route the drive to destruction when its recent jobs keep failing.
 
         Removals (``drive_removed``), cancellations and refusals do not count; a success resets.
         Returns the drive's route when it is ``destroy``. A drive without a serial number is never
         tracked across jobs: every such drive of a model looks alike, and three failing USB sticks
         must not send a fourth, healthy one to the shredder (a job's own hardware-fault route stands).
+        With ``size_bytes`` (the medium's capacity as the job started), only jobs on media of that
+        capacity count, and the route is recorded for it: drives behind one USB bridge that reports
+        its own serial for every disk do not share one history unless they also share a size.
         """
         if not has_serial(serial):
             return None
@@ -147,8 +259,11 @@ class StationStore:
         try:
             rows = db.execute(
                 "SELECT jobs.state, jobs.error_code, jobs.route FROM jobs JOIN drives ON drives.id = jobs.drive_id "
+                "LEFT JOIN station_job_media media ON media.job_id = jobs.id "
                 "WHERE drives.model=? AND drives.serial=? AND jobs.state IN ('sanitised','failed') "
-                "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 20", (model, serial)).fetchall()
+                "AND (? IS NULL OR media.size_bytes IS NULL OR media.size_bytes = ?) "
+                "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT 20",
+                (model, serial, size_bytes, size_bytes)).fetchall()
             failures = 0
             for row in rows:
                 if row["state"] == "sanitised":
@@ -161,24 +276,31 @@ class StationStore:
             elif failures >= REPEATED_FAILURES:
                 reason = f"{failures} failed jobs in a row"
             else:
-                current = db.execute("SELECT route FROM station_drive_routes WHERE model=? AND serial=?",
-                                     (model, serial)).fetchone()
+                current = self._route_row(db, model, serial, size_bytes)
                 return str(current["route"]) if current else None
-            db.execute("INSERT INTO station_drive_routes(model, serial, route, reason, at) VALUES(?,?,?,?,?) "
-                       "ON CONFLICT(model, serial) DO UPDATE SET route=excluded.route, reason=excluded.reason, "
-                       "at=excluded.at", (model, serial, "destroy", reason, _now()))
+            db.execute("INSERT INTO station_drive_routes(model, serial, route, reason, at, size_bytes) "
+                       "VALUES(?,?,?,?,?,?) ON CONFLICT(model, serial) DO UPDATE SET route=excluded.route, "
+                       "reason=excluded.reason, at=excluded.at, size_bytes=excluded.size_bytes",
+                       (model, serial, "destroy", reason, _now(), size_bytes))
             return "destroy"
         finally:
             db.close()
 
-    def route(self, model: str, serial: str) -> dict[str, str] | None:
-        """The drive's recorded route (``destroy`` and why), if any."""
+    @staticmethod
+    def _route_row(db: sqlite3.Connection, model: str, serial: str, size_bytes: int | None) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=? "
+            "AND (? IS NULL OR size_bytes IS NULL OR size_bytes = ?)", (model, serial, size_bytes, size_bytes)
+        ).fetchone()
+        return row
+
+    def route(self, model: str, serial: str, size_bytes: int | None = None) -> dict[str, str] | None:
+        """The drive's recorded route (``destroy`` and why), if any (for a drive of that capacity)."""
         if not has_serial(serial):
             return None
         db = self._connect()
         try:
-            row = db.execute("SELECT route, reason, at FROM station_drive_routes WHERE model=? AND serial=?",
-                             (model, serial)).fetchone()
+            row = self._route_row(db, model, serial, size_bytes)
         finally:
             db.close()
         return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None
@@ -187,4 +309,4 @@ class StationStore:
 def _intake(row: sqlite3.Row) -> Intake:
     return Intake(id=int(row["id"]), bay=row["bay"], asset_tag=row["asset_tag"], host_serial=row["host_serial"],
                   make=row["make"], model=row["model"], operator=row["operator"], created_at=row["created_at"],
-                  job_id=row["job_id"])
+                  job_id=row["job_id"], claimed_serial=row["claimed_serial"])

@@ -15,6 +15,7 @@ a hung drive or a crash takes only its own job with it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from agent.config import Bay, StationConfig
+from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
@@ -45,6 +47,8 @@ RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare 
 PROBE_WAIT_SECONDS = 0.5  # udev/blkid probing a fresh drive: how long the main loop waits for them to let go
 RECHECK_FIRST_SECONDS = 0.2  # a drive that was busy is looked at again after this, then ever less often
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
+START_ANSWER_SECONDS = 7.0  # ``start`` waits this long for the guard and checks: under the client's 10 s
+VERIFY_SHARE = {"full": 0.5, "sampling": 0.05}  # of a job's work, for overall progress
 
 
 class RequestError(AgentError):
@@ -93,19 +97,39 @@ class ActiveJob:
     removed: bool = False
     cancelled_by: str | None = None
     outcome: dict[str, Any] | None = None
+    seating: int | None = None  # the bay seating this job was started for (its outcome belongs to it)
+    medium: Seating | None = None  # that seating's kernel identity
+    verify_share: float = 0.05
+    claimed_intake: bool = False
+    settled: threading.Event = field(default_factory=threading.Event)  # past the checks, or ended
+    final: dict[str, Any] | None = None  # the summary it ended with
+    certificate_error: str | None = None
 
     def cancelled_summary(self) -> dict[str, Any]:
         """The bay's last outcome for a job cancelled before its worker created it."""
         return {"job_id": self.job_id, "outcome": "cancelled", "operator": self.cancelled_by,
                 "reason": f"cancelled by {self.cancelled_by} before it started"}
 
+    def overall_progress(self) -> float | None:
+        """Progress across phases: the write (or sanitize) phase, then verification, weighted by the
+        profile's verification mode (a full read-back is as long as the write; a sample is short)."""
+        if not self.total or self.phase is None:
+            return None
+        fraction = min(1.0, self.done / self.total)
+        if self.phase == "verify":
+            return round((1 - self.verify_share) + self.verify_share * fraction, 4)
+        return round((1 - self.verify_share) * fraction, 4)
+
     def to_json(self) -> dict[str, Any]:
-        """Status view: progress, rate and ETA of the current phase."""
+        """Status view: progress, rate and ETA of the current phase; elapsed time and overall progress."""
         now = time.monotonic()
         elapsed = now - self.phase_started if self.phase_started else 0.0
         rate = self.done / elapsed if elapsed > 0 and self.done else None
         eta = (self.total - self.done) / rate if rate and self.total >= self.done else None
+        began = self.running_at or self.launched_at
         return {
+            "overall_progress": self.overall_progress(),
+            "elapsed_seconds": round(now - began, 1) if began is not None else None,
             "job_id": self.job_id, "state": self.state, "profile": self.profile, "operator": self.operator,
             "device": self.device_path, "phase": self.phase, "done": self.done, "total": self.total,
             "progress": round(self.done / self.total, 4) if self.total else None,
@@ -126,11 +150,63 @@ class BaySlot:
     identity: DriveIdentity | None = None
     protected: tuple[str, ...] = ()
     job: ActiveJob | None = None
-    last: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None  # of a job of THIS seating only (see agent.daemon.bays)
+    previous: dict[str, Any] | None = None  # the last outcome of an earlier drive/seating, labelled as such
+    history: dict[str, Any] | None = None  # the registry's latest job of this exact drive, as found at insertion
+    seating: Seating | None = None
+    written_at_outcome: int | None = None  # the write counter as this seating's sanitised job ended
+    notice: str | None = None  # why this seating's outcome was withdrawn (written or resized since)
     started: bool = False  # a job was queued for the drive now in the bay (auto-start only once per insertion)
     waiting_until_free: bool = False  # auto-start bay, drive only busy: started when the holder lets go
     recheck_at: float = 0.0  # when a waiting drive is looked at again (backing off: a udev probe lets go in
     recheck_every: float = 0.0  # a moment, a dd runs for hours)
+
+
+def medium_size(name: str) -> int | None:
+    """The medium's size now, from sysfs (512-byte units whatever the sector size), None if unreadable."""
+    try:
+        with open(f"/sys/block/{name}/size") as handle:
+            return int(handle.read().strip()) * 512
+    except (OSError, ValueError):
+        return None
+
+
+def sectors_written(name: str) -> int | None:
+    """The kernel's count of sectors written to the device since it was created (``/sys/block/NAME/stat``,
+    field 7): any write after a job ended - an automounter, a copy, a VM - raises it."""
+    try:
+        with open(f"/sys/block/{name}/stat") as handle:
+            return int(handle.read().split()[6])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def medium_identity(name: str, path: str) -> tuple[int | None, int | None]:
+    """``(dev_t, diskseq)`` of the medium at ``path`` now (None for what this kernel or node lacks)."""
+    try:
+        dev_t: int | None = os.stat(path).st_rdev or None
+    except OSError:
+        dev_t = None
+    try:
+        with open(f"/sys/block/{name}/diskseq") as handle:
+            diskseq: int | None = int(handle.read().strip())
+    except (OSError, ValueError):
+        diskseq = None  # kernels before 5.15, or not a whole disk
+    return dev_t, diskseq
+
+
+def boot_id() -> str:
+    """This boot's id: a seating record from another boot proves nothing (diskseq restarts at boot)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _only_busy(reasons: tuple[str, ...]) -> bool:
+    """True when every reason not to touch a drive is that something holds it open (it may let go)."""
+    return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -170,8 +246,10 @@ class Station:
         self.ready = threading.Event()
         self._supervisors: list[threading.Thread] = []
         self._keys = 0
+        self._seatings = 0
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._registry: Registry | None = None
+        self._registry_thread: int | None = None
         self._restart_interrupted: list[JobRow] = []
         self._coldplug = False  # handling the drives found at start-up
         self.started_at = time.time()
@@ -200,6 +278,7 @@ class Station:
     def serve(self, api_factory: Callable[[Station], Closeable] | None = None) -> int:
         """Run the station until :meth:`request_stop`; returns the exit code."""
         self._registry = Registry(self.config.state_dir).open()
+        self._registry_thread = threading.get_ident()
         self.store.create()
         if self.launcher is None and os.environ.get("WIPE_AGENT_NO_FORKSERVER") == "1":
             self.launcher = SubprocessLauncher()
@@ -272,6 +351,8 @@ class Station:
             self._schedule()
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + interval
+                with self.lock:
+                    self._recheck_media()
                 self.notifier.notify(WATCHDOG=1, STATUS=self._status_line())
 
     def _shutdown(self, api: Closeable | None) -> None:
@@ -373,7 +454,16 @@ class Station:
             return
         slot.waiting_until_free = False
         restart = self._interrupted_for(slot)
-        if restart is not None:
+        if restart is not None and not self._same_medium(slot, restart):
+            # a look-alike (same model and serial, another medium) is wiped as a new drive: it never
+            # inherits the interrupted job's operator, asset tag or laptop link
+            self.log.warning("a drive with the serial of an interrupted job, not proven to be its medium: wiped as "
+                             "a new drive, without that job's host link", extra={"fields": {
+                                 **fields, "interrupted": restart.id}})
+            if slot.identity is not None:
+                self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
+                              f"station {self.config.station_id}")
+        elif restart is not None:
             self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
             self.log.info("restarting interrupted job from the beginning",
                           extra={"fields": {**fields, "interrupted": restart.id}})
@@ -384,11 +474,15 @@ class Station:
             self.log.warning("drive in bay could not be identified: not started", extra={"fields": fields})
 
     def _already_sanitised(self, slot: BaySlot) -> bool:
-        """At start-up, a drive still in its bay whose last job sanitised it is not wiped again.
+        """At start-up, a drive still in its bay whose last job sanitised *this very medium* is not wiped again.
 
-        The station restarted (an update, a crash, a power cut) with finished drives still seated:
-        wiping them again would only cost hours and issue a second certificate. A drive plugged in
-        while the station runs is an operator's act and is wiped; ``start`` always wipes.
+        The station restarted (an update, a crash) with finished drives still seated: wiping them
+        again would only cost hours and issue a second certificate. "This very medium" is proven
+        by the station's seating record (bay, model, serial, dev_t, diskseq and boot id as the job
+        ended), never by the serial alone: USB docks report their bridge's serial for any disk,
+        serials are cloned, and a loop's "serial" is its backing path. Without that proof (a
+        reboot, a re-seat, a look-alike) the drive is wiped again. A drive plugged in while the
+        station runs is an operator's act and is wiped; ``start`` always wipes.
         """
         identity = slot.identity
         if identity is None or self._registry is None:
@@ -396,10 +490,72 @@ class Station:
         last = self._registry.last_job_of(identity.model, identity.serial)
         if last is None or last.state != "sanitised":
             return False
-        slot.started, slot.last = True, {**_job_summary(last), "note": "sanitised before the station restarted"}
-        self.log.info("drive already sanitised: not started again", extra={"fields": {
-            "bay": slot.bay.name, "serial": identity.serial, "job_id": last.id}})
+        fields = {"bay": slot.bay.name, "serial": identity.serial, "job_id": last.id}
+        if not self._proven_seating(slot, last.id):
+            self.log.warning("a drive with this serial was sanitised before the restart, but nothing proves it is "
+                             "this medium: it is wiped again", extra={"fields": fields})
+            return False
+        slot.started = True
+        slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
+        self.log.info("drive already sanitised: not started again", extra={"fields": fields})
         return True
+
+    def _same_medium(self, slot: BaySlot, row: JobRow) -> bool:
+        """Whether the drive in ``slot`` is the medium the interrupted job ``row`` ran on.
+
+        Within one boot the kernel's ``dev_t`` and ``diskseq`` tell (a re-seat or a look-alike has
+        another diskseq). Across a reboot (a power cut, the usual interruption) diskseq restarts and
+        proves nothing: model, serial and size must match. A job without a record (from before the
+        station kept them) is matched as before, by model and serial.
+        """
+        seating = slot.seating
+        try:
+            recorded = self.store.job_medium(row.id)
+        except AgentError:
+            recorded = None
+        if recorded is None or seating is None:
+            return recorded is None
+        if recorded["boot_id"] == boot_id():
+            return (seating.dev_t, seating.diskseq) == (recorded["dev_t"], recorded["diskseq"]) and (
+                seating.diskseq is not None)
+        return recorded["size_bytes"] is not None and seating.size_bytes == recorded["size_bytes"]
+
+    def _proven_seating(self, slot: BaySlot, job_id: str) -> bool:
+        """True when the station's seating record says ``job_id`` ran on exactly the medium in the bay now."""
+        seating, identity = slot.seating, slot.identity
+        if seating is None or identity is None or seating.dev_t is None or seating.diskseq is None:
+            return False
+        if not has_serial(identity.serial):
+            return False
+        written = sectors_written(seating.name)
+        if written is None:
+            return False
+        try:
+            recorded = self.store.sanitised_seating(slot.bay.name, identity.model, identity.serial, seating.dev_t,
+                                                    seating.diskseq, boot_id(), written)
+        except AgentError:
+            return False
+        if recorded != job_id:
+            return False
+        slot.written_at_outcome = written
+        return True
+
+    def _look_up_history(self, slot: BaySlot) -> None:
+        """A new seating: the registry's latest job of this exact drive, and whether it proves this seating."""
+        identity = slot.identity
+        slot.history = None
+        if identity is None or self._registry is None:
+            return
+        try:
+            last = self._registry.last_job_of(identity.model, identity.serial)
+        except AgentError:
+            return
+        if last is None:
+            return
+        slot.history = {**_job_summary(last), "serial": identity.serial,
+                        "label": f"this drive's last recorded job ({last.state}); not this seating's outcome"}
+        if last.state == "sanitised" and self._proven_seating(slot, last.id):
+            slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
 
     def _reassess_waiting_bays(self) -> None:
         """Drives in auto-start bays that were only busy: look again, and start those now free.
@@ -421,7 +577,10 @@ class Station:
                     self.log.info("drive protection changed", extra={"fields": {
                         "bay": slot.bay.name, "device": drive.device_path, "reasons": "; ".join(reasons) or "-"}})
                 slot.protected = reasons
-                self._auto_start(slot)
+                if slot.bay.auto_start:
+                    self._auto_start(slot)
+                else:  # a manual bay: only what it shows changes (a probe let go: "present", not "busy")
+                    slot.waiting_until_free = _only_busy(reasons)
                 if slot.waiting_until_free:
                     slot.recheck_every = min(slot.recheck_every * 2, RESYNC_SECONDS)
                     slot.recheck_at = time.monotonic() + slot.recheck_every
@@ -450,13 +609,29 @@ class Station:
                   "serial": identity.serial if identity else "?"}
         if bay is None:
             self.unbayed[event.name] = {"device": event.device_path, "drive": identity.to_json() if identity else None,
-                                        "protected": list(protected)}
+                                        "protected": list(protected), "state": BayState.UNLISTED.value}
             self.log.info("drive outside every bay: shown, never touched", extra={"fields": fields})
             return
         slot = self.slots[bay.name]
-        if (slot.drive is None or slot.drive.name != event.name) and slot.job is None:
+        if slot.drive is not None and slot.drive.name != event.name:
+            # a bay holds one drive: a second disk its match also fits (a match without a per-port
+            # property) never takes the place of the one whose job and outcome the bay shows
+            held = slot.identity.serial if slot.identity else slot.drive.device_path
+            self.unbayed[event.name] = {
+                "device": event.device_path, "drive": identity.to_json() if identity else None,
+                "protected": list(protected), "state": BayState.UNLISTED.value,
+                "note": f"matches bay {bay.name}, which already holds {held}: not touched (re-seat it alone)"}
+            self.log.warning("second drive matches a bay that already holds one: shown, never touched",
+                             extra={"fields": {**fields, "holds": held}})
+            return
+        dev_t, diskseq = medium_identity(event.name, event.device_path)
+        new_seating = slot.seating is None or slot.drive is None or not slot.seating.same_medium(
+            event.name, dev_t, diskseq)
+        if new_seating and slot.job is None:
             slot.started = False  # a new insertion (a resumed job already holds the bay: it counts as started)
         slot.drive, slot.identity, slot.protected = event, identity, protected
+        if new_seating:
+            self._new_seating(slot, event, identity, dev_t, diskseq)
         self.log.info("drive inserted", extra={"fields": fields})
         if slot.job is not None:
             return  # a resumed job already holds this bay
@@ -466,6 +641,67 @@ class Station:
             self._auto_start(slot)
         elif protected:
             self.log.warning("drive in bay is protected", extra={"fields": {**fields, "reasons": "; ".join(protected)}})
+            if _only_busy(protected) and not slot.waiting_until_free:
+                # held only (udev's probe, losetup a moment after attaching): looked at again, backing off,
+                # so the bay does not go on showing a holder that has let go
+                slot.waiting_until_free = True
+                slot.recheck_every = RECHECK_FIRST_SECONDS
+                slot.recheck_at = time.monotonic() + slot.recheck_every
+
+    def _new_seating(self, slot: BaySlot, event: DriveEvent, identity: DriveIdentity | None, dev_t: int | None,
+                     diskseq: int | None) -> None:
+        """Under the lock: a new medium in the bay. What the bay showed belongs to the drive before."""
+        self._retire_outcome(slot)
+        self._seatings += 1
+        slot.seating = Seating(self._seatings, event.name, dev_t, diskseq, identity.serial if identity else None,
+                               identity.model if identity else None, medium_size(event.name))
+        if slot.job is not None and slot.job.seating is None:
+            slot.job.seating = slot.seating.number  # a job resumed at start-up is this seating's
+        if self._registry_thread in (None, threading.get_ident()):
+            self._look_up_history(slot)  # only on the thread whose registry connection this is
+
+    def _forget_seating(self, bay: str) -> None:
+        try:
+            self.store.forget_seating(bay)
+        except AgentError as exc:  # a stale record cannot prove anything anyway: diskseq changes on re-seat
+            self.log.error("cannot forget seating", extra={"fields": {"bay": bay, "error": exc.message}})
+
+    def _recheck_media(self) -> None:
+        """Under the lock: a medium that changed size in its bay (``losetup -c``, a host-protected area
+        removed) no longer is what its job sanitised - the kernel keeps diskseq for a resize, so the
+        size is compared too; its outcome becomes history, never the bay's "sanitised"."""
+        for slot in self.slots.values():
+            seating, outcome = slot.seating, slot.outcome
+            if seating is None or slot.drive is None or outcome is None or slot.job is not None:
+                continue
+            size = medium_size(seating.name)
+            if size == 0:
+                continue  # the medium is going (a loop detached, a card pulled): its removal event follows
+            written = sectors_written(seating.name)
+            if seating.size_bytes is not None and size is not None and size != seating.size_bytes:
+                change = f"its size changed ({seating.size_bytes} → {size} bytes)"
+                slot.seating = dataclasses.replace(seating, size_bytes=size)
+            elif (outcome.get("outcome") == "sanitised" and slot.written_at_outcome is not None
+                  and written is not None and written > slot.written_at_outcome):
+                change = f"it was written after its job ({written - slot.written_at_outcome} sectors)"
+            else:
+                continue
+            self.log.warning("drive in its bay changed after its job: its outcome no longer describes it", extra={
+                "fields": {"bay": slot.bay.name, "job_id": outcome.get("job_id"), "change": change}})
+            slot.outcome = None
+            slot.notice = f"{change}: {outcome.get('outcome')} no longer holds - {NEEDS_RERUN}"
+            slot.previous = {**outcome, "serial": seating.serial,
+                             "label": f"this drive before {change}: {outcome.get('outcome')}"}
+            slot.started = True  # the operator decides: nothing starts by itself on a medium that changed under us
+            self._forget_seating(slot.bay.name)
+
+    def _retire_outcome(self, slot: BaySlot) -> None:
+        """Under the lock: the bay's outcome becomes the previous drive's, labelled with its serial."""
+        if slot.outcome is not None:
+            serial = slot.seating.serial if slot.seating is not None else None
+            slot.previous = {**slot.outcome, "serial": serial,
+                             "label": f"previous drive S/N {serial or '?'}: {slot.outcome.get('outcome')}"}
+        slot.outcome, slot.history, slot.notice, slot.written_at_outcome = None, None, None, None
 
     def _interrupted_for(self, slot: BaySlot, take: bool = True) -> JobRow | None:
         """The interrupted job of exactly this drive: same model and serial, and a real serial at that
@@ -487,7 +723,9 @@ class Station:
         self.unbayed.pop(event.name, None)
         for slot in self.slots.values():
             if slot.drive is not None and slot.drive.name == event.name:
-                slot.drive, slot.identity, slot.protected = None, None, ()
+                self._retire_outcome(slot)
+                slot.drive, slot.identity, slot.protected, slot.seating = None, None, (), None
+                self._forget_seating(slot.bay.name)
                 slot.started = slot.waiting_until_free = False
                 self.log.info("drive removed", extra={"fields": {"bay": slot.bay.name, "device": event.device_path}})
         for job in list(self.queue):
@@ -510,13 +748,19 @@ class Station:
                  host: dict[str, Any] | None = None, use_intake: bool = True) -> ActiveJob:
         assert slot.drive is not None
         # a restarted attempt keeps the host link it had; a pending intake is for the next new drive
-        intake = self.store.pending(slot.bay.name) if use_intake else None
+        serial = slot.identity.serial if slot.identity else None
+        intake = self.store.usable(slot.bay.name, serial) if use_intake else None
         intake_id = None
         if intake is not None:
             asset_tag, host, intake_id = intake.asset_tag, intake.host(), intake.id
+        try:
+            verify_share = VERIFY_SHARE.get(load_profile(profile).verify_mode, 0.05)
+        except AgentError:
+            verify_share = 0.05  # the worker refuses the profile with its reason
         job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
-                            expected_serial=slot.identity.serial if slot.identity else None, asset_tag=asset_tag,
-                            host=host, intake_id=intake_id)
+                            expected_serial=serial, asset_tag=asset_tag, host=host, intake_id=intake_id,
+                            seating=slot.seating.number if slot.seating else None, medium=slot.seating,
+                            verify_share=verify_share)
         slot.job, slot.started, slot.waiting_until_free = job, True, False
         self.queue.append(job)
         self.wake()
@@ -585,8 +829,14 @@ class Station:
         job.heard_at = time.monotonic()
         if event == "created":
             job.job_id, job.state, job.running_at = message["job_id"], "checking", time.monotonic()
-            if job.intake_id is not None:
-                self.store.consume(job.intake_id, job.job_id or "")
+            medium = job.medium
+            if medium is not None and medium.serial is not None and job.resume is None:
+                try:
+                    self.store.note_job_medium(message["job_id"], medium.model or "", medium.serial,
+                                               medium.size_bytes, medium.dev_t, medium.diskseq, boot_id())
+                except AgentError as exc:
+                    self.log.error("cannot note job medium", extra={"fields": {"job_id": job.job_id,
+                                                                               "error": exc.message}})
             self.log.info("job started", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
                                                            "profile": job.profile}})
         elif event == "progress":
@@ -594,8 +844,19 @@ class Station:
                 job.phase, job.phase_started = message.get("phase"), time.monotonic()
             job.state = "verifying" if job.phase == "verify" else "running"
             job.done, job.total = int(message.get("done", 0)), int(message.get("total", 0))
+            if job.intake_id is not None and not job.claimed_intake and job.job_id and job.expected_serial:
+                job.claimed_intake = True  # writing: this link is this drive's now, never the next drive's
+                try:
+                    self.store.claim(job.intake_id, job.expected_serial, job.job_id)
+                except AgentError as exc:
+                    self.log.error("cannot claim intake", extra={"fields": {"job_id": job.job_id,
+                                                                            "error": exc.message}})
+            job.settled.set()  # past the guard and the method choice: ``start`` can answer
         elif event in ("done", "error", "left-running"):
             job.outcome = message
+        elif event == "certificate-error":  # the job's outcome stands; the bay must say it has no certificate
+            error = message.get("error") or {}
+            job.certificate_error = str(error.get("message") or "signing failed")
 
     def _finish(self, job: ActiveJob, code: int) -> None:
         """Reap a worker: make sure its job reached a final state, record the outcome, free the bay."""
@@ -626,13 +887,24 @@ class Station:
             finally:
                 registry.close()
             if summary is not None:
-                route = self.store.note_outcome(row.drive.model, row.drive.serial)
+                route = self.store.note_outcome(row.drive.model, row.drive.serial,
+                                                job.medium.size_bytes if job.medium is not None else None)
                 if route == "destroy":
                     summary["drive_route"] = "destroy"
+                self._settle_intake(job, row)
+                if row.state == "sanitised":
+                    self._note_seating(job, row)
         elif job.outcome and job.outcome.get("event") == "error":
             summary = {"job_id": None, "outcome": "error", **job.outcome.get("error", {})}
         elif job.job_id is None and job.cancelled_by is not None:  # stopped before it created its job
             summary = job.cancelled_summary()
+        if summary is not None and summary.get("outcome") in ("failed", "refused", "error"):
+            self.log.warning("job did not sanitise the drive", extra={"fields": {
+                "job_id": job.job_id, "bay": job.bay, "outcome": summary.get("outcome"),
+                "reason": summary.get("reason") or summary.get("message")}})
+        if summary is not None and summary.get("outcome") == "sanitised" and not summary.get("certificate"):
+            summary["warning"] = (f"no certificate: signing failed: {job.certificate_error}" if job.certificate_error
+                                  else "no certificate (this station has no signing key)")
         with self.lock:
             job.process = None
             self.active.pop(job.key, None)
@@ -645,13 +917,56 @@ class Station:
                                                         "outcome": (summary or {}).get("outcome", "left-running")}})
         self.wake()
 
+    def _settle_intake(self, job: ActiveJob, row: JobRow) -> None:
+        """A job's final state decides its intake: used up when the drive's story ends with a document that
+        names the host (sanitised; failed and routed to destruction); kept, claimed by this drive, for its
+        re-run when interrupted or failed on hold (pulled mid-job, a worker crash); untouched when refused."""
+        if job.intake_id is None:
+            return
+        try:
+            if row.state == "sanitised" or (row.state == "failed" and row.route == "destroy"):
+                self.store.consume(job.intake_id, row.id)
+        except AgentError as exc:
+            self.log.error("cannot settle intake", extra={"fields": {"job_id": row.id, "error": exc.message}})
+
+    def _note_seating(self, job: ActiveJob, row: JobRow) -> None:
+        """Remember the medium a sanitised job ran on, if it is still the bay's medium."""
+        with self.lock:
+            slot = self.slots.get(job.bay) if job.bay else None
+            seating = slot.seating if slot is not None else None
+        if seating is None or seating.number != job.seating or seating.dev_t is None or seating.diskseq is None:
+            return
+        written = sectors_written(seating.name)
+        if not has_serial(row.drive.serial) or written is None:
+            return
+        try:
+            self.store.note_seating(job.bay or "", row.drive.model, row.drive.serial, seating.dev_t, seating.diskseq,
+                                    boot_id(), written, row.id)
+        except AgentError as exc:
+            self.log.error("cannot note seating", extra={"fields": {"job_id": row.id, "error": exc.message}})
+
     def _release(self, job: ActiveJob, summary: dict[str, Any] | None = None) -> None:
+        """Under the lock: the bay's job is over; its outcome goes to the seating it was started for.
+
+        If the drive was pulled (or another seated) meanwhile, the outcome is the previous drive's,
+        labelled with its serial, and never the state of the bay.
+        """
+        job.final = summary
+        job.settled.set()
         if job.bay is not None:
             slot = self.slots.get(job.bay)
             if slot is not None and slot.job is job:
                 slot.job = None
-                if summary is not None:
-                    slot.last = summary
+                if summary is None:
+                    return
+                if slot.seating is not None and slot.drive is not None and slot.seating.number == job.seating:
+                    slot.outcome, slot.notice = summary, None
+                    # the worker has exited: from here on, any write to the drive is someone else's
+                    slot.written_at_outcome = sectors_written(slot.seating.name)
+                else:
+                    serial = job.expected_serial
+                    slot.previous = {**summary, "serial": serial,
+                                     "label": f"previous drive S/N {serial or '?'}: {summary.get('outcome')}"}
 
     def _signal(self, job: ActiveJob, number: int) -> None:
         process = job.process
@@ -666,14 +981,31 @@ class Station:
     def status(self) -> dict[str, Any]:
         """Everything ``status`` and ``watch`` show."""
         with self.lock:
+            self._recheck_media()  # a resize between two ticks is never shown as sanitised either
             bays: list[dict[str, Any]] = []
             for slot in self.slots.values():
+                job = slot.job.to_json() if slot.job else None
+                history = slot.history
+                if history is None and slot.drive is not None:
+                    restart = self._interrupted_for(slot, take=False)  # interrupted by the last restart
+                    if restart is not None:
+                        history = {**_job_summary(restart), "serial": restart.drive.serial}
+                view = derive_view(present=slot.drive is not None, job=job, outcome=slot.outcome,
+                                   protected=slot.protected, waiting=slot.waiting_until_free, history=history,
+                                   notice=slot.notice)
                 bays.append({
                     "name": slot.bay.name, "auto_start": slot.bay.auto_start, "profile": slot.bay.profile,
+                    "state": view.state.value, "reason": view.reason, "needs_rerun": view.needs_rerun,
+                    "modified_since_job": slot.notice is not None,
+                    "pull": view.advice.value, "safe_to_pull": view.advice is PullAdvice.SAFE,
                     "drive": ({"device": slot.drive.device_path, **(slot.identity.to_json() if slot.identity else {}),
                                "protected": list(slot.protected)} if slot.drive else None),
-                    "job": slot.job.to_json() if slot.job else None,
-                    "last": slot.last,
+                    "seating": slot.seating.to_json() if slot.seating else None,
+                    "job": job,
+                    "outcome": slot.outcome,
+                    "previous": slot.previous,
+                    "history": history,
+                    "asset_tag": (slot.job.asset_tag if slot.job else None) or (slot.outcome or {}).get("asset_tag"),
                     "pending_intake": None,
                 })
             running = sum(1 for job in self.active.values() if job.process is not None)
@@ -685,9 +1017,12 @@ class Station:
         for bay in bays:
             intake = self.store.pending(bay["name"])
             bay["pending_intake"] = intake.to_json() if intake else None
+            if bay["asset_tag"] is None and intake is not None and bay["drive"] is not None and (
+                    intake.claimed_serial in (None, bay["drive"].get("serial"))):
+                bay["asset_tag"] = intake.asset_tag  # the link this drive's next job will carry
             drive = bay["drive"]
             if drive and drive.get("serial"):
-                bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"])
+                bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"], drive.get("size_bytes"))
         return data
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
@@ -723,11 +1058,75 @@ class Station:
                 raise RequestError("serial_mismatch", f"bay {name} holds serial {identity.serial}, not {serial}")
             slot.identity = identity
             if slot.protected:
-                raise RequestError("drive_protected", f"bay {name}: refused: " + "; ".join(slot.protected))
+                reason = "; ".join(slot.protected)
+                self._refuse_on_bay(slot, operator, "drive_protected", reason)
+                raise RequestError("drive_protected", f"bay {name}: refused: {reason}")
             chosen = self.config.profile_for(slot.bay, identity.media, profile)
+            chosen_profile = load_profile(chosen)
+            if identity.media not in chosen_profile.media:  # what the worker would refuse: say so now
+                reason = (f"profile {chosen} does not take {identity.media} media "
+                          f"(it takes: {', '.join(chosen_profile.media)})")
+                self._refuse_on_bay(slot, operator, "profile_media", reason)
+                raise RequestError("profile_media", f"bay {name}: refused: {reason}")
             job = self._enqueue(slot, chosen, operator)
-            return {"bay": name, "queued": True, "profile": chosen, "operator": operator, "device": job.device_path,
-                    "serial": identity.serial}
+        return self._await_start(job, {"bay": name, "profile": chosen, "operator": operator,
+                                       "device": job.device_path, "serial": identity.serial})
+
+    def _refuse_on_bay(self, slot: BaySlot, operator: str, code: str, reason: str) -> None:
+        """Under the lock: ``start`` refused this drive: the bay and the log say why (nothing was touched)."""
+        slot.outcome = {"job_id": None, "outcome": "refused", "error_code": code, "reason": reason,
+                        "operator": operator, "note": "refused by start before any job was created"}
+        self.log.warning("start refused", extra={"fields": {"bay": slot.bay.name, "operator": operator,
+                                                            "code": code, "reason": reason}})
+
+    def _await_start(self, job: ActiveJob, answer: dict[str, Any]) -> dict[str, Any]:
+        """``start``'s answer: wait (briefly) until the worker's guard and method choice passed, or it ended.
+
+        A job waiting for a free slot (``max_parallel_jobs``) is answered as queued at once: its
+        checks run when it starts, and a refusal then shows in ``status`` and ``watch`` with its reason.
+        """
+        deadline = time.monotonic() + START_ANSWER_SECONDS
+        while not job.settled.wait(0.05):
+            with self.lock:
+                running = sum(1 for other in self.active.values() if other.process is not None)
+                if job in self.queue and running >= self.config.max_parallel_jobs:
+                    return {**answer, "queued": True, "job_id": None, "state": "queued"}
+            if time.monotonic() >= deadline:
+                with self.lock:
+                    return {**answer, "queued": job in self.queue, "job_id": job.job_id, "state": job.state}
+        final = job.final
+        if final is None and job.job_id is None and job.process is None:
+            with self.lock:
+                dequeued = job not in self.queue
+            if dequeued:  # released before it started: the drive was pulled
+                raise RequestError("drive_removed",
+                                   f"bay {answer['bay']}: the drive was removed before its job started")
+        if final is not None and final.get("outcome") not in ("sanitised",):
+            reason = final.get("reason") or final.get("message") or final.get("outcome")
+            code = "refused" if final.get("outcome") == "refused" else "job_" + str(final.get("outcome"))
+            raise RequestError(code, f"bay {answer['bay']}: job {final.get('job_id') or '-'} "
+                               f"{final.get('outcome')}: {reason}")
+        with self.lock:
+            return {**answer, "queued": False, "job_id": job.job_id, "state": job.state if final is None
+                    else str(final.get("outcome"))}
+
+    def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]:
+        """Which bay (if any) holds the medium with this kernel identity (for the CLI's ``wipe``)."""
+        with self.lock:
+            for slot in self.slots.values():
+                seating = slot.seating
+                if seating is None or slot.drive is None:
+                    continue
+                if dev_t is not None and seating.dev_t is not None:
+                    same = dev_t == seating.dev_t
+                else:
+                    same = name is not None and name == seating.name
+                # a diskseq that differs only means the bay's medium changed and the event is on its way:
+                # the node is still a bay's node, so it stays claimed (never a window for a CLI wipe)
+                if same or (slot.job is not None and name is not None and slot.job.name == name):
+                    return {"claimed": True, "bay": slot.bay.name, "device": slot.drive.device_path,
+                            "job_id": slot.job.job_id if slot.job else None}
+        return {"claimed": False, "bay": None}
 
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]:
         """Cancel a queued or running job by id or id prefix (a running one ends ``interrupted``)."""

@@ -30,7 +30,7 @@ MiB = 1 << 20
 def _last(status: dict[str, Any], bay: str) -> dict[str, Any] | None:
     for entry in status["bays"]:
         if entry["name"] == bay:
-            return entry["last"]  # type: ignore[no-any-return]
+            return entry["outcome"]  # type: ignore[no-any-return]
     raise AssertionError(f"no bay {bay}")
 
 

@@ -75,13 +75,15 @@ def test_drive_removed_mid_job_fails_that_job_only(
     assert job is not None and job.process is not None
     os.kill(job.process.pid, signal.SIGSTOP)  # hold it mid-write while the other bay runs a whole job
     source.push(_event(INSERTED, small))
-    _wait(lambda: (station.slots["bay-2"].last or {}).get("outcome") == "sanitised")
+    _wait(lambda: (station.slots["bay-2"].outcome or {}).get("outcome") == "sanitised")
     source.push(_event(REMOVED, big))  # the operator pulls the drive in bay 1
     _wait(lambda: station.slots["bay-1"].drive is None)
     os.kill(job.process.pid, signal.SIGCONT)
-    _wait(lambda: station.slots["bay-1"].last is not None)
-    last = station.slots["bay-1"].last
-    assert last is not None
+    _wait(lambda: station.slots["bay-1"].previous is not None)
+    # the drive was pulled: its job's outcome is the previous drive's, labelled, never the empty bay's state
+    assert station.slots["bay-1"].outcome is None
+    last = station.slots["bay-1"].previous
+    assert last is not None and last["label"].startswith("previous drive S/N ")
     assert (last["outcome"], last["error_code"], last["route"]) == ("failed", "drive_removed", "hold")
     assert str(last["reason"]).startswith("drive removed")  # one removal is not a hardware fault
     assert "drive_route" not in last

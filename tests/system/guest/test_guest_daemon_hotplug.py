@@ -75,9 +75,9 @@ def test_daemon_wipes_hotplugged_drive_and_fails_only_the_pulled_one(results_dir
 
             _wait(client, daemon, big_running, "bay-1 to be wiping")
             (results_directory / "big-running").touch()
-            status = _wait(client, daemon, lambda s: bool(_bay(s, "bay-1")["last"] and _bay(s, "bay-2")["last"]),
+            status = _wait(client, daemon, lambda s: bool(_bay(s, "bay-1")["outcome"] and _bay(s, "bay-2")["outcome"]),
                            "both outcomes")
-            big, small = _bay(status, "bay-1")["last"], _bay(status, "bay-2")["last"]
+            big, small = _bay(status, "bay-1")["outcome"], _bay(status, "bay-2")["outcome"]
             assert (big["outcome"], big["error_code"], big["route"]) == ("failed", "drive_removed", "hold"), big
             assert small["outcome"] == "sanitised" and small["method"] == "overwrite.zero", small
             started = time.monotonic()

@@ -54,6 +54,10 @@ class FakeStation:
         self.calls.append(("intake", (bay, asset_tag, host_serial, make, model, operator)))
         return {"bay": bay}
 
+    def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]:
+        self.calls.append(("claims", (dev_t, diskseq, name)))
+        return {"claimed": dev_t == 7, "bay": "bay-1" if dev_t == 7 else None}
+
 
 @pytest.fixture
 def api() -> Iterator[tuple[ApiClient, FakeStation, Path, list[BaseException]]]:
@@ -96,6 +100,20 @@ def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseExce
                              ("cancel_bay", ("bay-1", me)),
                              ("intake", ("bay-2", "A-1", None, "Dell", None, me))]
     assert oct(path.stat().st_mode & 0o777) == "0o660"
+
+
+def test_claims_by_kernel_identity(api: tuple[ApiClient, FakeStation, Path, list[BaseException]]) -> None:
+    client, station, _, _ = api
+    assert client.get("/v1/claims?dev_t=7&diskseq=12&name=loop3") == {"claimed": True, "bay": "bay-1"}
+    assert client.get("/v1/claims?dev_t=8")["claimed"] is False
+    assert station.calls == [("claims", (7, 12, "loop3")), ("claims", (8, None, None))]
+    for bad in ("dev_t=x", "dev_t=-1", f"diskseq={1 << 64}"):
+        with pytest.raises(RemoteError) as error:
+            client.get(f"/v1/claims?{bad}")
+        assert (error.value.code, error.value.status) == ("bad_request", 400)
+    with pytest.raises(RemoteError) as error:
+        client.post("/v1/claims", {})
+    assert error.value.code == "method_not_allowed"
 
 
 @pytest.mark.parametrize(

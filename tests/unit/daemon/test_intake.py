@@ -87,3 +87,20 @@ def test_drives_without_a_serial_are_never_routed_by_each_others_failures(tmp_pa
         assert store.route("USB Flash", "unknown") is None and store.route("USB Flash", "") is None
     finally:
         registry.close()
+
+
+def test_look_alikes_of_another_size_do_not_share_a_route(tmp_path: Path) -> None:
+    """Attack B2: disks behind one USB bridge report the bridge's serial; their sizes still differ."""
+    store, registry = _store(tmp_path)
+    try:
+        for _ in range(REPEATED_FAILURES):  # a failing 500 GB disk behind the bridge
+            job_id = _job(registry, "failed", "command_failed")
+            store.note_job_medium(job_id, "Disk", "S1", 500 << 30, None, None, "boot")
+            store.note_outcome("Disk", "S1", 500 << 30)
+        assert store.route("Disk", "S1", 500 << 30) is not None  # that disk is routed to destruction
+        assert store.route("Disk", "S1", 1 << 40) is None  # a healthy 1 TB disk behind the same bridge is not
+        healthy = _job(registry, "failed", "command_failed")  # its first failure counts only its own jobs
+        store.note_job_medium(healthy, "Disk", "S1", 1 << 40, None, None, "boot")
+        assert store.note_outcome("Disk", "S1", 1 << 40) is None
+    finally:
+        registry.close()
