@@ -801,7 +801,10 @@ class Station:
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
                    "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume,
                    "organisation": self.config.organisation, "tsa_url": self.config.tsa_url,
-                   "tsa_timeout": self.config.tsa_timeout}
+                   "tsa_timeout": self.config.tsa_timeout,
+                   # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
+                   "seating": None if job.medium is None else {"dev_t": job.medium.dev_t,
+                                                               "diskseq": job.medium.diskseq}}
         assert self.launcher is not None
         process = self.launcher.launch(request)
         job.process, job.state, job.launched_at = process, "starting", time.monotonic()

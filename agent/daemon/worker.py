@@ -21,6 +21,7 @@ Signals from the daemon:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import signal
@@ -33,6 +34,8 @@ from typing import Any
 
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
+from agent.discovery.medium import MediumInstance
+from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
@@ -143,6 +146,25 @@ def _certify(registry: Registry, job_id: str, request: dict[str, Any]) -> str | 
     return str(path) if path is not None else None
 
 
+def _seated_medium(request: dict[str, Any]) -> MediumInstance | None:
+    """The medium the bay saw seated, as the job's binding: the runner compares it with the node now.
+
+    The bay knew the seating's dev_t and diskseq when it queued the job; a drive swapped while the
+    kernel name was free (or a loop detached and attached to another image) has another diskseq, and
+    the runner then refuses the job before its first write, held for a person.
+    """
+    seating = request.get("seating")
+    if not isinstance(seating, dict):
+        return None
+    now = capture_medium(request["device_path"])
+    dev_t, diskseq = seating.get("dev_t"), seating.get("diskseq")
+    return dataclasses.replace(
+        now,
+        device_number=dev_t if isinstance(dev_t, int) else now.device_number,
+        diskseq=diskseq if isinstance(diskseq, int) else now.diskseq,
+    )
+
+
 def run_request(request: dict[str, Any]) -> int:
     """Run one job in this process (a fresh interpreter, or a child of the fork server)."""
     state_dir = Path(request["state_dir"])
@@ -223,6 +245,7 @@ def run_request(request: dict[str, Any]) -> int:
             job_request = JobRequest(
                 request["device_path"], load_profile(request["profile"]), authorisation,
                 asset_tag=request.get("asset_tag"), host=request.get("host"),
+                medium=_seated_medium(request),
             )
             row = runner.run(job_request, progress, cancelled, on_created)
         certificate = _certify(registry, row.id, request)

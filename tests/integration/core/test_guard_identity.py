@@ -858,3 +858,37 @@ def test_a_loop_whose_backing_filesystem_fills_up_is_held_not_destroyed(state_di
         if device is not None:
             subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
         subprocess.run(["umount", str(small)], check=False, capture_output=True)
+
+
+def test_a_bay_job_is_bound_to_the_medium_the_bay_saw_seated(state_dir: Path, tmp_path: Path,
+                                                             private_loop: str) -> None:
+    # the daemon queues a job for a seating (dev_t, diskseq); another image attached at the same loop
+    # number before the worker starts is refused before its first write, and its bytes are unchanged
+    from agent.daemon.worker import _seated_medium
+    from agent.discovery.medium import capture
+
+    first, second = tmp_path / "seated.img", tmp_path / "swapped-in.img"
+    first.write_bytes(os.urandom(8 << 20))
+    second.write_bytes(os.urandom(8 << 20))
+    _attach_at(private_loop, first)
+    seated = capture(private_loop)
+    if seated.diskseq is None:
+        pytest.skip("this kernel has no diskseq (before 5.15)")
+    subprocess.run(["losetup", "-d", private_loop], check=True)
+    _attach_at(private_loop, second)
+    before = sha256(second)
+    request = {"device_path": private_loop,
+               "seating": {"dev_t": seated.device_number, "diskseq": seated.diskseq}}
+    medium = _seated_medium(request)
+    assert medium is not None and medium.diskseq == seated.diskseq
+    registry = Registry(state_dir).open()
+    try:
+        job = JobRunner(registry, Guard(), udev.identify).run(
+            JobRequest(private_loop, load_profile(PROFILE), Authorisation(private_loop, "tester"), medium=medium))
+    finally:
+        registry.close()
+    assert job.state == "refused" and job.route == "hold", (job.state, job.route, job.reason)
+    assert "diskseq changed" in (job.reason or "") and f"another medium is at {private_loop}" in (job.reason or "")
+    assert sha256(second) == before
+    # without a seating (the CLI path) the worker binds nothing itself: the runner captures at its start
+    assert _seated_medium({"device_path": private_loop}) is None
