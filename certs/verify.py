@@ -69,10 +69,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certs.documents import DOCUMENT_KEY, kind_of
 from certs.documents import KINDS as DOCUMENT_KINDS
 from certs.documents import canonical_json as document_json
-from certs.errors import RecordError, TrustBundleError
+from certs.errors import RecordError, SigningError, TrustBundleError
 from certs.issue import ATTACHMENT_NAME, CATALOG_KEY
 from certs.oids import STATION_SIGNING_EKU
-from certs.pki import STATION_OU, TrustBundle, format_serial, parse_trust_bundle, utc_now
+from certs.pki import STATION_OU, StationSigner, TrustBundle, format_serial, parse_trust_bundle, utc_now
 from certs.record import SanitisationRecord
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
@@ -224,6 +224,36 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return result
 
 
+READ_BACK_TOLERATED = frozenset({"crl_expired"})
+"""Codes the station's read-back of its own document accepts: a stale station CRL is reported when
+signing, and partners holding a current bundle see the document valid."""
+
+
+def read_back(path: Path, signer: StationSigner, expect: DocumentKind) -> VerificationReport:
+    """Verify a document the station just wrote, from the file, as a partner would; refuse a bad one.
+
+    A signing library's success is no proof: a glyph the font lacks makes the page text differ from
+    the record, a revision the structure check refuses would make every partner reject the file. The
+    station's own chain (its CA certificate and installed CRL) is the trust bundle. On failure the
+    file is renamed ``*.refused`` (kept for support, never handed out) and SigningError names the
+    verifier's code. Without an installed CRL nothing can be checked: the report says so.
+    """
+    authority = next((item for item in signer.chain if item.subject == item.issuer), None)
+    if authority is None or signer.crl is None:
+        return VerificationReport(path, False, "not_checked",
+                                  "not read back: the station holds no CA certificate or CRL")
+    report = verify_with_bundle(path, TrustBundle(authority, signer.crl), expect=expect)
+    if not report.valid and report.code not in READ_BACK_TOLERATED:
+        refused = path.with_name(path.name + ".refused")
+        try:
+            path.replace(refused)
+        except OSError:
+            path.unlink(missing_ok=True)
+        raise SigningError(f"{path.name} failed the station's own verification ({report.code}: {report.reason}); "
+                           f"not issued (kept as {refused.name})")
+    return report
+
+
 class _Invalid(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -242,6 +272,13 @@ def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None 
         data = path.read_bytes()
     except OSError as error:
         return VerificationReport(path, False, "unreadable", f"cannot read file: {error.strerror or error}")
+    return verify_data(path, data, bundle, now=now, expect=expect)
+
+
+def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime | None = None,
+                expect: DocumentKind | None = None) -> VerificationReport:
+    """Verify a document held in memory (``path`` only names it in the report): the station's own
+    read-back of what it just signed uses this before anything is written."""
     try:
         report = _verify(path, data, bundle, now or utc_now())
     except _Invalid as invalid:

@@ -37,6 +37,7 @@ from certs.record import (
     Verification,
     new_certificate_id,
 )
+from certs.verify import DocumentKind, read_back
 
 CERTIFIABLE = ("sanitised", "failed")
 _LOG = logging.getLogger(__name__)
@@ -222,6 +223,11 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
         path = directory / f"{kind}-{record.certificate_id}.pdf"
         issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
                                            tsa_timeout=settings.tsa_timeout)
+        # read back from the file, as a partner would, before the registry links it
+        checked = read_back(path, signer, DocumentKind.CERTIFICATE if record.outcome == "sanitised"
+                            else DocumentKind.FAILURE_REPORT)
+        if checked.code == "not_checked":
+            _LOG.warning("certificate %s: %s", record.certificate_id, checked.reason)
         if issued.problems:
             # Evidence that this document is not (fully) timestamped ('certificates extend' fixes it)
             # or that the station's CRL needs renewing.

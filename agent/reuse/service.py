@@ -23,7 +23,7 @@ from certs.errors import CertificateError as CertsError
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import issue_manifest
 from certs.pki import StationSigner, TrustBundle
-from certs.verify import load_trust_bundle
+from certs.verify import DocumentKind, load_trust_bundle, read_back
 
 TRUST_BUNDLE_NAME = "trust-bundle.pem"
 
@@ -166,6 +166,7 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
     path = directory / f"destruction-{document_id}.pdf"
     try:
         digest = issue_destruction_report(record, signer, path, tsa_url=tsa_url)
+        read_back(path, signer, DocumentKind.DESTRUCTION)
     except CertsError as error:
         raise ReuseRefused(f"destruction report not signed: {error.message}") from error
     try:
@@ -245,6 +246,14 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)
     except CertsError as error:
         raise ReuseRefused(f"manifest not signed: {error.message}") from error
+    try:
+        read_back(written.pdf, signer, DocumentKind.MANIFEST)
+    except CertsError as error:
+        # nothing of a manifest the station's own verifier refuses is left to hand over
+        for path in [*written.certificates.iterdir(), written.json]:
+            path.unlink(missing_ok=True)
+        os.rmdir(written.certificates)
+        raise ReuseRefused(f"manifest not issued: {error.message}") from error
     try:
         store.record_manifest(manifest, str(written.pdf), str(written.json), written.sha256)
     except BaseException:
