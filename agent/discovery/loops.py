@@ -112,8 +112,11 @@ def status_of_descriptor(fd: int, name: str, device_number: int) -> LoopStatus |
                       file_name.split(b"\0", 1)[0].decode(errors="replace"))
 
 
-def _open_node(name: str, device_number: int) -> int | None:
-    """A read-only descriptor of the loop ``device_number``: its /dev node if genuine, else a private node."""
+def open_node(name: str, device_number: int) -> int | None:
+    """A read-only descriptor of the block device ``device_number``: its /dev node if genuine, else a private node.
+
+    Used for loops and for partitions alike: a name in /dev proves nothing, the device number decides.
+    """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(f"/dev/{name}", flags)
@@ -149,7 +152,7 @@ def loop_status(name: str) -> LoopStatus | None:
     number = _sysfs_number(name)
     if number is None:
         return None
-    fd = _open_node(name, number)
+    fd = open_node(name, number)
     if fd is None:
         return None
     try:

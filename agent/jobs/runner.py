@@ -20,13 +20,14 @@ the cleanup on both jobs. See :meth:`JobRunner._release_journalled_password`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.discovery import medium as media
-from agent.discovery.backing_watch import BackingWatch
+from agent.discovery.backing_watch import BackingWatch, WatchUnavailable
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.medium import MediumInstance
@@ -63,6 +64,7 @@ JobProgress = Callable[[str, str, int, int], None]
 # opens the command transport of a drive (None: no pass-through, e.g. virtual media)
 TransportFactory = Callable[[DriveIdentity], Transport | None]
 
+_log = logging.getLogger(__name__)
 _PASSTHROUGH_TRANSPORTS = ("sata", "nvme", "scsi", "usb")
 CLEANUP_EVENT = "password-cleanup"  # answers a PASSWORD_EVENT in the same job's journal
 RELEASED_EVENT = "ata-password-released"  # in the new job: whose password it removed
@@ -113,11 +115,22 @@ class _Binding:
         self.watch: BackingWatch | None = None
 
     def start_counting(self, device: BlockDevice) -> None:
-        """Snapshot the disk's write counter before the first write; watch a loop's backing file for opens."""
+        """Snapshot the disk's write counter before the first write; watch a loop's backing file.
+
+        A file-backed loop whose backing file cannot be watched is refused (MediumChanged before any
+        write): its file can be written beside the loop, where the loop's write counter never sees
+        it, so without the watch nothing could prove the certified bytes are the ones on the file.
+        """
         self.writes = media.write_count(self.bound.name, device.bytes_written)
         loop = self.bound.loop
         if loop is not None and loop.backing_rdevice == 0 and self.watch is None:
-            self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+            try:
+                self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+            except WatchUnavailable as exc:
+                reason = (f"the backing file of {self.bound.name} cannot be watched during the job: {exc.message}; "
+                          "a file-backed loop is not wiped without that watch")
+                _log.warning("%s: %s", device.path, reason)
+                raise MediumChanged(f"{device.path}: refused: {reason}", (reason,), written=False) from exc
 
     def close(self) -> None:
         """Stop watching."""
@@ -135,13 +148,20 @@ class _Binding:
         binding.start_counting(device)
         return binding
 
-    def check(self, device: BlockDevice, when: str, *, written: bool) -> MediumInstance:
-        """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered)."""
+    def check(self, device: BlockDevice, when: str, *, written: bool, last_write: bool = False) -> MediumInstance:
+        """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered).
+
+        ``last_write``: the job has written its last byte; a loop's backing file is settled here and
+        must not change at any later check.
+        """
+        flushed: list[str] = []
         if written:
             # fsync of a block device writes back its whole page cache, shared by every opener of the
             # disk: another process's buffered writes (a loop stacked on it writes that way) reach the
-            # disk, and its write counter, before the counter is read
+            # disk, and its write counter, before the counter is read; each partition has a cache of its
+            # own, written back one by one (agent.discovery.medium.flush_partitions)
             device.flush()
+            flushed = media.flush_partitions(self.bound.name)
         try:
             now = media.capture_open(device)
         except OSError as exc:
@@ -149,10 +169,15 @@ class _Binding:
                                 written=written) from exc
         found = media.changes(self.bound, now, when, expected_size=device.size if written else None)
         if written:
+            found += [f"{reason} {when}" for reason in flushed]
             found += media.foreign_writes(self.writes, media.write_count(now.name, device.bytes_written),
                                           now.name, when)
             if self.watch is not None:
                 found += self.watch.openers(when)
+                if last_write:
+                    self.watch.settle()  # after the flushes above: every write of the job has landed
+                else:
+                    found += self.watch.modified(when)
             if self.guard is not None:
                 found += [f"{reason} ({when})" for reason in self.guard.assess_device(device).reasons]
         if found:
@@ -346,7 +371,7 @@ class JobRunner:
             context = self._context(job_id, target, device, progress, cancelled)
             outcome = selection.method.run(context)
             # a device grown under the job (losetup -c) has a tail never written: not the medium we covered
-            binding.check(device, "during the job, after the last write", written=True)
+            binding.check(device, "during the job, after the last write", written=True, last_write=True)
             self._verify(job_id, identity, device, outcome, selection.applicability.reason,
                          request.profile.verify_mode, context, cancelled, binding)
         finally:

@@ -1,0 +1,158 @@
+"""What the red team still broke in the guard after issue 12 (round 2), each on real loop devices.
+
+- NEW-R2-4: a buffered write to a *partition* through a descriptor parked in flight (no process
+  shows it in /proc) sits in the partition's own page cache while the job reads its write counter;
+- NEW-R2-1: a loop's backing file written through a descriptor parked in flight (``pwrite`` or a
+  ``MAP_SHARED`` mapping) during verification, then closed: no open() for the watch to see;
+- NEW-R2-5: a file-backed loop whose backing file cannot be watched is refused, not wiped blind;
+- G13: a loop over a window of its file (offset, size limit) is refused, not certified as the file;
+- G4: a loop over a file on the station's own system disk is refused;
+- G8: a disk mounted only in another mount namespace is refused naming that mount.
+
+Each job that ran proves the write was real (it reads back) and that the job did not certify over
+it; each refusal proves with a checksum that the protected bytes are unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LoopDevice
+from tests.integration.core.test_guard_identity import SECRET, _run_with
+
+pytestmark = pytest.mark.root
+
+# A holder that parks its descriptor in flight in a Unix socket (attack G7: nothing in /proc/*/fd),
+# and on "go" receives it and writes SECRET at OFFSET: "keep" writes buffered without fsync and parks
+# the descriptor again (closed only at stdin's end: no last-close flush); "pwrite" and "mmap" write,
+# flush and close everything.
+IN_FLIGHT_HOLDER = """
+import array, mmap, os, socket, sys
+path, mode, offset = sys.argv[1], sys.argv[2], int(sys.argv[3])
+secret = b"OFFICIAL-SENSITIVE".ljust(4096, b"#")
+left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+def park(fd):
+    left.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    os.close(fd)
+def fetch():
+    _, ancillary, _, _ = right.recvmsg(1, socket.CMSG_LEN(4))
+    return array.array("i", ancillary[0][2][:4])[0]
+park(os.open(path, os.O_RDWR))
+print("parked", flush=True)
+assert sys.stdin.readline().strip() == "go"
+fd = fetch()
+if mode == "keep":
+    os.pwrite(fd, secret, offset)
+    park(fd)
+elif mode == "mmap":
+    mapping = mmap.mmap(fd, offset + 4096)
+    mapping[offset:offset + 4096] = secret
+    mapping.flush()
+    mapping.close()
+    os.close(fd)
+else:
+    os.pwrite(fd, secret, offset)
+    os.fsync(fd)
+    os.close(fd)
+print("written", flush=True)
+sys.stdin.read()
+if mode == "keep":
+    os.close(fetch())
+"""
+
+
+class InFlightHolder:
+    """The holder above as a subprocess; :meth:`write` is the ``during`` hook of a job."""
+
+    def __init__(self, path: Path | str, mode: str, offset: int) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", IN_FLIGHT_HOLDER, str(path), mode, str(offset)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "parked"
+
+    def write(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "written"
+
+    def close(self) -> None:
+        """Let it close its descriptor (the last close: the kernel writes back what is still dirty)."""
+        self.process.communicate(timeout=30)
+
+
+def _read_direct(path: str, offset: int) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        import mmap
+
+        buffer = mmap.mmap(-1, 4096)
+        os.preadv(descriptor, [buffer], offset)
+        return bytes(buffer)
+    finally:
+        os.close(descriptor)
+
+
+@pytest.fixture
+def partitioned(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A 16 MiB loop with one GPT partition (1 MiB..9 MiB), and a private node of that partition."""
+    backing = Path("/dev/shm") / f"wipe-agent-test-{os.getpid()}-{tmp_path.name}-parted.img"
+    backing.write_bytes(os.urandom(16 << 20))
+    device = subprocess.run(["losetup", "--find", "--show", "--partscan", "--direct-io=on", str(backing)],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        subprocess.run(["sfdisk", "-q", device], input="label: gpt\n1MiB,8MiB\n", text=True, check=True,
+                       capture_output=True)
+        subprocess.run(["partx", "-u", device], check=True, capture_output=True)  # BLKPG: the partition exists now
+        name = Path(device).name
+        number = (Path("/sys/block") / name / f"{name}p1" / "dev").read_text().strip()
+        major, minor = (int(part) for part in number.split(":"))
+        node = tmp_path / "partition-node"
+        os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(major, minor))
+        yield device, node
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+        backing.unlink(missing_ok=True)
+
+
+# NEW-R2-4 ------------------------------------------------------------------------------------------
+
+def test_a_buffered_write_to_a_partition_through_a_descriptor_in_flight_fails_the_job(
+        partitioned: tuple[str, Path], state_dir: Path) -> None:
+    device_path, partition = partitioned
+    holder = InFlightHolder(partition, "keep", 4 << 20)
+    try:
+        job = _run_with(LoopDevice(Path("/dev/null"), device_path), state_dir, holder.write, "verify")
+    finally:
+        holder.close()
+    reason = job.reason or ""
+    name = Path(device_path).name
+    assert job.state == "failed" and job.route == "hold", reason
+    assert f"another process wrote 8 sectors (4096 bytes) to {name} during the job, after verification" in reason
+    assert job.certificate_path is None
+    assert _read_direct(device_path, (1 << 20) + (4 << 20)) == SECRET  # the write was real
+
+
+# NEW-R2-1 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["pwrite", "mmap"])
+def test_a_backing_file_written_through_a_descriptor_in_flight_fails_the_job(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, mode: str) -> None:
+    device = loop_factory(16 << 20)
+    holder = InFlightHolder(device.backing, mode, 256 * 4096)
+    try:
+        job = _run_with(device, state_dir, holder.write, "verify")
+    finally:
+        holder.close()
+    reason = job.reason or ""
+    assert job.state == "failed" and job.route == "hold", reason
+    assert f"the backing file of {Path(device.path).name} was modified after the last write" in reason, reason
+    assert "opened the backing file" not in reason  # no open() happened during the job: the stat caught it
+    assert job.certificate_path is None
+    assert device.read(256 * 4096, 4096) == SECRET
