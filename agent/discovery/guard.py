@@ -136,6 +136,29 @@ def _refuses_writes_as_swap(path: str, backing: tuple[int, int]) -> bool:
     return False
 
 
+def _window_reasons(status: loops.LoopStatus) -> list[str]:
+    """A file-backed loop that shows only part of its file (``losetup --offset/--sizelimit``, attack G13).
+
+    Its certificate would name the image file while the bytes outside the window were never
+    written: refused, as not a whole medium. The file's size needs a path to the very inode
+    (``loops.backing_file_size``); a size limit whose file cannot be measured is refused too.
+    """
+    if status.offset == 0 and status.size_limit == 0:
+        size = loops.backing_file_size(status)
+        # without offset or limit the loop shows the file rounded down to whole 512-byte sectors
+        if size is None or size % 512 == 0:
+            return []
+        return [f"covers {size - size % 512} of the {size} bytes of its backing file (the file is not a whole "
+                "number of 512-byte sectors): not a whole medium"]
+    size = loops.backing_file_size(status)
+    if status.offset == 0 and size is not None and status.size_limit >= size and size % 512 == 0:
+        return []
+    window = f"offset {status.offset}, size limit {status.size_limit or 'none'}"
+    of = f"of the {size} bytes of its backing file" if size is not None else "of its backing file (size unknown)"
+    return [f"shows only a window {of} ({window}): not a whole medium; only the window would be written, "
+            "the certificate would name the whole file — attach the whole file (losetup without --offset/--sizelimit)"]
+
+
 def _all_disks() -> set[str]:
     try:
         return {entry.name for entry in sysfs.SYS_BLOCK.iterdir()}
@@ -155,8 +178,12 @@ class Guard:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         proc: str = "/proc",
+        loop_windows: bool = False,
     ) -> None:
+        """``loop_windows``: accept a file-backed loop that shows only part of its file (test seam only: an
+        emulated drive's loop plays a kernel capacity below the native one); the CLI and daemon never set it."""
         self.system_mounts = tuple(system_mounts)
+        self.loop_windows = loop_windows
         self.ignore_pids = frozenset(ignore_pids)
         self.probe_wait = probe_wait
         self.sleep = sleep
@@ -363,7 +390,36 @@ class Guard:
                     extra = f": {'; '.join(use)}" if use else ""
                     reasons.append(f"shares its backing file with loop device {other.describe()}{extra}")
             reasons.extend(self._swap_file_reasons(status))
+            reasons.extend(self._system_file_reasons(status))
+            if not self.loop_windows:
+                reasons.extend(_window_reasons(status))
         return reasons
+
+    def _system_file_reasons(self, status: loops.LoopStatus) -> list[str]:
+        """The loop's backing file lives on one of the station's own filesystems (attack G4).
+
+        Wiping it would overwrite a station file: an image under /var/tmp is the harmless case, a loop
+        over the registry, the station key or /etc/shadow the harmful one, and the guard cannot tell
+        them apart. Decided by the backing inode's st_dev (LOOP_GET_STATUS64), never by its path:
+        the same filesystem as a system mount point, or a filesystem on the disk that holds one.
+        tmpfs (/dev/shm, where the demo and the tests keep images) is no disk and stays allowed.
+        """
+        system_disks: set[str] = set()
+        for path in self.system_mounts:
+            try:
+                number = os.stat(path).st_dev
+            except OSError:
+                continue
+            if number == status.backing_device:
+                return [f"its backing file lives on {path}, a filesystem of the station itself: wiping it "
+                        "would overwrite a station file; copy the image to a scratch disk or /dev/shm"]
+            if os.major(number):
+                system_disks |= self._disks_of_device_number(os.major(number), os.minor(number))
+        disk = _disk_of_number(status.backing_device) if os.major(status.backing_device) else None
+        if disk is not None and disk in system_disks:
+            return [f"its backing file lives on {disk}, the station's own system disk: wiping it would overwrite a "
+                    "station file; copy the image to a scratch disk or /dev/shm"]
+        return []
 
     def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
         """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""

@@ -177,3 +177,20 @@ def bound_loops() -> list[LoopStatus]:
         if status is not None:
             found.append(status)
     return found
+
+
+def backing_file_size(status: LoopStatus) -> int | None:
+    """The size of a file-backed loop's backing file, through a path that really is that inode; None if none is."""
+    try:
+        raw = (SYS_BLOCK / status.name / "loop" / "backing_file").read_bytes().removesuffix(b"\n")
+    except OSError:
+        return None
+    path = os.fsdecode(raw)
+    for candidate in dict.fromkeys([path, path.removesuffix(" (deleted)")]):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
+            return st.st_size
+    return None

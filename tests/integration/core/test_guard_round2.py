@@ -20,12 +20,14 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from agent.discovery.guard import Guard
 from tests.conftest import LoopDevice
-from tests.integration.core.test_guard_identity import SECRET, _run_with
+from tests.integration.core.test_guard_identity import SECRET, _run_with, sha256, wipe_refused
 
 pytestmark = pytest.mark.root
 
@@ -156,3 +158,69 @@ def test_a_backing_file_written_through_a_descriptor_in_flight_fails_the_job(
     assert "opened the backing file" not in reason  # no open() happened during the job: the stat caught it
     assert job.certificate_path is None
     assert device.read(256 * 4096, 4096) == SECRET
+
+
+# G13 -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def case_file(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB "case file" image in /dev/shm (tmpfs: allowed as a backing file)."""
+    path = Path("/dev/shm") / f"wipe-agent-test-{os.getpid()}-{tmp_path.name}-case.img"
+    path.write_bytes((b"CASE-FILE " * ((4 << 20) // 10 + 1))[:4 << 20])
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@contextmanager
+def attached(*args: str) -> Iterator[str]:
+    device = subprocess.run(["losetup", "--find", "--show", *args], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("window", [["--offset", "1048576"], ["--sizelimit", "2097152"],
+                                    ["--offset", "1048576", "--sizelimit", "1048576"]])
+def test_a_loop_over_a_window_of_its_file_is_refused(case_file: Path, state_dir: Path, window: list[str]) -> None:
+    before = sha256(case_file)
+    with attached(*window, str(case_file)) as device:
+        data = wipe_refused(device, "shows only a window of the 4194304 bytes of its backing file",
+                            "not a whole medium")
+        assert "--offset/--sizelimit" in str(data["reason"])
+    assert sha256(case_file) == before
+
+
+def test_a_loop_over_the_whole_file_with_a_size_limit_equal_to_it_is_not_a_window(case_file: Path) -> None:
+    with attached("--sizelimit", str(4 << 20), str(case_file)) as device:
+        reasons = Guard().assess(device).reasons
+        assert not [reason for reason in reasons if "window" in reason], reasons
+
+
+def test_a_file_with_a_partial_last_sector_is_not_a_whole_medium(case_file: Path, state_dir: Path) -> None:
+    with open(case_file, "ab") as handle:
+        handle.write(b"TAIL")  # 4 bytes the loop cannot show: they would never be written
+    before = sha256(case_file)
+    with attached(str(case_file)) as device:
+        wipe_refused(device, "covers 4194304 of the 4194308 bytes of its backing file")
+    assert sha256(case_file) == before
+
+
+# G4 ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["/var/tmp", "/etc"])
+def test_a_loop_over_a_file_on_the_system_disk_is_refused(state_dir: Path, where: str) -> None:
+    # /var/tmp: an image on the station's own filesystem; /etc: the harmful case (a station file)
+    if os.stat(where).st_dev == os.stat("/dev/shm").st_dev:
+        pytest.skip(f"{where} is on the same filesystem as /dev/shm here")
+    victim = Path(where) / f"wipe-agent-test-{os.getpid()}-victim.img"
+    victim.write_bytes(b"STATION FILE " * 80000)
+    victim.write_bytes(victim.read_bytes()[:1 << 20])
+    try:
+        before = sha256(victim)
+        with attached(str(victim)) as device:
+            wipe_refused(device, "its backing file lives on", "wiping it would overwrite a station file")
+        assert sha256(victim) == before
+    finally:
+        victim.unlink(missing_ok=True)
