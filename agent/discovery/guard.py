@@ -136,6 +136,14 @@ def _refuses_writes_as_swap(path: str, backing: tuple[int, int]) -> bool:
     return False
 
 
+def _command_of(proc: str, pid: int) -> str:
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return loops.printable(handle.read().strip()) or "?"
+    except OSError:
+        return "?"
+
+
 def _window_reasons(status: loops.LoopStatus) -> list[str]:
     """A file-backed loop that shows only part of its file (``losetup --offset/--sizelimit``, attack G13).
 
@@ -478,6 +486,7 @@ class Guard:
                     reasons.append(text)
             else:
                 reasons.append(f"holds a mounted filesystem ({entry.source} on {entry.mount_point})")
+        reasons.extend(self._other_namespace_mount_reasons(name))
         # psutil reads the same table through its own parser: a second opinion costs nothing
         for partition in psutil.disk_partitions(all=True):
             if partition.device.startswith("/dev/") and name in self._disks_of_path(partition.device):
@@ -486,6 +495,39 @@ class Guard:
                     text = f"backs {partition.mountpoint}: the station's own system disk"
                 if text not in reasons:
                     reasons.append(text)
+        return reasons
+
+    def _other_namespace_mount_reasons(self, name: str) -> list[str]:
+        """Mounts of the disk that only another mount namespace has (a container; attack G8).
+
+        The mount's exclusive claim refuses our ``O_EXCL`` open anyway, but "busy (exclusive open
+        refused)" names nothing an operator can find. One process per distinct namespace (by the
+        inode of ``/proc/PID/ns/mnt``) is read; mounts this namespace also has are reported above.
+        The mount point is as that process sees it (relative to its root).
+        """
+        try:
+            own = os.stat(f"{self.proc}/self/ns/mnt").st_ino
+            here = {(entry.major, entry.minor, entry.mount_point) for entry in sysfs.read_mountinfo()}
+            pids = sorted(int(entry) for entry in os.listdir(self.proc) if entry.isdigit())
+        except (OSError, ValueError):
+            return []
+        seen = {own}
+        reasons: list[str] = []
+        for pid in pids:
+            try:
+                namespace = os.stat(f"{self.proc}/{pid}/ns/mnt").st_ino
+                if namespace in seen:
+                    continue
+                seen.add(namespace)
+                entries = sysfs.read_mountinfo(f"{self.proc}/{pid}/mountinfo")
+            except (OSError, ValueError):
+                continue  # exited, or not ours to inspect
+            for entry in entries:
+                if entry.major == 0 or (entry.major, entry.minor, entry.mount_point) in here:
+                    continue
+                if name in self._disks_of_device_number(entry.major, entry.minor):
+                    reasons.append(f"mounted in another mount namespace (pid {pid} ({_command_of(self.proc, pid)}): "
+                                   f"{loops.printable(entry.source)} on {loops.printable(entry.mount_point)})")
         return reasons
 
     def _swap_reasons(self, name: str) -> list[str]:

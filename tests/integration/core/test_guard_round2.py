@@ -224,3 +224,30 @@ def test_a_loop_over_a_file_on_the_system_disk_is_refused(state_dir: Path, where
         assert sha256(victim) == before
     finally:
         victim.unlink(missing_ok=True)
+
+
+# G8 ------------------------------------------------------------------------------------------------
+
+def test_a_disk_mounted_only_in_another_mount_namespace_is_refused_naming_the_mount(
+        partitioned: tuple[str, Path], state_dir: Path, tmp_path: Path) -> None:
+    device_path, partition = partitioned
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", str(partition)],
+                   check=True, capture_output=True)
+    mount_point = tmp_path / "container-mount"
+    mount_point.mkdir()
+    # a container: the mount exists only in its namespace, frozen so the filesystem writes nothing meanwhile
+    script = (f"mount {partition} {mount_point} && echo data > {mount_point}/f && fsfreeze -f {mount_point} "
+              f"&& echo mounted && read line; fsfreeze -u {mount_point}")
+    container = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert container.stdout is not None and container.stdout.readline().strip() == "mounted"
+        assert not os.path.ismount(mount_point)  # not in this namespace
+        before = sha256(partition)
+        expected = "mounted in another mount namespace (pid "
+        reasons = Guard().assess(device_path).reasons
+        assert any(expected in reason and f"on {mount_point})" in reason for reason in reasons), reasons
+        wipe_refused(device_path, expected, f"on {mount_point})")
+        assert sha256(partition) == before
+    finally:
+        container.communicate("\n", timeout=30)
