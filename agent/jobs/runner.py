@@ -256,7 +256,8 @@ class JobRunner:
         except MediumChanged as exc:
             if exc.written:
                 self.registry.transition(job_id, "failed", "medium-changed", {"changes": list(exc.changes)},
-                                         reason=exc.message, error_code=exc.code, route="hold")
+                                         reason=exc.message, error_code=exc.code, route="hold",
+                                         **self._unfinished(job_id, device))
             else:  # nothing was written: a refusal, and the drive waits for a person
                 self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
                                          reason=exc.message, error_code=exc.code, route="hold")
@@ -276,22 +277,26 @@ class JobRunner:
         except DriveRemoved as exc:
             # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
             self.registry.transition(job_id, "failed", "drive-removed", {"reason": exc.message},
-                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold")
+                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold",
+                                     **self._unfinished(job_id, device))
         except MediaError as exc:
             self.registry.transition(
                 job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
-                reason=exc.message, error_code=exc.code, route="destroy",
+                reason=exc.message, error_code=exc.code, route="destroy", **self._unfinished(job_id, device),
             )
         except VerificationFailed as exc:
             # the drive said it erased and did not (or read-back found data): it cannot be trusted again
             self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route="destroy")
+                                     reason=exc.message, error_code=exc.code, route="destroy",
+                                     **self._unfinished(job_id, device))
         except AgentError as exc:
             self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"))
+                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"),
+                                     **self._unfinished(job_id, device))
         except BaseException as exc:
             self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
-                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold")
+                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold",
+                                     **self._unfinished(job_id, device))
             raise
         finally:
             if binding is not None:
@@ -299,6 +304,17 @@ class JobRunner:
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
+
+    def _unfinished(self, job_id: str, device: BlockDevice | None) -> dict[str, Any]:
+        """Columns of a job that failed: no level reached, and the bytes this job really wrote (attack B3).
+
+        The level set at ``running`` is the method's *planned* one; a pass that stopped at 20 MiB reached
+        none. Bytes: what the job's descriptor wrote, unless the method recorded more (a firmware method
+        writes through commands, not the descriptor).
+        """
+        recorded = self.registry.job(job_id).bytes_written or 0
+        written = device.bytes_written if device is not None else 0
+        return {"level": None, "bytes_written": max(recorded, written)}
 
     def _open_target(self, job_id: str, identity: DriveIdentity) -> Target:
         """Open the drive's command transport (if any) and probe its capabilities and state."""

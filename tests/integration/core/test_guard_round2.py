@@ -15,6 +15,7 @@ it; each refusal proves with a checksum that the protected bytes are unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from agent.discovery.guard import Guard
-from tests.conftest import LoopDevice
+from tests.conftest import LoopDevice, run_cli
 from tests.integration.core.test_guard_identity import SECRET, _run_with, sha256, wipe_refused
 
 pytestmark = pytest.mark.root
@@ -251,3 +252,35 @@ def test_a_disk_mounted_only_in_another_mount_namespace_is_refused_naming_the_mo
         assert sha256(partition) == before
     finally:
         container.communicate("\n", timeout=30)
+
+
+# B3 (display) --------------------------------------------------------------------------------------
+
+def test_a_pass_stopped_midway_is_shown_as_not_completed_with_the_bytes_it_wrote(
+        state_dir: Path, tmp_path: Path) -> None:
+    # a sparse 16 MiB image on a 2 MiB tmpfs: the loop's writes fail once the filesystem is full (not a medium
+    # error), so the overwrite pass stops part-way (the same stop as a setro or a removal mid-pass)
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    device = None
+    try:
+        image = small / "sparse.img"
+        with open(image, "wb") as handle:
+            handle.truncate(16 << 20)
+        device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        result = run_cli("wipe", device, "--profile", "nist-clear-overwrite", "--yes", "--json")
+        data = json.loads(result.stdout)
+        assert result.returncode == 1 and data["outcome"] == "failed" and data["route"] == "hold", data
+        assert data["level"] is None, data  # the planned level was not reached
+        assert 0 < data["bytes_written"] < 16 << 20, data
+        shown = run_cli("job", data["job_id"])
+        assert shown.returncode == 0, shown.stderr
+        assert "✓" not in shown.stdout and "chosen: ✗ overwrite" in shown.stdout, shown.stdout
+        assert "not completed: job failed" in shown.stdout and "of 16.0 MiB written" in shown.stdout, shown.stdout
+        assert json.loads(run_cli("job", data["job_id"], "--json").stdout)["bytes_written"] == data["bytes_written"]
+    finally:
+        if device is not None:
+            subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+        subprocess.run(["umount", str(small)], check=False, capture_output=True)
