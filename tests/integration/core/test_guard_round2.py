@@ -15,6 +15,8 @@ it; each refusal proves with a checksum that the protected bytes are unchanged.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import stat
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.discovery import loops
 from agent.discovery.guard import Guard
 from tests.conftest import LoopDevice, run_cli
 from tests.integration.core.test_guard_identity import SECRET, _run_with, sha256, wipe_refused
@@ -284,3 +287,36 @@ def test_a_pass_stopped_midway_is_shown_as_not_completed_with_the_bytes_it_wrote
         if device is not None:
             subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
         subprocess.run(["umount", str(small)], check=False, capture_output=True)
+
+
+# NEW-R2-5 ------------------------------------------------------------------------------------------
+
+def test_a_loop_whose_backing_file_cannot_be_watched_is_refused_untouched(case_file: Path, state_dir: Path) -> None:
+    # the image is unlinked after losetup: the loop still writes it, but no path leads to the inode, so
+    # neither the fanotify watch nor the settled-inode check could see a writer beside the loop
+    with attached(str(case_file)) as device:
+        case_file.unlink()
+        before = sha256(device)  # the inode, read through the loop: nothing else leads to it now
+        data = wipe_refused(device, f"the backing file of {Path(device).name} cannot be watched during the job",
+                            "no path in this mount namespace leads to it")
+        assert "a file-backed loop is not wiped without that watch" in str(data["reason"])
+        assert sha256(device) == before
+
+
+def test_a_watch_refused_by_a_system_call_filter_says_so(loop_factory: Callable[..., LoopDevice],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # the seam is libc's fanotify_init: under SystemCallFilter=@system-service alone it fails with EPERM
+    from agent.discovery import backing_watch
+
+    def refused(_flags: int, _event_flags: int) -> int:
+        ctypes.set_errno(errno.EPERM)
+        return -1
+
+    assert backing_watch._functions is not None
+    monkeypatch.setattr(backing_watch, "_functions", (refused, backing_watch._functions[1]))
+    device = loop_factory(1 << 20)
+    status = loops.loop_status(Path(device.path).name)
+    assert status is not None
+    with pytest.raises(backing_watch.WatchUnavailable, match="fanotify_init failed: Operation not permitted "
+                                                             r"\(refused by a system call filter"):
+        backing_watch.BackingWatch.start(status.name, status.backing)
