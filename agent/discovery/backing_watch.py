@@ -15,12 +15,17 @@ therefore also keeps a path-less (``O_PATH``) descriptor of the inode and, once 
 is flushed (:meth:`settle`), records its mtime, ctime, size and allocated blocks; any change by the
 end of verification is a modification nobody may make (:meth:`modified`): verification only reads,
 and the kernel updates mtime and ctime for every write, a mapping's first store to a page included.
-``FAN_MODIFY`` is deliberately not marked: the loop driver's own writes during the overwrite would
-flood the event queue (an overflow would fail every job), and a second loop attached with
-``LOOP_CONFIGURE`` on a received descriptor writes from a loop worker just like ours — the inode's
-times tell both apart from "nothing happened" without having to tell writers apart. Residual
-limit: on a kernel with coarse timestamps, a write in the same clock tick as the job's last one
-leaves mtime unchanged (the write counter and holder scans still apply).
+Before the last write the inode changes all the time (the job writes it), so a write there by
+another process is seen as it happens: the mark also has ``FAN_MODIFY`` (``write``/``pwrite``, not
+mapping stores), and every process other than this one and the kernel's own threads (a buffered
+loop writes its file from kernel workers; a direct-I/O loop raises no event at all) is named
+("pid 1234 (python3) wrote the backing file of loop3"). The runner reads the queue at every
+progress report (:meth:`poll`), so a writer is told from a kernel thread while it still exists;
+one gone by then is named "since exited" and counts. Residual limits: stores through a mapping
+during the overwrite pass (no event; its times are settled after them), a second loop attached
+with ``LOOP_CONFIGURE`` on a received descriptor and detached before the last write (its writes
+come from kernel workers too), and, on a kernel with coarse timestamps, a write in the same clock
+tick as the job's last one (mtime unchanged).
 
 The mark needs a path to the inode here: the sysfs ``backing_file`` is tried (and " (deleted)"
 removed) and accepted only when it is that very inode (st_dev, st_ino). A backing file that has no
@@ -46,9 +51,11 @@ from agent.discovery.loops import printable
 _FAN_CLOEXEC = 0x1
 _FAN_NONBLOCK = 0x2
 _FAN_MARK_ADD = 0x1
+_FAN_MODIFY = 0x2
 _FAN_OPEN = 0x20
 _FAN_OPEN_EXEC = 0x1000
 _FAN_Q_OVERFLOW = 0x4000
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h
 _AT_FDCWD = -100
 # struct fanotify_event_metadata: event_len u32, vers u8, reserved u8, metadata_len u16, mask u64, fd s32, pid s32
 _EVENT = struct.Struct("=IBBHQii")
@@ -90,6 +97,16 @@ def _command(pid: int) -> str:
         return "since exited"  # a dd that opened, wrote and closed is long gone by the next look
 
 
+def _kernel_thread(pid: int) -> bool:
+    """True for a kernel thread (PF_KTHREAD in /proc/PID/stat); False for a process, or one already gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return bool(int(fields[6]) & _PF_KTHREAD)  # after "pid (comm)": state ppid pgrp session tty tpgid flags
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 class BackingWatch:
     """A fanotify mark on one loop's backing inode; :meth:`openers` says who opened it since the start."""
 
@@ -98,6 +115,7 @@ class BackingWatch:
         self._fd = descriptor
         self._inode = inode  # O_PATH: stat only, reads and writes nothing, is nobody's opener
         self._seen: dict[int, str] = {}
+        self._writers: dict[int, str] = {}
         self._overflow = False
         self._settled: tuple[int, int, int, int] | None = None
 
@@ -132,7 +150,7 @@ class BackingWatch:
                                            + (" (refused by a system call filter or missing CAP_SYS_ADMIN)"
                                               if error == errno.EPERM else ""))
                 # the mark is on the inode of the descriptor just checked, not on the name
-                if mark(descriptor, _FAN_MARK_ADD, _FAN_OPEN | _FAN_OPEN_EXEC, target, None) != 0:
+                if mark(descriptor, _FAN_MARK_ADD, _FAN_OPEN | _FAN_OPEN_EXEC | _FAN_MODIFY, target, None) != 0:
                     error = ctypes.get_errno()
                     os.close(descriptor)
                     raise WatchUnavailable(f"fanotify_mark failed: {os.strerror(error)}")
@@ -181,17 +199,30 @@ class BackingWatch:
                     os.close(event_fd)
                 if mask & _FAN_Q_OVERFLOW:
                     self._overflow = True
-                elif pid != own and pid not in self._seen:
-                    self._seen[pid] = _command(pid)
+                elif pid != own:
+                    if mask & (_FAN_OPEN | _FAN_OPEN_EXEC) and pid not in self._seen:
+                        self._seen[pid] = _command(pid)
+                    # the loop driver's buffered writes come from kernel workers: not another writer
+                    if mask & _FAN_MODIFY and pid not in self._writers and not _kernel_thread(pid):
+                        self._writers[pid] = _command(pid)
                 offset += max(length, _EVENT.size)
 
+    def poll(self) -> None:
+        """Read the events queued so far (called often during the job: a writer is classified while it lives)."""
+        try:
+            self._drain()
+        except OSError:
+            self._overflow = True  # events lost: say so at the next check rather than pretend there were none
+
     def openers(self, when: str) -> list[str]:
-        """One reason per other process that opened the backing file since :meth:`start`."""
+        """One reason per other process that opened or wrote the backing file since :meth:`start`."""
         self._drain()
         reasons = [f"pid {pid} ({command}) opened the backing file of {self.name} {when}"
                    for pid, command in sorted(self._seen.items())]
+        reasons += [f"pid {pid} ({command}) wrote the backing file of {self.name} {when}"
+                    for pid, command in sorted(self._writers.items())]
         if self._overflow:
-            reasons.append(f"too many opens of the backing file of {self.name} to list {when}")
+            reasons.append(f"too many events on the backing file of {self.name} to list {when}")
         return reasons
 
     def close(self) -> None:

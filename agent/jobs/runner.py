@@ -340,8 +340,10 @@ class JobRunner:
         return Target(identity=identity, capabilities=capabilities, transport=transport)
 
     def _context(self, job_id: str, target: Target, device: BlockDevice, progress: JobProgress | None,
-                 cancelled: Callable[[], bool]) -> MethodContext:
+                 cancelled: Callable[[], bool], binding: _Binding | None = None) -> MethodContext:
         def report(phase: str, done: int, total: int) -> None:
+            if binding is not None and binding.watch is not None:
+                binding.watch.poll()  # who wrote the backing file, asked while the writer still exists
             if progress is not None:
                 progress(job_id, phase, done, total)
 
@@ -384,7 +386,7 @@ class JobRunner:
                 method=selection.method.name, level=selection.applicability.level.value,
                 decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
             )
-            context = self._context(job_id, target, device, progress, cancelled)
+            context = self._context(job_id, target, device, progress, cancelled, binding)
             outcome = selection.method.run(context)
             # a device grown under the job (losetup -c) has a tail never written: not the medium we covered
             binding.check(device, "during the job, after the last write", written=True, last_write=True)
@@ -581,7 +583,7 @@ class JobRunner:
                 authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
                 device = self.guard.acquire(job.device_path, authorisation)
                 binding = _Binding.of_open(device, self.guard)
-                context = self._context(job_id, target, device, progress, cancelled)
+                context = self._context(job_id, target, device, progress, cancelled, binding)
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
                 self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)

@@ -164,6 +164,34 @@ def test_a_backing_file_written_through_a_descriptor_in_flight_fails_the_job(
     assert device.read(256 * 4096, 4096) == SECRET
 
 
+def test_a_backing_file_written_through_a_descriptor_in_flight_during_the_overwrite_fails_the_job(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+    # written where the pass already went by, before the last write: the inode's times are settled only
+    # after it, so the write itself must be seen (FAN_MODIFY names the writing process)
+    device = loop_factory(16 << 20)
+    holder = InFlightHolder(device.backing, "pwrite", 256 * 4096)
+    try:
+        job = _run_with(device, state_dir, holder.write, "overwrite")
+        pid = holder.process.pid
+    finally:
+        holder.close()
+    reason = job.reason or ""
+    assert job.state == "failed" and job.route == "hold", reason
+    assert f"pid {pid} (python" in reason and f"wrote the backing file of {Path(device.path).name}" in reason, reason
+    assert job.certificate_path is None
+    assert device.read(256 * 4096, 4096) == SECRET
+
+
+def test_a_buffered_loops_own_writes_are_not_another_writer(loop_factory: Callable[..., LoopDevice],
+                                                             state_dir: Path) -> None:
+    # without direct I/O the loop driver writes its file from kernel workers; kernels whose loop writes
+    # through vfs_iter_write raise FAN_MODIFY for them (this one may not): never counted as another writer
+    device = loop_factory(16 << 20, direct_io=False)
+    job = _run_with(device, state_dir, lambda: None, "overwrite")
+    assert job.state == "sanitised" and job.route == "reuse", job.reason
+    assert device.read(0, 16 << 20) == bytes(16 << 20)
+
+
 # G13 -----------------------------------------------------------------------------------------------
 
 @pytest.fixture
