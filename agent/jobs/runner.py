@@ -272,7 +272,7 @@ class JobRunner:
         except (JobInterrupted, VerifyCancelled) as exc:
             self.registry.transition(
                 job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled", error_code="interrupted",
-                route="hold",
+                route="hold", **self._unfinished(job_id, device),
             )
         except DriveRemoved as exc:
             # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
