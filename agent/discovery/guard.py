@@ -15,7 +15,12 @@ Loop devices are judged by the loop driver's own status (``agent.discovery.loops
 path says — deleted, in another mount namespace, or a name with trailing blanks). Refused in both
 directions: a disk or partition backing any loop (followed upwards through loops over loops), a
 disk whose filesystem holds a loop's image, a loop over a block device (named with what that device
-holds), a loop sharing its backing inode with another loop, a loop over an active swap file.
+holds), a loop sharing its backing inode with another loop, a loop over an active swap file, a
+loop whose backing file lives on the station's own filesystems or system disk (its ``st_dev``: the
+image could be the registry or /etc/shadow; tmpfs stays allowed), and a loop that shows only a
+window of its file (offset, size limit: its certificate would name the whole file). A mount that
+only another mount namespace has is named with the pid that sees it, not left to the exclusive
+open's anonymous "busy".
 
 Processes that opened the disk (or a partition of it) *without* ``O_EXCL`` — ``dd``, an imager, a
 virtual machine, another wipe tool — are invisible to the exclusive open, so the guard also scans
