@@ -149,27 +149,26 @@ def _command_of(proc: str, pid: int) -> str:
         return "?"
 
 
-def _window_reasons(status: loops.LoopStatus) -> list[str]:
+def _window_reasons(status: loops.LoopStatus, shown: int) -> list[str]:
     """A file-backed loop that shows only part of its file (``losetup --offset/--sizelimit``, attack G13).
 
     Its certificate would name the image file while the bytes outside the window were never
-    written: refused, as not a whole medium. The file's size needs a path to the very inode
-    (``loops.backing_file_size``); a size limit whose file cannot be measured is refused too.
+    written: refused, as not a whole medium. ``shown`` is the loop's size in bytes. The file's size
+    needs a path to the very inode (``loops.backing_file_size``); a window whose file cannot be
+    measured is refused too. Also refused: a file grown after ``losetup`` (the loop still shows the
+    old size) and one that is not a whole number of 512-byte sectors (the tail is never shown).
     """
-    if status.offset == 0 and status.size_limit == 0:
-        size = loops.backing_file_size(status)
-        # without offset or limit the loop shows the file rounded down to whole 512-byte sectors
-        if size is None or size % 512 == 0:
-            return []
-        return [f"covers {size - size % 512} of the {size} bytes of its backing file (the file is not a whole "
-                "number of 512-byte sectors): not a whole medium"]
     size = loops.backing_file_size(status)
-    if status.offset == 0 and size is not None and status.size_limit >= size and size % 512 == 0:
+    if status.offset == 0 and status.size_limit == 0 and size is None:
+        return []  # the whole file, whatever its size (the runner refuses a file it cannot watch anyway)
+    if status.offset == 0 and size is not None and shown >= size:
         return []
     window = f"offset {status.offset}, size limit {status.size_limit or 'none'}"
-    of = f"of the {size} bytes of its backing file" if size is not None else "of its backing file (size unknown)"
-    return [f"shows only a window {of} ({window}): not a whole medium; only the window would be written, "
-            "the certificate would name the whole file — attach the whole file (losetup without --offset/--sizelimit)"]
+    of = f"{shown} of the {size} bytes of its backing file" if size is not None else (
+        "a window of its backing file (whose size cannot be read here)")
+    return [f"shows only {of} ({window}): not a whole medium; the rest of the file would never be written and "
+            "the certificate would name the whole file — attach the whole file (losetup without "
+            "--offset/--sizelimit; losetup -c after the file grew)"]
 
 
 def _all_disks() -> set[str]:
@@ -405,7 +404,7 @@ class Guard:
             reasons.extend(self._swap_file_reasons(status))
             reasons.extend(self._system_file_reasons(status))
             if not self.loop_windows:
-                reasons.extend(_window_reasons(status))
+                reasons.extend(_window_reasons(status, sysfs.sysfs_facts(status.name).size_bytes))
         return reasons
 
     def _system_file_reasons(self, status: loops.LoopStatus) -> list[str]:

@@ -218,8 +218,7 @@ def attached(*args: str) -> Iterator[str]:
 def test_a_loop_over_a_window_of_its_file_is_refused(case_file: Path, state_dir: Path, window: list[str]) -> None:
     before = sha256(case_file)
     with attached(*window, str(case_file)) as device:
-        data = wipe_refused(device, "shows only a window of the 4194304 bytes of its backing file",
-                            "not a whole medium")
+        data = wipe_refused(device, "of the 4194304 bytes of its backing file", "not a whole medium")
         assert "--offset/--sizelimit" in str(data["reason"])
     assert sha256(case_file) == before
 
@@ -227,7 +226,16 @@ def test_a_loop_over_a_window_of_its_file_is_refused(case_file: Path, state_dir:
 def test_a_loop_over_the_whole_file_with_a_size_limit_equal_to_it_is_not_a_window(case_file: Path) -> None:
     with attached("--sizelimit", str(4 << 20), str(case_file)) as device:
         reasons = Guard().assess(device).reasons
-        assert not [reason for reason in reasons if "window" in reason], reasons
+        assert not [reason for reason in reasons if "whole medium" in reason], reasons
+
+
+def test_a_file_grown_after_losetup_is_not_a_whole_medium(case_file: Path, state_dir: Path) -> None:
+    with attached(str(case_file)) as device:
+        with open(case_file, "ab") as handle:
+            handle.write(b"NEW EVIDENCE".ljust(1 << 20, b"."))  # the loop still shows the first 4 MiB
+        before = sha256(case_file)
+        wipe_refused(device, f"shows only 4194304 of the {5 << 20} bytes of its backing file", "losetup -c")
+        assert sha256(case_file) == before
 
 
 def test_a_file_with_a_partial_last_sector_is_not_a_whole_medium(case_file: Path, state_dir: Path) -> None:
@@ -235,7 +243,7 @@ def test_a_file_with_a_partial_last_sector_is_not_a_whole_medium(case_file: Path
         handle.write(b"TAIL")  # 4 bytes the loop cannot show: they would never be written
     before = sha256(case_file)
     with attached(str(case_file)) as device:
-        wipe_refused(device, "covers 4194304 of the 4194308 bytes of its backing file")
+        wipe_refused(device, "shows only 4194304 of the 4194308 bytes of its backing file")
     assert sha256(case_file) == before
 
 
