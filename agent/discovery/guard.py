@@ -417,6 +417,7 @@ class Guard:
         tmpfs (/dev/shm, where the demo and the tests keep images) is no disk and stays allowed.
         """
         system_disks: set[str] = set()
+        mounts = sysfs.read_mountinfo()
         for path in self.system_mounts:
             try:
                 number = os.stat(path).st_dev
@@ -425,13 +426,26 @@ class Guard:
             if number == status.backing_device:
                 return [f"its backing file lives on {path}, a filesystem of the station itself: wiping it "
                         "would overwrite a station file; copy the image to a scratch disk or /dev/shm"]
-            if os.major(number):
-                system_disks |= self._disks_of_device_number(os.major(number), os.minor(number))
-        disk = _disk_of_number(status.backing_device) if os.major(status.backing_device) else None
-        if disk is not None and disk in system_disks:
-            return [f"its backing file lives on {disk}, the station's own system disk: wiping it would overwrite a "
-                    "station file; copy the image to a scratch disk or /dev/shm"]
+            system_disks |= self._disks_of_filesystem(number, mounts)
+        on = self._disks_of_filesystem(status.backing_device, mounts) & system_disks
+        if on:
+            return [f"its backing file lives on {', '.join(sorted(on))}, the station's own system disk: wiping it "
+                    "would overwrite a station file; copy the image to a scratch disk or /dev/shm"]
         return []
+
+    def _disks_of_filesystem(self, number: int, mounts: list[sysfs.MountEntry]) -> set[str]:
+        """The disks under a filesystem's st_dev; for an anonymous one (btrfs subvolume: major 0), its mounts' sources.
+
+        tmpfs, overlay and the like have no /dev source: no disk (an overlay's upper directory on the
+        system disk is a residual limit, see the README).
+        """
+        if os.major(number):
+            return self._disks_of_device_number(os.major(number), os.minor(number))
+        found: set[str] = set()
+        for entry in mounts:
+            if os.makedev(entry.major, entry.minor) == number and entry.source.startswith("/dev/"):
+                found |= self._disks_of_path(entry.source)
+        return found
 
     def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
         """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""
