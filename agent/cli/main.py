@@ -17,7 +17,7 @@ from agent import TOOL_NAME, __version__
 from agent.cli import station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
-from agent.cli.context import certificate_settings, state_dir
+from agent.cli.context import certificate_settings, resolve_device, state_dir
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
     EXIT_FAILED,
@@ -192,7 +192,10 @@ def render_job(job: JobRow) -> None:
 def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator: str | None,
          asset_tag: str | None, as_json: bool) -> None:
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
+    device = resolve_device(device)  # the kernel's name, before anything is recorded or asked
     profile = load_profile(profile_name)
+    # no drive is touched (nor even assessed) without a registry that can record what happens to it
+    registry = _registry(ctx)
     identity = udev.identify(device)
     # a protected device goes straight to the runner, which records the refusal: no prompt for it
     if not yes and not Guard().assess(device).protected:
@@ -204,7 +207,6 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         click.echo(f"  profile {profile.name}: {profile.summary}")
         if not click.confirm("Proceed?", default=False):
             fail(ConfigError("cancelled by the operator"), as_json)
-    registry = _registry(ctx)
     runner = JobRunner(registry, Guard(), udev.identify)
     resumed = _recover_drive(registry, runner, identity.path)
     if resumed is not None:
@@ -305,6 +307,7 @@ def job(ctx: click.Context, job_id: str, as_json: bool, events: bool) -> None:
 def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: str | None, as_json: bool) -> None:
     """Re-verify a sanitised drive (compliance spot check). Read-only. Exit 0 pass, 1 mismatch."""
     expectation = expectation_from_spec(expect)
+    device = resolve_device(device)
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)

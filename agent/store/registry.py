@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -234,6 +235,43 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     return started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
 
 
+RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _sqlite_reason(exc: sqlite3.Error) -> str:
+    """SQLite's own words, with the one case an operator can act on said plainly."""
+    text = str(exc)
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13 or "disk is full" in text:  # SQLITE_FULL
+        return f"{text} (the state filesystem is full)"
+    return text
+
+
+def _read_only_filesystem(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _header_problem(header: bytes, size: int) -> str | None:
+    """What is wrong with a database file's first 100 bytes and size: ``"!reason"`` when certainly
+    not an intact SQLite file, a plain reason when only suspect (to be confirmed by SQLite), else None."""
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return "!sqlite: file is not a database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"!sqlite: impossible page size {page_size}"
+    if size % page_size:
+        return f"!truncated: {size} bytes is not a whole number of {page_size}-byte pages"
+    pages = int.from_bytes(header[28:32], "big")
+    # the in-header page count is valid only when the change counter matches "version valid for"
+    if pages and header[24:28] == header[92:96] and size < pages * page_size:
+        return f"truncated: {size} bytes, the header says {pages * page_size}"
+    return None
+
+
 class Registry:
     """SQLite registry under the state directory; one connection per instance."""
 
@@ -244,9 +282,15 @@ class Registry:
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> Registry:
-        """Open (creating and migrating if needed)."""
+        """Open (creating and migrating if needed), after checking without writing that it is ours.
+
+        A registry that is not a wipe-agent registry, is corrupt or truncated, has a newer schema,
+        or cannot be written is refused with one line and left byte-for-byte as it was: nothing
+        (not even the switch to WAL) touches it before :meth:`_check_existing` has read it back."""
+        self._check_directory()
+        if os.path.lexists(self.path):
+            self._check_existing()
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
@@ -254,24 +298,115 @@ class Registry:
         # switching a new database to WAL needs a lock that SQLite's busy handler does not wait for:
         # parallel first openers (the demo's jobs, the daemon's workers) retry instead of failing
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    db.close()
-                    raise ConfigError(f"registry {self.path}: {exc}") from exc
-                time.sleep(0.05)
-        db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
-        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            while True:
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
+            db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            db.close()
+            raise ConfigError(f"registry {self.path}: cannot open: {_sqlite_reason(exc)}") from exc
         self._db = db
         try:
             self._migrate()
+        except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
+            self.close()
+            raise ConfigError(f"registry {self.path}: cannot create its tables: {_sqlite_reason(exc)}") from exc
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
         return self
+
+    def _refuse(self, reason: str) -> ConfigError:
+        return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
+                           "refusing; nothing was changed")
+
+    def _check_directory(self) -> None:
+        """The state directory exists (created if missing) and this process may write in it."""
+        directory = self.state_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except PermissionError:
+            raise ConfigError(f"state directory {directory} does not exist and cannot be created: permission "
+                              f"denied; {RUN_AS_ROOT}") from None
+        except FileExistsError:
+            raise ConfigError(f"state directory {directory} is not a directory") from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"state directory {directory}: cannot create it: {reason}") from None
+        if not directory.is_dir():
+            raise ConfigError(f"state directory {directory} is not a directory")
+        if not os.access(directory, os.X_OK):
+            raise ConfigError(f"state directory {directory}: permission denied; {RUN_AS_ROOT}")
+        if not os.access(directory, os.W_OK):
+            if _read_only_filesystem(directory):
+                raise ConfigError(f"state directory {directory} is on a read-only filesystem: "
+                                  "the registry cannot record jobs; refusing")
+            raise ConfigError(f"state directory {directory} is not writable; {RUN_AS_ROOT}")
+
+    def _check_existing(self) -> None:
+        """Read the existing registry file without writing it: a SQLite database with our schema."""
+        path = self.path
+        try:
+            status = os.lstat(path)
+        except OSError as exc:
+            raise ConfigError(f"registry {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(status.st_mode):
+            raise self._refuse("not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"registry {path}: permission denied; {RUN_AS_ROOT}")
+        if not os.access(path, os.W_OK):
+            if _read_only_filesystem(path.parent):
+                raise ConfigError(f"registry {path} is on a read-only filesystem: jobs cannot be recorded; refusing")
+            raise ConfigError(f"registry {path} is read-only; {RUN_AS_ROOT}")
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(100)
+        except OSError as exc:
+            raise ConfigError(f"registry {path}: cannot read: {exc.strerror}") from None
+        if not header:
+            return  # empty: a first opener created it an instant ago (SQLite treats it as a new database)
+        suspect = _header_problem(header, status.st_size)
+        if suspect is not None and suspect.startswith("!"):
+            raise self._refuse(suspect[1:])
+        try:
+            # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written
+            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise self._refuse(f"sqlite: {_sqlite_reason(exc)}") from None
+        try:
+            tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if suspect is not None:
+                # the header disagrees with the file's size: only SQLite, under its lock, can tell a
+                # checkpoint in progress from a truncated file
+                verdict = probe.execute("PRAGMA quick_check(1)").fetchone()
+                if verdict is None or verdict[0] != "ok":
+                    raise self._refuse(f"{suspect}; sqlite: {verdict[0] if verdict else 'no answer'}")
+            if not tables:
+                return  # a new, empty database
+            if "meta" not in tables:
+                raise self._refuse("no wipe-agent schema in it")
+            row = probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or not str(row[0]).isdigit():
+                raise self._refuse(f"schema version {row[0] if row else 'missing'!r}")
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"registry {path} has schema {version}, newer than this wipe-agent "
+                                  f"({SCHEMA_VERSION}): refusing; nothing was changed")
+            missing = {"drives", "jobs", "job_events", "verifications"} - tables
+            if version >= 1 and missing:
+                raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
+            probe.execute("SELECT count(*) FROM jobs").fetchone()
+        except sqlite3.Error as exc:
+            raise self._refuse(f"sqlite: {_sqlite_reason(exc)}") from None
+        finally:
+            probe.close()
 
     @property
     def db(self) -> sqlite3.Connection:
