@@ -32,7 +32,7 @@ from agent.cli.output import (
 from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
-from agent.errors import AgentError, ConfigError, ProfileError
+from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
@@ -308,6 +308,9 @@ def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: 
     """Re-verify a sanitised drive (compliance spot check). Read-only. Exit 0 pass, 1 mismatch."""
     expectation = expectation_from_spec(expect)
     device = resolve_device(device)
+    if not os.access(device, os.R_OK):
+        # read-only: a plain user with read access (the disk group) may spot-check; say that, not "writing"
+        raise DriveNotFound(f"{device}: verify-media needs read access to the device (or root)")
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)
@@ -410,9 +413,50 @@ for _command in REUSE_COMMANDS:
     cli.add_command(_command)
 
 
+def _log_unexpected(exc: Exception) -> str:
+    """Send the traceback of an unforeseen error to the system log; say where it went.
+
+    The system log, not a file: a root process writing a fixed path in /tmp would follow a link
+    another user planted there."""
+    import logging
+    import logging.handlers
+
+    if not os.path.exists("/dev/log"):
+        return "no system log on this machine: run again with PYTHONDEVMODE=1 for details"
+    try:
+        handler = logging.handlers.SysLogHandler(address="/dev/log")
+        handler.ident = "wipe-agent: "
+        logger = logging.getLogger("wipe-agent.cli.unexpected")
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.error("unexpected error", exc_info=exc)
+        handler.close()
+    except OSError:
+        return "the system log is unavailable"
+    return "details in the system log: journalctl -t wipe-agent"
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(obj={})
+    """Console-script entry point.
+
+    The last resort only: every known bad input has its own one-line error where it is detected.
+    Something unforeseen still ends as one line (and the details in the log), never a traceback
+    in front of an operator."""
+    try:
+        code = cli.main(obj={}, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("wipe-agent: aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        # a usage error in one line, naming the command's help, instead of click's three
+        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+        click.echo(f"wipe-agent: error: {exc.format_message()}{where}", err=True)
+        sys.exit(EXIT_REFUSED)
+    except Exception as exc:  # click's own exits (SystemExit) and Ctrl-C pass through untouched
+        click.echo(f"wipe-agent: internal error: {type(exc).__name__}: {str(exc)[:200]} "
+                   f"({_log_unexpected(exc)})", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

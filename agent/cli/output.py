@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from agent.errors import AgentError
+from agent.store.registry import RUN_AS_ROOT, sqlite_reason
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,7 +49,14 @@ def handle_errors(function: F) -> F:
         except AgentError as error:
             fail(error, as_json)
         except PermissionError as error:
-            fail(AgentError(f"permission denied: {error.filename or error}; run as root"), as_json, EXIT_REFUSED)
+            fail(AgentError(f"permission denied: {error.filename or error}; {RUN_AS_ROOT}"), as_json, EXIT_REFUSED)
+        except sqlite3.Error as error:
+            # the registry was sound when opened (Registry.open checks it) and failed under us:
+            # a full state filesystem, or damage found in a page the open check did not read
+            fail(AgentError(f"registry: {sqlite_reason(error)}"), as_json, EXIT_FAILED)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            fail(AgentError(f"{where}{error.strerror or error}"), as_json, EXIT_FAILED)
         return None
 
     return wrapper  # type: ignore[return-value]

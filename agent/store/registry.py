@@ -239,7 +239,7 @@ RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def _sqlite_reason(exc: sqlite3.Error) -> str:
+def sqlite_reason(exc: sqlite3.Error) -> str:
     """SQLite's own words, with the one case an operator can act on said plainly."""
     text = str(exc)
     if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13 or "disk is full" in text:  # SQLITE_FULL
@@ -311,13 +311,13 @@ class Registry:
             db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             db.close()
-            raise ConfigError(f"registry {self.path}: cannot open: {_sqlite_reason(exc)}") from exc
+            raise ConfigError(f"registry {self.path}: cannot open: {sqlite_reason(exc)}") from exc
         self._db = db
         try:
             self._migrate()
         except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
             self.close()
-            raise ConfigError(f"registry {self.path}: cannot create its tables: {_sqlite_reason(exc)}") from exc
+            raise ConfigError(f"registry {self.path}: cannot create its tables: {sqlite_reason(exc)}") from exc
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
@@ -379,7 +379,7 @@ class Registry:
             # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written
             probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
-            raise self._refuse(f"sqlite: {_sqlite_reason(exc)}") from None
+            raise self._refuse(f"sqlite: {sqlite_reason(exc)}") from None
         try:
             tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if suspect is not None:
@@ -404,7 +404,7 @@ class Registry:
                 raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
             probe.execute("SELECT count(*) FROM jobs").fetchone()
         except sqlite3.Error as exc:
-            raise self._refuse(f"sqlite: {_sqlite_reason(exc)}") from None
+            raise self._refuse(f"sqlite: {sqlite_reason(exc)}") from None
         finally:
             probe.close()
 
