@@ -40,11 +40,14 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from agent.errors import AgentError
+from agent.jsontext import JsonInputError, parse_json
 
 MAX_BODY = 64 * 1024
-REQUEST_TIMEOUT = 10.0
+MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
+REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
+MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
 STATUS_BY_CODE = {
-    "bad_request": 400, "bad_json": 400, "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
+    "bad_request": 400, "bad_json": 400, "json_too_deep": 400, "not_utf8": 400, "busy": 503, "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405, "length_required": 411,
     "payload_too_large": 413, "unsupported_media_type": 415, "shutting_down": 503, "internal": 500,
 }
@@ -132,8 +135,27 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.request.settimeout(REQUEST_TIMEOUT)  # a silent client cannot hold a thread forever
+        timeout = self.server.request_timeout
+        self.request.settimeout(timeout)  # a silent client cannot hold a thread forever
+        # and one that sends a byte just before each recv times out (slowloris) cannot either: at
+        # the deadline the socket is shut down, the pending read returns end-of-file, the thread ends
+        self._deadline = threading.Timer(timeout, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
         super().setup()
+
+    def _expire(self) -> None:
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        try:
+            super().finish()
+        except OSError:
+            pass  # the client (or the deadline) closed the connection first
 
     def address_string(self) -> str:
         return "unix"
@@ -189,13 +211,20 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError("bad_request", "Content-Length is negative")
         if length > MAX_BODY:
             raise ApiError("payload_too_large", f"request body over {MAX_BODY} bytes")
-        raw = self.rfile.read(length) if length else b""
+        try:
+            raw = self.rfile.read(length) if length else b""
+        except OSError:  # the request deadline passed mid-body, or the client reset
+            raise ApiError("bad_request", "request body not received in time") from None
+        if len(raw) < length:
+            raise ApiError("bad_request", f"request body ended after {len(raw)} of {length} bytes")
         if not raw:
             return {}
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError("bad_json", "request body is not valid JSON") from None
+            data = parse_json(raw, MAX_BODY_DEPTH)
+        except JsonInputError as exc:
+            code = {"too_deep": "json_too_deep", "not_utf8": "not_utf8"}.get(exc.reason, "bad_json")
+            raise ApiError(code, f"request body is {exc.message}" if exc.reason != "not_json"
+                           else "request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ApiError("bad_json", "request body must be a JSON object")
         return data
@@ -277,8 +306,11 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     block_on_close = False
 
     def __init__(self, path: Path, service: StationService, group: str,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, *,
+                 request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
         self.path = Path(path)
+        self.request_timeout = request_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.service = service
         self.group = group
         self.on_error = on_error or (lambda exc: None)
@@ -301,6 +333,33 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="api", daemon=True)
         self._thread.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread while a slot is free; otherwise answer 503 at once, without a thread."""
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps({"error": {"code": "busy", "message":
+                                         "too many connections to the station API; try again"}}).encode()
+            try:
+                request.settimeout(0.5)  # never let a full peer buffer stall the accepting thread
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+                                + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # the thread never started: its slot is free again
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """One connection's thread; its slot is released however it ends."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Never print tracebacks to stderr from the serving thread; the station logs instead."""

@@ -449,7 +449,8 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
     except click.ClickException as exc:
         # a usage error in one line, naming the command's help, instead of click's three
-        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+        usage_context: click.Context | None = getattr(exc, "ctx", None)
+        where = f" (see '{usage_context.command_path} --help')" if usage_context is not None else ""
         click.echo(f"wipe-agent: error: {exc.format_message()}{where}", err=True)
         sys.exit(EXIT_REFUSED)
     except Exception as exc:  # click's own exits (SystemExit) and Ctrl-C pass through untouched
