@@ -47,7 +47,8 @@ MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
 REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
 MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
 STATUS_BY_CODE = {
-    "bad_request": 400, "bad_json": 400, "json_too_deep": 400, "not_utf8": 400, "busy": 503, "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
+    "bad_request": 400, "bad_json": 400, "json_too_deep": 400, "not_utf8": 400, "busy": 503,
+    "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405, "length_required": 411,
     "payload_too_large": 413, "unsupported_media_type": 415, "shutting_down": 503, "internal": 500,
 }
