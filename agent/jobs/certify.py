@@ -8,6 +8,7 @@ did not finish) never get a certificate — only ``sanitised`` and ``failed`` jo
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,5 +221,9 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
         issue_certificate(record, signer, path, tsa_url=settings.tsa_url)
     except CertsError as exc:
         raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
+    except OSError as exc:  # ENOSPC, EROFS … on the state filesystem: the job's outcome stands as recorded
+        full = " (the state filesystem is full)" if exc.errno == errno.ENOSPC else ""
+        raise CertificateError(f"job {job.id} is recorded {job.state}, but its certificate was not written: "
+                               f"{exc.strerror or exc}{full}") from None
     registry.attach_certificate(job.id, str(path), record.certificate_id, record.sha256())
     return path

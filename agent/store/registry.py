@@ -24,6 +24,7 @@ import psutil
 
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
+from agent.jsontext import JsonInputError, parse_json
 
 SCHEMA_VERSION = 1
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
@@ -247,6 +248,13 @@ def sqlite_reason(exc: sqlite3.Error) -> str:
     return text
 
 
+def _filesystem_full(directory: Path) -> bool:
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
+
+
 def _read_only_filesystem(directory: Path) -> bool:
     try:
         return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
@@ -327,6 +335,16 @@ class Registry:
         return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
                            "refusing; nothing was changed")
 
+    def _unreadable(self, exc: sqlite3.Error) -> ConfigError:
+        """Damage (SQLITE_CORRUPT, SQLITE_NOTADB) is a refusal of the file; anything else (I/O, a
+        full filesystem, a lock) is a problem of the station around it, and said so."""
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26) or (isinstance(exc, sqlite3.DatabaseError) \
+                and not isinstance(exc, sqlite3.OperationalError)):
+            return self._refuse(f"sqlite: {sqlite_reason(exc)}")
+        full = _filesystem_full(self.state_dir)
+        return ConfigError(f"registry {self.path}: cannot be read: {sqlite_reason(exc)}"
+                           + ("; the state filesystem is full" if full else "") + ": refusing; nothing was changed")
+
     def _check_directory(self) -> None:
         """The state directory exists (created if missing) and this process may write in it."""
         directory = self.state_dir
@@ -379,7 +397,7 @@ class Registry:
             # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written
             probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
-            raise self._refuse(f"sqlite: {sqlite_reason(exc)}") from None
+            raise self._unreadable(exc) from None
         try:
             tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if suspect is not None:
@@ -404,7 +422,7 @@ class Registry:
                 raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
             probe.execute("SELECT count(*) FROM jobs").fetchone()
         except sqlite3.Error as exc:
-            raise self._refuse(f"sqlite: {sqlite_reason(exc)}") from None
+            raise self._unreadable(exc) from None
         finally:
             probe.close()
 
@@ -616,7 +634,8 @@ class Registry:
             if row["job_id"] == exclude_job or (row["state"] in ACTIVE_STATES and _owner_alive(row)):
                 continue
             found.append(OpenEvent(job_id=str(row["job_id"]), event_id=int(row["event_id"]), at=str(row["at"]),
-                                   data=json.loads(row["data_json"]), job_state=str(row["state"])))
+                                   data=self._column(row, "data_json", str(row["job_id"])) or {},
+                                   job_state=str(row["state"])))
         return found
 
     def orphaned_jobs(self) -> list[str]:
@@ -660,13 +679,30 @@ class Registry:
             interrupted.append(job_id)
         return interrupted
 
+    def _column(self, row: sqlite3.Row, column: str, job_id: str) -> Any:
+        """A JSON column of a stored row, decoded; a damaged one is a one-line error naming it."""
+        text = row[column]
+        if not text:
+            return None
+        try:
+            return parse_json(text)
+        except JsonInputError as exc:
+            raise ConfigError(f"registry {self.path}: job {job_id}: {column} is damaged ({exc.message})") from None
+
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
+        job_id = str(row["id"])
         verification_row = self.db.execute(
             "SELECT result_json FROM verifications WHERE job_id=? ORDER BY id DESC LIMIT 1", (row["id"],)
         ).fetchone()
+        identity = self._column(row, "identity_json", job_id)
+        try:
+            drive = DriveIdentity.from_json(identity)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"registry {self.path}: job {job_id}: the drive's identity record is damaged "
+                              f"({type(exc).__name__}: {exc})") from None
         return JobRow(
             id=row["id"],
-            drive=DriveIdentity.from_json(json.loads(row["identity_json"])),
+            drive=drive,
             device_path=row["device_path"],
             profile=row["profile"],
             method=row["method"],
@@ -674,7 +710,7 @@ class Registry:
             operator=row["operator"],
             authorised_by=row["authorised_by"],
             asset_tag=row["asset_tag"],
-            host=json.loads(row["host_json"]) if row["host_json"] else None,
+            host=self._column(row, "host_json", job_id),
             state=row["state"],
             reason=row["reason"],
             error_code=row["error_code"],
@@ -684,11 +720,11 @@ class Registry:
             bytes_written=row["bytes_written"],
             seconds=row["seconds"],
             throughput=row["throughput"],
-            decisions=json.loads(row["decisions_json"]) if row["decisions_json"] else [],
-            method_details=json.loads(row["method_json"]) if row["method_json"] else None,
+            decisions=self._column(row, "decisions_json", job_id) or [],
+            method_details=self._column(row, "method_json", job_id),
             route=row["route"],
             certificate_path=row["certificate_path"],
-            verification=json.loads(verification_row["result_json"]) if verification_row else None,
+            verification=self._column(verification_row, "result_json", job_id) if verification_row else None,
         )
 
     _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"
@@ -724,5 +760,5 @@ class Registry:
         rows = self.db.execute(
             "SELECT at, state, event, data_json FROM job_events WHERE job_id=? ORDER BY id", (job_id,)
         ).fetchall()
-        return [{"at": r["at"], "state": r["state"], "event": r["event"], "data": json.loads(r["data_json"])}
+        return [{"at": r["at"], "state": r["state"], "event": r["event"], "data": self._column(r, "data_json", job_id)}
                 for r in rows]
