@@ -1,4 +1,5 @@
-"""The one TOML reader of wipe-agent: bounded in file size and nesting depth, one-line errors.
+"""The one TOML reader of wipe-agent, bounded in file size and nesting depth, with one-line errors;
+and the bounded file reader that every file input uses.
 
 Every TOML file the agent reads (wipe profiles, site override profiles, ``station.toml``, reuse
 schemes) comes through here, so a hostile or broken file is refused the same way everywhere:
@@ -22,12 +23,12 @@ MAX_TOML_BYTES = 256 * 1024
 MAX_TOML_DEPTH = 16
 
 
-def read_bounded_text(path: Path, error: type[AgentError], what: str = "file",
-                      limit: int = MAX_TOML_BYTES) -> str:
-    """The UTF-8 text of the regular file ``path``, at most ``limit`` bytes, or ``error`` in one line.
+def read_bounded_bytes(path: Path, error: type[AgentError], what: str = "file",
+                       limit: int = MAX_TOML_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit``, or ``error`` in one line.
 
     Opened non-blocking so a FIFO cannot hang the reader, and refused unless it is a regular file
-    (a directory, a FIFO, a device such as ``/dev/zero``)."""
+    (a directory, a FIFO, a device such as ``/dev/zero`` that would never end)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
@@ -38,13 +39,13 @@ def read_bounded_text(path: Path, error: type[AgentError], what: str = "file",
         raise error(f"{path}: permission denied (run as root, or make the {what} readable)") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise error(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    chunks: list[bytes] = []
     try:
         status = os.fstat(descriptor)
         if stat.S_ISDIR(status.st_mode):
             raise error(f"{path}: is a directory, not a {what}")
         if not stat.S_ISREG(status.st_mode):
             raise error(f"{path}: not a regular file")
-        chunks: list[bytes] = []
         total = 0
         while total <= limit:
             chunk = os.read(descriptor, min(65536, limit + 1 - total))
@@ -58,8 +59,14 @@ def read_bounded_text(path: Path, error: type[AgentError], what: str = "file",
         raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(descriptor)
+    return b"".join(chunks)
+
+
+def read_bounded_text(path: Path, error: type[AgentError], what: str = "file",
+                      limit: int = MAX_TOML_BYTES) -> str:
+    """:func:`read_bounded_bytes` decoded as UTF-8 (undecodable text is ``error`` too)."""
     try:
-        return b"".join(chunks).decode("utf-8")
+        return read_bounded_bytes(path, error, what, limit).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
 

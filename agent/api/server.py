@@ -345,6 +345,8 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
                                 + body)
+                request.setblocking(False)
+                request.recv(MAX_BODY)  # what the client already sent: closing over unread data would reset
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -358,9 +360,14 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """One connection's thread; its slot is released however it ends."""
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
+            # the slot is free before the client sees the connection close: a client that reconnects
+            # at once is never refused because of its own previous connection
             self._slots.release()
+            self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Never print tracebacks to stderr from the serving thread; the station logs instead."""

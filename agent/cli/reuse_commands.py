@@ -8,7 +8,6 @@ and then nothing was changed.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,14 @@ import click
 from agent.cli.context import state_dir
 from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json
 from agent.jobs.certify import station_signer
+from agent.jsontext import JsonInputError, parse_json
 from agent.reuse import service
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import not_applicable, parse_smartctl, run_smartctl
 from agent.reuse.schemes import available_schemes, load_scheme, load_scheme_file
 from agent.reuse.store import ReuseStore
 from agent.store.registry import Registry
+from agent.tomlfile import read_bounded_bytes
 from certs.pki import StationSigner
 
 
@@ -207,10 +208,12 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
 
     Refused (nothing recorded) when the reading names another serial or model than the drive it is filed for."""
     if from_json:
+        # bounded: a saved smartctl output is a few KiB; /dev/zero here once ate the machine's memory
+        raw = read_bounded_bytes(Path(from_json), ReuseInputError, "smartctl JSON file", 4 << 20)
         try:
-            data: Any = json.loads(Path(from_json).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReuseInputError(f"--from-json {from_json}: {exc}") from exc
+            data: Any = parse_json(raw)
+        except JsonInputError as exc:
+            raise ReuseInputError(f"--from-json {from_json}: {exc.message}") from None
         reading = parse_smartctl(data, f"saved smartctl output {from_json} for {device}")
     elif os.path.basename(device).startswith(("loop", "ram", "zram")):
         from agent.discovery import udev  # only here: reading a file needs no udev
