@@ -209,7 +209,7 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
     Refused (nothing recorded) when the reading names another serial or model than the drive it is filed for."""
     if from_json:
         # bounded: a saved smartctl output is a few KiB; /dev/zero here once ate the machine's memory
-        raw = read_bounded_bytes(Path(from_json), ReuseInputError, "smartctl JSON file", 4 << 20)
+        raw = read_bounded_bytes(Path(from_json), ReuseInputError, "smartctl JSON file (--from-json)", 4 << 20)
         try:
             data: Any = parse_json(raw)
         except JsonInputError as exc:

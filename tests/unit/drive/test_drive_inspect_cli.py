@@ -156,6 +156,7 @@ def test_live_device_goes_through_probe(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_live_scsi_and_nvme_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     scsi = EmulatedScsiDrive(tmp_path / "sas.img", size_bytes=1 << 20, model=DriveModel(rotation_rpm=15000))
     nvme = EmulatedNvmeDrive(tmp_path / "nvme.img", size_bytes=1 << 20)
+    monkeypatch.setattr("agent.cli.context.resolve_device", lambda device: device)  # no /dev/sdy here
     monkeypatch.setattr(probe, "probe_device", lambda path: {"device": path, **probe_transport(scsi, "scsi")})
     code, out, _ = run("/dev/sdy")
     assert code == 0 and "15000 rpm" in out and "crypto, block, overwrite" in out
