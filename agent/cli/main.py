@@ -254,7 +254,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
 # jobs -----------------------------------------------------------------------------------------
 @cli.command()
 @json_option
-@click.option("--limit", default=50, show_default=True, help="How many recent jobs.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="How many recent jobs.")
 @click.pass_context
 @handle_errors
 def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
