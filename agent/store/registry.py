@@ -319,13 +319,13 @@ class Registry:
             db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             db.close()
-            raise ConfigError(f"registry {self.path}: cannot open: {sqlite_reason(exc)}") from exc
+            raise ConfigError(f"registry {self.path}: cannot open: {self._reason(exc)}") from exc
         self._db = db
         try:
             self._migrate()
         except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
             self.close()
-            raise ConfigError(f"registry {self.path}: cannot create its tables: {sqlite_reason(exc)}") from exc
+            raise ConfigError(f"registry {self.path}: cannot create its tables: {self._reason(exc)}") from exc
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
@@ -341,9 +341,14 @@ class Registry:
         if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26) or (isinstance(exc, sqlite3.DatabaseError) \
                 and not isinstance(exc, sqlite3.OperationalError)):
             return self._refuse(f"sqlite: {sqlite_reason(exc)}")
-        full = _filesystem_full(self.state_dir)
-        return ConfigError(f"registry {self.path}: cannot be read: {sqlite_reason(exc)}"
-                           + ("; the state filesystem is full" if full else "") + ": refusing; nothing was changed")
+        return ConfigError(f"registry {self.path}: cannot be read: {self._reason(exc)}: refusing; nothing was changed")
+
+    def _reason(self, exc: sqlite3.Error) -> str:
+        """SQLite's reason, plus the cause it often hides ("disk I/O error" for a -shm on a full disk)."""
+        reason = sqlite_reason(exc)
+        if "full" not in reason and _filesystem_full(self.state_dir):
+            reason += "; the state filesystem is full"
+        return reason
 
     def _check_directory(self) -> None:
         """The state directory exists (created if missing) and this process may write in it."""
@@ -394,8 +399,12 @@ class Registry:
         if suspect is not None and suspect.startswith("!"):
             raise self._refuse(suspect[1:])
         try:
-            # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written
-            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written.
+            # With no -wal beside it (closed cleanly, or never a database) the file is the whole
+            # database: "immutable" reads it without creating -wal/-shm files next to it either.
+            live = os.path.lexists(f"{path}-wal")
+            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro" + ("" if live else "&immutable=1"),
+                                    uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
         try:
