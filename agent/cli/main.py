@@ -442,6 +442,15 @@ def main() -> None:
     The last resort only: every known bad input has its own one-line error where it is detected.
     Something unforeseen still ends as one line (and the details in the log), never a traceback
     in front of an operator."""
+    for position, argument in enumerate(sys.argv[1:], start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            # the bytes would reach SQLite, HTTP headers and certificates as lone surrogates: refuse once, here
+            printable = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            click.echo(f"wipe-agent: error: argument {position} ({printable!r}) is not valid UTF-8; "
+                       "wipe-agent takes UTF-8 arguments only", err=True)
+            sys.exit(EXIT_REFUSED)
     try:
         code = cli.main(obj={}, standalone_mode=False)
     except click.exceptions.Abort:

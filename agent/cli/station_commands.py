@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -189,7 +190,7 @@ def start(bay: str, profile_name: str | None, serial: str | None, config_path: s
     body: dict[str, Any] = {"profile": profile_name} if profile_name else {}
     if serial:
         body["serial"] = serial
-    data = _client(config_path).post(f"/v1/bays/{bay}/start", body)
+    data = _client(config_path).post(f"/v1/bays/{quote(bay, safe='')}/start", body)
     if as_json:
         print_json(data)
     else:
@@ -207,7 +208,9 @@ def cancel(job_id: str | None, bay: str | None, config_path: str | None, as_json
     """Cancel a queued or running job (by JOB_ID or --bay); a started one ends interrupted, never certified."""
     if (job_id is None) == (bay is None):
         raise click.UsageError("give either a JOB_ID or --bay BAY")
-    path = f"/v1/bays/{bay}/cancel" if bay is not None else f"/v1/jobs/{job_id}/cancel"
+    # quoted: a name with a space, a slash or a non-ASCII letter is one path segment, never a request-line error
+    target = f"bays/{quote(bay, safe='')}" if bay is not None else f"jobs/{quote(job_id or '', safe='')}"
+    path = f"/v1/{target}/cancel"
     data = _client(config_path).post(path)
     if as_json:
         print_json(data)

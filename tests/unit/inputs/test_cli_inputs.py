@@ -357,3 +357,33 @@ def test_the_console_script_has_the_same_entry_point() -> None:
         pytest.skip("no console script in this environment")
     result = subprocess.run([str(script), "demo", "--size", "1"], capture_output=True, text=True, timeout=60)
     assert one_line_error(result).endswith("got 1")
+
+
+def test_init_ca_never_makes_a_shared_directory_private(tmp_path: Path) -> None:
+    """``pki init-ca --out /tmp`` chmodded /tmp to 0700; a directory that holds anything is refused."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    os.chmod(shared, 0o1777)
+    (shared / "someone-else.txt").write_text("x")
+    result = run_cli("pki", "init-ca", "--org", "X", "--out", str(shared))
+    assert "is not empty" in one_line_error(result, code=1)
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    assert sorted(path.name for path in shared.iterdir()) == ["someone-else.txt"]
+    assert "exists and is not a directory" in one_line_error(
+        run_cli("pki", "init-ca", "--org", "X", "--out", str(shared / "someone-else.txt")), code=1)
+
+
+def test_non_utf8_arguments_are_refused_once_at_the_door() -> None:
+    for command in ([b"job", b"\xff\xfe"], [b"start", b"bay-\xff"], [b"host", b"add", b"\xff"]):
+        result = subprocess.run([*WIPE_AGENT, *command], capture_output=True, timeout=60)
+        assert result.returncode == 2 and b"Traceback" not in result.stderr
+        assert result.stderr.count(b"\n") == 1 and b"not valid UTF-8" in result.stderr
+
+
+def test_non_ascii_bay_and_job_names_reach_the_daemon_as_one_segment(tmp_path: Path) -> None:
+    """``start bäy`` was a UnicodeEncodeError in the request line; now it is quoted (and no daemon runs)."""
+    config = tmp_path / "station.toml"
+    config.write_text(f'station_id = "s1"\napi_socket = "{tmp_path}/api.sock"\nstate_dir = "{tmp_path}/state"\n')
+    for command in (["start", "bäy"], ["cancel", "jöb/../x"], ["cancel", "--bay", "b ä y"]):
+        line = one_line_error(run_cli("--config", str(config), *command))
+        assert "not running" in line, line
