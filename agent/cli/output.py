@@ -53,7 +53,9 @@ def handle_errors(function: F) -> F:
         except sqlite3.Error as error:
             # the registry was sound when opened (Registry.open checks it) and failed under us:
             # a full state filesystem, or damage found in a page the open check did not read
-            fail(AgentError(f"registry: {sqlite_reason(error)}"), as_json, EXIT_FAILED)
+            fail(AgentError(f"registry: {sqlite_reason(error)}; what was not recorded is lost (an unfinished job "
+                            "shows as interrupted, route hold, once the registry can be written again)"),
+                 as_json, EXIT_FAILED)
         except OSError as error:
             where = f"{error.filename}: " if error.filename else ""
             fail(AgentError(f"{where}{error.strerror or error}"), as_json, EXIT_FAILED)

@@ -387,3 +387,30 @@ def test_non_ascii_bay_and_job_names_reach_the_daemon_as_one_segment(tmp_path: P
     for command in (["start", "bäy"], ["cancel", "jöb/../x"], ["cancel", "--bay", "b ä y"]):
         line = one_line_error(run_cli("--config", str(config), *command))
         assert "not running" in line, line
+
+
+@pytest.mark.root
+def test_the_state_filesystem_filling_mid_job(tmp_path: Path, loop_factory: Callable[..., LoopDevice]) -> None:
+    """ENOSPC under the registry while the drive is being written: one line, exit 1, and the job
+    ends interrupted with route hold as soon as the registry can be written again."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
+    try:
+        loop = loop_factory(4 << 20)
+        env = {**os.environ, "WIPE_AGENT_STATE_DIR": str(mount / "state")}
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.unit.inputs.enospc_child", str(mount / "filler"),
+             "wipe", loop.path, "--profile", PROFILE, "--yes"],
+            capture_output=True, text=True, timeout=120, env=env)
+        line = one_line_error(result, code=1)
+        assert "the state filesystem is full" in line, line
+        (mount / "filler").unlink()
+        listed = run_cli("jobs", "--json", env={"WIPE_AGENT_STATE_DIR": str(mount / "state")})
+        assert listed.returncode == 0, listed.stderr
+        import json
+
+        [job] = json.loads(listed.stdout)["jobs"]
+        assert (job["state"], job["route"]) == ("interrupted", "hold")  # never sanitised, never destroy
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
