@@ -228,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                            else "request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ApiError("bad_json", "request body must be a JSON object")
+        _check_text(data)
         return data
 
     def _dispatch(self, method: str) -> None:
@@ -287,6 +288,38 @@ class _Handler(BaseHTTPRequestHandler):
         _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
         return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
                               _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _control_character(text: str) -> str | None:
+    for character in text:
+        code = ord(character)
+        if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or character in _BIDI_CONTROLS:
+            return character
+    return None
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Every key and string value of a body is printable UTF-8 text.
+
+    JSON can carry what UTF-8 cannot (a lone surrogate, ``"\\ud800"``) and what a terminal or a
+    certificate must never receive raw (NUL, ESC, bidi overrides): both are the client's error,
+    400, before any handler sees them (a surrogate used to reach SQLite and come back as a 500)."""
+    pending: list[Any] = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            bad = _control_character(item)
+            if bad is not None:
+                code = "not_utf8" if 0xD800 <= ord(bad) < 0xE000 else "bad_request"
+                raise ApiError(code, f"request body has a control or non-text character (U+{ord(bad):04X})")
 
 
 def _limit(query: dict[str, list[str]]) -> int:

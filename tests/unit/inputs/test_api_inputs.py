@@ -104,6 +104,23 @@ def test_body_that_is_not_a_json_object_is_400(served: Served, body: bytes, code
     assert served.errors == []
 
 
+@pytest.mark.parametrize(("value", "code"), [
+    ("\\ud800", "not_utf8"),  # a lone surrogate: valid JSON, not UTF-8 text (was a 500 from SQLite)
+    ("A\\u0000B", "bad_request"), ("\\u001b[2J", "bad_request"), ("\\u202etxt.exe", "bad_request"),
+    ("\\u0085", "bad_request"),
+])
+def test_strings_that_are_not_printable_text_are_400(served: Served, value: str, code: str) -> None:
+    body = ('{"bay": "bay-1", "asset_tag": "' + value + '"}').encode()
+    calls = len(served.station.calls)
+    assert _code(served.exchange(_post(body))) == (400, code)
+    assert served.errors == [] and len(served.station.calls) == calls  # refused before the handler
+
+
+def test_non_ascii_text_is_fine(served: Served) -> None:
+    body = '{"bay": "bay-1", "asset_tag": "Ærø-Ünïcode-資産"}'.encode()
+    assert served.exchange(_post(body))[0] == 200
+
+
 def test_body_shorter_than_its_content_length_is_400(served: Served) -> None:
     assert _code(served.exchange(_post(b"{}", content_length=100))) == (400, "bad_request")
 
