@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import time
@@ -236,6 +237,7 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     return started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
 
 
+_JOB_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -740,7 +742,12 @@ class Registry:
 
     def job(self, job_id: str) -> JobRow:
         """One job by id (a unique prefix is accepted)."""
-        rows = self.db.execute(f"{self._JOB_SELECT} WHERE jobs.id LIKE ?", (job_id + "%",)).fetchall()
+        # job ids are 16 lower-case hex digits; a prefix is matched exactly, never as a LIKE pattern
+        # (``%`` and ``_`` were wildcards: ``job %4a55`` found a job by its suffix)
+        if not _JOB_ID_PREFIX.fullmatch(job_id):
+            raise ConfigError(f"{job_id[:40]!r} is not a job id (hex digits, as `wipe-agent jobs` shows)")
+        rows = self.db.execute(f"{self._JOB_SELECT} WHERE substr(jobs.id, 1, ?) = ?",
+                               (len(job_id), job_id)).fetchall()
         if not rows:
             raise ConfigError(f"no job {job_id!r}")
         if len(rows) > 1:
