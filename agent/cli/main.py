@@ -28,6 +28,7 @@ from agent.cli.output import (
     human_size,
     json_option,
     print_json,
+    printable,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.discovery import udev
@@ -117,9 +118,11 @@ def drives(as_json: bool) -> None:
     click.echo(header)
     for row in rows:
         protected = "yes: " + "; ".join(row["reasons"]) if row["protected"] else "no"
+        model, serial = printable(row["model"]), printable(row["serial"])  # a bridge's firmware picks these
         click.echo(
-            f"{row['path']:<14} {row['transport']:<9} {row['media']:<8} {human_size(row['size_bytes']):>10}  "
-            f"{row['model'][:24]:<24} {row['serial'][:22]:<22} {protected}"
+            f"{printable(row['path']):<14} {row['transport']:<9} {row['media']:<8} "
+            f"{human_size(row['size_bytes']):>10}  "
+            f"{model[:24]:<24} {serial[:22]:<22} {printable(protected)}"
         )
 
 
@@ -157,7 +160,8 @@ def render_job(job: JobRow) -> None:
     """Human summary of one job."""
     data = job.to_json()
     click.echo(f"job {job.id}: {job.state.upper()}")
-    click.echo(f"  device    {job.device_path}  {job.drive.model}  serial {job.drive.serial}  "
+    click.echo(f"  device    {printable(job.device_path)}  {printable(job.drive.model)}  "
+               f"serial {printable(job.drive.serial)}  "
                f"{human_size(job.drive.size_bytes)}")
     click.echo(f"  profile   {job.profile}   method {job.method or '-'}   level {job.level or '-'}")
     if job.seconds:
@@ -171,9 +175,9 @@ def render_job(job: JobRow) -> None:
                    f"checked, coverage {verification['coverage'] * 100:.1f}%{extra}")
     for decision in job.decisions:
         mark = "✓" if decision["taken"] else "✗"
-        click.echo(f"  {mark} {decision['method']}: {decision['reason']}")
+        click.echo(f"  {mark} {decision['method']}: {printable(decision['reason'])}")
     if job.reason:
-        click.echo(f"  reason    {job.reason}")
+        click.echo(f"  reason    {printable(job.reason)}")
     if job.route:
         click.echo(f"  route     {job.route}")
     if job.certificate_path:
@@ -201,8 +205,9 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     if not yes and not Guard().assess(device).protected:
         if not sys.stdin.isatty():
             fail(ConfigError("refusing to wipe without confirmation: no terminal; pass --yes"), as_json)
-        click.echo(f"About to DESTROY ALL DATA on {identity.path}:")
-        click.echo(f"  model {identity.model}  serial {identity.serial}  size {human_size(identity.size_bytes)} "
+        click.echo(f"About to DESTROY ALL DATA on {printable(identity.path)}:")
+        click.echo(f"  model {printable(identity.model)}  serial {printable(identity.serial)}  "
+                   f"size {human_size(identity.size_bytes)} "
                    f"({identity.size_bytes} bytes)  {identity.transport}/{identity.media}")
         click.echo(f"  profile {profile.name}: {profile.summary}")
         if not click.confirm("Proceed?", default=False):
@@ -269,7 +274,7 @@ def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
         return
     click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} CREATED")
     for row in rows:
-        click.echo(f"{row.id:<16} {row.state:<11} {row.device_path:<12} {row.profile:<26} "
+        click.echo(f"{row.id:<16} {row.state:<11} {printable(row.device_path):<12} {row.profile:<26} "
                    f"{row.method or '-':<18} {row.level or '-':<6} {row.created_at}")
 
 
@@ -325,7 +330,8 @@ def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: 
         print_json(data)
     else:
         verdict = "PASSED" if result.passed else "FAILED"
-        click.echo(f"{identity.path} ({identity.model}, serial {identity.serial}): {mode} verification {verdict}")
+        click.echo(f"{printable(identity.path)} ({printable(identity.model)}, serial {printable(identity.serial)}): "
+                   f"{mode} verification {verdict}")
         click.echo(f"  checked {human_size(result.bytes_checked)} of {human_size(result.size_bytes)} "
                    f"({result.coverage * 100:.1f}%) in {result.seconds:.2f} s"
                    + (f", seed {result.seed}" if result.seed else ""))

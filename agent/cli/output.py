@@ -24,6 +24,27 @@ EXIT_REFUSED = 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def printable(value: object) -> str:
+    """``value`` as text that a terminal shows and never obeys.
+
+    Drive identity (a USB bridge reports whatever vendor, model and serial its firmware likes; a
+    loop's serial is its backing path), file names and recorded reasons can hold ESC sequences,
+    CR or bidi overrides that would repaint the ``Proceed?`` prompt or another line. Every text
+    surface shows them escaped (``\\x1b``, ``\\u202e``); JSON output and the registry keep the raw
+    value (JSON escapes it)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    shown: list[str] = []
+    for character in text:
+        code = ord(character)
+        if character.isprintable():  # letters of every script and the space; not controls, formats, separators
+            shown.append(character)
+        else:
+            shown.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(shown)
+
+
 def print_json(data: Any) -> None:
     """Machine output: one JSON document on stdout."""
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -34,7 +55,7 @@ def fail(error: AgentError, as_json: bool, exit_code: int | None = None) -> None
     if as_json:
         print_json({"error": error.to_json()})
     else:
-        click.echo(f"wipe-agent: error: {error.message}", err=True)
+        click.echo(f"wipe-agent: error: {printable(error.message)}", err=True)
     sys.exit(error.exit_code if exit_code is None else exit_code)
 
 

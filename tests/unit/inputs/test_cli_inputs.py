@@ -414,3 +414,27 @@ def test_the_state_filesystem_filling_mid_job(tmp_path: Path, loop_factory: Call
         assert (job["state"], job["route"]) == ("interrupted", "hold")  # never sanitised, never destroy
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.root
+def test_control_characters_in_drive_identity_are_shown_escaped(state_dir: Path) -> None:
+    """A loop's serial is its backing path; ESC sequences in it must not repaint the operator's screen."""
+    backing = Path(f"/dev/shm/wipe-agent-test-{os.getpid()}-\x1b[1A\x1b[2K\u202espoof.img")
+    backing.write_bytes(bytes(4 << 20))
+    device = subprocess.run(["losetup", "--find", "--show", str(backing)], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    try:
+        wiped = run_cli("wipe", device, "--profile", PROFILE, "--yes")
+        assert wiped.returncode == 0, wiped.stderr
+        registry = Registry(state_dir).open()
+        job_id = registry.jobs()[0].id
+        registry.close()
+        for result in (wiped, run_cli("drives"), run_cli("jobs"), run_cli("job", job_id),
+                       run_cli("verify-media", device)):
+            shown = result.stdout + result.stderr
+            assert "\x1b" not in shown and "\u202e" not in shown, shown
+        assert "\\x1b[1A" in run_cli("job", job_id).stdout  # shown, escaped
+        assert "\\u001b[1A" in run_cli("job", job_id, "--json").stdout  # the raw value, JSON-escaped
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+        backing.unlink()
