@@ -31,6 +31,7 @@ from agent.cli.output import (
     printable,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
+from agent.config import load_config
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
@@ -95,6 +96,12 @@ def cli(ctx: click.Context, state_dir: str | None, config: str | None) -> None:
     if config is not None:
         # the station commands (run, status, start, …) read the same file through this variable
         os.environ["WIPE_AGENT_CONFIG"] = config
+        # read once here, for every command: one that does not use it (drives, pki) must not let an
+        # operator believe an unreadable site configuration applied
+        try:
+            load_config(config, check_profiles=False)
+        except AgentError as error:
+            fail(error, False)
 
 
 # drives ---------------------------------------------------------------------------------------

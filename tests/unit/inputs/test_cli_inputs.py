@@ -438,3 +438,12 @@ def test_control_characters_in_drive_identity_are_shown_escaped(state_dir: Path)
     finally:
         subprocess.run(["losetup", "-d", device], check=False)
         backing.unlink()
+
+
+def test_a_bad_config_is_refused_by_every_command(tmp_path: Path) -> None:
+    """``--config /dev/zero drives`` printed the drive list: the operator never learnt the site file was unreadable."""
+    bad = tmp_path / "station.toml"
+    bad.write_bytes(b'station_id = "\xff"\n')
+    for config, message in ((str(bad), "not UTF-8"), ("/dev/zero", "not a regular file")):
+        for command in (["drives"], ["profiles", "list"], ["pki", "bundle"]):
+            assert message in one_line_error(run_cli("--config", config, *command)), command
