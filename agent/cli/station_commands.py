@@ -17,7 +17,7 @@ from urllib.parse import quote
 import click
 
 from agent.api.client import ApiClient
-from agent.cli.output import handle_errors, human_size, json_option, print_json
+from agent.cli.output import handle_errors, human_size, json_option, print_json, printable
 from agent.config import DEFAULT_API_SOCKET, StationConfig, default_config_path, load_config
 from agent.errors import ConfigError
 
@@ -110,7 +110,8 @@ def _bay_cells(bay: dict[str, Any]) -> dict[str, str]:
         cells["outcome"] = str(last.get("outcome"))
         if last.get("drive_route") == "destroy" or bay.get("drive_route"):
             cells["outcome"] += " → destroy"
-    return cells
+    # a drive's model and serial are whatever its firmware (or a loop's file name) says: never raw
+    return {column: printable(value) for column, value in cells.items()}
 
 
 _COLUMNS = ("bay", "drive", "job", "method", "progress", "rate", "eta", "outcome")
@@ -134,19 +135,22 @@ def status(config_path: str | None, as_json: bool) -> None:
         click.echo(" ".join(f"{cells[column]:<{widths.get(column, 0)}}" for column in _COLUMNS))
     for drive in data.get("unbayed_drives", []):
         identity = drive.get("drive") or {}
-        click.echo(f"(outside every bay, not touched) {drive['device']} {identity.get('model', '?')} "
-                   f"{identity.get('serial', '?')}")
+        click.echo(printable(f"(outside every bay, not touched) {drive['device']} {identity.get('model', '?')} "
+                             f"{identity.get('serial', '?')}"))
 
 
 @click.command("watch")
 @config_option
-@click.option("--interval", default=1.0, show_default=True, help="Refresh interval in seconds.")
-@click.option("--count", default=0, help="Stop after this many refreshes (0: until Ctrl-C).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Refresh interval in seconds.")
+@click.option("--count", default=0, type=click.IntRange(0, 10**9),
+              help="Stop after this many refreshes (0: until Ctrl-C).")
 @handle_errors
 def watch(config_path: str | None, interval: float, count: int) -> None:
     """Live view of all bays, refreshed in place, coloured by outcome."""
     from rich.console import Console
     from rich.live import Live
+    from rich.markup import escape
     from rich.table import Table
 
     client = _client(config_path)
@@ -160,8 +164,10 @@ def watch(config_path: str | None, interval: float, count: int) -> None:
         for bay in data["bays"]:
             cells = _bay_cells(bay)
             colour = OUTCOME_COLOURS.get(cells["outcome"].split(" ")[0], "white")
-            view.add_row(*[cells[column] for column in _COLUMNS[:-1]], f"[{colour}]{cells['outcome']}[/]")
-        outside = [drive["device"] for drive in data.get("unbayed_drives", [])]
+            # escaped: a "[red]" in a drive's model is text, not rich markup
+            view.add_row(*[escape(cells[column]) for column in _COLUMNS[:-1]],
+                         f"[{colour}]{escape(cells['outcome'])}[/]")
+        outside = [escape(printable(drive["device"])) for drive in data.get("unbayed_drives", [])]
         if outside:
             view.caption = f"outside every bay, never touched: {', '.join(outside)}"
         return view
