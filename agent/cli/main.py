@@ -176,13 +176,16 @@ def render_job(job: JobRow) -> None:
         click.echo(f"  wrote     {human_size(job.bytes_written)} in {job.seconds:.2f} s ({rate:.0f} MB/s)")
     verification = data["verification"]
     if verification:
-        verdict = "PASSED" if verification["passed"] else "FAILED"
-        extra = f" seed {verification['seed']}" if verification.get("seed") else ""
-        click.echo(f"  verify    {verification['mode']} {verdict}: {human_size(verification['bytes_checked'])} "
-                   f"checked, coverage {verification['coverage'] * 100:.1f}%{extra}")
+        # .get: a record is shown as far as it goes, whatever an older version (or damage) left in it
+        verdict = "PASSED" if verification.get("passed") is True else "FAILED"
+        extra = f" seed {printable(verification['seed'])}" if verification.get("seed") else ""
+        checked, coverage = verification.get("bytes_checked"), verification.get("coverage")
+        click.echo(f"  verify    {printable(verification.get('mode', '?'))} {verdict}: "
+                   f"{human_size(checked) if isinstance(checked, int | float) else '?'} checked, coverage "
+                   f"{f'{coverage * 100:.1f}%' if isinstance(coverage, int | float) else '?'}{extra}")
     for decision in job.decisions:
-        mark = "✓" if decision["taken"] else "✗"
-        click.echo(f"  {mark} {decision['method']}: {printable(decision['reason'])}")
+        mark = "✓" if decision.get("taken") else "✗"
+        click.echo(f"  {mark} {printable(decision.get('method', '?'))}: {printable(decision.get('reason', ''))}")
     if job.reason:
         click.echo(f"  reason    {printable(job.reason)}")
     if job.route:

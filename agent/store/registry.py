@@ -690,15 +690,26 @@ class Registry:
             interrupted.append(job_id)
         return interrupted
 
-    def _column(self, row: sqlite3.Row, column: str, job_id: str) -> Any:
-        """A JSON column of a stored row, decoded; a damaged one is a one-line error naming it."""
+    def _column(self, row: sqlite3.Row, column: str, job_id: str, kind: type = dict) -> Any:
+        """A JSON column of a stored row, decoded and of ``kind`` (an object, or a list of decisions);
+        a damaged one is a one-line error naming the job and the column."""
         text = row[column]
         if not text:
             return None
         try:
-            return parse_json(text)
+            value = parse_json(text)
         except JsonInputError as exc:
             raise ConfigError(f"registry {self.path}: job {job_id}: {column} is damaged ({exc.message})") from None
+        if value is not None and type(value) is not kind:
+            raise ConfigError(f"registry {self.path}: job {job_id}: {column} is damaged (a JSON "
+                              f"{type(value).__name__}, not a {kind.__name__})")
+        return value
+
+    def _decisions(self, row: sqlite3.Row, job_id: str) -> list[dict[str, Any]]:
+        decisions = self._column(row, "decisions_json", job_id, list) or []
+        if not all(type(item) is dict for item in decisions):
+            raise ConfigError(f"registry {self.path}: job {job_id}: decisions_json is damaged (not a list of objects)")
+        return list(decisions)
 
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
         job_id = str(row["id"])
@@ -731,7 +742,7 @@ class Registry:
             bytes_written=row["bytes_written"],
             seconds=row["seconds"],
             throughput=row["throughput"],
-            decisions=self._column(row, "decisions_json", job_id) or [],
+            decisions=self._decisions(row, job_id),
             method_details=self._column(row, "method_json", job_id),
             route=row["route"],
             certificate_path=row["certificate_path"],
