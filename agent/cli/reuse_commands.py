@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from agent.cli.context import state_dir
-from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json
+from agent.cli.context import resolve_device, state_dir
+from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
 from agent.jsontext import JsonInputError, parse_json
 from agent.reuse import service
@@ -215,7 +215,7 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
         except JsonInputError as exc:
             raise ReuseInputError(f"--from-json {from_json}: {exc.message}") from None
         reading = parse_smartctl(data, f"saved smartctl output {from_json} for {device}")
-    elif os.path.basename(device).startswith(("loop", "ram", "zram")):
+    elif os.path.basename(device := resolve_device(device)).startswith(("loop", "ram", "zram")):
         from agent.discovery import udev  # only here: reading a file needs no udev
 
         identity = udev.identify(device)
@@ -230,8 +230,9 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
     else:
         details = {key: value for key, value in reading.to_json().items()
                    if value is not None and key not in ("status", "protocol", "model", "serial", "source", "note")}
-        click.echo(f"{device} ({drive_model} S/N {drive_serial}): health {reading.status} {reading.protocol} "
-                   f"{' '.join(f'{k}={v}' for k, v in details.items())} {reading.note}".rstrip())
+        click.echo(printable(f"{device} ({drive_model} S/N {drive_serial}): health {reading.status} "
+                             f"{reading.protocol} {' '.join(f'{k}={v}' for k, v in details.items())} "
+                             f"{reading.note}".rstrip()))
 
 
 # hosts ------------------------------------------------------------------------------------------

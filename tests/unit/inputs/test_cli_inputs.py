@@ -447,3 +447,31 @@ def test_a_bad_config_is_refused_by_every_command(tmp_path: Path) -> None:
     for config, message in ((str(bad), "not UTF-8"), ("/dev/zero", "not a regular file")):
         for command in (["drives"], ["profiles", "list"], ["pki", "bundle"]):
             assert message in one_line_error(run_cli("--config", config, *command)), command
+
+
+@pytest.mark.root
+def test_a_certificate_that_cannot_be_written_is_one_line_naming_the_job(
+        state_dir: Path, tmp_path: Path, loop_factory: Callable[..., LoopDevice]) -> None:
+    """The certificate folder is on a read-only mount (a real EROFS from the kernel): the job stays
+    recorded as it ended, and the operator reads which job has no certificate."""
+    ca = tmp_path / "ca"
+    run_cli("pki", "init-ca", "--org", "Test Constabulary", "--out", str(ca), check=True)
+    run_cli("pki", "issue-station", "--ca", str(ca), "--station-id", "station-07", "--state-dir", str(state_dir),
+            check=True)
+    certificates = state_dir / "certificates"
+    certificates.mkdir()
+    subprocess.run(["mount", "--bind", str(certificates), str(certificates)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(certificates)], check=True)
+        loop = loop_factory(4 << 20)
+        line = one_line_error(run_cli("wipe", loop.path, "--profile", PROFILE, "--yes"))
+        assert "is recorded sanitised, but its certificate was not written" in line, line
+        assert "Read-only file system" in line
+    finally:
+        subprocess.run(["umount", str(certificates)], check=False)
+    registry = Registry(state_dir).open()
+    try:
+        [job] = registry.jobs()
+        assert (job.state, job.certificate_path) == ("sanitised", None)
+    finally:
+        registry.close()
