@@ -248,3 +248,28 @@ def test_expectation_record_decoder(data: dict[str, Any]) -> None:
         expectation_from_json(data)
     except AgentError as error:
         _one_line(error)
+
+
+UDEV_KEYS = ["ID_MODEL", "ID_MODEL_ENC", "ID_SERIAL", "ID_SERIAL_SHORT", "ID_BUS", "ID_TYPE", "ID_USB_DRIVER",
+             "ID_VENDOR", "ID_VENDOR_ENC", "ID_REVISION", "ID_PATH", "ID_WWN", "DEVLINKS", "ID_ATA", "ID_NVME"]
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(UDEV_KEYS), st.one_of(
+    st.text(max_size=40), st.text(alphabet="\\x0123456789abcdefABCDEFg ", max_size=40)), max_size=10),
+    st.text(min_size=1, max_size=12), st.integers(0, 1 << 62), st.booleans(),
+    st.one_of(st.none(), st.text(max_size=30)))
+def test_udev_identity_parser_returns_or_raises_our_error(properties: dict[str, str], name: str, size: int,
+                                                         rotational: bool, model: str | None) -> None:
+    """udev properties carry what a drive's firmware (or a USB bridge) says: ``\\xNN`` escapes included."""
+    from agent.discovery.identity import SysfsFacts, identity_from
+
+    facts = SysfsFacts(name=name, size_bytes=size, logical_sector=512, physical_sector=4096, rotational=rotational,
+                       removable=False, read_only=False, model=model, serial=model)
+    try:
+        identity = identity_from(f"/dev/{name}", properties, facts)
+    except AgentError as error:
+        _one_line(error)
+    else:
+        json.dumps(identity.to_json())
+        assert isinstance(identity.model, str) and isinstance(identity.serial, str)
