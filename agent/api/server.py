@@ -238,6 +238,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("forbidden", f"{caller.name} is not in group {self.server.group}")
             # read the body before any answer: replying first and closing would break the client's send
             body = self._body() if method != "GET" else {}
+            # the deadline bounds how long a client may take to *send* its request; the answer (a
+            # start runs the guard first) is bounded by the per-operation socket timeout instead
+            self._deadline.cancel()
             parts = urlsplit(self.path)
             segments = [segment for segment in parts.path.split("/") if segment]
             result = self._route(method, segments, parse_qs(parts.query), caller, body)
