@@ -141,7 +141,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 
 @click.command("watch")
 @config_option
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600),
               help="Refresh interval in seconds.")
 @click.option("--count", default=0, type=click.IntRange(0, 10**9),
               help="Stop after this many refreshes (0: until Ctrl-C).")
