@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -69,6 +70,12 @@ def handle_errors(function: F) -> F:
             return function(*args, **kwargs)
         except AgentError as error:
             fail(error, as_json)
+        except BrokenPipeError:
+            # the reader went away (``wipe-agent jobs | head``): nothing to say, and nobody to say it to;
+            # stdout goes to /dev/null so the interpreter's final flush does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_FAILED)
         except PermissionError as error:
             fail(AgentError(f"permission denied: {error.filename or error}; {RUN_AS_ROOT}"), as_json, EXIT_REFUSED)
         except sqlite3.Error as error:
