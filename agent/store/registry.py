@@ -373,6 +373,8 @@ class Registry:
             if _read_only_filesystem(directory):
                 raise ConfigError(f"state directory {directory} is on a read-only filesystem: "
                                   "the registry cannot record jobs; refusing")
+            if os.geteuid() == 0:
+                raise ConfigError(f"state directory {directory} cannot be written (immutable?): refusing")
             raise ConfigError(f"state directory {directory} is not writable; {RUN_AS_ROOT}")
 
     def _check_existing(self) -> None:
@@ -389,6 +391,9 @@ class Registry:
         if not os.access(path, os.W_OK):
             if _read_only_filesystem(path.parent):
                 raise ConfigError(f"registry {path} is on a read-only filesystem: jobs cannot be recorded; refusing")
+            if os.geteuid() == 0:  # root is refused only by an immutable file (chattr +i) or a ro mount
+                raise ConfigError(f"registry {path} cannot be written (immutable?): jobs cannot be recorded; "
+                                  "refusing; nothing was changed")
             raise ConfigError(f"registry {path} is read-only; {RUN_AS_ROOT}")
         try:
             with open(path, "rb") as handle:

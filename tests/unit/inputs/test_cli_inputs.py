@@ -475,3 +475,17 @@ def test_a_certificate_that_cannot_be_written_is_one_line_naming_the_job(
         assert (job.state, job.certificate_path) == ("sanitised", None)
     finally:
         registry.close()
+
+
+@pytest.mark.root
+def test_an_immutable_registry_is_refused_untouched(good_registry: Path) -> None:
+    """Root can write a 0444 file, but not one with the immutable attribute: say so, not "run as root"."""
+    if subprocess.run(["chattr", "+i", str(good_registry)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem has no immutable attribute (chattr +i)")
+    try:
+        before = sha256(good_registry)
+        line = one_line_error(run_cli("jobs"))
+        assert "cannot be written (immutable?)" in line and RUN_AS_ROOT not in line, line
+        assert sha256(good_registry) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(good_registry)], check=False)
