@@ -9,10 +9,8 @@ or unusable trust bundle); ``pki`` commands exit 1 when the operation fails and 
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -52,21 +50,6 @@ def _required(value: str | None, option: str, as_json: bool) -> str:
     if value is None or not value.strip():
         _fail("bad_input", f"{option} is required", as_json, EXIT_BAD_INPUT)
     return value
-
-
-@contextmanager
-def _quiet_pdf_libraries() -> Iterator[None]:
-    """Silence pyHanko's own log lines while verifying: a damaged file makes it log repair notes
-    on stderr, but our verdict already gives the reason, in one line."""
-    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
