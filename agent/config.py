@@ -28,7 +28,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from agent.errors import ConfigError
 from agent.policy.profiles import MEDIA
+from agent.tomlfile import exact_type, parse_toml, read_bounded_text
 
 DEFAULT_CONFIG_PATH = Path("/etc/wipe-agent/station.toml")
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
@@ -147,9 +147,7 @@ def _type_name(value: Any) -> str:
 
 
 def _expect(source: str, label: str, value: Any, kind: type) -> None:
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{source}: {label}: expected {kind.__name__}, got boolean")
-    if not isinstance(value, kind):
+    if not exact_type(value, kind):
         raise ConfigError(f"{source}: {label}: expected {kind.__name__}, got {_type_name(value)}")
 
 
@@ -162,10 +160,7 @@ def _path(source: str, label: str, value: Any) -> Path:
 
 def parse_config(text: str, source: str = "<string>", check_profiles: bool = True) -> StationConfig:
     """Validate TOML text as a station configuration."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    data = parse_toml(text, source, ConfigError)
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{source}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
@@ -288,10 +283,5 @@ def default_config_path() -> Path:
 def load_config(path: str | os.PathLike[str] | None = None, check_profiles: bool = True) -> StationConfig:
     """Load and validate the station configuration file."""
     config_path = Path(path) if path is not None else default_config_path()
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{config_path}: no such station configuration file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config_path}: cannot read: {exc}") from exc
+    text = read_bounded_text(config_path, ConfigError, "station configuration file")
     return parse_config(text, str(config_path), check_profiles=check_profiles)

@@ -354,6 +354,12 @@ def init_ca(
         raise PkiError("organisation name must be non-empty printable text")
     if (out_dir / CA_KEY).exists():
         raise PkiError(f"{out_dir} already holds a CA; refusing to overwrite {CA_KEY}")
+    # the directory is made private (0700) below: never do that to one that holds other things
+    # (``--out /tmp`` once left /tmp mode 0700 and broke every other user of the machine)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise PkiError(f"{out_dir} is not empty; give init-ca a new or empty directory for the CA")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PkiError(f"{out_dir} exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(out_dir, 0o700)
     now = clock()

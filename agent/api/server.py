@@ -41,11 +41,15 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from agent.errors import AgentError
+from agent.jsontext import JsonInputError, parse_json
 
 MAX_BODY = 64 * 1024
-REQUEST_TIMEOUT = 10.0
+MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
+REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
+MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
 STATUS_BY_CODE = {
-    "bad_request": 400, "bad_json": 400, "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
+    "bad_request": 400, "bad_json": 400, "json_too_deep": 400, "not_utf8": 400, "busy": 503,
+    "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
     "forbidden": 403, "not_found": 404, "method_not_allowed": 405, "length_required": 411,
     "payload_too_large": 413, "unsupported_media_type": 415, "shutting_down": 503, "internal": 500,
 }
@@ -134,8 +138,27 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.request.settimeout(REQUEST_TIMEOUT)  # a silent client cannot hold a thread forever
+        timeout = self.server.request_timeout
+        self.request.settimeout(timeout)  # a silent client cannot hold a thread forever
+        # and one that sends a byte just before each recv times out (slowloris) cannot either: at
+        # the deadline the socket is shut down, the pending read returns end-of-file, the thread ends
+        self._deadline = threading.Timer(timeout, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
         super().setup()
+
+    def _expire(self) -> None:
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        try:
+            super().finish()
+        except OSError:
+            pass  # the client (or the deadline) closed the connection first
 
     def address_string(self) -> str:
         return "unix"
@@ -191,15 +214,23 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError("bad_request", "Content-Length is negative")
         if length > MAX_BODY:
             raise ApiError("payload_too_large", f"request body over {MAX_BODY} bytes")
-        raw = self.rfile.read(length) if length else b""
+        try:
+            raw = self.rfile.read(length) if length else b""
+        except OSError:  # the request deadline passed mid-body, or the client reset
+            raise ApiError("bad_request", "request body not received in time") from None
+        if len(raw) < length:
+            raise ApiError("bad_request", f"request body ended after {len(raw)} of {length} bytes")
         if not raw:
             return {}
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError("bad_json", "request body is not valid JSON") from None
+            data = parse_json(raw, MAX_BODY_DEPTH)
+        except JsonInputError as exc:
+            code = {"too_deep": "json_too_deep", "not_utf8": "not_utf8"}.get(exc.reason, "bad_json")
+            raise ApiError(code, f"request body is {exc.message}" if exc.reason != "not_json"
+                           else "request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ApiError("bad_json", "request body must be a JSON object")
+        _check_text(data)
         return data
 
     def _dispatch(self, method: str) -> None:
@@ -209,6 +240,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("forbidden", f"{caller.name} is not in group {self.server.group}")
             # read the body before any answer: replying first and closing would break the client's send
             body = self._body() if method != "GET" else {}
+            # the deadline bounds how long a client may take to *send* its request; the answer (a
+            # start runs the guard first) is bounded by the per-operation socket timeout instead
+            self._deadline.cancel()
             parts = urlsplit(self.path)
             segments = [segment for segment in parts.path.split("/") if segment]
             result = self._route(method, segments, parse_qs(parts.query), caller, body)
@@ -282,6 +316,38 @@ def _number(query: dict[str, list[str]], key: str) -> int | None:
     return number
 
 
+def _control_character(text: str) -> str | None:
+    for character in text:
+        code = ord(character)
+        if code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000 or character in _BIDI_CONTROLS:
+            return character
+    return None
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Every key and string value of a body is printable UTF-8 text.
+
+    JSON can carry what UTF-8 cannot (a lone surrogate, ``"\\ud800"``) and what a terminal or a
+    certificate must never receive raw (NUL, ESC, bidi overrides): both are the client's error,
+    400, before any handler sees them (a surrogate used to reach SQLite and come back as a 500)."""
+    pending: list[Any] = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            bad = _control_character(item)
+            if bad is not None:
+                code = "not_utf8" if 0xD800 <= ord(bad) < 0xE000 else "bad_request"
+                raise ApiError(code, f"request body has a control or non-text character (U+{ord(bad):04X})")
+
+
 def _limit(query: dict[str, list[str]]) -> int:
     values = query.get("limit", ["50"])
     try:
@@ -300,8 +366,11 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     block_on_close = False
 
     def __init__(self, path: Path, service: StationService, group: str,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None, *,
+                 request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> None:
         self.path = Path(path)
+        self.request_timeout = request_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.service = service
         self.group = group
         self.on_error = on_error or (lambda exc: None)
@@ -324,6 +393,40 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="api", daemon=True)
         self._thread.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread while a slot is free; otherwise answer 503 at once, without a thread."""
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps({"error": {"code": "busy", "message":
+                                         "too many connections to the station API; try again"}}).encode()
+            try:
+                request.settimeout(0.5)  # never let a full peer buffer stall the accepting thread
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+                                + body)
+                request.setblocking(False)
+                request.recv(MAX_BODY)  # what the client already sent: closing over unread data would reset
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # the thread never started: its slot is free again
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """One connection's thread; its slot is released however it ends."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            # the slot is free before the client sees the connection close: a client that reconnects
+            # at once is never refused because of its own previous connection
+            self._slots.release()
+            self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Never print tracebacks to stderr from the serving thread; the station logs instead."""

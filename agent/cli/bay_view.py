@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli.output import human_size
+from agent.cli.output import human_size, printable
 from agent.errors import AgentError
 
 STATE_COLOURS = {"sanitised": "green", "failed": "red", "refused": "yellow", "interrupted": "magenta",
@@ -101,10 +101,13 @@ def bay_row(bay: dict[str, Any]) -> BayRow:
     reason = bay.get("reason")
     if reason and state not in ("running", "starting"):
         notes.insert(0, f"{state}: {reason}" if not str(reason).startswith(label) else str(reason))
+    # a drive's serial and a loop's file name are whatever firmware or a user wrote: escaped, never obeyed
     return BayRow(
-        bay=str(bay["name"]), serial=_serial(drive.get("serial") if drive else None), phase=phase,
-        progress=progress, state=state, label=label, rate=rate, eta=eta, elapsed=elapsed,
-        asset=str(bay.get("asset_tag") or "-"), pull=str(bay.get("pull") or "-"), notes=tuple(notes),
+        bay=printable(bay["name"]), serial=_serial(printable(drive.get("serial")) if drive and drive.get("serial")
+                                                   else None), phase=printable(phase),
+        progress=progress, state=state, label=printable(label), rate=rate, eta=eta, elapsed=elapsed,
+        asset=printable(bay.get("asset_tag") or "-"), pull=printable(bay.get("pull") or "-"),
+        notes=tuple(printable(note) for note in notes),
     )
 
 
@@ -149,7 +152,7 @@ def render_status(data: dict[str, Any], width: int) -> RenderableType:
             if attribute == "label":
                 cells.append(Text(value, style=STATE_COLOURS.get(row.state, "white")))
             else:
-                cells.append(value)
+                cells.append(Text(value))  # Text, not str: a "[red]" in a serial is not rich markup
         table.add_row(*cells)
         for note in row.notes:
             notes.append(Text(f"{row.bay}: {note}", style=STATE_COLOURS.get(row.state, "white")))
@@ -157,12 +160,12 @@ def render_status(data: dict[str, Any], width: int) -> RenderableType:
     if busy:  # one line, not one per bay: 24 rows hold eight bays and their reasons
         notes.append(Text(f"do not pull: {', '.join(busy)} (running)", style="bold"))
     unbayed = data.get("unbayed_drives", [])
-    outside = [str(drive.get("device")) for drive in unbayed if not drive.get("note")]
+    outside = [printable(drive.get("device")) for drive in unbayed if not drive.get("note")]
     if outside:
         notes.append(Text(f"outside every bay, never touched: {', '.join(outside)}"))
     for drive in unbayed:
         if drive.get("note"):  # a second drive a bay's match fits: the bay keeps the one it holds
-            notes.append(Text(f"{drive.get('device')}: {drive['note']}", style="yellow"))
+            notes.append(Text(printable(f"{drive.get('device')}: {drive['note']}"), style="yellow"))
     return Group(table, *notes)
 
 

@@ -9,10 +9,8 @@ or unusable trust bundle); ``pki`` commands exit 1 when the operation fails and 
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -38,6 +36,11 @@ def _fail(code: str, message: str, as_json: bool, exit_code: int) -> NoReturn:
     raise SystemExit(exit_code)
 
 
+def _os_message(error: OSError) -> str:
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
@@ -47,21 +50,6 @@ def _required(value: str | None, option: str, as_json: bool) -> str:
     if value is None or not value.strip():
         _fail("bad_input", f"{option} is required", as_json, EXIT_BAD_INPUT)
     return value
-
-
-@contextmanager
-def _quiet_pdf_libraries() -> Iterator[None]:
-    """Silence pyHanko's own log lines while verifying: a damaged file makes it log repair notes
-    on stderr, but our verdict already gives the reason, in one line."""
-    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -104,6 +92,8 @@ def init_ca(org: str | None, out_dir: str | None, valid_days: int, crl_days: int
         certificate = pki_library.init_ca(org, directory, valid_days=valid_days, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     _emit(as_json, {"organisation": org, "ca_dir": str(directory), "ca_certificate": str(certificate)},
           f"created CA for {org} in {directory}; keep {directory / pki_library.CA_KEY} offline and private")
 
@@ -128,6 +118,8 @@ def issue_station(
         issued = pki_library.issue_station_details(directory, station, state, valid_days=valid_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serial = pki_library.format_serial(issued.serial)
     _emit(
         as_json,
@@ -159,6 +151,8 @@ def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, crl_d
         revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serials = [pki_library.format_serial(item) for item in revoked]
     _emit(as_json, {"revoked": serials, "crl": str(directory / pki_library.CA_CRL)},
           f"revoked {', '.join(serials)}; run 'pki bundle' and send partners the new bundle")
@@ -179,6 +173,8 @@ def bundle(ca_dir: str | None, out_file: str | None, crl_days: int, as_json: boo
         pki_library.make_bundle(directory, target, crl_days=crl_days)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     _emit(as_json, {"bundle": str(target)}, f"wrote trust bundle {target}")
 
 

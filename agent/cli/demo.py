@@ -152,8 +152,35 @@ class _Interrupt:
             signal.signal(number, handler)
 
 
+DEMO_MIN_MIB = 16  # room for the planted case files and a meaningful sample of each drive
+DEMO_MAX_MIB = 4096  # four drives in RAM (/dev/shm): beyond this the demo is a memory test
+
+
+def demo_size_problem(size_mib: int) -> str | None:
+    """Why ``--size`` cannot be used for the demo drives, or None when it can."""
+    if not DEMO_MIN_MIB <= size_mib <= DEMO_MAX_MIB:
+        return f"--size must be {DEMO_MIN_MIB}..{DEMO_MAX_MIB} MiB, got {size_mib}"
+    scratch = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    try:
+        free = os.statvfs(scratch).f_bavail * os.statvfs(scratch).f_frsize
+    except OSError:
+        return None
+    needed = DEMO_DRIVES * (size_mib << 20)
+    if needed > free:
+        return (f"--size {size_mib}: {DEMO_DRIVES} demo drives need {human_size(needed)}, "
+                f"{scratch} has {human_size(free)} free")
+    return None
+
+
 def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bool) -> int:
     """Run the demo; returns the exit code."""
+    size_problem = demo_size_problem(size_mib)
+    if size_problem is not None:
+        if as_json:
+            print_json({"error": {"code": "bad_config", "message": size_problem}})
+        else:
+            click.echo(f"wipe-agent: error: {size_problem}", err=True)
+        return EXIT_REFUSED
     if os.geteuid() != 0:
         message = "the demo needs root: it creates loop devices (try: sudo wipe-agent demo)"
         if as_json:

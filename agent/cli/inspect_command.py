@@ -28,6 +28,7 @@ from agent.drive.scsi import (
     parse_report_supported_opcodes_sanitize,
 )
 from agent.errors import AgentError, ConfigError
+from agent.tomlfile import read_bounded_bytes
 
 # Anything bigger than this is not an identify dump; refuse before reading it all.
 MAX_DUMP_BYTES = 64 * 1024
@@ -212,16 +213,8 @@ def _fail(error: AgentError, as_json: bool) -> NoReturn:
 
 
 def _read_dump(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_DUMP_BYTES + 1)
-    except OSError as exc:
-        raise IdentifyParseError(f"cannot read dump {str(path)!r}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_DUMP_BYTES:
-        raise IdentifyParseError(
-            f"dump {str(path)!r} is larger than {MAX_DUMP_BYTES} bytes: not an identify dump"
-        )
-    return data
+    # a regular file only (a FIFO or /dev/zero would hang or never end), and bounded
+    return read_bounded_bytes(path, IdentifyParseError, "identify dump", MAX_DUMP_BYTES)
 
 
 @click.command("inspect")
@@ -255,7 +248,9 @@ def inspect(
                 raise ConfigError("give a DEVICE, or --dump FILE --kind KIND")
             if kind is not None:
                 raise ConfigError("--kind only applies to --dump")
-            report = probe.probe_device(device)
+            from agent.cli.context import resolve_device
+
+            report = probe.probe_device(resolve_device(device))
     except AgentError as error:
         _fail(error, as_json)
     if as_json:

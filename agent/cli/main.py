@@ -17,7 +17,7 @@ from agent import TOOL_NAME, __version__
 from agent.cli import station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
-from agent.cli.context import certificate_settings, state_dir
+from agent.cli.context import certificate_settings, resolve_device, state_dir
 from agent.cli.extend_command import certificates
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
@@ -29,13 +29,15 @@ from agent.cli.output import (
     human_size,
     json_option,
     print_json,
+    printable,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.cli.tsa_commands import tsa
+from agent.config import load_config
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import capture as capture_medium
-from agent.errors import AgentError, ConfigError, ProfileError
+from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
@@ -97,6 +99,12 @@ def cli(ctx: click.Context, state_dir: str | None, config: str | None) -> None:
     if config is not None:
         # the station commands (run, status, start, …) read the same file through this variable
         os.environ["WIPE_AGENT_CONFIG"] = config
+        # read once here, for every command: one that does not use it (drives, pki) must not let an
+        # operator believe an unreadable site configuration applied
+        try:
+            load_config(config, check_profiles=False)
+        except AgentError as error:
+            fail(error, False)
 
 
 # drives ---------------------------------------------------------------------------------------
@@ -120,9 +128,11 @@ def drives(as_json: bool) -> None:
     click.echo(header)
     for row in rows:
         protected = "yes: " + "; ".join(row["reasons"]) if row["protected"] else "no"
+        model, serial = printable(row["model"]), printable(row["serial"])  # a bridge's firmware picks these
         click.echo(
-            f"{row['path']:<14} {row['transport']:<9} {row['media']:<8} {human_size(row['size_bytes']):>10}  "
-            f"{row['model'][:24]:<24} {row['serial'][:22]:<22} {protected}"
+            f"{printable(row['path']):<14} {row['transport']:<9} {row['media']:<8} "
+            f"{human_size(row['size_bytes']):>10}  "
+            f"{model[:24]:<24} {serial[:22]:<22} {printable(protected)}"
         )
 
 
@@ -160,7 +170,8 @@ def render_job(job: JobRow) -> None:
     """Human summary of one job."""
     data = job.to_json()
     click.echo(f"job {job.id}: {job.state.upper()}")
-    click.echo(f"  device    {job.device_path}  {job.drive.model}  serial {job.drive.serial}  "
+    click.echo(f"  device    {printable(job.device_path)}  {printable(job.drive.model)}  "
+               f"serial {printable(job.drive.serial)}  "
                f"{human_size(job.drive.size_bytes)}")
     click.echo(f"  profile   {job.profile}   method {job.method or '-'}   level {job.level or '-'}")
     if job.seconds:
@@ -168,14 +179,18 @@ def render_job(job: JobRow) -> None:
         click.echo(f"  wrote     {human_size(job.bytes_written)} in {job.seconds:.2f} s ({rate:.0f} MB/s)")
     verification = data["verification"]
     if verification:
-        verdict = "PASSED" if verification["passed"] else "FAILED"
-        extra = f" seed {verification['seed']}" if verification.get("seed") else ""
-        click.echo(f"  verify    {verification['mode']} {verdict}: {human_size(verification['bytes_checked'])} "
-                   f"checked, coverage {verification['coverage'] * 100:.1f}%{extra}")
+        # .get: a record is shown as far as it goes, whatever an older version (or damage) left in it
+        verdict = "PASSED" if verification.get("passed") is True else "FAILED"
+        extra = f" seed {printable(verification['seed'])}" if verification.get("seed") else ""
+        checked, coverage = verification.get("bytes_checked"), verification.get("coverage")
+        click.echo(f"  verify    {printable(verification.get('mode', '?'))} {verdict}: "
+                   f"{human_size(checked) if isinstance(checked, int | float) else '?'} checked, coverage "
+                   f"{f'{coverage * 100:.1f}%' if isinstance(coverage, int | float) else '?'}{extra}")
     for decision in job.decisions:
         # the decision is what was chosen, not what happened: ✓ only on a sanitised job (attack B3)
-        method, why = decision["method"], decision["reason"]
-        if not decision["taken"]:
+        method = printable(str(decision.get("method", "?")))
+        why = printable(str(decision.get("reason", "")))
+        if not decision.get("taken"):
             click.echo(f"  not chosen  {method}: {why}")
         elif job.state == "sanitised":
             click.echo(f"  chosen: ✓ {method}: {why}")
@@ -185,7 +200,7 @@ def render_job(job: JobRow) -> None:
             click.echo(f"  chosen: ✗ {method}: {why} — not completed: job {job.state}, "
                        f"{human_size(job.bytes_written)} of {human_size(job.drive.size_bytes)} written")
     if job.reason:
-        click.echo(f"  reason    {job.reason}")
+        click.echo(f"  reason    {printable(job.reason)}")
     if job.route:
         click.echo(f"  route     {job.route}")
     if job.certificate_path:
@@ -204,7 +219,10 @@ def render_job(job: JobRow) -> None:
 def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator: str | None,
          asset_tag: str | None, as_json: bool) -> None:
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
+    device = resolve_device(device)  # the kernel's name, before anything is recorded or asked
     profile = load_profile(profile_name)
+    # no drive is touched (nor even assessed) without a registry that can record what happens to it
+    registry = _registry(ctx)
     # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
     station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
     identity = udev.identify(device)
@@ -214,13 +232,13 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     if not yes and not Guard().assess(device).protected:
         if not sys.stdin.isatty():
             fail(ConfigError("refusing to wipe without confirmation: no terminal; pass --yes"), as_json)
-        click.echo(f"About to DESTROY ALL DATA on {identity.path}:")
-        click.echo(f"  model {identity.model}  serial {identity.serial}  size {human_size(identity.size_bytes)} "
+        click.echo(f"About to DESTROY ALL DATA on {printable(identity.path)}:")
+        click.echo(f"  model {printable(identity.model)}  serial {printable(identity.serial)}  "
+                   f"size {human_size(identity.size_bytes)} "
                    f"({identity.size_bytes} bytes)  {identity.transport}/{identity.media}")
         click.echo(f"  profile {profile.name}: {profile.summary}")
         if not click.confirm("Proceed?", default=False):
             fail(ConfigError("cancelled by the operator"), as_json)
-    registry = _registry(ctx)
     runner = JobRunner(registry, Guard(), udev.identify)
     resumed = _recover_drive(registry, runner, identity.path)
     if resumed is not None:
@@ -268,7 +286,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
 # jobs -----------------------------------------------------------------------------------------
 @cli.command()
 @json_option
-@click.option("--limit", default=50, show_default=True, help="How many recent jobs.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="How many recent jobs.")
 @click.pass_context
 @handle_errors
 def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
@@ -283,7 +301,7 @@ def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
         return
     click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} CREATED")
     for row in rows:
-        click.echo(f"{row.id:<16} {row.state:<11} {row.device_path:<12} {row.profile:<26} "
+        click.echo(f"{row.id:<16} {row.state:<11} {printable(row.device_path):<12} {row.profile:<26} "
                    f"{row.method or '-':<18} {row.level or '-':<6} {row.created_at}")
 
 
@@ -321,6 +339,10 @@ def job(ctx: click.Context, job_id: str, as_json: bool, events: bool) -> None:
 def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: str | None, as_json: bool) -> None:
     """Re-verify a sanitised drive (compliance spot check). Read-only. Exit 0 pass, 1 mismatch."""
     expectation = expectation_from_spec(expect)
+    device = resolve_device(device)
+    if not os.access(device, os.R_OK):
+        # read-only: a plain user with read access (the disk group) may spot-check; say that, not "writing"
+        raise DriveNotFound(f"{device}: verify-media needs read access to the device (or root)")
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)
@@ -335,7 +357,8 @@ def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: 
         print_json(data)
     else:
         verdict = "PASSED" if result.passed else "FAILED"
-        click.echo(f"{identity.path} ({identity.model}, serial {identity.serial}): {mode} verification {verdict}")
+        click.echo(f"{printable(identity.path)} ({printable(identity.model)}, serial {printable(identity.serial)}): "
+                   f"{mode} verification {verdict}")
         click.echo(f"  checked {human_size(result.bytes_checked)} of {human_size(result.size_bytes)} "
                    f"({result.coverage * 100:.1f}%) in {result.seconds:.2f} s"
                    + (f", seed {result.seed}" if result.seed else ""))
@@ -425,9 +448,60 @@ for _command in REUSE_COMMANDS:
     cli.add_command(_command)
 
 
+def _log_unexpected(exc: Exception) -> str:
+    """Send the traceback of an unforeseen error to the system log; say where it went.
+
+    The system log, not a file: a root process writing a fixed path in /tmp would follow a link
+    another user planted there."""
+    import logging
+    import logging.handlers
+
+    if not os.path.exists("/dev/log"):
+        return "no system log on this machine: run again with PYTHONDEVMODE=1 for details"
+    try:
+        handler = logging.handlers.SysLogHandler(address="/dev/log")
+        handler.ident = "wipe-agent: "
+        logger = logging.getLogger("wipe-agent.cli.unexpected")
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.error("unexpected error", exc_info=exc)
+        handler.close()
+    except OSError:
+        return "the system log is unavailable"
+    return "details in the system log: journalctl -t wipe-agent"
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli(obj={})
+    """Console-script entry point.
+
+    The last resort only: every known bad input has its own one-line error where it is detected.
+    Something unforeseen still ends as one line (and the details in the log), never a traceback
+    in front of an operator."""
+    for position, argument in enumerate(sys.argv[1:], start=1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            # the bytes would reach SQLite, HTTP headers and certificates as lone surrogates: refuse once, here
+            printable = argument.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            click.echo(f"wipe-agent: error: argument {position} ({printable!r}) is not valid UTF-8; "
+                       "wipe-agent takes UTF-8 arguments only", err=True)
+            sys.exit(EXIT_REFUSED)
+    try:
+        code = cli.main(obj={}, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("wipe-agent: aborted", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        # a usage error in one line, naming the command's help, instead of click's three
+        usage_context: click.Context | None = getattr(exc, "ctx", None)
+        where = f" (see '{usage_context.command_path} --help')" if usage_context is not None else ""
+        click.echo(f"wipe-agent: error: {exc.format_message()}{where}", err=True)
+        sys.exit(EXIT_REFUSED)
+    except Exception as exc:  # click's own exits (SystemExit) and Ctrl-C pass through untouched
+        click.echo(f"wipe-agent: internal error: {type(exc).__name__}: {str(exc)[:200]} "
+                   f"({_log_unexpected(exc)})", err=True)
+        sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

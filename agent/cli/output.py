@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,12 +16,34 @@ from typing import Any, TypeVar
 import click
 
 from agent.errors import AgentError
+from agent.store.registry import RUN_AS_ROOT, sqlite_reason
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def printable(value: object) -> str:
+    """``value`` as text that a terminal shows and never obeys.
+
+    Drive identity (a USB bridge reports whatever vendor, model and serial its firmware likes; a
+    loop's serial is its backing path), file names and recorded reasons can hold ESC sequences,
+    CR or bidi overrides that would repaint the ``Proceed?`` prompt or another line. Every text
+    surface shows them escaped (``\\x1b``, ``\\u202e``); JSON output and the registry keep the raw
+    value (JSON escapes it)."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    shown: list[str] = []
+    for character in text:
+        code = ord(character)
+        if character.isprintable():  # letters of every script and the space; not controls, formats, separators
+            shown.append(character)
+        else:
+            shown.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(shown)
 
 
 def print_json(data: Any) -> None:
@@ -32,7 +56,7 @@ def fail(error: AgentError, as_json: bool, exit_code: int | None = None) -> None
     if as_json:
         print_json({"error": error.to_json()})
     else:
-        click.echo(f"wipe-agent: error: {error.message}", err=True)
+        click.echo(f"wipe-agent: error: {printable(error.message)}", err=True)
     sys.exit(error.exit_code if exit_code is None else exit_code)
 
 
@@ -46,8 +70,23 @@ def handle_errors(function: F) -> F:
             return function(*args, **kwargs)
         except AgentError as error:
             fail(error, as_json)
+        except BrokenPipeError:
+            # the reader went away (``wipe-agent jobs | head``): nothing to say, and nobody to say it to;
+            # stdout goes to /dev/null so the interpreter's final flush does not complain either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_FAILED)
         except PermissionError as error:
-            fail(AgentError(f"permission denied: {error.filename or error}; run as root"), as_json, EXIT_REFUSED)
+            fail(AgentError(f"permission denied: {error.filename or error}; {RUN_AS_ROOT}"), as_json, EXIT_REFUSED)
+        except sqlite3.Error as error:
+            # the registry was sound when opened (Registry.open checks it) and failed under us:
+            # a full state filesystem, or damage found in a page the open check did not read
+            fail(AgentError(f"registry: {sqlite_reason(error)}; what was not recorded is lost (an unfinished job "
+                            "shows as interrupted, route hold, once the registry can be written again)"),
+                 as_json, EXIT_FAILED)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            fail(AgentError(f"{where}{error.strerror or error}"), as_json, EXIT_FAILED)
         return None
 
     return wrapper  # type: ignore[return-value]

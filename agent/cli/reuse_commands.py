@@ -8,22 +8,23 @@ and then nothing was changed.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from agent.cli.context import certificate_settings, state_dir
-from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json
+from agent.cli.context import certificate_settings, resolve_device, state_dir
+from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
+from agent.jsontext import JsonInputError, parse_json
 from agent.reuse import service
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import not_applicable, parse_smartctl, run_smartctl
 from agent.reuse.schemes import available_schemes, load_scheme, load_scheme_file
 from agent.reuse.store import ReuseStore
 from agent.store.registry import Registry
+from agent.tomlfile import read_bounded_bytes
 from certs.pki import StationSigner
 
 
@@ -209,12 +210,14 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
 
     Refused (nothing recorded) when the reading names another serial or model than the drive it is filed for."""
     if from_json:
+        # bounded: a saved smartctl output is a few KiB; /dev/zero here once ate the machine's memory
+        raw = read_bounded_bytes(Path(from_json), ReuseInputError, "smartctl JSON file (--from-json)", 4 << 20)
         try:
-            data: Any = json.loads(Path(from_json).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ReuseInputError(f"--from-json {from_json}: {exc}") from exc
+            data: Any = parse_json(raw)
+        except JsonInputError as exc:
+            raise ReuseInputError(f"--from-json {from_json}: {exc.message}") from None
         reading = parse_smartctl(data, f"saved smartctl output {from_json} for {device}")
-    elif os.path.basename(device).startswith(("loop", "ram", "zram")):
+    elif os.path.basename(device := resolve_device(device)).startswith(("loop", "ram", "zram")):
         from agent.discovery import udev  # only here: reading a file needs no udev
 
         identity = udev.identify(device)
@@ -229,8 +232,9 @@ def health(ctx: click.Context, device: str, from_json: str | None, serial: str |
     else:
         details = {key: value for key, value in reading.to_json().items()
                    if value is not None and key not in ("status", "protocol", "model", "serial", "source", "note")}
-        click.echo(f"{device} ({drive_model} S/N {drive_serial}): health {reading.status} {reading.protocol} "
-                   f"{' '.join(f'{k}={v}' for k, v in details.items())} {reading.note}".rstrip())
+        click.echo(printable(f"{device} ({drive_model} S/N {drive_serial}): health {reading.status} "
+                             f"{reading.protocol} {' '.join(f'{k}={v}' for k, v in details.items())} "
+                             f"{reading.note}".rstrip()))
 
 
 # hosts ------------------------------------------------------------------------------------------

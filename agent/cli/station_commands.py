@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from agent.api.client import ApiClient
-from agent.cli.output import handle_errors, json_option, print_json
+from agent.cli.output import handle_errors, json_option, print_json, printable
 from agent.config import DEFAULT_API_SOCKET, StationConfig, default_config_path, load_config
 from agent.errors import AgentError, ConfigError
 
@@ -131,7 +131,8 @@ def status(config_path: str | None, as_json: bool) -> None:
         print_json(data)
         return
     for line in _status_lines(data):
-        click.echo(line)
+        # drive identity is whatever the firmware (or a loop's file name) says: never raw to the terminal
+        click.echo(printable(line))
 
 
 @click.command("watch")

@@ -8,6 +8,7 @@ did not finish) never get a certificate — only ``sanitised`` and ``failed`` jo
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from dataclasses import dataclass
@@ -235,5 +236,9 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
                          "; ".join(issued.problems))
     except CertsError as exc:
         raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
+    except OSError as exc:  # ENOSPC, EROFS … on the state filesystem: the job's outcome stands as recorded
+        full = " (the state filesystem is full)" if exc.errno == errno.ENOSPC else ""
+        raise CertificateError(f"job {job.id} is recorded {job.state}, but its certificate was not written: "
+                               f"{exc.strerror or exc}{full}") from None
     registry.attach_certificate(job.id, str(path), record.certificate_id, record.sha256())
     return path

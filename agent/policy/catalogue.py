@@ -15,6 +15,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.tomlfile import read_bounded_text
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -56,10 +57,7 @@ class Catalogue:
 
     def read_file(self, path: Path) -> str:
         """The text of one file, or a one-line error."""
-        try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise self.error(f"{path}: cannot read: {exc}") from exc
+        return read_bounded_text(path, self.error, f"{self.kind} file")
 
     def read(self, name: str) -> tuple[str, str]:
         """``(text, source)`` of the named file: the override first, then the shipped one."""

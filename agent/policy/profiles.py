@@ -8,7 +8,6 @@ in a profile must never silently turn a purge into something weaker.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from agent.errors import ProfileError
 from agent.methods import registry
 from agent.methods.base import Level, Method
 from agent.policy.catalogue import Catalogue
+from agent.tomlfile import exact_type, parse_toml
 
 SCHEMA = 1
 MEDIA = ("ssd", "hdd", "usb", "virtual")
@@ -95,29 +95,27 @@ class _Where:
 
 def _expect_type(where: _Where, value: Any, kind: type | tuple[type, ...], label: str, key: str,
                  section: str | None = None, index: int = 0) -> None:
-    # bool is an int in Python; TOML keeps them apart and so do we
-    if isinstance(value, bool) and kind in (int, (int, float)):
-        raise where.error(f"{label}: expected {getattr(kind, '__name__', kind)}, got boolean", key, section, index)
-    if not isinstance(value, kind):
+    # exact types: bool is an int in Python; TOML keeps them apart and so do we
+    if not exact_type(value, kind):
         expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise where.error(f"{label}: expected {expected}, got {type(value).__name__}", key, section, index)
+        got = "boolean" if isinstance(value, bool) else type(value).__name__
+        raise where.error(f"{label}: expected {expected}, got {got}", key, section, index)
 
 
 def parse_profile(text: str, name: str, source: str) -> Profile:
     """Validate TOML text as a profile named ``name``."""
     where = _Where(source, text)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{source}: not valid TOML: {exc}") from exc
+    data = parse_toml(text, source, ProfileError)
     if not _NAME.match(name):
         raise ProfileError(f"{source}: profile name {name!r} must be lower-case letters, digits, . _ -")
     allowed = {"schema", "summary", "minimum_level", "legacy", "match", "steps", "verify"}
     for key in data:
         if key not in allowed:
             raise where.error(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})", key)
-    if data.get("schema") != SCHEMA:
-        raise where.error(f"schema must be {SCHEMA}, got {data.get('schema')!r}", "schema")
+    schema = data.get("schema")
+    # exact type: ``true == 1`` in Python, and a boolean schema is a typo, not version 1
+    if type(schema) is not int or schema != SCHEMA:
+        raise where.error(f"schema must be {SCHEMA}, got {schema!r}", "schema")
     summary = data.get("summary", "")
     _expect_type(where, summary, str, "summary", "summary")
     level_text = data.get("minimum_level", "clear")
@@ -146,10 +144,10 @@ def parse_profile(text: str, name: str, source: str) -> Profile:
     steps: list[Step] = []
     for index, raw in enumerate(raw_steps):
         label = f"[[steps]] #{index + 1}"
-        if not isinstance(raw, dict):
+        if not exact_type(raw, dict):
             raise where.error(f"{label}: must be a table")
         method = raw.get("method")
-        if not isinstance(method, str):
+        if not exact_type(method, str):
             raise where.error(f"{label}: 'method' is required and must be a string", "method", "steps", index)
         if method not in registry.METHODS:
             known = ", ".join(sorted(registry.METHODS))

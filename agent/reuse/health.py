@@ -10,12 +10,12 @@ are acceptable at all.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agent.jsontext import JsonInputError, parse_json
 from agent.reuse.errors import ReuseInputError
 from agent.reuse.schemes import HealthLimits
 
@@ -148,14 +148,15 @@ def run_smartctl(device: str, timeout: float = 60.0) -> tuple[Any, str]:
         raise ReuseInputError("smartctl not found: install smartmontools (apt install smartmontools)")
     try:
         # smartctl's exit status is a bit mask (not an error by itself); the JSON says what happened
-        result = subprocess.run([program, "-j", "-a", device], capture_output=True, text=True, timeout=timeout,
-                                check=False)
+        result = subprocess.run([program, "-j", "-a", device], capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ReuseInputError(f"smartctl {device}: {exc}") from exc
     try:
-        data = json.loads(result.stdout)
-    except ValueError as exc:
-        raise ReuseInputError(f"smartctl {device}: output is not JSON (exit status {result.returncode})") from exc
+        # bytes, not text=True: a drive's model string is not promised to be UTF-8
+        data = parse_json(result.stdout.decode("utf-8", "replace"))
+    except JsonInputError as exc:
+        raise ReuseInputError(f"smartctl {device}: output is not usable JSON ({exc.reason}, exit status "
+                              f"{result.returncode})") from None
     version = data.get("smartctl", {}).get("version") if isinstance(data, dict) else None
     version_text = ".".join(str(part) for part in version) if isinstance(version, list) else "?"
     return data, f"smartctl {version_text} -j -a {device}"

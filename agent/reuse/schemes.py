@@ -14,13 +14,13 @@ destination printed on the manifest. Two safety rules hold for every file, whate
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.policy.catalogue import Catalogue
 from agent.reuse.errors import SchemeError
+from agent.tomlfile import exact_type, parse_toml
 
 SCHEMA = 1
 MEDIA = ("ssd", "hdd", "usb", "virtual")
@@ -115,8 +115,9 @@ def _typed(where: _Where, table: dict[str, Any], key: str, kind: type, default: 
     value = table.get(key, default)
     label = f"[{section}].{key}" if section else key
     # bool is an int in Python; TOML keeps them apart and so do we
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise where.error(f"{label}: expected {kind.__name__}, got {type(value).__name__}", key, section)
+    if not exact_type(value, kind):
+        got = "boolean" if isinstance(value, bool) else type(value).__name__
+        raise where.error(f"{label}: expected {kind.__name__}, got {got}", key, section)
     return value
 
 
@@ -125,7 +126,7 @@ def _strings(where: _Where, table: dict[str, Any], key: str, section: str | None
     value = _typed(where, table, key, list, default, section)
     label = f"[{section}].{key}" if section else key
     for item in value:
-        if not isinstance(item, str):
+        if not exact_type(item, str):
             raise where.error(f"{label}: expected a list of strings", key, section)
         if allowed is not None and item not in allowed:
             raise where.error(f"{label}: unknown value {item!r} (known: {', '.join(allowed)})", key, section)
@@ -138,7 +139,7 @@ def _strings(where: _Where, table: dict[str, Any], key: str, section: str | None
 
 def _table(where: _Where, data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
     table = data.get(name, {})
-    if not isinstance(table, dict):
+    if not exact_type(table, dict) or not isinstance(table, dict):  # the second narrows the type
         raise where.error(f"[{name}] must be a table", name)
     for key in table:
         if key not in allowed:
@@ -149,10 +150,7 @@ def _table(where: _Where, data: dict[str, Any], name: str, allowed: set[str]) ->
 def parse_scheme(text: str, name: str, source: str) -> Scheme:
     """Validate TOML text as the scheme ``name``; raise SchemeError naming file, key and line."""
     where = _Where(source, text)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SchemeError(f"{source}: not valid TOML: {exc}") from exc
+    data = parse_toml(text, source, SchemeError)
     if not _NAME.match(name):
         raise SchemeError(f"{source}: scheme name {name!r} must be lower-case letters, digits, . _ -")
     for key in data:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ import psutil
 
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
+from agent.jsontext import JsonInputError, parse_json
 
 SCHEMA_VERSION = 1
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
@@ -234,6 +237,51 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     return started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
 
 
+_JOB_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
+RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_reason(exc: sqlite3.Error) -> str:
+    """SQLite's own words, with the one case an operator can act on said plainly."""
+    text = str(exc)
+    if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 13 or "disk is full" in text:  # SQLITE_FULL
+        return f"{text} (the state filesystem is full)"
+    return text
+
+
+def _filesystem_full(directory: Path) -> bool:
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _read_only_filesystem(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _header_problem(header: bytes, size: int) -> str | None:
+    """What is wrong with a database file's first 100 bytes and size: ``"!reason"`` when certainly
+    not an intact SQLite file, a plain reason when only suspect (to be confirmed by SQLite), else None."""
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return "!sqlite: file is not a database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"!sqlite: impossible page size {page_size}"
+    if size % page_size:
+        return f"!truncated: {size} bytes is not a whole number of {page_size}-byte pages"
+    pages = int.from_bytes(header[28:32], "big")
+    # the in-header page count is valid only when the change counter matches "version valid for"
+    if pages and header[24:28] == header[92:96] and size < pages * page_size:
+        return f"truncated: {size} bytes, the header says {pages * page_size}"
+    return None
+
+
 class Registry:
     """SQLite registry under the state directory; one connection per instance."""
 
@@ -244,9 +292,15 @@ class Registry:
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> Registry:
-        """Open (creating and migrating if needed)."""
+        """Open (creating and migrating if needed), after checking without writing that it is ours.
+
+        A registry that is not a wipe-agent registry, is corrupt or truncated, has a newer schema,
+        or cannot be written is refused with one line and left byte-for-byte as it was: nothing
+        (not even the switch to WAL) touches it before :meth:`_check_existing` has read it back."""
+        self._check_directory()
+        if os.path.lexists(self.path):
+            self._check_existing()
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
@@ -254,24 +308,139 @@ class Registry:
         # switching a new database to WAL needs a lock that SQLite's busy handler does not wait for:
         # parallel first openers (the demo's jobs, the daemon's workers) retry instead of failing
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    db.close()
-                    raise ConfigError(f"registry {self.path}: {exc}") from exc
-                time.sleep(0.05)
-        db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
-        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            while True:
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            db.execute("PRAGMA synchronous=FULL")  # a committed state survives power loss
+            db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            db.close()
+            raise ConfigError(f"registry {self.path}: cannot open: {self._reason(exc)}") from exc
         self._db = db
         try:
             self._migrate()
+        except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
+            self.close()
+            raise ConfigError(f"registry {self.path}: cannot create its tables: {self._reason(exc)}") from exc
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
         return self
+
+    def _refuse(self, reason: str) -> ConfigError:
+        return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
+                           "refusing; nothing was changed")
+
+    def _unreadable(self, exc: sqlite3.Error) -> ConfigError:
+        """Damage (SQLITE_CORRUPT, SQLITE_NOTADB) is a refusal of the file; anything else (I/O, a
+        full filesystem, a lock) is a problem of the station around it, and said so."""
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26) or (isinstance(exc, sqlite3.DatabaseError) \
+                and not isinstance(exc, sqlite3.OperationalError)):
+            return self._refuse(f"sqlite: {sqlite_reason(exc)}")
+        return ConfigError(f"registry {self.path}: cannot be read: {self._reason(exc)}: refusing; nothing was changed")
+
+    def _reason(self, exc: sqlite3.Error) -> str:
+        """SQLite's reason, plus the cause it often hides ("disk I/O error" for a -shm on a full disk)."""
+        reason = sqlite_reason(exc)
+        if "full" not in reason and _filesystem_full(self.state_dir):
+            reason += "; the state filesystem is full"
+        return reason
+
+    def _check_directory(self) -> None:
+        """The state directory exists (created if missing) and this process may write in it."""
+        directory = self.state_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except PermissionError:
+            raise ConfigError(f"state directory {directory} does not exist and cannot be created: permission "
+                              f"denied; {RUN_AS_ROOT}") from None
+        except FileExistsError:
+            raise ConfigError(f"state directory {directory} is not a directory") from None
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"state directory {directory}: cannot create it: {reason}") from None
+        if not directory.is_dir():
+            raise ConfigError(f"state directory {directory} is not a directory")
+        if not os.access(directory, os.X_OK):
+            raise ConfigError(f"state directory {directory}: permission denied; {RUN_AS_ROOT}")
+        if not os.access(directory, os.W_OK):
+            if _read_only_filesystem(directory):
+                raise ConfigError(f"state directory {directory} is on a read-only filesystem: "
+                                  "the registry cannot record jobs; refusing")
+            if os.geteuid() == 0:
+                raise ConfigError(f"state directory {directory} cannot be written (immutable?): refusing")
+            raise ConfigError(f"state directory {directory} is not writable; {RUN_AS_ROOT}")
+
+    def _check_existing(self) -> None:
+        """Read the existing registry file without writing it: a SQLite database with our schema."""
+        path = self.path
+        try:
+            status = os.lstat(path)
+        except OSError as exc:
+            raise ConfigError(f"registry {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(status.st_mode):
+            raise self._refuse("not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"registry {path}: permission denied; {RUN_AS_ROOT}")
+        if not os.access(path, os.W_OK):
+            if _read_only_filesystem(path.parent):
+                raise ConfigError(f"registry {path} is on a read-only filesystem: jobs cannot be recorded; refusing")
+            if os.geteuid() == 0:  # root is refused only by an immutable file (chattr +i) or a ro mount
+                raise ConfigError(f"registry {path} cannot be written (immutable?): jobs cannot be recorded; "
+                                  "refusing; nothing was changed")
+            raise ConfigError(f"registry {path} is read-only; {RUN_AS_ROOT}")
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(100)
+        except OSError as exc:
+            raise ConfigError(f"registry {path}: cannot read: {exc.strerror}") from None
+        if not header:
+            return  # empty: a first opener created it an instant ago (SQLite treats it as a new database)
+        suspect = _header_problem(header, status.st_size)
+        if suspect is not None and suspect.startswith("!"):
+            raise self._refuse(suspect[1:])
+        try:
+            # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written.
+            # With no -wal beside it (closed cleanly, or never a database) the file is the whole
+            # database: "immutable" reads it without creating -wal/-shm files next to it either.
+            live = os.path.lexists(f"{path}-wal")
+            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro" + ("" if live else "&immutable=1"),
+                                    uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        try:
+            tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if suspect is not None:
+                # the header disagrees with the file's size: only SQLite, under its lock, can tell a
+                # checkpoint in progress from a truncated file
+                verdict = probe.execute("PRAGMA quick_check(1)").fetchone()
+                if verdict is None or verdict[0] != "ok":
+                    raise self._refuse(f"{suspect}; sqlite: {verdict[0] if verdict else 'no answer'}")
+            if not tables:
+                return  # a new, empty database
+            if "meta" not in tables:
+                raise self._refuse("no wipe-agent schema in it")
+            row = probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or not str(row[0]).isdigit():
+                raise self._refuse(f"schema version {row[0] if row else 'missing'!r}")
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"registry {path} has schema {version}, newer than this wipe-agent "
+                                  f"({SCHEMA_VERSION}): refusing; nothing was changed")
+            missing = {"drives", "jobs", "job_events", "verifications"} - tables
+            if version >= 1 and missing:
+                raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
+            probe.execute("SELECT count(*) FROM jobs").fetchone()
+        except sqlite3.Error as exc:
+            raise self._unreadable(exc) from None
+        finally:
+            probe.close()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -481,7 +650,8 @@ class Registry:
             if row["job_id"] == exclude_job or (row["state"] in ACTIVE_STATES and _owner_alive(row)):
                 continue
             found.append(OpenEvent(job_id=str(row["job_id"]), event_id=int(row["event_id"]), at=str(row["at"]),
-                                   data=json.loads(row["data_json"]), job_state=str(row["state"])))
+                                   data=self._column(row, "data_json", str(row["job_id"])) or {},
+                                   job_state=str(row["state"])))
         return found
 
     def orphaned_jobs(self) -> list[str]:
@@ -525,13 +695,41 @@ class Registry:
             interrupted.append(job_id)
         return interrupted
 
+    def _column(self, row: sqlite3.Row, column: str, job_id: str, kind: type = dict) -> Any:
+        """A JSON column of a stored row, decoded and of ``kind`` (an object, or a list of decisions);
+        a damaged one is a one-line error naming the job and the column."""
+        text = row[column]
+        if not text:
+            return None
+        try:
+            value = parse_json(text)
+        except JsonInputError as exc:
+            raise ConfigError(f"registry {self.path}: job {job_id}: {column} is damaged ({exc.message})") from None
+        if value is not None and type(value) is not kind:
+            raise ConfigError(f"registry {self.path}: job {job_id}: {column} is damaged (a JSON "
+                              f"{type(value).__name__}, not a {kind.__name__})")
+        return value
+
+    def _decisions(self, row: sqlite3.Row, job_id: str) -> list[dict[str, Any]]:
+        decisions = self._column(row, "decisions_json", job_id, list) or []
+        if not all(type(item) is dict for item in decisions):
+            raise ConfigError(f"registry {self.path}: job {job_id}: decisions_json is damaged (not a list of objects)")
+        return list(decisions)
+
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
+        job_id = str(row["id"])
         verification_row = self.db.execute(
             "SELECT result_json FROM verifications WHERE job_id=? ORDER BY id DESC LIMIT 1", (row["id"],)
         ).fetchone()
+        identity = self._column(row, "identity_json", job_id)
+        try:
+            drive = DriveIdentity.from_json(identity)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"registry {self.path}: job {job_id}: the drive's identity record is damaged "
+                              f"({type(exc).__name__}: {exc})") from None
         return JobRow(
             id=row["id"],
-            drive=DriveIdentity.from_json(json.loads(row["identity_json"])),
+            drive=drive,
             device_path=row["device_path"],
             profile=row["profile"],
             method=row["method"],
@@ -539,7 +737,7 @@ class Registry:
             operator=row["operator"],
             authorised_by=row["authorised_by"],
             asset_tag=row["asset_tag"],
-            host=json.loads(row["host_json"]) if row["host_json"] else None,
+            host=self._column(row, "host_json", job_id),
             state=row["state"],
             reason=row["reason"],
             error_code=row["error_code"],
@@ -549,18 +747,23 @@ class Registry:
             bytes_written=row["bytes_written"],
             seconds=row["seconds"],
             throughput=row["throughput"],
-            decisions=json.loads(row["decisions_json"]) if row["decisions_json"] else [],
-            method_details=json.loads(row["method_json"]) if row["method_json"] else None,
+            decisions=self._decisions(row, job_id),
+            method_details=self._column(row, "method_json", job_id),
             route=row["route"],
             certificate_path=row["certificate_path"],
-            verification=json.loads(verification_row["result_json"]) if verification_row else None,
+            verification=self._column(verification_row, "result_json", job_id) if verification_row else None,
         )
 
     _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"
 
     def job(self, job_id: str) -> JobRow:
         """One job by id (a unique prefix is accepted)."""
-        rows = self.db.execute(f"{self._JOB_SELECT} WHERE jobs.id LIKE ?", (job_id + "%",)).fetchall()
+        # job ids are 16 lower-case hex digits; a prefix is matched exactly, never as a LIKE pattern
+        # (``%`` and ``_`` were wildcards: ``job %4a55`` found a job by its suffix)
+        if not _JOB_ID_PREFIX.fullmatch(job_id):
+            raise ConfigError(f"{job_id[:40]!r} is not a job id (hex digits, as `wipe-agent jobs` shows)")
+        rows = self.db.execute(f"{self._JOB_SELECT} WHERE substr(jobs.id, 1, ?) = ?",
+                               (len(job_id), job_id)).fetchall()
         if not rows:
             raise ConfigError(f"no job {job_id!r}")
         if len(rows) > 1:
@@ -589,5 +792,5 @@ class Registry:
         rows = self.db.execute(
             "SELECT at, state, event, data_json FROM job_events WHERE job_id=? ORDER BY id", (job_id,)
         ).fetchall()
-        return [{"at": r["at"], "state": r["state"], "event": r["event"], "data": json.loads(r["data_json"])}
+        return [{"at": r["at"], "state": r["state"], "event": r["event"], "data": self._column(r, "data_json", job_id)}
                 for r in rows]

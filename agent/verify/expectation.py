@@ -198,12 +198,17 @@ def expectation_from_spec(text: str) -> Zero | Pattern:
 
 
 def expectation_from_json(data: dict[str, Any]) -> Zero | Pattern | AesCtrStream:
-    """Inverse of ``describe()``."""
+    """Inverse of ``describe()``; a damaged record is a ConfigError, never a KeyError or ValueError."""
     kind = data.get("kind")
-    if kind == "zero":
-        return Zero()
-    if kind == "pattern":
-        return Pattern(bytes.fromhex(str(data["pattern"])))
-    if kind == "random":
-        return AesCtrStream(bytes.fromhex(str(data["key"])), bytes.fromhex(str(data["nonce"])))
+    try:
+        if kind == "zero":
+            return Zero()
+        if kind == "pattern":
+            return Pattern(bytes.fromhex(str(data["pattern"])))
+        if kind == "random":
+            return AesCtrStream(bytes.fromhex(str(data["key"])), bytes.fromhex(str(data["nonce"])))
+    except KeyError as exc:
+        raise ConfigError(f"recorded {kind} expectation lacks {exc.args[0]!r}") from None
+    except ValueError as exc:  # not hex, or a key/nonce of the wrong length
+        raise ConfigError(f"recorded {kind} expectation is damaged: {exc}") from None
     raise ConfigError(f"unknown expectation kind {kind!r}")

@@ -88,6 +88,8 @@ profile = "nist-clear-overwrite-full"
 INSTALL = """\
 set -e
 setup=/results/setup
+# a fresh station: whatever the host left in its own state or configuration is not this test's
+rm -rf /var/lib/wipe-agent /etc/wipe-agent
 install -D -m 0644 systemd/wipe-agent.service /run/systemd/system/wipe-agent.service
 install -D -m 0644 systemd/wipe-agent.tmpfiles.conf /usr/lib/tmpfiles.d/wipe-agent.conf
 install -D -m 0644 systemd/wipe-agent.sysusers.conf /usr/lib/sysusers.d/wipe-agent.conf

@@ -75,10 +75,13 @@ def test_daemon_wipes_hotplugged_drive_and_fails_only_the_pulled_one(results_dir
 
             _wait(client, daemon, big_running, "bay-1 to be wiping")
             (results_directory / "big-running").touch()
-            status = _wait(client, daemon, lambda s: bool(_bay(s, "bay-1")["outcome"] and _bay(s, "bay-2")["outcome"]),
+            # the pulled drive's outcome is no longer the bay's (the bay is empty): it is the previous drive's
+            status = _wait(client, daemon, lambda s: bool(_bay(s, "bay-1")["previous"] and _bay(s, "bay-2")["outcome"]),
                            "both outcomes")
-            big, small = _bay(status, "bay-1")["outcome"], _bay(status, "bay-2")["outcome"]
+            pulled, big, small = _bay(status, "bay-1"), _bay(status, "bay-1")["previous"], _bay(status, "bay-2")["outcome"]
+            assert pulled["state"] == "empty" and pulled["outcome"] is None, pulled
             assert (big["outcome"], big["error_code"], big["route"]) == ("failed", "drive_removed", "hold"), big
+            assert big["label"] == "previous drive S/N DAEMONBIG: failed", big
             assert small["outcome"] == "sanitised" and small["method"] == "overwrite.zero", small
             started = time.monotonic()
             daemon.send_signal(signal.SIGTERM)

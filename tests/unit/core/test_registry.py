@@ -81,7 +81,10 @@ def test_job_prefix_lookup(tmp_path: Path) -> None:
     job = registry.create_job(IDENTITY, "p", "me", "x")
     assert registry.job(job[:6]).id == job
     with pytest.raises(ConfigError, match="no job"):
-        registry.job("zzzz")
+        registry.job("ffff" if not job.startswith("ffff") else "0000")
+    for pattern in ("zzzz", "%", job[-4:].join("%%"), job[:4] + "_", "ABC" + job[:3], ""):
+        with pytest.raises(ConfigError, match="is not a job id"):  # never a LIKE pattern
+            registry.job(pattern)
 
 
 def test_parallel_first_opens_of_a_new_registry_all_succeed(tmp_path: Path) -> None:

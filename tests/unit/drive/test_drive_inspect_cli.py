@@ -97,7 +97,7 @@ def test_huge_file_is_refused(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     code, _, err = run("--dump", str(tmp_path / "nope.bin"), "--kind", "ata-identify")
-    assert code == 2 and "cannot read dump" in err
+    assert code == 2 and "no such identify dump" in err
 
 
 def test_nvme_controller_and_namespace_dumps(tmp_path: Path) -> None:
@@ -144,6 +144,8 @@ def test_live_device_goes_through_probe(monkeypatch: pytest.MonkeyPatch, tmp_pat
         return {"device": path, "usb": True, **probe_transport(drive, "ata")}
 
     monkeypatch.setattr(probe, "probe_device", fake_probe)
+    # /dev/sdz is not on this machine: the kernel-name resolution is tested on real loops (tests/unit/inputs)
+    monkeypatch.setattr("agent.cli.context.resolve_device", lambda device: device)
     code, out, _ = run("/dev/sdz")
     assert code == 0
     assert "/dev/sdz (behind USB bridge)" in out and "Emu SSD" in out
@@ -154,6 +156,7 @@ def test_live_device_goes_through_probe(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_live_scsi_and_nvme_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     scsi = EmulatedScsiDrive(tmp_path / "sas.img", size_bytes=1 << 20, model=DriveModel(rotation_rpm=15000))
     nvme = EmulatedNvmeDrive(tmp_path / "nvme.img", size_bytes=1 << 20)
+    monkeypatch.setattr("agent.cli.context.resolve_device", lambda device: device)  # no /dev/sdy here
     monkeypatch.setattr(probe, "probe_device", lambda path: {"device": path, **probe_transport(scsi, "scsi")})
     code, out, _ = run("/dev/sdy")
     assert code == 0 and "15000 rpm" in out and "crypto, block, overwrite" in out
