@@ -41,7 +41,7 @@ from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
-from agent.store.registry import JobRow, Registry
+from agent.store.registry import FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
@@ -187,8 +187,18 @@ def render_job(job: JobRow) -> None:
                    f"{human_size(checked) if isinstance(checked, int | float) else '?'} checked, coverage "
                    f"{f'{coverage * 100:.1f}%' if isinstance(coverage, int | float) else '?'}{extra}")
     for decision in job.decisions:
-        mark = "✓" if decision.get("taken") else "✗"
-        click.echo(f"  {mark} {printable(decision.get('method', '?'))}: {printable(decision.get('reason', ''))}")
+        # the decision is what was chosen, not what happened: ✓ only on a sanitised job (attack B3)
+        method = printable(str(decision.get("method", "?")))
+        why = printable(str(decision.get("reason", "")))
+        if not decision.get("taken"):
+            click.echo(f"  not chosen  {method}: {why}")
+        elif job.state == "sanitised":
+            click.echo(f"  chosen: ✓ {method}: {why}")
+        elif job.state not in FINAL_STATES:
+            click.echo(f"  chosen: {method} (in progress): {why}")
+        else:
+            click.echo(f"  chosen: ✗ {method}: {why} — not completed: job {job.state}, "
+                       f"{human_size(job.bytes_written)} of {human_size(job.drive.size_bytes)} written")
     if job.reason:
         click.echo(f"  reason    {printable(job.reason)}")
     if job.route:

@@ -15,7 +15,12 @@ Loop devices are judged by the loop driver's own status (``agent.discovery.loops
 path says — deleted, in another mount namespace, or a name with trailing blanks). Refused in both
 directions: a disk or partition backing any loop (followed upwards through loops over loops), a
 disk whose filesystem holds a loop's image, a loop over a block device (named with what that device
-holds), a loop sharing its backing inode with another loop, a loop over an active swap file.
+holds), a loop sharing its backing inode with another loop, a loop over an active swap file, a
+loop whose backing file lives on the station's own filesystems or system disk (its ``st_dev``: the
+image could be the registry or /etc/shadow; tmpfs stays allowed), and a loop that shows only a
+window of its file (offset, size limit: its certificate would name the whole file). A mount that
+only another mount namespace has is named with the pid that sees it, not left to the exclusive
+open's anonymous "busy".
 
 Processes that opened the disk (or a partition of it) *without* ``O_EXCL`` — ``dd``, an imager, a
 virtual machine, another wipe tool — are invisible to the exclusive open, so the guard also scans
@@ -136,6 +141,36 @@ def _refuses_writes_as_swap(path: str, backing: tuple[int, int]) -> bool:
     return False
 
 
+def _command_of(proc: str, pid: int) -> str:
+    try:
+        with open(f"{proc}/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return loops.printable(handle.read().strip()) or "?"
+    except OSError:
+        return "?"
+
+
+def _window_reasons(status: loops.LoopStatus, shown: int) -> list[str]:
+    """A file-backed loop that shows only part of its file (``losetup --offset/--sizelimit``, attack G13).
+
+    Its certificate would name the image file while the bytes outside the window were never
+    written: refused, as not a whole medium. ``shown`` is the loop's size in bytes. The file's size
+    needs a path to the very inode (``loops.backing_file_size``); a window whose file cannot be
+    measured is refused too. Also refused: a file grown after ``losetup`` (the loop still shows the
+    old size) and one that is not a whole number of 512-byte sectors (the tail is never shown).
+    """
+    size = loops.backing_file_size(status)
+    if status.offset == 0 and status.size_limit == 0 and size is None:
+        return []  # the whole file, whatever its size (the runner refuses a file it cannot watch anyway)
+    if status.offset == 0 and size is not None and shown >= size:
+        return []
+    window = f"offset {status.offset}, size limit {status.size_limit or 'none'}"
+    of = f"{shown} of the {size} bytes of its backing file" if size is not None else (
+        "a window of its backing file (whose size cannot be read here)")
+    return [f"shows only {of} ({window}): not a whole medium; the rest of the file would never be written and "
+            "the certificate would name the whole file — attach the whole file (losetup without "
+            "--offset/--sizelimit; losetup -c after the file grew)"]
+
+
 def _all_disks() -> set[str]:
     try:
         return {entry.name for entry in sysfs.SYS_BLOCK.iterdir()}
@@ -155,8 +190,12 @@ class Guard:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         proc: str = "/proc",
+        loop_windows: bool = False,
     ) -> None:
+        """``loop_windows``: accept a file-backed loop that shows only part of its file (test seam only: an
+        emulated drive's loop plays a kernel capacity below the native one); the CLI and daemon never set it."""
         self.system_mounts = tuple(system_mounts)
+        self.loop_windows = loop_windows
         self.ignore_pids = frozenset(ignore_pids)
         self.probe_wait = probe_wait
         self.sleep = sleep
@@ -363,7 +402,50 @@ class Guard:
                     extra = f": {'; '.join(use)}" if use else ""
                     reasons.append(f"shares its backing file with loop device {other.describe()}{extra}")
             reasons.extend(self._swap_file_reasons(status))
+            reasons.extend(self._system_file_reasons(status))
+            if not self.loop_windows:
+                reasons.extend(_window_reasons(status, sysfs.sysfs_facts(status.name).size_bytes))
         return reasons
+
+    def _system_file_reasons(self, status: loops.LoopStatus) -> list[str]:
+        """The loop's backing file lives on one of the station's own filesystems (attack G4).
+
+        Wiping it would overwrite a station file: an image under /var/tmp is the harmless case, a loop
+        over the registry, the station key or /etc/shadow the harmful one, and the guard cannot tell
+        them apart. Decided by the backing inode's st_dev (LOOP_GET_STATUS64), never by its path:
+        the same filesystem as a system mount point, or a filesystem on the disk that holds one.
+        tmpfs (/dev/shm, where the demo and the tests keep images) is no disk and stays allowed.
+        """
+        system_disks: set[str] = set()
+        mounts = sysfs.read_mountinfo()
+        for path in self.system_mounts:
+            try:
+                number = os.stat(path).st_dev
+            except OSError:
+                continue
+            if number == status.backing_device:
+                return [f"its backing file lives on {path}, a filesystem of the station itself: wiping it "
+                        "would overwrite a station file; copy the image to a scratch disk or /dev/shm"]
+            system_disks |= self._disks_of_filesystem(number, mounts)
+        on = self._disks_of_filesystem(status.backing_device, mounts) & system_disks
+        if on:
+            return [f"its backing file lives on {', '.join(sorted(on))}, the station's own system disk: wiping it "
+                    "would overwrite a station file; copy the image to a scratch disk or /dev/shm"]
+        return []
+
+    def _disks_of_filesystem(self, number: int, mounts: list[sysfs.MountEntry]) -> set[str]:
+        """The disks under a filesystem's st_dev; for an anonymous one (btrfs subvolume: major 0), its mounts' sources.
+
+        tmpfs, overlay and the like have no /dev source: no disk (an overlay's upper directory on the
+        system disk is a residual limit, see the README).
+        """
+        if os.major(number):
+            return self._disks_of_device_number(os.major(number), os.minor(number))
+        found: set[str] = set()
+        for entry in mounts:
+            if os.makedev(entry.major, entry.minor) == number and entry.source.startswith("/dev/"):
+                found |= self._disks_of_path(entry.source)
+        return found
 
     def _swap_file_reasons(self, status: loops.LoopStatus) -> list[str]:
         """The loop's backing file is an active swap area: the kernel would fail every write (ETXTBSY)."""
@@ -422,6 +504,7 @@ class Guard:
                     reasons.append(text)
             else:
                 reasons.append(f"holds a mounted filesystem ({entry.source} on {entry.mount_point})")
+        reasons.extend(self._other_namespace_mount_reasons(name))
         # psutil reads the same table through its own parser: a second opinion costs nothing
         for partition in psutil.disk_partitions(all=True):
             if partition.device.startswith("/dev/") and name in self._disks_of_path(partition.device):
@@ -430,6 +513,39 @@ class Guard:
                     text = f"backs {partition.mountpoint}: the station's own system disk"
                 if text not in reasons:
                     reasons.append(text)
+        return reasons
+
+    def _other_namespace_mount_reasons(self, name: str) -> list[str]:
+        """Mounts of the disk that only another mount namespace has (a container; attack G8).
+
+        The mount's exclusive claim refuses our ``O_EXCL`` open anyway, but "busy (exclusive open
+        refused)" names nothing an operator can find. One process per distinct namespace (by the
+        inode of ``/proc/PID/ns/mnt``) is read; mounts this namespace also has are reported above.
+        The mount point is as that process sees it (relative to its root).
+        """
+        try:
+            own = os.stat(f"{self.proc}/self/ns/mnt").st_ino
+            here = {(entry.major, entry.minor, entry.mount_point) for entry in sysfs.read_mountinfo()}
+            pids = sorted(int(entry) for entry in os.listdir(self.proc) if entry.isdigit())
+        except (OSError, ValueError):
+            return []
+        seen = {own}
+        reasons: list[str] = []
+        for pid in pids:
+            try:
+                namespace = os.stat(f"{self.proc}/{pid}/ns/mnt").st_ino
+                if namespace in seen:
+                    continue
+                seen.add(namespace)
+                entries = sysfs.read_mountinfo(f"{self.proc}/{pid}/mountinfo")
+            except (OSError, ValueError):
+                continue  # exited, or not ours to inspect
+            for entry in entries:
+                if entry.major == 0 or (entry.major, entry.minor, entry.mount_point) in here:
+                    continue
+                if name in self._disks_of_device_number(entry.major, entry.minor):
+                    reasons.append(f"mounted in another mount namespace (pid {pid} ({_command_of(self.proc, pid)}): "
+                                   f"{loops.printable(entry.source)} on {loops.printable(entry.mount_point)})")
         return reasons
 
     def _swap_reasons(self, name: str) -> list[str]:

@@ -112,8 +112,11 @@ def status_of_descriptor(fd: int, name: str, device_number: int) -> LoopStatus |
                       file_name.split(b"\0", 1)[0].decode(errors="replace"))
 
 
-def _open_node(name: str, device_number: int) -> int | None:
-    """A read-only descriptor of the loop ``device_number``: its /dev node if genuine, else a private node."""
+def open_node(name: str, device_number: int) -> int | None:
+    """A read-only descriptor of the block device ``device_number``: its /dev node if genuine, else a private node.
+
+    Used for loops and for partitions alike: a name in /dev proves nothing, the device number decides.
+    """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(f"/dev/{name}", flags)
@@ -149,7 +152,7 @@ def loop_status(name: str) -> LoopStatus | None:
     number = _sysfs_number(name)
     if number is None:
         return None
-    fd = _open_node(name, number)
+    fd = open_node(name, number)
     if fd is None:
         return None
     try:
@@ -174,3 +177,20 @@ def bound_loops() -> list[LoopStatus]:
         if status is not None:
             found.append(status)
     return found
+
+
+def backing_file_size(status: LoopStatus) -> int | None:
+    """The size of a file-backed loop's backing file, through a path that really is that inode; None if none is."""
+    try:
+        raw = (SYS_BLOCK / status.name / "loop" / "backing_file").read_bytes().removesuffix(b"\n")
+    except OSError:
+        return None
+    path = os.fsdecode(raw)
+    for candidate in dict.fromkeys([path, path.removesuffix(" (deleted)")]):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == status.backing:
+            return st.st_size
+    return None

@@ -130,6 +130,37 @@ def capture_open(device: BlockDevice) -> MediumInstance:
     return MediumInstance(device.path, name, number, diskseq, size, model, serial, wwid, loop)
 
 
+def flush_partitions(name: str) -> list[str]:
+    """Write back the page cache of every partition of disk ``name``; one reason per partition that failed.
+
+    A partition is a block device inode of its own, with its own page cache: a buffered write to
+    ``/dev/sdc1`` by another process sits there, not in the whole disk's cache, so the job's fsync of
+    the whole disk does not push it out, the write counter does not see it yet, and it reaches the
+    medium after the job certified (at writeback, or when its writer finally closes a descriptor it
+    kept in flight). ``fsync`` of a partition descriptor writes back that partition's whole cache,
+    whoever dirtied it; the descriptor is read-only and opened by device number, not by a /dev name.
+    Call it before reading the write counter.
+    """
+    reasons: list[str] = []
+    for partition in sysfs.partitions(name):
+        try:
+            major, minor = (sysfs.SYS_BLOCK / name / partition / "dev").read_text().strip().split(":")
+            number = os.makedev(int(major), int(minor))
+        except (OSError, ValueError):
+            continue  # removed while listed: nothing of it is left to write back
+        descriptor = loops.open_node(partition, number)
+        if descriptor is None:
+            reasons.append(f"the page cache of partition {partition} could not be written back (it cannot be opened)")
+            continue
+        try:
+            os.fsync(descriptor)
+        except OSError as exc:
+            reasons.append(f"writing back the page cache of partition {partition} failed: {exc.strerror}")
+        finally:
+            os.close(descriptor)
+    return reasons
+
+
 @dataclass(frozen=True)
 class WriteCount:
     """The kernel's count of sectors written to a whole disk (its partitions included), and ours."""

@@ -20,13 +20,14 @@ the cleanup on both jobs. See :meth:`JobRunner._release_journalled_password`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.discovery import medium as media
-from agent.discovery.backing_watch import BackingWatch
+from agent.discovery.backing_watch import BackingWatch, WatchUnavailable
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.medium import MediumInstance
@@ -63,6 +64,7 @@ JobProgress = Callable[[str, str, int, int], None]
 # opens the command transport of a drive (None: no pass-through, e.g. virtual media)
 TransportFactory = Callable[[DriveIdentity], Transport | None]
 
+_log = logging.getLogger(__name__)
 _PASSTHROUGH_TRANSPORTS = ("sata", "nvme", "scsi", "usb")
 CLEANUP_EVENT = "password-cleanup"  # answers a PASSWORD_EVENT in the same job's journal
 RELEASED_EVENT = "ata-password-released"  # in the new job: whose password it removed
@@ -113,11 +115,22 @@ class _Binding:
         self.watch: BackingWatch | None = None
 
     def start_counting(self, device: BlockDevice) -> None:
-        """Snapshot the disk's write counter before the first write; watch a loop's backing file for opens."""
+        """Snapshot the disk's write counter before the first write; watch a loop's backing file.
+
+        A file-backed loop whose backing file cannot be watched is refused (MediumChanged before any
+        write): its file can be written beside the loop, where the loop's write counter never sees
+        it, so without the watch nothing could prove the certified bytes are the ones on the file.
+        """
         self.writes = media.write_count(self.bound.name, device.bytes_written)
         loop = self.bound.loop
         if loop is not None and loop.backing_rdevice == 0 and self.watch is None:
-            self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+            try:
+                self.watch = BackingWatch.start(self.bound.name, (loop.backing_device, loop.backing_inode))
+            except WatchUnavailable as exc:
+                reason = (f"the backing file of {self.bound.name} cannot be watched during the job: {exc.message}; "
+                          "a file-backed loop is not wiped without that watch")
+                _log.warning("%s: %s", device.path, reason)
+                raise MediumChanged(f"{device.path}: refused: {reason}", (reason,), written=False) from exc
 
     def close(self) -> None:
         """Stop watching."""
@@ -135,13 +148,20 @@ class _Binding:
         binding.start_counting(device)
         return binding
 
-    def check(self, device: BlockDevice, when: str, *, written: bool) -> MediumInstance:
-        """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered)."""
+    def check(self, device: BlockDevice, when: str, *, written: bool, last_write: bool = False) -> MediumInstance:
+        """Raise MediumChanged if the medium behind ``device`` is not the bound one (size: the one the job covered).
+
+        ``last_write``: the job has written its last byte; a loop's backing file is settled here and
+        must not change at any later check.
+        """
+        flushed: list[str] = []
         if written:
             # fsync of a block device writes back its whole page cache, shared by every opener of the
             # disk: another process's buffered writes (a loop stacked on it writes that way) reach the
-            # disk, and its write counter, before the counter is read
+            # disk, and its write counter, before the counter is read; each partition has a cache of its
+            # own, written back one by one (agent.discovery.medium.flush_partitions)
             device.flush()
+            flushed = media.flush_partitions(self.bound.name)
         try:
             now = media.capture_open(device)
         except OSError as exc:
@@ -149,10 +169,15 @@ class _Binding:
                                 written=written) from exc
         found = media.changes(self.bound, now, when, expected_size=device.size if written else None)
         if written:
+            found += [f"{reason} {when}" for reason in flushed]
             found += media.foreign_writes(self.writes, media.write_count(now.name, device.bytes_written),
                                           now.name, when)
             if self.watch is not None:
                 found += self.watch.openers(when)
+                if last_write:
+                    self.watch.settle()  # after the flushes above: every write of the job has landed
+                else:
+                    found += self.watch.modified(when)
             if self.guard is not None:
                 found += [f"{reason} ({when})" for reason in self.guard.assess_device(device).reasons]
         if found:
@@ -231,7 +256,8 @@ class JobRunner:
         except MediumChanged as exc:
             if exc.written:
                 self.registry.transition(job_id, "failed", "medium-changed", {"changes": list(exc.changes)},
-                                         reason=exc.message, error_code=exc.code, route="hold")
+                                         reason=exc.message, error_code=exc.code, route="hold",
+                                         **self._unfinished(job_id, device))
             else:  # nothing was written: a refusal, and the drive waits for a person
                 self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
                                          reason=exc.message, error_code=exc.code, route="hold")
@@ -246,27 +272,31 @@ class JobRunner:
         except (JobInterrupted, VerifyCancelled) as exc:
             self.registry.transition(
                 job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled", error_code="interrupted",
-                route="hold",
+                route="hold", **self._unfinished(job_id, device),
             )
         except DriveRemoved as exc:
             # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
             self.registry.transition(job_id, "failed", "drive-removed", {"reason": exc.message},
-                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold")
+                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold",
+                                     **self._unfinished(job_id, device))
         except MediaError as exc:
             self.registry.transition(
                 job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
-                reason=exc.message, error_code=exc.code, route="destroy",
+                reason=exc.message, error_code=exc.code, route="destroy", **self._unfinished(job_id, device),
             )
         except VerificationFailed as exc:
             # the drive said it erased and did not (or read-back found data): it cannot be trusted again
             self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route="destroy")
+                                     reason=exc.message, error_code=exc.code, route="destroy",
+                                     **self._unfinished(job_id, device))
         except AgentError as exc:
             self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"))
+                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"),
+                                     **self._unfinished(job_id, device))
         except BaseException as exc:
             self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
-                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold")
+                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold",
+                                     **self._unfinished(job_id, device))
             raise
         finally:
             if binding is not None:
@@ -274,6 +304,17 @@ class JobRunner:
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
+
+    def _unfinished(self, job_id: str, device: BlockDevice | None) -> dict[str, Any]:
+        """Columns of a job that failed: no level reached, and the bytes this job really wrote (attack B3).
+
+        The level set at ``running`` is the method's *planned* one; a pass that stopped at 20 MiB reached
+        none. Bytes: what the job's descriptor wrote, unless the method recorded more (a firmware method
+        writes through commands, not the descriptor).
+        """
+        recorded = self.registry.job(job_id).bytes_written or 0
+        written = device.bytes_written if device is not None else 0
+        return {"level": None, "bytes_written": max(recorded, written)}
 
     def _open_target(self, job_id: str, identity: DriveIdentity) -> Target:
         """Open the drive's command transport (if any) and probe its capabilities and state."""
@@ -299,8 +340,10 @@ class JobRunner:
         return Target(identity=identity, capabilities=capabilities, transport=transport)
 
     def _context(self, job_id: str, target: Target, device: BlockDevice, progress: JobProgress | None,
-                 cancelled: Callable[[], bool]) -> MethodContext:
+                 cancelled: Callable[[], bool], binding: _Binding | None = None) -> MethodContext:
         def report(phase: str, done: int, total: int) -> None:
+            if binding is not None and binding.watch is not None:
+                binding.watch.poll()  # who wrote the backing file, asked while the writer still exists
             if progress is not None:
                 progress(job_id, phase, done, total)
 
@@ -343,10 +386,10 @@ class JobRunner:
                 method=selection.method.name, level=selection.applicability.level.value,
                 decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
             )
-            context = self._context(job_id, target, device, progress, cancelled)
+            context = self._context(job_id, target, device, progress, cancelled, binding)
             outcome = selection.method.run(context)
             # a device grown under the job (losetup -c) has a tail never written: not the medium we covered
-            binding.check(device, "during the job, after the last write", written=True)
+            binding.check(device, "during the job, after the last write", written=True, last_write=True)
             self._verify(job_id, identity, device, outcome, selection.applicability.reason,
                          request.profile.verify_mode, context, cancelled, binding)
         finally:
@@ -540,7 +583,7 @@ class JobRunner:
                 authorisation = Authorisation(job.device_path, job.operator, expected_serial=job.drive.serial)
                 device = self.guard.acquire(job.device_path, authorisation)
                 binding = _Binding.of_open(device, self.guard)
-                context = self._context(job_id, target, device, progress, cancelled)
+                context = self._context(job_id, target, device, progress, cancelled, binding)
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
                 self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)

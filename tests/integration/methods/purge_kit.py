@@ -34,8 +34,9 @@ def identify_as(transport: str, media: str, serial: str = "EMU-0001") -> Callabl
 def make_runner(state_dir: Path, transport: str, media: str, drive: Transport | None,
                 serial: str = "EMU-0001") -> tuple[JobRunner, Registry]:
     registry = Registry(state_dir).open()
-    runner = JobRunner(registry, Guard(), identify_as(transport, media, serial), transports=lambda _identity: drive,
-                       sleep=lambda _seconds: None)
+    # loop_windows: an emulated drive's loop may play a kernel capacity below its native one (hidden areas)
+    runner = JobRunner(registry, Guard(loop_windows=True), identify_as(transport, media, serial),
+                       transports=lambda _identity: drive, sleep=lambda _seconds: None)
     return runner, registry
 
 
