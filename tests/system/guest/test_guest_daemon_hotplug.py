@@ -78,7 +78,8 @@ def test_daemon_wipes_hotplugged_drive_and_fails_only_the_pulled_one(results_dir
             # the pulled drive's outcome is no longer the bay's (the bay is empty): it is the previous drive's
             status = _wait(client, daemon, lambda s: bool(_bay(s, "bay-1")["previous"] and _bay(s, "bay-2")["outcome"]),
                            "both outcomes")
-            pulled, big, small = _bay(status, "bay-1"), _bay(status, "bay-1")["previous"], _bay(status, "bay-2")["outcome"]
+            pulled, small = _bay(status, "bay-1"), _bay(status, "bay-2")["outcome"]
+            big = pulled["previous"]
             assert pulled["state"] == "empty" and pulled["outcome"] is None, pulled
             assert (big["outcome"], big["error_code"], big["route"]) == ("failed", "drive_removed", "hold"), big
             assert big["label"] == "previous drive S/N DAEMONBIG: failed", big

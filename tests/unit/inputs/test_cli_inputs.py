@@ -381,12 +381,13 @@ def test_non_utf8_arguments_are_refused_once_at_the_door() -> None:
 
 
 def test_non_ascii_bay_and_job_names_reach_the_daemon_as_one_segment(tmp_path: Path) -> None:
-    """``start bäy`` was a UnicodeEncodeError in the request line; now it is quoted (and no daemon runs)."""
+    """``start bäy`` was a UnicodeEncodeError in the request line; a name no bay or job can have (the
+    configuration allows letters, digits, . _ - only) is refused before any request is made."""
     config = tmp_path / "station.toml"
     config.write_text(f'station_id = "s1"\napi_socket = "{tmp_path}/api.sock"\nstate_dir = "{tmp_path}/state"\n')
     for command in (["start", "bäy"], ["cancel", "jöb/../x"], ["cancel", "--bay", "b ä y"]):
         line = one_line_error(run_cli("--config", str(config), *command))
-        assert "not running" in line, line
+        assert "not a valid" in line, line
 
 
 @pytest.mark.root
