@@ -282,6 +282,16 @@ def _header_problem(header: bytes, size: int) -> str | None:
     return None
 
 
+def _remove_created(paths: list[Path]) -> None:
+    """Remove the -wal/-shm files a refused registry's read-only probe created (they did not exist before)."""
+    for item in paths:
+        try:
+            if item.stat().st_size == 0 or item.name.endswith("-shm"):
+                item.unlink()
+        except OSError:
+            pass
+
+
 class Registry:
     """SQLite registry under the state directory; one connection per instance."""
 
@@ -407,10 +417,13 @@ class Registry:
             raise self._refuse(suspect[1:])
         try:
             # read-only: a hot journal is not rolled back, WAL is not switched on, nothing is written.
-            # With no -wal beside it (closed cleanly, or never a database) the file is the whole
-            # database: "immutable" reads it without creating -wal/-shm files next to it either.
-            live = os.path.lexists(f"{path}-wal")
-            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro" + ("" if live else "&immutable=1"),
+            # Never "immutable": other processes (the daemon, its workers) write this file while we
+            # look, and an immutable reader of a changing file made their commits fail with "disk I/O
+            # error" (eight parallel daemon jobs). The header check above refuses a non-SQLite file
+            # before SQLite ever opens it.
+            beside = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+            created = [item for item in beside if not os.path.lexists(item)]
+            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
                                     uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
@@ -438,7 +451,14 @@ class Registry:
                 raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
             probe.execute("SELECT count(*) FROM jobs").fetchone()
         except sqlite3.Error as exc:
+            probe.close()
+            _remove_created(created)
             raise self._unreadable(exc) from None
+        except ConfigError:
+            # refused: what the read-only look made beside the file goes, so the refused file is left as found
+            probe.close()
+            _remove_created(created)
+            raise
         finally:
             probe.close()
 
