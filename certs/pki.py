@@ -775,12 +775,17 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 
 def is_tsa_certificate(certificate: x509.Certificate) -> bool:
-    """True when the certificate's extended key usage is exactly timeStamping and it is not a CA."""
+    """True when the certificate's extended key usage is exactly timeStamping, marked critical
+    (RFC 3161 section 2.3, and what the verifier requires), and it is not a CA.
+
+    The station and the bundle loader use this: as strict as the verifier, so the station never
+    writes a timestamp no partner accepts."""
     try:
-        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extension = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         return False
-    return list(usage) == [ExtendedKeyUsageOID.TIME_STAMPING] and not _is_ca(certificate)
+    return (extension.critical and list(extension.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+            and not _is_ca(certificate))
 
 
 def parse_trust_bundle(

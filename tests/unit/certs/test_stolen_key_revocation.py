@@ -21,7 +21,7 @@ from cryptography import x509
 from certs import pki
 from certs.verify import DocumentKind, load_trust_bundle, verify_with_bundle
 from tests.unit.certs import verify_kit as kit
-from tests.unit.certs.certs_test_kit import record_for
+from tests.unit.certs.certs_test_kit import PkiWorld, record_for
 
 
 def _verify(path: Path, bundle: Path) -> tuple[bool, str, str]:
@@ -105,3 +105,16 @@ def test_revoke_bad_input_is_one_line_exit_2(tmp_path: Path, arguments: tuple[st
     result = _revoke("--ca", str(tmp_path / "ca"), "--station-id", "station-01", *arguments)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_the_station_refuses_a_tsa_whose_timestamping_eku_is_not_critical(world: PkiWorld) -> None:
+    """The station's own TSA check is as strict as the verifier's (which says ``untrusted_timestamp``)."""
+    from certs import ltv
+    from certs.pki import is_tsa_certificate
+
+    lax = kit.make_tsa(world.ca_dir, critical=False)
+    assert not is_tsa_certificate(lax.certificate)
+    assert is_tsa_certificate(kit.make_tsa(world.ca_dir).certificate)
+    signed = kit.sign_raw(record_for(world.station, demo=False), world.station, lax.stamper())
+    problem = ltv._foreign_timestamps(signed, world.station.chain)
+    assert problem is not None and "is not a TSA certificate" in problem, problem
