@@ -10,7 +10,17 @@ is the reason reported):
 2. :func:`certs.structure.check_structure` accepts its structure: byte ranges, the ``/Contents``
    hex string, container padding, revisions after the signed one adding only long-term validation
    data, one certification signature, no active content (codes listed in :mod:`certs.structure`);
-3. the station signature's CMS, checked here with ``cryptography``: one SignerInfo, its ``sid``
+3. the CMS profile, for the station signature and every timestamp token (the CMS lies in the
+   unsigned gap, so whatever the signature does not cover is allow-listed): DER exactly, a
+   re-encoding gives the same bytes; one SignerInfo (``multiple_signer_infos``);
+   SignedData.digestAlgorithms exactly the SignerInfo's digest algorithm, the signature algorithm's
+   hash the same; the certificates the signer's and at most its CA's, each once; no CRLs inside;
+   signed attributes present, with contentType, messageDigest and signingCertificateV2; detached
+   content for the station; unsigned attributes: one signature timestamp token at most for the
+   station, none in a token (``cms_profile``); SHA-1, MD5 (or SHA-224) as any digest, signature
+   hash, message imprint or ESS certificate hash (signingCertificate v1 is SHA-1) is
+   ``weak_algorithm``;
+   then the station signature's CMS, checked here with ``cryptography``: its ``sid``
    names a certificate carried in the CMS, the ``messageDigest`` signed attribute equals SHA-256
    over the two byte ranges, the ESS ``signingCertificateV2`` attribute names that certificate, the
    signature value verifies with its key (``bad_signature``, ``modified``);
@@ -34,7 +44,8 @@ is the reason reported):
    bundle CRL is a warning for a timestamped document and an error (``crl_expired``) for an
    untimestamped one, whose current status is what matters;
 7. pyHanko agrees at the same time (``rejected``);
-8. the embedded record (or manifest / destruction JSON) parses strictly, is canonical, matches the
+8. the embedded record (or manifest / destruction JSON) parses strictly (no control, format or
+   separator character and only NFC text in any string: :func:`certs.record.text_problem`), is canonical, matches the
    hash and id the document states and names the signing station (``no_record``, ``bad_record``,
    ``hash_mismatch``, ``station_mismatch``);
 9. what a person reads matches what is signed: page text against the record, field by field,
