@@ -406,7 +406,6 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
         if len(certificates) != len(signed_data["certificates"] or []):
             raise _Invalid("cms_profile", "the CMS certificates carry something other than X.509 certificates")
         signer = _find_signer(signer_info["sid"], (*certificates, *extra_certificates), code)
-        _check_certificate_bag(certificates, signer)
         signed_attributes = signer_info["signed_attrs"]
         # Keyed by dotted OID: asn1crypto names some attributes only once pyHanko's signing modules
         # are imported, and a verdict must not depend on what happened to be imported before.
@@ -674,6 +673,7 @@ def _verify_token(token_der: bytes, imprint_parts: Sequence[bytes], bundle: Trus
         raise _Invalid("bad_timestamp", f"the {source.value.replace('_', ' ')} claims a future time "
                                         f"({generated:%Y-%m-%d %H:%M} UTC)")
     _check_tsa_profile(checked.certificate, bundle)
+    _check_certificate_bag(checked.certificates, checked.certificate)
     return _Timestamp(source, generated.astimezone(UTC), checked.certificate)
 
 
@@ -797,6 +797,8 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
                          code="bad_signature")
     signer = signed.certificate
     _check_signer_profile(signer, bundle)
+    # After the profile: who signed is the more telling verdict (signer_is_ca, untrusted).
+    _check_certificate_bag(signed.certificates, signer)
 
     stamps: list[_Timestamp] = []
     token = _signature_timestamp(signed.signer_info)
