@@ -20,6 +20,7 @@ from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.issue import _write_atomic
 from certs.pki import StationSigner
+from certs.record import check_document_strings
 
 METHODS = ("shred", "crush", "degauss")
 SCHEMA = 1
@@ -28,6 +29,7 @@ _REQUIRED = ("schema", "kind", "document_id", "station_id", "created_at", "demo"
 
 
 def _check(record: Mapping[str, Any]) -> None:
+    check_document_strings(dict(record), "destruction record")
     missing = [key for key in _REQUIRED if key not in record]
     if missing:
         raise RecordError(f"destruction record: missing {', '.join(missing)}")

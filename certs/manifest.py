@@ -22,8 +22,10 @@ from reportlab.lib.units import mm
 
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
+from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.issue import _write_atomic
 from certs.pki import StationSigner, TrustBundle
+from certs.record import check_document_strings
 from certs.verify import verify_with_bundle
 
 SCHEMA = 1
@@ -56,6 +58,7 @@ class CertificateCheck:
 
 
 def _check_shape(manifest: Mapping[str, Any]) -> None:
+    check_document_strings(dict(manifest), "manifest")
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
         raise RecordError(f"manifest: missing {', '.join(missing)}")
@@ -161,12 +164,12 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
 def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
     """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
     copy = pdf_path.with_suffix(".json")
-    if not copy.is_file():
+    if not copy.exists():
         return ""
     try:
-        data = copy.read_bytes()
-    except OSError as error:
-        return f"{copy.name}: cannot read ({error.strerror})"
+        data = read_regular_file(copy, MAX_DOCUMENT_BYTES)
+    except NotReadable as error:
+        return f"{copy.name}: {error}"
     if data != canonical_json(manifest):
         return f"{copy.name} differs from the manifest signed in {pdf_path.name}: trust the PDF, not the copy"
     return ""

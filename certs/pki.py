@@ -414,12 +414,16 @@ def _write_crl(
     )
     for entry in state.issued:
         if entry.get("revoked_at"):
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(entry["serial"], 16))
-                .revocation_date(datetime.fromisoformat(entry["revoked_at"]))
-                .build()
-            )
+            revoked = (x509.RevokedCertificateBuilder()
+                       .serial_number(int(entry["serial"], 16))
+                       .revocation_date(datetime.fromisoformat(entry["revoked_at"])))
+            if entry.get("reason"):
+                revoked = revoked.add_extension(x509.CRLReason(REVOCATION_REASONS[entry["reason"]]), critical=False)
+            if entry.get("compromised_since"):
+                revoked = revoked.add_extension(
+                    x509.InvalidityDate(datetime.fromisoformat(entry["compromised_since"]).replace(tzinfo=None)),
+                    critical=False)
+            builder = builder.add_revoked_certificate(revoked.build())
     crl = builder.sign(key, hashes.SHA256())
     _write_atomic(ca_dir / CA_CRL, crl.public_bytes(serialization.Encoding.PEM), 0o644)
     _save_state(ca_dir, state)
@@ -641,12 +645,28 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int:
         return 0
 
 
+REVOCATION_REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "key-compromise": x509.ReasonFlags.key_compromise,
+    "affiliation-changed": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessation-of-operation": x509.ReasonFlags.cessation_of_operation,
+    "certificate-hold": x509.ReasonFlags.certificate_hold,
+}
+"""``pki revoke --reason`` words → the RFC 5280 CRLReason written into the CRL entry."""
+
+
 def revoke(
     ca_dir: Path, serial: int | str | None = None, station_id: str | None = None, *,
-    clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS,
+    clock: Clock = utc_now, crl_days: int = DEFAULT_CRL_DAYS, reason: str | None = None,
+    compromised_since: datetime | None = None,
 ) -> tuple[int, ...]:
     """Revoke one certificate by serial, or every unrevoked certificate of a station, and reissue the CRL.
 
+    ``reason`` (a key of :data:`REVOCATION_REASONS`) is written as the entry's CRLReason.
+    ``compromised_since`` (only with reason ``key-compromise``, required with it) is written as
+    the InvalidityDate: the verifier then rejects documents whose proven signing time is after it,
+    even timestamped ones made before the revocation (a thief with the key can get timestamps).
     Returns the serials revoked. Revoking an already revoked serial is an error, so a typo cannot
     pass silently.
     """
@@ -654,8 +674,18 @@ def revoke(
         _check_days(crl_days, "--crl-days")
         if (serial is None) == (station_id is None):
             raise PkiError("give exactly one of a serial or a station id to revoke")
+        if reason is not None and reason not in REVOCATION_REASONS:
+            raise PkiError(f"revocation reason must be one of {', '.join(REVOCATION_REASONS)}, not {reason!r}")
+        if (reason == "key-compromise") != (compromised_since is not None):
+            raise PkiError("a key compromise needs the time since when the key counts as compromised "
+                           "(--compromised-since), and only a key compromise has one")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         now = clock()
+        if compromised_since is not None:
+            if compromised_since.tzinfo is None:
+                raise PkiError("--compromised-since needs a time zone (e.g. 2026-12-01T00:00:00Z)")
+            if compromised_since > now:
+                raise PkiError("--compromised-since lies in the future")
         if serial is not None:
             wanted = parse_serial(serial) if isinstance(serial, str) else serial
             matches = [entry for entry in state.issued if int(entry["serial"], 16) == wanted]
@@ -672,6 +702,10 @@ def revoke(
                 raise PkiError(f"station {station_id!r} has no unrevoked certificate from this CA")
         for entry in matches:
             entry["revoked_at"] = now.isoformat()
+            if reason is not None:
+                entry["reason"] = reason
+            if compromised_since is not None:
+                entry["compromised_since"] = compromised_since.astimezone(UTC).isoformat()
         _write_crl(ca_dir, ca_key, ca_certificate, state, now, crl_days)
         return tuple(int(entry["serial"], 16) for entry in matches)
 
@@ -747,12 +781,17 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 
 def is_tsa_certificate(certificate: x509.Certificate) -> bool:
-    """True when the certificate's extended key usage is exactly timeStamping and it is not a CA."""
+    """True when the certificate's extended key usage is exactly timeStamping, marked critical
+    (RFC 3161 section 2.3, and what the verifier requires), and it is not a CA.
+
+    The station and the bundle loader use this: as strict as the verifier, so the station never
+    writes a timestamp no partner accepts."""
     try:
-        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        extension = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         return False
-    return list(usage) == [ExtendedKeyUsageOID.TIME_STAMPING] and not _is_ca(certificate)
+    return (extension.critical and list(extension.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+            and not _is_ca(certificate))
 
 
 def parse_trust_bundle(

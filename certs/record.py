@@ -20,6 +20,7 @@ import math
 import re
 import types
 import typing
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,42 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 def is_identifier(value: str) -> bool:
     """Whether ``value`` is acceptable as a certificate, job or station id."""
     return _IDENTIFIER.fullmatch(value) is not None
+
+
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Unicode categories refused in every string of a signed document: control characters (NUL, ESC,
+CR, LF, TAB, DEL, C1), format characters (bidi overrides such as U+202E, zero-width spaces, U+FEFF)
+and line/paragraph separators. Each makes what a person reads differ from what is signed (a
+reversed asset tag, a fake second line) or rewrites a partner's terminal when printed."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` may not appear in a signed document, or None when it may.
+
+    Refused: characters of the categories in :data:`_REFUSED_CATEGORIES` (named by code point) and
+    text that is not in Unicode NFC (two spellings of one visible string must not be two records).
+    """
+    for character in value:
+        if unicodedata.category(character) in _REFUSED_CATEGORIES:
+            return f"contains the control or format character U+{ord(character):04X}"
+    if not unicodedata.is_normalized("NFC", value):
+        return "is not in Unicode normal form NFC"
+    return None
+
+
+def check_document_strings(value: object, path: str) -> None:
+    """Apply :func:`text_problem` to every string (keys too) in a parsed JSON document; RecordError names the path."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            _fail(path, problem)
+    elif isinstance(value, dict):
+        for key, element in value.items():
+            check_document_strings(key, f"{path} key")
+            check_document_strings(element, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, element in enumerate(value):
+            check_document_strings(element, f"{path}[{index}]")
 
 
 def new_certificate_id() -> str:
@@ -120,6 +157,9 @@ def _convert(hint: Any, value: object, path: str) -> Any:
             value.encode("utf-8")
         except UnicodeEncodeError:
             _fail(path, "is not valid Unicode text (lone surrogate)")
+        problem = text_problem(value)
+        if problem:
+            _fail(path, problem)
         return value
     if hint is bool:
         if not isinstance(value, bool):

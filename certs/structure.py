@@ -26,8 +26,9 @@ Failure codes (``StructureError.code``, stable, for ``--json``):
     non-hex characters.
 ``container_padding``
     the decoded bytes after the DER CMS are not all 0x00, or the DER is not one well-formed CMS
-    ContentInfo of SignedData with one signer (a TSTInfo for a document timestamp, not for a
-    signature).
+    ContentInfo of SignedData (a TSTInfo for a document timestamp, not for a signature).
+``multiple_signer_infos``
+    the CMS SignedData holds more than one SignerInfo (or none).
 ``unsigned_tail``
     bytes after the last revision that are not whitespace, or a revision that no signature or
     document timestamp covers, unless it changes only the DSS.
@@ -95,6 +96,7 @@ STRUCTURE_CODES: tuple[str, ...] = (
     "modified_after_signing",
     "active_content",
     "unexpected_annotation",
+    "multiple_signer_infos",
 )
 """Every code :class:`StructureError` may carry (documented in the module docstring)."""
 
@@ -741,12 +743,14 @@ def _split_container(decoded: bytes, where: str) -> bytes:
         if info["content_type"].dotted != _SIGNED_DATA:
             raise ValueError(f"content type {info['content_type'].dotted}")
         signed = info["content"]
-        if len(signed["signer_infos"]) != 1:
-            raise ValueError(f"{len(signed['signer_infos'])} signer infos")
+        signer_infos = len(signed["signer_infos"])
         signed["encap_content_info"]["content_type"].native  # noqa: B018 - forces the parse
     except Exception as error:  # asn1crypto raises assorted types on malformed DER
         raise StructureError("container_padding", f"{where}: /Contents is not one CMS SignedData "
                                                   f"({type(error).__name__}: {str(error)[:80]})") from None
+    if signer_infos != 1:
+        raise StructureError("multiple_signer_infos", f"{where}: the CMS holds {signer_infos} signer infos; "
+                                                      "expected one")
     return cms
 
 

@@ -5,11 +5,22 @@ asked afterwards as a second opinion that can only make a verdict stricter (a di
 ``rejected``). A document is valid only when every check passes, in this order (the first failure
 is the reason reported):
 
-1. the file is readable and is a PDF (``unreadable``, ``not_pdf``);
+1. the file is a readable regular file of at most 64 MiB (a FIFO, a device or a larger file is
+   ``unreadable``, read without blocking: :mod:`certs.files`) and is a PDF (``not_pdf``);
 2. :func:`certs.structure.check_structure` accepts its structure: byte ranges, the ``/Contents``
    hex string, container padding, revisions after the signed one adding only long-term validation
    data, one certification signature, no active content (codes listed in :mod:`certs.structure`);
-3. the station signature's CMS, checked here with ``cryptography``: one SignerInfo, its ``sid``
+3. the CMS profile, for the station signature and every timestamp token (the CMS lies in the
+   unsigned gap, so whatever the signature does not cover is allow-listed): DER exactly, a
+   re-encoding gives the same bytes; one SignerInfo (``multiple_signer_infos``);
+   SignedData.digestAlgorithms exactly the SignerInfo's digest algorithm, the signature algorithm's
+   hash the same; the certificates the signer's and at most its CA's, each once; no CRLs inside;
+   signed attributes present, with contentType, messageDigest and signingCertificateV2; detached
+   content for the station; unsigned attributes: one signature timestamp token at most for the
+   station, none in a token (``cms_profile``); SHA-1, MD5 (or SHA-224) as any digest, signature
+   hash, message imprint or ESS certificate hash (signingCertificate v1 is SHA-1) is
+   ``weak_algorithm``;
+   then the station signature's CMS, checked here with ``cryptography``: its ``sid``
    names a certificate carried in the CMS, the ``messageDigest`` signed attribute equals SHA-256
    over the two byte ranges, the ESS ``signingCertificateV2`` attribute names that certificate, the
    signature value verifies with its key (``bad_signature``, ``modified``);
@@ -33,7 +44,8 @@ is the reason reported):
    bundle CRL is a warning for a timestamped document and an error (``crl_expired``) for an
    untimestamped one, whose current status is what matters;
 7. pyHanko agrees at the same time (``rejected``);
-8. the embedded record (or manifest / destruction JSON) parses strictly, is canonical, matches the
+8. the embedded record (or manifest / destruction JSON) parses strictly (no control, format or
+   separator character and only NFC text in any string: :func:`certs.record.text_problem`), is canonical, matches the
    hash and id the document states and names the signing station (``no_record``, ``bad_record``,
    ``hash_mismatch``, ``station_mismatch``);
 9. what a person reads matches what is signed: page text against the record, field by field,
@@ -70,10 +82,11 @@ from certs.documents import DOCUMENT_KEY, kind_of
 from certs.documents import KINDS as DOCUMENT_KINDS
 from certs.documents import canonical_json as document_json
 from certs.errors import RecordError, SigningError, TrustBundleError
+from certs.files import MAX_BUNDLE_BYTES, MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.issue import ATTACHMENT_NAME, CATALOG_KEY
 from certs.oids import STATION_SIGNING_EKU
 from certs.pki import STATION_OU, StationSigner, TrustBundle, format_serial, parse_trust_bundle, utc_now
-from certs.record import SanitisationRecord
+from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
 
@@ -103,6 +116,7 @@ VERIFY_CODES: tuple[str, ...] = (
     "unreadable", "not_pdf", "bad_signature", "modified", "signer_is_ca", "untrusted", "signer_profile",
     "bad_timestamp", "untrusted_timestamp", "expired", "revoked", "crl_expired", "rejected", "no_record",
     "bad_record", "hash_mismatch", "station_mismatch", "visible_text_mismatch", "wrong_kind",
+    "cms_profile", "weak_algorithm", "multiple_signer_infos",
 )
 """Every failure code this module reports itself (see the module docstring)."""
 FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
@@ -176,12 +190,12 @@ def load_trust_bundle(path: Path, *, now: datetime | None = None) -> TrustBundle
     ``now`` is accepted for compatibility and ignored.
     """
     del now
+    if not path.exists():
+        raise TrustBundleError(f"trust bundle not found: {path}")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TrustBundleError(f"trust bundle not found: {path}") from None
-    except OSError as error:
-        raise TrustBundleError(f"cannot read trust bundle {path}: {error.strerror}") from None
+        data = read_regular_file(path, MAX_BUNDLE_BYTES)
+    except NotReadable as error:
+        raise TrustBundleError(f"trust bundle: {error}") from None
     return parse_trust_bundle(data, require_current_crl=False)
 
 
@@ -205,18 +219,18 @@ def verify_many(
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Replace each directory by the PDF files it contains, sorted by name.
+    """Replace each directory by the ``*.pdf`` entries it contains, sorted by name.
 
     A directory that cannot be listed stays in the list as itself, so that verifying it reports
-    ``unreadable`` for it instead of failing the whole batch.
+    ``unreadable`` for it instead of failing the whole batch. An entry named ``*.pdf`` that is not
+    a regular file (a FIFO, a device, a folder) is kept too: verifying it names it ``unreadable``
+    rather than skipping it silently.
     """
     result: list[Path] = []
     for path in paths:
         try:
             if path.is_dir():
-                result += sorted(
-                    item for item in path.iterdir() if item.suffix.lower() == ".pdf" and item.is_file()
-                )
+                result += sorted(item for item in path.iterdir() if item.suffix.lower() == ".pdf")
                 continue
         except OSError:
             pass
@@ -269,9 +283,9 @@ def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None 
     valid document of another kind is then reported invalid with code ``wrong_kind``.
     """
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        return VerificationReport(path, False, "unreadable", f"cannot read file: {error.strerror or error}")
+        data = read_regular_file(path, MAX_DOCUMENT_BYTES)
+    except NotReadable as error:
+        return VerificationReport(path, False, "unreadable", str(error))
     return verify_data(path, data, bundle, now=now, expect=expect)
 
 
@@ -332,7 +346,13 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+_WEAK_HASHES = frozenset({"md2", "md5", "sha1", "sha224"})
+"""Digest algorithms refused anywhere in a CMS (``weak_algorithm``): broken or below 128-bit security."""
+
+
 def _digest(algorithm: str, parts: Sequence[bytes]) -> bytes:
+    if algorithm in _WEAK_HASHES:
+        raise _Invalid("weak_algorithm", f"digest algorithm {algorithm} is too weak")
     if algorithm not in _HASHES:
         raise _Invalid("bad_signature", f"digest algorithm {algorithm} is not accepted")
     hasher = hashes.Hash(_HASHES[algorithm]())
@@ -352,6 +372,8 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
 
     ``content_digest`` is what the ``messageDigest`` attribute must equal (detached content);
     None means the content is encapsulated (a timestamp token) and is hashed from the CMS itself.
+    The profile (:func:`_check_cms_profile`) is checked before any signature, so a
+    weak or unexpected construction gets its own code rather than a generic one.
     """
     from asn1crypto import cms, core
 
@@ -362,8 +384,9 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
         signed_data = info["content"]
         signer_infos = list(signed_data["signer_infos"])
         if len(signer_infos) != 1:
-            raise _Invalid(code, f"the CMS holds {len(signer_infos)} signer infos; expected one")
+            raise _Invalid("multiple_signer_infos", f"the CMS holds {len(signer_infos)} signer infos; expected one")
         signer_info = signer_infos[0]
+        _check_cms_profile(der, info, signer_info, token=content_type == "tst_info")
         encapsulated = signed_data["encap_content_info"]
         if encapsulated["content_type"].native != content_type:
             raise _Invalid(code, f"the CMS content type is {encapsulated['content_type'].native}, "
@@ -375,15 +398,15 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
                 raise _Invalid(code, "the timestamp token carries no content")
             content_digest = _digest(digest_algorithm, [content.contents])
         elif encapsulated["content"].native is not None:
-            raise _Invalid(code, "the signature encapsulates content; a PDF signature is detached")
+            raise _Invalid("cms_profile", "the signature encapsulates content; a PDF signature is detached")
         certificates = tuple(
             x509.load_der_x509_certificate(choice.chosen.dump())
             for choice in (signed_data["certificates"] or []) if choice.name == "certificate"
         )
+        if len(certificates) != len(signed_data["certificates"] or []):
+            raise _Invalid("cms_profile", "the CMS certificates carry something other than X.509 certificates")
         signer = _find_signer(signer_info["sid"], (*certificates, *extra_certificates), code)
         signed_attributes = signer_info["signed_attrs"]
-        if not signed_attributes:
-            raise _Invalid(code, "the signature has no signed attributes")
         # Keyed by dotted OID: asn1crypto names some attributes only once pyHanko's signing modules
         # are imported, and a verdict must not depend on what happened to be imported before.
         attributes: dict[str, list[bytes]] = {}
@@ -394,7 +417,7 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
             attributes[oid] = [value.dump() for value in attribute["values"]]
         for oid, name in ((_CONTENT_TYPE, "contentType"), (_MESSAGE_DIGEST, "messageDigest")):
             if len(attributes.get(oid, [])) != 1:
-                raise _Invalid(code, f"signed attribute {name} is missing or not single-valued")
+                raise _Invalid("cms_profile", f"signed attribute {name} is missing or not single-valued")
         if core.ObjectIdentifier.load(attributes[_CONTENT_TYPE][0]).dotted != _CONTENT_OIDS[content_type]:
             raise _Invalid(code, "the contentType signed attribute does not match the content")
         if core.OctetString.load(attributes[_MESSAGE_DIGEST][0]).native != content_digest:
@@ -410,6 +433,74 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
         raise _Invalid(code, f"the CMS cannot be parsed: {_short(error)}") from None
     _verify_signature_value(signer, algorithm, digest_algorithm, signature_value, signed_bytes, code)
     return _SignerInfo(signer, signature_value, signed_data, signer_info, certificates)
+
+
+def _check_cms_profile(der: bytes, info: Any, signer_info: Any, *, token: bool) -> None:
+    """The strict CMS profile, for the station signature and every timestamp token.
+
+    The CMS sits in the unsigned gap of the PDF: anyone can rewrite it in place, so everything the
+    signature does not cover is allow-listed. It must be DER exactly (a re-encoding gives the same
+    bytes, so no BER indefinite lengths or padded lengths hide data); digestAlgorithms names exactly
+    the SignerInfo's digest algorithm; no SHA-1/MD5 anywhere (``weak_algorithm``); no CRLs inside;
+    unsigned attributes: one signature timestamp token at most for the station, none for a token
+    (``cms_profile``).
+    """
+    if info.dump(force=True) != der:
+        raise _Invalid("cms_profile", "the CMS is not DER-encoded exactly (a re-encoding differs from its bytes)")
+    signed_data = info["content"]
+    digest_algorithm = signer_info["digest_algorithm"]["algorithm"].native
+    if digest_algorithm in _WEAK_HASHES:
+        raise _Invalid("weak_algorithm", f"the signer's digest algorithm is {digest_algorithm}")
+    announced = [item["algorithm"].native for item in signed_data["digest_algorithms"]]
+    weak = sorted(set(announced) & _WEAK_HASHES)
+    if weak:
+        raise _Invalid("weak_algorithm", f"SignedData.digestAlgorithms names {', '.join(weak)}")
+    if announced != [digest_algorithm]:
+        raise _Invalid("cms_profile", f"SignedData.digestAlgorithms is {announced}; expected exactly "
+                                      f"[{digest_algorithm!r}], the signer's digest algorithm")
+    signature_algorithm = signer_info["signature_algorithm"]
+    try:
+        signature_hash: str | None = signature_algorithm.hash_algo
+    except ValueError:
+        signature_hash = None  # a bare key algorithm (rsaEncryption): the digest algorithm applies
+    if signature_hash in _WEAK_HASHES:
+        raise _Invalid("weak_algorithm", f"the signature algorithm is {signature_algorithm['algorithm'].native}")
+    if signature_hash is not None and signature_hash != digest_algorithm:
+        raise _Invalid("cms_profile", f"the signature algorithm hashes with {signature_hash}, the signer's "
+                                      f"digest algorithm is {digest_algorithm}")
+    if signed_data["crls"].native:
+        raise _Invalid("cms_profile", "the CMS carries revocation data inside; it belongs in the DSS")
+    if not signer_info["signed_attrs"]:
+        raise _Invalid("cms_profile", "the signature has no signed attributes")
+    unsigned = signer_info["unsigned_attrs"]
+    kinds = [attribute["type"].dotted for attribute in unsigned] if unsigned else []
+    if token and kinds:
+        raise _Invalid("cms_profile", f"the timestamp token carries unsigned attributes ({', '.join(kinds)})")
+    if [kind for kind in kinds if kind != _SIGNATURE_TIMESTAMP_TOKEN]:
+        raise _Invalid("cms_profile", "the signature carries unsigned attributes other than one signature "
+                                      f"timestamp ({', '.join(kinds)})")
+    if len(kinds) > 1 or (kinds and len(unsigned[0]["values"]) != 1):
+        raise _Invalid("cms_profile", "the signature carries more than one signature timestamp")
+
+
+def _check_certificate_bag(certificates: Sequence[x509.Certificate], signer: x509.Certificate) -> None:
+    """The CMS carries the signer's certificate and optionally its issuer's (the CA), each once, nothing else.
+
+    Extra certificates are the lever for selection tricks (a look-alike with the signer's issuer
+    and serial): the verdict must not depend on which of several candidates some code picks.
+    Whether that issuer is the trusted CA is the signer profile's decision (``untrusted``), made
+    later from the bundle, never from the bag. A timestamp token may carry none (the bundle then
+    supplies the TSA certificate).
+    """
+    signer_der = signer.public_bytes(serialization.Encoding.DER)
+    encoded = [item.public_bytes(serialization.Encoding.DER) for item in certificates]
+    if len(set(encoded)) != len(encoded):
+        raise _Invalid("cms_profile", "the CMS carries the same certificate twice")
+    strangers = [item for item, der in zip(certificates, encoded, strict=True)
+                 if der != signer_der and item.subject != signer.issuer]
+    if strangers or len(certificates) > 2:
+        raise _Invalid("cms_profile", "the CMS carries certificates other than the signer's and its CA's: "
+                                      + "; ".join(item.subject.rfc4514_string() for item in strangers or certificates))
 
 
 def _find_signer(sid: Any, candidates: Sequence[x509.Certificate], code: str) -> x509.Certificate:
@@ -438,7 +529,7 @@ def _find_signer(sid: Any, candidates: Sequence[x509.Certificate], code: str) ->
 def _check_signing_certificate(attributes: dict[str, list[bytes]], signer: x509.Certificate, code: str) -> None:
     """ESS signingCertificateV2 (RFC 5035) must name the signer: it binds the certificate to the signature.
 
-    RFC 3161 tokens may carry the older signingCertificate (SHA-1, RFC 2634) instead.
+    The older signingCertificate (RFC 2634) hashes with SHA-1 and is refused (``weak_algorithm``).
     """
     from asn1crypto import tsp
 
@@ -450,19 +541,17 @@ def _check_signing_certificate(attributes: dict[str, list[bytes]], signer: x509.
         certificates = tsp.SigningCertificateV2.load(values[0])["certs"]
         if not len(certificates):
             raise _Invalid(code, "the ESS signingCertificateV2 attribute is empty")
+        if len(certificates) != 1:
+            raise _Invalid("cms_profile", "the ESS signingCertificateV2 attribute names more than one certificate")
         first = certificates[0]
         expected = _digest(first["hash_algorithm"]["algorithm"].native, [signer_der])
-    elif _SIGNING_CERTIFICATE in attributes and code != "bad_signature":
-        values = attributes[_SIGNING_CERTIFICATE]
-        if len(values) != 1:
-            raise _Invalid(code, "the ESS signingCertificate attribute is repeated")
-        certificates = tsp.SigningCertificate.load(values[0])["certs"]
-        if not len(certificates):
-            raise _Invalid(code, "the ESS signingCertificate attribute is empty")
-        first = certificates[0]
-        expected = hashlib.sha1(signer_der).digest()  # RFC 2634 fixes SHA-1 here
+    elif _SIGNING_CERTIFICATE in attributes:
+        # RFC 2634 fixes SHA-1 for this attribute: a certificate chosen for a SHA-1 collision
+        # could stand in for the signer's.
+        raise _Invalid("weak_algorithm", "the signature binds its certificate with the ESS signingCertificate "
+                                         "attribute (SHA-1); signingCertificateV2 with SHA-256 is required")
     else:
-        raise _Invalid(code, "the signature has no ESS signingCertificateV2 attribute")
+        raise _Invalid("cms_profile", "the signature has no ESS signingCertificateV2 attribute")
     if first["cert_hash"].native != expected:
         raise _Invalid(code, "the ESS signing certificate attribute names another certificate than the signer")
     issuer_serial = first["issuer_serial"]
@@ -584,6 +673,7 @@ def _verify_token(token_der: bytes, imprint_parts: Sequence[bytes], bundle: Trus
         raise _Invalid("bad_timestamp", f"the {source.value.replace('_', ' ')} claims a future time "
                                         f"({generated:%Y-%m-%d %H:%M} UTC)")
     _check_tsa_profile(checked.certificate, bundle)
+    _check_certificate_bag(checked.certificates, checked.certificate)
     return _Timestamp(source, generated.astimezone(UTC), checked.certificate)
 
 
@@ -707,6 +797,8 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
                          code="bad_signature")
     signer = signed.certificate
     _check_signer_profile(signer, bundle)
+    # After the profile: who signed is the more telling verdict (signer_is_ca, untrusted).
+    _check_certificate_bag(signed.certificates, signer)
 
     stamps: list[_Timestamp] = []
     token = _signature_timestamp(signed.signer_info)
@@ -873,6 +965,10 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         raise _Invalid("bad_record", "the embedded document is not UTF-8 JSON") from None
     if not isinstance(document, dict) or document_json(document) != payload:
         raise _Invalid("bad_record", "the embedded document is not a canonical JSON object")
+    try:
+        check_document_strings(document, "document")
+    except RecordError as error:
+        raise _Invalid("bad_record", f"the embedded document is malformed: {error}") from None
     digest = hashlib.sha256(payload).hexdigest()
     if digest != stated_hash:
         raise _Invalid("hash_mismatch", f"the embedded document hashes to {digest}, the PDF states {stated_hash}")
@@ -1167,7 +1263,7 @@ def read_embedded_record(path: Path) -> SanitisationRecord:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
-        reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+        reader = PdfFileReader(io.BytesIO(read_regular_file(path, MAX_DOCUMENT_BYTES)), strict=False)
         data = _embedded_record(reader)
         return SanitisationRecord.from_json(data)
     except _Invalid as invalid:

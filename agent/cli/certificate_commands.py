@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -139,16 +140,38 @@ def issue_station(
 @click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
 @click.option("--serial", help="Serial (hex) of the certificate to revoke.")
 @click.option("--station-id", help="Revoke every unrevoked certificate of this station.")
+@click.option("--reason", help=f"Why: {', '.join(pki_library.REVOCATION_REASONS)} (written as the CRLReason). "
+                               "A lost or stolen station key is key-compromise.")
+@click.option("--compromised-since", help="With --reason key-compromise (required then): the time (ISO 8601 with "
+                                          "zone) since when the key may have been in other hands; documents "
+                                          "proven signed after it fail, even timestamped ones.")
 @_days_option("--crl-days", pki_library.DEFAULT_CRL_DAYS, "CRL next-update interval")
 @_json_option
-def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, crl_days: int, as_json: bool) -> None:
+def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, reason: str | None,
+           compromised_since: str | None, crl_days: int, as_json: bool) -> None:
     """Revoke a station certificate and reissue the CRL (then hand partners a new bundle)."""
     directory = Path(_required(ca_dir, "--ca", as_json))
     if (serial is None) == (station_id is None):
         _fail("bad_input", "give exactly one of --serial or --station-id", as_json, EXIT_BAD_INPUT)
+    if reason is not None and reason not in pki_library.REVOCATION_REASONS:
+        _fail("bad_input", f"--reason must be one of {', '.join(pki_library.REVOCATION_REASONS)}, not {reason!r}",
+              as_json, EXIT_BAD_INPUT)
+    since = None
+    if compromised_since is not None:
+        try:
+            since = datetime.fromisoformat(compromised_since.replace("Z", "+00:00"))
+        except ValueError:
+            _fail("bad_input", f"--compromised-since {compromised_since!r} is not an ISO 8601 time", as_json,
+                  EXIT_BAD_INPUT)
+        if since.tzinfo is None:
+            _fail("bad_input", "--compromised-since needs a time zone (e.g. 2026-12-01T00:00:00Z)", as_json,
+                  EXIT_BAD_INPUT)
+    if (reason == "key-compromise") != (since is not None):
+        _fail("bad_input", "--reason key-compromise and --compromised-since go together", as_json, EXIT_BAD_INPUT)
     _check_days(as_json, crl_days=crl_days)
     try:
-        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days)
+        revoked = pki_library.revoke(directory, serial=serial, station_id=station_id, crl_days=crl_days,
+                                     reason=reason, compromised_since=since)
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line

@@ -4,9 +4,13 @@ Run it on the station (it reads ``pki/chain.pem`` and ``pki/crl.pem`` from the s
 or anywhere with ``--trust BUNDLE`` (the CA certificate and CRL come from the bundle). It adds the
 DSS and document timestamp that documents signed while the TSA was unreachable lack, and an
 archive timestamp to documents whose newest timestamp's TSA certificate expires within
-``--renew-days``. Every file is written atomically, only after the new bytes read back; a file
-that needs nothing is not touched. Exit 0 when every file is B-LTA afterwards, 1 when any was
-refused or failed, 2 on bad input.
+``--renew-days``. Each file is first verified with the partners' verifier (against ``--trust``, or
+the station's own chain and CRL): an invalid one is refused untouched, so a forgery never receives
+the organisation's timestamp. The extended bytes are verified again in memory and written
+atomically only when they pass (a token from a TSA the bundle does not trust never reaches the
+file); a file that needs nothing is not touched. A ``*.pdf`` that is not a regular file (FIFO,
+device) or is over 64 MiB is named as skipped. Exit 0 when every file is B-LTA afterwards, 1 when
+any was refused, skipped or failed, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from cryptography import x509
 from agent.cli.context import certificate_settings, state_dir
 from certs import pki
 from certs.errors import CertificateError
+from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.issue import write_atomic
-from certs.ltv import DEFAULT_RENEW_DAYS, ExtendOutcome, extend_pdf, http_timestamper
+from certs.ltv import DEFAULT_RENEW_DAYS, ExtendOutcome, ExtendRefused, extend_pdf, http_timestamper
+from certs.verify import READ_BACK_TOLERATED, load_trust_bundle, verify_data
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -43,7 +49,8 @@ def certificates() -> None:
 @click.option("--tsa-url", help="The organisation's TSA [default: [timestamping] url of station.toml].")
 @click.option("--renew-days", type=int, default=DEFAULT_RENEW_DAYS, show_default=True,
               help="Add an archive timestamp when the newest timestamp's TSA certificate expires within this.")
-@click.option("--trust", help="Take the CA certificate and CRL from this trust bundle instead of the station's.")
+@click.option("--trust", help="Verify with, and take the CA certificate and CRL from, this trust bundle "
+                              "[default: the station's own chain and CRL].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def extend(ctx: click.Context, paths: tuple[str, ...], tsa_url: str | None, renew_days: int, trust: str | None,
@@ -62,8 +69,9 @@ def extend(ctx: click.Context, paths: tuple[str, ...], tsa_url: str | None, rene
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files += sorted(item for item in path.rglob("*.pdf") if item.is_file())
-        elif path.is_file():
+            # Every *.pdf entry, regular or not: a FIFO or device is named (skipped), never silently left out.
+            files += sorted(path.rglob("*.pdf"))
+        elif path.exists():
             files.append(path)
         else:
             _bad_input(f"no such file or folder: {name}")
@@ -71,26 +79,54 @@ def extend(ctx: click.Context, paths: tuple[str, ...], tsa_url: str | None, rene
         _bad_input("no PDF files found in the given folder(s)")
     try:
         if trust is not None:
-            bundle = pki.parse_trust_bundle(Path(trust).read_bytes(), require_current_crl=False)
+            bundle = load_trust_bundle(Path(trust))
             chain: tuple[x509.Certificate, ...] = (bundle.ca_certificate, *bundle.tsa_certificates)
             crl: x509.CertificateRevocationList | None = bundle.crl
         else:
             station = state_dir(ctx)
             chain = pki.load_certificates(station / pki.STATION_DIR / pki.STATION_CHAIN, "certificate chain")
             crl = pki.load_station_crl(station)
-    except OSError as error:
-        _bad_input(f"cannot read {trust}: {error.strerror}")
+            authority = next((item for item in chain if item.subject == item.issuer), None)
+            if authority is None or crl is None:
+                _bad_input("the station holds no CA certificate or CRL to verify the files with: give --trust BUNDLE")
+            # The station's own chain stands in for the partners' bundle (say so: the check is as
+            # strong as the station's CRL is current).
+            bundle = pki.TrustBundle(authority, crl, tuple(item for item in chain if pki.is_tsa_certificate(item)))
     except CertificateError as error:
         _bad_input(error.message)
+    if not as_json:
+        click.echo(f"verifying each file against {'the trust bundle ' + str(trust) if trust else 'the station chain'} "
+                   "before and after extending it")
     timestamper = http_timestamper(url, certificate_settings(ctx).tsa_timeout)
     now = pki.utc_now()
     results = []
     failed = 0
     for path in files:
         try:
-            result = extend_pdf(path.read_bytes(), timestamper=timestamper, chain=chain, crl=crl, now=now,
+            try:
+                original = read_regular_file(path, MAX_DOCUMENT_BYTES)
+            except NotReadable as error:
+                failed += 1
+                entry = {"path": str(path), "outcome": "skipped", "code": "unreadable", "detail": str(error)}
+                results.append(entry)
+                if not as_json:
+                    click.echo(f"{'SKIPPED':10} {path}: {entry['detail']}")
+                continue
+            # The partners' verifier first: a forged or broken file must never receive the
+            # organisation's document timestamp (it would then carry the TSA's word for a forgery).
+            before = verify_data(path, original, bundle, now=now)
+            if not before.valid and before.code not in READ_BACK_TOLERATED:
+                raise ExtendRefused(f"not extended: the verifier refuses it ({before.code}: {before.reason}); "
+                                    "it cannot be extended")
+            result = extend_pdf(original, timestamper=timestamper, chain=chain, crl=crl, now=now,
                                 renew_days=renew_days)
             if result.data is not None:
+                # Read back in memory before the atomic replace: a token from a TSA the bundle does
+                # not trust, or anything else the verifier refuses, never reaches the file.
+                after = verify_data(path, result.data, bundle, now=now)
+                if not after.valid:
+                    raise ExtendRefused(f"not extended: the extended file would fail verification "
+                                        f"({after.code}: {after.reason}); the file is unchanged")
                 write_atomic(path, result.data)
             entry = {"path": str(path), "outcome": result.outcome.value, "detail": result.detail}
         except CertificateError as error:

@@ -20,7 +20,7 @@ from agent import TOOL_NAME, __version__
 from agent.errors import CertificateError
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
-from certs.errors import NoSignerConfigured
+from certs.errors import NoSignerConfigured, RecordError
 from certs.issue import issue_certificate_details
 from certs.pki import StationSigner, load_station_signer
 from certs.record import (
@@ -217,7 +217,15 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
         return None
     now = datetime.now(UTC)
     try:
-        record = build_record(job, signer.station_id, settings, now)
+        try:
+            record = build_record(job, signer.station_id, settings, now)
+        except RecordError as exc:
+            # A control, bidi or format character (from a drive's identity, intake or the job)
+            # would make the page read differently from what is signed, or unverifiable: the
+            # record refuses it, so this job gets no certificate until the value is corrected.
+            raise CertificateError(f"job {job.id}: certificate not issued: record field {exc} "
+                                   "(a certificate must read to a person exactly as it is signed: "
+                                   "correct the value at intake or check the drive's identity)") from exc
         directory = registry.state_dir / "certificates"
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
         kind = "certificate" if record.outcome == "sanitised" else "failure-report"

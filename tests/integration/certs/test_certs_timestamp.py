@@ -19,12 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pyhanko.sign.timestamps import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from certs import pki
 from certs.verify import verify_file
-from tests.unit.certs.certs_test_kit import PkiWorld, record_for, run_tool
+from tests.unit.certs.certs_test_kit import EssV2TimeStamper, PkiWorld, record_for, run_tool
 
 
 def _tsa_certificate(ca_dir: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
@@ -55,7 +54,7 @@ def tsa(world: PkiWorld, request: pytest.FixtureRequest) -> Iterator[tuple[str, 
     der = serialization.Encoding.DER
     ca = asn1_x509.Certificate.load(
         x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes()).public_bytes(der))
-    stamper = DummyTimeStamper(
+    stamper = EssV2TimeStamper(
         tsa_cert=asn1_x509.Certificate.load(certificate.public_bytes(der)),
         tsa_key=asn1_keys.PrivateKeyInfo.load(key.private_bytes(
             der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -233,7 +234,7 @@ def test_extend_refuses_an_untimestamped_document_of_an_expired_station(
     assert result.returncode == 1, result.stdout + result.stderr
     entry = json.loads(result.stdout)["results"][0]
     assert entry["outcome"] == "refused" and entry["code"] == "extend_refused"
-    assert "station certificate expired on" in entry["detail"] and "cannot be extended" in entry["detail"]
+    assert "expired on" in entry["detail"] and "cannot be extended" in entry["detail"]
     assert path.read_bytes() == before, "a refused file is not touched"
     assert "Traceback" not in result.stderr
 
@@ -375,3 +376,31 @@ def test_extend_refuses_a_tsa_the_organisation_did_not_certify(world: PkiWorld, 
     entry = json.loads(result.stdout)["results"][0]
     assert entry["outcome"] == "refused" and "not certified by the station's CA" in entry["detail"]
     assert path.read_bytes() == before
+
+
+def test_extend_refuses_a_forged_overlay_and_names_a_fifo(world: PkiWorld, tsa: Tsa, tmp_path: Path) -> None:
+    """NEW-R2-6: a genuine B-B certificate with an appended revision that rewrites its page must never
+    receive the organisation's document timestamp; a FIFO named *.pdf is named, not skipped silently."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    folder = tmp_path / "mixed"
+    issued = issue_certificate_details(record_for(world.station), world.station, folder / "forged.pdf",
+                                       tsa_url="http://127.0.0.1:9/")
+    writer = IncrementalPdfFileWriter(io.BytesIO(issued.path.read_bytes()), strict=True)
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    page[generic.NameObject("/Rotate")] = generic.NumberObject(90)
+    writer.update_container(page)
+    output = io.BytesIO()
+    writer.write(output)
+    issued.path.write_bytes(output.getvalue())
+    forged_before = issued.path.read_bytes()
+    assert not verify_file(issued.path, world.bundle).valid
+    os.mkfifo(folder / "pipe.pdf")
+
+    result = _extend(folder, "--tsa-url", tsa.url, "--trust", world.bundle, state=world.station_state)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    results = json.loads(result.stdout)["results"]
+    outcomes = {Path(item["path"]).name: (item["outcome"], item["code"]) for item in results}
+    assert outcomes == {"forged.pdf": ("refused", "extend_refused"), "pipe.pdf": ("skipped", "unreadable")}
+    assert issued.path.read_bytes() == forged_before, "a refused forgery is not touched"

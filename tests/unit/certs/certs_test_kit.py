@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from pyhanko.sign.timestamps import DummyTimeStamper
 
 from certs import pki
 from certs.issue import issue_certificate
@@ -114,3 +117,32 @@ def pdf_text(path: Path, page: int | None = None) -> str:
 def utc(year: int, month: int, day: int) -> datetime:
     """A UTC datetime at midnight."""
     return datetime(year, month, day, tzinfo=UTC)
+
+
+class EssV2TimeStamper(DummyTimeStamper):  # type: ignore[misc]
+    """pyHanko's in-process test TSA, binding its certificate with ESS signingCertificateV2 (SHA-256).
+
+    pyHanko's own test stamper writes the older signingCertificate (SHA-1, RFC 2634), which the
+    verifier refuses as ``weak_algorithm``; the organisation's TSA (:mod:`certs.tsa`) and current
+    ones (RFC 5816) write V2. Only the signed attributes differ from pyHanko's stamper.
+    """
+
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt: datetime) -> tuple[bytes, Any]:
+        from asn1crypto import cms, core
+        from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from pyhanko.sign.general import as_signing_certificate_v2, get_pyca_cryptography_hash
+
+        digest = hashes.Hash(get_pyca_cryptography_hash(md_algorithm))
+        digest.update(tst_info_data)
+        signed_attributes = cms.CMSAttributes([
+            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(dt)})]}),
+            cms.CMSAttribute({"type": "signing_certificate_v2",
+                              "values": [as_signing_certificate_v2(self.tsa_cert)]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [digest.finalize()]}),
+        ])
+        key = serialization.load_der_private_key(self.tsa_key.dump(), password=None)
+        assert isinstance(key, RSAPrivateKey), "the test stamper signs with RSA"
+        signature = key.sign(signed_attributes.dump(), PKCS1v15(), get_pyca_cryptography_hash(md_algorithm))
+        return signature, signed_attributes

@@ -31,7 +31,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from certs import pki
 from certs.structure import StructureError, StructureReport, check_structure
-from tests.unit.certs.certs_test_kit import PkiWorld
+from tests.unit.certs.certs_test_kit import EssV2TimeStamper, PkiWorld
 
 DER = serialization.Encoding.DER
 
@@ -64,7 +64,7 @@ def make_ltv(world: PkiWorld) -> Ltv:
     )
     ca = asn1_x509.Certificate.load(ca_certificate.public_bytes(DER))
     tsa = asn1_x509.Certificate.load(certificate.public_bytes(DER))
-    stamper = DummyTimeStamper(
+    stamper = EssV2TimeStamper(
         tsa_cert=tsa,
         tsa_key=asn1_keys.PrivateKeyInfo.load(key.private_bytes(
             DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),

@@ -27,7 +27,7 @@ from certs.oids import STATION_SIGNING_EKU
 from certs.pki import StationSigner
 from certs.record import SanitisationRecord
 from certs.render import render_pdf
-from tests.unit.certs.certs_test_kit import PkiWorld
+from tests.unit.certs.certs_test_kit import EssV2TimeStamper, PkiWorld
 
 _DER = serialization.Encoding.DER
 _RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -90,7 +90,7 @@ class KitTsa:
 
     def stamper(self, at: datetime | None = None) -> DummyTimeStamper:
         """A stamper whose tokens say ``at`` (default: the real time)."""
-        return DummyTimeStamper(
+        return EssV2TimeStamper(
             tsa_cert=asn1_x509.Certificate.load(self.certificate.public_bytes(_DER)),
             tsa_key=asn1_keys.PrivateKeyInfo.load(_RSA_KEY.private_bytes(
                 _DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
