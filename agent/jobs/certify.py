@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,7 +170,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         issued_at=issued_at,
         demo=settings.demo,
         outcome="sanitised" if sanitised else "failed",
-        failure_reason=None if sanitised else (job.reason or "failed"),
+        failure_reason=None if sanitised else (station_text(job.reason) or "failed"),
         route=route,
         destination=settings.destination if sanitised else (
             "Destruction" if route == "destroy" else "Held at the station for a retry or a decision"),
@@ -197,8 +198,23 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
                             throughput_bytes_per_second=float(job.throughput or 0.0)),
             observations=observations,
         ),
-        notes=job.reason or "",
+        notes=station_text(job.reason),
     )
+
+
+def station_text(value: str | None) -> str:
+    """The station's own free text (a job's reason, often an exception's message) as a record may hold it.
+
+    Records refuse control, format and separator characters and non-NFC text (a partner must read
+    exactly what was signed). A drive's identity is refused rather than repaired, since it is evidence;
+    the station's own wording is not, so line breaks and tabs become spaces and any other such
+    character is written as its code point.
+    """
+    if not value:
+        return ""
+    text = unicodedata.normalize("NFC", " ".join(value.split()))
+    return "".join(character if unicodedata.category(character) not in ("Cc", "Cf", "Zl", "Zp")
+                   else f"U+{ord(character):04X}" for character in text)
 
 
 def station_signer(state_dir: Path) -> StationSigner | None:

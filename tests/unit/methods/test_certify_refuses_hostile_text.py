@@ -42,3 +42,14 @@ def test_a_hostile_serial_is_refused_naming_the_field(tmp_path: Path, serial: st
         certify(registry, registry.job(job_id), signer, CertificateSettings())
     assert not list((tmp_path / "state").glob("certificates/*.pdf")), "nothing was issued"
     assert registry.job(job_id).certificate_path is None
+
+
+def test_the_stations_own_reason_text_is_made_recordable() -> None:
+    # an exception message with line breaks, a tab and an escape must not cost a failed job its report
+    from agent.jobs.certify import station_text
+    from certs.record import text_problem
+
+    shown = station_text("write failed at offset 20971520:\n\tInput/output error\x1b[0m\u202e")
+    assert text_problem(shown) is None, shown
+    assert shown == "write failed at offset 20971520: Input/output errorU+001B[0mU+202E"
+    assert station_text(None) == "" and station_text("") == ""
