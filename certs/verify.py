@@ -435,6 +435,55 @@ def _verify_cms(der: bytes, content_digest: bytes | None, *, content_type: str, 
     return _SignerInfo(signer, signature_value, signed_data, signer_info, certificates)
 
 
+def _der_problem(data: bytes) -> str | None:
+    """Why ``data`` is not exactly one DER encoding (definite, minimal lengths all the way down), or None.
+
+    Linear in the size: asn1crypto's forced re-encoding is exponential in the nesting depth (a
+    timestamped signature took seconds). Tags are not judged (the parser has already read them);
+    lengths are, since an indefinite or padded length is where BER can hide bytes the DER would not have.
+    """
+    pending = [(0, len(data))]
+    while pending:
+        offset, end = pending.pop()
+        start = offset
+        while offset < end:
+            if end - offset < 2:
+                return f"a truncated element at byte {offset}"
+            first = data[offset]
+            position = offset + 1
+            if first & 0x1F == 0x1F:  # high tag number: base-128 digits, the last without bit 8
+                while position < end and data[position] & 0x80:
+                    position += 1
+                position += 1
+            if position >= end:
+                return f"a truncated element at byte {offset}"
+            length_byte = data[position]
+            position += 1
+            if length_byte == 0x80:
+                return f"an indefinite length at byte {offset}"
+            if length_byte & 0x80:
+                count = length_byte & 0x7F
+                raw = data[position:position + count]
+                if count == 0 or len(raw) != count or raw[0] == 0:
+                    return f"a non-minimal length at byte {offset}"
+                length = int.from_bytes(raw, "big")
+                if length < 0x80:
+                    return f"a non-minimal length at byte {offset}"
+                position += count
+            else:
+                length = length_byte
+            if position + length > end:
+                return f"an element longer than its container at byte {offset}"
+            if first & 0x20:  # constructed: its contents are elements too
+                pending.append((position, position + length))
+            offset = position + length
+            if end == len(data) and start == 0 and offset != end:
+                return "bytes after the one top-level element"
+        if offset != end:
+            return "elements overrun their container"
+    return None
+
+
 def _check_cms_profile(der: bytes, info: Any, signer_info: Any, *, token: bool) -> None:
     """The strict CMS profile, for the station signature and every timestamp token.
 
@@ -445,8 +494,9 @@ def _check_cms_profile(der: bytes, info: Any, signer_info: Any, *, token: bool) 
     unsigned attributes: one signature timestamp token at most for the station, none for a token
     (``cms_profile``).
     """
-    if info.dump(force=True) != der:
-        raise _Invalid("cms_profile", "the CMS is not DER-encoded exactly (a re-encoding differs from its bytes)")
+    problem = _der_problem(der)
+    if problem is not None:
+        raise _Invalid("cms_profile", f"the CMS is not DER-encoded exactly ({problem})")
     signed_data = info["content"]
     digest_algorithm = signer_info["digest_algorithm"]["algorithm"].native
     if digest_algorithm in _WEAK_HASHES:
