@@ -599,4 +599,5 @@ def test_unreadable_file_is_one_line(world: PkiWorld, blta: Path) -> None:
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stderr == ""
         (line,) = result.stdout.strip().splitlines()
-        assert line.startswith(f"INVALID  {target}: [unreadable] cannot read file"), line
+        assert line.startswith(f"INVALID  {target}: [unreadable] cannot read "), line
+        assert "Permission denied" in line, line
