@@ -16,9 +16,9 @@ fi
 packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk diffutils
           fonts-dejavu-core ca-certificates smartmontools)
 if [ "$want_tests" -eq 1 ]; then
-  # systemd only for systemd-analyze (the unit's exposure score); nothing here boots with it
+  # systemd only for systemd-analyze (the unit's exposure score); gcc builds the guard tests' thread-holder helper
   # faketime: the verifier's "+7 years" CLI test runs the real CLI under a shifted clock
-  packages+=(fio poppler-utils libnss3-tools kmod procps systemd faketime)
+  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -279,9 +279,15 @@ def test_a_disk_mounted_only_in_another_mount_namespace_is_refused_naming_the_mo
     script = (f"mount {partition} {mount_point} && echo data > {mount_point}/f && fsfreeze -f {mount_point} "
               f"&& echo mounted && read line; fsfreeze -u {mount_point}")
     container = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert container.stdout is not None and container.stdout.readline().strip() == "mounted"
+        assert container.stdout is not None
+        first = container.stdout.readline().strip()
+        if not first:
+            _, error = container.communicate("\n", timeout=30)
+            if "propagation" in error:  # a chroot whose root is not a mount point cannot host the container
+                pytest.skip(f"cannot make a private mount namespace here: {error.strip()}")
+        assert first == "mounted"
         assert not os.path.ismount(mount_point)  # not in this namespace
         before = sha256(partition)
         expected = "mounted in another mount namespace (pid "
@@ -290,7 +296,8 @@ def test_a_disk_mounted_only_in_another_mount_namespace_is_refused_naming_the_mo
         wipe_refused(device_path, expected, f"on {mount_point})")
         assert sha256(partition) == before
     finally:
-        container.communicate("\n", timeout=30)
+        if container.returncode is None:
+            container.communicate("\n", timeout=30)
 
 
 # B3 (display) --------------------------------------------------------------------------------------

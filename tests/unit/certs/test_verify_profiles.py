@@ -40,7 +40,15 @@ from tests.unit.certs.certs_test_kit import PkiWorld, record_for, run_tool
 
 YEAR = timedelta(days=365)
 NOW = pki.utc_now()
-"""The session's "today": documents are signed now and verified at NOW + 0, 3 and 7 years."""
+"""This module's "today": documents are signed now and verified at NOW + 0, 3 and 7 years."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _today() -> None:
+    """Set "today" when this module's tests start, not when it was imported: a long suite may run
+    other modules for many minutes in between, and "now" must not fall behind the TSA's clock."""
+    global NOW
+    NOW = pki.utc_now()
 
 
 def verify(path: Path, bundle: Path, *, now: datetime | None = None,
