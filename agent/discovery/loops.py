@@ -31,6 +31,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.discovery import sysfs
+
 LOOP_GET_STATUS64 = 0x4C05
 # struct loop_info64 (linux/loop.h): lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit (u64),
 # lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags (u32), lo_file_name[64], … : 232 bytes
@@ -79,22 +81,8 @@ def printable(text: str) -> str:
     return "".join(character if character.isprintable() else f"\\x{ord(character):02x}" for character in text)
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip()
-    except OSError:
-        return None
-
-
 def _sysfs_number(name: str) -> int | None:
-    text = _read(SYS_BLOCK / name / "dev")
-    if not text or ":" not in text:
-        return None
-    major, minor = text.split(":", 1)
-    try:
-        return os.makedev(int(major), int(minor))
-    except ValueError:
-        return None
+    return sysfs.device_number_in(SYS_BLOCK / name / "dev")
 
 
 def status_of_descriptor(fd: int, name: str, device_number: int) -> LoopStatus | None:

@@ -143,10 +143,8 @@ def flush_partitions(name: str) -> list[str]:
     """
     reasons: list[str] = []
     for partition in sysfs.partitions(name):
-        try:
-            major, minor = (sysfs.SYS_BLOCK / name / partition / "dev").read_text().strip().split(":")
-            number = os.makedev(int(major), int(minor))
-        except (OSError, ValueError):
+        number = sysfs.device_number_in(sysfs.SYS_BLOCK / name / partition / "dev")
+        if number is None:
             continue  # removed while listed: nothing of it is left to write back
         descriptor = loops.open_node(partition, number)
         if descriptor is None:

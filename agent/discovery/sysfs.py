@@ -143,7 +143,8 @@ def sysfs_facts(name: str) -> SysfsFacts:
     )
 
 
-def _number_in(path: Path) -> int | None:
+def device_number_in(path: Path) -> int | None:
+    """The dev_t a sysfs ``dev`` file (``MAJOR:MINOR``) states, or None when it is missing or malformed."""
     text = _read(path)
     if not text or ":" not in text:
         return None
@@ -170,15 +171,15 @@ def character_aliases(name: str, root: Path = SYS_BLOCK.parent) -> dict[int, str
         except OSError:
             continue
         for entry in entries:
-            number = _number_in(entry / "dev")
+            number = device_number_in(entry / "dev")
             if number is not None:
                 found[number] = entry.name if group == "scsi_generic" else f"bsg/{entry.name}"
     if name.startswith("nvme"):
         generic = "ng" + name.removeprefix("nvme")
-        number = _number_in(root / "class" / "nvme-generic" / generic / "dev")
+        number = device_number_in(root / "class" / "nvme-generic" / generic / "dev")
         if number is not None:
             found[number] = generic
-        controller = _number_in(device / "dev")  # /sys/block/nvme0n1/device is the controller nvme0
+        controller = device_number_in(device / "dev")  # /sys/block/nvme0n1/device is the controller nvme0
         if controller is not None:
             try:
                 label = Path(os.path.realpath(device)).name
