@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,7 @@ class JobRow:
     route: str | None
     certificate_path: str | None
     verification: dict[str, Any] | None
+    secondary_verifications: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The job's JSON form (CLI ``--json`` and the API)."""
@@ -171,6 +172,7 @@ class JobRow:
             "route": self.route,
             "certificate": self.certificate_path,
             "verification": verification,
+            "secondary_verifications": self.secondary_verifications,
         }
 
 
@@ -635,16 +637,24 @@ class Registry:
             self._event(tx, job_id, row["state"], "certificate-issued",
                         {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})
 
-    def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
-        """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
+    def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any], *,
+                            also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
+        """Store a verification result (of a job, or a later spot check when ``job_id`` is None); its row id.
+
+        ``also`` runs inside the same transaction with the new row's id (the audit entry of a
+        secondary verification): both are committed, or neither."""
         drive_id = self.upsert_drive(drive)
         with self.transaction() as tx:
-            tx.execute(
+            cursor = tx.execute(
                 "INSERT INTO verifications(job_id, drive_id, at, mode, passed, seed, coverage, bytes_checked, "
                 "result_json) VALUES(?,?,?,?,?,?,?,?,?)",
                 (job_id, drive_id, self._now(), result["mode"], int(bool(result["passed"])), result.get("seed"),
                  float(result["coverage"]), int(result["bytes_checked"]), json.dumps(result, sort_keys=True)),
             )
+            row_id = int(cursor.lastrowid or 0)
+            if also is not None:
+                also(tx, row_id)
+        return row_id
 
     def open_events(self, model: str, serial: str, event: str, answered_by: str, *,
                     exclude_job: str | None = None) -> list[OpenEvent]:
@@ -738,9 +748,20 @@ class Registry:
 
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
         job_id = str(row["id"])
-        verification_row = self.db.execute(
-            "SELECT result_json FROM verifications WHERE job_id=? ORDER BY id DESC LIMIT 1", (row["id"],)
-        ).fetchone()
+        # the job's own verification is its latest non-secondary one; re-checks made later with
+        # ``verify-media --job`` (marked ``secondary`` in their result) are listed beside it
+        verification: dict[str, Any] | None = None
+        secondary: list[dict[str, Any]] = []
+        for verification_row in self.db.execute(
+            "SELECT id, at, result_json FROM verifications WHERE job_id=? ORDER BY id DESC", (row["id"],)
+        ).fetchall():
+            result = self._column(verification_row, "result_json", job_id)
+            if isinstance(result, dict) and result.get("secondary") is True:
+                secondary.append({"verification_id": int(verification_row["id"]), "at": verification_row["at"],
+                                  **result})
+            elif verification is None:
+                verification = result
+        secondary.reverse()
         identity = self._column(row, "identity_json", job_id)
         try:
             drive = DriveIdentity.from_json(identity)
@@ -771,7 +792,8 @@ class Registry:
             method_details=self._column(row, "method_json", job_id),
             route=row["route"],
             certificate_path=row["certificate_path"],
-            verification=self._column(verification_row, "result_json", job_id) if verification_row else None,
+            verification=verification,
+            secondary_verifications=secondary,
         )
 
     _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"
