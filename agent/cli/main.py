@@ -45,6 +45,7 @@ from agent.store.registry import FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
+from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
 
 
 def _firmware_job(registry: Registry, job_id: str) -> bool:
@@ -186,6 +187,12 @@ def render_job(job: JobRow) -> None:
         click.echo(f"  verify    {printable(verification.get('mode', '?'))} {verdict}: "
                    f"{human_size(checked) if isinstance(checked, int | float) else '?'} checked, coverage "
                    f"{f'{coverage * 100:.1f}%' if isinstance(coverage, int | float) else '?'}{extra}")
+    for secondary in job.secondary_verifications:
+        mismatched = (secondary.get("mismatches") or {}).get("mismatched_bytes")
+        click.echo(f"  re-verified {printable(str(secondary.get('at', '?')))}: {printable(str(secondary.get('mode')))} "
+                   f"{'PASSED' if secondary.get('passed') is True else 'FAILED'}"
+                   + (f", {mismatched} bytes mismatched" if mismatched else "")
+                   + f" (verification {secondary.get('verification_id')})")
     for decision in job.decisions:
         # the decision is what was chosen, not what happened: ✓ only on a sanitised job (attack B3)
         method = printable(str(decision.get("method", "?")))
@@ -328,21 +335,70 @@ def job(ctx: click.Context, job_id: str, as_json: bool, events: bool) -> None:
 
 
 # verify-media ---------------------------------------------------------------------------------
+def _render_secondary(job: JobRow, data: dict[str, Any]) -> None:
+    """Human form of ``verify-media --job``: verdict, extents, the independent check."""
+    verdict = "PASSED" if data["passed"] else "FAILED"
+    click.echo(f"{printable(data['device'])}: secondary {data['mode']} verification of job {job.id} {verdict} "
+               f"(expectation {data['expectation'].get('kind')}, from the job's record)")
+    click.echo(f"  checked {human_size(data['bytes_checked'])} of {human_size(data['size_bytes'])} "
+               f"({data['coverage'] * 100:.1f}%)" + (f", seed {data['seed']}" if data.get("seed") else ""))
+    mismatches = data["mismatches"]
+    if mismatches["mismatched_sectors"]:
+        extents = mismatches["extents"]
+        click.echo(f"  mismatched: {mismatches['mismatched_bytes']} bytes in {mismatches['mismatched_sectors']} "
+                   f"sector(s), {len(extents)} extent(s)")
+        for extent in extents[:MAX_LISTED_EXTENTS]:
+            click.echo(f"    {describe_extent(extent)}")
+        if len(extents) > MAX_LISTED_EXTENTS:
+            click.echo(f"    … and {len(extents) - MAX_LISTED_EXTENTS} more (--json lists all)")
+    if "canaries" in data:
+        canaries = data["canaries"]
+        click.echo(f"  canaries: {canaries['checked']} checked, {len(canaries['survivors'])} survived")
+    click.echo(f"  recorded as verification {data['verification_id']} of job {job.id} (and in the audit chain)")
+    if data["independent_check"]:
+        click.echo("  repeat with another tool (full read, exit 0 = identical):")
+        click.echo(f"    {data['independent_check']}")
+    else:
+        click.echo("  no standard tool can regenerate this expectation; compare the canary digests in the job")
+
+
 @cli.command("verify-media")
 @click.argument("device")
-@click.option("--expect", "expect", default="zero", show_default=True, help="zero or pattern:HEX")
+@click.option("--job", "job_id", default=None,
+              help="Re-verify this job's drive against the job's own record (zero, pattern, clear-random "
+                   "stream, canaries) and record the result with the job.")
+@click.option("--expect", "expect", default=None, help="Without --job: zero (default) or pattern:HEX.")
 @click.option("--mode", type=click.Choice(["sampling", "full"]), default="sampling", show_default=True)
 @click.option("--seed", default=None, help="Reproduce an earlier sampling run.")
+@click.option("--operator", default=None, help="Who performs the check (default: login name).")
 @json_option
 @click.pass_context
 @handle_errors
-def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: str | None, as_json: bool) -> None:
+def verify_media(ctx: click.Context, device: str, job_id: str | None, expect: str | None, mode: str,
+                 seed: str | None, operator: str | None, as_json: bool) -> None:
     """Re-verify a sanitised drive (compliance spot check). Read-only. Exit 0 pass, 1 mismatch."""
-    expectation = expectation_from_spec(expect)
+    if job_id is not None and expect is not None:
+        raise ConfigError("--expect and --job exclude each other: with --job the job's own record is the expectation")
+    if job_id is None and expect == "random":
+        raise ConfigError("--expect random needs the stream's key: use --job ID to verify against that job's record")
     device = resolve_device(device)
     if not os.access(device, os.R_OK):
         # read-only: a plain user with read access (the disk group) may spot-check; say that, not "writing"
         raise DriveNotFound(f"{device}: verify-media needs read access to the device (or root)")
+    if job_id is not None:
+        registry = _registry(ctx)
+        try:
+            job_row = registry.job(job_id)
+            secondary = verify_job(registry, job_row, udev.identify(device), mode, seed=seed,
+                                   by=_operator(operator))
+        finally:
+            registry.close()
+        if as_json:
+            print_json({"job_id": job_row.id, **secondary})
+        else:
+            _render_secondary(job_row, secondary)
+        sys.exit(EXIT_OK if secondary["passed"] else EXIT_FAILED)
+    expectation = expectation_from_spec(expect or "zero")
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)
