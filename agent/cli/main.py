@@ -381,6 +381,7 @@ def verify_media(ctx: click.Context, device: str, job_id: str | None, expect: st
         raise ConfigError("--expect and --job exclude each other: with --job the job's own record is the expectation")
     if job_id is None and expect == "random":
         raise ConfigError("--expect random needs the stream's key: use --job ID to verify against that job's record")
+    expectation = expectation_from_spec(expect or "zero") if job_id is None else None
     device = resolve_device(device)
     if not os.access(device, os.R_OK):
         # read-only: a plain user with read access (the disk group) may spot-check; say that, not "writing"
@@ -398,7 +399,7 @@ def verify_media(ctx: click.Context, device: str, job_id: str | None, expect: st
         else:
             _render_secondary(job_row, secondary)
         sys.exit(EXIT_OK if secondary["passed"] else EXIT_FAILED)
-    expectation = expectation_from_spec(expect or "zero")
+    assert expectation is not None
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)

@@ -241,6 +241,13 @@ def _owner_alive(row: sqlite3.Row) -> bool:
 
 _JOB_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
+# The registry holds clear-random AES keys and every job's record: owner-only (0600). Operators read it
+# through the daemon's API socket (group api_group, 0660), never the file, so no group read is needed.
+# SQLite gives -wal, -shm and -journal the main file's mode; whatever an older version or an admin left
+# more open is tightened on open and the change written to the audit chain (see Registry._tighten).
+REGISTRY_MODE = 0o600
+REGISTRY_FILES = ("", "-wal", "-shm", "-journal")
+PERMISSIONS_AUDIT_KIND = "state-permissions-tightened"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -312,6 +319,8 @@ class Registry:
         self._check_directory()
         if os.path.lexists(self.path):
             self._check_existing()
+        else:
+            self._create_private()
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
@@ -343,7 +352,52 @@ class Registry:
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
+        try:
+            self._tighten()
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _create_private(self) -> None:
+        """Create the registry file owner-only before SQLite does (it would follow the umask: 0644)."""
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, REGISTRY_MODE)
+        except OSError as exc:
+            raise ConfigError(f"registry {self.path}: cannot create it: {exc.strerror}") from None
+        try:
+            os.fchmod(descriptor, REGISTRY_MODE)  # O_CREAT's mode is masked by the umask; this is not
+        finally:
+            os.close(descriptor)
+
+    def _tighten(self) -> None:
+        """Registry files readable or writable by anyone but the owner are made 0600, and it is recorded.
+
+        Tightened rather than refused: a station upgraded from a version that left the file 0644 keeps
+        working and stops exposing its keys at once, and the audit chain says when and what it was.
+        A file this process may not chmod (another user's) is refused with the command that fixes it."""
+        changed: list[dict[str, Any]] = []
+        for suffix in REGISTRY_FILES:
+            path = Path(f"{self.path}{suffix}")
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(status.st_mode) or not stat.S_IMODE(status.st_mode) & 0o077:
+                continue
+            try:
+                os.chmod(path, REGISTRY_MODE, follow_symlinks=False)
+            except OSError as exc:
+                raise ConfigError(f"registry file {path} is mode {stat.S_IMODE(status.st_mode):04o}, open to other "
+                                  f"users, and cannot be tightened ({exc.strerror}): run 'chmod 600 {path}' as its "
+                                  "owner or root") from None
+            changed.append({"file": path.name, "was": f"{stat.S_IMODE(status.st_mode):04o}",
+                            "now": f"{REGISTRY_MODE:04o}",
+                            "was_writable_by_others": bool(stat.S_IMODE(status.st_mode) & 0o022)})
+        if changed:
+            from agent.audit.log import AuditLog  # the chain lives in this file; imported only when needed
+
+            AuditLog(self.db).append(PERMISSIONS_AUDIT_KIND, self.path.name, {"files": changed})
 
     def _refuse(self, reason: str) -> ConfigError:
         return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
