@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,6 +31,7 @@ from agent.cli.output import (
     json_option,
     print_json,
     printable,
+    write_csv,
 )
 from agent.cli.reuse_commands import REUSE_COMMANDS
 from agent.cli.tsa_commands import tsa
@@ -41,7 +43,7 @@ from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
-from agent.store.registry import FINAL_STATES, JobRow, Registry
+from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
@@ -291,25 +293,70 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
 
 
 # jobs -----------------------------------------------------------------------------------------
+_DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+_CSV_COLUMNS = ["job_id", "state", "created_at", "finished_at", "device", "model", "serial", "size_bytes",
+                "asset_tag", "operator", "profile", "method", "level", "verification", "secondary_verification",
+                "certificate"]
+
+
+def _verdict(verification: dict[str, Any] | None) -> str:
+    if not verification:
+        return "-"
+    return "passed" if verification.get("passed") is True else "failed"
+
+
+def _csv_row(row: JobRow) -> list[object]:
+    latest = row.secondary_verifications[-1] if row.secondary_verifications else None
+    return [row.id, row.state, row.created_at, row.finished_at, row.device_path, row.drive.model, row.drive.serial,
+            row.drive.size_bytes, row.asset_tag, row.operator, row.profile, row.method, row.level,
+            _verdict(row.verification), _verdict(latest), row.certificate_path]
+
+
+def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:
+    """A ``--since``/``--until`` value, read as UTC; a bare date as ``--until`` includes that whole day."""
+    if value is None:
+        return None
+    if day_end and value.time() == datetime.min.time():
+        value += timedelta(days=1)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 @cli.command()
 @json_option
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="How many recent jobs.")
+@click.option("--since", type=click.DateTime(_DATE_FORMATS), default=None, help="Created at or after (UTC).")
+@click.option("--until", type=click.DateTime(_DATE_FORMATS), default=None,
+              help="Created before (UTC); a date alone includes that day.")
+@click.option("--asset", default=None, help="Only this asset tag.")
+@click.option("--serial", default=None, help="Only this drive serial.")
+@click.option("--state", type=click.Choice([*ACTIVE_STATES, *FINAL_STATES]), default=None, help="Only this state.")
+@click.option("--operator", default=None, help="Only jobs of this operator.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (cells safe to open in a spreadsheet).")
 @click.pass_context
 @handle_errors
-def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
-    """Recent jobs, newest first."""
+def jobs(ctx: click.Context, as_json: bool, limit: int, since: datetime | None, until: datetime | None,
+         asset: str | None, serial: str | None, state: str | None, operator: str | None, as_csv: bool) -> None:
+    """Recent jobs, newest first (filtered by any of --since --until --asset --serial --state --operator)."""
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv exclude each other")
     registry = _registry(ctx)
-    rows = registry.jobs(limit)
+    rows = registry.jobs(limit, since=_utc(since), until=_utc(until, day_end=True), asset=asset, serial=serial,
+                         state=state, operator=operator)
     if as_json:
         print_json({"jobs": [row.to_json() for row in rows]})
+        return
+    if as_csv:
+        write_csv(_CSV_COLUMNS, [_csv_row(row) for row in rows])
         return
     if not rows:
         click.echo("no jobs")
         return
-    click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} CREATED")
+    click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} "
+               f"{'RECHECK':<7} CREATED")
     for row in rows:
+        latest = row.secondary_verifications[-1] if row.secondary_verifications else None
         click.echo(f"{row.id:<16} {row.state:<11} {printable(row.device_path):<12} {row.profile:<26} "
-                   f"{row.method or '-':<18} {row.level or '-':<6} {row.created_at}")
+                   f"{row.method or '-':<18} {row.level or '-':<6} {_verdict(latest):<7} {row.created_at}")
 
 
 @cli.command()

@@ -866,10 +866,26 @@ class Registry:
             raise ConfigError(f"job id prefix {job_id!r} is ambiguous")
         return self._row_to_job(rows[0])
 
-    def jobs(self, limit: int = 200) -> list[JobRow]:
-        """Most recent jobs first."""
+    def jobs(self, limit: int = 200, *, since: datetime | None = None, until: datetime | None = None,
+             asset: str | None = None, serial: str | None = None, state: str | None = None,
+             operator: str | None = None) -> list[JobRow]:
+        """Most recent jobs first, optionally only those created in ``[since, until)`` and matching
+        the asset tag, drive serial, state and operator exactly (each given filter must hold)."""
+        where: list[str] = []
+        values: list[Any] = []
+        # created_at is UTC ISO 8601 with milliseconds, all in one format: comparing text orders by time
+        for clause, value in (("jobs.created_at >= ?", since), ("jobs.created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                values.append(value.astimezone(UTC).isoformat(timespec="milliseconds"))
+        for clause, text in (("jobs.asset_tag = ?", asset), ("drives.serial = ?", serial),
+                             ("jobs.state = ?", state), ("jobs.operator = ?", operator)):
+            if text is not None:
+                where.append(clause)
+                values.append(text)
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self.db.execute(
-            f"{self._JOB_SELECT} ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT ?", (limit,)
+            f"{self._JOB_SELECT}{condition} ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT ?", (*values, limit)
         ).fetchall()
         return [self._row_to_job(row) for row in rows]
 
