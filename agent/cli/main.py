@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
-from agent.cli import station_commands
+from agent.cli import compliance_commands, station_commands  # noqa: F401 - compliance: registers 'audit sample'
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, resolve_device, state_dir
