@@ -299,9 +299,9 @@ _CSV_COLUMNS = ["job_id", "state", "created_at", "finished_at", "device", "model
                 "certificate"]
 
 
-def _verdict(verification: dict[str, Any] | None) -> str:
+def _verdict(verification: dict[str, Any] | None, missing: str = "-") -> str:
     if not verification:
-        return "-"
+        return missing
     return "passed" if verification.get("passed") is True else "failed"
 
 
@@ -309,7 +309,7 @@ def _csv_row(row: JobRow) -> list[object]:
     latest = row.secondary_verifications[-1] if row.secondary_verifications else None
     return [row.id, row.state, row.created_at, row.finished_at, row.device_path, row.drive.model, row.drive.serial,
             row.drive.size_bytes, row.asset_tag, row.operator, row.profile, row.method, row.level,
-            _verdict(row.verification), _verdict(latest), row.certificate_path]
+            _verdict(row.verification, ""), _verdict(latest, ""), row.certificate_path]
 
 
 def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:
