@@ -151,7 +151,8 @@ def record(registry: Registry, job: JobRow, identity: DriveIdentity, result: dic
             "model": identity.model, "serial": identity.serial, "mode": result["mode"], "passed": result["passed"],
             "seed": result.get("seed"), "bytes_checked": result["bytes_checked"],
             "mismatched_bytes": result["mismatches"]["mismatched_bytes"],
-            "expectation": result["expectation"].get("kind")}, in_transaction=True)
+            "expectation": result["expectation"].get("kind"), "certificate": result.get("certificate")},
+            in_transaction=True)
 
     return registry.record_verification(job.id, identity, result, also=audit_entry)
 
@@ -179,6 +180,7 @@ def verify_job(registry: Registry, job: JobRow, identity: DriveIdentity, mode: s
     if canary_report is not None:
         data["canaries"] = canary_report.to_json()
         data["passed"] = result.passed and canary_report.passed
+    data["certificate"] = job.certificate_path  # the certificate this re-check stands beside, if one was issued
     data["independent_check"] = independent_check(expectation, identity.path, job.drive.size_bytes)
     data["verification_id"] = record(registry, job, identity, data, by)
     return data
