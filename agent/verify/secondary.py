@@ -65,7 +65,10 @@ def job_expectation(registry: Registry, job: JobRow) -> tuple[Expectation, Canar
         return Indeterminate(reason, canaries), canaries
     if kind == "zero-deallocated":
         return DeallocatedZero(reason), canaries
-    inner = expectation_from_json(recorded)  # zero, pattern, random; a damaged record is a ConfigError
+    try:
+        inner = expectation_from_json(recorded)  # zero, pattern, random
+    except ConfigError as exc:
+        raise ConfigError(f"job {job.id}: {exc}; nothing was read") from None
     if recorded.get("written_by") == "device firmware" and not isinstance(inner, AesCtrStream):
         return FirmwareResult(inner, reason), canaries
     return inner, canaries
