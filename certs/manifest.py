@@ -134,6 +134,14 @@ def _validation_text(validation: object) -> str:
     return text
 
 
+def _attestation_text(attestations: Mapping[str, Mapping[str, Any]]) -> str:
+    """The checks people attested, grouped by who attested them on which day (short enough for one cell)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item, entry in sorted(attestations.items()):
+        groups.setdefault((str(entry.get("by") or _DASH), _date(entry.get("at"))), []).append(item)
+    return _SEPARATOR.join(f"{', '.join(items)} ({by}, {day})" for (by, day), items in groups.items()) or "none"
+
+
 def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
     """The manifest's rows (one per device, numbered from 1): what the PDF prints and the CSV holds."""
     rows = []
@@ -151,8 +159,7 @@ def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
             "verification": joined("verification"),
             "sanitised_on": _SEPARATOR.join(_date(drive.get("sanitised_at")) for drive in drives),
             "certificate_ids": joined("certificate_id"), "record_sha256": joined("record_sha256"),
-            "attestations": _SEPARATOR.join(f"{item} ({entry.get('by', _DASH)}, {_date(entry.get('at'))})"
-                                            for item, entry in sorted(attestations.items())) or "none",
+            "attestations": _attestation_text(attestations),
             "validation": _validation_text(device.get("validation")),
         })
     return rows
@@ -185,8 +192,8 @@ class _RowNumber(Paragraph):  # type: ignore[misc]  # reportlab ships no type hi
         super().draw()
 
 
-_PDF_WIDTHS_MM = {"no": 8, "asset": 20, "make": 17, "model": 22, "host_serial": 20, "drive_serials": 24, "level": 12,
-                  "method": 24, "verification": 17, "sanitised_on": 16, "certificate_ids": 34, "attestations": 30,
+_PDF_WIDTHS_MM = {"no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10,
+                  "method": 26, "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44,
                   "validation": 29}
 """273 mm: the width of landscape A4 inside the margins."""
 
@@ -227,7 +234,7 @@ def _handover(manifest: Mapping[str, Any], digest: str) -> list[Any]:
     lines = [[render._p(label, render._LABEL), render._p(blank), render._p("Signature", render._LABEL),
               render._p(blank), render._p("Date", render._LABEL), render._p("_" * 16)]
              for label in ("Released by (name, role)", "Received by (name, organisation)")]
-    table = Table(lines, colWidths=[45 * mm, 62 * mm, 18 * mm, 62 * mm, 10 * mm, 32 * mm], hAlign="LEFT")
+    table = Table(lines, colWidths=[52 * mm, 60 * mm, 18 * mm, 60 * mm, 12 * mm, 32 * mm], hAlign="LEFT")
     table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), "WA-Sans"), ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
                                ("TOPPADDING", (0, 0), (-1, -1), 7)]))
     return [Spacer(1, 5 * mm), KeepTogether([
@@ -268,6 +275,9 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
     Rendered twice: the first pass counts pages and notes which rows each holds (the footer is drawn on
     the canvas, so it cannot change the layout the second pass repeats).
     """
+    from certs import render
+
+    render.register_fonts(fonts_dir)  # before any cell is built: a Paragraph resolves its font when made
     scheme = manifest["scheme"]
     created = datetime.fromisoformat(manifest["created_at"])
     digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
@@ -290,7 +300,12 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
 
     first: dict[int, list[int]] = {}
     drawn: list[int] = []
-    render_once(lambda page: drawn.append(page) or "", first)
+
+    def count(page: int) -> str:
+        drawn.append(page)
+        return ""
+
+    render_once(count, first)
     pages = max(drawn)
 
     def label(page: int) -> str:
