@@ -82,6 +82,8 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
         if optional in manifest and not isinstance(manifest[optional], Mapping):
             raise RecordError(f"manifest: {optional} must be a mapping")
     for device in manifest["devices"]:
+        if not isinstance(device, Mapping) or not device.get("asset"):
+            raise RecordError("manifest: a device has no asset tag")
         if "validation" in device and not isinstance(device["validation"], Mapping):
             raise RecordError(f"manifest: the validation of {device.get('asset')} must be a mapping")
         if not device.get("drives"):
@@ -382,32 +384,28 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
     return checks
 
 
-def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
-    """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
-    copy = pdf_path.with_suffix(".json")
+def _check_copy(pdf_path: Path, suffix: str, expected: Any) -> str:
+    """A copy beside a manifest PDF must be ``expected()`` byte for byte; "" when it is (or is absent)."""
+    copy = pdf_path.with_suffix(suffix)
     if not copy.exists():
         return ""
     try:
         data = read_regular_file(copy, MAX_DOCUMENT_BYTES)
+        wanted = expected()
     except NotReadable as error:
         return f"{copy.name}: {error}"
-    if data != canonical_json(manifest):
+    except (KeyError, TypeError, AttributeError, ValueError):  # a signed document of another shape
+        return f"{copy.name}: the signed manifest has no rows to compare it with"
+    if data != wanted:
         return f"{copy.name} differs from the manifest signed in {pdf_path.name}: trust the PDF, not the copy"
     return ""
+
+
+def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
+    """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
+    return _check_copy(pdf_path, ".json", lambda: canonical_json(manifest))
 
 
 def check_csv_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
     """The CSV beside a manifest PDF must hold exactly the signed manifest's rows; "" when it does (or is absent)."""
-    copy = pdf_path.with_suffix(".csv")
-    if not copy.exists():
-        return ""
-    try:
-        data = read_regular_file(copy, MAX_DOCUMENT_BYTES)
-        expected = render_csv(manifest)
-    except NotReadable as error:
-        return f"{copy.name}: {error}"
-    except (KeyError, TypeError, AttributeError):
-        return f"{copy.name}: the signed manifest has no rows to compare it with"
-    if data != expected:
-        return f"{copy.name} differs from the manifest signed in {pdf_path.name}: trust the PDF, not the copy"
-    return ""
+    return _check_copy(pdf_path, ".csv", lambda: render_csv(manifest))

@@ -1245,9 +1245,15 @@ def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: d
     if kind is DocumentKind.MANIFEST:
         _require_sequence(text, "manifest id", "Manifest", str(document.get("document_id")), "Scheme")
         _require_sequence(text, "station", "Station", str(document.get("station_id")), "Created")
+        position = 0
         for number, device in enumerate(document.get("devices", []), start=1):
-            # the row number and the asset tag are the first two cells of the device's row
-            _require_present(text, "row number and asset tag", f"{number}{device.get('asset')}")
+            # the row number and the asset tag are the first two cells of the device's row, rows in order
+            row = _squash(f"{number}{device.get('asset')}")
+            position = text.find(row, position)
+            if position < 0:
+                raise _Invalid("visible_text_mismatch", f"the page text does not show the signed row number and "
+                                                        f"asset tag {number} {device.get('asset')!r} in order")
+            position += len(row)
             for drive in device.get("drives", []):
                 _require_present(text, "drive serial", str(drive.get("serial")))
                 _require_present(text, "certificate id and record hash",

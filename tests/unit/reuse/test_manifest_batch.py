@@ -9,6 +9,7 @@ drives that share one real certificate, and the folder checks use a handful of r
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -23,6 +24,7 @@ import pytest
 from agent.reuse.service import create_manifest
 from agent.reuse.store import ReuseStore
 from certs.cli import BadInput, run_verify
+from certs.documents import canonical_json, sign_document
 from certs.errors import RecordError
 from certs.manifest import (
     CSV_NEUTRALISED,
@@ -223,3 +225,29 @@ def test_a_manifest_verified_without_its_certificates_says_they_were_not_checked
     with pytest.raises(BadInput, match="not both"):
         run_verify([created["pdf"]], str(world.bundle), certificates_dir=created["certificates"],
                    no_certificates=True)
+
+
+@pytest.mark.parametrize("change", ["row dropped", "rows renumbered", "certificate id changed"])
+def test_a_page_that_does_not_show_every_signed_row_is_refused_by_name(store: ReuseStore, world: World,
+                                                                        tmp_path: Path, change: str) -> None:
+    """The signed JSON lists 12 devices; the pages a person reads must show each, numbered as signed."""
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][10:22]
+    shown = json.loads(json.dumps(manifest))
+    if change == "row dropped":
+        del shown["devices"][5]
+        expected = "row number and asset tag"
+    elif change == "rows renumbered":
+        shown["devices"][3], shown["devices"][4] = shown["devices"][4], shown["devices"][3]
+        expected = "row number and asset tag"
+    else:
+        shown["devices"][7]["drives"][0]["certificate_id"] = "CERT-FORGED"
+        expected = "certificate id and record hash"
+    payload = canonical_json(manifest)
+    digest = hashlib.sha256(payload).hexdigest()
+    pdf = tmp_path / "forged.pdf"
+    pdf.write_bytes(sign_document(render_manifest(shown), kind="manifest", document_id=manifest["document_id"],
+                                  payload=payload, sha256=digest, issued_at=manifest["created_at"],
+                                  signer=world.signer, reason="test"))
+    report = verify_with_bundle(pdf, load_trust_bundle(world.bundle))
+    assert not report.valid and report.code == "visible_text_mismatch" and expected in report.reason
