@@ -436,6 +436,17 @@ def _write_crl(
     return crl
 
 
+def _new_leaf(ca_certificate: x509.Certificate, now: datetime, valid_days: int) -> tuple[
+        ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey, int, datetime, datetime]:
+    """A fresh P-256 key, serial and validity (back-dated a little, capped at the CA's expiry)."""
+    not_before = now - _BACKDATE
+    not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+    if not_after <= now:
+        raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, key.public_key(), x509.random_serial_number(), not_before, not_after
+
+
 def _leaf_certificate(
     ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate, public: ec.EllipticCurvePublicKey,
     serial: int, not_before: datetime, not_after: datetime, *, name: str, organisation: str, unit: str,
@@ -490,14 +501,7 @@ def issue_station_details(
             raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
         _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
-        now = clock()
-        key = ec.generate_private_key(ec.SECP256R1())
-        public = key.public_key()
-        serial = x509.random_serial_number()
-        not_before = now - _BACKDATE
-        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-        if not_after <= now:
-            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
         certificate = _leaf_certificate(
             ca_key, ca_certificate, public, serial, not_before, not_after,
             name=station_id, organisation=state.organisation, unit=STATION_OU,
@@ -556,14 +560,7 @@ def issue_tsa(
             raise PkiError("TSA name must be printable text of 1 to 64 characters")
         if (out_dir / TSA_KEY).exists():
             raise PkiError(f"{out_dir} already holds a TSA key; refusing to overwrite {TSA_KEY}")
-        now = clock()
-        not_before = now - _BACKDATE
-        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-        if not_after <= now:
-            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        public = key.public_key()
-        serial = x509.random_serial_number()
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
         certificate = _leaf_certificate(
             ca_key, ca_certificate, public, serial, not_before, not_after,
             name=label, organisation=state.organisation, unit=TSA_OU,
@@ -633,14 +630,7 @@ def issue_person(
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         if key_path.exists():
             raise PkiError(f"{key_path} already exists; refusing to overwrite a person's key")
-        now = clock()
-        not_before = now - _BACKDATE
-        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-        if not_after <= now:
-            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        public = key.public_key()
-        serial = x509.random_serial_number()
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
         certificate = _leaf_certificate(
             ca_key, ca_certificate, public, serial, not_before, not_after, name=label,
             organisation=state.organisation, unit=unit, usage=usage, usage_critical=False, policy=None,

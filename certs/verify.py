@@ -326,7 +326,8 @@ def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime |
 
 
 _KIND_WORDS = {DocumentKind.CERTIFICATE: "certificate of sanitisation", DocumentKind.FAILURE_REPORT: "failure report",
-               DocumentKind.MANIFEST: "batch manifest", DocumentKind.DESTRUCTION: "destruction report"}
+               DocumentKind.MANIFEST: "batch manifest", DocumentKind.DESTRUCTION: "destruction report",
+               DocumentKind.VALIDATION: "validation statement"}
 
 
 # --- CMS, checked with our own code -------------------------------------------------------------
