@@ -129,3 +129,14 @@ def test_unsigned_legacy_validations_do_not_satisfy_a_scheme(store: ReuseStore, 
     result = decide(store, "PC-5", bundle=load_trust_bundle(world.bundle)).result("schools")
     assert result is not None and [reason.code for reason in result.reasons] == ["validation_missing"]
     assert "unsigned validation was recorded before signed statements" in result.reasons[0].message
+
+
+def test_a_statement_over_another_record_hash_does_not_cover_the_certificate(store: ReuseStore, world: World) -> None:
+    (job,) = ready_device(store, world, "PC-6", [drive("SSD-1")], validate=False)
+    accepted = _station_validate(store, world, [job.id])
+    assert decide(store, "PC-6", bundle=load_trust_bundle(world.bundle)).eligible_for("schools")
+    # the registry row now pins another record (as if the certificate had been re-issued with other content)
+    store.db.execute("UPDATE reuse_statement_jobs SET record_sha256=? WHERE statement_id=?",
+                     ("0" * 64, accepted["statement_id"]))
+    result = decide(store, "PC-6", bundle=load_trust_bundle(world.bundle)).result("schools")
+    assert result is not None and [reason.code for reason in result.reasons] == ["validation_missing"]
