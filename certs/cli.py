@@ -150,7 +150,8 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
             if report.valid:
                 # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
                 kind = {DocumentKind.FAILURE_REPORT: " [failure report]", DocumentKind.MANIFEST: " [batch manifest]",
-                        DocumentKind.DESTRUCTION: " [destruction report]"}.get(report.kind, "") if report.kind else ""
+                        DocumentKind.DESTRUCTION: " [destruction report]",
+                        DocumentKind.VALIDATION: " [validation statement]"}.get(report.kind, "") if report.kind else ""
                 label = "VALID   " if verdict else "INVALID "
                 if verdict and report.path in not_checked:
                     label = f"VALID (manifest only: certificates were NOT checked \u2014 {not_checked[report.path]})"
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify = commands.add_parser("verify", help="verify certificates, reports and manifests against a trust bundle")
     verify.add_argument("files", nargs="*", metavar="FILE", help="PDF files or folders of PDFs")
     verify.add_argument("--trust", help="trust bundle (CA certificate, CRL, TSA certificates) from the issuer")
-    verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report")
+    verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report | validation")
     verify.add_argument("--certificates", dest="certificates_dir",
                         help="a manifest's folder of certificates [default: certificates/ beside the manifest]")
     verify.add_argument("--no-certificates", dest="no_certificates", action="store_true",

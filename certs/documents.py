@@ -20,9 +20,10 @@ from certs.pki import StationSigner
 
 DOCUMENT_KEY = "/WipeAgentDocument"
 """Catalog entry naming a signed document's kind, id and content hash."""
-KINDS = {"manifest": "batch-manifest.json", "destruction_report": "destruction-record.json"}
+KINDS = {"manifest": "batch-manifest.json", "destruction_report": "destruction-record.json",
+         "validation": "validation-statement.json"}
 """Document kind → name of the embedded JSON file."""
-_PDF_KIND = {"manifest": "/Manifest", "destruction_report": "/DestructionReport"}
+_PDF_KIND = {"manifest": "/Manifest", "destruction_report": "/DestructionReport", "validation": "/ValidationStatement"}
 SIGNATURE_FIELD = "WipeAgentSignature"
 
 

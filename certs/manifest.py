@@ -84,8 +84,8 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
     for device in manifest["devices"]:
         if not isinstance(device, Mapping) or not device.get("asset"):
             raise RecordError("manifest: a device has no asset tag")
-        if "validation" in device and not isinstance(device["validation"], Mapping):
-            raise RecordError(f"manifest: the validation of {device.get('asset')} must be a mapping")
+        if device.get("validation") is not None and not isinstance(device["validation"], Mapping):
+            raise RecordError(f"manifest: the validation of {device.get('asset')} must be a mapping or null")
         if not device.get("drives"):
             raise RecordError(f"manifest: device {device.get('asset')} lists no drive")
         for drive in device["drives"]:

@@ -68,8 +68,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
-from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU
-from certs.record import is_identifier
+from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
+from certs.record import is_identifier, text_problem
 
 Clock = Callable[[], datetime]
 """A function returning the current time (timezone-aware UTC)."""
@@ -90,6 +90,12 @@ TSA_CHAIN = "chain.pem"
 STATION_OU = "wipe-agent station"
 """The organisational unit every station certificate carries."""
 TSA_OU = "wipe-agent timestamping authority"
+VALIDATOR_OU = "wipe-agent validator"
+"""The organisational unit of a validation officer's certificate (``pki issue-person --role validator``)."""
+PERSON_ROLES = {"validator": (VALIDATOR_OU, VALIDATOR_SIGNING_EKU)}
+"""``pki issue-person --role`` → the unit and the one extended key usage that role's certificate carries."""
+DEFAULT_PERSON_DAYS = 730
+"""2 years, like a station: a person's key is as exposed as a station's."""
 
 DEFAULT_CA_DAYS = 7305
 """20 years: outlives every station and TSA certificate and the evidence retention period."""
@@ -430,6 +436,61 @@ def _write_crl(
     return crl
 
 
+def _new_leaf(ca_certificate: x509.Certificate, now: datetime, valid_days: int) -> tuple[
+        ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey, int, datetime, datetime]:
+    """A fresh P-256 key, serial and validity (back-dated a little, capped at the CA's expiry)."""
+    not_before = now - _BACKDATE
+    not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
+    if not_after <= now:
+        raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, key.public_key(), x509.random_serial_number(), not_before, not_after
+
+
+def _leaf_certificate(
+    ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate, public: ec.EllipticCurvePublicKey,
+    serial: int, not_before: datetime, not_after: datetime, *, name: str, organisation: str, unit: str,
+    usage: x509.ObjectIdentifier, usage_critical: bool, policy: x509.ObjectIdentifier | None,
+) -> x509.Certificate:
+    """The one end-entity profile (station, TSA, person): CA=false, signing key usage, one EKU.
+
+    Non-repudiation (content commitment) is what pyHanko requires of a document signer. Each kind
+    differs only in its name, unit, extended key usage (and whether that is critical) and policy.
+    """
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+        ]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=usage_critical)
+    )
+    if policy is not None:
+        builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(policy, None)]),
+                                        critical=False)
+    return (
+        builder
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
 def issue_station_details(
     ca_dir: Path, station_id: str, state_dir: Path, *, clock: Clock = utc_now,
     valid_days: int = DEFAULT_STATION_DAYS,
@@ -440,48 +501,13 @@ def issue_station_details(
             raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
         _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
-        now = clock()
-        key = ec.generate_private_key(ec.SECP256R1())
-        public = key.public_key()
-        serial = x509.random_serial_number()
-        not_before = now - _BACKDATE
-        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-        if not_after <= now:
-            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.COMMON_NAME, station_id),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, STATION_OU),
-            ]))
-            .issuer_name(ca_certificate.subject)
-            .public_key(public)
-            .serial_number(serial)
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                # Non-repudiation (content commitment) is what pyHanko requires of a document signer.
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=True, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _leaf_certificate(
+            ca_key, ca_certificate, public, serial, not_before, not_after,
+            name=station_id, organisation=state.organisation, unit=STATION_OU,
             # Not critical: generic PDF readers that do not know our OID must still show the
             # signature; our verifier requires this EKU and nothing else.
-            .add_extension(x509.ExtendedKeyUsage([STATION_SIGNING_EKU]), critical=False)
-            .add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(STATION_CERTIFICATE_POLICY, None)]),
-                critical=False,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
+            usage=STATION_SIGNING_EKU, usage_critical=False, policy=STATION_CERTIFICATE_POLICY,
         )
         # Record the issue before installing, so a crash never leaves an unrevokable certificate.
         state.issued.append({
@@ -534,42 +560,12 @@ def issue_tsa(
             raise PkiError("TSA name must be printable text of 1 to 64 characters")
         if (out_dir / TSA_KEY).exists():
             raise PkiError(f"{out_dir} already holds a TSA key; refusing to overwrite {TSA_KEY}")
-        now = clock()
-        not_before = now - _BACKDATE
-        not_after = min(now + timedelta(days=valid_days), ca_certificate.not_valid_after_utc)
-        if not_after <= now:
-            raise PkiError(f"the CA certificate expired on {ca_certificate.not_valid_after_utc:%Y-%m-%d}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        public = key.public_key()
-        serial = x509.random_serial_number()
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([
-                x509.NameAttribute(NameOID.COMMON_NAME, label),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, state.organisation),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, TSA_OU),
-            ]))
-            .issuer_name(ca_certificate.subject)
-            .public_key(public)
-            .serial_number(serial)
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=True, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _leaf_certificate(
+            ca_key, ca_certificate, public, serial, not_before, not_after,
+            name=label, organisation=state.organisation, unit=TSA_OU,
             # RFC 3161 section 2.3: the TSA certificate has exactly one EKU, timeStamping, critical.
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
+            usage=ExtendedKeyUsageOID.TIME_STAMPING, usage_critical=True, policy=None,
         )
         state.issued.append({
             "serial": format_serial(serial),
@@ -588,6 +584,88 @@ def issue_tsa(
         _write_atomic(out_dir / TSA_CERT, _certificate_pem(certificate), 0o644)
         _write_atomic(out_dir / TSA_CHAIN, _certificate_pem(ca_certificate), 0o644)
         return IssuedTsa(serial, label, not_before, not_after, out_dir / TSA_CERT, out_dir / TSA_KEY)
+
+
+@dataclass(frozen=True)
+class IssuedPerson:
+    """What :func:`issue_person` reports about a new person certificate."""
+
+    serial: int
+    name: str
+    role: str
+    not_before: datetime
+    not_after: datetime
+    certificate_path: Path
+    key_path: Path
+
+
+def person_file_stem(name: str) -> str:
+    """A file name for a person's key and certificate: the name reduced to letters, digits, - and _."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-").lower()
+    return stem or "person"
+
+
+def issue_person(
+    ca_dir: Path, name: str, role: str, out_dir: Path, *, clock: Clock = utc_now,
+    valid_days: int = DEFAULT_PERSON_DAYS,
+) -> IssuedPerson:
+    """Issue a person's signing key and certificate (``role``: :data:`PERSON_ROLES`) into ``out_dir``.
+
+    Writes ``<stem>.key`` (0600), ``<stem>.crt`` and ``chain.pem``; refuses to overwrite an existing
+    key (a person with a second key is a second person to the verifier; issue a new name or delete
+    it deliberately). The certificate carries only the role's EKU, never the station's.
+    """
+    if role not in PERSON_ROLES:
+        raise PkiError(f"unknown role {role!r}; choose from {', '.join(sorted(PERSON_ROLES))}")
+    label = name.strip()
+    problem = text_problem(label)
+    if not label or len(label) > 64 or problem:
+        raise PkiError(f"person name {name!r} must be printable text of 1 to 64 characters"
+                       + (f" ({problem})" if problem else ""))
+    unit, usage = PERSON_ROLES[role]
+    stem = person_file_stem(label)
+    key_path, certificate_path = out_dir / f"{stem}.key", out_dir / f"{stem}.crt"
+    with _ca_lock(ca_dir):
+        _check_days(valid_days, "--valid-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        if key_path.exists():
+            raise PkiError(f"{key_path} already exists; refusing to overwrite a person's key")
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _leaf_certificate(
+            ca_key, ca_certificate, public, serial, not_before, not_after, name=label,
+            organisation=state.organisation, unit=unit, usage=usage, usage_critical=False, policy=None,
+        )
+        state.issued.append({
+            "serial": format_serial(serial), "station_id": None, "name": label, "kind": f"person:{role}",
+            "not_before": not_before.isoformat(), "not_after": not_after.isoformat(), "revoked_at": None,
+        })
+        _save_state(ca_dir, state)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(out_dir, 0o700)
+        _write_atomic(key_path, _private_pem(key), 0o600)
+        _write_atomic(certificate_path, _certificate_pem(certificate), 0o600)
+        _write_atomic(out_dir / STATION_CHAIN, _certificate_pem(ca_certificate), 0o644)
+        return IssuedPerson(serial, label, role, not_before, not_after, certificate_path, key_path)
+
+
+def load_person_signer(key_path: Path, certificate_path: Path, station: StationSigner) -> StationSigner:
+    """A person's key and certificate as a signer, with the station's chain and CRL (the same CA).
+
+    The key must be 0600 and belong to the certificate; the certificate must be issued by the
+    station's CA. Whether it carries the right EKU is the verifier's decision, made from the bytes.
+    """
+    if os.name == "posix" and key_path.exists() and key_path.stat().st_mode & 0o077:
+        raise PkiError(f"{key_path} is readable by other users; chmod 600 it (and consider it exposed)")
+    key = _load_private_key(key_path, "person key")
+    certificate = _load_certificate(certificate_path, "person certificate")
+    if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
+        raise PkiError(f"{key_path} does not belong to {certificate_path}")
+    if not station.chain or certificate.issuer != station.chain[-1].subject:
+        raise PkiError(f"{certificate_path} is not issued by this station's organisation CA")
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise PkiError(f"{certificate_path} has no common name")
+    return StationSigner(str(names[0].value), certificate, station.chain, key, station.crl)
 
 
 def _tsa_certificates(state: _CaState, now: datetime) -> list[x509.Certificate]:

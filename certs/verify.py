@@ -27,7 +27,12 @@ is the reason reported):
 4. the signer profile: the CA certificate itself never signs documents (``signer_is_ca``); the
    signer is directly issued by the bundle's CA, signature checked (``untrusted``); CA=false,
    KeyUsage digitalSignature + nonRepudiation, ExtendedKeyUsage containing
-   :data:`certs.oids.STATION_SIGNING_EKU`, OU "wipe-agent station" (``signer_profile``);
+   :data:`certs.oids.STATION_SIGNING_EKU`, OU "wipe-agent station" (``signer_profile``) -- or, for a
+   validation statement only, :data:`certs.oids.VALIDATOR_SIGNING_EKU` and OU "wipe-agent validator";
+   a certificate with both is refused. A validation statement signed by an officer must say
+   "officer" and be signed by the officer it names, one signed by a station must say
+   "station-on-instruction" (``signer_kind_mismatch``); a validator never signs anything else
+   (``signer_profile``);
 5. timestamps (the signature timestamp in the CMS, then every document timestamp): each token's
    signature verifies and its message imprint matches the signature value or the document
    timestamp's byte ranges, times never go backwards (``bad_timestamp``); the TSA certificate is
@@ -84,11 +89,12 @@ from certs.documents import canonical_json as document_json
 from certs.errors import RecordError, SigningError, TrustBundleError
 from certs.files import MAX_BUNDLE_BYTES, MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.issue import ATTACHMENT_NAME, CATALOG_KEY
-from certs.oids import STATION_SIGNING_EKU
-from certs.pki import STATION_OU, StationSigner, TrustBundle, format_serial, parse_trust_bundle, utc_now
+from certs.oids import STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
+from certs.pki import STATION_OU, VALIDATOR_OU, StationSigner, TrustBundle, format_serial, parse_trust_bundle, utc_now
 from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
+from certs.validation import SIGNER_KINDS, ValidationStatement, summary_of
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""
@@ -101,6 +107,7 @@ class DocumentKind(enum.StrEnum):
     FAILURE_REPORT = "failure_report"
     MANIFEST = "manifest"
     DESTRUCTION = "destruction"
+    VALIDATION = "validation"
 
 
 class TimestampSource(enum.StrEnum):
@@ -116,17 +123,19 @@ VERIFY_CODES: tuple[str, ...] = (
     "unreadable", "not_pdf", "bad_signature", "modified", "signer_is_ca", "untrusted", "signer_profile",
     "bad_timestamp", "untrusted_timestamp", "expired", "revoked", "crl_expired", "rejected", "no_record",
     "bad_record", "hash_mismatch", "station_mismatch", "visible_text_mismatch", "wrong_kind",
-    "cms_profile", "weak_algorithm", "multiple_signer_infos",
+    "cms_profile", "weak_algorithm", "multiple_signer_infos", "signer_kind_mismatch",
 )
 """Every failure code this module reports itself (see the module docstring)."""
 FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
 """Every failure code a :class:`VerificationReport` may carry: stable, for ``--json``."""
 
 EXPECT_CHOICES = {"certificate": DocumentKind.CERTIFICATE, "manifest": DocumentKind.MANIFEST,
-                  "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT}
+                  "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT,
+                  "validation": DocumentKind.VALIDATION}
 """``verify --expect`` words → the document kind they ask for."""
 
-_DOCUMENT_KIND = {"manifest": DocumentKind.MANIFEST, "destruction_report": DocumentKind.DESTRUCTION}
+_DOCUMENT_KIND = {"manifest": DocumentKind.MANIFEST, "destruction_report": DocumentKind.DESTRUCTION,
+                  "validation": DocumentKind.VALIDATION}
 
 
 @dataclass(frozen=True)
@@ -317,7 +326,8 @@ def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime |
 
 
 _KIND_WORDS = {DocumentKind.CERTIFICATE: "certificate of sanitisation", DocumentKind.FAILURE_REPORT: "failure report",
-               DocumentKind.MANIFEST: "batch manifest", DocumentKind.DESTRUCTION: "destruction report"}
+               DocumentKind.MANIFEST: "batch manifest", DocumentKind.DESTRUCTION: "destruction report",
+               DocumentKind.VALIDATION: "validation statement"}
 
 
 # --- CMS, checked with our own code -------------------------------------------------------------
@@ -652,8 +662,12 @@ def _extension(certificate: x509.Certificate, kind: type[Any]) -> Any:
         return None
 
 
-def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> None:
-    """Only a certificate the CA issued *as a station* signs documents."""
+def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> str:
+    """Only a certificate the CA issued *as a station* (or *as a validator*) signs documents.
+
+    Returns ``"station"`` or ``"validator"``; what each may sign is decided once the document's kind
+    is known (:func:`_require_station`, :func:`_check_statement_signer`).
+    """
     ca = bundle.ca_certificate
     subject = signer.subject.rfc4514_string()
     if signer == ca or _same_key(signer, ca):
@@ -671,12 +685,26 @@ def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> None
     if usage is None or not (usage.value.digital_signature and usage.value.content_commitment):
         raise _Invalid("signer_profile", f"{subject} lacks key usage digitalSignature + nonRepudiation")
     extended = _extension(signer, x509.ExtendedKeyUsage)
-    if extended is None or STATION_SIGNING_EKU not in extended.value:
+    usages = set(extended.value) if extended is not None else set()
+    station, validator = STATION_SIGNING_EKU in usages, VALIDATOR_SIGNING_EKU in usages
+    if station and validator:
+        raise _Invalid("signer_profile", f"{subject} claims to be both a station and a validator")
+    if not (station or validator):
         raise _Invalid("signer_profile", f"{subject} is not a station signing certificate "
                                          f"(no extended key usage {STATION_SIGNING_EKU.dotted_string})")
+    unit = STATION_OU if station else VALIDATOR_OU
     units = [str(item.value) for item in signer.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
-    if units != [STATION_OU]:
-        raise _Invalid("signer_profile", f"{subject} does not name the unit {STATION_OU!r}")
+    if units != [unit]:
+        raise _Invalid("signer_profile", f"{subject} does not name the unit {unit!r}")
+    return "station" if station else "validator"
+
+
+def _require_station(common: dict[str, Any], what: str) -> None:
+    """Everything but a validation statement is signed by a station, never by a person."""
+    if common["role"] != "station":
+        signer: x509.Certificate = common["signer"]
+        raise _Invalid("signer_profile", f"{signer.subject.rfc4514_string()} is a validator certificate: it may "
+                                         f"sign validation statements only, not a {what}")
 
 
 def _check_tsa_profile(certificate: x509.Certificate, bundle: TrustBundle) -> None:
@@ -846,7 +874,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     signed = _verify_cms(signature.cms, hashlib.sha256(b"".join(parts)).digest(), content_type="data",
                          code="bad_signature")
     signer = signed.certificate
-    _check_signer_profile(signer, bundle)
+    role = _check_signer_profile(signer, bundle)
     # After the profile: who signed is the more telling verdict (signer_is_ca, untrusted).
     _check_certificate_bag(signed.certificates, signer)
 
@@ -907,7 +935,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
         status += f" (timestamped {moment:%Y-%m-%d %H:%M} UTC)"
     else:
         status = "valid now; not timestamped"
-    common = {"signer": signer, "signed_at": signed_at, "timestamped": timestamped, "source": source,
+    common = {"role": role, "signer": signer, "signed_at": signed_at, "timestamped": timestamped, "source": source,
               "moment": moment, "status": status, "warnings": tuple(warnings)}
     if DOCUMENT_KEY in signed_reader.root:
         return _verify_document(path, signed_reader, data[:signed_end], common)
@@ -959,6 +987,7 @@ def _verify_record(path: Path, reader: Any, signed_bytes: bytes, common: dict[st
         raise _Invalid("bad_record", "the embedded record is not in canonical form")
     record_sha256 = hashlib.sha256(record_json).hexdigest()
     _check_identity(reader, record, record_sha256)
+    _require_station(common, "certificate of sanitisation or failure report")
     signer: x509.Certificate = common["signer"]
     station = _common_name(signer)
     if station != record.station_id:
@@ -1024,12 +1053,15 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         raise _Invalid("hash_mismatch", f"the embedded document hashes to {digest}, the PDF states {stated_hash}")
     if document.get("document_id") != document_id or document.get("kind") != document_kind:
         raise _Invalid("hash_mismatch", "the document id or kind does not match the embedded document")
+    kind = _DOCUMENT_KIND[document_kind]
+    if kind is DocumentKind.VALIDATION:
+        return _verify_statement(path, payload, digest, signed_bytes, common)
+    _require_station(common, f"{document_kind.replace('_', ' ')}")
     signer: x509.Certificate = common["signer"]
     station = _common_name(signer)
     if document.get("station_id") != station:
         raise _Invalid("station_mismatch",
                        f"the document names station {document.get('station_id')!r} but {station!r} signed it")
-    kind = _DOCUMENT_KIND[document_kind]
     _check_visible_document(signed_bytes, kind, document)
     signed_at: datetime | None = common["signed_at"]
     demo = bool(document.get("demo"))
@@ -1045,6 +1077,68 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         validation_time=common["moment"], kind=kind, demo=demo, summary=summary, status=common["status"],
         warnings=common["warnings"], document=document,
     )
+
+
+def _verify_statement(path: Path, payload: bytes, digest: str, signed_bytes: bytes,
+                      common: dict[str, Any]) -> VerificationReport:
+    """A validation statement: strict record, signer kind matching the certificate, page text matching."""
+    try:
+        statement = ValidationStatement.from_json(payload)
+    except RecordError as error:
+        raise _Invalid("bad_record", f"the embedded validation statement is invalid: {error.message}") from None
+    signer: x509.Certificate = common["signer"]
+    _check_statement_signer(statement, common["role"], _common_name(signer))
+    _check_visible_statement(signed_bytes, statement)
+    signed_at: datetime | None = common["signed_at"]
+    when = f"{signed_at:%Y-%m-%d %H:%M} UTC" if signed_at else statement.created_at
+    summary = (f"{'DEMONSTRATION: ' if statement.demo else ''}validation statement {statement.document_id}: "
+               f"{summary_of(statement.decision, len(statement.certificates), statement.by, statement.role)}; "
+               f"signed by {statement.signer_kind}, station {statement.station_id}, {when}")
+    return VerificationReport(
+        path=path, valid=True, code="valid",
+        reason=f"signature valid, bytes exactly as signed, {common['role']} of the trusted CA signing as "
+               f"{statement.signer_kind}, statement and page text match",
+        certificate_id=statement.document_id, record_sha256=digest, signer_subject=signer.subject.rfc4514_string(),
+        signed_at=signed_at, timestamped=common["timestamped"], timestamp_source=common["source"],
+        validation_time=common["moment"], kind=DocumentKind.VALIDATION, demo=statement.demo, summary=summary,
+        status=common["status"], warnings=common["warnings"], document=statement.to_dict(),
+    )
+
+
+def _check_statement_signer(statement: ValidationStatement, role: str, signer_name: str) -> None:
+    """The statement's claimed signer kind is the certificate that signed it, and names it."""
+    assert statement.signer_kind in SIGNER_KINDS
+    if statement.signer_kind == "officer":
+        if role != "validator":
+            raise _Invalid("signer_kind_mismatch", f"the statement says an officer signed it, but the station "
+                                                   f"certificate {signer_name!r} did")
+        if signer_name != statement.by:
+            raise _Invalid("signer_kind_mismatch", f"the statement names {statement.by!r} as the officer, but "
+                                                   f"{signer_name!r}'s validator certificate signed it")
+        return
+    if role != "station":
+        raise _Invalid("signer_kind_mismatch", f"the statement says the station signed it on instruction, but the "
+                                               f"validator certificate {signer_name!r} did")
+    if signer_name != statement.station_id:
+        raise _Invalid("station_mismatch", f"the statement names station {statement.station_id!r} but "
+                                           f"{signer_name!r} signed it")
+
+
+def _check_visible_statement(signed_bytes: bytes, statement: ValidationStatement) -> None:
+    """Every field (label then value) and every certificate id with its record hash is on the page."""
+    from certs.validation_render import FIELD_LABELS, statement_fields
+
+    try:
+        text = "".join(_page_texts(signed_bytes, None))
+    except Exception as error:
+        raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
+    fields = statement_fields(statement)
+    for index, (label, value) in enumerate(fields):
+        following = FIELD_LABELS[index + 1] if index + 1 < len(fields) else "Certificates"
+        _require_sequence(text, label.lower(), label, value, following)
+    for item in statement.certificates:
+        _require_present(text, "certificate id", item.certificate_id)
+        _require_present(text, "record hash", item.record_sha256)
 
 
 def _check_identity(reader: Any, record: SanitisationRecord, record_sha256: str) -> None:

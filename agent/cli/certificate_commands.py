@@ -227,6 +227,38 @@ def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_d
     )
 
 
+@pki.command("issue-person")
+@click.argument("name", required=False)
+@click.option("--role", type=click.Choice(sorted(pki_library.PERSON_ROLES)), help="What the person may sign.")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--out", "out_dir", help="Directory for the person's key and certificate (both 0600) and chain.")
+@_days_option("--valid-days", pki_library.DEFAULT_PERSON_DAYS, "person certificate lifetime (capped by the CA's)")
+@_json_option
+def issue_person(name: str | None, role: str | None, ca_dir: str | None, out_dir: str | None, valid_days: int,
+                 as_json: bool) -> None:
+    """Issue a person's signing certificate (validator: signs validation statements, never certificates)."""
+    person = _required(name, "NAME", as_json)
+    chosen = _required(role, "--role", as_json)
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    target = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days)
+    try:
+        issued = pki_library.issue_person(directory, person, chosen, target, valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
+    serial = pki_library.format_serial(issued.serial)
+    _emit(
+        as_json,
+        {"serial": serial, "name": issued.name, "role": issued.role, "not_before": issued.not_before.isoformat(),
+         "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+         "key": str(issued.key_path)},
+        f"issued {issued.role} certificate {serial} ({issued.name}), valid until {issued.not_after:%Y-%m-%d}: "
+        f"sign with 'wipe-agent validate --key {issued.key_path} --cert {issued.certificate_path} ...'",
+    )
+
+
 @pki.command("install-crl")
 @click.option("--from", "source", help="A trust bundle or crl.pem from the CA.")
 @click.option(

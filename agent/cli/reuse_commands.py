@@ -25,7 +25,8 @@ from agent.reuse.schemes import available_schemes, load_scheme, load_scheme_file
 from agent.reuse.store import ReuseStore
 from agent.store.registry import Registry
 from agent.tomlfile import read_bounded_bytes
-from certs.pki import StationSigner
+from certs.errors import CertificateError as CertsError
+from certs.pki import StationSigner, load_person_signer
 
 
 def _state_dir(ctx: click.Context) -> Path:
@@ -111,22 +112,61 @@ def attest(ctx: click.Context, asset: str, item: str | None, by: str | None, as_
 
 
 @click.command("validate")
-@click.argument("jobs", nargs=-1)
-@click.option("--by", "by", help="The accountable person reviewing the verification evidence.")
+@click.argument("items", nargs=-1)
+@click.option("--certificates", "certificates", multiple=True,
+              help="A folder of certificates, or a certificate file, certificate id or job id (repeatable; "
+                   "ITEMS after the options count too).")
+@click.option("--decision", type=click.Choice(["accept", "reject"]), default=None, help="The officer's decision.")
+@click.option("--by", "by", help="The accountable person reviewing the evidence (the --cert's name when signing).")
 @click.option("--role", help="Their role, e.g. information-security-officer.")
+@click.option("--reason", default="", help="Why (required to reject).")
+@click.option("--key", "key", default=None, help="The officer's key (from 'pki issue-person --role validator').")
+@click.option("--cert", "cert", default=None, help="The officer's certificate.")
+@click.option("--station-on-instruction", is_flag=True,
+              help="The station signs on the officer's recorded instruction (no personal key at this site).")
+@click.option("--out", "out_dir", default=None, help="Folder for the statement PDF [default: STATE_DIR/validations].")
+@_trust_option
 @json_option
 @click.pass_context
 @handle_errors
-def validate(ctx: click.Context, jobs: tuple[str, ...], by: str | None, role: str | None, as_json: bool) -> None:
-    """Record validation (NIST SP 800-88 Rev. 2) of each JOB's verification evidence."""
-    if not jobs:
-        raise ReuseInputError("give at least one JOB id")
-    entries = service.validate(_store(ctx), list(jobs), _need(by, "--by"), _need(role, "--role"))
+def validate(ctx: click.Context, items: tuple[str, ...], certificates: tuple[str, ...], decision: str | None,
+             by: str | None, role: str | None, reason: str, key: str | None, cert: str | None,
+             station_on_instruction: bool, out_dir: str | None, trust: str | None, as_json: bool) -> None:
+    """Sign a validation statement (NIST SP 800-88 Rev. 2) accepting or rejecting a set of certificates.
+
+    Each certificate is verified first; the statement (PDF with the embedded JSON: each certificate id
+    and record hash, decision, person, role, time) is signed by the officer's own certificate, or by the
+    station on instruction, and says which.
+    """
+    if decision is None:
+        raise ReuseInputError("--decision accept|reject is required")
+    if station_on_instruction == bool(key or cert):
+        raise ReuseInputError("sign with the officer's --key KEY --cert CERT, or give --station-on-instruction "
+                              "(exactly one)")
+    station = _signer(ctx)
+    officer = None
+    if key or cert:
+        try:
+            officer = load_person_signer(Path(_need(key, "--key")), Path(_need(cert, "--cert")), station)
+        except CertsError as error:
+            raise ReuseInputError(f"officer's key: {error.message}") from error
+    folder = Path(out_dir) if out_dir else _state_dir(ctx) / "validations"
+    entry = service.validate(_store(ctx), [*certificates, *items], decision=decision, by=_need(by, "--by"),
+                             role=_need(role, "--role"), reason=reason, station=station, officer=officer,
+                             bundle=service.station_trust(_state_dir(ctx), trust), out_dir=folder,
+                             tsa_url=certificate_settings(ctx).tsa_url)
     if as_json:
-        print_json({"validations": entries})
-    else:
-        for entry in entries:
-            click.echo(f"job {entry['job_id']}: validated by {entry['by']} ({entry['role']})")
+        print_json(entry)
+        return
+    verdict = "accepted" if entry["decision"] == "accept" else "rejected"
+    click.echo(f"validation statement {entry['statement_id']}: {len(entry['jobs'])} certificate(s) {verdict} by "
+               f"{printable(entry['by'])} ({printable(entry['role'])}), signed by {entry['signer_kind']} "
+               f"({entry['level']})")
+    for job in entry["jobs"]:
+        click.echo(f"  job {job['job_id']}: certificate {job['certificate_id']}")
+    click.echo(f"  {entry['pdf']}")
+    for problem in entry["problems"]:
+        click.echo(f"  note: {problem}")
 
 
 @click.command("destroy-record")

@@ -7,7 +7,7 @@ audit log, :mod:`agent.audit.log`)::
     wipe (jobs)         each drive sanitised, verified and certified (agent.jobs.certify)
     health              SMART reading per drive (smartctl -j), or "not applicable" for virtual media
     attest              people check what software cannot (BIOS password, MDM, labels)
-    validate            an accountable person reviews the verification evidence (NIST Rev. 2)
+    validate            an accountable person accepts or rejects certificates in a signed statement (NIST Rev. 2)
     eligibility         per scheme: eligible, or every reason not; route reuse:<scheme> | destroy | hold
     destroy-record      signed destruction report for a device that cannot be reused
     manifest create     signed batch manifest + JSON + certificates for the partner

@@ -202,16 +202,31 @@ def _scheme_reasons(scheme: Scheme, job: JobRow, certificate: CertificateStatus,
         reasons.append(Reason("health_missing", f"{label}: SMART recorded as not applicable on {drive.media} media",
                               label, "hold"))
     if scheme.validation_required:
-        accepted = [v for v in validations if not scheme.validator_roles or v["role"] in scheme.validator_roles]
-        if not validations:
-            reasons.append(Reason("validation_missing", f"{label}: job {job.id} awaits validation "
-                                                        "(wipe-agent validate JOB --by NAME --role ROLE)", label))
-        elif not accepted:
-            reasons.append(Reason("validator_role", f"{label}: validated by role(s) "
-                                                    f"{', '.join(sorted({v['role'] for v in validations}))}, "
-                                                    f"{scheme.name} needs one of {', '.join(scheme.validator_roles)}",
-                                  label))
+        reasons += _validation_reasons(scheme, job, certificate, validations, label)
     return reasons
+
+
+def _validation_reasons(scheme: Scheme, job: JobRow, certificate: CertificateStatus,
+                        validations: list[dict[str, str]], label: str) -> list[Reason]:
+    """A scheme requiring validation needs a *signed* statement over this very certificate (its record hash),
+    the latest of which accepts it, by one of the scheme's roles; unsigned legacy rows never count."""
+    if not certificate.ok:
+        return []  # the certificate's own reason stands; no statement can cover a certificate that is not valid
+    signed = [v for v in validations if v.get("statement_id") and v.get("record_sha256") == certificate.record_sha256]
+    if not signed:
+        unsigned = any(v.get("signer_kind") == "unsigned" for v in validations)
+        note = " (an unsigned validation was recorded before signed statements: validate again)" if unsigned else ""
+        return [Reason("validation_missing", f"{label}: job {job.id} awaits a signed validation statement "
+                                             f"(wipe-agent validate --certificates ID --decision accept){note}", label)]
+    latest = signed[-1]
+    if latest["decision"] != "accept":
+        return [Reason("validation_rejected", f"{label}: certificate {latest['certificate_id']} was rejected by "
+                                              f"{latest['by']} ({latest['role']}) in validation statement "
+                                              f"{latest['statement_id']}: {latest['reason']}", label, "hold")]
+    if scheme.validator_roles and latest["role"] not in scheme.validator_roles:
+        return [Reason("validator_role", f"{label}: validated by role {latest['role']}, {scheme.name} needs one "
+                                         f"of {', '.join(scheme.validator_roles)}", label)]
+    return []
 
 
 def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: TrustBundle | None) -> Decision:

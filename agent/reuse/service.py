@@ -20,10 +20,18 @@ from agent.reuse.store import ReuseStore, new_document_id
 from agent.store.registry import JobRow, has_serial
 from certs.destruction import METHODS, issue_destruction_report
 from certs.errors import CertificateError as CertsError
+from certs.errors import RecordError
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import issue_manifest
 from certs.pki import StationSigner, TrustBundle
-from certs.verify import DocumentKind, load_trust_bundle, read_back
+from certs.validation import (
+    STATEMENT_SCHEMA_VERSION,
+    ValidatedCertificate,
+    ValidationStatement,
+    issue_statement,
+    summary_of,
+)
+from certs.verify import DocumentKind, load_trust_bundle, read_back, verify_with_bundle
 
 TRUST_BUNDLE_NAME = "trust-bundle.pem"
 
@@ -111,21 +119,116 @@ def attest(store: ReuseStore, asset: str, item: str, by: str) -> dict[str, Any]:
     return store.attest(asset, item, by.strip())
 
 
-def validate(store: ReuseStore, job_ids: list[str], by: str, role: str) -> list[dict[str, Any]]:
-    """Record validation (NIST SP 800-88 Rev. 2) of the jobs' verification evidence; all or none."""
-    if not by.strip() or not role.strip():
-        raise ReuseInputError("--by and --role must name the validating person and their role")
-    jobs: list[JobRow] = []
-    for job_id in job_ids:
+def _certificate_files(store: ReuseStore, items: list[str]) -> list[Path]:
+    """``--certificates DIR`` (every PDF in it) or certificate files, certificate ids or job ids."""
+    if len(items) == 1 and Path(items[0]).is_dir():
+        files = sorted(path for path in Path(items[0]).iterdir() if path.suffix == ".pdf" and path.is_file())
+        if not files:
+            raise ReuseInputError(f"{items[0]} holds no certificate (*.pdf)")
+        return files
+    files = []
+    for item in items:
+        if Path(item).is_file():
+            files.append(Path(item))
+            continue
+        job_id = store.job_for_certificate(item) or item
         try:
             job = store.registry.job(job_id)
         except Exception as error:
-            raise ReuseInputError(str(getattr(error, "message", error))) from error
-        if job.state != "sanitised" or not job.certificate_path:
-            raise ReuseRefused(f"job {job.id} is {job.state}{'' if job.certificate_path else ' without a certificate'}"
-                               ": only sanitised, certified jobs can be validated")
-        jobs.append(job)
-    return store.validate(jobs, by.strip(), role.strip())
+            raise ReuseInputError(f"{item!r} is neither a certificate file, a certificate id nor a job id: "
+                                  f"{getattr(error, 'message', error)}") from error
+        if not job.certificate_path:
+            raise ReuseRefused(f"job {job.id} is {job.state} without a certificate: only certified jobs can be "
+                               "validated")
+        files.append(Path(job.certificate_path))
+    if len({path.resolve() for path in files}) != len(files):
+        raise ReuseInputError("a certificate is named twice")
+    return files
+
+
+def _own_trust(signer: StationSigner) -> TrustBundle:
+    """The station's own CA and CRL as a trust bundle (when no partner bundle is installed)."""
+    authority = next((item for item in signer.chain if item.subject == item.issuer), None)
+    if authority is None or signer.crl is None:
+        raise ReuseRefused("cannot check the certificates: no trust bundle, and the station holds no CA certificate "
+                           "or CRL (give --trust FILE)")
+    return TrustBundle(authority, signer.crl)
+
+
+def validate(store: ReuseStore, certificates: list[str], *, decision: str, by: str, role: str, reason: str,
+             station: StationSigner, officer: StationSigner | None, bundle: TrustBundle | None, out_dir: Path,
+             tsa_url: str | None = None) -> dict[str, Any]:
+    """Sign a validation statement (NIST SP 800-88 Rev. 2) accepting or rejecting ``certificates``.
+
+    Signed by ``officer`` (a validator certificate, see ``pki issue-person``) or, when None, by the
+    ``station`` on the officer's recorded instruction. Every certificate is verified first, from its
+    bytes (signature, kind, record hash), and must be one this registry issued for a sanitised job: a
+    forged or foreign certificate is refused by name and nothing is signed or recorded.
+    """
+    if decision not in ("accept", "reject"):
+        raise ReuseInputError("--decision must be accept or reject")
+    by, role, reason = by.strip(), role.strip(), reason.strip()
+    if not by or not role:
+        raise ReuseInputError("--by and --role must name the validating person and their role")
+    if decision == "reject" and not reason:
+        raise ReuseInputError("a rejection needs --reason: the operator must learn what to redo")
+    if officer is not None and officer.station_id != by:
+        raise ReuseInputError(f"--by {by!r} is not the person the --cert names ({officer.station_id!r})")
+    if not certificates:
+        raise ReuseInputError("give --certificates DIR, or certificate files, certificate ids or job ids")
+    trust = bundle or _own_trust(station)
+    covered: list[tuple[JobRow, str, str, str]] = []
+    refusals: list[str] = []
+    demo: set[bool] = set()
+    for path in _certificate_files(store, certificates):
+        report = verify_with_bundle(path, trust, expect=DocumentKind.CERTIFICATE)
+        if not report.valid or report.record is None or report.certificate_id is None or not report.record_sha256:
+            refusals.append(f"{path.name}: refused ({report.code}: {report.reason})")
+            continue
+        job_id = store.job_for_certificate(report.certificate_id)
+        job = store.registry.job(job_id) if job_id else None
+        issued = [event["data"] for event in store.registry.events(job_id) if event["event"] == "certificate-issued"] \
+            if job_id else []
+        if job is None or not issued or issued[-1].get("record_sha256") != report.record_sha256:
+            refusals.append(f"{path.name}: certificate {report.certificate_id} is not one this station's registry "
+                            "issued (or its record hash differs from the one recorded)")
+            continue
+        if job.state != "sanitised":
+            refusals.append(f"{path.name}: job {job.id} is {job.state}, not sanitised")
+            continue
+        media = report.record.media
+        covered.append((job, report.certificate_id, report.record_sha256, f"{media.model} S/N {media.serial}"))
+        demo.add(report.demo)
+    if refusals:
+        raise ReuseRefused("not validated: a listed certificate was refused; nothing was signed", tuple(refusals))
+    if len(demo) > 1:
+        raise ReuseRefused("demonstration and real certificates cannot share one validation statement")
+    signer_kind = "officer" if officer is not None else "station-on-instruction"
+    try:
+        statement = ValidationStatement(
+            schema_version=STATEMENT_SCHEMA_VERSION, kind="validation", document_id=new_document_id("VS"),
+            station_id=station.station_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            decision=decision, by=by, role=role, reason=reason, signer_kind=signer_kind,  # type: ignore[arg-type]
+            demo=demo == {True},
+            certificates=tuple(ValidatedCertificate(certificate_id=cid, record_sha256=digest, job_id=job.id,
+                                                    drive=drive) for job, cid, digest, drive in covered),
+            summary=summary_of(decision, len(covered), by, role))
+    except RecordError as error:
+        raise ReuseInputError(f"validation statement: {error.message}") from error
+    signer = officer or station
+    path = out_dir / f"validation-{statement.document_id}.pdf"
+    try:
+        signed = issue_statement(statement, signer, path, tsa_url=tsa_url)
+        read_back(path, signer, DocumentKind.VALIDATION)
+    except CertsError as error:
+        raise ReuseRefused(f"validation statement not issued: {error.message}") from error
+    try:
+        entry = store.record_statement(statement.to_dict(), str(path), statement.sha256(),
+                                       [(job.id, cid, digest) for job, cid, digest, _ in covered])
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {**entry, "level": signed.level.value, "problems": list(signed.problems)}
 
 
 def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, reference: str | None, operator: str,
@@ -175,6 +278,24 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
         path.unlink(missing_ok=True)
         raise
     return {**record, "report_path": str(path), "report_sha256": digest}
+
+
+def device_validation(drives: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The manifest's per-device ``validation``: the latest signed statement over the drives' current
+    certificates (each drive's own statements, pinned by record hash), or None when none was signed.
+
+    A device whose drives were validated in different statements shows the latest; the per-drive
+    ``validations`` list keeps every one.
+    """
+    latest: dict[str, str] | None = None
+    for drive in drives:
+        for entry in drive.get("validations", []):
+            if entry.get("statement_id") and entry.get("record_sha256") == drive.get("record_sha256") \
+                    and (latest is None or entry["at"] >= latest["at"]):
+                latest = entry
+    if latest is None:
+        return None
+    return {key: latest[key] for key in ("decision", "by", "role", "at", "statement_id", "signer_kind")}
 
 
 def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
@@ -232,7 +353,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         host = decision.inputs["host"]
         devices.append({"asset": asset, "kind": host["kind"], "make": host["make"], "model": host["model"],
                         "serial": host["serial"], "drives": drives,
-                        "attestations": decision.inputs["attestations"]})
+                        "attestations": decision.inputs["attestations"], "validation": device_validation(drives)})
     document_id = new_document_id("MF")
     manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA, "kind": "manifest", "document_id": document_id, "station_id": signer.station_id,

@@ -33,6 +33,13 @@ _TABLES = (
     "item TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reuse_validations (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, "
     "by_name TEXT NOT NULL, role TEXT NOT NULL, at TEXT NOT NULL)",
+    # signed validation statements (certs.validation) and the jobs each covers, pinned by record hash
+    "CREATE TABLE IF NOT EXISTS reuse_validation_statements (id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+    "decision TEXT NOT NULL, by_name TEXT NOT NULL, role TEXT NOT NULL, signer_kind TEXT NOT NULL, "
+    "reason TEXT NOT NULL, pdf_path TEXT NOT NULL, statement_sha256 TEXT NOT NULL, statement_json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reuse_statement_jobs (statement_id TEXT NOT NULL, job_id TEXT NOT NULL, "
+    "certificate_id TEXT NOT NULL, record_sha256 TEXT NOT NULL, PRIMARY KEY (statement_id, job_id))",
+    "CREATE INDEX IF NOT EXISTS reuse_statement_jobs_job ON reuse_statement_jobs(job_id)",
     "CREATE TABLE IF NOT EXISTS reuse_decisions (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, at TEXT NOT NULL, "
     "route TEXT NOT NULL, decision_json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS reuse_destructions (id TEXT PRIMARY KEY, asset TEXT NOT NULL UNIQUE, "
@@ -220,25 +227,49 @@ class ReuseStore:
                                (asset,)).fetchall()
         return {str(r[0]): {"by": str(r[1]), "at": str(r[2])} for r in rows}
 
-    def validate(self, jobs: list[JobRow], by: str, role: str) -> list[dict[str, Any]]:
-        """Record NIST Rev. 2 validation of each job's verification evidence, all or none."""
-        now = _now()
-        entries = []
+    def record_statement(self, statement: dict[str, Any], pdf_path: str, sha256: str,
+                         jobs: list[tuple[str, str, str]]) -> dict[str, Any]:
+        """Store a signed validation statement linked to each (job id, certificate id, record hash), with its
+        audit entry, in one transaction."""
+        entry = {"statement_id": statement["document_id"], "decision": statement["decision"], "by": statement["by"],
+                 "role": statement["role"], "at": statement["created_at"], "signer_kind": statement["signer_kind"],
+                 "reason": statement["reason"], "pdf": pdf_path, "statement_sha256": sha256,
+                 "jobs": [{"job_id": job, "certificate_id": cid, "record_sha256": digest} for job, cid, digest in jobs]}
         with self._write() as tx:
-            for job in jobs:
-                entry = {"job_id": job.id, "by": by, "role": role, "at": now,
-                         "verification": job.verification, "certificate": job.certificate_path}
-                tx.execute("INSERT INTO reuse_validations(job_id, by_name, role, at) VALUES(?,?,?,?)",
-                           (job.id, by, role, now))
-                self.audit.append("validation", job.id, entry, in_transaction=True)
-                entries.append(entry)
-        return entries
+            tx.execute("INSERT INTO reuse_validation_statements(id, at, decision, by_name, role, signer_kind, reason, "
+                       "pdf_path, statement_sha256, statement_json) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                       (statement["document_id"], statement["created_at"], statement["decision"], statement["by"],
+                        statement["role"], statement["signer_kind"], statement["reason"], pdf_path, sha256,
+                        json.dumps(statement, sort_keys=True)))
+            tx.executemany("INSERT INTO reuse_statement_jobs(statement_id, job_id, certificate_id, record_sha256) "
+                           "VALUES(?,?,?,?)", [(statement["document_id"], *job) for job in jobs])
+            self.audit.append("validation-statement", statement["document_id"], entry, in_transaction=True)
+        return entry
 
     def validations(self, job_id: str) -> list[dict[str, str]]:
-        """Validations recorded for a job."""
-        rows = self.db.execute("SELECT by_name, role, at FROM reuse_validations WHERE job_id=? ORDER BY id",
-                               (job_id,)).fetchall()
-        return [{"by": str(r[0]), "role": str(r[1]), "at": str(r[2])} for r in rows]
+        """Validations recorded for a job, oldest first: signed statements (``statement_id`` set) and, from
+        registries older than signed statements, unsigned rows (``signer_kind`` "unsigned", never accepted
+        by a scheme that requires validation)."""
+        unsigned = self.db.execute("SELECT by_name, role, at FROM reuse_validations WHERE job_id=? ORDER BY id",
+                                   (job_id,)).fetchall()
+        signed = self.db.execute(
+            "SELECT s.id, s.decision, s.by_name, s.role, s.at, s.signer_kind, s.reason, j.certificate_id, "
+            "j.record_sha256 FROM reuse_statement_jobs j JOIN reuse_validation_statements s ON s.id = j.statement_id "
+            "WHERE j.job_id=? ORDER BY s.at, s.rowid", (job_id,)).fetchall()
+        result = [{"by": str(r[0]), "role": str(r[1]), "at": str(r[2]), "decision": "accept", "statement_id": "",
+                   "signer_kind": "unsigned", "reason": "", "certificate_id": "", "record_sha256": ""}
+                  for r in unsigned]
+        result += [{"statement_id": str(r[0]), "decision": str(r[1]), "by": str(r[2]), "role": str(r[3]),
+                    "at": str(r[4]), "signer_kind": str(r[5]), "reason": str(r[6]), "certificate_id": str(r[7]),
+                    "record_sha256": str(r[8])} for r in signed]
+        return result
+
+    def job_for_certificate(self, certificate_id: str) -> str | None:
+        """The job whose journal records issuing ``certificate_id`` (None when this registry never issued it)."""
+        row = self.db.execute("SELECT job_id FROM job_events WHERE event='certificate-issued' AND "
+                              "json_extract(data_json, '$.certificate_id')=? ORDER BY id DESC LIMIT 1",
+                              (certificate_id,)).fetchone()
+        return str(row[0]) if row else None
 
     # decisions -----------------------------------------------------------------------------------
     def record_decision(self, asset: str, route: str, decision: dict[str, Any]) -> int:

@@ -309,3 +309,37 @@ def test_station_crl_install_refuses_foreign_and_older_crls(ca_dir: Path, tmp_pa
     pki.init_ca("Example Police", other)
     with pytest.raises(PkiError, match="not signed by this station's CA"):
         pki.install_station_crl(state, (other / "crl.pem").read_bytes())
+
+
+def test_validator_profile_carries_only_the_validator_eku(ca_dir: Path, tmp_path: Path) -> None:
+    from certs.oids import STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
+
+    assert VALIDATOR_SIGNING_EKU != STATION_SIGNING_EKU
+    issued = pki.issue_person(ca_dir, "Alex Officer", "validator", tmp_path / "people")
+    assert _mode(issued.key_path) == 0o600 and _mode(issued.certificate_path) == 0o600
+    assert issued.key_path.name == "alex-officer.key"
+    certificate = x509.load_pem_x509_certificate(issued.certificate_path.read_bytes())
+    extensions = certificate.extensions
+    assert list(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [VALIDATOR_SIGNING_EKU]
+    assert not extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert _key_usage(certificate) == {"digital_signature", "content_commitment"}
+    assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == pki.VALIDATOR_OU
+    ca_certificate = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    certificate.verify_directly_issued_by(ca_certificate)
+    with pytest.raises(PkiError, match="refusing to overwrite"):
+        pki.issue_person(ca_dir, "Alex Officer", "validator", tmp_path / "people")
+    with pytest.raises(PkiError, match="unknown role"):
+        pki.issue_person(ca_dir, "Sam", "station", tmp_path / "people")
+    with pytest.raises(PkiError, match="U\\+202E"):
+        pki.issue_person(ca_dir, "Sam\u202e", "validator", tmp_path / "people")
+    # A person's key loads as a signer only with a station of the same CA.
+    pki.issue_station(ca_dir, "station-07", tmp_path / "state")
+    station = pki.load_station_signer(tmp_path / "state")
+    signer = pki.load_person_signer(issued.key_path, issued.certificate_path, station)
+    assert signer.station_id == "Alex Officer" and signer.chain == station.chain
+    other = tmp_path / "other-ca"
+    pki.init_ca("Someone Else", other)
+    pki.issue_station(other, "station-99", tmp_path / "other-state")
+    foreign = pki.load_station_signer(tmp_path / "other-state")
+    with pytest.raises(PkiError, match="not issued by this station's organisation CA"):
+        pki.load_person_signer(issued.key_path, issued.certificate_path, foreign)

@@ -99,5 +99,8 @@ def ready_device(store: Any, world: World, asset: str, drives: list[DriveIdentit
     for item in attest:
         store.attest(asset, item, "Sgt Example")
     if validate:
-        store.validate(jobs, "Ms Validator", role)
+        from agent.reuse.service import validate as sign_validation
+
+        sign_validation(store, [job.id for job in jobs], decision="accept", by="Ms Validator", role=role, reason="",
+                        station=world.signer, officer=None, bundle=None, out_dir=world.state / "validations")
     return jobs

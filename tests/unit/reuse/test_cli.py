@@ -78,8 +78,12 @@ def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp
     assert codes == {"attestation_missing", "validation_missing"}
     for item in ATTESTATIONS:
         assert _run(world, "attest", "PC-1", "--item", item, "--by", "Sgt Example").exit_code == 0
-    result = _run(world, "validate", *laptop, "--by", "Ms Validator", "--role", "information-security-officer")
-    assert result.exit_code == 0 and "validated by Ms Validator" in result.stdout
+    result = _run(world, "validate", "--certificates", laptop[0], "--certificates", laptop[1], "--decision", "accept",
+                  "--by", "Ms Validator", "--role", "information-security-officer", "--station-on-instruction",
+                  "--trust", str(world.bundle))
+    assert result.exit_code == 0, result.output
+    assert "2 certificate(s) accepted by Ms Validator" in result.stdout and "signed by station-on-instruction" \
+        in result.stdout
     result = _run(world, "eligibility", "PC-1", "--trust", str(world.bundle))
     assert result.exit_code == 0 and "route: reuse:schools" in result.stdout and "ELIGIBLE" in result.stdout
     out = tmp_path / "batch"
@@ -121,9 +125,14 @@ def test_refusals_are_one_line_exit_2_and_change_nothing(world: World, laptop: l
         (["attest", "PC-1", "--item", "bios-ok", "--by", "X"], "unknown attestation item 'bios-ok'"),
         (["attest", "NOPE", "--item", "mdm-removed", "--by", "X"], "unknown asset 'NOPE'"),
         (["attest", "PC-1", "--item", "mdm-removed"], "--by is required"),
-        (["validate", "ffffffff", "--by", "X", "--role", "Y"], "no job 'ffffffff'"),
-        (["validate", laptop[0], "--by", "X"], "--role is required"),
-        (["validate"], "give at least one JOB"),
+        (["validate", "ffffffff", "--decision", "accept", "--by", "X", "--role", "Y", "--station-on-instruction"],
+         "no job 'ffffffff'"),
+        (["validate", laptop[0], "--decision", "accept", "--by", "X", "--station-on-instruction"],
+         "--role is required"),
+        (["validate", laptop[0], "--by", "X", "--role", "Y", "--station-on-instruction"], "--decision accept|reject"),
+        (["validate", laptop[0], "--decision", "accept", "--by", "X", "--role", "Y"], "or give --station-on"),
+        (["validate", "--decision", "accept", "--by", "X", "--role", "Y", "--station-on-instruction"],
+         "give --certificates DIR"),
         (["eligibility", "NOPE"], "unknown asset 'NOPE'"),
         (["destroy-record", "PC-1", "--method", "burn", "--witness", "W"], "--method must be one of"),
         (["destroy-record", "PC-1", "--method", "shred"], "--witness is required"),
@@ -143,7 +152,8 @@ def test_refusals_are_one_line_exit_2_and_change_nothing(world: World, laptop: l
         assert result.exit_code == 2 and message in json.loads(result.stdout)["error"]["message"]
     refusal = json.loads(_run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-1", "--out",
                               str(tmp_path / "m"), "--trust", str(world.bundle), "--json").stdout)["error"]
-    assert refusal["code"] == "refused" and any("awaits validation" in reason for reason in refusal["reasons"])
+    assert refusal["code"] == "refused"
+    assert any("awaits a signed validation statement" in reason for reason in refusal["reasons"])
     assert not (tmp_path / "m").exists()
     # refused commands journal nothing; manifest refusals journal only the decisions they made
     with sqlite3.connect(world.state / "registry.sqlite3") as db:

@@ -11,6 +11,7 @@ from agent.reuse.eligibility import Decision, SchemeResult
 from agent.reuse.errors import ReuseInputError
 from agent.reuse.health import parse_smartctl
 from agent.reuse.service import decide, station_trust
+from agent.reuse.service import validate as sign_validation
 from agent.reuse.store import ReuseStore
 from certs.verify import load_trust_bundle
 from tests.unit.reuse.kit import World, drive, healthy, make_job, ready_device
@@ -204,7 +205,7 @@ def test_hold_reasons_name_what_is_left_for_the_preferred_reachable_scheme(store
     assert decision.route == "hold"
     result = decision.result("schools")
     assert result is not None and decision.route_reasons == [f"schools: {result.reasons[0].message}"]
-    assert "awaits validation" in decision.route_reasons[0]
+    assert "awaits a signed validation statement" in decision.route_reasons[0]
 
 
 def test_verification_mode_and_optional_sign_offs_in_a_custom_scheme(store: ReuseStore, world: World) -> None:
@@ -290,7 +291,8 @@ def test_a_drive_without_a_serial_never_makes_a_device_eligible(store: ReuseStor
     # the certificate layer refuses an empty serial; "unknown" gets a certificate
     job = make_job(store.registry, world.signer if serial else None, drive(serial), asset="PC-36")
     if serial:
-        store.validate([job], "Ms Validator", "information-security-officer")
+        sign_validation(store, [job.id], decision="accept", by="Ms Validator", role="information-security-officer",
+                        reason="", station=world.signer, officer=None, bundle=None, out_dir=world.state / "v")
     # a healthy reading filed (by an older version) under the no-serial drive's (model, serial) is not its own
     store.db.execute("INSERT INTO reuse_health(drive_serial, model, at, status, source, reading_json) "
                      "VALUES(?,?,?,?,?,?)", (serial, "TEST DRIVE", "2026-01-01", "ok", "recorded",

@@ -71,7 +71,7 @@ def _big_manifest(store: ReuseStore, world: World) -> tuple[dict[str, Any], Path
             drives.append({**drives[0], "serial": f"S{index:04d}-B", "certificate_id": f"CERT-{index:04d}-B",
                            "record_sha256": f"{index + 10_000:064x}", "level": "Clear", "method": "overwrite.zero"})
         devices.append({**device, "asset": f"SCH-{index:04d}", "make": "Dell", "model": "Latitude 5420",
-                        "serial": f"HOST{index:05d}", "drives": drives})
+                        "serial": f"HOST{index:05d}", "drives": drives, "validation": None})
     devices[6]["model"] = "Latitude-5420-with-a-model-name-far-longer-than-its-column-can-hold-XYZ"
     devices[1]["validation"] = {"decision": "accept", "by": "Ms Validator", "role": "information-security-officer",
                                 "at": "2026-12-01T10:00:00+00:00", "statement_id": "VS-1", "signer_kind": "officer"}
@@ -149,7 +149,7 @@ def test_the_shape_check_allows_an_audit_checkpoint_and_validation_only_as_mappi
     with pytest.raises(RecordError, match="audit_checkpoint must be a mapping"):
         issue_manifest({**manifest, "audit_checkpoint": "42"}, world.signer, tmp_path / "a", files)
     bad = [{**manifest["devices"][0], "validation": "accepted"}, manifest["devices"][1]]
-    with pytest.raises(RecordError, match="validation of SCH-0001 must be a mapping"):
+    with pytest.raises(RecordError, match="validation of SCH-0001 must be a mapping or null"):
         issue_manifest({**manifest, "devices": bad}, world.signer, tmp_path / "b", files)
     assert render_csv(manifest).count(b"\r\n") == 3
 
