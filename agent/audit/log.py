@@ -4,38 +4,52 @@ Each entry's ``hash`` is SHA-256 over the previous entry's hash and the canonica
 (sequence number, time, kind, subject, data). Changing, deleting or reordering any entry breaks the
 chain from that point on; :meth:`AuditLog.verify` says where. A separate head row (count and last
 hash) catches the removal of entries at the end, which a chain alone cannot show. Someone who can
-rewrite the whole file can rewrite the chain too: hand the head hash (``audit verify`` prints it)
-to compliance staff, or copy it off the station, to anchor it.
+rewrite the whole file can rewrite the chain too, but not the **checkpoints**: every
+``checkpoint_every`` entries, every ``checkpoint_minutes`` (checked as entries are appended and by
+the daemon's timer) and at daemon shutdown, the station signs its head with the station key
+(:mod:`certs.audit_chain` has the format and the verifier, which the partners' venv runs too). A
+checkpoint due at an append is written in the same transaction as the entry it covers. Without a
+station key installed no checkpoint is written (and ``audit verify`` says the chain is unsigned).
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-GENESIS = "0" * 64
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certs import documents
+from certs.audit_chain import GENESIS, Checkpoint, check_checkpoints, checkpoint_payload, entry_hash
+from certs.pki import StationSigner
+
+__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
+
+DEFAULT_CHECKPOINT_EVERY = 100
+DEFAULT_CHECKPOINT_MINUTES = 15.0
+SignerSource = Callable[[], StationSigner | None]
+"""Gives the station's signer, or None when no station key is installed."""
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, "
     "subject TEXT NOT NULL, data_json TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL, "
     "hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_checkpoints (number INTEGER PRIMARY KEY, station_id TEXT NOT NULL, "
+    "seq INTEGER NOT NULL, head TEXT NOT NULL, count INTEGER NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL, "
+    "certificate TEXT NOT NULL)",
 )
 
 
 def canonical_json(value: Any) -> str:
     """Keys sorted, no insignificant whitespace, no NaN: the form that is hashed."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def entry_hash(prev_hash: str, seq: int, at: str, kind: str, subject: str, data: Any) -> str:
-    """The chained hash of one entry."""
-    body = canonical_json({"seq": seq, "at": at, "kind": kind, "subject": subject, "data": data})
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    return documents.canonical_json(value).decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -64,17 +78,30 @@ class AuditReport:
     entries: int
     head: str
     problems: tuple[str, ...] = field(default=())
+    checkpoints: int = 0
+    anchored_to: int | None = None
+    """The highest seq a checkpoint whose signature and head check out covers."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        return {"valid": self.valid, "entries": self.entries, "head": self.head, "problems": list(self.problems)}
+        return {"valid": self.valid, "entries": self.entries, "head": self.head, "problems": list(self.problems),
+                "checkpoints": self.checkpoints, "anchored_to": self.anchored_to}
+
+
+def _checkpoint(row: Any) -> Checkpoint:
+    return Checkpoint(int(row[0]), str(row[1]), int(row[2]), str(row[3]), int(row[4]), str(row[5]), str(row[6]),
+                      str(row[7]))
 
 
 class AuditLog:
     """Append-only log on an open SQLite connection (the registry's); each append is one transaction."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, signer: SignerSource | None = None) -> None:
         self.db = db
+        self.signer = signer
+        """Where checkpoints get the station key (None: this log never signs, e.g. a read-only look)."""
+        self.checkpoint_every = DEFAULT_CHECKPOINT_EVERY
+        self.checkpoint_minutes = DEFAULT_CHECKPOINT_MINUTES
         for statement in _TABLES:
             self.db.execute(statement)
 
@@ -100,6 +127,8 @@ class AuditLog:
                 "ON CONFLICT(id) DO UPDATE SET count=excluded.count, hash=excluded.hash",
                 (seq, digest),
             )
+            if self._due(seq, when):
+                self._sign(seq, digest, when)
         except BaseException:
             if not in_transaction:
                 self.db.execute("ROLLBACK")
@@ -107,6 +136,69 @@ class AuditLog:
         if not in_transaction:
             self.db.execute("COMMIT")
         return AuditEntry(seq, when, kind, subject, data, prev, digest)
+
+    # checkpoints -------------------------------------------------------------------------------------
+    def _due(self, seq: int, when: str) -> bool:
+        """Whether entry ``seq`` (at ``when``) completes a checkpoint interval: N entries, or M minutes since
+        the first entry no checkpoint covers yet. Two indexed reads."""
+        if self.signer is None:
+            return False
+        row = self.db.execute("SELECT seq FROM audit_checkpoints ORDER BY number DESC LIMIT 1").fetchone()
+        signed = int(row[0]) if row else 0
+        if seq - signed >= self.checkpoint_every:
+            return True
+        first = self.db.execute("SELECT at FROM audit_log WHERE seq=?", (signed + 1,)).fetchone()
+        return first is not None and (datetime.fromisoformat(when) - datetime.fromisoformat(str(first[0]))
+                                      >= timedelta(minutes=self.checkpoint_minutes))
+
+    def _sign(self, seq: int, head: str, when: str) -> Checkpoint | None:
+        """Sign (seq, head) with the station key and store the checkpoint, inside the caller's transaction."""
+        signer = self.signer() if self.signer is not None else None
+        if signer is None:
+            return None
+        payload = checkpoint_payload(signer.station_id, seq, head, seq, when)
+        signature = base64.b64encode(signer.private_key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode("ascii")
+        certificate = signer.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        cursor = self.db.execute(
+            "INSERT INTO audit_checkpoints(station_id, seq, head, count, at, signature, certificate) "
+            "VALUES(?,?,?,?,?,?,?)", (signer.station_id, seq, head, seq, when, signature, certificate))
+        return Checkpoint(int(cursor.lastrowid or 0), signer.station_id, seq, head, seq, when, signature, certificate)
+
+    def checkpoint(self, *, at: datetime | None = None, in_transaction: bool = False) -> Checkpoint | None:
+        """Sign the current head now (the timer, shutdown), unless the latest checkpoint already covers it.
+
+        Returns the new checkpoint; None when there is nothing new to sign or no station key.
+        """
+        when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds")
+        if not in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+        try:
+            head = self.db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            latest = self.latest_checkpoint()
+            made = None
+            if head is not None and (latest is None or latest.seq < int(head[0])):
+                made = self._sign(int(head[0]), str(head[1]), when)
+        except BaseException:
+            if not in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        if not in_transaction:
+            self.db.execute("COMMIT")
+        return made
+
+    _CHECKPOINT_SELECT = ("SELECT number, station_id, seq, head, count, at, signature, certificate "
+                          "FROM audit_checkpoints")
+
+    def checkpoints(self, up_to_seq: int | None = None, from_seq: int = 0) -> list[Checkpoint]:
+        """Stored checkpoints, oldest first (optionally only those covering seq ``from_seq``…``up_to_seq``)."""
+        rows = self.db.execute(f"{self._CHECKPOINT_SELECT} WHERE seq >= ? AND seq <= ? ORDER BY number",
+                               (from_seq, up_to_seq if up_to_seq is not None else 2 ** 62)).fetchall()
+        return [_checkpoint(row) for row in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint (what a manifest carries as its anchor)."""
+        row = self.db.execute(f"{self._CHECKPOINT_SELECT} ORDER BY number DESC LIMIT 1").fetchone()
+        return _checkpoint(row) if row is not None else None
 
     def entries(self, subject: str | None = None) -> list[AuditEntry]:
         """Entries in storage order (optionally only one subject's)."""
@@ -147,4 +239,9 @@ class AuditLog:
                             f"ending {prev[:12]}… (entries removed at the end, or the head altered)")
         if head is None and count:
             problems.append("the head row is missing (altered)")
-        return AuditReport(not problems, count, prev, tuple(problems))
+        hashes = {int(row[0]): str(row[6]) for row in rows}
+        checkpoints = self.checkpoints()
+        checkpoint_problems, anchored = check_checkpoints(checkpoints, hashes, max(hashes) if hashes else 0, None,
+                                                          None)
+        problems.extend(checkpoint_problems)
+        return AuditReport(not problems, count, prev, tuple(problems), len(checkpoints), anchored)
