@@ -94,8 +94,7 @@ class Checkpoint:
             raise AuditFileError(f"{where} has no {missing.args[0]!r}") from None
         for name, kind in (("number", int), ("seq", int), ("count", int), ("station_id", str), ("head", str),
                            ("at", str), ("signature", str), ("certificate", str)):
-            if type(getattr(item, name)) is not kind:
-                raise AuditFileError(f"{where}: {name} is not a {kind.__name__}")
+            _require(getattr(item, name), kind, f"{where}: {name}")
         return item
 
     def payload(self) -> bytes:
@@ -235,9 +234,12 @@ def _signature_problem(checkpoint: Checkpoint, bundle: TrustBundle | None, stati
 # --- the export file ------------------------------------------------------------------------------
 
 
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
 def _require(value: Any, kind: type, where: str) -> Any:
     if type(value) is not kind:
-        raise AuditFileError(f"{where} is not a{'n' if kind.__name__[0] in 'aeiou' else ''} {kind.__name__}")
+        raise AuditFileError(f"{where} is not {_JSON_NAMES[kind]}")
     return value
 
 
@@ -315,3 +317,35 @@ def verify_export_file(path: Path, bundle: TrustBundle) -> ChainReport:
     except NotReadable as error:
         raise AuditFileError(str(error)) from None
     return verify_export(parse_export(data), bundle)
+
+
+def render(report: ChainReport, what: str) -> list[str]:
+    """The human lines of a report (``what``: "audit export", "audit log")."""
+    span = f"seq {report.first_seq}-{report.last_seq}" if report.entries else "no entries"
+    signed = (f"signed up to seq {report.anchored_to}" if report.anchored_to is not None
+              else "no checkpoint signs any of them")
+    if report.valid:
+        station = f" of station {report.station_id}" if report.station_id else ""
+        lines = [f"{what} intact: {report.entries} entries ({span}){station}, {report.checkpoints} checkpoint(s), "
+                 f"{signed}; head {report.head}"]
+    else:
+        lines = [f"{what.upper()} BROKEN ({len(report.problems)} problem(s), {report.entries} entries, {span}):"]
+        lines += [f"  {problem}" for problem in report.problems]
+    return lines + [f"  warning: {warning}" for warning in report.warnings]
+
+
+def run_audit_verify(file: str, trust: str | None, *, as_json: bool, echo: Any = print) -> int:
+    """``audit verify --file F --trust BUNDLE``: 0 intact, 1 broken, 2 bad input (one line, raised as
+    :class:`AuditFileError` or :class:`certs.errors.TrustBundleError` for the caller to print)."""
+    from certs.verify import load_trust_bundle
+
+    if not trust:
+        raise AuditFileError("--trust BUNDLE is required to check an export (the issuer's trust bundle)")
+    bundle = load_trust_bundle(Path(trust))
+    report = verify_export_file(Path(file), bundle)
+    if as_json:
+        echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in render(report, "audit export"):
+            echo(line)
+    return 0 if report.valid else 1

@@ -26,7 +26,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import documents
-from certs.audit_chain import GENESIS, Checkpoint, check_checkpoints, checkpoint_payload, entry_hash
+from certs.audit_chain import (
+    EXPORT_FORMAT,
+    GENESIS,
+    Checkpoint,
+    check_checkpoints,
+    checkpoint_payload,
+    entry_hash,
+)
 from certs.pki import StationSigner
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
@@ -199,6 +206,32 @@ class AuditLog:
         """The newest checkpoint (what a manifest carries as its anchor)."""
         row = self.db.execute(f"{self._CHECKPOINT_SELECT} ORDER BY number DESC LIMIT 1").fetchone()
         return _checkpoint(row) if row is not None else None
+
+    # export ------------------------------------------------------------------------------------------
+    def seq_at(self, moment: datetime, *, last: bool) -> int:
+        """The first entry at or after ``moment`` (``last``: the last entry at or before it); 0 when none."""
+        when = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+        query = ("SELECT max(seq) FROM audit_log WHERE at <= ?" if last
+                 else "SELECT min(seq) FROM audit_log WHERE at >= ?")
+        row = self.db.execute(query, (when,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def export(self, from_seq: int, to_seq: int, station_id: str, certificates: list[str]) -> dict[str, Any]:
+        """A self-contained export of entries ``from_seq``…``to_seq``: the entries, the checkpoints whose seq
+        lies in that range, the station certificate chain (PEM) and the format (see :mod:`certs.audit_chain`)."""
+        rows = self.db.execute("SELECT seq, at, kind, subject, data_json, prev_hash, hash FROM audit_log "
+                               "WHERE seq >= ? AND seq <= ? ORDER BY seq", (from_seq, to_seq)).fetchall()
+        entries = [AuditEntry(int(r[0]), str(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), str(r[5]), str(r[6]))
+                   for r in rows]
+        return {
+            "format": EXPORT_FORMAT,
+            "station_id": station_id,
+            "exported_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "range": {"from_seq": from_seq, "to_seq": to_seq},
+            "entries": [entry.to_json() for entry in entries],
+            "checkpoints": [item.to_json() for item in self.checkpoints(to_seq, from_seq)],
+            "certificates": certificates,
+        }
 
     def entries(self, subject: str | None = None) -> list[AuditEntry]:
         """Entries in storage order (optionally only one subject's)."""

@@ -14,7 +14,10 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
-from agent.cli import station_commands
+from agent.cli import (
+    audit_commands,  # noqa: F401  (attaches `audit export` / `audit verify` to the group)
+    station_commands,
+)
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, resolve_device, state_dir
