@@ -77,7 +77,7 @@ class Checkpoint:
     signature: str
     """Base64 of the DER ECDSA signature over :func:`checkpoint_payload`."""
     certificate: str
-    """The signing station certificate, PEM."""
+    """The signing station certificate: base64 of its DER (one line, so a signed manifest can carry it)."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (export and manifest)."""
@@ -208,7 +208,7 @@ def check_checkpoints(checkpoints: list[Checkpoint], hashes: dict[int, str], las
 def _signature_problem(checkpoint: Checkpoint, bundle: TrustBundle | None, station_id: str | None,
                        check: Any) -> str | None:
     try:
-        certificate = x509.load_pem_x509_certificate(checkpoint.certificate.encode("ascii"))
+        certificate = x509.load_der_x509_certificate(base64.b64decode(checkpoint.certificate, validate=True))
         signature = base64.b64decode(checkpoint.signature, validate=True)
         moment = datetime.fromisoformat(checkpoint.at)
     except (ValueError, UnicodeError, binascii.Error) as error:
@@ -229,6 +229,19 @@ def _signature_problem(checkpoint: Checkpoint, bundle: TrustBundle | None, stati
         return None
     problem = check(certificate, checkpoint.payload(), signature, moment, bundle, station_id=checkpoint.station_id)
     return f"{problem.reason} ({problem.code})" if problem else None
+
+
+def verify_checkpoint(value: Any, bundle: TrustBundle, station_id: str | None = None) -> str | None:
+    """Check one checkpoint on its own (the ``audit_checkpoint`` a manifest carries): its form and its station
+    signature against ``bundle``. None when it is sound; else the reason. What it anchors (the head) is
+    checked against an export of the station's chain."""
+    try:
+        checkpoint = Checkpoint.from_json(value, "the checkpoint")
+    except AuditFileError as error:
+        return str(error)
+    from certs.verify import check_station_signature
+
+    return _signature_problem(checkpoint, bundle, station_id, check_station_signature)
 
 
 # --- the export file ------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ class AuditLog:
             return None
         payload = checkpoint_payload(signer.station_id, seq, head, seq, when)
         signature = base64.b64encode(signer.private_key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode("ascii")
-        certificate = signer.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        certificate = base64.b64encode(signer.certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")
         cursor = self.db.execute(
             "INSERT INTO audit_checkpoints(station_id, seq, head, count, at, signature, certificate) "
             "VALUES(?,?,?,?,?,?,?)", (signer.station_id, seq, head, seq, when, signature, certificate))

@@ -8,6 +8,7 @@ so a partner without the station agent gets the same verdict.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 import click
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.cli.context import state_dir
@@ -64,7 +66,9 @@ def _certificates(registry: Registry, root: Path) -> tuple[str, list[str]]:
     if latest is None:
         raise ConfigError("this station has no signing key and no signed checkpoint: there is nothing to anchor "
                           "an export; run 'wipe-agent pki issue-station' first")
-    return latest.station_id, [latest.certificate]
+    der = base64.b64decode(latest.certificate)
+    return latest.station_id, [x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+                               .decode("ascii")]
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -321,7 +321,7 @@ class Registry:
         self.path = self.state_dir / "registry.sqlite3"
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
-        self._signer: StationSigner | bool | None = None
+        self._signer: StationSigner | bool | None = None  # False: looked, none usable
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -507,7 +507,7 @@ class Registry:
                 self._signer = load_station_signer(self.state_dir)
             except (CertificateError, OSError):
                 self._signer = False
-        return self._signer or None
+        return self._signer if isinstance(self._signer, StationSigner) else None
 
     def close(self) -> None:
         """Close the connection."""

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from agent.store.registry import Registry
+from certs import pki
 from certs.audit_chain import (
     GENESIS,
     AuditFileError,
@@ -23,7 +24,6 @@ from certs.audit_chain import (
     parse_export,
     verify_export,
 )
-from certs import pki
 from certs.pki import StationSigner
 from certs.verify import load_trust_bundle
 from tests.unit.audit.conftest import station_registry
@@ -144,7 +144,8 @@ def _forge(exported: dict[str, Any], signer: StationSigner, *, station_id: str |
         payload = checkpoint_payload(checkpoint["station_id"], checkpoint["seq"], checkpoint["head"],
                                      checkpoint["count"], checkpoint["at"])
         checkpoint["signature"] = base64.b64encode(signer.private_key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
-        checkpoint["certificate"] = signer.certificate.public_bytes(serialization.Encoding.PEM).decode()
+        der = signer.certificate.public_bytes(serialization.Encoding.DER)
+        checkpoint["certificate"] = base64.b64encode(der).decode()
 
 
 def test_checkpoints_resigned_by_another_ca_are_refused(exported: dict[str, Any], world: PkiWorld) -> None:
