@@ -177,6 +177,13 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
     return {**record, "report_path": str(path), "report_sha256": digest}
 
 
+def _anchor(store: ReuseStore) -> dict[str, Any] | None:
+    """The latest signed checkpoint of the station's audit chain, after signing the current head."""
+    store.audit.checkpoint()
+    latest = store.audit.latest_checkpoint()
+    return latest.to_json() if latest is not None else None
+
+
 def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
                     out_dir: Path, signer: StationSigner, bundle: TrustBundle | None,
                     tsa_url: str | None = None) -> dict[str, Any]:
@@ -240,6 +247,9 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
                    "rules": {k: v for k, v in scheme.to_json().items() if k not in ("source", "name")}},
         "devices": devices, "tool": f"{TOOL_NAME} {__version__}",
         "summary": f"{len(devices)} device(s) for {scheme.name}: {scheme.destination}",
+        # the partner's anchor: the station's signed audit head, signed now so it covers everything up to here
+        # (certs.audit_chain.verify_checkpoint checks it against the trust bundle; None without a station key)
+        "audit_checkpoint": _anchor(store),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
