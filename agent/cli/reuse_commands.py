@@ -351,3 +351,6 @@ def audit() -> None:
 REUSE_COMMANDS: tuple[click.Command, ...] = (eligibility, attest, validate, destroy_record, manifest, health, host,
                                              schemes, audit)
 """Every reuse command, for ``cli.add_command`` in :mod:`agent.cli.main`."""
+
+# attaches ``audit export`` / ``audit verify`` to the group above (imported last: that module imports ``audit``)
+from agent.cli import audit_commands  # noqa: E402, F401
