@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,7 +35,8 @@ from certs.audit_chain import (
     checkpoint_payload,
     entry_hash,
 )
-from certs.pki import StationSigner
+from certs.errors import CertificateError
+from certs.pki import StationSigner, load_station_signer
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
 
@@ -42,6 +44,22 @@ DEFAULT_CHECKPOINT_EVERY = 100
 DEFAULT_CHECKPOINT_MINUTES = 15.0
 SignerSource = Callable[[], StationSigner | None]
 """Gives the station's signer, or None when no station key is installed."""
+
+def station_signer_source(state_dir: Path) -> SignerSource:
+    """The station key of ``state_dir`` for checkpoints, loaded the first time one is due; None when none is
+    usable (not installed, or unreadable: the checkpoint waits; the change it would cover is not refused)."""
+    loaded: list[StationSigner | None] = []
+
+    def source() -> StationSigner | None:
+        if not loaded:
+            try:
+                loaded.append(load_station_signer(state_dir))
+            except (CertificateError, OSError):
+                loaded.append(None)
+        return loaded[0]
+
+    return source
+
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, "
@@ -51,6 +69,10 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_checkpoints (number INTEGER PRIMARY KEY, station_id TEXT NOT NULL, "
     "seq INTEGER NOT NULL, head TEXT NOT NULL, count INTEGER NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL, "
     "certificate TEXT NOT NULL)",
+    # the checkpoint interval the daemon configured ([audit] in station.toml), so that every process appending
+    # (job workers, the CLI) follows it, and the SHA-256 of the configuration last recorded in the chain
+    "CREATE TABLE IF NOT EXISTS audit_policy (id INTEGER PRIMARY KEY CHECK (id = 1), checkpoint_every INTEGER "
+    "NOT NULL, checkpoint_minutes REAL NOT NULL, config_path TEXT, config_sha256 TEXT)",
 )
 
 
@@ -111,6 +133,9 @@ class AuditLog:
         self.checkpoint_minutes = DEFAULT_CHECKPOINT_MINUTES
         for statement in _TABLES:
             self.db.execute(statement)
+        policy = self.db.execute("SELECT checkpoint_every, checkpoint_minutes FROM audit_policy WHERE id=1").fetchone()
+        if policy is not None:
+            self.checkpoint_every, self.checkpoint_minutes = int(policy[0]), float(policy[1])
 
     def append(self, kind: str, subject: str, data: Any, *, at: datetime | None = None,
                in_transaction: bool = False) -> AuditEntry:
@@ -143,6 +168,40 @@ class AuditLog:
         if not in_transaction:
             self.db.execute("COMMIT")
         return AuditEntry(seq, when, kind, subject, data, prev, digest)
+
+    # configuration -----------------------------------------------------------------------------------
+    def record_configuration(self, path: str, sha256: str | None, every: int, minutes: float, *,
+                             at: datetime | None = None) -> AuditEntry | None:
+        """Record the station configuration in use (its path and SHA-256) when it differs from the last one
+        recorded, and adopt its checkpoint interval, in one transaction. Returns the entry, or None when the
+        configuration is the one already recorded."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT config_path, config_sha256, checkpoint_every, checkpoint_minutes "
+                                  "FROM audit_policy WHERE id=1").fetchone()
+            entry = None
+            if row is None or (row[0], row[1], int(row[2]), float(row[3])) != (path, sha256, every, minutes):
+                entry = self.append("configuration", path, {
+                    "path": path, "sha256": sha256, "previous_sha256": row[1] if row else None,
+                    "checkpoint_every": every, "checkpoint_minutes": minutes}, at=at, in_transaction=True)
+                self.db.execute(
+                    "INSERT INTO audit_policy(id, checkpoint_every, checkpoint_minutes, config_path, config_sha256) "
+                    "VALUES(1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET checkpoint_every=excluded.checkpoint_every, "
+                    "checkpoint_minutes=excluded.checkpoint_minutes, config_path=excluded.config_path, "
+                    "config_sha256=excluded.config_sha256", (every, minutes, path, sha256))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        self.checkpoint_every, self.checkpoint_minutes = every, minutes
+        return entry
+
+    def checkpoint_due(self, at: datetime | None = None) -> bool:
+        """Whether the head should be signed now (the daemon's timer: the M minutes pass without an append)."""
+        head = self.db.execute("SELECT max(seq) FROM audit_log").fetchone()
+        if head is None or head[0] is None:
+            return False
+        return self._due(int(head[0]), (at or datetime.now(UTC)).isoformat(timespec="milliseconds"))
 
     # checkpoints -------------------------------------------------------------------------------------
     def _due(self, seq: int, when: str) -> bool:

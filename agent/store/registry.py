@@ -29,12 +29,10 @@ from typing import Any
 
 import psutil
 
-from agent.audit.log import AuditLog
+from agent.audit.log import AuditLog, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
-from certs.errors import CertificateError
-from certs.pki import StationSigner, load_station_signer
 
 SCHEMA_VERSION = 1
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
@@ -321,7 +319,7 @@ class Registry:
         self.path = self.state_dir / "registry.sqlite3"
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
-        self._signer: StationSigner | bool | None = None  # False: looked, none usable
+        self._signer = station_signer_source(state_dir)
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -496,18 +494,8 @@ class Registry:
     def audit(self) -> AuditLog:
         """The station's audit chain on this registry's connection (entries share its transactions)."""
         if self._audit is None or self._audit.db is not self.db:
-            self._audit = AuditLog(self.db, signer=self._station_signer)
+            self._audit = AuditLog(self.db, signer=self._signer)
         return self._audit
-
-    def _station_signer(self) -> StationSigner | None:
-        """The station key for audit checkpoints, loaded the first time one is due; None when none is usable
-        (not installed, or unreadable: the checkpoint waits, the change it would cover is not refused)."""
-        if self._signer is None:
-            try:
-                self._signer = load_station_signer(self.state_dir)
-            except (CertificateError, OSError):
-                self._signer = False
-        return self._signer if isinstance(self._signer, StationSigner) else None
 
     def close(self) -> None:
         """Close the connection."""
