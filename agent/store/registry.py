@@ -35,6 +35,7 @@ from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
 
 SCHEMA_VERSION = 1
+REGISTRY_FILE = "registry.sqlite3"
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
 # what identification writes when a drive does not say (agent.discovery.identity): such drives share
@@ -316,7 +317,7 @@ class Registry:
     def __init__(self, state_dir: Path, clock: Clock = utc_now) -> None:
         self.state_dir = Path(state_dir)
         self.clock = clock
-        self.path = self.state_dir / "registry.sqlite3"
+        self.path = self.state_dir / REGISTRY_FILE
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
         self._signer = station_signer_source(state_dir)
