@@ -117,6 +117,13 @@ class AuditReport:
                 "checkpoints": self.checkpoints, "anchored_to": self.anchored_to}
 
 
+_HEAD_QUERY = (
+    "SELECT head.seq, head.hash, signed.seq, (SELECT at FROM audit_log WHERE seq = coalesce(signed.seq, 0) + 1) "
+    "FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS head "
+    "LEFT JOIN (SELECT seq FROM audit_checkpoints ORDER BY number DESC LIMIT 1) AS signed"
+)
+
+
 def _checkpoint(row: Any) -> Checkpoint:
     return Checkpoint(int(row[0]), str(row[1]), int(row[2]), str(row[3]), int(row[4]), str(row[5]), str(row[6]),
                       str(row[7]))
@@ -138,28 +145,38 @@ class AuditLog:
             self.checkpoint_every, self.checkpoint_minutes = int(policy[0]), float(policy[1])
 
     def append(self, kind: str, subject: str, data: Any, *, at: datetime | None = None,
-               in_transaction: bool = False) -> AuditEntry:
-        """Add an entry; with ``in_transaction`` the caller holds BEGIN IMMEDIATE … COMMIT."""
+               in_transaction: bool = False, stringify: bool = False) -> AuditEntry:
+        """Add an entry; with ``in_transaction`` the caller holds BEGIN IMMEDIATE … COMMIT.
+
+        ``stringify``: values JSON has no form for (paths, enums) are stored as ``str()``, as the
+        registry's journal stores them; otherwise they are a TypeError.
+        """
         when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds")
         # round-trip so the stored data is exactly what was hashed
-        data = json.loads(canonical_json(data))
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=str if stringify else None)
+        data = json.loads(text)
         if not in_transaction:
             self.db.execute("BEGIN IMMEDIATE")
         try:
-            row = self.db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            # one indexed read: the head (seq is the rowid), the newest checkpoint's seq, and the time of the
+            # first entry it does not cover (for the minutes rule)
+            row = self.db.execute(_HEAD_QUERY).fetchone()
             seq = (int(row[0]) + 1) if row else 1
             prev = str(row[1]) if row else GENESIS
+            signed = int(row[2]) if row and row[2] is not None else 0
+            first_unsigned = str(row[3]) if row and row[3] is not None else when
             digest = entry_hash(prev, seq, when, kind, subject, data)
             self.db.execute(
                 "INSERT INTO audit_log(seq, at, kind, subject, data_json, prev_hash, hash) VALUES(?,?,?,?,?,?,?)",
-                (seq, when, kind, subject, canonical_json(data), prev, digest),
+                (seq, when, kind, subject, text, prev, digest),
             )
             self.db.execute(
                 "INSERT INTO audit_head(id, count, hash) VALUES(1, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET count=excluded.count, hash=excluded.hash",
                 (seq, digest),
             )
-            if self._due(seq, when):
+            if self._due_after(seq, when, signed, first_unsigned):
                 self._sign(seq, digest, when)
         except BaseException:
             if not in_transaction:
@@ -204,18 +221,20 @@ class AuditLog:
         return self._due(int(head[0]), (at or datetime.now(UTC)).isoformat(timespec="milliseconds"))
 
     # checkpoints -------------------------------------------------------------------------------------
-    def _due(self, seq: int, when: str) -> bool:
-        """Whether entry ``seq`` (at ``when``) completes a checkpoint interval: N entries, or M minutes since
-        the first entry no checkpoint covers yet. Two indexed reads."""
-        if self.signer is None:
+    def _due_after(self, seq: int, when: str, signed: int, first_unsigned: str) -> bool:
+        """Whether entry ``seq`` (at ``when``) completes a checkpoint interval: N entries since the newest
+        checkpoint (at ``signed``), or M minutes since the first entry it does not cover."""
+        if self.signer is None or seq <= signed:
             return False
+        return seq - signed >= self.checkpoint_every or (
+            datetime.fromisoformat(when) - datetime.fromisoformat(first_unsigned)
+            >= timedelta(minutes=self.checkpoint_minutes))
+
+    def _due(self, seq: int, when: str) -> bool:
         row = self.db.execute("SELECT seq FROM audit_checkpoints ORDER BY number DESC LIMIT 1").fetchone()
         signed = int(row[0]) if row else 0
-        if seq - signed >= self.checkpoint_every:
-            return True
         first = self.db.execute("SELECT at FROM audit_log WHERE seq=?", (signed + 1,)).fetchone()
-        return first is not None and (datetime.fromisoformat(when) - datetime.fromisoformat(str(first[0]))
-                                      >= timedelta(minutes=self.checkpoint_minutes))
+        return first is not None and self._due_after(seq, when, signed, str(first[0]))
 
     def _sign(self, seq: int, head: str, when: str) -> Checkpoint | None:
         """Sign (seq, head) with the station key and store the checkpoint, inside the caller's transaction."""

@@ -577,8 +577,7 @@ class Registry:
         """
         if tx is not self._db or not tx.in_transaction:
             raise AgentError("registry: audit entries are written inside one of its transactions")
-        self.audit.append(kind, subject, json.loads(json.dumps(data, sort_keys=True, default=str)),
-                          at=self.clock(), in_transaction=True)
+        self.audit.append(kind, subject, data, at=self.clock(), in_transaction=True, stringify=True)
 
     def _event(self, tx: sqlite3.Connection, job_id: str, state: str, event: str, data: dict[str, Any]) -> None:
         """Append to a job's journal inside the caller's transaction."""
