@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,6 +145,21 @@ class AuditLog:
         if policy is not None:
             self.checkpoint_every, self.checkpoint_minutes = int(policy[0]), float(policy[1])
 
+    @contextmanager
+    def _transaction(self, held: bool) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (rolled back on error), unless the caller ``held`` one already."""
+        if held:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # also when COMMIT itself failed: never left open
+                self.db.execute("ROLLBACK")
+            raise
+
     def append(self, kind: str, subject: str, data: Any, *, at: datetime | None = None,
                in_transaction: bool = False, stringify: bool = False) -> AuditEntry:
         """Add an entry; with ``in_transaction`` the caller holds BEGIN IMMEDIATE … COMMIT.
@@ -156,9 +172,7 @@ class AuditLog:
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
                           default=str if stringify else None)
         data = json.loads(text)
-        if not in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(in_transaction):
             # one indexed read: the head (seq is the rowid), the newest checkpoint's seq, and the time of the
             # first entry it does not cover (for the minutes rule)
             row = self.db.execute(_HEAD_QUERY).fetchone()
@@ -178,12 +192,6 @@ class AuditLog:
             )
             if self._due_after(seq, when, signed, first_unsigned):
                 self._sign(seq, digest, when)
-        except BaseException:
-            if not in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        if not in_transaction:
-            self.db.execute("COMMIT")
         return AuditEntry(seq, when, kind, subject, data, prev, digest)
 
     # configuration -----------------------------------------------------------------------------------
@@ -192,11 +200,10 @@ class AuditLog:
         """Record the station configuration in use (its path and SHA-256) when it differs from the last one
         recorded, and adopt its checkpoint interval, in one transaction. Returns the entry, or None when the
         configuration is the one already recorded."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        entry = None
+        with self._transaction(False):
             row = self.db.execute("SELECT config_path, config_sha256, checkpoint_every, checkpoint_minutes "
                                   "FROM audit_policy WHERE id=1").fetchone()
-            entry = None
             if row is None or (row[0], row[1], int(row[2]), float(row[3])) != (path, sha256, every, minutes):
                 entry = self.append("configuration", path, {
                     "path": path, "sha256": sha256, "previous_sha256": row[1] if row else None,
@@ -206,10 +213,6 @@ class AuditLog:
                     "VALUES(1,?,?,?,?) ON CONFLICT(id) DO UPDATE SET checkpoint_every=excluded.checkpoint_every, "
                     "checkpoint_minutes=excluded.checkpoint_minutes, config_path=excluded.config_path, "
                     "config_sha256=excluded.config_sha256", (every, minutes, path, sha256))
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
         self.checkpoint_every, self.checkpoint_minutes = every, minutes
         return entry
 
@@ -255,20 +258,12 @@ class AuditLog:
         Returns the new checkpoint; None when there is nothing new to sign or no station key.
         """
         when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds")
-        if not in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
-        try:
+        made = None
+        with self._transaction(in_transaction):
             head = self.db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             latest = self.latest_checkpoint()
-            made = None
             if head is not None and (latest is None or latest.seq < int(head[0])):
                 made = self._sign(int(head[0]), str(head[1]), when)
-        except BaseException:
-            if not in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        if not in_transaction:
-            self.db.execute("COMMIT")
         return made
 
     _CHECKPOINT_SELECT = ("SELECT number, station_id, seq, head, count, at, signature, certificate "
