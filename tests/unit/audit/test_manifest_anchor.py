@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from agent.reuse.service import create_manifest
@@ -28,6 +29,9 @@ def test_the_manifest_carries_a_checkpoint_that_verifies_and_anchors_an_export(t
     entries = registry.audit.entries()
     assert entries[-1].kind == "manifest" and anchor["seq"] == entries[-2].seq and anchor["head"] == entries[-2].hash
     assert verify_checkpoint(anchor, bundle, "station-test") is None
+    text = subprocess.run(["pdftotext", "-layout", str(created["pdf"]), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert f"audit checkpoint #{anchor['seq']} head {anchor['head'][:12]}" in text
     forged = {**anchor, "head": "0" * 64}
     assert verify_checkpoint(forged, bundle) == ("the signature value does not verify with the signer's key "
                                                  "(bad_signature)")
