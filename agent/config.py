@@ -49,7 +49,7 @@ DEFAULT_PROFILES: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays", "timestamping"}
+             "default_profiles", "bays", "timestamping", "audit"}
 _TIMESTAMPING_KEYS = {"url", "timeout"}
 _BAY_KEYS = {"name", "match", "auto_start", "profile"}
 MAX_PARALLEL_LIMIT = 64
@@ -99,6 +99,10 @@ class StationConfig:
     tsa_url: str | None = None
     """[timestamping] url: the organisation's TSA (None: documents are signed without timestamps)."""
     tsa_timeout: float = 10.0
+    audit_checkpoint_every: int = 100
+    """[audit] checkpoint_every: the station signs its audit head at least every this many entries."""
+    audit_checkpoint_minutes: float = 15.0
+    """[audit] checkpoint_minutes: … and once an unsigned entry is this many minutes old."""
 
     def bay(self, name: str) -> Bay:
         """The bay called ``name``."""
@@ -139,6 +143,8 @@ class StationConfig:
             "bays": [bay.to_json() for bay in self.bays],
             "source": self.source,
             "timestamping": {"url": self.tsa_url, "timeout": self.tsa_timeout},
+            "audit": {"checkpoint_every": self.audit_checkpoint_every,
+                      "checkpoint_minutes": self.audit_checkpoint_minutes},
         }
 
 
@@ -238,10 +244,27 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         bays=tuple(bays),
         source=source,
         **_timestamping(source, data.get("timestamping", {})),
+        **_audit(source, data.get("audit", {})),
     )
     if check_profiles:
         _check_profiles(config)
     return config
+
+
+def _audit(source: str, raw: Any) -> dict[str, Any]:
+    """The [audit] table: how often the station signs a checkpoint of its audit chain (1-100000 entries,
+    0.5 minutes to a day)."""
+    _expect(source, "[audit]", raw, dict)
+    for key in raw:
+        if key not in ("checkpoint_every", "checkpoint_minutes"):
+            raise ConfigError(f"{source}: [audit]: unknown key {key!r} (allowed: checkpoint_every, checkpoint_minutes)")
+    every = raw.get("checkpoint_every", 100)
+    if not exact_type(every, int) or not 1 <= every <= 100_000:
+        raise ConfigError(f"{source}: [audit].checkpoint_every must be a whole number from 1 to 100000, got {every!r}")
+    minutes = raw.get("checkpoint_minutes", 15.0)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0.5 <= minutes <= 1440:
+        raise ConfigError(f"{source}: [audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}")
+    return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
 
 
 def _timestamping(source: str, raw: Any) -> dict[str, Any]:

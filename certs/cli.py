@@ -206,11 +206,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("--no-certificates", dest="no_certificates", action="store_true",
                         help="check a manifest alone (the verdict then says its certificates were NOT checked)")
     verify.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
+    audit = commands.add_parser("audit-verify", help="check a station's audit export (entries and signed checkpoints)")
+    audit.add_argument("--file", required=True, help="the export written by 'wipe-agent audit export'")
+    audit.add_argument("--trust", required=True, help="trust bundle from the issuer")
+    audit.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
     try:
         arguments = parser.parse_args(argv)
     except SystemExit as exit_request:
         # argparse already printed its one-line usage error; keep our exit status for bad input.
         return EXIT_BAD_INPUT if exit_request.code else EXIT_VALID
+    if arguments.command == "audit-verify":
+        from certs.audit_chain import AuditFileError, run_audit_verify
+
+        try:
+            return run_audit_verify(arguments.file, arguments.trust, as_json=arguments.as_json)
+        except (AuditFileError, TrustBundleError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         return run_verify(arguments.files, arguments.trust, expect=arguments.expect,
                           certificates_dir=arguments.certificates_dir, no_certificates=arguments.no_certificates,

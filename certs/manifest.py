@@ -266,7 +266,8 @@ def _footer(manifest: Mapping[str, Any]) -> str:
     checkpoint = manifest.get("audit_checkpoint")
     if isinstance(checkpoint, Mapping):
         head = str(checkpoint.get("head") or checkpoint.get("head_sha256") or "")
-        footer += f" \u00b7 audit checkpoint #{checkpoint.get('sequence', '?')} head {head[:12] or '?'}"
+        number = checkpoint.get("seq", checkpoint.get("sequence", "?"))  # certs.audit_chain.Checkpoint: "seq"
+        footer += f" \u00b7 audit checkpoint #{number} head {head[:12] or '?'}"
     return footer
 
 

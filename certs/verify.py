@@ -855,6 +855,56 @@ def _extension_value(entry: x509.RevokedCertificate, kind: type[Any]) -> Any:
 # --- the verification ---------------------------------------------------------------------------
 
 
+def _check_validity(signer: x509.Certificate, bundle: TrustBundle, moment: datetime, station_label: str,
+                    when: str) -> None:
+    """The station certificate and the CA are both valid at ``moment`` (``expired``)."""
+    if moment > signer.not_valid_after_utc:
+        raise _Invalid("expired", f"{station_label} expired on {signer.not_valid_after_utc:%Y-%m-%d}: not valid {when}")
+    if moment < signer.not_valid_before_utc:
+        raise _Invalid("expired", f"{station_label} is not valid before {signer.not_valid_before_utc:%Y-%m-%d}: "
+                                  f"not valid {when}")
+    ca = bundle.ca_certificate
+    if not ca.not_valid_before_utc <= moment <= ca.not_valid_after_utc:
+        raise _Invalid("expired", f"the organisation CA certificate (valid {ca.not_valid_before_utc:%Y-%m-%d} to "
+                                  f"{ca.not_valid_after_utc:%Y-%m-%d}) is not valid {when}")
+
+
+@dataclass(frozen=True)
+class StationSignatureProblem:
+    """Why a raw station signature (an audit checkpoint's) is not accepted: a code of this module and a reason."""
+
+    code: str
+    reason: str
+
+
+def check_station_signature(signer: x509.Certificate, signed: bytes, signature: bytes, moment: datetime,
+                            bundle: TrustBundle, *, station_id: str | None = None) -> StationSignatureProblem | None:
+    """Check a raw ECDSA-SHA256 signature over ``signed`` made by a station at ``moment``; None when accepted.
+
+    The same checks a signed PDF's station signature passes, in the same order and with the same
+    codes: the signer profile (issued by the bundle's CA as a station: EKU, key usage, OU; never
+    the CA itself), validity of the station and CA certificates at ``moment``, revocation in the
+    bundle's CRL as of ``moment`` (keyCompromise with an earlier invalidity date counts), then the
+    signature value. ``station_id``, when given, must be the certificate's common name
+    (``station_mismatch``). ``moment`` is the time the signed data states: nothing timestamps it,
+    so a key compromised and revoked with an invalidity date is what stops a back-dated signature.
+    """
+    station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
+    try:
+        _check_signer_profile(signer, bundle)
+        if station_id is not None and _common_name(signer) != station_id:
+            raise _Invalid("station_mismatch", f"signed by station {_common_name(signer)!r}, "
+                                               f"not by station {station_id!r}")
+        _check_validity(signer, bundle, moment, station_label, f"at {moment:%Y-%m-%d %H:%M} UTC")
+        problem = _revocation_problem(signer, [bundle.crl], moment)
+        if problem:
+            raise _Invalid("revoked", f"{station_label.split(' (')[0]} {problem}")
+        _verify_signature_value(signer, "ecdsa", "sha256", signature, signed, "bad_signature")
+    except _Invalid as invalid:
+        return StationSignatureProblem(invalid.code, invalid.reason)
+    return None
+
+
 def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> VerificationReport:
     # Imported here so that importing certs.verify (e.g. for the CLI's --help) stays cheap.
     # asn1crypto.tsp registers the RFC 3161 content type (tst_info) and ESS attributes with
@@ -900,15 +950,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     source = stamps[0].source if stamps else TimestampSource.NONE
     station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
     when = f"when signed ({moment:%Y-%m-%d}, timestamped)" if timestamped else f"now ({moment:%Y-%m-%d})"
-    if moment > signer.not_valid_after_utc:
-        raise _Invalid("expired", f"{station_label} expired on {signer.not_valid_after_utc:%Y-%m-%d}: not valid {when}")
-    if moment < signer.not_valid_before_utc:
-        raise _Invalid("expired", f"{station_label} is not valid before {signer.not_valid_before_utc:%Y-%m-%d}: "
-                                  f"not valid {when}")
-    ca = bundle.ca_certificate
-    if not ca.not_valid_before_utc <= moment <= ca.not_valid_after_utc:
-        raise _Invalid("expired", f"the organisation CA certificate (valid {ca.not_valid_before_utc:%Y-%m-%d} to "
-                                  f"{ca.not_valid_after_utc:%Y-%m-%d}) is not valid {when}")
+    _check_validity(signer, bundle, moment, station_label, when)
     bundle_next = bundle.crl.next_update_utc
     if bundle_next is not None and bundle_next < now:
         if not timestamped:

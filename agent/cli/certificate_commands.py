@@ -8,8 +8,10 @@ or unusable trust bundle); ``pki`` commands exit 1 when the operation fails and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from agent.errors import AgentError
+from agent.store.registry import REGISTRY_FILE, Registry
 from certs import pki as pki_library
 from certs.cli import BadInput, run_verify
 from certs.errors import CertificateError
@@ -69,8 +73,35 @@ def _check_days(as_json: bool, **options: int) -> None:
                   EXIT_BAD_INPUT)
 
 
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _state_dir(value: str | None) -> Path:
     return Path(value or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
+
+
+def _record_key_change(kind: str, subject: str, data: dict[str, Any], state_dir: str | None = None) -> None:
+    """Chain a key change in the station registry of ``state_dir`` (default: $WIPE_AGENT_STATE_DIR or
+    /var/lib/wipe-agent), when a registry lives there (a CA machine without a station gets none created).
+
+    The files changed first (the CA's own lock and atomic writes): a failure to record is said on
+    stderr, in one line, and does not undo the key change."""
+    state = _state_dir(state_dir)
+    if not (state / REGISTRY_FILE).is_file():
+        return
+    try:
+        registry = Registry(state).open()
+        try:
+            with registry.transaction() as tx:
+                registry.record(tx, kind, subject, data)
+        finally:
+            registry.close()
+    except (AgentError, sqlite3.Error) as error:
+        click.echo(f"warning: the key change was not recorded in the audit chain of {state}: {error}", err=True)
 
 
 @click.group("pki")
@@ -95,6 +126,8 @@ def init_ca(org: str | None, out_dir: str | None, valid_days: int, crl_days: int
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
         _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
+    _record_key_change("key-ca-created", org, {"organisation": org, "ca_dir": str(directory.resolve()),
+                                               "certificate_sha256": _sha256(certificate)})
     _emit(as_json, {"organisation": org, "ca_dir": str(directory), "ca_certificate": str(certificate)},
           f"created CA for {org} in {directory}; keep {directory / pki_library.CA_KEY} offline and private")
 
@@ -122,6 +155,10 @@ def issue_station(
     except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
         _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serial = pki_library.format_serial(issued.serial)
+    _record_key_change("key-station-issued", issued.station_id, {
+        "serial": serial, "station_id": issued.station_id, "not_before": issued.not_before.isoformat(),
+        "not_after": issued.not_after.isoformat(), "certificate_sha256": _sha256(issued.certificate_path)},
+        state_dir)
     _emit(
         as_json,
         {
@@ -177,6 +214,9 @@ def revoke(ca_dir: str | None, serial: str | None, station_id: str | None, reaso
     except OSError as error:  # a path that is a file, a device, or not writable: bad input, one line
         _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serials = [pki_library.format_serial(item) for item in revoked]
+    _record_key_change("key-revoked", station_id or serial or "", {
+        "serials": serials, "station_id": station_id, "reason": reason,
+        "compromised_since": since.isoformat() if since else None})
     _emit(as_json, {"revoked": serials, "crl": str(directory / pki_library.CA_CRL)},
           f"revoked {', '.join(serials)}; run 'pki bundle' and send partners the new bundle")
 
@@ -217,6 +257,9 @@ def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_d
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     serial = pki_library.format_serial(issued.serial)
+    _record_key_change("key-tsa-issued", issued.name, {
+        "serial": serial, "name": issued.name, "not_after": issued.not_after.isoformat(),
+        "certificate_sha256": _sha256(issued.certificate_path)})
     _emit(
         as_json,
         {"serial": serial, "name": issued.name, "not_before": issued.not_before.isoformat(),
@@ -275,6 +318,10 @@ def install_crl(source: str | None, state_dir: str | None, as_json: bool) -> Non
     except CertificateError as error:
         _fail(error.code, error.message, as_json, EXIT_INVALID)
     next_update = crl.next_update_utc
+    _record_key_change("crl-installed", str(path), {
+        "source": str(path.resolve()), "sha256": _sha256(path), "last_update": crl.last_update_utc.isoformat(),
+        "next_update": next_update.isoformat() if next_update else None,
+        "revoked": [pki_library.format_serial(entry.serial_number) for entry in crl]}, state_dir)
     _emit(as_json, {"next_update": next_update.isoformat() if next_update else None},
           f"installed CRL, next update {next_update:%Y-%m-%d}" if next_update else "installed CRL")
 

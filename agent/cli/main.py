@@ -15,10 +15,11 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
+from agent.audit.station import record_configuration
 from agent.cli import compliance_commands, station_commands  # noqa: F401 - compliance: registers 'audit sample'
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
-from agent.cli.context import certificate_settings, resolve_device, state_dir
+from agent.cli.context import certificate_settings, resolve_device, state_dir, station_config
 from agent.cli.extend_command import certificates
 from agent.cli.inspect_command import inspect
 from agent.cli.output import (
@@ -232,6 +233,9 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     profile = load_profile(profile_name)
     # no drive is touched (nor even assessed) without a registry that can record what happens to it
     registry = _registry(ctx)
+    configuration = station_config(ctx)
+    if configuration is not None:  # a station.toml other than the last one recorded goes into the audit chain
+        record_configuration(registry, configuration)
     # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
     station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
     identity = udev.identify(device)

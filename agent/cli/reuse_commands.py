@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from agent.cli.context import certificate_settings, resolve_device, state_dir
-from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json, printable
+from agent.cli.output import handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
 from agent.jsontext import JsonInputError, parse_json
 from agent.reuse import service
@@ -385,25 +385,12 @@ def audit() -> None:
     """The hash-chained audit log of decisions, attestations, validations, destructions and manifests."""
 
 
-@audit.command("verify")
-@json_option
-@click.pass_context
-@handle_errors
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Check the chain: exit 0 intact, 1 when an entry was modified, deleted or reordered."""
-    report = _store(ctx).audit.verify()
-    if as_json:
-        print_json(report.to_json())
-    else:
-        if report.valid:
-            click.echo(f"audit log intact: {report.entries} entries, head {report.head}")
-        else:
-            click.echo(f"AUDIT LOG BROKEN ({len(report.problems)} problem(s), {report.entries} entries):")
-            for problem in report.problems:
-                click.echo(f"  {problem}")
-    raise SystemExit(EXIT_OK if report.valid else EXIT_FAILED)
+# ``audit verify`` and ``audit export``: agent.cli.audit_commands (attached to this group when imported)
 
 
 REUSE_COMMANDS: tuple[click.Command, ...] = (eligibility, attest, validate, destroy_record, manifest, health, host,
                                              schemes, audit)
 """Every reuse command, for ``cli.add_command`` in :mod:`agent.cli.main`."""
+
+# attaches ``audit export`` / ``audit verify`` to the group above (imported last: that module imports ``audit``)
+from agent.cli import audit_commands  # noqa: E402, F401

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.audit.log import AuditLog, station_signer_source
 from agent.errors import ConfigError
 from agent.store.registry import has_serial
 
@@ -114,6 +115,7 @@ class StationStore:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / "registry.sqlite3"
+        self._signer = station_signer_source(Path(state_dir))
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -123,6 +125,10 @@ class StationStore:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA synchronous=FULL")
         return db
+
+    def _audit(self, db: sqlite3.Connection) -> AuditLog:
+        """The audit chain on this call's connection (its entries share the call's transaction)."""
+        return AuditLog(db, signer=self._signer)
 
     def create(self) -> None:
         """Create the tables if needed (the registry must already exist: it sets WAL mode)."""
@@ -149,6 +155,9 @@ class StationStore:
             cursor = db.execute(
                 "INSERT INTO station_intake(bay, asset_tag, host_serial, make, model, operator, created_at) "
                 "VALUES(?,?,?,?,?,?,?)", (bay, asset_tag, host_serial, make, model, operator, _now()))
+            self._audit(db).append("intake", asset_tag, {
+                "intake_id": cursor.lastrowid, "bay": bay, "asset_tag": asset_tag, "host_serial": host_serial,
+                "make": make, "model": model, "operator": operator}, in_transaction=True)
             db.execute("COMMIT")
             row = db.execute("SELECT * FROM station_intake WHERE id=?", (cursor.lastrowid,)).fetchone()
         finally:
@@ -176,17 +185,29 @@ class StationStore:
         """A job started writing with this intake: only the drive ``serial`` may use it from now on."""
         db = self._connect()
         try:
-            db.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at IS NULL",
-                       (serial, job_id, intake_id))
+            db.execute("BEGIN IMMEDIATE")
+            changed = db.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at "
+                                 "IS NULL", (serial, job_id, intake_id)).rowcount
+            if changed:
+                self._audit(db).append("intake-claimed", job_id, {"intake_id": intake_id, "drive_serial": serial},
+                                       in_transaction=True)
+            db.execute("COMMIT")
         finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             db.close()
 
     def consume(self, intake_id: int, job_id: str) -> None:
         """Link the intake to the job whose certificate (or failure report) names the host: used up."""
         db = self._connect()
         try:
+            db.execute("BEGIN IMMEDIATE")
             db.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
+            self._audit(db).append("intake-consumed", job_id, {"intake_id": intake_id}, in_transaction=True)
+            db.execute("COMMIT")
         finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             db.close()
 
     def note_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int, boot_id: str,

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from agent.audit.station import record_configuration
 from agent.config import Bay, StationConfig
 from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
@@ -279,6 +280,7 @@ class Station:
         """Run the station until :meth:`request_stop`; returns the exit code."""
         self._registry = Registry(self.config.state_dir).open()
         self._registry_thread = threading.get_ident()
+        record_configuration(self._registry, self.config)
         self.store.create()
         if self.launcher is None and os.environ.get("WIPE_AGENT_NO_FORKSERVER") == "1":
             self.launcher = SubprocessLauncher()
@@ -353,6 +355,7 @@ class Station:
                 next_tick = time.monotonic() + interval
                 with self.lock:
                     self._recheck_media()
+                self._checkpoint_if_due()
                 self.notifier.notify(WATCHDOG=1, STATUS=self._status_line())
 
     def _shutdown(self, api: Closeable | None) -> None:
@@ -379,10 +382,32 @@ class Station:
             self.launcher.close()
         self.source.close()
         if self._registry is not None:
+            self._sign_audit_head("shutdown")
             self._registry.close()
         for fd in (self._wake_read, self._wake_write):
             os.close(fd)
         self.log.info("station stopped", extra={"fields": {"station": self.config.station_id}})
+
+    def _checkpoint_if_due(self) -> None:
+        """Sign the audit head once its oldest unsigned entry is [audit] checkpoint_minutes old (appends check the
+        entry count themselves; this covers a station that goes quiet)."""
+        try:
+            if self._registry is not None and self._registry.audit.checkpoint_due():
+                self._sign_audit_head("timer")
+        except Exception:  # never stops the station
+            self.log.exception("audit checkpoint check failed")
+
+    def _sign_audit_head(self, why: str) -> None:
+        """A signed checkpoint of the audit chain's head now (at shutdown: whatever the last jobs appended)."""
+        assert self._registry is not None
+        try:
+            made = self._registry.audit.checkpoint(at=self._registry.clock())
+        except Exception:  # a full disk or a broken key must not keep the station from stopping
+            self.log.exception("audit checkpoint failed", extra={"fields": {"why": why}})
+            return
+        if made is not None:
+            self.log.info("audit checkpoint signed", extra={"fields": {"why": why, "seq": made.seq,
+                                                                        "number": made.number}})
 
     # recovery ----------------------------------------------------------------------------
     def _recover(self, scanned: list[DriveEvent]) -> None:

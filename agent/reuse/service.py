@@ -297,6 +297,12 @@ def device_validation(drives: list[dict[str, Any]]) -> dict[str, str] | None:
         return None
     return {key: latest[key] for key in ("decision", "by", "role", "at", "statement_id", "signer_kind")}
 
+def _anchor(store: ReuseStore) -> dict[str, Any] | None:
+    """The latest signed checkpoint of the station's audit chain, after signing the current head."""
+    store.audit.checkpoint()
+    latest = store.audit.latest_checkpoint()
+    return latest.to_json() if latest is not None else None
+
 
 def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
                     out_dir: Path, signer: StationSigner, bundle: TrustBundle | None,
@@ -363,6 +369,11 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         "devices": devices, "tool": f"{TOOL_NAME} {__version__}",
         "summary": f"{len(devices)} device(s) for {scheme.name}: {scheme.destination}",
     }
+    # the partner's anchor: the station's signed audit head, signed now so it covers everything up to here
+    # (certs.audit_chain.verify_checkpoint checks it against the trust bundle); absent without a station key
+    anchor = _anchor(store)
+    if anchor is not None:
+        manifest["audit_checkpoint"] = anchor
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)

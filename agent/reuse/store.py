@@ -85,7 +85,7 @@ class ReuseStore:
         self.db = registry.db
         for statement in _TABLES:
             self.db.execute(statement)
-        self.audit = AuditLog(self.db)
+        self.audit: AuditLog = registry.audit  # one chain per registry: the jobs' entries and these
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

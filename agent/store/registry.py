@@ -3,10 +3,16 @@
 Every state change is its own committed transaction, and the runner commits ``running`` *before*
 the first destructive write: a process killed at any moment leaves a job in a non-final state,
 which :meth:`Registry.reconcile` turns into ``interrupted`` — never ``sanitised``.
+
+Each of those transactions also appends the matching entry to the hash-chained audit log
+(:mod:`agent.audit.log`, same connection, same transaction): a change that rolls back leaves no
+entry, and no committed change is missing from the chain. The journal (``job_events``) stays the
+job's own detailed history; the chain is the station-wide, tamper-evident one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,11 +29,13 @@ from typing import Any
 
 import psutil
 
+from agent.audit.log import AuditLog, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
 
 SCHEMA_VERSION = 1
+REGISTRY_FILE = "registry.sqlite3"
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
 # what identification writes when a drive does not say (agent.discovery.identity): such drives share
@@ -101,6 +109,17 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 Clock = Callable[[], datetime]
+# the job columns a transition's audit entry repeats (the large JSON ones stay in the journal and the row)
+_CHAINED_COLUMNS = ("method", "level", "reason", "error_code", "route", "bytes_written", "certificate_path")
+
+
+def _file_sha256(path: str) -> str | None:
+    """SHA-256 of an issued document as it lies on disk (None when it cannot be read, e.g. not yet moved)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def utc_now() -> datetime:
@@ -307,8 +326,10 @@ class Registry:
     def __init__(self, state_dir: Path, clock: Clock = utc_now) -> None:
         self.state_dir = Path(state_dir)
         self.clock = clock
-        self.path = self.state_dir / "registry.sqlite3"
+        self.path = self.state_dir / REGISTRY_FILE
         self._db: sqlite3.Connection | None = None
+        self._audit: AuditLog | None = None
+        self._signer = station_signer_source(state_dir)
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -395,9 +416,7 @@ class Registry:
                             "now": f"{REGISTRY_MODE:04o}",
                             "was_writable_by_others": bool(stat.S_IMODE(status.st_mode) & 0o022)})
         if changed:
-            from agent.audit.log import AuditLog  # the chain lives in this file; imported only when needed
-
-            AuditLog(self.db).append(PERMISSIONS_AUDIT_KIND, self.path.name, {"files": changed})
+            self.audit.append(PERMISSIONS_AUDIT_KIND, self.path.name, {"files": changed})
 
     def _refuse(self, reason: str) -> ConfigError:
         return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
@@ -526,11 +545,19 @@ class Registry:
         assert self._db is not None
         return self._db
 
+    @property
+    def audit(self) -> AuditLog:
+        """The station's audit chain on this registry's connection (entries share its transactions)."""
+        if self._audit is None or self._audit.db is not self.db:
+            self._audit = AuditLog(self.db, signer=self._signer)
+        return self._audit
+
     def close(self) -> None:
         """Close the connection."""
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._audit = None
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -596,6 +623,16 @@ class Registry:
     def _now(self) -> str:
         return self.clock().isoformat(timespec="milliseconds")
 
+    def record(self, tx: sqlite3.Connection, kind: str, subject: str, data: dict[str, Any]) -> None:
+        """Append an audit entry inside the caller's :meth:`transaction` (``tx``: its connection).
+
+        Values the journal would store with ``str()`` (paths, enums) are stored the same way here, so
+        any data a caller journals can also be chained.
+        """
+        if tx is not self._db or not tx.in_transaction:
+            raise AgentError("registry: audit entries are written inside one of its transactions")
+        self.audit.append(kind, subject, data, at=self.clock(), in_transaction=True, stringify=True)
+
     def _event(self, tx: sqlite3.Connection, job_id: str, state: str, event: str, data: dict[str, Any]) -> None:
         """Append to a job's journal inside the caller's transaction."""
         tx.execute(
@@ -645,6 +682,10 @@ class Registry:
                  json.dumps(host) if host else None, "created", now, pid, _process_started(pid)),
             )
             self._event(tx, job_id, "created", "created", {"profile": profile, "operator": operator})
+            self.record(tx, "job-created", job_id, {
+                "profile": profile, "operator": operator, "authorised_by": authorised_by, "asset_tag": asset_tag,
+                "host": host, "device": identity.path, "drive": {"model": identity.model, "serial": identity.serial,
+                                                                 "size_bytes": identity.size_bytes}})
         return job_id
 
     def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None, *,
@@ -672,6 +713,9 @@ class Registry:
                 raise AgentError(f"job {job_id} is already {current['state']}")
             tx.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (state, *columns.values(), job_id))
             self._event(tx, job_id, state, event, data or {})
+            self.record(tx, f"job-{state}", job_id, {
+                "from": current["state"], "event": event, "data": data or {},
+                **{key: value for key, value in columns.items() if key in _CHAINED_COLUMNS}})
 
     def journal(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         """Record an event without changing state."""
@@ -688,8 +732,11 @@ class Registry:
             if row["certificate_path"]:
                 raise AgentError(f"job {job_id} already has a certificate")
             tx.execute("UPDATE jobs SET certificate_path=? WHERE id=?", (path, job_id))
-            self._event(tx, job_id, row["state"], "certificate-issued",
-                        {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})
+            issued = {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256}
+            self._event(tx, job_id, row["state"], "certificate-issued", issued)
+            # a failed job's document is a failure report, not a certificate: the chain says which
+            kind = "certificate-issued" if row["state"] == "sanitised" else "report-issued"
+            self.record(tx, kind, job_id, {**issued, "pdf_sha256": _file_sha256(path)})
 
     def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any], *,
                             also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
@@ -707,7 +754,13 @@ class Registry:
             )
             row_id = int(cursor.lastrowid or 0)
             if also is not None:
-                also(tx, row_id)
+                also(tx, row_id)  # a secondary verification: its caller writes the (richer) audit entry
+            else:
+                self.record(tx, "verification", job_id or f"drive:{drive.model}/{drive.serial}", {
+                    "verification_id": row_id, "job_id": job_id, "drive": {"model": drive.model,
+                                                                           "serial": drive.serial},
+                    "mode": result["mode"], "passed": bool(result["passed"]), "coverage": result["coverage"],
+                    "bytes_checked": result["bytes_checked"], "seed": result.get("seed")})
         return row_id
 
     def open_events(self, model: str, serial: str, event: str, answered_by: str, *,
@@ -755,6 +808,8 @@ class Registry:
                 raise AgentError(f"job {job_id} is not active; it cannot be adopted")
             tx.execute("UPDATE jobs SET pid=?, pid_started=? WHERE id=?", (pid, _process_started(pid), job_id))
             self._event(tx, job_id, row["state"], event, data or {})
+            self.record(tx, "job-adopted", job_id, {"state": row["state"], "event": event, "data": data or {},
+                                                    "pid": pid})
 
     def reconcile(self, keep: Callable[[str], bool] | None = None) -> list[str]:
         """Mark orphaned jobs ``interrupted`` (except those ``keep`` says will be resumed); return their ids.
@@ -776,6 +831,8 @@ class Registry:
                            ("interrupted", "the process running the job stopped before it finished", "hold",
                             self._now(), job_id))
                 self._event(tx, job_id, "interrupted", "owner-gone", {"pid": row["pid"]})
+                self.record(tx, "job-interrupted", job_id, {"from": row["state"], "event": "owner-gone",
+                                                            "pid": row["pid"], "route": "hold"})
             interrupted.append(job_id)
         return interrupted
 

@@ -19,7 +19,6 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.audit.log import AuditLog
 from agent.discovery.identity import DriveIdentity
 from agent.errors import ConfigError
 from agent.methods.canary import CanarySet, prove_absent
@@ -146,7 +145,7 @@ def independent_check(expectation: Expectation, device: str, size: int) -> str |
 
 def record(registry: Registry, job: JobRow, identity: DriveIdentity, result: dict[str, Any], by: str) -> int:
     """One verifications row linked to the job and its audit entry, committed together; the row's id."""
-    audit = AuditLog(registry.db)
+    audit = registry.audit  # the station's chain: its checkpoint rule applies to these appends too
 
     def audit_entry(tx: sqlite3.Connection, row_id: int) -> None:
         audit.append(AUDIT_KIND, job.id, {
