@@ -8,16 +8,19 @@ did not finish) never get a certificate — only ``sanitised`` and ``failed`` jo
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent import TOOL_NAME, __version__
+from agent.config import DEFAULT_CONFIG_PATH, Organisation, StationConfig
 from agent.errors import CertificateError
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
@@ -43,23 +46,70 @@ from certs.verify import DocumentKind, read_back
 
 CERTIFIABLE = ("sanitised", "failed")
 _LOG = logging.getLogger(__name__)
+_DEFAULT_ORGANISATION = Organisation(name="-")
+"""Only for the default wording of the optional [organisation] keys (its name is never used)."""
 
 
 @dataclass(frozen=True)
 class CertificateSettings:
-    """Station facts printed on every certificate (from the station config; defaults for the CLI)."""
+    """Station facts printed on every certificate, built from the station configuration by
+    :func:`settings_from_config` (the one place that does it: CLI, daemon worker and demo).
 
-    organisation: str = "Example Constabulary"
+    ``organisation`` empty means none is configured: :func:`certify` then issues no certificate
+    and records why on the job. There is no built-in organisation name on purpose: a certificate
+    signed under one organisation's CA must never name a placeholder one.
+    """
+
+    organisation: str = ""
     location: str = ""
     phone: str = ""
     operator_title: str = "Sanitisation operator"
-    classification_before: str = "OFFICIAL-SENSITIVE"
-    classification_after: str = "Not classified: media sanitised, no data recoverable by the stated method"
-    destination: str = "External reuse: scheme decided by the eligibility rules after validation"
+    classification_before: str = _DEFAULT_ORGANISATION.classification_before
+    classification_after: str = _DEFAULT_ORGANISATION.classification_after
+    destination: str = _DEFAULT_ORGANISATION.destination
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    """Destination wording by route or reuse scheme name ([organisation.destinations])."""
     data_backed_up: str = "unknown"
     tsa_url: str | None = None
     tsa_timeout: float = 10.0
     demo: bool = False
+    source: str = str(DEFAULT_CONFIG_PATH)
+    """The configuration file the settings came from (named when no organisation is configured)."""
+
+    def destination_for(self, route: str | None) -> str:
+        """The destination wording for a job's route or scheme, else the default wording."""
+        return self.destinations.get(route or "", self.destination)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the daemon's request to its job worker)."""
+        return {**dataclasses.asdict(self), "destinations": dict(self.destinations)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CertificateSettings:
+        """Inverse of :meth:`to_json` (the worker's side of the request)."""
+        return cls(**{item.name: data[item.name] for item in dataclasses.fields(cls) if item.name in data})
+
+
+def settings_from_config(config: StationConfig | None, *, demo: bool = False) -> CertificateSettings:
+    """The certificate settings of a station configuration (None: no configuration file was found)."""
+    if config is None:
+        return CertificateSettings(demo=demo)
+    organisation = config.organisation
+    tsa = {"tsa_url": config.tsa_url, "tsa_timeout": config.tsa_timeout, "demo": demo, "source": config.source}
+    if organisation is None:
+        return CertificateSettings(**tsa)  # type: ignore[arg-type]
+    return CertificateSettings(
+        organisation=organisation.name, location=organisation.location, phone=organisation.phone,
+        classification_before=organisation.classification_before,
+        classification_after=organisation.classification_after, destination=organisation.destination,
+        destinations=dict(organisation.destinations), data_backed_up=organisation.data_backed_up,
+        **tsa,  # type: ignore[arg-type]
+    )
+
+
+def no_organisation(settings: CertificateSettings) -> str:
+    """The one-line reason a job gets no certificate when the station names no organisation."""
+    return f"no organisation configured in {settings.source} [organisation]; no certificate issued"
 
 
 def _technique(method: str) -> str:
@@ -172,7 +222,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         outcome="sanitised" if sanitised else "failed",
         failure_reason=None if sanitised else (station_text(job.reason) or "failed"),
         route=route,
-        destination=settings.destination if sanitised else (
+        destination=settings.destination_for(job.route) if sanitised else (
             "Destruction" if route == "destroy" else "Held at the station for a retry or a decision"),
         tool=Tool(name=TOOL_NAME, version=__version__),
         profile=job.profile,
@@ -231,6 +281,10 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
     """Issue the certificate (or failure report) for ``job`` and link it; None if the job gets none."""
     if job.state not in CERTIFIABLE:
         return None
+    if not settings.organisation.strip():
+        reason = no_organisation(settings)
+        registry.note_certificate_refused(job.id, reason)
+        raise CertificateError(f"job {job.id} is recorded {job.state}, but {reason}")
     now = datetime.now(UTC)
     try:
         try:

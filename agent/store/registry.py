@@ -635,6 +635,14 @@ class Registry:
             self._event(tx, job_id, row["state"], "certificate-issued",
                         {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})
 
+    def note_certificate_refused(self, job_id: str, reason: str) -> None:
+        """Record on a finished job's journal why it got no certificate (e.g. no organisation configured)."""
+        with self.transaction() as tx:
+            row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                raise AgentError(f"no job {job_id}")
+            self._event(tx, job_id, row["state"], "certificate-refused", {"reason": reason})
+
     def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
         """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
         drive_id = self.upsert_drive(drive)
