@@ -30,7 +30,9 @@ from certs.pki import StationSigner, load_station_signer
 from certs.record import (
     Canary,
     Evidence,
+    Health,
     HiddenArea,
+    Host,
     Media,
     MethodStep,
     Person,
@@ -155,8 +157,9 @@ def _hidden_area(hidden: dict[str, Any]) -> HiddenArea:
                       native_max_lba=native, actions=actions)
 
 
-def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime) -> SanitisationRecord:
-    """The certs record for a finished job."""
+def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime,
+                 registry: Registry | None = None) -> SanitisationRecord:
+    """The certs record for a finished job (with ``registry``: the SMART summary read before it)."""
     if job.state not in CERTIFIABLE:
         raise CertificateError(f"job {job.id} is {job.state}: only sanitised and failed jobs are certified")
     issued_at = now.astimezone(UTC).isoformat(timespec="seconds")
@@ -211,6 +214,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
     host = job.host or {}
     drive = job.drive
+    health = _health_before(registry, job) if registry is not None else None
     sanitised = job.state == "sanitised"
     route: Route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
     return SanitisationRecord(
@@ -249,7 +253,35 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
             observations=observations,
         ),
         notes=station_text(job.reason),
+        host=_host(job),
+        health=health,
     )
+
+
+def _host(job: JobRow) -> Host | None:
+    """The host computer as intake recorded it (None when the drive was wiped on its own)."""
+    host = job.host or {}
+    asset = host.get("asset_tag") or host.get("asset")
+    if not host:
+        return None
+    return Host(asset_tag=str(asset) if asset else None, make=str(host.get("make") or ""),
+                model=str(host.get("model") or ""), serial=str(host.get("serial") or ""))
+
+
+def _health_before(registry: Registry, job: JobRow) -> Health | None:
+    """The SMART summary filed for the drive before the job started ('wipe-agent health'), if any."""
+    from agent.reuse.store import ReuseStore
+
+    found = ReuseStore(registry).health_before(job.drive.model, job.drive.serial, job.started_at or job.created_at)
+    if found is None:
+        return None
+    at, reading = found
+    status = reading.status if reading.status in ("ok", "not_applicable", "unavailable") else "unavailable"
+    return Health(status=status, read_at=at, source=station_text(reading.source) or "not recorded",  # type: ignore[arg-type]
+                  smart_passed=reading.smart_passed, reallocated_sectors=reading.reallocated_sectors,
+                  pending_sectors=reading.pending_sectors, offline_uncorrectable=reading.offline_uncorrectable,
+                  critical_warning=reading.critical_warning, percentage_used=reading.percentage_used,
+                  media_errors=reading.media_errors, note=station_text(reading.note))
 
 
 def station_text(value: str | None) -> str:
@@ -288,7 +320,7 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
     now = datetime.now(UTC)
     try:
         try:
-            record = build_record(job, signer.station_id, settings, now)
+            record = build_record(job, signer.station_id, settings, now, registry)
         except RecordError as exc:
             # A control, bidi or format character (from a drive's identity, intake or the job)
             # would make the page read differently from what is signed, or unverifiable: the

@@ -200,6 +200,18 @@ class ReuseStore:
                               "ORDER BY id DESC LIMIT 1", (serial, model)).fetchone()
         return (int(row[0]), HealthReading.from_json(json.loads(row[1]))) if row else None
 
+    def health_before(self, model: str, serial: str, moment: str) -> tuple[str, HealthReading] | None:
+        """The latest reading filed for a drive at or before ``moment`` (ISO 8601), with when it was filed:
+        the SMART summary a certificate prints is the one read before the wipe, never one taken after."""
+        if not has_serial(serial):
+            return None
+        limit = datetime.fromisoformat(moment)
+        for at, reading_json in self.db.execute("SELECT at, reading_json FROM reuse_health WHERE drive_serial=? "
+                                                "AND model=? ORDER BY id DESC", (serial, model)):
+            if datetime.fromisoformat(at) <= limit:
+                return str(at), HealthReading.from_json(json.loads(reading_json))
+        return None
+
     def registry_models(self, serial: str) -> list[str]:
         """The models of the registry's drives with this serial."""
         return sorted(str(r[0]) for r in self.db.execute("SELECT model FROM drives WHERE serial=?", (serial,)))
