@@ -208,6 +208,13 @@ VALIDATION_PENDING = ("Validation (NIST SP 800-88 Rev. 2) is recorded in a separ
                       "(wipe-agent validate); it was pending when this certificate was issued.")
 
 
+def vendor_text(record: SanitisationRecord) -> str:
+    """The drive's make as page 1 prints it: schema 2 says so when the drive reports none."""
+    if record.schema == 1:
+        return record.media.vendor
+    return record.media.vendor or "not reported by the drive"
+
+
 def firmware_text(record: SanitisationRecord) -> str:
     """The drive's firmware revision as page 1 prints it (schema 2)."""
     return record.media.firmware or NO_FIRMWARE
@@ -258,7 +265,7 @@ def _device_rows(record: SanitisationRecord) -> list[tuple[str, object]]:
     media = record.media
     current = record.schema >= 2
     rows: list[tuple[str, object]] = [
-        ("Make / vendor", media.vendor),
+        ("Make / vendor", vendor_text(record)),
         ("Model", media.model),
         ("Serial number", _p(media.serial, _MONO)),
     ]
@@ -399,10 +406,15 @@ def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flow
         ("Coverage", f"{verification.coverage * 100:.2f}% ({_bytes(verification.bytes_read)} read)"),
         ("Details", _or_dash(verification.details)),
     ]), Spacer(0, 3 * mm)]
-    story += [_p("Hidden areas (HPA / DCO / AMAC)", _HEADING), _fields_table([
+    # a device the station cannot send commands to has no LBA figures: one plain row instead of three dashes
+    lba_rows: list[tuple[str, object]] = [] if (hidden.max_lba_before, hidden.max_lba_after,
+                                                hidden.native_max_lba) == (None, None, None) else [
         ("Max LBA before", _or_dash(hidden.max_lba_before)),
         ("Max LBA after", _or_dash(hidden.max_lba_after)),
         ("Native max LBA", _or_dash(hidden.native_max_lba)),
+    ]
+    story += [_p("Hidden areas (HPA / DCO / AMAC)", _HEADING), _fields_table([
+        *lba_rows,
         ("Actions", "; ".join(hidden.actions) or "none needed"),
     ]), Spacer(0, 3 * mm)]
     canary = evidence.canary
@@ -430,9 +442,8 @@ def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flow
                   Spacer(0, 3 * mm)]
     story += [_p("Notes", _HEADING), _p(_or_dash(record.notes)), Spacer(0, 3 * mm)]
     story += [_p("Record identity", _HEADING), _fields_table([
-        ("Attachment", "sanitisation-record.json (canonical JSON, UTF-8)"),
+        ("Attachment", f"sanitisation-record.json (canonical JSON, UTF-8, record schema {record.schema})"),
         ("SHA-256", _p(record_sha256, _MONO)),
-        ("Schema", str(record.schema)),
     ])]
     return story
 

@@ -1198,7 +1198,7 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     _require_sequence(text, "certificate id", "Certificate id", record.certificate_id, "Issued")
     _require_sequence(text, "issue date", "Issued", render._when(record.issued_at), "Station")
     _require_sequence(text, "station", "Station", record.station_id, "Job")
-    _require_sequence(text, "make", "Make / vendor", media.vendor, "Model")
+    _require_sequence(text, "make", "Make / vendor", render.vendor_text(record), "Model")
     _require_sequence(text, "drive model", "Model", media.model, "Serial number")
     if record.schema >= 2:
         # schema 2 prints the firmware, the whole host (make, model, serial, asset) and the SMART summary
@@ -1236,7 +1236,8 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                operator.name, operator.title, operator.organisation, operator.location, operator.phone,
                render._applied_methods(record), record.profile, record.tool.name, record.tool.version,
                record.classification_before, record.classification_after, record.backup_location or "",
-               media.firmware, render.host_text(record), render.health_text(record)]
+               render.vendor_text(record), render.firmware_text(record), render.host_text(record),
+               render.health_text(record)]
     if record.validator is not None:
         validator = record.validator
         printed += [validator.name, validator.title, validator.organisation, validator.location, validator.phone]

@@ -212,9 +212,9 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     started = _timestamp(job.started_at, job.created_at)
     finished = _timestamp(job.finished_at, issued_at)
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
-    host = job.host or {}
     drive = job.drive
     health = _health_before(registry, job) if registry is not None else None
+    host_computer = _host(job, registry)
     sanitised = job.state == "sanitised"
     route: Route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
     return SanitisationRecord(
@@ -235,7 +235,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         validator=None,
         media=Media(vendor=drive.vendor or "", model=drive.model, serial=drive.serial, media_type=drive.media,
                     interface=drive.transport, capacity_bytes=drive.size_bytes, firmware=drive.firmware or "",
-                    asset_tag=job.asset_tag, host_device=host.get("asset_tag") or host.get("asset")),
+                    asset_tag=job.asset_tag, host_device=host_computer.asset_tag if host_computer else None),
         classification_before=settings.classification_before,
         classification_after=settings.classification_after if sanitised else settings.classification_before,
         data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]
@@ -253,17 +253,24 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
             observations=observations,
         ),
         notes=station_text(job.reason),
-        host=_host(job),
+        host=host_computer,
         health=health,
     )
 
 
-def _host(job: JobRow) -> Host | None:
-    """The host computer as intake recorded it (None when the drive was wiped on its own)."""
+def _host(job: JobRow, registry: Registry | None) -> Host | None:
+    """The host computer: as the bay's intake recorded it on the job, else the host registered
+    ('wipe-agent host add') under the job's asset tag; None when the drive was wiped on its own."""
     host = job.host or {}
-    asset = host.get("asset_tag") or host.get("asset")
+    if not host and registry is not None and job.asset_tag:
+        from agent.reuse.store import ReuseStore
+
+        found = ReuseStore(registry).registered_host(job.asset_tag)
+        if found is not None:
+            host = {"asset_tag": found.asset, "make": found.make, "model": found.model, "serial": found.serial}
     if not host:
         return None
+    asset = host.get("asset_tag") or host.get("asset")
     return Host(asset_tag=str(asset) if asset else None, make=str(host.get("make") or ""),
                 model=str(host.get("model") or ""), serial=str(host.get("serial") or ""))
 

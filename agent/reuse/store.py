@@ -110,15 +110,20 @@ class ReuseStore:
 
     def host(self, asset: str) -> HostRecord:
         """The host record (registered, else learnt from an intake's ``host`` on its jobs)."""
-        row = self.db.execute("SELECT * FROM reuse_hosts WHERE asset=?", (asset,)).fetchone()
-        if row is not None:
-            return HostRecord(asset, row["kind"], row["make"], row["model"], row["serial"], True)
+        registered = self.registered_host(asset)
+        if registered is not None:
+            return registered
         jobs = self.jobs_of(asset)
         if not jobs:
             raise ReuseInputError(f"unknown asset {asset!r}: no host registered and no job names it")
         host = next((job.host for job in reversed(jobs) if job.host), None) or {}
         return HostRecord(asset, str(host.get("kind") or "laptop"), str(host.get("make") or ""),
                           str(host.get("model") or ""), str(host.get("serial") or ""), False)
+
+    def registered_host(self, asset: str) -> HostRecord | None:
+        """The host registered under ``asset`` ('wipe-agent host add'), or None."""
+        row = self.db.execute("SELECT * FROM reuse_hosts WHERE asset=?", (asset,)).fetchone()
+        return None if row is None else HostRecord(asset, row["kind"], row["make"], row["model"], row["serial"], True)
 
     def assets(self) -> list[str]:
         """Every asset the station knows: registered hosts and asset tags on jobs."""
