@@ -89,6 +89,7 @@ from certs.pki import STATION_OU, StationSigner, TrustBundle, format_serial, par
 from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
+from certs.units import size_with_bytes
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""
@@ -1208,7 +1209,7 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                           "Sanitisation")
     else:
         _require_sequence(text, "drive serial", "Serial number", media.serial, "Media type / interface")
-    _require_sequence(text, "capacity", "Capacity", render.size_with_bytes(media.capacity_bytes),
+    _require_sequence(text, "capacity", "Capacity", size_with_bytes(media.capacity_bytes),
                       "Asset tag (property no.)")
     _require_sequence(text, "asset tag", "Asset tag (property no.)", render._or_dash(media.asset_tag),
                       "Host device (source)")

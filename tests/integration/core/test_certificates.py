@@ -99,4 +99,5 @@ def test_interrupted_and_refused_jobs_are_not_certifiable(state_dir: Path) -> No
     from agent.errors import CertificateError
 
     with pytest.raises(CertificateError, match="only sanitised and failed"):
-        build_record(registry.job(job_id), "station-07", CertificateSettings(organisation="Test Constabulary"), datetime.now(UTC))
+        build_record(registry.job(job_id), "station-07", CertificateSettings(organisation="Test Constabulary"),
+                     datetime.now(UTC))
