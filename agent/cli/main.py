@@ -302,7 +302,7 @@ def _report_job(job: JobRow, not_issued: AgentError | None, as_json: bool) -> No
         if not_issued is not None:
             click.echo(f"wipe-agent: error: {printable(not_issued.message)}", err=True)
     if not_issued is not None and code == EXIT_OK:
-        code = EXIT_FAILED
+        code = not_issued.exit_code  # as when the refusal was the command's only output
     sys.exit(code)
 
 

@@ -101,7 +101,7 @@ def test_without_an_organisation_no_certificate_is_issued_and_the_job_says_why(
     device = loop_factory(4 << 20)
     result = run_cli("--config", str(config), "wipe", device.path, "--profile", PROFILE, "--yes")
     reason = f"no organisation configured in {config} [organisation]; no certificate issued"
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith(reason) and "Traceback" not in result.stderr
     assert "SANITISED" in result.stdout  # the job itself ran and is recorded as it ended
     certificates = state_dir / "certificates"
@@ -115,7 +115,7 @@ def test_without_an_organisation_no_certificate_is_issued_and_the_job_says_why(
     # --json says it too, beside the job
     second = loop_factory(4 << 20)
     as_json = run_cli("--config", str(config), "wipe", second.path, "--profile", PROFILE, "--yes", "--json")
-    assert as_json.returncode == 1
+    assert as_json.returncode == 2
     data = json.loads(as_json.stdout)
     assert data["outcome"] == "sanitised" and data["certificate"] is None
     assert reason in data["certificate_error"]["message"]
