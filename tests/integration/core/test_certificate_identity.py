@@ -14,6 +14,7 @@ import pytest
 from certs import render
 from certs.verify import verify_file
 from tests.conftest import LoopDevice, run_cli
+from tests.integration.core.test_certificates import make_station
 
 PROFILE = "nist-clear-overwrite"
 ORGANISATION = """[organisation]
@@ -34,13 +35,7 @@ def _station(tmp_path: Path, state_dir: Path, organisation: str) -> tuple[Path, 
     """A station.toml (with or without [organisation]) and a station key from the organisation CA."""
     config = tmp_path / "station.toml"
     config.write_text(f'station_id = "station-07"\nstate_dir = "{state_dir}"\n{organisation}')
-    ca = tmp_path / "ca"
-    run_cli("pki", "init-ca", "--org", "Northshire Constabulary", "--out", str(ca), check=True)
-    run_cli("pki", "issue-station", "--ca", str(ca), "--station-id", "station-07", "--state-dir", str(state_dir),
-            check=True)
-    bundle = tmp_path / "bundle.pem"
-    run_cli("pki", "bundle", "--ca", str(ca), "--out", str(bundle), check=True)
-    return config, bundle
+    return config, make_station(state_dir, tmp_path)
 
 
 def _pdftotext(path: Path, *options: str) -> str:

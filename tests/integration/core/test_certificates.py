@@ -25,6 +25,11 @@ IDENTITY = DriveIdentity(
 @pytest.fixture
 def station(state_dir: Path, configured_station: Path, tmp_path: Path) -> Path:
     """An organisation CA and this station's key, made through the real CLI; returns the trust bundle."""
+    return make_station(state_dir, tmp_path)
+
+
+def make_station(state_dir: Path, tmp_path: Path) -> Path:
+    """An organisation CA in ``tmp_path`` and a station key in ``state_dir``; returns the trust bundle."""
     ca = tmp_path / "ca"
     run_cli("pki", "init-ca", "--org", "Test Constabulary", "--out", str(ca), check=True)
     run_cli("pki", "issue-station", "--ca", str(ca), "--station-id", "station-07", "--state-dir", str(state_dir),
