@@ -6,7 +6,6 @@ drive the operator did not mean (or silently skip one it should). Every key but 
 a default::
 
     station_id = "station-01"
-    organisation = "Example Constabulary"
     state_dir = "/var/lib/wipe-agent"
     api_socket = "/run/wipe-agent/api.sock"
     api_group = "wipe-operators"
@@ -21,6 +20,20 @@ a default::
     [timestamping]                # the organisation's RFC 3161 TSA ('wipe-agent tsa serve')
     url = "http://tsa.example.internal:8318/"
     timeout = 10                  # seconds; an unreachable TSA means signing without, flagged
+    [organisation]                # printed on every certificate; without a name no certificate is issued
+    name = "Northshire Constabulary"
+    location = "Digital Forensics Unit, 1 Bridge St, Northshire"
+    phone = "+44 1234 567890"
+    classification_before = "OFFICIAL-SENSITIVE"
+    classification_after = "Not classified: media sanitised"
+    data_backed_up = "unknown"    # yes | no | unknown
+    destination = "External reuse: scheme decided by the eligibility rules after validation"
+    [organisation.destinations]   # wording by route or reuse scheme name (else `destination`)
+    destroy = "Destruction by the organisation's contractor"
+
+There is no built-in organisation: a station without ``[organisation] name`` records its jobs but
+issues no certificate. For older files a top-level ``organisation = "NAME"`` string is still read
+as ``[organisation] name`` (and nothing else); giving both is an error.
 """
 
 from __future__ import annotations
@@ -51,6 +64,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
              "default_profiles", "bays", "timestamping", "audit"}
 _TIMESTAMPING_KEYS = {"url", "timeout"}
+_ORGANISATION_KEYS = {"name", "location", "phone", "classification_before", "classification_after",
+                      "data_backed_up", "destination", "destinations"}
+BACKED_UP = ("yes", "no", "unknown")
+MAX_ORGANISATION_TEXT = 200
 _BAY_KEYS = {"name", "match", "auto_start", "profile"}
 MAX_PARALLEL_LIMIT = 64
 
@@ -79,6 +96,28 @@ class Bay:
         return {"name": self.name, "match": dict(self.match), "auto_start": self.auto_start, "profile": self.profile}
 
 
+@dataclass(frozen=True)
+class Organisation:
+    """The ``[organisation]`` table: who issues the certificates, and the wording they print by default."""
+
+    name: str
+    location: str = ""
+    phone: str = ""
+    classification_before: str = "OFFICIAL-SENSITIVE"
+    classification_after: str = "Not classified: media sanitised, no data recoverable by the stated method"
+    data_backed_up: str = "unknown"
+    destination: str = "External reuse: scheme decided by the eligibility rules after validation"
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    """Destination wording by route ("reuse", "destroy", ...) or reuse scheme name."""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (status output, the worker request)."""
+        return {"name": self.name, "location": self.location, "phone": self.phone,
+                "classification_before": self.classification_before,
+                "classification_after": self.classification_after, "data_backed_up": self.data_backed_up,
+                "destination": self.destination, "destinations": dict(self.destinations)}
+
+
 def _is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
 
@@ -88,7 +127,8 @@ class StationConfig:
     """The validated station configuration."""
 
     station_id: str
-    organisation: str = "Example Constabulary"
+    organisation: Organisation | None = None
+    """[organisation]; None: no organisation configured, so no certificate is issued."""
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     api_socket: Path = Path(DEFAULT_API_SOCKET)
     api_group: str = DEFAULT_API_GROUP
@@ -134,7 +174,7 @@ class StationConfig:
         """JSON form."""
         return {
             "station_id": self.station_id,
-            "organisation": self.organisation,
+            "organisation": None if self.organisation is None else self.organisation.to_json(),
             "state_dir": str(self.state_dir),
             "api_socket": str(self.api_socket),
             "api_group": self.api_group,
@@ -176,8 +216,7 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
     _expect(source, "station_id", station_id, str)
     if not _NAME.match(station_id):
         raise ConfigError(f"{source}: station_id {station_id!r} must be letters, digits, . _ - (≤64)")
-    organisation = data.get("organisation", "Example Constabulary")
-    _expect(source, "organisation", organisation, str)
+    organisation = _organisation(source, data.get("organisation"))
     state_dir = _path(source, "state_dir", data.get("state_dir", DEFAULT_STATE_DIR))
     api_socket = _path(source, "api_socket", data.get("api_socket", DEFAULT_API_SOCKET))
     if len(os.fsencode(str(api_socket))) > 107:
@@ -282,6 +321,52 @@ def _timestamping(source: str, raw: Any) -> dict[str, Any]:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 120:
         raise ConfigError(f"{source}: [timestamping].timeout must be 0.5 to 120 seconds, got {timeout!r}")
     return {"tsa_url": url, "tsa_timeout": float(timeout)}
+
+
+def _organisation_text(source: str, label: str, value: Any, required: bool = False) -> str:
+    """A string printed on signed certificates: no control/format characters, NFC, bounded, one line."""
+    from certs.record import text_problem
+
+    _expect(source, label, value, str)
+    if required and not value.strip():
+        raise ConfigError(f"{source}: {label}: must not be empty")
+    problem = text_problem(value)
+    if problem:
+        raise ConfigError(f"{source}: {label}: {problem} (it is printed on signed certificates)")
+    if len(value) > MAX_ORGANISATION_TEXT:
+        raise ConfigError(f"{source}: {label}: longer than {MAX_ORGANISATION_TEXT} characters")
+    return str(value)
+
+
+def _organisation(source: str, raw: Any) -> Organisation | None:
+    """[organisation] (or the legacy top-level ``organisation = "NAME"`` string, read as the name only)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return Organisation(name=_organisation_text(source, "organisation", raw, required=True))
+    _expect(source, "[organisation]", raw, dict)
+    for key in raw:
+        if key not in _ORGANISATION_KEYS:
+            raise ConfigError(f"{source}: [organisation]: unknown key {key!r} "
+                              f"(allowed: {', '.join(sorted(_ORGANISATION_KEYS))})")
+    if "name" not in raw:
+        raise ConfigError(f"{source}: [organisation].name is required (it is printed on every certificate)")
+    values: dict[str, Any] = {}
+    for key in sorted(_ORGANISATION_KEYS - {"destinations", "data_backed_up"}):
+        if key in raw:
+            values[key] = _organisation_text(source, f"[organisation].{key}", raw[key],
+                                             required=key != "location" and key != "phone")
+    backed_up = raw.get("data_backed_up", "unknown")
+    _expect(source, "[organisation].data_backed_up", backed_up, str)
+    if backed_up not in BACKED_UP:
+        raise ConfigError(f"{source}: [organisation].data_backed_up must be one of {', '.join(BACKED_UP)}, "
+                          f"got {backed_up!r}")
+    destinations = raw.get("destinations", {})
+    _expect(source, "[organisation.destinations]", destinations, dict)
+    for key, wording in destinations.items():
+        _organisation_text(source, "[organisation.destinations] key", key, required=True)
+        _organisation_text(source, f"[organisation.destinations].{key}", wording, required=True)
+    return Organisation(**values, data_backed_up=backed_up, destinations=dict(destinations))
 
 
 def _check_profiles(config: StationConfig) -> None:

@@ -28,8 +28,15 @@ from typing import Any, ClassVar, Literal
 
 from certs.errors import RecordError
 
-SCHEMA_VERSION = 1
-"""Version of the record layout; bumped on any incompatible change."""
+SCHEMA_VERSION = 2
+"""Version of the record layout this code writes; bumped on any incompatible change.
+
+Version 2 adds ``host`` (the computer the drive came out of, from intake) and ``health`` (the
+SMART summary read before the wipe). Version 1 records (issued before) still parse and verify:
+they hold neither key, and their canonical JSON omits both, so their hash is unchanged."""
+READABLE_SCHEMAS = (1, 2)
+_SCHEMA_2_KEYS = ("host", "health")
+HealthStatus = Literal["ok", "not_applicable", "unavailable"]
 
 Level = Literal["Clear", "Purge", "Destroy"]
 Outcome = Literal["sanitised", "failed"]
@@ -267,6 +274,43 @@ class Media(_Strict):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Host(_Strict):
+    """The host computer the drive came out of, as recorded at intake (schema 2)."""
+
+    asset_tag: str | None
+    make: str = ""
+    model: str = ""
+    serial: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Health(_Strict):
+    """The SMART summary read before the wipe (schema 2); counters the drive did not report are null."""
+
+    status: HealthStatus
+    read_at: str
+    source: str
+    """Where the reading came from, e.g. "smartctl 7.4 -j -a /dev/sda"."""
+    smart_passed: bool | None = None
+    reallocated_sectors: int | None = None
+    pending_sectors: int | None = None
+    offline_uncorrectable: int | None = None
+    critical_warning: int | None = None
+    percentage_used: int | None = None
+    media_errors: int | None = None
+    note: str = ""
+
+    def _check_rules(self) -> None:
+        _require_timestamp("read_at", self.read_at)
+        _require_text("source", self.source)
+        for name in ("reallocated_sectors", "pending_sectors", "offline_uncorrectable", "critical_warning",
+                     "percentage_used", "media_errors"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                _fail(name, "must not be negative")
+
+
+@dataclass(frozen=True, kw_only=True)
 class MethodStep(_Strict):
     """One step of the profile's method chain, with the policy's reason for taking or skipping it."""
 
@@ -398,10 +442,19 @@ class SanitisationRecord(_Strict):
     verification: Verification
     evidence: Evidence
     notes: str = ""
+    host: Host | None = None
+    """Schema 2: the host computer (None when the drive was wiped on its own, or in a schema 1 record)."""
+    health: Health | None = None
+    """Schema 2: the SMART summary read before the wipe (None when none was read)."""
 
     def _check_rules(self) -> None:
-        if self.schema != SCHEMA_VERSION:
-            _fail("schema", f"unsupported record schema {self.schema} (this version reads {SCHEMA_VERSION})")
+        if self.schema not in READABLE_SCHEMAS:
+            _fail("schema", f"unsupported record schema {self.schema} "
+                            f"(this version reads {', '.join(map(str, READABLE_SCHEMAS))})")
+        if self.schema == 1:
+            for name in _SCHEMA_2_KEYS:
+                if getattr(self, name) is not None:
+                    _fail(name, "is not part of a schema 1 record")
         _require_identifier("certificate_id", self.certificate_id)
         _require_identifier("job_id", self.job_id)
         _require_identifier("station_id", self.station_id)
@@ -435,8 +488,12 @@ class SanitisationRecord(_Strict):
                 _fail("route", "a failed job cannot be routed to reuse")
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as plain JSON-able Python objects."""
-        return dataclasses.asdict(self)
+        """The record as plain JSON-able Python objects (a schema 1 record without the schema 2 keys)."""
+        data = dataclasses.asdict(self)
+        if self.schema == 1:
+            for name in _SCHEMA_2_KEYS:
+                del data[name]
+        return data
 
     def to_canonical_json(self) -> bytes:
         """Canonical JSON (keys sorted, no insignificant whitespace, UTF-8, no NaN): the record's identity."""
@@ -463,6 +520,12 @@ class SanitisationRecord(_Strict):
             parsed = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
         except json.JSONDecodeError as error:
             raise RecordError(f"record: not valid JSON ({error.msg} at line {error.lineno})") from None
+        if isinstance(parsed, dict) and type(parsed.get("schema")) is int and parsed["schema"] == 1:
+            # a schema 1 record has no host/health keys: present ones are an error, absent ones are null
+            extra = [name for name in _SCHEMA_2_KEYS if name in parsed]
+            if extra:
+                raise RecordError(f"record: unknown key(s) {', '.join(extra)} (not part of a schema 1 record)")
+            parsed = {**parsed, **dict.fromkeys(_SCHEMA_2_KEYS)}
         result = _convert(cls, parsed, "record")
         assert isinstance(result, cls)
         return result

@@ -34,7 +34,8 @@ from reportlab.platypus import (
 )
 
 from certs.errors import FontsMissing
-from certs.record import Person, SanitisationRecord
+from certs.record import Health, Person, SanitisationRecord
+from certs.units import decimal_size, size_with_bytes
 
 DEFAULT_FONTS_DIR = Path("/usr/share/fonts/truetype/dejavu")
 """Where Debian's fonts-dejavu-core installs the fonts."""
@@ -171,13 +172,7 @@ def _when(timestamp: str) -> str:
 
 
 def _bytes(count: int) -> str:
-    # Decimal units, as drive vendors label capacity.
-    value = float(count)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    return decimal_size(count)
 
 
 def _or_dash(value: object) -> str:
@@ -208,8 +203,96 @@ def _verification_line(record: SanitisationRecord) -> str:
     return f"{verification.mode}, {verification.coverage * 100:.1f}% read back: {verification.result}"
 
 
-def _first_page(record: SanitisationRecord, record_sha256: str) -> list[Flowable]:
+NO_FIRMWARE = "not reported by the drive"
+VALIDATION_PENDING = ("Validation (NIST SP 800-88 Rev. 2) is recorded in a separate signed validation statement "
+                      "(wipe-agent validate); it was pending when this certificate was issued.")
+
+
+def vendor_text(record: SanitisationRecord) -> str:
+    """The drive's make as page 1 prints it: schema 2 says so when the drive reports none."""
+    if record.schema == 1:
+        return record.media.vendor
+    return record.media.vendor or "not reported by the drive"
+
+
+def firmware_text(record: SanitisationRecord) -> str:
+    """The drive's firmware revision as page 1 prints it (schema 2)."""
+    return record.media.firmware or NO_FIRMWARE
+
+
+def host_text(record: SanitisationRecord) -> str:
+    """The host computer as page 1 prints it: schema 1 shows the host's asset tag only."""
+    if record.schema == 1:
+        return _or_dash(record.media.host_device)
+    host = record.host
+    if host is None:
+        return "none recorded (the drive was not received in a host at intake)"
+    name = " ".join(part for part in (host.make, host.model) if part) or "make and model not recorded"
+    serial = f"serial {host.serial}" if host.serial else "serial not recorded"
+    asset = f"asset tag {host.asset_tag}" if host.asset_tag else "no asset tag"
+    return f"{name}, {serial}, {asset}"
+
+
+def _counter(label: str, value: int | None, suffix: str = "") -> str | None:
+    return None if value is None else f"{label} {value:,}{suffix}"
+
+
+def health_text(record: SanitisationRecord) -> str:
+    """The SMART summary read before the wipe, in one sentence (schema 2)."""
+    health: Health | None = record.health
+    if health is None:
+        return "no SMART reading was filed before the wipe"
+    when = f"read {_when(health.read_at)} ({health.source})"
+    if health.status == "not_applicable":
+        return f"not applicable to this media{': ' + health.note if health.note else ''}; {when}"
+    if health.status == "unavailable":
+        return f"unavailable{': ' + health.note if health.note else ''}; {when}"
+    overall = {True: "SMART overall assessment passed", False: "SMART overall assessment FAILED",
+               None: "SMART overall assessment not reported"}[health.smart_passed]
+    counters = [part for part in (
+        _counter("reallocated sectors", health.reallocated_sectors),
+        _counter("pending sectors", health.pending_sectors),
+        _counter("offline uncorrectable", health.offline_uncorrectable),
+        _counter("media errors", health.media_errors),
+        _counter("critical warning", health.critical_warning),
+        _counter("endurance used", health.percentage_used, "%"),
+    ) if part]
+    return f"{overall}{'; ' + ', '.join(counters) if counters else ''}; {when}"
+
+
+def _device_rows(record: SanitisationRecord) -> list[tuple[str, object]]:
+    """Page 1's device rows; a schema 2 record adds the firmware, the whole host and the SMART summary."""
     media = record.media
+    current = record.schema >= 2
+    rows: list[tuple[str, object]] = [
+        ("Make / vendor", vendor_text(record)),
+        ("Model", media.model),
+        ("Serial number", _p(media.serial, _MONO)),
+    ]
+    if current:
+        rows.append(("Firmware", firmware_text(record)))
+    rows += [
+        ("Media type / interface", f"{media.media_type} / {media.interface}"),
+        ("Capacity", size_with_bytes(media.capacity_bytes)),
+        ("Asset tag (property no.)", _or_dash(media.asset_tag)),
+        ("Host device (source)", host_text(record)),
+        ("Classification", f"before: {record.classification_before}; after: {record.classification_after}"),
+        ("Data backed up", f"{record.data_backed_up}"
+         + (f" (location: {record.backup_location})" if record.backup_location else "")),
+    ]
+    if current:
+        rows.append(("SMART health (before the wipe)", health_text(record)))
+    return rows
+
+
+def _validation_block(record: SanitisationRecord) -> list[Flowable]:
+    """Who validated the evidence, or plainly that validation is a separate, later signed statement."""
+    if record.validator is not None:
+        return [_fields_table([*_person_rows(record.validator), ("Signature", ""), ("Date", "")], 22 * mm)]
+    return [_p(VALIDATION_PENDING)]
+
+
+def _first_page(record: SanitisationRecord, record_sha256: str) -> list[Flowable]:
     certificate = record.outcome == "sanitised"
     title = "Certificate of Sanitisation" if certificate else "Failure Report \u2014 media NOT sanitised"
     heading = [
@@ -236,18 +319,7 @@ def _first_page(record: SanitisationRecord, record_sha256: str) -> list[Flowable
             ("Required action", "This device must not be reused. Route it to "
              f"{record.route}: {record.destination}."),
         ])]
-    story += [Spacer(0, 3 * mm), _p("Device", _HEADING), _fields_table([
-        ("Make / vendor", media.vendor),
-        ("Model", media.model),
-        ("Serial number", _p(media.serial, _MONO)),
-        ("Media type / interface", f"{media.media_type} / {media.interface}"),
-        ("Capacity", f"{_bytes(media.capacity_bytes)} ({media.capacity_bytes:,} bytes)"),
-        ("Asset tag (property no.)", _or_dash(media.asset_tag)),
-        ("Host device (source)", _or_dash(media.host_device)),
-        ("Classification", f"before: {record.classification_before}; after: {record.classification_after}"),
-        ("Data backed up", f"{record.data_backed_up}"
-         + (f" (location: {record.backup_location})" if record.backup_location else "")),
-    ])]
+    story += [Spacer(0, 3 * mm), _p("Device", _HEADING), _fields_table(_device_rows(record))]
     story += [Spacer(0, 3 * mm), _p("Sanitisation", _HEADING), _fields_table([
         ("Level", _or_dash(record.level)),
         ("Method", _applied_methods(record)),
@@ -260,8 +332,7 @@ def _first_page(record: SanitisationRecord, record_sha256: str) -> list[Flowable
     ])]
     operator = Table(
         [[[_p("Performed by (operator)", _HEADING), _fields_table(_person_rows(record.operator), 22 * mm)],
-          [_p("Validation", _HEADING), _fields_table(
-              [*_person_rows(record.validator), ("Signature", ""), ("Date", "")], 22 * mm)]]],
+          [_p("Validation", _HEADING), *_validation_block(record)]]],
         colWidths=["50%", "50%"],
     )
     operator.setStyle(_LAYOUT)
@@ -274,13 +345,53 @@ def _first_page(record: SanitisationRecord, record_sha256: str) -> list[Flowable
     return story
 
 
+_EVIDENCE_LABELS = {
+    "passes": "Overwrite passes over every sector",
+    "expectation.kind": "What every sector must read back as",
+    "expectation.pattern": "Pattern written",
+    "expectation.seed": "Seed of the random stream",
+    "expectation.cipher": "Cipher of the random stream",
+    "o_direct": "Writes went straight to the drive, bypassing the kernel's page cache (O_DIRECT)",
+    "level_reason": "Why this sanitisation level is claimed",
+    "command": "Firmware command sent to the drive",
+    "polls": "Times the drive was asked for progress until the command finished",
+    "canary_bytes_written": "Canary bytes written before the firmware command",
+    "reads_zero_after_deallocate": "Deallocated blocks read back as zeros",
+    "deallocation": "What deallocated blocks read back as",
+    "sanitize.crypto": "NVMe Sanitize crypto erase supported",
+    "sanitize.block": "NVMe Sanitize block erase supported",
+    "sanitize.overwrite": "NVMe Sanitize overwrite supported",
+    "format.ses": "NVMe Format secure erase setting (SES)",
+    "nvme.ndi": "NVMe: deallocation after sanitize can be inhibited (NDI)",
+    "nvme.nodmmas": "NVMe: media contents after sanitize (NODMMAS)",
+    "ata.security.locked": "ATA security locked",
+    "ata.sanitize.overwrite": "ATA Sanitize overwrite supported",
+}
+"""Plain wording for the evidence keys the methods record (agent/methods/*): page 2 is read by a person."""
+_PLAIN_VALUES = {"True": "yes", "False": "no", "true": "yes", "false": "no", "None": "not reported"}
+
+
+def plain_label(key: str) -> str:
+    """A person's label for an evidence key: the known wording, else the key's words ("final_state.sstat"
+    becomes "Final state: sstat") so no row shows a bare internal key."""
+    if key in _EVIDENCE_LABELS:
+        return _EVIDENCE_LABELS[key]
+    words = ": ".join(part.replace("_", " ").strip() for part in key.split(".") if part.strip()) or key
+    return words[:1].upper() + words[1:]
+
+
+def plain_rows(values: dict[str, str]) -> list[tuple[str, str]]:
+    """Evidence as labelled rows in plain language (values true/false become yes/no), sorted by label."""
+    return sorted((plain_label(key), _PLAIN_VALUES.get(value, value)) for key, value in values.items())
+
+
 def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flowable]:
     evidence = record.evidence
     verification = record.verification
     hidden = evidence.hidden_area
     timings = evidence.timings
     story: list[Flowable] = [PageBreak(), _p("Evidence", _TITLE), Spacer(0, 2 * mm)]
-    story += [_p("Method chain (in the order the profile tried them)", _HEADING), _grid(
+    story += [_p("Methods, in the order the profile considered them", _HEADING), _grid(
         ["#", "Method", "Technique", "Level", "Outcome", "Policy reason / details"],
         [[index + 1, step.method, step.technique, _or_dash(step.level), step.outcome,
           step.reason + (f" \u2014 {step.details}" if step.details else "")]
@@ -295,10 +406,15 @@ def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flow
         ("Coverage", f"{verification.coverage * 100:.2f}% ({_bytes(verification.bytes_read)} read)"),
         ("Details", _or_dash(verification.details)),
     ]), Spacer(0, 3 * mm)]
-    story += [_p("Hidden areas (HPA / DCO / AMAC)", _HEADING), _fields_table([
+    # a device the station cannot send commands to has no LBA figures: one plain row instead of three dashes
+    lba_rows: list[tuple[str, object]] = [] if (hidden.max_lba_before, hidden.max_lba_after,
+                                                hidden.native_max_lba) == (None, None, None) else [
         ("Max LBA before", _or_dash(hidden.max_lba_before)),
         ("Max LBA after", _or_dash(hidden.max_lba_after)),
         ("Native max LBA", _or_dash(hidden.native_max_lba)),
+    ]
+    story += [_p("Hidden areas (HPA / DCO / AMAC)", _HEADING), _fields_table([
+        *lba_rows,
         ("Actions", "; ".join(hidden.actions) or "none needed"),
     ]), Spacer(0, 3 * mm)]
     canary = evidence.canary
@@ -315,26 +431,26 @@ def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flow
         ("Duration", f"{timings.duration_seconds:,.1f} s"),
         ("Processed", f"{_bytes(timings.bytes_processed)} at {throughput}"),
     ]), Spacer(0, 3 * mm)]
-    story += [_p("Capability snapshot", _HEADING), _grid(
+    story += [_p("What the drive supports (as the policy saw it)", _HEADING), _grid(
         ["Capability", "Value"],
-        sorted(evidence.capabilities.items()) or [("none recorded", "")],
+        plain_rows(evidence.capabilities) or [("None recorded", "")],
         [70 * mm, None],
     ), Spacer(0, 3 * mm)]
     if evidence.observations:
-        story += [_p("Observations", _HEADING),
-                  _grid(["Observation", "Value"], sorted(evidence.observations.items()), [70 * mm, None]),
+        story += [_p("What the station observed", _HEADING),
+                  _grid(["Observation", "Value"], plain_rows(evidence.observations), [70 * mm, None]),
                   Spacer(0, 3 * mm)]
     story += [_p("Notes", _HEADING), _p(_or_dash(record.notes)), Spacer(0, 3 * mm)]
     story += [_p("Record identity", _HEADING), _fields_table([
-        ("Attachment", "sanitisation-record.json (canonical JSON, UTF-8)"),
+        ("Attachment", f"sanitisation-record.json (canonical JSON, UTF-8, record schema {record.schema})"),
         ("SHA-256", _p(record_sha256, _MONO)),
-        ("Schema", str(record.schema)),
     ])]
     return story
 
 
-def _decorate(record: SanitisationRecord) -> Any:
-    """The per-page callback: footer on every page, and the demo watermark when needed."""
+def _decorate(record: SanitisationRecord, total_pages: int | None) -> Any:
+    """The per-page callback: footer ("page x of y" once the total is known) on every page, and the
+    demo watermark when needed."""
     kind = "Certificate" if record.outcome == "sanitised" else "Failure report"
 
     def on_page(canvas: Canvas, document: Any) -> None:
@@ -344,7 +460,8 @@ def _decorate(record: SanitisationRecord) -> Any:
         canvas.setFillColor(_MUTED)
         footer = f"{kind} {record.certificate_id} \u00b7 station {record.station_id}"
         canvas.drawString(15 * mm, 9 * mm, footer)
-        canvas.drawRightString(width - 15 * mm, 9 * mm, f"page {document.page}")
+        of = f" of {total_pages}" if total_pages else ""
+        canvas.drawRightString(width - 15 * mm, 9 * mm, f"page {document.page}{of}")
         if record.demo:
             canvas.setFillColor(_DEMO)
             canvas.setFont("WA-Sans-Bold", 11)
@@ -365,7 +482,15 @@ def render_pdf(record: SanitisationRecord, *, fonts_dir: Path | None = None) -> 
     """Render ``record`` (certificate or failure report, by ``record.outcome``) as unsigned PDF bytes."""
     register_fonts(fonts_dir)
     record_sha256 = record.sha256()
+    # laid out twice: the first pass counts the pages so every footer can say "page x of y"
+    pages = _build(record, record_sha256, io.BytesIO(), None)
     output = io.BytesIO()
+    _build(record, record_sha256, output, pages)
+    return output.getvalue()
+
+
+def _build(record: SanitisationRecord, record_sha256: str, output: io.BytesIO, total_pages: int | None) -> int:
+    """Lay the record out into ``output``; return the number of pages."""
     kind = "Certificate of sanitisation" if record.outcome == "sanitised" else "Failure report"
     document = SimpleDocTemplate(
         output, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=13 * mm, bottomMargin=15 * mm,
@@ -375,7 +500,7 @@ def render_pdf(record: SanitisationRecord, *, fonts_dir: Path | None = None) -> 
         # reportlab's default initial font is Helvetica: referenced but never embedded.
         initialFontName="WA-Sans",
     )
-    on_page = _decorate(record)
+    on_page = _decorate(record, total_pages)
     document.build(_first_page(record, record_sha256) + _evidence_pages(record, record_sha256),
                    onFirstPage=on_page, onLaterPages=on_page)
-    return output.getvalue()
+    return int(document.page)

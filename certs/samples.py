@@ -12,7 +12,9 @@ from typing import Any
 from certs.record import (
     Canary,
     Evidence,
+    Health,
     HiddenArea,
+    Host,
     Media,
     MethodStep,
     Person,
@@ -80,6 +82,9 @@ def sample_record(*, failed: bool = False, demo: bool = True, **overrides: Any) 
                 timings=timings,
                 observations={"deallocation": "media reads pattern other than zero after sanitize"},
             ),
+            host=Host(asset_tag="MPS-LT-004211-HOST", make="Dell", model="Latitude 5440", serial="7GH2XK3"),
+            health=Health(status="ok", read_at="2026-11-25T08:55:00+00:00", source="smartctl 7.3 -j -a /dev/nvme0",
+                          smart_passed=True, critical_warning=0, percentage_used=3, media_errors=0),
         )
     else:
         record = SanitisationRecord(

@@ -95,6 +95,7 @@ from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
 from certs.validation import SIGNER_KINDS, ValidationStatement, summary_of
+from certs.units import size_with_bytes
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""
@@ -1299,7 +1300,8 @@ def _require_sequence(text: str, field_name: str, *pieces: str) -> None:
 
 _UNIQUE_LABELS = ("Certificate id", "Issued", "Make / vendor", "Model", "Serial number", "Media type / interface",
                   "Asset tag (property no.)", "Host device (source)", "Level", "Method", "Completed", "Destination",
-                  "Record SHA-256", "Performed by (operator)", "SANITISED")
+                  "Record SHA-256", "Performed by (operator)", "SANITISED", "Firmware", "Capacity", "Classification",
+                  "SMART health (before the wipe)")
 """Labels page 1 prints once (see :mod:`certs.render`)."""
 
 
@@ -1333,12 +1335,24 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     _require_sequence(text, "certificate id", "Certificate id", record.certificate_id, "Issued")
     _require_sequence(text, "issue date", "Issued", render._when(record.issued_at), "Station")
     _require_sequence(text, "station", "Station", record.station_id, "Job")
-    _require_sequence(text, "make", "Make / vendor", media.vendor, "Model")
+    _require_sequence(text, "make", "Make / vendor", render.vendor_text(record), "Model")
     _require_sequence(text, "drive model", "Model", media.model, "Serial number")
-    _require_sequence(text, "drive serial", "Serial number", media.serial, "Media type / interface")
+    if record.schema >= 2:
+        # schema 2 prints the firmware, the whole host (make, model, serial, asset) and the SMART summary
+        _require_sequence(text, "drive serial and firmware", "Serial number", media.serial, "Firmware",
+                          render.firmware_text(record), "Media type / interface")
+        _require_sequence(text, "drive health", "SMART health (before the wipe)", render.health_text(record),
+                          "Sanitisation")
+    else:
+        _require_sequence(text, "drive serial", "Serial number", media.serial, "Media type / interface")
+    _require_sequence(text, "capacity", "Capacity", size_with_bytes(media.capacity_bytes),
+                      "Asset tag (property no.)")
     _require_sequence(text, "asset tag", "Asset tag (property no.)", render._or_dash(media.asset_tag),
                       "Host device (source)")
-    _require_sequence(text, "host", "Host device (source)", render._or_dash(media.host_device), "Classification")
+    _require_sequence(text, "host", "Host device (source)", render.host_text(record), "Classification")
+    _require_sequence(text, "classification", "Classification",
+                      f"before: {record.classification_before}; after: {record.classification_after}",
+                      "Data backed up", record.data_backed_up)
     _require_sequence(text, "level", "Sanitisation", "Level", render._or_dash(record.level), "Method")
     _require_sequence(text, "method", "Method", render._applied_methods(record), "Tool")
     _require_sequence(text, "completion date", "Completed", render._when(record.evidence.timings.finished_at),
@@ -1347,7 +1361,7 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                       "Record SHA-256")
     _require_sequence(text, "operator", "Performed by (operator)", "Name", operator.name, "Title",
                       render._or_dash(operator.title), "Organisation", render._or_dash(operator.organisation),
-                      "Location")
+                      "Location", render._or_dash(operator.location), "Phone", render._or_dash(operator.phone))
     # Last: a page rendered from another record shows another hash too, but naming the field a
     # person would be misled by is more useful than naming the hash.
     _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
@@ -1358,7 +1372,9 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                media.asset_tag or "", media.host_device or "", record.destination, record.failure_reason or "",
                operator.name, operator.title, operator.organisation, operator.location, operator.phone,
                render._applied_methods(record), record.profile, record.tool.name, record.tool.version,
-               record.classification_before, record.classification_after, record.backup_location or ""]
+               record.classification_before, record.classification_after, record.backup_location or "",
+               render.vendor_text(record), render.firmware_text(record), render.host_text(record),
+               render.health_text(record)]
     if record.validator is not None:
         validator = record.validator
         printed += [validator.name, validator.title, validator.organisation, validator.location, validator.phone]

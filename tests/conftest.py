@@ -96,6 +96,23 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
+TEST_ORGANISATION = """[organisation]
+name = "Test Constabulary"
+location = "Test wipe room, Building 7"
+phone = "+44 1632 960000"
+"""
+
+
+@pytest.fixture
+def configured_station(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A station.toml for ``state_dir`` naming an organisation (without one no certificate is issued),
+    exported as $WIPE_AGENT_CONFIG for subprocesses; returns its path."""
+    config = tmp_path / "station.toml"
+    config.write_text(f'station_id = "station-07"\nstate_dir = "{state_dir}"\n{TEST_ORGANISATION}')
+    monkeypatch.setenv("WIPE_AGENT_CONFIG", str(config))
+    return config
+
+
 def run_cli(*args: str, check: bool = False, timeout: float = 120, input_text: str | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real command line in a subprocess."""

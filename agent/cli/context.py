@@ -8,17 +8,20 @@ from pathlib import Path
 
 import click
 
-from agent.config import StationConfig, load_config
+from agent.config import DEFAULT_CONFIG_PATH, StationConfig, load_config
 from agent.errors import DriveNotFound
-from agent.jobs.certify import CertificateSettings
+from agent.jobs.certify import CertificateSettings, settings_from_config
 from agent.store.registry import RUN_AS_ROOT, default_state_dir
 
 
 def station_config(ctx: click.Context) -> StationConfig | None:
-    """The station configuration named by the global --config (or $WIPE_AGENT_CONFIG), if any."""
+    """The station configuration named by the global --config (or $WIPE_AGENT_CONFIG), if any.
+
+    Without either, ``/etc/wipe-agent/station.toml`` when it exists (a station's own file is read
+    by default, so its [organisation] reaches the certificates); None when it does not."""
     root = ctx.find_root()
     path = root.obj.get("config") if root.obj else None
-    if path is None and "WIPE_AGENT_CONFIG" not in os.environ:
+    if path is None and "WIPE_AGENT_CONFIG" not in os.environ and not DEFAULT_CONFIG_PATH.exists():
         return None
     return load_config(path, check_profiles=False)
 
@@ -34,12 +37,8 @@ def state_dir(ctx: click.Context) -> Path:
 
 
 def certificate_settings(ctx: click.Context) -> CertificateSettings:
-    """Station facts for certificates: the configured organisation, else the defaults."""
-    station = station_config(ctx)
-    if station is None:
-        return CertificateSettings()
-    return CertificateSettings(organisation=station.organisation, tsa_url=station.tsa_url,
-                               tsa_timeout=station.tsa_timeout)
+    """Station facts for certificates from the station configuration (no organisation: no certificate)."""
+    return settings_from_config(station_config(ctx))
 
 
 def resolve_device(argument: str) -> str:

@@ -27,9 +27,10 @@ from typing import Any
 import click
 
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, human_size, print_json
+from agent.config import Organisation, StationConfig
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
-from agent.jobs.certify import CertificateSettings, certify, station_signer
+from agent.jobs.certify import certify, settings_from_config, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import load_profile
 from agent.reuse.demo import run_reuse_demo
@@ -41,13 +42,16 @@ from certs.verify import verify_file
 DEMO_DRIVES = 4
 DEMO_PROFILE = "nist-clear-overwrite"  # the default for virtual media: firmware purge needs real drives
 DEMO_STATION = "demo-station"
-DEMO_SETTINGS = CertificateSettings(
-    organisation="Example Constabulary (demonstration)",
-    location="Demo wipe station",
+DEMO_ORGANISATION = Organisation(
+    name="DEMONSTRATION organisation (wipe-agent demo)",
+    location="Demo wipe station (throw-away loop drives)",
+    phone="none: demonstration only",
     classification_before="OFFICIAL-SENSITIVE (fictitious demo data)",
     destination="Demonstration only: the demo's virtual drives are deleted; no media leaves the station",
-    demo=True,
 )
+"""The demo's own organisation, configured like a station's [organisation] (never a real one's name)."""
+DEMO_SETTINGS = settings_from_config(StationConfig(station_id=DEMO_STATION, organisation=DEMO_ORGANISATION),
+                                     demo=True)
 MARKER = b"OFFICIAL-SENSITIVE DEMO RECORD"
 
 
@@ -215,9 +219,9 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
         with _Interrupt(cancel) as interrupt:
             say("Creating a throw-away organisation CA, demo station key and timestamping authority ...")
             ca_dir = work / "demo-ca"
-            init_ca("Example Constabulary (demonstration CA)", ca_dir)
+            init_ca("DEMONSTRATION organisation CA (wipe-agent demo)", ca_dir)
             issue_station(ca_dir, DEMO_STATION, state)
-            issue_tsa(ca_dir, work / "demo-tsa", name="Example Constabulary demonstration TSA")
+            issue_tsa(ca_dir, work / "demo-tsa", name="DEMONSTRATION organisation TSA (wipe-agent demo)")
             make_bundle(ca_dir, bundle)
             tsa = BackgroundTsa(work / "demo-tsa")
             settings = replace(DEMO_SETTINGS, tsa_url=tsa.url)

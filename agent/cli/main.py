@@ -40,8 +40,8 @@ from agent.config import load_config
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import capture as capture_medium
-from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
-from agent.jobs.certify import certify, station_signer
+from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
+from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
@@ -49,6 +49,7 @@ from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
 from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
+from certs.pki import StationSigner
 
 
 def _firmware_job(registry: Registry, job_id: str) -> bool:
@@ -231,6 +232,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
     device = resolve_device(device)  # the kernel's name, before anything is recorded or asked
     profile = load_profile(profile_name)
+    # the station configuration is read before anything is touched: a bad file is a refusal
+    settings = certificate_settings(ctx)
     # no drive is touched (nor even assessed) without a registry that can record what happens to it
     registry = _registry(ctx)
     configuration = station_config(ctx)
@@ -256,16 +259,11 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     resumed = _recover_drive(registry, runner, identity.path)
     if resumed is not None:
         signer = station_signer(registry.state_dir)
-        if signer is not None and certify(registry, resumed, signer, certificate_settings(ctx)) is not None:
-            resumed = registry.job(resumed.id)
+        resumed, not_issued = _certify_job(registry, resumed, signer, settings)
         # the station lost power mid-sanitize: that job is finished first, and it is the answer
         click.echo(f"finished the sanitize job {resumed.id} that was still running in the drive", err=True)
-        if as_json:
-            print_json(resumed.to_json())
-        else:
-            render_job(resumed)
         registry.close()
-        sys.exit(_job_exit_code(resumed))
+        _report_job(resumed, not_issued, as_json)
     authorisation = Authorisation(device, _operator(operator), expected_serial=identity.serial)
     request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed)
     progress_bar = None
@@ -282,18 +280,43 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
                     job = runner.run(request, progress_bar.update, cancel.event.is_set)
             else:
                 job = runner.run(request, None, cancel.event.is_set)
-            if signer is not None and certify(registry, job, signer, certificate_settings(ctx)) is not None:
-                job = registry.job(job.id)
+            job, not_issued = _certify_job(registry, job, signer, settings)
         finally:
             registry.close()
+    _report_job(job, not_issued, as_json)
+
+
+def _certify_job(registry: Registry, job: JobRow, signer: StationSigner | None,
+                 settings: CertificateSettings) -> tuple[JobRow, AgentError | None]:
+    """Certify a finished job when the station has a key; a refusal (no organisation configured, a
+    signing problem) is returned so the job's own outcome is still shown with it."""
+    if signer is None:
+        return job, None
+    try:
+        if certify(registry, job, signer, settings) is not None:
+            job = registry.job(job.id)
+    except CertificateError as exc:
+        return registry.job(job.id), exc
+    return job, None
+
+
+def _report_job(job: JobRow, not_issued: AgentError | None, as_json: bool) -> None:
+    """Print the job (and why it got no certificate) and exit with its code; non-zero without a certificate."""
+    code = _job_exit_code(job)
     if as_json:
         data = job.to_json()
         if job.state == "refused":
             data["error"] = {"code": job.error_code, "message": job.reason}
+        if not_issued is not None:
+            data["certificate_error"] = not_issued.to_json()
         print_json(data)
     else:
         render_job(job)
-    sys.exit(_job_exit_code(job))
+        if not_issued is not None:
+            click.echo(f"wipe-agent: error: {printable(not_issued.message)}", err=True)
+    if not_issued is not None and code == EXIT_OK:
+        code = not_issued.exit_code  # as when the refusal was the command's only output
+    sys.exit(code)
 
 
 # jobs -----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import click
 
 from agent.errors import AgentError
 from agent.store.registry import RUN_AS_ROOT, sqlite_reason
+from certs.units import decimal_size
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -96,14 +97,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def human_size(size: float) -> str:
-    """1.5 GiB style sizes."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    value = float(size)
-    for unit in units:
-        if value < 1024 or unit == units[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"
+    """Decimal sizes ("16.8 MB", "500.1 GB"): the one convention of the certificate, CLI and watch."""
+    return decimal_size(size)
 
 
 # a spreadsheet runs a cell that starts with one of these as a formula (CSV injection): =HYPERLINK(…)

@@ -822,11 +822,13 @@ class Station:
         return False
 
     def _launch(self, job: ActiveJob) -> None:
+        # imported here: the certificate stack (reportlab, pyhanko) is the worker's, not the daemon's
+        from agent.jobs.certify import settings_from_config
+
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
                    "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume,
-                   "organisation": self.config.organisation, "tsa_url": self.config.tsa_url,
-                   "tsa_timeout": self.config.tsa_timeout,
+                   "certificate_settings": settings_from_config(self.config).to_json(),
                    # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
                    "seating": None if job.medium is None else {"dev_t": job.medium.dev_t,
                                                                "diskseq": job.medium.diskseq}}
@@ -1037,7 +1039,8 @@ class Station:
                     "pending_intake": None,
                 })
             running = sum(1 for job in self.active.values() if job.process is not None)
-            data: dict[str, Any] = {"station_id": self.config.station_id, "organisation": self.config.organisation,
+            data: dict[str, Any] = {"station_id": self.config.station_id, "organisation": (
+                        self.config.organisation.name if self.config.organisation is not None else None),
                     "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 1),
                     "max_parallel_jobs": self.config.max_parallel_jobs, "running": running,
                     "queued": len(self.queue), "stopping": self.stopping.is_set(), "bays": bays,

@@ -136,9 +136,8 @@ def _certify(registry: Registry, job_id: str, request: dict[str, Any]) -> str | 
         signer = station_signer(registry.state_dir)
         if signer is None:
             return None
-        settings = CertificateSettings(organisation=str(request.get("organisation") or "Example Constabulary"),
-                                       tsa_url=request.get("tsa_url"),
-                                       tsa_timeout=float(request.get("tsa_timeout", 10.0)))
+        # built by the daemon from its configuration (agent.jobs.certify.settings_from_config)
+        settings = CertificateSettings.from_json(request.get("certificate_settings") or {})
         path = certify(registry, registry.job(job_id), signer, settings)
     except AgentError as exc:
         _emit({"event": "certificate-error", "job_id": job_id, "error": exc.to_json()})

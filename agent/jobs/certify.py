@@ -8,16 +8,19 @@ did not finish) never get a certificate — only ``sanitised`` and ``failed`` jo
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent import TOOL_NAME, __version__
+from agent.config import DEFAULT_CONFIG_PATH, Organisation, StationConfig
 from agent.errors import CertificateError
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
@@ -27,7 +30,9 @@ from certs.pki import StationSigner, load_station_signer
 from certs.record import (
     Canary,
     Evidence,
+    Health,
     HiddenArea,
+    Host,
     Media,
     MethodStep,
     Person,
@@ -43,23 +48,70 @@ from certs.verify import DocumentKind, read_back
 
 CERTIFIABLE = ("sanitised", "failed")
 _LOG = logging.getLogger(__name__)
+_DEFAULT_ORGANISATION = Organisation(name="-")
+"""Only for the default wording of the optional [organisation] keys (its name is never used)."""
 
 
 @dataclass(frozen=True)
 class CertificateSettings:
-    """Station facts printed on every certificate (from the station config; defaults for the CLI)."""
+    """Station facts printed on every certificate, built from the station configuration by
+    :func:`settings_from_config` (the one place that does it: CLI, daemon worker and demo).
 
-    organisation: str = "Example Constabulary"
+    ``organisation`` empty means none is configured: :func:`certify` then issues no certificate
+    and records why on the job. There is no built-in organisation name on purpose: a certificate
+    signed under one organisation's CA must never name a placeholder one.
+    """
+
+    organisation: str = ""
     location: str = ""
     phone: str = ""
     operator_title: str = "Sanitisation operator"
-    classification_before: str = "OFFICIAL-SENSITIVE"
-    classification_after: str = "Not classified: media sanitised, no data recoverable by the stated method"
-    destination: str = "External reuse: scheme decided by the eligibility rules after validation"
+    classification_before: str = _DEFAULT_ORGANISATION.classification_before
+    classification_after: str = _DEFAULT_ORGANISATION.classification_after
+    destination: str = _DEFAULT_ORGANISATION.destination
+    destinations: Mapping[str, str] = field(default_factory=dict)
+    """Destination wording by route or reuse scheme name ([organisation.destinations])."""
     data_backed_up: str = "unknown"
     tsa_url: str | None = None
     tsa_timeout: float = 10.0
     demo: bool = False
+    source: str = str(DEFAULT_CONFIG_PATH)
+    """The configuration file the settings came from (named when no organisation is configured)."""
+
+    def destination_for(self, route: str | None) -> str:
+        """The destination wording for a job's route or scheme, else the default wording."""
+        return self.destinations.get(route or "", self.destination)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the daemon's request to its job worker)."""
+        return {**dataclasses.asdict(self), "destinations": dict(self.destinations)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CertificateSettings:
+        """Inverse of :meth:`to_json` (the worker's side of the request)."""
+        return cls(**{item.name: data[item.name] for item in dataclasses.fields(cls) if item.name in data})
+
+
+def settings_from_config(config: StationConfig | None, *, demo: bool = False) -> CertificateSettings:
+    """The certificate settings of a station configuration (None: no configuration file was found)."""
+    if config is None:
+        return CertificateSettings(demo=demo)
+    organisation = config.organisation
+    tsa = {"tsa_url": config.tsa_url, "tsa_timeout": config.tsa_timeout, "demo": demo, "source": config.source}
+    if organisation is None:
+        return CertificateSettings(**tsa)  # type: ignore[arg-type]
+    return CertificateSettings(
+        organisation=organisation.name, location=organisation.location, phone=organisation.phone,
+        classification_before=organisation.classification_before,
+        classification_after=organisation.classification_after, destination=organisation.destination,
+        destinations=dict(organisation.destinations), data_backed_up=organisation.data_backed_up,
+        **tsa,  # type: ignore[arg-type]
+    )
+
+
+def no_organisation(settings: CertificateSettings) -> str:
+    """The one-line reason a job gets no certificate when the station names no organisation."""
+    return f"no organisation configured in {settings.source} [organisation]; no certificate issued"
 
 
 def _technique(method: str) -> str:
@@ -105,8 +157,9 @@ def _hidden_area(hidden: dict[str, Any]) -> HiddenArea:
                       native_max_lba=native, actions=actions)
 
 
-def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime) -> SanitisationRecord:
-    """The certs record for a finished job."""
+def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime,
+                 registry: Registry | None = None) -> SanitisationRecord:
+    """The certs record for a finished job (with ``registry``: the SMART summary read before it)."""
     if job.state not in CERTIFIABLE:
         raise CertificateError(f"job {job.id} is {job.state}: only sanitised and failed jobs are certified")
     issued_at = now.astimezone(UTC).isoformat(timespec="seconds")
@@ -159,8 +212,9 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     started = _timestamp(job.started_at, job.created_at)
     finished = _timestamp(job.finished_at, issued_at)
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
-    host = job.host or {}
     drive = job.drive
+    health = _health_before(registry, job) if registry is not None else None
+    host_computer = _host(job, registry)
     sanitised = job.state == "sanitised"
     route: Route = "reuse" if sanitised else ("destroy" if job.route == "destroy" else "other")
     return SanitisationRecord(
@@ -172,7 +226,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         outcome="sanitised" if sanitised else "failed",
         failure_reason=None if sanitised else (station_text(job.reason) or "failed"),
         route=route,
-        destination=settings.destination if sanitised else (
+        destination=settings.destination_for(job.route) if sanitised else (
             "Destruction" if route == "destroy" else "Held at the station for a retry or a decision"),
         tool=Tool(name=TOOL_NAME, version=__version__),
         profile=job.profile,
@@ -181,7 +235,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         validator=None,
         media=Media(vendor=drive.vendor or "", model=drive.model, serial=drive.serial, media_type=drive.media,
                     interface=drive.transport, capacity_bytes=drive.size_bytes, firmware=drive.firmware or "",
-                    asset_tag=job.asset_tag, host_device=host.get("asset_tag") or host.get("asset")),
+                    asset_tag=job.asset_tag, host_device=host_computer.asset_tag if host_computer else None),
         classification_before=settings.classification_before,
         classification_after=settings.classification_after if sanitised else settings.classification_before,
         data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]
@@ -199,7 +253,42 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
             observations=observations,
         ),
         notes=station_text(job.reason),
+        host=host_computer,
+        health=health,
     )
+
+
+def _host(job: JobRow, registry: Registry | None) -> Host | None:
+    """The host computer: as the bay's intake recorded it on the job, else the host registered
+    ('wipe-agent host add') under the job's asset tag; None when the drive was wiped on its own."""
+    host = job.host or {}
+    if not host and registry is not None and job.asset_tag:
+        from agent.reuse.store import ReuseStore
+
+        found = ReuseStore(registry).registered_host(job.asset_tag)
+        if found is not None:
+            host = {"asset_tag": found.asset, "make": found.make, "model": found.model, "serial": found.serial}
+    if not host:
+        return None
+    asset = host.get("asset_tag") or host.get("asset")
+    return Host(asset_tag=str(asset) if asset else None, make=str(host.get("make") or ""),
+                model=str(host.get("model") or ""), serial=str(host.get("serial") or ""))
+
+
+def _health_before(registry: Registry, job: JobRow) -> Health | None:
+    """The SMART summary filed for the drive before the job started ('wipe-agent health'), if any."""
+    from agent.reuse.store import ReuseStore
+
+    found = ReuseStore(registry).health_before(job.drive.model, job.drive.serial, job.started_at or job.created_at)
+    if found is None:
+        return None
+    at, reading = found
+    status = reading.status if reading.status in ("ok", "not_applicable", "unavailable") else "unavailable"
+    return Health(status=status, read_at=at, source=station_text(reading.source) or "not recorded",  # type: ignore[arg-type]
+                  smart_passed=reading.smart_passed, reallocated_sectors=reading.reallocated_sectors,
+                  pending_sectors=reading.pending_sectors, offline_uncorrectable=reading.offline_uncorrectable,
+                  critical_warning=reading.critical_warning, percentage_used=reading.percentage_used,
+                  media_errors=reading.media_errors, note=station_text(reading.note))
 
 
 def station_text(value: str | None) -> str:
@@ -231,10 +320,14 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
     """Issue the certificate (or failure report) for ``job`` and link it; None if the job gets none."""
     if job.state not in CERTIFIABLE:
         return None
+    if not settings.organisation.strip():
+        reason = no_organisation(settings)
+        registry.note_certificate_refused(job.id, reason)
+        raise CertificateError(f"job {job.id} is recorded {job.state}, but {reason}")
     now = datetime.now(UTC)
     try:
         try:
-            record = build_record(job, signer.station_id, settings, now)
+            record = build_record(job, signer.station_id, settings, now, registry)
         except RecordError as exc:
             # A control, bidi or format character (from a drive's identity, intake or the job)
             # would make the page read differently from what is signed, or unverifiable: the

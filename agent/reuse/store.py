@@ -117,15 +117,20 @@ class ReuseStore:
 
     def host(self, asset: str) -> HostRecord:
         """The host record (registered, else learnt from an intake's ``host`` on its jobs)."""
-        row = self.db.execute("SELECT * FROM reuse_hosts WHERE asset=?", (asset,)).fetchone()
-        if row is not None:
-            return HostRecord(asset, row["kind"], row["make"], row["model"], row["serial"], True)
+        registered = self.registered_host(asset)
+        if registered is not None:
+            return registered
         jobs = self.jobs_of(asset)
         if not jobs:
             raise ReuseInputError(f"unknown asset {asset!r}: no host registered and no job names it")
         host = next((job.host for job in reversed(jobs) if job.host), None) or {}
         return HostRecord(asset, str(host.get("kind") or "laptop"), str(host.get("make") or ""),
                           str(host.get("model") or ""), str(host.get("serial") or ""), False)
+
+    def registered_host(self, asset: str) -> HostRecord | None:
+        """The host registered under ``asset`` ('wipe-agent host add'), or None."""
+        row = self.db.execute("SELECT * FROM reuse_hosts WHERE asset=?", (asset,)).fetchone()
+        return None if row is None else HostRecord(asset, row["kind"], row["make"], row["model"], row["serial"], True)
 
     def assets(self) -> list[str]:
         """Every asset the station knows: registered hosts and asset tags on jobs."""
@@ -206,6 +211,18 @@ class ReuseStore:
         row = self.db.execute("SELECT id, reading_json FROM reuse_health WHERE drive_serial=? AND model=? "
                               "ORDER BY id DESC LIMIT 1", (serial, model)).fetchone()
         return (int(row[0]), HealthReading.from_json(json.loads(row[1]))) if row else None
+
+    def health_before(self, model: str, serial: str, moment: str) -> tuple[str, HealthReading] | None:
+        """The latest reading filed for a drive at or before ``moment`` (ISO 8601), with when it was filed:
+        the SMART summary a certificate prints is the one read before the wipe, never one taken after."""
+        if not has_serial(serial):
+            return None
+        limit = datetime.fromisoformat(moment)
+        for at, reading_json in self.db.execute("SELECT at, reading_json FROM reuse_health WHERE drive_serial=? "
+                                                "AND model=? ORDER BY id DESC", (serial, model)):
+            if datetime.fromisoformat(at) <= limit:
+                return str(at), HealthReading.from_json(json.loads(reading_json))
+        return None
 
     def registry_models(self, serial: str) -> list[str]:
         """The models of the registry's drives with this serial."""

@@ -738,6 +738,14 @@ class Registry:
             kind = "certificate-issued" if row["state"] == "sanitised" else "report-issued"
             self.record(tx, kind, job_id, {**issued, "pdf_sha256": _file_sha256(path)})
 
+    def note_certificate_refused(self, job_id: str, reason: str) -> None:
+        """Record on a finished job's journal why it got no certificate (e.g. no organisation configured)."""
+        with self.transaction() as tx:
+            row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                raise AgentError(f"no job {job_id}")
+            self._event(tx, job_id, row["state"], "certificate-refused", {"reason": reason})
+
     def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any], *,
                             also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
         """Store a verification result (of a job, or a later spot check when ``job_id`` is None); its row id.

@@ -23,8 +23,13 @@ IDENTITY = DriveIdentity(
 
 
 @pytest.fixture
-def station(state_dir: Path, tmp_path: Path) -> Path:
+def station(state_dir: Path, configured_station: Path, tmp_path: Path) -> Path:
     """An organisation CA and this station's key, made through the real CLI; returns the trust bundle."""
+    return make_station(state_dir, tmp_path)
+
+
+def make_station(state_dir: Path, tmp_path: Path) -> Path:
+    """An organisation CA in ``tmp_path`` and a station key in ``state_dir``; returns the trust bundle."""
     ca = tmp_path / "ca"
     run_cli("pki", "init-ca", "--org", "Test Constabulary", "--out", str(ca), check=True)
     run_cli("pki", "issue-station", "--ca", str(ca), "--station-id", "station-07", "--state-dir", str(state_dir),
@@ -81,7 +86,7 @@ def test_failed_job_gets_a_signed_failure_report_routed_to_destruction(state_dir
                         error_code="media_error", route="destroy")
     signer = station_signer(state_dir)
     assert signer is not None
-    path = certify(registry, registry.job(job_id), signer, CertificateSettings())
+    path = certify(registry, registry.job(job_id), signer, CertificateSettings(organisation="Test Constabulary"))
     assert path is not None and path.name.startswith("failure-report-")
     report = verify_file(path, station)
     assert report.valid and report.kind == "failure_report"
@@ -89,7 +94,7 @@ def test_failed_job_gets_a_signed_failure_report_routed_to_destruction(state_dir
     assert "Input/output error" in (report.record.failure_reason or "")
     # one certificate per job
     with pytest.raises(Exception, match="already has a certificate"):
-        certify(registry, registry.job(job_id), signer, CertificateSettings())
+        certify(registry, registry.job(job_id), signer, CertificateSettings(organisation="Test Constabulary"))
 
 
 def test_interrupted_and_refused_jobs_are_not_certifiable(state_dir: Path) -> None:
@@ -99,4 +104,5 @@ def test_interrupted_and_refused_jobs_are_not_certifiable(state_dir: Path) -> No
     from agent.errors import CertificateError
 
     with pytest.raises(CertificateError, match="only sanitised and failed"):
-        build_record(registry.job(job_id), "station-07", CertificateSettings(), datetime.now(UTC))
+        build_record(registry.job(job_id), "station-07", CertificateSettings(organisation="Test Constabulary"),
+                     datetime.now(UTC))

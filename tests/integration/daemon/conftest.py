@@ -67,6 +67,8 @@ class Daemon:
         self.config.write_text(
             f'station_id = "test-station"\nstate_dir = "{self.state_dir}"\napi_socket = "{self.socket}"\n'
             f"max_parallel_jobs = {parallel}\n{bays}"
+            # without an organisation the station records its jobs but issues no certificate
+            '[organisation]\nname = "Test Constabulary"\n'
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / "daemon.log"

@@ -96,7 +96,8 @@ _DELETE = object()
         (["verification", "coverage"], 1.5, "coverage: must be a fraction"),
         (["issued_at"], "2026-11-25T09:04:12", "has no time zone"),
         (["station_id"], "station 01/../x", "not a valid identifier"),
-        (["schema"], 2, "unsupported record schema 2"),
+        (["schema"], 3, "unsupported record schema 3"),
+        (["schema"], True, "schema: expected an integer, got bool"),
         (["failure_reason"], "it broke", "failure_reason: must be null"),
     ],
 )
@@ -180,3 +181,37 @@ def test_any_valid_record_round_trips_to_identical_bytes(
     again = SanitisationRecord.from_json(data)
     assert again == record
     assert again.to_canonical_json() == data
+
+
+def test_schema_2_carries_host_and_health_and_round_trips() -> None:
+    record = sample_record()
+    assert record.schema == 2 and record.host is not None and record.health is not None
+    again = SanitisationRecord.from_json(record.to_canonical_json())
+    assert again == record and again.sha256() == record.sha256()
+
+
+def test_schema_1_record_keeps_its_bytes_and_refuses_schema_2_keys() -> None:
+    old = sample_record(schema=1, host=None, health=None)
+    data = json.loads(old.to_canonical_json())
+    assert "host" not in data and "health" not in data
+    assert SanitisationRecord.from_json(old.to_canonical_json()).to_canonical_json() == old.to_canonical_json()
+    for key in ("host", "health"):
+        with pytest.raises(RecordError, match=f"unknown key\\(s\\) {key} \\(not part of a schema 1 record\\)"):
+            SanitisationRecord.from_json(json.dumps({**data, key: None}).encode())
+    with pytest.raises(RecordError, match="host: is not part of a schema 1 record"):
+        sample_record(schema=1, health=None)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (["host"], _DELETE, "missing key(s) host"),
+    (["health"], _DELETE, "missing key(s) health"),
+    (["host", "serial"], 7, "record.host.serial: expected a string"),
+    (["host", "make"], "Dell\u202e", "U+202E"),
+    (["health", "status"], "great", "status: expected one of"),
+    (["health", "read_at"], "yesterday", "not an ISO 8601 timestamp"),
+    (["health", "media_errors"], -1, "media_errors: must not be negative"),
+    (["health", "smart_passed"], "yes", "smart_passed: expected true or false"),
+    (["health", "colour"], "red", "record.health: unknown key(s) colour"),
+])
+def test_schema_2_fields_are_strict(path: list[str], value: object, message: str) -> None:
+    test_strict_parse_rejects(path, value, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -37,10 +38,52 @@ def test_page_one_shows_what_a_person_checks(certificate_pdf: Path) -> None:
 
 def test_evidence_pages_hold_the_evidence(certificate_pdf: Path) -> None:
     text = " ".join(pdf_text(certificate_pdf, page=2).split())
-    for expected in ["Evidence", "Method chain", "not needed: an earlier step purged the media",
+    for expected in ["Evidence", "Methods, in the order the profile considered them",
+                     "not needed: an earlier step purged the media",
                      "9f2c41d07ab3e655", "1,000 / 2,002", "Max LBA before 1000215215", "64 / 0",
-                     "sanitize.crypto", "nvme.nodmmas", "Record identity"]:
+                     "NVMe Sanitize crypto erase supported yes", "(NODMMAS)",
+                     "Record identity", "page 2 of 2"]:
         assert expected in text, expected
+    # plain language: no internal evidence key is printed as a label
+    for key in ("nvme.nodmmas", "format.ses", "nvme.ndi"):
+        assert key not in text, key
+
+
+def test_page_two_never_prints_an_internal_key(tmp_path: Path) -> None:
+    """Keys the overwrite methods record (o_direct, level_reason, expectation.kind) read as sentences."""
+    record = sample_record(demo=False)
+    evidence = dataclasses.replace(record.evidence, observations={
+        "o_direct": "True", "level_reason": "host overwrite: Clear for HDDs", "expectation.kind": "zero",
+        "passes": "1", "final_state.sstat_status": "1"})
+    path = tmp_path / "plain.pdf"
+    path.write_bytes(render_pdf(dataclasses.replace(record, evidence=evidence)))
+    text = _flow_text(path)
+    assert "bypassing the kernel's page cache (O_DIRECT) yes" in text
+    assert "Why this sanitisation level is claimed host overwrite: Clear for HDDs" in text
+    assert "What every sector must read back as zero" in text
+    assert "Final state: sstat status 1" in text
+    for internal in ("o_direct", "level_reason", "expectation.kind", "True", "final_state"):
+        assert internal not in text, internal
+
+
+def test_page_one_names_host_firmware_health_and_the_page_total(certificate_pdf: Path) -> None:
+    text = _flow_text(certificate_pdf, page=1)
+    for expected in ["Firmware GXA7801Q", "Dell Latitude 5440, serial 7GH2XK3, asset tag MPS-LT-004211-HOST",
+                     "SMART overall assessment passed", "endurance used 3%", "512.1 GB (512,110,190,592 bytes)",
+                     "page 1 of 2"]:
+        assert expected in text, expected
+
+
+def test_validation_block_says_plainly_when_validation_is_pending(tmp_path: Path) -> None:
+    path = tmp_path / "pending.pdf"
+    path.write_bytes(render_pdf(sample_record(demo=False, validator=None)))
+    assert " ".join(render.VALIDATION_PENDING.split()) in _flow_text(path, page=1)
+
+
+def _flow_text(path: Path, page: int | None = None) -> str:
+    """pdftotext in reading order (not -layout): a wrapped cell reads as one sentence, columns apart."""
+    pages = ["-f", str(page), "-l", str(page)] if page else []
+    return " ".join(run_tool("pdftotext", *pages, path, "-").stdout.split())
 
 
 def test_a4_with_every_font_embedded(certificate_pdf: Path) -> None:

@@ -149,12 +149,40 @@ LIES: dict[str, tuple[Callable[[object], dict[str, object]], str]] = {
     "serial": (lambda record: _media(record, serial="S64KNX0R999999"), "drive serial"),
     "model": (lambda record: _media(record, model="MZVL21T0HCLR"), "drive model"),
     "asset tag": (lambda record: _media(record, asset_tag="MPS-LT-000001"), "asset tag"),
-    "host": (lambda record: _media(record, host_device="MPS-DT-777"), "host"),
+    "host": (lambda record: {"host": dataclasses.replace(record.host, serial="FAKE-777")}, "host"),  # type: ignore[attr-defined]
+    "host make": (lambda record: {"host": dataclasses.replace(record.host, make="Lenovo")}, "host"),  # type: ignore[attr-defined]
+    "firmware": (lambda record: _media(record, firmware="GXA7999Q"), "drive serial and firmware"),
+    "health": (lambda record: {"health": dataclasses.replace(record.health, smart_passed=False)},  # type: ignore[attr-defined]
+               "drive health"),
+    "capacity": (lambda record: _media(record, capacity_bytes=1_024_209_543_168), "capacity"),
+    "classification": (lambda record: {"classification_after": "OFFICIAL"}, "classification"),
     "level": (lambda record: {"level": "Clear"}, "outcome and level"),
     "operator": (lambda record: {"operator": dataclasses.replace(record.operator, name="Chris Fake")},  # type: ignore[attr-defined]
                  "operator"),
     "issue date": (lambda record: {"issued_at": "2026-01-01T10:00:00+00:00"}, "issue date"),
 }
+
+
+@pytest.mark.parametrize("case", ["operator phone", "operator location"])
+def test_page_that_lies_about_the_organisation_contact(world: PkiWorld, tmp_path: Path, case: str) -> None:
+    """The configured location and phone are printed from the signed record, and checked."""
+    genuine = record_for(world.station, demo=False)
+    field = case.split()[1]
+    shown = dataclasses.replace(genuine, operator=dataclasses.replace(genuine.operator, **{field: "+44 0 FORGED"}))
+    path = write(tmp_path, "lies.pdf", kit.sign_with(genuine, world.station, rendered=shown))
+    report = verify(path, world.bundle)
+    assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
+    assert "signed operator " in report.reason
+
+
+def test_schema_1_certificate_still_verifies(world: PkiWorld, tmp_path: Path) -> None:
+    """A record issued before schema 2 (no host, no SMART summary) keeps its hash and verifies."""
+    old = record_for(world.station, demo=False, schema=1, host=None, health=None)
+    assert b'"host"' not in old.to_canonical_json() and b'"health"' not in old.to_canonical_json()
+    path = write(tmp_path, "old.pdf", kit.sign_with(old, world.station))
+    report = verify(path, world.bundle)
+    assert report.valid, report.reason
+    assert report.record is not None and report.record.schema == 1 and report.record_sha256 == old.sha256()
 
 
 @pytest.mark.parametrize("case", list(LIES))

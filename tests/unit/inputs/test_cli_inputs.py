@@ -457,7 +457,7 @@ def test_a_bad_config_is_refused_by_every_command(tmp_path: Path) -> None:
 
 @pytest.mark.root
 def test_a_certificate_that_cannot_be_written_is_one_line_naming_the_job(
-        state_dir: Path, tmp_path: Path, loop_factory: Callable[..., LoopDevice]) -> None:
+        state_dir: Path, configured_station: Path, tmp_path: Path, loop_factory: Callable[..., LoopDevice]) -> None:
     """The certificate folder is on a read-only mount (a real EROFS from the kernel): the job stays
     recorded as it ended, and the operator reads which job has no certificate."""
     ca = tmp_path / "ca"

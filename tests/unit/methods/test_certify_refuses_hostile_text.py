@@ -39,7 +39,7 @@ def test_a_hostile_serial_is_refused_naming_the_field(tmp_path: Path, serial: st
     registry.transition(job_id, "sanitised", "verified", route="reuse")
     expected = f"certificate not issued: record field serial: contains the control or format character {code_point}"
     with pytest.raises(CertificateError, match=re.escape(expected)):
-        certify(registry, registry.job(job_id), signer, CertificateSettings())
+        certify(registry, registry.job(job_id), signer, CertificateSettings(organisation="Test Constabulary"))
     assert not list((tmp_path / "state").glob("certificates/*.pdf")), "nothing was issued"
     assert registry.job(job_id).certificate_path is None
 
