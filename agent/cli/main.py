@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 import click
 
 from agent import TOOL_NAME, __version__
-from agent.cli import station_commands
+from agent.cli import operator_commands, station_commands
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, resolve_device, state_dir
@@ -40,6 +39,7 @@ from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
+from agent.operators import command_line_stamp
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
@@ -75,12 +75,6 @@ def _recover_drive(registry: Registry, runner: JobRunner, device: str) -> JobRow
         others = set(registry.orphaned_jobs()) - {job_id}
         registry.reconcile(keep=others.__contains__)
     return None
-
-
-def _operator(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -211,7 +205,8 @@ def render_job(job: JobRow) -> None:
 @click.argument("device")
 @click.option("--profile", "profile_name", required=True, help="Wipe profile name (see 'profiles list').")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--operator", default=None, help="Person performing the sanitisation (default: login name).")
+@click.option("--operator", default=None, help="Check that this person is the one signed in for you "
+              "('operator sign-in'); the job names whoever is, or says nobody was.")
 @click.option("--asset", "asset_tag", default=None, help="Asset tag of the media or its host device.")
 @json_option
 @click.pass_context
@@ -225,6 +220,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     registry = _registry(ctx)
     # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
     station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
+    # who the job is attributed to, before the prompt: a wrong --operator is refused before anything is asked
+    stamp = command_line_stamp(registry, operator)
     identity = udev.identify(device)
     # bound before the prompt: the runner refuses another medium put at this node while we ask
     confirmed = capture_medium(device)
@@ -253,8 +250,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
             render_job(resumed)
         registry.close()
         sys.exit(_job_exit_code(resumed))
-    authorisation = Authorisation(device, _operator(operator), expected_serial=identity.serial)
-    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed)
+    authorisation = Authorisation(device, stamp.display(), expected_serial=identity.serial)
+    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed, operator=stamp)
     progress_bar = None
     if not as_json and sys.stderr.isatty():
         from agent.cli.progress import JobProgressBar
@@ -439,6 +436,7 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
 
 
 station_commands.register(cli)
+cli.add_command(operator_commands.operator)
 cli.add_command(inspect)
 cli.add_command(pki)
 cli.add_command(tsa)
