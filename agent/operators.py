@@ -205,9 +205,9 @@ class Operators:
 
     def _open(self, tx: Any, now: datetime, *, uid: int | None = None, name: str | None = None) -> list[SignIn]:
         """Sign-ins not signed out whose shift has not ended at ``now``, newest first."""
-        query, args = "SELECT * FROM operator_sign_ins WHERE signed_out_at IS NULL", []
+        query, args = "SELECT * FROM operator_sign_ins WHERE signed_out_at IS NULL", list[int | str]()
         if uid is not None:
-            query, args = query + " AND uid=?", [uid]
+            query, args = query + " AND uid=?", [*args, uid]
         if name is not None:
             query, args = query + " AND name=?", [*args, name]
         rows = tx.execute(query + " ORDER BY id DESC", args).fetchall()
