@@ -40,7 +40,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
-from agent.operators import VIA_API, VIA_DAEMON, OperatorStamp, stamp_for
+from agent.operators import VIA_API, VIA_DAEMON, Operators, OperatorStamp, SignIn, stamp_for
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
@@ -1043,7 +1043,10 @@ class Station:
                     "max_parallel_jobs": self.config.max_parallel_jobs, "running": running,
                     "queued": len(self.queue), "stopping": self.stopping.is_set(), "bays": bays,
                     "unbayed_drives": list(self.unbayed.values())}
+        signed_in = self._signed_in()
         for bay in bays:
+            # who an auto-start job of this bay would be attributed to now (agent.operators)
+            bay["operator"] = next((item.to_json() for item in signed_in if item.covers(bay["name"])), None)
             intake = self.store.pending(bay["name"])
             bay["pending_intake"] = intake.to_json() if intake else None
             if bay["asset_tag"] is None and intake is not None and bay["drive"] is not None and (
@@ -1053,6 +1056,18 @@ class Station:
             if drive and drive.get("serial"):
                 bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"], drive.get("size_bytes"))
         return data
+
+    def _signed_in(self) -> list[SignIn]:
+        """Everyone signed in now, newest first (empty when the registry cannot be read: status still answers)."""
+        try:
+            registry = Registry(self.config.state_dir).open()
+        except AgentError as exc:
+            self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": exc.message}})
+            return []
+        try:
+            return Operators(registry).active()
+        finally:
+            registry.close()
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
                   caller_uid: int | None = None) -> dict[str, Any]:
