@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from agent.audit.log import AuditLog
@@ -151,6 +153,32 @@ def _row(row: Any) -> SignIn:
                   signed_out_at=row["signed_out_at"], signed_out_reason=row["signed_out_reason"])
 
 
+def _open_sign_ins(db: Any, now: datetime, *, uid: int | None = None, name: str | None = None) -> list[SignIn]:
+    """Sign-ins not signed out whose shift has not ended at ``now``, newest first."""
+    query, args = "SELECT * FROM operator_sign_ins WHERE signed_out_at IS NULL", list[int | str]()
+    if uid is not None:
+        query, args = query + " AND uid=?", [*args, uid]
+    if name is not None:
+        query, args = query + " AND name=?", [*args, name]
+    rows = db.execute(query + " ORDER BY id DESC", args).fetchall()
+    return [item for item in map(_row, rows) if datetime.fromisoformat(item.expires_at) > now]
+
+
+def signed_in_now(registry_path: Path) -> list[SignIn]:
+    """Everyone signed in now, read on a plain short-lived connection (the daemon's ``status``, polled often).
+
+    Not a :class:`Registry`: its open-time checks take a read-only probe connection each time, too
+    much for a view refreshed many times a second while workers write the same file."""
+    db = sqlite3.connect(registry_path, timeout=30, isolation_level=None)
+    try:
+        db.row_factory = sqlite3.Row
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='operator_sign_ins'").fetchone() is None:
+            return []  # nobody ever signed in at this station
+        return _open_sign_ins(db, datetime.now(UTC))
+    finally:
+        db.close()
+
+
 class Operators:
     """Sign-ins on an open :class:`~agent.store.registry.Registry` (its connection, its clock)."""
 
@@ -204,14 +232,7 @@ class Operators:
         return ended
 
     def _open(self, tx: Any, now: datetime, *, uid: int | None = None, name: str | None = None) -> list[SignIn]:
-        """Sign-ins not signed out whose shift has not ended at ``now``, newest first."""
-        query, args = "SELECT * FROM operator_sign_ins WHERE signed_out_at IS NULL", list[int | str]()
-        if uid is not None:
-            query, args = query + " AND uid=?", [*args, uid]
-        if name is not None:
-            query, args = query + " AND name=?", [*args, name]
-        rows = tx.execute(query + " ORDER BY id DESC", args).fetchall()
-        return [item for item in map(_row, rows) if datetime.fromisoformat(item.expires_at) > now]
+        return _open_sign_ins(tx, now, uid=uid, name=name)
 
     def _end(self, tx: Any, item: SignIn, now: datetime, reason: str) -> SignIn:
         tx.execute("UPDATE operator_sign_ins SET signed_out_at=?, signed_out_reason=? WHERE id=?",
@@ -234,11 +255,20 @@ class Operators:
         return next((item for item in self.active() if item.covers(bay)), None)
 
     def stamp(self, via: str, *, uid: int, bay: str | None = None) -> OperatorStamp:
-        """Attribute a job started by ``uid`` via ``via``: by the caller's uid, or for an auto-start by the bay."""
-        person = self.for_bay(bay) if via == VIA_DAEMON and bay is not None else self.for_uid(uid)
-        if person is None:
-            return OperatorStamp(name="", title="", uid=uid, via=via)
-        return OperatorStamp(name=person.name, title=person.title, uid=uid, via=via, sign_in_id=person.id)
+        """:func:`attribute` with everyone signed in now."""
+        return attribute(self.active(), via, uid=uid, bay=bay)
+
+
+def attribute(active: list[SignIn], via: str, *, uid: int, bay: str | None = None) -> OperatorStamp:
+    """Attribute a job started by ``uid`` via ``via`` among the ``active`` sign-ins (newest first): by the
+    caller's uid, or for an auto-start by the bay (the most recent sign-in covering it)."""
+    if via == VIA_DAEMON and bay is not None:
+        person = next((item for item in active if item.covers(bay)), None)
+    else:
+        person = next((item for item in active if item.uid == uid), None)
+    if person is None:
+        return OperatorStamp(name="", title="", uid=uid, via=via)
+    return OperatorStamp(name=person.name, title=person.title, uid=uid, via=via, sign_in_id=person.id)
 
 
 def command_line_stamp(registry: Registry, explicit: str | None) -> OperatorStamp:

@@ -21,6 +21,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -40,7 +41,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
-from agent.operators import VIA_API, VIA_DAEMON, Operators, OperatorStamp, SignIn, stamp_for
+from agent.operators import VIA_API, VIA_DAEMON, OperatorStamp, SignIn, attribute, signed_in_now
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
@@ -756,15 +757,10 @@ class Station:
         return ActiveJob(self._keys, bay, device_path, name, profile, operator, **extra)
 
     def _stamp(self, via: str, uid: int, bay: str | None) -> OperatorStamp:
-        """Who a job started now is attributed to (agent.operators): read from the registry by the
-        main thread's connection, or a short-lived one on an API thread."""
-        if self._registry is not None and self._registry_thread == threading.get_ident():
-            return stamp_for(self._registry, via, uid=uid, bay=bay)
-        registry = Registry(self.config.state_dir).open()
-        try:
-            return stamp_for(registry, via, uid=uid, bay=bay)
-        finally:
-            registry.close()
+        """Who a job started now is attributed to (agent.operators), from the sign-ins read on a plain
+        short-lived connection, from any thread. (A full :class:`Registry` opened on an API thread for
+        this made a later job's journal writes fail with "disk I/O error" in the daemon tests.)"""
+        return attribute(self._signed_in(), via, uid=uid, bay=bay)
 
     def _enqueue(self, slot: BaySlot, profile: str, operator: str | None = None, asset_tag: str | None = None,
                  host: dict[str, Any] | None = None, use_intake: bool = True,
@@ -1060,14 +1056,10 @@ class Station:
     def _signed_in(self) -> list[SignIn]:
         """Everyone signed in now, newest first (empty when the registry cannot be read: status still answers)."""
         try:
-            registry = Registry(self.config.state_dir).open()
-        except AgentError as exc:
-            self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": exc.message}})
+            return signed_in_now(self.store.path)
+        except (sqlite3.Error, ValueError) as exc:
+            self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": str(exc)}})
             return []
-        try:
-            return Operators(registry).active()
-        finally:
-            registry.close()
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
                   caller_uid: int | None = None) -> dict[str, Any]:
