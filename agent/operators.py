@@ -183,9 +183,8 @@ class Operators:
     """Sign-ins on an open :class:`~agent.store.registry.Registry` (its connection, its clock)."""
 
     def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.db = registry.db
-        for statement in _TABLES:
+        self.registry, self.db = registry, registry.db
+        for statement in _TABLES:  # this module's schema (see the module docstring)
             self.db.execute(statement)
         self.audit = AuditLog(self.db)
 
