@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.jobs.certify import CertificateSettings, build_record
 from agent.operators import VIA_API, VIA_CLI, VIA_DAEMON, OperatorError, Operators, stamp_for, unnamed_text
 from agent.store.registry import Registry
+from tests.conftest import run_cli
 
 IDENTITY = DriveIdentity(
     path="/dev/sdq", name="sdq", by_id=None, model="WDC WD5000AAKX", serial="WD-WCAYU7654321", firmware="15.01H15",
@@ -202,3 +204,23 @@ def test_a_registry_from_before_the_operator_columns_gets_them_and_keeps_its_job
         assert (old.operator, old.operator_title, old.operator_via, old.operator_named) == ("root", None, None, True)
     finally:
         registry.close()
+
+
+def test_the_command_line_refuses_a_hostile_name_in_one_line_and_lists_only_real_sign_ins(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    hostile = run_cli("--state-dir", state, "operator", "sign-in", "PC \u202eNAGROM", "--title", "Technician")
+    assert hostile.returncode == 2 and hostile.stdout == ""
+    assert hostile.stderr.count("\n") == 1 and "U+202E" in hostile.stderr and "Traceback" not in hostile.stderr
+    both = run_cli("--state-dir", state, "operator", "sign-in", "PC Morgan", "--title", "T", "--bay", "b1",
+                   "--all-bays")
+    assert both.returncode == 2 and "not both" in both.stderr
+    signed = run_cli("--state-dir", state, "operator", "sign-in", "PC Morgan", "--title", "Technician", "--all-bays",
+                     "--json", env={"SUDO_UID": "4242"}, check=True)
+    assert json.loads(signed.stdout)["bays"] == "all"
+    listed = json.loads(run_cli("--state-dir", state, "operator", "list", "--json", check=True).stdout)
+    sudo_uid = 4242 if os.getuid() == 0 else os.getuid()  # SUDO_UID is believed only when we are root
+    assert [(item["name"], item["uid"]) for item in listed["operators"]] == [("PC Morgan", sudo_uid)]
+    out = run_cli("--state-dir", state, "operator", "sign-out", env={"SUDO_UID": "4242"}, check=True)
+    assert out.stdout.startswith("PC Morgan signed out")
+    again = run_cli("--state-dir", state, "operator", "sign-out", env={"SUDO_UID": "4242"})
+    assert again.returncode == 2 and "nothing to sign out" in again.stderr
