@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -224,3 +227,17 @@ def test_the_command_line_refuses_a_hostile_name_in_one_line_and_lists_only_real
     assert out.stdout.startswith("PC Morgan signed out")
     again = run_cli("--state-dir", state, "operator", "sign-out", env={"SUDO_UID": "4242"})
     assert again.returncode == 2 and "nothing to sign out" in again.stderr
+
+
+@pytest.mark.root
+def test_sudo_uid_is_believed_only_from_root() -> None:
+    """Anyone can set SUDO_UID: a plain user claiming root's (or another's) uid is recorded as themselves."""
+    probe = ["-c", "from agent.operators import invoking_uid; print(invoking_uid())"]
+    as_root = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "SUDO_UID": "4242"}, check=True)
+    assert as_root.stdout.strip() == "4242"
+    claimed = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=60, user="nobody",
+                             env={**os.environ, "SUDO_UID": "0"}, cwd="/")
+    if claimed.returncode != 0 and "Permission denied" in claimed.stderr:
+        pytest.skip("this checkout cannot be read by an unprivileged user")
+    assert claimed.stdout.strip() == str(pwd.getpwnam("nobody").pw_uid), claimed.stderr
