@@ -94,8 +94,8 @@ from certs.pki import STATION_OU, VALIDATOR_OU, StationSigner, TrustBundle, form
 from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
-from certs.validation import SIGNER_KINDS, ValidationStatement, summary_of
 from certs.units import size_with_bytes
+from certs.validation import SIGNER_KINDS, ValidationStatement, summary_of
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""

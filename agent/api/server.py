@@ -61,7 +61,8 @@ class StationService(Protocol):
     def status(self) -> dict[str, Any]: ...
     def jobs(self, limit: int) -> dict[str, Any]: ...
     def job(self, job_id: str) -> dict[str, Any]: ...
-    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
+                  caller_uid: int | None = None) -> dict[str, Any]:
         ...
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]: ...
     def cancel_bay(self, name: str, operator: str) -> dict[str, Any]: ...
@@ -289,7 +290,9 @@ class _Handler(BaseHTTPRequestHandler):
             return service.cancel_bay(rest[1], caller.name)
         if rest[0] == "bays":
             _only(body, {"profile", "serial"})
-            return service.start_bay(rest[1], _text(body, "profile"), caller.name, _text(body, "serial"))
+            # the job is the person's signed in for this uid (agent.operators), never a name the client sends
+            return service.start_bay(rest[1], _text(body, "profile"), caller.name, _text(body, "serial"),
+                                     caller_uid=caller.uid)
         if rest[0] == "jobs":
             _only(body, set())
             return service.cancel(rest[1], caller.name)

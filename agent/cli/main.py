@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ import click
 
 from agent import TOOL_NAME, __version__
 from agent.audit.station import record_configuration
-from agent.cli import compliance_commands, station_commands  # noqa: F401 - compliance: registers 'audit sample'
+from agent.cli import compliance_commands, operator_commands, station_commands  # noqa: F401 - compliance: 'audit sample'
 from agent.cli.certificate_commands import pki
 from agent.cli.certificate_commands import verify as verify_certificates
 from agent.cli.context import certificate_settings, resolve_device, state_dir, station_config
@@ -43,6 +42,7 @@ from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
+from agent.operators import command_line_stamp, invoking_uid
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
@@ -80,12 +80,6 @@ def _recover_drive(registry: Registry, runner: JobRunner, device: str) -> JobRow
         others = set(registry.orphaned_jobs()) - {job_id}
         registry.reconcile(keep=others.__contains__)
     return None
-
-
-def _operator(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,6 +157,15 @@ class _Cancel:
             signal.signal(number, handler)
 
 
+def _verified_by(registry: Registry, explicit: str | None) -> str:
+    """Who ran a secondary verification: the name given (compliance staff need not be signed-in operators),
+    else the person signed in for the invoking uid, else a plain statement of the uid — never a login name."""
+    uid = invoking_uid()
+    if explicit and explicit.strip():
+        return f"{explicit.strip()} (uid {uid})"
+    return command_line_stamp(registry, None).display()
+
+
 def _job_exit_code(job: JobRow) -> int:
     if job.state == "sanitised":
         return EXIT_OK
@@ -222,7 +225,8 @@ def render_job(job: JobRow) -> None:
 @click.argument("device")
 @click.option("--profile", "profile_name", required=True, help="Wipe profile name (see 'profiles list').")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--operator", default=None, help="Person performing the sanitisation (default: login name).")
+@click.option("--operator", default=None, help="Check that this person is the one signed in for you "
+              "('operator sign-in'); the job names whoever is, or says nobody was.")
 @click.option("--asset", "asset_tag", default=None, help="Asset tag of the media or its host device.")
 @json_option
 @click.pass_context
@@ -241,6 +245,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         record_configuration(registry, configuration)
     # a drive in a bay of the running station daemon is the daemon's: `start BAY`, never a wipe behind its back
     station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
+    # who the job is attributed to, before the prompt: a wrong --operator is refused before anything is asked
+    stamp = command_line_stamp(registry, operator)
     identity = udev.identify(device)
     # bound before the prompt: the runner refuses another medium put at this node while we ask
     confirmed = capture_medium(device)
@@ -264,8 +270,8 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         click.echo(f"finished the sanitize job {resumed.id} that was still running in the drive", err=True)
         registry.close()
         _report_job(resumed, not_issued, as_json)
-    authorisation = Authorisation(device, _operator(operator), expected_serial=identity.serial)
-    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed)
+    authorisation = Authorisation(device, stamp.display(), expected_serial=identity.serial)
+    request = JobRequest(device, profile, authorisation, asset_tag=asset_tag, medium=confirmed, operator=stamp)
     progress_bar = None
     if not as_json and sys.stderr.isatty():
         from agent.cli.progress import JobProgressBar
@@ -465,7 +471,7 @@ def verify_media(ctx: click.Context, device: str, job_id: str | None, expect: st
         try:
             job_row = registry.job(job_id)
             secondary = verify_job(registry, job_row, udev.identify(device), mode, seed=seed,
-                                   by=_operator(operator))
+                                   by=_verified_by(registry, operator))
         finally:
             registry.close()
         if as_json:
@@ -570,6 +576,7 @@ def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> Non
 
 
 station_commands.register(cli)
+cli.add_command(operator_commands.operator)
 cli.add_command(inspect)
 cli.add_command(pki)
 cli.add_command(tsa)

@@ -92,6 +92,16 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     from agent.cli.bay_view import bay_row
 
     lines = [f"station {data['station_id']}: {data['running']} running, {data['queued']} queued"]
+    covering: dict[int, tuple[dict[str, Any], list[str]]] = {}  # sign-in → the bays it covers (agent.operators)
+    for bay in data["bays"]:
+        person = bay.get("operator")
+        if person:
+            covering.setdefault(person["sign_in_id"], (person, []))[1].append(bay["name"])
+    for person, names in covering.values():
+        lines.append(f"operator {person['name']} ({person['title']}) for {', '.join(names)} "
+                     f"until {person['expires_at']}")
+    if data["bays"] and not covering:
+        lines.append("no operator signed in for any bay: auto-start jobs name no person")
     rows = [bay_row(bay) for bay in data["bays"]]
     bay_width = max([3] + [len(row.bay) for row in rows])
     serials = [str((bay.get("drive") or {}).get("serial") or "-") for bay in data["bays"]]

@@ -21,6 +21,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -41,6 +42,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
+from agent.operators import VIA_API, VIA_DAEMON, OperatorStamp, SignIn, attribute, signed_in_now
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
@@ -105,6 +107,7 @@ class ActiveJob:
     settled: threading.Event = field(default_factory=threading.Event)  # past the checks, or ended
     final: dict[str, Any] | None = None  # the summary it ended with
     certificate_error: str | None = None
+    stamp: dict[str, Any] | None = None  # who the job is attributed to (agent.operators.OperatorStamp fields)
 
     def cancelled_summary(self) -> dict[str, Any]:
         """The bay's last outcome for a job cancelled before its worker created it."""
@@ -208,6 +211,14 @@ def boot_id() -> str:
 def _only_busy(reasons: tuple[str, ...]) -> bool:
     """True when every reason not to touch a drive is that something holds it open (it may let go)."""
     return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
+
+
+def _restart_stamp(row: JobRow) -> OperatorStamp | None:
+    """An interrupted job's attribution, kept by its restart (None for a job from before sign-ins)."""
+    if row.operator_via is None or row.operator_uid is None:
+        return None
+    return OperatorStamp(name=row.operator, title=row.operator_title or "", uid=row.operator_uid,
+                         via=row.operator_via)
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -487,14 +498,15 @@ class Station:
                                  **fields, "interrupted": restart.id}})
             if slot.identity is not None:
                 self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
-                              f"station {self.config.station_id}")
+                              stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
         elif restart is not None:
-            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False)
+            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False,
+                          stamp=_restart_stamp(restart))
             self.log.info("restarting interrupted job from the beginning",
                           extra={"fields": {**fields, "interrupted": restart.id}})
         elif slot.identity is not None:
             self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
-                          f"station {self.config.station_id}")
+                          stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
         else:
             self.log.warning("drive in bay could not be identified: not started", extra={"fields": fields})
 
@@ -769,9 +781,19 @@ class Station:
         self._keys += 1
         return ActiveJob(self._keys, bay, device_path, name, profile, operator, **extra)
 
-    def _enqueue(self, slot: BaySlot, profile: str, operator: str, asset_tag: str | None = None,
-                 host: dict[str, Any] | None = None, use_intake: bool = True) -> ActiveJob:
+    def _stamp(self, via: str, uid: int, bay: str | None) -> OperatorStamp:
+        """Who a job started now is attributed to (agent.operators), from the sign-ins read on a plain
+        short-lived connection, from any thread. (A full :class:`Registry` opened on an API thread for
+        this made a later job's journal writes fail with "disk I/O error" in the daemon tests.)"""
+        return attribute(self._signed_in(), via, uid=uid, bay=bay)
+
+    def _enqueue(self, slot: BaySlot, profile: str, operator: str | None = None, asset_tag: str | None = None,
+                 host: dict[str, Any] | None = None, use_intake: bool = True,
+                 stamp: OperatorStamp | None = None) -> ActiveJob:
+        """Queue a job for the bay's drive; ``operator`` defaults to the display text of ``stamp``."""
         assert slot.drive is not None
+        if operator is None:
+            operator = stamp.display() if stamp is not None else f"station {self.config.station_id}"
         # a restarted attempt keeps the host link it had; a pending intake is for the next new drive
         serial = slot.identity.serial if slot.identity else None
         intake = self.store.usable(slot.bay.name, serial) if use_intake else None
@@ -785,7 +807,7 @@ class Station:
         job = self._new_job(slot.bay.name, slot.drive.device_path, slot.drive.name, profile, operator,
                             expected_serial=serial, asset_tag=asset_tag, host=host, intake_id=intake_id,
                             seating=slot.seating.number if slot.seating else None, medium=slot.seating,
-                            verify_share=verify_share)
+                            verify_share=verify_share, stamp=dataclasses.asdict(stamp) if stamp else None)
         slot.job, slot.started, slot.waiting_until_free = job, True, False
         self.queue.append(job)
         self.wake()
@@ -827,7 +849,7 @@ class Station:
 
         request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
                    "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
-                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume,
+                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "operator_stamp": job.stamp,
                    "certificate_settings": settings_from_config(self.config).to_json(),
                    # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
                    "seating": None if job.medium is None else {"dev_t": job.medium.dev_t,
@@ -1045,7 +1067,10 @@ class Station:
                     "max_parallel_jobs": self.config.max_parallel_jobs, "running": running,
                     "queued": len(self.queue), "stopping": self.stopping.is_set(), "bays": bays,
                     "unbayed_drives": list(self.unbayed.values())}
+        signed_in = self._signed_in()
         for bay in bays:
+            # who an auto-start job of this bay would be attributed to now (agent.operators)
+            bay["operator"] = next((item.to_json() for item in signed_in if item.covers(bay["name"])), None)
             intake = self.store.pending(bay["name"])
             bay["pending_intake"] = intake.to_json() if intake else None
             if bay["asset_tag"] is None and intake is not None and bay["drive"] is not None and (
@@ -1056,8 +1081,20 @@ class Station:
                 bay["drive_route"] = self.store.route(drive.get("model", ""), drive["serial"], drive.get("size_bytes"))
         return data
 
-    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+    def _signed_in(self) -> list[SignIn]:
+        """Everyone signed in now, newest first (empty when the registry cannot be read: status still answers)."""
+        try:
+            return signed_in_now(self.store.path)
+        except (sqlite3.Error, ValueError) as exc:
+            self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": str(exc)}})
+            return []
+
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
+                  caller_uid: int | None = None) -> dict[str, Any]:
         """Queue a job for the drive in bay ``name`` (explicit operator command).
+
+        ``caller_uid`` (the API's ``SO_PEERCRED``) attributes the job to the person signed in for that
+        uid, or to nobody, said so (agent.operators); without it ``operator`` is recorded as given.
 
         The drive is identified again now, and the job is bound to that serial: the worker refuses
         to write if the drive it opens is another one. ``serial``, when the operator gives it, must
@@ -1069,6 +1106,9 @@ class Station:
             raise RequestError("not_found", f"no bay {name!r}", 404)
         if profile is not None:
             load_profile(profile)  # ProfileError → 400 before anything is queued
+        stamp = self._stamp(VIA_API, caller_uid, name) if caller_uid is not None else None
+        if stamp is not None:
+            operator = stamp.display()
         with self.lock:
             drive = self.slots[name].drive
         reasons = self._assess(drive.device_path) if drive is not None else ()  # now, not as it was at insertion
@@ -1099,8 +1139,9 @@ class Station:
                           f"(it takes: {', '.join(chosen_profile.media)})")
                 self._refuse_on_bay(slot, operator, "profile_media", reason)
                 raise RequestError("profile_media", f"bay {name}: refused: {reason}")
-            job = self._enqueue(slot, chosen, operator)
+            job = self._enqueue(slot, chosen, operator, stamp=stamp)
         return self._await_start(job, {"bay": name, "profile": chosen, "operator": operator,
+                                       "operator_named": stamp.named if stamp is not None else True,
                                        "device": job.device_path, "serial": identity.serial})
 
     def _refuse_on_bay(self, slot: BaySlot, operator: str, code: str, reason: str) -> None:

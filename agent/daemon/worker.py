@@ -38,6 +38,7 @@ from agent.discovery.medium import MediumInstance
 from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
 from agent.jobs.runner import JobRequest, JobRunner
+from agent.operators import OperatorStamp
 from agent.policy.profiles import load_profile
 from agent.store.registry import Registry
 from agent.transport.block import BlockDevice
@@ -241,10 +242,11 @@ def run_request(request: dict[str, Any]) -> int:
                 request["device_path"], request["operator"], bay=request.get("bay"),
                 expected_serial=request.get("expected_serial"),
             )
+            stamp = request.get("operator_stamp")
             job_request = JobRequest(
                 request["device_path"], load_profile(request["profile"]), authorisation,
                 asset_tag=request.get("asset_tag"), host=request.get("host"),
-                medium=_seated_medium(request),
+                medium=_seated_medium(request), operator=OperatorStamp(**stamp) if stamp else None,
             )
             row = runner.run(job_request, progress, cancelled, on_created)
         certificate = _certify(registry, row.id, request)

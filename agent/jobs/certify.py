@@ -22,6 +22,7 @@ from typing import Any
 from agent import TOOL_NAME, __version__
 from agent.config import DEFAULT_CONFIG_PATH, Organisation, StationConfig
 from agent.errors import CertificateError
+from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
 from certs.errors import NoSignerConfigured, RecordError
@@ -157,6 +158,21 @@ def _hidden_area(hidden: dict[str, Any]) -> HiddenArea:
                       native_max_lba=native, actions=actions)
 
 
+def _operator(job: JobRow, settings: CertificateSettings) -> Person:
+    """The person who performed the job: the one signed in for it, with their own title (agent.operators).
+
+    A job nobody was signed in for names no person: the name field says so and which uid started it
+    how ("no operator signed in — started by uid 0 (root) via the station daemon"), never a login
+    name as if it were someone's. A job from before sign-ins existed keeps its recorded name and the
+    station's default title."""
+    common = {"organisation": settings.organisation, "location": settings.location, "phone": settings.phone}
+    if job.operator_via is None:
+        return Person(name=job.operator, title=settings.operator_title, **common)
+    if not job.operator_named:
+        return Person(name=unnamed_text(job.operator_uid, job.operator_via), title="", **common)
+    return Person(name=job.operator, title=job.operator_title or "", **common)
+
+
 def build_record(job: JobRow, station_id: str, settings: CertificateSettings, now: datetime,
                  registry: Registry | None = None) -> SanitisationRecord:
     """The certs record for a finished job (with ``registry``: the SMART summary read before it)."""
@@ -230,8 +246,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
             "Destruction" if route == "destroy" else "Held at the station for a retry or a decision"),
         tool=Tool(name=TOOL_NAME, version=__version__),
         profile=job.profile,
-        operator=Person(name=job.operator, title=settings.operator_title, organisation=settings.organisation,
-                        location=settings.location, phone=settings.phone),
+        operator=_operator(job, settings),
         validator=None,
         media=Media(vendor=drive.vendor or "", model=drive.model, serial=drive.serial, media_type=drive.media,
                     interface=drive.transport, capacity_bytes=drive.size_bytes, firmware=drive.firmware or "",

@@ -52,6 +52,7 @@ from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Ta
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, ata_identify, interface_for, probe_capabilities
 from agent.methods.firmware import FirmwareMethod, SanitizeOptions
+from agent.operators import OperatorStamp
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
 from agent.store.registry import FINAL_STATES, JobRow, OpenEvent, Registry, identity_matchable
@@ -97,6 +98,8 @@ class JobRequest:
     # the medium the operator confirmed (``agent.discovery.medium.capture`` before the prompt); None:
     # bound when the job starts
     medium: MediumInstance | None = None
+    # the person the job is attributed to (agent.operators); None: the authorisation's operator name as given
+    operator: OperatorStamp | None = None
 
 
 class _Binding:
@@ -212,14 +215,18 @@ class JobRunner:
     ) -> JobRow:
         """Run the job to an outcome and return it as stored. Never raises for job failures."""
         identity = self.identify(request.device_path)
+        stamp = request.operator
         job_id = self.registry.create_job(
             identity,
             request.profile.name,
-            request.authorisation.operator,
+            stamp.name if stamp is not None else request.authorisation.operator,
             request.authorisation.source,
             request.asset_tag,
             request.host,
             durable=False,  # nothing is touched before ``running``, which is durable (see Registry.transaction)
+            operator_title=stamp.title if stamp is not None else None,
+            operator_uid=stamp.uid if stamp is not None else None,
+            operator_via=stamp.via if stamp is not None else None,
         )
         if on_created is not None:
             on_created(job_id)

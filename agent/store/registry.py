@@ -108,6 +108,17 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
+# Columns added to existing tables after schema 1, each by ALTER TABLE when PRAGMA table_info lacks it
+# (see :meth:`Registry._add_columns`); another issue folds them into the migration ladder.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # who the job is attributed to (agent.operators): the signed-in person's title ("" when no person),
+    # the uid that started it, and how ("the station daemon", "the station API", "the command line").
+    # NULL on jobs from before sign-ins existed: their ``operator`` is a login or station name.
+    ("jobs", "operator_title", "TEXT"),
+    ("jobs", "operator_uid", "INTEGER"),
+    ("jobs", "operator_via", "TEXT"),
+)
+
 Clock = Callable[[], datetime]
 # the job columns a transition's audit entry repeats (the large JSON ones stay in the journal and the row)
 _CHAINED_COLUMNS = ("method", "level", "reason", "error_code", "route", "bytes_written", "certificate_path")
@@ -161,6 +172,14 @@ class JobRow:
     certificate_path: str | None
     verification: dict[str, Any] | None
     secondary_verifications: list[dict[str, Any]] = field(default_factory=list)
+    operator_title: str | None = None
+    operator_uid: int | None = None
+    operator_via: str | None = None
+
+    @property
+    def operator_named(self) -> bool:
+        """False for a job nobody signed in for (its ``operator`` is empty); legacy jobs count as named."""
+        return self.operator_via is None or bool(self.operator)
 
     def to_json(self) -> dict[str, Any]:
         """The job's JSON form (CLI ``--json`` and the API)."""
@@ -175,6 +194,10 @@ class JobRow:
             "method": self.method,
             "level": self.level,
             "operator": self.operator,
+            "operator_title": self.operator_title,
+            "operator_uid": self.operator_uid,
+            "operator_via": self.operator_via,
+            "operator_named": self.operator_named,
             "authorised_by": self.authorised_by,
             "asset_tag": self.asset_tag,
             "host": self.host,
@@ -596,6 +619,7 @@ class Registry:
         except sqlite3.OperationalError:
             row = None  # no meta table yet
         if row is not None and int(row["value"]) == SCHEMA_VERSION:
+            self._add_columns()
             return
         with self.transaction() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -614,6 +638,22 @@ class Registry:
                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (str(version),),
                 )
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """:data:`_ADDED_COLUMNS` missing from an existing registry, added (checked again under the write lock)."""
+        def missing(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            present: dict[str, set[str]] = {}
+            for table, _, _ in _ADDED_COLUMNS:
+                if table not in present:
+                    present[table] = {str(r["name"]) for r in db.execute(f"PRAGMA table_info({table})")}
+            return [item for item in _ADDED_COLUMNS if item[1] not in present[item[0]]]
+
+        if not missing(self.db):
+            return
+        with self.transaction() as tx:
+            for table, column, kind in missing(tx):
+                tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def schema_version(self) -> int:
         """The schema version on disk."""
@@ -668,8 +708,16 @@ class Registry:
         asset_tag: str | None = None,
         host: dict[str, Any] | None = None,
         durable: bool = True,
+        *,
+        operator_title: str | None = None,
+        operator_uid: int | None = None,
+        operator_via: str | None = None,
     ) -> str:
-        """A new job in state ``created``, owned by this process (``durable``: see :meth:`transaction`)."""
+        """A new job in state ``created``, owned by this process (``durable``: see :meth:`transaction`).
+
+        ``operator`` is the signed-in person's name ("" when nobody was) with ``operator_title``, the
+        uid that started the job and how (:mod:`agent.operators`); all None for a caller that does not
+        know about sign-ins (``operator`` is then whatever name it gave)."""
         drive_id = self.upsert_drive(identity, durable)
         job_id = uuid.uuid4().hex[:16]
         now = self._now()
@@ -677,15 +725,19 @@ class Registry:
         with self.transaction(durable) as tx:
             tx.execute(
                 "INSERT INTO jobs(id, drive_id, device_path, profile, operator, authorised_by, asset_tag, host_json, "
-                "state, created_at, pid, pid_started) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                "state, created_at, pid, pid_started, operator_title, operator_uid, operator_via) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_id, drive_id, identity.path, profile, operator, authorised_by, asset_tag,
-                 json.dumps(host) if host else None, "created", now, pid, _process_started(pid)),
+                 json.dumps(host) if host else None, "created", now, pid, _process_started(pid),
+                 operator_title, operator_uid, operator_via),
             )
-            self._event(tx, job_id, "created", "created", {"profile": profile, "operator": operator})
+            attribution = {"operator_title": operator_title, "operator_uid": operator_uid, "operator_via": operator_via}
+            attributed = {key: value for key, value in attribution.items() if value is not None}
+            self._event(tx, job_id, "created", "created", {"profile": profile, "operator": operator, **attributed})
             self.record(tx, "job-created", job_id, {
-                "profile": profile, "operator": operator, "authorised_by": authorised_by, "asset_tag": asset_tag,
-                "host": host, "device": identity.path, "drive": {"model": identity.model, "serial": identity.serial,
-                                                                 "size_bytes": identity.size_bytes}})
+                "profile": profile, "operator": operator, **attributed, "authorised_by": authorised_by,
+                "asset_tag": asset_tag, "host": host, "device": identity.path,
+                "drive": {"model": identity.model, "serial": identity.serial, "size_bytes": identity.size_bytes}})
         return job_id
 
     def transition(self, job_id: str, state: str, event: str, data: dict[str, Any] | None = None, *,
@@ -913,6 +965,9 @@ class Registry:
             certificate_path=row["certificate_path"],
             verification=verification,
             secondary_verifications=secondary,
+            operator_title=row["operator_title"],
+            operator_uid=row["operator_uid"],
+            operator_via=row["operator_via"],
         )
 
     _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from agent.jobs.certify import CertificateSettings, build_record, certify, stati
 from agent.store.registry import Registry
 from certs.verify import verify_file
 from tests.conftest import LoopDevice, run_cli
+from tests.unit.certs.certs_test_kit import pdf_text
 
 IDENTITY = DriveIdentity(
     path="/dev/sdq", name="sdq", by_id=None, model="WDC WD5000AAKX", serial="WD-WCAYU1234567", firmware="15.01H15",
@@ -43,6 +46,7 @@ def make_station(state_dir: Path, tmp_path: Path) -> Path:
 def test_wipe_issues_a_certificate_partners_can_verify(loop_factory: Callable[..., LoopDevice], state_dir: Path,
                                                        station: Path) -> None:
     device = loop_factory(12 << 20)
+    run_cli("operator", "sign-in", "PC Jones", "--title", "Sanitisation operator", check=True)
     result = run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--json",
                      "--asset", "LAPTOP-7", "--operator", "PC Jones")
     data = json.loads(result.stdout)
@@ -106,3 +110,73 @@ def test_interrupted_and_refused_jobs_are_not_certifiable(state_dir: Path) -> No
     with pytest.raises(CertificateError, match="only sanitised and failed"):
         build_record(registry.job(job_id), "station-07", CertificateSettings(organisation="Test Constabulary"),
                      datetime.now(UTC))
+
+
+@pytest.mark.root
+def test_a_wipe_through_sudo_names_the_person_signed_in_for_sudo_uid_with_their_title(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, station: Path) -> None:
+    device = loop_factory(8 << 20)
+    alex = {"SUDO_UID": "4242", "SUDO_USER": "alex"}  # root through sudo, as a technician runs it
+    run_cli("operator", "sign-in", "PC Alex Morgan", "--title", "Digital forensics technician", env=alex, check=True)
+    listed = json.loads(run_cli("operator", "list", "--json", check=True).stdout)["operators"]
+    assert [(item["name"], item["uid"]) for item in listed] == [("PC Alex Morgan", 4242)]
+    data = json.loads(run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--json",
+                              env=alex).stdout)
+    assert data["outcome"] == "sanitised", data
+    assert (data["operator"], data["operator_title"], data["operator_uid"], data["operator_via"]) == (
+        "PC Alex Morgan", "Digital forensics technician", 4242, "the command line")
+    report = verify_file(Path(data["certificate"]), station)
+    assert report.valid, report.reason
+    assert report.record is not None and report.record.operator.name == "PC Alex Morgan"
+    text = " ".join(pdf_text(Path(data["certificate"]), page=1).split())
+    assert "Performed by (operator)" in text and "Name PC Alex Morgan" in text
+    assert "Title Digital forensics technician" in text and "root" not in text.split("Performed by (operator)")[1]
+    # the sign-in is in the audit chain (the registry's audit log), before the job
+    audit = subprocess.run([sys.executable, "-c", AUDIT_KINDS, str(state_dir)], capture_output=True, text=True,
+                           check=True)
+    kinds = [kind for kind, _subject in json.loads(audit.stdout)]
+    assert ["operator-sign-in", "PC Alex Morgan"] in json.loads(audit.stdout)
+    assert kinds.index("operator-sign-in") < kinds.index("job-created")
+
+
+AUDIT_KINDS = """
+import json, sys
+from pathlib import Path
+from agent.store.registry import Registry
+registry = Registry(Path(sys.argv[1])).open()
+log = registry.audit
+assert log.verify().valid
+print(json.dumps([[entry.kind, entry.subject] for entry in log.entries()]))
+"""
+
+
+@pytest.mark.root
+def test_a_wipe_nobody_signed_in_for_says_so_on_the_certificate_never_root(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path, station: Path) -> None:
+    device = loop_factory(8 << 20)
+    data = json.loads(run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--json",
+                              env={"SUDO_UID": "0", "SUDO_USER": "root"}).stdout)
+    assert data["outcome"] == "sanitised" and data["operator"] == "" and data["operator_named"] is False
+    report = verify_file(Path(data["certificate"]), station)
+    assert report.valid, report.reason
+    # the verifier above checked the page shows the signed name in the operator block; poppler's layout
+    # wraps it in the column, so the two halves are looked for here
+    text = " ".join(pdf_text(Path(data["certificate"]), page=1).split())
+    assert "Name no operator signed in \u2014 started by uid 0" in text and "(root) via the command line" in text
+    assert report.record is not None and report.record.operator.name == (
+        "no operator signed in \u2014 started by uid 0 (root) via the command line")
+
+
+@pytest.mark.root
+def test_an_operator_option_that_is_not_the_signed_in_person_is_refused_before_anything(
+        loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
+    device = loop_factory(8 << 20)
+    before = device.read()
+    result = run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--operator", "PC Jones")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0 and "nobody is signed in for uid" in result.stderr
+    run_cli("operator", "sign-in", "PC Morgan", "--title", "Technician", check=True)
+    result = run_cli("wipe", device.path, "--profile", "nist-clear-overwrite", "--yes", "--operator", "PC Jones")
+    assert result.returncode == 2 and "'PC Morgan' is signed in" in result.stderr
+    assert device.read() == before
+    assert json.loads(run_cli("jobs", "--json", check=True).stdout)["jobs"] == []

@@ -15,6 +15,8 @@ pytestmark = pytest.mark.root
 
 
 def _wipe(device: LoopDevice, profile: str, *extra: str) -> dict:
+    # the job names the person signed in for this uid; --operator checks that it is the one meant
+    run_cli("operator", "sign-in", "tester", "--title", "Test operator", check=True)
     result = run_cli("wipe", device.path, "--profile", profile, "--yes", "--json", "--operator", "tester", *extra)
     data = json.loads(result.stdout)
     data["_exit"] = result.returncode

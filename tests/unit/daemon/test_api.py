@@ -22,6 +22,7 @@ class FakeStation:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.start_uids: list[int | None] = []
 
     def status(self) -> dict[str, Any]:
         return {"bays": []}
@@ -35,8 +36,10 @@ class FakeStation:
             raise RuntimeError("bug in a handler")
         return {"job_id": job_id}
 
-    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None) -> dict[str, Any]:
+    def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
+                  caller_uid: int | None = None) -> dict[str, Any]:
         self.calls.append(("start", (name, profile, operator) + ((serial,) if serial else ())))
+        self.start_uids.append(caller_uid)  # SO_PEERCRED's uid: whom the station attributes the job to
         if profile == "bogus":
             raise ProfileError("no profile 'bogus'")
         return {"bay": name, "operator": operator}
@@ -95,6 +98,7 @@ def test_reads_and_writes(api: tuple[ApiClient, FakeStation, Path, list[BaseExce
     client.post("/v1/jobs/abc/cancel")
     client.post("/v1/bays/bay-1/cancel")
     client.post("/v1/intake", {"bay": "bay-2", "asset_tag": "A-1", "make": "Dell"})
+    assert station.start_uids == [os.geteuid(), os.geteuid()]
     assert station.calls == [("jobs", (7,)), ("start", ("bay-1", "nist-purge", me)),
                              ("start", ("bay-3", None, me, "S123")), ("cancel", ("abc", me)),
                              ("cancel_bay", ("bay-1", me)),
@@ -239,6 +243,8 @@ def test_a_member_of_the_operators_group_is_served_and_recorded_as_the_operator(
         answer = _connect_as_nobody(socket_path, gid=group.gr_gid, request=request, length=4096)
         assert answer.startswith("HTTP/1.0 200"), answer
         assert station.calls == [("start", ("bay-1", "nist-purge", "nobody"))]
+        # the kernel's uid of the caller, not a name it could send, is what the job is attributed by
+        assert station.start_uids == [pwd.getpwnam("nobody").pw_uid]
         assert _connect_as_nobody(socket_path) == "EACCES"  # the same user without the group
     finally:
         server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from agent.daemon.station import Station, boot_id
 from agent.discovery.guard import Assessment
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, PipeDriveSource
+from agent.operators import VIA_DAEMON, unnamed_text
 from agent.store.registry import Registry
 
 IDENTITY = DriveIdentity(
@@ -28,6 +30,9 @@ IDENTITY = DriveIdentity(
     size_bytes=1 << 30, logical_sector=512, physical_sector=512, rotational=True, transport="sata", media="hdd",
     removable=False, read_only=False, id_path=None,
 )
+
+# an auto-start job nobody signed in for says so (agent.operators), never "station s1" as if a person
+UNNAMED_AUTO_START = unnamed_text(os.geteuid(), VIA_DAEMON)
 
 
 class _Guard:
@@ -446,7 +451,7 @@ def test_an_interrupted_job_s_host_link_goes_only_to_its_own_medium(
     if inherits:
         assert (job.operator, job.asset_tag, job.host) == ("alice", "PC-OLD", {"serial": "HOST-OLD"})
     else:
-        assert (job.operator, job.asset_tag, job.host) == ("station s1", None, None)
+        assert (job.operator, job.asset_tag, job.host) == (UNNAMED_AUTO_START, None, None)
 
 
 def test_a_manual_bay_shows_a_drive_present_once_its_holder_lets_go(tmp_path: Path, kernel: _Kernel) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from agent.daemon.station import BaySlot, Station
 from agent.discovery.guard import Assessment
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, DriveEvent, PipeDriveSource
+from agent.operators import VIA_DAEMON, unnamed_text
 from agent.store.registry import Registry
 
 IDENTITY = DriveIdentity(
@@ -18,6 +20,9 @@ IDENTITY = DriveIdentity(
     size_bytes=1 << 30, logical_sector=512, physical_sector=512, rotational=True, transport="sata", media="hdd",
     removable=False, read_only=False, id_path=None,
 )
+
+# an auto-start job nobody signed in for says so (agent.operators), never "station s1" as if a person
+UNNAMED_AUTO_START = unnamed_text(os.geteuid(), VIA_DAEMON)
 
 
 def _station_with_interrupted(tmp_path: Path, identity: DriveIdentity) -> Station:
@@ -142,7 +147,7 @@ def test_a_drive_sanitised_before_a_restart_is_wiped_again_unless_its_seating_is
     # /dev/sdz has no diskseq: nothing proves this is the medium that job ran on (a look-alike with
     # the same serial behind a USB bridge, a re-seat while the station was down): wiped again, and the
     # registry's record is only the drive's history, never the bay's "sanitised"
-    assert slot.job is not None and slot.job.operator == "station s1"
+    assert slot.job is not None and slot.job.operator == UNNAMED_AUTO_START
     assert slot.outcome is None
     assert slot.history is not None and slot.history["job_id"] == done and slot.history["outcome"] == "sanitised"
     assert station.status()["bays"][0]["state"] == "queued"
