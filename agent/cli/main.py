@@ -44,7 +44,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 _STATION = "agent.cli.station_commands"
 _JOBS = "agent.cli.job_commands"
 _REUSE = "agent.cli.reuse_commands"
-_CERTS = "agent.cli.certificate_commands"
 
 COMMANDS: tuple[CommandEntry, ...] = (
     # operator
@@ -80,7 +79,7 @@ COMMANDS: tuple[CommandEntry, ...] = (
                  "applicable.",
                  "wipe-agent health /dev/sdb"),
     # partner
-    CommandEntry("verify", "partner", f"{_CERTS}:verify",
+    CommandEntry("verify", "partner", "agent.cli.verify_command:verify",
                  "Verify certificates of sanitisation, failure reports, batch manifests and destruction reports.",
                  "wipe-agent verify certs/ --trust bundle.pem"),
     CommandEntry("eligibility", "partner", f"{_REUSE}:eligibility",
@@ -113,7 +112,7 @@ COMMANDS: tuple[CommandEntry, ...] = (
     CommandEntry("run", "admin", f"{_STATION}:run",
                  "Run the station daemon (systemd Type=notify): hot-plug, bays, parallel jobs, the operator API.",
                  "wipe-agent run --config /etc/wipe-agent/station.toml"),
-    CommandEntry("pki", "admin", f"{_CERTS}:pki",
+    CommandEntry("pki", "admin", "agent.cli.certificate_commands:pki",
                  "Organisation CA, station signing certificates, revocation and the partners' trust bundle.",
                  "wipe-agent pki init-ca --org 'Example Council'"),
     CommandEntry("tsa", "admin", "agent.cli.tsa_commands:tsa",
@@ -137,6 +136,19 @@ def load_entry(entry: CommandEntry) -> click.Command:
     if not isinstance(command, click.Command):
         raise TypeError(f"{entry.target} is not a click command")
     return command
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` columns, with "..." when cut (as click does its own)."""
+    if len(text) <= limit:
+        return text
+    words, kept = text.split(), ""
+    for word in words:
+        candidate = f"{kept} {word}" if kept else word
+        if len(candidate) + 3 > limit:
+            break
+        kept = candidate
+    return f"{kept}..."
 
 
 class LazyGroup(click.Group):
@@ -163,7 +175,7 @@ class LazyGroup(click.Group):
             rows: list[tuple[str, str]] = []
             for entry in self.entries.values():
                 if entry.section == section:
-                    rows.append((entry.name, click.utils.make_default_short_help(entry.short_help, limit)))
+                    rows.append((entry.name, _shorten(entry.short_help, limit)))
                     rows.append(("", f"e.g. {entry.example}"))
             if rows:
                 with formatter.section(title):
