@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from agent.cli import station_commands
+from agent.cli.completion import complete_device, complete_profile
 from agent.cli.context import certificate_settings, resolve_device, state_dir
 from agent.cli.output import (
     EXIT_FAILED,
@@ -180,8 +181,9 @@ def render_job(job: JobRow) -> None:
 
 
 @click.command()
-@click.argument("device")
-@click.option("--profile", "profile_name", required=True, help="Wipe profile name (see 'profiles list').")
+@click.argument("device", shell_complete=complete_device)
+@click.option("--profile", "profile_name", required=True, shell_complete=complete_profile,
+              help="Wipe profile name (see 'profiles list').")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--operator", default=None, help="Person performing the sanitisation (default: login name).")
 @click.option("--asset", "asset_tag", default=None, help="Asset tag of the media or its host device.")
@@ -301,7 +303,7 @@ def job(ctx: click.Context, job_id: str, as_json: bool, events: bool) -> None:
 
 # verify-media ---------------------------------------------------------------------------------
 @click.command("verify-media")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_device)
 @click.option("--expect", "expect", default="zero", show_default=True, help="zero or pattern:HEX")
 @click.option("--mode", type=click.Choice(["sampling", "full"]), default="sampling", show_default=True)
 @click.option("--seed", default=None, help="Reproduce an earlier sampling run.")
@@ -363,7 +365,7 @@ def profiles_list(as_json: bool) -> None:
 
 
 @profiles.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_profile)
 @json_option
 @handle_errors
 def profiles_show(name: str, as_json: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from agent.cli.completion import complete_device
 from agent.cli.context import certificate_settings, resolve_device, state_dir
 from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
@@ -196,7 +197,7 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
 
 # health -----------------------------------------------------------------------------------------
 @click.command("health")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_device)
 @click.option("--from-json", "from_json", default=None, help="Record a saved 'smartctl -j -a' output instead.")
 @click.option("--serial", default=None, help="Drive serial to file the reading under [default: smartctl's].")
 @click.option("--model", default=None, help="Drive model to file the reading under [default: the registry's drive "
