@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates the hashed lock files from pyproject.toml's ranges (and requirements-verify.txt's):
+# Regenerates the hashed lock files from pyproject.toml's ranges:
 #   requirements.lock         the station: dependencies + the build backend (setuptools), every file's sha256
 #   requirements-test.lock    the same plus the test tools ([test] extra)
-#   requirements-verify.lock  the partners' verifier venv
 # Run after changing a dependency range, or to take security releases; review the diff, run the suite,
-# commit the three files together. pip-tools runs from a throw-away venv, never the station's.
+# commit both files together. pip-tools runs from a throw-away venv, never the station's.
+# The locks are resolved for the stations' platform (Debian 12, CPython 3.11, Linux): pip-compile drops
+# other platforms' conditional dependencies (click's colorama on Windows, …), which is why the partners'
+# any-OS requirements-verify.txt stays a list of ranges.
 #   scripts/lock.sh            (about 2-3 minutes per file: every distribution of every pin is hashed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,5 @@ compile=("$tools/venv/bin/pip-compile" -q --generate-hashes --allow-unsafe --str
          --no-emit-index-url --no-emit-find-links)
 "${compile[@]}" --build-deps-for wheel -o requirements.lock pyproject.toml
 "${compile[@]}" --build-deps-for wheel --extra test -o requirements-test.lock pyproject.toml
-"${compile[@]}" -o requirements-verify.lock requirements-verify.txt
 rm -rf wipe_agent.egg-info
-echo "lock.sh: wrote requirements.lock, requirements-test.lock, requirements-verify.lock"
+echo "lock.sh: wrote requirements.lock and requirements-test.lock"
