@@ -3,7 +3,13 @@
 It imports nothing from the station agent and nothing Linux-specific: a partner on Windows or
 macOS installs only what verification needs (see README, "For partners") and runs::
 
-    python -m certs verify FILE_OR_FOLDER... --trust BUNDLE [--expect KIND] [--certificates DIR] [--json]
+    python -m certs verify FILE_OR_FOLDER... --trust BUNDLE [--expect KIND] [--certificates DIR | --no-certificates]
+                           [--json]
+
+A valid batch manifest is complete only with its certificates: the ``certificates/`` folder beside
+it is checked by default (``--certificates DIR`` names another, ``--no-certificates`` skips it).
+When they were not checked the verdict line says so, ``VALID (manifest only: certificates were NOT
+checked — why)``, and ``--json`` carries ``certificates_checked: false`` and the reason.
 
 Exit status: 0 when every file is a valid document of the expected kind (default: certificate of
 sanitisation; manifest when ``--certificates`` is given), 1 when any is not, 2 on bad input (no
@@ -70,12 +76,13 @@ def _exists_or_unreadable(name: str) -> bool:
 
 
 def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = None,
-               certificates_dir: str | None = None, as_json: bool = False, echo: Echo = print) -> int:
+               certificates_dir: str | None = None, no_certificates: bool = False, as_json: bool = False,
+               echo: Echo = print) -> int:
     """Verify ``files`` against the bundle ``trust``; print a verdict per file; return the exit status.
 
     Raises :class:`BadInput` for bad input (the caller prints it and exits 2).
     """
-    from certs.manifest import CertificateCheck, check_certificates, check_json_copy
+    from certs.manifest import CertificateCheck, check_certificates, check_csv_copy, check_json_copy
     from certs.verify import EXPECT_CHOICES, DocumentKind, expand_paths, load_trust_bundle, verify_with_bundle
 
     if not files:
@@ -87,6 +94,8 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
     missing = [name for name in files if not _exists_or_unreadable(name)]
     if missing:
         raise BadInput("bad_input", f"no such file or folder: {missing[0]}")
+    if certificates_dir is not None and no_certificates:
+        raise BadInput("bad_input", "give --certificates DIR or --no-certificates, not both")
     if certificates_dir is not None and not Path(certificates_dir).is_dir():
         raise BadInput("bad_input", f"--certificates: no such folder: {certificates_dir}")
     # A manifest check names its certificates folder: then a manifest is what is being verified.
@@ -103,14 +112,22 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
         reports = [verify_with_bundle(path, bundle, expect=wanted) for path in paths]
         manifests = [report for report in reports if report.valid and report.kind is DocumentKind.MANIFEST]
         listed: dict[Path, list[CertificateCheck]] = {}
+        folders: dict[Path, Path | None] = {}
+        not_checked: dict[Path, str] = {}
         for report in manifests:
             checks = []
-            copy_problem = check_json_copy(report.path, report.document or {})
-            if copy_problem:
-                checks.append(CertificateCheck("-", "-", report.path.with_suffix(".json").name, False, copy_problem))
-            if certificates_dir is not None:
-                checks += check_certificates(report.document or {}, Path(certificates_dir), bundle)
-            if checks or certificates_dir is not None:
+            for suffix, check_copy in ((".json", check_json_copy), (".csv", check_csv_copy)):
+                copy_problem = check_copy(report.path, report.document or {})
+                if copy_problem:
+                    checks.append(CertificateCheck("-", "-", report.path.with_suffix(suffix).name, False,
+                                                   copy_problem))
+            folder, why_not = _certificates_folder(report.path, certificates_dir, no_certificates)
+            folders[report.path] = folder
+            if folder is not None:
+                checks += check_certificates(report.document or {}, folder, bundle)
+            else:
+                not_checked[report.path] = why_not
+            if checks or folder is not None:
                 listed[report.path] = checks
     verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
     all_valid = all(verdicts)
@@ -121,6 +138,11 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
             if report.path in listed:
                 result["certificates"] = [check.to_json() for check in listed[report.path]]
                 result["complete"] = all(check.ok for check in listed[report.path])
+            if report.path in folders:
+                folder = folders[report.path]
+                result["certificates_checked"] = folder is not None
+                result["certificates_dir"] = str(folder) if folder is not None else None
+                result["certificates_not_checked"] = not_checked.get(report.path)
             results.append(result)
         echo(json.dumps({"valid": all_valid, "expect": wanted.value, "results": results}, indent=2))
     else:
@@ -130,12 +152,17 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
                 kind = {DocumentKind.FAILURE_REPORT: " [failure report]", DocumentKind.MANIFEST: " [batch manifest]",
                         DocumentKind.DESTRUCTION: " [destruction report]"}.get(report.kind, "") if report.kind else ""
                 label = "VALID   " if verdict else "INVALID "
+                if verdict and report.path in not_checked:
+                    label = f"VALID (manifest only: certificates were NOT checked \u2014 {not_checked[report.path]})"
                 echo(f"{label} {report.path}{kind}: {report.summary}")
                 echo(f"         {report.status}")
                 for warning in report.warnings:
                     echo(f"         warning: {warning}")
-                if report.kind is DocumentKind.MANIFEST and certificates_dir is None:
-                    echo("         listed certificates not checked: give --certificates DIR")
+                folder = folders.get(report.path)
+                if folder is not None:
+                    checked = [check for check in listed.get(report.path, []) if check.certificate_id != "-"]
+                    echo(f"         certificates checked in {folder}: {sum(check.ok for check in checked)} of "
+                         f"{len(checked)} listed present, valid and matching")
                 for check in listed.get(report.path, []):
                     echo(f"         {'ok     ' if check.ok else 'PROBLEM'} {check.asset} {check.certificate_id}"
                          f"{': ' + check.problem if check.problem else ''}")
@@ -144,6 +171,18 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
         if len(reports) > 1:
             echo(f"{sum(verdicts)} of {len(reports)} valid")
     return EXIT_VALID if all_valid else EXIT_INVALID
+
+
+def _certificates_folder(manifest: Path, given: str | None, skip: bool) -> tuple[Path | None, str]:
+    """The folder a manifest's certificates are checked in, or None and why they are not checked."""
+    if given is not None:
+        return Path(given), ""
+    if skip:
+        return None, "--no-certificates given"
+    sibling = manifest.parent / "certificates"
+    if sibling.is_dir():
+        return sibling, ""
+    return None, "no certificates/ folder beside it"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -161,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("files", nargs="*", metavar="FILE", help="PDF files or folders of PDFs")
     verify.add_argument("--trust", help="trust bundle (CA certificate, CRL, TSA certificates) from the issuer")
     verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report")
-    verify.add_argument("--certificates", dest="certificates_dir", help="a manifest's folder of certificates")
+    verify.add_argument("--certificates", dest="certificates_dir",
+                        help="a manifest's folder of certificates [default: certificates/ beside the manifest]")
+    verify.add_argument("--no-certificates", dest="no_certificates", action="store_true",
+                        help="check a manifest alone (the verdict then says its certificates were NOT checked)")
     verify.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
     try:
         arguments = parser.parse_args(argv)
@@ -170,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT if exit_request.code else EXIT_VALID
     try:
         return run_verify(arguments.files, arguments.trust, expect=arguments.expect,
-                          certificates_dir=arguments.certificates_dir, as_json=arguments.as_json)
+                          certificates_dir=arguments.certificates_dir, no_certificates=arguments.no_certificates,
+                          as_json=arguments.as_json)
     except BadInput as error:
         if arguments.as_json:
             print(json.dumps({"error": {"code": error.code, "message": error.message}}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -112,8 +113,14 @@ def _sign_once(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha25
 
 def render_document(*, title: str, subtitle: str, fields: list[tuple[str, object]], header: list[str],
                     rows: list[list[object]], widths: list[float | None], demo: bool, footer: str,
-                    notes: list[str] | None = None, fonts_dir: Any = None) -> bytes:
-    """Render a one-table A4 document with the certificate's fonts, layout and demo watermark."""
+                    notes: list[str] | None = None, fonts_dir: Any = None, grid: Any = None,
+                    after: list[Any] | None = None, page_label: Callable[[int], str] | None = None) -> bytes:
+    """Render a one-table A4 document with the certificate's fonts, layout and demo watermark.
+
+    ``grid`` replaces the table built from ``header``/``rows`` (a caller with its own cell styles),
+    ``after`` are flowables placed after the notes, and ``page_label`` gives the bottom-right text of
+    page N (default "page N"): a caller that needs "page x of y" renders twice, counting pages first.
+    """
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate, Spacer
@@ -132,9 +139,11 @@ def render_document(*, title: str, subtitle: str, fields: list[tuple[str, object
         story.append(Spacer(1, 3 * mm))
     story += [render._p(title, render._TITLE), render._p(subtitle, render._SUBTITLE), Spacer(1, 3 * mm),
               render._fields_table(fields), Spacer(1, 4 * mm),
-              render._grid(header, [[str(cell) for cell in row] for row in rows], widths)]
+              grid if grid is not None else render._grid(header, [[str(cell) for cell in row] for row in rows],
+                                                         widths)]
     for note in notes or []:
         story += [Spacer(1, 2 * mm), render._p(note, render._BODY)]
+    story += after or []
 
     def on_page(canvas: Any, doc: Any) -> None:
         canvas.saveState()
@@ -142,7 +151,7 @@ def render_document(*, title: str, subtitle: str, fields: list[tuple[str, object
         canvas.setFont("WA-Sans", 7)
         canvas.setFillColor(render._MUTED)
         canvas.drawString(12 * mm, 9 * mm, footer)
-        canvas.drawRightString(width - 12 * mm, 9 * mm, f"page {doc.page}")
+        canvas.drawRightString(width - 12 * mm, 9 * mm, page_label(doc.page) if page_label else f"page {doc.page}")
         if demo:
             canvas.setFillColor(render._DEMO)
             canvas.setFillAlpha(0.18)

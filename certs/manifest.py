@@ -1,24 +1,35 @@
 """Signed batch manifests: the list of devices handed to a reuse partner, with their certificates.
 
 A manifest folder holds ``manifest-<id>.pdf`` (signed, PAdES, the station's key), the same JSON as
-``manifest-<id>.json`` (byte-identical to the copy embedded in the PDF) and ``certificates/`` with
-every certificate it lists. The JSON lists each device (asset tag, make, model, serial), its drives
-and, per drive, the certificate id, the record SHA-256 and the certificate's file name. A partner
-checks it with ``wipe-agent verify MANIFEST.pdf --trust BUNDLE --certificates DIR``:
-:func:`check_certificates` proves every listed certificate is present, valid and the one listed.
+``manifest-<id>.json`` (byte-identical to the copy embedded in the PDF), the same rows as
+``manifest-<id>.csv`` (for a spreadsheet: one numbered row per device, the values of the PDF's
+table, cells a spreadsheet would run as a formula prefixed with an apostrophe, see
+:data:`CSV_NEUTRALISED`) and ``certificates/`` with every certificate it lists. The JSON lists each
+device (asset tag, make, model, serial, attestations, and the signed ``validation`` when one was
+made), its drives and, per drive, the certificate id, the record SHA-256, the method, the
+sanitisation time and the certificate's file name; ``audit_checkpoint`` (optional) is the station's
+latest signed audit checkpoint. A partner checks it with ``wipe-agent verify MANIFEST.pdf --trust
+BUNDLE``: the ``certificates/`` folder beside the PDF is checked by default (:func:`check_certificates`:
+every listed certificate present, valid and the one listed, nothing else in the folder).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
+from reportlab.lib import colors
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
 
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
@@ -38,6 +49,7 @@ class ManifestFiles:
 
     pdf: Path
     json: Path
+    csv: Path
     certificates: Path
     sha256: str
 
@@ -66,7 +78,14 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
         raise RecordError("manifest: kind must be 'manifest' and schema 1")
     if not manifest["devices"]:
         raise RecordError("manifest: lists no device")
+    for optional in ("audit_checkpoint",):
+        if optional in manifest and not isinstance(manifest[optional], Mapping):
+            raise RecordError(f"manifest: {optional} must be a mapping")
     for device in manifest["devices"]:
+        if not isinstance(device, Mapping) or not device.get("asset"):
+            raise RecordError("manifest: a device has no asset tag")
+        if "validation" in device and not isinstance(device["validation"], Mapping):
+            raise RecordError(f"manifest: the validation of {device.get('asset')} must be a mapping")
         if not device.get("drives"):
             raise RecordError(f"manifest: device {device.get('asset')} lists no drive")
         for drive in device["drives"]:
@@ -77,35 +96,226 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
                 raise RecordError(f"manifest: certificate file {drive['certificate_file']!r} must be a plain name")
 
 
+MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("no", "No."), ("asset", "Asset"), ("make", "Make"), ("model", "Model"), ("host_serial", "Host serial"),
+    ("drive_serials", "Drive serial(s)"), ("level", "Level"), ("method", "Method"), ("verification", "Verification"),
+    ("sanitised_on", "Sanitised on"), ("certificate_ids", "Certificate id(s)"), ("record_sha256", "Record SHA-256"),
+    ("attestations", "Attestations"), ("validation", "Validation"),
+)
+"""The manifest's table, one row per device: (key, heading). The CSV has every column; the PDF all but
+the full record hashes (it prints their first 16 hex digits under the certificate id)."""
+_SEPARATOR = "; "
+"""Joins the values of a device's drives (in the listed order) and its attestations within one cell."""
+CSV_NEUTRALISED = ("=", "+", "-", "@", "\t", "\r")
+"""A CSV cell starting with one of these is prefixed with an apostrophe: a spreadsheet would otherwise
+run it as a formula (CSV injection). The PDF and JSON keep the value as recorded."""
+_DASH = "\u2014"
+
+
+def _date(timestamp: object) -> str:
+    if not timestamp:
+        return _DASH
+    try:
+        return f"{datetime.fromisoformat(str(timestamp)):%Y-%m-%d}"
+    except ValueError:
+        return str(timestamp)
+
+
+def _validation_text(validation: object) -> str:
+    """The device's signed validation (filled by the validation statement), else "not validated"."""
+    if not isinstance(validation, Mapping) or not validation:
+        return "not validated"
+    text = f"{validation.get('decision', _DASH)} by {validation.get('by', _DASH)}"
+    if validation.get("role"):
+        text += f" ({validation['role']})"
+    text += f", {_date(validation.get('at'))}"
+    if validation.get("statement_id"):
+        text += f", statement {validation['statement_id']}"
+    if validation.get("signer_kind"):
+        text += f", signed by {validation['signer_kind']}"
+    return text
+
+
+def _attestation_text(attestations: Mapping[str, Mapping[str, Any]]) -> str:
+    """The checks people attested, grouped by who attested them on which day (short enough for one cell)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for item, entry in sorted(attestations.items()):
+        groups.setdefault((str(entry.get("by") or _DASH), _date(entry.get("at"))), []).append(item)
+    return _SEPARATOR.join(f"{', '.join(items)} ({by}, {day})" for (by, day), items in groups.items()) or "none"
+
+
+def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The manifest's rows (one per device, numbered from 1): what the PDF prints and the CSV holds."""
+    rows = []
+    for number, device in enumerate(manifest["devices"], start=1):
+        drives = device["drives"]
+
+        def joined(key: str, drives: list[Mapping[str, Any]] = drives) -> str:
+            return _SEPARATOR.join(str(drive.get(key) or _DASH) for drive in drives)
+
+        attestations = device.get("attestations") or {}
+        rows.append({
+            "no": str(number), "asset": str(device["asset"]), "make": str(device.get("make") or _DASH),
+            "model": str(device.get("model") or _DASH), "host_serial": str(device.get("serial") or _DASH),
+            "drive_serials": joined("serial"), "level": joined("level"), "method": joined("method"),
+            "verification": joined("verification"),
+            "sanitised_on": _SEPARATOR.join(_date(drive.get("sanitised_at")) for drive in drives),
+            "certificate_ids": joined("certificate_id"), "record_sha256": joined("record_sha256"),
+            "attestations": _attestation_text(attestations),
+            "validation": _validation_text(device.get("validation")),
+        })
+    return rows
+
+
+def _csv_cell(value: str) -> str:
+    return "'" + value if value.startswith(CSV_NEUTRALISED) else value
+
+
+def render_csv(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest's rows as CSV (RFC 4180, UTF-8, a heading row), injection-safe (:data:`CSV_NEUTRALISED`)."""
+    output = io.StringIO()
+    writer = csv.writer(output, lineterminator="\r\n")
+    writer.writerow([heading for _key, heading in MANIFEST_COLUMNS])
+    for row in manifest_rows(manifest):
+        writer.writerow([_csv_cell(row[key]) for key, _heading in MANIFEST_COLUMNS])
+    return output.getvalue().encode("utf-8")
+
+
+class _RowNumber(Paragraph):  # type: ignore[misc]  # reportlab ships no type hints
+    """The row-number cell: notes which page it is drawn on, for the footer's "rows a-b of n"."""
+
+    def __init__(self, number: int, style: ParagraphStyle, seen: dict[int, list[int]]) -> None:
+        super().__init__(str(number), style)
+        self.number = number
+        self.seen = seen
+
+    def draw(self) -> None:
+        self.seen.setdefault(self.canv.getPageNumber(), []).append(self.number)
+        super().draw()
+
+
+_PDF_WIDTHS_MM = {"no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10,
+                  "method": 26, "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44,
+                  "validation": 29}
+"""273 mm: the width of landscape A4 inside the margins."""
+
+
+def _cell(value: str, style: ParagraphStyle) -> Paragraph:
+    # one line per drive; every value escaped (a serial like "<b>" prints as text)
+    return Paragraph("<br/>".join(escape(part) for part in value.split(_SEPARATOR)), style)
+
+
+def _table(manifest: Mapping[str, Any], seen: dict[int, list[int]]) -> Table:
+    from certs import render
+
+    cell = ParagraphStyle("manifest-cell", fontName="WA-Sans", fontSize=6.5, leading=8, splitLongWords=1)
+    heading = ParagraphStyle("manifest-heading", parent=cell, textColor=render._MUTED)
+    keys = list(_PDF_WIDTHS_MM)
+    data: list[list[Any]] = [[Paragraph(escape(dict(MANIFEST_COLUMNS)[key]), heading) for key in keys]]
+    for row in manifest_rows(manifest):
+        shown = dict(row)
+        shown["certificate_ids"] = _SEPARATOR.join(
+            f"{certificate} sha256 {digest[:16]}\u2026" for certificate, digest in
+            zip(row["certificate_ids"].split(_SEPARATOR), row["record_sha256"].split(_SEPARATOR), strict=True))
+        data.append([_RowNumber(int(row["no"]), cell, seen)] + [_cell(shown[key], cell) for key in keys[1:]])
+    table = Table(data, colWidths=[_PDF_WIDTHS_MM[key] * mm for key in keys], hAlign="LEFT", repeatRows=1)
+    table.setStyle(TableStyle([
+        ("FONTNAME", (0, 0), (-1, -1), "WA-Sans"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("GRID", (0, 0), (-1, -1), 0.25, render._RULE), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.2), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
+        ("LEFTPADDING", (0, 0), (-1, -1), 1.5), ("RIGHTPADDING", (0, 0), (-1, -1), 1.5),
+    ]))
+    return table
+
+
+def _handover(manifest: Mapping[str, Any], digest: str) -> list[Any]:
+    """The receipt: who released the batch, who received it, when; blank lines to sign by hand."""
+    from certs import render
+
+    blank = "_" * 34
+    lines = [[render._p(label, render._LABEL), render._p(blank), render._p("Signature", render._LABEL),
+              render._p(blank), render._p("Date", render._LABEL), render._p("_" * 16)]
+             for label in ("Released by (name, role)", "Received by (name, organisation)")]
+    table = Table(lines, colWidths=[52 * mm, 60 * mm, 18 * mm, 60 * mm, 12 * mm, 32 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), "WA-Sans"), ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+                               ("TOPPADDING", (0, 0), (-1, -1), 7)]))
+    return [Spacer(1, 5 * mm), KeepTogether([
+        render._p("Handover", render._HEADING),
+        render._p(f"The devices listed above, {len(manifest['devices'])} in all, were released and received as "
+                  "counted here.", render._BODY),
+        table, Spacer(1, 2 * mm),
+        render._p(f"Manifest {manifest['document_id']} \u00b7 SHA-256 of the signed manifest JSON {digest}",
+                  render._MONO)])]
+
+
+def _summary_counts(manifest: Mapping[str, Any]) -> str:
+    devices = manifest["devices"]
+    drives = [drive for device in devices for drive in device["drives"]]
+    levels: dict[str, int] = {}
+    for drive in drives:
+        levels[str(drive.get("level") or _DASH)] = levels.get(str(drive.get("level") or _DASH), 0) + 1
+    validated = sum(1 for device in devices if isinstance(device.get("validation"), Mapping) and device["validation"])
+    attested = sum(1 for device in devices if device.get("attestations"))
+    return (f"{len(devices)} device(s), {len(drives)} drive(s) ("
+            + ", ".join(f"{level} {count}" for level, count in sorted(levels.items()))
+            + f"); validated {validated} of {len(devices)}; attestations recorded for {attested} of {len(devices)}")
+
+
+def _footer(manifest: Mapping[str, Any]) -> str:
+    footer = f"Batch manifest {manifest['document_id']} \u00b7 station {manifest['station_id']}"
+    checkpoint = manifest.get("audit_checkpoint")
+    if isinstance(checkpoint, Mapping):
+        head = str(checkpoint.get("head") or checkpoint.get("head_sha256") or "")
+        footer += f" \u00b7 audit checkpoint #{checkpoint.get('sequence', '?')} head {head[:12] or '?'}"
+    return footer
+
+
 def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) -> bytes:
-    """The human-readable manifest (unsigned PDF bytes)."""
+    """The human-readable manifest (unsigned PDF bytes): one numbered row per device, "page x of y" and the
+    rows on each page in the footer, a summary and the handover block.
+
+    Rendered twice: the first pass counts pages and notes which rows each holds (the footer is drawn on
+    the canvas, so it cannot change the layout the second pass repeats).
+    """
+    from certs import render
+
+    render.register_fonts(fonts_dir)  # before any cell is built: a Paragraph resolves its font when made
     scheme = manifest["scheme"]
-    rows: list[list[object]] = []
-    drives = 0
-    for device in manifest["devices"]:
-        for index, drive in enumerate(device["drives"]):
-            drives += 1
-            make_model = f"{device.get('make', '')} {device.get('model', '')}".strip()
-            host = f"{device['asset']} {make_model} S/N {device.get('serial') or '-'}"
-            rows.append([host if index == 0 else "", f"{drive['model']} S/N {drive['serial']} ({drive['media']})",
-                         f"{drive['level']} · {drive['verification']}", drive["certificate_id"],
-                         drive["record_sha256"]])
     created = datetime.fromisoformat(manifest["created_at"])
+    digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
+    total = len(manifest["devices"])
     fields: list[tuple[str, object]] = [
         ("Manifest", manifest["document_id"]), ("Scheme", f"{scheme['name']}: {scheme.get('summary', '')}"),
         ("Destination", scheme["destination"]), ("Station", manifest["station_id"]),
-        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"),
-        ("Contents", f"{len(manifest['devices'])} device(s), {drives} drive(s); every drive has its signed "
-                     "certificate of sanitisation in certificates/"),
+        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"), ("Summary", _summary_counts(manifest)),
+        ("Contents", "every drive has its signed certificate of sanitisation in certificates/; the same rows are "
+                     f"in manifest-{manifest['document_id']}.csv"),
     ]
-    return render_document(
-        title="Batch manifest for a reuse partner", subtitle=str(manifest["summary"]), fields=fields,
-        header=["Device (asset, make, model, serial)", "Drive", "Level · verification", "Certificate id",
-                "Record SHA-256"], rows=rows, widths=[55 * mm, 72 * mm, 32 * mm, 46 * mm, 68 * mm],
-        demo=bool(manifest["demo"]), footer=f"Batch manifest {manifest['document_id']} · station "
-                                            f"{manifest['station_id']}",
-        notes=["Check: wipe-agent verify manifest.pdf --trust BUNDLE --certificates certificates/ "
-               "(signature, every certificate present, valid and matching its hash)."], fonts_dir=fonts_dir)
+
+    def render_once(label: Any, seen: dict[int, list[int]]) -> bytes:
+        return render_document(
+            title="Batch manifest for a reuse partner", subtitle=str(manifest["summary"]), fields=fields, header=[],
+            rows=[], widths=[], grid=_table(manifest, seen), after=_handover(manifest, digest),
+            demo=bool(manifest["demo"]), footer=_footer(manifest), page_label=label,
+            notes=["Check: wipe-agent verify manifest.pdf --trust BUNDLE (signature, and every certificate in the "
+                   "certificates/ folder beside it present, valid and matching its hash)."], fonts_dir=fonts_dir)
+
+    first: dict[int, list[int]] = {}
+    drawn: list[int] = []
+
+    def count(page: int) -> str:
+        drawn.append(page)
+        return ""
+
+    render_once(count, first)
+    pages = max(drawn)
+
+    def label(page: int) -> str:
+        numbers = first.get(page)
+        rows = f"rows {min(numbers)}\u2013{max(numbers)} of {total}" if numbers else f"no rows ({total} in all)"
+        return f"page {page} of {pages} \u00b7 {rows}"
+
+    return render_once(label, {})
 
 
 def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Path,
@@ -129,14 +339,18 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
             shutil.copyfile(source, certificates / drive["certificate_file"])
     base = f"manifest-{manifest['document_id']}"
     _write_atomic(out_dir / f"{base}.json", payload)
+    _write_atomic(out_dir / f"{base}.csv", render_csv(manifest))
     _write_atomic(out_dir / f"{base}.pdf", pdf)
-    return ManifestFiles(out_dir / f"{base}.pdf", out_dir / f"{base}.json", certificates, digest)
+    return ManifestFiles(out_dir / f"{base}.pdf", out_dir / f"{base}.json", out_dir / f"{base}.csv", certificates,
+                         digest)
 
 
 def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bundle: TrustBundle, *,
                        now: datetime | None = None) -> list[CertificateCheck]:
-    """Every certificate the manifest lists must be in the folder, valid, and the one listed (id and hash)."""
+    """Every certificate the manifest lists must be in the folder, valid, and the one listed (id and hash);
+    any other file in the folder is named too (a partner must not take it for part of the batch)."""
     checks: list[CertificateCheck] = []
+    listed: set[str] = set()
     for device in manifest.get("devices", []):
         for drive in device.get("drives", []):
             name = str(drive.get("certificate_file", ""))
@@ -157,19 +371,41 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
                     problem = f"{name} is certificate {report.certificate_id}, the manifest lists {certificate_id}"
                 elif report.record_sha256 != drive.get("record_sha256"):
                     problem = f"{name}: record hash {report.record_sha256} differs from the manifest's"
+            listed.add(name)
             checks.append(CertificateCheck(str(device.get("asset")), certificate_id, name, not problem, problem))
+    try:
+        extras = sorted(item.name for item in certificates_dir.iterdir() if item.name not in listed)
+    except OSError as error:
+        extras = []
+        checks.append(CertificateCheck("-", "-", str(certificates_dir), False,
+                                       f"cannot list {certificates_dir}: {error.strerror or error}"))
+    checks += [CertificateCheck("-", "-", name, False, f"{name} is in {certificates_dir} but the manifest does not "
+                                "list it") for name in extras]
     return checks
 
 
-def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
-    """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
-    copy = pdf_path.with_suffix(".json")
+def _check_copy(pdf_path: Path, suffix: str, expected: Any) -> str:
+    """A copy beside a manifest PDF must be ``expected()`` byte for byte; "" when it is (or is absent)."""
+    copy = pdf_path.with_suffix(suffix)
     if not copy.exists():
         return ""
     try:
         data = read_regular_file(copy, MAX_DOCUMENT_BYTES)
+        wanted = expected()
     except NotReadable as error:
         return f"{copy.name}: {error}"
-    if data != canonical_json(manifest):
+    except (KeyError, TypeError, AttributeError, ValueError):  # a signed document of another shape
+        return f"{copy.name}: the signed manifest has no rows to compare it with"
+    if data != wanted:
         return f"{copy.name} differs from the manifest signed in {pdf_path.name}: trust the PDF, not the copy"
     return ""
+
+
+def check_json_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
+    """The JSON copy beside a manifest PDF must be byte-identical to the signed one; "" when it is (or is absent)."""
+    return _check_copy(pdf_path, ".json", lambda: canonical_json(manifest))
+
+
+def check_csv_copy(pdf_path: Path, manifest: Mapping[str, Any]) -> str:
+    """The CSV beside a manifest PDF must hold exactly the signed manifest's rows; "" when it does (or is absent)."""
+    return _check_copy(pdf_path, ".csv", lambda: render_csv(manifest))

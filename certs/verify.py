@@ -1245,12 +1245,19 @@ def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: d
     if kind is DocumentKind.MANIFEST:
         _require_sequence(text, "manifest id", "Manifest", str(document.get("document_id")), "Scheme")
         _require_sequence(text, "station", "Station", str(document.get("station_id")), "Created")
-        for device in document.get("devices", []):
-            _require_present(text, "device asset tag", str(device.get("asset")))
+        position = 0
+        for number, device in enumerate(document.get("devices", []), start=1):
+            # the row number and the asset tag are the first two cells of the device's row, rows in order
+            row = _squash(f"{number}{device.get('asset')}")
+            position = text.find(row, position)
+            if position < 0:
+                raise _Invalid("visible_text_mismatch", f"the page text does not show the signed row number and "
+                                                        f"asset tag {number} {device.get('asset')!r} in order")
+            position += len(row)
             for drive in device.get("drives", []):
-                _require_present(text, "drive serial", f"S/N {drive.get('serial')} ")
-                _require_present(text, "certificate id", str(drive.get("certificate_id")))
-                _require_present(text, "record hash", str(drive.get("record_sha256")))
+                _require_present(text, "drive serial", str(drive.get("serial")))
+                _require_present(text, "certificate id and record hash",
+                                 f"{drive.get('certificate_id')} sha256 {str(drive.get('record_sha256'))[:16]}")
     else:
         _require_sequence(text, "report id", "Report", str(document.get("document_id")), "Host device")
         _require_sequence(text, "method", "Method", str(document.get("method")), "Witness",

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,6 +30,7 @@ from agent.cli.output import (
     json_option,
     print_json,
     printable,
+    write_csv,
 )
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
@@ -37,10 +39,11 @@ from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
-from agent.store.registry import FINAL_STATES, JobRow, Registry
+from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
+from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
 
 
 def _firmware_job(registry: Registry, job_id: str) -> bool:
@@ -159,6 +162,12 @@ def render_job(job: JobRow) -> None:
         click.echo(f"  verify    {printable(verification.get('mode', '?'))} {verdict}: "
                    f"{human_size(checked) if isinstance(checked, int | float) else '?'} checked, coverage "
                    f"{f'{coverage * 100:.1f}%' if isinstance(coverage, int | float) else '?'}{extra}")
+    for secondary in job.secondary_verifications:
+        mismatched = (secondary.get("mismatches") or {}).get("mismatched_bytes")
+        click.echo(f"  re-verified {printable(str(secondary.get('at', '?')))}: {printable(str(secondary.get('mode')))} "
+                   f"{'PASSED' if secondary.get('passed') is True else 'FAILED'}"
+                   + (f", {mismatched} bytes mismatched" if mismatched else "")
+                   + f" (verification {secondary.get('verification_id')})")
     for decision in job.decisions:
         # the decision is what was chosen, not what happened: ✓ only on a sanitised job (attack B3)
         method = printable(str(decision.get("method", "?")))
@@ -258,25 +267,70 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
 
 
 # jobs -----------------------------------------------------------------------------------------
+_DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+_CSV_COLUMNS = ["job_id", "state", "created_at", "finished_at", "device", "model", "serial", "size_bytes",
+                "asset_tag", "operator", "profile", "method", "level", "verification", "secondary_verification",
+                "certificate"]
+
+
+def _verdict(verification: dict[str, Any] | None, missing: str = "-") -> str:
+    if not verification:
+        return missing
+    return "passed" if verification.get("passed") is True else "failed"
+
+
+def _csv_row(row: JobRow) -> list[object]:
+    latest = row.secondary_verifications[-1] if row.secondary_verifications else None
+    return [row.id, row.state, row.created_at, row.finished_at, row.device_path, row.drive.model, row.drive.serial,
+            row.drive.size_bytes, row.asset_tag, row.operator, row.profile, row.method, row.level,
+            _verdict(row.verification, ""), _verdict(latest, ""), row.certificate_path]
+
+
+def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:
+    """A ``--since``/``--until`` value, read as UTC; a bare date as ``--until`` includes that whole day."""
+    if value is None:
+        return None
+    if day_end and value.time() == datetime.min.time():
+        value += timedelta(days=1)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 @click.command()
 @json_option
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="How many recent jobs.")
+@click.option("--since", type=click.DateTime(_DATE_FORMATS), default=None, help="Created at or after (UTC).")
+@click.option("--until", type=click.DateTime(_DATE_FORMATS), default=None,
+              help="Created before (UTC); a date alone includes that day.")
+@click.option("--asset", default=None, help="Only this asset tag.")
+@click.option("--serial", default=None, help="Only this drive serial.")
+@click.option("--state", type=click.Choice([*ACTIVE_STATES, *FINAL_STATES]), default=None, help="Only this state.")
+@click.option("--operator", default=None, help="Only jobs of this operator.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (cells safe to open in a spreadsheet).")
 @click.pass_context
 @handle_errors
-def jobs(ctx: click.Context, as_json: bool, limit: int) -> None:
-    """Recent jobs, newest first."""
+def jobs(ctx: click.Context, as_json: bool, limit: int, since: datetime | None, until: datetime | None,
+         asset: str | None, serial: str | None, state: str | None, operator: str | None, as_csv: bool) -> None:
+    """Recent jobs, newest first (filtered by any of --since --until --asset --serial --state --operator)."""
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv exclude each other")
     registry = _registry(ctx)
-    rows = registry.jobs(limit)
+    rows = registry.jobs(limit, since=_utc(since), until=_utc(until, day_end=True), asset=asset, serial=serial,
+                         state=state, operator=operator)
     if as_json:
         print_json({"jobs": [row.to_json() for row in rows]})
+        return
+    if as_csv:
+        write_csv(_CSV_COLUMNS, [_csv_row(row) for row in rows])
         return
     if not rows:
         click.echo("no jobs")
         return
-    click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} CREATED")
+    click.echo(f"{'JOB':<16} {'STATE':<11} {'DEVICE':<12} {'PROFILE':<26} {'METHOD':<18} {'LEVEL':<6} "
+               f"{'RECHECK':<7} CREATED")
     for row in rows:
+        latest = row.secondary_verifications[-1] if row.secondary_verifications else None
         click.echo(f"{row.id:<16} {row.state:<11} {printable(row.device_path):<12} {row.profile:<26} "
-                   f"{row.method or '-':<18} {row.level or '-':<6} {row.created_at}")
+                   f"{row.method or '-':<18} {row.level or '-':<6} {_verdict(latest):<7} {row.created_at}")
 
 
 @click.command()
@@ -302,21 +356,71 @@ def job(ctx: click.Context, job_id: str, as_json: bool, events: bool) -> None:
 
 
 # verify-media ---------------------------------------------------------------------------------
+def _render_secondary(job: JobRow, data: dict[str, Any]) -> None:
+    """Human form of ``verify-media --job``: verdict, extents, the independent check."""
+    verdict = "PASSED" if data["passed"] else "FAILED"
+    click.echo(f"{printable(data['device'])}: secondary {data['mode']} verification of job {job.id} {verdict} "
+               f"(expectation {data['expectation'].get('kind')}, from the job's record)")
+    click.echo(f"  checked {human_size(data['bytes_checked'])} of {human_size(data['size_bytes'])} "
+               f"({data['coverage'] * 100:.1f}%)" + (f", seed {data['seed']}" if data.get("seed") else ""))
+    mismatches = data["mismatches"]
+    if mismatches["mismatched_sectors"]:
+        extents = mismatches["extents"]
+        click.echo(f"  mismatched: {mismatches['mismatched_bytes']} bytes in {mismatches['mismatched_sectors']} "
+                   f"sector(s), {len(extents)} extent(s)")
+        for extent in extents[:MAX_LISTED_EXTENTS]:
+            click.echo(f"    {describe_extent(extent)}")
+        if len(extents) > MAX_LISTED_EXTENTS:
+            click.echo(f"    … and {len(extents) - MAX_LISTED_EXTENTS} more (--json lists all)")
+    if "canaries" in data:
+        canaries = data["canaries"]
+        click.echo(f"  canaries: {canaries['checked']} checked, {len(canaries['survivors'])} survived")
+    click.echo(f"  recorded as verification {data['verification_id']} of job {job.id} (and in the audit chain)")
+    if data["independent_check"]:
+        click.echo("  repeat with another tool (full read, exit 0 = identical):")
+        click.echo(f"    {data['independent_check']}")
+    else:
+        click.echo("  no standard tool can regenerate this expectation; compare the canary digests in the job")
+
+
 @click.command("verify-media")
 @click.argument("device", shell_complete=complete_device)
-@click.option("--expect", "expect", default="zero", show_default=True, help="zero or pattern:HEX")
+@click.option("--job", "job_id", default=None,
+              help="Re-verify this job's drive against the job's own record (zero, pattern, clear-random "
+                   "stream, canaries) and record the result with the job.")
+@click.option("--expect", "expect", default=None, help="Without --job: zero (default) or pattern:HEX.")
 @click.option("--mode", type=click.Choice(["sampling", "full"]), default="sampling", show_default=True)
 @click.option("--seed", default=None, help="Reproduce an earlier sampling run.")
+@click.option("--operator", default=None, help="Who performs the check (default: login name).")
 @json_option
 @click.pass_context
 @handle_errors
-def verify_media(ctx: click.Context, device: str, expect: str, mode: str, seed: str | None, as_json: bool) -> None:
+def verify_media(ctx: click.Context, device: str, job_id: str | None, expect: str | None, mode: str,
+                 seed: str | None, operator: str | None, as_json: bool) -> None:
     """Re-verify a sanitised drive (compliance spot check). Read-only. Exit 0 pass, 1 mismatch."""
-    expectation = expectation_from_spec(expect)
+    if job_id is not None and expect is not None:
+        raise ConfigError("--expect and --job exclude each other: with --job the job's own record is the expectation")
+    if job_id is None and expect == "random":
+        raise ConfigError("--expect random needs the stream's key: use --job ID to verify against that job's record")
+    expectation = expectation_from_spec(expect or "zero") if job_id is None else None
     device = resolve_device(device)
     if not os.access(device, os.R_OK):
         # read-only: a plain user with read access (the disk group) may spot-check; say that, not "writing"
         raise DriveNotFound(f"{device}: verify-media needs read access to the device (or root)")
+    if job_id is not None:
+        registry = _registry(ctx)
+        try:
+            job_row = registry.job(job_id)
+            secondary = verify_job(registry, job_row, udev.identify(device), mode, seed=seed,
+                                   by=_operator(operator))
+        finally:
+            registry.close()
+        if as_json:
+            print_json({"job_id": job_row.id, **secondary})
+        else:
+            _render_secondary(job_row, secondary)
+        sys.exit(EXIT_OK if secondary["passed"] else EXIT_FAILED)
+    assert expectation is not None
     identity = udev.identify(device)
     with BlockDevice(device, writable=False, exclusive=False) as handle:
         result = verify(handle, expectation, mode, seed=seed)

@@ -107,3 +107,24 @@ def human_size(size: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"
+
+
+# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection): =HYPERLINK(…)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: object) -> str:
+    """One CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` in front,
+    and control characters are made visible (``printable``) so a cell cannot break a row."""
+    text = "" if value is None else printable(str(value))
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def write_csv(header: list[str], rows: list[list[object]]) -> None:
+    """Write a CSV table to standard output, every cell through :func:`csv_cell`."""
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(cell) for cell in row])

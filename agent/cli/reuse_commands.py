@@ -192,7 +192,7 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
         print_json(created)
     else:
         click.echo(f"manifest {created['manifest_id']} for {created['scheme']}: {', '.join(created['assets'])}")
-        click.echo(f"  {created['pdf']}\n  {created['json']}\n  {created['certificates']}/")
+        click.echo(f"  {created['pdf']}\n  {created['json']}\n  {created['csv']}\n  {created['certificates']}/")
 
 
 # health -----------------------------------------------------------------------------------------

@@ -39,21 +39,24 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
                                              "[default: certificate; manifest with --certificates].")
 @click.option("--certificates", "certificates_dir",
               help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
-                   "match its hash).")
+                   "match its hash) [default: certificates/ beside the manifest].")
+@click.option("--no-certificates", "no_certificates", is_flag=True,
+              help="Check a manifest alone; the verdict then says its certificates were NOT checked.")
 @_json_option
 def verify(files: tuple[str, ...], trust: str | None, expect: str | None, certificates_dir: str | None,
-           as_json: bool) -> None:
+           no_certificates: bool, as_json: bool) -> None:
     """Verify certificates of sanitisation, failure reports, batch manifests and destruction reports.
 
     FILE may be a folder of PDFs. Exit 0 only when every file is a valid document of the expected kind.
-    For a manifest, --certificates DIR also checks every certificate it lists. Partners without the
+    For a manifest, every certificate it lists is checked in the certificates/ folder beside it (or
+    --certificates DIR); --no-certificates skips that, and says so. Partners without the
     station software run the same check with 'python -m certs verify'.
     """
     from certs.cli import BadInput, run_verify
 
     try:
-        status = run_verify(files, trust, expect=expect, certificates_dir=certificates_dir, as_json=as_json,
-                            echo=click.echo)
+        status = run_verify(files, trust, expect=expect, certificates_dir=certificates_dir,
+                            no_certificates=no_certificates, as_json=as_json, echo=click.echo)
     except BadInput as error:
         _fail(error.code, error.message, as_json, EXIT_BAD_INPUT)
     raise SystemExit(status)

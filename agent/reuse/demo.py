@@ -119,8 +119,8 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
         lines.append(f"  manifest {created['pdf']} ({', '.join(created['assets'])}): "
                      f"{'VALID' if report.valid else report.reason}, {sum(c.ok for c in checks)}/{len(checks)} "
                      "certificates present and matching")
-        lines.append(f"    check it: wipe-agent verify {created['pdf']} --trust {trust_bundle} "
-                     f"--certificates {created['certificates']}")
+        lines.append(f"    check it: wipe-agent verify {created['pdf']} --trust {trust_bundle} --expect manifest "
+                     "(checks the certificates/ folder beside it)")
     audit = store.audit.verify()
     summary["audit"] = audit.to_json()
     ok = ok and audit.valid

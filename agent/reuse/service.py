@@ -224,7 +224,8 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
             files[certificate_id] = Path(job.certificate_path)
             drives.append({"model": drive["model"], "serial": drive["serial"], "media": drive["media"],
                            "job_id": drive["job_id"], "level": (drive["level"] or "").capitalize(),
-                           "verification": drive["verification"]["mode"], "certificate_id": certificate_id,
+                           "verification": drive["verification"]["mode"], "method": job.method or "",
+                           "sanitised_at": job.finished_at or "", "certificate_id": certificate_id,
                            "record_sha256": drive["certificate"]["record_sha256"],
                            "certificate_file": Path(job.certificate_path).name,
                            "validations": drive["validations"]})
@@ -250,7 +251,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         read_back(written.pdf, signer, DocumentKind.MANIFEST)
     except CertsError as error:
         # nothing of a manifest the station's own verifier refuses is left to hand over
-        for path in [*written.certificates.iterdir(), written.json]:
+        for path in [*written.certificates.iterdir(), written.json, written.csv]:
             path.unlink(missing_ok=True)
         os.rmdir(written.certificates)
         raise ReuseRefused(f"manifest not issued: {error.message}") from error
@@ -258,10 +259,11 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         store.record_manifest(manifest, str(written.pdf), str(written.json), written.sha256)
     except BaseException:
         # a refused claim (asset shipped concurrently) leaves no manifest behind
-        for path in [*written.certificates.iterdir(), written.pdf, written.json]:
+        for path in [*written.certificates.iterdir(), written.pdf, written.json, written.csv]:
             path.unlink(missing_ok=True)
         os.rmdir(written.certificates)
         raise
     return {"manifest_id": document_id, "scheme": scheme.name, "pdf": str(written.pdf), "json": str(written.json),
+            "csv": str(written.csv),
             "certificates": str(written.certificates), "manifest_sha256": written.sha256,
             "assets": [device["asset"] for device in devices]}

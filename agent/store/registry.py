@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,7 @@ class JobRow:
     route: str | None
     certificate_path: str | None
     verification: dict[str, Any] | None
+    secondary_verifications: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The job's JSON form (CLI ``--json`` and the API)."""
@@ -171,6 +172,7 @@ class JobRow:
             "route": self.route,
             "certificate": self.certificate_path,
             "verification": verification,
+            "secondary_verifications": self.secondary_verifications,
         }
 
 
@@ -239,6 +241,13 @@ def _owner_alive(row: sqlite3.Row) -> bool:
 
 _JOB_ID_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 RUN_AS_ROOT = "run as root (or as a member of wipe-operators via the daemon)"
+# The registry holds clear-random AES keys and every job's record: owner-only (0600). Operators read it
+# through the daemon's API socket (group api_group, 0660), never the file, so no group read is needed.
+# SQLite gives -wal, -shm and -journal the main file's mode; whatever an older version or an admin left
+# more open is tightened on open and the change written to the audit chain (see Registry._tighten).
+REGISTRY_MODE = 0o600
+REGISTRY_FILES = ("", "-wal", "-shm", "-journal")
+PERMISSIONS_AUDIT_KIND = "state-permissions-tightened"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -310,6 +319,8 @@ class Registry:
         self._check_directory()
         if os.path.lexists(self.path):
             self._check_existing()
+        else:
+            self._create_private()
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
@@ -341,7 +352,52 @@ class Registry:
         except BaseException:  # a refused (newer) schema or a failed migration: no connection left open
             self.close()
             raise
+        try:
+            self._tighten()
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _create_private(self) -> None:
+        """Create the registry file owner-only before SQLite does (it would follow the umask: 0644)."""
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, REGISTRY_MODE)
+        except OSError as exc:
+            raise ConfigError(f"registry {self.path}: cannot create it: {exc.strerror}") from None
+        try:
+            os.fchmod(descriptor, REGISTRY_MODE)  # O_CREAT's mode is masked by the umask; this is not
+        finally:
+            os.close(descriptor)
+
+    def _tighten(self) -> None:
+        """Registry files readable or writable by anyone but the owner are made 0600, and it is recorded.
+
+        Tightened rather than refused: a station upgraded from a version that left the file 0644 keeps
+        working and stops exposing its keys at once, and the audit chain says when and what it was.
+        A file this process may not chmod (another user's) is refused with the command that fixes it."""
+        changed: list[dict[str, Any]] = []
+        for suffix in REGISTRY_FILES:
+            path = Path(f"{self.path}{suffix}")
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(status.st_mode) or not stat.S_IMODE(status.st_mode) & 0o077:
+                continue
+            try:
+                os.chmod(path, REGISTRY_MODE, follow_symlinks=False)
+            except OSError as exc:
+                raise ConfigError(f"registry file {path} is mode {stat.S_IMODE(status.st_mode):04o}, open to other "
+                                  f"users, and cannot be tightened ({exc.strerror}): run 'chmod 600 {path}' as its "
+                                  "owner or root") from None
+            changed.append({"file": path.name, "was": f"{stat.S_IMODE(status.st_mode):04o}",
+                            "now": f"{REGISTRY_MODE:04o}",
+                            "was_writable_by_others": bool(stat.S_IMODE(status.st_mode) & 0o022)})
+        if changed:
+            from agent.audit.log import AuditLog  # the chain lives in this file; imported only when needed
+
+            AuditLog(self.db).append(PERMISSIONS_AUDIT_KIND, self.path.name, {"files": changed})
 
     def _refuse(self, reason: str) -> ConfigError:
         return ConfigError(f"registry {self.path} is not a wipe-agent registry or is corrupt ({reason}): "
@@ -635,16 +691,24 @@ class Registry:
             self._event(tx, job_id, row["state"], "certificate-issued",
                         {"path": path, "certificate_id": certificate_id, "record_sha256": record_sha256})
 
-    def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any]) -> None:
-        """Store a verification result (of a job, or a later spot check when ``job_id`` is None)."""
+    def record_verification(self, job_id: str | None, drive: DriveIdentity, result: dict[str, Any], *,
+                            also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
+        """Store a verification result (of a job, or a later spot check when ``job_id`` is None); its row id.
+
+        ``also`` runs inside the same transaction with the new row's id (the audit entry of a
+        secondary verification): both are committed, or neither."""
         drive_id = self.upsert_drive(drive)
         with self.transaction() as tx:
-            tx.execute(
+            cursor = tx.execute(
                 "INSERT INTO verifications(job_id, drive_id, at, mode, passed, seed, coverage, bytes_checked, "
                 "result_json) VALUES(?,?,?,?,?,?,?,?,?)",
                 (job_id, drive_id, self._now(), result["mode"], int(bool(result["passed"])), result.get("seed"),
                  float(result["coverage"]), int(result["bytes_checked"]), json.dumps(result, sort_keys=True)),
             )
+            row_id = int(cursor.lastrowid or 0)
+            if also is not None:
+                also(tx, row_id)
+        return row_id
 
     def open_events(self, model: str, serial: str, event: str, answered_by: str, *,
                     exclude_job: str | None = None) -> list[OpenEvent]:
@@ -738,9 +802,20 @@ class Registry:
 
     def _row_to_job(self, row: sqlite3.Row) -> JobRow:
         job_id = str(row["id"])
-        verification_row = self.db.execute(
-            "SELECT result_json FROM verifications WHERE job_id=? ORDER BY id DESC LIMIT 1", (row["id"],)
-        ).fetchone()
+        # the job's own verification is its latest non-secondary one; re-checks made later with
+        # ``verify-media --job`` (marked ``secondary`` in their result) are listed beside it
+        verification: dict[str, Any] | None = None
+        secondary: list[dict[str, Any]] = []
+        for verification_row in self.db.execute(
+            "SELECT id, at, result_json FROM verifications WHERE job_id=? ORDER BY id DESC", (row["id"],)
+        ).fetchall():
+            result = self._column(verification_row, "result_json", job_id)
+            if isinstance(result, dict) and result.get("secondary") is True:
+                secondary.append({"verification_id": int(verification_row["id"]), "at": verification_row["at"],
+                                  **result})
+            elif verification is None:
+                verification = result
+        secondary.reverse()
         identity = self._column(row, "identity_json", job_id)
         try:
             drive = DriveIdentity.from_json(identity)
@@ -771,7 +846,8 @@ class Registry:
             method_details=self._column(row, "method_json", job_id),
             route=row["route"],
             certificate_path=row["certificate_path"],
-            verification=self._column(verification_row, "result_json", job_id) if verification_row else None,
+            verification=verification,
+            secondary_verifications=secondary,
         )
 
     _JOB_SELECT = "SELECT jobs.*, drives.identity_json FROM jobs JOIN drives ON drives.id = jobs.drive_id"
@@ -790,10 +866,26 @@ class Registry:
             raise ConfigError(f"job id prefix {job_id!r} is ambiguous")
         return self._row_to_job(rows[0])
 
-    def jobs(self, limit: int = 200) -> list[JobRow]:
-        """Most recent jobs first."""
+    def jobs(self, limit: int = 200, *, since: datetime | None = None, until: datetime | None = None,
+             asset: str | None = None, serial: str | None = None, state: str | None = None,
+             operator: str | None = None) -> list[JobRow]:
+        """Most recent jobs first, optionally only those created in ``[since, until)`` and matching
+        the asset tag, drive serial, state and operator exactly (each given filter must hold)."""
+        where: list[str] = []
+        values: list[Any] = []
+        # created_at is UTC ISO 8601 with milliseconds, all in one format: comparing text orders by time
+        for clause, value in (("jobs.created_at >= ?", since), ("jobs.created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                values.append(value.astimezone(UTC).isoformat(timespec="milliseconds"))
+        for clause, text in (("jobs.asset_tag = ?", asset), ("drives.serial = ?", serial),
+                             ("jobs.state = ?", state), ("jobs.operator = ?", operator)):
+            if text is not None:
+                where.append(clause)
+                values.append(text)
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self.db.execute(
-            f"{self._JOB_SELECT} ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT ?", (limit,)
+            f"{self._JOB_SELECT}{condition} ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT ?", (*values, limit)
         ).fetchall()
         return [self._row_to_job(row) for row in rows]
 

@@ -16,6 +16,8 @@ MAX_REPORTED_MISMATCHES = 16
 
 Progress = Callable[[int, int], None]
 Cancelled = Callable[[], bool]
+# told about every piece read back that does not match (its offset and bytes, valid only during the call)
+Mismatch = Callable[[int, memoryview], None]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def _check(
     extents: list[Extent],
     progress: Progress | None,
     cancelled: Cancelled | None,
+    on_mismatch: Mismatch | None = None,
 ) -> tuple[int, int, list[int]]:
     total = sum(extent.length for extent in extents)
     checked = 0
@@ -64,6 +67,8 @@ def _check(
         for piece, data in pipeline.read(extents):
             if not expectation.matches(piece.offset, data):
                 mismatched += 1
+                if on_mismatch is not None:
+                    on_mismatch(piece.offset, data)
                 if len(first) < MAX_REPORTED_MISMATCHES:
                     locate = getattr(expectation, "first_difference", None)
                     index = locate(piece.offset, data) if locate else 0
@@ -91,8 +96,12 @@ def verify(
     seed: str | None = None,
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
+    on_mismatch: Mismatch | None = None,
 ) -> VerificationResult:
-    """Verify the device holds ``expectation``: ``mode`` is ``full`` or ``sampling``."""
+    """Verify the device holds ``expectation``: ``mode`` is ``full`` or ``sampling``.
+
+    ``on_mismatch`` sees each mismatching piece while its buffer is valid (a secondary verification
+    maps them to sector extents)."""
     started = time.monotonic()
     size = device.size
     note = None
@@ -105,7 +114,8 @@ def verify(
         except PlanNotPossible as exc:
             mode, note = "full", f"medium too small for sampling ({exc}); read back in full"
         else:
-            checked, mismatched, first = _check(device, expectation, list(plan.extents), progress, cancelled)
+            checked, mismatched, first = _check(device, expectation, list(plan.extents), progress, cancelled,
+                                             on_mismatch)
             return VerificationResult(
                 mode="sampling",
                 passed=mismatched == 0,
@@ -122,7 +132,7 @@ def verify(
             )
     if mode != "full":
         raise ValueError(f"unknown verification mode {mode!r}")
-    checked, mismatched, first = _check(device, expectation, [Extent(0, size)], progress, cancelled)
+    checked, mismatched, first = _check(device, expectation, [Extent(0, size)], progress, cancelled, on_mismatch)
     return VerificationResult(
         mode="full",
         passed=mismatched == 0 and checked == size,

@@ -93,7 +93,11 @@ def test_from_intake_to_a_verified_manifest(world: World, laptop: list[str], tmp
     verdict = json.loads(result.stdout)["results"][0]
     assert verdict["kind"] == "manifest" and verdict["complete"] and len(verdict["certificates"]) == 2
     text = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--expect", "manifest").stdout
-    assert "[batch manifest]" in text and "give --certificates DIR" in text
+    # the certificates/ folder beside the manifest is checked by default
+    assert text.startswith("VALID    ") and "[batch manifest]" in text and "2 of 2 listed present" in text
+    text = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--expect", "manifest",
+                "--no-certificates").stdout
+    assert text.startswith("VALID (manifest only: certificates were NOT checked \u2014 --no-certificates given)")
     # a certificate missing from the folder makes the manifest check fail
     next(Path(created["certificates"]).iterdir()).unlink()
     result = _run(world, "verify", created["pdf"], "--trust", str(world.bundle), "--certificates",

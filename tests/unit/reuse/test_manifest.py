@@ -37,6 +37,8 @@ def test_manifest_is_signed_lists_everything_and_verifies(store: ReuseStore, wor
     assert [d["serial"] for d in devices["PC-1"]["drives"]] == ["SSD-1", "SSD-2"]
     first = devices["PC-1"]["drives"][0]
     assert first["job_id"] == jobs[0].id and first["level"] == "Purge" and len(first["record_sha256"]) == 64
+    assert first["method"] == "nvme.sanitize.crypto" and first["sanitised_at"] == jobs[0].finished_at
+    assert Path(str(created["csv"])).read_bytes().count(b"\r\n") == 3  # heading + 2 devices
     assert first["validations"][0]["by"] == "Ms Validator"
     assert document["scheme"]["destination"] == "External reuse: schools programme (via the GLA reuse scheme)"
     assert not document["demo"] and devices["PC-1"]["attestations"]["mdm-removed"]["by"] == "Sgt Example"
