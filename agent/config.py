@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.policy.profiles import MEDIA
 from agent.tomlfile import exact_type, parse_toml, read_bounded_text
 
 DEFAULT_CONFIG_PATH = Path("/etc/wipe-agent/station.toml")
@@ -227,6 +226,10 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
     _expect(source, "max_parallel_jobs", parallel, int)
     if not 1 <= parallel <= MAX_PARALLEL_LIMIT:
         raise ConfigError(f"{source}: max_parallel_jobs must be 1..{MAX_PARALLEL_LIMIT}, got {parallel}")
+
+    # here, not at the top: the profiles module loads every method (and cryptography), which
+    # `wipe-agent status` would otherwise pay for just to learn the default socket path
+    from agent.policy.profiles import MEDIA
 
     raw_defaults = data.get("default_profiles", {})
     _expect(source, "[default_profiles]", raw_defaults, dict)

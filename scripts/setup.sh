@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything wipe-agent needs on Debian 12 (as root): system packages, a virtualenv in
-# .venv with the project and its pinned dependency ranges. Idempotent.
-#   scripts/setup.sh          the station (what `wipe-agent demo` needs)
-#   scripts/setup.sh --test   plus the test tools (pytest, hypothesis, fio, poppler's pdfsig, …)
+# .venv with the project and exactly the dependencies of the hashed lock file. Idempotent.
+#   scripts/setup.sh          the station (what `wipe-agent demo` needs): requirements.lock, then the
+#                             project itself as a regular (non-editable) install: the station runs the
+#                             copy in .venv, not whatever the checkout holds later
+#   scripts/setup.sh --test   plus the test tools (pytest, hypothesis, fio, poppler's pdfsig, …) from
+#                             requirements-test.lock, and an editable install: tests run the checkout
+# Every downloaded file must match a sha256 in the lock (pip --require-hashes); scripts/lock.sh regenerates
+# the locks from pyproject.toml's ranges.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_tests=0
@@ -38,10 +43,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # pip's and the build backend's chatter goes to a log, shown only if the install fails
 log=$(mktemp)
-target=.
-[ "$want_tests" -eq 1 ] && target='.[test]'
-if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-       .venv/bin/python -m pip install -q --disable-pip-version-check -e "$target"; } >"$log" 2>&1; then
+lock=requirements.lock
+project=(--force-reinstall .)  # a rerun after a pull installs the new code (same version number)
+if [ "$want_tests" -eq 1 ]; then
+  lock=requirements-test.lock
+  project=(-e .)
+fi
+# the lock holds the build backend too, so the project is built without fetching anything unhashed
+# (--no-build-isolation); --no-deps: nothing beyond the lock is resolved or downloaded
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+if ! { "${pip[@]}" --require-hashes --no-deps -r "$lock" &&
+       "${pip[@]}" --no-deps --no-build-isolation "${project[@]}"; } >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   echo "setup.sh: pip install failed (see above)" >&2

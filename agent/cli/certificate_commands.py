@@ -15,30 +15,20 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from agent.cli.verify_command import EXIT_BAD_INPUT, EXIT_INVALID, _fail, _json_option, verify
 from agent.errors import AgentError
 from agent.store.registry import REGISTRY_FILE, Registry
 from certs import pki as pki_library
-from certs.cli import BadInput, run_verify
 from certs.errors import CertificateError
-from certs.verify import EXPECT_CHOICES
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INVALID", "pki", "verify"]  # verify: its home is verify_command (light)
 
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
 STATE_DIR_ENVIRONMENT = "WIPE_AGENT_STATE_DIR"
-
-EXIT_INVALID = 1
-EXIT_BAD_INPUT = 2
-
-
-def _fail(code: str, message: str, as_json: bool, exit_code: int) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps({"error": {"code": code, "message": message}}))
-    else:
-        click.echo(f"error: {message}", err=True)
-    raise SystemExit(exit_code)
 
 
 def _os_message(error: OSError) -> str:
@@ -58,7 +48,6 @@ def _required(value: str | None, option: str, as_json: bool) -> str:
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 def _days_option(name: str, default: int, what: str) -> Callable[[_Command], _Command]:
@@ -324,33 +313,3 @@ def install_crl(source: str | None, state_dir: str | None, as_json: bool) -> Non
         "revoked": [pki_library.format_serial(entry.serial_number) for entry in crl]}, state_dir)
     _emit(as_json, {"next_update": next_update.isoformat() if next_update else None},
           f"installed CRL, next update {next_update:%Y-%m-%d}" if next_update else "installed CRL")
-
-
-@click.command("verify")
-@click.argument("files", nargs=-1)
-@click.option("--trust", "trust", help="Trust bundle (CA certificate, CRL, TSA certificates) from the issuing "
-                                       "organisation.")
-# Checked by run_verify rather than click.Choice, so a bad value is one line that obeys --json.
-@click.option("--expect", default=None, help=f"The kind every file must be: {' | '.join(EXPECT_CHOICES)} "
-                                             "[default: certificate; manifest with --certificates].")
-@click.option("--certificates", "certificates_dir",
-              help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
-                   "match its hash) [default: certificates/ beside the manifest].")
-@click.option("--no-certificates", "no_certificates", is_flag=True,
-              help="Check a manifest alone; the verdict then says its certificates were NOT checked.")
-@_json_option
-def verify(files: tuple[str, ...], trust: str | None, expect: str | None, certificates_dir: str | None,
-           no_certificates: bool, as_json: bool) -> None:
-    """Verify certificates of sanitisation, failure reports, batch manifests and destruction reports.
-
-    FILE may be a folder of PDFs. Exit 0 only when every file is a valid document of the expected kind.
-    For a manifest, every certificate it lists is checked in the certificates/ folder beside it (or
-    --certificates DIR); --no-certificates skips that, and says so. Partners without the
-    station software run the same check with 'python -m certs verify'.
-    """
-    try:
-        status = run_verify(files, trust, expect=expect, certificates_dir=certificates_dir,
-                            no_certificates=no_certificates, as_json=as_json, echo=click.echo)
-    except BadInput as error:
-        _fail(error.code, error.message, as_json, EXIT_BAD_INPUT)
-    raise SystemExit(status)

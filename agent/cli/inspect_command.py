@@ -17,6 +17,7 @@ from typing import Any, NoReturn, Protocol
 
 import click
 
+from agent.cli.completion import complete_device
 from agent.drive import probe
 from agent.drive.ata import parse_ata_identify
 from agent.drive.errors import IdentifyParseError
@@ -218,7 +219,7 @@ def _read_dump(path: Path) -> bytes:
 
 
 @click.command("inspect")
-@click.argument("device", required=False)
+@click.argument("device", required=False, shell_complete=complete_device)
 @click.option(
     "--dump",
     "dump_file",

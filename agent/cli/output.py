@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from agent.errors import AgentError
-from agent.store.registry import RUN_AS_ROOT, sqlite_reason
 from certs.units import decimal_size
 
 EXIT_OK = 0
@@ -78,10 +77,14 @@ def handle_errors(function: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(EXIT_FAILED)
         except PermissionError as error:
+            from agent.store.registry import RUN_AS_ROOT
+
             fail(AgentError(f"permission denied: {error.filename or error}; {RUN_AS_ROOT}"), as_json, EXIT_REFUSED)
         except sqlite3.Error as error:
             # the registry was sound when opened (Registry.open checks it) and failed under us:
             # a full state filesystem, or damage found in a page the open check did not read
+            from agent.store.registry import sqlite_reason
+
             fail(AgentError(f"registry: {sqlite_reason(error)}; what was not recorded is lost (an unfinished job "
                             "shows as interrupted, route hold, once the registry can be written again)"),
                  as_json, EXIT_FAILED)

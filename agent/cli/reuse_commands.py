@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from agent.cli.completion import complete_device
 from agent.cli.context import certificate_settings, resolve_device, state_dir
 from agent.cli.output import handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
@@ -111,7 +112,8 @@ def attest(ctx: click.Context, asset: str, item: str | None, by: str | None, as_
         click.echo(f"{asset}: {entry['item']} attested by {entry['by']} at {entry['at']}")
 
 
-@click.command("validate")
+@click.command("validate", short_help="Sign a validation statement (NIST SP 800-88 Rev. 2) accepting or "
+               "rejecting certificates.")
 @click.argument("items", nargs=-1)
 @click.option("--certificates", "certificates", multiple=True,
               help="A folder of certificates, or a certificate file, certificate id or job id (repeatable; "
@@ -236,7 +238,7 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
 
 # health -----------------------------------------------------------------------------------------
 @click.command("health")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_device)
 @click.option("--from-json", "from_json", default=None, help="Record a saved 'smartctl -j -a' output instead.")
 @click.option("--serial", default=None, help="Drive serial to file the reading under [default: smartctl's].")
 @click.option("--model", default=None, help="Drive model to file the reading under [default: the registry's drive "

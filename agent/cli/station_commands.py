@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from agent.api.client import ApiClient
+from agent.cli.completion import complete_bay, complete_profile
 from agent.cli.output import handle_errors, json_option, print_json, printable
 from agent.config import DEFAULT_API_SOCKET, StationConfig, default_config_path, load_config
 from agent.errors import AgentError, ConfigError
@@ -175,8 +176,9 @@ def watch(config_path: str | None, interval: float, count: int) -> None:
 
 # start / cancel / intake ------------------------------------------------------------------------
 @click.command("start")
-@click.argument("bay")
-@click.option("--profile", "profile_name", default=None, help="Profile (default: the bay's, else by media type).")
+@click.argument("bay", shell_complete=complete_bay)
+@click.option("--profile", "profile_name", default=None, shell_complete=complete_profile,
+              help="Profile (default: the bay's, else by media type).")
 @click.option("--serial", default=None, help="Serial number of the drive you mean; refused if the bay holds another.")
 @config_option
 @json_option
@@ -201,7 +203,8 @@ def start(bay: str, profile_name: str | None, serial: str | None, config_path: s
 
 @click.command("cancel")
 @click.argument("job_id", required=False)
-@click.option("--bay", default=None, help="Cancel the job of this bay instead (also one still queued).")
+@click.option("--bay", default=None, shell_complete=complete_bay,
+              help="Cancel the job of this bay instead (also one still queued).")
 @config_option
 @json_option
 @handle_errors
@@ -223,7 +226,8 @@ def cancel(job_id: str | None, bay: str | None, config_path: str | None, as_json
 @click.option("--host-serial", default=None, help="Serial number of the host device.")
 @click.option("--make", default=None, help="Make of the host device.")
 @click.option("--model", default=None, help="Model of the host device.")
-@click.option("--bay", required=True, help="Bay the host's drive goes into next.")
+@click.option("--bay", required=True, shell_complete=complete_bay,
+              help="Bay the host's drive goes into next.")
 @config_option
 @json_option
 @handle_errors

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.cli.main import render_job
+from agent.cli.job_commands import render_job
 from agent.errors import ConfigError
 from agent.store.registry import Registry
 from tests.unit.core.test_registry import IDENTITY
