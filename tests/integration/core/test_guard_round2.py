@@ -324,7 +324,7 @@ def test_a_pass_stopped_midway_is_shown_as_not_completed_with_the_bytes_it_wrote
         shown = run_cli("job", data["job_id"])
         assert shown.returncode == 0, shown.stderr
         assert "✓" not in shown.stdout and "chosen: ✗ overwrite" in shown.stdout, shown.stdout
-        assert "not completed: job failed" in shown.stdout and "of 16.0 MiB written" in shown.stdout, shown.stdout
+        assert "not completed: job failed" in shown.stdout and "of 16.8 MB written" in shown.stdout, shown.stdout
         assert json.loads(run_cli("job", data["job_id"], "--json").stdout)["bytes_written"] == data["bytes_written"]
     finally:
         if device is not None:
