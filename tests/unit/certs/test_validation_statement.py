@@ -44,6 +44,9 @@ def statement(station_id: str = "station-01", **overrides: object) -> Validation
         "summary": summary_of("accept", 1, "Alex Officer", "Validation officer"),
     }
     values.update(overrides)
+    if "summary" not in overrides:  # the summary states the decision, count, person and role it is signed with
+        values["summary"] = summary_of(str(values["decision"]), len(values["certificates"]),  # type: ignore[arg-type]
+                                       str(values["by"]), str(values["role"]))
     return ValidationStatement.from_json(json.dumps(values).encode())
 
 
