@@ -239,3 +239,18 @@ def test_fields_at_their_limit_are_signed_and_read_back(store: ReuseStore, world
                             station=world.signer, officer=None, bundle=load_trust_bundle(world.bundle),
                             out_dir=world.state / "validations")
     assert entry["reason"] == reason and _codes(store, world, "PC-4") == ["validation_rejected"]
+
+
+def test_the_cli_refuses_self_validation_by_name_and_signs_nothing(store: ReuseStore, world: World) -> None:
+    from tests.unit.reuse.test_cli import _run
+
+    (job,) = ready_device(store, world, "PC-3", [drive("SSD-3")], validate=False)
+    result = _run(world, "validate", job.id, "--decision", "accept", "--by", "PC Test", "--role", ROLE,
+                  "--station-on-instruction", "--trust", str(world.bundle))
+    assert result.exit_code == 2, result.output  # a refusal: one line, nothing touched
+    assert f"job {job.id}: PC Test performed this job and cannot validate it" in result.stderr
+    assert "Traceback" not in result.stderr and _statements(world) == []
+    long_by = _run(world, "validate", job.id, "--decision", "accept", "--by", "x" * 5000, "--role", ROLE,
+                   "--station-on-instruction", "--trust", str(world.bundle))
+    assert long_by.exit_code == 2 and "by: is 5000 characters long; at most 64" in long_by.stderr
+    assert _statements(world) == []
