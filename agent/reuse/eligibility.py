@@ -16,16 +16,20 @@ a failed sanitisation routed to destruction) or a destruction is recorded; ``hol
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.reuse.health import HealthReading, health_failures, not_applicable
 from agent.reuse.schemes import Scheme
 from agent.reuse.store import ReuseStore
 from agent.store.registry import JobRow, has_serial
 from certs.errors import CertificateError as CertsError
+from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.pki import TrustBundle
 from certs.validation import ValidationStatement, person_key
 from certs.verify import DocumentKind, read_embedded_record, read_embedded_statement, verify_with_bundle
@@ -129,7 +133,7 @@ def certificate_status(store: ReuseStore, job: JobRow, bundle: TrustBundle | Non
     return CertificateStatus(True, "", certificate_id, digest, demo, check)
 
 
-def _signed_statement(path: Path, bundle: TrustBundle | None) -> ValidationStatement:
+def _check_statement(path: Path, bundle: TrustBundle | None) -> ValidationStatement:
     """The statement in the PDF: fully verified with a bundle, else read from its bytes (the recorded hash is
     then what vouches for it, as the journal does for certificates). Raises CertsError."""
     if bundle is None:
@@ -138,6 +142,27 @@ def _signed_statement(path: Path, bundle: TrustBundle | None) -> ValidationState
     if not report.valid or report.document is None:
         raise CertsError(f"{path.name} is invalid ({report.code}: {report.reason})")
     return ValidationStatement.from_json(json.dumps(report.document).encode("utf-8"))
+
+
+def _signed_statement(store: ReuseStore, path: Path, bundle: TrustBundle | None) -> ValidationStatement:
+    """:func:`_check_statement`, once per file content and trust bundle for the store (its cache)."""
+    try:  # never a FIFO or device put in the file's place, never more than a document may be
+        content = hashlib.sha256(read_regular_file(path, MAX_DOCUMENT_BYTES)).hexdigest()
+    except NotReadable as error:
+        raise CertsError(str(error)) from None
+    trust = "journal" if bundle is None else hashlib.sha256(
+        bundle.ca_certificate.public_bytes(Encoding.DER) + bundle.crl.public_bytes(Encoding.DER)).hexdigest()
+    key = (content, trust)
+    if key not in store.checked_statements:
+        try:
+            store.checked_statements[key] = _check_statement(path, bundle)
+        except CertsError as error:
+            store.checked_statements[key] = error
+    found = store.checked_statements[key]
+    if isinstance(found, CertsError):
+        raise found
+    assert isinstance(found, ValidationStatement)
+    return found
 
 
 def _statement_problem(statement: ValidationStatement, row: dict[str, str], sha256: str, job: JobRow,
@@ -179,7 +204,7 @@ def signed_validations(store: ReuseStore, job: JobRow, bundle: TrustBundle | Non
         label = f"validation statement {entry['statement_id']}"
         pdf, sha256 = files[entry["statement_id"]]
         try:
-            statement = _signed_statement(Path(pdf), bundle)
+            statement = _signed_statement(store, Path(pdf), bundle)
         except CertsError as error:
             result.append({**entry, "problem": f"{label} cannot be checked: {error.message}"})
             continue

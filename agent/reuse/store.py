@@ -87,6 +87,9 @@ class ReuseStore:
         for statement in _TABLES:
             self.db.execute(statement)
         self.audit: AuditLog = registry.audit  # one chain per registry: the jobs' entries and these
+        # statement PDFs already checked by this store, keyed by (SHA-256 of the file's bytes, trust bundle):
+        # one statement over 200 certificates is verified once per command, not once per drive
+        self.checked_statements: dict[tuple[str, str], Any] = {}
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

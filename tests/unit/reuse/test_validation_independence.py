@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def test_a_missing_or_damaged_statement_file_blocks_by_name(store: ReuseStore, w
     assert f"validation statement {entry['statement_id']} cannot be checked" in _messages(store, world, "PC-9")
     Path(entry["pdf"]).unlink()
     assert _codes(store, world, "PC-9", False) == ["validation_tampered"]
+    os.mkfifo(entry["pdf"])  # nothing in its place may hang the check
+    assert _codes(store, world, "PC-9") == ["validation_tampered"]
+    assert "is a FIFO" in _messages(store, world, "PC-9") or "not a regular file" in _messages(store, world, "PC-9")
 
 
 def test_an_edited_chain_entry_is_named(store: ReuseStore, world: World,
@@ -254,3 +258,22 @@ def test_the_cli_refuses_self_validation_by_name_and_signs_nothing(store: ReuseS
                    "--station-on-instruction", "--trust", str(world.bundle))
     assert long_by.exit_code == 2 and "by: is 5000 characters long; at most 64" in long_by.stderr
     assert _statements(world) == []
+
+
+def test_one_statement_over_many_drives_is_checked_once_per_content(store: ReuseStore, world: World,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.reuse import eligibility
+
+    jobs = ready_device(store, world, "PC-2", [drive(f"SSD-2{n}") for n in range(3)], validate=False)
+    entry = sign_validation(store, [job.id for job in jobs], decision="accept", by="Ms Validator", role=ROLE,
+                            reason="", station=world.signer, officer=None, bundle=load_trust_bundle(world.bundle),
+                            out_dir=world.state / "validations")
+    checked: list[Path] = []
+    real = eligibility._check_statement
+    monkeypatch.setattr(eligibility, "_check_statement",
+                        lambda path, bundle: checked.append(path) or real(path, bundle))
+    assert _codes(store, world, "PC-2") == [] and checked == [Path(entry["pdf"])]
+    data = bytearray(Path(entry["pdf"]).read_bytes())  # new content: checked again, and refused
+    data[len(data) // 2] ^= 0x01
+    Path(entry["pdf"]).write_bytes(bytes(data))
+    assert _codes(store, world, "PC-2") == ["validation_tampered"] * 3 and len(checked) == 2
