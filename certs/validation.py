@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -49,6 +50,21 @@ SIGNER_WORDING = {
 }
 """What the statement's page says about who signed it (checked by the verifier against the JSON)."""
 DECISION_WORDING = {"accept": "ACCEPTED", "reject": "REJECTED"}
+
+MAX_NAME = 64
+"""Longest ``by`` and ``role``: a person's certificate name is at most 64 characters (``pki issue-person``)."""
+MAX_REASON = 500
+"""Longest ``reason``: what the page prints in its field and the verifier reads back."""
+
+
+def person_key(name: str) -> str:
+    """How two spellings of a person's name are compared (separation of duties, officer precedence).
+
+    Compatibility-normalised (NFKC: full-width and ligature forms fold), case-folded and with runs of
+    white space collapsed: "PC  Test", "pc test" and its full-width spelling are one person. Titles are not
+    stripped, so the comparison is by the exact name a person signs in or is certified under.
+    """
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,8 +110,15 @@ class ValidationStatement(_Strict):
         _require_timestamp("created_at", self.created_at)
         _require_text("by", self.by)
         _require_text("role", self.role)
+        for path, value, limit in (("by", self.by, MAX_NAME), ("role", self.role, MAX_NAME),
+                                   ("reason", self.reason, MAX_REASON)):
+            if len(value) > limit:
+                _fail(path, f"is {len(value)} characters long; at most {limit}")
         if self.decision == "reject":
             _require_text("reason", self.reason)
+        # the signed summary is what other tools print: it may not say anything but the decision itself
+        if self.summary != summary_of(self.decision, len(self.certificates), self.by, self.role):
+            _fail("summary", "does not state the statement's own decision, count, person and role")
         if not self.certificates:
             _fail("certificates", "must list at least one certificate")
         ids = [item.certificate_id for item in self.certificates]

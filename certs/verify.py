@@ -95,7 +95,7 @@ from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
 from certs.units import size_with_bytes
-from certs.validation import SIGNER_KINDS, ValidationStatement, summary_of
+from certs.validation import SIGNER_KINDS, ValidationStatement, person_key, summary_of
 
 _FUTURE_SLACK = timedelta(minutes=10)
 """A token may claim a time this far after our clock (clock skew), no further."""
@@ -1158,6 +1158,10 @@ def _check_statement_signer(statement: ValidationStatement, role: str, signer_na
         if signer_name != statement.by:
             raise _Invalid("signer_kind_mismatch", f"the statement names {statement.by!r} as the officer, but "
                                                    f"{signer_name!r}'s validator certificate signed it")
+        if person_key(statement.by) == person_key(statement.station_id):
+            # a validator certificate issued under a station's name would read "validated by station-01"
+            raise _Invalid("signer_kind_mismatch", f"the officer's name {statement.by!r} is the station's: a "
+                                                   "station is not a person and cannot validate its own work")
         return
     if role != "station":
         raise _Invalid("signer_kind_mismatch", f"the statement says the station signed it on instruction, but the "
@@ -1481,3 +1485,26 @@ def read_embedded_record(path: Path) -> SanitisationRecord:
         raise
     except Exception as error:  # unreadable or damaged file
         raise RecordError(f"{path}: cannot read the embedded record ({_short(error)})") from None
+
+
+def read_embedded_statement(path: Path) -> ValidationStatement:
+    """The validation statement embedded in a statement PDF, read *without* checking the signature.
+
+    Like :func:`read_embedded_record`, for the station's own comparison of the statement's bytes with
+    its registry (the station recorded the statement's SHA-256 when it signed it); partners, and the
+    station whenever it has a trust bundle, use :func:`verify_with_bundle`. Raises
+    :class:`~certs.errors.RecordError` when the file holds no readable statement.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(read_regular_file(path, MAX_DOCUMENT_BYTES)), strict=False)
+        if kind_of(str(reader.root[DOCUMENT_KEY]["/Kind"])) != "validation":
+            raise RecordError(f"{path}: not a validation statement")
+        return ValidationStatement.from_json(_embedded_record(reader, DOCUMENT_KINDS["validation"]))
+    except _Invalid as invalid:
+        raise RecordError(f"{path}: {invalid.reason}") from None
+    except RecordError:
+        raise
+    except Exception as error:  # unreadable or damaged file, no document catalog entry
+        raise RecordError(f"{path}: cannot read the embedded statement ({_short(error)})") from None

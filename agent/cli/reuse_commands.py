@@ -119,13 +119,16 @@ def attest(ctx: click.Context, asset: str, item: str | None, by: str | None, as_
               help="A folder of certificates, or a certificate file, certificate id or job id (repeatable; "
                    "ITEMS after the options count too).")
 @click.option("--decision", type=click.Choice(["accept", "reject"]), default=None, help="The officer's decision.")
-@click.option("--by", "by", help="The accountable person reviewing the evidence (the --cert's name when signing).")
+@click.option("--by", "by", help="The accountable person reviewing the evidence (the --cert's name when signing); "
+                                 "never the operator of a listed job.")
 @click.option("--role", help="Their role, e.g. information-security-officer.")
 @click.option("--reason", default="", help="Why (required to reject).")
 @click.option("--key", "key", default=None, help="The officer's key (from 'pki issue-person --role validator').")
 @click.option("--cert", "cert", default=None, help="The officer's certificate.")
 @click.option("--station-on-instruction", is_flag=True,
-              help="The station signs on the officer's recorded instruction (no personal key at this site).")
+              help="The station signs on the officer's recorded instruction (no personal key at this site). "
+                   "Refused for a --by who has signed here with a validator certificate, and for an acceptance "
+                   "over a certificate an officer has decided.")
 @click.option("--out", "out_dir", default=None, help="Folder for the statement PDF [default: STATE_DIR/validations].")
 @_trust_option
 @json_option

@@ -16,17 +16,23 @@ a failed sanitisation routed to destruction) or a destruction is recorded; ``hol
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.reuse.health import HealthReading, health_failures, not_applicable
 from agent.reuse.schemes import Scheme
 from agent.reuse.store import ReuseStore
 from agent.store.registry import JobRow, has_serial
 from certs.errors import CertificateError as CertsError
+from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.pki import TrustBundle
-from certs.verify import read_embedded_record, verify_with_bundle
+from certs.validation import ValidationStatement, person_key
+from certs.verify import DocumentKind, read_embedded_record, read_embedded_statement, verify_with_bundle
 
 _LEVEL_ORDER = {"clear": 1, "purge": 2}
 
@@ -127,6 +133,118 @@ def certificate_status(store: ReuseStore, job: JobRow, bundle: TrustBundle | Non
     return CertificateStatus(True, "", certificate_id, digest, demo, check)
 
 
+def _check_statement(path: Path, bundle: TrustBundle | None) -> ValidationStatement:
+    """The statement in the PDF: fully verified with a bundle, else read from its bytes (the recorded hash is
+    then what vouches for it, as the journal does for certificates). Raises CertsError."""
+    if bundle is None:
+        return read_embedded_statement(path)
+    report = verify_with_bundle(path, bundle, expect=DocumentKind.VALIDATION)
+    if not report.valid or report.document is None:
+        raise CertsError(f"{path.name} is invalid ({report.code}: {report.reason})")
+    return ValidationStatement.from_json(json.dumps(report.document).encode("utf-8"))
+
+
+def _signed_statement(store: ReuseStore, path: Path, bundle: TrustBundle | None) -> ValidationStatement:
+    """:func:`_check_statement`, once per file content and trust bundle for the store (its cache)."""
+    try:  # never a FIFO or device put in the file's place, never more than a document may be
+        content = hashlib.sha256(read_regular_file(path, MAX_DOCUMENT_BYTES)).hexdigest()
+    except NotReadable as error:
+        raise CertsError(str(error)) from None
+    trust = "journal" if bundle is None else hashlib.sha256(
+        bundle.ca_certificate.public_bytes(Encoding.DER) + bundle.crl.public_bytes(Encoding.DER)).hexdigest()
+    key = (content, trust)
+    if key not in store.checked_statements:
+        try:
+            store.checked_statements[key] = _check_statement(path, bundle)
+        except CertsError as error:
+            store.checked_statements[key] = error
+    found = store.checked_statements[key]
+    if isinstance(found, CertsError):
+        raise found
+    assert isinstance(found, ValidationStatement)
+    return found
+
+
+def _statement_problem(statement: ValidationStatement, row: dict[str, str], sha256: str, job: JobRow,
+                       chained: dict[str, Any] | None) -> str | None:
+    """Why the signed statement, its registry row and its audit entry do not agree (None when they do)."""
+    if statement.document_id != row["statement_id"] or statement.sha256() != sha256:
+        return "the PDF holds another statement than the one recorded"
+    signed = {"decision": statement.decision, "by": statement.by, "role": statement.role,
+              "signer_kind": statement.signer_kind, "reason": statement.reason, "at": statement.created_at}
+    differing = sorted(key for key, value in signed.items() if row.get(key) != value)
+    if differing:
+        return f"the registry row's {', '.join(differing)} differ from the signed statement's"
+    if not any(item.job_id == job.id and item.certificate_id == row["certificate_id"]
+               and item.record_sha256 == row["record_sha256"] for item in statement.certificates):
+        return f"the signed statement does not cover certificate {row['certificate_id']} of job {job.id}"
+    if chained is None:
+        return "the audit chain holds no entry for it"
+    if chained.get("statement_sha256") != sha256 or chained.get("decision") != statement.decision:
+        return "the audit chain recorded another statement under its id"
+    return None
+
+
+def signed_validations(store: ReuseStore, job: JobRow, bundle: TrustBundle | None) -> list[dict[str, str]]:
+    """The job's validations with every signed one checked against its statement's bytes (M16).
+
+    Each signed entry's decision, person, role and signer kind are those of the statement PDF the
+    station signed (verified with ``bundle``, else its SHA-256 compared with the one recorded), not
+    of the registry row; a row, file or audit entry that disagrees, a missing file, or a statement
+    the chain records for the job without a row, gives the entry a ``problem`` (which blocks).
+    """
+    entries = store.validations(job.id)
+    files = store.statement_files(job.id)
+    chained = store.chained_statements(job.id)
+    result: list[dict[str, str]] = []
+    for entry in entries:
+        if not entry["statement_id"]:
+            result.append(entry)
+            continue
+        label = f"validation statement {entry['statement_id']}"
+        pdf, sha256 = files[entry["statement_id"]]
+        try:
+            statement = _signed_statement(store, Path(pdf), bundle)
+        except CertsError as error:
+            result.append({**entry, "problem": f"{label} cannot be checked: {error.message}"})
+            continue
+        problem = _statement_problem(statement, entry, sha256, job, chained.get(entry["statement_id"]))
+        result.append({**entry, **({"problem": f"{label}: {problem}"} if problem else {})})
+    for statement_id, data in chained.items():
+        if statement_id not in files:
+            link = next(item for item in data.get("jobs", []) if item.get("job_id") == job.id)
+            result.append({"statement_id": statement_id, "decision": str(data.get("decision")),
+                           "by": str(data.get("by")), "role": str(data.get("role")), "at": str(data.get("at")),
+                           "signer_kind": str(data.get("signer_kind")), "reason": str(data.get("reason")),
+                           "certificate_id": str(link.get("certificate_id")),
+                           "record_sha256": str(link.get("record_sha256")),
+                           "problem": f"validation statement {statement_id} is in the audit chain but its "
+                                      "registry row is gone"})
+    return result
+
+
+def effective_validation(signed: list[dict[str, str]]) -> dict[str, str] | None:
+    """The statement that decides, among signed statements over one certificate (oldest first).
+
+    The latest officer-signed statement (an officer may reconsider, another officer may overrule), unless
+    a station-signed *rejection* came after it; with no officer statement, the latest station-signed one.
+    So a station-on-instruction acceptance never supersedes an officer's signed statement (H2): only a
+    statement signed with a validator certificate can lift an officer's rejection.
+    """
+    officers = [entry for entry in signed if entry["signer_kind"] == "officer"]
+    if not officers:
+        return signed[-1] if signed else None
+    latest = officers[-1]
+    later_rejections = [entry for entry in signed[signed.index(latest) + 1:] if entry["decision"] == "reject"]
+    return later_rejections[-1] if later_rejections else latest
+
+
+def performed_by(job: JobRow) -> str | None:
+    """The person who performed the job, compared by :func:`certs.validation.person_key`; None when the job
+    names nobody (no operator signed in), which no validator name can match."""
+    return person_key(job.operator) if job.operator_named and job.operator.strip() else None
+
+
 def _health_of(store: ReuseStore, job: JobRow) -> tuple[int | None, HealthReading]:
     found = store.latest_health(job.drive.model, job.drive.serial)
     if found is not None:
@@ -212,17 +330,25 @@ def _validation_reasons(scheme: Scheme, job: JobRow, certificate: CertificateSta
     the latest of which accepts it, by one of the scheme's roles; unsigned legacy rows never count."""
     if not certificate.ok:
         return []  # the certificate's own reason stands; no statement can cover a certificate that is not valid
+    broken = [v for v in validations if v.get("problem")]
+    if broken:
+        return [Reason("validation_tampered", f"{label}: {v['problem']}", label) for v in broken]
     signed = [v for v in validations if v.get("statement_id") and v.get("record_sha256") == certificate.record_sha256]
     if not signed:
         unsigned = any(v.get("signer_kind") == "unsigned" for v in validations)
         note = " (an unsigned validation was recorded before signed statements: validate again)" if unsigned else ""
         return [Reason("validation_missing", f"{label}: job {job.id} awaits a signed validation statement "
                                              f"(wipe-agent validate --certificates ID --decision accept){note}", label)]
-    latest = signed[-1]
+    latest = effective_validation(signed)
+    assert latest is not None
     if latest["decision"] != "accept":
         return [Reason("validation_rejected", f"{label}: certificate {latest['certificate_id']} was rejected by "
                                               f"{latest['by']} ({latest['role']}) in validation statement "
                                               f"{latest['statement_id']}: {latest['reason']}", label, "hold")]
+    operator = performed_by(job)
+    if operator is not None and person_key(latest["by"]) == operator:
+        return [Reason("validator_not_independent", f"{label}: validated by {latest['by']}, who performed job "
+                                                    f"{job.id}: validation must be by someone else", label)]
     if scheme.validator_roles and latest["role"] not in scheme.validator_roles:
         return [Reason("validator_role", f"{label}: validated by role {latest['role']}, {scheme.name} needs one "
                                          f"of {', '.join(scheme.validator_roles)}", label)]
@@ -242,7 +368,7 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
     for job in jobs:
         certificate = certificate_status(store, job, bundle)
         reading_id, reading = _health_of(store, job)
-        validations = store.validations(job.id)
+        validations = signed_validations(store, job, bundle)
         # a drive without a serial shares the registry's drive row with others: its checks are not its own
         later = later_checks[job.id] = store.verification_after(job) if has_serial(job.drive.serial) else None
         per_drive.append((job, certificate, reading, validations))
@@ -256,6 +382,8 @@ def evaluate(store: ReuseStore, asset: str, schemes: list[Scheme], bundle: Trust
                             "problem": certificate.problem, "demo": certificate.demo},
             "health": {"reading_id": reading_id, **reading.to_json()},
             "validations": validations,
+            "validation": effective_validation([v for v in validations if v.get("statement_id")
+                                                and v.get("record_sha256") == certificate.record_sha256]),
             "later_verification": later,
         })
     results: list[SchemeResult] = []

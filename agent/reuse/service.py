@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import TOOL_NAME, __version__
-from agent.reuse.eligibility import Decision, evaluate
+from agent.reuse.eligibility import Decision, evaluate, performed_by, signed_validations
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.reuse.schemes import Scheme, load_all_schemes, load_scheme
@@ -29,6 +29,7 @@ from certs.validation import (
     ValidatedCertificate,
     ValidationStatement,
     issue_statement,
+    person_key,
     summary_of,
 )
 from certs.verify import DocumentKind, load_trust_bundle, read_back, verify_with_bundle
@@ -155,6 +156,26 @@ def _own_trust(signer: StationSigner) -> TrustBundle:
     return TrustBundle(authority, signer.crl)
 
 
+def _independence_refusals(store: ReuseStore, job: JobRow, record_sha256: str, by: str, decision: str,
+                           officer: StationSigner | None, trust: TrustBundle) -> list[str]:
+    """Why ``by`` may not sign this decision over the job's certificate: separation of duties (NIST SP 800-88
+    Rev. 2: not the person who sanitised, compared by :func:`certs.validation.person_key` with the job's
+    operator), and a station-signed acceptance never superseding an officer-signed statement."""
+    refusals = []
+    if performed_by(job) == person_key(by):
+        refusals.append(f"job {job.id}: {by} performed this job and cannot validate it (validation is by "
+                        "someone other than the operator)")
+    if officer is None and decision == "accept":
+        statements = signed_validations(store, job, trust)
+        decided = [v for v in statements if v.get("signer_kind") == "officer"
+                   and v.get("record_sha256") == record_sha256]
+        if decided:
+            refusals.append(f"job {job.id}: {decided[-1]['by']} signed statement {decided[-1]['statement_id']} "
+                            f"({decided[-1]['decision']}) with a validator certificate: only a validator certificate "
+                            "can supersede it, not the station on instruction")
+    return refusals
+
+
 def validate(store: ReuseStore, certificates: list[str], *, decision: str, by: str, role: str, reason: str,
              station: StationSigner, officer: StationSigner | None, bundle: TrustBundle | None, out_dir: Path,
              tsa_url: str | None = None) -> dict[str, Any]:
@@ -174,6 +195,13 @@ def validate(store: ReuseStore, certificates: list[str], *, decision: str, by: s
         raise ReuseInputError("a rejection needs --reason: the operator must learn what to redo")
     if officer is not None and officer.station_id != by:
         raise ReuseInputError(f"--by {by!r} is not the person the --cert names ({officer.station_id!r})")
+    if person_key(by) == person_key(station.station_id):
+        raise ReuseInputError(f"--by {by!r} is the station's name: validation is by an accountable person")
+    if officer is None and person_key(by) in store.officers():
+        # station-on-instruction is for sites without personal keys; a holder signs for herself (H2)
+        raise ReuseRefused(f"{by} holds a validator certificate (statements at this station are signed with it): "
+                           "a statement in their name must be signed with their --key and --cert, not by the "
+                           "station on instruction; nothing was signed")
     if not certificates:
         raise ReuseInputError("give --certificates DIR, or certificate files, certificate ids or job ids")
     trust = bundle or _own_trust(station)
@@ -196,6 +224,7 @@ def validate(store: ReuseStore, certificates: list[str], *, decision: str, by: s
         if job.state != "sanitised":
             refusals.append(f"{path.name}: job {job.id} is {job.state}, not sanitised")
             continue
+        refusals += _independence_refusals(store, job, report.record_sha256, by, decision, officer, trust)
         media = report.record.media
         covered.append((job, report.certificate_id, report.record_sha256, f"{media.model} S/N {media.serial}"))
         demo.add(report.demo)
@@ -281,18 +310,18 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
 
 
 def device_validation(drives: list[dict[str, Any]]) -> dict[str, str] | None:
-    """The manifest's per-device ``validation``: the latest signed statement over the drives' current
-    certificates (each drive's own statements, pinned by record hash), or None when none was signed.
+    """The manifest's per-device ``validation``: the latest of the drives' deciding statements (each drive's
+    :func:`~agent.reuse.eligibility.effective_validation` over its current certificate, from the decision's
+    inputs), or None when none was signed.
 
     A device whose drives were validated in different statements shows the latest; the per-drive
     ``validations`` list keeps every one.
     """
     latest: dict[str, str] | None = None
     for drive in drives:
-        for entry in drive.get("validations", []):
-            if entry.get("statement_id") and entry.get("record_sha256") == drive.get("record_sha256") \
-                    and (latest is None or entry["at"] >= latest["at"]):
-                latest = entry
+        entry = drive.get("validation")
+        if entry and (latest is None or entry["at"] >= latest["at"]):
+            latest = entry
     if latest is None:
         return None
     return {key: latest[key] for key in ("decision", "by", "role", "at", "statement_id", "signer_kind")}
@@ -359,7 +388,8 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         host = decision.inputs["host"]
         devices.append({"asset": asset, "kind": host["kind"], "make": host["make"], "model": host["model"],
                         "serial": host["serial"], "drives": drives,
-                        "attestations": decision.inputs["attestations"], "validation": device_validation(drives)})
+                        "attestations": decision.inputs["attestations"],
+                        "validation": device_validation(decision.inputs["drives"])})
     document_id = new_document_id("MF")
     manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA, "kind": "manifest", "document_id": document_id, "station_id": signer.station_id,

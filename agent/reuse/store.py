@@ -20,6 +20,7 @@ from agent.audit.log import AuditLog
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.store.registry import JobRow, Registry, has_serial
+from certs.validation import person_key
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS reuse_hosts (asset TEXT PRIMARY KEY, kind TEXT NOT NULL, make TEXT NOT NULL, "
@@ -86,6 +87,9 @@ class ReuseStore:
         for statement in _TABLES:
             self.db.execute(statement)
         self.audit: AuditLog = registry.audit  # one chain per registry: the jobs' entries and these
+        # statement PDFs already checked by this store, keyed by (SHA-256 of the file's bytes, trust bundle):
+        # one statement over 200 certificates is verified once per command, not once per drive
+        self.checked_statements: dict[tuple[str, str], Any] = {}
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -280,6 +284,31 @@ class ReuseStore:
                     "at": str(r[4]), "signer_kind": str(r[5]), "reason": str(r[6]), "certificate_id": str(r[7]),
                     "record_sha256": str(r[8])} for r in signed]
         return result
+
+    def statement_files(self, job_id: str) -> dict[str, tuple[str, str]]:
+        """Statement id → (PDF path, statement SHA-256 recorded when it was signed) for a job's statements."""
+        rows = self.db.execute(
+            "SELECT s.id, s.pdf_path, s.statement_sha256 FROM reuse_statement_jobs j "
+            "JOIN reuse_validation_statements s ON s.id = j.statement_id WHERE j.job_id=?", (job_id,)).fetchall()
+        return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+    def chained_statements(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """Statement id → its ``validation-statement`` audit entry, for every statement the chain says covers
+        ``job_id``: what was signed, independent of the statement tables (a deleted row is still here)."""
+        rows = self.db.execute(
+            "SELECT subject, data_json FROM audit_log WHERE kind='validation-statement' AND EXISTS "
+            "(SELECT 1 FROM json_each(audit_log.data_json, '$.jobs') WHERE json_extract(value, '$.job_id') = ?) "
+            "ORDER BY seq", (job_id,)).fetchall()
+        return {str(r[0]): json.loads(r[1]) for r in rows}
+
+    def officers(self) -> set[str]:
+        """The names (:func:`certs.validation.person_key`) of everyone who signed a statement with their own
+        validator certificate at this station, from the statement rows and the audit chain."""
+        rows = self.db.execute(
+            "SELECT by_name FROM reuse_validation_statements WHERE signer_kind='officer' UNION "
+            "SELECT json_extract(data_json, '$.by') FROM audit_log WHERE kind='validation-statement' "
+            "AND json_extract(data_json, '$.signer_kind')='officer'").fetchall()
+        return {person_key(str(r[0])) for r in rows if r[0]}
 
     def job_for_certificate(self, certificate_id: str) -> str | None:
         """The job whose journal records issuing ``certificate_id`` (None when this registry never issued it)."""

@@ -44,6 +44,9 @@ def statement(station_id: str = "station-01", **overrides: object) -> Validation
         "summary": summary_of("accept", 1, "Alex Officer", "Validation officer"),
     }
     values.update(overrides)
+    if "summary" not in overrides:  # the summary states the decision, count, person and role it is signed with
+        values["summary"] = summary_of(str(values["decision"]), len(values["certificates"]),  # type: ignore[arg-type]
+                                       str(values["by"]), str(values["role"]))
     return ValidationStatement.from_json(json.dumps(values).encode())
 
 
@@ -179,3 +182,30 @@ def test_the_record_class_is_strict() -> None:
         statement(signer_kind="anyone")
     with pytest.raises(RecordError, match="duplicate key"):
         ValidationStatement.from_json(b'{"kind":"validation","kind":"validation"}')
+
+
+def test_a_summary_stating_another_decision_is_refused_by_name(world: PkiWorld, tmp_path: Path) -> None:
+    shown = statement(signer_kind="station-on-instruction")
+    data = {**shown.to_dict(), "summary": summary_of("reject", 1, shown.by, shown.role)}
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    report = _verify(world, _sign_payload(world, shown, payload, tmp_path / "s.pdf"))
+    assert report.code == "bad_record" and "summary: does not state the statement's own decision" in report.reason
+    with pytest.raises(RecordError, match="summary"):
+        statement(summary="ACCEPTED 1 certificate, by Alex Officer (Validation officer)", decision="reject",
+                  reason="dirty")
+
+
+def test_a_validator_certificate_in_the_stations_name_cannot_validate(world: PkiWorld, tmp_path: Path) -> None:
+    issued = pki.issue_person(world.ca_dir, "Station-01", "validator", tmp_path / "people")
+    impostor = pki.load_person_signer(issued.key_path, issued.certificate_path, world.station)
+    path = tmp_path / "statement.pdf"
+    issue_statement(statement(by="Station-01"), impostor, path)
+    report = _verify(world, path)
+    assert report.code == "signer_kind_mismatch" and "is the station's" in report.reason
+
+
+def test_overlong_fields_are_refused_by_the_record_class() -> None:
+    with pytest.raises(RecordError, match="by: is 65 characters long; at most 64"):
+        statement(by="A" * 65)
+    with pytest.raises(RecordError, match="reason: is 501 characters long; at most 500"):
+        statement(decision="reject", reason="r" * 501)

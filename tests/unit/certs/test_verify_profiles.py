@@ -301,12 +301,13 @@ def documents(world: PkiWorld, tsa: kit.KitTsa, out: Path) -> dict[DocumentKind,
         "reasons": ["ATA security locked"], "summary": "one drive shredded",
     }
     issue_destruction_report(destruction, world.station, out / "destruction.pdf", timestamper=tsa.stamper())
-    from certs.validation import ValidatedCertificate, ValidationStatement, issue_statement
+    from certs.validation import ValidatedCertificate, ValidationStatement, issue_statement, summary_of
 
     statement = ValidationStatement(
         schema_version=1, kind="validation", document_id="VS-TEST-1", station_id="station-01", created_at=created,
         decision="accept", by="Alex Officer", role="information-security-officer", reason="",
-        signer_kind="station-on-instruction", demo=False, summary="accepted 1 certificate",
+        signer_kind="station-on-instruction", demo=False,
+        summary=summary_of("accept", 1, "Alex Officer", "information-security-officer"),
         certificates=(ValidatedCertificate(certificate_id=record.certificate_id, record_sha256=record.sha256(),
                                            job_id="job-1", drive=record.media.serial),))
     issue_statement(statement, world.station, out / "validation.pdf", timestamper=tsa.stamper())

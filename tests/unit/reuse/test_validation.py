@@ -135,8 +135,11 @@ def test_a_statement_over_another_record_hash_does_not_cover_the_certificate(sto
     (job,) = ready_device(store, world, "PC-6", [drive("SSD-1")], validate=False)
     accepted = _station_validate(store, world, [job.id])
     assert decide(store, "PC-6", bundle=load_trust_bundle(world.bundle)).eligible_for("schools")
-    # the registry row now pins another record (as if the certificate had been re-issued with other content)
+    # the registry row now pins another record than the signed statement does: the row is not believed,
+    # and the disagreement is named (the statement's bytes decide, never the row)
     store.db.execute("UPDATE reuse_statement_jobs SET record_sha256=? WHERE statement_id=?",
                      ("0" * 64, accepted["statement_id"]))
     result = decide(store, "PC-6", bundle=load_trust_bundle(world.bundle)).result("schools")
-    assert result is not None and [reason.code for reason in result.reasons] == ["validation_missing"]
+    assert result is not None and [reason.code for reason in result.reasons] == ["validation_tampered"]
+    assert f"the signed statement does not cover certificate {accepted['jobs'][0]['certificate_id']}" \
+        in result.reasons[0].message
