@@ -887,8 +887,9 @@ def check_station_signature(signer: x509.Certificate, signed: bytes, signature: 
     the CA itself), validity of the station and CA certificates at ``moment``, revocation in the
     bundle's CRL as of ``moment`` (keyCompromise with an earlier invalidity date counts), then the
     signature value. ``station_id``, when given, must be the certificate's common name
-    (``station_mismatch``). ``moment`` is the time the signed data states: nothing timestamps it,
-    so a key compromised and revoked with an invalidity date is what stops a back-dated signature.
+    (``station_mismatch``). ``moment`` is the time the signed data states: nothing timestamps it, so
+    an invalidity date does NOT stop a back-dated signature by a stolen key; callers refuse untimestamped
+    signatures of a key revoked for key compromise outright (:mod:`certs.audit_chain`).
     """
     station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
     try:
@@ -899,7 +900,7 @@ def check_station_signature(signer: x509.Certificate, signed: bytes, signature: 
         _check_validity(signer, bundle, moment, station_label, f"at {moment:%Y-%m-%d %H:%M} UTC")
         problem = _revocation_problem(signer, [bundle.crl], moment)
         if problem:
-            raise _Invalid("revoked", f"{station_label.split(' (')[0]} {problem}")
+            raise _Invalid("revoked", f"station certificate {problem}")  # the problem names serial and station
         _verify_signature_value(signer, "ecdsa", "sha256", signature, signed, "bad_signature")
     except _Invalid as invalid:
         return StationSignatureProblem(invalid.code, invalid.reason)

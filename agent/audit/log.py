@@ -35,9 +35,10 @@ from certs.audit_chain import (
     check_checkpoints,
     checkpoint_payload,
     entry_hash,
+    numbering_problems,
 )
 from certs.errors import CertificateError
-from certs.pki import StationSigner, load_station_signer
+from certs.pki import StationSigner, TrustBundle, load_station_signer
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
 
@@ -111,11 +112,12 @@ class AuditReport:
     checkpoints: int = 0
     anchored_to: int | None = None
     """The highest seq a checkpoint whose signature and head check out covers."""
+    warnings: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         return {"valid": self.valid, "entries": self.entries, "head": self.head, "problems": list(self.problems),
-                "checkpoints": self.checkpoints, "anchored_to": self.anchored_to}
+                "checkpoints": self.checkpoints, "anchored_to": self.anchored_to, "warnings": list(self.warnings)}
 
 
 _HEAD_QUERY = (
@@ -314,8 +316,15 @@ class AuditLog:
         return [AuditEntry(int(r[0]), str(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), str(r[5]), str(r[6]))
                 for r in rows]
 
-    def verify(self) -> AuditReport:
-        """Walk the chain in storage order; report every entry that does not fit."""
+    def verify(self, *, bundle: TrustBundle | None = None, station: StationSigner | None = None) -> AuditReport:
+        """Walk the chain in storage order; report every entry that does not fit.
+
+        Checkpoints are checked against ``bundle`` (full station checks) when given, else against the
+        installed ``station`` certificate (pinned); with neither, the certificate stored in the same row
+        is all there is, and the report warns that the signers were not checked. With a station key
+        installed, more than ``checkpoint_every`` entries after the newest checkpoint, or a gap in the
+        checkpoint numbers, means checkpoints were deleted.
+        """
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1
@@ -347,7 +356,23 @@ class AuditLog:
             problems.append("the head row is missing (altered)")
         hashes = {int(row[0]): str(row[6]) for row in rows}
         checkpoints = self.checkpoints()
-        checkpoint_problems, anchored = check_checkpoints(checkpoints, hashes, max(hashes) if hashes else 0, None,
-                                                          None)
+        pinned = None if station is None else frozenset(
+            {base64.b64encode(station.certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")})
+        checkpoint_problems, anchored = check_checkpoints(
+            checkpoints, hashes, max(hashes) if hashes else 0, bundle,
+            station.station_id if station is not None else None, pinned)
+        problems.extend(numbering_problems(checkpoints))
         problems.extend(checkpoint_problems)
-        return AuditReport(not problems, count, prev, tuple(problems), len(checkpoints), anchored)
+        warnings: list[str] = []
+        if bundle is None and station is None and checkpoints:
+            warnings.append("no trust bundle and no station key installed: checkpoint signers were not checked "
+                            "against anything (give --trust BUNDLE)")
+        unsigned = (max(hashes) if hashes else 0) - (anchored or 0)
+        if station is not None and not checkpoints and unsigned:
+            warnings.append(f"a station key is installed but no checkpoint signs any of the {unsigned} entries "
+                            "(the key was installed since the last entry, or the checkpoints were deleted)")
+        elif station is not None and unsigned > self.checkpoint_every:
+            problems.append(f"{unsigned} entries after the newest valid checkpoint (seq {anchored or 0}) although "
+                            f"the station key is installed and signs every {self.checkpoint_every}: checkpoints "
+                            "deleted or replaced")
+        return AuditReport(not problems, count, prev, tuple(problems), len(checkpoints), anchored, tuple(warnings))

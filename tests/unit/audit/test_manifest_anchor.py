@@ -36,7 +36,9 @@ def test_the_manifest_carries_a_checkpoint_that_verifies_and_anchors_an_export(t
     assert verify_checkpoint(forged, bundle) == ("the signature value does not verify with the signer's key "
                                                  "(bad_signature)")
     assert verify_checkpoint({"seq": 1}, bundle) == "the checkpoint has no 'number'"
-    # the partner holding the manifest checks an export against the same head
+    # the partner holding the manifest checks an export against the same head; the export's own
+    # checkpoint (signed at export time, as `audit export` does) anchors the manifest entry after it
+    assert registry.audit.checkpoint() is not None
     document = registry.audit.export(1, entries[-1].seq, "station-test", [])
     exported = verify_export(parse_export(json.dumps(document).encode()), bundle)
     assert exported.valid and anchor in document["checkpoints"]
