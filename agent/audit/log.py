@@ -368,10 +368,8 @@ class AuditLog:
             warnings.append("no trust bundle and no station key installed: checkpoint signers were not checked "
                             "against anything (give --trust BUNDLE)")
         unsigned = (max(hashes) if hashes else 0) - (anchored or 0)
-        if station is not None and not checkpoints and unsigned:
-            warnings.append(f"a station key is installed but no checkpoint signs any of the {unsigned} entries "
-                            "(the key was installed since the last entry, or the checkpoints were deleted)")
-        elif station is not None and unsigned > self.checkpoint_every:
+        # installing the key chains an entry through a signing registry, so a checkpoint is due at once
+        if station is not None and unsigned > self.checkpoint_every:
             problems.append(f"{unsigned} entries after the newest valid checkpoint (seq {anchored or 0}) although "
                             f"the station key is installed and signs every {self.checkpoint_every}: checkpoints "
                             "deleted or replaced")
