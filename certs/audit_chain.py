@@ -10,8 +10,8 @@ station's signature (ECDSA-SHA256 with its station key, raw, with the station ce
 it) over the canonical JSON of ``{format, station_id, seq, head, count, at}``: it proves that the
 station, at ``at``, had exactly ``count`` entries ending in ``head``. Whoever rewrites an entry and
 re-hashes everything after it cannot re-sign the checkpoints that follow without the station key,
-so the rewrite shows as a head mismatch; entries after the last checkpoint are not yet anchored
-and the report says so. Checkpoint signatures are checked by
+so the rewrite shows as a head mismatch; entries after the last checkpoint are unanchored and
+refused (an export signs its head first). Checkpoint signatures are checked by
 :func:`certs.verify.check_station_signature`: the same station-profile, validity and revocation
 checks as a signed certificate's.
 """

@@ -49,15 +49,19 @@ SignerSource = Callable[[], StationSigner | None]
 
 def station_signer_source(state_dir: Path) -> SignerSource:
     """The station key of ``state_dir`` for checkpoints, loaded the first time one is due; None when none is
-    usable (not installed, or unreadable: the checkpoint waits; the change it would cover is not refused)."""
-    loaded: list[StationSigner | None] = []
+    usable (not installed, or unreadable: the checkpoint waits; the change it would cover is not refused).
+
+    Only a loaded key is kept: a failure (a moment of chmod, a half-written ``pki issue-station``) is tried
+    again at the next due checkpoint, so a long-running daemon does not stop signing for the rest of its life.
+    """
+    loaded: list[StationSigner] = []
 
     def source() -> StationSigner | None:
         if not loaded:
             try:
                 loaded.append(load_station_signer(state_dir))
             except (CertificateError, OSError):
-                loaded.append(None)
+                return None
         return loaded[0]
 
     return source

@@ -281,6 +281,9 @@ def issue_person(name: str | None, role: str | None, ca_dir: str | None, out_dir
     except OSError as error:
         _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serial = pki_library.format_serial(issued.serial)
+    _record_key_change("key-person-issued", issued.name, {
+        "serial": serial, "name": issued.name, "role": issued.role, "not_after": issued.not_after.isoformat(),
+        "certificate_sha256": _sha256(issued.certificate_path)})
     _emit(
         as_json,
         {"serial": serial, "name": issued.name, "role": issued.role, "not_before": issued.not_before.isoformat(),

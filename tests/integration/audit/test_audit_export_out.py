@@ -118,3 +118,16 @@ def test_local_verify_uses_the_state_bundle(station: tuple[dict[str, str], Path]
     registry.close()
     result = run_cli("audit", "verify", env=env)
     assert result.returncode == 1 and "(untrusted)" in result.stdout, result.stdout
+
+
+def test_a_person_certificate_is_a_chained_key_change(station: tuple[dict[str, str], Path], tmp_path: Path) -> None:
+    env, _ = station
+    result = run_cli("pki", "issue-person", "Ms Validator", "--role", "validator", "--ca", str(tmp_path / "ca"),
+                     "--out", str(tmp_path / "person"), env=env)
+    assert result.returncode == 0, result.stderr
+    registry = Registry(tmp_path / "state").open()
+    try:
+        last = registry.audit.entries()[-1]
+    finally:
+        registry.close()
+    assert (last.kind, last.subject, last.data["role"]) == ("key-person-issued", "Ms Validator", "validator")

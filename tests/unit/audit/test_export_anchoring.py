@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,15 @@ def test_local_verify_of_an_untouched_station_is_intact(signed_registry: Registr
     fill(signed_registry, 13)
     report = signed_registry.audit.verify(bundle=load_trust_bundle(world.bundle), station=world.station)
     assert report.valid and report.anchored_to == 10 and report.warnings == ()
+
+
+# --- M6: a key that could not be read once is tried again -------------------------------------------------------
+
+def test_a_failed_key_load_is_retried_at_the_next_checkpoint(tmp_path: Path, world: PkiWorld) -> None:
+    registry = Registry(tmp_path / "state").open()
+    registry.audit.checkpoint_every = 2
+    fill(registry, 2)  # due, but no key yet: nothing signed
+    assert registry.audit.checkpoints() == []
+    shutil.copytree(world.station_state / "pki", tmp_path / "state" / "pki")
+    fill(registry, 1)
+    assert [c.seq for c in registry.audit.checkpoints()] == [3]
