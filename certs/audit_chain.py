@@ -386,8 +386,25 @@ def _strings(value: Any, path: str, depth: int = 0) -> list[tuple[str, str]]:
     return []
 
 
+def anchor_problems(anchor: Any, hashes: dict[int, str], bundle: TrustBundle | None, station_id: str) -> list[str]:
+    """An anchor the partner already holds (a manifest's ``audit_checkpoint``) against the export: its signature,
+    and the export must hold the anchored entry with the anchored head — a cut or re-signed export does not."""
+    if bundle is None:
+        return ["an anchor is checked against a trust bundle: none given"]
+    problem = verify_checkpoint(anchor, bundle, station_id)
+    if problem:
+        return [f"the anchor checkpoint is not accepted: {problem}"]
+    seq, head = anchor["seq"], anchor["head"]
+    if seq not in hashes:
+        where = "beyond the export's end: truncated" if not hashes or seq > max(hashes) else "not in the export"
+        return [f"the anchor (checkpoint {anchor['number']}, seq {seq}) is {where}"]
+    if hashes[seq] != head:
+        return [f"entry {seq} does not match the anchor's signed head (the chain was rewritten)"]
+    return []
+
+
 def verify_export(document: dict[str, Any], bundle: TrustBundle | None, *,
-                  station_id: str | None = None) -> ChainReport:
+                  station_id: str | None = None, anchor: Any = None) -> ChainReport:
     """Check a parsed export: every entry, the chain links, the declared range and every checkpoint.
 
     Every entry must be covered by a valid checkpoint: the last exported entry is anchored by a station
@@ -410,6 +427,8 @@ def verify_export(document: dict[str, Any], bundle: TrustBundle | None, *,
     checkpoint_problems, anchored = check_checkpoints(checkpoints, hashes, max(hashes) if hashes else None, bundle,
                                                       document["station_id"])
     problems.extend(checkpoint_problems)
+    if anchor is not None:
+        problems.extend(anchor_problems(anchor, hashes, bundle, document["station_id"]))
     if entries and (anchored is None or anchored < max(hashes)):
         unsigned_from = min(hashes) if anchored is None else anchored + 1
         problems.append(f"entries {_ranges(sorted({unsigned_from, max(hashes)}))} are not covered by any valid station "
@@ -419,13 +438,14 @@ def verify_export(document: dict[str, Any], bundle: TrustBundle | None, *,
                        tuple(problems), tuple(_text_warnings(entries)), document["station_id"])
 
 
-def verify_export_file(path: Path, bundle: TrustBundle, *, station_id: str | None = None) -> ChainReport:
+def verify_export_file(path: Path, bundle: TrustBundle, *, station_id: str | None = None,
+                       anchor: Any = None) -> ChainReport:
     """Read and check an export file; an unreadable or malformed one raises :class:`AuditFileError`."""
     try:
         data = read_regular_file(path, MAX_EXPORT_BYTES)
     except NotReadable as error:
         raise AuditFileError(str(error)) from None
-    return verify_export(parse_export(data), bundle, station_id=station_id)
+    return verify_export(parse_export(data), bundle, station_id=station_id, anchor=anchor)
 
 
 def render(report: ChainReport, what: str) -> list[str]:
@@ -443,16 +463,30 @@ def render(report: ChainReport, what: str) -> list[str]:
     return lines + [f"  warning: {warning}" for warning in report.warnings]
 
 
+def manifest_anchor(path: Path, bundle: TrustBundle) -> Any:
+    """The ``audit_checkpoint`` of a valid signed manifest (``--anchor MANIFEST.pdf``); AuditFileError otherwise."""
+    from certs.verify import DocumentKind, verify_with_bundle
+
+    report = verify_with_bundle(path, bundle, expect=DocumentKind.MANIFEST)
+    if not report.valid or report.document is None:
+        raise AuditFileError(f"--anchor {path}: not a valid manifest ({report.code}: {report.reason})")
+    anchor = report.document.get("audit_checkpoint")
+    if anchor is None:
+        raise AuditFileError(f"--anchor {path}: the manifest carries no audit checkpoint")
+    return anchor
+
+
 def run_audit_verify(file: str, trust: str | None, *, as_json: bool, echo: Any = print,
-                     station_id: str | None = None) -> int:
-    """``audit verify --file F --trust BUNDLE``: 0 intact, 1 broken, 2 bad input (one line, raised as
-    :class:`AuditFileError` or :class:`certs.errors.TrustBundleError` for the caller to print)."""
+                     station_id: str | None = None, anchor: str | None = None) -> int:
+    """``audit verify --file F --trust BUNDLE [--station ID] [--anchor MANIFEST.pdf]``: 0 intact, 1 broken, 2
+    bad input (one line, raised as :class:`AuditFileError` or :class:`certs.errors.TrustBundleError`)."""
     from certs.verify import load_trust_bundle
 
     if not trust:
         raise AuditFileError("--trust BUNDLE is required to check an export (the issuer's trust bundle)")
     bundle = load_trust_bundle(Path(trust))
-    report = verify_export_file(Path(file), bundle, station_id=station_id)
+    held = manifest_anchor(Path(anchor), bundle) if anchor else None
+    report = verify_export_file(Path(file), bundle, station_id=station_id, anchor=held)
     if as_json:
         echo(json.dumps(report.to_json(), indent=2))
     else:

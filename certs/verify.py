@@ -980,7 +980,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     else:
         status = "valid now; not timestamped"
     common = {"role": role, "signer": signer, "signed_at": signed_at, "timestamped": timestamped, "source": source,
-              "moment": moment, "status": status, "warnings": tuple(warnings)}
+              "moment": moment, "status": status, "warnings": tuple(warnings), "bundle": bundle}
     if DOCUMENT_KEY in signed_reader.root:
         return _verify_document(path, signed_reader, data[:signed_end], common)
     return _verify_record(path, signed_reader, data[:signed_end], common)
@@ -1107,6 +1107,9 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         raise _Invalid("station_mismatch",
                        f"the document names station {document.get('station_id')!r} but {station!r} signed it")
     _check_visible_document(signed_bytes, kind, document)
+    warnings = common["warnings"]
+    if kind is DocumentKind.MANIFEST and document.get("audit_checkpoint") is not None:
+        warnings = (*warnings, *_anchor_warnings(document["audit_checkpoint"], common["bundle"], station))
     signed_at: datetime | None = common["signed_at"]
     demo = bool(document.get("demo"))
     label = "batch manifest" if kind is DocumentKind.MANIFEST else "destruction report"
@@ -1119,8 +1122,18 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         certificate_id=document_id, record_sha256=digest, signer_subject=signer.subject.rfc4514_string(),
         signed_at=signed_at, timestamped=common["timestamped"], timestamp_source=common["source"],
         validation_time=common["moment"], kind=kind, demo=demo, summary=summary, status=common["status"],
-        warnings=common["warnings"], document=document,
+        warnings=warnings, document=document,
     )
+
+
+def _anchor_warnings(checkpoint: Any, bundle: TrustBundle, station: str) -> tuple[str, ...]:
+    """The manifest's audit checkpoint (its anchor into the chain) checked as an export's checkpoint is: a
+    warning, not a verdict on the manifest (a key revoked for compromise since keeps timestamped manifests
+    valid, while its untimestamped checkpoints are refused)."""
+    from certs.audit_chain import verify_checkpoint  # the audit chain imports this module lazily too
+
+    problem = verify_checkpoint(checkpoint, bundle, station)
+    return (f"the manifest's audit checkpoint is not accepted as an anchor: {problem}",) if problem else ()
 
 
 def _verify_statement(path: Path, payload: bytes, digest: str, signed_bytes: bytes,

@@ -180,11 +180,13 @@ def audit_export(ctx: click.Context, from_: str | None, to: str | None, out: str
               help="Trust bundle the checkpoints are checked against [local default: STATE_DIR/trust-bundle.pem].")
 @click.option("--station", "station", default=None, metavar="ID",
               help="With --file: the station the export must be of.")
+@click.option("--anchor", "anchor", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.pdf",
+              help="With --file: a signed manifest whose audit checkpoint the export must contain, head and all.")
 @json_option
 @click.pass_context
 @handle_errors
 def audit_verify(ctx: click.Context, file: str | None, trust: str | None, station: str | None,
-                 as_json: bool) -> None:
+                 anchor: str | None, as_json: bool) -> None:
     """Check the chain and its signed checkpoints: exit 0 intact, 1 broken, 2 bad input.
 
     Without --file: this station's registry; each checkpoint's certificate is checked against the
@@ -194,12 +196,13 @@ def audit_verify(ctx: click.Context, file: str | None, trust: str | None, statio
     """
     if file is not None:
         try:
-            code = run_audit_verify(file, trust, as_json=as_json, echo=click.echo, station_id=station)
+            code = run_audit_verify(file, trust, as_json=as_json, echo=click.echo, station_id=station,
+                                    anchor=anchor)
         except (AuditFileError, TrustBundleError) as error:
             raise ConfigError(f"{file}: {error}") from None
         raise SystemExit(code)
-    if station is not None:
-        raise ConfigError("--station is for --file (this station's own registry is of this station)")
+    if station is not None or anchor is not None:
+        raise ConfigError("--station and --anchor are for --file (checking an export)")
     root = state_dir(ctx)
     bundle_path = Path(trust) if trust else root / TRUST_BUNDLE_NAME
     try:
