@@ -131,3 +131,17 @@ def test_a_person_certificate_is_a_chained_key_change(station: tuple[dict[str, s
     finally:
         registry.close()
     assert (last.kind, last.subject, last.data["role"]) == ("key-person-issued", "Ms Validator", "validator")
+
+
+def test_the_first_station_key_is_the_first_entry_of_a_new_station(tmp_path: Path) -> None:
+    pki.init_ca("Example Police", tmp_path / "ca")
+    result = run_cli("pki", "issue-station", "--ca", str(tmp_path / "ca"), "--station-id", "station-09",
+                     "--state-dir", str(tmp_path / "new-state"))
+    assert result.returncode == 0 and "not recorded" not in result.stderr, result.stderr
+    registry = Registry(tmp_path / "new-state").open()
+    try:
+        first = registry.audit.entries()[0]
+        assert registry.audit.verify().valid
+    finally:
+        registry.close()
+    assert (first.seq, first.kind, first.subject) == (1, "key-station-issued", "station-09")
