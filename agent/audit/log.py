@@ -15,6 +15,7 @@ station key installed no checkpoint is written (and ``audit verify`` says the ch
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ from certs.audit_chain import (
 from certs.errors import CertificateError
 from certs.pki import StationSigner, TrustBundle, load_station_signer
 
-__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
+__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash", "evidence_sha256"]
 
 DEFAULT_CHECKPOINT_EVERY = 100
 DEFAULT_CHECKPOINT_MINUTES = 15.0
@@ -80,6 +81,17 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_policy (id INTEGER PRIMARY KEY CHECK (id = 1), checkpoint_every INTEGER "
     "NOT NULL, checkpoint_minutes REAL NOT NULL, config_path TEXT, config_sha256 TEXT)",
 )
+
+
+def evidence_sha256(value: Any) -> str | None:
+    """SHA-256 of ``value`` in the chain's canonical form, as stored (``str()`` for what JSON has no form for):
+    what an entry carries for large job data kept outside the chain (the method's recorded expectation, the
+    canaries), so a later use of that data can prove it is what was chained. None: not hashable (NaN)."""
+    try:
+        stored = json.loads(json.dumps(value, sort_keys=True, default=str))
+        return hashlib.sha256(documents.canonical_json(stored)).hexdigest()
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def canonical_json(value: Any) -> str:
