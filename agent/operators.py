@@ -186,7 +186,9 @@ class Operators:
         self.registry, self.db = registry, registry.db
         for statement in _TABLES:  # this module's schema (see the module docstring)
             self.db.execute(statement)
-        self.audit = AuditLog(self.db)
+        # the registry's own log: it carries the station signer, so an entry that completes a checkpoint
+        # interval is signed in its transaction (a bare AuditLog would leave that checkpoint unwritten)
+        self.audit: AuditLog = registry.audit
 
     def _now(self) -> datetime:
         return self.registry.clock()

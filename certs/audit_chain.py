@@ -10,8 +10,8 @@ station's signature (ECDSA-SHA256 with its station key, raw, with the station ce
 it) over the canonical JSON of ``{format, station_id, seq, head, count, at}``: it proves that the
 station, at ``at``, had exactly ``count`` entries ending in ``head``. Whoever rewrites an entry and
 re-hashes everything after it cannot re-sign the checkpoints that follow without the station key,
-so the rewrite shows as a head mismatch; entries after the last checkpoint are not yet anchored
-and the report says so. Checkpoint signatures are checked by
+so the rewrite shows as a head mismatch; entries after the last checkpoint are unanchored and
+refused (an export signs its head first). Checkpoint signatures are checked by
 :func:`certs.verify.check_station_signature`: the same station-profile, validity and revocation
 checks as a signed certificate's.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -152,8 +153,11 @@ def check_entries(entries: list[dict[str, Any]], *, first_seq: int = 1,
         elif seq < expected:
             walk.problems.append(f"entry {seq} out of order: it comes after entry {expected - 1} "
                                  "(entries reordered or inserted)")
-        if entry_hash(entry["prev_hash"], seq, entry["at"], entry["kind"], entry["subject"],
-                      entry["data"]) != entry["hash"]:
+        try:
+            digest = entry_hash(entry["prev_hash"], seq, entry["at"], entry["kind"], entry["subject"], entry["data"])
+        except (ValueError, TypeError, RecursionError):  # data the station can never have hashed
+            digest = None
+        if digest != entry["hash"]:
             walk.problems.append(f"entry {seq}: hash does not match its content (entry modified)")
         if prev is not None and entry["prev_hash"] != prev:
             follows = f"entry {entries[index - 1]['seq']}" if index else "the start of the chain"
@@ -165,12 +169,15 @@ def check_entries(entries: list[dict[str, Any]], *, first_seq: int = 1,
 
 
 def check_checkpoints(checkpoints: list[Checkpoint], hashes: dict[int, str], last_seq: int | None,
-                      bundle: TrustBundle | None, station_id: str | None) -> tuple[list[str], int | None]:
+                      bundle: TrustBundle | None, station_id: str | None,
+                      pinned: frozenset[str] | None = None) -> tuple[list[str], int | None]:
     """Each checkpoint's signature (station profile, validity, revocation: via :mod:`certs.verify`) and head.
 
-    ``bundle`` None checks only the signature value against the checkpoint's own certificate (the
-    station's view of its own chain, ``audit verify`` without ``--trust``). Returns (problems,
-    the highest seq a valid checkpoint anchors).
+    ``bundle`` None checks the signature value against the checkpoint's own certificate, which must
+    be one of ``pinned`` (base64 DER: the station's installed certificate) — a certificate is only
+    evidence when something outside the row says whose it is. ``bundle`` and ``pinned`` both None
+    trusts the row's certificate (reported by the caller as unchecked). Returns (problems, the
+    highest seq a valid checkpoint anchors).
     """
     from certs.verify import check_station_signature  # the verifier's import graph is large; needed only here
 
@@ -184,6 +191,9 @@ def check_checkpoints(checkpoints: list[Checkpoint], hashes: dict[int, str], las
                             f"{previous.at})")
         previous = checkpoint
         problem = _signature_problem(checkpoint, bundle, station_id, check_station_signature)
+        if problem is None and bundle is None and pinned is not None and checkpoint.certificate not in pinned:
+            problem = ("signed by a certificate that is not this station's installed station certificate "
+                       "(untrusted; give --trust BUNDLE if the station certificate was renewed)")
         if problem:
             problems.append(f"{label}: {problem}")
             continue
@@ -228,7 +238,25 @@ def _signature_problem(checkpoint: Checkpoint, bundle: TrustBundle | None, stati
             return "the signature value does not verify with the signer's key (bad_signature)"
         return None
     problem = check(certificate, checkpoint.payload(), signature, moment, bundle, station_id=checkpoint.station_id)
-    return f"{problem.reason} ({problem.code})" if problem else None
+    # after the full check: only a certificate of the bundle's CA reaches the CRL look-up
+    return f"{problem.reason} ({problem.code})" if problem else _compromise_problem(certificate, bundle)
+
+
+def _compromise_problem(certificate: x509.Certificate, bundle: TrustBundle) -> str | None:
+    """A checkpoint carries no timestamp: its time is what the signed JSON says, which the holder of a stolen key
+    writes. So a key revoked for key compromise signs no acceptable checkpoint, whatever time it states (an
+    invalidity date would only stop a thief who does not back-date)."""
+    entry = bundle.crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+    if entry is None:
+        return None
+    try:
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return None
+    if reason != x509.ReasonFlags.key_compromise:
+        return None
+    return ("untimestamped checkpoint of a compromised key: the station certificate was revoked for key "
+            "compromise and the checkpoint's stated time cannot be trusted (revoked)")
 
 
 def verify_checkpoint(value: Any, bundle: TrustBundle, station_id: str | None = None) -> str | None:
@@ -268,12 +296,19 @@ def _entry(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _no_constant(name: str) -> Any:
+    """``parse_constant``: JSON has no NaN or Infinity, and the chain's canonical form cannot hash them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_export(data: bytes) -> dict[str, Any]:
     """Parse an export's bytes into its parts, or raise :class:`AuditFileError` with one line."""
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise AuditFileError("not an audit export: JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as error:
-        raise AuditFileError(f"not an audit export: not JSON ({error})") from None
+        raise AuditFileError(f"not an audit export: not JSON ({str(error)[:120]})") from None
     _require(document, dict, "the export")
     if document.get("format") != EXPORT_FORMAT:
         raise AuditFileError(f"not an audit export: format {str(document.get('format'))[:60]!r}, "
@@ -297,39 +332,120 @@ def parse_export(data: bytes) -> dict[str, Any]:
             "certificates": document.get("certificates")}
 
 
-def verify_export(document: dict[str, Any], bundle: TrustBundle | None) -> ChainReport:
-    """Check a parsed export: every entry, the chain links, the declared range and every checkpoint."""
+def _range_problems(entries: list[dict[str, Any]], from_seq: int, to_seq: int) -> list[str]:
+    """The declared range against the entries: nothing outside it, nothing missing at its end."""
+    problems: list[str] = []
+    if to_seq < from_seq:
+        problems.append(f"the export states the range seq {from_seq}-{to_seq}, which is empty")
+    outside = sorted({entry["seq"] for entry in entries if not from_seq <= entry["seq"] <= to_seq})
+    if outside:
+        problems.append(f"entries {_ranges(outside)} lie outside the stated range seq {from_seq}-{to_seq} "
+                        "(range altered)")
+    seqs = [entry["seq"] for entry in entries]
+    if seqs and max(seqs) < to_seq:
+        problems.append(f"the export ends at seq {max(seqs)} but states it holds entries up to {to_seq}: truncated")
+    if not entries:
+        problems.append("the export holds no entries: an empty export proves nothing")
+    return problems
+
+
+def numbering_problems(checkpoints: list[Checkpoint]) -> list[str]:
+    """The station numbers its checkpoints 1, 2, 3 …: a gap is a checkpoint removed from the export."""
+    problems = []
+    for before, after in itertools.pairwise(checkpoints):
+        if after.number > before.number + 1:
+            problems.append(f"checkpoint(s) {_ranges(list(range(before.number + 1, after.number)))} missing between "
+                            f"checkpoints {before.number} and {after.number} (removed from the export)")
+    return problems
+
+
+def _text_warnings(entries: list[dict[str, Any]]) -> list[str]:
+    """Entry text another tool may print raw: a control or format character is named (the entry is what the
+    station recorded, so this is a warning; the chain still decides validity)."""
+    warnings = []
+    for entry in entries:
+        for name, value in (("kind", entry["kind"]), ("subject", entry["subject"]),
+                            *((f"data {path}", text) for path, text in _strings(entry["data"], ""))):
+            problem = text_problem(value)
+            if problem:
+                warnings.append(f"entry {entry['seq']} {name}: {problem} (printed escaped)")
+                break
+    return warnings
+
+
+def _strings(value: Any, path: str, depth: int = 0) -> list[tuple[str, str]]:
+    if depth > 64:
+        return []
+    if isinstance(value, str):
+        return [(path or "value", value)]
+    if isinstance(value, dict):
+        return [item for key, inner in value.items()
+                for item in _strings(key, f"{path}.{key!r}", depth + 1) + _strings(inner, f"{path}.{key}", depth + 1)]
+    if isinstance(value, list):
+        return [item for index, inner in enumerate(value) for item in _strings(inner, f"{path}[{index}]", depth + 1)]
+    return []
+
+
+def anchor_problems(anchor: Any, hashes: dict[int, str], bundle: TrustBundle | None, station_id: str) -> list[str]:
+    """An anchor the partner already holds (a manifest's ``audit_checkpoint``) against the export: its signature,
+    and the export must hold the anchored entry with the anchored head — a cut or re-signed export does not."""
+    if bundle is None:
+        return ["an anchor is checked against a trust bundle: none given"]
+    problem = verify_checkpoint(anchor, bundle, station_id)
+    if problem:
+        return [f"the anchor checkpoint is not accepted: {problem}"]
+    seq, head = anchor["seq"], anchor["head"]
+    if seq not in hashes:
+        where = "beyond the export's end: truncated" if not hashes or seq > max(hashes) else "not in the export"
+        return [f"the anchor (checkpoint {anchor['number']}, seq {seq}) is {where}"]
+    if hashes[seq] != head:
+        return [f"entry {seq} does not match the anchor's signed head (the chain was rewritten)"]
+    return []
+
+
+def verify_export(document: dict[str, Any], bundle: TrustBundle | None, *,
+                  station_id: str | None = None, anchor: Any = None) -> ChainReport:
+    """Check a parsed export: every entry, the chain links, the declared range and every checkpoint.
+
+    Every entry must be covered by a valid checkpoint: the last exported entry is anchored by a station
+    signature (``audit export`` signs one of the exported head when the station key is there), so
+    entries after the last checkpoint, or an export without one, are refused as *unanchored* — a
+    chain re-hashed by someone without the key leaves exactly that. ``station_id``: the station the
+    caller expects (``--station``); another station's export is then refused by name.
+    """
     entries: list[dict[str, Any]] = document["entries"]
     selection = document["range"]
     from_seq, to_seq = selection["from_seq"], selection["to_seq"]
     first_prev = selection.get("first_prev_hash") or (GENESIS if from_seq == 1 else None)
     problems, hashes = check_entries(entries, first_seq=from_seq, first_prev=first_prev)
     last_seq = entries[-1]["seq"] if entries else None
-    if entries and max(hashes) < to_seq:
-        problems.append(f"the export ends at seq {max(hashes)} but states it holds entries up to {to_seq}: truncated")
-    elif not entries and to_seq >= from_seq:
-        problems.append(f"the export holds no entries but states seq {from_seq}-{to_seq}: truncated")
-    checkpoint_problems, anchored = check_checkpoints(document["checkpoints"], hashes,
-                                                      max(hashes) if hashes else None, bundle,
+    if station_id is not None and document["station_id"] != station_id:
+        problems.append(f"the export is of station {document['station_id']!r}, not of station {station_id!r}")
+    problems.extend(_range_problems(entries, from_seq, to_seq))
+    checkpoints: list[Checkpoint] = document["checkpoints"]
+    problems.extend(numbering_problems(checkpoints))
+    checkpoint_problems, anchored = check_checkpoints(checkpoints, hashes, max(hashes) if hashes else None, bundle,
                                                       document["station_id"])
     problems.extend(checkpoint_problems)
-    warnings: list[str] = []
+    if anchor is not None:
+        problems.extend(anchor_problems(anchor, hashes, bundle, document["station_id"]))
     if entries and (anchored is None or anchored < max(hashes)):
-        unsigned_from = from_seq if anchored is None else anchored + 1
-        warnings.append(f"entries {unsigned_from}-{max(hashes)} are after the last checkpoint in the export: "
-                        "their hashes are consistent but not yet signed by the station")
+        unsigned_from = min(hashes) if anchored is None else anchored + 1
+        problems.append(f"entries {_ranges(sorted({unsigned_from, max(hashes)}))} are not covered by any valid station "
+                        "checkpoint: unanchored, refused (anyone can re-hash entries no checkpoint signs)")
     return ChainReport(not problems, len(entries), entries[0]["seq"] if entries else None, last_seq,
-                       entries[-1]["hash"] if entries else "", len(document["checkpoints"]), anchored,
-                       tuple(problems), tuple(warnings), document["station_id"])
+                       entries[-1]["hash"] if entries else "", len(checkpoints), anchored,
+                       tuple(problems), tuple(_text_warnings(entries)), document["station_id"])
 
 
-def verify_export_file(path: Path, bundle: TrustBundle) -> ChainReport:
+def verify_export_file(path: Path, bundle: TrustBundle, *, station_id: str | None = None,
+                       anchor: Any = None) -> ChainReport:
     """Read and check an export file; an unreadable or malformed one raises :class:`AuditFileError`."""
     try:
         data = read_regular_file(path, MAX_EXPORT_BYTES)
     except NotReadable as error:
         raise AuditFileError(str(error)) from None
-    return verify_export(parse_export(data), bundle)
+    return verify_export(parse_export(data), bundle, station_id=station_id, anchor=anchor)
 
 
 def render(report: ChainReport, what: str) -> list[str]:
@@ -347,15 +463,30 @@ def render(report: ChainReport, what: str) -> list[str]:
     return lines + [f"  warning: {warning}" for warning in report.warnings]
 
 
-def run_audit_verify(file: str, trust: str | None, *, as_json: bool, echo: Any = print) -> int:
-    """``audit verify --file F --trust BUNDLE``: 0 intact, 1 broken, 2 bad input (one line, raised as
-    :class:`AuditFileError` or :class:`certs.errors.TrustBundleError` for the caller to print)."""
+def manifest_anchor(path: Path, bundle: TrustBundle) -> Any:
+    """The ``audit_checkpoint`` of a valid signed manifest (``--anchor MANIFEST.pdf``); AuditFileError otherwise."""
+    from certs.verify import DocumentKind, verify_with_bundle
+
+    report = verify_with_bundle(path, bundle, expect=DocumentKind.MANIFEST)
+    if not report.valid or report.document is None:
+        raise AuditFileError(f"--anchor {path}: not a valid manifest ({report.code}: {report.reason})")
+    anchor = report.document.get("audit_checkpoint")
+    if anchor is None:
+        raise AuditFileError(f"--anchor {path}: the manifest carries no audit checkpoint")
+    return anchor
+
+
+def run_audit_verify(file: str, trust: str | None, *, as_json: bool, echo: Any = print,
+                     station_id: str | None = None, anchor: str | None = None) -> int:
+    """``audit verify --file F --trust BUNDLE [--station ID] [--anchor MANIFEST.pdf]``: 0 intact, 1 broken, 2
+    bad input (one line, raised as :class:`AuditFileError` or :class:`certs.errors.TrustBundleError`)."""
     from certs.verify import load_trust_bundle
 
     if not trust:
         raise AuditFileError("--trust BUNDLE is required to check an export (the issuer's trust bundle)")
     bundle = load_trust_bundle(Path(trust))
-    report = verify_export_file(Path(file), bundle)
+    held = manifest_anchor(Path(anchor), bundle) if anchor else None
+    report = verify_export_file(Path(file), bundle, station_id=station_id, anchor=held)
     if as_json:
         echo(json.dumps(report.to_json(), indent=2))
     else:

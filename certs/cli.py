@@ -209,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit = commands.add_parser("audit-verify", help="check a station's audit export (entries and signed checkpoints)")
     audit.add_argument("--file", required=True, help="the export written by 'wipe-agent audit export'")
     audit.add_argument("--trust", required=True, help="trust bundle from the issuer")
+    audit.add_argument("--station", dest="station_id", help="the station the export must be of")
+    audit.add_argument("--anchor", help="a signed manifest whose audit checkpoint the export must contain")
     audit.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
     try:
         arguments = parser.parse_args(argv)
@@ -219,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from certs.audit_chain import AuditFileError, run_audit_verify
 
         try:
-            return run_audit_verify(arguments.file, arguments.trust, as_json=arguments.as_json)
+            return run_audit_verify(arguments.file, arguments.trust, as_json=arguments.as_json,
+                                    station_id=arguments.station_id, anchor=arguments.anchor)
         except (AuditFileError, TrustBundleError) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -887,8 +887,9 @@ def check_station_signature(signer: x509.Certificate, signed: bytes, signature: 
     the CA itself), validity of the station and CA certificates at ``moment``, revocation in the
     bundle's CRL as of ``moment`` (keyCompromise with an earlier invalidity date counts), then the
     signature value. ``station_id``, when given, must be the certificate's common name
-    (``station_mismatch``). ``moment`` is the time the signed data states: nothing timestamps it,
-    so a key compromised and revoked with an invalidity date is what stops a back-dated signature.
+    (``station_mismatch``). ``moment`` is the time the signed data states: nothing timestamps it, so
+    an invalidity date does NOT stop a back-dated signature by a stolen key; callers refuse untimestamped
+    signatures of a key revoked for key compromise outright (:mod:`certs.audit_chain`).
     """
     station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
     try:
@@ -899,7 +900,7 @@ def check_station_signature(signer: x509.Certificate, signed: bytes, signature: 
         _check_validity(signer, bundle, moment, station_label, f"at {moment:%Y-%m-%d %H:%M} UTC")
         problem = _revocation_problem(signer, [bundle.crl], moment)
         if problem:
-            raise _Invalid("revoked", f"{station_label.split(' (')[0]} {problem}")
+            raise _Invalid("revoked", f"station certificate {problem}")  # the problem names serial and station
         _verify_signature_value(signer, "ecdsa", "sha256", signature, signed, "bad_signature")
     except _Invalid as invalid:
         return StationSignatureProblem(invalid.code, invalid.reason)
@@ -979,7 +980,7 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     else:
         status = "valid now; not timestamped"
     common = {"role": role, "signer": signer, "signed_at": signed_at, "timestamped": timestamped, "source": source,
-              "moment": moment, "status": status, "warnings": tuple(warnings)}
+              "moment": moment, "status": status, "warnings": tuple(warnings), "bundle": bundle}
     if DOCUMENT_KEY in signed_reader.root:
         return _verify_document(path, signed_reader, data[:signed_end], common)
     return _verify_record(path, signed_reader, data[:signed_end], common)
@@ -1106,6 +1107,9 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         raise _Invalid("station_mismatch",
                        f"the document names station {document.get('station_id')!r} but {station!r} signed it")
     _check_visible_document(signed_bytes, kind, document)
+    warnings = common["warnings"]
+    if kind is DocumentKind.MANIFEST and document.get("audit_checkpoint") is not None:
+        warnings = (*warnings, *_anchor_warnings(document["audit_checkpoint"], common["bundle"], station))
     signed_at: datetime | None = common["signed_at"]
     demo = bool(document.get("demo"))
     label = "batch manifest" if kind is DocumentKind.MANIFEST else "destruction report"
@@ -1118,8 +1122,18 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         certificate_id=document_id, record_sha256=digest, signer_subject=signer.subject.rfc4514_string(),
         signed_at=signed_at, timestamped=common["timestamped"], timestamp_source=common["source"],
         validation_time=common["moment"], kind=kind, demo=demo, summary=summary, status=common["status"],
-        warnings=common["warnings"], document=document,
+        warnings=warnings, document=document,
     )
+
+
+def _anchor_warnings(checkpoint: Any, bundle: TrustBundle, station: str) -> tuple[str, ...]:
+    """The manifest's audit checkpoint (its anchor into the chain) checked as an export's checkpoint is: a
+    warning, not a verdict on the manifest (a key revoked for compromise since keeps timestamped manifests
+    valid, while its untimestamped checkpoints are refused)."""
+    from certs.audit_chain import verify_checkpoint  # the audit chain imports this module lazily too
+
+    problem = verify_checkpoint(checkpoint, bundle, station)
+    return (f"the manifest's audit checkpoint is not accepted as an anchor: {problem}",) if problem else ()
 
 
 def _verify_statement(path: Path, payload: bytes, digest: str, signed_bytes: bytes,

@@ -15,6 +15,7 @@ station key installed no checkpoint is written (and ``audit verify`` says the ch
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -35,11 +36,12 @@ from certs.audit_chain import (
     check_checkpoints,
     checkpoint_payload,
     entry_hash,
+    numbering_problems,
 )
 from certs.errors import CertificateError
-from certs.pki import StationSigner, load_station_signer
+from certs.pki import StationSigner, TrustBundle, load_station_signer
 
-__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash"]
+__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "canonical_json", "entry_hash", "evidence_sha256"]
 
 DEFAULT_CHECKPOINT_EVERY = 100
 DEFAULT_CHECKPOINT_MINUTES = 15.0
@@ -48,15 +50,19 @@ SignerSource = Callable[[], StationSigner | None]
 
 def station_signer_source(state_dir: Path) -> SignerSource:
     """The station key of ``state_dir`` for checkpoints, loaded the first time one is due; None when none is
-    usable (not installed, or unreadable: the checkpoint waits; the change it would cover is not refused)."""
-    loaded: list[StationSigner | None] = []
+    usable (not installed, or unreadable: the checkpoint waits; the change it would cover is not refused).
+
+    Only a loaded key is kept: a failure (a moment of chmod, a half-written ``pki issue-station``) is tried
+    again at the next due checkpoint, so a long-running daemon does not stop signing for the rest of its life.
+    """
+    loaded: list[StationSigner] = []
 
     def source() -> StationSigner | None:
         if not loaded:
             try:
                 loaded.append(load_station_signer(state_dir))
             except (CertificateError, OSError):
-                loaded.append(None)
+                return None
         return loaded[0]
 
     return source
@@ -75,6 +81,17 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS audit_policy (id INTEGER PRIMARY KEY CHECK (id = 1), checkpoint_every INTEGER "
     "NOT NULL, checkpoint_minutes REAL NOT NULL, config_path TEXT, config_sha256 TEXT)",
 )
+
+
+def evidence_sha256(value: Any) -> str | None:
+    """SHA-256 of ``value`` in the chain's canonical form, as stored (``str()`` for what JSON has no form for):
+    what an entry carries for large job data kept outside the chain (the method's recorded expectation, the
+    canaries), so a later use of that data can prove it is what was chained. None: not hashable (NaN)."""
+    try:
+        stored = json.loads(json.dumps(value, sort_keys=True, default=str))
+        return hashlib.sha256(documents.canonical_json(stored)).hexdigest()
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def canonical_json(value: Any) -> str:
@@ -111,11 +128,12 @@ class AuditReport:
     checkpoints: int = 0
     anchored_to: int | None = None
     """The highest seq a checkpoint whose signature and head check out covers."""
+    warnings: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         return {"valid": self.valid, "entries": self.entries, "head": self.head, "problems": list(self.problems),
-                "checkpoints": self.checkpoints, "anchored_to": self.anchored_to}
+                "checkpoints": self.checkpoints, "anchored_to": self.anchored_to, "warnings": list(self.warnings)}
 
 
 _HEAD_QUERY = (
@@ -314,8 +332,15 @@ class AuditLog:
         return [AuditEntry(int(r[0]), str(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), str(r[5]), str(r[6]))
                 for r in rows]
 
-    def verify(self) -> AuditReport:
-        """Walk the chain in storage order; report every entry that does not fit."""
+    def verify(self, *, bundle: TrustBundle | None = None, station: StationSigner | None = None) -> AuditReport:
+        """Walk the chain in storage order; report every entry that does not fit.
+
+        Checkpoints are checked against ``bundle`` (full station checks) when given, else against the
+        installed ``station`` certificate (pinned); with neither, the certificate stored in the same row
+        is all there is, and the report warns that the signers were not checked. With a station key
+        installed, more than ``checkpoint_every`` entries after the newest checkpoint, or a gap in the
+        checkpoint numbers, means checkpoints were deleted.
+        """
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1
@@ -347,7 +372,21 @@ class AuditLog:
             problems.append("the head row is missing (altered)")
         hashes = {int(row[0]): str(row[6]) for row in rows}
         checkpoints = self.checkpoints()
-        checkpoint_problems, anchored = check_checkpoints(checkpoints, hashes, max(hashes) if hashes else 0, None,
-                                                          None)
+        pinned = None if station is None else frozenset(
+            {base64.b64encode(station.certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")})
+        checkpoint_problems, anchored = check_checkpoints(
+            checkpoints, hashes, max(hashes) if hashes else 0, bundle,
+            station.station_id if station is not None else None, pinned)
+        problems.extend(numbering_problems(checkpoints))
         problems.extend(checkpoint_problems)
-        return AuditReport(not problems, count, prev, tuple(problems), len(checkpoints), anchored)
+        warnings: list[str] = []
+        if bundle is None and station is None and checkpoints:
+            warnings.append("no trust bundle and no station key installed: checkpoint signers were not checked "
+                            "against anything (give --trust BUNDLE)")
+        unsigned = (max(hashes) if hashes else 0) - (anchored or 0)
+        # installing the key chains an entry through a signing registry, so a checkpoint is due at once
+        if station is not None and unsigned > self.checkpoint_every:
+            problems.append(f"{unsigned} entries after the newest valid checkpoint (seq {anchored or 0}) although "
+                            f"the station key is installed and signs every {self.checkpoint_every}: checkpoints "
+                            "deleted or replaced")
+        return AuditReport(not problems, count, prev, tuple(problems), len(checkpoints), anchored, tuple(warnings))

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import stat
 import tempfile
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -25,9 +26,11 @@ from agent.cli.output import EXIT_FAILED, EXIT_OK, handle_errors, json_option, p
 from agent.cli.reuse_commands import audit
 from agent.errors import ConfigError
 from agent.jobs.certify import station_signer
+from agent.reuse.service import TRUST_BUNDLE_NAME
 from agent.store.registry import Registry
 from certs.audit_chain import AuditFileError, ChainReport, render, run_audit_verify
 from certs.errors import TrustBundleError
+from certs.verify import load_trust_bundle
 
 _SEQ = re.compile(r"[0-9]{1,18}")
 
@@ -71,83 +74,152 @@ def _certificates(registry: Registry, root: Path) -> tuple[str, list[str]]:
                                .decode("ascii")]
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _out_problem(path: Path, force: bool) -> str | None:
+    """Why ``--out`` may not be written: an existing path unless ``force``, and never a symlink, a device
+    node, a FIFO or a directory (an atomic replace would swap the node itself for a JSON file)."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        parent = path.parent if str(path.parent) else Path(".")
+        return None if parent.is_dir() else f"{parent} is not a directory"
+    except OSError as error:
+        return f"cannot be inspected ({error.strerror})"
+    if not stat.S_ISREG(status.st_mode):
+        return "exists and is not a regular file (a symlink, device, FIFO or directory): not replaced"
+    return None if force else "exists: not overwritten (give --force to replace it)"
+
+
+def _write_atomic(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and publish it: with ``force`` by replacing the regular
+    file there, else by a hard link, which fails rather than overwrite a file that appeared meanwhile."""
+    problem = _out_problem(path, force)
+    if problem:
+        raise ConfigError(f"--out {path}: {problem}")
     directory = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as error:
+        raise ConfigError(f"--out {path}: cannot write in {directory} ({error.strerror})") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temporary, 0o640)
-        os.replace(temporary, path)
-    except BaseException:
+        if force:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise ConfigError(f"--out {path}: exists: not overwritten (give --force to replace it)") from None
+    finally:
         Path(temporary).unlink(missing_ok=True)
-        raise
+
+
+def _anchored_end(registry: Registry, last: int) -> tuple[int, bool]:
+    """Sign the head now when the station key is there (so the export's newest entries are anchored), and end
+    the export at the first checkpoint at or after ``last``: an export whose last entry no checkpoint covers
+    is refused by every verifier. Returns (the end seq, whether a checkpoint covers it)."""
+    registry.audit.checkpoint(at=registry.clock())
+    covering = [item.seq for item in registry.audit.checkpoints(from_seq=last)]
+    return (min(covering), True) if covering else (last, False)
 
 
 @audit.command("export")
 @click.option("--from", "from_", default=None, metavar="SEQ|DATE", help="First entry [default: 1].")
-@click.option("--to", "to", default=None, metavar="SEQ|DATE", help="Last entry [default: the newest].")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The JSON file to write.")
+@click.option("--to", "to", default=None, metavar="SEQ|DATE",
+              help="Last entry [default: the newest; extended to the next checkpoint so that it is signed].")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The JSON file to write (new).")
+@click.option("--force", is_flag=True, help="Replace --out if it is an existing regular file.")
 @json_option
 @click.pass_context
 @handle_errors
-def audit_export(ctx: click.Context, from_: str | None, to: str | None, out: str, as_json: bool) -> None:
+def audit_export(ctx: click.Context, from_: str | None, to: str | None, out: str, force: bool,
+                 as_json: bool) -> None:
     """Write entries SEQ…SEQ (or by date), the checkpoints that sign them and the station certificate chain to
-    one self-contained JSON file, for `audit verify --file` (or `python -m certs audit-verify`) elsewhere."""
+    one self-contained JSON file, for `audit verify --file` (or `python -m certs audit-verify`) elsewhere.
+
+    With the station key installed the current head is signed first, and the export runs to the first
+    checkpoint at or after --to, so that its last entry is anchored by a station signature."""
     root = state_dir(ctx)
+    problem = _out_problem(Path(out), force)
+    if problem:  # before anything is signed
+        raise ConfigError(f"--out {out}: {problem}")
     registry = Registry(root).open()
     try:
         first, last = _bound(from_, registry, last=False), _bound(to, registry, last=True)
         if first < 1:
             raise ConfigError("--from must be 1 or more")
+        if last < first:
+            raise ConfigError(f"no entries in the range (from seq {first} to seq {last}): an empty export proves "
+                              "nothing, nothing written")
         station_id, certificates = _certificates(registry, root)
-        document = registry.audit.export(first, last, station_id, certificates)
+        end, anchored = _anchored_end(registry, last)
+        document = registry.audit.export(first, end, station_id, certificates)
     finally:
         registry.close()
-    _write_atomic(Path(out), json.dumps(document, indent=1, ensure_ascii=False) + "\n")
-    summary = {"file": out, "entries": len(document["entries"]), "from_seq": first, "to_seq": last,
-               "checkpoints": len(document["checkpoints"]), "station_id": station_id}
+    _write_atomic(Path(out), json.dumps(document, indent=1, ensure_ascii=False) + "\n", force=force)
+    summary = {"file": out, "entries": len(document["entries"]), "from_seq": first, "to_seq": end,
+               "checkpoints": len(document["checkpoints"]), "station_id": station_id, "anchored": anchored}
     if as_json:
         print_json(summary)
     else:
-        click.echo(f"{out}: {summary['entries']} entries (seq {first}-{last}), {summary['checkpoints']} "
+        extended = f" (extended from seq {last} to the checkpoint that signs it)" if end != last else ""
+        click.echo(f"{out}: {summary['entries']} entries (seq {first}-{end}){extended}, {summary['checkpoints']} "
                    f"checkpoint(s) of station {station_id}")
+        if not anchored:
+            click.echo(f"warning: no checkpoint covers seq {end} (no station key to sign one now): verifiers will "
+                       "refuse the unanchored entries", err=True)
 
 
 @audit.command("verify")
 @click.option("--file", "file", default=None, type=click.Path(dir_okay=False),
               help="Check an export file instead of this station's registry (no registry needed).")
-@click.option("--trust", "trust", default=None, help="Trust bundle the export's checkpoints are checked against.")
+@click.option("--trust", "trust", default=None,
+              help="Trust bundle the checkpoints are checked against [local default: STATE_DIR/trust-bundle.pem].")
+@click.option("--station", "station", default=None, metavar="ID",
+              help="With --file: the station the export must be of.")
+@click.option("--anchor", "anchor", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.pdf",
+              help="With --file: a signed manifest whose audit checkpoint the export must contain, head and all.")
 @json_option
 @click.pass_context
 @handle_errors
-def audit_verify(ctx: click.Context, file: str | None, trust: str | None, as_json: bool) -> None:
+def audit_verify(ctx: click.Context, file: str | None, trust: str | None, station: str | None,
+                 anchor: str | None, as_json: bool) -> None:
     """Check the chain and its signed checkpoints: exit 0 intact, 1 broken, 2 bad input.
 
-    Without --file: this station's registry (each checkpoint's signature with the certificate stored
-    beside it, and its head against the entry it names). With --file and --trust: an export, as a
-    partner checks it (station profile, validity and revocation of each checkpoint's certificate).
+    Without --file: this station's registry; each checkpoint's certificate is checked against the
+    trust bundle (--trust, else STATE_DIR/trust-bundle.pem), else it must be the installed station
+    certificate. With --file and --trust: an export, as a partner checks it (station profile,
+    validity and revocation of each checkpoint's certificate; every entry must be signed by one).
     """
     if file is not None:
         try:
-            code = run_audit_verify(file, trust, as_json=as_json, echo=click.echo)
+            code = run_audit_verify(file, trust, as_json=as_json, echo=click.echo, station_id=station,
+                                    anchor=anchor)
         except (AuditFileError, TrustBundleError) as error:
             raise ConfigError(f"{file}: {error}") from None
         raise SystemExit(code)
-    registry = Registry(state_dir(ctx)).open()
+    if station is not None or anchor is not None:
+        raise ConfigError("--station and --anchor are for --file (checking an export)")
+    root = state_dir(ctx)
+    bundle_path = Path(trust) if trust else root / TRUST_BUNDLE_NAME
     try:
-        report = registry.audit.verify()
+        bundle = load_trust_bundle(bundle_path) if trust or bundle_path.is_file() else None
+    except TrustBundleError as error:
+        raise ConfigError(f"trust bundle: {error}") from None
+    signer = station_signer(root)
+    registry = Registry(root).open()
+    try:
+        report = registry.audit.verify(bundle=bundle, station=signer)
     finally:
         registry.close()
     if as_json:
         print_json(report.to_json())
     else:
         shown = ChainReport(report.valid, report.entries, 1 if report.entries else None, report.entries or None,
-                            report.head, report.checkpoints, report.anchored_to, report.problems)
+                            report.head, report.checkpoints, report.anchored_to, report.problems, report.warnings)
         for line in render(shown, "audit log"):
             click.echo(line)
     raise SystemExit(EXIT_OK if report.valid else EXIT_FAILED)
-
-

@@ -73,14 +73,17 @@ def _state_dir(value: str | None) -> Path:
     return Path(value or os.environ.get(STATE_DIR_ENVIRONMENT) or DEFAULT_STATE_DIR)
 
 
-def _record_key_change(kind: str, subject: str, data: dict[str, Any], state_dir: str | None = None) -> None:
+def _record_key_change(kind: str, subject: str, data: dict[str, Any], state_dir: str | None = None, *,
+                       create: bool = False) -> None:
     """Chain a key change in the station registry of ``state_dir`` (default: $WIPE_AGENT_STATE_DIR or
-    /var/lib/wipe-agent), when a registry lives there (a CA machine without a station gets none created).
+    /var/lib/wipe-agent), when a registry lives there (a CA machine without a station gets none created);
+    ``create``: the state directory is a station's by definition (``issue-station`` installed a key in it), so
+    its registry is created and the key's issue is its chain's first entry.
 
     The files changed first (the CA's own lock and atomic writes): a failure to record is said on
     stderr, in one line, and does not undo the key change."""
     state = _state_dir(state_dir)
-    if not (state / REGISTRY_FILE).is_file():
+    if not create and not (state / REGISTRY_FILE).is_file():
         return
     try:
         registry = Registry(state).open()
@@ -147,7 +150,7 @@ def issue_station(
     _record_key_change("key-station-issued", issued.station_id, {
         "serial": serial, "station_id": issued.station_id, "not_before": issued.not_before.isoformat(),
         "not_after": issued.not_after.isoformat(), "certificate_sha256": _sha256(issued.certificate_path)},
-        state_dir)
+        state_dir, create=True)
     _emit(
         as_json,
         {
@@ -281,6 +284,9 @@ def issue_person(name: str | None, role: str | None, ca_dir: str | None, out_dir
     except OSError as error:
         _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
     serial = pki_library.format_serial(issued.serial)
+    _record_key_change("key-person-issued", issued.name, {
+        "serial": serial, "name": issued.name, "role": issued.role, "not_after": issued.not_after.isoformat(),
+        "certificate_sha256": _sha256(issued.certificate_path)})
     _emit(
         as_json,
         {"serial": serial, "name": issued.name, "role": issued.role, "not_before": issued.not_before.isoformat(),

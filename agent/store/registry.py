@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from agent.audit.log import AuditLog, station_signer_source
+from agent.audit.log import AuditLog, evidence_sha256, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
@@ -122,6 +122,8 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 Clock = Callable[[], datetime]
 # the job columns a transition's audit entry repeats (the large JSON ones stay in the journal and the row)
 _CHAINED_COLUMNS = ("method", "level", "reason", "error_code", "route", "bytes_written", "certificate_path")
+CHAINED_EVENTS = ("canaries-planted",)
+"""Journal events whose data a later check regenerates from (verify-media --job): chained by SHA-256."""
 
 
 def _file_sha256(path: str) -> str | None:
@@ -765,15 +767,19 @@ class Registry:
                 raise AgentError(f"job {job_id} is already {current['state']}")
             tx.execute(f"UPDATE jobs SET {assignments} WHERE id=?", (state, *columns.values(), job_id))
             self._event(tx, job_id, state, event, data or {})
-            self.record(tx, f"job-{state}", job_id, {
-                "from": current["state"], "event": event, "data": data or {},
-                **{key: value for key, value in columns.items() if key in _CHAINED_COLUMNS}})
+            chained = {key: value for key, value in columns.items() if key in _CHAINED_COLUMNS}
+            if columns.get("method_json"):  # too large to repeat; its hash binds what verify-media regenerates
+                chained["method_sha256"] = evidence_sha256(json.loads(columns["method_json"]))
+            self.record(tx, f"job-{state}", job_id, {"from": current["state"], "event": event, "data": data or {},
+                                                     **chained})
 
     def journal(self, job_id: str, event: str, data: dict[str, Any]) -> None:
         """Record an event without changing state."""
         with self.transaction() as tx:
             row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
             self._event(tx, job_id, row["state"], event, data)
+            if event in CHAINED_EVENTS:  # evidence a later check relies on: its hash in the chain
+                self.record(tx, f"job-{event}", job_id, {"sha256": evidence_sha256(data)})
 
     def attach_certificate(self, job_id: str, path: str, certificate_id: str, record_sha256: str) -> None:
         """Link a finished job to its signed certificate (or failure report)."""

@@ -19,6 +19,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.audit.log import evidence_sha256
 from agent.discovery.identity import DriveIdentity
 from agent.errors import ConfigError
 from agent.methods.canary import CanarySet, prove_absent
@@ -44,11 +45,31 @@ def _canaries(registry: Registry, job: JobRow) -> CanarySet | None:
     return found
 
 
+def _check_chained(registry: Registry, job: JobRow) -> None:
+    """The job's recorded method details and canaries must be what the audit chain holds the hashes of (the
+    registry rows are plain SQLite; the chain is what is signed). Jobs from before the hashes were chained
+    have none to compare."""
+    entries = registry.audit.entries(job.id)
+    chained = [entry for entry in entries if isinstance(entry.data, dict) and "method_sha256" in entry.data]
+    if chained and chained[-1].data["method_sha256"] != evidence_sha256(job.method_details):
+        raise ConfigError(f"job {job.id}: its recorded expectation is not the one in the audit chain (entry "
+                          f"{chained[-1].seq}): the registry was altered; nothing was read")
+    planted = [entry for entry in entries if entry.kind == "job-canaries-planted"]
+    events = [event["data"] for event in registry.events(job.id) if event["event"] == "canaries-planted"]
+    if planted and (not events or planted[-1].data.get("sha256") != evidence_sha256(events[-1])):
+        raise ConfigError(f"job {job.id}: its recorded canaries are not the ones in the audit chain (entry "
+                          f"{planted[-1].seq}): the registry was altered; nothing was read")
+    if events and not planted and chained:
+        raise ConfigError(f"job {job.id}: canaries are recorded that the audit chain never saw: the registry was "
+                          "altered; nothing was read")
+
+
 def job_expectation(registry: Registry, job: JobRow) -> tuple[Expectation, CanarySet | None]:
     """What the job's method says the medium holds now, and its canaries (firmware purges only)."""
     if job.state != "sanitised":
         raise ConfigError(f"job {job.id} is {job.state}, not sanitised: there is no result to verify again")
     details = job.method_details or {}
+    _check_chained(registry, job)
     recorded = details.get("expectation")
     if not isinstance(recorded, dict):
         raise ConfigError(f"job {job.id} ({job.method or 'no method'}) recorded no expectation to regenerate")

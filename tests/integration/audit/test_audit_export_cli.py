@@ -124,7 +124,11 @@ def test_a_day_exported_and_verified_elsewhere_and_tampering_named(tmp_path: Pat
     # a partial export by date and sequence, and a bad bound
     part = run_cli("audit", "export", "--from", "5", "--to", "25", "--out", str(tmp_path / "part.json"), env=env)
     assert part.returncode == 0, part.stderr
-    assert [e["seq"] for e in json.loads((tmp_path / "part.json").read_text())["entries"]] == list(range(5, 26))
+    # extended to the checkpoint that signs seq 25 (every 10 entries: seq 30), so that its end is anchored
+    assert [e["seq"] for e in json.loads((tmp_path / "part.json").read_text())["entries"]] == list(range(5, 31))
+    assert "extended from seq 25" in part.stdout
+    assert run_cli("audit", "verify", "--file", str(tmp_path / "part.json"), "--trust",
+                   str(tmp_path / "bundle.pem")).returncode == 0
     bad_bound = run_cli("audit", "export", "--from", "yesterday", "--out", str(tmp_path / "x.json"), env=env)
     assert bad_bound.returncode == 2 and "neither a sequence number nor an ISO date" in bad_bound.stderr
     assert not (tmp_path / "x.json").exists()

@@ -49,6 +49,12 @@ def check(document: dict[str, Any], world: PkiWorld) -> tuple[bool, list[str]]:
     return report.valid, list(report.problems)
 
 
+def unanchored(first: int, last: int) -> str:
+    """The verifier's refusal of entries no valid checkpoint covers."""
+    return (f"entries {first}-{last} are not covered by any valid station checkpoint: unanchored, refused (anyone "
+            "can re-hash entries no checkpoint signs)")
+
+
 def rehash_from(document: dict[str, Any], index: int) -> None:
     """Recompute every hash from ``index`` on, as someone without the key would after editing."""
     entries = document["entries"]
@@ -120,7 +126,8 @@ def test_truncation_against_the_stated_range_is_named(exported: dict[str, Any], 
     del exported["checkpoints"][3:]
     valid, problems = check(exported, world)
     assert not valid
-    assert problems == ["the export ends at seq 17 but states it holds entries up to 20: truncated"]
+    assert problems == ["the export ends at seq 17 but states it holds entries up to 20: truncated",
+                        unanchored(16, 17)]
 
 
 def test_a_rewritten_and_rehashed_chain_fails_on_its_checkpoints(exported: dict[str, Any], world: PkiWorld) -> None:
@@ -130,7 +137,7 @@ def test_a_rewritten_and_rehashed_chain_fails_on_its_checkpoints(exported: dict[
     assert not valid
     # every entry fits its neighbours now; only the signatures give it away
     assert problems == [f"checkpoint {n} (seq {n * 5}): the signed head hash does not match entry {n * 5} "
-                        "(the chain was rewritten after it was signed)" for n in (2, 3, 4)]
+                        "(the chain was rewritten after it was signed)" for n in (2, 3, 4)] + [unanchored(6, 20)]
 
 
 def _forge(exported: dict[str, Any], signer: StationSigner, *, station_id: str | None = None) -> None:
@@ -151,15 +158,15 @@ def _forge(exported: dict[str, Any], signer: StationSigner, *, station_id: str |
 def test_checkpoints_resigned_by_another_ca_are_refused(exported: dict[str, Any], world: PkiWorld) -> None:
     _forge(exported, world.other_ca_station)
     valid, problems = check(exported, world)
-    assert not valid and len(problems) == 4
-    assert all("not a station certificate of the trusted CA" in p and "(untrusted)" in p for p in problems)
+    assert not valid and problems[-1] == unanchored(1, 20) and len(problems) == 5
+    assert all("not a station certificate of the trusted CA" in p and "(untrusted)" in p for p in problems[:-1])
 
 
 def test_checkpoints_resigned_by_an_impostor_ca_of_the_same_name_are_refused(exported: dict[str, Any],
                                                                               world: PkiWorld) -> None:
     _forge(exported, world.impostor_station)
     valid, problems = check(exported, world)
-    assert not valid and all("(untrusted)" in p for p in problems)
+    assert not valid and problems[-1] == unanchored(1, 20) and all("(untrusted)" in p for p in problems[:-1])
 
 
 def test_checkpoints_resigned_by_the_ca_key_itself_are_refused(exported: dict[str, Any], world: PkiWorld) -> None:
@@ -168,7 +175,7 @@ def test_checkpoints_resigned_by_the_ca_key_itself_are_refused(exported: dict[st
     ca = x509.load_pem_x509_certificate((world.ca_dir / pki.CA_CERT).read_bytes())
     _forge(exported, StationSigner("station-01", ca, (), key))
     valid, problems = check(exported, world)
-    assert not valid and all("(signer_is_ca)" in p for p in problems)
+    assert not valid and problems[-1] == unanchored(1, 20) and all("(signer_is_ca)" in p for p in problems[:-1])
 
 
 def test_checkpoints_signed_by_a_revoked_station_are_refused(world: PkiWorld, tmp_path: Path) -> None:
@@ -178,8 +185,8 @@ def test_checkpoints_signed_by_a_revoked_station_are_refused(world: PkiWorld, tm
     pem = serialization.Encoding.PEM
     document = registry.audit.export(1, 10, "station-02", [world.revoked.certificate.public_bytes(pem).decode()])
     valid, problems = check(document, world)
-    assert not valid and len(problems) == 2
-    assert all("was revoked on" in p and "(revoked)" in p for p in problems)
+    assert not valid and len(problems) == 3 and problems[-1] == unanchored(1, 10)
+    assert all("was revoked on" in p and "(revoked)" in p for p in problems[:-1])
 
 
 def test_checkpoints_of_another_station_id_are_refused(exported: dict[str, Any], world: PkiWorld) -> None:
@@ -187,7 +194,8 @@ def test_checkpoints_of_another_station_id_are_refused(exported: dict[str, Any],
     _forge(exported, world.revoked, station_id="station-01")
     valid, problems = check(exported, world)
     assert not valid
-    assert all("(station_mismatch)" in p or "(revoked)" in p for p in problems)
+    assert problems[-1] == unanchored(1, 20)
+    assert all("(station_mismatch)" in p or "(revoked)" in p for p in problems[:-1])
     assert any("signed by station 'station-02', not by station 'station-01'" in p for p in problems)
 
 
@@ -203,8 +211,8 @@ def test_an_expired_station_certificate_does_not_sign(world: PkiWorld, exported:
     exported["station_id"] = "station-03"
     _forge(exported, world.expired, station_id="station-03")
     valid, problems = check(exported, world)
-    assert not valid and len(problems) == 4
-    assert all("(station-03) expired on" in p and "(expired)" in p for p in problems)
+    assert not valid and len(problems) == 5 and problems[-1] == unanchored(1, 20)
+    assert all("(station-03) expired on" in p and "(expired)" in p for p in problems[:-1])
 
 
 def test_a_tampered_signature_is_named(exported: dict[str, Any], world: PkiWorld) -> None:
@@ -222,17 +230,16 @@ def test_a_moved_checkpoint_time_breaks_its_signature(exported: dict[str, Any], 
     valid, problems = check(exported, world)
     assert not valid
     assert problems == ["checkpoint 4 (seq 20): the signature value does not verify with the signer's key "
-                        "(bad_signature)"]
+                        "(bad_signature)", unanchored(16, 20)]
 
 
-def test_entries_after_the_last_checkpoint_are_reported_unsigned(signed_registry: Registry,
-                                                                 world: PkiWorld) -> None:
+def test_entries_after_the_last_checkpoint_are_refused_as_unanchored(signed_registry: Registry,
+                                                                    world: PkiWorld) -> None:
     fill(signed_registry, 7)
     report = verify_export(parse_export(json.dumps(export_of(signed_registry, world)).encode()),
                            load_trust_bundle(world.bundle))
-    assert report.valid and report.anchored_to == 5
-    assert report.warnings == ("entries 6-7 are after the last checkpoint in the export: their hashes are "
-                               "consistent but not yet signed by the station",)
+    assert not report.valid and report.anchored_to == 5
+    assert report.problems == (unanchored(6, 7),)
 
 
 def test_a_partial_export_checks_what_it_holds(signed_registry: Registry, world: PkiWorld) -> None:
