@@ -197,9 +197,40 @@ class IssuedStation:
 # --- file helpers ---------------------------------------------------------------------------------
 
 
+# The station's state directory and what it holds below it (certificates/, destruction/): the owner
+# writes, the group (wipe-operators, for the daemon's socket) may enter; nobody else.
+STATE_DIRECTORY_MODE = 0o750
+
+
+def make_private_directory(path: Path, mode: int = 0o700) -> Path:
+    """Create ``path`` and each missing parent with ``mode`` whatever the umask; leave existing ones alone.
+
+    ``mkdir(parents=True, mode=...)`` gives the mode to the last component only and masks it with the
+    umask: under ``umask 000`` a station's new state directory and its parents came out 0777, so any
+    local user could rename the registry, ``pki/`` or ``certificates/`` away and put their own in place.
+    Directories that already exist (``/tmp``, ``/var/lib``) are never changed: only what this call makes."""
+    path = Path(path)
+    missing: list[Path] = []
+    current = path
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    if not missing and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=mode)
+        except FileExistsError:  # made meanwhile by another process: theirs to set
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, mode, follow_symlinks=False)  # mkdir's mode is masked by the umask; chmod's is not
+    return path
+
+
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write via a temporary file created with ``mode`` (so a key is never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_directory(path.parent)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temporary, mode)
@@ -366,7 +397,7 @@ def init_ca(
         raise PkiError(f"{out_dir} is not empty; give init-ca a new or empty directory for the CA")
     if out_dir.exists() and not out_dir.is_dir():
         raise PkiError(f"{out_dir} exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(out_dir)
     os.chmod(out_dir, 0o700)
     now = clock()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -520,7 +551,8 @@ def issue_station_details(
         })
         _save_state(ca_dir, state)
         pki_dir = state_dir / STATION_DIR
-        pki_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(state_dir, STATE_DIRECTORY_MODE)  # what the registry creates it with
+        make_private_directory(pki_dir)
         os.chmod(pki_dir, 0o700)
         _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
         _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
@@ -578,7 +610,7 @@ def issue_tsa(
             "certificate": _certificate_pem(certificate).decode(),
         })
         _save_state(ca_dir, state)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(out_dir)
         os.chmod(out_dir, 0o700)
         _write_atomic(out_dir / TSA_KEY, _private_pem(key), 0o600)
         _write_atomic(out_dir / TSA_CERT, _certificate_pem(certificate), 0o644)
@@ -640,7 +672,7 @@ def issue_person(
             "not_before": not_before.isoformat(), "not_after": not_after.isoformat(), "revoked_at": None,
         })
         _save_state(ca_dir, state)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(out_dir)
         os.chmod(out_dir, 0o700)
         _write_atomic(key_path, _private_pem(key), 0o600)
         _write_atomic(certificate_path, _certificate_pem(certificate), 0o600)

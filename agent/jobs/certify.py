@@ -27,7 +27,7 @@ from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
 from certs.errors import NoSignerConfigured, RecordError
 from certs.issue import issue_certificate_details
-from certs.pki import StationSigner, load_station_signer
+from certs.pki import STATE_DIRECTORY_MODE, StationSigner, load_station_signer, make_private_directory
 from certs.record import (
     Canary,
     Evidence,
@@ -351,7 +351,7 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
                                    "(a certificate must read to a person exactly as it is signed: "
                                    "correct the value at intake or check the drive's identity)") from exc
         directory = registry.state_dir / "certificates"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        make_private_directory(directory, STATE_DIRECTORY_MODE)
         kind = "certificate" if record.outcome == "sanitised" else "failure-report"
         path = directory / f"{kind}-{record.certificate_id}.pdf"
         issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,

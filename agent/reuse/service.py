@@ -23,7 +23,7 @@ from certs.errors import CertificateError as CertsError
 from certs.errors import RecordError
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import issue_manifest
-from certs.pki import StationSigner, TrustBundle
+from certs.pki import STATE_DIRECTORY_MODE, StationSigner, TrustBundle, make_private_directory
 from certs.validation import (
     STATEMENT_SCHEMA_VERSION,
     ValidatedCertificate,
@@ -265,7 +265,7 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
         "summary": f"{asset}: {len(jobs)} drive(s) destroyed by {method}, witnessed by {witness.strip()}",
     }
     directory = store.registry.state_dir / "destruction"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    make_private_directory(directory, STATE_DIRECTORY_MODE)
     path = directory / f"destruction-{document_id}.pdf"
     try:
         digest = issue_destruction_report(record, signer, path, tsa_url=tsa_url)

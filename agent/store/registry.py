@@ -33,6 +33,7 @@ from agent.audit.log import AuditLog, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
+from certs.pki import STATE_DIRECTORY_MODE, make_private_directory
 
 SCHEMA_VERSION = 1
 REGISTRY_FILE = "registry.sqlite3"
@@ -353,6 +354,7 @@ class Registry:
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
         self._signer = station_signer_source(state_dir)
+        self._loose_directory: dict[str, Any] | None = None  # the state directory's mode before it was tightened
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -420,7 +422,7 @@ class Registry:
         Tightened rather than refused: a station upgraded from a version that left the file 0644 keeps
         working and stops exposing its keys at once, and the audit chain says when and what it was.
         A file this process may not chmod (another user's) is refused with the command that fixes it."""
-        changed: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = [self._loose_directory] if self._loose_directory else []
         for suffix in REGISTRY_FILES:
             path = Path(f"{self.path}{suffix}")
             try:
@@ -464,7 +466,7 @@ class Registry:
         """The state directory exists (created if missing) and this process may write in it."""
         directory = self.state_dir
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            make_private_directory(directory, STATE_DIRECTORY_MODE)
         except PermissionError:
             raise ConfigError(f"state directory {directory} does not exist and cannot be created: permission "
                               f"denied; {RUN_AS_ROOT}") from None
@@ -477,6 +479,7 @@ class Registry:
             raise ConfigError(f"state directory {directory} is not a directory")
         if not os.access(directory, os.X_OK):
             raise ConfigError(f"state directory {directory}: permission denied; {RUN_AS_ROOT}")
+        self._loose_directory = self._tighten_directory(directory)
         if not os.access(directory, os.W_OK):
             if _read_only_filesystem(directory):
                 raise ConfigError(f"state directory {directory} is on a read-only filesystem: "
@@ -484,6 +487,36 @@ class Registry:
             if os.geteuid() == 0:
                 raise ConfigError(f"state directory {directory} cannot be written (immutable?): refusing")
             raise ConfigError(f"state directory {directory} is not writable; {RUN_AS_ROOT}")
+
+    @staticmethod
+    def _tighten_directory(directory: Path) -> dict[str, Any] | None:
+        """A state directory others may write is closed to them (returned for the audit chain); a
+        world-writable parent that is not sticky, or a shared sticky directory, is refused.
+
+        The registry file's 0600 is moot when anyone can rename it, its -wal, ``pki/`` or
+        ``certificates/`` away and put their own in its place."""
+        resolved = directory.resolve()
+        for parent in resolved.parents:
+            mode = stat.S_IMODE(os.stat(parent).st_mode)
+            if mode & 0o002 and not mode & stat.S_ISVTX:
+                raise ConfigError(f"state directory {directory}: its parent {parent} is mode {mode:04o}, writable by "
+                                  f"every user, who could replace the station's state: run 'chmod o-w {parent}' "
+                                  "or choose another state_dir; refusing")
+        status = os.stat(resolved)
+        mode = stat.S_IMODE(status.st_mode)
+        if not mode & 0o022:
+            return None
+        if mode & stat.S_ISVTX or status.st_uid != os.geteuid():
+            raise ConfigError(f"state directory {directory} is mode {mode:04o}, writable by other users, and is "
+                              "not this station's own to tighten: give the station a directory of its own "
+                              "(state_dir); refusing")
+        try:
+            os.chmod(resolved, mode & STATE_DIRECTORY_MODE)
+        except OSError as exc:
+            raise ConfigError(f"state directory {directory} is mode {mode:04o}, writable by other users, and "
+                              f"cannot be tightened ({exc.strerror}): run 'chmod go-w {directory}'") from None
+        return {"file": ".", "was": f"{mode:04o}", "now": f"{mode & STATE_DIRECTORY_MODE:04o}",
+                "was_writable_by_others": True}
 
     def _check_existing(self) -> None:
         """Read the existing registry file without writing it: a SQLite database with our schema."""
