@@ -213,14 +213,6 @@ def _only_busy(reasons: tuple[str, ...]) -> bool:
     return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
 
 
-def _restart_stamp(row: JobRow) -> OperatorStamp | None:
-    """An interrupted job's attribution, kept by its restart (None for a job from before sign-ins)."""
-    if row.operator_via is None or row.operator_uid is None:
-        return None
-    return OperatorStamp(name=row.operator, title=row.operator_title or "", uid=row.operator_uid,
-                         via=row.operator_via)
-
-
 def _job_summary(row: JobRow) -> dict[str, Any]:
     return {"job_id": row.id, "outcome": row.state, "method": row.method, "level": row.level,
             "reason": row.reason, "error_code": row.error_code, "route": row.route, "profile": row.profile,
@@ -500,10 +492,14 @@ class Station:
                 self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
                               stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
         elif restart is not None:
-            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False,
-                          stamp=_restart_stamp(restart))
+            # the re-run is a sanitisation done now: attributed like any auto-start, to whoever is signed
+            # in for the bay now (else to nobody, said so), never to the interrupted job's person, whose
+            # shift may have ended or who signed out meanwhile; that person stays on the interrupted job
+            self._enqueue(slot, restart.profile, None, restart.asset_tag, restart.host, use_intake=False,
+                          stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
             self.log.info("restarting interrupted job from the beginning",
-                          extra={"fields": {**fields, "interrupted": restart.id}})
+                          extra={"fields": {**fields, "interrupted": restart.id,
+                                            "interrupted_operator": restart.operator}})
         elif slot.identity is not None:
             self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
                           stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
