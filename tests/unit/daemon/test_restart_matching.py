@@ -166,4 +166,4 @@ def test_at_start_up_an_interrupted_attempt_restarts_even_after_an_earlier_succe
     station._coldplug = True
     _insert(station)
     job = station.slots["bay-1"].job
-    assert job is not None and (job.operator, job.asset_tag) == ("bob", "PC-9")
+    assert job is not None and (job.operator, job.asset_tag) == (unnamed_text(os.geteuid(), VIA_DAEMON), "PC-9")
