@@ -14,6 +14,12 @@ before the seed is chosen. The algorithm, stated in the output so another tool c
 4. From each stratum of n drives the first ceil(p · n / 100) are drawn, so the sample holds at least
    ceil(p % of the population) drives; the result is listed in the same hash order.
 
+Whoever runs the command picks the seed, and could retry seeds until a drive they fear is left out.
+So every draw is written to the audit chain (``audit-sample-drawn``: seed, percent, the population's
+size and SHA-256 over its job ids, the drawn job ids) in the same transaction that reads the
+population, and the output says how many draws this population had before: a ground sample shows as
+a run of draws in the chain, and the one to trust is the first draw with the seed compliance gave.
+
 Attached to the ``audit`` group of :mod:`agent.cli.reuse_commands` (importing this module registers it).
 """
 
@@ -81,6 +87,53 @@ def on_site(store: ReuseStore) -> list[JobRow]:
     return population
 
 
+SAMPLE_AUDIT_KIND = "audit-sample-drawn"
+MAX_SEED = 200
+
+
+def population_sha256(population: list[JobRow]) -> str:
+    """SHA-256 over the population's job ids, sorted, one per line: which drives the draw was from."""
+    lines = "".join(f"{job_id}\n" for job_id in sorted(job.id for job in population))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def check_seed(_ctx: click.Context, _param: click.Parameter, seed: str) -> str:
+    """The seed is printed, chained and re-typed a year later: one clean line of bounded text."""
+    from certs.record import text_problem
+
+    problem = "must not be blank" if not seed.strip() else text_problem(seed)
+    if not problem and len(seed) > MAX_SEED:
+        problem = f"longer than {MAX_SEED} characters"
+    if problem:
+        raise click.BadParameter(problem, param_hint="'--seed'")
+    return seed
+
+
+def check_percent(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number above 0 and at most 100, not NaN", param_hint="'--percent'")
+    return value
+
+
+def record_draw(store: ReuseStore, percent: float,
+                seed: str) -> tuple[list[JobRow], list[Drawn], dict[str, dict[str, int]], int]:
+    """Read the population, draw, and chain the draw, in one transaction; also how many earlier draws
+    (with any seed) were made over exactly this population."""
+    registry = store.registry
+    with registry.transaction():
+        population = on_site(store)
+        drawn, strata = draw(population, percent, seed)
+        digest = population_sha256(population)
+        earlier = sum(1 for entry in registry.audit.entries()
+                      if entry.kind == SAMPLE_AUDIT_KIND and entry.data.get("population_sha256") == digest)
+        registry.audit.append(SAMPLE_AUDIT_KIND, seed, {
+            "seed": seed, "percent": percent, "algorithm": ALGORITHM, "population": len(population),
+            "population_sha256": digest, "drawn": [item.job.id for item in drawn], "earlier_draws": earlier,
+        }, in_transaction=True)
+    return population, drawn, strata, earlier
+
+
 def draw(population: list[JobRow], percent: float, seed: str) -> tuple[list[Drawn], dict[str, dict[str, int]]]:
     """The sample (hash order) and, per method, how many drives there are and how many were drawn."""
     strata: dict[str, list[Drawn]] = {}
@@ -99,8 +152,11 @@ def draw(population: list[JobRow], percent: float, seed: str) -> tuple[list[Draw
 
 @audit.command("sample")
 @click.option("--percent", type=click.FloatRange(0, 100, min_open=True), default=20.0, show_default=True,
+              callback=check_percent,
               help="Share of the on-site sanitised drives to draw (at least this, rounded up per method).")
-@click.option("--seed", required=True, help="Any text; the same seed on the same registry draws the same drives.")
+@click.option("--seed", required=True, callback=check_seed,
+              help="One line of text given by compliance; the same seed on the same registry draws the same "
+                   "drives. Every draw is recorded in the audit chain.")
 @json_option
 @click.pass_context
 @handle_errors
@@ -108,14 +164,17 @@ def audit_sample(ctx: click.Context, percent: float, seed: str, as_json: bool) -
     """Draw a reproducible sample of sanitised drives still on site for secondary verification."""
     store = _store(ctx)
     try:
-        population = on_site(store)
-        drawn, strata = draw(population, percent, seed)
+        population, drawn, strata, earlier = record_draw(store, percent, seed)
     finally:
         store.registry.close()
     if as_json:
         print_json({"seed": seed, "percent": percent, "algorithm": ALGORITHM, "population": len(population),
+                    "population_sha256": population_sha256(population), "earlier_draws": earlier,
                     "drawn": len(drawn), "strata": strata, "sample": [item.to_json() for item in drawn]})
         return
+    if earlier:
+        click.echo(f"note: {earlier} earlier draw(s) over exactly this population are in the audit chain "
+                   f"({SAMPLE_AUDIT_KIND}); this draw is recorded too", err=True)
     click.echo(f"sample of {len(drawn)} of {len(population)} sanitised drive(s) on site "
                f"({percent:g} %, seed {printable(seed)!r}; per method: "
                + (", ".join(f"{method} {count['drawn']}/{count['population']}" for method, count in strata.items())

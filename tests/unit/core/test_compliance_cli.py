@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent.cli.compliance_commands import sample_rank
+from agent.audit.log import AuditLog
+from agent.cli.compliance_commands import SAMPLE_AUDIT_KIND, sample_rank
 from agent.cli.main import cli
 from agent.discovery.identity import DriveIdentity
 from agent.reuse.store import ReuseStore
@@ -137,7 +139,8 @@ def test_sample_is_reproducible_stratified_and_only_on_site(registry: Registry) 
     assert sorted(drawn) == sorted(expected)
     assert [item["rank_sha256"] for item in first["sample"]] == sorted(item["rank_sha256"] for item in first["sample"])
 
-    assert _sample(state, "--percent", "20", "--seed", "audit-2026") == first      # same seed, same drives
+    again = _sample(state, "--percent", "20", "--seed", "audit-2026")               # same seed, same drives
+    assert again["sample"] == first["sample"] and (first["earlier_draws"], again["earlier_draws"]) == (0, 1)
     others = {tuple(item["job_id"] for item in _sample(state, "--seed", f"other-{n}")["sample"]) for n in range(4)}
     assert any(set(sample) != set(drawn) for sample in others)                      # another seed, another draw
     everything = _sample(state, "--percent", "100", "--seed", "x")
@@ -149,3 +152,34 @@ def test_sample_needs_a_seed_and_a_sane_percent(registry: Registry) -> None:
     assert code == 2 and "--seed" in output
     code, output = _cli(registry.state_dir, "audit", "sample", "--seed", "s", "--percent", "0")
     assert code == 2
+
+
+def test_every_draw_is_chained_so_grinding_seeds_shows(registry: Registry) -> None:
+    """M12: 158 of 200 seeds left a chosen drive out, and drawing left no trace."""
+    jobs = [_job(registry, f"Z{index}") for index in range(10)]
+    state = registry.state_dir
+    draws = [_sample(state, "--percent", "20", "--seed", f"seed-{n}") for n in range(3)]
+    assert [item["earlier_draws"] for item in draws] == [0, 1, 2]
+    chained = [entry for entry in AuditLog(registry.db).entries() if entry.kind == SAMPLE_AUDIT_KIND]
+    assert [entry.subject for entry in chained] == ["seed-0", "seed-1", "seed-2"]
+    for entry, result in zip(chained, draws, strict=True):
+        assert entry.data["drawn"] == [item["job_id"] for item in result["sample"]]
+        assert entry.data["population"] == 10 and entry.data["percent"] == 20.0
+        assert entry.data["population_sha256"] == result["population_sha256"]
+    expected = hashlib.sha256("".join(f"{job}\n" for job in sorted(jobs)).encode()).hexdigest()
+    assert chained[0].data["population_sha256"] == expected
+    assert AuditLog(registry.db).verify().valid
+    code, output = _cli(state, "audit", "sample", "--seed", "seed-3")
+    assert code == 0 and "3 earlier draw(s) over exactly this population" in output
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("--percent", "nan", "--seed", "1"), "not NaN"),
+    (("--seed", "   "), "must not be blank"),
+    (("--seed", "audit\u202e6202"), "U+202E"),
+    (("--seed", "s" * 201), "longer than 200"),
+])
+def test_bad_seed_or_percent_is_one_line_exit_2(registry: Registry, args: tuple[str, ...], named: str) -> None:
+    code, output = _cli(registry.state_dir, "audit", "sample", *args)
+    assert code == 2 and named in output and "Traceback" not in output
+    assert not [entry for entry in AuditLog(registry.db).entries() if entry.kind == SAMPLE_AUDIT_KIND]
