@@ -10,7 +10,15 @@ import click
 
 from agent.cli.context import state_dir, station_config
 from agent.cli.output import handle_errors, json_option, print_json, printable
-from agent.operators import DEFAULT_SHIFT_HOURS, MAX_SHIFT_HOURS, OperatorError, Operators, invoking_uid, user_name
+from agent.operators import (
+    DEFAULT_SHIFT_HOURS,
+    MAX_SHIFT_HOURS,
+    MIN_SHIFT_HOURS,
+    OperatorError,
+    Operators,
+    invoking_uid,
+    user_name,
+)
 from agent.store.registry import Registry
 
 
@@ -41,7 +49,7 @@ def operator() -> None:
 @click.option("--title", required=True, help="Job title printed on certificates (e.g. 'Digital forensics officer').")
 @click.option("--bay", "bays", multiple=True, help="A bay whose auto-start jobs are yours (repeatable).")
 @click.option("--all-bays", is_flag=True, help="Every bay's auto-start jobs are yours.")
-@click.option("--shift-hours", type=click.FloatRange(min=0, min_open=True, max=MAX_SHIFT_HOURS),
+@click.option("--shift-hours", type=click.FloatRange(min=MIN_SHIFT_HOURS, max=MAX_SHIFT_HOURS),
               default=DEFAULT_SHIFT_HOURS, show_default=True, help="The sign-in ends by itself after this long.")
 @json_option
 @click.pass_context
