@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -334,6 +335,30 @@ def _header_problem(header: bytes, size: int) -> str | None:
     return None
 
 
+# Registry files this process holds open through SQLite, (st_dev, st_ino) → open instances.
+# POSIX record locks belong to the process, and closing *any* descriptor of a file drops all of them:
+# the raw header read of :meth:`Registry._check_existing` (open + close), made while the daemon's own
+# connection was open (a second Registry on an API thread), silently released the daemon's WAL locks,
+# so a worker closing its last connection took itself for the last user and reset the -wal/-shm under
+# the daemon, whose next commit failed with "disk I/O error". A file this process already opened (and
+# checked) is therefore not read again outside SQLite while it is open.
+_OPEN_REGISTRIES: dict[tuple[int, int], int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _open_in_this_process(path: Path) -> bool:
+    key = _file_key(path)
+    return key is not None and _OPEN_REGISTRIES.get(key, 0) > 0
+
+
 def _remove_created(paths: list[Path]) -> None:
     """Remove the -wal/-shm files a refused registry's read-only probe created (they did not exist before)."""
     for item in paths:
@@ -355,6 +380,7 @@ class Registry:
         self._audit: AuditLog | None = None
         self._signer = station_signer_source(state_dir)
         self._loose_directory: dict[str, Any] | None = None  # the state directory's mode before it was tightened
+        self._inode: tuple[int, int] | None = None  # the registry file this instance holds open
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -364,7 +390,8 @@ class Registry:
         (not even the switch to WAL) touches it before :meth:`_check_existing` has read it back."""
         self._check_directory()
         if os.path.lexists(self.path):
-            self._check_existing()
+            if not _open_in_this_process(self.path):
+                self._check_existing()
         else:
             self._create_private()
         try:
@@ -390,6 +417,10 @@ class Registry:
             db.close()
             raise ConfigError(f"registry {self.path}: cannot open: {self._reason(exc)}") from exc
         self._db = db
+        self._inode = _file_key(self.path)
+        if self._inode is not None:
+            with _OPEN_LOCK:
+                _OPEN_REGISTRIES[self._inode] = _OPEN_REGISTRIES.get(self._inode, 0) + 1
         try:
             self._migrate()
         except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
@@ -613,6 +644,14 @@ class Registry:
         if self._db is not None:
             self._db.close()
             self._db = None
+            if self._inode is not None:
+                with _OPEN_LOCK:
+                    left = _OPEN_REGISTRIES.get(self._inode, 1) - 1
+                    if left > 0:
+                        _OPEN_REGISTRIES[self._inode] = left
+                    else:
+                        _OPEN_REGISTRIES.pop(self._inode, None)
+                self._inode = None
         self._audit = None
 
     @contextmanager
