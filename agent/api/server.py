@@ -20,6 +20,8 @@ path                        method  does
 /v1/bays/{bay}/cancel       POST    cancel the bay's job: queued (dequeued) or running (→ interrupted)
 /v1/jobs/{id}/cancel        POST    cancel a queued or running job by id (prefix)
 /v1/intake                  POST    {"bay", "asset_tag", "host_serial", "make", "model"}
+/v1/operators/sign-in       POST    {"name", "title", "bays": [..] or "all", "shift_hours"} for the caller's uid
+/v1/operators/sign-out      POST    end the caller's own sign-in
 ==========================  ======  ===================================================
 """
 
@@ -69,6 +71,10 @@ class StationService(Protocol):
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
                model: str | None, operator: str) -> dict[str, Any]: ...
     def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]: ...
+    def sign_in(self, name: str, title: str, bays: tuple[str, ...] | None, shift_hours: float, *,
+                caller_uid: int) -> dict[str, Any]:
+        ...
+    def sign_out(self, *, caller_uid: int) -> dict[str, Any]: ...
 
 
 class ApiError(AgentError):
@@ -277,7 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("method_not_allowed", f"{method} not allowed here: read-only endpoint (use GET)")
             return reads[()]()
         writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] in ("start", "cancel")) or (
-            len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"]
+            len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"] or (
+            rest in (["operators", "sign-in"], ["operators", "sign-out"]))
         if not writes:
             raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
         if method != "POST":
@@ -296,9 +303,37 @@ class _Handler(BaseHTTPRequestHandler):
         if rest[0] == "jobs":
             _only(body, set())
             return service.cancel(rest[1], caller.name)
+        if rest == ["operators", "sign-out"]:
+            _only(body, set())
+            return service.sign_out(caller_uid=caller.uid)
+        if rest[0] == "operators":
+            # for the caller's own uid, as the kernel reports it: a member of the API group can sign
+            # in (and start jobs) as themselves, never for another login
+            _only(body, {"name", "title", "bays", "shift_hours"})
+            return service.sign_in(_text(body, "name", True) or "", _text(body, "title", True) or "",
+                                   _bays(body), _hours(body), caller_uid=caller.uid)
         _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
         return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
                               _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _bays(body: dict[str, Any]) -> tuple[str, ...] | None:
+    """``"bays"``: a list of bay names, or ``"all"`` (None); absent: no bays (jobs the caller starts)."""
+    value = body.get("bays", [])
+    if value == "all":
+        return None
+    if not isinstance(value, list) or len(value) > 64 or not all(isinstance(item, str) for item in value):
+        raise ApiError("bad_request", "'bays' must be a list of bay names or \"all\"")
+    return tuple(value)
+
+
+def _hours(body: dict[str, Any]) -> float:
+    from agent.operators import DEFAULT_SHIFT_HOURS
+
+    value = body.get("shift_hours", DEFAULT_SHIFT_HOURS)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError("bad_request", "'shift_hours' must be a number")
+    return float(value)
 
 
 def _name(query: dict[str, list[str]]) -> str | None:

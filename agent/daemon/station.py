@@ -42,7 +42,16 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
-from agent.operators import VIA_API, VIA_DAEMON, OperatorStamp, SignIn, attribute, signed_in_now
+from agent.operators import (
+    VIA_API,
+    VIA_DAEMON,
+    OperatorError,
+    Operators,
+    OperatorStamp,
+    SignIn,
+    attribute,
+    signed_in_now,
+)
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
@@ -1250,6 +1259,34 @@ class Station:
         if not asset_tag.strip():
             raise RequestError("bad_request", "asset tag is empty", 400)
         return self.store.add_intake(bay, asset_tag, host_serial, make, model, operator).to_json()
+
+    def sign_in(self, name: str, title: str, bays: tuple[str, ...] | None, shift_hours: float, *,
+                caller_uid: int) -> dict[str, Any]:
+        """Sign ``name`` in for the socket caller's own uid (``SO_PEERCRED``): how an operator who is not
+        root signs in (``operator sign-in`` writes the registry directly only as root)."""
+        unknown = [bay for bay in bays or () if bay not in self.slots]
+        if unknown:
+            raise RequestError("not_found", f"no bay {unknown[0]!r} at this station", 404)
+        # a Registry of its own on this API thread: safe since a second open in the daemon's process
+        # no longer reads the file outside SQLite (that dropped the daemon's locks: "disk I/O error")
+        registry = Registry(self.config.state_dir).open()
+        try:
+            return Operators(registry).sign_in(name, title, caller_uid, bays=bays, shift_hours=shift_hours).to_json()
+        except OperatorError as exc:
+            raise RequestError("bad_request", exc.message, 400) from None
+        finally:
+            registry.close()
+
+    def sign_out(self, *, caller_uid: int) -> dict[str, Any]:
+        """End the socket caller's own sign-in (never another uid's: that is root's, on the station)."""
+        registry = Registry(self.config.state_dir).open()
+        try:
+            ended = Operators(registry).sign_out(uid=caller_uid, by_uid=caller_uid)
+        except OperatorError as exc:
+            raise RequestError("not_found", exc.message, 404) from None
+        finally:
+            registry.close()
+        return {"signed_out": [entry.to_json() for entry in ended]}
 
     def jobs(self, limit: int) -> dict[str, Any]:
         """Recent jobs from the registry."""
