@@ -39,7 +39,7 @@ from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
-from agent.operators import OperatorStamp, command_line_stamp, invoking_uid
+from agent.operators import OperatorStamp, command_line_stamp, invoking_uid, unnamed_text
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
@@ -373,8 +373,15 @@ def _verdict(verification: dict[str, Any] | None, missing: str = "-") -> str:
 def _csv_row(row: JobRow) -> list[object]:
     latest = row.secondary_verifications[-1] if row.secondary_verifications else None
     return [row.id, row.state, row.created_at, row.finished_at, row.device_path, row.drive.model, row.drive.serial,
-            row.drive.size_bytes, row.asset_tag, row.operator, row.profile, row.method, row.level,
+            row.drive.size_bytes, row.asset_tag, _operator_cell(row), row.profile, row.method, row.level,
             _verdict(row.verification, ""), _verdict(latest, ""), row.certificate_path]
+
+
+def _operator_cell(row: JobRow) -> str:
+    """The signed-in person, or the plain statement that nobody was (an empty cell reads as "unknown")."""
+    if row.operator_via is not None and not row.operator_named:
+        return unnamed_text(row.operator_uid, row.operator_via)
+    return row.operator
 
 
 def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:

@@ -183,3 +183,13 @@ def test_bad_seed_or_percent_is_one_line_exit_2(registry: Registry, args: tuple[
     code, output = _cli(registry.state_dir, "audit", "sample", *args)
     assert code == 2 and named in output and "Traceback" not in output
     assert not [entry for entry in AuditLog(registry.db).entries() if entry.kind == SAMPLE_AUDIT_KIND]
+
+
+def test_jobs_csv_says_nobody_was_signed_in_rather_than_an_empty_operator_cell(registry: Registry) -> None:
+    """L2: a job nobody was signed in for showed an empty cell (read as "unknown" in a spreadsheet)."""
+    job = registry.create_job(dataclasses.replace(BASE, serial="SN-U"), "nist-clear-overwrite", "", "test",
+                              operator_title="", operator_uid=1001, operator_via="the station daemon")
+    code, output = _cli(registry.state_dir, "jobs", "--csv")
+    assert code == 0, output
+    [row] = [row for row in csv.DictReader(io.StringIO(output)) if row["job_id"] == job]
+    assert row["operator"].startswith("no operator signed in") and "uid 1001" in row["operator"]
