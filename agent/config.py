@@ -362,6 +362,17 @@ def placeholder_problem(value: str) -> str | None:
     return None
 
 
+def certificate_text_problem(value: str) -> str | None:
+    """Why a value for a certificate field (an asset tag, a host's make/model/serial) can never be
+    signed or printed as given, else None: asked at input, before any drive is touched."""
+    from certs.record import text_problem
+
+    problem = text_problem(value) or printable_problem(value)
+    if not problem and len(value) > MAX_ORGANISATION_TEXT:
+        problem = f"longer than {MAX_ORGANISATION_TEXT} characters"
+    return problem
+
+
 def printable_problem(value: str) -> str | None:
     """What the certificate renderer cannot print and read back (see certs.render.print_problem); a
     station without the fonts is not judged here (its certificates fail with FontsMissing, said plainly)."""

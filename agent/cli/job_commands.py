@@ -279,12 +279,9 @@ def check_certificate_text(option: str, value: str | None) -> None:
     or printed is refused at input, with exit 2, before any drive is touched (not after the wipe)."""
     if value is None:
         return
-    from agent.config import MAX_ORGANISATION_TEXT, printable_problem
-    from certs.record import text_problem
+    from agent.config import certificate_text_problem
 
-    problem = text_problem(value) or printable_problem(value)
-    if not problem and len(value) > MAX_ORGANISATION_TEXT:
-        problem = f"longer than {MAX_ORGANISATION_TEXT} characters"
+    problem = certificate_text_problem(value)
     if problem:
         raise ConfigError(f"{option}: {problem} (it is printed on the certificate); nothing was touched")
 

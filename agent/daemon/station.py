@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from agent.audit.station import record_configuration
-from agent.config import Bay, StationConfig
+from agent.config import Bay, StationConfig, certificate_text_problem
 from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
@@ -1258,6 +1258,12 @@ class Station:
             raise RequestError("not_found", f"no bay {bay!r}", 404)
         if not asset_tag.strip():
             raise RequestError("bad_request", "asset tag is empty", 400)
+        # what goes on the next drive's certificate is checked now, not after that drive is wiped (M15)
+        for label, value in (("asset tag", asset_tag), ("host serial", host_serial), ("make", make),
+                             ("model", model)):
+            problem = certificate_text_problem(value) if value is not None else None
+            if problem:
+                raise RequestError("bad_request", f"{label}: {problem} (it is printed on the certificate)", 400)
         return self.store.add_intake(bay, asset_tag, host_serial, make, model, operator).to_json()
 
     def sign_in(self, name: str, title: str, bays: tuple[str, ...] | None, shift_hours: float, *,

@@ -501,3 +501,20 @@ def test_a_restarted_interrupted_job_names_who_is_signed_in_now_not_its_first_pe
     assert job is not None and job.asset_tag == "PC-OLD"  # the same drive, re-run from the beginning
     assert job.operator == expected
     assert registry.job(old).operator == "PC Alice Smith"  # her attempt keeps her name, as history
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("asset_tag", "PC-\u202e42", "asset tag: contains"),
+    ("host_serial", "SN\u5317", "host serial: contains U+5317"),
+    ("make", "\U0001f4bb Dell", "make: contains U+1F4BB"),
+    ("model", "M" * 201, "model: longer than 200"),
+])
+def test_intake_values_a_certificate_cannot_carry_are_refused_at_input(
+        tmp_path: Path, field: str, value: str, named: str) -> None:
+    """M15: intake's values reach the next drive's certificate; refused now, not after that drive is wiped."""
+    station = _station(tmp_path)
+    values = {"asset_tag": "PC-42", "host_serial": None, "make": None, "model": None, field: value}
+    with pytest.raises(station_module.RequestError) as raised:
+        station.intake("bay-1", values["asset_tag"], values["host_serial"], values["make"], values["model"], "op")
+    assert raised.value.status == 400 and named in raised.value.message
+    assert station.store.usable("bay-1", None) is None  # nothing recorded
