@@ -68,6 +68,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
 from certs.record import is_identifier, text_problem
 
@@ -195,37 +196,6 @@ class IssuedStation:
 
 
 # --- file helpers ---------------------------------------------------------------------------------
-
-
-# The station's state directory and what it holds below it (certificates/, destruction/): the owner
-# writes, the group (wipe-operators, for the daemon's socket) may enter; nobody else.
-STATE_DIRECTORY_MODE = 0o750
-
-
-def make_private_directory(path: Path, mode: int = 0o700) -> Path:
-    """Create ``path`` and each missing parent with ``mode`` whatever the umask; leave existing ones alone.
-
-    ``mkdir(parents=True, mode=...)`` gives the mode to the last component only and masks it with the
-    umask: under ``umask 000`` a station's new state directory and its parents came out 0777, so any
-    local user could rename the registry, ``pki/`` or ``certificates/`` away and put their own in place.
-    Directories that already exist (``/tmp``, ``/var/lib``) are never changed: only what this call makes."""
-    path = Path(path)
-    missing: list[Path] = []
-    current = path
-    while not os.path.lexists(current) and current != current.parent:
-        missing.append(current)
-        current = current.parent
-    if not missing and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=mode)
-        except FileExistsError:  # made meanwhile by another process: theirs to set
-            if not directory.is_dir():
-                raise
-            continue
-        os.chmod(directory, mode, follow_symlinks=False)  # mkdir's mode is masked by the umask; chmod's is not
-    return path
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:

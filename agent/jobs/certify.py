@@ -26,8 +26,9 @@ from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
 from certs.errors import NoSignerConfigured, RecordError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.issue import issue_certificate_details
-from certs.pki import STATE_DIRECTORY_MODE, StationSigner, load_station_signer, make_private_directory
+from certs.pki import StationSigner, load_station_signer
 from certs.record import (
     Canary,
     Evidence,

@@ -21,9 +21,10 @@ from agent.store.registry import JobRow, has_serial
 from certs.destruction import METHODS, issue_destruction_report
 from certs.errors import CertificateError as CertsError
 from certs.errors import RecordError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import issue_manifest
-from certs.pki import STATE_DIRECTORY_MODE, StationSigner, TrustBundle, make_private_directory
+from certs.pki import StationSigner, TrustBundle
 from certs.validation import (
     STATEMENT_SCHEMA_VERSION,
     ValidatedCertificate,

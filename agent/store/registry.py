@@ -34,7 +34,7 @@ from agent.audit.log import AuditLog, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
-from certs.pki import STATE_DIRECTORY_MODE, make_private_directory
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 
 SCHEMA_VERSION = 1
 REGISTRY_FILE = "registry.sqlite3"

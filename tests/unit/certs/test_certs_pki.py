@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from certs import pki
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.files import make_private_directory
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -364,4 +365,4 @@ def test_directories_made_by_init_ca_and_issue_station_are_private_under_umask_0
 def test_make_private_directory_refuses_a_file_in_the_way(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError):
-        pki.make_private_directory(tmp_path / "file")
+        make_private_directory(tmp_path / "file")
