@@ -308,7 +308,7 @@ def preflight_certificate(settings: CertificateSettings, signer: StationSigner |
             sample, station_id=signer.station_id, operator=operator,
             media=dataclasses.replace(sample.media, asset_tag=asset_tag),
             classification_before=settings.classification_before,
-            classification_after=settings.classification_after, data_backed_up=settings.data_backed_up,
+            classification_after=settings.classification_after, data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]
             destination=settings.destination_for(sample.route))
         problem = page_text_problem(render_pdf(record), record)
     except RecordError as exc:
