@@ -44,8 +44,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from agent.errors import AgentError
 from agent.jsontext import JsonInputError, parse_json
+from certs.files import make_private_directory
 
 MAX_BODY = 64 * 1024
+SOCKET_DIRECTORY_MODE = 0o755  # what systemd's RuntimeDirectory gives it: the socket's own 0660 decides who calls
 MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
 REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
 MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
@@ -412,7 +414,9 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.service = service
         self.group = group
         self.on_error = on_error or (lambda exc: None)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # reachable by the API group, writable by nobody else whatever the umask (a 0777 directory would
+        # let any user replace the socket with their own)
+        make_private_directory(self.path.parent, SOCKET_DIRECTORY_MODE)
         try:
             if stat.S_ISSOCK(os.lstat(self.path).st_mode):
                 self.path.unlink()  # stale socket of a previous run

@@ -375,7 +375,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
     anchor = _anchor(store)
     if anchor is not None:
         manifest["audit_checkpoint"] = anchor
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(out_dir, STATE_DIRECTORY_MODE)
     try:
         written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)
     except CertsError as error:
