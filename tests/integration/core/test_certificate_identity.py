@@ -50,9 +50,12 @@ def test_configured_station_certificate_names_organisation_host_and_drive(
     host = run_cli("--config", str(config), "host", "add", "NS-LAP-0042", "--make", "Dell", "--model",
                    "Latitude 5440", "--serial", "7GH2XK3")
     assert host.returncode == 0, host.stderr
+    as_root = {"SUDO_UID": "0"}  # the sign-in is for uid 0, whatever sudo the test runner came through
+    run_cli("--config", str(config), "operator", "sign-in", "PC Jones", "--title", "Wipe technician",
+            env=as_root, check=True)
     device = loop_factory(8 << 20)
     result = run_cli("--config", str(config), "wipe", device.path, "--profile", PROFILE, "--yes", "--json",
-                     "--asset", "NS-LAP-0042", "--operator", "PC Jones")
+                     "--asset", "NS-LAP-0042", "--operator", "PC Jones", env=as_root)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["outcome"] == "sanitised" and data["certificate"], data
