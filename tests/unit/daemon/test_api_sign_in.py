@@ -21,6 +21,7 @@ from tests.unit.daemon.test_api import _connect_as_nobody
 from tests.unit.daemon.test_bays import IDENTITY, _station
 
 pytestmark = pytest.mark.root
+REPO = Path(__file__).resolve().parents[3]  # the CLI run as another user imports this tree, as run_cli does
 
 
 def _post(path: str, body: dict) -> bytes:
@@ -91,3 +92,37 @@ def test_bad_sign_in_requests_are_refused_and_record_nothing(served: tuple[Stati
         assert Operators(registry).active() == []
     finally:
         registry.close()
+
+
+def test_operator_sign_in_run_by_a_non_root_user_goes_through_the_daemon(
+        served: tuple[Station, Path, int], tmp_path: Path) -> None:
+    """The real command line as ``nobody`` (primary group: the API group, as the other socket tests run
+    it): it cannot open the registry, so it asks the daemon, which signs in nobody's uid."""
+    import os
+    import subprocess
+
+    from tests.conftest import WIPE_AGENT
+
+    station, socket_path, gid = served
+    config = socket_path.parent / "station.toml"  # in the socket's 0755 directory: nobody can read it there
+    config.write_text(f'station_id = "s1"\nstate_dir = "{station.config.state_dir}"\napi_socket = "{socket_path}"\n')
+    config.chmod(0o644)
+    nobody = pwd.getpwnam("nobody")
+    result = subprocess.run([*WIPE_AGENT, "--config", str(config), "operator", "sign-in", "PC Dana Reid", "--title",
+                             "Wipe technician", "--json"], capture_output=True, text=True, timeout=60,
+                            user=nobody.pw_uid, group=gid, extra_groups=[],
+                            env={**os.environ, "HOME": "/nonexistent"}, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["uid"] == nobody.pw_uid
+    assert station._registry is not None
+    [active] = Operators(station._registry).active()
+    assert (active.name, active.uid) == ("PC Dana Reid", nobody.pw_uid)
+    # and out again, by the same way; another's NAME is root's to sign out
+    refused = subprocess.run([*WIPE_AGENT, "--config", str(config), "operator", "sign-out", "Someone Else"],
+                             capture_output=True, text=True, timeout=60, user=nobody.pw_uid, group=gid,
+                             extra_groups=[], env={**os.environ, "HOME": "/nonexistent"}, cwd=REPO)
+    assert refused.returncode != 0 and "sign out yourself only" in refused.stderr
+    ended = subprocess.run([*WIPE_AGENT, "--config", str(config), "operator", "sign-out"], capture_output=True,
+                           text=True, timeout=60, user=nobody.pw_uid, group=gid, extra_groups=[],
+                           env={**os.environ, "HOME": "/nonexistent"}, cwd=REPO)
+    assert ended.returncode == 0 and "PC Dana Reid signed out" in ended.stdout, ended.stderr
