@@ -20,7 +20,7 @@ a default::
     [timestamping]                # the organisation's RFC 3161 TSA ('wipe-agent tsa serve')
     url = "http://tsa.example.internal:8318/"
     timeout = 10                  # seconds; an unreachable TSA means signing without, flagged
-    [organisation]                # printed on every certificate; without a name no certificate is issued
+    [organisation]                # printed on every certificate; name, location and phone are required
     name = "Northshire Constabulary"
     location = "Digital Forensics Unit, 1 Bridge St, Northshire"
     phone = "+44 1234 567890"
@@ -338,7 +338,51 @@ def _organisation_text(source: str, label: str, value: Any, required: bool = Fal
         raise ConfigError(f"{source}: {label}: {problem} (it is printed on signed certificates)")
     if len(value) > MAX_ORGANISATION_TEXT:
         raise ConfigError(f"{source}: {label}: longer than {MAX_ORGANISATION_TEXT} characters")
+    problem = placeholder_problem(value) if value else None
+    if problem:
+        raise ConfigError(f"{source}: {label}: {problem}")
+    problem = printable_problem(value)
+    if problem:
+        raise ConfigError(f"{source}: {label}: {problem} (it is printed on signed certificates)")
     return str(value)
+
+
+_PLACEHOLDER = re.compile(r"[\W_]*")
+
+
+def placeholder_problem(value: str) -> str | None:
+    """A value given but saying nothing ("", "   ", "—", "n/a" is left to people), or one that could
+    pose as a second field: runs of spaces let "Unit 4        Phone +44 …" print like a Phone row."""
+    if not value.strip():
+        return "is blank (leave the key out or give the real value)"
+    if _PLACEHOLDER.fullmatch(value.strip()):
+        return f"{value.strip()!r} is a placeholder, not a value (give the real value)"
+    if "  " in value or value != value.strip():
+        return "has leading, trailing or repeated spaces (they can make a value pose as another printed field)"
+    return None
+
+
+def certificate_text_problem(value: str) -> str | None:
+    """Why a value for a certificate field (an asset tag, a host's make/model/serial) can never be
+    signed or printed as given, else None: asked at input, before any drive is touched."""
+    from certs.record import text_problem
+
+    problem = text_problem(value) or printable_problem(value)
+    if not problem and len(value) > MAX_ORGANISATION_TEXT:
+        problem = f"longer than {MAX_ORGANISATION_TEXT} characters"
+    return problem
+
+
+def printable_problem(value: str) -> str | None:
+    """What the certificate renderer cannot print and read back (see certs.render.print_problem); a
+    station without the fonts is not judged here (its certificates fail with FontsMissing, said plainly)."""
+    from certs.errors import FontsMissing
+    from certs.render import print_problem
+
+    try:
+        return print_problem(value)
+    except FontsMissing:
+        return None
 
 
 def _organisation(source: str, raw: Any) -> Organisation | None:
@@ -358,7 +402,7 @@ def _organisation(source: str, raw: Any) -> Organisation | None:
     for key in sorted(_ORGANISATION_KEYS - {"destinations", "data_backed_up"}):
         if key in raw:
             values[key] = _organisation_text(source, f"[organisation].{key}", raw[key],
-                                             required=key != "location" and key != "phone")
+                                             required=True)
     backed_up = raw.get("data_backed_up", "unknown")
     _expect(source, "[organisation].data_backed_up", backed_up, str)
     if backed_up not in BACKED_UP:
@@ -369,6 +413,10 @@ def _organisation(source: str, raw: Any) -> Organisation | None:
     for key, wording in destinations.items():
         _organisation_text(source, "[organisation.destinations] key", key, required=True)
         _organisation_text(source, f"[organisation.destinations].{key}", wording, required=True)
+    for key in ("location", "phone"):
+        if key not in raw:  # else every certificate prints "Location —": the placeholder issue 11 is about
+            raise ConfigError(f"{source}: [organisation].{key} is required (it is printed on every certificate, "
+                              "so whoever holds one can reach the issuer)")
     return Organisation(**values, data_backed_up=backed_up, destinations=dict(destinations))
 
 

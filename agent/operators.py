@@ -37,6 +37,7 @@ from certs.record import text_problem
 MAX_TEXT = 128
 DEFAULT_SHIFT_HOURS = 12  # a forgotten sign-out must not attribute tomorrow's jobs to today's person
 MAX_SHIFT_HOURS = 24
+MIN_SHIFT_HOURS = 0.25  # a shorter "shift" (1e-300 h) is over before the sign-in line is printed
 
 # how a job was started, as the certificate says it ("… via the station daemon")
 VIA_DAEMON = "the station daemon"  # auto-start on insertion
@@ -201,8 +202,8 @@ class Operators:
                 shift_hours: float = DEFAULT_SHIFT_HOURS) -> SignIn:
         """Sign ``name`` in for ``uid``; an earlier sign-in of that uid ends ("replaced"). ``bays`` None: all."""
         name, title = check_text("name", name), check_text("title", title)
-        if not 0 < shift_hours <= MAX_SHIFT_HOURS:
-            raise OperatorError(f"shift of {shift_hours} hours: must be more than 0 and at most {MAX_SHIFT_HOURS}")
+        if not MIN_SHIFT_HOURS <= shift_hours <= MAX_SHIFT_HOURS:  # (NaN fails both comparisons)
+            raise OperatorError(f"shift of {shift_hours} hours: must be {MIN_SHIFT_HOURS} to {MAX_SHIFT_HOURS} hours")
         if bays is not None:
             bays = tuple(dict.fromkeys(check_text("bay", bay) for bay in bays))
         now = self._now()

@@ -1,4 +1,5 @@
-"""Bounded reads of regular files: what the verifier and the bundle loader accept as input.
+"""Bounded reads of regular files (what the verifier and the bundle loader accept as input), and
+private directories made whatever the umask (:func:`make_private_directory`).
 
 A partner may point ``verify`` at anything: a FIFO (a plain ``read`` would wait forever), a
 character device such as ``/dev/zero`` (endless), a huge file. Only a regular file no larger than
@@ -61,3 +62,34 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise NotReadable(f"{path} grew beyond the {limit // (1024 * 1024)} MiB accepted while it was read")
     return data
+
+
+# The station's state directory and what it holds below it (certificates/, destruction/): the owner
+# writes, the group (wipe-operators, for the daemon's socket) may enter; nobody else.
+STATE_DIRECTORY_MODE = 0o750
+
+
+def make_private_directory(path: Path, mode: int = 0o700) -> Path:
+    """Create ``path`` and each missing parent with ``mode`` whatever the umask; leave existing ones alone.
+
+    ``mkdir(parents=True, mode=...)`` gives the mode to the last component only and masks it with the
+    umask: under ``umask 000`` a station's new state directory and its parents came out 0777, so any
+    local user could rename the registry, ``pki/`` or ``certificates/`` away and put their own in place.
+    Directories that already exist (``/tmp``, ``/var/lib``) are never changed: only what this call makes."""
+    path = Path(path)
+    missing: list[Path] = []
+    current = path
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    if not missing and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=mode)
+        except FileExistsError:  # made meanwhile by another process: theirs to set
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, mode, follow_symlinks=False)  # mkdir's mode is masked by the umask; chmod's is not
+    return path

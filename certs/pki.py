@@ -68,6 +68,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
 from certs.record import is_identifier, text_problem
 
@@ -199,7 +200,7 @@ class IssuedStation:
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write via a temporary file created with ``mode`` (so a key is never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_directory(path.parent)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temporary, mode)
@@ -366,7 +367,7 @@ def init_ca(
         raise PkiError(f"{out_dir} is not empty; give init-ca a new or empty directory for the CA")
     if out_dir.exists() and not out_dir.is_dir():
         raise PkiError(f"{out_dir} exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(out_dir)
     os.chmod(out_dir, 0o700)
     now = clock()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -520,7 +521,8 @@ def issue_station_details(
         })
         _save_state(ca_dir, state)
         pki_dir = state_dir / STATION_DIR
-        pki_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(state_dir, STATE_DIRECTORY_MODE)  # what the registry creates it with
+        make_private_directory(pki_dir)
         os.chmod(pki_dir, 0o700)
         _write_atomic(pki_dir / STATION_KEY, _private_pem(key), 0o600)
         _write_atomic(pki_dir / STATION_CERT, _certificate_pem(certificate), 0o644)
@@ -578,7 +580,7 @@ def issue_tsa(
             "certificate": _certificate_pem(certificate).decode(),
         })
         _save_state(ca_dir, state)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(out_dir)
         os.chmod(out_dir, 0o700)
         _write_atomic(out_dir / TSA_KEY, _private_pem(key), 0o600)
         _write_atomic(out_dir / TSA_CERT, _certificate_pem(certificate), 0o644)
@@ -640,7 +642,7 @@ def issue_person(
             "not_before": not_before.isoformat(), "not_after": not_after.isoformat(), "revoked_at": None,
         })
         _save_state(ca_dir, state)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_private_directory(out_dir)
         os.chmod(out_dir, 0o700)
         _write_atomic(key_path, _private_pem(key), 0o600)
         _write_atomic(certificate_path, _certificate_pem(certificate), 0o600)

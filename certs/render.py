@@ -9,6 +9,7 @@ everywhere. A demonstration record gets a diagonal watermark and a banner on eve
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +80,32 @@ def register_fonts(fonts_dir: Path | None = None) -> None:
     pdfmetrics.registerFontFamily("WA-Sans", normal="WA-Sans", bold="WA-Sans-Bold",
                                   italic="WA-Sans", boldItalic="WA-Sans-Bold")
     _registered_from = directory
+
+
+_RIGHT_TO_LEFT = {"R", "AL", "AN"}
+
+
+def print_problem(value: str, fonts_dir: Path | None = None) -> str | None:
+    """Why ``value`` cannot be printed on a certificate so that its page reads back as signed, else None.
+
+    The layout is left to right in the embedded DejaVu Sans: a character the fonts have no glyph for
+    (CJK, emoji, full-width Latin) prints as a box, right-to-left text (Hebrew, Arabic) comes back out
+    of the page reversed, and a combining mark NFC left on its own may be extracted apart from its base.
+    Any of them makes the station's own read-back refuse the certificate after the drive was wiped, so
+    callers ask this before (the configuration when it is loaded, ``wipe --asset`` before the guard)."""
+    if value.isascii():
+        return None  # DejaVu covers all of printable ASCII; text_problem has refused the controls
+    register_fonts(fonts_dir)
+    faces = [pdfmetrics.getFont(name).face.charToGlyph for name in ("WA-Sans", "WA-Sans-Bold")]
+    for char in value:
+        label = f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+        if unicodedata.bidirectional(char) in _RIGHT_TO_LEFT:
+            return f"contains the right-to-left character {label}: certificates are laid out left to right only"
+        if unicodedata.combining(char):
+            return f"contains the combining mark {label} with no precomposed form: it would not read back as signed"
+        if any(ord(char) not in face for face in faces):
+            return f"contains {label}, which the certificate font (DejaVu Sans) cannot print"
+    return None
 
 
 def _style(name: str, size: float, *, font: str = "WA-Sans", color: Any = _INK, leading: float | None = None,

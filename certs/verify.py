@@ -1323,6 +1323,16 @@ _UNIQUE_LABELS = ("Certificate id", "Issued", "Make / vendor", "Model", "Serial 
 """Labels page 1 prints once (see :mod:`certs.render`)."""
 
 
+def page_text_problem(pdf: bytes, record: SanitisationRecord) -> str | None:
+    """Why page 1 of ``pdf`` (rendered from ``record``) does not read as the record says, else None:
+    the check :func:`read_back` makes of an issued certificate, for a pre-flight before a drive is wiped."""
+    try:
+        _check_visible_record(pdf, record, record.sha256())
+    except _Invalid as invalid:
+        return invalid.reason
+    return None
+
+
 def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, record_sha256: str) -> None:
     """Page 1 states what the embedded record says, field by field, each anchored between its label
     and the next label, so a second, forged value printed elsewhere cannot hide the true one."""

@@ -20,6 +20,8 @@ path                        method  does
 /v1/bays/{bay}/cancel       POST    cancel the bay's job: queued (dequeued) or running (→ interrupted)
 /v1/jobs/{id}/cancel        POST    cancel a queued or running job by id (prefix)
 /v1/intake                  POST    {"bay", "asset_tag", "host_serial", "make", "model"}
+/v1/operators/sign-in       POST    {"name", "title", "bays": [..] or "all", "shift_hours"} for the caller's uid
+/v1/operators/sign-out      POST    end the caller's own sign-in
 ==========================  ======  ===================================================
 """
 
@@ -42,8 +44,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from agent.errors import AgentError
 from agent.jsontext import JsonInputError, parse_json
+from certs.files import make_private_directory
 
 MAX_BODY = 64 * 1024
+SOCKET_DIRECTORY_MODE = 0o755  # what systemd's RuntimeDirectory gives it: the socket's own 0660 decides who calls
 MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
 REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
 MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
@@ -69,6 +73,10 @@ class StationService(Protocol):
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
                model: str | None, operator: str) -> dict[str, Any]: ...
     def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]: ...
+    def sign_in(self, name: str, title: str, bays: tuple[str, ...] | None, shift_hours: float, *,
+                caller_uid: int) -> dict[str, Any]:
+        ...
+    def sign_out(self, *, caller_uid: int) -> dict[str, Any]: ...
 
 
 class ApiError(AgentError):
@@ -277,7 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("method_not_allowed", f"{method} not allowed here: read-only endpoint (use GET)")
             return reads[()]()
         writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] in ("start", "cancel")) or (
-            len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"]
+            len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"] or (
+            rest in (["operators", "sign-in"], ["operators", "sign-out"]))
         if not writes:
             raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
         if method != "POST":
@@ -296,9 +305,37 @@ class _Handler(BaseHTTPRequestHandler):
         if rest[0] == "jobs":
             _only(body, set())
             return service.cancel(rest[1], caller.name)
+        if rest == ["operators", "sign-out"]:
+            _only(body, set())
+            return service.sign_out(caller_uid=caller.uid)
+        if rest[0] == "operators":
+            # for the caller's own uid, as the kernel reports it: a member of the API group can sign
+            # in (and start jobs) as themselves, never for another login
+            _only(body, {"name", "title", "bays", "shift_hours"})
+            return service.sign_in(_text(body, "name", True) or "", _text(body, "title", True) or "",
+                                   _bays(body), _hours(body), caller_uid=caller.uid)
         _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
         return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
                               _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _bays(body: dict[str, Any]) -> tuple[str, ...] | None:
+    """``"bays"``: a list of bay names, or ``"all"`` (None); absent: no bays (jobs the caller starts)."""
+    value = body.get("bays", [])
+    if value == "all":
+        return None
+    if not isinstance(value, list) or len(value) > 64 or not all(isinstance(item, str) for item in value):
+        raise ApiError("bad_request", "'bays' must be a list of bay names or \"all\"")
+    return tuple(value)
+
+
+def _hours(body: dict[str, Any]) -> float:
+    from agent.operators import DEFAULT_SHIFT_HOURS
+
+    value = body.get("shift_hours", DEFAULT_SHIFT_HOURS)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError("bad_request", "'shift_hours' must be a number")
+    return float(value)
 
 
 def _name(query: dict[str, list[str]]) -> str | None:
@@ -377,7 +414,9 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.service = service
         self.group = group
         self.on_error = on_error or (lambda exc: None)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # reachable by the API group, writable by nobody else whatever the umask (a 0777 directory would
+        # let any user replace the socket with their own)
+        make_private_directory(self.path.parent, SOCKET_DIRECTORY_MODE)
         try:
             if stat.S_ISSOCK(os.lstat(self.path).st_mode):
                 self.path.unlink()  # stale socket of a previous run

@@ -5,6 +5,7 @@ none of the job stack: each command's module loads only when that command runs o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -38,13 +39,14 @@ from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
 from agent.jobs.certify import CertificateSettings, certify, station_signer
 from agent.jobs.runner import JobRequest, JobRunner
-from agent.operators import command_line_stamp, invoking_uid
+from agent.operators import OperatorStamp, command_line_stamp, invoking_uid, unnamed_text
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
 from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
+from certs.errors import RecordError
 from certs.pki import StationSigner
 
 
@@ -209,6 +211,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
          asset_tag: str | None, as_json: bool) -> None:
     """Sanitise DEVICE in the foreground with a profile, then verify it."""
     device = resolve_device(device)  # the kernel's name, before anything is recorded or asked
+    check_certificate_text("--asset", asset_tag)
     profile = load_profile(profile_name)
     # the station configuration is read before anything is touched: a bad file is a refusal
     settings = certificate_settings(ctx)
@@ -253,6 +256,11 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         progress_bar = JobProgressBar()
     # the signer is loaded before anything is touched: a broken key is a refusal, not a surprise after
     signer = station_signer(registry.state_dir)
+    try:
+        preflight_certificate(settings, signer, asset_tag, stamp)
+    except ConfigError:
+        registry.close()
+        raise
     with _Cancel() as cancel:
         try:
             if progress_bar is not None:
@@ -264,6 +272,53 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         finally:
             registry.close()
     _report_job(job, not_issued, as_json)
+
+
+def check_certificate_text(option: str, value: str | None) -> None:
+    """A value given for a certificate (--asset, intake's make/model/serial) that can never be signed
+    or printed is refused at input, with exit 2, before any drive is touched (not after the wipe)."""
+    if value is None:
+        return
+    from agent.config import certificate_text_problem
+
+    problem = certificate_text_problem(value)
+    if problem:
+        raise ConfigError(f"{option}: {problem} (it is printed on the certificate); nothing was touched")
+
+
+def preflight_certificate(settings: CertificateSettings, signer: StationSigner | None, asset_tag: str | None,
+                          stamp: OperatorStamp) -> None:
+    """The certificate this job will get, rendered before the wipe from everything already known (the
+    station's [organisation] wording, the asset tag, the operator) and read back as the station reads
+    an issued one: what cannot be certified stops the job here, not after its data is destroyed."""
+    if signer is None or not settings.organisation:
+        return  # no certificate will be issued (and the job says why when it ends)
+    from reportlab.platypus.doctemplate import LayoutError
+
+    from certs.record import Person
+    from certs.render import render_pdf
+    from certs.samples import sample_record
+    from certs.verify import page_text_problem
+
+    sample = sample_record(demo=settings.demo)
+    operator = Person(name=stamp.display(), title=stamp.title if stamp.named else "",
+                      organisation=settings.organisation, location=settings.location, phone=settings.phone)
+    try:
+        record = dataclasses.replace(
+            sample, station_id=signer.station_id, operator=operator,
+            media=dataclasses.replace(sample.media, asset_tag=asset_tag),
+            classification_before=settings.classification_before,
+            classification_after=settings.classification_after, data_backed_up=settings.data_backed_up,  # type: ignore[arg-type]
+            destination=settings.destination_for(sample.route))
+        problem = page_text_problem(render_pdf(record), record)
+    except RecordError as exc:
+        problem = str(exc)
+    except LayoutError as exc:  # a value too long to lay out would fail the real certificate the same way
+        problem = f"the page cannot be laid out: {' '.join(str(exc).split())[:160]}"
+    if problem:
+        raise ConfigError(f"pre-flight: this job's certificate could not be issued ({problem}); "
+                          f"correct {settings.source or 'the station configuration'} or the job's values; "
+                          "nothing was touched")
 
 
 def _certify_job(registry: Registry, job: JobRow, signer: StationSigner | None,
@@ -315,8 +370,15 @@ def _verdict(verification: dict[str, Any] | None, missing: str = "-") -> str:
 def _csv_row(row: JobRow) -> list[object]:
     latest = row.secondary_verifications[-1] if row.secondary_verifications else None
     return [row.id, row.state, row.created_at, row.finished_at, row.device_path, row.drive.model, row.drive.serial,
-            row.drive.size_bytes, row.asset_tag, row.operator, row.profile, row.method, row.level,
+            row.drive.size_bytes, row.asset_tag, _operator_cell(row), row.profile, row.method, row.level,
             _verdict(row.verification, ""), _verdict(latest, ""), row.certificate_path]
+
+
+def _operator_cell(row: JobRow) -> str:
+    """The signed-in person, or the plain statement that nobody was (an empty cell reads as "unknown")."""
+    if row.operator_via is not None and not row.operator_named:
+        return unnamed_text(row.operator_uid, row.operator_via)
+    return row.operator
 
 
 def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:

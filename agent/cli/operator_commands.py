@@ -1,22 +1,46 @@
 """``wipe-agent operator sign-in | sign-out | list``: the people jobs are attributed to (see agent.operators).
 
-These write the registry directly (root, or a member of the state directory's group), recording the
-caller's uid: ``SUDO_UID`` through sudo, else the real uid.
+As root these write the registry directly, recording the caller's uid: ``SUDO_UID`` through sudo,
+else the real uid. Anyone else (a member of the API group) signs in and out through the station
+daemon's socket, which records the uid the kernel reports for the connection (SO_PEERCRED).
 """
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from agent.api.client import ApiClient
 from agent.cli.context import state_dir, station_config
 from agent.cli.output import handle_errors, json_option, print_json, printable
-from agent.operators import DEFAULT_SHIFT_HOURS, MAX_SHIFT_HOURS, OperatorError, Operators, invoking_uid, user_name
+from agent.operators import (
+    DEFAULT_SHIFT_HOURS,
+    MAX_SHIFT_HOURS,
+    MIN_SHIFT_HOURS,
+    OperatorError,
+    Operators,
+    invoking_uid,
+    user_name,
+)
 from agent.store.registry import Registry
 
 
 def _operators(ctx: click.Context) -> tuple[Registry, Operators]:
     registry = Registry(state_dir(ctx)).open()
     return registry, Operators(registry)
+
+
+def _through_daemon() -> bool:
+    """Not root: the registry is root's (0600), so the sign-in goes through the daemon's socket, which
+    signs in the caller's own uid as the kernel reports it (SO_PEERCRED), never a uid the client names."""
+    return os.geteuid() != 0
+
+
+def _daemon(ctx: click.Context) -> ApiClient:
+    from agent.cli.station_commands import _client
+
+    return _client((ctx.find_root().obj or {}).get("config"))
 
 
 def _check_bays(ctx: click.Context, bays: tuple[str, ...]) -> None:
@@ -41,7 +65,7 @@ def operator() -> None:
 @click.option("--title", required=True, help="Job title printed on certificates (e.g. 'Digital forensics officer').")
 @click.option("--bay", "bays", multiple=True, help="A bay whose auto-start jobs are yours (repeatable).")
 @click.option("--all-bays", is_flag=True, help="Every bay's auto-start jobs are yours.")
-@click.option("--shift-hours", type=click.FloatRange(min=0, min_open=True, max=MAX_SHIFT_HOURS),
+@click.option("--shift-hours", type=click.FloatRange(min=MIN_SHIFT_HOURS, max=MAX_SHIFT_HOURS),
               default=DEFAULT_SHIFT_HOURS, show_default=True, help="The sign-in ends by itself after this long.")
 @json_option
 @click.pass_context
@@ -52,18 +76,23 @@ def sign_in(ctx: click.Context, name: str, title: str, bays: tuple[str, ...], al
     if bays and all_bays:
         raise OperatorError("give --bay BAY or --all-bays, not both")
     _check_bays(ctx, bays)
-    registry, operators = _operators(ctx)
-    try:
-        entry = operators.sign_in(name, title, invoking_uid(), bays=None if all_bays else bays,
-                                  shift_hours=shift_hours)
-    finally:
-        registry.close()
+    if _through_daemon():
+        data = _daemon(ctx).post("/v1/operators/sign-in", {
+            "name": name, "title": title, "bays": "all" if all_bays else list(bays), "shift_hours": shift_hours})
+    else:
+        registry, operators = _operators(ctx)
+        try:
+            data = operators.sign_in(name, title, invoking_uid(), bays=None if all_bays else bays,
+                                     shift_hours=shift_hours).to_json()
+        finally:
+            registry.close()
     if as_json:
-        print_json(entry.to_json())
+        print_json(data)
         return
-    covered = "all bays" if entry.bays is None else ("bays " + ", ".join(entry.bays) if entry.bays else "no bays")
-    click.echo(printable(f"{entry.name} ({entry.title}) signed in as uid {entry.uid} ({entry.user}), {covered}, "
-                         f"until {entry.expires_at}"))
+    bays_of = data["bays"]
+    covered = "all bays" if bays_of == "all" else ("bays " + ", ".join(bays_of) if bays_of else "no bays")
+    click.echo(printable(f"{data['name']} ({data['title']}) signed in as uid {data['uid']} ({data['user']}), "
+                         f"{covered}, until {data['expires_at']}"))
 
 
 @operator.command("sign-out")
@@ -73,17 +102,23 @@ def sign_in(ctx: click.Context, name: str, title: str, bays: tuple[str, ...], al
 @handle_errors
 def sign_out(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """Sign NAME out (default: whoever is signed in for the calling user)."""
-    registry, operators = _operators(ctx)
-    uid = invoking_uid()
-    try:
-        ended = operators.sign_out(uid=uid, name=name, by_uid=uid)
-    finally:
-        registry.close()
+    if _through_daemon():
+        if name is not None:
+            raise OperatorError("through the station daemon you sign out yourself only: run it without NAME "
+                                "(root signs others out)")
+        ended = _daemon(ctx).post("/v1/operators/sign-out", {})["signed_out"]
+    else:
+        registry, operators = _operators(ctx)
+        uid = invoking_uid()
+        try:
+            ended = [entry.to_json() for entry in operators.sign_out(uid=uid, name=name, by_uid=uid)]
+        finally:
+            registry.close()
     if as_json:
-        print_json({"signed_out": [entry.to_json() for entry in ended]})
+        print_json({"signed_out": ended})
         return
     for entry in ended:
-        click.echo(printable(f"{entry.name} signed out (uid {entry.uid}, {entry.user})"))
+        click.echo(printable(f"{entry['name']} signed out (uid {entry['uid']}, {entry['user']})"))
 
 
 @operator.command("list")

@@ -303,6 +303,13 @@ def host_add(ctx: click.Context, asset: str, kind: str, make: str, model: str, s
     """Register host device ASSET (intake does this for drives it links; use this for the rest)."""
     if kind not in ("laptop", "desktop", "tablet"):
         raise ReuseInputError("--kind must be laptop, desktop or tablet")
+    from agent.config import certificate_text_problem
+
+    # what the host's drives' certificates will print is checked now, not after those drives are wiped (M15)
+    for option, value in (("ASSET", asset), ("--make", make), ("--model", model), ("--serial", serial)):
+        problem = certificate_text_problem(value) if value else None
+        if problem:
+            raise ReuseInputError(f"{option}: {problem} (it is printed on the certificate)")
     record = _store(ctx).register_host(asset, kind=kind, make=make, model=model, serial=serial, drive_serials=drives)
     if as_json:
         print_json(record.to_json())

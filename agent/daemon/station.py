@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from agent.audit.station import record_configuration
-from agent.config import Bay, StationConfig
+from agent.config import Bay, StationConfig, certificate_text_problem
 from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
@@ -42,7 +42,16 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
-from agent.operators import VIA_API, VIA_DAEMON, OperatorStamp, SignIn, attribute, signed_in_now
+from agent.operators import (
+    VIA_API,
+    VIA_DAEMON,
+    OperatorError,
+    Operators,
+    OperatorStamp,
+    SignIn,
+    attribute,
+    signed_in_now,
+)
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
 
@@ -211,14 +220,6 @@ def boot_id() -> str:
 def _only_busy(reasons: tuple[str, ...]) -> bool:
     """True when every reason not to touch a drive is that something holds it open (it may let go)."""
     return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
-
-
-def _restart_stamp(row: JobRow) -> OperatorStamp | None:
-    """An interrupted job's attribution, kept by its restart (None for a job from before sign-ins)."""
-    if row.operator_via is None or row.operator_uid is None:
-        return None
-    return OperatorStamp(name=row.operator, title=row.operator_title or "", uid=row.operator_uid,
-                         via=row.operator_via)
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -500,10 +501,14 @@ class Station:
                 self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
                               stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
         elif restart is not None:
-            self._enqueue(slot, restart.profile, restart.operator, restart.asset_tag, restart.host, use_intake=False,
-                          stamp=_restart_stamp(restart))
+            # the re-run is a sanitisation done now: attributed like any auto-start, to whoever is signed
+            # in for the bay now (else to nobody, said so), never to the interrupted job's person, whose
+            # shift may have ended or who signed out meanwhile; that person stays on the interrupted job
+            self._enqueue(slot, restart.profile, None, restart.asset_tag, restart.host, use_intake=False,
+                          stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
             self.log.info("restarting interrupted job from the beginning",
-                          extra={"fields": {**fields, "interrupted": restart.id}})
+                          extra={"fields": {**fields, "interrupted": restart.id,
+                                            "interrupted_operator": restart.operator}})
         elif slot.identity is not None:
             self._enqueue(slot, self.config.profile_for(slot.bay, slot.identity.media),
                           stamp=self._stamp(VIA_DAEMON, os.geteuid(), slot.bay.name))
@@ -1253,7 +1258,41 @@ class Station:
             raise RequestError("not_found", f"no bay {bay!r}", 404)
         if not asset_tag.strip():
             raise RequestError("bad_request", "asset tag is empty", 400)
+        # what goes on the next drive's certificate is checked now, not after that drive is wiped (M15)
+        for label, value in (("asset tag", asset_tag), ("host serial", host_serial), ("make", make),
+                             ("model", model)):
+            problem = certificate_text_problem(value) if value is not None else None
+            if problem:
+                raise RequestError("bad_request", f"{label}: {problem} (it is printed on the certificate)", 400)
         return self.store.add_intake(bay, asset_tag, host_serial, make, model, operator).to_json()
+
+    def sign_in(self, name: str, title: str, bays: tuple[str, ...] | None, shift_hours: float, *,
+                caller_uid: int) -> dict[str, Any]:
+        """Sign ``name`` in for the socket caller's own uid (``SO_PEERCRED``): how an operator who is not
+        root signs in (``operator sign-in`` writes the registry directly only as root)."""
+        unknown = [bay for bay in bays or () if bay not in self.slots]
+        if unknown:
+            raise RequestError("not_found", f"no bay {unknown[0]!r} at this station", 404)
+        # a Registry of its own on this API thread: safe since a second open in the daemon's process
+        # no longer reads the file outside SQLite (that dropped the daemon's locks: "disk I/O error")
+        registry = Registry(self.config.state_dir).open()
+        try:
+            return Operators(registry).sign_in(name, title, caller_uid, bays=bays, shift_hours=shift_hours).to_json()
+        except OperatorError as exc:
+            raise RequestError("bad_request", exc.message, 400) from None
+        finally:
+            registry.close()
+
+    def sign_out(self, *, caller_uid: int) -> dict[str, Any]:
+        """End the socket caller's own sign-in (never another uid's: that is root's, on the station)."""
+        registry = Registry(self.config.state_dir).open()
+        try:
+            ended = Operators(registry).sign_out(uid=caller_uid, by_uid=caller_uid)
+        except OperatorError as exc:
+            raise RequestError("not_found", exc.message, 404) from None
+        finally:
+            registry.close()
+        return {"signed_out": [entry.to_json() for entry in ended]}
 
     def jobs(self, limit: int) -> dict[str, Any]:
         """Recent jobs from the registry."""

@@ -26,6 +26,7 @@ from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
 from certs.errors import NoSignerConfigured, RecordError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.issue import issue_certificate_details
 from certs.pki import StationSigner, load_station_signer
 from certs.record import (
@@ -342,35 +343,43 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
     now = datetime.now(UTC)
     try:
         try:
-            record = build_record(job, signer.station_id, settings, now, registry)
-        except RecordError as exc:
-            # A control, bidi or format character (from a drive's identity, intake or the job)
-            # would make the page read differently from what is signed, or unverifiable: the
-            # record refuses it, so this job gets no certificate until the value is corrected.
-            raise CertificateError(f"job {job.id}: certificate not issued: record field {exc} "
-                                   "(a certificate must read to a person exactly as it is signed: "
-                                   "correct the value at intake or check the drive's identity)") from exc
-        directory = registry.state_dir / "certificates"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-        kind = "certificate" if record.outcome == "sanitised" else "failure-report"
-        path = directory / f"{kind}-{record.certificate_id}.pdf"
-        issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
-                                           tsa_timeout=settings.tsa_timeout)
-        # read back from the file, as a partner would, before the registry links it
-        checked = read_back(path, signer, DocumentKind.CERTIFICATE if record.outcome == "sanitised"
-                            else DocumentKind.FAILURE_REPORT)
-        if checked.code == "not_checked":
-            _LOG.warning("certificate %s: %s", record.certificate_id, checked.reason)
-        if issued.problems:
-            # Evidence that this document is not (fully) timestamped ('certificates extend' fixes it)
-            # or that the station's CRL needs renewing.
-            _LOG.warning("certificate %s issued at %s: %s", record.certificate_id, issued.level.value,
-                         "; ".join(issued.problems))
-    except CertsError as exc:
-        raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
-    except OSError as exc:  # ENOSPC, EROFS … on the state filesystem: the job's outcome stands as recorded
-        full = " (the state filesystem is full)" if exc.errno == errno.ENOSPC else ""
-        raise CertificateError(f"job {job.id} is recorded {job.state}, but its certificate was not written: "
-                               f"{exc.strerror or exc}{full}") from None
+            try:
+                record = build_record(job, signer.station_id, settings, now, registry)
+            except RecordError as exc:
+                # A control, bidi or format character (from a drive's identity, intake or the job)
+                # would make the page read differently from what is signed, or unverifiable: the
+                # record refuses it, so this job gets no certificate until the value is corrected.
+                raise CertificateError(f"job {job.id}: certificate not issued: record field {exc} "
+                                       "(a certificate must read to a person exactly as it is signed: "
+                                       "correct the value at intake or check the drive's identity)") from exc
+            directory = registry.state_dir / "certificates"
+            make_private_directory(directory, STATE_DIRECTORY_MODE)
+            kind = "certificate" if record.outcome == "sanitised" else "failure-report"
+            path = directory / f"{kind}-{record.certificate_id}.pdf"
+            issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
+                                               tsa_timeout=settings.tsa_timeout)
+            # read back from the file, as a partner would, before the registry links it
+            checked = read_back(path, signer, DocumentKind.CERTIFICATE if record.outcome == "sanitised"
+                                else DocumentKind.FAILURE_REPORT)
+            if checked.code == "not_checked":
+                _LOG.warning("certificate %s: %s", record.certificate_id, checked.reason)
+            if issued.problems:
+                # Evidence that this document is not (fully) timestamped ('certificates extend' fixes it)
+                # or that the station's CRL needs renewing.
+                _LOG.warning("certificate %s issued at %s: %s", record.certificate_id, issued.level.value,
+                             "; ".join(issued.problems))
+        except CertsError as exc:
+            raise CertificateError(f"job {job.id}: certificate not issued: {exc}") from exc
+        except OSError as exc:  # ENOSPC, EROFS … on the state filesystem: the job's outcome stands as recorded
+            full = " (the state filesystem is full)" if exc.errno == errno.ENOSPC else ""
+            raise CertificateError(f"job {job.id} is recorded {job.state}, but its certificate was not written: "
+                                   f"{exc.strerror or exc}{full}") from None
+    except CertificateError as refused:
+        # the reason goes on the job (its journal), not only to the terminal or daemon log that saw it
+        try:
+            registry.note_certificate_refused(job.id, refused.message)
+        except Exception:  # a registry that cannot take the note (full disk) must not hide the refusal
+            _LOG.exception("job %s: the certificate refusal could not be recorded on the job", job.id)
+        raise
     registry.attach_certificate(job.id, str(path), record.certificate_id, record.sha256())
     return path

@@ -21,6 +21,7 @@ from agent.store.registry import JobRow, has_serial
 from certs.destruction import METHODS, issue_destruction_report
 from certs.errors import CertificateError as CertsError
 from certs.errors import RecordError
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import issue_manifest
 from certs.pki import StationSigner, TrustBundle
@@ -294,7 +295,7 @@ def destroy(store: ReuseStore, asset: str, *, method: str, witness: str, referen
         "summary": f"{asset}: {len(jobs)} drive(s) destroyed by {method}, witnessed by {witness.strip()}",
     }
     directory = store.registry.state_dir / "destruction"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    make_private_directory(directory, STATE_DIRECTORY_MODE)
     path = directory / f"destruction-{document_id}.pdf"
     try:
         digest = issue_destruction_report(record, signer, path, tsa_url=tsa_url)
@@ -404,7 +405,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
     anchor = _anchor(store)
     if anchor is not None:
         manifest["audit_checkpoint"] = anchor
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_private_directory(out_dir, STATE_DIRECTORY_MODE)
     try:
         written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)
     except CertsError as error:

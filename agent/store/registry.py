@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from agent.audit.log import AuditLog, evidence_sha256, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
+from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 
 SCHEMA_VERSION = 1
 REGISTRY_FILE = "registry.sqlite3"
@@ -335,6 +337,30 @@ def _header_problem(header: bytes, size: int) -> str | None:
     return None
 
 
+# Registry files this process holds open through SQLite, (st_dev, st_ino) → open instances.
+# POSIX record locks belong to the process, and closing *any* descriptor of a file drops all of them:
+# the raw header read of :meth:`Registry._check_existing` (open + close), made while the daemon's own
+# connection was open (a second Registry on an API thread), silently released the daemon's WAL locks,
+# so a worker closing its last connection took itself for the last user and reset the -wal/-shm under
+# the daemon, whose next commit failed with "disk I/O error". A file this process already opened (and
+# checked) is therefore not read again outside SQLite while it is open.
+_OPEN_REGISTRIES: dict[tuple[int, int], int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _open_in_this_process(path: Path) -> bool:
+    key = _file_key(path)
+    return key is not None and _OPEN_REGISTRIES.get(key, 0) > 0
+
+
 def _remove_created(paths: list[Path]) -> None:
     """Remove the -wal/-shm files a refused registry's read-only probe created (they did not exist before)."""
     for item in paths:
@@ -355,6 +381,8 @@ class Registry:
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
         self._signer = station_signer_source(state_dir)
+        self._loose_directory: dict[str, Any] | None = None  # the state directory's mode before it was tightened
+        self._inode: tuple[int, int] | None = None  # the registry file this instance holds open
 
     def open(self) -> Registry:
         """Open (creating and migrating if needed), after checking without writing that it is ours.
@@ -364,7 +392,8 @@ class Registry:
         (not even the switch to WAL) touches it before :meth:`_check_existing` has read it back."""
         self._check_directory()
         if os.path.lexists(self.path):
-            self._check_existing()
+            if not _open_in_this_process(self.path):
+                self._check_existing()
         else:
             self._create_private()
         try:
@@ -390,6 +419,10 @@ class Registry:
             db.close()
             raise ConfigError(f"registry {self.path}: cannot open: {self._reason(exc)}") from exc
         self._db = db
+        self._inode = _file_key(self.path)
+        if self._inode is not None:
+            with _OPEN_LOCK:
+                _OPEN_REGISTRIES[self._inode] = _OPEN_REGISTRIES.get(self._inode, 0) + 1
         try:
             self._migrate()
         except sqlite3.Error as exc:  # e.g. the state filesystem is full while creating the tables
@@ -422,7 +455,7 @@ class Registry:
         Tightened rather than refused: a station upgraded from a version that left the file 0644 keeps
         working and stops exposing its keys at once, and the audit chain says when and what it was.
         A file this process may not chmod (another user's) is refused with the command that fixes it."""
-        changed: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = [self._loose_directory] if self._loose_directory else []
         for suffix in REGISTRY_FILES:
             path = Path(f"{self.path}{suffix}")
             try:
@@ -466,7 +499,7 @@ class Registry:
         """The state directory exists (created if missing) and this process may write in it."""
         directory = self.state_dir
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+            make_private_directory(directory, STATE_DIRECTORY_MODE)
         except PermissionError:
             raise ConfigError(f"state directory {directory} does not exist and cannot be created: permission "
                               f"denied; {RUN_AS_ROOT}") from None
@@ -479,6 +512,7 @@ class Registry:
             raise ConfigError(f"state directory {directory} is not a directory")
         if not os.access(directory, os.X_OK):
             raise ConfigError(f"state directory {directory}: permission denied; {RUN_AS_ROOT}")
+        self._loose_directory = self._tighten_directory(directory)
         if not os.access(directory, os.W_OK):
             if _read_only_filesystem(directory):
                 raise ConfigError(f"state directory {directory} is on a read-only filesystem: "
@@ -486,6 +520,36 @@ class Registry:
             if os.geteuid() == 0:
                 raise ConfigError(f"state directory {directory} cannot be written (immutable?): refusing")
             raise ConfigError(f"state directory {directory} is not writable; {RUN_AS_ROOT}")
+
+    @staticmethod
+    def _tighten_directory(directory: Path) -> dict[str, Any] | None:
+        """A state directory others may write is closed to them (returned for the audit chain); a
+        world-writable parent that is not sticky, or a shared sticky directory, is refused.
+
+        The registry file's 0600 is moot when anyone can rename it, its -wal, ``pki/`` or
+        ``certificates/`` away and put their own in its place."""
+        resolved = directory.resolve()
+        for parent in resolved.parents:
+            mode = stat.S_IMODE(os.stat(parent).st_mode)
+            if mode & 0o002 and not mode & stat.S_ISVTX:
+                raise ConfigError(f"state directory {directory}: its parent {parent} is mode {mode:04o}, writable by "
+                                  f"every user, who could replace the station's state: run 'chmod o-w {parent}' "
+                                  "or choose another state_dir; refusing")
+        status = os.stat(resolved)
+        mode = stat.S_IMODE(status.st_mode)
+        if not mode & 0o022:
+            return None
+        if mode & stat.S_ISVTX or status.st_uid != os.geteuid():
+            raise ConfigError(f"state directory {directory} is mode {mode:04o}, writable by other users, and is "
+                              "not this station's own to tighten: give the station a directory of its own "
+                              "(state_dir); refusing")
+        try:
+            os.chmod(resolved, mode & STATE_DIRECTORY_MODE)
+        except OSError as exc:
+            raise ConfigError(f"state directory {directory} is mode {mode:04o}, writable by other users, and "
+                              f"cannot be tightened ({exc.strerror}): run 'chmod go-w {directory}'") from None
+        return {"file": ".", "was": f"{mode:04o}", "now": f"{mode & STATE_DIRECTORY_MODE:04o}",
+                "was_writable_by_others": True}
 
     def _check_existing(self) -> None:
         """Read the existing registry file without writing it: a SQLite database with our schema."""
@@ -582,6 +646,14 @@ class Registry:
         if self._db is not None:
             self._db.close()
             self._db = None
+            if self._inode is not None:
+                with _OPEN_LOCK:
+                    left = _OPEN_REGISTRIES.get(self._inode, 1) - 1
+                    if left > 0:
+                        _OPEN_REGISTRIES[self._inode] = left
+                    else:
+                        _OPEN_REGISTRIES.pop(self._inode, None)
+                self._inode = None
         self._audit = None
 
     @contextmanager

@@ -68,7 +68,7 @@ class Daemon:
             f'station_id = "test-station"\nstate_dir = "{self.state_dir}"\napi_socket = "{self.socket}"\n'
             f"max_parallel_jobs = {parallel}\n{bays}"
             # without an organisation the station records its jobs but issues no certificate
-            '[organisation]\nname = "Test Constabulary"\n'
+            '[organisation]\nname = "Test Constabulary"\nlocation = "Test wipe room"\nphone = "+44 1632 960000"\n'
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / "daemon.log"

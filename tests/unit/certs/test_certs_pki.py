@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from certs import pki
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
+from certs.files import make_private_directory
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -343,3 +344,25 @@ def test_validator_profile_carries_only_the_validator_eku(ca_dir: Path, tmp_path
     foreign = pki.load_station_signer(tmp_path / "other-state")
     with pytest.raises(PkiError, match="not issued by this station's organisation CA"):
         pki.load_person_signer(issued.key_path, issued.certificate_path, foreign)
+
+
+def test_directories_made_by_init_ca_and_issue_station_are_private_under_umask_000(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        pki.init_ca("Test Org", tmp_path / "new" / "ca")
+        pki.issue_station(tmp_path / "new" / "ca", "station-07", tmp_path / "st" / "state")
+    finally:
+        os.umask(previous)
+    # each parent the command made, not only the last component, and none of them 0777
+    assert _mode(tmp_path / "new") == 0o700
+    assert _mode(tmp_path / "new" / "ca") == 0o700
+    assert _mode(tmp_path / "st") == 0o750
+    assert _mode(tmp_path / "st" / "state") == 0o750
+    assert _mode(tmp_path / "st" / "state" / "pki") == 0o700
+    assert _mode(tmp_path) == 0o700  # what existed is left as it was
+
+
+def test_make_private_directory_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        make_private_directory(tmp_path / "file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent.cli.compliance_commands import sample_rank
+from agent.audit.log import AuditLog
+from agent.cli.compliance_commands import SAMPLE_AUDIT_KIND, sample_rank
 from agent.cli.main import cli
 from agent.discovery.identity import DriveIdentity
 from agent.reuse.store import ReuseStore
@@ -132,12 +134,16 @@ def test_sample_is_reproducible_stratified_and_only_on_site(registry: Registry) 
     drawn = [item["job_id"] for item in first["sample"]]
     assert set(drawn) <= on_site
     # the documented algorithm, recomputed here: lowest SHA-256(seed ‖ 0 ‖ id) per method
-    expected = sorted(zeros[3:], key=lambda job: sample_rank("audit-2026", job))[:2] + \
-        sorted(randoms[1:], key=lambda job: sample_rank("audit-2026", job))[:1]
+    nonce = first["nonce"]
+    assert len(nonce) == 32 and int(nonce, 16) >= 0  # drawn by the station at the seed's first use, chained
+    expected = sorted(zeros[3:], key=lambda job: sample_rank("audit-2026", job, nonce))[:2] + \
+        sorted(randoms[1:], key=lambda job: sample_rank("audit-2026", job, nonce))[:1]
     assert sorted(drawn) == sorted(expected)
     assert [item["rank_sha256"] for item in first["sample"]] == sorted(item["rank_sha256"] for item in first["sample"])
 
-    assert _sample(state, "--percent", "20", "--seed", "audit-2026") == first      # same seed, same drives
+    again = _sample(state, "--percent", "20", "--seed", "audit-2026")               # same seed, same drives
+    assert again["sample"] == first["sample"] and (first["earlier_draws"], again["earlier_draws"]) == (0, 1)
+    assert again["nonce"] == nonce  # the seed's nonce is reused: reproducible
     others = {tuple(item["job_id"] for item in _sample(state, "--seed", f"other-{n}")["sample"]) for n in range(4)}
     assert any(set(sample) != set(drawn) for sample in others)                      # another seed, another draw
     everything = _sample(state, "--percent", "100", "--seed", "x")
@@ -149,3 +155,62 @@ def test_sample_needs_a_seed_and_a_sane_percent(registry: Registry) -> None:
     assert code == 2 and "--seed" in output
     code, output = _cli(registry.state_dir, "audit", "sample", "--seed", "s", "--percent", "0")
     assert code == 2
+
+
+def test_every_draw_is_chained_so_grinding_seeds_shows(registry: Registry) -> None:
+    """M12: 158 of 200 seeds left a chosen drive out, and drawing left no trace."""
+    jobs = [_job(registry, f"Z{index}") for index in range(10)]
+    state = registry.state_dir
+    draws = [_sample(state, "--percent", "20", "--seed", f"seed-{n}") for n in range(3)]
+    assert [item["earlier_draws"] for item in draws] == [0, 1, 2]
+    chained = [entry for entry in AuditLog(registry.db).entries() if entry.kind == SAMPLE_AUDIT_KIND]
+    assert [entry.subject for entry in chained] == ["seed-0", "seed-1", "seed-2"]
+    for entry, result in zip(chained, draws, strict=True):
+        assert entry.data["drawn"] == [item["job_id"] for item in result["sample"]]
+        assert entry.data["population"] == 10 and entry.data["percent"] == 20.0
+        assert entry.data["population_sha256"] == result["population_sha256"]
+    expected = hashlib.sha256("".join(f"{job}\n" for job in sorted(jobs)).encode()).hexdigest()
+    assert chained[0].data["population_sha256"] == expected
+    # the nonce each seed's ordering uses is in the chain; seeds do not share one
+    assert len({entry.data["nonce"] for entry in chained}) == 3
+    assert all(entry.data["nonce"] == result["nonce"] for entry, result in zip(chained, draws, strict=True))
+    assert AuditLog(registry.db).verify().valid
+    code, output = _cli(state, "audit", "sample", "--seed", "seed-3")
+    assert code == 0 and "3 earlier draw(s) over exactly this population" in output
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("--percent", "nan", "--seed", "1"), "not NaN"),
+    (("--seed", "   "), "must not be blank"),
+    (("--seed", "audit\u202e6202"), "U+202E"),
+    (("--seed", "s" * 201), "longer than 200"),
+])
+def test_bad_seed_or_percent_is_one_line_exit_2(registry: Registry, args: tuple[str, ...], named: str) -> None:
+    code, output = _cli(registry.state_dir, "audit", "sample", *args)
+    assert code == 2 and named in output and "Traceback" not in output
+    assert not [entry for entry in AuditLog(registry.db).entries() if entry.kind == SAMPLE_AUDIT_KIND]
+
+
+def test_jobs_csv_says_nobody_was_signed_in_rather_than_an_empty_operator_cell(registry: Registry) -> None:
+    """L2: a job nobody was signed in for showed an empty cell (read as "unknown" in a spreadsheet)."""
+    job = registry.create_job(dataclasses.replace(BASE, serial="SN-U"), "nist-clear-overwrite", "", "test",
+                              operator_title="", operator_uid=1001, operator_via="the station daemon")
+    code, output = _cli(registry.state_dir, "jobs", "--csv")
+    assert code == 0, output
+    [row] = [row for row in csv.DictReader(io.StringIO(output)) if row["job_id"] == job]
+    assert row["operator"].startswith("no operator signed in") and "uid 1001" in row["operator"]
+
+
+def test_a_seed_cannot_be_ground_offline_its_nonce_is_drawn_when_first_used(registry: Registry) -> None:
+    """M12: with the public algorithm alone, anyone could pick offline a seed that leaves a drive out.
+    The order also depends on a nonce the station draws (and chains) at the seed's first use."""
+    for index in range(10):
+        _job(registry, f"Z{index}")
+    state = registry.state_dir
+    nonces = {_sample(state, "--seed", f"fresh-{n}")["nonce"] for n in range(5)}
+    assert len(nonces) == 5  # unknown before each seed's first draw
+    again = _sample(state, "--seed", "fresh-0")
+    first = next(entry for entry in AuditLog(registry.db).entries()
+             if entry.kind == SAMPLE_AUDIT_KIND and entry.subject == "fresh-0")
+    assert again["nonce"] == first.data["nonce"] and again["earlier_draws"] == 5
+    assert [item["job_id"] for item in again["sample"]] == first.data["drawn"]

@@ -101,7 +101,7 @@ def test_the_shift_ends_by_itself_on_the_registry_clock(registry: Registry, cloc
     assert not stamp.named and stamp.display() == unnamed_text(1001, VIA_API)
 
 
-@pytest.mark.parametrize("hours", [0, -1, 24.5])
+@pytest.mark.parametrize("hours", [0, -1, 24.5, 1e-300, 0.2, float("nan")])  # 1e-300: over before it began (L7)
 def test_a_shift_outside_0_to_24_hours_is_refused(registry: Registry, hours: float) -> None:
     with pytest.raises(OperatorError, match="shift"):
         Operators(registry).sign_in("PC Morgan", "Technician", 1001, shift_hours=hours)

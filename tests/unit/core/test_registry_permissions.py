@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.audit.log import AuditLog
+from agent.errors import ConfigError
 from agent.store.registry import PERMISSIONS_AUDIT_KIND, Registry
 
 
@@ -74,3 +75,50 @@ def test_group_writable_wal_is_named_as_writable_by_others(tmp_path: Path) -> No
             "was_writable_by_others": True} in entry["files"]
     second.close()
     registry.close()
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_state_directory_and_its_new_parents_are_0750_under_umask_000(tmp_path: Path, umask_000: None) -> None:
+    state = tmp_path / "perm000" / "state"
+    registry = Registry(state).open()
+    assert _mode(tmp_path / "perm000") == 0o750  # mkdir(parents=True, mode=...) left the parent 0777
+    assert _mode(state) == 0o750
+    assert _mode(tmp_path) == 0o700  # what existed before is not changed
+    assert _tightened(registry) == []
+    registry.close()
+
+
+def test_world_writable_state_directory_is_tightened_and_recorded(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    Registry(state).open().close()
+    os.chmod(state, 0o777)
+    registry = Registry(state).open()
+    assert _mode(state) == 0o750
+    [entry] = _tightened(registry)
+    assert {"file": ".", "was": "0777", "now": "0750", "was_writable_by_others": True} in entry["files"]
+    registry.close()
+
+
+def test_state_directory_under_a_world_writable_parent_is_refused(tmp_path: Path) -> None:
+    parent = tmp_path / "open"
+    parent.mkdir()
+    os.chmod(parent, 0o777)  # anyone could rename state/ away and plant their own
+    with pytest.raises(ConfigError, match=r"parent .*open is mode 0777, writable by every user"):
+        Registry(parent / "state").open()
+
+
+def test_shared_sticky_directory_is_not_taken_as_a_state_directory(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp: never tightened under other users' feet
+    with pytest.raises(ConfigError, match="not this station's own to tighten"):
+        Registry(shared).open()
+    assert _mode(shared) == 0o1777

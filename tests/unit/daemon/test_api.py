@@ -251,3 +251,23 @@ def test_a_member_of_the_operators_group_is_served_and_recorded_as_the_operator(
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
+
+
+def test_the_socket_directory_is_made_without_write_for_others_under_umask_000() -> None:
+    """H4's class: under umask 000 the socket's new directory came out 0777, so anyone could replace the socket."""
+    import stat as stat_module
+
+    base = Path(tempfile.mkdtemp(prefix="wa-api-", dir="/tmp"))
+    previous = os.umask(0)
+    try:
+        server = ApiServer(base / "run" / "api.sock", FakeStation(), "wipe-operators-test-nonexistent")
+    finally:
+        os.umask(previous)
+    try:
+        assert stat_module.S_IMODE((base / "run").stat().st_mode) == 0o755
+    finally:
+        server.close()
+        for leftover in (base / "run").iterdir():
+            leftover.unlink()
+        (base / "run").rmdir()
+        base.rmdir()

@@ -6,6 +6,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from agent.daemon.station import Station, boot_id
 from agent.discovery.guard import Assessment
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, PipeDriveSource
-from agent.operators import VIA_DAEMON, unnamed_text
+from agent.operators import VIA_DAEMON, Operators, unnamed_text
 from agent.store.registry import Registry
 
 IDENTITY = DriveIdentity(
@@ -448,8 +449,8 @@ def test_an_interrupted_job_s_host_link_goes_only_to_its_own_medium(
     station._on_event(_event(INSERTED))
     job = station.slots["bay-1"].job
     assert job is not None  # wiped either way: an interrupted or unknown drive is never left as it is
-    if inherits:
-        assert (job.operator, job.asset_tag, job.host) == ("alice", "PC-OLD", {"serial": "HOST-OLD"})
+    if inherits:  # the asset and host link carry over; the person is whoever is signed in now (M10)
+        assert (job.operator, job.asset_tag, job.host) == (UNNAMED_AUTO_START, "PC-OLD", {"serial": "HOST-OLD"})
     else:
         assert (job.operator, job.asset_tag, job.host) == (UNNAMED_AUTO_START, None, None)
 
@@ -471,3 +472,49 @@ def test_a_manual_bay_shows_a_drive_present_once_its_holder_lets_go(tmp_path: Pa
     station._reassess_waiting_bays()
     assert _bay(station)["state"] == "present" and station.slots["bay-1"].job is None  # shown free, not started
     assert station._next_recheck() is None  # and no longer looked at
+
+
+@pytest.mark.parametrize("then", ["shift over", "signed out", "someone else now"])
+def test_a_restarted_interrupted_job_names_who_is_signed_in_now_not_its_first_person(
+        tmp_path: Path, kernel: _Kernel, then: str) -> None:
+    """M10: a job interrupted at 17:55 and re-run at 22:05 was certified as done by the 17:55 person."""
+    evening = datetime.now(UTC) - timedelta(hours=5)
+    earlier = Registry(tmp_path, clock=lambda: evening).open()
+    hours = 1.0 if then == "shift over" else 12.0
+    alice = Operators(earlier).sign_in("PC Alice Smith", "Technician", 4242, bays=("bay-1",), shift_hours=hours)
+    old = earlier.create_job(IDENTITY, "nist-purge", alice.name, "bay bay-1", "PC-OLD", None,
+                             operator_title=alice.title, operator_uid=os.geteuid(), operator_via=VIA_DAEMON)
+    earlier.transition(old, "interrupted", "owner-gone")
+    earlier.close()
+    registry = Registry(tmp_path).open()
+    expected = UNNAMED_AUTO_START
+    if then == "signed out":
+        Operators(registry).sign_out(uid=4242)
+    elif then == "someone else now":
+        Operators(registry).sign_in("PC Bob Jones", "Night technician", 4343, bays=("bay-1",))
+        expected = "PC Bob Jones"
+    station = _station(tmp_path, auto_start=True, registry=registry)
+    station.store.note_job_medium(old, IDENTITY.model, IDENTITY.serial, 1 << 30, 2049, 40, boot_id())
+    station._restart_interrupted = [registry.job(old)]
+    station._on_event(_event(INSERTED))
+    job = station.slots["bay-1"].job
+    assert job is not None and job.asset_tag == "PC-OLD"  # the same drive, re-run from the beginning
+    assert job.operator == expected
+    assert registry.job(old).operator == "PC Alice Smith"  # her attempt keeps her name, as history
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("asset_tag", "PC-\u202e42", "asset tag: contains"),
+    ("host_serial", "SN\u5317", "host serial: contains U+5317"),
+    ("make", "\U0001f4bb Dell", "make: contains U+1F4BB"),
+    ("model", "M" * 201, "model: longer than 200"),
+])
+def test_intake_values_a_certificate_cannot_carry_are_refused_at_input(
+        tmp_path: Path, field: str, value: str, named: str) -> None:
+    """M15: intake's values reach the next drive's certificate; refused now, not after that drive is wiped."""
+    station = _station(tmp_path)
+    values = {"asset_tag": "PC-42", "host_serial": None, "make": None, "model": None, field: value}
+    with pytest.raises(station_module.RequestError) as raised:
+        station.intake("bay-1", values["asset_tag"], values["host_serial"], values["make"], values["model"], "op")
+    assert raised.value.status == 400 and named in raised.value.message
+    assert station.store.usable("bay-1", None) is None  # nothing recorded

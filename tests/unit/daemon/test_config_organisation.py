@@ -106,3 +106,55 @@ def test_hostile_destination_key_or_wording_is_refused() -> None:
         with pytest.raises(ConfigError, match=r"station\.toml: \[organisation\.destinations\].*U\+"):
             parse_config(f'station_id = "s1"\n[organisation]\nname = "N"\n[organisation.destinations]\n{table}\n',
                          "station.toml")
+
+
+_FULL = 'name = "Northshire Constabulary"\nlocation = "Unit 4, Bridge St"\nphone = "+44 1632 960000"\n'
+
+
+@pytest.mark.parametrize("key", ["name", "location", "phone", "classification_before", "destination"])
+@pytest.mark.parametrize(("text", "named"), [
+    ("משטרת צפון", "right-to-left character U+05DE"),  # Hebrew: read back reversed
+    ("شارع 12 الرياض", "right-to-left character U+0634"),  # Arabic
+    ("北方警察", "U+5317 CJK UNIFIED IDEOGRAPH-5317, which the certificate font"),
+    ("🚓 Northshire", "U+1F693 POLICE CAR, which the certificate font"),
+    ("\uff2e\uff4f\uff52\uff54\uff48",  # full-width Latin
+     "U+FF2E FULLWIDTH LATIN CAPITAL LETTER N, which"),
+    ("q\u0303", "combining mark U+0303"),  # NFC has no precomposed q-tilde
+])
+def test_text_the_certificate_cannot_print_is_refused_when_loaded(key: str, text: str, named: str) -> None:
+    """H6: these passed the configuration, the drive was wiped, then the read-back refused the certificate."""
+    lines = [line for line in _FULL.splitlines() if not line.startswith(f"{key} =")]
+    body = "\n".join([*lines, f'{key} = "{text}"']) + "\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config('station_id = "s1"\n[organisation]\n' + body, "/etc/wipe-agent/station.toml")
+    message = raised.value.message
+    assert message.startswith(f"/etc/wipe-agent/station.toml: [organisation].{key}: ") and named in message
+
+
+@pytest.mark.parametrize("text", ["Ελληνική Αστυνομία", "Полиция", "Heddlu Gogledd Cymru ŵŷ", "Office\u00a01",
+                                  "ﬁeld unit", "Café Zürich"])
+def test_scripts_the_certificate_prints_are_accepted(text: str) -> None:
+    config = parse_config(f'station_id = "s1"\n[organisation]\n{_FULL}destination = "{text}"\n', "station.toml")
+    assert config.organisation is not None and config.organisation.destination == text
+
+
+@pytest.mark.parametrize("key", ["location", "phone"])
+@pytest.mark.parametrize(("value", "named"), [
+    ("", "must not be empty"), ("   ", "must not be empty"), ("—", "'—' is a placeholder"),
+    ("-", "'-' is a placeholder"), ("n/a ", "leading, trailing or repeated spaces"),
+    ("Unit 4        Phone +44 999 FAKE", "repeated spaces"),
+])
+def test_placeholder_location_or_phone_is_refused(key: str, value: str, named: str) -> None:
+    """M11: "Location —" on a configured station's certificate; runs of spaces mimicking the next label."""
+    lines = [line for line in _FULL.splitlines() if not line.startswith(f"{key} =")]
+    body = "\n".join([*lines, f'{key} = "{value}"']) + "\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config('station_id = "s1"\n[organisation]\n' + body, "station.toml")
+    assert raised.value.message.startswith(f"station.toml: [organisation].{key}: ") and named in raised.value.message
+
+
+@pytest.mark.parametrize("key", ["location", "phone"])
+def test_location_and_phone_are_required(key: str) -> None:
+    body = "\n".join(line for line in _FULL.splitlines() if not line.startswith(f"{key} =")) + "\n"
+    with pytest.raises(ConfigError, match=rf"station\.toml: \[organisation\]\.{key} is required"):
+        parse_config('station_id = "s1"\n[organisation]\n' + body, "station.toml")

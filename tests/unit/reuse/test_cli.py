@@ -252,3 +252,18 @@ def test_manifest_for_a_real_scheme_needs_a_trust_bundle(world: World, store: Re
     result = _run(world, "manifest", "create", "--scheme", "schools", "--assets", "PC-5", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["assets"] == ["PC-5"]
+
+
+@pytest.mark.parametrize(("arguments", "named"), [
+    (("PC-\u202e1",), "ASSET: contains"),
+    (("PC-1", "--make", "\U0001f4bb HP"), "--make: contains U+1F4BB"),
+    (("PC-1", "--serial", "5CG\u200b1"), "--serial: contains"),
+    (("PC-1", "--model", "E" * 201), "--model: longer than 200"),
+])
+def test_host_add_refuses_what_a_certificate_cannot_carry(world: World, arguments: tuple[str, ...],
+                                                          named: str) -> None:
+    """M15: a host's values print on its drives' certificates: refused at input, exit 2, nothing recorded."""
+    result = _run(world, "host", "add", *arguments)
+    assert result.exit_code == 2 and named in _one_line_error(result)
+    listed = _run(world, "host", "list", "--json")
+    assert "PC-" not in listed.stdout
