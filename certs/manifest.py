@@ -39,7 +39,12 @@ from certs.pki import StationSigner, TrustBundle
 from certs.record import check_document_strings
 from certs.verify import verify_with_bundle
 
-SCHEMA = 1
+SCHEMA = 2
+"""The manifest schema this code issues. 1: the first release's layout (no row numbers, full record hashes,
+"S/N" before each drive serial); 2: numbered rows, one column per value (:data:`MANIFEST_COLUMNS`). The
+verifier picks the page-text rules by the signed ``schema``, so a manifest already handed over keeps verifying."""
+SCHEMAS = (1, 2)
+"""Every manifest schema the verifier knows."""
 _REQUIRED = ("schema", "kind", "document_id", "station_id", "created_at", "demo", "scheme", "devices", "summary")
 
 
@@ -75,7 +80,7 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
     if missing:
         raise RecordError(f"manifest: missing {', '.join(missing)}")
     if manifest["kind"] != "manifest" or manifest["schema"] != SCHEMA:
-        raise RecordError("manifest: kind must be 'manifest' and schema 1")
+        raise RecordError(f"manifest: kind must be 'manifest' and schema {SCHEMA}")
     if not manifest["devices"]:
         raise RecordError("manifest: lists no device")
     for optional in ("audit_checkpoint",):
@@ -194,15 +199,34 @@ class _RowNumber(Paragraph):  # type: ignore[misc]  # reportlab ships no type hi
         super().draw()
 
 
-_PDF_WIDTHS_MM = {"no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10,
-                  "method": 26, "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44,
-                  "validation": 29}
-"""273 mm: the width of landscape A4 inside the margins."""
+PDF_COLUMN_WIDTHS_MM = {
+    "no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10, "method": 26,
+    "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44, "validation": 29}
+"""The PDF table's columns, left to right, and their widths: 273 mm, landscape A4 inside the margins. The
+verifier places each piece of page text in its column by these widths."""
+
+
+def pdf_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The rows exactly as the PDF's table prints them (:data:`PDF_COLUMN_WIDTHS_MM` columns): the record hashes
+    shortened under their certificate ids. The verifier compares every cell of the page with these."""
+    rows = []
+    for row in manifest_rows(manifest):
+        shown = {key: row[key] for key in PDF_COLUMN_WIDTHS_MM}
+        shown["certificate_ids"] = _SEPARATOR.join(
+            f"{certificate} sha256 {digest[:16]}\u2026" for certificate, digest in
+            zip(row["certificate_ids"].split(_SEPARATOR), row["record_sha256"].split(_SEPARATOR), strict=True))
+        rows.append(shown)
+    return rows
+
+
+def printed_lines(value: str) -> list[str]:
+    """The lines a cell value is printed on (one per drive or attestation group)."""
+    return value.split(_SEPARATOR)
 
 
 def _cell(value: str, style: ParagraphStyle) -> Paragraph:
     # one line per drive; every value escaped (a serial like "<b>" prints as text)
-    return Paragraph("<br/>".join(escape(part) for part in value.split(_SEPARATOR)), style)
+    return Paragraph("<br/>".join(escape(part) for part in printed_lines(value)), style)
 
 
 def _table(manifest: Mapping[str, Any], seen: dict[int, list[int]]) -> Table:
@@ -210,15 +234,11 @@ def _table(manifest: Mapping[str, Any], seen: dict[int, list[int]]) -> Table:
 
     cell = ParagraphStyle("manifest-cell", fontName="WA-Sans", fontSize=6.5, leading=8, splitLongWords=1)
     heading = ParagraphStyle("manifest-heading", parent=cell, textColor=render._MUTED)
-    keys = list(_PDF_WIDTHS_MM)
+    keys = list(PDF_COLUMN_WIDTHS_MM)
     data: list[list[Any]] = [[Paragraph(escape(dict(MANIFEST_COLUMNS)[key]), heading) for key in keys]]
-    for row in manifest_rows(manifest):
-        shown = dict(row)
-        shown["certificate_ids"] = _SEPARATOR.join(
-            f"{certificate} sha256 {digest[:16]}\u2026" for certificate, digest in
-            zip(row["certificate_ids"].split(_SEPARATOR), row["record_sha256"].split(_SEPARATOR), strict=True))
-        data.append([_RowNumber(int(row["no"]), cell, seen)] + [_cell(shown[key], cell) for key in keys[1:]])
-    table = Table(data, colWidths=[_PDF_WIDTHS_MM[key] * mm for key in keys], hAlign="LEFT", repeatRows=1)
+    for shown in pdf_rows(manifest):
+        data.append([_RowNumber(int(shown["no"]), cell, seen)] + [_cell(shown[key], cell) for key in keys[1:]])
+    table = Table(data, colWidths=[PDF_COLUMN_WIDTHS_MM[key] * mm for key in keys], hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, -1), "WA-Sans"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.25, render._RULE), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
@@ -261,7 +281,21 @@ def _summary_counts(manifest: Mapping[str, Any]) -> str:
             + f"); validated {validated} of {len(devices)}; attestations recorded for {attested} of {len(devices)}")
 
 
-def _footer(manifest: Mapping[str, Any]) -> str:
+def manifest_fields(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The labelled fields above the table, (label, value) in printed order: rendered, and checked by the verifier."""
+    scheme = manifest["scheme"]
+    created = datetime.fromisoformat(manifest["created_at"])
+    return [
+        ("Manifest", str(manifest["document_id"])), ("Scheme", f"{scheme['name']}: {scheme.get('summary', '')}"),
+        ("Destination", str(scheme["destination"])), ("Station", str(manifest["station_id"])),
+        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"), ("Summary", _summary_counts(manifest)),
+        ("Contents", "every drive has its signed certificate of sanitisation in certificates/; the same rows are "
+                     f"in manifest-{manifest['document_id']}.csv"),
+    ]
+
+
+def manifest_footer(manifest: Mapping[str, Any]) -> str:
+    """The footer line every page prints (without "page x of y")."""
     footer = f"Batch manifest {manifest['document_id']} \u00b7 station {manifest['station_id']}"
     checkpoint = manifest.get("audit_checkpoint")
     if isinstance(checkpoint, Mapping):
@@ -281,23 +315,15 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
     from certs import render
 
     render.register_fonts(fonts_dir)  # before any cell is built: a Paragraph resolves its font when made
-    scheme = manifest["scheme"]
-    created = datetime.fromisoformat(manifest["created_at"])
     digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
     total = len(manifest["devices"])
-    fields: list[tuple[str, object]] = [
-        ("Manifest", manifest["document_id"]), ("Scheme", f"{scheme['name']}: {scheme.get('summary', '')}"),
-        ("Destination", scheme["destination"]), ("Station", manifest["station_id"]),
-        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"), ("Summary", _summary_counts(manifest)),
-        ("Contents", "every drive has its signed certificate of sanitisation in certificates/; the same rows are "
-                     f"in manifest-{manifest['document_id']}.csv"),
-    ]
+    fields: list[tuple[str, object]] = list(manifest_fields(manifest))
 
     def render_once(label: Any, seen: dict[int, list[int]]) -> bytes:
         return render_document(
             title="Batch manifest for a reuse partner", subtitle=str(manifest["summary"]), fields=fields, header=[],
             rows=[], widths=[], grid=_table(manifest, seen), after=_handover(manifest, digest),
-            demo=bool(manifest["demo"]), footer=_footer(manifest), page_label=label,
+            demo=bool(manifest["demo"]), footer=manifest_footer(manifest), page_label=label,
             notes=["Check: wipe-agent verify manifest.pdf --trust BUNDLE (signature, and every certificate in the "
                    "certificates/ folder beside it present, valid and matching its hash)."], fonts_dir=fonts_dir)
 

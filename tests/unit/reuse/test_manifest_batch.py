@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -236,18 +237,108 @@ def test_a_page_that_does_not_show_every_signed_row_is_refused_by_name(store: Re
     shown = json.loads(json.dumps(manifest))
     if change == "row dropped":
         del shown["devices"][5]
-        expected = "row number and asset tag"
+        expected = "row 6 ('SCH-0016'): the page's Asset cell"
     elif change == "rows renumbered":
         shown["devices"][3], shown["devices"][4] = shown["devices"][4], shown["devices"][3]
-        expected = "row number and asset tag"
+        expected = "row 4 ('SCH-0014'): the page's Asset cell"
     else:
         shown["devices"][7]["drives"][0]["certificate_id"] = "CERT-FORGED"
-        expected = "certificate id and record hash"
+        expected = "row 8 ('SCH-0018'): the page's Certificate id(s) cell"
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch" and expected in report.reason
+
+
+def _signed_with_page_of(shown: dict[str, Any], manifest: dict[str, Any], world: World, tmp_path: Path) -> Any:
+    """``manifest`` signed by the station's key, its pages rendered from ``shown`` (a lying station)."""
     payload = canonical_json(manifest)
     digest = hashlib.sha256(payload).hexdigest()
     pdf = tmp_path / "forged.pdf"
     pdf.write_bytes(sign_document(render_manifest(shown), kind="manifest", document_id=manifest["document_id"],
                                   payload=payload, sha256=digest, issued_at=manifest["created_at"],
                                   signer=world.signer, reason="test"))
-    report = verify_with_bundle(pdf, load_trust_bundle(world.bundle))
-    assert not report.valid and report.code == "visible_text_mismatch" and expected in report.reason
+    return verify_with_bundle(pdf, load_trust_bundle(world.bundle))
+
+
+_VALIDATED = {"decision": "accept", "by": "Chief Information Security Officer", "role": "ciso",
+              "at": "2026-12-01T10:00:00+00:00", "statement_id": "VS-FAKE", "signer_kind": "officer"}
+_STRONGER_CLAIMS: dict[str, tuple[Any, str]] = {
+    # what a lying page prints → the column (or field) the verifier must name
+    "make": (lambda d: d.update(make="Apple"), "Make"),
+    "model": (lambda d: d.update(model="Latitude 9999"), "Model"),
+    "host serial": (lambda d: d.update(serial="HOST-OTHER"), "Host serial"),
+    "drive serial": (lambda d: d["drives"][0].update(serial="S-OTHER"), "Drive serial(s)"),
+    "level": (lambda d: d["drives"][0].update(level="Purge"), "Level"),
+    "method": (lambda d: d["drives"][0].update(method="nvme.sanitize.crypto"), "Method"),
+    "verification": (lambda d: d["drives"][0].update(verification="full"), "Verification"),
+    "sanitised on": (lambda d: d["drives"][0].update(sanitised_at="2030-01-01T00:00:00+00:00"), "Sanitised on"),
+    "record hash": (lambda d: d["drives"][0].update(record_sha256="f" * 64), "Certificate id(s)"),
+    "attestations": (lambda d: d.update(attestations={"data-erased-twice": {"by": "Sgt Example",
+                                                                           "at": "2026-12-01T10:00:00+00:00"}}),
+                     "Attestations"),
+    "validation": (lambda d: d.update(validation=_VALIDATED), "Validation"),
+    "level beside the true one": (lambda d: d["drives"][0].update(level="Clear (re-done as Purge)"), "Level"),
+}
+
+
+@pytest.mark.parametrize("claim", list(_STRONGER_CLAIMS))
+def test_every_printed_cell_must_be_the_signed_value(store: ReuseStore, world: World, tmp_path: Path,
+                                                     claim: str) -> None:
+    """H7: a station that signs "Clear, sampling, not validated" but prints Purge / full / a CISO's
+    acceptance in any column is INVALID, and the verdict names the row and the column."""
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:3]
+    manifest["summary"] = "3 device(s) for schools"
+    drive_ = manifest["devices"][2]["drives"][0]
+    drive_.update(level="Clear", method="overwrite.zero", verification="sampling")
+    shown = json.loads(json.dumps(manifest))
+    change, column = _STRONGER_CLAIMS[claim]
+    change(shown["devices"][2])
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch", report.reason
+    assert f"row 3 ('=HYPERLINK(\"http://x\")'): the page's {column} cell" in report.reason
+    # the honest rendering of the same JSON verifies
+    honest = _signed_with_page_of(manifest, manifest, world, tmp_path)
+    assert honest.valid, honest.reason
+
+
+@pytest.mark.parametrize(("field", "change"), [
+    ("scheme", lambda m: m["scheme"].update(summary="Purge on every drive, validated by the CISO")),
+    ("destination", lambda m: m["scheme"].update(destination="Destroyed (shredded)")),
+    ("created", lambda m: m.update(created_at="2031-01-01T00:00:00+00:00")),
+    ("summary (subtitle)", lambda m: m.update(summary="3 device(s), all validated")),
+    ("footer", lambda m: m.update(audit_checkpoint={"sequence": 99, "head": "cd" * 32})),
+])
+def test_every_field_above_the_table_must_be_the_signed_value(store: ReuseStore, world: World, tmp_path: Path,
+                                                              field: str, change: Any) -> None:
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:3]
+    manifest["summary"] = "3 device(s) for schools"
+    shown = json.loads(json.dumps(manifest))
+    change(shown)
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch", report.reason
+    assert f"the signed {field}" in report.reason
+
+
+FIRST_RELEASE = Path(__file__).resolve().parents[2] / "data" / "manifest-v1"
+"""A manifest folder signed by the first release (fff86e9, schema 1; its layout has no row numbers),
+made with that commit's own ``create_manifest`` and test PKI, with its trust bundle."""
+
+
+def test_a_manifest_issued_by_the_first_release_still_verifies_with_its_certificates(tmp_path: Path) -> None:
+    """C2: the page rules follow the manifest's signed schema, so evidence already handed over stays VALID."""
+    pdf = next(FIRST_RELEASE.glob("manifest-*.pdf"))
+    bundle = load_trust_bundle(FIRST_RELEASE / "trust-bundle.pem")
+    created = datetime.fromisoformat(json.loads(pdf.with_suffix(".json").read_text())["created_at"])
+    report = verify_with_bundle(pdf, bundle, now=created + timedelta(days=1))
+    assert report.valid and report.kind == "manifest", report.reason
+    assert report.document is not None and report.document["schema"] == 1
+    lines: list[str] = []
+    assert run_verify([str(pdf)], str(FIRST_RELEASE / "trust-bundle.pem"), expect="manifest", echo=lines.append) == 0
+    assert "certificates checked in" in "\n".join(lines) and "3 of 3 listed" in "\n".join(lines)
+    # and a schema this verifier does not know is refused by name, not checked by a guess
+    document = json.loads(pdf.with_suffix(".json").read_text())
+    from certs.verify import _check_visible_manifest, _Invalid
+    with pytest.raises(_Invalid, match="unknown manifest schema 3"):
+        _check_visible_manifest(pdf.read_bytes(), "", {**document, "schema": 3})
+
