@@ -1362,6 +1362,20 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     _require_sequence(text, "operator", "Performed by (operator)", "Name", operator.name, "Title",
                       render._or_dash(operator.title), "Organisation", render._or_dash(operator.organisation),
                       "Location", render._or_dash(operator.location), "Phone", render._or_dash(operator.phone))
+    _require_sequence(text, "tool", "Tool", f"{record.tool.name} {record.tool.version}", "Profile")
+    _require_sequence(text, "profile", "Profile", record.profile, "Verification")
+    _require_sequence(text, "verification", "Verification", render._verification_line(record), "Completed")
+    if record.schema >= 2:
+        # the first release (record schema 1) printed another Validation block and page 2: not checked there
+        if record.validator is not None:
+            validator = record.validator
+            _require_sequence(text, "validator", "Validation", "Name", validator.name, "Title",
+                              render._or_dash(validator.title), "Organisation",
+                              render._or_dash(validator.organisation), "Location", render._or_dash(validator.location),
+                              "Phone", render._or_dash(validator.phone), "Signature")
+        else:
+            _require_sequence(text, "validation (pending)", "Validation", render.VALIDATION_PENDING, "This document")
+        _check_evidence_pages(signed_bytes, record)
     # Last: a page rendered from another record shows another hash too, but naming the field a
     # person would be misled by is more useful than naming the hash.
     _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
@@ -1386,6 +1400,27 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
                            f"the page text shows the label {label!r} {text.count(squashed)} times: "
                            "a second value could stand beside the signed one")
     _check_qr(content, qr_payload(record.certificate_id, record_sha256))
+
+
+def _check_evidence_pages(signed_bytes: bytes, record: SanitisationRecord) -> None:
+    """Page 2 on: the verification, hidden-area and canary sections, each value between its label and
+    the next (:func:`certs.render.evidence_sections`, what the renderer prints)."""
+    from certs import render
+
+    try:
+        text = "".join(_page_texts(signed_bytes, None)[1:])
+    except Exception as error:
+        raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
+    sections = render.evidence_sections(record)
+    headings = [heading for heading, _rows in sections[1:]] + ["Timings"]
+    for (heading, rows), following in zip(sections, headings, strict=True):
+        labels = [label for label, _value in rows[1:]] + [following]
+        for (label, value), next_label in zip(rows, labels, strict=True):
+            where = f"{heading.split(' (')[0].lower()} {label.lower()} (page 2)"
+            if label == rows[0][0]:
+                _require_sequence(text, where, heading, label, value, next_label)
+            else:
+                _require_sequence(text, where, label, value, next_label)
 
 
 def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: dict[str, Any]) -> None:
