@@ -71,7 +71,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +130,10 @@ VERIFY_CODES: tuple[str, ...] = (
 FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
 """Every failure code a :class:`VerificationReport` may carry: stable, for ``--json``."""
 
+DEFAULT_KINDS = (DocumentKind.CERTIFICATE, DocumentKind.MANIFEST, DocumentKind.DESTRUCTION, DocumentKind.VALIDATION)
+"""What ``verify`` accepts without ``--expect``: any signed document that proves what it says, named by its
+kind in the verdict; a failure report only with ``--expect failure-report`` (exit 0 never means a drive
+was sanitised when it was not)."""
 EXPECT_CHOICES = {"certificate": DocumentKind.CERTIFICATE, "manifest": DocumentKind.MANIFEST,
                   "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT,
                   "validation": DocumentKind.VALIDATION}
@@ -286,11 +290,11 @@ class _Invalid(Exception):
 
 
 def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None = None,
-                       expect: DocumentKind | None = None) -> VerificationReport:
+                       expect: DocumentKind | Collection[DocumentKind] | None = None) -> VerificationReport:
     """Verify one file against an already loaded :class:`~certs.pki.TrustBundle`.
 
-    ``now`` (default: the clock) is the current time; ``expect`` asks for one kind of document: a
-    valid document of another kind is then reported invalid with code ``wrong_kind``.
+    ``now`` (default: the clock) is the current time; ``expect`` asks for one kind of document (or
+    one of several): a valid document of another kind is then reported invalid with code ``wrong_kind``.
     """
     try:
         data = read_regular_file(path, MAX_DOCUMENT_BYTES)
@@ -300,7 +304,7 @@ def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None 
 
 
 def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime | None = None,
-                expect: DocumentKind | None = None) -> VerificationReport:
+                expect: DocumentKind | Collection[DocumentKind] | None = None) -> VerificationReport:
     """Verify a document held in memory (``path`` only names it in the report): the station's own
     read-back of what it just signed uses this before anything is written."""
     try:
@@ -313,11 +317,14 @@ def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime |
         return VerificationReport(
             path, False, "damaged", f"cannot process the file ({type(error).__name__}: {_short(error)})"
         )
-    if expect is not None and report.kind is not expect:
+    wanted = (expect,) if isinstance(expect, DocumentKind) else tuple(expect or ())
+    if expect is not None and report.kind not in wanted:
         return VerificationReport(
             path, False, "wrong_kind",
+            "a valid failure report: the drive was NOT sanitised (--expect failure-report accepts it)"
+            if report.kind is DocumentKind.FAILURE_REPORT and len(wanted) > 1 else
             f"a valid {_KIND_WORDS[report.kind] if report.kind else 'document'}, "
-            f"not a {_KIND_WORDS[expect]}",
+            f"not a {' or '.join(_KIND_WORDS[kind] for kind in wanted)}",
             certificate_id=report.certificate_id, signer_subject=report.signer_subject,
             signed_at=report.signed_at, timestamped=report.timestamped,
             timestamp_source=report.timestamp_source, validation_time=report.validation_time,

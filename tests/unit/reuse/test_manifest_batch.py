@@ -212,12 +212,15 @@ def test_a_manifest_verified_without_its_certificates_says_they_were_not_checked
     assert status == 0 and lines[0].startswith(
         "VALID (manifest only: certificates were NOT checked \u2014 --no-certificates given)")
     assert result["certificates_checked"] is False and result["certificates_not_checked"] == "--no-certificates given"
+    assert result["accepted"] is True
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(created["pdf"], alone)
     status, lines, result = _verify(str(alone / Path(created["pdf"]).name), world)
-    assert status == 0 and lines[0].startswith(
-        "VALID (manifest only: certificates were NOT checked \u2014 no certificates/ folder beside it)")
+    # M3: an incomplete delivery is not exit 0 unless the manifest alone was asked for
+    assert status == 1 and result["accepted"] is False and lines[0].startswith(
+        "INVALID (manifest only: certificates were NOT checked \u2014 no certificates/ folder beside it; "
+        "--no-certificates checks it alone)")
     assert result["certificates_checked"] is False and result["certificates_dir"] is None
     # pointed at a folder elsewhere, it checks that one
     status, lines, result = _verify(str(alone / Path(created["pdf"]).name), world, "--certificates",
@@ -342,3 +345,22 @@ def test_a_manifest_issued_by_the_first_release_still_verifies_with_its_certific
     with pytest.raises(_Invalid, match="unknown manifest schema 3"):
         _check_visible_manifest(pdf.read_bytes(), "", {**document, "schema": 3})
 
+
+
+def test_verify_without_expect_takes_a_manifest_as_a_manifest_and_names_each_kind(
+        store: ReuseStore, world: World, tmp_path: Path) -> None:
+    """M4: ``verify manifest.pdf`` (no --expect) checks the manifest and its certificates/ folder; a
+    certificate is named as one; a failure report still needs --expect failure-report (exit 0 never
+    means a drive was sanitised when it was not)."""
+    created = _batch(store, world, 2)
+    certificate = next(Path(created["certificates"]).iterdir())
+    lines: list[str] = []
+    assert run_verify([created["pdf"], str(certificate)], str(world.bundle), echo=lines.append) == 0
+    assert lines[0].startswith(f"VALID    {created['pdf']} [batch manifest]: ")
+    assert "certificates checked in" in "\n".join(lines) and "2 of 2 listed present" in "\n".join(lines)
+    assert any(line.startswith(f"VALID    {certificate}: ") for line in lines)
+    output: list[str] = []
+    assert run_verify([created["pdf"]], str(world.bundle), echo=output.append, as_json=True) == 0
+    assert json.loads(output[0])["expect"] == "any"
+    (Path(created["certificates"]) / certificate.name).unlink()  # the folder is still checked by default
+    assert run_verify([created["pdf"]], str(world.bundle), echo=[].append) == 1
