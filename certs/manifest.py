@@ -31,6 +31,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
 
+from certs.csvcell import FORMULA_STARTS, neutralise_formula
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
@@ -97,6 +98,10 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
             for key in ("certificate_id", "record_sha256", "certificate_file"):
                 if not drive.get(key):
                     raise RecordError(f"manifest: a drive of {device.get('asset')} has no {key}")
+            joined = [key for key in _JOINED if _SEPARATOR in str(drive.get(key) or "")]
+            if joined:
+                # the CSV and the PDF join a device's drives with it: one drive would read as two
+                raise RecordError(f"manifest: a drive of {device.get('asset')} has {_SEPARATOR!r} in its {joined[0]}")
             if Path(drive["certificate_file"]).name != drive["certificate_file"]:
                 raise RecordError(f"manifest: certificate file {drive['certificate_file']!r} must be a plain name")
 
@@ -111,9 +116,11 @@ MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
 the full record hashes (it prints their first 16 hex digits under the certificate id)."""
 _SEPARATOR = "; "
 """Joins the values of a device's drives (in the listed order) and its attestations within one cell."""
-CSV_NEUTRALISED = ("=", "+", "-", "@", "\t", "\r")
-"""A CSV cell starting with one of these is prefixed with an apostrophe: a spreadsheet would otherwise
-run it as a formula (CSV injection). The PDF and JSON keep the value as recorded."""
+_JOINED = ("serial", "level", "method", "verification", "certificate_id", "record_sha256")
+"""The drive values joined with :data:`_SEPARATOR`: none may contain it (:func:`_check_shape`)."""
+CSV_NEUTRALISED = FORMULA_STARTS
+"""A CSV cell starting with one of these is prefixed with an apostrophe (:mod:`certs.csvcell`, the rule
+``jobs --csv`` uses too)."""
 _DASH = "\u2014"
 
 
@@ -172,17 +179,13 @@ def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _csv_cell(value: str) -> str:
-    return "'" + value if value.startswith(CSV_NEUTRALISED) else value
-
-
 def render_csv(manifest: Mapping[str, Any]) -> bytes:
     """The manifest's rows as CSV (RFC 4180, UTF-8, a heading row), injection-safe (:data:`CSV_NEUTRALISED`)."""
     output = io.StringIO()
     writer = csv.writer(output, lineterminator="\r\n")
     writer.writerow([heading for _key, heading in MANIFEST_COLUMNS])
     for row in manifest_rows(manifest):
-        writer.writerow([_csv_cell(row[key]) for key, _heading in MANIFEST_COLUMNS])
+        writer.writerow([neutralise_formula(row[key]) for key, _heading in MANIFEST_COLUMNS])
     return output.getvalue().encode("utf-8")
 
 

@@ -153,6 +153,28 @@ def test_the_shape_check_allows_an_audit_checkpoint_and_validation_only_as_mappi
     with pytest.raises(RecordError, match="validation of SCH-0001 must be a mapping or null"):
         issue_manifest({**manifest, "devices": bad}, world.signer, tmp_path / "b", files)
     assert render_csv(manifest).count(b"\r\n") == 3
+    # L8: a drive value holding the separator would read as two drives in the CSV and the PDF
+    two = json.loads(json.dumps(manifest))
+    two["devices"][0]["drives"][0]["serial"] = "SSD-1; SSD-2"
+    with pytest.raises(RecordError, match="SCH-0001 has '; ' in its serial"):
+        issue_manifest(two, world.signer, tmp_path / "c", files)
+
+
+def test_one_csv_injection_rule_for_jobs_csv_and_the_manifest(store: ReuseStore, world: World) -> None:
+    """L8: ``jobs --csv`` and the manifest CSV neutralise exactly the same leading characters."""
+    from agent.cli.output import csv_cell
+    from certs.csvcell import FORMULA_STARTS
+
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:1]
+    for start in FORMULA_STARTS:
+        if start in "\t\r\n":  # not in a signed value (text_problem); jobs --csv shows them as \\x09 ...
+            assert not csv_cell(f"{start}x").startswith(start)
+            continue
+        manifest["devices"][0]["make"] = f"{start}cmd|' /C calc'!A0"
+        row = next(itertools.islice(csv.reader(io.StringIO(render_csv(manifest).decode())), 1, None))
+        assert row[2] == csv_cell(manifest["devices"][0]["make"]) == "'" + manifest["devices"][0]["make"]
+    assert csv_cell("Dell") == "Dell"
 
 
 def _verify(pdf: str, world: World, *options: str) -> tuple[int, list[str], dict[str, Any]]:
