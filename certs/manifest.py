@@ -350,8 +350,11 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
 
 def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Path,
                    certificate_files: Mapping[str, Path], *, fonts_dir: Path | None = None,
-                   timestamper: Any = None, tsa_url: str | None = None) -> ManifestFiles:
-    """Sign ``manifest`` and write the folder: PDF, JSON and the listed certificates (by certificate id)."""
+                   timestamper: Any = None, tsa_url: str | None = None, pdf_suffix: str = "") -> ManifestFiles:
+    """Sign ``manifest`` and write the folder: PDF, JSON and the listed certificates (by certificate id).
+
+    ``pdf_suffix`` (e.g. ``.issuing``) writes the PDF under a temporary name the caller renames once the
+    manifest is recorded; ``ManifestFiles.pdf`` is then that temporary path."""
     _check_shape(manifest)
     if manifest["station_id"] != signer.station_id:
         raise RecordError(f"manifest names station {manifest['station_id']!r}, the key is {signer.station_id!r}")
@@ -370,9 +373,9 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
     base = f"manifest-{manifest['document_id']}"
     _write_atomic(out_dir / f"{base}.json", payload)
     _write_atomic(out_dir / f"{base}.csv", render_csv(manifest))
-    _write_atomic(out_dir / f"{base}.pdf", pdf)
-    return ManifestFiles(out_dir / f"{base}.pdf", out_dir / f"{base}.json", out_dir / f"{base}.csv", certificates,
-                         digest)
+    _write_atomic(out_dir / f"{base}.pdf{pdf_suffix}", pdf)
+    return ManifestFiles(out_dir / f"{base}.pdf{pdf_suffix}", out_dir / f"{base}.json", out_dir / f"{base}.csv",
+                         certificates, digest)
 
 
 def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bundle: TrustBundle, *,

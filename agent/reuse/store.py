@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agent.audit.log import AuditLog
@@ -355,6 +356,35 @@ class ReuseStore:
             self.audit.append("manifest", manifest_id, {
                 "scheme": manifest["scheme"]["name"], "assets": [d["asset"] for d in manifest["devices"]],
                 "pdf": pdf_path, "json": json_path, "manifest_sha256": sha256}, in_transaction=True)
+
+
+    def void_manifest(self, manifest_id: str, reason: str) -> None:
+        """Release a recorded manifest that was never published (signing failed, or a kill between
+        recording and publishing): its assets and jobs are free again; the chain keeps both entries."""
+        with self._write() as tx:
+            tx.execute("DELETE FROM reuse_manifest_jobs WHERE manifest_id=?", (manifest_id,))
+            tx.execute("DELETE FROM reuse_manifest_assets WHERE manifest_id=?", (manifest_id,))
+            tx.execute("DELETE FROM reuse_manifests WHERE id=?", (manifest_id,))
+            self.audit.append("manifest-voided", manifest_id, {"reason": reason}, in_transaction=True)
+
+    def reconcile_manifests(self) -> list[str]:
+        """Void every recorded manifest whose PDF never appeared under its final name (the process died
+        between recording it and publishing it); a half-issued ``.issuing`` file is removed, never
+        published unread. Returns the ids voided."""
+        voided = []
+        for row in self.db.execute("SELECT id, pdf_path FROM reuse_manifests").fetchall():
+            pdf = Path(row["pdf_path"])
+            if pdf.is_file():
+                continue
+            Path(f"{pdf}{ISSUING_SUFFIX}").unlink(missing_ok=True)
+            self.void_manifest(row["id"], f"{pdf.name} was never published (interrupted while issuing)")
+            voided.append(str(row["id"]))
+        return voided
+
+
+ISSUING_SUFFIX = ".issuing"
+"""A manifest PDF is signed under ``NAME.pdf.issuing`` (not a ``.pdf``: ``verify FOLDER`` skips it) and
+renamed to ``NAME.pdf`` only after it is recorded and read back."""
 
 
 def new_document_id(prefix: str) -> str:

@@ -150,3 +150,37 @@ def test_failure_report_is_not_a_certificate_for_eligibility(store: ReuseStore, 
     make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-1", state="failed")
     job = store.held_drives("PC-1")[0]
     assert job.certificate_path and "failure-report" in job.certificate_path
+
+
+def test_a_kill_while_issuing_leaves_no_signed_manifest_the_registry_does_not_know(
+        store: ReuseStore, world: World, tmp_path: Path) -> None:
+    """H9: SIGKILL after the manifest is signed and before it is published. The registry and the chain
+    recorded it before signing; the PDF exists only as ``.issuing`` (no ``.pdf`` to hand over); the next
+    ``manifest create`` voids it (chained) and frees the asset, so one valid manifest is issued, recorded."""
+    import os
+    import signal
+
+    from agent.reuse import service
+    from agent.store.registry import Registry
+
+    ready_device(store, world, "PC-K", [drive("SSD-K")])
+    out = tmp_path / "killed"
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies by SIGKILL
+        try:
+            registry = Registry(world.state).open()
+            service.read_back = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment]
+            _manifest(ReuseStore(registry), world, out, ["PC-K"])
+        finally:
+            os._exit(3)
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert not list(out.glob("*.pdf")) and len(list(out.glob("*.pdf.issuing"))) == 1
+    killed = store.shipped_in("PC-K")
+    assert killed is not None  # recorded before anything was signed
+    assert [entry.kind for entry in store.audit.entries(killed)] == ["manifest"]
+    created = _manifest(store, world, tmp_path / "again", ["PC-K"])
+    assert not list(out.glob("*.issuing")) and store.shipped_in("PC-K") == created["manifest_id"]
+    assert [entry.kind for entry in store.audit.entries(killed)] == ["manifest", "manifest-voided"]
+    assert verify_with_bundle(Path(str(created["pdf"])), load_trust_bundle(world.bundle)).valid
+    assert store.audit.verify().valid
