@@ -184,3 +184,20 @@ def test_a_kill_while_issuing_leaves_no_signed_manifest_the_registry_does_not_kn
     assert [entry.kind for entry in store.audit.entries(killed)] == ["manifest", "manifest-voided"]
     assert verify_with_bundle(Path(str(created["pdf"])), load_trust_bundle(world.bundle)).valid
     assert store.audit.verify().valid
+
+
+def test_one_drive_cannot_be_registered_to_two_hosts_and_a_shared_drive_is_named(
+        store: ReuseStore, world: World) -> None:
+    """L6: ``host add PC-B --drive-serial SSD-1`` after PC-A holds SSD-1 is refused; a manifest listing one
+    job under two assets names the shared drive, not "another manifest"."""
+    store.register_host("PC-A", drive_serials=("SSD-1",))
+    with pytest.raises(ReuseInputError, match="drive SSD-1 is already registered to host PC-A"):
+        store.register_host("PC-B", drive_serials=("SSD-1",))
+    assert store.registered_host("PC-B") is None
+    store.register_host("PC-A", make="Dell", drive_serials=("SSD-1",))  # re-registering the owner is fine
+    one = {"job_id": "J1", "serial": "SSD-1"}
+    manifest = {"document_id": "MF-L6", "scheme": {"name": "schools"}, "created_at": "2026-12-02T10:00:00+00:00",
+                "devices": [{"asset": "PC-A", "drives": [one]}, {"asset": "PC-B", "drives": [one]}]}
+    with pytest.raises(ReuseRefused, match="assets PC-A and PC-B share drive SSD-1 in this manifest"):
+        store.record_manifest(manifest, "x.pdf", "x.json", "0" * 64)
+    assert store.shipped_in("PC-A") is None
