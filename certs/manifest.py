@@ -378,6 +378,20 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
                          certificates, digest)
 
 
+def host_problem(record: Any, device: Mapping[str, Any], name: str) -> str:
+    """The certificate ``record`` must name the manifest row's host: its asset tag (drive or host) and,
+    when both are recorded, the host serial; "" when it does."""
+    asset = str(device.get("asset"))
+    host = getattr(record, "host", None)
+    tags = {tag for tag in (record.media.asset_tag, getattr(host, "asset_tag", None)) if tag}
+    if tags and tags != {asset}:
+        return f"{name} names host {', '.join(sorted(tags))}, the manifest row is {asset}"
+    serial = str(device.get("serial") or "")
+    if host is not None and host.serial and serial and host.serial != serial:
+        return f"{name} names host serial {host.serial}, the manifest row ({asset}) has {serial}"
+    return ""
+
+
 def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bundle: TrustBundle, *,
                        now: datetime | None = None) -> list[CertificateCheck]:
     """Every certificate the manifest lists must be in the folder, valid, and the one listed (id and hash);
@@ -404,6 +418,8 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
                     problem = f"{name} is certificate {report.certificate_id}, the manifest lists {certificate_id}"
                 elif report.record_sha256 != drive.get("record_sha256"):
                     problem = f"{name}: record hash {report.record_sha256} differs from the manifest's"
+                elif report.record is not None:
+                    problem = host_problem(report.record, device, name)
             listed.add(name)
             checks.append(CertificateCheck(str(device.get("asset")), certificate_id, name, not problem, problem))
     try:

@@ -24,7 +24,7 @@ from certs.documents import canonical_json
 from certs.errors import CertificateError as CertsError
 from certs.errors import RecordError
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
-from certs.manifest import ManifestFiles, issue_manifest
+from certs.manifest import ManifestFiles, host_problem, issue_manifest
 from certs.pki import StationSigner, TrustBundle
 from certs.validation import (
     STATEMENT_SCHEMA_VERSION,
@@ -33,7 +33,7 @@ from certs.validation import (
     issue_statement,
     summary_of,
 )
-from certs.verify import DocumentKind, load_trust_bundle, read_back, verify_with_bundle
+from certs.verify import DocumentKind, load_trust_bundle, read_back, read_embedded_record, verify_with_bundle
 
 TRUST_BUNDLE_NAME = "trust-bundle.pem"
 
@@ -352,6 +352,14 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
             assert job.certificate_path is not None  # eligible implies a valid certificate
             certificate_id = drive["certificate"]["id"]
             files[certificate_id] = Path(job.certificate_path)
+            try:
+                mismatch = host_problem(read_embedded_record(Path(job.certificate_path)),
+                                        {**decision.inputs["host"], "asset": asset}, f"certificate {certificate_id}")
+            except RecordError as error:
+                mismatch = error.message
+            if mismatch:
+                # e.g. a drive registered to this host but wiped under another asset tag (M13)
+                raise ReuseRefused(f"{asset}: drive {drive['serial']}: {mismatch}")
             drives.append({"model": drive["model"], "serial": drive["serial"], "media": drive["media"],
                            "job_id": drive["job_id"], "level": (drive["level"] or "").capitalize(),
                            "verification": drive["verification"]["mode"], "method": job.method or "",

@@ -201,3 +201,26 @@ def test_one_drive_cannot_be_registered_to_two_hosts_and_a_shared_drive_is_named
     with pytest.raises(ReuseRefused, match="assets PC-A and PC-B share drive SSD-1 in this manifest"):
         store.record_manifest(manifest, "x.pdf", "x.json", "0" * 64)
     assert store.shipped_in("PC-A") is None
+
+
+def test_a_certificate_naming_another_host_than_its_manifest_row(store: ReuseStore, world: World,
+                                                                 tmp_path: Path) -> None:
+    """M13: SSD-1 is registered to PC-B (HP) but was wiped under asset PC-A: the station refuses to put
+    it in PC-B's row, and the partner's folder check names a row whose certificate names another host."""
+    store.register_host("PC-B", make="HP", model="EliteBook", serial="HOST-B", drive_serials=("SSD-1",))
+    ready_device(store, world, "PC-A", [drive("SSD-1")])
+    for item in ("firmware-password-cleared", "mdm-removed", "asset-labels-removed"):
+        store.attest("PC-B", item, "Sgt Example")
+    with pytest.raises(ReuseRefused, match=r"PC-B: drive SSD-1: certificate .* names host PC-A, the manifest row is "
+                                           r"PC-B"):
+        _manifest(store, world, tmp_path / "out", ["PC-B"])
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pdf"))
+    ready_device(store, world, "PC-C", [drive("SSD-3")])
+    created = _manifest(store, world, tmp_path / "good", ["PC-C"])
+    document = json.loads(Path(str(created["json"])).read_text())
+    bundle = load_trust_bundle(world.bundle)
+    assert all(check.ok for check in check_certificates(document, Path(str(created["certificates"])), bundle))
+    document["devices"][0]["asset"] = "PC-Z"  # the row a lying manifest would print
+    (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
+                  if not check.ok]
+    assert "names host PC-C, the manifest row is PC-Z" in problem
