@@ -11,6 +11,7 @@ import pytest
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.service import create_manifest, destroy
 from agent.reuse.store import ReuseStore
+from agent.store.registry import Registry
 from certs.manifest import check_certificates
 from certs.verify import load_trust_bundle, verify_with_bundle
 from tests.unit.reuse.kit import World, drive, make_job, ready_device
@@ -224,3 +225,34 @@ def test_a_certificate_naming_another_host_than_its_manifest_row(store: ReuseSto
     (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
                   if not check.ok]
     assert "names host PC-C, the manifest row is PC-Z" in problem
+
+
+def test_a_kill_between_signing_and_linking_a_certificate_never_yields_a_second_one(
+        registry: Registry, world: World) -> None:
+    """H9 for certify: SIGKILL after the certificate is published, before the registry links it. The chain
+    named it (issuing) before it was signed; the next certify links that same file, signs nothing new."""
+    import os
+    import signal
+
+    from agent.jobs.certify import ISSUING_KIND, certify
+    from tests.unit.reuse.kit import REAL_SETTINGS
+
+    job = make_job(registry, None, drive("SSD-Q"), asset="PC-Q")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies by SIGKILL
+        try:
+            own = Registry(world.state).open()
+            own.attach_certificate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[method-assign]
+            certify(own, own.job(job.id), world.signer, REAL_SETTINGS)
+        finally:
+            os._exit(3)
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    folder = world.state / "certificates"
+    (published,) = folder.glob("*.pdf")
+    assert registry.job(job.id).certificate_path is None
+    assert [entry.kind for entry in registry.audit.entries(job.id)][-1] == ISSUING_KIND
+    path = certify(registry, registry.job(job.id), world.signer, REAL_SETTINGS)
+    assert path == published and list(folder.glob("*.pdf")) == [published] and not list(folder.glob("*.issuing"))
+    assert registry.job(job.id).certificate_path == str(published)
+    assert registry.audit.verify().valid
