@@ -379,15 +379,17 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
 
 
 def host_problem(record: Any, device: Mapping[str, Any], name: str) -> str:
-    """The certificate ``record`` must name the manifest row's host: its asset tag (drive or host) and,
-    when both are recorded, the host serial; "" when it does."""
+    """The host a certificate ``record`` names (schema 2: its asset tag and serial, when recorded) must be
+    the manifest row's; "" when it is or the record names none. (The drive's own asset tag is its
+    property number, not the host's, and is not compared.)"""
     asset = str(device.get("asset"))
     host = getattr(record, "host", None)
-    tags = {tag for tag in (record.media.asset_tag, getattr(host, "asset_tag", None)) if tag}
-    if tags and tags != {asset}:
-        return f"{name} names host {', '.join(sorted(tags))}, the manifest row is {asset}"
+    if host is None:
+        return ""
+    if host.asset_tag and host.asset_tag != asset:
+        return f"{name} names host {host.asset_tag}, the manifest row is {asset}"
     serial = str(device.get("serial") or "")
-    if host is not None and host.serial and serial and host.serial != serial:
+    if host.serial and serial and host.serial != serial:
         return f"{name} names host serial {host.serial}, the manifest row ({asset}) has {serial}"
     return ""
 

@@ -208,14 +208,16 @@ def test_a_certificate_naming_another_host_than_its_manifest_row(store: ReuseSto
                                                                  tmp_path: Path) -> None:
     """M13: SSD-1 is registered to PC-B (HP) but was wiped under asset PC-A: the station refuses to put
     it in PC-B's row, and the partner's folder check names a row whose certificate names another host."""
+    store.register_host("PC-A", make="Dell", model="Latitude 5440", serial="HOST-A")
     store.register_host("PC-B", make="HP", model="EliteBook", serial="HOST-B", drive_serials=("SSD-1",))
-    ready_device(store, world, "PC-A", [drive("SSD-1")])
+    ready_device(store, world, "PC-A", [drive("SSD-1")])  # the certificate names host PC-A, a Dell
     for item in ("firmware-password-cleared", "mdm-removed", "asset-labels-removed"):
         store.attest("PC-B", item, "Sgt Example")
     with pytest.raises(ReuseRefused, match=r"PC-B: drive SSD-1: certificate .* names host PC-A, the manifest row is "
                                            r"PC-B"):
         _manifest(store, world, tmp_path / "out", ["PC-B"])
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pdf"))
+    store.register_host("PC-C", make="Dell", serial="HOST-C")
     ready_device(store, world, "PC-C", [drive("SSD-3")])
     created = _manifest(store, world, tmp_path / "good", ["PC-C"])
     document = json.loads(Path(str(created["json"])).read_text())
@@ -225,6 +227,10 @@ def test_a_certificate_naming_another_host_than_its_manifest_row(store: ReuseSto
     (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
                   if not check.ok]
     assert "names host PC-C, the manifest row is PC-Z" in problem
+    document["devices"][0].update(asset="PC-C", serial="HOST-OTHER")
+    (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
+                  if not check.ok]
+    assert "names host serial HOST-C, the manifest row (PC-C) has HOST-OTHER" in problem
 
 
 def test_a_kill_between_signing_and_linking_a_certificate_never_yields_a_second_one(
