@@ -408,6 +408,10 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
             problem = ""
             if not name or Path(name).name != name:
                 problem = f"bad certificate file name {name!r}"
+            elif certificates_dir.is_symlink() or path.is_symlink():
+                # a link points at a file outside the delivery: what was handed over is not what is checked
+                link = certificates_dir if certificates_dir.is_symlink() else path
+                problem = f"{link} is a symbolic link, not a file of the delivery"
             elif not path.is_file():
                 problem = f"certificate {certificate_id} missing: no {name} in {certificates_dir}"
             else:

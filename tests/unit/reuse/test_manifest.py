@@ -262,3 +262,25 @@ def test_a_kill_between_signing_and_linking_a_certificate_never_yields_a_second_
     assert path == published and list(folder.glob("*.pdf")) == [published] and not list(folder.glob("*.issuing"))
     assert registry.job(job.id).certificate_path == str(published)
     assert registry.audit.verify().valid
+
+
+def test_a_certificate_or_folder_that_is_a_symbolic_link_is_named(store: ReuseStore, world: World,
+                                                                  tmp_path: Path) -> None:
+    """M3 (loose end): links to files or folders outside the delivery are not taken for the delivery."""
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1"])
+    document = json.loads(Path(str(created["json"])).read_text())
+    folder = Path(str(created["certificates"]))
+    bundle = load_trust_bundle(world.bundle)
+    (certificate,) = folder.iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(certificate, elsewhere / certificate.name)
+    certificate.symlink_to(elsewhere / certificate.name)
+    (check,) = check_certificates(document, folder, bundle)
+    assert not check.ok and check.problem == f"{certificate} is a symbolic link, not a file of the delivery"
+    certificate.unlink()
+    shutil.rmtree(folder)
+    folder.symlink_to(elsewhere)
+    (check,) = check_certificates(document, folder, bundle)
+    assert not check.ok and "is a symbolic link" in check.problem
