@@ -8,11 +8,14 @@ macOS installs only what verification needs (see README, "For partners") and run
 
 A valid batch manifest is complete only with its certificates: the ``certificates/`` folder beside
 it is checked by default (``--certificates DIR`` names another, ``--no-certificates`` skips it).
-When they were not checked the verdict line says so, ``VALID (manifest only: certificates were NOT
-checked — why)``, and ``--json`` carries ``certificates_checked: false`` and the reason.
+When they were not checked the verdict line says so, ``INVALID (manifest only: certificates were NOT
+checked — why)`` (``VALID (...)`` with ``--no-certificates``), and ``--json`` carries
+``certificates_checked: false``, the reason, and ``accepted`` (the file's verdict, exit status included).
 
-Exit status: 0 when every file is a valid document of the expected kind (default: certificate of
-sanitisation; manifest when ``--certificates`` is given), 1 when any is not, 2 on bad input (no
+Exit status: 0 when every file is a valid document of the expected kind (default: any kind but a
+failure report, named in the verdict; manifest when ``--certificates`` is given) and every manifest's
+certificates checked out (a manifest without its folder is exit 1 unless ``--no-certificates``
+asked for it alone), 1 when any is not, 2 on bad input (no
 file given, a missing file or folder, an unusable trust bundle). Every problem is one line, never
 a traceback.
 """
@@ -83,7 +86,14 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
     Raises :class:`BadInput` for bad input (the caller prints it and exits 2).
     """
     from certs.manifest import CertificateCheck, check_certificates, check_csv_copy, check_json_copy
-    from certs.verify import EXPECT_CHOICES, DocumentKind, expand_paths, load_trust_bundle, verify_with_bundle
+    from certs.verify import (
+        DEFAULT_KINDS,
+        EXPECT_CHOICES,
+        DocumentKind,
+        expand_paths,
+        load_trust_bundle,
+        verify_with_bundle,
+    )
 
     if not files:
         raise BadInput("bad_input", "give at least one certificate FILE or folder")
@@ -99,8 +109,9 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
     if certificates_dir is not None and not Path(certificates_dir).is_dir():
         raise BadInput("bad_input", f"--certificates: no such folder: {certificates_dir}")
     # A manifest check names its certificates folder: then a manifest is what is being verified.
-    wanted = EXPECT_CHOICES[expect] if expect else (
-        DocumentKind.MANIFEST if certificates_dir is not None else DocumentKind.CERTIFICATE)
+    # Without either, any kind but a failure report is accepted and the verdict names it.
+    wanted: DocumentKind | tuple[DocumentKind, ...] = EXPECT_CHOICES[expect] if expect else (
+        DocumentKind.MANIFEST if certificates_dir is not None else DEFAULT_KINDS)
     try:
         bundle = load_trust_bundle(Path(trust))
     except TrustBundleError as error:
@@ -129,7 +140,10 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
                 not_checked[report.path] = why_not
             if checks or folder is not None:
                 listed[report.path] = checks
-    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, [])) for report in reports]
+    # A manifest whose certificates were not checked is incomplete evidence unless the caller asked
+    # for the manifest alone (--no-certificates): exit 0 must mean the whole delivery checked out.
+    verdicts = [report.valid and all(check.ok for check in listed.get(report.path, []))
+                and (no_certificates or report.path not in not_checked) for report in reports]
     all_valid = all(verdicts)
     if as_json:
         results = []
@@ -144,17 +158,22 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
                 result["certificates_dir"] = str(folder) if folder is not None else None
                 result["certificates_not_checked"] = not_checked.get(report.path)
             results.append(result)
-        echo(json.dumps({"valid": all_valid, "expect": wanted.value, "results": results}, indent=2))
+        expected = wanted.value if isinstance(wanted, DocumentKind) else "any"
+        for result, verdict in zip(results, verdicts, strict=True):
+            result["accepted"] = verdict  # "valid": the document; "accepted": it and, for a manifest, its certificates
+        echo(json.dumps({"valid": all_valid, "expect": expected, "results": results}, indent=2))
     else:
         for report, verdict in zip(reports, verdicts, strict=True):
             if report.valid:
                 # A valid failure report proves a failure: say so before anyone reads "VALID" as "clean".
+                # (a certificate of sanitisation, the usual case, is untagged: its summary says what was done)
                 kind = {DocumentKind.FAILURE_REPORT: " [failure report]", DocumentKind.MANIFEST: " [batch manifest]",
                         DocumentKind.DESTRUCTION: " [destruction report]",
                         DocumentKind.VALIDATION: " [validation statement]"}.get(report.kind, "") if report.kind else ""
                 label = "VALID   " if verdict else "INVALID "
-                if verdict and report.path in not_checked:
-                    label = f"VALID (manifest only: certificates were NOT checked \u2014 {not_checked[report.path]})"
+                if report.path in not_checked:
+                    why = not_checked[report.path] + ("" if verdict else "; --no-certificates checks it alone")
+                    label = f"{label.strip()} (manifest only: certificates were NOT checked \u2014 {why})"
                 echo(f"{label} {report.path}{kind}: {report.summary}")
                 echo(f"         {report.status}")
                 for warning in report.warnings:

@@ -31,6 +31,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
 
+from certs.csvcell import FORMULA_STARTS, neutralise_formula
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
@@ -39,7 +40,12 @@ from certs.pki import StationSigner, TrustBundle
 from certs.record import check_document_strings
 from certs.verify import verify_with_bundle
 
-SCHEMA = 1
+SCHEMA = 2
+"""The manifest schema this code issues. 1: the first release's layout (no row numbers, full record hashes,
+"S/N" before each drive serial); 2: numbered rows, one column per value (:data:`MANIFEST_COLUMNS`). The
+verifier picks the page-text rules by the signed ``schema``, so a manifest already handed over keeps verifying."""
+SCHEMAS = (1, 2)
+"""Every manifest schema the verifier knows."""
 _REQUIRED = ("schema", "kind", "document_id", "station_id", "created_at", "demo", "scheme", "devices", "summary")
 
 
@@ -75,7 +81,7 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
     if missing:
         raise RecordError(f"manifest: missing {', '.join(missing)}")
     if manifest["kind"] != "manifest" or manifest["schema"] != SCHEMA:
-        raise RecordError("manifest: kind must be 'manifest' and schema 1")
+        raise RecordError(f"manifest: kind must be 'manifest' and schema {SCHEMA}")
     if not manifest["devices"]:
         raise RecordError("manifest: lists no device")
     for optional in ("audit_checkpoint",):
@@ -92,6 +98,10 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
             for key in ("certificate_id", "record_sha256", "certificate_file"):
                 if not drive.get(key):
                     raise RecordError(f"manifest: a drive of {device.get('asset')} has no {key}")
+            joined = [key for key in _JOINED if _SEPARATOR in str(drive.get(key) or "")]
+            if joined:
+                # the CSV and the PDF join a device's drives with it: one drive would read as two
+                raise RecordError(f"manifest: a drive of {device.get('asset')} has {_SEPARATOR!r} in its {joined[0]}")
             if Path(drive["certificate_file"]).name != drive["certificate_file"]:
                 raise RecordError(f"manifest: certificate file {drive['certificate_file']!r} must be a plain name")
 
@@ -106,9 +116,11 @@ MANIFEST_COLUMNS: tuple[tuple[str, str], ...] = (
 the full record hashes (it prints their first 16 hex digits under the certificate id)."""
 _SEPARATOR = "; "
 """Joins the values of a device's drives (in the listed order) and its attestations within one cell."""
-CSV_NEUTRALISED = ("=", "+", "-", "@", "\t", "\r")
-"""A CSV cell starting with one of these is prefixed with an apostrophe: a spreadsheet would otherwise
-run it as a formula (CSV injection). The PDF and JSON keep the value as recorded."""
+_JOINED = ("serial", "level", "method", "verification", "certificate_id", "record_sha256")
+"""The drive values joined with :data:`_SEPARATOR`: none may contain it (:func:`_check_shape`)."""
+CSV_NEUTRALISED = FORMULA_STARTS
+"""A CSV cell starting with one of these is prefixed with an apostrophe (:mod:`certs.csvcell`, the rule
+``jobs --csv`` uses too)."""
 _DASH = "\u2014"
 
 
@@ -167,17 +179,13 @@ def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _csv_cell(value: str) -> str:
-    return "'" + value if value.startswith(CSV_NEUTRALISED) else value
-
-
 def render_csv(manifest: Mapping[str, Any]) -> bytes:
     """The manifest's rows as CSV (RFC 4180, UTF-8, a heading row), injection-safe (:data:`CSV_NEUTRALISED`)."""
     output = io.StringIO()
     writer = csv.writer(output, lineterminator="\r\n")
     writer.writerow([heading for _key, heading in MANIFEST_COLUMNS])
     for row in manifest_rows(manifest):
-        writer.writerow([_csv_cell(row[key]) for key, _heading in MANIFEST_COLUMNS])
+        writer.writerow([neutralise_formula(row[key]) for key, _heading in MANIFEST_COLUMNS])
     return output.getvalue().encode("utf-8")
 
 
@@ -194,15 +202,34 @@ class _RowNumber(Paragraph):  # type: ignore[misc]  # reportlab ships no type hi
         super().draw()
 
 
-_PDF_WIDTHS_MM = {"no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10,
-                  "method": 26, "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44,
-                  "validation": 29}
-"""273 mm: the width of landscape A4 inside the margins."""
+PDF_COLUMN_WIDTHS_MM = {
+    "no": 8, "asset": 18, "make": 15, "model": 20, "host_serial": 18, "drive_serials": 20, "level": 10, "method": 26,
+    "verification": 16, "sanitised_on": 15, "certificate_ids": 34, "attestations": 44, "validation": 29}
+"""The PDF table's columns, left to right, and their widths: 273 mm, landscape A4 inside the margins. The
+verifier places each piece of page text in its column by these widths."""
+
+
+def pdf_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The rows exactly as the PDF's table prints them (:data:`PDF_COLUMN_WIDTHS_MM` columns): the record hashes
+    shortened under their certificate ids. The verifier compares every cell of the page with these."""
+    rows = []
+    for row in manifest_rows(manifest):
+        shown = {key: row[key] for key in PDF_COLUMN_WIDTHS_MM}
+        shown["certificate_ids"] = _SEPARATOR.join(
+            f"{certificate} sha256 {digest[:16]}\u2026" for certificate, digest in
+            zip(row["certificate_ids"].split(_SEPARATOR), row["record_sha256"].split(_SEPARATOR), strict=True))
+        rows.append(shown)
+    return rows
+
+
+def printed_lines(value: str) -> list[str]:
+    """The lines a cell value is printed on (one per drive or attestation group)."""
+    return value.split(_SEPARATOR)
 
 
 def _cell(value: str, style: ParagraphStyle) -> Paragraph:
     # one line per drive; every value escaped (a serial like "<b>" prints as text)
-    return Paragraph("<br/>".join(escape(part) for part in value.split(_SEPARATOR)), style)
+    return Paragraph("<br/>".join(escape(part) for part in printed_lines(value)), style)
 
 
 def _table(manifest: Mapping[str, Any], seen: dict[int, list[int]]) -> Table:
@@ -210,15 +237,11 @@ def _table(manifest: Mapping[str, Any], seen: dict[int, list[int]]) -> Table:
 
     cell = ParagraphStyle("manifest-cell", fontName="WA-Sans", fontSize=6.5, leading=8, splitLongWords=1)
     heading = ParagraphStyle("manifest-heading", parent=cell, textColor=render._MUTED)
-    keys = list(_PDF_WIDTHS_MM)
+    keys = list(PDF_COLUMN_WIDTHS_MM)
     data: list[list[Any]] = [[Paragraph(escape(dict(MANIFEST_COLUMNS)[key]), heading) for key in keys]]
-    for row in manifest_rows(manifest):
-        shown = dict(row)
-        shown["certificate_ids"] = _SEPARATOR.join(
-            f"{certificate} sha256 {digest[:16]}\u2026" for certificate, digest in
-            zip(row["certificate_ids"].split(_SEPARATOR), row["record_sha256"].split(_SEPARATOR), strict=True))
-        data.append([_RowNumber(int(row["no"]), cell, seen)] + [_cell(shown[key], cell) for key in keys[1:]])
-    table = Table(data, colWidths=[_PDF_WIDTHS_MM[key] * mm for key in keys], hAlign="LEFT", repeatRows=1)
+    for shown in pdf_rows(manifest):
+        data.append([_RowNumber(int(shown["no"]), cell, seen)] + [_cell(shown[key], cell) for key in keys[1:]])
+    table = Table(data, colWidths=[PDF_COLUMN_WIDTHS_MM[key] * mm for key in keys], hAlign="LEFT", repeatRows=1)
     table.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, -1), "WA-Sans"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.25, render._RULE), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
@@ -261,7 +284,21 @@ def _summary_counts(manifest: Mapping[str, Any]) -> str:
             + f"); validated {validated} of {len(devices)}; attestations recorded for {attested} of {len(devices)}")
 
 
-def _footer(manifest: Mapping[str, Any]) -> str:
+def manifest_fields(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The labelled fields above the table, (label, value) in printed order: rendered, and checked by the verifier."""
+    scheme = manifest["scheme"]
+    created = datetime.fromisoformat(manifest["created_at"])
+    return [
+        ("Manifest", str(manifest["document_id"])), ("Scheme", f"{scheme['name']}: {scheme.get('summary', '')}"),
+        ("Destination", str(scheme["destination"])), ("Station", str(manifest["station_id"])),
+        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"), ("Summary", _summary_counts(manifest)),
+        ("Contents", "every drive has its signed certificate of sanitisation in certificates/; the same rows are "
+                     f"in manifest-{manifest['document_id']}.csv"),
+    ]
+
+
+def manifest_footer(manifest: Mapping[str, Any]) -> str:
+    """The footer line every page prints (without "page x of y")."""
     footer = f"Batch manifest {manifest['document_id']} \u00b7 station {manifest['station_id']}"
     checkpoint = manifest.get("audit_checkpoint")
     if isinstance(checkpoint, Mapping):
@@ -281,23 +318,15 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
     from certs import render
 
     render.register_fonts(fonts_dir)  # before any cell is built: a Paragraph resolves its font when made
-    scheme = manifest["scheme"]
-    created = datetime.fromisoformat(manifest["created_at"])
     digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
     total = len(manifest["devices"])
-    fields: list[tuple[str, object]] = [
-        ("Manifest", manifest["document_id"]), ("Scheme", f"{scheme['name']}: {scheme.get('summary', '')}"),
-        ("Destination", scheme["destination"]), ("Station", manifest["station_id"]),
-        ("Created", f"{created:%Y-%m-%d %H:%M} UTC"), ("Summary", _summary_counts(manifest)),
-        ("Contents", "every drive has its signed certificate of sanitisation in certificates/; the same rows are "
-                     f"in manifest-{manifest['document_id']}.csv"),
-    ]
+    fields: list[tuple[str, object]] = list(manifest_fields(manifest))
 
     def render_once(label: Any, seen: dict[int, list[int]]) -> bytes:
         return render_document(
             title="Batch manifest for a reuse partner", subtitle=str(manifest["summary"]), fields=fields, header=[],
             rows=[], widths=[], grid=_table(manifest, seen), after=_handover(manifest, digest),
-            demo=bool(manifest["demo"]), footer=_footer(manifest), page_label=label,
+            demo=bool(manifest["demo"]), footer=manifest_footer(manifest), page_label=label,
             notes=["Check: wipe-agent verify manifest.pdf --trust BUNDLE (signature, and every certificate in the "
                    "certificates/ folder beside it present, valid and matching its hash)."], fonts_dir=fonts_dir)
 
@@ -321,8 +350,11 @@ def render_manifest(manifest: Mapping[str, Any], fonts_dir: Path | None = None) 
 
 def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Path,
                    certificate_files: Mapping[str, Path], *, fonts_dir: Path | None = None,
-                   timestamper: Any = None, tsa_url: str | None = None) -> ManifestFiles:
-    """Sign ``manifest`` and write the folder: PDF, JSON and the listed certificates (by certificate id)."""
+                   timestamper: Any = None, tsa_url: str | None = None, pdf_suffix: str = "") -> ManifestFiles:
+    """Sign ``manifest`` and write the folder: PDF, JSON and the listed certificates (by certificate id).
+
+    ``pdf_suffix`` (e.g. ``.issuing``) writes the PDF under a temporary name the caller renames once the
+    manifest is recorded; ``ManifestFiles.pdf`` is then that temporary path."""
     _check_shape(manifest)
     if manifest["station_id"] != signer.station_id:
         raise RecordError(f"manifest names station {manifest['station_id']!r}, the key is {signer.station_id!r}")
@@ -341,9 +373,25 @@ def issue_manifest(manifest: dict[str, Any], signer: StationSigner, out_dir: Pat
     base = f"manifest-{manifest['document_id']}"
     _write_atomic(out_dir / f"{base}.json", payload)
     _write_atomic(out_dir / f"{base}.csv", render_csv(manifest))
-    _write_atomic(out_dir / f"{base}.pdf", pdf)
-    return ManifestFiles(out_dir / f"{base}.pdf", out_dir / f"{base}.json", out_dir / f"{base}.csv", certificates,
-                         digest)
+    _write_atomic(out_dir / f"{base}.pdf{pdf_suffix}", pdf)
+    return ManifestFiles(out_dir / f"{base}.pdf{pdf_suffix}", out_dir / f"{base}.json", out_dir / f"{base}.csv",
+                         certificates, digest)
+
+
+def host_problem(record: Any, device: Mapping[str, Any], name: str) -> str:
+    """The host a certificate ``record`` names (schema 2: its asset tag and serial, when recorded) must be
+    the manifest row's; "" when it is or the record names none. (The drive's own asset tag is its
+    property number, not the host's, and is not compared.)"""
+    asset = str(device.get("asset"))
+    host = getattr(record, "host", None)
+    if host is None:
+        return ""
+    if host.asset_tag and host.asset_tag != asset:
+        return f"{name} names host {host.asset_tag}, the manifest row is {asset}"
+    serial = str(device.get("serial") or "")
+    if host.serial and serial and host.serial != serial:
+        return f"{name} names host serial {host.serial}, the manifest row ({asset}) has {serial}"
+    return ""
 
 
 def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bundle: TrustBundle, *,
@@ -360,6 +408,10 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
             problem = ""
             if not name or Path(name).name != name:
                 problem = f"bad certificate file name {name!r}"
+            elif certificates_dir.is_symlink() or path.is_symlink():
+                # a link points at a file outside the delivery: what was handed over is not what is checked
+                link = certificates_dir if certificates_dir.is_symlink() else path
+                problem = f"{link} is a symbolic link, not a file of the delivery"
             elif not path.is_file():
                 problem = f"certificate {certificate_id} missing: no {name} in {certificates_dir}"
             else:
@@ -372,6 +424,8 @@ def check_certificates(manifest: Mapping[str, Any], certificates_dir: Path, bund
                     problem = f"{name} is certificate {report.certificate_id}, the manifest lists {certificate_id}"
                 elif report.record_sha256 != drive.get("record_sha256"):
                     problem = f"{name}: record hash {report.record_sha256} differs from the manifest's"
+                elif report.record is not None:
+                    problem = host_problem(report.record, device, name)
             listed.add(name)
             checks.append(CertificateCheck(str(device.get("asset")), certificate_id, name, not problem, problem))
     try:

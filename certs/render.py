@@ -412,10 +412,39 @@ def plain_rows(values: dict[str, str]) -> list[tuple[str, str]]:
     return sorted((plain_label(key), _PLAIN_VALUES.get(value, value)) for key, value in values.items())
 
 
+def evidence_sections(record: SanitisationRecord) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Page 2's verification, hidden-area and canary sections: (heading, [(label, value)]) in printed
+    order. Rendered, and read back by the verifier (each value between its label and the next)."""
+    verification = record.verification
+    hidden = record.evidence.hidden_area
+    canary = record.evidence.canary
+    # a device the station cannot send commands to has no LBA figures: one plain row instead of three dashes
+    lba_rows: list[tuple[str, str]] = [] if (hidden.max_lba_before, hidden.max_lba_after,
+                                             hidden.native_max_lba) == (None, None, None) else [
+        ("Max LBA before", _or_dash(hidden.max_lba_before)),
+        ("Max LBA after", _or_dash(hidden.max_lba_after)),
+        ("Native max LBA", _or_dash(hidden.native_max_lba)),
+    ]
+    return [
+        ("Verification (NIST SP 800-88 \u00a74.7)", [
+            ("Mode", verification.mode),
+            ("Result", verification.result),
+            ("Seed", _or_dash(verification.seed)),
+            ("Subsections / samples", f"{verification.subsections:,} / {verification.samples:,}"),
+            ("Coverage", f"{verification.coverage * 100:.2f}% ({_bytes(verification.bytes_read)} read)"),
+            ("Details", _or_dash(verification.details)),
+        ]),
+        ("Hidden areas (HPA / DCO / AMAC)", [*lba_rows, ("Actions", "; ".join(hidden.actions) or "none needed")]),
+        ("Canary blocks", [("Result", "not used")] if canary is None else [
+            ("Result", canary.result),
+            ("Written / found after", f"{canary.blocks_written} / {canary.blocks_found_after}"),
+            ("Details", _or_dash(canary.details)),
+        ]),
+    ]
+
+
 def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flowable]:
     evidence = record.evidence
-    verification = record.verification
-    hidden = evidence.hidden_area
     timings = evidence.timings
     story: list[Flowable] = [PageBreak(), _p("Evidence", _TITLE), Spacer(0, 2 * mm)]
     story += [_p("Methods, in the order the profile considered them", _HEADING), _grid(
@@ -425,32 +454,10 @@ def _evidence_pages(record: SanitisationRecord, record_sha256: str) -> list[Flow
          for index, step in enumerate(record.method_chain)] or [["", "none", "", "", "", ""]],
         [7 * mm, 36 * mm, 24 * mm, 15 * mm, 18 * mm, None],
     ), Spacer(0, 3 * mm)]
-    story += [_p("Verification (NIST SP 800-88 \u00a74.7)", _HEADING), _fields_table([
-        ("Mode", verification.mode),
-        ("Result", verification.result),
-        ("Seed", _p(_or_dash(verification.seed), _MONO)),
-        ("Subsections / samples", f"{verification.subsections:,} / {verification.samples:,}"),
-        ("Coverage", f"{verification.coverage * 100:.2f}% ({_bytes(verification.bytes_read)} read)"),
-        ("Details", _or_dash(verification.details)),
-    ]), Spacer(0, 3 * mm)]
-    # a device the station cannot send commands to has no LBA figures: one plain row instead of three dashes
-    lba_rows: list[tuple[str, object]] = [] if (hidden.max_lba_before, hidden.max_lba_after,
-                                                hidden.native_max_lba) == (None, None, None) else [
-        ("Max LBA before", _or_dash(hidden.max_lba_before)),
-        ("Max LBA after", _or_dash(hidden.max_lba_after)),
-        ("Native max LBA", _or_dash(hidden.native_max_lba)),
-    ]
-    story += [_p("Hidden areas (HPA / DCO / AMAC)", _HEADING), _fields_table([
-        *lba_rows,
-        ("Actions", "; ".join(hidden.actions) or "none needed"),
-    ]), Spacer(0, 3 * mm)]
-    canary = evidence.canary
-    story += [_p("Canary blocks", _HEADING), _fields_table(
-        [("Result", "not used")] if canary is None else [
-            ("Result", canary.result),
-            ("Written / found after", f"{canary.blocks_written} / {canary.blocks_found_after}"),
-            ("Details", _or_dash(canary.details)),
-        ]), Spacer(0, 3 * mm)]
+    sections = evidence_sections(record)
+    for heading, rows in sections:
+        shown = [(label, _p(value, _MONO) if label == "Seed" else value) for label, value in rows]
+        story += [_p(heading, _HEADING), _fields_table(shown), Spacer(0, 3 * mm)]
     throughput = f"{_bytes(round(timings.throughput_bytes_per_second))}/s"
     story += [_p("Timings", _HEADING), _fields_table([
         ("Started", _when(timings.started_at)),

@@ -71,7 +71,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +130,10 @@ VERIFY_CODES: tuple[str, ...] = (
 FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
 """Every failure code a :class:`VerificationReport` may carry: stable, for ``--json``."""
 
+DEFAULT_KINDS = (DocumentKind.CERTIFICATE, DocumentKind.MANIFEST, DocumentKind.DESTRUCTION, DocumentKind.VALIDATION)
+"""What ``verify`` accepts without ``--expect``: any signed document that proves what it says, named by its
+kind in the verdict; a failure report only with ``--expect failure-report`` (exit 0 never means a drive
+was sanitised when it was not)."""
 EXPECT_CHOICES = {"certificate": DocumentKind.CERTIFICATE, "manifest": DocumentKind.MANIFEST,
                   "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT,
                   "validation": DocumentKind.VALIDATION}
@@ -286,11 +290,11 @@ class _Invalid(Exception):
 
 
 def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None = None,
-                       expect: DocumentKind | None = None) -> VerificationReport:
+                       expect: DocumentKind | Collection[DocumentKind] | None = None) -> VerificationReport:
     """Verify one file against an already loaded :class:`~certs.pki.TrustBundle`.
 
-    ``now`` (default: the clock) is the current time; ``expect`` asks for one kind of document: a
-    valid document of another kind is then reported invalid with code ``wrong_kind``.
+    ``now`` (default: the clock) is the current time; ``expect`` asks for one kind of document (or
+    one of several): a valid document of another kind is then reported invalid with code ``wrong_kind``.
     """
     try:
         data = read_regular_file(path, MAX_DOCUMENT_BYTES)
@@ -300,7 +304,7 @@ def verify_with_bundle(path: Path, bundle: TrustBundle, *, now: datetime | None 
 
 
 def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime | None = None,
-                expect: DocumentKind | None = None) -> VerificationReport:
+                expect: DocumentKind | Collection[DocumentKind] | None = None) -> VerificationReport:
     """Verify a document held in memory (``path`` only names it in the report): the station's own
     read-back of what it just signed uses this before anything is written."""
     try:
@@ -313,11 +317,14 @@ def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime |
         return VerificationReport(
             path, False, "damaged", f"cannot process the file ({type(error).__name__}: {_short(error)})"
         )
-    if expect is not None and report.kind is not expect:
+    wanted = (expect,) if isinstance(expect, DocumentKind) else tuple(expect or ())
+    if expect is not None and report.kind not in wanted:
         return VerificationReport(
             path, False, "wrong_kind",
+            "a valid failure report: the drive was NOT sanitised (--expect failure-report accepts it)"
+            if report.kind is DocumentKind.FAILURE_REPORT and len(wanted) > 1 else
             f"a valid {_KIND_WORDS[report.kind] if report.kind else 'document'}, "
-            f"not a {_KIND_WORDS[expect]}",
+            f"not a {' or '.join(_KIND_WORDS[kind] for kind in wanted)}",
             certificate_id=report.certificate_id, signer_subject=report.signer_subject,
             signed_at=report.signed_at, timestamped=report.timestamped,
             timestamp_source=report.timestamp_source, validation_time=report.validation_time,
@@ -1390,6 +1397,20 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     _require_sequence(text, "operator", "Performed by (operator)", "Name", operator.name, "Title",
                       render._or_dash(operator.title), "Organisation", render._or_dash(operator.organisation),
                       "Location", render._or_dash(operator.location), "Phone", render._or_dash(operator.phone))
+    _require_sequence(text, "tool", "Tool", f"{record.tool.name} {record.tool.version}", "Profile")
+    _require_sequence(text, "profile", "Profile", record.profile, "Verification")
+    _require_sequence(text, "verification", "Verification", render._verification_line(record), "Completed")
+    if record.schema >= 2:
+        # the first release (record schema 1) printed another Validation block and page 2: not checked there
+        if record.validator is not None:
+            validator = record.validator
+            _require_sequence(text, "validator", "Validation", "Name", validator.name, "Title",
+                              render._or_dash(validator.title), "Organisation",
+                              render._or_dash(validator.organisation), "Location", render._or_dash(validator.location),
+                              "Phone", render._or_dash(validator.phone), "Signature")
+        else:
+            _require_sequence(text, "validation (pending)", "Validation", render.VALIDATION_PENDING, "This document")
+        _check_evidence_pages(signed_bytes, record)
     # Last: a page rendered from another record shows another hash too, but naming the field a
     # person would be misled by is more useful than naming the hash.
     _require_sequence(text, "record hash", "Record SHA-256", record_sha256, "Performed by (operator)")
@@ -1416,6 +1437,27 @@ def _check_visible_record(signed_bytes: bytes, record: SanitisationRecord, recor
     _check_qr(content, qr_payload(record.certificate_id, record_sha256))
 
 
+def _check_evidence_pages(signed_bytes: bytes, record: SanitisationRecord) -> None:
+    """Page 2 on: the verification, hidden-area and canary sections, each value between its label and
+    the next (:func:`certs.render.evidence_sections`, what the renderer prints)."""
+    from certs import render
+
+    try:
+        text = "".join(_page_texts(signed_bytes, None)[1:])
+    except Exception as error:
+        raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
+    sections = render.evidence_sections(record)
+    headings = [heading for heading, _rows in sections[1:]] + ["Timings"]
+    for (heading, rows), following in zip(sections, headings, strict=True):
+        labels = [label for label, _value in rows[1:]] + [following]
+        for (label, value), next_label in zip(rows, labels, strict=True):
+            where = f"{heading.split(' (')[0].lower()} {label.lower()} (page 2)"
+            if label == rows[0][0]:
+                _require_sequence(text, where, heading, label, value, next_label)
+            else:
+                _require_sequence(text, where, label, value, next_label)
+
+
 def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: dict[str, Any]) -> None:
     """A manifest or destruction report shows its id and every serial / certificate id it lists."""
     try:
@@ -1423,21 +1465,7 @@ def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: d
     except Exception as error:
         raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
     if kind is DocumentKind.MANIFEST:
-        _require_sequence(text, "manifest id", "Manifest", str(document.get("document_id")), "Scheme")
-        _require_sequence(text, "station", "Station", str(document.get("station_id")), "Created")
-        position = 0
-        for number, device in enumerate(document.get("devices", []), start=1):
-            # the row number and the asset tag are the first two cells of the device's row, rows in order
-            row = _squash(f"{number}{device.get('asset')}")
-            position = text.find(row, position)
-            if position < 0:
-                raise _Invalid("visible_text_mismatch", f"the page text does not show the signed row number and "
-                                                        f"asset tag {number} {device.get('asset')!r} in order")
-            position += len(row)
-            for drive in device.get("drives", []):
-                _require_present(text, "drive serial", str(drive.get("serial")))
-                _require_present(text, "certificate id and record hash",
-                                 f"{drive.get('certificate_id')} sha256 {str(drive.get('record_sha256'))[:16]}")
+        _check_visible_manifest(signed_bytes, text, document)
     else:
         _require_sequence(text, "report id", "Report", str(document.get("document_id")), "Host device")
         _require_sequence(text, "method", "Method", str(document.get("method")), "Witness",
@@ -1447,6 +1475,135 @@ def _check_visible_document(signed_bytes: bytes, kind: DocumentKind, document: d
         _require_present(text, "host asset tag", f"Host device{document.get('asset')}")
         for drive in document.get("drives", []):
             _require_present(text, "drive serial", f"{drive.get('model')}{drive.get('serial')}")
+
+
+def _check_visible_manifest(signed_bytes: bytes, text: str, document: dict[str, Any]) -> None:
+    """The page rules of the manifest's own signed ``schema``: a manifest keeps verifying under the
+    layout it was printed with (:data:`certs.manifest.SCHEMA`)."""
+    from certs.manifest import SCHEMAS
+
+    schema = document.get("schema")
+    if type(schema) is not int or schema not in SCHEMAS:
+        raise _Invalid("bad_record", f"unknown manifest schema {schema!r} (this verifier knows {list(SCHEMAS)})")
+    if schema == 1:
+        try:
+            _check_manifest_page_v1(text, document)
+        except _Invalid:
+            # main printed schema 1 in the numbered layout for a while before schema 2 named it: those
+            # pass the stricter rules (never the reverse)
+            _check_manifest_page(signed_bytes, text, document)
+        return
+    _check_manifest_page(signed_bytes, text, document)
+
+
+def _check_manifest_page_v1(text: str, document: dict[str, Any]) -> None:
+    """Schema 1 (the first release's layout: "S/N" before each serial, full record hashes, no row
+    numbers): what that release checked, kept so manifests already handed over still verify."""
+    _require_sequence(text, "manifest id", "Manifest", str(document.get("document_id")), "Scheme")
+    _require_sequence(text, "station", "Station", str(document.get("station_id")), "Created")
+    for device in document.get("devices", []):
+        _require_present(text, "device asset tag", str(device.get("asset")))
+        for drive in device.get("drives", []):
+            _require_present(text, "drive serial", f"S/N {drive.get('serial')} ")
+            _require_present(text, "certificate id", str(drive.get("certificate_id")))
+            _require_present(text, "record hash", str(drive.get("record_sha256")))
+
+
+_ROW_SLACK = 0.75
+"""Points of rounding allowed when placing a piece of page text in a table column or row."""
+
+
+def _placed_text(page: Any) -> list[tuple[float, float, str]]:
+    """Every piece of text drawn on ``page`` with where it starts, (x, y) in page space."""
+    pieces: list[tuple[float, float, str]] = []
+
+    def visit(text: str, cm: Sequence[float], tm: Sequence[float], _font: Any, _size: Any) -> None:
+        if text.strip():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            pieces.append((x, y, text))
+
+    page.extract_text(visitor_text=visit)
+    return pieces
+
+
+def _check_manifest_page(signed_bytes: bytes, text: str, document: dict[str, Any]) -> None:
+    """Schema 2: every labelled field above the table, the footer, and every cell of every row.
+
+    Each piece of text is placed in its column by its x position (the columns' widths are fixed,
+    :data:`certs.manifest.PDF_COLUMN_WIDTHS_MM`) and in the row whose number it stands beside or
+    below, up to the next row (or the page's footer or the handover block). A cell must read exactly
+    its signed value: a stronger claim printed in a cell, or beside one, is named with its column.
+    """
+    from certs.manifest import (
+        MANIFEST_COLUMNS,
+        PDF_COLUMN_WIDTHS_MM,
+        manifest_fields,
+        manifest_footer,
+        pdf_rows,
+        printed_lines,
+    )
+
+    headings = dict(MANIFEST_COLUMNS)
+    keys = list(PDF_COLUMN_WIDTHS_MM)
+    offsets = [sum(PDF_COLUMN_WIDTHS_MM[key] for key in keys[:index]) * 72 / 25.4 for index in range(len(keys))]
+    expected = pdf_rows(document)
+    seen: list[int] = []
+    try:
+        pages = [_placed_text(page) for page in _pages(signed_bytes)]
+    except Exception as error:
+        raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
+    for number, pieces in enumerate(pages, start=1):
+        tops = [(x, y) for x, y, piece in pieces if piece.strip() == headings["no"]
+                and any(abs(y2 - y) < _ROW_SLACK and abs(x2 - x - offsets[1]) < _ROW_SLACK
+                        and other.strip() == headings["asset"] for x2, y2, other in pieces)]
+        if not tops:
+            continue  # a page without the table (the handover block alone)
+        if len(tops) != 1:
+            raise _Invalid("visible_text_mismatch",
+                           f"page {number} shows the manifest table's heading {len(tops)} times")
+        left, heading_y = tops[0]
+
+        def column(x: float, left: float = left) -> int:
+            for index in range(len(offsets) - 1, -1, -1):
+                if x >= left + offsets[index] - _ROW_SLACK:
+                    return index
+            return -1
+
+        below = [(x, y, piece) for x, y, piece in pieces if y < heading_y - _ROW_SLACK and column(x) >= 0]
+        starts = sorted(((y, piece.strip()) for x, y, piece in below
+                         if column(x) == 0 and abs(x - left) < _ROW_SLACK and piece.strip().isdigit()), reverse=True)
+        if not starts:
+            continue
+        bottom = max((y for x, y, piece in pieces if piece.strip().startswith(("page ", "Handover"))
+                      and y < starts[-1][0]), default=float("-inf"))
+        for index, (top, label) in enumerate(starts):
+            floor = starts[index + 1][0] if index + 1 < len(starts) else bottom
+            row = int(label)
+            if not 1 <= row <= len(expected) or (seen and row != seen[-1] + 1) or (not seen and row != 1):
+                raise _Invalid("visible_text_mismatch", f"page {number} shows row {row} out of order "
+                                                        f"(after row {seen[-1] if seen else 'none'})")
+            seen.append(row)
+            cells: list[list[tuple[float, float, str]]] = [[] for _key in keys]
+            for x, y, piece in below:
+                if floor + _ROW_SLACK < y <= top + _ROW_SLACK:
+                    cells[column(x)].append((x, y, piece))
+            for key, placed in zip(keys, cells, strict=True):
+                shown = "".join(piece for _x, _y, piece in sorted(placed, key=lambda item: (-item[1], item[0])))
+                wanted = expected[row - 1][key]
+                if _squash(shown) != "".join(_squash(line) for line in printed_lines(wanted)):
+                    raise _Invalid("visible_text_mismatch",
+                                   f"row {row} ({document['devices'][row - 1].get('asset')!r}): the page's "
+                                   f"{headings[key]} cell does not show the signed {wanted!r}")
+    if seen != list(range(1, len(expected) + 1)):
+        raise _Invalid("visible_text_mismatch", f"the pages show {len(seen)} of the {len(expected)} signed rows")
+    # after the rows, so a forged row is named by its cell rather than by the counts it changes
+    fields = manifest_fields(document)
+    for (label, value), (next_label, _next) in zip(fields, [*fields[1:], (MANIFEST_COLUMNS[0][1], "")], strict=True):
+        _require_sequence(text, label.lower(), label, value, next_label)
+    _require_sequence(text, "summary (subtitle)", "Batch manifest for a reuse partner", str(document.get("summary")),
+                      fields[0][0])
+    _require_present(text, "footer", manifest_footer(document))
 
 
 def _require_present(text: str, field_name: str, value: str) -> None:

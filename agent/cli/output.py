@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from agent.errors import AgentError
+from certs.csvcell import neutralise_formula
 from certs.units import decimal_size
 
 EXIT_OK = 0
@@ -104,15 +105,11 @@ def human_size(size: float) -> str:
     return decimal_size(size)
 
 
-# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection): =HYPERLINK(…)
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
 def csv_cell(value: object) -> str:
-    """One CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` in front,
-    and control characters are made visible (``printable``) so a cell cannot break a row."""
-    text = "" if value is None else printable(str(value))
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+    """One CSV cell a spreadsheet shows as text: a leading formula character gets a ``'`` in front
+    (:func:`certs.csvcell.neutralise_formula`, the manifest CSV's rule too), and control characters are
+    made visible (``printable``) so a cell cannot break a row."""
+    return neutralise_formula("" if value is None else printable(str(value)))
 
 
 def write_csv(header: list[str], rows: list[list[object]]) -> None:

@@ -36,7 +36,8 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
                                        "organisation.")
 # Checked by run_verify rather than click.Choice, so a bad value is one line that obeys --json.
 @click.option("--expect", default=None, help=f"The kind every file must be: {' | '.join(EXPECT_WORDS)} "
-                                             "[default: certificate; manifest with --certificates].")
+                                             "[default: any kind but a failure report, named in the verdict; "
+                                             "manifest with --certificates].")
 @click.option("--certificates", "certificates_dir",
               help="For a batch manifest: the folder of certificates it lists (each must be present, valid and "
                    "match its hash) [default: certificates/ beside the manifest].")
@@ -49,7 +50,8 @@ def verify(files: tuple[str, ...], trust: str | None, expect: str | None, certif
 
     FILE may be a folder of PDFs. Exit 0 only when every file is a valid document of the expected kind.
     For a manifest, every certificate it lists is checked in the certificates/ folder beside it (or
-    --certificates DIR); --no-certificates skips that, and says so. Partners without the
+    --certificates DIR); without the folder the manifest is not accepted (exit 1) unless
+    --no-certificates asks for the manifest alone, and says so. Partners without the
     station software run the same check with 'python -m certs verify'.
     """
     from certs.cli import BadInput, run_verify

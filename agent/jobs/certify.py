@@ -12,6 +12,7 @@ import dataclasses
 import errno
 import json
 import logging
+import os
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -332,6 +333,31 @@ def station_signer(state_dir: Path) -> StationSigner | None:
         raise CertificateError(f"station key: {exc}") from exc
 
 
+ISSUING_KIND = "certificate-issuing"
+"""Chain entry written before a certificate is signed: its id, record hash and final path."""
+
+
+def _finish_interrupted(registry: Registry, job: JobRow, signer: StationSigner, expect: DocumentKind) -> Path | None:
+    """Link the certificate an interrupted certify of ``job`` already signed and published (chained as
+    issuing, file under its final name, reading back as that id and hash); None when there is none."""
+    pending = [entry for entry in registry.audit.entries(job.id) if entry.kind == ISSUING_KIND]
+    if not pending:
+        return None
+    data = pending[-1].data if isinstance(pending[-1].data, dict) else {}
+    path = Path(str(data.get("path", "")))
+    Path(f"{path}.issuing").unlink(missing_ok=True)  # signed but never read back: not evidence
+    if not path.is_file():
+        return None
+    try:
+        checked = read_back(path, signer, expect)
+    except CertsError:
+        return None
+    if checked.certificate_id != data.get("certificate_id") or checked.record_sha256 != data.get("record_sha256"):
+        return None
+    registry.attach_certificate(job.id, str(path), str(data["certificate_id"]), str(data["record_sha256"]))
+    return path
+
+
 def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: CertificateSettings) -> Path | None:
     """Issue the certificate (or failure report) for ``job`` and link it; None if the job gets none."""
     if job.state not in CERTIFIABLE:
@@ -356,11 +382,21 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
             make_private_directory(directory, STATE_DIRECTORY_MODE)
             kind = "certificate" if record.outcome == "sanitised" else "failure-report"
             path = directory / f"{kind}-{record.certificate_id}.pdf"
-            issued = issue_certificate_details(record, signer, path, tsa_url=settings.tsa_url,
+            expect = DocumentKind.CERTIFICATE if record.outcome == "sanitised" else DocumentKind.FAILURE_REPORT
+            finished = _finish_interrupted(registry, job, signer, expect)
+            if finished is not None:
+                return finished
+            # In the chain before anything is signed (H9): a kill from here on leaves a document the chain
+            # names, and the next certify of this job links that one instead of signing a second.
+            with registry.transaction() as tx:
+                registry.record(tx, ISSUING_KIND, job.id, {"certificate_id": record.certificate_id,
+                                                           "record_sha256": record.sha256(), "path": str(path)})
+            partial = path.with_name(path.name + ".issuing")
+            issued = issue_certificate_details(record, signer, partial, tsa_url=settings.tsa_url,
                                                tsa_timeout=settings.tsa_timeout)
-            # read back from the file, as a partner would, before the registry links it
-            checked = read_back(path, signer, DocumentKind.CERTIFICATE if record.outcome == "sanitised"
-                                else DocumentKind.FAILURE_REPORT)
+            # read back from the file, as a partner would, before it gets its name and the registry links it
+            checked = read_back(partial, signer, expect)
+            os.replace(partial, path)
             if checked.code == "not_checked":
                 _LOG.warning("certificate %s: %s", record.certificate_id, checked.reason)
             if issued.problems:

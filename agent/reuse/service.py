@@ -6,6 +6,7 @@ audit log by :class:`~agent.reuse.store.ReuseStore`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,14 +17,15 @@ from agent.reuse.eligibility import Decision, evaluate, performed_by, signed_val
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.reuse.schemes import Scheme, load_all_schemes, load_scheme
-from agent.reuse.store import ReuseStore, new_document_id
+from agent.reuse.store import ISSUING_SUFFIX, ReuseStore, new_document_id
 from agent.store.registry import JobRow, has_serial
 from certs.destruction import METHODS, issue_destruction_report
+from certs.documents import canonical_json
 from certs.errors import CertificateError as CertsError
 from certs.errors import RecordError
 from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
-from certs.manifest import issue_manifest
+from certs.manifest import ManifestFiles, host_problem, issue_manifest
 from certs.pki import StationSigner, TrustBundle
 from certs.validation import (
     STATEMENT_SCHEMA_VERSION,
@@ -33,7 +35,7 @@ from certs.validation import (
     person_key,
     summary_of,
 )
-from certs.verify import DocumentKind, load_trust_bundle, read_back, verify_with_bundle
+from certs.verify import DocumentKind, load_trust_bundle, read_back, read_embedded_record, verify_with_bundle
 
 TRUST_BUNDLE_NAME = "trust-bundle.pem"
 
@@ -347,6 +349,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
         raise ReuseInputError("give --assets TAG... or --all-eligible (not both)")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ReuseInputError(f"--out {out_dir} must be a new or empty directory")
+    store.reconcile_manifests()  # a manifest left half-issued by a kill frees its assets first
     candidates = assets if assets is not None else [a for a in store.assets() if not store.shipped_in(a)]
     if not candidates:
         raise ReuseRefused("no assets to put in a manifest")
@@ -379,6 +382,14 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
             assert job.certificate_path is not None  # eligible implies a valid certificate
             certificate_id = drive["certificate"]["id"]
             files[certificate_id] = Path(job.certificate_path)
+            try:
+                mismatch = host_problem(read_embedded_record(Path(job.certificate_path)),
+                                        {**decision.inputs["host"], "asset": asset}, f"certificate {certificate_id}")
+            except RecordError as error:
+                mismatch = error.message
+            if mismatch:
+                # e.g. a drive registered to this host but wiped under another asset tag (M13)
+                raise ReuseRefused(f"{asset}: drive {drive['serial']}: {mismatch}")
             drives.append({"model": drive["model"], "serial": drive["serial"], "media": drive["media"],
                            "job_id": drive["job_id"], "level": (drive["level"] or "").capitalize(),
                            "verification": drive["verification"]["mode"], "method": job.method or "",
@@ -406,26 +417,33 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
     if anchor is not None:
         manifest["audit_checkpoint"] = anchor
     make_private_directory(out_dir, STATE_DIRECTORY_MODE)
+    final = out_dir / f"manifest-{document_id}.pdf"
+    # Recorded (registry row and chain entry with the JSON's SHA-256) before anything is signed, so no
+    # signed manifest can exist that the registry and the chain never heard of; a kill from here until
+    # the rename leaves a row without its PDF, voided by reconcile_manifests on the next start.
+    store.record_manifest(manifest, str(final), str(final.with_suffix(".json")),
+                          hashlib.sha256(canonical_json(manifest)).hexdigest())
+
+    def discard(written: ManifestFiles | None, reason: str) -> None:
+        if written is not None:
+            for path in [*written.certificates.iterdir(), written.pdf, written.json, written.csv]:
+                path.unlink(missing_ok=True)
+            os.rmdir(written.certificates)
+        store.void_manifest(document_id, reason)
+
     try:
-        written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url)
+        written = issue_manifest(manifest, signer, out_dir, files, tsa_url=tsa_url, pdf_suffix=ISSUING_SUFFIX)
     except CertsError as error:
+        discard(None, f"not signed: {error.message}")
         raise ReuseRefused(f"manifest not signed: {error.message}") from error
     try:
         read_back(written.pdf, signer, DocumentKind.MANIFEST)
     except CertsError as error:
         # nothing of a manifest the station's own verifier refuses is left to hand over
-        for path in [*written.certificates.iterdir(), written.json, written.csv]:
-            path.unlink(missing_ok=True)
-        os.rmdir(written.certificates)
+        discard(written, f"refused by the station's own verification: {error.message}")
         raise ReuseRefused(f"manifest not issued: {error.message}") from error
-    try:
-        store.record_manifest(manifest, str(written.pdf), str(written.json), written.sha256)
-    except BaseException:
-        # a refused claim (asset shipped concurrently) leaves no manifest behind
-        for path in [*written.certificates.iterdir(), written.pdf, written.json, written.csv]:
-            path.unlink(missing_ok=True)
-        os.rmdir(written.certificates)
-        raise
+    os.replace(written.pdf, final)
+    written = ManifestFiles(final, written.json, written.csv, written.certificates, written.sha256)
     return {"manifest_id": document_id, "scheme": scheme.name, "pdf": str(written.pdf), "json": str(written.json),
             "csv": str(written.csv),
             "certificates": str(written.certificates), "manifest_sha256": written.sha256,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agent.audit.log import AuditLog
@@ -109,6 +110,12 @@ class ReuseStore:
             raise ReuseInputError("asset tag must not be empty")
         now = _now()
         with self._write() as tx:
+            for drive_serial in drive_serials:
+                # a drive belongs to one host: a second owner would put one certificate in two rows
+                owner = tx.execute("SELECT asset FROM reuse_host_drives WHERE drive_serial=? AND asset!=?",
+                                   (drive_serial, asset)).fetchone()
+                if owner is not None:
+                    raise ReuseInputError(f"drive {drive_serial} is already registered to host {owner[0]}")
             tx.execute("INSERT INTO reuse_hosts(asset, kind, make, model, serial, created_at) VALUES(?,?,?,?,?,?) "
                        "ON CONFLICT(asset) DO UPDATE SET kind=excluded.kind, make=excluded.make, "
                        "model=excluded.model, serial=excluded.serial", (asset, kind, make, model, serial, now))
@@ -380,10 +387,55 @@ class ReuseStore:
                         tx.execute("INSERT INTO reuse_manifest_jobs(job_id, manifest_id) VALUES(?,?)",
                                    (drive["job_id"], manifest_id))
                 except sqlite3.IntegrityError as exc:
-                    raise ReuseRefused(f"asset {device['asset']} is already in another manifest") from exc
+                    raise ReuseRefused(self._claim_problem(tx, manifest, device)) from exc
             self.audit.append("manifest", manifest_id, {
                 "scheme": manifest["scheme"]["name"], "assets": [d["asset"] for d in manifest["devices"]],
                 "pdf": pdf_path, "json": json_path, "manifest_sha256": sha256}, in_transaction=True)
+
+
+    @staticmethod
+    def _claim_problem(tx: sqlite3.Connection, manifest: dict[str, Any], device: dict[str, Any]) -> str:
+        """Why ``device`` cannot be claimed: the asset or a drive in another manifest, or listed twice here."""
+        for other in manifest["devices"]:
+            if other is device:
+                break
+            shared = {d["job_id"] for d in other["drives"]} & {d["job_id"] for d in device["drives"]}
+            if shared or other["asset"] == device["asset"]:
+                serials = sorted(d["serial"] for d in device["drives"] if d["job_id"] in shared)
+                what = f"drive {', '.join(serials)}" if serials else "the asset tag"
+                return f"assets {other['asset']} and {device['asset']} share {what} in this manifest"
+        row = tx.execute("SELECT manifest_id FROM reuse_manifest_assets WHERE asset=?", (device["asset"],)).fetchone()
+        if row is not None:
+            return f"asset {device['asset']} is already in manifest {row[0]}"
+        return f"a drive of asset {device['asset']} is already in another manifest"
+
+    def void_manifest(self, manifest_id: str, reason: str) -> None:
+        """Release a recorded manifest that was never published (signing failed, or a kill between
+        recording and publishing): its assets and jobs are free again; the chain keeps both entries."""
+        with self._write() as tx:
+            tx.execute("DELETE FROM reuse_manifest_jobs WHERE manifest_id=?", (manifest_id,))
+            tx.execute("DELETE FROM reuse_manifest_assets WHERE manifest_id=?", (manifest_id,))
+            tx.execute("DELETE FROM reuse_manifests WHERE id=?", (manifest_id,))
+            self.audit.append("manifest-voided", manifest_id, {"reason": reason}, in_transaction=True)
+
+    def reconcile_manifests(self) -> list[str]:
+        """Void every recorded manifest whose PDF never appeared under its final name (the process died
+        between recording it and publishing it); a half-issued ``.issuing`` file is removed, never
+        published unread. Returns the ids voided."""
+        voided = []
+        for row in self.db.execute("SELECT id, pdf_path FROM reuse_manifests").fetchall():
+            pdf = Path(row["pdf_path"])
+            if pdf.is_file():
+                continue
+            Path(f"{pdf}{ISSUING_SUFFIX}").unlink(missing_ok=True)
+            self.void_manifest(row["id"], f"{pdf.name} was never published (interrupted while issuing)")
+            voided.append(str(row["id"]))
+        return voided
+
+
+ISSUING_SUFFIX = ".issuing"
+"""A manifest PDF is signed under ``NAME.pdf.issuing`` (not a ``.pdf``: ``verify FOLDER`` skips it) and
+renamed to ``NAME.pdf`` only after it is recorded and read back."""
 
 
 def new_document_id(prefix: str) -> str:

@@ -55,7 +55,7 @@ def _destruction_record(station_id: str) -> dict[str, object]:
 
 def _manifest(station_id: str, certificate_id: str, record_sha256: str) -> dict[str, object]:
     return {
-        "schema": 1, "kind": "manifest", "document_id": "MF-TEST-0001", "station_id": station_id,
+        "schema": 2, "kind": "manifest", "document_id": "MF-TEST-0001", "station_id": station_id,
         "created_at": "2026-11-25T11:00:00+00:00", "demo": True,
         "scheme": {"name": "schools", "summary": "laptops for schools", "destination": "Example School",
                    "rules": {}},

@@ -31,6 +31,7 @@ from certs.documents import canonical_json, sign_document
 from certs.issue import issue_certificate, sign_pdf
 from certs.manifest import issue_manifest, render_manifest
 from certs.pki import StationSigner
+from certs.record import Canary, Person
 from certs.render import render_pdf
 from certs.structure import check_structure
 from certs.verify import FAILURE_CODES, DocumentKind, TimestampSource, VerificationReport, load_trust_bundle
@@ -160,6 +161,22 @@ LIES: dict[str, tuple[Callable[[object], dict[str, object]], str]] = {
     "operator": (lambda record: {"operator": dataclasses.replace(record.operator, name="Chris Fake")},  # type: ignore[attr-defined]
                  "operator"),
     "issue date": (lambda record: {"issued_at": "2026-01-01T10:00:00+00:00"}, "issue date"),
+    # H7: every value page 1 prints after Method, and page 2's verification, hidden areas and canaries
+    "tool": (lambda record: {"tool": dataclasses.replace(record.tool, version="9.9.9")}, "tool"),  # type: ignore[attr-defined]
+    "profile": (lambda record: {"profile": "nvme-purge-strict"}, "profile"),
+    "verification": (lambda record: {"verification": dataclasses.replace(  # type: ignore[attr-defined]
+        record.verification, mode="full", coverage=1.0)}, "verification"),  # type: ignore[attr-defined]
+    "validated by": (lambda record: {"validator": Person(name="Information Security Officer", title="CISO")},
+                     "validator"),
+    "seed (page 2)": (lambda record: {"verification": dataclasses.replace(  # type: ignore[attr-defined]
+        record.verification, seed="0" * 32)}, "verification seed (page 2)"),  # type: ignore[attr-defined]
+    "hidden areas (page 2)": (lambda record: {"evidence": dataclasses.replace(  # type: ignore[attr-defined]
+        record.evidence, hidden_area=dataclasses.replace(record.evidence.hidden_area,  # type: ignore[attr-defined]
+                                                         actions=("HPA removed", "DCO restored")))},
+                              "hidden areas actions (page 2)"),
+    "canary (page 2)": (lambda record: {"evidence": dataclasses.replace(  # type: ignore[attr-defined]
+        record.evidence, canary=Canary(result="passed", blocks_written=640, blocks_found_after=0))},
+                        "canary blocks"),
 }
 
 
@@ -195,6 +212,17 @@ def test_page_that_lies_about_the_signed_record(world: PkiWorld, tmp_path: Path,
     report = verify(path, world.bundle)
     assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
     assert f"signed {field_name} " in report.reason
+
+
+def test_page_that_claims_a_validation_the_record_does_not_have(world: PkiWorld, tmp_path: Path) -> None:
+    """H7: the record says validation is pending; the page prints an officer's name in the Validation block."""
+    genuine = record_for(world.station, demo=False, validator=None)
+    shown = dataclasses.replace(genuine, validator=Person(name="Chief Information Security Officer", title="CISO"))
+    report = verify(write(tmp_path, "lies.pdf", kit.sign_with(genuine, world.station, rendered=shown)), world.bundle)
+    assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
+    assert "signed validation (pending) " in report.reason
+    honest = verify(write(tmp_path, "honest.pdf", kit.sign_with(genuine, world.station)), world.bundle)
+    assert honest.valid, honest.reason
 
 
 AWKWARD: dict[str, Callable[[object], dict[str, object]]] = {
@@ -280,7 +308,7 @@ def documents(world: PkiWorld, tsa: kit.KitTsa, out: Path) -> dict[DocumentKind,
                                 out / "failure.pdf", timestamper=tsa.stamper())
     created = NOW.replace(microsecond=0).isoformat()
     manifest = {
-        "schema": 1, "kind": "manifest", "document_id": "MF-TEST-1", "station_id": "station-01",
+        "schema": 2, "kind": "manifest", "document_id": "MF-TEST-1", "station_id": "station-01",
         "created_at": created, "demo": False, "summary": "one laptop for the scheme",
         "scheme": {"name": "GLA reuse", "summary": "schools", "destination": "Hillside Primary School"},
         "devices": [{"asset": "MPS-LT-004211", "make": "Dell", "model": "Latitude 5440", "serial": "DL5440X",
@@ -340,7 +368,7 @@ def test_manifest_page_that_lies_about_a_serial(world: PkiWorld, documents: dict
                         signer=world.station, reason="Batch manifest for a reuse partner")
     report = verify(write(tmp_path, "manifest.pdf", pdf), world.bundle, expect=DocumentKind.MANIFEST)
     assert (report.valid, report.code) == (False, "visible_text_mismatch"), report.reason
-    assert "drive serial" in report.reason
+    assert "Drive serial(s) cell" in report.reason
 
 
 # --- timestamps -------------------------------------------------------------------------------------

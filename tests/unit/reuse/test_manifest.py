@@ -11,6 +11,7 @@ import pytest
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.service import create_manifest, destroy
 from agent.reuse.store import ReuseStore
+from agent.store.registry import Registry
 from certs.manifest import check_certificates
 from certs.verify import load_trust_bundle, verify_with_bundle
 from tests.unit.reuse.kit import World, drive, make_job, ready_device
@@ -150,3 +151,136 @@ def test_failure_report_is_not_a_certificate_for_eligibility(store: ReuseStore, 
     make_job(store.registry, world.signer, drive("SSD-1"), asset="PC-1", state="failed")
     job = store.held_drives("PC-1")[0]
     assert job.certificate_path and "failure-report" in job.certificate_path
+
+
+def test_a_kill_while_issuing_leaves_no_signed_manifest_the_registry_does_not_know(
+        store: ReuseStore, world: World, tmp_path: Path) -> None:
+    """H9: SIGKILL after the manifest is signed and before it is published. The registry and the chain
+    recorded it before signing; the PDF exists only as ``.issuing`` (no ``.pdf`` to hand over); the next
+    ``manifest create`` voids it (chained) and frees the asset, so one valid manifest is issued, recorded."""
+    import os
+    import signal
+
+    from agent.reuse import service
+    from agent.store.registry import Registry
+
+    ready_device(store, world, "PC-K", [drive("SSD-K")])
+    out = tmp_path / "killed"
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies by SIGKILL
+        try:
+            registry = Registry(world.state).open()
+            service.read_back = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[assignment]
+            _manifest(ReuseStore(registry), world, out, ["PC-K"])
+        finally:
+            os._exit(3)
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert not list(out.glob("*.pdf")) and len(list(out.glob("*.pdf.issuing"))) == 1
+    killed = store.shipped_in("PC-K")
+    assert killed is not None  # recorded before anything was signed
+    assert [entry.kind for entry in store.audit.entries(killed)] == ["manifest"]
+    created = _manifest(store, world, tmp_path / "again", ["PC-K"])
+    assert not list(out.glob("*.issuing")) and store.shipped_in("PC-K") == created["manifest_id"]
+    assert [entry.kind for entry in store.audit.entries(killed)] == ["manifest", "manifest-voided"]
+    assert verify_with_bundle(Path(str(created["pdf"])), load_trust_bundle(world.bundle)).valid
+    assert store.audit.verify().valid
+
+
+def test_one_drive_cannot_be_registered_to_two_hosts_and_a_shared_drive_is_named(
+        store: ReuseStore, world: World) -> None:
+    """L6: ``host add PC-B --drive-serial SSD-1`` after PC-A holds SSD-1 is refused; a manifest listing one
+    job under two assets names the shared drive, not "another manifest"."""
+    store.register_host("PC-A", drive_serials=("SSD-1",))
+    with pytest.raises(ReuseInputError, match="drive SSD-1 is already registered to host PC-A"):
+        store.register_host("PC-B", drive_serials=("SSD-1",))
+    assert store.registered_host("PC-B") is None
+    store.register_host("PC-A", make="Dell", drive_serials=("SSD-1",))  # re-registering the owner is fine
+    one = {"job_id": "J1", "serial": "SSD-1"}
+    manifest = {"document_id": "MF-L6", "scheme": {"name": "schools"}, "created_at": "2026-12-02T10:00:00+00:00",
+                "devices": [{"asset": "PC-A", "drives": [one]}, {"asset": "PC-B", "drives": [one]}]}
+    with pytest.raises(ReuseRefused, match="assets PC-A and PC-B share drive SSD-1 in this manifest"):
+        store.record_manifest(manifest, "x.pdf", "x.json", "0" * 64)
+    assert store.shipped_in("PC-A") is None
+
+
+def test_a_certificate_naming_another_host_than_its_manifest_row(store: ReuseStore, world: World,
+                                                                 tmp_path: Path) -> None:
+    """M13: SSD-1 is registered to PC-B (HP) but was wiped under asset PC-A: the station refuses to put
+    it in PC-B's row, and the partner's folder check names a row whose certificate names another host."""
+    store.register_host("PC-A", make="Dell", model="Latitude 5440", serial="HOST-A")
+    store.register_host("PC-B", make="HP", model="EliteBook", serial="HOST-B", drive_serials=("SSD-1",))
+    ready_device(store, world, "PC-A", [drive("SSD-1")])  # the certificate names host PC-A, a Dell
+    for item in ("firmware-password-cleared", "mdm-removed", "asset-labels-removed"):
+        store.attest("PC-B", item, "Sgt Example")
+    with pytest.raises(ReuseRefused, match=r"PC-B: drive SSD-1: certificate .* names host PC-A, the manifest row is "
+                                           r"PC-B"):
+        _manifest(store, world, tmp_path / "out", ["PC-B"])
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pdf"))
+    store.register_host("PC-C", make="Dell", serial="HOST-C")
+    ready_device(store, world, "PC-C", [drive("SSD-3")])
+    created = _manifest(store, world, tmp_path / "good", ["PC-C"])
+    document = json.loads(Path(str(created["json"])).read_text())
+    bundle = load_trust_bundle(world.bundle)
+    assert all(check.ok for check in check_certificates(document, Path(str(created["certificates"])), bundle))
+    document["devices"][0]["asset"] = "PC-Z"  # the row a lying manifest would print
+    (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
+                  if not check.ok]
+    assert "names host PC-C, the manifest row is PC-Z" in problem
+    document["devices"][0].update(asset="PC-C", serial="HOST-OTHER")
+    (problem,) = [check.problem for check in check_certificates(document, Path(str(created["certificates"])), bundle)
+                  if not check.ok]
+    assert "names host serial HOST-C, the manifest row (PC-C) has HOST-OTHER" in problem
+
+
+def test_a_kill_between_signing_and_linking_a_certificate_never_yields_a_second_one(
+        registry: Registry, world: World) -> None:
+    """H9 for certify: SIGKILL after the certificate is published, before the registry links it. The chain
+    named it (issuing) before it was signed; the next certify links that same file, signs nothing new."""
+    import os
+    import signal
+
+    from agent.jobs.certify import ISSUING_KIND, certify
+    from tests.unit.reuse.kit import REAL_SETTINGS
+
+    job = make_job(registry, None, drive("SSD-Q"), asset="PC-Q")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child dies by SIGKILL
+        try:
+            own = Registry(world.state).open()
+            own.attach_certificate = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[method-assign]
+            certify(own, own.job(job.id), world.signer, REAL_SETTINGS)
+        finally:
+            os._exit(3)
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    folder = world.state / "certificates"
+    (published,) = folder.glob("*.pdf")
+    assert registry.job(job.id).certificate_path is None
+    assert [entry.kind for entry in registry.audit.entries(job.id)][-1] == ISSUING_KIND
+    path = certify(registry, registry.job(job.id), world.signer, REAL_SETTINGS)
+    assert path == published and list(folder.glob("*.pdf")) == [published] and not list(folder.glob("*.issuing"))
+    assert registry.job(job.id).certificate_path == str(published)
+    assert registry.audit.verify().valid
+
+
+def test_a_certificate_or_folder_that_is_a_symbolic_link_is_named(store: ReuseStore, world: World,
+                                                                  tmp_path: Path) -> None:
+    """M3 (loose end): links to files or folders outside the delivery are not taken for the delivery."""
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1"])
+    document = json.loads(Path(str(created["json"])).read_text())
+    folder = Path(str(created["certificates"]))
+    bundle = load_trust_bundle(world.bundle)
+    (certificate,) = folder.iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(certificate, elsewhere / certificate.name)
+    certificate.symlink_to(elsewhere / certificate.name)
+    (check,) = check_certificates(document, folder, bundle)
+    assert not check.ok and check.problem == f"{certificate} is a symbolic link, not a file of the delivery"
+    certificate.unlink()
+    shutil.rmtree(folder)
+    folder.symlink_to(elsewhere)
+    (check,) = check_certificates(document, folder, bundle)
+    assert not check.ok and "is a symbolic link" in check.problem

@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,28 @@ def test_the_shape_check_allows_an_audit_checkpoint_and_validation_only_as_mappi
     with pytest.raises(RecordError, match="validation of SCH-0001 must be a mapping or null"):
         issue_manifest({**manifest, "devices": bad}, world.signer, tmp_path / "b", files)
     assert render_csv(manifest).count(b"\r\n") == 3
+    # L8: a drive value holding the separator would read as two drives in the CSV and the PDF
+    two = json.loads(json.dumps(manifest))
+    two["devices"][0]["drives"][0]["serial"] = "SSD-1; SSD-2"
+    with pytest.raises(RecordError, match="SCH-0001 has '; ' in its serial"):
+        issue_manifest(two, world.signer, tmp_path / "c", files)
+
+
+def test_one_csv_injection_rule_for_jobs_csv_and_the_manifest(store: ReuseStore, world: World) -> None:
+    """L8: ``jobs --csv`` and the manifest CSV neutralise exactly the same leading characters."""
+    from agent.cli.output import csv_cell
+    from certs.csvcell import FORMULA_STARTS
+
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:1]
+    for start in FORMULA_STARTS:
+        if start in "\t\r\n":  # not in a signed value (text_problem); jobs --csv shows them as \\x09 ...
+            assert not csv_cell(f"{start}x").startswith(start)
+            continue
+        manifest["devices"][0]["make"] = f"{start}cmd|' /C calc'!A0"
+        row = next(itertools.islice(csv.reader(io.StringIO(render_csv(manifest).decode())), 1, None))
+        assert row[2] == csv_cell(manifest["devices"][0]["make"]) == "'" + manifest["devices"][0]["make"]
+    assert csv_cell("Dell") == "Dell"
 
 
 def _verify(pdf: str, world: World, *options: str) -> tuple[int, list[str], dict[str, Any]]:
@@ -211,12 +234,15 @@ def test_a_manifest_verified_without_its_certificates_says_they_were_not_checked
     assert status == 0 and lines[0].startswith(
         "VALID (manifest only: certificates were NOT checked \u2014 --no-certificates given)")
     assert result["certificates_checked"] is False and result["certificates_not_checked"] == "--no-certificates given"
+    assert result["accepted"] is True
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(created["pdf"], alone)
     status, lines, result = _verify(str(alone / Path(created["pdf"]).name), world)
-    assert status == 0 and lines[0].startswith(
-        "VALID (manifest only: certificates were NOT checked \u2014 no certificates/ folder beside it)")
+    # M3: an incomplete delivery is not exit 0 unless the manifest alone was asked for
+    assert status == 1 and result["accepted"] is False and lines[0].startswith(
+        "INVALID (manifest only: certificates were NOT checked \u2014 no certificates/ folder beside it; "
+        "--no-certificates checks it alone)")
     assert result["certificates_checked"] is False and result["certificates_dir"] is None
     # pointed at a folder elsewhere, it checks that one
     status, lines, result = _verify(str(alone / Path(created["pdf"]).name), world, "--certificates",
@@ -236,18 +262,127 @@ def test_a_page_that_does_not_show_every_signed_row_is_refused_by_name(store: Re
     shown = json.loads(json.dumps(manifest))
     if change == "row dropped":
         del shown["devices"][5]
-        expected = "row number and asset tag"
+        expected = "row 6 ('SCH-0016'): the page's Asset cell"
     elif change == "rows renumbered":
         shown["devices"][3], shown["devices"][4] = shown["devices"][4], shown["devices"][3]
-        expected = "row number and asset tag"
+        expected = "row 4 ('SCH-0014'): the page's Asset cell"
     else:
         shown["devices"][7]["drives"][0]["certificate_id"] = "CERT-FORGED"
-        expected = "certificate id and record hash"
+        expected = "row 8 ('SCH-0018'): the page's Certificate id(s) cell"
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch" and expected in report.reason
+
+
+def _signed_with_page_of(shown: dict[str, Any], manifest: dict[str, Any], world: World, tmp_path: Path) -> Any:
+    """``manifest`` signed by the station's key, its pages rendered from ``shown`` (a lying station)."""
     payload = canonical_json(manifest)
     digest = hashlib.sha256(payload).hexdigest()
     pdf = tmp_path / "forged.pdf"
     pdf.write_bytes(sign_document(render_manifest(shown), kind="manifest", document_id=manifest["document_id"],
                                   payload=payload, sha256=digest, issued_at=manifest["created_at"],
                                   signer=world.signer, reason="test"))
-    report = verify_with_bundle(pdf, load_trust_bundle(world.bundle))
-    assert not report.valid and report.code == "visible_text_mismatch" and expected in report.reason
+    return verify_with_bundle(pdf, load_trust_bundle(world.bundle))
+
+
+_VALIDATED = {"decision": "accept", "by": "Chief Information Security Officer", "role": "ciso",
+              "at": "2026-12-01T10:00:00+00:00", "statement_id": "VS-FAKE", "signer_kind": "officer"}
+_STRONGER_CLAIMS: dict[str, tuple[Any, str]] = {
+    # what a lying page prints → the column (or field) the verifier must name
+    "make": (lambda d: d.update(make="Apple"), "Make"),
+    "model": (lambda d: d.update(model="Latitude 9999"), "Model"),
+    "host serial": (lambda d: d.update(serial="HOST-OTHER"), "Host serial"),
+    "drive serial": (lambda d: d["drives"][0].update(serial="S-OTHER"), "Drive serial(s)"),
+    "level": (lambda d: d["drives"][0].update(level="Purge"), "Level"),
+    "method": (lambda d: d["drives"][0].update(method="nvme.sanitize.crypto"), "Method"),
+    "verification": (lambda d: d["drives"][0].update(verification="full"), "Verification"),
+    "sanitised on": (lambda d: d["drives"][0].update(sanitised_at="2030-01-01T00:00:00+00:00"), "Sanitised on"),
+    "record hash": (lambda d: d["drives"][0].update(record_sha256="f" * 64), "Certificate id(s)"),
+    "attestations": (lambda d: d.update(attestations={"data-erased-twice": {"by": "Sgt Example",
+                                                                           "at": "2026-12-01T10:00:00+00:00"}}),
+                     "Attestations"),
+    "validation": (lambda d: d.update(validation=_VALIDATED), "Validation"),
+    "level beside the true one": (lambda d: d["drives"][0].update(level="Clear (re-done as Purge)"), "Level"),
+}
+
+
+@pytest.mark.parametrize("claim", list(_STRONGER_CLAIMS))
+def test_every_printed_cell_must_be_the_signed_value(store: ReuseStore, world: World, tmp_path: Path,
+                                                     claim: str) -> None:
+    """H7: a station that signs "Clear, sampling, not validated" but prints Purge / full / a CISO's
+    acceptance in any column is INVALID, and the verdict names the row and the column."""
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:3]
+    manifest["summary"] = "3 device(s) for schools"
+    drive_ = manifest["devices"][2]["drives"][0]
+    drive_.update(level="Clear", method="overwrite.zero", verification="sampling")
+    shown = json.loads(json.dumps(manifest))
+    change, column = _STRONGER_CLAIMS[claim]
+    change(shown["devices"][2])
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch", report.reason
+    assert f"row 3 ('=HYPERLINK(\"http://x\")'): the page's {column} cell" in report.reason
+    # the honest rendering of the same JSON verifies
+    honest = _signed_with_page_of(manifest, manifest, world, tmp_path)
+    assert honest.valid, honest.reason
+
+
+@pytest.mark.parametrize(("field", "change"), [
+    ("scheme", lambda m: m["scheme"].update(summary="Purge on every drive, validated by the CISO")),
+    ("destination", lambda m: m["scheme"].update(destination="Destroyed (shredded)")),
+    ("created", lambda m: m.update(created_at="2031-01-01T00:00:00+00:00")),
+    ("summary (subtitle)", lambda m: m.update(summary="3 device(s), all validated")),
+    ("footer", lambda m: m.update(audit_checkpoint={"sequence": 99, "head": "cd" * 32})),
+])
+def test_every_field_above_the_table_must_be_the_signed_value(store: ReuseStore, world: World, tmp_path: Path,
+                                                              field: str, change: Any) -> None:
+    manifest, _certificate = _big_manifest(store, world)
+    manifest["devices"] = manifest["devices"][:3]
+    manifest["summary"] = "3 device(s) for schools"
+    shown = json.loads(json.dumps(manifest))
+    change(shown)
+    report = _signed_with_page_of(shown, manifest, world, tmp_path)
+    assert not report.valid and report.code == "visible_text_mismatch", report.reason
+    assert f"the signed {field}" in report.reason
+
+
+FIRST_RELEASE = Path(__file__).resolve().parents[2] / "data" / "manifest-v1"
+"""A manifest folder signed by the first release (fff86e9, schema 1; its layout has no row numbers),
+made with that commit's own ``create_manifest`` and test PKI, with its trust bundle."""
+
+
+def test_a_manifest_issued_by_the_first_release_still_verifies_with_its_certificates(tmp_path: Path) -> None:
+    """C2: the page rules follow the manifest's signed schema, so evidence already handed over stays VALID."""
+    pdf = next(FIRST_RELEASE.glob("manifest-*.pdf"))
+    bundle = load_trust_bundle(FIRST_RELEASE / "trust-bundle.pem")
+    created = datetime.fromisoformat(json.loads(pdf.with_suffix(".json").read_text())["created_at"])
+    report = verify_with_bundle(pdf, bundle, now=created + timedelta(days=1))
+    assert report.valid and report.kind == "manifest", report.reason
+    assert report.document is not None and report.document["schema"] == 1
+    lines: list[str] = []
+    assert run_verify([str(pdf)], str(FIRST_RELEASE / "trust-bundle.pem"), expect="manifest", echo=lines.append) == 0
+    assert "certificates checked in" in "\n".join(lines) and "3 of 3 listed" in "\n".join(lines)
+    # and a schema this verifier does not know is refused by name, not checked by a guess
+    document = json.loads(pdf.with_suffix(".json").read_text())
+    from certs.verify import _check_visible_manifest, _Invalid
+    with pytest.raises(_Invalid, match="unknown manifest schema 3"):
+        _check_visible_manifest(pdf.read_bytes(), "", {**document, "schema": 3})
+
+
+
+def test_verify_without_expect_takes_a_manifest_as_a_manifest_and_names_each_kind(
+        store: ReuseStore, world: World, tmp_path: Path) -> None:
+    """M4: ``verify manifest.pdf`` (no --expect) checks the manifest and its certificates/ folder; a
+    certificate is named as one; a failure report still needs --expect failure-report (exit 0 never
+    means a drive was sanitised when it was not)."""
+    created = _batch(store, world, 2)
+    certificate = next(Path(created["certificates"]).iterdir())
+    lines: list[str] = []
+    assert run_verify([created["pdf"], str(certificate)], str(world.bundle), echo=lines.append) == 0
+    assert lines[0].startswith(f"VALID    {created['pdf']} [batch manifest]: ")
+    assert "certificates checked in" in "\n".join(lines) and "2 of 2 listed present" in "\n".join(lines)
+    assert any(line.startswith(f"VALID    {certificate}: ") for line in lines)
+    output: list[str] = []
+    assert run_verify([created["pdf"]], str(world.bundle), echo=output.append, as_json=True) == 0
+    assert json.loads(output[0])["expect"] == "any"
+    (Path(created["certificates"]) / certificate.name).unlink()  # the folder is still checked by default
+    assert run_verify([created["pdf"]], str(world.bundle), echo=[].append) == 1
