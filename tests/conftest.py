@@ -17,6 +17,19 @@ IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]
 
 
+def skip_unless_user_can_run_checkout(user: int | str, group: int | None = None) -> None:
+    """Skip (with the reason) when ``user`` cannot run this checkout's interpreter or read its code — a
+    checkout under /root, as on a fresh CI machine's chroot; the test's subject is then not reachable."""
+    checkout = Path(__file__).resolve().parent.parent
+    probe = subprocess.run(["sh", "-c", 'test -x "$1" && test -r "$2"', "probe", sys.executable,
+                            str(checkout / "agent" / "__init__.py")],
+                           user=user, group=group, extra_groups=[] if group is not None else None,
+                           cwd="/", check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"an unprivileged user ({user}) cannot run this checkout's {sys.executable} or read its code "
+                    "(a checkout under /root?)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``root`` skip with a reason when not root (CI runs as root, so they run there)."""
     if IS_ROOT and shutil.which("losetup"):

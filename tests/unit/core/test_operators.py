@@ -18,7 +18,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.jobs.certify import CertificateSettings, build_record
 from agent.operators import VIA_API, VIA_CLI, VIA_DAEMON, OperatorError, Operators, stamp_for, unnamed_text
 from agent.store.registry import Registry
-from tests.conftest import run_cli
+from tests.conftest import run_cli, skip_unless_user_can_run_checkout
 
 IDENTITY = DriveIdentity(
     path="/dev/sdq", name="sdq", by_id=None, model="WDC WD5000AAKX", serial="WD-WCAYU7654321", firmware="15.01H15",
@@ -236,6 +236,7 @@ def test_sudo_uid_is_believed_only_from_root() -> None:
     as_root = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=60,
                              env={**os.environ, "SUDO_UID": "4242"}, check=True)
     assert as_root.stdout.strip() == "4242"
+    skip_unless_user_can_run_checkout("nobody")
     claimed = subprocess.run([sys.executable, *probe], capture_output=True, text=True, timeout=60, user="nobody",
                              env={**os.environ, "SUDO_UID": "0"}, cwd="/")
     if claimed.returncode != 0 and "Permission denied" in claimed.stderr:

@@ -101,13 +101,14 @@ def test_operator_sign_in_run_by_a_non_root_user_goes_through_the_daemon(
     import os
     import subprocess
 
-    from tests.conftest import WIPE_AGENT
+    from tests.conftest import WIPE_AGENT, skip_unless_user_can_run_checkout
 
     station, socket_path, gid = served
     config = socket_path.parent / "station.toml"  # in the socket's 0755 directory: nobody can read it there
     config.write_text(f'station_id = "s1"\nstate_dir = "{station.config.state_dir}"\napi_socket = "{socket_path}"\n')
     config.chmod(0o644)
     nobody = pwd.getpwnam("nobody")
+    skip_unless_user_can_run_checkout(nobody.pw_uid, gid)
     result = subprocess.run([*WIPE_AGENT, "--config", str(config), "operator", "sign-in", "PC Dana Reid", "--title",
                              "Wipe technician", "--json"], capture_output=True, text=True, timeout=60,
                             user=nobody.pw_uid, group=gid, extra_groups=[],
