@@ -788,8 +788,10 @@ class Station:
 
     def _stamp(self, via: str, uid: int, bay: str | None) -> OperatorStamp:
         """Who a job started now is attributed to (agent.operators), from the sign-ins read on a plain
-        short-lived connection, from any thread. (A full :class:`Registry` opened on an API thread for
-        this made a later job's journal writes fail with "disk I/O error" in the daemon tests.)"""
+        short-lived connection, from any thread: cheap enough for every start and status poll, and no
+        :class:`Registry` open-time checks on an API thread. (The "disk I/O error" once seen when a full
+        Registry was opened here was the registry's header read dropping the daemon's POSIX locks, fixed in
+        ``Registry._check_existing``; this connection is a cost choice, not that workaround.)"""
         return attribute(self._signed_in(), via, uid=uid, bay=bay)
 
     def _enqueue(self, slot: BaySlot, profile: str, operator: str | None = None, asset_tag: str | None = None,
