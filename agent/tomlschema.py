@@ -272,7 +272,9 @@ def type_name(value: Any) -> str:
     """The TOML-ish name of a parsed value's type, for "got X" (a boolean is never called an int)."""
     if isinstance(value, bool):
         return "boolean"
-    return _NAMES[list] if isinstance(value, list) else _NAMES[dict] if isinstance(value, dict) else type(value).__name__
+    if isinstance(value, list | dict):
+        return _NAMES[type(value)]
+    return type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -364,7 +366,8 @@ def _item(document: Document, item: Any, spec: Field, name: str, path: Path_) ->
         check(document, item, spec, path)
         return
     if not exact_type(item, spec.kind):
-        raise document.error(f"{name}: expected a list of {_expected(spec.kind)}s, got {type_name(item)}", path)
+        plural = "strings" if spec.kind is str else f"{_expected(spec.kind)} values"
+        raise document.error(f"{name}: expected a list of {plural}, got {type_name(item)}", path)
     if spec.choices is not None and item not in spec.choices:
         raise document.error(f"{name}: unknown {spec.noun} {item!r}{suggestion(item, spec.choices)} "
                              f"(known: {', '.join(spec.choices)})", path)
