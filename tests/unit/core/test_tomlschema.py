@@ -75,7 +75,8 @@ def test_a_site_override_builds_on_the_shipped_profile_of_its_own_name(tmp_path:
     [
         # itself: only a shipped file of that name could be meant, and there is none
         ({"a.toml": 'include = "a.toml"\n'}, r"no profile file 'a.toml'"),
-        ({"a.toml": 'include = "b.toml"\n', "b.toml": 'include = "a.toml"\n'}, r"b.toml:1: include: include cycle: .*a.toml -> .*b.toml -> .*a.toml$"),
+        ({"a.toml": 'include = "b.toml"\n', "b.toml": 'include = "a.toml"\n'},
+         r"b.toml:1: include: include cycle: .*a.toml -> .*b.toml -> .*a.toml$"),
         ({"a.toml": 'include = "missing.toml"\n'}, r"a.toml:1: include: no profile file 'missing.toml'"),
         ({"a.toml": 'include = 5\n'}, r"a.toml:1: include: expected str, got int"),
         ({"a.toml": 'include = "../outside.toml"\n'}, r"a.toml:1: include: must name a .toml file in the same folder"),
