@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,7 +156,8 @@ def test_placeholder_location_or_phone_is_refused(key: str, value: str, named: s
     body = "\n".join([*lines, f'{key} = "{value}"']) + "\n"
     with pytest.raises(ConfigError) as raised:
         parse_config('station_id = "s1"\n[organisation]\n' + body, "station.toml")
-    assert raised.value.message.startswith(f"station.toml:{3 + len(lines)}: [organisation].{key}: ") and named in raised.value.message
+    message = raised.value.message
+    assert message.startswith(f"station.toml:{3 + len(lines)}: [organisation].{key}: ") and named in message
 
 
 @pytest.mark.parametrize("key", ["location", "phone"])
