@@ -117,3 +117,34 @@ def test_four_includes_deep_is_allowed(tmp_path: Path) -> None:
         (tmp_path / f"{name}.toml").write_text(f'include = "{target}.toml"\n')
     (tmp_path / "e.toml").write_text(BASE)
     assert load_profile_file(tmp_path / "a.toml").summary == "base"
+
+
+def _paths(value: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found: list[tuple[str | int, ...]] = [path] if path else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def test_every_key_of_every_shipped_file_has_its_line() -> None:
+    """The scanner against tomllib: each path tomllib parsed is placed on a line whose text names its key."""
+    import tomllib
+    from importlib import resources
+
+    files = [entry for package in ("wipe_profiles", "agent.reuse") for entry in resources.files(package).iterdir()
+             if entry.name.endswith(".toml")]
+    files += [entry for entry in resources.files("agent.reuse").joinpath("schemes").iterdir()
+              if entry.name.endswith(".toml")]
+    assert len(files) >= 5
+    for entry in files:
+        text = entry.read_text(encoding="utf-8")
+        lines = key_lines(text)
+        for path in _paths(tomllib.loads(text)):
+            assert path in lines, (entry.name, path)
+            key = path[-1]
+            if isinstance(key, str):
+                assert key in text.splitlines()[lines[path] - 1], (entry.name, path, lines[path])
