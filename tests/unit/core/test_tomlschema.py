@@ -148,3 +148,15 @@ def test_every_key_of_every_shipped_file_has_its_line() -> None:
             key = path[-1]
             if isinstance(key, str):
                 assert key in text.splitlines()[lines[path] - 1], (entry.name, path, lines[path])
+
+
+def test_cli_profiles_check_reports_an_include_mistake_in_one_line(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / "site.toml").write_text('summary = "site"\ninclude = "../base.toml"\n')
+    result = run_cli("profiles", "check", str(tmp_path / "site.toml"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith("wipe-agent: error: ") and "site.toml:2: include: must name a .toml file" in lines[0]
+    (tmp_path / "site.toml").write_text('include = "clear-random.toml"\nsummary = "site"\n')
+    assert run_cli("profiles", "check", str(tmp_path / "site.toml")).returncode == 0
