@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contracts import JobState, Phase, Route
 from agent.discovery import medium as media
 from agent.discovery.backing_watch import BackingWatch, WatchUnavailable
 from agent.discovery.guard import Authorisation, Guard
@@ -230,7 +231,7 @@ class JobRunner:
         )
         if on_created is not None:
             on_created(job_id)
-        self.registry.transition(job_id, "checking", "guard", durable=False)
+        self.registry.transition(job_id, JobState.CHECKING, "guard", durable=False)
         device: BlockDevice | None = None
         binding: _Binding | None = None
         try:
@@ -262,47 +263,48 @@ class JobRunner:
             self._run_locked(job_id, request, identity, device, progress, cancelled, binding)
         except MediumChanged as exc:
             if exc.written:
-                self.registry.transition(job_id, "failed", "medium-changed", {"changes": list(exc.changes)},
-                                         reason=exc.message, error_code=exc.code, route="hold",
+                self.registry.transition(job_id, JobState.FAILED, "medium-changed", {"changes": list(exc.changes)},
+                                         reason=exc.message, error_code=exc.code, route=Route.HOLD,
                                          **self._unfinished(job_id, device))
             else:  # nothing was written: a refusal, and the drive waits for a person
-                self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route="hold")
+                self.registry.transition(job_id, JobState.REFUSED, "refused", {"reason": exc.message},
+                                         reason=exc.message, error_code=exc.code, route=Route.HOLD)
         except (DriveProtected, NoMethod, Blocked) as exc:
             decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
             route = getattr(exc, "route", None)
             self.registry.transition(
-                job_id, "refused", "refused", {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
+                job_id, JobState.REFUSED, "refused",
+                {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
                 reason=exc.message, error_code=exc.code, decisions_json=_json(decisions) if decisions else None,
                 **({"route": route} if route else {}),
             )
         except (JobInterrupted, VerifyCancelled) as exc:
             self.registry.transition(
-                job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled", error_code="interrupted",
-                route="hold", **self._unfinished(job_id, device),
+                job_id, JobState.INTERRUPTED, "interrupted", {}, reason=str(exc) or "cancelled",
+                error_code="interrupted", route=Route.HOLD, **self._unfinished(job_id, device),
             )
         except DriveRemoved as exc:
             # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
-            self.registry.transition(job_id, "failed", "drive-removed", {"reason": exc.message},
-                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold",
+            self.registry.transition(job_id, JobState.FAILED, "drive-removed", {"reason": exc.message},
+                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route=Route.HOLD,
                                      **self._unfinished(job_id, device))
         except MediaError as exc:
             self.registry.transition(
-                job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
-                reason=exc.message, error_code=exc.code, route="destroy", **self._unfinished(job_id, device),
+                job_id, JobState.FAILED, "media-error", {"reason": exc.message, "offset": exc.offset},
+                reason=exc.message, error_code=exc.code, route=Route.DESTROY, **self._unfinished(job_id, device),
             )
         except VerificationFailed as exc:
             # the drive said it erased and did not (or read-back found data): it cannot be trusted again
-            self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route="destroy",
+            self.registry.transition(job_id, JobState.FAILED, "verification-failed", {"reason": exc.message},
+                                     reason=exc.message, error_code=exc.code, route=Route.DESTROY,
                                      **self._unfinished(job_id, device))
         except AgentError as exc:
-            self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"),
+            self.registry.transition(job_id, JobState.FAILED, "error", {"reason": exc.message},
+                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", Route.HOLD),
                                      **self._unfinished(job_id, device))
         except BaseException as exc:
-            self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
-                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold",
+            self.registry.transition(job_id, JobState.FAILED, "internal-error", {"error": repr(exc)},
+                                     reason=f"internal error: {exc!r}", error_code="internal", route=Route.HOLD,
                                      **self._unfinished(job_id, device))
             raise
         finally:
@@ -388,7 +390,7 @@ class JobRunner:
                 raise JobInterrupted("cancelled before anything was written")
             # committed before the first destructive write: a crash from here on reads "interrupted"
             self.registry.transition(
-                job_id, "running", "method-start",
+                job_id, JobState.RUNNING, "method-start",
                 {"method": selection.method.name, "decisions": decisions, "medium": binding.bound.to_json()},
                 method=selection.method.name, level=selection.applicability.level.value,
                 decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
@@ -506,7 +508,7 @@ class JobRunner:
             raise VerificationFailed(f"{outcome.method} did not say what the medium should hold")
         details = {**outcome.details, "level_reason": level_reason}
         self.registry.transition(
-            job_id, "verifying", "method-done",
+            job_id, JobState.VERIFYING, "method-done",
             {"bytes_written": outcome.bytes_written, "seconds": outcome.seconds},
             bytes_written=outcome.bytes_written, seconds=outcome.seconds, throughput=outcome.throughput,
             method_json=_json(details), level=outcome.level.value,
@@ -516,7 +518,7 @@ class JobRunner:
             device,
             outcome.expectation,
             verify_mode,
-            progress=lambda done, total: context.progress("verify", done, total),
+            progress=lambda done, total: context.progress(Phase.VERIFY, done, total),
             cancelled=cancelled,
         )
         # before any verdict: a read-back of another medium, or of part of a grown one, proves nothing
@@ -524,19 +526,20 @@ class JobRunner:
         self.registry.record_verification(job_id, identity, result.to_json())
         if result.passed:
             self.registry.transition(
-                job_id, "sanitised", "verified",
+                job_id, JobState.SANITISED, "verified",
                 {"mode": result.mode, "coverage": result.coverage, "verify_seconds": time.monotonic() - started},
-                route="reuse",
+                route=Route.REUSE,
             )
         else:
             reason = (f"verification ({result.mode}) found unexpected data in {result.mismatched_extents} extent(s), "
                       f"first at byte {result.first_mismatches[0] if result.first_mismatches else '?'}")
-            self.registry.transition(job_id, "failed", "verification-failed", {"first": list(result.first_mismatches)},
-                                     reason=reason, error_code=VerificationFailed.code, route="destroy")
+            self.registry.transition(job_id, JobState.FAILED, "verification-failed",
+                                     {"first": list(result.first_mismatches)}, reason=reason,
+                                     error_code=VerificationFailed.code, route=Route.DESTROY)
 
     # -- resuming after a restart ---------------------------------------------------------------
     def _resumable_method(self, job: JobRow) -> tuple[FirmwareMethod, CanarySet] | None:
-        if job.state != "running" or job.method is None or job.method not in method_registry.METHODS:
+        if job.state != JobState.RUNNING or job.method is None or job.method not in method_registry.METHODS:
             return None
         events = self.registry.events(job.id)
         names = [event.get("event") for event in events]
@@ -566,7 +569,7 @@ class JobRunner:
         Never sends a second sanitize: only status polls, the canary proof and read-back.
         """
         job = self.registry.job(job_id)
-        if job.method is not None and job.method.startswith("ata.security_erase.") and job.state == "running":
+        if job.method is not None and job.method.startswith("ata.security_erase.") and job.state == JobState.RUNNING:
             return self.release_security_password(job_id)
         found = self._resumable_method(job)
         if found is None:
@@ -595,14 +598,14 @@ class JobRunner:
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
                 self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)
             except VerificationFailed as exc:
-                self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route="destroy")
+                self.registry.transition(job_id, JobState.FAILED, "verification-failed", {"reason": exc.message},
+                                         reason=exc.message, error_code=exc.code, route=Route.DESTROY)
             except (JobInterrupted, VerifyCancelled) as exc:
-                self.registry.transition(job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled",
-                                         error_code="interrupted", route="hold")
+                self.registry.transition(job_id, JobState.INTERRUPTED, "interrupted", {},
+                                         reason=str(exc) or "cancelled", error_code="interrupted", route=Route.HOLD)
             except AgentError as exc:
-                self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
-                                         error_code=exc.code, route=getattr(exc, "route", "hold"))
+                self.registry.transition(job_id, JobState.FAILED, "error", {"reason": exc.message}, reason=exc.message,
+                                         error_code=exc.code, route=getattr(exc, "route", Route.HOLD))
             finally:
                 if binding is not None:
                     binding.close()
@@ -652,13 +655,14 @@ class JobRunner:
             if active:
                 reason = (f"security erase interrupted; removing the temporary ATA password failed ({exc.message}): "
                           f"unlock the drive with the password in journal event {PASSWORD_EVENT}")
-                self.registry.transition(job.id, "failed", "password-cleanup-failed", {"reason": exc.message},
-                                         reason=reason, error_code=exc.code, route="hold")
+                self.registry.transition(job.id, JobState.FAILED, "password-cleanup-failed", {"reason": exc.message},
+                                         reason=reason, error_code=exc.code, route=Route.HOLD)
         else:
             self.registry.journal(job.id, CLEANUP_EVENT, {"result": done})
             if active:
                 self.registry.transition(
-                    job.id, "interrupted", "interrupted", {"result": done}, error_code="interrupted", route="hold",
+                    job.id, JobState.INTERRUPTED, "interrupted", {"result": done}, error_code="interrupted",
+                    route=Route.HOLD,
                     reason="the security erase was cut short (power loss); the temporary ATA password was removed "
                            "and the drive is unlocked — run the job again")
         finally:
