@@ -116,6 +116,10 @@ class WorkerRequest:
     """agent.jobs.certify.CertificateSettings.to_json(), built by the daemon from its configuration."""
     seating: dict[str, Any] | None = None
     """The medium the bay saw seated (``dev_t``, ``diskseq``): the job is bound to it."""
+    transport: str = "real"
+    """The transport specification the worker opens drives with (agent.app.transport_factory)."""
+    station_id: str | None = None
+    """The daemon's configured station id."""
     parent_pid: int | None = None
     """Set by the subprocess launcher: the worker dies with this process."""
     server_pid: int | None = None

@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from agent.app import Application
 from agent.audit.station import record_configuration
-from agent.config import Bay, StationConfig, certificate_text_problem
+from agent.config import Bay, certificate_text_problem
 from agent.contracts import (
     OUTCOME_MESSAGES,
     CertificateFailed,
@@ -51,7 +52,6 @@ from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
 from agent.daemon.worker import EXIT_LEFT_RUNNING
-from agent.discovery import udev
 from agent.discovery.guard import Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
@@ -248,22 +248,22 @@ class Station:
 
     def __init__(
         self,
-        config: StationConfig,
+        app: Application,
         source: DriveSource,
         *,
         notifier: Notifier | None = None,
         logger: logging.Logger | None = None,
-        identify: Callable[[str], DriveIdentity] = udev.identify,
-        guard: Guard | None = None,
-        launcher: Launcher | None = None,
     ) -> None:
+        config = app.config
+        self.app = app
         self.config = config
         self.source = source
         self.notifier = notifier or Notifier()
         self.log = logger or logging.getLogger("wipe-agent")
-        self.identify = identify
-        self.guard = guard or Guard(probe_wait=PROBE_WAIT_SECONDS)
-        self.launcher = launcher
+        self.identify: Callable[[str], DriveIdentity] = app.identify
+        # the bays' own guard waits less for udev probes of a fresh drive than a job's does
+        self.guard = app.guard or Guard(probe_wait=PROBE_WAIT_SECONDS)
+        self.launcher: Launcher | None = app.launcher
         self.store = StationStore(config.state_dir)
         self.slots: dict[str, BaySlot] = {bay.name: BaySlot(bay) for bay in config.bays}
         self.unbayed: dict[str, dict[str, Any]] = {}
@@ -305,7 +305,7 @@ class Station:
 
     def serve(self, api_factory: Callable[[Station], Closeable] | None = None) -> int:
         """Run the station until :meth:`request_stop`; returns the exit code."""
-        self._registry = Registry(self.config.state_dir).open()
+        self._registry = self.app.open_store()
         self._registry_thread = threading.get_ident()
         record_configuration(self._registry, self.config)
         self.store.create()
@@ -867,14 +867,12 @@ class Station:
         return False
 
     def _launch(self, job: ActiveJob) -> None:
-        # imported here: the certificate stack (reportlab, pyhanko) is the worker's, not the daemon's
-        from agent.jobs.certify import settings_from_config
-
         request = WorkerRequest(
             state_dir=str(self.config.state_dir), device_path=job.device_path, profile=job.profile,
             operator=job.operator, bay=job.bay, expected_serial=job.expected_serial, asset_tag=job.asset_tag,
             host=job.host, resume=job.resume, operator_stamp=job.stamp,
-            certificate_settings=settings_from_config(self.config).to_json(),
+            station_id=self.config.station_id, transport=self.app.transport,
+            certificate_settings=self.app.certificate.to_json(),
             # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
             seating=None if job.medium is None else {"dev_t": job.medium.dev_t, "diskseq": job.medium.diskseq})
         assert self.launcher is not None
@@ -936,7 +934,7 @@ class Station:
         summary: dict[str, Any] | None = None
         restart = False
         if job.job_id is not None and code != EXIT_LEFT_RUNNING:
-            registry = Registry(self.config.state_dir).open()
+            registry = self.app.open_store()
             try:
                 row = registry.job(job.job_id)
                 if isinstance(job.outcome, NotResumable):
@@ -1233,7 +1231,7 @@ class Station:
                 raise RequestError("ambiguous", f"job id prefix {job_id!r} is ambiguous", 400)
             if matches:
                 return self._cancel(matches[0], operator)
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             row = registry.job(job_id)
         except ConfigError:
@@ -1292,7 +1290,7 @@ class Station:
             raise RequestError("not_found", f"no bay {unknown[0]!r} at this station", 404)
         # a Registry of its own on this API thread: safe since a second open in the daemon's process
         # no longer reads the file outside SQLite (that dropped the daemon's locks: "disk I/O error")
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             return Operators(registry).sign_in(name, title, caller_uid, bays=bays, shift_hours=shift_hours).to_json()
         except OperatorError as exc:
@@ -1302,7 +1300,7 @@ class Station:
 
     def sign_out(self, *, caller_uid: int) -> dict[str, Any]:
         """End the socket caller's own sign-in (never another uid's: that is root's, on the station)."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             ended = Operators(registry).sign_out(uid=caller_uid, by_uid=caller_uid)
         except OperatorError as exc:
@@ -1313,7 +1311,7 @@ class Station:
 
     def jobs(self, limit: int) -> dict[str, Any]:
         """Recent jobs from the registry."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             return {"jobs": [row.to_json() for row in registry.jobs(limit)]}
         finally:
@@ -1321,7 +1319,7 @@ class Station:
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job with its journal."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             try:
                 row = registry.job(job_id)

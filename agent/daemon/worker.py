@@ -28,10 +28,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.app import Application
 from agent.contracts import (
     CertificateFailed,
     ContractError,
@@ -45,12 +45,11 @@ from agent.contracts import (
     WorkerMessage,
     WorkerRequest,
 )
-from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import MediumInstance
 from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.jobs.runner import JobRequest
 from agent.operators import OperatorStamp
 from agent.policy.profiles import load_profile
 from agent.store.registry import Registry
@@ -119,10 +118,10 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), PARENT_DIED)  # the parent died before prctl took effect
 
 
-def _firmware_method(state_dir: Path, job_id: str | None) -> bool:
+def _firmware_method(app: Application, job_id: str | None) -> bool:
     if job_id is None:
         return False
-    registry = Registry(state_dir).open()
+    registry = app.open_store()
     try:
         row = registry.job(job_id)
         return row.state in (JobState.RUNNING, JobState.VERIFYING) and bool(row.method) and not str(
@@ -131,7 +130,11 @@ def _firmware_method(state_dir: Path, job_id: str | None) -> bool:
         registry.close()
 
 
-def main() -> int:
+AppFactory = Callable[[WorkerRequest], Application]
+"""Builds the worker's application from the daemon's request (a test entry point passes its seams)."""
+
+
+def main(build: AppFactory = Application.for_worker) -> int:
     """Run the job described on stdin; return the process exit code."""
     try:
         request = WorkerRequest.from_json(json.loads(sys.stdin.readline()))
@@ -140,24 +143,23 @@ def main() -> int:
         _emit(Error(None, ContractError(message).to_json()))
         return 1
     _die_with_parent(request.parent_pid or 0)
-    return run_request(request)
+    return run_request(request, build)
 
 
-def _certify(registry: Registry, job_id: str, request: WorkerRequest) -> str | None:
+def _certify(app: Application, registry: Registry, job_id: str) -> str | None:
     """Sign the certificate (sanitised) or failure report (failed) when the station has a key.
 
     ``certify`` itself refuses interrupted and refused jobs: an attempt that did not finish never
     gets a certificate. A signing problem is reported, and the job's outcome stands.
     """
-    from agent.jobs.certify import CertificateSettings, certify, station_signer
+    from agent.jobs.certify import certify
 
     try:
-        signer = station_signer(registry.state_dir)
+        signer = app.signer()
         if signer is None:
             return None
-        # built by the daemon from its configuration (agent.jobs.certify.settings_from_config)
-        settings = CertificateSettings.from_json(request.certificate_settings or {})
-        path = certify(registry, registry.job(job_id), signer, settings)
+        # built by the daemon from its configuration (Application.for_worker)
+        path = certify(registry, registry.job(job_id), signer, app.certificate)
     except AgentError as exc:
         _emit(CertificateFailed(job_id, exc.to_json()))
         return None
@@ -182,7 +184,7 @@ def _seated_medium(device_path: str, seating: Mapping[str, Any] | None) -> Mediu
     )
 
 
-def run_request(request: WorkerRequest | Mapping[str, Any]) -> int:
+def run_request(request: WorkerRequest | Mapping[str, Any], build: AppFactory = Application.for_worker) -> int:
     """Run one job in this process (a fresh interpreter, or a child of the fork server)."""
     if not isinstance(request, WorkerRequest):
         try:
@@ -190,7 +192,11 @@ def run_request(request: WorkerRequest | Mapping[str, Any]) -> int:
         except ContractError as exc:
             _emit(Error(None, exc.to_json()))
             return 1
-    state_dir = Path(request.state_dir)
+    try:
+        app = build(request)
+    except AgentError as exc:  # e.g. a transport recording that cannot be read
+        _emit(Error(request.resume, exc.to_json()))
+        return 1
     flags = _Flags()
     current: dict[str, str | None] = {"job_id": request.resume}
 
@@ -203,7 +209,7 @@ def run_request(request: WorkerRequest | Mapping[str, Any]) -> int:
     def on_shutdown(number: int, frame: FrameType | None) -> None:
         flags.shutdown = True
         try:
-            firmware = _firmware_method(state_dir, current["job_id"])
+            firmware = _firmware_method(app, current["job_id"])
         except AgentError:
             firmware = False
         if firmware:
@@ -245,9 +251,9 @@ def run_request(request: WorkerRequest | Mapping[str, Any]) -> int:
         current["job_id"] = job_id
         _emit(Created(job_id))
 
-    registry = Registry(state_dir).open()
+    registry = app.open_store()
     try:
-        runner = JobRunner(registry, RemovalAwareGuard(lambda: flags.removed), udev.identify)
+        runner = app.runner(registry, RemovalAwareGuard(lambda: flags.removed))
         if request.resume:
             resume = getattr(runner, "resume", None)
             if resume is None:
@@ -274,7 +280,7 @@ def run_request(request: WorkerRequest | Mapping[str, Any]) -> int:
                 operator=OperatorStamp(**stamp) if stamp else None,
             )
             row = runner.run(job_request, progress, cancelled, on_created)
-        certificate = _certify(registry, row.id, request)
+        certificate = _certify(app, registry, row.id)
         _emit(Done(row.id, row.state, row.reason, row.error_code, row.route, row.method, certificate))
     except AgentError as exc:
         _emit(Error(current["job_id"], exc.to_json()))
