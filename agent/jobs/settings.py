@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config import DEFAULT_CONFIG_PATH, Organisation, StationConfig
+from agent.config import DEFAULT_CONFIG_PATH, DEFAULT_OPERATOR_TITLE, Organisation, StationConfig
 
 _DEFAULT_ORGANISATION = Organisation(name="-")
 """Only for the default wording of the optional [organisation] keys (its name is never used)."""
@@ -31,7 +31,7 @@ class CertificateSettings:
     organisation: str = ""
     location: str = ""
     phone: str = ""
-    operator_title: str = "Sanitisation operator"
+    operator_title: str = DEFAULT_OPERATOR_TITLE
     classification_before: str = _DEFAULT_ORGANISATION.classification_before
     classification_after: str = _DEFAULT_ORGANISATION.classification_after
     destination: str = _DEFAULT_ORGANISATION.destination
@@ -69,7 +69,9 @@ def settings_from_config(config: StationConfig | None, *, demo: bool = False) ->
     if config is None:
         return CertificateSettings(demo=demo)
     organisation = config.organisation
-    tsa = {"tsa_url": config.tsa_url, "tsa_timeout": config.tsa_timeout, "demo": demo, "source": config.source}
+    tsa = {"tsa_url": config.tsa_url, "tsa_timeout": config.tsa_timeout, "demo": demo, "source": config.source,
+           "operator_title": config.certificate_operator_title,
+           "directory": None if config.certificate_dir is None else str(config.certificate_dir)}
     if organisation is None:
         return CertificateSettings(**tsa)  # type: ignore[arg-type]
     return CertificateSettings(
