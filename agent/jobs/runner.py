@@ -190,6 +190,85 @@ class _Binding:
         return now
 
 
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, AgentError) else str(exc)
+
+
+def _code(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, AgentError) else "internal"
+
+
+def _decisions(exc: BaseException) -> str | None:
+    decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
+    return _json(decisions) if decisions else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One row of :data:`OUTCOMES`: what a job that ended with an exception of ``types`` is recorded as."""
+
+    types: tuple[type[BaseException], ...]
+    state: JobState
+    event: str
+    data: Callable[[Any], dict[str, Any]]
+    reason: Callable[[Any], str] = _message
+    error_code: Callable[[Any], str] = _code
+    route: Callable[[Any], str | None] = lambda exc: Route.HOLD
+    when: Callable[[Any], bool] = lambda exc: True
+    unfinished: bool = True
+    """Something may have been written: no level reached, the bytes really written (``_unfinished``)."""
+    on_resume: bool = True
+    """A resumed job maps it by this row too (else by a later one: the resume is coarser, as it always was)."""
+    decisions: bool = False
+    route_optional: bool = False
+    """No route column when ``route`` gives none (else the column is set, also to NULL)."""
+    reraise: bool = False
+
+    def columns(self, exc: Any) -> dict[str, Any]:
+        """The job columns of this outcome."""
+        columns: dict[str, Any] = {"reason": self.reason(exc), "error_code": self.error_code(exc)}
+        if self.decisions:
+            columns["decisions_json"] = _decisions(exc)
+        route = self.route(exc)
+        if route or not self.route_optional:
+            columns["route"] = route
+        return columns
+
+
+OUTCOMES: tuple[Outcome, ...] = (
+    # the medium changed after something was written: failed, held for a person
+    Outcome((MediumChanged,), JobState.FAILED, "medium-changed", lambda exc: {"changes": list(exc.changes)},
+            when=lambda exc: exc.written, on_resume=False),
+    # nothing was written: a refusal, and the drive waits for a person
+    Outcome((MediumChanged,), JobState.REFUSED, "refused", lambda exc: {"reason": exc.message},
+            unfinished=False, on_resume=False),
+    Outcome((DriveProtected, NoMethod, Blocked), JobState.REFUSED, "refused",
+            lambda exc: {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
+            route=lambda exc: getattr(exc, "route", None), route_optional=True, unfinished=False, on_resume=False,
+            decisions=True),
+    Outcome((JobInterrupted, VerifyCancelled), JobState.INTERRUPTED, "interrupted", lambda exc: {},
+            reason=lambda exc: str(exc) or "cancelled", error_code=lambda exc: "interrupted"),
+    # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
+    Outcome((DriveRemoved,), JobState.FAILED, "drive-removed", lambda exc: {"reason": exc.message},
+            reason=lambda exc: f"drive removed: {exc.message}", on_resume=False),
+    Outcome((MediaError,), JobState.FAILED, "media-error", lambda exc: {"reason": exc.message, "offset": exc.offset},
+            route=lambda exc: Route.DESTROY, on_resume=False),
+    # the drive said it erased and did not (or read-back found data): it cannot be trusted again
+    Outcome((VerificationFailed,), JobState.FAILED, "verification-failed", lambda exc: {"reason": exc.message},
+            route=lambda exc: Route.DESTROY),
+    Outcome((AgentError,), JobState.FAILED, "error", lambda exc: {"reason": exc.message},
+            route=lambda exc: getattr(exc, "route", Route.HOLD)),
+    Outcome((BaseException,), JobState.FAILED, "internal-error", lambda exc: {"error": repr(exc)},
+            reason=lambda exc: f"internal error: {exc!r}", error_code=lambda exc: "internal", on_resume=False,
+            reraise=True),
+)
+"""How a job that ended with an exception is recorded, first matching row wins — one table for
+:meth:`JobRunner.run` and :meth:`JobRunner.resume`. A resume records none of the ``unfinished``
+columns and skips the rows with ``on_resume`` False (a removal or media error during a resumed
+sanitize reads as a plain error, held; an internal error propagates unrecorded), exactly as before
+the table existed."""
+
+
 class JobRunner:
     """Runs one job at a time in the calling thread (the daemon runs several runners in parallel)."""
 
@@ -261,58 +340,28 @@ class JobRunner:
             binding.bound = binding.check(device, "between confirmation and the exclusive open", written=False)
             binding.start_counting(device)
             self._run_locked(job_id, request, identity, device, progress, cancelled, binding)
-        except MediumChanged as exc:
-            if exc.written:
-                self.registry.transition(job_id, JobState.FAILED, "medium-changed", {"changes": list(exc.changes)},
-                                         reason=exc.message, error_code=exc.code, route=Route.HOLD,
-                                         **self._unfinished(job_id, device))
-            else:  # nothing was written: a refusal, and the drive waits for a person
-                self.registry.transition(job_id, JobState.REFUSED, "refused", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route=Route.HOLD)
-        except (DriveProtected, NoMethod, Blocked) as exc:
-            decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
-            route = getattr(exc, "route", None)
-            self.registry.transition(
-                job_id, JobState.REFUSED, "refused",
-                {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
-                reason=exc.message, error_code=exc.code, decisions_json=_json(decisions) if decisions else None,
-                **({"route": route} if route else {}),
-            )
-        except (JobInterrupted, VerifyCancelled) as exc:
-            self.registry.transition(
-                job_id, JobState.INTERRUPTED, "interrupted", {}, reason=str(exc) or "cancelled",
-                error_code="interrupted", route=Route.HOLD, **self._unfinished(job_id, device),
-            )
-        except DriveRemoved as exc:
-            # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
-            self.registry.transition(job_id, JobState.FAILED, "drive-removed", {"reason": exc.message},
-                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route=Route.HOLD,
-                                     **self._unfinished(job_id, device))
-        except MediaError as exc:
-            self.registry.transition(
-                job_id, JobState.FAILED, "media-error", {"reason": exc.message, "offset": exc.offset},
-                reason=exc.message, error_code=exc.code, route=Route.DESTROY, **self._unfinished(job_id, device),
-            )
-        except VerificationFailed as exc:
-            # the drive said it erased and did not (or read-back found data): it cannot be trusted again
-            self.registry.transition(job_id, JobState.FAILED, "verification-failed", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=Route.DESTROY,
-                                     **self._unfinished(job_id, device))
-        except AgentError as exc:
-            self.registry.transition(job_id, JobState.FAILED, "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", Route.HOLD),
-                                     **self._unfinished(job_id, device))
         except BaseException as exc:
-            self.registry.transition(job_id, JobState.FAILED, "internal-error", {"error": repr(exc)},
-                                     reason=f"internal error: {exc!r}", error_code="internal", route=Route.HOLD,
-                                     **self._unfinished(job_id, device))
-            raise
+            if self._record_outcome(job_id, exc, device, resuming=False):
+                raise
         finally:
             if binding is not None:
                 binding.close()
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
+
+    def _record_outcome(self, job_id: str, exc: BaseException, device: BlockDevice | None, *,
+                        resuming: bool) -> bool:
+        """Record the outcome :data:`OUTCOMES` gives ``exc``; True when the exception must propagate."""
+        for row in OUTCOMES:
+            if not isinstance(exc, row.types) or (resuming and not row.on_resume) or not row.when(exc):
+                continue
+            columns = row.columns(exc)
+            if row.unfinished and not resuming:
+                columns.update(self._unfinished(job_id, device))
+            self.registry.transition(job_id, row.state, row.event, row.data(exc), **columns)
+            return row.reraise
+        return True  # not an outcome of this table (a resume records no internal error): propagate
 
     def _unfinished(self, job_id: str, device: BlockDevice | None) -> dict[str, Any]:
         """Columns of a job that failed: no level reached, and the bytes this job really wrote (attack B3).
@@ -597,15 +646,9 @@ class JobRunner:
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
                 self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)
-            except VerificationFailed as exc:
-                self.registry.transition(job_id, JobState.FAILED, "verification-failed", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route=Route.DESTROY)
-            except (JobInterrupted, VerifyCancelled) as exc:
-                self.registry.transition(job_id, JobState.INTERRUPTED, "interrupted", {},
-                                         reason=str(exc) or "cancelled", error_code="interrupted", route=Route.HOLD)
-            except AgentError as exc:
-                self.registry.transition(job_id, JobState.FAILED, "error", {"reason": exc.message}, reason=exc.message,
-                                         error_code=exc.code, route=getattr(exc, "route", Route.HOLD))
+            except BaseException as exc:
+                if self._record_outcome(job_id, exc, device, resuming=True):
+                    raise
             finally:
                 if binding is not None:
                     binding.close()
