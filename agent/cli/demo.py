@@ -30,8 +30,9 @@ from agent.app import Application
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, human_size, print_json
 from agent.config import Organisation, StationConfig
 from agent.discovery.guard import Authorisation
-from agent.jobs.certify import certify, settings_from_config
+from agent.jobs.certify import settings_from_config
 from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService
 from agent.policy.profiles import load_profile
 from agent.reuse.demo import run_reuse_demo
 from agent.store.registry import JobRow
@@ -243,16 +244,16 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             def work_on(drive: DemoDrive) -> None:
                 registry = app.open_store()
                 try:
-                    runner = app.runner(registry)
+                    service = JobService(app, registry)
                     identity = app.identify(drive.device)
                     if identity.serial != f"loop:{drive.backing}":
                         raise RuntimeError(f"{drive.device} is not the demo's loop device")
                     authorisation = Authorisation(drive.device, "demo", expected_serial=identity.serial)
                     request = JobRequest(drive.device, profile, authorisation, asset_tag=f"DEMO-LAPTOP-{drive.index}")
-                    job = runner.run(request, cancelled=cancel.is_set)
-                    if signer is not None and certify(registry, job, signer, app.certificate) is not None:
-                        job = registry.job(job.id)
-                    results[drive.index] = job
+                    certified = service.certify(service.run(request, cancelled=cancel.is_set))
+                    if certified.error is not None:
+                        raise certified.error
+                    results[drive.index] = certified.job
                 except Exception as exc:  # reported in the summary; the other drives carry on
                     errors.append(f"{drive.device}: {exc}")
                 finally:

@@ -38,9 +38,10 @@ from agent.config import StationConfig
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import capture as capture_medium
-from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
-from agent.jobs.certify import CertificateSettings, certify
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
+from agent.jobs.certify import CertificateSettings
+from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService, firmware_job
 from agent.operators import OperatorStamp, command_line_stamp, invoking_uid, unnamed_text
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
@@ -50,11 +51,6 @@ from agent.verify.readback import verify
 from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
 from certs.errors import RecordError
 from certs.pki import StationSigner
-
-
-def _firmware_job(registry: Registry, job_id: str) -> bool:
-    method = registry.job(job_id).method
-    return bool(method) and not str(method).startswith("overwrite.")
 
 
 def application(ctx: click.Context) -> Application:
@@ -74,25 +70,8 @@ def _registry(ctx: click.Context, app: Application | None = None) -> Registry:
     alone: its sanitize may still be running in the drive, and only something that talks to that
     drive (the daemon's recovery, or the next ``wipe`` of it) may resume it or call it interrupted."""
     registry = app.open_store() if app is not None else Registry(state_dir(ctx)).open()
-    registry.reconcile(keep=lambda job_id: _firmware_job(registry, job_id))
+    registry.reconcile(keep=lambda job_id: firmware_job(registry, job_id))
     return registry
-
-
-def _recover_drive(registry: Registry, runner: JobRunner, device: str) -> JobRow | None:
-    """Before a new job on ``device``: finish an orphaned firmware sanitize still running in it (never
-    a second command), or clear a temporary ATA password a cut-short security erase left; then the
-    orphan ends interrupted. Returns a job that was resumed to its end."""
-    for job_id in registry.orphaned_jobs():
-        if registry.job(job_id).device_path != device or not _firmware_job(registry, job_id):
-            continue
-        finished = runner.resume(job_id)
-        if finished is not None:
-            return finished
-        runner.release_security_password(job_id)
-        others = set(registry.orphaned_jobs()) - {job_id}
-        registry.reconcile(keep=others.__contains__)
-    return None
-
 
 
 # drives ---------------------------------------------------------------------------------------
@@ -253,11 +232,12 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         click.echo(f"  profile {profile.name}: {profile.summary}")
         if not click.confirm("Proceed?", default=False):
             fail(ConfigError("cancelled by the operator"), as_json)
-    runner = app.runner(registry)
-    resumed = _recover_drive(registry, runner, identity.path)
+    service = JobService(app, registry)
+    resumed = service.recover(identity.path)
     if resumed is not None:
-        signer = app.signer()
-        resumed, not_issued = _certify_job(registry, resumed, signer, settings)
+        app.signer()  # a broken key is an error here, as before the job was resumed
+        certified = service.certify(resumed)
+        resumed, not_issued = certified.job, certified.error
         # the station lost power mid-sanitize: that job is finished first, and it is the answer
         click.echo(f"finished the sanitize job {resumed.id} that was still running in the drive", err=True)
         registry.close()
@@ -280,10 +260,11 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         try:
             if progress_bar is not None:
                 with progress_bar:
-                    job = runner.run(request, progress_bar.update, cancel.event.is_set)
+                    job = service.run(request, progress_bar.update, cancel.event.is_set)
             else:
-                job = runner.run(request, None, cancel.event.is_set)
-            job, not_issued = _certify_job(registry, job, signer, settings)
+                job = service.run(request, None, cancel.event.is_set)
+            certified = service.certify(job)
+            job, not_issued = certified.job, certified.error
         finally:
             registry.close()
     _report_job(job, not_issued, as_json)
@@ -334,20 +315,6 @@ def preflight_certificate(settings: CertificateSettings, signer: StationSigner |
         raise ConfigError(f"pre-flight: this job's certificate could not be issued ({problem}); "
                           f"correct {settings.source or 'the station configuration'} or the job's values; "
                           "nothing was touched")
-
-
-def _certify_job(registry: Registry, job: JobRow, signer: StationSigner | None,
-                 settings: CertificateSettings) -> tuple[JobRow, AgentError | None]:
-    """Certify a finished job when the station has a key; a refusal (no organisation configured, a
-    signing problem) is returned so the job's own outcome is still shown with it."""
-    if signer is None:
-        return job, None
-    try:
-        if certify(registry, job, signer, settings) is not None:
-            job = registry.job(job.id)
-    except CertificateError as exc:
-        return registry.job(job.id), exc
-    return job, None
 
 
 def _report_job(job: JobRow, not_issued: AgentError | None, as_json: bool) -> None:

@@ -50,9 +50,10 @@ from agent.discovery.medium import MediumInstance
 from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
 from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService
 from agent.operators import OperatorStamp
 from agent.policy.profiles import load_profile
-from agent.store.registry import Registry
+from agent.store.registry import JobRow
 from agent.transport.block import BlockDevice
 
 PR_SET_PDEATHSIG = 1
@@ -146,24 +147,21 @@ def main(build: AppFactory = Application.for_worker) -> int:
     return run_request(request, build)
 
 
-def _certify(app: Application, registry: Registry, job_id: str) -> str | None:
+def _certify(service: JobService, row: JobRow) -> str | None:
     """Sign the certificate (sanitised) or failure report (failed) when the station has a key.
 
     ``certify`` itself refuses interrupted and refused jobs: an attempt that did not finish never
     gets a certificate. A signing problem is reported, and the job's outcome stands.
     """
-    from agent.jobs.certify import certify
-
     try:
-        signer = app.signer()
-        if signer is None:
-            return None
-        # built by the daemon from its configuration (Application.for_worker)
-        path = certify(registry, registry.job(job_id), signer, app.certificate)
+        certified = service.certify(row)
+        error: AgentError | None = certified.error
     except AgentError as exc:
-        _emit(CertificateFailed(job_id, exc.to_json()))
+        error = exc
+    if error is not None:
+        _emit(CertificateFailed(row.id, error.to_json()))
         return None
-    return str(path) if path is not None else None
+    return certified.path
 
 
 def _seated_medium(device_path: str, seating: Mapping[str, Any] | None) -> MediumInstance | None:
@@ -253,19 +251,13 @@ def run_request(request: WorkerRequest | Mapping[str, Any], build: AppFactory = 
 
     registry = app.open_store()
     try:
-        runner = app.runner(registry, RemovalAwareGuard(lambda: flags.removed))
+        service = JobService(app, registry, RemovalAwareGuard(lambda: flags.removed))
         if request.resume:
-            resume = getattr(runner, "resume", None)
-            if resume is None:
-                raise AgentError("this wipe-agent cannot resume jobs")
             _emit(Created(request.resume))
             verify_mode = load_profile(request.profile).verify_mode
-            resumed = resume(request.resume, progress=progress, cancelled=cancelled, verify_mode=verify_mode)
+            resumed = service.resume(request.resume, progress=progress, cancelled=cancelled, verify_mode=verify_mode)
             if resumed is None:  # no sanitize in progress after all (or another drive): not ours to finish
-                release = getattr(runner, "release_security_password", None)
-                if release is not None:  # a cut-short SECURITY ERASE leaves its temporary password set
-                    release(request.resume)
-                _emit(NotResumable(request.resume))
+                _emit(NotResumable(request.resume))  # (a cut-short SECURITY ERASE's password was removed)
                 return 0
             row = resumed
         else:
@@ -279,8 +271,8 @@ def run_request(request: WorkerRequest | Mapping[str, Any], build: AppFactory = 
                 medium=_seated_medium(request.device_path, request.seating),
                 operator=OperatorStamp(**stamp) if stamp else None,
             )
-            row = runner.run(job_request, progress, cancelled, on_created)
-        certificate = _certify(app, registry, row.id)
+            row = service.run(job_request, progress, cancelled, on_created)
+        certificate = _certify(service, row)
         _emit(Done(row.id, row.state, row.reason, row.error_code, row.route, row.method, certificate))
     except AgentError as exc:
         _emit(Error(current["job_id"], exc.to_json()))
