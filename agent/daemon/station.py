@@ -57,6 +57,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError
 from agent.jobs.runner import JobRunner
+from agent.methods.registry import runs_in_firmware
 from agent.operators import (
     VIA_API,
     VIA_DAEMON,
@@ -446,7 +447,7 @@ class Station:
         resumable: dict[str, JobRow] = {}
         for job_id in registry.orphaned_jobs():
             row = registry.job(job_id)
-            firmware = bool(row.method) and not str(row.method).startswith("overwrite.")
+            firmware = runs_in_firmware(row.method)
             running = row.state in (JobState.RUNNING, JobState.VERIFYING)
             if can_resume and firmware and running and row.device_path in present:
                 try:

@@ -51,6 +51,7 @@ from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
 from agent.jobs.runner import JobRequest
 from agent.jobs.service import JobService
+from agent.methods.registry import runs_in_firmware
 from agent.operators import OperatorStamp
 from agent.policy.profiles import load_profile
 from agent.store.registry import JobRow
@@ -125,8 +126,7 @@ def _firmware_method(app: Application, job_id: str | None) -> bool:
     registry = app.open_store()
     try:
         row = registry.job(job_id)
-        return row.state in (JobState.RUNNING, JobState.VERIFYING) and bool(row.method) and not str(
-            row.method).startswith("overwrite.")
+        return row.state in (JobState.RUNNING, JobState.VERIFYING) and runs_in_firmware(row.method)
     finally:
         registry.close()
 

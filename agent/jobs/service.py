@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from agent.errors import CertificateError
 from agent.jobs.runner import JobProgress, JobRequest, JobRunner
+from agent.methods.registry import runs_in_firmware
 from agent.store.registry import JobRow, Registry
 
 if TYPE_CHECKING:
@@ -32,8 +33,7 @@ class Certified:
 
 def firmware_job(registry: Registry, job_id: str) -> bool:
     """The job ran a firmware method (its sanitize may still be running in the drive)."""
-    method = registry.job(job_id).method
-    return bool(method) and not str(method).startswith("overwrite.")
+    return runs_in_firmware(registry.job(job_id).method)
 
 
 class JobService:

@@ -18,6 +18,14 @@ from agent.transport.block import BlockDevice
 from agent.verify.expectation import Expectation
 
 
+class MethodKind(StrEnum):
+    """Where a method's work happens: the drive's firmware (one command, may outlive the station's
+    process), or the host writing every LBA itself."""
+
+    FIRMWARE = "firmware"
+    HOST = "host"
+
+
 class Level(StrEnum):
     """NIST SP 800-88 sanitisation levels."""
 
@@ -99,6 +107,7 @@ class Method(Protocol):
 
     name: str
     summary: str
+    kind: MethodKind
 
     def check(self, target: Target) -> Applicability:
         """Raise ``NotSupported``/``DriveFrozen``/… if the method cannot run on ``target``."""

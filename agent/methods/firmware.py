@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import CommandError, NotSupported, ProfileError, VerificationFailed
-from agent.methods.base import Applicability, Level, MethodContext, MethodOutcome, Target
+from agent.methods.base import Applicability, Level, MethodContext, MethodKind, MethodOutcome, Target
 from agent.methods.canary import CanarySet, plant, prove_absent
 from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, media_of, probe_capabilities
 from agent.transport.commands import Transport
@@ -113,6 +113,7 @@ class FirmwareMethod:
     action = ""  # crypto | block | overwrite | user_erase | security
     phase = "sanitize"
     synchronous = False  # True: the command returns when done (no polling)
+    kind = MethodKind.FIRMWARE
 
     # -- what subclasses provide ----------------------------------------------------------------
     def refuse_states(self, capabilities: Capabilities, target: Target) -> None:

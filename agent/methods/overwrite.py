@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import AgentError, JobInterrupted, NotSupported
-from agent.methods.base import Applicability, Blocked, Level, MethodContext, MethodOutcome, Target
+from agent.methods.base import Applicability, Blocked, Level, MethodContext, MethodKind, MethodOutcome, Target
 from agent.methods.capabilities import PASSTHROUGH_INSTRUCTION, Capabilities
 from agent.methods.hidden_areas import HiddenAreaReport, detect_hidden_areas, restore_hidden_areas
 from agent.transport.capacity import rescan_capacity
@@ -219,6 +219,7 @@ class OverwriteOptions:
 class _Overwrite:
     name = ""
     summary = ""
+    kind = MethodKind.HOST
 
     def __init__(self, options: OverwriteOptions) -> None:
         self.options = options
