@@ -52,7 +52,13 @@ from agent.methods.ata_security_erase import (
 from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, ata_identify, interface_for, probe_capabilities
-from agent.methods.firmware import FirmwareMethod, SanitizeOptions
+from agent.methods.firmware import (
+    CANARIES_PLANTED,
+    FIRMWARE_COMMAND,
+    FIRMWARE_STARTED,
+    FirmwareMethod,
+    SanitizeOptions,
+)
 from agent.operators import OperatorStamp
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
@@ -592,9 +598,9 @@ class JobRunner:
             return None
         events = self.registry.events(job.id)
         names = [event.get("event") for event in events]
-        if "firmware-started" not in names and "firmware-command" not in names:
+        if FIRMWARE_STARTED not in names and FIRMWARE_COMMAND not in names:
             return None
-        planted = [event for event in events if event.get("event") == "canaries-planted"]
+        planted = [event for event in events if event.get("event") == CANARIES_PLANTED]
         if not planted:
             return None
         options = _step_options(job.method, events)
@@ -720,7 +726,7 @@ def _step_options(method: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The sanitize options the job ran with, from the journalled command (AUSE / FAILURE MODE bit)."""
     if method_registry.METHODS[method].options is not SanitizeOptions:
         return {}
-    commands = [event["data"] for event in events if event.get("event") == "firmware-command"]
+    commands = [event["data"] for event in events if event.get("event") == FIRMWARE_COMMAND]
     unrestricted = bool(commands and commands[-1].get("ause"))
     return {"failure_mode": "unrestricted" if unrestricted else "restricted"}
 

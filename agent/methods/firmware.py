@@ -47,6 +47,14 @@ CANARY_COUNT = 64
 OVERWRITE_PATTERN = 0xA5A5A5A5
 
 
+CANARIES_PLANTED = "canaries-planted"
+"""Journal event: the canary set written before the command (a resume proves the erase with it)."""
+FIRMWARE_COMMAND = "firmware-command"
+"""Journal event: what is about to be sent (a resume reads the options it was sent with)."""
+FIRMWARE_STARTED = "firmware-started"
+"""Journal event: the command was accepted; from here the sanitize may outlive the station's process."""
+
+
 class SanitizeFailed(CommandError):
     """The drive reports that the sanitize it ran failed; ``route`` says where the drive goes."""
 
@@ -191,11 +199,11 @@ class FirmwareMethod:
         details: dict[str, Any] = {"capabilities": capabilities.to_json()}
         details.update(self.prepare(context, capabilities))
         canaries = plant(context.device, CANARY_COUNT)
-        context.journal("canaries-planted", canaries.to_json())
+        context.journal(CANARIES_PLANTED, canaries.to_json())
         command = self.command_facts(capabilities)
-        context.journal("firmware-command", {"method": self.name, **command})
+        context.journal(FIRMWARE_COMMAND, {"method": self.name, **command})
         self.start(context, capabilities)
-        context.journal("firmware-started", {"method": self.name})
+        context.journal(FIRMWARE_STARTED, {"method": self.name})
         details["command"] = command
         return self._conclude(context, capabilities, canaries, applicability, details, started)
 
