@@ -15,7 +15,8 @@ A drive this station locked itself must never look like a drive locked by a stra
 is destruction): before the blocking-state checks, a new job looks up every temporary ATA password
 an earlier job of the same drive (model + serial) journalled and never removed — the drive lost
 power mid-erase, the cleanup failed, the station died — and removes it (newest first), journalling
-the cleanup on both jobs. See :meth:`JobRunner._release_journalled_password`.
+the cleanup on both jobs. That recovery is the ATA security method's
+(:func:`agent.methods.ata_security_erase.release_journalled_password`).
 """
 
 from __future__ import annotations
@@ -42,16 +43,10 @@ from agent.errors import (
     VerificationFailed,
 )
 from agent.methods import registry as method_registry
-from agent.methods.ata_sanitize import FROZEN_INSTRUCTION
-from agent.methods.ata_security_erase import (
-    PASSWORD_EVENT,
-    PasswordCleanupFailed,
-    PasswordRejected,
-    release_password,
-)
+from agent.methods.ata_security_erase import AtaSecurityErase, release_journalled_password
 from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Target
 from agent.methods.canary import CanarySet
-from agent.methods.capabilities import Capabilities, ata_identify, interface_for, probe_capabilities
+from agent.methods.capabilities import Capabilities, interface_for, probe_capabilities
 from agent.methods.firmware import (
     CANARIES_PLANTED,
     FIRMWARE_COMMAND,
@@ -62,7 +57,7 @@ from agent.methods.firmware import (
 from agent.operators import OperatorStamp
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
-from agent.store.registry import FINAL_STATES, JobRow, OpenEvent, Registry, identity_matchable
+from agent.store.registry import JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.transport.commands import Transport
 from agent.verify.readback import VerifyCancelled, verify
@@ -74,11 +69,6 @@ TransportFactory = Callable[[DriveIdentity], Transport | None]
 
 _log = logging.getLogger(__name__)
 _PASSTHROUGH_TRANSPORTS = ("sata", "nvme", "scsi", "usb")
-CLEANUP_EVENT = "password-cleanup"  # answers a PASSWORD_EVENT in the same job's journal
-RELEASED_EVENT = "ata-password-released"  # in the new job: whose password it removed
-# ACS-4: failed SECURITY UNLOCKs count down the password attempt counter (five, then it expires until a
-# power cycle); trying at most four journalled passwords never expires it on a stranger's drive
-MAX_PASSWORD_TRIES = 4
 
 
 def default_transports(identity: DriveIdentity) -> Transport | None:
@@ -432,7 +422,9 @@ class JobRunner:
     ) -> None:
         target = self._open_target(job_id, identity)
         try:
-            target, note = self._release_journalled_password(job_id, target)
+            # a temporary ATA password an earlier job of this drive left on it (the ATA security method's)
+            target, note = release_journalled_password(self.registry, job_id, target,
+                                                       lambda stale: self._refresh(job_id, stale))
             identity = target.identity
             try:
                 selection = select_method(request.profile, target)
@@ -458,92 +450,6 @@ class JobRunner:
                          request.profile.verify_mode, context, cancelled, binding)
         finally:
             _close(target)
-
-    # -- a temporary ATA password an earlier job left on this drive ------------------------------
-    def _release_journalled_password(self, job_id: str, target: Target) -> tuple[Target, str | None]:
-        """Remove a temporary ATA password an earlier job of this drive journalled and never removed.
-
-        Returns the target to continue with (identified and probed again after a removal) and, when the
-        drive stays locked or enabled, a note for the refusal: whether this station's passwords were
-        tried. Journalled passwords are looked up by model + serial only; a drive that does not report
-        both is never matched. Newest first, at most :data:`MAX_PASSWORD_TRIES`, stopping at the first
-        one the drive accepts. Raises :class:`Blocked` (hold) when the drive cannot take a password now
-        (frozen, attempt counter expired) and :class:`PasswordCleanupFailed` (hold) when the password was
-        accepted but the removal failed: nothing else is sent to the drive then.
-        """
-        capabilities, transport, identity = target.capabilities, target.transport, target.identity
-        if transport is None or not isinstance(capabilities, Capabilities) or capabilities.ata is None:
-            return target, None
-        security = capabilities.ata.security
-        if not security.supported:
-            return target, None
-        if not identity_matchable(identity.model, identity.serial):
-            return target, ("the drive reports no model or serial number, so no temporary password journalled by "
-                            "this station can be matched to it; none was tried" if security.enabled else None)
-        pending = self.registry.open_events(identity.model, identity.serial, PASSWORD_EVENT, CLEANUP_EVENT,
-                                            exclude_job=job_id)
-        if not security.enabled:
-            self._close_stale(job_id, pending)
-            return target, None
-        if not pending:
-            return target, ("no temporary password of this station is journalled for this drive (model "
-                            f"{identity.model}, serial {identity.serial}), so none was tried")
-        jobs = ", ".join(entry.job_id for entry in pending)
-        if security.frozen:
-            raise Blocked("security-frozen", f"ATA security is enabled and FROZEN, and the drive may carry the "
-                                             f"temporary password journalled by job(s) {jobs}, which cannot be "
-                                             "removed while it is frozen", FROZEN_INSTRUCTION)
-        if security.count_expired:
-            raise Blocked("security-frozen", f"ATA security is enabled and its password attempt counter has "
-                                             f"expired; the drive may carry the temporary password journalled by "
-                                             f"job(s) {jobs}", "power-cycle the drive (re-plug it) and run the job "
-                                                               "again: the station then removes its password")
-        rejected: list[dict[str, str]] = []
-        for entry in pending[:MAX_PASSWORD_TRIES]:
-            password = entry.data.get("password")
-            if not isinstance(password, str) or not password.isascii():
-                rejected.append({"job": entry.job_id, "reason": "no usable password in the journal event"})
-                continue
-            try:
-                result = release_password(transport, password.encode("ascii"))
-            except PasswordRejected as exc:
-                rejected.append({"job": entry.job_id, "reason": exc.message})
-                if ata_identify(transport).security.count_expired:
-                    break
-                continue
-            except DriveRemoved:
-                raise  # the job fails as removed; the password stays journalled for the next one
-            except AgentError as exc:
-                self.registry.journal(entry.job_id, "password-cleanup-failed", {"reason": exc.message,
-                                                                                "by_job": job_id})
-                self.registry.journal(job_id, "ata-password-release-failed", {"job": entry.job_id,
-                                                                              "reason": exc.message})
-                raise PasswordCleanupFailed(
-                    f"removing the temporary ATA password journalled by job {entry.job_id} (event {PASSWORD_EVENT}) "
-                    f"failed: {exc.message}; nothing was erased — re-plug the drive and run the job again, or "
-                    "remove the password by hand with the journalled one") from exc
-            self.registry.journal(entry.job_id, CLEANUP_EVENT, {"result": result, "by_job": job_id})
-            self.registry.journal(job_id, RELEASED_EVENT, {"job": entry.job_id, "journalled_at": entry.at,
-                                                           "result": result, "rejected_before": rejected})
-            self._close_stale(job_id, [other for other in pending if other is not entry])  # none left on the drive
-            return self._refresh(job_id, target), None
-        tried = ", ".join(item["job"] for item in rejected)
-        not_tried = [entry.job_id for entry in pending[len(rejected):]]
-        self.registry.journal(job_id, "ata-passwords-rejected", {"tried": rejected, "not_tried": not_tried})
-        note = (f"the temporary password(s) this station journalled for this drive (job(s) {tried}) were tried and "
-                "refused: it carries a password this station did not set")
-        if not_tried:
-            note += (f" ({len(not_tried)} older journalled password(s) not tried, to keep the drive's attempt counter "
-                     "from expiring: see journal event ata-passwords-rejected)")
-        return self._refresh(job_id, target), note
-
-    def _close_stale(self, job_id: str, pending: list[OpenEvent]) -> None:
-        """The drive reports security disabled: journalled passwords are not on it (never set, or erased since)."""
-        for entry in pending:
-            self.registry.journal(entry.job_id, CLEANUP_EVENT, {"result": "security already disabled",
-                                                                "by_job": job_id})
-        if pending:
-            self.registry.journal(job_id, "ata-password-not-set", {"jobs": [entry.job_id for entry in pending]})
 
     def _refresh(self, job_id: str, target: Target) -> Target:
         """Identify and probe again after the security state changed, through the same transport."""
@@ -624,8 +530,9 @@ class JobRunner:
         Never sends a second sanitize: only status polls, the canary proof and read-back.
         """
         job = self.registry.job(job_id)
-        if job.method is not None and job.method.startswith("ata.security_erase.") and job.state == JobState.RUNNING:
-            return self.release_security_password(job_id)
+        spec = method_registry.METHODS.get(job.method or "")
+        if spec is not None and issubclass(spec.method, AtaSecurityErase) and job.state == JobState.RUNNING:
+            return self.release_security_password(job_id)  # its resume: remove the password, end interrupted
         found = self._resumable_method(job)
         if found is None:
             return None
@@ -666,61 +573,12 @@ class JobRunner:
 
 
     def release_security_password(self, job_id: str) -> JobRow | None:
-        """Remove the temporary ATA password a cut-short SECURITY ERASE UNIT left on the drive.
-
-        The password was journalled before it was set. For an orphaned job (power loss of the
-        station) the job is adopted and ends ``interrupted``; for a job that already ended (the
-        drive alone lost power: ``failed``/``drive-removed``) only the cleanup is journalled.
-        Returns None when there is nothing to do or the drive is not there.
-        """
-        job = self.registry.job(job_id)
-        events = self.registry.events(job.id)
-        names = [event["event"] for event in events]
-
-        def last(name: str) -> int:
-            return max((index for index, event in enumerate(names) if event == name), default=-1)
-
-        if last(PASSWORD_EVENT) < 0 or last(CLEANUP_EVENT) > last(PASSWORD_EVENT):
-            return None  # no password was set, or it was already removed
-        password = [event["data"]["password"] for event in events if event["event"] == PASSWORD_EVENT][-1]
-        try:
-            identity = self.identify(job.device_path)
-        except AgentError:
+        """Remove the temporary ATA password a cut-short SECURITY ERASE UNIT left on the drive (the ATA
+        security method's resume hook, :meth:`AtaSecurityErase.recover_orphan`); None when there was
+        nothing to do or the drive is not there."""
+        if not AtaSecurityErase.recover_orphan(self.registry, job_id, self.identify, self.transports):
             return None
-        if (identity.model, identity.serial) != (job.drive.model, job.drive.serial):
-            return None
-        if not identity_matchable(identity.model, identity.serial):
-            return None  # drives without a serial cannot be told apart: never send another drive's password
-        transport = self.transports(identity)
-        if transport is None:
-            return None
-        active = job.state not in FINAL_STATES
-        if active:
-            self.registry.adopt(job.id, "resumed", {"method": job.method, "action": "remove temporary ATA password"})
-        try:
-            done = release_password(transport, str(password).encode("ascii"))
-        except AgentError as exc:
-            self.registry.journal(job.id, "password-cleanup-failed", {"reason": exc.message})
-            if active:
-                reason = (f"security erase interrupted; removing the temporary ATA password failed ({exc.message}): "
-                          f"unlock the drive with the password in journal event {PASSWORD_EVENT}")
-                self.registry.transition(job.id, JobState.FAILED, "password-cleanup-failed", {"reason": exc.message},
-                                         reason=reason, error_code=exc.code, route=Route.HOLD)
-        else:
-            self.registry.journal(job.id, CLEANUP_EVENT, {"result": done})
-            if active:
-                self.registry.transition(
-                    job.id, JobState.INTERRUPTED, "interrupted", {"result": done}, error_code="interrupted",
-                    route=Route.HOLD,
-                    reason="the security erase was cut short (power loss); the temporary ATA password was removed "
-                           "and the drive is unlocked — run the job again")
-        finally:
-            try:
-                transport.close()
-            except (AgentError, OSError):
-                pass
-        return self.registry.job(job.id)
-
+        return self.registry.job(job_id)
 
 def _step_options(method: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The sanitize options the job ran with, from the journalled command (AUSE / FAILURE MODE bit)."""

@@ -31,3 +31,11 @@ def test_unknown_or_missing_methods(name: str | None, firmware: bool) -> None:
     assert runs_in_firmware(name) is firmware
     if name:
         assert method_kind(name) is None
+
+
+def test_the_password_recovery_hook_is_the_security_erase_methods_only() -> None:
+    # the resume hook is chosen by the method's class, where the name prefix chose it before
+    from agent.methods.ata_security_erase import AtaSecurityErase
+
+    for name, spec in METHODS.items():
+        assert issubclass(spec.method, AtaSecurityErase) is name.startswith("ata.security_erase.")
