@@ -23,6 +23,7 @@ from agent.errors import CertificateError
 from agent.jobs.settings import CertificateSettings as CertificateSettings
 from agent.jobs.settings import no_organisation as no_organisation
 from agent.jobs.settings import settings_from_config as settings_from_config
+from agent.methods.base import MethodEvidence
 from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
@@ -115,7 +116,8 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     if job.state not in CERTIFIABLE:
         raise CertificateError(f"job {job.id} is {job.state}: only sanitised and failed jobs are certified")
     issued_at = now.astimezone(UTC).isoformat(timespec="seconds")
-    details = dict(job.method_details or {})
+    # the method's evidence, as it stored it (agent.methods.base.MethodEvidence)
+    evidence = MethodEvidence.from_json(job.method_details or {})
     taken_level = None
     steps: list[MethodStep] = []
     for decision in job.decisions:
@@ -142,11 +144,10 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         )
     else:
         verification = Verification(mode="none", result="not_run", details="the job ended before verification")
-    # keys as the firmware methods write them (agent/methods/firmware.py, ata_*.py)
-    hidden = details.get("hidden_areas") or {}
-    canary_data = details.get("canaries")
+    hidden = dict(evidence.hidden_areas or {})
+    canary_data = evidence.canaries
     canary = None
-    if isinstance(canary_data, dict):
+    if canary_data is not None:
         survivors = canary_data.get("survivors") or []
         read_as = canary_data.get("read_as") or {}
         seen = ", ".join(f"{kind} x{count}" for kind, count in sorted(read_as.items()))
@@ -157,10 +158,9 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
                                  f"(seed {canary_data.get('seed')}), written before the command; after it they "
                                  f"read as: {seen}"))
     capabilities: dict[str, str] = {}
-    _flatten("", details.get("capabilities") or {}, capabilities)
+    _flatten("", dict(evidence.capabilities or {}), capabilities)
     observations: dict[str, str] = {}
-    _flatten("", {key: value for key, value in details.items()
-                  if key not in ("hidden_areas", "canaries", "capabilities")}, observations)
+    _flatten("", dict(evidence.observations), observations)
     started = _timestamp(job.started_at, job.created_at)
     finished = _timestamp(job.finished_at, issued_at)
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()

@@ -467,7 +467,7 @@ class JobRunner:
                 binding: _Binding) -> None:
         if outcome.expectation is None:
             raise VerificationFailed(f"{outcome.method} did not say what the medium should hold")
-        details = {**outcome.details, "level_reason": level_reason}
+        details = {**outcome.evidence.to_json(), "level_reason": level_reason}
         self.registry.transition(
             job_id, JobState.VERIFYING, "method-done",
             {"bytes_written": outcome.bytes_written, "seconds": outcome.seconds},

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import CommandError, NotSupported, ProfileError, VerificationFailed
-from agent.methods.base import Applicability, Level, MethodContext, MethodKind, MethodOutcome, Target
+from agent.methods.base import Applicability, Level, MethodContext, MethodEvidence, MethodKind, MethodOutcome, Target
 from agent.methods.canary import CanarySet, plant, prove_absent
 from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, media_of, probe_capabilities
 from agent.transport.commands import Transport
@@ -247,7 +247,10 @@ class FirmwareMethod:
             expectation=expectation,
             bytes_written=0,
             seconds=time.monotonic() - started,
-            details={**details, "canary_bytes_written": len(canaries.offsets) * canaries.block},
+            evidence=MethodEvidence(
+                capabilities=details.pop("capabilities"), hidden_areas=details.pop("hidden_areas", None),
+                canaries=details.pop("canaries"),
+                observations={**details, "canary_bytes_written": len(canaries.offsets) * canaries.block}),
         )
 
     def _wait(self, context: MethodContext) -> tuple[SanitizeState, int]:
