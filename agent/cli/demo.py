@@ -26,15 +26,16 @@ from typing import Any
 
 import click
 
+from agent.app import Application
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, human_size, print_json
 from agent.config import Organisation, StationConfig
-from agent.discovery import udev
-from agent.discovery.guard import Authorisation, Guard
-from agent.jobs.certify import certify, settings_from_config, station_signer
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.discovery.guard import Authorisation
+from agent.jobs.certify import settings_from_config
+from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService
 from agent.policy.profiles import load_profile
 from agent.reuse.demo import run_reuse_demo
-from agent.store.registry import JobRow, Registry
+from agent.store.registry import JobRow
 from agent.tsa.server import BackgroundTsa
 from certs.pki import init_ca, issue_station, issue_tsa, make_bundle
 from certs.verify import verify_file
@@ -50,8 +51,9 @@ DEMO_ORGANISATION = Organisation(
     destination="Demonstration only: the demo's virtual drives are deleted; no media leaves the station",
 )
 """The demo's own organisation, configured like a station's [organisation] (never a real one's name)."""
-DEMO_SETTINGS = settings_from_config(StationConfig(station_id=DEMO_STATION, organisation=DEMO_ORGANISATION),
-                                     demo=True)
+DEMO_CONFIG = StationConfig(station_id=DEMO_STATION, organisation=DEMO_ORGANISATION)
+"""The demo station's configuration (its state directory is the run's own)."""
+DEMO_SETTINGS = settings_from_config(DEMO_CONFIG, demo=True)
 MARKER = b"OFFICIAL-SENSITIVE DEMO RECORD"
 
 
@@ -224,9 +226,10 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             issue_tsa(ca_dir, work / "demo-tsa", name="DEMONSTRATION organisation TSA (wipe-agent demo)")
             make_bundle(ca_dir, bundle)
             tsa = BackgroundTsa(work / "demo-tsa")
-            settings = replace(DEMO_SETTINGS, tsa_url=tsa.url)
+            app = Application.from_config(replace(DEMO_CONFIG, state_dir=state),
+                                          certificate=replace(DEMO_SETTINGS, tsa_url=tsa.url))
             say(f"  certificates are timestamped by the demo TSA at {tsa.url} (PAdES B-LTA)")
-            signer = station_signer(state)
+            signer = app.signer()
             say(f"Preparing {DEMO_DRIVES} demo drives of {human_size(size)} with fictitious case files ...")
             for drive in drives:
                 interrupt.checkpoint()
@@ -239,18 +242,18 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             started = time.monotonic()
 
             def work_on(drive: DemoDrive) -> None:
-                registry = Registry(state).open()
+                registry = app.open_store()
                 try:
-                    runner = JobRunner(registry, Guard(), udev.identify)
-                    identity = udev.identify(drive.device)
+                    service = JobService(app, registry)
+                    identity = app.identify(drive.device)
                     if identity.serial != f"loop:{drive.backing}":
                         raise RuntimeError(f"{drive.device} is not the demo's loop device")
                     authorisation = Authorisation(drive.device, "demo", expected_serial=identity.serial)
                     request = JobRequest(drive.device, profile, authorisation, asset_tag=f"DEMO-LAPTOP-{drive.index}")
-                    job = runner.run(request, cancelled=cancel.is_set)
-                    if signer is not None and certify(registry, job, signer, settings) is not None:
-                        job = registry.job(job.id)
-                    results[drive.index] = job
+                    certified = service.certify(service.run(request, cancelled=cancel.is_set))
+                    if certified.error is not None:
+                        raise certified.error
+                    results[drive.index] = certified.job
                 except Exception as exc:  # reported in the summary; the other drives carry on
                     errors.append(f"{drive.device}: {exc}")
                 finally:
@@ -274,7 +277,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             # the point of it all: which laptops may go to a school, and which to the shredder
             reuse = None
             if signer is not None and len(results) == DEMO_DRIVES:
-                registry = Registry(state).open()
+                registry = app.open_store()
                 try:
                     reuse = run_reuse_demo(registry, signer, bundle,
                                            {job.asset_tag: job for job in results.values() if job.asset_tag},
