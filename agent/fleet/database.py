@@ -1,0 +1,141 @@
+"""The fleet's PostgreSQL database: connection, one migration ladder, one transaction scope.
+
+Why the project's own ladder rather than Alembic: the station's SQLite registry already migrates with a
+numbered ladder of plain SQL checked by tests; the fleet's schema is the same kind of thing (a handful of
+tables, no ORM), so one mechanism, readable as SQL, with no SQLAlchemy dependency on the fleet host.
+Several fleet service instances may start against one database at once: the ladder runs under a
+transaction-scoped advisory lock, each step and its version row in one transaction, so exactly one
+instance applies a step and the others see it applied (PostgreSQL's DDL is transactional).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from agent.fleet.errors import FleetSchemaError, FleetUnavailable
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIGRATION_LOCK = 0x77697065_666C74  # pg_advisory_xact_lock key: "wipe" "flt"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the asset register and each asset's programme state
+    """
+    CREATE TABLE fleet_assets (
+        asset_tag   TEXT PRIMARY KEY,
+        make        TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        serial      TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('laptop', 'desktop', 'tablet')),
+        department  TEXT NOT NULL,
+        due_date    DATE NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'awaiting',
+        state_since TIMESTAMPTZ NOT NULL DEFAULT now(),
+        imported_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE UNIQUE INDEX fleet_assets_tag_ci ON fleet_assets (upper(asset_tag));
+    CREATE UNIQUE INDEX fleet_assets_serial_ci ON fleet_assets (upper(serial)) WHERE serial <> '';
+    CREATE INDEX fleet_assets_state ON fleet_assets (state);
+    CREATE TABLE fleet_imports (
+        id          BIGSERIAL PRIMARY KEY,
+        at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+        source      TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        rows        INTEGER NOT NULL,
+        added       INTEGER NOT NULL,
+        updated     INTEGER NOT NULL,
+        unchanged   INTEGER NOT NULL
+    )
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # the fleet extra is not installed on this host
+        raise FleetUnavailable("the fleet needs psycopg (pip install 'wipe-agent[fleet]')") from exc
+    return psycopg
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class FleetDatabase:
+    """One connection to the fleet database (``dsn`` is a libpq connection string or URI)."""
+
+    def __init__(self, dsn: str) -> None:
+        if not dsn.strip():
+            raise FleetUnavailable("no fleet database given (--database or $WIPE_AGENT_FLEET_DATABASE)")
+        self.dsn = dsn
+        self._db: psycopg.Connection[Any] | None = None
+
+    def open(self) -> FleetDatabase:
+        """Connect and bring the schema up to :data:`SCHEMA_VERSION`; refuse a newer or foreign schema."""
+        psycopg = _psycopg()
+        try:
+            self._db = psycopg.connect(self.dsn, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise FleetUnavailable(f"cannot connect to the fleet database: {_one_line(exc)}") from exc
+        except Exception as exc:  # a malformed connection string is a ProgrammingError or ValueError
+            raise FleetUnavailable(f"bad fleet database address: {_one_line(exc)}") from exc
+        try:
+            self._migrate()
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    @property
+    def db(self) -> psycopg.Connection[Any]:
+        if self._db is None:
+            raise FleetUnavailable("fleet database not open")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> FleetDatabase:
+        return self.open() if self._db is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction: committed when the block ends, rolled back on any error (nothing half-done)."""
+        psycopg = _psycopg()
+        try:
+            with self.db.transaction():
+                yield self.db
+        except psycopg.Error as exc:
+            raise FleetUnavailable(f"fleet database: {_one_line(exc)}") from exc
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM fleet_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        psycopg = _psycopg()
+        try:
+            with self.db.transaction():
+                self.db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                self.db.execute("CREATE TABLE IF NOT EXISTS fleet_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                current = self.schema_version()
+                if current > SCHEMA_VERSION:
+                    raise FleetSchemaError(f"the fleet database has schema {current}; this wipe-agent knows up "
+                                           f"to {SCHEMA_VERSION}: upgrade wipe-agent, never downgrade the database")
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    self.db.execute(MIGRATIONS[version - 1])
+                    self.db.execute("INSERT INTO fleet_meta(key, value) VALUES ('schema_version', %s) "
+                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version),))
+        except psycopg.Error as exc:
+            raise FleetUnavailable(f"cannot prepare the fleet database: {_one_line(exc)}") from exc
