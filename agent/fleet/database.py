@@ -51,6 +51,88 @@ MIGRATIONS: tuple[str, ...] = (
         unchanged   INTEGER NOT NULL
     )
     """,
+    # 2: what stations forward (ingest), and what was refused (quarantine). Bodies are kept as the canonical
+    # JSON text the station sent (TEXT, not JSONB: byte-exact, and JSONB refuses \u0000)
+    """
+    CREATE TABLE fleet_stations (
+        station_id  TEXT PRIMARY KEY,
+        next_seq    BIGINT NOT NULL DEFAULT 1,
+        audit_seq   BIGINT NOT NULL DEFAULT 0,
+        audit_head  TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
+        first_seen  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        last_seen   TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE fleet_records (
+        station_id  TEXT NOT NULL REFERENCES fleet_stations,
+        seq         BIGINT NOT NULL,
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('accepted', 'quarantined')),
+        reason      TEXT NOT NULL DEFAULT '',
+        received_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (station_id, seq)
+    );
+    CREATE TABLE fleet_jobs (
+        station_id     TEXT NOT NULL REFERENCES fleet_stations,
+        job_id         TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        profile        TEXT,
+        method         TEXT,
+        model          TEXT,
+        serial         TEXT,
+        asset_tag      TEXT,
+        created_at     TIMESTAMPTZ NOT NULL,
+        finished_at    TIMESTAMPTZ,
+        route          TEXT,
+        certificate_id TEXT,
+        body           TEXT NOT NULL,
+        updated_seq    BIGINT NOT NULL,
+        PRIMARY KEY (station_id, job_id)
+    );
+    CREATE INDEX fleet_jobs_asset ON fleet_jobs (upper(asset_tag));
+    CREATE INDEX fleet_jobs_serial ON fleet_jobs (upper(serial));
+    CREATE INDEX fleet_jobs_finished ON fleet_jobs (finished_at);
+    CREATE TABLE fleet_audit (
+        station_id  TEXT NOT NULL REFERENCES fleet_stations,
+        seq         BIGINT NOT NULL,
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        PRIMARY KEY (station_id, seq)
+    );
+    CREATE TABLE fleet_checkpoints (
+        station_id  TEXT NOT NULL REFERENCES fleet_stations,
+        number      BIGINT NOT NULL,
+        seq         BIGINT NOT NULL,
+        head        TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        PRIMARY KEY (station_id, number)
+    );
+    CREATE TABLE fleet_documents (
+        station_id  TEXT NOT NULL REFERENCES fleet_stations,
+        document_id TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        signed_at   TIMESTAMPTZ,
+        pdf         BYTEA NOT NULL,
+        PRIMARY KEY (station_id, document_id)
+    );
+    CREATE TABLE fleet_quarantine (
+        id          BIGSERIAL PRIMARY KEY,
+        station_id  TEXT NOT NULL,
+        seq         BIGINT,
+        code        TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        record      TEXT NOT NULL,
+        at          TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX fleet_quarantine_station ON fleet_quarantine (station_id, seq)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
