@@ -49,7 +49,9 @@ def unavailable_reason() -> str | None:
 class PostgresServer:
     """One throw-away cluster; :meth:`start` returns once it accepts connections, :meth:`stop` removes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: fsync and synchronous commit on, as in production (the tests turn them off for speed)."""
+        self.durable = durable
         found = binaries()
         if found is None:
             raise RuntimeError(unavailable_reason() or "no PostgreSQL")
@@ -73,8 +75,9 @@ class PostgresServer:
                          "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions")
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
-        options = (f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+        options = f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' -c max_connections=100"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "log"),
                             "-o", options, "-w", "-t", "60", "start")
         if started.returncode != 0:
