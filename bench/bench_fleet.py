@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.fleet.assets import counts_by_state, find_asset, import_register  # noqa: E402
-from agent.fleet.database import FleetDatabase  # noqa: E402
-from agent.fleet.ingest import Ingestor  # noqa: E402
-from tests.integration.store.fleet_kit import StationFeed  # noqa: E402
-from tests.postgres_server import PostgresServer  # noqa: E402
+from agent.fleet.assets import counts_by_state, find_asset, import_register
+from agent.fleet.database import FleetDatabase
+from agent.fleet.ingest import Ingestor
+from tests.integration.store.fleet_kit import StationFeed
+from tests.postgres_server import PostgresServer
 
 
 def ingest(dsn: str, stations: int, per_station: int, batch: int) -> tuple[float, float]:
