@@ -19,7 +19,7 @@ database_option = click.option(
 
 @click.group("fleet")
 def fleet() -> None:
-    """The refresh programme across stations: asset register and programme state (PostgreSQL)."""
+    """The refresh programme across stations: asset register, programme state, ingest service (PostgreSQL)."""
 
 
 @fleet.group("assets")
@@ -98,3 +98,58 @@ def summary(database: str, as_json: bool) -> None:
     for state, count in counts.items():
         click.echo(f"{state:12} {count:>7}")
     click.echo(f"{'total':12} {sum(counts.values()):>7}")
+
+
+@fleet.command("serve")
+@database_option
+@click.option("--tls", "tls_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The fleet's TLS directory from 'pki issue-tls-server' (key 0600, certificate, CA, CRL).")
+@click.option("--trust", "trust", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The organisation's trust bundle ('pki bundle'): documents stations forward are verified "
+                   "against it.")
+@click.option("--listen", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
+@handle_errors
+def serve(database: str, tls_dir: Path, trust: Path, listen: str) -> None:
+    """Serve stations' pushes over mutual TLS until SIGTERM/SIGINT (several instances may share one database).
+
+    e.g. wipe-agent fleet serve --database 'dbname=wipe_fleet' --tls /etc/wipe-fleet/tls --trust bundle.pem
+    """
+    import logging
+    import signal
+    import sys
+    import threading
+    from types import FrameType
+
+    from agent.fleet.errors import FleetUnavailable
+    from agent.fleet.service import make_server
+    from agent.tsa.server import parse_listen
+    from certs.errors import CertificateError
+    from certs.verify import load_trust_bundle
+
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as error:
+        raise FleetUnavailable(str(error)) from None
+    try:
+        bundle = load_trust_bundle(trust)
+    except CertificateError as error:
+        raise FleetUnavailable(f"{trust}: {error.message}") from None
+    try:
+        server = make_server(database, tls_dir, bundle, host, port)
+    except OSError as error:
+        raise FleetUnavailable(f"cannot listen on {listen}: {error.strerror or error}") from None
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    click.echo(f"fleet: serving stations on https://{bound_host}:{bound_port}/", err=True)
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    click.echo("fleet: stopped", err=True)

@@ -131,7 +131,7 @@ COMMANDS: tuple[CommandEntry, ...] = (
                  "Reuse schemes (TOML data; /etc/wipe-agent/schemes overrides the shipped ones).",
                  "wipe-agent schemes list"),
     CommandEntry("fleet", "admin", "agent.cli.fleet_commands:fleet",
-                 "The refresh programme across stations: asset register and programme state (PostgreSQL).",
+                 "The refresh programme across stations: asset register, programme state, ingest service (PostgreSQL).",
                  "wipe-agent fleet assets import register.csv --database 'dbname=wipe_fleet'"),
     CommandEntry("demo", "admin", f"{_JOBS}:demo",
                  "Sanitise four throw-away loop drives end to end, certify and prove the data is gone (root only).",
