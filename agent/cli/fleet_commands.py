@@ -7,10 +7,15 @@ The database is a libpq connection string or URI, from ``--database`` or ``$WIPE
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli.output import handle_errors, json_option, print_json, printable
+
+if TYPE_CHECKING:
+    from agent.fleet.outbox import Outbox
+    from agent.store.registry import Registry
 
 database_option = click.option(
     "--database", envvar="WIPE_AGENT_FLEET_DATABASE", default="", show_envvar=True, metavar="DSN",
@@ -120,7 +125,7 @@ def serve(database: str, tls_dir: Path, trust: Path, listen: str) -> None:
     import threading
     from types import FrameType
 
-    from agent.fleet.errors import FleetUnavailable
+    from agent.fleet.errors import FleetConfigError
     from agent.fleet.service import make_server
     from agent.tsa.server import parse_listen
     from certs.errors import CertificateError
@@ -129,15 +134,15 @@ def serve(database: str, tls_dir: Path, trust: Path, listen: str) -> None:
     try:
         host, port = parse_listen(listen)
     except ValueError as error:
-        raise FleetUnavailable(str(error)) from None
+        raise FleetConfigError(str(error)) from None
     try:
         bundle = load_trust_bundle(trust)
     except CertificateError as error:
-        raise FleetUnavailable(f"{trust}: {error.message}") from None
+        raise FleetConfigError(f"{trust}: {error.message}") from None
     try:
         server = make_server(database, tls_dir, bundle, host, port)
     except OSError as error:
-        raise FleetUnavailable(f"cannot listen on {listen}: {error.strerror or error}") from None
+        raise FleetConfigError(f"cannot listen on {listen}: {error.strerror or error}") from None
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -153,3 +158,92 @@ def serve(database: str, tls_dir: Path, trust: Path, listen: str) -> None:
     finally:
         server.server_close()
     click.echo("fleet: stopped", err=True)
+
+
+def _station_outbox(ctx: click.Context) -> tuple[Registry, Outbox]:
+    """The station's registry and outbox (station id: the station's TLS client certificate's common name)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from agent.cli.context import state_dir
+    from agent.fleet.errors import FleetConfigError
+    from agent.fleet.outbox import Outbox
+    from agent.store.registry import Registry
+    from certs import pki
+
+    directory = state_dir(ctx)
+    certificate = directory / "pki" / pki.TLS_CLIENT_CERT
+    try:
+        names = x509.load_pem_x509_certificate(certificate.read_bytes()).subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME)
+    except (OSError, ValueError) as error:
+        raise FleetConfigError(f"{certificate}: {getattr(error, 'strerror', None) or error} (run 'wipe-agent pki "
+                               "issue-tls-client' for this station)") from None
+    if not names:
+        raise FleetConfigError(f"{certificate}: no station id (common name)")
+    registry = Registry(directory).open()
+    return registry, Outbox(registry, str(names[0].value))
+
+
+url_option = click.option("--url", envvar="WIPE_AGENT_FLEET_URL", required=True, show_envvar=True,
+                          help="The fleet service, https://HOST[:PORT].")
+
+
+@fleet.command("push")
+@url_option
+@json_option
+@click.pass_context
+@handle_errors
+def push(ctx: click.Context, url: str, as_json: bool) -> None:
+    """Forward this station's records to the fleet now: everything not yet acknowledged, in order.
+
+    Safe to repeat and to interrupt: the fleet takes each record once, and a push resumes where the last
+    one stopped. The daemon does the same in the background.
+
+    e.g. wipe-agent fleet push --url https://fleet.example:8443
+    """
+    from agent.fleet.client import FleetClient
+
+    registry, outbox = _station_outbox(ctx)
+    try:
+        client = FleetClient(url, registry.state_dir / "pki")
+        result = outbox.push(client)
+        status = outbox.status()
+    finally:
+        registry.close()
+    if as_json:
+        print_json({"push": result.to_json(), "status": status.to_json()})
+        return
+    click.echo(f"pushed {result.sent} records to {printable(url)}: {result.accepted} accepted, {result.resent} "
+               f"already there, {result.refused} refused; backlog {status.backlog}")
+    if result.refused:
+        click.echo("refused records: 'wipe-agent fleet status --refusals' lists them with the fleet's reasons")
+
+
+@fleet.command("status")
+@click.option("--refusals", is_flag=True, help="List every record the fleet refused, with its reason.")
+@json_option
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, refusals: bool, as_json: bool) -> None:
+    """This station's backlog to the fleet: records kept, acknowledged, waiting, refused.
+
+    e.g. wipe-agent fleet status --json
+    """
+    registry, outbox = _station_outbox(ctx)
+    try:
+        outbox.fill()
+        current = outbox.status()
+        refused = outbox.refusals() if refusals else []
+    finally:
+        registry.close()
+    if as_json:
+        print_json({**current.to_json(), **({"refusals": refused} if refusals else {})})
+        return
+    click.echo(f"station {printable(current.station_id)}: {current.records} records, {current.acknowledged} "
+               f"acknowledged by the fleet, backlog {current.backlog}, {current.refused} refused")
+    if current.oldest_unacknowledged:
+        click.echo(f"oldest waiting since {current.oldest_unacknowledged}")
+    for item in refused:
+        click.echo(f"  record {item['seq']} ({printable(item['kind'])} {printable(item['key'])}): "
+                   f"{printable(item['code'])}: {printable(item['reason'])}")

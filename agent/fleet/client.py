@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.fleet.errors import FleetUnavailable
+from agent.fleet.errors import FleetConfigError, FleetUnavailable
 from certs import pki
 
 TIMEOUT_SECONDS = 60.0
@@ -27,18 +27,18 @@ class FleetClient:
     def __init__(self, url: str, pki_dir: Path) -> None:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
-            raise FleetUnavailable(f"fleet URL must be https://HOST[:PORT], not {url!r}")
+            raise FleetConfigError(f"fleet URL must be https://HOST[:PORT], not {url!r}")
         self.host, self.port = parts.hostname, parts.port or 8443
         key, certificate, ca = pki_dir / pki.TLS_CLIENT_KEY, pki_dir / pki.TLS_CLIENT_CERT, pki_dir / pki.TLS_CA
         for path in (key, certificate, ca):
             if not path.is_file():
-                raise FleetUnavailable(f"{path}: missing (run 'wipe-agent pki issue-tls-client' for this station)")
+                raise FleetConfigError(f"{path}: missing (run 'wipe-agent pki issue-tls-client' for this station)")
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             context.load_cert_chain(certificate, key)
         except (ssl.SSLError, OSError) as error:
-            raise FleetUnavailable(f"{pki_dir}: cannot load the station's TLS key: {error}") from None
+            raise FleetConfigError(f"{pki_dir}: cannot load the station's TLS key: {error}") from None
         self.context = context
 
     def _call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:

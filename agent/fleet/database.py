@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from agent.fleet.errors import FleetSchemaError, FleetUnavailable
+from agent.fleet.errors import FleetConfigError, FleetSchemaError, FleetUnavailable
 
 if TYPE_CHECKING:
     import psycopg
@@ -141,7 +141,7 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:  # the fleet extra is not installed on this host
-        raise FleetUnavailable("the fleet needs psycopg (pip install 'wipe-agent[fleet]')") from exc
+        raise FleetConfigError("the fleet needs psycopg (pip install 'wipe-agent[fleet]')") from exc
     return psycopg
 
 
@@ -154,7 +154,7 @@ class FleetDatabase:
 
     def __init__(self, dsn: str) -> None:
         if not dsn.strip():
-            raise FleetUnavailable("no fleet database given (--database or $WIPE_AGENT_FLEET_DATABASE)")
+            raise FleetConfigError("no fleet database given (--database or $WIPE_AGENT_FLEET_DATABASE)")
         self.dsn = dsn
         self._db: psycopg.Connection[Any] | None = None
 
@@ -166,7 +166,7 @@ class FleetDatabase:
         except psycopg.Error as exc:
             raise FleetUnavailable(f"cannot connect to the fleet database: {_one_line(exc)}") from exc
         except Exception as exc:  # a malformed connection string is a ProgrammingError or ValueError
-            raise FleetUnavailable(f"bad fleet database address: {_one_line(exc)}") from exc
+            raise FleetConfigError(f"bad fleet database address: {_one_line(exc)}") from exc
         try:
             self._migrate()
         except Exception:

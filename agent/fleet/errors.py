@@ -5,10 +5,18 @@ from __future__ import annotations
 from agent.errors import AgentError, ConfigError
 
 
-class FleetUnavailable(ConfigError):
-    """The fleet database cannot be reached or used (wrong DSN, server down, missing privileges)."""
+class FleetUnavailable(AgentError):
+    """The fleet (its database, or the service) cannot be reached or refused the request now: nothing is
+    lost, try again later (exit 1)."""
 
     code = "fleet_unavailable"
+    exit_code = 1
+
+
+class FleetConfigError(ConfigError):
+    """The fleet is configured wrongly here: a bad address, missing or unsafe TLS files, a bad listen address."""
+
+    code = "bad_fleet_config"
 
 
 class FleetInputError(AgentError):

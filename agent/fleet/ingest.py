@@ -136,10 +136,13 @@ class Ingestor:
     """Ingest for one fleet database; ``bundle`` is the organisation's trust bundle (CA, CRL) that documents
     and checkpoints are verified against."""
 
-    def __init__(self, fleet: FleetDatabase, bundle: Any, *, now: datetime | None = None) -> None:
+    def __init__(self, fleet: FleetDatabase, bundle: Any, *, now: datetime | None = None,
+                 accept_demo: bool = False) -> None:
         self.fleet = fleet
         self.bundle = bundle
         self.now = now
+        self.accept_demo = accept_demo
+        """A demonstration document (``wipe-agent demo``) is evidence of nothing; only a demo fleet takes it."""
 
     # -- the batch ------------------------------------------------------------------------------------
     def ingest(self, authenticated: str, batch: Any) -> IngestResult:
@@ -332,6 +335,9 @@ class Ingestor:
     def _document(self, db: Any, station: str, key: str, body: dict[str, Any]) -> None:
         from certs.verify import verify_data
 
+        if "missing" in body:
+            missing = str(body["missing"])[:500]
+            raise _Refused(Refusal.BAD_DOCUMENT, f"the station could not read the document: {missing}")
         encoded = _text(body, "pdf", limit=MAX_DOCUMENT_BYTES * 4 // 3 + 4)
         try:
             data = base64.b64decode(str(encoded), validate=True)
@@ -340,6 +346,8 @@ class Ingestor:
         report = verify_data(Path(key), data, self.bundle, now=self.now)
         if not report.valid:
             raise _Refused(Refusal.BAD_DOCUMENT, f"{report.code}: {report.reason}")
+        if report.demo and not self.accept_demo:
+            raise _Refused(Refusal.BAD_DOCUMENT, "a demonstration document (wipe-agent demo) is not evidence")
         named = report.record.station_id if report.record is not None else (report.document or {}).get("station_id")
         if named != station:
             raise _Refused(Refusal.FOREIGN_STATION, f"the document names station {named!r}")

@@ -42,7 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.errors import AgentError
 from agent.fleet.database import FleetDatabase
-from agent.fleet.errors import FleetInputError, FleetUnavailable
+from agent.fleet.errors import FleetConfigError, FleetInputError, FleetUnavailable
 from agent.fleet.ingest import Ingestor
 from certs import pki
 from certs.record import is_identifier
@@ -353,10 +353,10 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     """TLS 1.2+ server context: our certificate, client certificates required from the CA, CRL checked."""
     for path in (files.key, files.certificate, files.ca, files.crl):
         if not path.is_file():
-            raise FleetUnavailable(f"{path}: missing (make the fleet's TLS directory with 'wipe-agent pki "
+            raise FleetConfigError(f"{path}: missing (make the fleet's TLS directory with 'wipe-agent pki "
                                    "issue-tls-server')")
     if files.key.stat().st_mode & 0o077:
-        raise FleetUnavailable(f"{files.key} is readable by other users; chmod 600 it (and consider it exposed)")
+        raise FleetConfigError(f"{files.key} is readable by other users; chmod 600 it (and consider it exposed)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -364,7 +364,7 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
         context.load_verify_locations(cafile=str(files.ca))
         context.load_verify_locations(cafile=str(files.crl))
     except (ssl.SSLError, OSError) as error:
-        raise FleetUnavailable(f"{files.directory}: cannot load the TLS files: {error}") from None
+        raise FleetConfigError(f"{files.directory}: cannot load the TLS files: {error}") from None
     context.verify_mode = ssl.CERT_REQUIRED
     context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return context

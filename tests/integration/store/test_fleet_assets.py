@@ -13,7 +13,7 @@ import pytest
 
 from agent.fleet.assets import AssetState, counts_by_state, find_asset, import_register
 from agent.fleet.database import SCHEMA_VERSION, FleetDatabase
-from agent.fleet.errors import FleetInputError, FleetSchemaError, FleetUnavailable
+from agent.fleet.errors import FleetConfigError, FleetInputError, FleetSchemaError, FleetUnavailable
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.root
@@ -187,9 +187,9 @@ def test_an_unreachable_or_malformed_database_is_one_line(tmp_path: Path) -> Non
     with pytest.raises(FleetUnavailable, match="cannot connect") as down:
         FleetDatabase(f"host={tmp_path} dbname=none user=postgres connect_timeout=2").open()
     assert "\n" not in down.value.message
-    with pytest.raises(FleetUnavailable, match=r"bad fleet database address|cannot connect"):
+    with pytest.raises((FleetConfigError, FleetUnavailable), match=r"bad fleet database address|cannot connect"):
         FleetDatabase("this is = not a dsn =").open()
-    with pytest.raises(FleetUnavailable, match="no fleet database given"):
+    with pytest.raises(FleetConfigError, match="no fleet database given"):
         FleetDatabase("  ").open()
 
 
@@ -211,6 +211,6 @@ def test_cli_imports_shows_and_refuses_with_one_line_and_exit_2(postgres_dsn: st
     missing = run_cli("fleet", "assets", "show", "NOPE", env=env)
     assert missing.returncode == 2 and "no asset with tag or serial 'NOPE'" in missing.stderr
     down = run_cli("fleet", "assets", "summary", "--database", f"host={tmp_path} dbname=x connect_timeout=2")
-    assert down.returncode == 2 and "cannot connect to the fleet database" in down.stderr
+    assert down.returncode == 1 and "cannot connect to the fleet database" in down.stderr
     assert "Traceback" not in down.stderr
     assert asset_count(postgres_dsn) == 50

@@ -15,7 +15,6 @@ import pytest
 
 from agent.fleet.client import FleetClient
 from tests.conftest import WIPE_AGENT, run_cli
-from tests.integration.store.fleet_kit import StationFeed
 
 pytestmark = pytest.mark.root
 
@@ -43,12 +42,22 @@ def test_issue_tls_certificates_serve_push_and_stop(postgres_dsn: str, tmp_path:
         line = service.stderr.readline()
         found = re.search(r"https://127\.0\.0\.1:(\d+)/", line)
         assert found, line
-        client = FleetClient(f"https://127.0.0.1:{found.group(1)}", state / "pki")
-        feed = StationFeed("station-07")
-        feed.job(1)
-        feed.audit()
-        assert client.push(feed.batch())["accepted"] == 2
-        assert client.next_seq() == 3
+        url = f"https://127.0.0.1:{found.group(1)}"
+        waiting = run_cli("--state-dir", str(state), "fleet", "status", "--json", check=True)
+        backlog = json.loads(waiting.stdout)
+        assert backlog["station_id"] == "station-07" and backlog["backlog"] == backlog["records"] >= 2
+        pushed = run_cli("--state-dir", str(state), "fleet", "push", "--url", url, "--json", check=True)
+        answer = json.loads(pushed.stdout)
+        assert answer["push"]["accepted"] == backlog["records"] and answer["status"]["backlog"] == 0
+        assert FleetClient(url, state / "pki").next_seq() == backlog["records"] + 1
+        shown = run_cli("--state-dir", str(state), "fleet", "status", check=True)
+        assert "backlog 0" in shown.stdout and "0 refused" in shown.stdout
+        # the station's key change, chained in its audit log, reached the fleet's copy of the chain
+        import psycopg
+
+        with psycopg.connect(postgres_dsn) as db:
+            kinds = [row[0] for row in db.execute("SELECT kind FROM fleet_audit ORDER BY seq")]
+        assert "key-station-issued" in kinds and "key-tls-client-issued" in kinds
     finally:
         service.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
@@ -59,6 +68,10 @@ def test_issue_tls_certificates_serve_push_and_stop(postgres_dsn: str, tmp_path:
     service.stderr.close()
     assert service.returncode == 0, rest
     assert "fleet: stopped" in rest and "Traceback" not in rest
+    offline = run_cli("--state-dir", str(state), "fleet", "push", "--url", "https://127.0.0.1:9")
+    assert offline.returncode == 1 and "Traceback" not in offline.stderr and offline.stderr.count("\n") == 1
+    assert json.loads(run_cli("--state-dir", str(state), "fleet", "status", "--json", check=True).stdout)[
+        "backlog"] == 0
 
 
 @pytest.mark.parametrize("case", ["no-tls-dir", "bad-listen", "bad-trust", "no-database"])
@@ -81,5 +94,5 @@ def test_serve_refuses_bad_input_in_one_line(postgres_dsn: str, tmp_path: Path, 
     else:
         arguments["--database"] = f"host={tmp_path} dbname=x connect_timeout=2"
     result = run_cli("fleet", "serve", *[item for pair in arguments.items() for item in pair], timeout=60)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == (1 if case == "no-database" else 2), result.stderr
     assert expected in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

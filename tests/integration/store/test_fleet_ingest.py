@@ -54,7 +54,7 @@ def full_feed(world: PkiWorld, tmp_path: Path) -> StationFeed:
     for _ in range(5):
         feed.audit()
     feed.checkpoint()
-    feed.document(world.issue(record_for(world.station), directory=tmp_path))
+    feed.document(world.issue(record_for(world.station, demo=False), directory=tmp_path))
     return feed
 
 
@@ -166,12 +166,12 @@ def test_a_checkpoint_not_by_this_station_or_not_of_its_head_is_refused(
 
 def test_an_altered_forged_or_foreign_document_is_refused(ingestor: Ingestor, fleet: FleetDatabase,
                                                          world: PkiWorld, tmp_path: Path) -> None:
-    genuine = world.issue(record_for(world.station), directory=tmp_path, name="genuine.pdf")
+    genuine = world.issue(record_for(world.station, demo=False), directory=tmp_path, name="genuine.pdf")
     altered = tmp_path / "altered.pdf"
     data = bytearray(genuine.read_bytes())
     data[len(data) // 3] ^= 0x01
     altered.write_bytes(bytes(data))
-    forged = world.issue(record_for(world.impostor_station), world.impostor_station, directory=tmp_path,
+    forged = world.issue(record_for(world.impostor_station, demo=False), world.impostor_station, directory=tmp_path,
                          name="forged.pdf")
     feed = StationFeed("station-01", world.station)
     feed.document(altered)
@@ -182,8 +182,13 @@ def test_an_altered_forged_or_foreign_document_is_refused(ingestor: Ingestor, fl
     other = StationFeed("station-09")
     other.document(genuine)
     assert codes(ingestor.ingest("station-09", other.batch())) == [(1, "foreign_station")]
+    # a genuine demonstration certificate (the watermarked kind `wipe-agent demo` makes) is evidence of nothing
+    demo = StationFeed("station-01", seq=2)
+    demo.document(world.issue(record_for(world.station), directory=tmp_path, name="demo.pdf"))
+    refused = ingestor.ingest("station-01", demo.batch())
+    assert codes(refused) == [(3, "bad_document")] and "demonstration" in refused.refused[0][2]
     assert rows(fleet, "SELECT count(*) FROM fleet_documents") == [(0,)]
-    assert rows(fleet, "SELECT count(*) FROM fleet_quarantine") == [(3,)]
+    assert rows(fleet, "SELECT count(*) FROM fleet_quarantine") == [(4,)]
 
 
 def test_malformed_records_are_quarantined_and_malformed_batches_refused(ingestor: Ingestor, fleet: FleetDatabase,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.fleet.client import FleetClient
-from agent.fleet.errors import FleetUnavailable
+from agent.fleet.errors import FleetConfigError, FleetUnavailable
 from agent.fleet.service import ClientRefused, FleetHttpServer, StationAuthenticator, make_server
 from certs import pki
 from tests.integration.store.fleet_kit import StationFeed
@@ -170,9 +170,9 @@ def test_the_service_refuses_to_start_with_a_readable_key_or_missing_files(postg
     tls = tmp_path / "tls"
     pki.issue_tls_server(ca, tls, ["127.0.0.1"])
     (tls / "tls-server.key").chmod(0o644)
-    with pytest.raises(FleetUnavailable, match="readable by other users"):
+    with pytest.raises(FleetConfigError, match="readable by other users"):
         make_server(postgres_dsn, tls, None, "127.0.0.1", 0)
     (tls / "crl.pem").unlink()
-    with pytest.raises(FleetUnavailable, match=r"crl\.pem: missing"):
+    with pytest.raises(FleetConfigError, match=r"crl\.pem: missing"):
         make_server(postgres_dsn, tls, None, "127.0.0.1", 0)
     assert ssl.OPENSSL_VERSION  # the context above was built by the system's OpenSSL
