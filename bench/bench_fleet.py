@@ -1,7 +1,8 @@
 """Fleet ingest and query speed on a real PostgreSQL server (issue 14's bars).
 
 Ingest: job records per second from several stations in batches (each batch one transaction holding the
-station's row lock); audit entries per second (each hashed and linked on the fleet). Queries, with 30,000
+station's row lock, each job's asset state recomputed in it), into a fleet holding the 30,000-asset register;
+audit entries per second (each hashed and linked on the fleet). Queries, with 30,000
 assets and 40,000 jobs: asset by tag and by serial (median and worst of 200), the state summary.
 
 Run as root: ``.venv/bin/python bench/bench_fleet.py [JOBS_PER_STATION] [STATIONS] [--database DSN]``.
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.fleet.assets import counts_by_state, find_asset, import_register
 from agent.fleet.database import FleetDatabase
 from agent.fleet.ingest import Ingestor
+from agent.fleet.programme import summary
 from tests.integration.store.fleet_kit import StationFeed
 from tests.postgres_server import PostgresServer
 
@@ -64,32 +66,41 @@ def ingest(dsn: str, stations: int, per_station: int, batch: int) -> tuple[float
     return jobs_rate, audit_rate
 
 
-def queries(dsn: str) -> None:
+def register(dsn: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        register = Path(folder) / "register.csv"
+        path = Path(folder) / "register.csv"
         lines = ["asset_tag,make,model,serial,type,department,due_date"]
         lines += [f"PF-{n:06d},Dell,Latitude {n % 9},SN{n:08d},laptop,Dept {n % 40},2027-01-15" for n in range(30_000)]
-        register.write_text("\r\n".join(lines) + "\r\n")
+        path.write_text("\r\n".join(lines) + "\r\n")
         with FleetDatabase(dsn) as fleet:
             started = time.perf_counter()
-            import_register(fleet, register)
+            import_register(fleet, path)
             print(f"asset register: 30,000 rows imported in {time.perf_counter() - started:.2f} s")
-            fleet.db.execute("ANALYZE")
-            fleet.db.commit()
-            jobs = fleet.db.execute("SELECT count(*) FROM fleet_jobs").fetchone()
-            fleet.db.commit()
-            print(f"fleet holds {jobs[0] if jobs else 0} jobs")
-            for what, keys in (("tag", [f"PF-{n * 149 % 30_000:06d}" for n in range(200)]),
-                               ("serial", [f"sn{n * 151 % 30_000:08d}" for n in range(200)])):
-                times = []
-                for key in keys:
-                    started = time.perf_counter()
-                    assert find_asset(fleet, key) is not None
-                    times.append((time.perf_counter() - started) * 1000)
-                print(f"asset by {what}: median {statistics.median(times):.2f} ms, worst {max(times):.2f} ms")
-            started = time.perf_counter()
-            counts_by_state(fleet)
-            print(f"state summary: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def queries(dsn: str) -> None:
+    with FleetDatabase(dsn) as fleet:
+        fleet.db.execute("ANALYZE")
+        fleet.db.commit()
+        jobs = fleet.db.execute("SELECT count(*) FROM fleet_jobs").fetchone()
+        states = fleet.db.execute("SELECT state, count(*) FROM fleet_assets GROUP BY state ORDER BY 1").fetchall()
+        fleet.db.commit()
+        print(f"fleet holds {jobs[0] if jobs else 0} jobs; asset states {dict(states)}")
+        for what, keys in (("tag", [f"PF-{n * 149 % 30_000:06d}" for n in range(200)]),
+                           ("serial", [f"sn{n * 151 % 30_000:08d}" for n in range(200)])):
+            times = []
+            for key in keys:
+                started = time.perf_counter()
+                assert find_asset(fleet, key) is not None
+                times.append((time.perf_counter() - started) * 1000)
+            print(f"asset by {what}: median {statistics.median(times):.2f} ms, worst {max(times):.2f} ms")
+        started = time.perf_counter()
+        counts_by_state(fleet)
+        print(f"state summary: {(time.perf_counter() - started) * 1000:.1f} ms")
+        started = time.perf_counter()
+        summary(fleet.db)
+        fleet.db.commit()
+        print(f"programme summary (states, schemes, jobs by station): {(time.perf_counter() - started) * 1000:.1f} ms")
 
 
 def main() -> None:
@@ -106,6 +117,7 @@ def main() -> None:
         server = PostgresServer(durable=not arguments.fast)
         dsn = server.create_database("bench") if server.start() else ""
     try:
+        register(dsn)
         jobs_rate, audit_rate = ingest(dsn, arguments.stations, arguments.per_station, arguments.batch)
         print(f"ingest: {arguments.stations} stations x {arguments.per_station} job records, batches of "
               f"{arguments.batch}: {jobs_rate:,.0f} job records/s")

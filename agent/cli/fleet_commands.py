@@ -105,6 +105,34 @@ def summary(database: str, as_json: bool) -> None:
     click.echo(f"{'total':12} {sum(counts.values()):>7}")
 
 
+@fleet.command("summary")
+@database_option
+@json_option
+@handle_errors
+def programme_summary(database: str, as_json: bool) -> None:
+    """The programme at a glance: assets by state and scheme, jobs by station, share done.
+
+    e.g. wipe-agent fleet summary --json
+    """
+    from agent.fleet.assets import AssetState
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.programme import summary
+
+    with FleetDatabase(database) as db:
+        totals = summary(db.db)
+        db.db.commit()
+    if as_json:
+        print_json(totals)
+        return
+    click.echo(f"{totals['total']} assets, {totals['done']} done ({totals['percent_done']}%)")
+    for state in AssetState:
+        click.echo(f"  {state:12} {totals['states'].get(str(state), 0):>7}")
+    for scheme, count in sorted(totals["schemes"].items()):
+        click.echo(f"  scheme {printable(scheme)}: {count}")
+    for station, count in sorted(totals["jobs_by_station"].items()):
+        click.echo(f"  station {printable(station)}: {count} jobs")
+
+
 @fleet.command("serve")
 @database_option
 @click.option("--tls", "tls_dir", required=True, type=click.Path(file_okay=False, path_type=Path),

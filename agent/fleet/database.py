@@ -133,6 +133,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX fleet_quarantine_station ON fleet_quarantine (station_id, seq)
     """,
+    # 3: the programme model: what stations' audit chains say about each asset (intake, host registration,
+    # eligibility decisions, manifests, destructions), from which — with the jobs — each asset's state follows
+    """
+    CREATE TABLE fleet_asset_facts (
+        station_id  TEXT NOT NULL REFERENCES fleet_stations,
+        audit_seq   BIGINT NOT NULL,
+        asset_tag   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        ref         TEXT NOT NULL DEFAULT '',
+        route       TEXT,
+        at          TEXT NOT NULL,
+        voided      BOOLEAN NOT NULL DEFAULT false,
+        PRIMARY KEY (station_id, audit_seq, asset_tag)
+    );
+    CREATE INDEX fleet_asset_facts_asset ON fleet_asset_facts (upper(asset_tag));
+    CREATE INDEX fleet_asset_facts_ref ON fleet_asset_facts (station_id, kind, ref);
+    ALTER TABLE fleet_assets ADD COLUMN scheme TEXT;
+    ALTER TABLE fleet_assets ADD COLUMN last_station TEXT
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetInputError
+from agent.fleet.programme import recompute, record_facts
 
 GENESIS = "0" * 64
 MAX_BATCH_RECORDS = 5_000
@@ -166,7 +167,10 @@ class Ingestor:
             jobs: list[tuple[Any, ...]] = []
             for record in records:
                 self._one(db, authenticated, record, state, seen, result, jobs)
+            touched: list[str] = state.pop("touched")
+            touched.extend(job[7] for job in jobs if job[7])
             self._flush_jobs(db, jobs)
+            recompute(db, touched)
             db.execute("UPDATE fleet_stations SET next_seq = %s, audit_seq = %s, audit_head = %s, last_seen = now() "
                        "WHERE station_id = %s",
                        (state["next_seq"], state["audit_seq"], state["audit_head"], authenticated))
@@ -178,7 +182,7 @@ class Ingestor:
                    (station,))
         row = db.execute("SELECT next_seq, audit_seq, audit_head FROM fleet_stations WHERE station_id = %s "
                          "FOR UPDATE", (station,)).fetchone()
-        return {"next_seq": int(row[0]), "audit_seq": int(row[1]), "audit_head": str(row[2])}
+        return {"next_seq": int(row[0]), "audit_seq": int(row[1]), "audit_head": str(row[2]), "touched": []}
 
     def _seen(self, db: Any, station: str, seqs: Iterable[Any]) -> dict[int, str]:
         wanted = [seq for seq in seqs if type(seq) is int]
@@ -311,6 +315,7 @@ class Ingestor:
                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                    (station, seq, at, kind, subject, canonical(body["data"]).decode(), prev, digest))
         state["audit_seq"], state["audit_head"] = seq, digest
+        state["touched"].extend(record_facts(db, station, seq, str(at), str(kind), str(subject), body["data"]))
 
     def _checkpoint(self, db: Any, station: str, body: dict[str, Any], state: dict[str, Any]) -> None:
         from certs.audit_chain import AuditFileError, Checkpoint, check_checkpoints

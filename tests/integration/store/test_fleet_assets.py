@@ -208,6 +208,8 @@ def test_cli_imports_shows_and_refuses_with_one_line_and_exit_2(postgres_dsn: st
     bad = run_cli("fleet", "assets", "import", str(write_register(tmp_path / "bad.csv", bad_rows)), env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and ":3: due_date: 'tomorrow' is not a date" in bad.stderr
+    programme = json.loads(run_cli("fleet", "summary", "--json", env=env, check=True).stdout)
+    assert programme["total"] == 50 and programme["states"] == {"awaiting": 50} and programme["done"] == 0
     missing = run_cli("fleet", "assets", "show", "NOPE", env=env)
     assert missing.returncode == 2 and "no asset with tag or serial 'NOPE'" in missing.stderr
     down = run_cli("fleet", "assets", "summary", "--database", f"host={tmp_path} dbname=x connect_timeout=2")
