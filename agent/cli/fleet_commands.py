@@ -133,6 +133,96 @@ def programme_summary(database: str, as_json: bool) -> None:
         click.echo(f"  station {printable(station)}: {count} jobs")
 
 
+@fleet.command("sample")
+@click.option("--percent", type=float, default=20.0, show_default=True,
+              help="Share of the sanitised drives on site to draw (at least this, rounded up per station and method).")
+@click.option("--seed", required=True, help="One line of text given by compliance; every draw is recorded.")
+@database_option
+@json_option
+@handle_errors
+def sample(percent: float, seed: str, database: str, as_json: bool) -> None:
+    """Draw the fleet-wide secondary-verification sample, stratified by station and method, and assign it.
+
+    e.g. wipe-agent fleet sample --percent 20 --seed 2026-q4
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.sampling import draw
+
+    with FleetDatabase(database) as db, db.transaction() as tx:
+        drawn = draw(tx, percent, seed)
+    if as_json:
+        print_json(drawn)
+        return
+    if drawn["earlier_draws"]:
+        click.echo(f"note: {drawn['earlier_draws']} earlier draw(s) over exactly this population are recorded; "
+                   "this draw is recorded too", err=True)
+    click.echo(f"sample {drawn['draw']}: {drawn['drawn']} of {drawn['population']} sanitised drives on site "
+               f"({percent:g} %, seed {printable(seed)!r}, nonce {drawn['nonce']})")
+    for stratum in drawn["strata"].values():
+        click.echo(f"  {printable(stratum['station'])} {printable(stratum['method'])}: "
+                   f"{stratum['drawn']}/{stratum['population']}")
+    for item in drawn["sample"]:
+        click.echo(f"  {printable(item['verify'])}  (asset {printable(item['asset_tag'] or '-')})")
+    click.echo(f"algorithm: {drawn['algorithm']}")
+
+
+@fleet.command("sample-status")
+@click.option("--draw", "draw_id", type=int, default=None, help="A sample's number [default: the latest].")
+@database_option
+@json_option
+@handle_errors
+def sample_status_command(draw_id: int | None, database: str, as_json: bool) -> None:
+    """Results of a sample as stations report them back: passed, failed, pending, per station.
+
+    e.g. wipe-agent fleet sample-status --json
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.sampling import sample_status
+
+    with FleetDatabase(database) as db:
+        status = sample_status(db.db, draw_id)
+        db.db.commit()
+    if as_json:
+        print_json(status)
+        return
+    totals = status["totals"]
+    click.echo(f"sample {status['draw']} (seed {printable(status['seed'])!r}, {status['at']}): {totals['passed']} "
+               f"passed, {totals['failed']} failed, {totals['pending']} pending")
+    for station, counts in sorted(status["stations"].items()):
+        click.echo(f"  {printable(station)}: {counts['passed']} passed, {counts['failed']} failed, "
+                   f"{counts['pending']} pending")
+
+
+@fleet.command("exceptions")
+@click.option("--late-hours", type=float, default=24.0, show_default=True,
+              help="A station's chain is late when its newest checkpoint is older than this.")
+@database_option
+@json_option
+@handle_errors
+def exceptions_command(late_hours: float, database: str, as_json: bool) -> None:
+    """What compliance must look at: held, interrupted, certificates missing, chains refused or late, overdue.
+
+    e.g. wipe-agent fleet exceptions --json
+    """
+    from agent.fleet.compliance import exceptions
+    from agent.fleet.database import FleetDatabase
+
+    with FleetDatabase(database) as db:
+        found = exceptions(db.db, late_hours=late_hours)
+    if as_json:
+        print_json(found)
+        return
+    click.echo(f"held assets: {found['held']['count']}; interrupted drives: {found['interrupted']['count']}; "
+               f"certificates missing: {found['certificate_missing']['count']}; overdue assets: "
+               f"{found['overdue']['count']}")
+    for item in found["chain"]["refused"]:
+        click.echo(f"  refused from {printable(item['station_id'])}: {item['count']} x {printable(item['code'])} "
+                   f"(latest: {printable(item['reason'])})")
+    for item in found["chain"]["late_checkpoints"]:
+        click.echo(f"  {printable(item['station_id'])}: {item['entries_after_checkpoint']} audit entries not yet "
+                   f"covered by a checkpoint (last {printable(item['last_checkpoint_at'] or 'never')})")
+
+
 @fleet.command("serve")
 @database_option
 @click.option("--tls", "tls_dir", required=True, type=click.Path(file_okay=False, path_type=Path),

@@ -152,6 +152,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fleet_assets ADD COLUMN scheme TEXT;
     ALTER TABLE fleet_assets ADD COLUMN last_station TEXT
     """,
+    # 4: fleet-wide secondary-verification samples: each seed's nonce (fixed at its first draw), every draw,
+    # and the drives drawn, assigned to the station that holds them
+    """
+    CREATE TABLE fleet_sample_seeds (
+        seed        TEXT PRIMARY KEY,
+        nonce       TEXT NOT NULL,
+        first_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE fleet_sample_draws (
+        id                BIGSERIAL PRIMARY KEY,
+        seed              TEXT NOT NULL REFERENCES fleet_sample_seeds,
+        percent           DOUBLE PRECISION NOT NULL,
+        at                TIMESTAMPTZ NOT NULL DEFAULT now(),
+        population        INTEGER NOT NULL,
+        population_sha256 TEXT NOT NULL,
+        earlier_draws     INTEGER NOT NULL
+    );
+    CREATE TABLE fleet_sample_items (
+        draw_id     BIGINT NOT NULL REFERENCES fleet_sample_draws,
+        station_id  TEXT NOT NULL,
+        job_id      TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        rank_sha256 TEXT NOT NULL,
+        PRIMARY KEY (draw_id, station_id, job_id)
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -268,11 +268,17 @@ class Ingestor:
             raise _Refused(Refusal.MALFORMED, "drive: missing or not an object")
         host: dict[str, Any] = body["host"] if type(body.get("host")) is dict else {}
         asset = body.get("asset_tag") or host.get("asset") or host.get("asset_tag")
+        certificate_id = body.get("certificate_id")
+        for event in body.get("events") or []:  # the journal names the document the job was issued
+            if type(event) is dict and event.get("event") == "certificate-issued" and type(event.get("data")) is dict:
+                certificate_id = event["data"].get("certificate_id") or certificate_id
+        if certificate_id is not None and (type(certificate_id) is not str or len(certificate_id) > 256):
+            raise _Refused(Refusal.MALFORMED, "certificate_id: not a string of at most 256 characters")
         return (station, job_id, _text(body, "state", limit=32), _text(body, "profile", required=False),
                 _text(body, "method", required=False), _text(drive, "model", required=False),
                 _text(drive, "serial", required=False), asset if type(asset) is str and len(asset) <= 256 else None,
                 _moment(body, "created_at", required=True), _moment(body, "finished_at"),
-                _text(body, "route", limit=32, required=False), _text(body, "certificate_id", required=False),
+                _text(body, "route", limit=32, required=False), certificate_id,
                 canonical(body).decode(), seq)
 
     def _flush_jobs(self, db: Any, jobs: list[tuple[Any, ...]]) -> None:

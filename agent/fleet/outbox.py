@@ -146,7 +146,14 @@ class Outbox:
             events = tx.execute("SELECT id, job_id, event, data_json FROM job_events WHERE id > ? ORDER BY id",
                                 (event_mark,)).fetchall()
             newest_event = int(events[-1][0]) if events else event_mark
-            touched = list(dict.fromkeys(str(row[1]) for row in events))
+            # a secondary verification (verify-media --job: a compliance sample's result) changes the job's
+            # snapshot without a journal event
+            verification_mark = marks.get("verifications", 0)
+            checks = tx.execute("SELECT id, job_id FROM verifications WHERE id > ? ORDER BY id",
+                                (verification_mark,)).fetchall()
+            newest_verification = int(checks[-1][0]) if checks else verification_mark
+            touched = list(dict.fromkeys([*(str(row[1]) for row in events),
+                                          *(str(row[1]) for row in checks if row[1] is not None)]))
             for job_id in touched:
                 job = self.registry.job(job_id).to_json()
                 job["events"] = self.registry.events(job_id)
@@ -158,7 +165,7 @@ class Outbox:
                     if document is not None:
                         append("document", str(data.get("certificate_id") or Path(str(data["path"])).name), document)
             for stream, mark in (("audit", newest_audit), ("checkpoints", newest_checkpoint),
-                                 ("job_events", newest_event)):
+                                 ("job_events", newest_event), ("verifications", newest_verification)):
                 tx.execute("INSERT INTO fleet_outbox_marks (stream, mark) VALUES (?, ?) "
                            "ON CONFLICT (stream) DO UPDATE SET mark = excluded.mark", (stream, mark))
         return added
