@@ -107,7 +107,7 @@ def test_exceptions_name_each_class(fleet: FleetDatabase) -> None:
     assert [(r["station_id"], r["code"], r["count"]) for r in found["chain"]["refused"]] == [
         ("station-09", "chain_broken", 1)]
     assert [item["station_id"] for item in found["chain"]["late_checkpoints"]] == ["station-09"]
-    # due dates run 2027-01-15 … 2027-12-15; by 2027-06-01 every asset due Jan–May that is not done is overdue
+    # due dates run 2027-01-15 … 2027-12-15; by 2027-06-01 every asset due January to May that is not done is overdue
     done = {f"PF-{index * 100 + number:06d}" for index in range(3) for number in range(30 + 10 * index)}
     due = {row[0] for row in register_rows(400) if row[6] < "2027-06-01"}
     assert {item["asset_tag"] for item in found["overdue"]["items"]} == due - done
