@@ -6,6 +6,7 @@ The database is a libpq connection string or URI, from ``--database`` or ``$WIPE
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -221,6 +222,45 @@ def exceptions_command(late_hours: float, database: str, as_json: bool) -> None:
     for item in found["chain"]["late_checkpoints"]:
         click.echo(f"  {printable(item['station_id'])}: {item['entries_after_checkpoint']} audit entries not yet "
                    f"covered by a checkpoint (last {printable(item['last_checkpoint_at'] or 'never')})")
+
+
+@fleet.command("report")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC), YYYY-MM-DD.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Day after the last (UTC, exclusive), YYYY-MM-DD.")
+@click.option("--format", "form", type=click.Choice(["json", "csv", "pdf"]), default="json", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (required for pdf) instead of standard output.")
+@database_option
+@handle_errors
+def report(start: datetime, end: datetime, form: str, out: Path | None, database: str) -> None:
+    """The programme over a period: per day and station, outcomes by method, media and model, failure reasons,
+    routes, receipt-to-sanitisation times — JSON, CSV, or a PDF with charts for managers.
+
+    e.g. wipe-agent fleet report --from 2026-11-01 --to 2026-12-01 --format pdf --out november.pdf
+    """
+    import json
+
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.errors import FleetInputError
+    from agent.fleet.report import build, to_csv, to_pdf
+
+    if form == "pdf" and out is None:
+        raise FleetInputError("--format pdf needs --out FILE")
+    with FleetDatabase(database) as db:
+        data = build(db.db, start.date(), end.date())
+        db.db.commit()
+    if form == "pdf":
+        assert out is not None
+        to_pdf(data, out)
+        click.echo(f"wrote {printable(out)}")
+        return
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n" if form == "json" else to_csv(data)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {printable(out)}")
 
 
 @fleet.command("serve")

@@ -178,6 +178,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (draw_id, station_id, job_id)
     )
     """,
+    # 5: what the reports group jobs by, kept in columns at ingest (the body is the station's text)
+    """
+    ALTER TABLE fleet_jobs ADD COLUMN media TEXT;
+    ALTER TABLE fleet_jobs ADD COLUMN reason TEXT;
+    ALTER TABLE fleet_jobs ADD COLUMN bytes_written BIGINT;
+    CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -133,6 +133,15 @@ def _moment(body: dict[str, Any], name: str, *, required: bool = False) -> datet
     return moment
 
 
+def _count(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value < 1 << 62:
+        raise _Refused(Refusal.MALFORMED, f"{name}: not a non-negative integer")
+    return value
+
+
 class Ingestor:
     """Ingest for one fleet database; ``bundle`` is the organisation's trust bundle (CA, CRL) that documents
     and checkpoints are verified against."""
@@ -279,7 +288,8 @@ class Ingestor:
                 _text(drive, "serial", required=False), asset if type(asset) is str and len(asset) <= 256 else None,
                 _moment(body, "created_at", required=True), _moment(body, "finished_at"),
                 _text(body, "route", limit=32, required=False), certificate_id,
-                canonical(body).decode(), seq)
+                canonical(body).decode(), seq, _text(drive, "media", limit=32, required=False),
+                _text(body, "reason", limit=2000, required=False), _count(body, "bytes_written"))
 
     def _flush_jobs(self, db: Any, jobs: list[tuple[Any, ...]]) -> None:
         if not jobs:
@@ -287,13 +297,14 @@ class Ingestor:
         with db.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO fleet_jobs (station_id, job_id, state, profile, method, model, serial, asset_tag, "
-                "created_at, finished_at, route, certificate_id, body, updated_seq) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "created_at, finished_at, route, certificate_id, body, updated_seq, media, reason, bytes_written) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (station_id, job_id) DO UPDATE SET state = excluded.state, profile = excluded.profile, "
                 "method = excluded.method, model = excluded.model, serial = excluded.serial, "
                 "asset_tag = excluded.asset_tag, created_at = excluded.created_at, "
                 "finished_at = excluded.finished_at, route = excluded.route, "
-                "certificate_id = excluded.certificate_id, body = excluded.body, updated_seq = excluded.updated_seq "
+                "certificate_id = excluded.certificate_id, body = excluded.body, updated_seq = excluded.updated_seq, "
+                "media = excluded.media, reason = excluded.reason, bytes_written = excluded.bytes_written "
                 "WHERE fleet_jobs.updated_seq < excluded.updated_seq", jobs)
         jobs.clear()
 
@@ -301,7 +312,8 @@ class Ingestor:
         from certs.audit_chain import entry_hash
 
         seq = _int(body, "seq")
-        at, kind, subject = _text(body, "at"), _text(body, "kind"), _text(body, "subject", limit=1024)
+        at, kind, subject = _text(body, "at", limit=64), _text(body, "kind"), _text(body, "subject", limit=1024)
+        _moment(body, "at", required=True)
         prev, digest = _text(body, "prev_hash", limit=64), _text(body, "hash", limit=64)
         if "data" not in body:
             raise _Refused(Refusal.MALFORMED, "data: missing")
