@@ -263,6 +263,73 @@ def report(start: datetime, end: datetime, form: str, out: Path | None, database
         click.echo(f"wrote {printable(out)}")
 
 
+@fleet.group("token")
+def token() -> None:
+    """Read-only API tokens for the asset-management system: create (shown once), list, revoke."""
+
+
+@token.command("create")
+@click.argument("name")
+@database_option
+@json_option
+@handle_errors
+def token_create(name: str, database: str, as_json: bool) -> None:
+    """Create API token NAME with the read scope; the secret is printed once and only its hash is kept.
+
+    e.g. wipe-agent fleet token create asset-system
+    """
+    from agent.fleet.api import new_token
+    from agent.fleet.database import FleetDatabase
+
+    with FleetDatabase(database) as db, db.transaction() as tx:
+        secret = new_token(tx, name)
+    if as_json:
+        print_json({"name": name, "token": secret, "scopes": ["read"]})
+        return
+    click.echo(secret)
+    click.echo(f"token {printable(name)} (scope read): shown once; give it to the system as 'Authorization: Bearer'",
+               err=True)
+
+
+@token.command("revoke")
+@click.argument("name")
+@database_option
+@handle_errors
+def token_revoke(name: str, database: str) -> None:
+    """Revoke API token NAME at once.
+
+    e.g. wipe-agent fleet token revoke asset-system
+    """
+    from agent.fleet.api import revoke_token
+    from agent.fleet.database import FleetDatabase
+
+    with FleetDatabase(database) as db, db.transaction() as tx:
+        revoke_token(tx, name)
+    click.echo(f"revoked token {printable(name)}")
+
+
+@token.command("list")
+@database_option
+@json_option
+@handle_errors
+def token_list(database: str, as_json: bool) -> None:
+    """Every API token: name, scopes, created, revoked, last used (never the secret).
+
+    e.g. wipe-agent fleet token list
+    """
+    from agent.fleet.api import list_tokens
+    from agent.fleet.database import FleetDatabase
+
+    with FleetDatabase(database) as db, db.transaction() as tx:
+        tokens = list_tokens(tx)
+    if as_json:
+        print_json(tokens)
+        return
+    for item in tokens:
+        state = f"revoked {item['revoked_at']}" if item["revoked_at"] else f"last used {item['last_used'] or 'never'}"
+        click.echo(f"{printable(item['name'])}  {','.join(item['scopes'])}  created {item['created_at']}  {state}")
+
+
 @fleet.command("serve")
 @database_option
 @click.option("--tls", "tls_dir", required=True, type=click.Path(file_okay=False, path_type=Path),

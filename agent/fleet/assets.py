@@ -245,12 +245,18 @@ def import_register(fleet: FleetDatabase, path: Path) -> ImportResult:
 
 def find_asset(fleet: FleetDatabase, key: str) -> Asset | None:
     """The asset whose tag, or else whose serial, is ``key`` (case-insensitive, as the register's uniqueness)."""
+    found = asset_by_key(fleet.db, key)
+    fleet.db.commit()
+    return found
+
+
+def asset_by_key(db: Any, key: str) -> Asset | None:
+    """:func:`find_asset` on an open connection, inside the caller's transaction."""
     columns = "asset_tag, make, model, serial, kind, department, due_date, state, state_since"
-    row = fleet.db.execute(
+    row = db.execute(
         f"SELECT {columns}, 0 AS rank FROM fleet_assets WHERE upper(asset_tag) = upper(%s) UNION ALL "
         f"SELECT {columns}, 1 FROM fleet_assets WHERE upper(serial) = upper(%s) AND serial <> '' "
         "ORDER BY rank LIMIT 1", (key, key)).fetchone()
-    fleet.db.commit()
     if row is None:
         return None
     return Asset(row[0], row[1], row[2], row[3], row[4], row[5], row[6], AssetState(row[7]), row[8])

@@ -185,6 +185,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fleet_jobs ADD COLUMN bytes_written BIGINT;
     CREATE INDEX fleet_jobs_created ON fleet_jobs (created_at)
     """,
+    # 6: read-only API tokens for the force's asset-management system (only their SHA-256 is kept)
+    """
+    CREATE TABLE fleet_tokens (
+        name        TEXT PRIMARY KEY,
+        sha256      TEXT NOT NULL UNIQUE,
+        scopes      TEXT NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        revoked_at  TIMESTAMPTZ,
+        last_used   TIMESTAMPTZ
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

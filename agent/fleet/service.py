@@ -13,6 +13,10 @@ Routes (JSON in and out, one request per connection)::
 
     POST /v1/ingest        a batch of outbox records → the ingest result (accepted, resent, refused, next_seq)
     GET  /v1/ingest/next   {"station_id": …, "next_seq": …}: where this station's stream resumes
+    GET  /v1/api/…         the read API (:mod:`agent.fleet.api`): bearer token, no client certificate
+
+A client certificate is optional at the TLS layer (OpenSSL still refuses a bad one) and required, as a
+station's, for the ingest routes; the read API takes a token and refuses a station certificate.
 
 The service keeps no state of its own: several instances may serve one database (PostgreSQL serialises a
 station's batches on its row lock). High availability is PostgreSQL's (streaming replication, backups);
@@ -177,6 +181,28 @@ class FleetService:
             except queue.Empty:
                 return
 
+    def call_api(self, target: str, authorisation: str | None) -> tuple[int, str, Any]:
+        """One GET of the read API (:mod:`agent.fleet.api`), authorised by its bearer token."""
+        from agent.fleet.api import ApiRefused, answer, authorise
+
+        database = self._database()
+        healthy = False
+        try:
+            try:
+                authorise(database.db, authorisation)
+                status, content_type, payload = answer(database.db, target)
+            except ApiRefused as refused:
+                database.db.rollback()
+                status, content_type, payload = refused.status, "application/json", _error(refused.code,
+                                                                                           refused.message)
+            except FleetInputError as error:
+                database.db.rollback()
+                status, content_type, payload = 400, "application/json", {"error": error.to_json()}
+            healthy = True
+            return status, content_type, payload
+        finally:
+            self._release(database, healthy)
+
     def call(self, station: str, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
         database = self._database()
         healthy = False
@@ -213,16 +239,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        if not self.connection.getpeercert(binary_form=True):
+            return  # no client certificate: only the token-authorised read API is open to it
         try:
             self.station = self.server.authenticate(self.connection)
         except ClientRefused as refused:  # answered with 403 once the request is read (see _serve)
             _LOG.warning("fleet: %s refused: %s", self.client_address[0], refused)
             self.refusal = str(refused)
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = (json.dumps(payload, sort_keys=True) + "\n").encode()
+    def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+        body = payload if isinstance(payload, bytes) else (json.dumps(payload, sort_keys=True) + "\n").encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -259,6 +287,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.refusal is not None:
             self._send(403, _error("forbidden", f"not a station of this fleet: {self.refusal}"))
             return
+        if self.path.startswith("/v1/api/"):
+            self._serve_api(method)
+            return
+        if not self.station:
+            self._send(401, _error("unauthorised", "a station TLS client certificate is required"))
+            return
         try:
             body = self._body() if method == "POST" else None
             status, payload = self.server.service.call(self.station, method, self.path, body)
@@ -271,6 +305,25 @@ class _Handler(BaseHTTPRequestHandler):
             _LOG.exception("fleet: internal error serving %s", self.station)
             status, payload = 500, _error("internal", "internal error")
         self._send(status, payload)
+
+    def _serve_api(self, method: str) -> None:
+        if self.station:
+            self._send(403, _error("forbidden", "a station certificate opens the ingest, not the read API"))
+            return
+        if method != "GET":
+            self._send(405, _error("method_not_allowed", "the read API is GET only"))
+            return
+        try:
+            status, content_type, payload = self.server.service.call_api(self.path,
+                                                                          self.headers.get("Authorization"))
+        except AgentError as error:
+            _LOG.error("fleet: api: %s", error.message)
+            status, content_type, payload = 503, "application/json", {"error": FleetUnavailable(
+                error.message).to_json()}
+        except Exception:
+            _LOG.exception("fleet: internal error serving the API")
+            status, content_type, payload = 500, "application/json", _error("internal", "internal error")
+        self._send(status, payload, content_type)
 
     def do_POST(self) -> None:
         self._serve("POST")
@@ -365,7 +418,9 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
         context.load_verify_locations(cafile=str(files.crl))
     except (ssl.SSLError, OSError) as error:
         raise FleetConfigError(f"{files.directory}: cannot load the TLS files: {error}") from None
-    context.verify_mode = ssl.CERT_REQUIRED
+    # a station must present its client certificate for the ingest (checked per request); the read API's
+    # clients (the asset-management system) present a bearer token instead
+    context.verify_mode = ssl.CERT_OPTIONAL
     context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return context
 
