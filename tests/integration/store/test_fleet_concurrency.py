@@ -68,7 +68,7 @@ def test_four_stations_through_a_fleet_restart_and_an_outage(postgres_dsn: str, 
         pass  # the schema exists before four processes race to use it
     service = start_fleet(postgres_dsn, tls, bundle, port, log)
     url_files = []
-    for index, state in enumerate(states):
+    for index in range(STATIONS):
         url_file = tmp_path / f"url-{index}"
         url_file.write_text("https://127.0.0.1:1" if index == 3 else url)  # station-04 starts cut off
         url_files.append(url_file)
