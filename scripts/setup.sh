@@ -23,7 +23,8 @@ packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk d
 if [ "$want_tests" -eq 1 ]; then
   # systemd only for systemd-analyze (the unit's exposure score); gcc builds the guard tests' thread-holder helper
   # faketime: the verifier's "+7 years" CLI test runs the real CLI under a shifted clock
-  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime)
+  # postgresql: a real server for the store tests (started per test session as the postgres user, socket only)
+  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime postgresql)
 fi
 missing=()
 for package in "${packages[@]}"; do
