@@ -209,9 +209,10 @@ WorkerMessage = Created | Progress | Done | Error | LeftRunning | CertificateFai
 MESSAGES: dict[WorkerEvent, type[WorkerMessage]] = {
     kind.event: kind for kind in (Created, Progress, Done, Error, LeftRunning, CertificateFailed, NotResumable)
 }
-OUTCOME_MESSAGES = (Done, Error, LeftRunning)
-"""The messages the daemon keeps as a worker's outcome (``NotResumable`` is not among them today, so
-the daemon's not-resumable branch in ``Station._finish`` is never taken: kept as is, reported)."""
+OUTCOME_MESSAGES = (Done, Error, LeftRunning, NotResumable)
+"""The messages the daemon keeps as a worker's outcome. ``NotResumable`` (a resumed job whose drive has no
+sanitize in progress) was missing here until the contracts were typed, so the daemon recorded such a job as
+failed ("job worker exited with status 0") instead of interrupted and started again in its auto-start bay."""
 
 
 def message_from_json(data: Mapping[str, Any]) -> WorkerMessage:

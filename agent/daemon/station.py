@@ -124,7 +124,7 @@ class ActiveJob:
     process: WorkerHandle | None = None
     removed: bool = False
     cancelled_by: str | None = None
-    outcome: WorkerMessage | None = None  # the worker's last Done, Error or LeftRunning
+    outcome: WorkerMessage | None = None  # the worker's last Done, Error, LeftRunning or NotResumable
     seating: int | None = None  # the bay seating this job was started for (its outcome belongs to it)
     medium: Seating | None = None  # that seating's kernel identity
     verify_share: float = 0.05
