@@ -213,8 +213,6 @@ class Outcome:
     when: Callable[[Any], bool] = lambda exc: True
     unfinished: bool = True
     """Something may have been written: no level reached, the bytes really written (``_unfinished``)."""
-    on_resume: bool = True
-    """A resumed job maps it by this row too (else by a later one: the resume is coarser, as it always was)."""
     decisions: bool = False
     route_optional: bool = False
     """No route column when ``route`` gives none (else the column is set, also to NULL)."""
@@ -234,35 +232,33 @@ class Outcome:
 OUTCOMES: tuple[Outcome, ...] = (
     # the medium changed after something was written: failed, held for a person
     Outcome((MediumChanged,), JobState.FAILED, "medium-changed", lambda exc: {"changes": list(exc.changes)},
-            when=lambda exc: exc.written, on_resume=False),
+            when=lambda exc: exc.written),
     # nothing was written: a refusal, and the drive waits for a person
     Outcome((MediumChanged,), JobState.REFUSED, "refused", lambda exc: {"reason": exc.message},
-            unfinished=False, on_resume=False),
+            unfinished=False),
     Outcome((DriveProtected, NoMethod, Blocked), JobState.REFUSED, "refused",
             lambda exc: {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
-            route=lambda exc: getattr(exc, "route", None), route_optional=True, unfinished=False, on_resume=False,
-            decisions=True),
+            route=lambda exc: getattr(exc, "route", None), route_optional=True, unfinished=False, decisions=True),
     Outcome((JobInterrupted, VerifyCancelled), JobState.INTERRUPTED, "interrupted", lambda exc: {},
             reason=lambda exc: str(exc) or "cancelled", error_code=lambda exc: "interrupted"),
     # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
     Outcome((DriveRemoved,), JobState.FAILED, "drive-removed", lambda exc: {"reason": exc.message},
-            reason=lambda exc: f"drive removed: {exc.message}", on_resume=False),
+            reason=lambda exc: f"drive removed: {exc.message}"),
     Outcome((MediaError,), JobState.FAILED, "media-error", lambda exc: {"reason": exc.message, "offset": exc.offset},
-            route=lambda exc: Route.DESTROY, on_resume=False),
+            route=lambda exc: Route.DESTROY),
     # the drive said it erased and did not (or read-back found data): it cannot be trusted again
     Outcome((VerificationFailed,), JobState.FAILED, "verification-failed", lambda exc: {"reason": exc.message},
             route=lambda exc: Route.DESTROY),
     Outcome((AgentError,), JobState.FAILED, "error", lambda exc: {"reason": exc.message},
             route=lambda exc: getattr(exc, "route", Route.HOLD)),
     Outcome((BaseException,), JobState.FAILED, "internal-error", lambda exc: {"error": repr(exc)},
-            reason=lambda exc: f"internal error: {exc!r}", error_code=lambda exc: "internal", on_resume=False,
-            reraise=True),
+            reason=lambda exc: f"internal error: {exc!r}", error_code=lambda exc: "internal", reraise=True),
 )
-"""How a job that ended with an exception is recorded, first matching row wins — one table for
-:meth:`JobRunner.run` and :meth:`JobRunner.resume`. A resume records none of the ``unfinished``
-columns and skips the rows with ``on_resume`` False (a removal or media error during a resumed
-sanitize reads as a plain error, held; an internal error propagates unrecorded), exactly as before
-the table existed."""
+"""How a job that ended with an exception is recorded, first matching row wins — one table, applied
+alike by :meth:`JobRunner.run` and :meth:`JobRunner.resume`. (Before the table the resume mapped more
+coarsely: a media error during a resumed sanitize was held instead of routed to destruction, a failed
+resumed job kept its *planned* level and byte count — what the unfinished columns exist to prevent —
+and an internal error was left for the daemon to record as a vague worker death.)"""
 
 
 class JobRunner:
@@ -350,14 +346,14 @@ class JobRunner:
                         resuming: bool) -> bool:
         """Record the outcome :data:`OUTCOMES` gives ``exc``; True when the exception must propagate."""
         for row in OUTCOMES:
-            if not isinstance(exc, row.types) or (resuming and not row.on_resume) or not row.when(exc):
+            if not isinstance(exc, row.types) or not row.when(exc):
                 continue
             columns = row.columns(exc)
-            if row.unfinished and not resuming:
+            if row.unfinished:
                 columns.update(self._unfinished(job_id, device))
             self.registry.transition(job_id, row.state, row.event, row.data(exc), **columns)
             return row.reraise
-        return True  # not an outcome of this table (a resume records no internal error): propagate
+        return True  # not reached: the last row takes every exception
 
     def _unfinished(self, job_id: str, device: BlockDevice | None) -> dict[str, Any]:
         """Columns of a job that failed: no level reached, and the bytes this job really wrote (attack B3).

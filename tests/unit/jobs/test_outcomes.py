@@ -92,23 +92,21 @@ def test_an_internal_error_is_recorded_and_propagates(tmp_path: Path) -> None:
     assert row["reason"] == "internal error: KeyError('x')" and row["data"] == {"error": "KeyError('x')"}
 
 
-@pytest.mark.parametrize(("exc", "event", "route"), [
-    (MediaError("eio"), "error", "hold"),  # a resumed sanitize's media error is held, as it always was
-    (DriveRemoved("gone"), "error", "hold"),
-    (MediumChanged("m", ("diskseq changed",)), "error", "hold"),
-    (VerificationFailed("data left"), "verification-failed", "destroy"),
-    (JobInterrupted("stopped"), "interrupted", "hold"),
+@pytest.mark.parametrize("exc", [
+    MediaError("eio", offset=4096), DriveRemoved("gone"), MediumChanged("m", ("diskseq changed",)),
+    VerificationFailed("data left"), JobInterrupted("stopped"), KeyError("x"),
 ])
-def test_resume_uses_the_same_table_without_the_run_only_rows(tmp_path: Path, exc: BaseException, event: str,
-                                                               route: str) -> None:
-    reraise, row = _record(tmp_path, exc, resuming=True)
-    assert not reraise and (row["event"], row["route"]) == (event, route)
-    assert (row["level"], row["bytes"]) == ("clear", 512)  # a resume records no unfinished columns
+def test_a_resumed_job_is_recorded_exactly_as_a_run_one(tmp_path: Path, exc: BaseException) -> None:
+    """A media error during a resumed sanitize goes to destruction, a failed resume reached no level and is
+    credited only the bytes really written, an internal error is recorded before it propagates — as in a run."""
+    run = _record(tmp_path / "run", exc, resuming=False)
+    resumed = _record(tmp_path / "resume", exc, resuming=True)
+    assert resumed == run
 
 
-def test_resume_leaves_an_internal_error_unrecorded(tmp_path: Path) -> None:
-    reraise, row = _record(tmp_path, KeyError("x"), resuming=True)
-    assert reraise and row["state"] == "running"
+def test_a_failed_resume_reached_no_level(tmp_path: Path) -> None:
+    reraise, row = _record(tmp_path, MediaError("eio", offset=4096), resuming=True)
+    assert not reraise and (row["state"], row["route"], row["level"], row["bytes"]) == ("failed", "destroy", None, 4096)
 
 
 def test_every_row_is_reachable() -> None:
