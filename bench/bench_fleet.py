@@ -6,7 +6,7 @@ audit entries per second (each hashed and linked on the fleet). Queries, with 30
 assets and 40,000 jobs: asset by tag and by serial (median and worst of 200), the state summary.
 
 Run as root: ``.venv/bin/python bench/bench_fleet.py [JOBS_PER_STATION] [STATIONS] [--database DSN]``.
-Without ``--database`` it starts a throw-away server (tests/postgres_server.py) with fsync and synchronous
+Without ``--database`` it starts a throw-away server (agent/fleet/localdb.py) with fsync and synchronous
 commit on, as in production (``--fast`` turns them off, as the tests do).
 """
 
@@ -27,7 +27,7 @@ from agent.fleet.database import FleetDatabase
 from agent.fleet.ingest import Ingestor
 from agent.fleet.programme import summary
 from tests.integration.store.fleet_kit import StationFeed
-from tests.postgres_server import PostgresServer
+from agent.fleet.localdb import PostgresServer
 
 
 def ingest(dsn: str, stations: int, per_station: int, batch: int) -> tuple[float, float]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.fleet.localdb import PostgresServer
+from agent.fleet.localdb import unavailable_reason as postgres_unavailable
 from agent.transport.emulated import state_path_for
-from tests.postgres_server import PostgresServer
-from tests.postgres_server import unavailable_reason as postgres_unavailable
 
 IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]
@@ -142,7 +142,7 @@ def run_cli(*args: str, check: bool = False, timeout: float = 120, input_text: s
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server for the whole session (tests/postgres_server.py); skipped with the reason where
+    """A real PostgreSQL server for the whole session (agent/fleet/localdb.py); skipped with the reason where
     it cannot start, except under WIPE_AGENT_REQUIRE_ROOT=1 (CI), where that is a failure."""
     reason = postgres_unavailable()
     if reason is not None:

@@ -145,8 +145,10 @@ MIGRATIONS: tuple[str, ...] = (
         route       TEXT,
         at          TEXT NOT NULL,
         voided      BOOLEAN NOT NULL DEFAULT false,
-        PRIMARY KEY (station_id, audit_seq, asset_tag)
+        part        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (station_id, audit_seq, part)
     );
+    CREATE INDEX fleet_asset_facts_drive ON fleet_asset_facts (station_id, ref) WHERE kind = 'host-drive';
     CREATE INDEX fleet_asset_facts_asset ON fleet_asset_facts (upper(asset_tag));
     CREATE INDEX fleet_asset_facts_ref ON fleet_asset_facts (station_id, kind, ref);
     ALTER TABLE fleet_assets ADD COLUMN scheme TEXT;

@@ -42,7 +42,7 @@ from typing import Any
 
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetInputError
-from agent.fleet.programme import recompute, record_facts
+from agent.fleet.programme import assets_of_drives, recompute, record_facts
 
 GENESIS = "0" * 64
 MAX_BATCH_RECORDS = 5_000
@@ -178,6 +178,7 @@ class Ingestor:
                 self._one(db, authenticated, record, state, seen, result, jobs)
             touched: list[str] = state.pop("touched")
             touched.extend(job[7] for job in jobs if job[7])
+            touched.extend(assets_of_drives(db, authenticated, [job[6] for job in jobs if job[6]]))
             self._flush_jobs(db, jobs)
             recompute(db, touched)
             db.execute("UPDATE fleet_stations SET next_seq = %s, audit_seq = %s, audit_head = %s, last_seen = now() "

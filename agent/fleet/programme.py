@@ -10,8 +10,8 @@ say about the asset (intake, host registration, eligibility decision, manifest, 
     held          a drive's latest job failed, was interrupted or refused, or is routed hold/destroy;
                   or the latest eligibility decision routes it to hold or destruction
     eligible      every drive's latest job sanitised and the latest decision routes it to a scheme
-    sanitised     every drive's latest job sanitised (no decision yet)
-    received      an intake or host registration names it, no job yet
+    sanitised     every drive's latest job sanitised (no decision yet); a registered host's drives all have one
+    received      an intake or host registration names it, or some but not all of its drives are done
     awaiting      nothing yet (as imported from the register)
 
 (``handed_over`` is part of the model; no station records a hand-over yet.) The rule is one SQL
@@ -24,16 +24,22 @@ from __future__ import annotations
 from typing import Any
 
 FACT_KINDS = ("intake", "host-registered", "eligibility-decision", "manifest", "destruction")
+"""Audit entries that state something of an asset; a host registration also links its drives (``host-drive``)."""
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
 UNFINISHED_STATES = ("failed", "interrupted", "refused")
 
 _RECOMPUTE = """
 WITH touched(asset) AS (SELECT DISTINCT upper(value) FROM unnest(%(assets)s::text[]) AS value),
+linked AS (  -- a job belongs to an asset by its own asset tag, or as a drive of a registered host
+    SELECT t.asset, j.* FROM fleet_jobs j JOIN touched t ON upper(j.asset_tag) = t.asset
+    UNION
+    SELECT t.asset, j.* FROM touched t
+    JOIN fleet_asset_facts h ON h.kind = 'host-drive' AND upper(h.asset_tag) = t.asset
+    JOIN fleet_jobs j ON j.serial = h.ref AND j.station_id = h.station_id),
 latest AS (
-    SELECT DISTINCT ON (upper(j.asset_tag), coalesce(j.serial, j.job_id))
-           upper(j.asset_tag) AS asset, j.state, j.route, j.station_id
-    FROM fleet_jobs j JOIN touched t ON upper(j.asset_tag) = t.asset
-    ORDER BY upper(j.asset_tag), coalesce(j.serial, j.job_id), j.created_at DESC, j.updated_seq DESC),
+    SELECT DISTINCT ON (asset, coalesce(serial, job_id)) asset, state, route, station_id
+    FROM linked
+    ORDER BY asset, coalesce(serial, job_id), created_at DESC, updated_seq DESC),
 jobs AS (
     SELECT asset,
            bool_or(state IN ('created', 'checking', 'running', 'verifying')) AS active,
@@ -41,6 +47,11 @@ jobs AS (
            bool_and(state = 'sanitised') AS clean,
            max(station_id) AS station
     FROM latest GROUP BY asset),
+missing AS (  -- registered drives of a host that no job has touched yet: the host is not done
+    SELECT t.asset, count(*) AS drives FROM touched t
+    JOIN fleet_asset_facts h ON h.kind = 'host-drive' AND upper(h.asset_tag) = t.asset
+    WHERE NOT EXISTS (SELECT 1 FROM fleet_jobs j WHERE j.serial = h.ref AND j.station_id = h.station_id)
+    GROUP BY t.asset),
 facts AS (
     SELECT upper(f.asset_tag) AS asset,
            bool_or(f.kind = 'destruction') AS destroyed,
@@ -55,14 +66,14 @@ computed AS (
                 WHEN f.allocated THEN 'allocated'
                 WHEN j.active THEN 'in_progress'
                 WHEN j.held THEN 'held'
-                WHEN j.clean AND f.decision LIKE 'reuse:%%' THEN 'eligible'
-                WHEN j.clean AND f.decision IN ('hold', 'destroy') THEN 'held'
-                WHEN j.clean THEN 'sanitised'
-                WHEN f.received THEN 'received'
+                WHEN j.clean AND m.drives IS NULL AND f.decision LIKE 'reuse:%%' THEN 'eligible'
+                WHEN j.clean AND m.drives IS NULL AND f.decision IN ('hold', 'destroy') THEN 'held'
+                WHEN j.clean AND m.drives IS NULL THEN 'sanitised'
+                WHEN f.received OR j.asset IS NOT NULL THEN 'received'
                 ELSE 'awaiting' END AS state,
            CASE WHEN f.decision LIKE 'reuse:%%' THEN substring(f.decision FROM 7) END AS scheme,
            j.station
-    FROM touched t LEFT JOIN jobs j USING (asset) LEFT JOIN facts f USING (asset))
+    FROM touched t LEFT JOIN jobs j USING (asset) LEFT JOIN facts f USING (asset) LEFT JOIN missing m USING (asset))
 UPDATE fleet_assets a
 SET state = c.state, scheme = c.scheme, last_station = coalesce(c.station, a.last_station),
     state_since = CASE WHEN a.state = c.state THEN a.state_since ELSE now() END
@@ -79,6 +90,10 @@ def facts_of_entry(kind: str, subject: str, data: Any) -> list[tuple[str, str, s
     if kind == "manifest":
         assets = data.get("assets") if isinstance(data, dict) else None
         return [(asset, subject, None) for asset in assets or [] if type(asset) is str and asset]
+    if kind == "host-registered":
+        serials = data.get("drive_serials") if isinstance(data, dict) else None
+        drives = [(subject, f"drive:{serial}", None) for serial in serials or [] if type(serial) is str and serial]
+        return [(subject, "", None), *drives] if subject else []
     route = data.get("route") if kind == "eligibility-decision" and isinstance(data, dict) else None
     return [(subject, "", route if type(route) is str else None)] if subject else []
 
@@ -90,11 +105,23 @@ def record_facts(db: Any, station: str, audit_seq: int, at: str, kind: str, subj
                           "AND ref = %s RETURNING asset_tag", (station, subject)).fetchall()
         return [str(row[0]) for row in rows]
     facts = facts_of_entry(kind, subject, data)
-    for asset, ref, route in facts:
-        db.execute("INSERT INTO fleet_asset_facts (station_id, audit_seq, asset_tag, kind, ref, route, at) "
-                   "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                   (station, audit_seq, asset[:256], kind, ref[:256], route, at))
+    for index, (asset, ref, route) in enumerate(facts):
+        drive = ref.startswith("drive:") and kind == "host-registered"
+        # one fact row per (entry, asset): a host's drive links are rows of their own, numbered after the entry
+        db.execute("INSERT INTO fleet_asset_facts (station_id, audit_seq, asset_tag, kind, ref, route, at, part) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                   (station, audit_seq, asset[:256], "host-drive" if drive else kind,
+                    ref[len("drive:"):][:256] if drive else ref[:256], route, at, index))
     return [asset for asset, _, _ in facts]
+
+
+def assets_of_drives(db: Any, station: str, serials: list[str]) -> list[str]:
+    """The registered hosts whose drives (by serial, on ``station``) these are."""
+    if not serials:
+        return []
+    return [str(row[0]) for row in db.execute(
+        "SELECT DISTINCT asset_tag FROM fleet_asset_facts WHERE kind = 'host-drive' AND station_id = %s "
+        "AND ref = ANY(%s)", (station, serials)).fetchall()]
 
 
 def recompute(db: Any, assets: list[str]) -> int:

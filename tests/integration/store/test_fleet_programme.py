@@ -124,3 +124,19 @@ def test_jobs_of_unregistered_assets_are_kept_and_change_no_asset(fleet: FleetDa
     fleet.db.commit()
     assert row == (1,)
     assert summary(fleet.db)["states"] == {"awaiting": 10}
+
+
+def test_a_registered_hosts_drives_count_for_it_whatever_tag_their_jobs_carry(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.audit("host-registered", "PF-000007", {"kind": "laptop", "drive_serials": ["SSD-7", "HDD-7"]})
+    feed.job(1, state="sanitised", asset="DRIVE-TAG-1", serial="SSD-7")
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000007")[0] == "received"  # one of its two drives still has no job
+    mark = len(feed.records)
+    feed.job(2, state="sanitised", asset=None, serial="HDD-7")
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000007")[0] == "sanitised"
+    other = StationFeed("station-02")  # the same serial on another station is another station's drive
+    other.job(1, state="failed", serial="HDD-7")
+    push(fleet, other, 0)
+    assert state(fleet, "PF-000007")[0] == "sanitised"

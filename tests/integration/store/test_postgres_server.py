@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.postgres_server import PostgresServer
+from agent.fleet.localdb import PostgresServer
 
 pytestmark = pytest.mark.root
 

@@ -1,11 +1,12 @@
-"""A real PostgreSQL server for the tests: Debian's binaries, a throw-away cluster, a Unix socket only.
+"""A throw-away local PostgreSQL server (``wipe-agent demo --fleet``, the tests, the fleet benchmark).
 
-The server runs as the ``postgres`` system user (PostgreSQL refuses to run as root) in a private
-directory under /tmp that holds the data and the socket; nothing listens on TCP. The directory is 0700
-and owned by that user, so only it and root (the tests) reach the socket, which is why ``trust``
-authentication is acceptable here and nowhere else. ``.ci/run`` installs the ``postgresql`` package
-(scripts/setup.sh --test); where it is missing the tests that need the server skip with the reason —
-unless ``WIPE_AGENT_REQUIRE_ROOT=1`` (CI), where a missing server is a failure, never a silent skip.
+Debian's binaries; the server runs as the ``postgres`` system user (PostgreSQL refuses to run as root)
+in a private directory under /tmp that holds the data and the socket; nothing listens on TCP. The
+directory is 0700 and owned by that user, so only it and root reach the socket, which is why ``trust``
+authentication is acceptable here and nowhere else: a real fleet uses the host's own PostgreSQL
+(``WIPE_AGENT_FLEET_DATABASE``). ``scripts/setup.sh --test`` and ``--fleet`` install the ``postgresql``
+package; where it is missing the tests that need the server skip with the reason — unless
+``WIPE_AGENT_REQUIRE_ROOT=1`` (CI), where a missing server is a failure, never a silent skip.
 """
 
 from __future__ import annotations
