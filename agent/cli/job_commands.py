@@ -583,10 +583,16 @@ def profiles_check(file: str, as_json: bool) -> None:
 @json_option
 @click.option("--size", "size_mib", default=256, show_default=True, help="Size of each demo drive in MiB.")
 @click.option("--discard", is_flag=True, help="Also remove the results (registry, certificates, trust bundle).")
+@click.option("--fleet", is_flag=True,
+              help="Two demo stations into a local fleet on PostgreSQL (needs postgresql: scripts/demo.sh --fleet).")
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> None:
+def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool, fleet: bool) -> None:
     """Sanitise four throw-away loop drives end to end, certify and prove the data is gone (root only)."""
+    if fleet:
+        from agent.fleet.demo import run_fleet_demo
+
+        sys.exit(run_fleet_demo(as_json=as_json, size_mib=size_mib, discard=discard))
     from agent.cli.demo import run_demo
 
     code = run_demo(as_json=as_json, size_mib=size_mib, state_dir=ctx.obj.get("state_dir"), discard=discard)

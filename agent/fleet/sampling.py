@@ -36,11 +36,15 @@ ALGORITHM = ("population: drives whose latest job on any station is sanitised, a
 
 _POPULATION = """
 SELECT DISTINCT ON (coalesce(nullif(j.serial, ''), j.station_id || '/' || j.job_id))
-       j.station_id, j.job_id, coalesce(j.method, '-'), j.state, j.model, j.serial, j.asset_tag, a.state
-FROM fleet_jobs j LEFT JOIN fleet_assets a ON upper(a.asset_tag) = upper(j.asset_tag)
+       j.station_id, j.job_id, coalesce(j.method, '-'), j.state, j.model, j.serial, j.asset_tag,
+       -- gone: the drive's asset (by the job's tag, or the registered host it is a drive of) has left
+       (SELECT coalesce(bool_or(a.state IN ('allocated', 'handed_over', 'destroyed')), false) FROM fleet_assets a
+        WHERE upper(a.asset_tag) = upper(j.asset_tag)
+           OR upper(a.asset_tag) IN (SELECT upper(h.asset_tag) FROM fleet_asset_facts h WHERE h.kind = 'host-drive'
+                                     AND h.station_id = j.station_id AND h.ref = j.serial))
+FROM fleet_jobs j
 ORDER BY coalesce(nullif(j.serial, ''), j.station_id || '/' || j.job_id), j.created_at DESC, j.updated_seq DESC
 """
-_GONE = ("allocated", "handed_over", "destroyed")
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,7 @@ def draw(db: Any, percent: float, seed: str) -> dict[str, Any]:
         db.execute("INSERT INTO fleet_sample_seeds (seed, nonce) VALUES (%s, %s)", (seed, nonce))
     else:
         nonce = str(row[0])
-    population = [item for item in db.execute(_POPULATION).fetchall()
-                  if item[3] == "sanitised" and item[7] not in _GONE]
+    population = [item for item in db.execute(_POPULATION).fetchall() if item[3] == "sanitised" and not item[7]]
     strata: dict[tuple[str, str], list[SampleItem]] = {}
     for station, job_id, method, _, model, serial, asset, _ in population:
         strata.setdefault((station, method), []).append(

@@ -153,9 +153,10 @@ class StationAuthenticator:
 class FleetService:
     """The request logic, apart from HTTP: a small pool of database connections and the ingestor."""
 
-    def __init__(self, dsn: str, bundle: Any) -> None:
+    def __init__(self, dsn: str, bundle: Any, *, accept_demo: bool = False) -> None:
         self.dsn = dsn
         self.bundle = bundle
+        self.accept_demo = accept_demo
         self._pool: queue.LifoQueue[FleetDatabase] = queue.LifoQueue(POOL_SIZE)
 
     def _database(self) -> FleetDatabase:
@@ -208,7 +209,7 @@ class FleetService:
         healthy = False
         try:
             if method == "POST" and path == "/v1/ingest":
-                result = Ingestor(database, self.bundle).ingest(station, body).to_json()
+                result = Ingestor(database, self.bundle, accept_demo=self.accept_demo).ingest(station, body).to_json()
             elif method == "GET" and path == "/v1/ingest/next":
                 row = database.db.execute("SELECT next_seq FROM fleet_stations WHERE station_id = %s",
                                           (station,)).fetchone()
@@ -425,10 +426,12 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     return context
 
 
-def make_server(dsn: str, tls_dir: Path, bundle: Any, host: str, port: int) -> FleetHttpServer:
-    """Check the TLS files and the database, bind (not yet serving)."""
+def make_server(dsn: str, tls_dir: Path, bundle: Any, host: str, port: int, *,
+                accept_demo: bool = False) -> FleetHttpServer:
+    """Check the TLS files and the database, bind (not yet serving). ``accept_demo``: the demo fleet takes
+    demonstration certificates (``wipe-agent demo --fleet``); a real one never does."""
     files = TlsFiles(tls_dir)
     context = server_context(files)
     FleetDatabase(dsn).open().close()  # the schema is migrated (and the database reachable) before serving
-    return FleetHttpServer((host, port), FleetService(dsn, bundle), context,
+    return FleetHttpServer((host, port), FleetService(dsn, bundle, accept_demo=accept_demo), context,
                            StationAuthenticator(files.ca, files.crl))

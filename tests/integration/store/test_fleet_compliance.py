@@ -123,3 +123,15 @@ def test_cli_sample_status_and_exceptions(fleet: FleetDatabase, postgres_dsn: st
     assert found["certificate_missing"]["count"] == 120
     bad = run_cli("fleet", "sample", "--percent", "0", "--seed", "x", env=env)
     assert bad.returncode == 2 and "--percent must be above 0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_drives_of_a_registered_host_that_left_are_not_sampled(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-05")
+    feed.audit("host-registered", "PF-000399", {"kind": "laptop", "drive_serials": ["GONE-1"]})
+    feed.job(1, asset="DRIVE-LEVEL-TAG", serial="GONE-1")
+    feed.audit("manifest", "M-9", {"scheme": "schools", "assets": ["PF-000399"]})
+    assert not Ingestor(fleet, None).ingest("station-05", feed.batch()).refused
+    with fleet.transaction() as db:
+        drawn = draw(db, 100, "gone")
+    assert drawn["population"] == 120  # the 120 of the fixture; the shipped laptop's drive is not among them
+    assert all(item["station_id"] != "station-05" for item in drawn["sample"])
