@@ -154,6 +154,11 @@ def _fleet(work: Path, results: Path, ca_dir: Path, bundle: Path, say: Any) -> d
             sample = draw(db, 50, "demo")
         programme = summary(fleet.db)
         found = exceptions(fleet.db)
+        documents: dict[str, dict[str, int]] = {}
+        for station, kind, count in fleet.db.execute(
+                "SELECT station_id, kind, count(*) FROM fleet_documents GROUP BY 1, 2 ORDER BY 1, 2").fetchall():
+            documents.setdefault(str(station), {})[str(kind)] = int(count)
+        fleet.db.commit()
     say(f"Programme: {programme['total']} assets, {programme['done']} done ({programme['percent_done']}%): "
         + ", ".join(f"{state} {count}" for state, count in sorted(programme["states"].items())))
     for station, count in sorted(programme["jobs_by_station"].items()):
@@ -166,6 +171,11 @@ def _fleet(work: Path, results: Path, ca_dir: Path, bundle: Path, say: Any) -> d
     # every laptop left: four in the manifests, two destroyed, so no drive is left on site to sample
     ok = (refused == 0 and programme["states"] == EXPECTED and found["certificate_missing"]["count"] == 0
           and sample["population"] == 0)
-    return {"ok": ok, "pushed": pushed, "programme": programme, "sample": {k: sample[k] for k in (
-        "drawn", "population", "seed")}, "exceptions": {k: found[k]["count"] for k in (
-            "held", "interrupted", "certificate_missing", "overdue")}, "_server": server}
+    for station, kinds in documents.items():
+        listed = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+        say(f"  documents verified and kept for {station}: {listed}")
+    return {"ok": ok, "pushed": pushed, "programme": programme, "documents": documents,
+            "sample": {key: sample[key] for key in ("drawn", "population", "seed")},
+            "exceptions": {key: found[key]["count"] for key in ("held", "interrupted", "certificate_missing",
+                                                                "overdue")},
+            "_server": server}

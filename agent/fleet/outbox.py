@@ -4,8 +4,8 @@ The station's registry stays the source of truth and the station never waits for
 the job path writes here. ``fill`` (run before each push, by the daemon's timer or ``fleet push``) reads
 what the registry gained since the last fill — journal events (each touched job is forwarded as a
 snapshot with its journal), audit entries, signed checkpoints, and the PDFs of certificates and failure
-reports — and appends it to the outbox in one transaction, each record under the next outbox sequence
-number. Once written a record never changes: a resend after any outage carries the same bytes, which is
+reports, validation statements, destruction reports and manifests — and appends it to the outbox in one
+transaction, each record under the next outbox sequence number. Once written a record never changes: a resend after any outage carries the same bytes, which is
 what makes the fleet's ingest idempotent (station id + outbox seq + SHA-256).
 
 ``push`` asks the fleet where this station's stream resumes and sends from there in batches, in order;
@@ -36,6 +36,8 @@ TABLES = (
     "reason TEXT NOT NULL, at TEXT NOT NULL)",
 )
 DOCUMENT_EVENTS = ("certificate-issued",)
+AUDIT_DOCUMENTS = {"validation-statement": "pdf", "destruction": "report_path", "manifest": "pdf"}
+"""Audit entries whose data names a signed document of the station's (the key that holds its path)."""
 MAX_DOCUMENT_BYTES = 16 << 20
 DEFAULT_BATCH = 500
 
@@ -126,12 +128,17 @@ class Outbox:
             # against the entries it already holds)
             audit_mark = marks.get("audit", 0)
             newest_audit = audit_mark
+            station_documents: list[tuple[str, str]] = []
             for row in tx.execute("SELECT seq, at, kind, subject, data_json, prev_hash, hash FROM audit_log "
                                   "WHERE seq > ? ORDER BY seq", (audit_mark,)).fetchall():
+                data = json.loads(row[4])
                 append("audit", f"audit-{row[0]}", {"seq": row[0], "at": row[1], "kind": row[2], "subject": row[3],
-                                                    "data": json.loads(row[4]), "prev_hash": row[5],
-                                                    "hash": row[6]})
+                                                    "data": data, "prev_hash": row[5], "hash": row[6]})
                 newest_audit = int(row[0])
+                path = data.get(AUDIT_DOCUMENTS[row[2]]) if row[2] in AUDIT_DOCUMENTS and isinstance(data, dict) \
+                    else None
+                if isinstance(path, str) and path:
+                    station_documents.append((str(row[3]), path))
             checkpoint_mark = marks.get("checkpoints", 0)
             newest_checkpoint = checkpoint_mark
             for row in tx.execute("SELECT number, station_id, seq, head, count, at, signature, certificate "
@@ -162,8 +169,10 @@ class Outbox:
                 if row[2] in DOCUMENT_EVENTS:
                     data = json.loads(row[3])
                     document = self._document(str(data.get("path") or ""))
-                    if document is not None:
-                        append("document", str(data.get("certificate_id") or Path(str(data["path"])).name), document)
+                    append("document", str(data.get("certificate_id") or Path(str(data.get("path"))).name), document)
+            # the station's own signed documents: validation statements, destruction reports, manifests
+            for key, path in station_documents:
+                append("document", key, self._document(path))
             for stream, mark in (("audit", newest_audit), ("checkpoints", newest_checkpoint),
                                  ("job_events", newest_event), ("verifications", newest_verification)):
                 tx.execute("INSERT INTO fleet_outbox_marks (stream, mark) VALUES (?, ?) "
@@ -171,7 +180,7 @@ class Outbox:
         return added
 
     @staticmethod
-    def _document(path: str) -> dict[str, Any] | None:
+    def _document(path: str) -> dict[str, Any]:
         """The PDF's bytes for the fleet; a document gone from disk is forwarded as a note the fleet keeps
         (quarantined as malformed, so the exception is visible there), never silently skipped."""
         try:

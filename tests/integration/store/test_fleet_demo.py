@@ -25,3 +25,9 @@ def test_demo_fleet_end_to_end(postgres_server: object) -> None:
     for pushed in fleet["pushed"].values():
         assert pushed["refused"] == 0 and pushed["accepted"] == pushed["sent"] > 0
     assert fleet["exceptions"]["certificate_missing"] == 0
+    # what each station forwarded: its 4 certificates, and its validation statement, destruction report and
+    # manifest as documents of their own, all verified and kept by the fleet
+    assert fleet["documents"] == {"demo-station-a": {"certificate": 4, "destruction": 1, "manifest": 1,
+                                                     "validation": 1},
+                                  "demo-station-b": {"certificate": 4, "destruction": 1, "manifest": 1,
+                                                     "validation": 1}}
