@@ -5,8 +5,9 @@ the job path writes here. ``fill`` (run before each push, by the daemon's timer 
 what the registry gained since the last fill — journal events (each touched job is forwarded as a
 snapshot with its journal), audit entries, signed checkpoints, and the PDFs of certificates and failure
 reports, validation statements, destruction reports and manifests — and appends it to the outbox in one
-transaction, each record under the next outbox sequence number. Once written a record never changes: a resend after any outage carries the same bytes, which is
-what makes the fleet's ingest idempotent (station id + outbox seq + SHA-256).
+transaction, each record under the next outbox sequence number. Once written a record never changes: a
+resend after any outage carries the same bytes, which is what makes the fleet's ingest idempotent (station
+id + outbox seq + SHA-256).
 
 ``push`` asks the fleet where this station's stream resumes and sends from there in batches, in order;
 an answer's refusals are kept beside the outbox (``fleet status`` shows them). A fleet restored from an
