@@ -416,20 +416,28 @@ url_option = click.option("--url", envvar="WIPE_AGENT_FLEET_URL", required=True,
 
 @fleet.command("push")
 @url_option
+@click.option("--every", type=click.FloatRange(1, 86400), default=None, metavar="SECONDS",
+              help="Keep forwarding every SECONDS until SIGTERM (the forwarder service), backing off while the "
+                   "fleet is unreachable.")
 @json_option
 @click.pass_context
 @handle_errors
-def push(ctx: click.Context, url: str, as_json: bool) -> None:
+def push(ctx: click.Context, url: str, every: float | None, as_json: bool) -> None:
     """Forward this station's records to the fleet now: everything not yet acknowledged, in order.
 
     Safe to repeat and to interrupt: the fleet takes each record once, and a push resumes where the last
-    one stopped. The daemon does the same in the background.
+    one stopped. With --every it is the station's forwarder (wipe-agent-forward.service), a process of its
+    own because the drive daemon has no network.
 
     e.g. wipe-agent fleet push --url https://fleet.example:8443
     """
     from agent.fleet.client import FleetClient
 
     registry, outbox = _station_outbox(ctx)
+    if every is not None:
+        registry.close()
+        _forward_forever(registry.state_dir, url, outbox.station_id, every)
+        return
     try:
         client = FleetClient(url, registry.state_dir / "pki")
         result = outbox.push(client)
@@ -443,6 +451,30 @@ def push(ctx: click.Context, url: str, as_json: bool) -> None:
                f"already there, {result.refused} refused; backlog {status.backlog}")
     if result.refused:
         click.echo("refused records: 'wipe-agent fleet status --refusals' lists them with the fleet's reasons")
+
+
+def _forward_forever(state_dir: Path, url: str, station_id: str, every: float) -> None:
+    import logging
+    import signal
+    import sys
+    import threading
+    from types import FrameType
+
+    from agent.fleet.client import FleetClient
+    from agent.fleet.forwarder import run_forever
+
+    FleetClient(url, state_dir / "pki")  # a bad URL or missing TLS files: one line now, not every round
+    stop = threading.Event()
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    click.echo(f"fleet: forwarding {printable(station_id)} to {printable(url)} every {every:g} s", err=True)
+    run_forever(state_dir, url, station_id, every, stop)
+    click.echo("fleet: forwarder stopped", err=True)
 
 
 @fleet.command("status")
