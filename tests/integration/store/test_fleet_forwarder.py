@@ -88,7 +88,7 @@ def test_the_forwarder_catches_up_after_an_outage_without_duplicates(postgres_ds
         assert jobs == (6,) and quarantined == (0,)
     finally:
         forwarder.send_signal(signal.SIGTERM)
-        out, err = forwarder.communicate(timeout=30)
+        _, err = forwarder.communicate(timeout=30)
         server.shutdown()
         server.server_close()
         registry.close()
