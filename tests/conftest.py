@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.transport.emulated import state_path_for
+from wipe_agent_testing.emulated import state_path_for
 
 IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]

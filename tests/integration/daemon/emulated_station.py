@@ -34,7 +34,7 @@ def identify(path: str, context: object = None) -> DriveIdentity:
 
 def transports(identity: DriveIdentity) -> Transport | None:
     """The emulator over the loop device's backing file."""
-    from agent.transport.emulated import EmulatedNvmeDrive, ManualClock
+    from wipe_agent_testing.emulated import EmulatedNvmeDrive, ManualClock
 
     backing = open(f"/sys/block/{identity.name}/loop/backing_file").read().strip()
     if os.environ.get("WIPE_AGENT_TEST_FROZEN") == "1":
