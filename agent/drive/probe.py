@@ -21,6 +21,17 @@ from agent.drive.ata import parse_ata_identify
 from agent.drive.errors import IdentifyParseError
 from agent.drive.nvme import IDENTIFY_LENGTH as NVME_IDENTIFY_LENGTH
 from agent.drive.nvme import parse_nvme_id_ctrl, parse_nvme_id_ns
+from agent.drive.opcodes import (
+    ATA_IDENTIFY_DEVICE,
+    NVME_CNS_CONTROLLER,
+    NVME_CNS_NAMESPACE,
+    NVME_IDENTIFY,
+    SCSI_INQUIRY,
+    SCSI_MAINTENANCE_IN,
+    SCSI_READ_CAPACITY_16_ACTION,
+    SCSI_REPORT_SUPPORTED_OPCODES_ACTION,
+    SCSI_SERVICE_ACTION_IN_16,
+)
 from agent.drive.scsi import (
     parse_block_device_characteristics_vpd,
     parse_inquiry,
@@ -38,15 +49,6 @@ from agent.transport import (
     open_transport,
 )
 
-ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 IDENTIFY DEVICE (ECh), PIO data-in, one 512-byte block
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 Identify command
-NVME_CNS_NAMESPACE = 0x00  # NVMe Base 2.0 CNS 00h: Identify Namespace
-NVME_CNS_CONTROLLER = 0x01  # NVMe Base 2.0 CNS 01h: Identify Controller
-SCSI_INQUIRY = 0x12  # SPC-5 INQUIRY
-SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) = SERVICE ACTION IN (16) / 10h
-SCSI_READ_CAPACITY_16_ACTION = 0x10
-SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES = MAINTENANCE IN / 0Ch
-SCSI_REPORT_SUPPORTED_OPCODES_ACTION = 0x0C
 _INQUIRY_LENGTH = 96
 _VPD_LENGTH = 64
 _RSOC_LENGTH = 8192  # room for ~1000 descriptors; a truncated list is reported as an error

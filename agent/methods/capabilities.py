@@ -19,6 +19,17 @@ from typing import Any
 from agent.drive.ata import AtaIdentify, parse_ata_identify
 from agent.drive.errors import IdentifyParseError
 from agent.drive.nvme import NvmeIdController, NvmeIdNamespace, parse_nvme_id_ctrl, parse_nvme_id_ns
+from agent.drive.opcodes import (
+    ATA_IDENTIFY_DEVICE,
+    ATA_SANITIZE_DEVICE,
+    ATA_SANITIZE_REASON_UNSUCCESSFUL,
+    ATA_SANITIZE_STATUS_EXT,
+    NVME_GET_LOG_PAGE,
+    NVME_IDENTIFY,
+    NVME_LOG_SANITIZE_STATUS,
+    SCSI_MAINTENANCE_IN,
+    SCSI_REQUEST_SENSE,
+)
 from agent.drive.scsi import (
     ScsiSanitizeSupport,
     parse_block_device_characteristics_vpd,
@@ -36,16 +47,6 @@ from agent.transport.commands import (
     Transport,
 )
 from agent.transport.sense import ASC_NOT_READY_SANITIZE_IN_PROGRESS, ASC_SANITIZE_COMMAND_FAILED, decode_sense
-
-ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 IDENTIFY DEVICE (ECh)
-ATA_SANITIZE_DEVICE = 0xB4  # ACS-4 7.43 SANITIZE DEVICE (B4h)
-ATA_SANITIZE_STATUS_EXT = 0x0000
-ATA_SANITIZE_REASON_UNSUCCESSFUL = 0x01  # ACS-4 7.43: LBA 7:0 of an aborted sanitize command
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 5.17 Identify
-NVME_GET_LOG_PAGE = 0x02  # NVMe Base 2.0 5.16 Get Log Page
-NVME_LOG_SANITIZE_STATUS = 0x81  # NVMe Base 2.0 Sanitize Status (Log Page Identifier 81h)
-SCSI_REQUEST_SENSE = 0x03  # SPC-5 REQUEST SENSE (03h)
-SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES (A3h/0Ch)
 
 PASSTHROUGH_INSTRUCTION = (
     "move the drive to a direct-attach bay (SATA/SAS/NVMe port, not a USB adapter) and run the job again"
