@@ -13,7 +13,7 @@ import pytest
 
 from agent.fleet.localdb import PostgresServer
 from agent.fleet.localdb import unavailable_reason as postgres_unavailable
-from agent.transport.emulated import state_path_for
+from wipe_agent_testing.emulated import state_path_for
 
 IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]

@@ -28,6 +28,13 @@ from typing import Any
 
 from agent.contracts import JobState, Route
 from agent.discovery.identity import DriveIdentity
+from agent.drive.opcodes import (
+    ATA_SECURITY_DISABLE_PASSWORD,
+    ATA_SECURITY_ERASE_PREPARE,
+    ATA_SECURITY_ERASE_UNIT,
+    ATA_SECURITY_SET_PASSWORD,
+    ATA_SECURITY_UNLOCK,
+)
 from agent.errors import AgentError, DriveError, DriveRemoved, NotSupported
 from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locked
 from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
@@ -40,11 +47,6 @@ from agent.store.registry import FINAL_STATES, OpenEvent, Registry, identity_mat
 from agent.transport.commands import AtaCommand, AtaProtocol, CommandFailed, Transport
 from agent.verify.expectation import Expectation, Zero
 
-ATA_SECURITY_SET_PASSWORD = 0xF1  # ACS-4 SECURITY SET PASSWORD (F1h)
-ATA_SECURITY_UNLOCK = 0xF2  # ACS-4 SECURITY UNLOCK (F2h)
-ATA_SECURITY_ERASE_PREPARE = 0xF3  # ACS-4 SECURITY ERASE PREPARE (F3h)
-ATA_SECURITY_ERASE_UNIT = 0xF4  # ACS-4 SECURITY ERASE UNIT (F4h)
-ATA_SECURITY_DISABLE_PASSWORD = 0xF6  # ACS-4 SECURITY DISABLE PASSWORD (F6h)
 PASSWORD_EVENT = "ata-temporary-password"
 CLEANUP_EVENT = "password-cleanup"  # answers a PASSWORD_EVENT in the same job's journal
 RELEASED_EVENT = "ata-password-released"  # in the new job: whose password it removed

@@ -2,7 +2,7 @@
 
 ``python -m tests.integration.daemon.emulated_station CONFIG`` runs the real :class:`Station`, API
 and kernel uevents, but identifies each loop device as the NVMe SSD that
-``agent.transport.emulated.EmulatedNvmeDrive`` plays over the loop's backing file, and starts its
+``wipe_agent_testing.emulated.EmulatedNvmeDrive`` plays over the loop's backing file, and starts its
 job workers with ``python -m tests.integration.daemon.emulated_station --worker``, whose
 :class:`agent.app.Application` has the emulating identify and transports (seams: no module is
 patched), so the runner sends firmware commands to the emulator. With ``WIPE_AGENT_TEST_FROZEN=1``
@@ -36,7 +36,7 @@ def identify(path: str, context: object = None) -> DriveIdentity:
 
 def transports(identity: DriveIdentity) -> Transport | None:
     """The emulator over the loop device's backing file."""
-    from agent.transport.emulated import EmulatedNvmeDrive, ManualClock
+    from wipe_agent_testing.emulated import EmulatedNvmeDrive, ManualClock
 
     backing = open(f"/sys/block/{identity.name}/loop/backing_file").read().strip()
     if os.environ.get("WIPE_AGENT_TEST_FROZEN") == "1":
