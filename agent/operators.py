@@ -13,8 +13,8 @@ sudo, else the real uid), the bays it covers and when the shift ends. A job is t
 - otherwise to nobody, and the job says so plainly (:meth:`OperatorStamp.display`) instead of
   printing a login name as if it were a person.
 
-The sign-ins live in the registry's SQLite file in a table of this module (``CREATE TABLE IF NOT
-EXISTS``, see :data:`_TABLES`); every sign-in and sign-out is an audit-chain entry written in the same
+The sign-ins live in the station's store, in a table its migration ladder creates
+(:mod:`agent.store.schema`); every sign-in and sign-out is an audit-chain entry written in the same
 transaction. The registry's clock decides shift expiry, so tests can move time.
 """
 
@@ -43,14 +43,6 @@ MIN_SHIFT_HOURS = 0.25  # a shorter "shift" (1e-300 h) is over before the sign-i
 VIA_DAEMON = "the station daemon"  # auto-start on insertion
 VIA_API = "the station API"  # ``wipe-agent start`` through the daemon's socket
 VIA_CLI = "the command line"  # ``wipe-agent wipe``
-
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS operator_sign_ins (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-    "title TEXT NOT NULL, uid INTEGER NOT NULL, user TEXT NOT NULL, bays_json TEXT, signed_in_at TEXT NOT NULL, "
-    "expires_at TEXT NOT NULL, signed_out_at TEXT, signed_out_reason TEXT)",
-    "CREATE INDEX IF NOT EXISTS operator_sign_ins_open ON operator_sign_ins(signed_out_at)",
-)
-
 
 class OperatorError(ConfigError):
     """A sign-in or sign-out that cannot be honoured (bad name, nobody signed in …)."""
@@ -185,8 +177,6 @@ class Operators:
 
     def __init__(self, registry: Registry) -> None:
         self.registry, self.db = registry, registry.db
-        for statement in _TABLES:  # this module's schema (see the module docstring)
-            self.db.execute(statement)
         # the registry's own log: it carries the station signer, so an entry that completes a checkpoint
         # interval is signed in its transaction (a bare AuditLog would leave that checkpoint unwritten)
         self.audit: AuditLog = registry.audit
