@@ -702,6 +702,11 @@ class Registry:
         return self._station_id
 
     @property
+    def location(self) -> str:
+        """Where the store lives (the database file), separate from the state directory."""
+        return str(self.path)
+
+    @property
     def boot_id(self) -> str | None:
         """This boot's id, recorded as part of a job's owner."""
         return self._boot_id
