@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,19 +156,19 @@ def _open_sign_ins(db: Any, now: datetime, *, uid: int | None = None, name: str 
     return [item for item in map(_row, rows) if datetime.fromisoformat(item.expires_at) > now]
 
 
-def signed_in_now(registry_path: Path) -> list[SignIn]:
-    """Everyone signed in now, read on a plain short-lived connection (the daemon's ``status``, polled often).
+def signed_in_now(store: Registry | Path) -> list[SignIn]:
+    """Everyone signed in now, read on a session of the store (the daemon's ``status``, polled often).
 
-    Not a :class:`Registry`: its open-time checks take a read-only probe connection each time, too
-    much for a view refreshed many times a second while workers write the same file."""
-    db = sqlite3.connect(registry_path, timeout=30, isolation_level=None)
-    try:
-        db.row_factory = sqlite3.Row
+    A :meth:`Registry.session` (a short-lived connection of its own), not an opened :class:`Registry`:
+    :meth:`Registry.open` takes a read-only probe connection each time, too much for a view refreshed
+    many times a second from the API's threads while workers write the same file. ``store`` may be the
+    database file itself (what this took before the store had a location of its own)."""
+    registry = store if isinstance(store, Registry) else Registry(Path(store).parent, path=Path(store))
+    with registry.session() as session:
+        db = session.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='operator_sign_ins'").fetchone() is None:
-            return []  # nobody ever signed in at this station
+            return []  # a store this version has not opened yet (its ladder creates the table)
         return _open_sign_ins(db, datetime.now(UTC))
-    finally:
-        db.close()
 
 
 class Operators:
