@@ -290,8 +290,9 @@ class Station:
 
     def serve(self, api_factory: Callable[[Station], Closeable] | None = None) -> int:
         """Run the station until :meth:`request_stop`; returns the exit code."""
-        self._registry = Registry(self.config.state_dir).open()
+        self._registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         self._registry_thread = threading.get_ident()
+        self._registry.claim_home()  # its workers open the store naming no station: they act for this one
         record_configuration(self._registry, self.config)
         self.store.create()
         if self.launcher is None and os.environ.get("WIPE_AGENT_NO_FORKSERVER") == "1":
@@ -922,7 +923,7 @@ class Station:
         summary: dict[str, Any] | None = None
         restart = False
         if job.job_id is not None and code != EXIT_LEFT_RUNNING:
-            registry = Registry(self.config.state_dir).open()
+            registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
             try:
                 row = registry.job(job.job_id)
                 if job.outcome and job.outcome.get("event") == "not-resumable":
@@ -1218,7 +1219,7 @@ class Station:
                 raise RequestError("ambiguous", f"job id prefix {job_id!r} is ambiguous", 400)
             if matches:
                 return self._cancel(matches[0], operator)
-        registry = Registry(self.config.state_dir).open()
+        registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         try:
             row = registry.job(job_id)
         except ConfigError:
@@ -1277,7 +1278,7 @@ class Station:
             raise RequestError("not_found", f"no bay {unknown[0]!r} at this station", 404)
         # a Registry of its own on this API thread: safe since a second open in the daemon's process
         # no longer reads the file outside SQLite (that dropped the daemon's locks: "disk I/O error")
-        registry = Registry(self.config.state_dir).open()
+        registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         try:
             return Operators(registry).sign_in(name, title, caller_uid, bays=bays, shift_hours=shift_hours).to_json()
         except OperatorError as exc:
@@ -1287,7 +1288,7 @@ class Station:
 
     def sign_out(self, *, caller_uid: int) -> dict[str, Any]:
         """End the socket caller's own sign-in (never another uid's: that is root's, on the station)."""
-        registry = Registry(self.config.state_dir).open()
+        registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         try:
             ended = Operators(registry).sign_out(uid=caller_uid, by_uid=caller_uid)
         except OperatorError as exc:
@@ -1298,7 +1299,7 @@ class Station:
 
     def jobs(self, limit: int) -> dict[str, Any]:
         """Recent jobs from the registry."""
-        registry = Registry(self.config.state_dir).open()
+        registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         try:
             return {"jobs": [row.to_json() for row in registry.jobs(limit)]}
         finally:
@@ -1306,7 +1307,7 @@ class Station:
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job with its journal."""
-        registry = Registry(self.config.state_dir).open()
+        registry = Registry(self.config.state_dir, station_id=self.config.station_id).open()
         try:
             try:
                 row = registry.job(job_id)

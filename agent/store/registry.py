@@ -701,6 +701,28 @@ class Registry:
             self.open()
         return self._station_id
 
+    def claim_home(self) -> str | None:
+        """Make this instance's station the store's home station; the one it replaces (None: no change).
+
+        The daemon calls it at start with the configured ``station_id``: the processes that open the
+        store naming no station (its job workers, the command line) then act for the configured one,
+        and the jobs of the previous home (``local`` before the station was configured, or the old
+        name of a renamed station) become its own, so none of its orphans goes unreconciled. Only for
+        a store one station owns (SQLite under its state directory): on a shared store, stations
+        name themselves and none claims the others' jobs."""
+        station = self.station_id
+        if schema.home_station(self.db) == station:
+            return None  # the common case: no write lock
+        with self.transaction() as tx:
+            previous = schema.home_station(tx)
+            if previous == station:
+                return None
+            if previous is not None:
+                tx.execute("UPDATE jobs SET station_id=? WHERE station_id=?", (station, previous))
+            tx.execute("INSERT INTO meta(key, value) VALUES('home_station', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (station,))
+        return previous
+
     @property
     def location(self) -> str:
         """Where the store lives (the database file), separate from the state directory."""

@@ -145,3 +145,28 @@ def test_the_store_lives_where_it_is_told_apart_from_the_state_directory(tmp_pat
     db = sqlite3.connect(elsewhere)
     assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
     db.close()
+
+
+def test_the_daemon_claims_the_store_for_its_configured_station_and_reconciles_its_workers_jobs(
+        tmp_path: Path) -> None:
+    before = Registry(tmp_path).open()  # created with no station configured: home is the placeholder
+    old = _running_job(before)
+    other = Registry(tmp_path, station_id="station-b").open()
+    visitor = _running_job(other)
+    before.close()
+    daemon = Registry(tmp_path, station_id="station-01").open()
+    try:
+        assert daemon.claim_home() == "local"
+        assert daemon.claim_home() is None  # already its home: nothing written
+        worker = Registry(tmp_path).open()  # a job worker names no station: it acts for the home
+        assert worker.station_id == "station-01"
+        fresh = _running_job(worker)
+        worker.close()
+        for job in (old, fresh, visitor):
+            _set(daemon, job, pid=_dead_pid())
+        # the old home's job and the worker's are the daemon's to reconcile; station-b's is not
+        assert sorted(daemon.reconcile()) == sorted([old, fresh])
+        assert daemon.job(visitor).state == "running"
+    finally:
+        daemon.close()
+        other.close()
