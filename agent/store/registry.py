@@ -8,6 +8,11 @@ Each of those transactions also appends the matching entry to the hash-chained a
 (:mod:`agent.audit.log`, same connection, same transaction): a change that rolls back leaves no
 entry, and no committed change is missing from the chain. The journal (``job_events``) stays the
 job's own detailed history; the chain is the station-wide, tamper-evident one.
+
+:class:`Registry` is the SQLite implementation of :class:`agent.store.interface.Store`: its schema is
+the one ladder of :mod:`agent.store.schema` (every table of the station, migrated at open), its jobs
+are scoped by ``station_id`` and owned by (station, boot, pid, process start), and its file may live
+apart from the state directory (``path``).
 """
 
 from __future__ import annotations
@@ -324,7 +329,7 @@ def _remove_created(paths: list[Path]) -> None:
 
 
 class Registry:
-    """SQLite registry under the state directory; one connection per instance."""
+    """The SQLite store (by default ``state_dir/registry.sqlite3``); one connection per instance."""
 
     def __init__(self, state_dir: Path, clock: Clock = utc_now, *, station_id: str | None = None,
                  path: Path | None = None) -> None:
