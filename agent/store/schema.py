@@ -1,4 +1,5 @@
-"""The store's one migration ladder: every table of the station (registry, intake, reuse, audit, operators).
+"""The store's one migration ladder: every table of the station (registry, intake, reuse, audit, operators,
+fleet outbox).
 
 Each :class:`Step` moves the schema from ``version - 1`` to ``version``; :func:`migrate` applies the
 missing ones in order inside the caller's transaction and records the version in ``meta``. Steps
@@ -185,6 +186,17 @@ _OPERATORS = (
     "CREATE INDEX IF NOT EXISTS operator_sign_ins_open ON operator_sign_ins(signed_out_at)",
 )
 
+# the station's outbox to the fleet (agent.fleet.outbox): records numbered once, forwarded until acknowledged
+_OUTBOX = (
+    "CREATE TABLE IF NOT EXISTS fleet_outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, "
+    "body TEXT NOT NULL, sha256 TEXT NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fleet_outbox_marks (stream TEXT PRIMARY KEY, mark INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fleet_outbox_acks (id INTEGER PRIMARY KEY CHECK (id = 1), acked INTEGER NOT NULL, "
+    "at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS fleet_outbox_refusals (seq INTEGER PRIMARY KEY, code TEXT NOT NULL, "
+    "reason TEXT NOT NULL, at TEXT NOT NULL)",
+)
+
 Backfill = Callable[[sqlite3.Connection, str], None]
 """A step's data change, run after its statements with the migrating store's station id."""
 
@@ -231,6 +243,7 @@ LADDER: tuple[Step, ...] = (
          ("CREATE INDEX IF NOT EXISTS jobs_station_state ON jobs(station_id, state)",),
          columns=(("jobs", "station_id", "TEXT"), ("jobs", "boot_id", "TEXT")),
          backfill=_own_station),
+    Step(4, "the station's outbox to the fleet (created lazily by agent.fleet.outbox before)", _OUTBOX),
 )
 SCHEMA_VERSION = LADDER[-1].version
 assert [step.version for step in LADDER] == list(range(1, SCHEMA_VERSION + 1)), "the ladder has a gap"

@@ -410,7 +410,8 @@ def test_the_state_filesystem_filling_mid_job(tmp_path: Path, loop_factory: Call
     ends interrupted with route hold as soon as the registry can be written again."""
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
+    # room for a registry with every table of its ladder (about 45 pages) and its WAL
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         loop = loop_factory(4 << 20)
         env = {**os.environ, "WIPE_AGENT_STATE_DIR": str(mount / "state")}

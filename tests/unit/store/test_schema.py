@@ -155,6 +155,8 @@ def test_no_module_outside_the_store_creates_a_table() -> None:
     for source in AGENT.rglob("*.py"):
         if source.parent.name == "store" and source.parent.parent == AGENT:
             continue
+        if source == AGENT / "fleet" / "database.py":
+            continue  # the fleet server's own PostgreSQL database and its ladder, not a station's store
         for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"CREATE\s+(TABLE|INDEX|UNIQUE INDEX|VIEW|TRIGGER)", line, re.IGNORECASE) or re.search(
                     r"ALTER\s+TABLE", line, re.IGNORECASE):
