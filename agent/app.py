@@ -166,8 +166,19 @@ class Application:
         return self.config.state_dir
 
     def open_store(self) -> Registry:
-        """The station's registry, opened (the caller closes it)."""
-        return Registry(self.config.state_dir, clock=self.clock).open()
+        """The station's registry, opened (the caller closes it), acting for the configured station.
+
+        A configured station's store is its own (SQLite under its state directory): opening it claims it
+        as that station's home (:meth:`Registry.claim_home`, a read when it already is), so what opens it
+        naming no station (the command line without a configuration) acts for the same station."""
+        store = Registry(self.config.state_dir, clock=self.clock, station_id=self.config.station_id or None).open()
+        if self.config.station_id:
+            try:
+                store.claim_home()
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def job_guard(self) -> Guard:
         """The guard a job is checked and opened by."""

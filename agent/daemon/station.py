@@ -1105,7 +1105,7 @@ class Station:
     def _signed_in(self) -> list[SignIn]:
         """Everyone signed in now, newest first (empty when the registry cannot be read: status still answers)."""
         try:
-            return signed_in_now(self.store.path)
+            return signed_in_now(self.store.registry)
         except (sqlite3.Error, ValueError) as exc:
             self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": str(exc)}})
             return []

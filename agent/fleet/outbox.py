@@ -27,15 +27,6 @@ from typing import Any, Protocol
 from agent.fleet.errors import FleetUnavailable
 from agent.store.registry import Registry
 
-TABLES = (
-    "CREATE TABLE IF NOT EXISTS fleet_outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, "
-    "body TEXT NOT NULL, sha256 TEXT NOT NULL, created_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS fleet_outbox_marks (stream TEXT PRIMARY KEY, mark INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS fleet_outbox_acks (id INTEGER PRIMARY KEY CHECK (id = 1), acked INTEGER NOT NULL, "
-    "at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS fleet_outbox_refusals (seq INTEGER PRIMARY KEY, code TEXT NOT NULL, "
-    "reason TEXT NOT NULL, at TEXT NOT NULL)",
-)
 DOCUMENT_EVENTS = ("certificate-issued",)
 AUDIT_DOCUMENTS = {"validation-statement": "pdf", "destruction": "report_path", "manifest": "pdf"}
 """Audit entries whose data names a signed document of the station's (the key that holds its path)."""
@@ -101,9 +92,7 @@ class Outbox:
 
     def __init__(self, registry: Registry, station_id: str) -> None:
         self.registry = registry
-        self.station_id = station_id
-        for statement in TABLES:
-            registry.db.execute(statement)
+        self.station_id = station_id  # its tables are the store's (agent.store.schema, step 4)
 
     # -- fill ------------------------------------------------------------------------------------------
     def fill(self) -> int:
