@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.fleet.assets import counts_by_state, find_asset, import_register
 from agent.fleet.database import FleetDatabase
 from agent.fleet.ingest import Ingestor
+from agent.fleet.localdb import PostgresServer
 from agent.fleet.programme import summary
 from tests.integration.store.fleet_kit import StationFeed
-from agent.fleet.localdb import PostgresServer
 
 
 def ingest(dsn: str, stations: int, per_station: int, batch: int) -> tuple[float, float]:

@@ -722,10 +722,14 @@ class Registry:
             previous = schema.home_station(tx)
             if previous == station:
                 return None
+            moved = 0
             if previous is not None:
-                tx.execute("UPDATE jobs SET station_id=? WHERE station_id=?", (station, previous))
+                moved = tx.execute("UPDATE jobs SET station_id=? WHERE station_id=?", (station, previous)).rowcount
             tx.execute("INSERT INTO meta(key, value) VALUES('home_station', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (station,))
+            if moved:
+                # jobs re-attributed to another station id: a fact the chain must hold, in the same transaction
+                self.record(tx, "station-home-claimed", station, {"previous": previous, "jobs_moved": moved})
         return previous
 
     @property

@@ -157,6 +157,8 @@ def test_the_daemon_claims_the_store_for_its_configured_station_and_reconciles_i
     daemon = Registry(tmp_path, station_id="station-01").open()
     try:
         assert daemon.claim_home() == "local"
+        claimed = [entry for entry in daemon.audit.entries() if entry.kind == "station-home-claimed"]
+        assert [(e.subject, e.data) for e in claimed] == [("station-01", {"previous": "local", "jobs_moved": 1})]
         assert daemon.claim_home() is None  # already its home: nothing written
         worker = Registry(tmp_path).open()  # a job worker names no station: it acts for the home
         assert worker.station_id == "station-01"
