@@ -1,0 +1,83 @@
+"""Adversarial tests of the fleet's HTTP layer (real TLS, real PostgreSQL): a hostile path, header or pace of
+sending gets a JSON error or a closed connection, never a 500, a traceback or a connection slot held forever."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.store.test_fleet_api import world  # noqa: F401  (the fixture: a fleet serving the API)
+
+pytestmark = pytest.mark.root
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/api/assets/%00", "/v1/api/assets/PF-000001%00", "/v1/api/assets/%00/documents",
+    "/v1/api/documents/station-01/%00", "/v1/api/documents/%00/C-0001", "/v1/api/documents/station-01/C-0001%00",
+    "/v1/api/assets/..%2F..%2Fetc%2Fpasswd", "/v1/api/documents/station-01/..%2FC-0001",
+    "/v1/api/assets/%ff%fe", "/v1/api/assets/%ED%A0%80", "/v1/api/assets/" + "A" * 20000,
+    "/v1/api/report?from=0001-01-01&to=0001-01-02", "/v1/api/report?from=9999-12-30&to=9999-12-31",
+    "/v1/api/report?from=2026-01-01&to=2026-01-02&from=%00", "/v1/api/report?from=%00&to=%00",
+])
+def test_a_hostile_api_path_is_answered_not_a_500(world: dict[str, Any], path: str) -> None:  # noqa: F811
+    status, kind, body = world["api"].get(path, world["token"])
+    assert status in (200, 400, 404, 414), (status, body[:200])
+    assert kind == "application/json"
+    json.loads(body)
+    assert world["api"].get("/v1/api/summary", world["token"])[0] == 200  # the service is still whole
+
+
+def _slowly(port: int, context: ssl.SSLContext, handshake: bool, seconds: float) -> float:
+    """Trickle a request's head one byte each 0.25 s; how long until the server closed the connection."""
+    started = time.monotonic()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    secured: ssl.SSLSocket | None = None
+    try:
+        if not handshake:  # never finish the TLS handshake: send a partial ClientHello byte by byte
+            raw.settimeout(0.05)
+            for byte in b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64:
+                if time.monotonic() - started > seconds:
+                    break
+                try:
+                    raw.sendall(bytes([byte]))
+                    if raw.recv(1) == b"":
+                        break
+                except TimeoutError:
+                    pass
+                except OSError:
+                    break
+                time.sleep(0.25)
+            return time.monotonic() - started
+        secured = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        secured.settimeout(0.05)
+        for byte in b"GET /v1/api/summary HTTP/1.1\r\nX-Slow: " + b"a" * 400:
+            if time.monotonic() - started > seconds:
+                break
+            try:
+                secured.sendall(bytes([byte]))
+                if secured.recv(1) == b"":
+                    break
+            except TimeoutError:
+                pass
+            except (OSError, ssl.SSLError):
+                break
+            time.sleep(0.25)
+        return time.monotonic() - started
+    finally:
+        (secured or raw).close()
+
+
+@pytest.mark.parametrize("handshake", [True, False], ids=["slow-headers", "slow-handshake"])
+def test_a_slowloris_client_is_cut_off_at_the_deadline(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                       handshake: bool) -> None:
+    from agent.fleet import service
+
+    monkeypatch.setattr(service, "HEADER_DEADLINE_SECONDS", 1.5)
+    api = world["api"]
+    assert _slowly(api.port, api.context, handshake, 8.0) < 5.0
+    assert api.get("/v1/api/summary", world["token"])[0] == 200  # a prompt client is served as ever
