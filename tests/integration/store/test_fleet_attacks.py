@@ -161,3 +161,36 @@ def test_a_lone_surrogate_is_quarantined_and_its_seq_consumed(
     other["body"]["profile"] = "nist-\udfff"
     assert [c for _, c, _ in ingestor.ingest("station-01", feed.batch([other])).refused] == ["duplicate_different"]
     assert rows(fleet, "SELECT count(*) FROM fleet_quarantine WHERE record LIKE '%%ud800%%'") == [(1,)]
+
+
+def test_a_station_cannot_allocate_hold_or_destroy_an_asset_it_never_received(fleet: FleetDatabase,
+                                                                              tmp_path: Any) -> None:
+    from agent.fleet.assets import find_asset, import_register
+    from tests.integration.store.test_fleet_assets import register_rows, write_register
+
+    import_register(fleet, write_register(tmp_path / "register.csv", register_rows(4)))
+    ingest = Ingestor(fleet, None)
+
+    def state(tag: str) -> str:
+        asset = find_asset(fleet, tag)
+        assert asset is not None
+        return str(asset.state)
+
+    owner = StationFeed("station-01")
+    owner.audit("intake", "PF-000001", {"asset_tag": "PF-000001"})
+    owner.job(1, state="sanitised", asset="PF-000001")
+    owner.audit("eligibility-decision", "PF-000001", {"asset": "PF-000001", "route": "reuse:schools"})
+    assert ingest.ingest("station-01", owner.batch()).refused == []
+    assert state("PF-000001") == "eligible"
+    stranger = StationFeed("station-02")
+    stranger.audit("manifest", "M-X", {"scheme": "charity", "assets": ["PF-000001", "PF-000002"]})
+    stranger.audit("eligibility-decision", "PF-000001", {"asset": "PF-000001", "route": "hold"})
+    stranger.audit("destruction", "PF-000003", {"asset": "PF-000003", "method": "shred"})
+    assert ingest.ingest("station-02", stranger.batch()).refused == []  # its chain is its own: kept
+    assert (state("PF-000001"), state("PF-000002"), state("PF-000003")) == ("eligible", "awaiting", "awaiting")
+    # once it has received an asset itself, its word on that asset counts
+    mark = len(stranger.records)
+    stranger.audit("intake", "PF-000003", {"asset_tag": "PF-000003"})
+    stranger.audit("destruction", "PF-000003", {"asset": "PF-000003", "method": "shred"})
+    assert ingest.ingest("station-02", stranger.batch(stranger.records[mark:])).refused == []
+    assert state("PF-000003") == "destroyed"
