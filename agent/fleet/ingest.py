@@ -181,10 +181,10 @@ class Ingestor:
             state = self._station(db, authenticated)
             result = IngestResult(authenticated, state["next_seq"])
             if claimed != authenticated:
+                named = repr(claimed)[:100] if type(claimed) is str else f"a {type(claimed).__name__}, not a station id"
                 for record in records:
                     self._quarantine(db, authenticated, record, Refusal.FOREIGN_STATION,
-                                     f"station {authenticated!r} pushed records claiming station {claimed!r}",
-                                     result)
+                                     f"station {authenticated!r} pushed records claiming station {named}", result)
                 return result
             seen = self._seen(db, authenticated, [r.get("seq") for r in records if type(r) is dict])
             jobs: list[tuple[Any, ...]] = []
@@ -426,7 +426,11 @@ class Ingestor:
             data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError):
             raise _Refused(Refusal.MALFORMED, "pdf: not base64") from None
-        report = verify_data(Path(key), data, self.bundle, now=self.now)
+        try:
+            report = verify_data(Path(key), data, self.bundle, now=self.now)
+        except Exception as error:  # the bytes are hostile until verified: a verifier failure refuses this one
+            raise _Refused(Refusal.BAD_DOCUMENT, f"the verifier could not read it ({type(error).__name__}: "
+                                                 f"{_storable(str(error), 300)})") from None
         if not report.valid:
             raise _Refused(Refusal.BAD_DOCUMENT, f"{report.code}: {report.reason}")
         if report.demo and not self.accept_demo:

@@ -194,3 +194,34 @@ def test_a_station_cannot_allocate_hold_or_destroy_an_asset_it_never_received(fl
     stranger.audit("destruction", "PF-000003", {"asset": "PF-000003", "method": "shred"})
     assert ingest.ingest("station-02", stranger.batch(stranger.records[mark:])).refused == []
     assert state("PF-000003") == "destroyed"
+
+
+@pytest.mark.parametrize("depth", [10, 900, 985])
+def test_a_batch_claiming_a_nested_station_id_is_foreign_not_a_recursion_error(
+        ingestor: Ingestor, fleet: FleetDatabase, world: PkiWorld, depth: int) -> None:
+    feed = StationFeed("station-01", world.station)
+    feed.job(1)
+    claimed: Any = "station-02"
+    for _ in range(depth):
+        claimed = [claimed]
+    result = ingestor.ingest("station-01", {"station_id": claimed, "records": feed.records})
+    assert [(s, c) for s, c, _ in result.refused] == [(1, "foreign_station")]
+    assert rows(fleet, "SELECT count(*) FROM fleet_quarantine") == [(1,)]
+
+
+def test_a_verifier_that_fails_on_a_document_refuses_that_document_only(
+        ingestor: Ingestor, fleet: FleetDatabase, world: PkiWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the partners' verifier does with hostile bytes (fuzzing found no crash: belt and braces), the
+    batch goes on."""
+    import certs.verify
+
+    def explode(*_: Any, **__: Any) -> Any:
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(certs.verify, "verify_data", explode)
+    feed = StationFeed("station-01", world.station)
+    feed._add("document", "C-1.pdf", {"pdf": "JVBERi0xLjcK"})
+    feed.job(2)
+    result = ingestor.ingest("station-01", feed.batch())
+    assert result.accepted == [2] and [(s, c) for s, c, _ in result.refused] == [(1, "bad_document")]
+    assert "IndexError" in result.refused[0][2]
