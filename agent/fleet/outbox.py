@@ -41,6 +41,10 @@ AUDIT_DOCUMENTS = {"validation-statement": "pdf", "destruction": "report_path", 
 """Audit entries whose data names a signed document of the station's (the key that holds its path)."""
 MAX_DOCUMENT_BYTES = 16 << 20
 DEFAULT_BATCH = 500
+MAX_BATCH_BYTES = 24 << 20
+"""A batch also stops at this much record text: 500 certificates of ~90 KB (~120 KB in base64) is past half
+the fleet's request limit (64 MiB, a 413 on every resend: a wedged station); one record of the largest
+document forwarded (16 MiB, ~21 MiB in base64) still goes alone."""
 
 
 class FleetTransport(Protocol):
@@ -217,8 +221,12 @@ class Outbox:
         while start <= newest:
             rows = self.registry.db.execute("SELECT seq, kind, key, body FROM fleet_outbox WHERE seq >= ? "
                                             "ORDER BY seq LIMIT ?", (start, batch)).fetchall()
-            records = [{"seq": int(row[0]), "kind": row[1], "key": row[2], "body": json.loads(row[3])}
-                       for row in rows]
+            records, size = [], 0
+            for row in rows:
+                size += len(row[3]) + len(row[2]) + 64
+                if records and size > MAX_BATCH_BYTES:
+                    break
+                records.append({"seq": int(row[0]), "kind": row[1], "key": row[2], "body": json.loads(row[3])})
             answer = fleet.push({"station_id": self.station_id, "records": records})
             next_seq = answer.get("next_seq")
             if type(next_seq) is not int or next_seq <= start:

@@ -87,3 +87,24 @@ def test_a_registry_audit_entry_that_is_not_json_is_forwarded_not_a_traceback(
     [first] = [r for batch in fleet.batches for r in batch["records"] if r["key"] == "audit-1"]
     assert first["body"]["data"] == "{not json"  # as stored: the fleet finds its hash does not match
     assert outbox.status().backlog == 0
+
+
+def test_batches_stop_at_a_size_the_fleet_takes_not_only_at_a_count(
+        state_dir: Path, station: tuple[Registry, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Certificates are ~90 KB: 500 records of them pass the fleet's 64 MiB request limit (a 413 for ever)."""
+    import json
+
+    from agent.fleet import outbox as module
+
+    registry, _, _ = station
+    run_jobs(registry, state_dir, 0, 4)
+    monkeypatch.setattr(module, "MAX_BATCH_BYTES", 150_000)  # about one certificate (~116 KB in base64)
+    outbox = Outbox(registry, STATION)
+    fleet = ScriptedFleet(lambda b: {"next_seq": _last(b) + 1, "accepted": len(b["records"]), "resent": 0,
+                                     "refused": []})
+    result = outbox.push(fleet, batch=500)
+    sizes = [len(json.dumps(batch)) for batch in fleet.batches]
+    documents = [sum(r["kind"] == "document" for r in batch["records"]) for batch in fleet.batches]
+    assert max(documents) == 1 and sum(documents) == 4
+    assert all(size < 150_000 or len(batch["records"]) == 1 for size, batch in zip(sizes, fleet.batches, strict=True))
+    assert result.sent == outbox.status().records and outbox.status().backlog == 0
