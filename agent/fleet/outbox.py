@@ -221,7 +221,8 @@ class Outbox:
         while start <= newest:
             rows = self.registry.db.execute("SELECT seq, kind, key, body FROM fleet_outbox WHERE seq >= ? "
                                             "ORDER BY seq LIMIT ?", (start, batch)).fetchall()
-            records, size = [], 0
+            records: list[dict[str, Any]] = []
+            size = 0
             for row in rows:
                 size += len(row[3]) + len(row[2]) + 64
                 if records and size > MAX_BATCH_BYTES:
