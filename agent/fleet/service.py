@@ -103,6 +103,13 @@ class StationAuthenticator:
         self._lock = threading.Lock()
 
     def _current_crl(self) -> x509.CertificateRevocationList:
+        try:
+            return self._read_crl()
+        except (OSError, ValueError) as error:  # fail closed, in one line (not a traceback per connection)
+            raise ClientRefused(f"{self.crl_path}: the CA's CRL cannot be read ({error}); refusing every "
+                                "station") from None
+
+    def _read_crl(self) -> x509.CertificateRevocationList:
         status = os.stat(self.crl_path)
         key = (status.st_mtime_ns, status.st_size)
         with self._lock:

@@ -81,3 +81,39 @@ def test_a_slowloris_client_is_cut_off_at_the_deadline(world: dict[str, Any], mo
     api = world["api"]
     assert _slowly(api.port, api.context, handshake, 8.0) < 5.0
     assert api.get("/v1/api/summary", world["token"])[0] == 200  # a prompt client is served as ever
+
+
+def test_an_unreadable_or_stale_crl_refuses_every_station_in_one_line(tmp_path: Any) -> None:
+    import shutil
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from agent.fleet.service import ClientRefused, StationAuthenticator
+    from certs import pki
+
+    ca, tls, state = Path(tmp_path) / "ca", Path(tmp_path) / "tls", Path(tmp_path) / "station-01"
+    pki.init_ca("Example Police", ca)
+    pki.issue_tls_server(ca, tls, ["127.0.0.1"])
+    pki.issue_tls_client(ca, "station-01", state)
+    der = x509.load_pem_x509_certificate((state / "pki" / "tls-client.crt").read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    crl = Path(tmp_path) / "crl.pem"
+    shutil.copy(tls / "crl.pem", crl)
+    authenticator = StationAuthenticator(tls / "ca.crt", crl)
+    assert authenticator.station_of(der) == "station-01"
+    next_update = x509.load_pem_x509_crl(crl.read_bytes()).next_update_utc
+    assert next_update is not None
+    stale = StationAuthenticator(tls / "ca.crt", crl, clock=lambda: next_update + timedelta(minutes=1))
+    assert next_update + timedelta(minutes=1) < x509.load_der_x509_certificate(der).not_valid_after_utc
+    with pytest.raises(ClientRefused, match="next update"):  # the certificate is valid; the CRL is not
+        stale.station_of(der)
+    crl.write_text("-----BEGIN X509 CRL-----\nnot a crl\n-----END X509 CRL-----\n")
+    with pytest.raises(ClientRefused, match="CRL"):
+        authenticator.station_of(der)
+    crl.unlink()
+    with pytest.raises(ClientRefused, match="CRL"):
+        authenticator.station_of(der)
+    assert datetime.now(UTC) < next_update
