@@ -410,10 +410,18 @@ class Ingestor:
         problems, _ = check_checkpoints([checkpoint], hashes, state["audit_seq"], self.bundle, station)
         if problems:
             raise _Refused(Refusal.BAD_CHECKPOINT, "; ".join(problems))
-        db.execute("INSERT INTO fleet_checkpoints (station_id, number, seq, head, at, body) "
-                   "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station_id, number) DO NOTHING",
-                   (station, checkpoint.number, checkpoint.seq, checkpoint.head, checkpoint.at,
-                    canonical(checkpoint.to_json()).decode()))
+        text = canonical(checkpoint.to_json()).decode()
+        stored = db.execute("INSERT INTO fleet_checkpoints (station_id, number, seq, head, at, body) "
+                            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station_id, number) DO NOTHING "
+                            "RETURNING number",
+                            (station, checkpoint.number, checkpoint.seq, checkpoint.head, checkpoint.at, text)
+                            ).fetchone()
+        if stored is None:  # the number is not signed: another checkpoint under a number the fleet holds
+            held_body = db.execute("SELECT body FROM fleet_checkpoints WHERE station_id = %s AND number = %s",
+                                   (station, checkpoint.number)).fetchone()
+            if held_body is None or str(held_body[0]) != text:
+                raise _Refused(Refusal.DUPLICATE_DIFFERENT, f"checkpoint {checkpoint.number} was received before "
+                                                            "with other content")
 
     def _document(self, db: Any, station: str, key: str, body: dict[str, Any]) -> None:
         from certs.verify import verify_data

@@ -225,3 +225,25 @@ def test_a_verifier_that_fails_on_a_document_refuses_that_document_only(
     result = ingestor.ingest("station-01", feed.batch())
     assert result.accepted == [2] and [(s, c) for s, c, _ in result.refused] == [(1, "bad_document")]
     assert "IndexError" in result.refused[0][2]
+
+
+def test_a_second_checkpoint_under_a_number_the_fleet_holds_is_refused_not_silently_dropped(
+        ingestor: Ingestor, fleet: FleetDatabase, world: PkiWorld) -> None:
+    feed = StationFeed("station-01", world.station)
+    feed.audit()
+    feed.audit()
+    feed.checkpoint()
+    feed.audit()
+    feed.checkpoint()
+    feed.records[-1]["body"]["number"] = 1  # validly signed (the number is not), numbered as the first
+    replay = copy.deepcopy(feed.records[2])
+    replay["seq"] = feed.seq + 1  # the first checkpoint again, under a new outbox seq: the same, so harmless
+    result = ingestor.ingest("station-01", feed.batch([*feed.records, replay]))
+    assert [(s, c) for s, c, _ in result.refused] == [(5, "duplicate_different")]
+    assert result.accepted == [1, 2, 3, 4, 6]
+    assert rows(fleet, "SELECT number, seq FROM fleet_checkpoints") == [(1, 2)]
+    # an audit entry replayed under a new outbox seq breaks no chain and is not applied twice
+    again = copy.deepcopy(feed.records[0])
+    again["seq"] = 7
+    assert [c for _, c, _ in ingestor.ingest("station-01", feed.batch([again])).refused] == ["chain_broken"]
+    assert rows(fleet, "SELECT count(*) FROM fleet_audit") == [(3,)]
