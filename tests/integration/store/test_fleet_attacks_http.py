@@ -117,3 +117,43 @@ def test_an_unreadable_or_stale_crl_refuses_every_station_in_one_line(tmp_path: 
     with pytest.raises(ClientRefused, match="CRL"):
         authenticator.station_of(der)
     assert datetime.now(UTC) < next_update
+
+
+def _post(world: dict[str, Any], body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:  # noqa: F811
+    import http.client
+
+    connection = http.client.HTTPSConnection("127.0.0.1", world["api"].port, timeout=30,
+                                             context=world["client"].context)
+    try:
+        connection.request("POST", "/v1/ingest", body=body,
+                           headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_hostile_ingest_bodies_over_tls_get_an_answer_and_never_wedge(world: dict[str, Any]) -> None:  # noqa: F811
+    client = world["client"]
+    start = client.next_seq()
+    job = {"job_id": "station-01-JX", "state": "sanitised", "drive": {"model": "M\x00", "serial": "S"},
+           "created_at": "2026-01-01T00:00:00+00:00"}
+    nested: Any = 1
+    for _ in range(950):
+        nested = [nested]
+    cases: list[tuple[bytes, set[int]]] = [
+        (b'{"station_id": "station-01", "records": [{"seq": ' + b"9" * 5000 + b"}]}", {400}),  # past int digits
+        (b'{"station_id": "station-01", "records": [{"seq": ' + b"9" * 4000 + b', "kind": "job", "key": "k", '
+         b'"body": {}}]}', {200}),
+        (json.dumps({"station_id": "station-01", "records": [{"seq": start, "kind": "job", "key": "k",
+                                                               "body": {"deep": nested}}]}).encode(), {200, 400}),
+        (b'{"station_id": "station-01", "records": [{"seq": 1, "kind": "job", "key": "\\udc00", "body": {}}]}', {200}),
+        (b'{"station_id": "station-01", "records": [{"seq": 1e400}]}', {200, 400}),
+        (b'\xff\xfe{"station_id"', {400}),
+        (json.dumps({"station_id": "station-01", "records": [{"seq": start, "kind": "job", "key": "station-01-JX",
+                                                               "body": job}]}).encode(), {200}),
+    ]
+    for body, expected in cases:
+        status, answer = _post(world, body)
+        assert status in expected, (body[:80], status, answer)
+    assert client.next_seq() > start  # the stream moved on: nothing wedged it
