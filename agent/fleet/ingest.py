@@ -35,7 +35,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,10 @@ def _moment(body: dict[str, Any], name: str, *, required: bool = False) -> datet
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _Refused(Refusal.MALFORMED, f"{name}: not an ISO 8601 time with a time zone")
+    try:  # PostgreSQL stores year 0 or 10000 in UTC; reading such a row back fails in the driver for ever
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise _Refused(Refusal.MALFORMED, f"{name}: outside the years 1 to 9999 in UTC") from None
     return moment
 
 

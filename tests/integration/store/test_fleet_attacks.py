@@ -247,3 +247,16 @@ def test_a_second_checkpoint_under_a_number_the_fleet_holds_is_refused_not_silen
     again["seq"] = 7
     assert [c for _, c, _ in ingestor.ingest("station-01", feed.batch([again])).refused] == ["chain_broken"]
     assert rows(fleet, "SELECT count(*) FROM fleet_audit") == [(3,)]
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_python_cannot_read_back_is_refused_at_ingest(ingestor: Ingestor, fleet: FleetDatabase,
+                                                             world: PkiWorld, moment: str) -> None:
+    """Stored, it made every later read of the row (the API's asset, reports) fail in the database driver."""
+    feed = StationFeed("station-01", world.station)
+    feed.job(1, asset="PF-000001")["body"]["finished_at"] = moment
+    feed.job(2, asset="PF-000001")["body"]["created_at"] = moment
+    feed.job(3, asset="PF-000001")
+    result = ingestor.ingest("station-01", feed.batch())
+    assert result.accepted == [3] and [c for _, c, _ in result.refused] == ["malformed", "malformed"]
+    assert len(rows(fleet, "SELECT created_at, finished_at FROM fleet_jobs")) == 1
