@@ -30,6 +30,7 @@ from agent.fleet.report import build
 
 TOKEN_PREFIX = "wfa_"
 SCOPES = ("read",)
+MAX_SEGMENT = 256
 
 
 class ApiRefused(Exception):
@@ -94,6 +95,9 @@ def answer(db: Any, target: str) -> tuple[int, str, Any]:
     """(status, content type, payload) for one GET of the read API (the caller authorised it)."""
     parts = urlsplit(target)
     segments = [unquote(segment) for segment in parts.path.split("/")[3:] if segment]
+    if any(len(segment) > MAX_SEGMENT or not segment.isprintable() for segment in segments):
+        # a NUL (%00) reaching PostgreSQL's text is an error of the database, not an absent resource
+        raise ApiRefused(400, "bad_request", f"a path segment is at most {MAX_SEGMENT} printable characters")
     try:
         if segments[:1] == ["assets"] and len(segments) in (2, 3):
             asset = find_asset_or_404(db, segments[1])

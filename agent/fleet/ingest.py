@@ -35,7 +35,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ from agent.fleet.programme import assets_of_drives, recompute, record_facts
 GENESIS = "0" * 64
 MAX_BATCH_RECORDS = 5_000
 MAX_DOCUMENT_BYTES = 16 << 20
+MAX_NUMBER = 1 << 62
+"""Sequence and checkpoint numbers are stored as PostgreSQL BIGINT: a number past this is malformed input."""
+MAX_REASON = 2000
 
 
 class RecordKind(StrEnum):
@@ -92,6 +95,17 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+def _storable(text: str, limit: int = MAX_REASON) -> str:
+    """``text`` as PostgreSQL TEXT takes it: no NUL, no lone surrogate (escaped, not dropped), at most ``limit``."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
+
+def _bounded(value: Any) -> bool:
+    return type(value) is int and 0 < value < MAX_NUMBER
+
+
 def record_sha256(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({"kind": record.get("kind"), "key": record.get("key"),
                                      "body": record.get("body")})).hexdigest()
@@ -130,6 +144,10 @@ def _moment(body: dict[str, Any], name: str, *, required: bool = False) -> datet
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _Refused(Refusal.MALFORMED, f"{name}: not an ISO 8601 time with a time zone")
+    try:  # PostgreSQL stores year 0 or 10000 in UTC; reading such a row back fails in the driver for ever
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise _Refused(Refusal.MALFORMED, f"{name}: outside the years 1 to 9999 in UTC") from None
     return moment
 
 
@@ -167,10 +185,10 @@ class Ingestor:
             state = self._station(db, authenticated)
             result = IngestResult(authenticated, state["next_seq"])
             if claimed != authenticated:
+                named = repr(claimed)[:100] if type(claimed) is str else f"a {type(claimed).__name__}, not a station id"
                 for record in records:
                     self._quarantine(db, authenticated, record, Refusal.FOREIGN_STATION,
-                                     f"station {authenticated!r} pushed records claiming station {claimed!r}",
-                                     result)
+                                     f"station {authenticated!r} pushed records claiming station {named}", result)
                 return result
             seen = self._seen(db, authenticated, [r.get("seq") for r in records if type(r) is dict])
             jobs: list[tuple[Any, ...]] = []
@@ -204,18 +222,25 @@ class Ingestor:
 
     def _one(self, db: Any, station: str, record: Any, state: dict[str, Any], seen: dict[int, str],
              result: IngestResult, jobs: list[tuple[Any, ...]]) -> None:
-        if type(record) is not dict or type(record.get("seq")) is not int or type(record.get("body")) is not dict \
+        if type(record) is not dict or not _bounded(record.get("seq")) or type(record.get("body")) is not dict \
                 or record.get("kind") not in tuple(RecordKind) or type(record.get("key")) is not str:
             self._quarantine(db, station, record, Refusal.MALFORMED,
-                             "a record is an object with an integer seq, a kind of "
+                             f"a record is an object with an integer seq (1 to {MAX_NUMBER - 1}), a kind of "
                              f"{', '.join(RecordKind)}, a string key and an object body", result)
             return
         seq: int = record["seq"]
+        unreadable: str | None = None
         try:
             digest = record_sha256(record)
-        except (TypeError, ValueError) as exc:
-            self._quarantine(db, station, record, Refusal.MALFORMED, f"not canonical JSON: {exc}", result)
-            return
+        except (TypeError, ValueError, RecursionError) as exc:
+            # still numbered (its seq is consumed below, so the stream goes on), by the digest of a form that
+            # always encodes (ASCII, or nothing for a body nested past the recursion limit)
+            unreadable = f"not canonical JSON: {exc}"
+            try:
+                fallback = json.dumps([record["kind"], record["key"], record["body"]], sort_keys=True, default=repr)
+            except (TypeError, ValueError, RecursionError):
+                fallback = "unrepresentable"
+            digest = "x" + hashlib.sha256(fallback.encode()).hexdigest()[1:]
         if seq < state["next_seq"]:
             if seen.get(seq) == digest:
                 result.resent.append(seq)
@@ -229,7 +254,11 @@ class Ingestor:
             return
         status, reason = "accepted", ""
         try:
-            self._apply(db, station, record, state, jobs)
+            if unreadable is not None:
+                raise _Refused(Refusal.MALFORMED, unreadable)
+            if "\x00" in record["key"]:
+                raise _Refused(Refusal.MALFORMED, "key: a NUL character (PostgreSQL text cannot hold it)")
+            self._apply_isolated(db, station, record, state, jobs)
         except _Refused as refused:
             self._quarantine(db, station, record, refused.code, refused.reason, result)
             status, reason = "quarantined", refused.reason
@@ -237,22 +266,50 @@ class Ingestor:
             result.accepted.append(seq)
         db.execute("INSERT INTO fleet_records (station_id, seq, kind, key, sha256, status, reason) "
                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                   (station, seq, record["kind"], record["key"][:256], digest, status, reason))
+                   (station, seq, record["kind"], _storable(record["key"], 256), digest, status, _storable(reason)))
         seen[seq] = digest
         state["next_seq"] = seq + 1
 
     def _quarantine(self, db: Any, station: str, record: Any, code: Refusal, reason: str,
                     result: IngestResult) -> None:
-        seq = record.get("seq") if type(record) is dict and type(record.get("seq")) is int else None
-        try:
+        seq = record.get("seq") if type(record) is dict and _bounded(record.get("seq")) else None
+        reason = _storable(reason)
+        try:  # canonical JSON escapes NUL and every control character; a lone surrogate fails to encode
             body = canonical(record).decode()
-        except (TypeError, ValueError):
-            body = json.dumps(repr(record))
+        except (TypeError, ValueError, RecursionError):
+            try:
+                body = json.dumps(record, sort_keys=True, default=repr)  # ASCII: surrogates escaped
+            except (TypeError, ValueError, RecursionError):
+                body = json.dumps({"unrepresentable": type(record).__name__})  # nested past the recursion limit
         db.execute("INSERT INTO fleet_quarantine (station_id, seq, code, reason, record) VALUES (%s, %s, %s, %s, %s)",
                    (station, seq, str(code), reason, body))
         result.refused.append((seq, str(code), reason))
 
     # -- per kind ------------------------------------------------------------------------------------
+    def _apply_isolated(self, db: Any, station: str, record: dict[str, Any], state: dict[str, Any],
+                        jobs: list[tuple[Any, ...]]) -> None:
+        """:meth:`_apply` such that whatever PostgreSQL refuses of one record refuses that record only: an
+        audit entry, checkpoint or document is written under a savepoint (a job is checked for everything
+        the database refuses and written with the batch's jobs at the end)."""
+        if record["kind"] == RecordKind.JOB:
+            self._apply(db, station, record, state, jobs)
+            return
+        import psycopg
+
+        saved = (state["audit_seq"], state["audit_head"], len(state["touched"]))
+        try:
+            with db.transaction():  # a savepoint inside the batch's transaction
+                self._apply(db, station, record, state, jobs)
+        except psycopg.Error as error:
+            state["audit_seq"], state["audit_head"] = saved[0], saved[1]
+            del state["touched"][saved[2]:]
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise _Refused(Refusal.MALFORMED, f"the fleet database cannot store it: {message}") from None
+        except _Refused:
+            state["audit_seq"], state["audit_head"] = saved[0], saved[1]
+            del state["touched"][saved[2]:]
+            raise
+
     def _apply(self, db: Any, station: str, record: dict[str, Any], state: dict[str, Any],
                jobs: list[tuple[Any, ...]]) -> None:
         kind, body = RecordKind(record["kind"]), record["body"]
@@ -284,13 +341,16 @@ class Ingestor:
                 certificate_id = event["data"].get("certificate_id") or certificate_id
         if certificate_id is not None and (type(certificate_id) is not str or len(certificate_id) > 256):
             raise _Refused(Refusal.MALFORMED, "certificate_id: not a string of at most 256 characters")
-        return (station, job_id, _text(body, "state", limit=32), _text(body, "profile", required=False),
+        row = (station, job_id, _text(body, "state", limit=32), _text(body, "profile", required=False),
                 _text(body, "method", required=False), _text(drive, "model", required=False),
                 _text(drive, "serial", required=False), asset if type(asset) is str and len(asset) <= 256 else None,
                 _moment(body, "created_at", required=True), _moment(body, "finished_at"),
                 _text(body, "route", limit=32, required=False), certificate_id,
                 canonical(body).decode(), seq, _text(drive, "media", limit=32, required=False),
                 _text(body, "reason", limit=2000, required=False), _count(body, "bytes_written"))
+        if any(type(value) is str and "\x00" in value for value in row):  # PostgreSQL TEXT refuses NUL
+            raise _Refused(Refusal.MALFORMED, f"job {job_id}: a NUL character in its asset tag or certificate id")
+        return row
 
     def _flush_jobs(self, db: Any, jobs: list[tuple[Any, ...]]) -> None:
         if not jobs:
@@ -343,6 +403,9 @@ class Ingestor:
             checkpoint = Checkpoint.from_json(body, "the checkpoint")
         except AuditFileError as error:
             raise _Refused(Refusal.MALFORMED, str(error)) from None
+        if not _bounded(checkpoint.number) or not _bounded(checkpoint.seq):
+            raise _Refused(Refusal.MALFORMED,
+                           f"the checkpoint's number and seq are integers from 1 to {MAX_NUMBER - 1}")
         if checkpoint.station_id != station:
             raise _Refused(Refusal.FOREIGN_STATION, f"checkpoint signed for station {checkpoint.station_id!r}")
         held = db.execute("SELECT hash FROM fleet_audit WHERE station_id = %s AND seq = %s",
@@ -351,10 +414,18 @@ class Ingestor:
         problems, _ = check_checkpoints([checkpoint], hashes, state["audit_seq"], self.bundle, station)
         if problems:
             raise _Refused(Refusal.BAD_CHECKPOINT, "; ".join(problems))
-        db.execute("INSERT INTO fleet_checkpoints (station_id, number, seq, head, at, body) "
-                   "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station_id, number) DO NOTHING",
-                   (station, checkpoint.number, checkpoint.seq, checkpoint.head, checkpoint.at,
-                    canonical(checkpoint.to_json()).decode()))
+        text = canonical(checkpoint.to_json()).decode()
+        stored = db.execute("INSERT INTO fleet_checkpoints (station_id, number, seq, head, at, body) "
+                            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station_id, number) DO NOTHING "
+                            "RETURNING number",
+                            (station, checkpoint.number, checkpoint.seq, checkpoint.head, checkpoint.at, text)
+                            ).fetchone()
+        if stored is None:  # the number is not signed: another checkpoint under a number the fleet holds
+            held_body = db.execute("SELECT body FROM fleet_checkpoints WHERE station_id = %s AND number = %s",
+                                   (station, checkpoint.number)).fetchone()
+            if held_body is None or str(held_body[0]) != text:
+                raise _Refused(Refusal.DUPLICATE_DIFFERENT, f"checkpoint {checkpoint.number} was received before "
+                                                            "with other content")
 
     def _document(self, db: Any, station: str, key: str, body: dict[str, Any]) -> None:
         from certs.verify import verify_data
@@ -367,7 +438,11 @@ class Ingestor:
             data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError):
             raise _Refused(Refusal.MALFORMED, "pdf: not base64") from None
-        report = verify_data(Path(key), data, self.bundle, now=self.now)
+        try:
+            report = verify_data(Path(key), data, self.bundle, now=self.now)
+        except Exception as error:  # the bytes are hostile until verified: a verifier failure refuses this one
+            raise _Refused(Refusal.BAD_DOCUMENT, f"the verifier could not read it ({type(error).__name__}: "
+                                                 f"{_storable(str(error), 300)})") from None
         if not report.valid:
             raise _Refused(Refusal.BAD_DOCUMENT, f"{report.code}: {report.reason}")
         if report.demo and not self.accept_demo:

@@ -32,6 +32,10 @@ AUDIT_DOCUMENTS = {"validation-statement": "pdf", "destruction": "report_path", 
 """Audit entries whose data names a signed document of the station's (the key that holds its path)."""
 MAX_DOCUMENT_BYTES = 16 << 20
 DEFAULT_BATCH = 500
+MAX_BATCH_BYTES = 24 << 20
+"""A batch also stops at this much record text: 500 certificates of ~90 KB (~120 KB in base64) is past half
+the fleet's request limit (64 MiB, a 413 on every resend: a wedged station); one record of the largest
+document forwarded (16 MiB, ~21 MiB in base64) still goes alone."""
 
 
 class FleetTransport(Protocol):
@@ -45,6 +49,15 @@ class FleetTransport(Protocol):
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
                       default=str)
+
+
+def _json_or_text(text: Any) -> Any:
+    """A registry column of JSON, parsed; a value that is not JSON (a damaged registry) is forwarded as its
+    text, so the fleet sees it — an audit entry's hash then fails there, visibly — and the outbox goes on."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return str(text)
 
 
 def _now() -> str:
@@ -121,7 +134,7 @@ class Outbox:
             station_documents: list[tuple[str, str]] = []
             for row in tx.execute("SELECT seq, at, kind, subject, data_json, prev_hash, hash FROM audit_log "
                                   "WHERE seq > ? ORDER BY seq", (audit_mark,)).fetchall():
-                data = json.loads(row[4])
+                data = _json_or_text(row[4])
                 append("audit", f"audit-{row[0]}", {"seq": row[0], "at": row[1], "kind": row[2], "subject": row[3],
                                                     "data": data, "prev_hash": row[5], "hash": row[6]})
                 newest_audit = int(row[0])
@@ -157,7 +170,8 @@ class Outbox:
                 append("job", job_id, job)
             for row in events:
                 if row[2] in DOCUMENT_EVENTS:
-                    data = json.loads(row[3])
+                    data = _json_or_text(row[3])
+                    data = data if isinstance(data, dict) else {}
                     document = self._document(str(data.get("path") or ""))
                     append("document", str(data.get("certificate_id") or Path(str(data.get("path"))).name), document)
             # the station's own signed documents: validation statements, destruction reports, manifests
@@ -196,23 +210,37 @@ class Outbox:
         while start <= newest:
             rows = self.registry.db.execute("SELECT seq, kind, key, body FROM fleet_outbox WHERE seq >= ? "
                                             "ORDER BY seq LIMIT ?", (start, batch)).fetchall()
-            records = [{"seq": int(row[0]), "kind": row[1], "key": row[2], "body": json.loads(row[3])}
-                       for row in rows]
+            records: list[dict[str, Any]] = []
+            size = 0
+            for row in rows:
+                size += len(row[3]) + len(row[2]) + 64
+                if records and size > MAX_BATCH_BYTES:
+                    break
+                records.append({"seq": int(row[0]), "kind": row[1], "key": row[2], "body": json.loads(row[3])})
             answer = fleet.push({"station_id": self.station_id, "records": records})
             next_seq = answer.get("next_seq")
             if type(next_seq) is not int or next_seq <= start:
                 raise FleetUnavailable(f"the fleet did not advance past record {start} (answered {next_seq!r})")
+            if next_seq > newest + 1:  # (past this batch is honest: another push of this station's went first)
+                raise FleetUnavailable(f"the fleet claims records up to {next_seq - 1} from {self.station_id}, but "
+                                       f"this station has recorded only {newest}: nothing marked delivered")
+            counted = [answer.get(name, 0) for name in ("accepted", "resent")]
+            refusals = answer.get("refused", [])
+            if any(type(value) is not int or value < 0 for value in counted) or type(refusals) is not list:
+                raise FleetUnavailable("the fleet's answer is not an ingest result (accepted, resent: counts; "
+                                       "refused: a list): nothing marked delivered")
+            sent_seqs = {record["seq"] for record in records}
+            refusals = [item for item in refusals if isinstance(item, dict) and type(item.get("seq")) is int
+                        and item["seq"] in sent_seqs]  # a refusal of a record not in this batch is not ours
             sent += len(records)
-            accepted += int(answer.get("accepted") or 0)
-            resent += int(answer.get("resent") or 0)
-            refusals = answer.get("refused") or []
+            accepted += counted[0]
+            resent += counted[1]
             refused += len(refusals)
             with self.registry.transaction() as tx:
                 for item in refusals:
-                    if isinstance(item, dict) and type(item.get("seq")) is int:
-                        tx.execute("INSERT INTO fleet_outbox_refusals (seq, code, reason, at) VALUES (?, ?, ?, ?) "
-                                   "ON CONFLICT (seq) DO UPDATE SET code = excluded.code, reason = excluded.reason",
-                                   (item["seq"], str(item.get("code")), str(item.get("reason"))[:2000], _now()))
+                    tx.execute("INSERT INTO fleet_outbox_refusals (seq, code, reason, at) VALUES (?, ?, ?, ?) "
+                               "ON CONFLICT (seq) DO UPDATE SET code = excluded.code, reason = excluded.reason",
+                               (item["seq"], str(item.get("code"))[:64], str(item.get("reason"))[:2000], _now()))
                 tx.execute("INSERT INTO fleet_outbox_acks (id, acked, at) VALUES (1, ?, ?) "
                            "ON CONFLICT (id) DO UPDATE SET acked = max(acked, excluded.acked), at = excluded.at",
                            (next_seq - 1, _now()))

@@ -14,6 +14,10 @@ say about the asset (intake, host registration, eligibility decision, manifest, 
     received      an intake or host registration names it, or some but not all of its drives are done
     awaiting      nothing yet (as imported from the register)
 
+A station's eligibility decision, manifest or destruction counts for an asset only once that station has
+received it (its own intake or host registration, or a job of its own on the asset's drives): a station
+cannot allocate, hold or destroy an asset it never had.
+
 (``handed_over`` is part of the model; no station records a hand-over yet.) The rule is one SQL
 statement over the touched assets, run at the end of every ingest batch in the batch's transaction, so
 a state is always the rule applied to the facts stored — recomputed, never accumulated.
@@ -59,7 +63,14 @@ facts AS (
            (array_agg(f.route ORDER BY f.at DESC, f.audit_seq DESC)
                 FILTER (WHERE f.kind = 'eligibility-decision'))[1] AS decision,
            bool_or(f.kind IN ('intake', 'host-registered')) AS received
-    FROM fleet_asset_facts f JOIN touched t ON upper(f.asset_tag) = t.asset GROUP BY 1),
+    FROM fleet_asset_facts f JOIN touched t ON upper(f.asset_tag) = t.asset
+    -- a station speaks of an asset it has received (its own intake or host registration, or a job of its own on
+    -- the asset's drives): another station's decision, manifest or destruction naming it changes nothing
+    WHERE f.kind IN ('intake', 'host-registered')
+       OR EXISTS (SELECT 1 FROM fleet_asset_facts r WHERE r.station_id = f.station_id
+                  AND r.kind IN ('intake', 'host-registered') AND upper(r.asset_tag) = t.asset)
+       OR EXISTS (SELECT 1 FROM linked l WHERE l.asset = t.asset AND l.station_id = f.station_id)
+    GROUP BY 1),
 computed AS (
     SELECT t.asset,
            CASE WHEN f.destroyed THEN 'destroyed'

@@ -54,6 +54,10 @@ from certs.record import is_identifier
 MAX_BODY_BYTES = 64 << 20
 """A batch of 5,000 records with certificates is well under this; more is refused (413)."""
 CONNECTION_TIMEOUT_SECONDS = 30.0
+HEADER_DEADLINE_SECONDS = 30.0
+"""The TLS handshake, request line and headers must all arrive within this, however slowly they trickle in
+(the socket timeout alone is per read: a client sending a byte every few seconds would hold its connection
+slot forever, and 64 of them the whole service)."""
 MAX_CONNECTIONS = 64
 POOL_SIZE = 8
 
@@ -99,6 +103,13 @@ class StationAuthenticator:
         self._lock = threading.Lock()
 
     def _current_crl(self) -> x509.CertificateRevocationList:
+        try:
+            return self._read_crl()
+        except (OSError, ValueError) as error:  # fail closed, in one line (not a traceback per connection)
+            raise ClientRefused(f"{self.crl_path}: the CA's CRL cannot be read ({error}); refusing every "
+                                "station") from None
+
+    def _read_crl(self) -> x509.CertificateRevocationList:
         status = os.stat(self.crl_path)
         key = (status.st_mtime_ns, status.st_size)
         with self._lock:
@@ -248,6 +259,11 @@ class _Handler(BaseHTTPRequestHandler):
             _LOG.warning("fleet: %s refused: %s", self.client_address[0], refused)
             self.refusal = str(refused)
 
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.server.headers_read()  # the request's head is in: the body has a deadline of its own
+        return parsed
+
     def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
         body = payload if isinstance(payload, bytes) else (json.dumps(payload, sort_keys=True) + "\n").encode()
         self.send_response(status)
@@ -366,6 +382,7 @@ class FleetHttpServer(ThreadingHTTPServer):
         self.context = context
         self.authenticator = authenticator
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._deadlines = threading.local()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -384,7 +401,28 @@ class FleetHttpServer(ThreadingHTTPServer):
             return
         super().process_request(request, client_address)
 
+    def headers_read(self) -> None:
+        """This connection's request head arrived: its deadline no longer applies."""
+        timer = getattr(self._deadlines, "timer", None)
+        if timer is not None:
+            timer.cancel()
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # the deadline shuts the connection through a duplicate of its descriptor: the TLS wrapper takes the
+        # socket over (detaching it) before the handshake, and its own state stays the reading thread's
+        handle = socket.socket(request.family, request.type, request.proto, os.dup(request.fileno()))
+
+        def too_slow() -> None:
+            _LOG.warning("fleet: %s: no request within %.0f s: closed", client_address[0], HEADER_DEADLINE_SECONDS)
+            try:
+                handle.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        timer = threading.Timer(HEADER_DEADLINE_SECONDS, too_slow)
+        timer.daemon = True
+        self._deadlines.timer = timer
+        timer.start()
         try:
             request.settimeout(CONNECTION_TIMEOUT_SECONDS)
             try:
@@ -400,6 +438,9 @@ class FleetHttpServer(ThreadingHTTPServer):
             finally:
                 self.shutdown_request(secured)
         finally:
+            timer.cancel()
+            self._deadlines.timer = None
+            handle.close()
             self._slots.release()
 
 
