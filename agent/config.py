@@ -30,6 +30,9 @@ a default::
     destination = "External reuse: scheme decided by the eligibility rules after validation"
     [organisation.destinations]   # wording by route or reuse scheme name (else `destination`)
     destroy = "Destruction by the organisation's contractor"
+    [certificate]                 # how the station's documents are issued
+    operator_title = "Sanitisation operator"   # for jobs from before operator sign-ins
+    directory = "/var/lib/wipe-agent/certificates"   # default: certificates/ in state_dir
 
 There is no built-in organisation: a station without ``[organisation] name`` records its jobs but
 issues no certificate. For older files a top-level ``organisation = "NAME"`` string is still read
@@ -64,7 +67,9 @@ DEFAULT_PROFILES: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays", "timestamping", "audit"}
+             "default_profiles", "bays", "timestamping", "audit", "certificate"}
+_CERTIFICATE_KEYS = {"operator_title", "directory"}
+DEFAULT_OPERATOR_TITLE = "Sanitisation operator"
 _TIMESTAMPING_KEYS = {"url", "timeout"}
 _ORGANISATION_KEYS = {"name", "location", "phone", "classification_before", "classification_after",
                       "data_backed_up", "destination", "destinations"}
@@ -144,6 +149,10 @@ class StationConfig:
     """[audit] checkpoint_every: the station signs its audit head at least every this many entries."""
     audit_checkpoint_minutes: float = 15.0
     """[audit] checkpoint_minutes: … and once an unsigned entry is this many minutes old."""
+    certificate_operator_title: str = DEFAULT_OPERATOR_TITLE
+    """[certificate] operator_title: the title printed for a job recorded before operator sign-ins."""
+    certificate_dir: Path | None = None
+    """[certificate] directory: where documents are written (None: ``certificates`` in state_dir)."""
 
     def bay(self, name: str) -> Bay:
         """The bay called ``name``."""
@@ -186,6 +195,8 @@ class StationConfig:
             "timestamping": {"url": self.tsa_url, "timeout": self.tsa_timeout},
             "audit": {"checkpoint_every": self.audit_checkpoint_every,
                       "checkpoint_minutes": self.audit_checkpoint_minutes},
+            "certificate": {"operator_title": self.certificate_operator_title,
+                            "directory": None if self.certificate_dir is None else str(self.certificate_dir)},
         }
 
 
@@ -203,10 +214,11 @@ def _unknown(doc: Document, prefix: str, key: str, allowed: Any, at: KeyPath) ->
                      at)
 
 
-def _path(doc: Document, label: str, value: Any) -> Path:
-    _expect(doc, label, value, str, (label,))
+def _path(doc: Document, label: str, value: Any, at: KeyPath | None = None) -> Path:
+    at = (label,) if at is None else at
+    _expect(doc, label, value, str, at)
     if not value or not os.path.isabs(value):
-        raise doc.error(f"{label}: must be an absolute path, got {value!r}", (label,))
+        raise doc.error(f"{label}: must be an absolute path, got {value!r}", at)
     return Path(value)
 
 
@@ -292,6 +304,7 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         source=source,
         **_timestamping(doc, data.get("timestamping", {})),
         **_audit(doc, data.get("audit", {})),
+        **_certificate(doc, data.get("certificate", {})),
     )
     if check_profiles:
         _check_profiles(config)
@@ -314,6 +327,21 @@ def _audit(doc: Document, raw: Any) -> dict[str, Any]:
         raise doc.error(f"[audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}",
                         ("audit", "checkpoint_minutes"))
     return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
+
+
+def _certificate(doc: Document, raw: Any) -> dict[str, Any]:
+    """The [certificate] table: the default operator title (printed) and the documents' directory."""
+    _expect(doc, "[certificate]", raw, dict, ("certificate",))
+    for key in raw:
+        if key not in _CERTIFICATE_KEYS:
+            raise _unknown(doc, "[certificate]: ", key, _CERTIFICATE_KEYS, ("certificate", key))
+    title = _organisation_text(doc, "[certificate].operator_title",
+                               raw.get("operator_title", DEFAULT_OPERATOR_TITLE), required=True,
+                               at=("certificate", "operator_title"))
+    directory = raw.get("directory")
+    return {"certificate_operator_title": title,
+            "certificate_dir": None if directory is None else _path(doc, "[certificate].directory", directory,
+                                                                    ("certificate", "directory"))}
 
 
 def _timestamping(doc: Document, raw: Any) -> dict[str, Any]:
