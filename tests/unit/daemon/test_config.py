@@ -125,3 +125,8 @@ def test_errors_name_the_line_and_suggest_the_key_meant() -> None:
         parse_config(text, "station.toml", check_profiles=False)
     with pytest.raises(ConfigError, match=r"^station.toml:3: \[timestamping\].timeout must be 0.5 to 120"):
         parse_config('station_id = "s"\n[timestamping]\ntimeout = 0\n', "station.toml", check_profiles=False)
+    with pytest.raises(ConfigError, match=r"^station.toml:3: \[certificate\].directory: must be an absolute path"):
+        parse_config('station_id = "s"\n[certificate]\ndirectory = "rel"\n', "station.toml", check_profiles=False)
+    with pytest.raises(ConfigError, match=r"^station.toml:3: \[certificate\]: unknown key 'operator_titel'; "
+                                          r"did you mean 'operator_title'\?"):
+        parse_config('station_id = "s"\n[certificate]\noperator_titel = "x"\n', "station.toml", check_profiles=False)
