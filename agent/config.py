@@ -49,8 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from agent.errors import AgentError, ConfigError
 from agent.tomlfile import exact_type, parse_toml, read_bounded_text
+from agent.tomlschema import Document, suggestion
+from agent.tomlschema import Path_ as KeyPath
+from agent.vocabulary import BACKED_UP, MEDIA
 
 DEFAULT_CONFIG_PATH = Path("/etc/wipe-agent/station.toml")
 DEFAULT_STATE_DIR = "/var/lib/wipe-agent"
@@ -70,7 +73,6 @@ DEFAULT_OPERATOR_TITLE = "Sanitisation operator"
 _TIMESTAMPING_KEYS = {"url", "timeout"}
 _ORGANISATION_KEYS = {"name", "location", "phone", "classification_before", "classification_after",
                       "data_backed_up", "destination", "destinations"}
-BACKED_UP = ("yes", "no", "unknown")
 MAX_ORGANISATION_TEXT = 200
 _BAY_KEYS = {"name", "match", "auto_start", "profile"}
 MAX_PARALLEL_LIMIT = 64
@@ -202,88 +204,92 @@ def _type_name(value: Any) -> str:
     return "boolean" if isinstance(value, bool) else type(value).__name__
 
 
-def _expect(source: str, label: str, value: Any, kind: type) -> None:
+def _expect(doc: Document, label: str, value: Any, kind: type, at: KeyPath = ()) -> None:
     if not exact_type(value, kind):
-        raise ConfigError(f"{source}: {label}: expected {kind.__name__}, got {_type_name(value)}")
+        raise doc.error(f"{label}: expected {kind.__name__}, got {_type_name(value)}", at)
 
 
-def _path(source: str, label: str, value: Any) -> Path:
-    _expect(source, label, value, str)
+def _unknown(doc: Document, prefix: str, key: str, allowed: Any, at: KeyPath) -> AgentError:
+    return doc.error(f"{prefix}unknown key {key!r}{suggestion(key, allowed)} (allowed: {', '.join(sorted(allowed))})",
+                     at)
+
+
+def _path(doc: Document, label: str, value: Any, at: KeyPath | None = None) -> Path:
+    at = (label,) if at is None else at
+    _expect(doc, label, value, str, at)
     if not value or not os.path.isabs(value):
-        raise ConfigError(f"{source}: {label}: must be an absolute path, got {value!r}")
+        raise doc.error(f"{label}: must be an absolute path, got {value!r}", at)
     return Path(value)
 
 
 def parse_config(text: str, source: str = "<string>", check_profiles: bool = True) -> StationConfig:
     """Validate TOML text as a station configuration."""
     data = parse_toml(text, source, ConfigError)
+    doc = Document.of(source, text, ConfigError)
     for key in data:
         if key not in _TOP_KEYS:
-            raise ConfigError(f"{source}: unknown key {key!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+            raise _unknown(doc, "", key, _TOP_KEYS, (key,))
     if "station_id" not in data:
-        raise ConfigError(f"{source}: station_id is required")
+        raise doc.error("station_id is required")
     station_id = data["station_id"]
-    _expect(source, "station_id", station_id, str)
+    _expect(doc, "station_id", station_id, str, ("station_id",))
     if not _NAME.match(station_id):
-        raise ConfigError(f"{source}: station_id {station_id!r} must be letters, digits, . _ - (≤64)")
-    organisation = _organisation(source, data.get("organisation"))
-    state_dir = _path(source, "state_dir", data.get("state_dir", DEFAULT_STATE_DIR))
-    api_socket = _path(source, "api_socket", data.get("api_socket", DEFAULT_API_SOCKET))
+        raise doc.error(f"station_id {station_id!r} must be letters, digits, . _ - (≤64)", ("station_id",))
+    organisation = _organisation(doc, data.get("organisation"))
+    state_dir = _path(doc, "state_dir", data.get("state_dir", DEFAULT_STATE_DIR))
+    api_socket = _path(doc, "api_socket", data.get("api_socket", DEFAULT_API_SOCKET))
     if len(os.fsencode(str(api_socket))) > 107:
-        raise ConfigError(f"{source}: api_socket: path longer than a Unix socket allows (107 bytes)")
+        raise doc.error("api_socket: path longer than a Unix socket allows (107 bytes)", ("api_socket",))
     api_group = data.get("api_group", DEFAULT_API_GROUP)
-    _expect(source, "api_group", api_group, str)
+    _expect(doc, "api_group", api_group, str, ("api_group",))
     parallel = data.get("max_parallel_jobs", 8)
-    _expect(source, "max_parallel_jobs", parallel, int)
+    _expect(doc, "max_parallel_jobs", parallel, int, ("max_parallel_jobs",))
     if not 1 <= parallel <= MAX_PARALLEL_LIMIT:
-        raise ConfigError(f"{source}: max_parallel_jobs must be 1..{MAX_PARALLEL_LIMIT}, got {parallel}")
-
-    # here, not at the top: the profiles module loads every method (and cryptography), which
-    # `wipe-agent status` would otherwise pay for just to learn the default socket path
-    from agent.policy.profiles import MEDIA
+        raise doc.error(f"max_parallel_jobs must be 1..{MAX_PARALLEL_LIMIT}, got {parallel}", ("max_parallel_jobs",))
 
     raw_defaults = data.get("default_profiles", {})
-    _expect(source, "[default_profiles]", raw_defaults, dict)
+    _expect(doc, "[default_profiles]", raw_defaults, dict, ("default_profiles",))
     defaults = dict(DEFAULT_PROFILES)
     for media, name in raw_defaults.items():
         if media not in MEDIA:
-            raise ConfigError(f"{source}: [default_profiles]: unknown media {media!r} (known: {', '.join(MEDIA)})")
-        _expect(source, f"[default_profiles].{media}", name, str)
+            raise doc.error(f"[default_profiles]: unknown media {media!r} (known: {', '.join(MEDIA)})",
+                            ("default_profiles", media))
+        _expect(doc, f"[default_profiles].{media}", name, str, ("default_profiles", media))
         defaults[media] = name
 
     raw_bays = data.get("bays", [])
-    _expect(source, "[[bays]]", raw_bays, list)
+    _expect(doc, "[[bays]]", raw_bays, list, ("bays",))
     bays: list[Bay] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_bays, start=1):
         label = f"[[bays]] #{index}"
-        _expect(source, label, raw, dict)
+        _expect(doc, label, raw, dict, ("bays", index - 1))
         for key in raw:
             if key not in _BAY_KEYS:
-                raise ConfigError(f"{source}: {label}: unknown key {key!r} (allowed: {', '.join(sorted(_BAY_KEYS))})")
+                raise _unknown(doc, f"{label}: ", key, _BAY_KEYS, ("bays", index - 1, key))
         name = raw.get("name")
         if name is None:
-            raise ConfigError(f"{source}: {label}: name is required")
-        _expect(source, f"{label}.name", name, str)
+            raise doc.error(f"{label}: name is required", ("bays", index - 1))
+        _expect(doc, f"{label}.name", name, str, ("bays", index - 1, "name"))
         if not _NAME.match(name):
-            raise ConfigError(f"{source}: {label}.name {name!r} must be letters, digits, . _ - (≤64)")
+            raise doc.error(f"{label}.name {name!r} must be letters, digits, . _ - (≤64)", ("bays", index - 1, "name"))
         if name in seen:
-            raise ConfigError(f"{source}: {label}: duplicate bay name {name!r}")
+            raise doc.error(f"{label}: duplicate bay name {name!r}", ("bays", index - 1, "name"))
         seen.add(name)
         label = f"bay {name!r}"
         match = raw.get("match")
         if match is None:
-            raise ConfigError(f"{source}: {label}: match is required (udev properties that identify the slot)")
-        _expect(source, f"{label}.match", match, dict)
+            raise doc.error(f"{label}: match is required (udev properties that identify the slot)", ("bays", index - 1))
+        _expect(doc, f"{label}.match", match, dict, ("bays", index - 1, "match"))
         if not match:
-            raise ConfigError(f"{source}: {label}.match: must name at least one udev property")
+            raise doc.error(f"{label}.match: must name at least one udev property", ("bays", index - 1, "match"))
         for key, value in match.items():
-            _expect(source, f"{label}.match.{key}", value, str)
+            _expect(doc, f"{label}.match.{key}", value, str, ("bays", index - 1, "match", key))
         auto_start = raw.get("auto_start", False)
-        _expect(source, f"{label}.auto_start", auto_start, bool)
+        _expect(doc, f"{label}.auto_start", auto_start, bool, ("bays", index - 1, "auto_start"))
         profile = raw.get("profile")
         if profile is not None:
-            _expect(source, f"{label}.profile", profile, str)
+            _expect(doc, f"{label}.profile", profile, str, ("bays", index - 1, "profile"))
         bays.append(Bay(name, tuple(sorted(match.items())), auto_start, profile))
 
     config = StationConfig(
@@ -296,80 +302,85 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         default_profiles=defaults,
         bays=tuple(bays),
         source=source,
-        **_timestamping(source, data.get("timestamping", {})),
-        **_audit(source, data.get("audit", {})),
-        **_certificate(source, data.get("certificate", {})),
+        **_timestamping(doc, data.get("timestamping", {})),
+        **_audit(doc, data.get("audit", {})),
+        **_certificate(doc, data.get("certificate", {})),
     )
     if check_profiles:
         _check_profiles(config)
     return config
 
 
-def _audit(source: str, raw: Any) -> dict[str, Any]:
+def _audit(doc: Document, raw: Any) -> dict[str, Any]:
     """The [audit] table: how often the station signs a checkpoint of its audit chain (1-100000 entries,
     0.5 minutes to a day)."""
-    _expect(source, "[audit]", raw, dict)
+    _expect(doc, "[audit]", raw, dict, ("audit",))
     for key in raw:
         if key not in ("checkpoint_every", "checkpoint_minutes"):
-            raise ConfigError(f"{source}: [audit]: unknown key {key!r} (allowed: checkpoint_every, checkpoint_minutes)")
+            raise _unknown(doc, "[audit]: ", key, ("checkpoint_every", "checkpoint_minutes"), ("audit", key))
     every = raw.get("checkpoint_every", 100)
     if not exact_type(every, int) or not 1 <= every <= 100_000:
-        raise ConfigError(f"{source}: [audit].checkpoint_every must be a whole number from 1 to 100000, got {every!r}")
+        raise doc.error(f"[audit].checkpoint_every must be a whole number from 1 to 100000, got {every!r}",
+                        ("audit", "checkpoint_every"))
     minutes = raw.get("checkpoint_minutes", 15.0)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0.5 <= minutes <= 1440:
-        raise ConfigError(f"{source}: [audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}")
+        raise doc.error(f"[audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}",
+                        ("audit", "checkpoint_minutes"))
     return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
 
 
-def _certificate(source: str, raw: Any) -> dict[str, Any]:
+def _certificate(doc: Document, raw: Any) -> dict[str, Any]:
     """The [certificate] table: the default operator title (printed) and the documents' directory."""
-    _expect(source, "[certificate]", raw, dict)
+    _expect(doc, "[certificate]", raw, dict, ("certificate",))
     for key in raw:
         if key not in _CERTIFICATE_KEYS:
-            raise ConfigError(f"{source}: [certificate]: unknown key {key!r} "
-                              f"(allowed: {', '.join(sorted(_CERTIFICATE_KEYS))})")
-    title = _organisation_text(source, "[certificate].operator_title",
-                               raw.get("operator_title", DEFAULT_OPERATOR_TITLE), required=True)
+            raise _unknown(doc, "[certificate]: ", key, _CERTIFICATE_KEYS, ("certificate", key))
+    title = _organisation_text(doc, "[certificate].operator_title",
+                               raw.get("operator_title", DEFAULT_OPERATOR_TITLE), required=True,
+                               at=("certificate", "operator_title"))
     directory = raw.get("directory")
     return {"certificate_operator_title": title,
-            "certificate_dir": None if directory is None else _path(source, "[certificate].directory", directory)}
+            "certificate_dir": None if directory is None else _path(doc, "[certificate].directory", directory,
+                                                                    ("certificate", "directory"))}
 
 
-def _timestamping(source: str, raw: Any) -> dict[str, Any]:
+def _timestamping(doc: Document, raw: Any) -> dict[str, Any]:
     """The [timestamping] table: an http(s) URL and a timeout of 0.5 to 120 seconds."""
-    _expect(source, "[timestamping]", raw, dict)
+    _expect(doc, "[timestamping]", raw, dict, ("timestamping",))
     for key in raw:
         if key not in _TIMESTAMPING_KEYS:
-            raise ConfigError(f"{source}: [timestamping]: unknown key {key!r} (allowed: url, timeout)")
+            raise _unknown(doc, "[timestamping]: ", key, _TIMESTAMPING_KEYS, ("timestamping", key))
     url = raw.get("url")
     if url is not None:
-        _expect(source, "[timestamping].url", url, str)
+        _expect(doc, "[timestamping].url", url, str, ("timestamping", "url"))
         if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
-            raise ConfigError(f"{source}: [timestamping].url must be an http:// or https:// URL, got {url!r}")
+            raise doc.error(f"[timestamping].url must be an http:// or https:// URL, got {url!r}",
+                            ("timestamping", "url"))
     timeout = raw.get("timeout", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 120:
-        raise ConfigError(f"{source}: [timestamping].timeout must be 0.5 to 120 seconds, got {timeout!r}")
+        raise doc.error(f"[timestamping].timeout must be 0.5 to 120 seconds, got {timeout!r}",
+                        ("timestamping", "timeout"))
     return {"tsa_url": url, "tsa_timeout": float(timeout)}
 
 
-def _organisation_text(source: str, label: str, value: Any, required: bool = False) -> str:
+def _organisation_text(doc: Document, label: str, value: Any, required: bool = False, at: KeyPath = ()) -> str:
     """A string printed on signed certificates: no control/format characters, NFC, bounded, one line."""
     from certs.record import text_problem
 
-    _expect(source, label, value, str)
+    _expect(doc, label, value, str, at)
     if required and not value.strip():
-        raise ConfigError(f"{source}: {label}: must not be empty")
+        raise doc.error(f"{label}: must not be empty", at)
     problem = text_problem(value)
     if problem:
-        raise ConfigError(f"{source}: {label}: {problem} (it is printed on signed certificates)")
+        raise doc.error(f"{label}: {problem} (it is printed on signed certificates)", at)
     if len(value) > MAX_ORGANISATION_TEXT:
-        raise ConfigError(f"{source}: {label}: longer than {MAX_ORGANISATION_TEXT} characters")
+        raise doc.error(f"{label}: longer than {MAX_ORGANISATION_TEXT} characters", at)
     problem = placeholder_problem(value) if value else None
     if problem:
-        raise ConfigError(f"{source}: {label}: {problem}")
+        raise doc.error(f"{label}: {problem}", at)
     problem = printable_problem(value)
     if problem:
-        raise ConfigError(f"{source}: {label}: {problem} (it is printed on signed certificates)")
+        raise doc.error(f"{label}: {problem} (it is printed on signed certificates)", at)
     return str(value)
 
 
@@ -411,38 +422,38 @@ def printable_problem(value: str) -> str | None:
         return None
 
 
-def _organisation(source: str, raw: Any) -> Organisation | None:
+def _organisation(doc: Document, raw: Any) -> Organisation | None:
     """[organisation] (or the legacy top-level ``organisation = "NAME"`` string, read as the name only)."""
     if raw is None:
         return None
     if isinstance(raw, str):
-        return Organisation(name=_organisation_text(source, "organisation", raw, required=True))
-    _expect(source, "[organisation]", raw, dict)
+        return Organisation(name=_organisation_text(doc, "organisation", raw, required=True, at=("organisation",)))
+    _expect(doc, "[organisation]", raw, dict, ("organisation",))
     for key in raw:
         if key not in _ORGANISATION_KEYS:
-            raise ConfigError(f"{source}: [organisation]: unknown key {key!r} "
-                              f"(allowed: {', '.join(sorted(_ORGANISATION_KEYS))})")
+            raise _unknown(doc, "[organisation]: ", key, _ORGANISATION_KEYS, ("organisation", key))
     if "name" not in raw:
-        raise ConfigError(f"{source}: [organisation].name is required (it is printed on every certificate)")
+        raise doc.error("[organisation].name is required (it is printed on every certificate)", ("organisation",))
     values: dict[str, Any] = {}
     for key in sorted(_ORGANISATION_KEYS - {"destinations", "data_backed_up"}):
         if key in raw:
-            values[key] = _organisation_text(source, f"[organisation].{key}", raw[key],
-                                             required=True)
+            values[key] = _organisation_text(doc, f"[organisation].{key}", raw[key], required=True,
+                                             at=("organisation", key))
     backed_up = raw.get("data_backed_up", "unknown")
-    _expect(source, "[organisation].data_backed_up", backed_up, str)
+    _expect(doc, "[organisation].data_backed_up", backed_up, str, ("organisation", "data_backed_up"))
     if backed_up not in BACKED_UP:
-        raise ConfigError(f"{source}: [organisation].data_backed_up must be one of {', '.join(BACKED_UP)}, "
-                          f"got {backed_up!r}")
+        raise doc.error(f"[organisation].data_backed_up must be one of {', '.join(BACKED_UP)}, "
+                        f"got {backed_up!r}", ("organisation", "data_backed_up"))
     destinations = raw.get("destinations", {})
-    _expect(source, "[organisation.destinations]", destinations, dict)
+    _expect(doc, "[organisation.destinations]", destinations, dict, ("organisation", "destinations"))
     for key, wording in destinations.items():
-        _organisation_text(source, "[organisation.destinations] key", key, required=True)
-        _organisation_text(source, f"[organisation.destinations].{key}", wording, required=True)
+        at = ("organisation", "destinations", key)
+        _organisation_text(doc, "[organisation.destinations] key", key, required=True, at=at)
+        _organisation_text(doc, f"[organisation.destinations].{key}", wording, required=True, at=at)
     for key in ("location", "phone"):
         if key not in raw:  # else every certificate prints "Location —": the placeholder issue 11 is about
-            raise ConfigError(f"{source}: [organisation].{key} is required (it is printed on every certificate, "
-                              "so whoever holds one can reach the issuer)")
+            raise doc.error(f"[organisation].{key} is required (it is printed on every certificate, "
+                            "so whoever holds one can reach the issuer)", ("organisation",))
     return Organisation(**values, data_backed_up=backed_up, destinations=dict(destinations))
 
 

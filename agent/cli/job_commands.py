@@ -49,6 +49,7 @@ from agent.transport.block import BlockDevice
 from agent.verify.expectation import expectation_from_spec
 from agent.verify.readback import verify
 from agent.verify.secondary import MAX_LISTED_EXTENTS, describe_extent, verify_job
+from agent.vocabulary import VERIFY_MODES
 from certs.errors import RecordError
 from certs.pki import StationSigner
 
@@ -466,7 +467,7 @@ def _render_secondary(job: JobRow, data: dict[str, Any]) -> None:
               help="Re-verify this job's drive against the job's own record (zero, pattern, clear-random "
                    "stream, canaries) and record the result with the job.")
 @click.option("--expect", "expect", default=None, help="Without --job: zero (default) or pattern:HEX.")
-@click.option("--mode", type=click.Choice(["sampling", "full"]), default="sampling", show_default=True)
+@click.option("--mode", type=click.Choice(VERIFY_MODES), default="sampling", show_default=True)
 @click.option("--seed", default=None, help="Reproduce an earlier sampling run.")
 @click.option("--operator", default=None, help="Who performs the check (default: login name).")
 @json_option

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from agent.errors import ProfileError
 from agent.methods import registry
 from agent.methods.base import Level, Method
 from agent.policy.catalogue import Catalogue
-from agent.tomlfile import exact_type, parse_toml
+from agent.tomlfile import parse_toml
+from agent.tomlschema import Document, Field, Table, check, suggestion, validate
+from agent.vocabulary import LEVELS, MEDIA, VERIFY_MODES
+
+__all__ = ["MEDIA", "VERIFY_MODES", "Profile", "Step", "available_profiles", "load_profile", "load_profile_file",
+           "parse_profile"]
 
 SCHEMA = 1
-MEDIA = ("ssd", "hdd", "usb", "virtual")
-VERIFY_MODES = ("sampling", "full")
 SYSTEM_PROFILE_DIR = Path("/etc/wipe-agent/profiles")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -64,139 +68,152 @@ class Profile:
         }
 
 
-class _Where:
-    """Finds the line of a key in TOML text, for error messages."""
+STEP = Table({"method": Field(str, required=True)}, extra=Field(str))  # options: checked against the method
+SCHEMA_TABLE = Table({
+    "include": Field(str),
+    "schema": Field(int, required=True, minimum=SCHEMA, maximum=SCHEMA, expect=str(SCHEMA)),
+    "summary": Field(str),
+    "minimum_level": Field(str, choices=LEVELS),
+    "legacy": Field(bool),
+    "match": Field(dict, table=Table({"media": Field(list, items=Field(str, choices=MEDIA, noun="media"))})),
+    "steps": Field(list, items=Field(dict, table=STEP)),
+    "verify": Field(dict, table=Table({"mode": Field(str, choices=VERIFY_MODES)})),
+})
+"""The shape of a profile file; the rules between keys (methods and their options) are in parse_profile."""
 
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = text.splitlines()
-
-    def line_of(self, key: str, section: str | None = None, occurrence: int = 0) -> int | None:
-        in_section = section is None
-        seen = -1
-        header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
-        for number, line in enumerate(self.lines, start=1):
-            match = header.match(line)
-            if match:
-                in_section = section is not None and match.group(1) == section
-                if in_section and section is not None:
-                    seen += 1
-                continue
-            if in_section and (section is None or seen == occurrence):
-                if re.match(rf"^\s*{re.escape(key)}\s*=", line):
-                    return number
-        return None
-
-    def error(self, message: str, key: str | None = None, section: str | None = None, index: int = 0) -> ProfileError:
-        line = self.line_of(key, section, index) if key else None
-        location = f"{self.source}:{line}" if line else self.source
-        return ProfileError(f"{location}: {message}")
+MAX_INCLUDE_DEPTH = 4
+"""A profile may include one that includes another, ... at most this deep (a site override of a site base
+of a shipped profile is 2)."""
 
 
-def _expect_type(where: _Where, value: Any, kind: type | tuple[type, ...], label: str, key: str,
-                 section: str | None = None, index: int = 0) -> None:
-    # exact types: bool is an int in Python; TOML keeps them apart and so do we
-    if not exact_type(value, kind):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        got = "boolean" if isinstance(value, bool) else type(value).__name__
-        raise where.error(f"{label}: expected {expected}, got {got}", key, section, index)
+def parse_profile(text: str, name: str, source: str, folder: Path | None = None) -> Profile:
+    """Validate TOML text as a profile named ``name``.
 
-
-def parse_profile(text: str, name: str, source: str) -> Profile:
-    """Validate TOML text as a profile named ``name``."""
-    where = _Where(source, text)
-    data = parse_toml(text, source, ProfileError)
+    ``folder``: where the file lives, for ``include = "base.toml"`` (None: a shipped profile, which
+    may include only shipped profiles)."""
     if not _NAME.match(name):
         raise ProfileError(f"{source}: profile name {name!r} must be lower-case letters, digits, . _ -")
-    allowed = {"schema", "summary", "minimum_level", "legacy", "match", "steps", "verify"}
-    for key in data:
-        if key not in allowed:
-            raise where.error(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})", key)
-    schema = data.get("schema")
-    # exact type: ``true == 1`` in Python, and a boolean schema is a typo, not version 1
-    if type(schema) is not int or schema != SCHEMA:
-        raise where.error(f"schema must be {SCHEMA}, got {schema!r}", "schema")
-    summary = data.get("summary", "")
-    _expect_type(where, summary, str, "summary", "summary")
-    level_text = data.get("minimum_level", "clear")
-    _expect_type(where, level_text, str, "minimum_level", "minimum_level")
-    if level_text not in ("clear", "purge"):
-        raise where.error(f"minimum_level must be 'clear' or 'purge', got {level_text!r}", "minimum_level")
-    legacy = data.get("legacy", False)
-    _expect_type(where, legacy, bool, "legacy", "legacy")
+    document, data = _read(text, source, folder, ())
+    validate(document, data, SCHEMA_TABLE)
 
-    match = data.get("match", {})
-    _expect_type(where, match, dict, "[match]", "match")
-    for key in match:
-        if key != "media":
-            raise where.error(f"[match]: unknown key {key!r} (allowed: media)", key, "match")
-    media = match.get("media", list(MEDIA))
-    _expect_type(where, media, list, "[match].media", "media", "match")
-    for item in media:
-        if item not in MEDIA:
-            raise where.error(f"[match].media: unknown media {item!r} (known: {', '.join(MEDIA)})", "media", "match")
+    media = data.get("match", {}).get("media", list(MEDIA))
     if not media:
-        raise where.error("[match].media: must name at least one media type", "media", "match")
+        raise document.error("[match].media: must name at least one media type", ("match", "media"))
 
     raw_steps = data.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
-        raise where.error("needs at least one [[steps]] table with a method")
+    if not raw_steps:
+        raise document.error("needs at least one [[steps]] table with a method")
     steps: list[Step] = []
     for index, raw in enumerate(raw_steps):
         label = f"[[steps]] #{index + 1}"
-        if not exact_type(raw, dict):
-            raise where.error(f"{label}: must be a table")
-        method = raw.get("method")
-        if not exact_type(method, str):
-            raise where.error(f"{label}: 'method' is required and must be a string", "method", "steps", index)
+        method = raw["method"]
+        at = ("steps", index, "method")
         if method not in registry.METHODS:
             known = ", ".join(sorted(registry.METHODS))
-            raise where.error(f"{label}: unknown method {method!r} (known: {known})", "method", "steps", index)
+            raise document.error(f"{label}: unknown method {method!r}{suggestion(method, registry.METHODS)} "
+                                 f"(known: {known})", at)
         allowed_options = registry.option_names(method)
-        options: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key == "method":
-                continue
+        options = {key: value for key, value in raw.items() if key != "method"}
+        for key in options:
             if key not in allowed_options:
                 hint = f" (allowed: {', '.join(sorted(allowed_options))})" if allowed_options else " (it takes none)"
-                raise where.error(f"{label}: unknown option {key!r} for {method}{hint}", key, "steps", index)
-            _expect_type(where, value, str, f"{label}.{key}", key, "steps", index)
-            options[key] = value
+                raise document.error(f"{label}: unknown option {key!r} for {method}{suggestion(key, allowed_options)}"
+                                     f"{hint}", ("steps", index, key))
         try:
             registry.build(method, options)
         except Exception as exc:  # an option the method rejects, e.g. a pattern that is not hex
             message = getattr(exc, "message", str(exc))
-            raise where.error(f"{label}: {message}", "method", "steps", index) from exc
+            raise document.error(f"{label}: {message}", at) from exc
         steps.append(Step(method, tuple(sorted(options.items()))))
-
-    verify = data.get("verify", {})
-    _expect_type(where, verify, dict, "[verify]", "verify")
-    for key in verify:
-        if key != "mode":
-            raise where.error(f"[verify]: unknown key {key!r} (allowed: mode)", key, "verify")
-    mode = verify.get("mode", "sampling")
-    _expect_type(where, mode, str, "[verify].mode", "mode", "verify")
-    if mode not in VERIFY_MODES:
-        raise where.error(f"[verify].mode must be one of {', '.join(VERIFY_MODES)}, got {mode!r}", "mode", "verify")
 
     return Profile(
         name=name,
-        summary=summary,
-        minimum_level=Level(level_text),
+        summary=data.get("summary", ""),
+        minimum_level=Level(data.get("minimum_level", "clear")),
         media=tuple(media),
         steps=tuple(steps),
-        verify_mode=mode,
-        legacy=legacy,
+        verify_mode=data.get("verify", {}).get("mode", "sampling"),
+        legacy=data.get("legacy", False),
         source=source,
     )
+
+
+def _read(text: str, source: str, folder: Path | None, chain: tuple[str, ...]) -> tuple[Document, dict[str, Any]]:
+    """The document and data of one profile file with its ``include`` (if any) resolved and merged."""
+    data = parse_toml(text, source, ProfileError)
+    document = Document.of(source, text, ProfileError)
+    if "include" not in data:
+        return document, data
+    check(document, data["include"], SCHEMA_TABLE.fields["include"], ("include",))
+    chain = (*chain, source)
+    if len(chain) > MAX_INCLUDE_DEPTH:
+        raise document.error(f"include: includes nested more than {MAX_INCLUDE_DEPTH} deep "
+                             f"({' -> '.join(chain)})", ("include",))
+    base_text, base_source, base_folder = _included(document, data.pop("include"), source, folder)
+    if base_source in chain:
+        raise document.error(f"include: include cycle: {' -> '.join((*chain, base_source))}", ("include",))
+    base_document, base_data = _read(base_text, base_source, base_folder, chain)
+    return _merge(base_document, base_data, document, data)
+
+
+def _included(document: Document, reference: str, source: str, folder: Path | None) -> tuple[str, str, Path | None]:
+    """``(text, source, folder)`` of the file an ``include`` names.
+
+    A bare file name only ("base.toml"): a path could walk out of the profile directory, and the
+    profile directory is the boundary of what an operator reviewed (the directory is root's; what
+    it links to need not be). It is looked up next to the including file; a site file may also
+    name a shipped profile (that is the point: a site override need not copy the profile it
+    changes), including the shipped profile of its own name."""
+    at = ("include",)
+    stem = reference[:-5] if reference.endswith(".toml") else ""
+    if not _NAME.fullmatch(stem) or "/" in reference or "\\" in reference:
+        raise document.error(f"include: must name a .toml file in the same folder, like \"nist-purge.toml\" "
+                             f"(no directories), got {reference!r}", at)
+    if folder is not None:
+        candidate = folder / reference
+        own = Path(source)
+        if candidate.exists() and not (own.exists() and candidate.resolve() == own.resolve()):
+            if candidate.resolve().parent != folder.resolve():
+                raise document.error(f"include: {reference!r} links outside {folder}; refusing it", at)
+            return PROFILES.read_file(candidate), str(candidate), folder
+    shipped = resources.files("wipe_profiles").joinpath(reference)
+    if not shipped.is_file():
+        where = f"{folder} or the shipped profiles" if folder is not None else "the shipped profiles"
+        raise document.error(f"include: no profile file {reference!r} in {where} (see 'wipe-agent profiles list')",
+                             at)
+    return shipped.read_text(encoding="utf-8"), f"wipe_profiles/{reference}", None
+
+
+def _merge(base: Document, base_data: dict[str, Any], over: Document,
+           over_data: dict[str, Any]) -> tuple[Document, dict[str, Any]]:
+    """tuned-style: the including file's keys override the base's; tables merge key by key, anything
+    else (arrays included: [[steps]] is replaced whole, never spliced) replaces. Each key keeps the
+    location of the file it came from."""
+    origins = dict(base.origins)
+
+    def merge(into: dict[str, Any], top: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        merged = dict(into)
+        for key, value in top.items():
+            here = (*path, key)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value, here)
+            else:
+                for known in [p for p in origins if p[:len(here)] == here]:
+                    del origins[known]
+                merged[key] = value
+        return merged
+
+    data = merge(base_data, over_data, ())
+    origins.update(over.origins)
+    return Document(over.source, ProfileError, origins), data
 
 
 PROFILES = Catalogue("profile", "wipe_profiles", None, "WIPE_AGENT_PROFILE_DIR", SYSTEM_PROFILE_DIR, ProfileError)
 
 
 def load_profile_file(path: Path) -> Profile:
-    """Load and validate one profile file (its name is the file's stem)."""
-    return parse_profile(PROFILES.read_file(path), path.stem, str(path))
+    """Load and validate one profile file (its name is the file's stem; it may include files beside it)."""
+    return parse_profile(PROFILES.read_file(path), path.stem, str(path), path.parent)
 
 
 def available_profiles() -> dict[str, str]:
@@ -207,4 +224,5 @@ def available_profiles() -> dict[str, str]:
 def load_profile(name: str) -> Profile:
     """Load a profile by name (override directory first, then the shipped ones)."""
     text, source = PROFILES.read(name)
-    return parse_profile(text, name, source)
+    override = PROFILES.override_directory() / f"{name}.toml"
+    return parse_profile(text, name, source, override.parent if source == str(override) else None)

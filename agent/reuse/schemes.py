@@ -20,21 +20,19 @@ from typing import Any
 
 from agent.policy.catalogue import Catalogue
 from agent.reuse.errors import SchemeError
-from agent.tomlfile import exact_type, parse_toml
+from agent.tomlfile import parse_toml
+from agent.tomlschema import Document, Field, Table, label, validate
+from agent.vocabulary import FLASH_MEDIA, LEVEL_RULES, MEDIA, VERIFY_MODES
+
+__all__ = ["FLASH_MEDIA", "LEVEL_RULES", "MEDIA", "VERIFY_MODES", "HealthLimits", "Scheme", "available_schemes",
+           "load_all_schemes", "load_scheme", "load_scheme_file", "parse_scheme"]
 
 SCHEMA = 1
-MEDIA = ("ssd", "hdd", "usb", "virtual")
-FLASH_MEDIA = ("ssd", "usb")
-LEVEL_RULES = ("purge", "clear", "refuse")
-VERIFY_MODES = ("full", "sampling")
 SYSTEM_SCHEME_DIR = Path("/etc/wipe-agent/schemes")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
-_TOP = {"schema", "summary", "destination", "rank", "demo", "attestations", "levels", "verification", "health",
-        "validation"}
 _HEALTH_LIMITS = ("max_reallocated_sectors", "max_pending_sectors", "max_offline_uncorrectable",
                   "max_percentage_used", "max_media_errors")
-_HEALTH = {"required", "allow_nvme_critical_warning", *_HEALTH_LIMITS}
 
 
 @dataclass(frozen=True)
@@ -89,133 +87,94 @@ class Scheme:
         }
 
 
-class _Where:
-    """Finds the line of a key in TOML text, for error messages."""
-
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.lines = text.splitlines()
-
-    def error(self, message: str, key: str | None = None, section: str | None = None) -> SchemeError:
-        line = None
-        if key is not None:
-            current: str | None = None
-            for number, text in enumerate(self.lines, start=1):
-                header = re.match(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]", text)
-                if header:
-                    current = header.group(1)
-                    continue
-                if current == section and re.match(rf"^\s*{re.escape(key)}\s*=", text):
-                    line = number
-                    break
-        return SchemeError(f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}")
+_NAMES = Field(list, items=Field(str), unique=True)  # attestation and role names: checked against _NAME below
+_MODES = Field(list, items=Field(str, choices=VERIFY_MODES), unique=True)
+SCHEMA_TABLE = Table({
+    "schema": Field(int, required=True, minimum=SCHEMA, maximum=SCHEMA, expect=str(SCHEMA)),
+    "summary": Field(str),
+    "destination": Field(str),
+    "rank": Field(int),
+    "demo": Field(bool),
+    "attestations": _NAMES,
+    "levels": Field(dict, table=Table({media: Field(str, choices=LEVEL_RULES) for media in MEDIA})),
+    "verification": Field(dict, table=Table({"modes": _MODES, "clear_modes": _MODES})),
+    "health": Field(dict, table=Table({"required": Field(bool), "allow_nvme_critical_warning": Field(bool),
+                                       **{limit: Field(int) for limit in _HEALTH_LIMITS}})),
+    "validation": Field(dict, table=Table({"required": Field(bool), "roles": _NAMES})),
+})
+"""The shape of a scheme file; the safety rules between keys are in parse_scheme."""
 
 
-def _typed(where: _Where, table: dict[str, Any], key: str, kind: type, default: Any, section: str | None) -> Any:
-    value = table.get(key, default)
-    label = f"[{section}].{key}" if section else key
-    # bool is an int in Python; TOML keeps them apart and so do we
-    if not exact_type(value, kind):
-        got = "boolean" if isinstance(value, bool) else type(value).__name__
-        raise where.error(f"{label}: expected {kind.__name__}, got {got}", key, section)
-    return value
-
-
-def _strings(where: _Where, table: dict[str, Any], key: str, section: str | None, allowed: tuple[str, ...] | None,
-             default: list[str]) -> tuple[str, ...]:
-    value = _typed(where, table, key, list, default, section)
-    label = f"[{section}].{key}" if section else key
-    for item in value:
-        if not exact_type(item, str):
-            raise where.error(f"{label}: expected a list of strings", key, section)
-        if allowed is not None and item not in allowed:
-            raise where.error(f"{label}: unknown value {item!r} (known: {', '.join(allowed)})", key, section)
-        if allowed is None and not _NAME.match(item):
-            raise where.error(f"{label}: {item!r} must be lower-case letters, digits, . _ -", key, section)
-    if len(set(value)) != len(value):
-        raise where.error(f"{label}: duplicate entries", key, section)
-    return tuple(value)
-
-
-def _table(where: _Where, data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
-    table = data.get(name, {})
-    if not exact_type(table, dict) or not isinstance(table, dict):  # the second narrows the type
-        raise where.error(f"[{name}] must be a table", name)
-    for key in table:
-        if key not in allowed:
-            raise where.error(f"[{name}]: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})", key, name)
-    return table
+def _names(document: Document, values: list[str], path: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not _NAME.match(value):
+            raise document.error(f"{label(path)}: {value!r} must be lower-case letters, digits, . _ -", path)
+    return tuple(values)
 
 
 def parse_scheme(text: str, name: str, source: str) -> Scheme:
     """Validate TOML text as the scheme ``name``; raise SchemeError naming file, key and line."""
-    where = _Where(source, text)
     data = parse_toml(text, source, SchemeError)
     if not _NAME.match(name):
         raise SchemeError(f"{source}: scheme name {name!r} must be lower-case letters, digits, . _ -")
-    for key in data:
-        if key not in _TOP:
-            raise where.error(f"unknown key {key!r} (allowed: {', '.join(sorted(_TOP))})", key)
-    if data.get("schema") != SCHEMA:
-        raise where.error(f"schema must be {SCHEMA}, got {data.get('schema')!r}", "schema")
-    summary = _typed(where, data, "summary", str, "", None)
-    destination = _typed(where, data, "destination", str, "", None)
+    document = Document.of(source, text, SchemeError)
+    validate(document, data, SCHEMA_TABLE)
+    summary = data.get("summary", "")
+    destination = data.get("destination", "")
     if not destination.strip():
-        raise where.error("destination is required: the text printed on the manifest", "destination")
-    rank = _typed(where, data, "rank", int, 100, None)
-    demo = _typed(where, data, "demo", bool, False, None)
-    attestations = _strings(where, data, "attestations", None, None, [])
+        raise document.error("destination is required: the text printed on the manifest", ("destination",))
+    rank = data.get("rank", 100)
+    demo = data.get("demo", False)
+    attestations = _names(document, data.get("attestations", []), ("attestations",))
 
-    levels_table = _table(where, data, "levels", set(MEDIA))
+    levels_table = data.get("levels", {})
     levels: list[tuple[str, str]] = []
     for media in MEDIA:
-        rule = _typed(where, levels_table, media, str, "refuse", "levels")
-        if rule not in LEVEL_RULES:
-            raise where.error(f"[levels].{media} must be one of {', '.join(LEVEL_RULES)}, got {rule!r}", media,
-                              "levels")
+        rule = levels_table.get(media, "refuse")
+        at = ("levels", media)
         if media in FLASH_MEDIA and rule == "clear":
-            raise where.error(f"[levels].{media}: flash media need Purge; Clear cannot reach spare blocks "
-                              "(NIST SP 800-88 Rev. 1 App. A, flash memory devices)", media, "levels")
+            raise document.error(f"[levels].{media}: flash media need Purge; Clear cannot reach spare blocks "
+                                 "(NIST SP 800-88 Rev. 1 App. A, flash memory devices)", at)
         if media == "virtual" and rule != "refuse" and not demo:
-            raise where.error("[levels].virtual: virtual media are acceptable only to a scheme with demo = true",
-                              media, "levels")
+            raise document.error("[levels].virtual: virtual media are acceptable only to a scheme with demo = true", at)
         if demo and media != "virtual" and rule != "refuse":
-            raise where.error(f"[levels].{media}: a demo scheme accepts virtual media only", media, "levels")
+            raise document.error(f"[levels].{media}: a demo scheme accepts virtual media only", at)
         levels.append((media, rule))
     if all(rule == "refuse" for _, rule in levels):
-        raise where.error("[levels]: the scheme accepts no media type at all", "levels")
+        raise document.error("[levels]: the scheme accepts no media type at all", ("levels",))
 
-    verification = _table(where, data, "verification", {"modes", "clear_modes"})
-    modes = _strings(where, verification, "modes", "verification", VERIFY_MODES, list(VERIFY_MODES))
+    verification = data.get("verification", {})
+    # the default order is the file format's, not the vocabulary's: it is what `schemes show` prints
+    modes = tuple(verification.get("modes", ["full", "sampling"]))
     if not modes:
-        raise where.error("[verification].modes: must accept at least one mode", "modes", "verification")
-    clear_modes = _strings(where, verification, "clear_modes", "verification", VERIFY_MODES, ["full"])
+        raise document.error("[verification].modes: must accept at least one mode", ("verification", "modes"))
+    clear_modes = tuple(verification.get("clear_modes", ["full"]))
     if any(mode not in modes for mode in clear_modes):
-        raise where.error("[verification].clear_modes must be a subset of modes", "clear_modes", "verification")
+        raise document.error("[verification].clear_modes must be a subset of modes", ("verification", "clear_modes"))
     if any(rule == "clear" for _, rule in levels) and not clear_modes:
-        raise where.error("[verification].clear_modes: Clear is accepted, so name the verification it needs",
-                          "clear_modes", "verification")
+        raise document.error("[verification].clear_modes: Clear is accepted, so name the verification it needs",
+                             ("verification", "clear_modes"))
 
-    health_table = _table(where, data, "health", _HEALTH)
+    health_table = data.get("health", {})
     limits: dict[str, int] = {}
     for key in _HEALTH_LIMITS:
-        value = _typed(where, health_table, key, int, 0, "health")
+        value = health_table.get(key, 0)
         if value < 0 or (key == "max_percentage_used" and value > 255):
-            raise where.error(f"[health].{key}: out of range ({value})", key, "health")
+            raise document.error(f"[health].{key}: out of range ({value})", ("health", key))
         limits[key] = value
     if "max_percentage_used" not in health_table:
         limits["max_percentage_used"] = 100
     health = HealthLimits(
-        required=_typed(where, health_table, "required", bool, True, "health"),
-        allow_nvme_critical_warning=_typed(where, health_table, "allow_nvme_critical_warning", bool, False, "health"),
+        required=health_table.get("required", True),
+        allow_nvme_critical_warning=health_table.get("allow_nvme_critical_warning", False),
         **limits,
     )
-    validation = _table(where, data, "validation", {"required", "roles"})
+    validation = data.get("validation", {})
     return Scheme(
         name=name, summary=summary, destination=destination, rank=rank, demo=demo, attestations=attestations,
         levels=tuple(levels), verification_modes=modes, clear_verification_modes=clear_modes, health=health,
-        validation_required=_typed(where, validation, "required", bool, True, "validation"),
-        validator_roles=_strings(where, validation, "roles", "validation", None, []),
+        validation_required=validation.get("required", True),
+        validator_roles=_names(document, validation.get("roles", []), ("validation", "roles")),
         source=source,
     )
 

@@ -114,3 +114,19 @@ def test_timestamping_section_sets_the_tsa_and_is_validated() -> None:
                           ('port = 1', "unknown key 'port'")]:
         with pytest.raises(ConfigError, match=message):
             parse_config(f'station_id = "s"\n[timestamping]\n{body}\n', check_profiles=False)
+
+
+def test_errors_name_the_line_and_suggest_the_key_meant() -> None:
+    with pytest.raises(ConfigError, match=r"^station.toml:2: unknown key 'max_paralel_jobs'; did you mean "
+                                          r"'max_parallel_jobs'\?"):
+        parse_config('station_id = "s"\nmax_paralel_jobs = 4\n', "station.toml", check_profiles=False)
+    text = 'station_id = "s"\n[[bays]]\nname = "a"\nmatch = { X = "1" }\n[[bays]]\nname = "b"\nmatch = { X = 2 }\n'
+    with pytest.raises(ConfigError, match=r"^station.toml:7: bay 'b'.match.X: expected str, got int"):
+        parse_config(text, "station.toml", check_profiles=False)
+    with pytest.raises(ConfigError, match=r"^station.toml:3: \[timestamping\].timeout must be 0.5 to 120"):
+        parse_config('station_id = "s"\n[timestamping]\ntimeout = 0\n', "station.toml", check_profiles=False)
+    with pytest.raises(ConfigError, match=r"^station.toml:3: \[certificate\].directory: must be an absolute path"):
+        parse_config('station_id = "s"\n[certificate]\ndirectory = "rel"\n', "station.toml", check_profiles=False)
+    with pytest.raises(ConfigError, match=r"^station.toml:3: \[certificate\]: unknown key 'operator_titel'; "
+                                          r"did you mean 'operator_title'\?"):
+        parse_config('station_id = "s"\n[certificate]\noperator_titel = "x"\n', "station.toml", check_profiles=False)

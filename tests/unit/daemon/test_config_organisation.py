@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,10 @@ def test_legacy_top_level_string_is_the_name_only() -> None:
 def test_bad_organisation_is_refused_naming_file_and_key(body: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config('station_id = "s1"\n' + body, "station.toml")
-    assert message in raised.value.message and "\n" not in raised.value.message
+    # the file, then (where the key's line is known) the line, then the message
+    file, text = message.split(": ", 1)
+    assert re.match(rf"{re.escape(file)}(:\d+)?: {re.escape(text)}", raised.value.message)
+    assert "\n" not in raised.value.message
 
 
 @pytest.mark.parametrize("key", ["name", "location", "phone", "classification_before", "classification_after",
@@ -98,12 +102,13 @@ def test_hostile_organisation_text_is_refused_with_file_and_key(tmp_path: Path, 
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "/etc/wipe-agent/station.toml")
     message = raised.value.message
-    assert message.startswith(f"/etc/wipe-agent/station.toml: [organisation].{key}: ") and named in message
+    line = 3 if key == "name" else 4  # the key's own line
+    assert message.startswith(f"/etc/wipe-agent/station.toml:{line}: [organisation].{key}: ") and named in message
 
 
 def test_hostile_destination_key_or_wording_is_refused() -> None:
     for table in ('"gla\\u202eschools" = "GLA"', 'gla = "GLA\\u0007"'):
-        with pytest.raises(ConfigError, match=r"station\.toml: \[organisation\.destinations\].*U\+"):
+        with pytest.raises(ConfigError, match=r"station\.toml:\d+: \[organisation\.destinations\].*U\+"):
             parse_config(f'station_id = "s1"\n[organisation]\nname = "N"\n[organisation.destinations]\n{table}\n',
                          "station.toml")
 
@@ -128,7 +133,8 @@ def test_text_the_certificate_cannot_print_is_refused_when_loaded(key: str, text
     with pytest.raises(ConfigError) as raised:
         parse_config('station_id = "s1"\n[organisation]\n' + body, "/etc/wipe-agent/station.toml")
     message = raised.value.message
-    assert message.startswith(f"/etc/wipe-agent/station.toml: [organisation].{key}: ") and named in message
+    line = 3 + len(lines)  # the key's own line: the last of the body
+    assert message.startswith(f"/etc/wipe-agent/station.toml:{line}: [organisation].{key}: ") and named in message
 
 
 @pytest.mark.parametrize("text", ["Ελληνική Αστυνομία", "Полиция", "Heddlu Gogledd Cymru ŵŷ", "Office\u00a01",
@@ -150,11 +156,12 @@ def test_placeholder_location_or_phone_is_refused(key: str, value: str, named: s
     body = "\n".join([*lines, f'{key} = "{value}"']) + "\n"
     with pytest.raises(ConfigError) as raised:
         parse_config('station_id = "s1"\n[organisation]\n' + body, "station.toml")
-    assert raised.value.message.startswith(f"station.toml: [organisation].{key}: ") and named in raised.value.message
+    message = raised.value.message
+    assert message.startswith(f"station.toml:{3 + len(lines)}: [organisation].{key}: ") and named in message
 
 
 @pytest.mark.parametrize("key", ["location", "phone"])
 def test_location_and_phone_are_required(key: str) -> None:
     body = "\n".join(line for line in _FULL.splitlines() if not line.startswith(f"{key} =")) + "\n"
-    with pytest.raises(ConfigError, match=rf"station\.toml: \[organisation\]\.{key} is required"):
+    with pytest.raises(ConfigError, match=rf"station\.toml:\d+: \[organisation\]\.{key} is required"):
         parse_config('station_id = "s1"\n[organisation]\n' + body, "station.toml")
