@@ -269,12 +269,12 @@ class JobRunner:
                 self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
                                          reason=exc.message, error_code=exc.code, route="hold")
         except (DriveProtected, NoMethod, Blocked) as exc:
-            decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
-            route = getattr(exc, "route", None)
+            decisions = [d.to_json() for d in exc.decisions] if isinstance(exc, NoMethod) else []
+            route: dict[str, Any] = {"route": exc.route} if exc.route else {}
             self.registry.transition(
-                job_id, "refused", "refused", {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
+                job_id, "refused", "refused", {"reason": exc.message, "instruction": exc.instruction},
                 reason=exc.message, error_code=exc.code, decisions_json=_json(decisions) if decisions else None,
-                **({"route": route} if route else {}),
+                **route,
             )
         except (JobInterrupted, VerifyCancelled) as exc:
             self.registry.transition(
@@ -298,7 +298,7 @@ class JobRunner:
                                      **self._unfinished(job_id, device))
         except AgentError as exc:
             self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=getattr(exc, "route", "hold"),
+                                     reason=exc.message, error_code=exc.code, route=exc.route or "hold",
                                      **self._unfinished(job_id, device))
         except BaseException as exc:
             self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
@@ -602,7 +602,7 @@ class JobRunner:
                                          error_code="interrupted", route="hold")
             except AgentError as exc:
                 self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
-                                         error_code=exc.code, route=getattr(exc, "route", "hold"))
+                                         error_code=exc.code, route=exc.route or "hold")
             finally:
                 if binding is not None:
                     binding.close()
