@@ -30,6 +30,9 @@ a default::
     destination = "External reuse: scheme decided by the eligibility rules after validation"
     [organisation.destinations]   # wording by route or reuse scheme name (else `destination`)
     destroy = "Destruction by the organisation's contractor"
+    [certificate]                 # how the station's documents are issued
+    operator_title = "Sanitisation operator"   # for jobs from before operator sign-ins
+    directory = "/var/lib/wipe-agent/certificates"   # default: certificates/ in state_dir
 
 There is no built-in organisation: a station without ``[organisation] name`` records its jobs but
 issues no certificate. For older files a top-level ``organisation = "NAME"`` string is still read
@@ -61,7 +64,9 @@ DEFAULT_PROFILES: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays", "timestamping", "audit"}
+             "default_profiles", "bays", "timestamping", "audit", "certificate"}
+_CERTIFICATE_KEYS = {"operator_title", "directory"}
+DEFAULT_OPERATOR_TITLE = "Sanitisation operator"
 _TIMESTAMPING_KEYS = {"url", "timeout"}
 _ORGANISATION_KEYS = {"name", "location", "phone", "classification_before", "classification_after",
                       "data_backed_up", "destination", "destinations"}
@@ -142,6 +147,10 @@ class StationConfig:
     """[audit] checkpoint_every: the station signs its audit head at least every this many entries."""
     audit_checkpoint_minutes: float = 15.0
     """[audit] checkpoint_minutes: … and once an unsigned entry is this many minutes old."""
+    certificate_operator_title: str = DEFAULT_OPERATOR_TITLE
+    """[certificate] operator_title: the title printed for a job recorded before operator sign-ins."""
+    certificate_dir: Path | None = None
+    """[certificate] directory: where documents are written (None: ``certificates`` in state_dir)."""
 
     def bay(self, name: str) -> Bay:
         """The bay called ``name``."""
@@ -184,6 +193,8 @@ class StationConfig:
             "timestamping": {"url": self.tsa_url, "timeout": self.tsa_timeout},
             "audit": {"checkpoint_every": self.audit_checkpoint_every,
                       "checkpoint_minutes": self.audit_checkpoint_minutes},
+            "certificate": {"operator_title": self.certificate_operator_title,
+                            "directory": None if self.certificate_dir is None else str(self.certificate_dir)},
         }
 
 
@@ -287,6 +298,7 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         source=source,
         **_timestamping(source, data.get("timestamping", {})),
         **_audit(source, data.get("audit", {})),
+        **_certificate(source, data.get("certificate", {})),
     )
     if check_profiles:
         _check_profiles(config)
@@ -307,6 +319,20 @@ def _audit(source: str, raw: Any) -> dict[str, Any]:
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0.5 <= minutes <= 1440:
         raise ConfigError(f"{source}: [audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}")
     return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
+
+
+def _certificate(source: str, raw: Any) -> dict[str, Any]:
+    """The [certificate] table: the default operator title (printed) and the documents' directory."""
+    _expect(source, "[certificate]", raw, dict)
+    for key in raw:
+        if key not in _CERTIFICATE_KEYS:
+            raise ConfigError(f"{source}: [certificate]: unknown key {key!r} "
+                              f"(allowed: {', '.join(sorted(_CERTIFICATE_KEYS))})")
+    title = _organisation_text(source, "[certificate].operator_title",
+                               raw.get("operator_title", DEFAULT_OPERATOR_TITLE), required=True)
+    directory = raw.get("directory")
+    return {"certificate_operator_title": title,
+            "certificate_dir": None if directory is None else _path(source, "[certificate].directory", directory)}
 
 
 def _timestamping(source: str, raw: Any) -> dict[str, Any]:

@@ -23,6 +23,8 @@ modules under ``agent``)::
      ├── ConfigError                  bad_config               400  exit 2  errors
      │    ├── StationUnavailable      daemon_unavailable       400  exit 2  api.client
      │    ├── InStationBay            drive_in_station_bay     409  exit 2  cli.station_commands
+     │    ├── FleetConfigError        bad_fleet_config         400  exit 2  fleet.errors
+     │    ├── FleetSchemaError        fleet_schema             400  exit 2  fleet.errors
      │    ├── OperatorError           bad_operator             400  exit 2  operators
      │    └── ReuseInputError         bad_input                400  exit 2  reuse.errors
      ├── ProfileError                 bad_profile              400  exit 2  errors
@@ -51,7 +53,10 @@ modules under ``agent``)::
      │    ├── ApiError                ·                        400  exit 2  api.server
      │    └── RequestError            ·                        409  exit 2  daemon.station
      ├── RemoteError                  ·                        500  exit 2  api.client
+     ├── ContractError                bad_worker_message       400  exit 2  contracts
      ├── IdentifyParseError           bad_dump                 400  exit 2  drive.errors
+     ├── FleetInputError              bad_fleet_input          400  exit 2  fleet.errors
+     ├── FleetUnavailable             fleet_unavailable        400  exit 1  fleet.errors
      ├── PasswordRejected             password_rejected        400  exit 2  methods.ata_security_erase
      ├── ReuseRefused                 refused                  409  exit 2  reuse.errors
      └── SchemeError                  bad_scheme               400  exit 2  reuse.errors

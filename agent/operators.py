@@ -13,8 +13,8 @@ sudo, else the real uid), the bays it covers and when the shift ends. A job is t
 - otherwise to nobody, and the job says so plainly (:meth:`OperatorStamp.display`) instead of
   printing a login name as if it were a person.
 
-The sign-ins live in the registry's SQLite file in a table of this module (``CREATE TABLE IF NOT
-EXISTS``, see :data:`_TABLES`); every sign-in and sign-out is an audit-chain entry written in the same
+The sign-ins live in the station's store, in a table its migration ladder creates
+(:mod:`agent.store.schema`); every sign-in and sign-out is an audit-chain entry written in the same
 transaction. The registry's clock decides shift expiry, so tests can move time.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,14 +42,6 @@ MIN_SHIFT_HOURS = 0.25  # a shorter "shift" (1e-300 h) is over before the sign-i
 VIA_DAEMON = "the station daemon"  # auto-start on insertion
 VIA_API = "the station API"  # ``wipe-agent start`` through the daemon's socket
 VIA_CLI = "the command line"  # ``wipe-agent wipe``
-
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS operator_sign_ins (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-    "title TEXT NOT NULL, uid INTEGER NOT NULL, user TEXT NOT NULL, bays_json TEXT, signed_in_at TEXT NOT NULL, "
-    "expires_at TEXT NOT NULL, signed_out_at TEXT, signed_out_reason TEXT)",
-    "CREATE INDEX IF NOT EXISTS operator_sign_ins_open ON operator_sign_ins(signed_out_at)",
-)
-
 
 class OperatorError(ConfigError):
     """A sign-in or sign-out that cannot be honoured (bad name, nobody signed in …)."""
@@ -165,19 +156,19 @@ def _open_sign_ins(db: Any, now: datetime, *, uid: int | None = None, name: str 
     return [item for item in map(_row, rows) if datetime.fromisoformat(item.expires_at) > now]
 
 
-def signed_in_now(registry_path: Path) -> list[SignIn]:
-    """Everyone signed in now, read on a plain short-lived connection (the daemon's ``status``, polled often).
+def signed_in_now(store: Registry | Path) -> list[SignIn]:
+    """Everyone signed in now, read on a session of the store (the daemon's ``status``, polled often).
 
-    Not a :class:`Registry`: its open-time checks take a read-only probe connection each time, too
-    much for a view refreshed many times a second while workers write the same file."""
-    db = sqlite3.connect(registry_path, timeout=30, isolation_level=None)
-    try:
-        db.row_factory = sqlite3.Row
+    A :meth:`Registry.session` (a short-lived connection of its own), not an opened :class:`Registry`:
+    :meth:`Registry.open` takes a read-only probe connection each time, too much for a view refreshed
+    many times a second from the API's threads while workers write the same file. ``store`` may be the
+    database file itself (what this took before the store had a location of its own)."""
+    registry = store if isinstance(store, Registry) else Registry(Path(store).parent, path=Path(store))
+    with registry.session() as session:
+        db = session.db
         if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='operator_sign_ins'").fetchone() is None:
-            return []  # nobody ever signed in at this station
+            return []  # a store this version has not opened yet (its ladder creates the table)
         return _open_sign_ins(db, datetime.now(UTC))
-    finally:
-        db.close()
 
 
 class Operators:
@@ -185,8 +176,6 @@ class Operators:
 
     def __init__(self, registry: Registry) -> None:
         self.registry, self.db = registry, registry.db
-        for statement in _TABLES:  # this module's schema (see the module docstring)
-            self.db.execute(statement)
         # the registry's own log: it carries the station signer, so an entry that completes a checkpoint
         # interval is signed in its transaction (a bare AuditLog would leave that checkpoint unwritten)
         self.audit: AuditLog = registry.audit

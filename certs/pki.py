@@ -958,3 +958,137 @@ def load_station_signer(state_dir: Path) -> StationSigner:
     if not names:
         raise PkiError(f"{certificate_path} has no common name (station id)")
     return StationSigner(str(names[0].value), certificate, chain, key, load_station_crl(state_dir))
+
+
+# --- TLS between stations and the fleet ------------------------------------------------------------
+# Separate keys and certificates from the signing ones: a station's signing certificate carries exactly
+# the station-signing EKU (what the document verifier demands), so it can never be a TLS client
+# certificate, and a TLS key sitting in a long-lived connection never signs a certificate of sanitisation.
+#
+# * TLS client (a station to the fleet): CA=false (critical); KeyUsage digitalSignature only (critical);
+#   EKU clientAuth only; CN = station id, OU = ``wipe-agent station tls``. Recorded in ca.json with the
+#   station id, so ``pki revoke --station`` revokes it with the station's signing certificate.
+# * TLS server (the fleet service): the same, EKU serverAuth only, OU ``wipe-agent fleet``, and the DNS
+#   names / IP addresses stations connect to as subjectAltName.
+
+TLS_CLIENT_OU = "wipe-agent station tls"
+TLS_SERVER_OU = "wipe-agent fleet"
+TLS_CLIENT_KEY = "tls-client.key"
+TLS_CLIENT_CERT = "tls-client.crt"
+TLS_SERVER_KEY = "tls-server.key"
+TLS_SERVER_CERT = "tls-server.crt"
+TLS_CA = "ca.crt"
+TLS_CRL = "crl.pem"
+DEFAULT_TLS_DAYS = 397
+"""13 months: a TLS key lives in memory of a long-running process; rotate it yearly."""
+
+
+@dataclass(frozen=True)
+class IssuedTls:
+    """What :func:`issue_tls_client` and :func:`issue_tls_server` report."""
+
+    serial: int
+    name: str
+    kind: str
+    not_before: datetime
+    not_after: datetime
+    certificate_path: Path
+    key_path: Path
+
+
+def _tls_certificate(ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate,
+                     public: ec.EllipticCurvePublicKey, serial: int, not_before: datetime, not_after: datetime, *,
+                     name: str, organisation: str, unit: str, usage: x509.ObjectIdentifier,
+                     alt_names: list[x509.GeneralName]) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+        ]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(public)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False),
+            critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)),
+                       critical=False)
+    )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _install_tls(out_dir: Path, key_name: str, cert_name: str, key: ec.EllipticCurvePrivateKey,
+                 certificate: x509.Certificate, ca_certificate: x509.Certificate, ca_dir: Path) -> None:
+    make_private_directory(out_dir)
+    os.chmod(out_dir, 0o700)
+    _write_atomic(out_dir / key_name, _private_pem(key), 0o600)
+    _write_atomic(out_dir / cert_name, _certificate_pem(certificate), 0o644)
+    _write_atomic(out_dir / TLS_CA, _certificate_pem(ca_certificate), 0o644)
+    _write_atomic(out_dir / TLS_CRL, _read(ca_dir / CA_CRL, "CA CRL"), 0o644)
+
+
+def issue_tls_client(ca_dir: Path, station_id: str, state_dir: Path, *, clock: Clock = utc_now,
+                     valid_days: int = DEFAULT_TLS_DAYS) -> IssuedTls:
+    """Issue station ``station_id``'s TLS client key and certificate for the fleet, into ``state_dir/pki``
+    (``tls-client.key`` 0600, ``tls-client.crt``, ``ca.crt``, ``crl.pem``)."""
+    with _ca_lock(ca_dir):
+        if not is_identifier(station_id):
+            raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
+        _check_days(valid_days, "--valid-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _tls_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
+                                       name=station_id, organisation=state.organisation, unit=TLS_CLIENT_OU,
+                                       usage=ExtendedKeyUsageOID.CLIENT_AUTH, alt_names=[])
+        state.issued.append({"serial": format_serial(serial), "station_id": station_id, "kind": "tls-client",
+                             "not_before": not_before.isoformat(), "not_after": not_after.isoformat(),
+                             "revoked_at": None})
+        _save_state(ca_dir, state)
+        make_private_directory(state_dir, STATE_DIRECTORY_MODE)
+        pki_dir = state_dir / STATION_DIR
+        _install_tls(pki_dir, TLS_CLIENT_KEY, TLS_CLIENT_CERT, key, certificate, ca_certificate, ca_dir)
+        return IssuedTls(serial, station_id, "tls-client", not_before, not_after, pki_dir / TLS_CLIENT_CERT,
+                         pki_dir / TLS_CLIENT_KEY)
+
+
+def issue_tls_server(ca_dir: Path, out_dir: Path, names: list[str], *, clock: Clock = utc_now,
+                     valid_days: int = DEFAULT_TLS_DAYS) -> IssuedTls:
+    """Issue the fleet service's TLS server key and certificate for ``names`` (DNS names or IP addresses the
+    stations connect to) into ``out_dir`` (``tls-server.key`` 0600, ``tls-server.crt``, ``ca.crt``, ``crl.pem``)."""
+    import ipaddress
+
+    if not names:
+        raise PkiError("give at least one DNS name or IP address the stations connect to (--name)")
+    alt_names: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            if not re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                                r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", name):
+                raise PkiError(f"{name!r} is neither a DNS name nor an IP address") from None
+            alt_names.append(x509.DNSName(name.lower()))
+    with _ca_lock(ca_dir):
+        _check_days(valid_days, "--valid-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _tls_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
+                                       name=names[0], organisation=state.organisation, unit=TLS_SERVER_OU,
+                                       usage=ExtendedKeyUsageOID.SERVER_AUTH, alt_names=alt_names)
+        state.issued.append({"serial": format_serial(serial), "station_id": None, "name": names[0],
+                             "kind": "tls-server", "not_before": not_before.isoformat(),
+                             "not_after": not_after.isoformat(), "revoked_at": None})
+        _save_state(ca_dir, state)
+        _install_tls(out_dir, TLS_SERVER_KEY, TLS_SERVER_CERT, key, certificate, ca_certificate, ca_dir)
+        return IssuedTls(serial, names[0], "tls-server", not_before, not_after, out_dir / TLS_SERVER_CERT,
+                         out_dir / TLS_SERVER_KEY)

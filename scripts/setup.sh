@@ -4,14 +4,17 @@
 #   scripts/setup.sh          the station (what `wipe-agent demo` needs): requirements.lock, then the
 #                             project itself as a regular (non-editable) install: the station runs the
 #                             copy in .venv, not whatever the checkout holds later
-#   scripts/setup.sh --test   plus the test tools (pytest, hypothesis, fio, poppler's pdfsig, …) from
-#                             requirements-test.lock, and an editable install: tests run the checkout
+#   scripts/setup.sh --test   plus the test tools (pytest, hypothesis, fio, poppler's pdfsig, PostgreSQL …)
+#                             from requirements-test.lock, and an editable install: tests run the checkout
+#   scripts/setup.sh --fleet  the station plus Debian's PostgreSQL server (a fleet host; `demo --fleet`)
 # Every downloaded file must match a sha256 in the lock (pip --require-hashes); scripts/lock.sh regenerates
 # the locks from pyproject.toml's ranges.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_tests=0
+want_fleet=0
 [ "${1:-}" = "--test" ] && want_tests=1
+[ "${1:-}" = "--fleet" ] && want_fleet=1
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs Debian packages and needs loop devices): sudo $0 $*" >&2
@@ -23,7 +26,11 @@ packages=(python3 python3-venv python3-pip libudev1 util-linux e2fsprogs fdisk d
 if [ "$want_tests" -eq 1 ]; then
   # systemd only for systemd-analyze (the unit's exposure score); gcc builds the guard tests' thread-holder helper
   # faketime: the verifier's "+7 years" CLI test runs the real CLI under a shifted clock
-  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime)
+  # postgresql: a real server for the store tests (started per test session as the postgres user, socket only)
+  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime postgresql)
+fi
+if [ "$want_fleet" -eq 1 ]; then
+  packages+=(postgresql)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.transport.emulated import state_path_for
+from agent.fleet.localdb import PostgresServer
+from agent.fleet.localdb import unavailable_reason as postgres_unavailable
+from wipe_agent_testing.emulated import state_path_for
 
 IS_ROOT = os.geteuid() == 0
 WIPE_AGENT = [sys.executable, "-m", "agent.cli.main"]
@@ -136,3 +138,32 @@ def run_cli(*args: str, check: bool = False, timeout: float = 120, input_text: s
     if check and result.returncode != 0:
         raise AssertionError(f"wipe-agent {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole session (agent/fleet/localdb.py); skipped with the reason where
+    it cannot start, except under WIPE_AGENT_REQUIRE_ROOT=1 (CI), where that is a failure."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        if os.environ.get("WIPE_AGENT_REQUIRE_ROOT") == "1":
+            pytest.fail(f"WIPE_AGENT_REQUIRE_ROOT=1 but the PostgreSQL tests cannot run: {reason}")
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """The connection string of a new, empty database of this test's own on the session's server."""
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:40]
+    name = f"{name}_{len(_databases)}"
+    _databases.append(name)
+    return postgres_server.create_database(name)
+
+
+_databases: list[str] = []

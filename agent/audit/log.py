@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,19 +68,9 @@ def station_signer_source(state_dir: Path) -> SignerSource:
     return source
 
 
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, "
-    "subject TEXT NOT NULL, data_json TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL, "
-    "hash TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_checkpoints (number INTEGER PRIMARY KEY, station_id TEXT NOT NULL, "
-    "seq INTEGER NOT NULL, head TEXT NOT NULL, count INTEGER NOT NULL, at TEXT NOT NULL, signature TEXT NOT NULL, "
-    "certificate TEXT NOT NULL)",
-    # the checkpoint interval the daemon configured ([audit] in station.toml), so that every process appending
-    # (job workers, the CLI) follows it, and the SHA-256 of the configuration last recorded in the chain
-    "CREATE TABLE IF NOT EXISTS audit_policy (id INTEGER PRIMARY KEY CHECK (id = 1), checkpoint_every INTEGER "
-    "NOT NULL, checkpoint_minutes REAL NOT NULL, config_path TEXT, config_sha256 TEXT)",
-)
+Transaction = Callable[[], AbstractContextManager[Any]]
+"""Opens a write transaction on the log's connection (the store's :meth:`~agent.store.registry.Registry.transaction`):
+committed at exit, rolled back on error."""
 
 
 def evidence_sha256(value: Any) -> str | None:
@@ -149,16 +139,20 @@ def _checkpoint(row: Any) -> Checkpoint:
 
 
 class AuditLog:
-    """Append-only log on an open SQLite connection (the registry's); each append is one transaction."""
+    """Append-only log on an open SQLite connection (the store's); each append is one transaction.
 
-    def __init__(self, db: sqlite3.Connection, signer: SignerSource | None = None) -> None:
+    Its tables are the store's (:mod:`agent.store.schema`): the connection must be of a migrated store.
+    ``transaction`` is the store's own write scope, so an append outside a caller's transaction takes
+    the lock the way every other writer of the store does (without one, a plain BEGIN IMMEDIATE)."""
+
+    def __init__(self, db: sqlite3.Connection, signer: SignerSource | None = None,
+                 transaction: Transaction | None = None) -> None:
         self.db = db
         self.signer = signer
         """Where checkpoints get the station key (None: this log never signs, e.g. a read-only look)."""
+        self._begin = transaction
         self.checkpoint_every = DEFAULT_CHECKPOINT_EVERY
         self.checkpoint_minutes = DEFAULT_CHECKPOINT_MINUTES
-        for statement in _TABLES:
-            self.db.execute(statement)
         policy = self.db.execute("SELECT checkpoint_every, checkpoint_minutes FROM audit_policy WHERE id=1").fetchone()
         if policy is not None:
             self.checkpoint_every, self.checkpoint_minutes = int(policy[0]), float(policy[1])
@@ -168,6 +162,10 @@ class AuditLog:
         """BEGIN IMMEDIATE … COMMIT (rolled back on error), unless the caller ``held`` one already."""
         if held:
             yield
+            return
+        if self._begin is not None:
+            with self._begin():
+                yield
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:

@@ -262,6 +262,65 @@ def issue_tsa(ca_dir: str | None, out_dir: str | None, name: str | None, valid_d
     )
 
 
+@pki.command("issue-tls-client")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--station-id", help="Station identifier (the one of its signing certificate).")
+@click.option(
+    "--state-dir", help=f"Station state directory [default: ${STATE_DIR_ENVIRONMENT} or {DEFAULT_STATE_DIR}]."
+)
+@_days_option("--valid-days", pki_library.DEFAULT_TLS_DAYS, "TLS client certificate lifetime")
+@_json_option
+def issue_tls_client(ca_dir: str | None, station_id: str | None, state_dir: str | None, valid_days: int,
+                     as_json: bool) -> None:
+    """Issue a station's TLS client key and certificate for the fleet (EKU clientAuth only) into STATE_DIR/pki."""
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    station = _required(station_id, "--station-id", as_json)
+    state = _state_dir(state_dir)
+    _check_days(as_json, valid_days=valid_days)
+    try:
+        issued = pki_library.issue_tls_client(directory, station, state, valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
+    serial = pki_library.format_serial(issued.serial)
+    _record_key_change("key-tls-client-issued", issued.name, {
+        "serial": serial, "station_id": issued.name, "not_after": issued.not_after.isoformat(),
+        "certificate_sha256": _sha256(issued.certificate_path)}, state_dir)
+    _emit(as_json, {"serial": serial, "station_id": issued.name, "not_before": issued.not_before.isoformat(),
+                    "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+                    "key": str(issued.key_path)},
+          f"issued TLS client certificate {serial} for {station}, valid until {issued.not_after:%Y-%m-%d}; "
+          f"installed in {issued.certificate_path.parent}")
+
+
+@pki.command("issue-tls-server")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--out", "out_dir", help="Directory for the fleet's TLS key (0600), certificate, CA and CRL.")
+@click.option("--name", "names", multiple=True,
+              help="A DNS name or IP address stations connect to (repeat for several; the first is the CN).")
+@_days_option("--valid-days", pki_library.DEFAULT_TLS_DAYS, "TLS server certificate lifetime")
+@_json_option
+def issue_tls_server(ca_dir: str | None, out_dir: str | None, names: tuple[str, ...], valid_days: int,
+                     as_json: bool) -> None:
+    """Issue the fleet service's TLS server key and certificate (EKU serverAuth only) for its --name(s)."""
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    target = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days)
+    try:
+        issued = pki_library.issue_tls_server(directory, target, list(names), valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
+    serial = pki_library.format_serial(issued.serial)
+    _emit(as_json, {"serial": serial, "names": list(names), "not_before": issued.not_before.isoformat(),
+                    "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+                    "key": str(issued.key_path)},
+          f"issued fleet TLS certificate {serial} for {', '.join(names)}, valid until "
+          f"{issued.not_after:%Y-%m-%d}; run 'wipe-agent fleet serve --tls {target}'")
+
+
 @pki.command("issue-person")
 @click.argument("name", required=False)
 @click.option("--role", type=click.Choice(sorted(pki_library.PERSON_ROLES)), help="What the person may sign.")

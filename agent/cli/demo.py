@@ -26,15 +26,16 @@ from typing import Any
 
 import click
 
+from agent.app import Application
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, human_size, print_json
 from agent.config import Organisation, StationConfig
-from agent.discovery import udev
-from agent.discovery.guard import Authorisation, Guard
-from agent.jobs.certify import certify, settings_from_config, station_signer
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.discovery.guard import Authorisation
+from agent.jobs.certify import settings_from_config
+from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService
 from agent.policy.profiles import load_profile
-from agent.reuse.demo import run_reuse_demo
-from agent.store.registry import JobRow, Registry
+from agent.reuse.demo import DEMO_PREFIX, run_reuse_demo
+from agent.store.registry import JobRow
 from agent.tsa.server import BackgroundTsa
 from certs.pki import init_ca, issue_station, issue_tsa, make_bundle
 from certs.verify import verify_file
@@ -50,9 +51,28 @@ DEMO_ORGANISATION = Organisation(
     destination="Demonstration only: the demo's virtual drives are deleted; no media leaves the station",
 )
 """The demo's own organisation, configured like a station's [organisation] (never a real one's name)."""
-DEMO_SETTINGS = settings_from_config(StationConfig(station_id=DEMO_STATION, organisation=DEMO_ORGANISATION),
-                                     demo=True)
+DEMO_CONFIG = StationConfig(station_id=DEMO_STATION, organisation=DEMO_ORGANISATION)
+"""The demo station's configuration (its state directory is the run's own)."""
+DEMO_SETTINGS = settings_from_config(DEMO_CONFIG, demo=True)
 MARKER = b"OFFICIAL-SENSITIVE DEMO RECORD"
+
+
+@dataclass(frozen=True)
+class DemoPki:
+    """A demo organisation's CA, TSA and trust bundle shared by several demo stations (``demo --fleet``)."""
+
+    ca_dir: Path
+    tsa_dir: Path
+    bundle: Path
+
+
+def make_demo_pki(work: Path, bundle: Path) -> DemoPki:
+    """A throw-away DEMONSTRATION CA and TSA in ``work`` and their trust bundle."""
+    ca_dir = work / "demo-ca"
+    init_ca("DEMONSTRATION organisation CA (wipe-agent demo)", ca_dir)
+    issue_tsa(ca_dir, work / "demo-tsa", name="DEMONSTRATION organisation TSA (wipe-agent demo)")
+    make_bundle(ca_dir, bundle)
+    return DemoPki(ca_dir, work / "demo-tsa", bundle)
 
 
 @dataclass
@@ -176,8 +196,10 @@ def demo_size_problem(size_mib: int) -> str | None:
     return None
 
 
-def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bool) -> int:
-    """Run the demo; returns the exit code."""
+def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bool,
+             station_id: str = DEMO_STATION, pki: DemoPki | None = None, prefix: str = DEMO_PREFIX) -> int:
+    """Run the demo; returns the exit code. ``pki``: the CA, TSA and bundle of several demo stations (the
+    fleet demo), each with its own ``station_id`` and asset ``prefix``; by default the demo makes its own."""
     size_problem = demo_size_problem(size_mib)
     if size_problem is not None:
         if as_json:
@@ -208,7 +230,7 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
     work = Path(tempfile.mkdtemp(prefix="wipe-agent-demo-", dir=scratch_root))
     results_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="wipe-agent-demo-results-"))
     state = results_dir / "state" if not state_dir else results_dir
-    bundle = results_dir / "trust-bundle.pem"
+    bundle = pki.bundle if pki is not None else results_dir / "trust-bundle.pem"
     drives = [DemoDrive(index, work / f"demo-drive-{index}.img") for index in range(1, DEMO_DRIVES + 1)]
     cancel = threading.Event()
     say = (lambda text: None) if as_json else click.echo
@@ -217,16 +239,17 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
     tsa: BackgroundTsa | None = None
     try:
         with _Interrupt(cancel) as interrupt:
-            say("Creating a throw-away organisation CA, demo station key and timestamping authority ...")
-            ca_dir = work / "demo-ca"
-            init_ca("DEMONSTRATION organisation CA (wipe-agent demo)", ca_dir)
-            issue_station(ca_dir, DEMO_STATION, state)
-            issue_tsa(ca_dir, work / "demo-tsa", name="DEMONSTRATION organisation TSA (wipe-agent demo)")
-            make_bundle(ca_dir, bundle)
-            tsa = BackgroundTsa(work / "demo-tsa")
-            settings = replace(DEMO_SETTINGS, tsa_url=tsa.url)
+            if pki is None:
+                say("Creating a throw-away organisation CA, demo station key and timestamping authority ...")
+                pki = make_demo_pki(work, bundle)
+            else:
+                say(f"Demo station {station_id}: a key from the demo organisation's CA ...")
+            issue_station(pki.ca_dir, station_id, state)
+            tsa = BackgroundTsa(pki.tsa_dir)
+            app = Application.from_config(replace(DEMO_CONFIG, station_id=station_id, state_dir=state),
+                                          certificate=replace(DEMO_SETTINGS, tsa_url=tsa.url))
             say(f"  certificates are timestamped by the demo TSA at {tsa.url} (PAdES B-LTA)")
-            signer = station_signer(state)
+            signer = app.signer()
             say(f"Preparing {DEMO_DRIVES} demo drives of {human_size(size)} with fictitious case files ...")
             for drive in drives:
                 interrupt.checkpoint()
@@ -239,18 +262,18 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             started = time.monotonic()
 
             def work_on(drive: DemoDrive) -> None:
-                registry = Registry(state).open()
+                registry = app.open_store()
                 try:
-                    runner = JobRunner(registry, Guard(), udev.identify)
-                    identity = udev.identify(drive.device)
+                    service = JobService(app, registry)
+                    identity = app.identify(drive.device)
                     if identity.serial != f"loop:{drive.backing}":
                         raise RuntimeError(f"{drive.device} is not the demo's loop device")
                     authorisation = Authorisation(drive.device, "demo", expected_serial=identity.serial)
-                    request = JobRequest(drive.device, profile, authorisation, asset_tag=f"DEMO-LAPTOP-{drive.index}")
-                    job = runner.run(request, cancelled=cancel.is_set)
-                    if signer is not None and certify(registry, job, signer, settings) is not None:
-                        job = registry.job(job.id)
-                    results[drive.index] = job
+                    request = JobRequest(drive.device, profile, authorisation, asset_tag=f"{prefix}{drive.index}")
+                    certified = service.certify(service.run(request, cancelled=cancel.is_set))
+                    if certified.error is not None:
+                        raise certified.error
+                    results[drive.index] = certified.job
                 except Exception as exc:  # reported in the summary; the other drives carry on
                     errors.append(f"{drive.device}: {exc}")
                 finally:
@@ -274,11 +297,11 @@ def run_demo(*, as_json: bool, size_mib: int, state_dir: str | None, discard: bo
             # the point of it all: which laptops may go to a school, and which to the shredder
             reuse = None
             if signer is not None and len(results) == DEMO_DRIVES:
-                registry = Registry(state).open()
+                registry = app.open_store()
                 try:
                     reuse = run_reuse_demo(registry, signer, bundle,
                                            {job.asset_tag: job for job in results.values() if job.asset_tag},
-                                           tsa_url=tsa.url)
+                                           tsa_url=tsa.url, prefix=prefix)
                 finally:
                     registry.close()
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from agent.app import Application
 from agent.audit.station import record_configuration
 from agent.cli import station_commands
 from agent.cli.completion import complete_device, complete_profile
@@ -33,12 +34,14 @@ from agent.cli.output import (
     printable,
     write_csv,
 )
+from agent.config import StationConfig
 from agent.discovery import udev
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import capture as capture_medium
-from agent.errors import AgentError, CertificateError, ConfigError, DriveNotFound, ProfileError
-from agent.jobs.certify import CertificateSettings, certify, station_signer
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.errors import AgentError, ConfigError, DriveNotFound, ProfileError
+from agent.jobs.certify import CertificateSettings
+from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService, firmware_job
 from agent.operators import OperatorStamp, command_line_stamp, invoking_uid, unnamed_text
 from agent.policy.profiles import available_profiles, load_profile, load_profile_file
 from agent.store.registry import ACTIVE_STATES, FINAL_STATES, JobRow, Registry
@@ -50,35 +53,25 @@ from certs.errors import RecordError
 from certs.pki import StationSigner
 
 
-def _firmware_job(registry: Registry, job_id: str) -> bool:
-    method = registry.job(job_id).method
-    return bool(method) and not str(method).startswith("overwrite.")
+def application(ctx: click.Context) -> Application:
+    """The CLI's application: the station configuration (if any), with the state directory the
+    command line chose (``--state-dir`` wins over the configuration's)."""
+    configuration = station_config(ctx)
+    directory = state_dir(ctx)
+    if configuration is None:
+        configuration = StationConfig(station_id="", state_dir=directory)
+    elif configuration.state_dir != directory:
+        configuration = dataclasses.replace(configuration, state_dir=directory)
+    return Application.from_config(configuration, certificate=certificate_settings(ctx))
 
 
-def _registry(ctx: click.Context) -> Registry:
+def _registry(ctx: click.Context, app: Application | None = None) -> Registry:
     """The registry, with dead overwrite jobs marked interrupted. An orphaned *firmware* job is left
     alone: its sanitize may still be running in the drive, and only something that talks to that
     drive (the daemon's recovery, or the next ``wipe`` of it) may resume it or call it interrupted."""
-    registry = Registry(state_dir(ctx)).open()
-    registry.reconcile(keep=lambda job_id: _firmware_job(registry, job_id))
+    registry = app.open_store() if app is not None else Registry(state_dir(ctx)).open()
+    registry.reconcile(keep=lambda job_id: firmware_job(registry, job_id))
     return registry
-
-
-def _recover_drive(registry: Registry, runner: JobRunner, device: str) -> JobRow | None:
-    """Before a new job on ``device``: finish an orphaned firmware sanitize still running in it (never
-    a second command), or clear a temporary ATA password a cut-short security erase left; then the
-    orphan ends interrupted. Returns a job that was resumed to its end."""
-    for job_id in registry.orphaned_jobs():
-        if registry.job(job_id).device_path != device or not _firmware_job(registry, job_id):
-            continue
-        finished = runner.resume(job_id)
-        if finished is not None:
-            return finished
-        runner.release_security_password(job_id)
-        others = set(registry.orphaned_jobs()) - {job_id}
-        registry.reconcile(keep=others.__contains__)
-    return None
-
 
 
 # drives ---------------------------------------------------------------------------------------
@@ -214,9 +207,10 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     check_certificate_text("--asset", asset_tag)
     profile = load_profile(profile_name)
     # the station configuration is read before anything is touched: a bad file is a refusal
-    settings = certificate_settings(ctx)
+    app = application(ctx)
+    settings = app.certificate
     # no drive is touched (nor even assessed) without a registry that can record what happens to it
-    registry = _registry(ctx)
+    registry = _registry(ctx, app)
     configuration = station_config(ctx)
     if configuration is not None:  # a station.toml other than the last one recorded goes into the audit chain
         record_configuration(registry, configuration)
@@ -224,7 +218,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
     station_commands.refuse_if_in_station_bay(device, (ctx.find_root().obj or {}).get("config"))
     # who the job is attributed to, before the prompt: a wrong --operator is refused before anything is asked
     stamp = command_line_stamp(registry, operator)
-    identity = udev.identify(device)
+    identity = app.identify(device)
     # bound before the prompt: the runner refuses another medium put at this node while we ask
     confirmed = capture_medium(device)
     # a protected device goes straight to the runner, which records the refusal: no prompt for it
@@ -238,11 +232,12 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         click.echo(f"  profile {profile.name}: {profile.summary}")
         if not click.confirm("Proceed?", default=False):
             fail(ConfigError("cancelled by the operator"), as_json)
-    runner = JobRunner(registry, Guard(), udev.identify)
-    resumed = _recover_drive(registry, runner, identity.path)
+    service = JobService(app, registry)
+    resumed = service.recover(identity.path)
     if resumed is not None:
-        signer = station_signer(registry.state_dir)
-        resumed, not_issued = _certify_job(registry, resumed, signer, settings)
+        app.signer()  # a broken key is an error here, as before the job was resumed
+        certified = service.certify(resumed)
+        resumed, not_issued = certified.job, certified.error
         # the station lost power mid-sanitize: that job is finished first, and it is the answer
         click.echo(f"finished the sanitize job {resumed.id} that was still running in the drive", err=True)
         registry.close()
@@ -255,7 +250,7 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
 
         progress_bar = JobProgressBar()
     # the signer is loaded before anything is touched: a broken key is a refusal, not a surprise after
-    signer = station_signer(registry.state_dir)
+    signer = app.signer()
     try:
         preflight_certificate(settings, signer, asset_tag, stamp)
     except ConfigError:
@@ -265,10 +260,11 @@ def wipe(ctx: click.Context, device: str, profile_name: str, yes: bool, operator
         try:
             if progress_bar is not None:
                 with progress_bar:
-                    job = runner.run(request, progress_bar.update, cancel.event.is_set)
+                    job = service.run(request, progress_bar.update, cancel.event.is_set)
             else:
-                job = runner.run(request, None, cancel.event.is_set)
-            job, not_issued = _certify_job(registry, job, signer, settings)
+                job = service.run(request, None, cancel.event.is_set)
+            certified = service.certify(job)
+            job, not_issued = certified.job, certified.error
         finally:
             registry.close()
     _report_job(job, not_issued, as_json)
@@ -319,20 +315,6 @@ def preflight_certificate(settings: CertificateSettings, signer: StationSigner |
         raise ConfigError(f"pre-flight: this job's certificate could not be issued ({problem}); "
                           f"correct {settings.source or 'the station configuration'} or the job's values; "
                           "nothing was touched")
-
-
-def _certify_job(registry: Registry, job: JobRow, signer: StationSigner | None,
-                 settings: CertificateSettings) -> tuple[JobRow, AgentError | None]:
-    """Certify a finished job when the station has a key; a refusal (no organisation configured, a
-    signing problem) is returned so the job's own outcome is still shown with it."""
-    if signer is None:
-        return job, None
-    try:
-        if certify(registry, job, signer, settings) is not None:
-            job = registry.job(job.id)
-    except CertificateError as exc:
-        return registry.job(job.id), exc
-    return job, None
 
 
 def _report_job(job: JobRow, not_issued: AgentError | None, as_json: bool) -> None:
@@ -601,10 +583,16 @@ def profiles_check(file: str, as_json: bool) -> None:
 @json_option
 @click.option("--size", "size_mib", default=256, show_default=True, help="Size of each demo drive in MiB.")
 @click.option("--discard", is_flag=True, help="Also remove the results (registry, certificates, trust bundle).")
+@click.option("--fleet", is_flag=True,
+              help="Two demo stations into a local fleet on PostgreSQL (needs postgresql: scripts/demo.sh --fleet).")
 @click.pass_context
 @handle_errors
-def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool) -> None:
+def demo(ctx: click.Context, as_json: bool, size_mib: int, discard: bool, fleet: bool) -> None:
     """Sanitise four throw-away loop drives end to end, certify and prove the data is gone (root only)."""
+    if fleet:
+        from agent.fleet.demo import run_fleet_demo
+
+        sys.exit(run_fleet_demo(as_json=as_json, size_mib=size_mib, discard=discard))
     from agent.cli.demo import run_demo
 
     code = run_demo(as_json=as_json, size_mib=size_mib, state_dir=ctx.obj.get("state_dir"), discard=discard)

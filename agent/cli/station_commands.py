@@ -59,6 +59,7 @@ def _segment(value: str, what: str) -> str:
 def run(config_path: str | None, udev_source: str) -> None:
     """Run the station daemon (systemd Type=notify): hot-plug, bays, parallel jobs, the operator API."""
     from agent.api.server import ApiServer
+    from agent.app import Application
     from agent.daemon.notify import Notifier, setup_logging
     from agent.daemon.station import Station
     from agent.discovery.monitor import UdevDriveSource
@@ -71,7 +72,7 @@ def run(config_path: str | None, udev_source: str) -> None:
         # udevd running → its events carry ID_PATH/ID_SERIAL and arrive after the udev db is written
         source_name = "udev" if os.path.exists("/run/udev/control") else "kernel"
     source = UdevDriveSource(source_name)
-    station = Station(config, source, notifier=notifier, logger=logger)
+    station = Station(Application.from_config(config), source, notifier=notifier, logger=logger)
     station.install_signal_handlers()
 
     def api(service: Station) -> ApiServer:

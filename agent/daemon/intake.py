@@ -1,7 +1,7 @@
 """Station-side records the job registry does not hold (yet): intake links and drive routes.
 
-Kept in the registry's SQLite file in tables of their own (``CREATE TABLE IF NOT EXISTS``), so the
-registry's schema stays the store owner's. An *intake* links the next drive inserted into a bay to
+Kept in the station's store, in tables of their own that the store's migration ladder creates
+(:mod:`agent.store.schema`). An *intake* links the next drive inserted into a bay to
 the host device (laptop/desktop) it came from; the daemon passes it to that bay's next job as
 ``asset_tag`` + ``host``, which the job row (and so the certificate) carries. A *route* marks a
 drive for destruction after repeated failures.
@@ -23,61 +23,16 @@ restarted station can tell "still the same drive, never pulled" from "a drive wi
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.audit.log import AuditLog, station_signer_source
-from agent.errors import ConfigError
-from agent.store.registry import has_serial
+from agent.store.registry import Registry, has_serial
 
 REPEATED_FAILURES = 3  # this many failed jobs in a row on one drive (not counting removals) → destroy
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS station_intake (
-    id INTEGER PRIMARY KEY,
-    bay TEXT NOT NULL,
-    asset_tag TEXT NOT NULL,
-    host_serial TEXT,
-    make TEXT,
-    model TEXT,
-    operator TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    job_id TEXT,
-    consumed_at TEXT
-);
-CREATE TABLE IF NOT EXISTS station_job_media (
-    job_id TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    size_bytes INTEGER,
-    dev_t INTEGER,
-    diskseq INTEGER,
-    boot_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS station_seatings (
-    bay TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    dev_t INTEGER NOT NULL,
-    diskseq INTEGER NOT NULL,
-    boot_id TEXT NOT NULL,
-    written INTEGER NOT NULL,
-    job_id TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS station_intake_bay ON station_intake(bay, consumed_at);
-CREATE TABLE IF NOT EXISTS station_drive_routes (
-    model TEXT NOT NULL,
-    serial TEXT NOT NULL,
-    route TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (model, serial)
-);
-"""
-
 
 @dataclass(frozen=True)
 class Intake:
@@ -111,67 +66,46 @@ def _now() -> str:
 
 
 class StationStore:
-    """Intake and route tables; one short-lived connection per call (safe from any thread)."""
+    """Intake and route tables on the station's store; one short-lived session per call (safe from any thread).
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / "registry.sqlite3"
-        self._signer = station_signer_source(Path(state_dir))
+    Each call takes :meth:`Registry.session`: the daemon calls in from its loop, its job supervisors and
+    its API threads, and a SQLite connection may not be shared between threads. A write and its audit
+    entry are one transaction of that session (:meth:`Registry.transaction`)."""
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"{self.path}: cannot open: {exc}") from exc
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=FULL")
-        return db
+    def __init__(self, store: Registry | Path) -> None:
+        self.registry = store if isinstance(store, Registry) else Registry(Path(store))
+        self.path = self.registry.path
 
-    def _audit(self, db: sqlite3.Connection) -> AuditLog:
-        """The audit chain on this call's connection (its entries share the call's transaction)."""
-        return AuditLog(db, signer=self._signer)
+    @contextmanager
+    def _session(self) -> Iterator[Registry]:
+        with self.registry.session() as session:
+            yield session
 
     def create(self) -> None:
-        """Create the tables if needed (the registry must already exist: it sets WAL mode)."""
-        db = self._connect()
-        try:
-            db.executescript(_SCHEMA)
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_intake)")}
-            if "claimed_serial" not in columns:  # a state directory from before claims existed
-                db.execute("ALTER TABLE station_intake ADD COLUMN claimed_serial TEXT")
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(station_drive_routes)")}
-            if "size_bytes" not in columns:  # routes from before they were bound to a capacity
-                db.execute("ALTER TABLE station_drive_routes ADD COLUMN size_bytes INTEGER")
-        finally:
-            db.close()
+        """Make sure the store is open and migrated (its ladder holds these tables): a session needs it."""
+        self.registry.sibling().open().close()
 
     def add_intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
                    operator: str) -> Intake:
         """Record an intake; it replaces an earlier unconsumed one for the same bay."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("UPDATE station_intake SET consumed_at=?, job_id='superseded' WHERE bay=? AND consumed_at IS "
-                       "NULL", (_now(), bay))
-            cursor = db.execute(
-                "INSERT INTO station_intake(bay, asset_tag, host_serial, make, model, operator, created_at) "
-                "VALUES(?,?,?,?,?,?,?)", (bay, asset_tag, host_serial, make, model, operator, _now()))
-            self._audit(db).append("intake", asset_tag, {
-                "intake_id": cursor.lastrowid, "bay": bay, "asset_tag": asset_tag, "host_serial": host_serial,
-                "make": make, "model": model, "operator": operator}, in_transaction=True)
-            db.execute("COMMIT")
-            row = db.execute("SELECT * FROM station_intake WHERE id=?", (cursor.lastrowid,)).fetchone()
-        finally:
-            db.close()
+        with self._session() as store:
+            with store.transaction() as tx:
+                tx.execute("UPDATE station_intake SET consumed_at=?, job_id='superseded' WHERE bay=? AND "
+                           "consumed_at IS NULL", (_now(), bay))
+                cursor = tx.execute(
+                    "INSERT INTO station_intake(bay, asset_tag, host_serial, make, model, operator, created_at) "
+                    "VALUES(?,?,?,?,?,?,?)", (bay, asset_tag, host_serial, make, model, operator, _now()))
+                store.audit.append("intake", asset_tag, {
+                    "intake_id": cursor.lastrowid, "bay": bay, "asset_tag": asset_tag, "host_serial": host_serial,
+                    "make": make, "model": model, "operator": operator}, in_transaction=True)
+            row = store.db.execute("SELECT * FROM station_intake WHERE id=?", (cursor.lastrowid,)).fetchone()
         return _intake(row)
 
     def pending(self, bay: str) -> Intake | None:
         """The bay's unconsumed intake, if any."""
-        db = self._connect()
-        try:
-            row = db.execute("SELECT * FROM station_intake WHERE bay=? AND consumed_at IS NULL "
-                             "ORDER BY id DESC LIMIT 1", (bay,)).fetchone()
-        finally:
-            db.close()
+        with self._session() as store:
+            row = store.db.execute("SELECT * FROM station_intake WHERE bay=? AND consumed_at IS NULL "
+                                   "ORDER BY id DESC LIMIT 1", (bay,)).fetchone()
         return _intake(row) if row else None
 
     def usable(self, bay: str, serial: str | None) -> Intake | None:
@@ -183,84 +117,58 @@ class StationStore:
 
     def claim(self, intake_id: int, serial: str, job_id: str) -> None:
         """A job started writing with this intake: only the drive ``serial`` may use it from now on."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            changed = db.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at "
+        with self._session() as store, store.transaction() as tx:
+            changed = tx.execute("UPDATE station_intake SET claimed_serial=?, job_id=? WHERE id=? AND consumed_at "
                                  "IS NULL", (serial, job_id, intake_id)).rowcount
             if changed:
-                self._audit(db).append("intake-claimed", job_id, {"intake_id": intake_id, "drive_serial": serial},
-                                       in_transaction=True)
-            db.execute("COMMIT")
-        finally:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            db.close()
+                store.audit.append("intake-claimed", job_id, {"intake_id": intake_id, "drive_serial": serial},
+                                   in_transaction=True)
 
     def consume(self, intake_id: int, job_id: str) -> None:
         """Link the intake to the job whose certificate (or failure report) names the host: used up."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
-            self._audit(db).append("intake-consumed", job_id, {"intake_id": intake_id}, in_transaction=True)
-            db.execute("COMMIT")
-        finally:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            db.close()
+        with self._session() as store, store.transaction() as tx:
+            tx.execute("UPDATE station_intake SET consumed_at=?, job_id=? WHERE id=?", (_now(), job_id, intake_id))
+            store.audit.append("intake-consumed", job_id, {"intake_id": intake_id}, in_transaction=True)
 
     def note_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int, boot_id: str,
                      written: int, job_id: str) -> None:
         """A job ended sanitised on this medium in ``bay``: remember the medium's kernel identity and
         its write counter (sectors written since the kernel created the device) as the job ended."""
-        db = self._connect()
-        try:
-            db.execute("INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, written, job_id, at)"
-                       " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
-                       "serial=excluded.serial, dev_t=excluded.dev_t, diskseq=excluded.diskseq, "
-                       "boot_id=excluded.boot_id, written=excluded.written, job_id=excluded.job_id, at=excluded.at",
-                       (bay, model, serial, dev_t, diskseq, boot_id, written, job_id, _now()))
-        finally:
-            db.close()
+        with self._session() as store:  # one statement: its own (autocommit) transaction
+            store.db.execute(
+                "INSERT INTO station_seatings(bay, model, serial, dev_t, diskseq, boot_id, written, job_id, at)"
+                " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(bay) DO UPDATE SET model=excluded.model, "
+                "serial=excluded.serial, dev_t=excluded.dev_t, diskseq=excluded.diskseq, "
+                "boot_id=excluded.boot_id, written=excluded.written, job_id=excluded.job_id, at=excluded.at",
+                (bay, model, serial, dev_t, diskseq, boot_id, written, job_id, _now()))
 
     def note_job_medium(self, job_id: str, model: str, serial: str, size_bytes: int | None, dev_t: int | None,
                         diskseq: int | None, boot_id: str) -> None:
         """The medium a job started on, as the kernel identified it (to match an interrupted job's re-run)."""
-        db = self._connect()
-        try:
-            db.execute("INSERT OR REPLACE INTO station_job_media(job_id, model, serial, size_bytes, dev_t, diskseq, "
-                       "boot_id) VALUES(?,?,?,?,?,?,?)", (job_id, model, serial, size_bytes, dev_t, diskseq, boot_id))
-        finally:
-            db.close()
+        with self._session() as store:
+            store.db.execute(
+                "INSERT OR REPLACE INTO station_job_media(job_id, model, serial, size_bytes, dev_t, diskseq, "
+                "boot_id) VALUES(?,?,?,?,?,?,?)", (job_id, model, serial, size_bytes, dev_t, diskseq, boot_id))
 
     def job_medium(self, job_id: str) -> dict[str, Any] | None:
         """What :meth:`note_job_medium` recorded for ``job_id``."""
-        db = self._connect()
-        try:
-            row = db.execute("SELECT * FROM station_job_media WHERE job_id=?", (job_id,)).fetchone()
-        finally:
-            db.close()
+        with self._session() as store:
+            row = store.db.execute("SELECT * FROM station_job_media WHERE job_id=?", (job_id,)).fetchone()
         return dict(row) if row else None
 
     def forget_seating(self, bay: str) -> None:
         """The medium in ``bay`` changed: its seating record no longer describes the bay."""
-        db = self._connect()
-        try:
-            db.execute("DELETE FROM station_seatings WHERE bay=?", (bay,))
-        finally:
-            db.close()
+        with self._session() as store:
+            store.db.execute("DELETE FROM station_seatings WHERE bay=?", (bay,))
 
     def sanitised_seating(self, bay: str, model: str, serial: str, dev_t: int, diskseq: int,
                           boot_id: str, written: int) -> str | None:
         """The sanitised job recorded for exactly this medium in ``bay`` (same boot), not written since."""
-        db = self._connect()
-        try:
-            row = db.execute("SELECT job_id FROM station_seatings WHERE bay=? AND model=? AND serial=? AND dev_t=? "
-                             "AND diskseq=? AND boot_id=? AND written=?",
-                             (bay, model, serial, dev_t, diskseq, boot_id, written)).fetchone()
-        finally:
-            db.close()
+        with self._session() as store:
+            row = store.db.execute(
+                "SELECT job_id FROM station_seatings WHERE bay=? AND model=? AND serial=? AND dev_t=? "
+                "AND diskseq=? AND boot_id=? AND written=?",
+                (bay, model, serial, dev_t, diskseq, boot_id, written)).fetchone()
         return str(row["job_id"]) if row else None
 
     def note_outcome(self, model: str, serial: str, size_bytes: int | None = None) -> str | None:
@@ -276,8 +184,8 @@ class StationStore:
         """
         if not has_serial(serial):
             return None
-        db = self._connect()
-        try:
+        with self._session() as store:
+            db = store.db
             rows = db.execute(
                 "SELECT jobs.state, jobs.error_code, jobs.route FROM jobs JOIN drives ON drives.id = jobs.drive_id "
                 "LEFT JOIN station_job_media media ON media.job_id = jobs.id "
@@ -304,8 +212,6 @@ class StationStore:
                        "reason=excluded.reason, at=excluded.at, size_bytes=excluded.size_bytes",
                        (model, serial, "destroy", reason, _now(), size_bytes))
             return "destroy"
-        finally:
-            db.close()
 
     @staticmethod
     def _route_row(db: sqlite3.Connection, model: str, serial: str, size_bytes: int | None) -> sqlite3.Row | None:
@@ -319,11 +225,8 @@ class StationStore:
         """The drive's recorded route (``destroy`` and why), if any (for a drive of that capacity)."""
         if not has_serial(serial):
             return None
-        db = self._connect()
-        try:
-            row = self._route_row(db, model, serial, size_bytes)
-        finally:
-            db.close()
+        with self._session() as store:
+            row = self._route_row(store.db, model, serial, size_bytes)
         return {"route": row["route"], "reason": row["reason"], "at": row["at"]} if row else None
 
 

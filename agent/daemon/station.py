@@ -29,19 +29,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from agent.app import Application
 from agent.audit.station import record_configuration
-from agent.config import Bay, StationConfig, certificate_text_problem
+from agent.config import Bay, certificate_text_problem
+from agent.contracts import (
+    OUTCOME_MESSAGES,
+    CertificateFailed,
+    ContractError,
+    Created,
+    Error,
+    JobState,
+    NotResumable,
+    Phase,
+    Progress,
+    Route,
+    WorkerMessage,
+    WorkerRequest,
+    message_from_json,
+)
 from agent.daemon.bays import NEEDS_RERUN, BayState, PullAdvice, Seating, derive_view
 from agent.daemon.intake import StationStore
 from agent.daemon.launcher import ForkServerLauncher, Launcher, SubprocessLauncher, WorkerHandle
 from agent.daemon.notify import Notifier
 from agent.daemon.worker import EXIT_LEFT_RUNNING
-from agent.discovery import udev
 from agent.discovery.guard import Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
 from agent.errors import AgentError, ConfigError, RequestRefused
 from agent.jobs.runner import JobRunner
+from agent.methods.registry import runs_in_firmware
 from agent.operators import (
     VIA_API,
     VIA_DAEMON,
@@ -104,7 +120,7 @@ class ActiveJob:
     process: WorkerHandle | None = None
     removed: bool = False
     cancelled_by: str | None = None
-    outcome: dict[str, Any] | None = None
+    outcome: WorkerMessage | None = None  # the worker's last Done, Error, LeftRunning or NotResumable
     seating: int | None = None  # the bay seating this job was started for (its outcome belongs to it)
     medium: Seating | None = None  # that seating's kernel identity
     verify_share: float = 0.05
@@ -229,22 +245,22 @@ class Station:
 
     def __init__(
         self,
-        config: StationConfig,
+        app: Application,
         source: DriveSource,
         *,
         notifier: Notifier | None = None,
         logger: logging.Logger | None = None,
-        identify: Callable[[str], DriveIdentity] = udev.identify,
-        guard: Guard | None = None,
-        launcher: Launcher | None = None,
     ) -> None:
+        config = app.config
+        self.app = app
         self.config = config
         self.source = source
         self.notifier = notifier or Notifier()
         self.log = logger or logging.getLogger("wipe-agent")
-        self.identify = identify
-        self.guard = guard or Guard(probe_wait=PROBE_WAIT_SECONDS)
-        self.launcher = launcher
+        self.identify: Callable[[str], DriveIdentity] = app.identify
+        # the bays' own guard waits less for udev probes of a fresh drive than a job's does
+        self.guard = app.guard or Guard(probe_wait=PROBE_WAIT_SECONDS)
+        self.launcher: Launcher | None = app.launcher
         self.store = StationStore(config.state_dir)
         self.slots: dict[str, BaySlot] = {bay.name: BaySlot(bay) for bay in config.bays}
         self.unbayed: dict[str, dict[str, Any]] = {}
@@ -286,7 +302,7 @@ class Station:
 
     def serve(self, api_factory: Callable[[Station], Closeable] | None = None) -> int:
         """Run the station until :meth:`request_stop`; returns the exit code."""
-        self._registry = Registry(self.config.state_dir).open()
+        self._registry = self.app.open_store()
         self._registry_thread = threading.get_ident()
         record_configuration(self._registry, self.config)
         self.store.create()
@@ -427,8 +443,9 @@ class Station:
         resumable: dict[str, JobRow] = {}
         for job_id in registry.orphaned_jobs():
             row = registry.job(job_id)
-            firmware = bool(row.method) and not str(row.method).startswith("overwrite.")
-            if can_resume and firmware and row.state in ("running", "verifying") and row.device_path in present:
+            firmware = runs_in_firmware(row.method)
+            running = row.state in (JobState.RUNNING, JobState.VERIFYING)
+            if can_resume and firmware and running and row.device_path in present:
                 try:
                     same = self.identify(row.device_path).serial == row.drive.serial
                 except AgentError:
@@ -526,7 +543,7 @@ class Station:
         if identity is None or self._registry is None:
             return False
         last = self._registry.last_job_of(identity.model, identity.serial)
-        if last is None or last.state != "sanitised":
+        if last is None or last.state != JobState.SANITISED:
             return False
         fields = {"bay": slot.bay.name, "serial": identity.serial, "job_id": last.id}
         if not self._proven_seating(slot, last.id):
@@ -592,7 +609,7 @@ class Station:
             return
         slot.history = {**_job_summary(last), "serial": identity.serial,
                         "label": f"this drive's last recorded job ({last.state}); not this seating's outcome"}
-        if last.state == "sanitised" and self._proven_seating(slot, last.id):
+        if last.state == JobState.SANITISED and self._proven_seating(slot, last.id):
             slot.outcome = {**_job_summary(last), "note": "sanitised before the station restarted; never pulled since"}
 
     def _reassess_waiting_bays(self) -> None:
@@ -750,7 +767,7 @@ class Station:
             return None
         pending = self._restart_interrupted
         for row in pending:
-            if (row.state == "interrupted" and row.drive.serial == identity.serial
+            if (row.state == JobState.INTERRUPTED and row.drive.serial == identity.serial
                     and row.drive.model == identity.model):
                 if take:
                     pending.remove(row)
@@ -847,18 +864,16 @@ class Station:
         return False
 
     def _launch(self, job: ActiveJob) -> None:
-        # imported here: the certificate stack (reportlab, pyhanko) is the worker's, not the daemon's
-        from agent.jobs.certify import settings_from_config
-
-        request = {"state_dir": str(self.config.state_dir), "device_path": job.device_path, "profile": job.profile,
-                   "operator": job.operator, "bay": job.bay, "expected_serial": job.expected_serial,
-                   "asset_tag": job.asset_tag, "host": job.host, "resume": job.resume, "operator_stamp": job.stamp,
-                   "certificate_settings": settings_from_config(self.config).to_json(),
-                   # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
-                   "seating": None if job.medium is None else {"dev_t": job.medium.dev_t,
-                                                               "diskseq": job.medium.diskseq}}
+        request = WorkerRequest(
+            state_dir=str(self.config.state_dir), device_path=job.device_path, profile=job.profile,
+            operator=job.operator, bay=job.bay, expected_serial=job.expected_serial, asset_tag=job.asset_tag,
+            host=job.host, resume=job.resume, operator_stamp=job.stamp,
+            station_id=self.config.station_id, transport=self.app.transport,
+            certificate_settings=self.app.certificate.to_json(),
+            # the medium the bay saw seated: the job is bound to it, not to whatever is at the node now
+            seating=None if job.medium is None else {"dev_t": job.medium.dev_t, "diskseq": job.medium.diskseq})
         assert self.launcher is not None
-        process = self.launcher.launch(request)
+        process = self.launcher.launch(request.to_json())
         job.process, job.state, job.launched_at = process, "starting", time.monotonic()
         self.active[job.key] = job
         thread = threading.Thread(target=self._supervise, args=(job, process), name=f"job-{job.key}", daemon=True)
@@ -871,34 +886,33 @@ class Station:
         with stdout:
             for line in stdout:
                 try:
-                    message = json.loads(line)
-                except ValueError:
+                    message = message_from_json(json.loads(line))
+                except (ValueError, ContractError):
                     continue
                 with self.lock:
                     self._on_worker_message(job, message)
         code = process.wait()
         self._finish(job, code)
 
-    def _on_worker_message(self, job: ActiveJob, message: dict[str, Any]) -> None:
-        event = message.get("event")
+    def _on_worker_message(self, job: ActiveJob, message: WorkerMessage) -> None:
         job.heard_at = time.monotonic()
-        if event == "created":
-            job.job_id, job.state, job.running_at = message["job_id"], "checking", time.monotonic()
+        if isinstance(message, Created):
+            job.job_id, job.state, job.running_at = message.job_id, JobState.CHECKING, time.monotonic()
             medium = job.medium
             if medium is not None and medium.serial is not None and job.resume is None:
                 try:
-                    self.store.note_job_medium(message["job_id"], medium.model or "", medium.serial,
+                    self.store.note_job_medium(message.job_id or "", medium.model or "", medium.serial,
                                                medium.size_bytes, medium.dev_t, medium.diskseq, boot_id())
                 except AgentError as exc:
                     self.log.error("cannot note job medium", extra={"fields": {"job_id": job.job_id,
                                                                                "error": exc.message}})
             self.log.info("job started", extra={"fields": {"job_id": job.job_id, "bay": job.bay,
                                                            "profile": job.profile}})
-        elif event == "progress":
-            if message.get("phase") != job.phase:
-                job.phase, job.phase_started = message.get("phase"), time.monotonic()
-            job.state = "verifying" if job.phase == "verify" else "running"
-            job.done, job.total = int(message.get("done", 0)), int(message.get("total", 0))
+        elif isinstance(message, Progress):
+            if message.phase != job.phase:
+                job.phase, job.phase_started = message.phase, time.monotonic()
+            job.state = JobState.VERIFYING if job.phase == Phase.VERIFY else JobState.RUNNING
+            job.done, job.total = message.done, message.total
             if job.intake_id is not None and not job.claimed_intake and job.job_id and job.expected_serial:
                 job.claimed_intake = True  # writing: this link is this drive's now, never the next drive's
                 try:
@@ -907,34 +921,34 @@ class Station:
                     self.log.error("cannot claim intake", extra={"fields": {"job_id": job.job_id,
                                                                             "error": exc.message}})
             job.settled.set()  # past the guard and the method choice: ``start`` can answer
-        elif event in ("done", "error", "left-running"):
+        elif isinstance(message, OUTCOME_MESSAGES):
             job.outcome = message
-        elif event == "certificate-error":  # the job's outcome stands; the bay must say it has no certificate
-            error = message.get("error") or {}
-            job.certificate_error = str(error.get("message") or "signing failed")
+        elif isinstance(message, CertificateFailed):  # the job's outcome stands; the bay must say it has none
+            job.certificate_error = str(message.error.get("message") or "signing failed")
 
     def _finish(self, job: ActiveJob, code: int) -> None:
         """Reap a worker: make sure its job reached a final state, record the outcome, free the bay."""
         summary: dict[str, Any] | None = None
         restart = False
         if job.job_id is not None and code != EXIT_LEFT_RUNNING:
-            registry = Registry(self.config.state_dir).open()
+            registry = self.app.open_store()
             try:
                 row = registry.job(job.job_id)
-                if job.outcome and job.outcome.get("event") == "not-resumable":
+                if isinstance(job.outcome, NotResumable):
                     if row.state not in FINAL_STATES:
-                        registry.transition(row.id, "interrupted", "owner-gone", {"resume": "no sanitize in progress"},
+                        registry.transition(row.id, JobState.INTERRUPTED, "owner-gone",
+                                            {"resume": "no sanitize in progress"},
                                             reason="the process running the job stopped before it finished",
-                                            route="hold")
+                                            route=Route.HOLD)
                         row = registry.job(job.job_id)
-                    if row.state == "interrupted":
+                    if row.state == JobState.INTERRUPTED:
                         self._restart_interrupted.append(row)
                         restart = True
                 if row.state not in FINAL_STATES:
                     # the worker died without an outcome (crash, SIGKILL): never leave it looking alive
                     reason = "drive removed" if job.removed else f"job worker exited with status {code}"
-                    registry.transition(row.id, "failed", "worker-died", {"exit_status": code}, reason=reason,
-                                        error_code="drive_removed" if job.removed else "internal", route="hold")
+                    registry.transition(row.id, JobState.FAILED, "worker-died", {"exit_status": code}, reason=reason,
+                                        error_code="drive_removed" if job.removed else "internal", route=Route.HOLD)
                     row = registry.job(job.job_id)
                 summary = _job_summary(row)
             except AgentError as exc:
@@ -944,13 +958,13 @@ class Station:
             if summary is not None:
                 route = self.store.note_outcome(row.drive.model, row.drive.serial,
                                                 job.medium.size_bytes if job.medium is not None else None)
-                if route == "destroy":
-                    summary["drive_route"] = "destroy"
+                if route == Route.DESTROY:
+                    summary["drive_route"] = Route.DESTROY
                 self._settle_intake(job, row)
-                if row.state == "sanitised":
+                if row.state == JobState.SANITISED:
                     self._note_seating(job, row)
-        elif job.outcome and job.outcome.get("event") == "error":
-            summary = {"job_id": None, "outcome": "error", **job.outcome.get("error", {})}
+        elif isinstance(job.outcome, Error):
+            summary = {"job_id": None, "outcome": "error", **job.outcome.error}
         elif job.job_id is None and job.cancelled_by is not None:  # stopped before it created its job
             summary = job.cancelled_summary()
         if summary is not None and summary.get("outcome") in ("failed", "refused", "error"):
@@ -979,7 +993,7 @@ class Station:
         if job.intake_id is None:
             return
         try:
-            if row.state == "sanitised" or (row.state == "failed" and row.route == "destroy"):
+            if row.state == JobState.SANITISED or (row.state == JobState.FAILED and row.route == Route.DESTROY):
                 self.store.consume(job.intake_id, row.id)
         except AgentError as exc:
             self.log.error("cannot settle intake", extra={"fields": {"job_id": row.id, "error": exc.message}})
@@ -1087,7 +1101,7 @@ class Station:
     def _signed_in(self) -> list[SignIn]:
         """Everyone signed in now, newest first (empty when the registry cannot be read: status still answers)."""
         try:
-            return signed_in_now(self.store.path)
+            return signed_in_now(self.store.registry)
         except (sqlite3.Error, ValueError) as exc:
             self.log.warning("cannot read operator sign-ins", extra={"fields": {"error": str(exc)}})
             return []
@@ -1214,7 +1228,7 @@ class Station:
                 raise RequestError("ambiguous", f"job id prefix {job_id!r} is ambiguous", 400)
             if matches:
                 return self._cancel(matches[0], operator)
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             row = registry.job(job_id)
         except ConfigError:
@@ -1273,7 +1287,7 @@ class Station:
             raise RequestError("not_found", f"no bay {unknown[0]!r} at this station", 404)
         # a Registry of its own on this API thread: safe since a second open in the daemon's process
         # no longer reads the file outside SQLite (that dropped the daemon's locks: "disk I/O error")
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             return Operators(registry).sign_in(name, title, caller_uid, bays=bays, shift_hours=shift_hours).to_json()
         except OperatorError as exc:
@@ -1283,7 +1297,7 @@ class Station:
 
     def sign_out(self, *, caller_uid: int) -> dict[str, Any]:
         """End the socket caller's own sign-in (never another uid's: that is root's, on the station)."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             ended = Operators(registry).sign_out(uid=caller_uid, by_uid=caller_uid)
         except OperatorError as exc:
@@ -1294,7 +1308,7 @@ class Station:
 
     def jobs(self, limit: int) -> dict[str, Any]:
         """Recent jobs from the registry."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             return {"jobs": [row.to_json() for row in registry.jobs(limit)]}
         finally:
@@ -1302,7 +1316,7 @@ class Station:
 
     def job(self, job_id: str) -> dict[str, Any]:
         """One job with its journal."""
-        registry = Registry(self.config.state_dir).open()
+        registry = self.app.open_store()
         try:
             try:
                 row = registry.job(job_id)

@@ -27,20 +27,34 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from agent.discovery import udev
+from agent.app import Application
+from agent.contracts import (
+    CertificateFailed,
+    ContractError,
+    Created,
+    Done,
+    Error,
+    JobState,
+    LeftRunning,
+    NotResumable,
+    Progress,
+    WorkerMessage,
+    WorkerRequest,
+)
 from agent.discovery.guard import Authorisation, Guard
 from agent.discovery.medium import MediumInstance
 from agent.discovery.medium import capture as capture_medium
 from agent.errors import AgentError, DriveRemoved, JobInterrupted, MediaError
-from agent.jobs.runner import JobRequest, JobRunner
+from agent.jobs.runner import JobRequest
+from agent.jobs.service import JobService
+from agent.methods.registry import runs_in_firmware
 from agent.operators import OperatorStamp
 from agent.policy.profiles import load_profile
-from agent.store.registry import Registry
+from agent.store.registry import JobRow
 from agent.transport.block import BlockDevice
 
 PR_SET_PDEATHSIG = 1
@@ -83,9 +97,9 @@ class _Flags:
     orphaned = False
 
 
-def _emit(message: dict[str, Any]) -> None:
+def _emit(message: WorkerMessage) -> None:
     try:
-        sys.stdout.write(json.dumps(message, default=str) + "\n")
+        sys.stdout.write(json.dumps(message.to_json(), default=str) + "\n")
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
         pass  # the daemon is gone; the registry still gets every transition
@@ -106,57 +120,60 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), PARENT_DIED)  # the parent died before prctl took effect
 
 
-def _firmware_method(state_dir: Path, job_id: str | None) -> bool:
+def _firmware_method(app: Application, job_id: str | None) -> bool:
     if job_id is None:
         return False
-    registry = Registry(state_dir).open()
+    registry = app.open_store()
     try:
         row = registry.job(job_id)
-        return row.state in ("running", "verifying") and bool(row.method) and not str(row.method).startswith(
-            "overwrite.")
+        return row.state in (JobState.RUNNING, JobState.VERIFYING) and runs_in_firmware(row.method)
     finally:
         registry.close()
 
 
-def main() -> int:
+AppFactory = Callable[[WorkerRequest], Application]
+"""Builds the worker's application from the daemon's request (a test entry point passes its seams)."""
+
+
+def main(build: AppFactory = Application.for_worker) -> int:
     """Run the job described on stdin; return the process exit code."""
-    request = json.loads(sys.stdin.readline())
-    _die_with_parent(int(request.get("parent_pid") or 0))
-    return run_request(request)
+    try:
+        request = WorkerRequest.from_json(json.loads(sys.stdin.readline()))
+    except (ValueError, ContractError) as exc:
+        message = exc.message if isinstance(exc, ContractError) else f"worker request: not JSON: {exc}"
+        _emit(Error(None, ContractError(message).to_json()))
+        return 1
+    _die_with_parent(request.parent_pid or 0)
+    return run_request(request, build)
 
 
-def _certify(registry: Registry, job_id: str, request: dict[str, Any]) -> str | None:
+def _certify(service: JobService, row: JobRow) -> str | None:
     """Sign the certificate (sanitised) or failure report (failed) when the station has a key.
 
     ``certify`` itself refuses interrupted and refused jobs: an attempt that did not finish never
     gets a certificate. A signing problem is reported, and the job's outcome stands.
     """
-    from agent.jobs.certify import CertificateSettings, certify, station_signer
-
     try:
-        signer = station_signer(registry.state_dir)
-        if signer is None:
-            return None
-        # built by the daemon from its configuration (agent.jobs.certify.settings_from_config)
-        settings = CertificateSettings.from_json(request.get("certificate_settings") or {})
-        path = certify(registry, registry.job(job_id), signer, settings)
+        certified = service.certify(row)
+        error: AgentError | None = certified.error
     except AgentError as exc:
-        _emit({"event": "certificate-error", "job_id": job_id, "error": exc.to_json()})
+        error = exc
+    if error is not None:
+        _emit(CertificateFailed(row.id, error.to_json()))
         return None
-    return str(path) if path is not None else None
+    return certified.path
 
 
-def _seated_medium(request: dict[str, Any]) -> MediumInstance | None:
+def _seated_medium(device_path: str, seating: Mapping[str, Any] | None) -> MediumInstance | None:
     """The medium the bay saw seated, as the job's binding: the runner compares it with the node now.
 
     The bay knew the seating's dev_t and diskseq when it queued the job; a drive swapped while the
     kernel name was free (or a loop detached and attached to another image) has another diskseq, and
     the runner then refuses the job before its first write, held for a person.
     """
-    seating = request.get("seating")
-    if not isinstance(seating, dict):
+    if not isinstance(seating, Mapping):
         return None
-    now = capture_medium(request["device_path"])
+    now = capture_medium(device_path)
     dev_t, diskseq = seating.get("dev_t"), seating.get("diskseq")
     return dataclasses.replace(
         now,
@@ -165,11 +182,21 @@ def _seated_medium(request: dict[str, Any]) -> MediumInstance | None:
     )
 
 
-def run_request(request: dict[str, Any]) -> int:
+def run_request(request: WorkerRequest | Mapping[str, Any], build: AppFactory = Application.for_worker) -> int:
     """Run one job in this process (a fresh interpreter, or a child of the fork server)."""
-    state_dir = Path(request["state_dir"])
+    if not isinstance(request, WorkerRequest):
+        try:
+            request = WorkerRequest.from_json(request)
+        except ContractError as exc:
+            _emit(Error(None, exc.to_json()))
+            return 1
+    try:
+        app = build(request)
+    except AgentError as exc:  # e.g. a transport recording that cannot be read
+        _emit(Error(request.resume, exc.to_json()))
+        return 1
     flags = _Flags()
-    current: dict[str, str | None] = {"job_id": request.get("resume")}
+    current: dict[str, str | None] = {"job_id": request.resume}
 
     def on_term(number: int, frame: FrameType | None) -> None:
         flags.cancel = True
@@ -180,11 +207,11 @@ def run_request(request: dict[str, Any]) -> int:
     def on_shutdown(number: int, frame: FrameType | None) -> None:
         flags.shutdown = True
         try:
-            firmware = _firmware_method(state_dir, current["job_id"])
+            firmware = _firmware_method(app, current["job_id"])
         except AgentError:
             firmware = False
         if firmware:
-            _emit({"event": "left-running", "job_id": current["job_id"]})
+            _emit(LeftRunning(current["job_id"]))
             os._exit(EXIT_LEFT_RUNNING)
         flags.cancel = True
 
@@ -203,7 +230,9 @@ def run_request(request: dict[str, Any]) -> int:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_INTERVAL or done >= total:
             last[0] = now
-            _emit({"event": "progress", "job_id": job_id, "phase": phase, "done": done, "total": total})
+            _emit(Progress(job_id, phase, done, total))
+
+    device_path = request.device_path
 
     def cancelled() -> bool:
         if flags.orphaned:
@@ -213,47 +242,40 @@ def run_request(request: dict[str, Any]) -> int:
             raise JobInterrupted("the station was shut down during the job; the drive starts again from the "
                                  "beginning")
         if flags.removed:
-            raise DriveRemoved(f"{request['device_path']}: drive removed from its bay during the job")
+            raise DriveRemoved(f"{device_path}: drive removed from its bay during the job")
         return flags.cancel
 
     def on_created(job_id: str) -> None:
         current["job_id"] = job_id
-        _emit({"event": "created", "job_id": job_id})
+        _emit(Created(job_id))
 
-    registry = Registry(state_dir).open()
+    registry = app.open_store()
     try:
-        runner = JobRunner(registry, RemovalAwareGuard(lambda: flags.removed), udev.identify)
-        if request.get("resume"):
-            resume = getattr(runner, "resume", None)
-            if resume is None:
-                raise AgentError("this wipe-agent cannot resume jobs")
-            _emit({"event": "created", "job_id": request["resume"]})
-            verify_mode = load_profile(request["profile"]).verify_mode
-            resumed = resume(request["resume"], progress=progress, cancelled=cancelled, verify_mode=verify_mode)
+        service = JobService(app, registry, RemovalAwareGuard(lambda: flags.removed))
+        if request.resume:
+            _emit(Created(request.resume))
+            verify_mode = load_profile(request.profile).verify_mode
+            resumed = service.resume(request.resume, progress=progress, cancelled=cancelled, verify_mode=verify_mode)
             if resumed is None:  # no sanitize in progress after all (or another drive): not ours to finish
-                release = getattr(runner, "release_security_password", None)
-                if release is not None:  # a cut-short SECURITY ERASE leaves its temporary password set
-                    release(request["resume"])
-                _emit({"event": "not-resumable", "job_id": request["resume"]})
+                _emit(NotResumable(request.resume))  # (a cut-short SECURITY ERASE's password was removed)
                 return 0
             row = resumed
         else:
             authorisation = Authorisation(
-                request["device_path"], request["operator"], bay=request.get("bay"),
-                expected_serial=request.get("expected_serial"),
+                request.device_path, request.operator, bay=request.bay, expected_serial=request.expected_serial,
             )
-            stamp = request.get("operator_stamp")
+            stamp = request.operator_stamp
             job_request = JobRequest(
-                request["device_path"], load_profile(request["profile"]), authorisation,
-                asset_tag=request.get("asset_tag"), host=request.get("host"),
-                medium=_seated_medium(request), operator=OperatorStamp(**stamp) if stamp else None,
+                request.device_path, load_profile(request.profile), authorisation,
+                asset_tag=request.asset_tag, host=request.host,
+                medium=_seated_medium(request.device_path, request.seating),
+                operator=OperatorStamp(**stamp) if stamp else None,
             )
-            row = runner.run(job_request, progress, cancelled, on_created)
-        certificate = _certify(registry, row.id, request)
-        _emit({"event": "done", "job_id": row.id, "state": row.state, "reason": row.reason,
-               "error_code": row.error_code, "route": row.route, "method": row.method, "certificate": certificate})
+            row = service.run(job_request, progress, cancelled, on_created)
+        certificate = _certify(service, row)
+        _emit(Done(row.id, row.state, row.reason, row.error_code, row.route, row.method, certificate))
     except AgentError as exc:
-        _emit({"event": "error", "job_id": current["job_id"], "error": exc.to_json()})
+        _emit(Error(current["job_id"], exc.to_json()))
         return 1
     finally:
         registry.close()

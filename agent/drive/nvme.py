@@ -343,3 +343,52 @@ def parse_nvme_id_ns(data: bytes) -> NvmeIdNamespace:
         current_format_index=current,
         metadata_at_end_of_lba=bit(flbas, 4),
     )
+
+
+@dataclass(frozen=True)
+class NvmeSanitizeLog:
+    """NVMe Base 2.0 Sanitize Status log page (81h), the fields the methods use."""
+
+    sprog: int  # bytes 1:0 Sanitize Progress, numerator of n/65536
+    status: int  # SSTAT bits 2:0: 0 never, 1 success, 2 in progress, 3 failed, 4 success + unexpected deallocation
+    passes: int  # SSTAT bits 7:3 Overwrite Passes completed
+    global_data_erased: bool  # SSTAT bit 8 GDE
+    scdw10: int  # bytes 7:4: CDW10 of the sanitize that set the status
+    estimates: dict[str, int | None]  # seconds; None = not reported (FFFFFFFFh)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"sprog": self.sprog, "sstat_status": self.status, "passes": self.passes,
+                "global_data_erased": self.global_data_erased, "scdw10": self.scdw10,
+                "estimates_seconds": self.estimates}
+
+
+def parse_sanitize_log(data: bytes) -> NvmeSanitizeLog:
+    """Parse the first 20 bytes of the Sanitize Status log page."""
+    if len(data) < 20:
+        raise IdentifyParseError(f"NVMe Sanitize Status log: {len(data)} bytes, need 20")
+    sstat = int.from_bytes(data[2:4], "little")
+
+    def estimate(start: int) -> int | None:
+        value = int.from_bytes(data[start : start + 4], "little")
+        return None if value == 0xFFFFFFFF else value
+
+    return NvmeSanitizeLog(
+        sprog=int.from_bytes(data[0:2], "little"),
+        status=sstat & 0x7,
+        passes=(sstat >> 3) & 0x1F,
+        global_data_erased=bool(sstat & 0x100),
+        scdw10=int.from_bytes(data[4:8], "little"),
+        estimates={"overwrite": estimate(8), "block": estimate(12), "crypto": estimate(16)},
+    )
+
+
+def parse_namespace_list(data: bytes) -> tuple[int, ...]:
+    """An Identify namespace ID list: up to 1024 little-endian NSIDs in increasing order, 0 ends it."""
+    found: list[int] = []
+    for offset in range(0, min(len(data), 4096) - 3, 4):
+        nsid = int.from_bytes(data[offset : offset + 4], "little")
+        if nsid == 0:
+            break
+        found.append(nsid)
+    return tuple(found)

@@ -16,117 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.drive.ata import IDENTIFY_LENGTH as ATA_IDENTIFY_LENGTH
-from agent.drive.ata import parse_ata_identify
-from agent.drive.errors import IdentifyParseError
-from agent.drive.nvme import IDENTIFY_LENGTH as NVME_IDENTIFY_LENGTH
-from agent.drive.nvme import parse_nvme_id_ctrl, parse_nvme_id_ns
-from agent.drive.scsi import (
-    parse_block_device_characteristics_vpd,
-    parse_inquiry,
-    parse_read_capacity16,
-    parse_report_supported_opcodes_sanitize,
-)
-from agent.errors import CommandError
-from agent.transport import (
-    AtaCommand,
-    AtaProtocol,
-    NvmeAdminCommand,
-    ScsiCommand,
-    Transport,
-    detect_interface,
-    open_transport,
-)
-
-ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 IDENTIFY DEVICE (ECh), PIO data-in, one 512-byte block
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 Identify command
-NVME_CNS_NAMESPACE = 0x00  # NVMe Base 2.0 CNS 00h: Identify Namespace
-NVME_CNS_CONTROLLER = 0x01  # NVMe Base 2.0 CNS 01h: Identify Controller
-SCSI_INQUIRY = 0x12  # SPC-5 INQUIRY
-SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) = SERVICE ACTION IN (16) / 10h
-SCSI_READ_CAPACITY_16_ACTION = 0x10
-SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES = MAINTENANCE IN / 0Ch
-SCSI_REPORT_SUPPORTED_OPCODES_ACTION = 0x0C
-_INQUIRY_LENGTH = 96
-_VPD_LENGTH = 64
-_RSOC_LENGTH = 8192  # room for ~1000 descriptors; a truncated list is reported as an error
-
-
-def _ata_identify(transport: Transport) -> dict[str, Any]:
-    completion = transport.execute(
-        AtaCommand(
-            command=ATA_IDENTIFY_DEVICE,
-            protocol=AtaProtocol.PIO_IN,
-            count=1,
-            data_in_length=ATA_IDENTIFY_LENGTH,
-        )
-    )
-    return {"interface": "ata", **parse_ata_identify(completion.data).to_json()}
-
-
-def _nvme_identify(transport: Transport, cns: int, nsid: int) -> bytes:
-    completion = transport.execute(
-        NvmeAdminCommand(opcode=NVME_IDENTIFY, nsid=nsid, cdw10=cns, data_in_length=NVME_IDENTIFY_LENGTH)
-    )
-    return completion.data
-
-
-def _nvme(transport: Transport) -> dict[str, Any]:
-    controller = parse_nvme_id_ctrl(_nvme_identify(transport, NVME_CNS_CONTROLLER, 0))
-    report: dict[str, Any] = {"interface": "nvme", **controller.to_json()}
-    if controller.namespace_count >= 1:
-        try:
-            namespace = parse_nvme_id_ns(_nvme_identify(transport, NVME_CNS_NAMESPACE, 1))
-        except (IdentifyParseError, CommandError) as error:
-            # Namespace 1 may be inactive or detached; the controller facts still stand.
-            report["namespace"] = {"nsid": 1, "error": error.message}
-        else:
-            report["namespace"] = {"nsid": 1, **namespace.to_json()}
-    return report
-
-
-def _scsi(transport: Transport) -> dict[str, Any]:
-    inquiry = parse_inquiry(
-        transport.execute(
-            ScsiCommand(
-                cdb=bytes((SCSI_INQUIRY, 0, 0, 0, _INQUIRY_LENGTH, 0)), data_in_length=_INQUIRY_LENGTH
-            )
-        ).data
-    )
-    report: dict[str, Any] = {"interface": "scsi", **inquiry.to_json(), "kind": "scsi"}
-    capacity_cdb = bytearray(16)
-    capacity_cdb[0], capacity_cdb[1] = SCSI_SERVICE_ACTION_IN_16, SCSI_READ_CAPACITY_16_ACTION
-    capacity_cdb[10:14] = (32).to_bytes(4, "big")  # ALLOCATION LENGTH
-    capacity = parse_read_capacity16(
-        transport.execute(ScsiCommand(cdb=bytes(capacity_cdb), data_in_length=32)).data
-    )
-    report["max_lba"] = capacity.last_lba
-    report["capacity"] = capacity.to_json()
-    try:
-        vpd = parse_block_device_characteristics_vpd(
-            transport.execute(
-                ScsiCommand(
-                    cdb=bytes((SCSI_INQUIRY, 0x01, 0xB1, 0, _VPD_LENGTH, 0)), data_in_length=_VPD_LENGTH
-                )
-            ).data
-        )
-    except CommandError:
-        report["rotation_rate"] = None  # VPD B1h is optional (SBC-4): rotation not reported
-    else:
-        report["rotation_rate"] = vpd.rotation_rate
-    rsoc_cdb = bytearray(12)
-    rsoc_cdb[0], rsoc_cdb[1] = SCSI_MAINTENANCE_IN, SCSI_REPORT_SUPPORTED_OPCODES_ACTION  # options 000b
-    rsoc_cdb[6:10] = _RSOC_LENGTH.to_bytes(4, "big")  # ALLOCATION LENGTH
-    try:
-        sanitize = parse_report_supported_opcodes_sanitize(
-            transport.execute(ScsiCommand(cdb=bytes(rsoc_cdb), data_in_length=_RSOC_LENGTH)).data
-        )
-    except CommandError as error:
-        # REPORT SUPPORTED OPERATION CODES is optional; without it SANITIZE support is unknown.
-        report["sanitize"] = {"supported": None, "error": error.message}
-    else:
-        report["sanitize"] = sanitize.to_json()
-    return report
+from agent.drive.device import drive_for
+from agent.transport import detect_interface, open_transport
+from agent.transport.commands import Transport
 
 
 def probe_transport(transport: Transport, interface: str) -> dict[str, Any]:
@@ -136,13 +28,7 @@ def probe_transport(transport: Transport, interface: str) -> dict[str, Any]:
     Raises :class:`IdentifyParseError` for malformed data and the transport's
     :class:`agent.errors.CommandError` family (e.g. PassThroughBlocked behind USB bridges).
     """
-    if interface == "ata":
-        return _ata_identify(transport)
-    if interface == "nvme":
-        return _nvme(transport)
-    if interface == "scsi":
-        return _scsi(transport)
-    raise ValueError(f"unknown interface {interface!r}")
+    return drive_for(transport, interface).inspect()
 
 
 def probe_device(path: str) -> dict[str, Any]:

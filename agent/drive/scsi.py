@@ -13,13 +13,14 @@ from typing import Any
 
 from agent.drive._raw import ascii_field, be, bit, require_minimum
 from agent.drive.errors import IdentifyParseError
-
-SANITIZE_OPCODE = 0x48  # SBC-4 SANITIZE command operation code
-SANITIZE_OVERWRITE = 0x01  # SBC-4 SANITIZE service action OVERWRITE
-SANITIZE_BLOCK_ERASE = 0x02  # SBC-4 SANITIZE service action BLOCK ERASE
-SANITIZE_CRYPTOGRAPHIC_ERASE = 0x03  # SBC-4 SANITIZE service action CRYPTOGRAPHIC ERASE
-SANITIZE_EXIT_FAILURE_MODE = 0x1F  # SBC-4 SANITIZE service action EXIT FAILURE MODE
-BLOCK_DEVICE_CHARACTERISTICS_PAGE = 0xB1
+from agent.drive.opcodes import (
+    SCSI_SANITIZE,
+    SCSI_SANITIZE_BLOCK_ERASE,
+    SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE,
+    SCSI_SANITIZE_EXIT_FAILURE_MODE,
+    SCSI_SANITIZE_OVERWRITE,
+    SCSI_VPD_BLOCK_DEVICE_CHARACTERISTICS,
+)
 
 
 def _rotation(value: int) -> int | None:
@@ -207,7 +208,7 @@ def parse_block_device_characteristics_vpd(data: bytes) -> ScsiBlockDeviceCharac
     what = "SCSI Block Device Characteristics VPD page"
     require_minimum(data, 8, what)
     data = bytes(data)
-    if data[1] != BLOCK_DEVICE_CHARACTERISTICS_PAGE:  # byte 1 PAGE CODE
+    if data[1] != SCSI_VPD_BLOCK_DEVICE_CHARACTERISTICS:  # byte 1 PAGE CODE
         raise IdentifyParseError(f"{what}: page code is {data[1]:#04x}, expected 0xb1")
     if be(data, 2, 2) < 4:  # bytes 2-3 PAGE LENGTH (003Ch in SBC-4)
         raise IdentifyParseError(f"{what}: PAGE LENGTH {be(data, 2, 2)} is too short")
@@ -248,12 +249,12 @@ def parse_report_supported_opcodes_sanitize(data: bytes) -> ScsiSanitizeSupport:
         size = 20 if bit(flags, 1) else 8
         if offset + size > end:
             raise IdentifyParseError(f"{what}: command descriptor at byte {offset} is cut short")
-        if opcode == SANITIZE_OPCODE and bit(flags, 0):
+        if opcode == SCSI_SANITIZE and bit(flags, 0):
             actions.add(service_action)
         offset += size
     return ScsiSanitizeSupport(
-        overwrite=SANITIZE_OVERWRITE in actions,
-        block=SANITIZE_BLOCK_ERASE in actions,
-        crypto=SANITIZE_CRYPTOGRAPHIC_ERASE in actions,
-        exit_failure_mode=SANITIZE_EXIT_FAILURE_MODE in actions,
+        overwrite=SCSI_SANITIZE_OVERWRITE in actions,
+        block=SCSI_SANITIZE_BLOCK_ERASE in actions,
+        crypto=SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE in actions,
+        exit_failure_mode=SCSI_SANITIZE_EXIT_FAILURE_MODE in actions,
     )

@@ -4,25 +4,26 @@ The job in the registry is the single source: this module only translates it int
 record (NIST SP 800-88 App. G fields plus evidence), asks ``certs`` to render and sign it, and
 links the PDF to the job. Jobs that were refused (nothing touched) or interrupted (an attempt that
 did not finish) never get a certificate — only ``sanitised`` and ``failed`` jobs are certified.
+The station facts it prints come from :mod:`agent.jobs.settings` (re-exported here).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import logging
 import os
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent import TOOL_NAME, __version__
-from agent.config import DEFAULT_CONFIG_PATH, Organisation, StationConfig
 from agent.errors import CertificateError
+from agent.jobs.settings import CertificateSettings as CertificateSettings
+from agent.jobs.settings import no_organisation as no_organisation
+from agent.jobs.settings import settings_from_config as settings_from_config
+from agent.methods.base import MethodEvidence
 from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
@@ -51,72 +52,6 @@ from certs.verify import DocumentKind, read_back
 
 CERTIFIABLE = ("sanitised", "failed")
 _LOG = logging.getLogger(__name__)
-_DEFAULT_ORGANISATION = Organisation(name="-")
-"""Only for the default wording of the optional [organisation] keys (its name is never used)."""
-
-
-@dataclass(frozen=True)
-class CertificateSettings:
-    """Station facts printed on every certificate, built from the station configuration by
-    :func:`settings_from_config` (the one place that does it: CLI, daemon worker and demo).
-
-    ``organisation`` empty means none is configured: :func:`certify` then issues no certificate
-    and records why on the job. There is no built-in organisation name on purpose: a certificate
-    signed under one organisation's CA must never name a placeholder one.
-    """
-
-    organisation: str = ""
-    location: str = ""
-    phone: str = ""
-    operator_title: str = "Sanitisation operator"
-    classification_before: str = _DEFAULT_ORGANISATION.classification_before
-    classification_after: str = _DEFAULT_ORGANISATION.classification_after
-    destination: str = _DEFAULT_ORGANISATION.destination
-    destinations: Mapping[str, str] = field(default_factory=dict)
-    """Destination wording by route or reuse scheme name ([organisation.destinations])."""
-    data_backed_up: str = "unknown"
-    tsa_url: str | None = None
-    tsa_timeout: float = 10.0
-    demo: bool = False
-    source: str = str(DEFAULT_CONFIG_PATH)
-    """The configuration file the settings came from (named when no organisation is configured)."""
-
-    def destination_for(self, route: str | None) -> str:
-        """The destination wording for a job's route or scheme, else the default wording."""
-        return self.destinations.get(route or "", self.destination)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (the daemon's request to its job worker)."""
-        return {**dataclasses.asdict(self), "destinations": dict(self.destinations)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CertificateSettings:
-        """Inverse of :meth:`to_json` (the worker's side of the request)."""
-        return cls(**{item.name: data[item.name] for item in dataclasses.fields(cls) if item.name in data})
-
-
-def settings_from_config(config: StationConfig | None, *, demo: bool = False) -> CertificateSettings:
-    """The certificate settings of a station configuration (None: no configuration file was found)."""
-    if config is None:
-        return CertificateSettings(demo=demo)
-    organisation = config.organisation
-    tsa = {"tsa_url": config.tsa_url, "tsa_timeout": config.tsa_timeout, "demo": demo, "source": config.source}
-    if organisation is None:
-        return CertificateSettings(**tsa)  # type: ignore[arg-type]
-    return CertificateSettings(
-        organisation=organisation.name, location=organisation.location, phone=organisation.phone,
-        classification_before=organisation.classification_before,
-        classification_after=organisation.classification_after, destination=organisation.destination,
-        destinations=dict(organisation.destinations), data_backed_up=organisation.data_backed_up,
-        **tsa,  # type: ignore[arg-type]
-    )
-
-
-def no_organisation(settings: CertificateSettings) -> str:
-    """The one-line reason a job gets no certificate when the station names no organisation."""
-    return f"no organisation configured in {settings.source} [organisation]; no certificate issued"
-
-
 def _technique(method: str) -> str:
     if method.startswith("overwrite.") or method.endswith(".overwrite"):
         return "overwrite"
@@ -181,7 +116,8 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
     if job.state not in CERTIFIABLE:
         raise CertificateError(f"job {job.id} is {job.state}: only sanitised and failed jobs are certified")
     issued_at = now.astimezone(UTC).isoformat(timespec="seconds")
-    details = dict(job.method_details or {})
+    # the method's evidence, as it stored it (agent.methods.base.MethodEvidence)
+    evidence = MethodEvidence.from_json(job.method_details or {})
     taken_level = None
     steps: list[MethodStep] = []
     for decision in job.decisions:
@@ -208,11 +144,10 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         )
     else:
         verification = Verification(mode="none", result="not_run", details="the job ended before verification")
-    # keys as the firmware methods write them (agent/methods/firmware.py, ata_*.py)
-    hidden = details.get("hidden_areas") or {}
-    canary_data = details.get("canaries")
+    hidden = dict(evidence.hidden_areas or {})
+    canary_data = evidence.canaries
     canary = None
-    if isinstance(canary_data, dict):
+    if canary_data is not None:
         survivors = canary_data.get("survivors") or []
         read_as = canary_data.get("read_as") or {}
         seen = ", ".join(f"{kind} x{count}" for kind, count in sorted(read_as.items()))
@@ -223,10 +158,9 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
                                  f"(seed {canary_data.get('seed')}), written before the command; after it they "
                                  f"read as: {seen}"))
     capabilities: dict[str, str] = {}
-    _flatten("", details.get("capabilities") or {}, capabilities)
+    _flatten("", dict(evidence.capabilities or {}), capabilities)
     observations: dict[str, str] = {}
-    _flatten("", {key: value for key, value in details.items()
-                  if key not in ("hidden_areas", "canaries", "capabilities")}, observations)
+    _flatten("", dict(evidence.observations), observations)
     started = _timestamp(job.started_at, job.created_at)
     finished = _timestamp(job.finished_at, issued_at)
     duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
@@ -378,7 +312,7 @@ def certify(registry: Registry, job: JobRow, signer: StationSigner, settings: Ce
                 raise CertificateError(f"job {job.id}: certificate not issued: record field {exc} "
                                        "(a certificate must read to a person exactly as it is signed: "
                                        "correct the value at intake or check the drive's identity)") from exc
-            directory = registry.state_dir / "certificates"
+            directory = settings.directory_for(registry.state_dir)
             make_private_directory(directory, STATE_DIRECTORY_MODE)
             kind = "certificate" if record.outcome == "sanitised" else "failure-report"
             path = directory / f"{kind}-{record.certificate_id}.pdf"

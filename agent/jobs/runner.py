@@ -15,7 +15,8 @@ A drive this station locked itself must never look like a drive locked by a stra
 is destruction): before the blocking-state checks, a new job looks up every temporary ATA password
 an earlier job of the same drive (model + serial) journalled and never removed — the drive lost
 power mid-erase, the cleanup failed, the station died — and removes it (newest first), journalling
-the cleanup on both jobs. See :meth:`JobRunner._release_journalled_password`.
+the cleanup on both jobs. That recovery is the ATA security method's
+(:func:`agent.methods.ata_security_erase.release_journalled_password`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contracts import JobState, Phase, Route
 from agent.discovery import medium as media
 from agent.discovery.backing_watch import BackingWatch, WatchUnavailable
 from agent.discovery.guard import Authorisation, Guard
@@ -41,21 +43,21 @@ from agent.errors import (
     VerificationFailed,
 )
 from agent.methods import registry as method_registry
-from agent.methods.ata_sanitize import FROZEN_INSTRUCTION
-from agent.methods.ata_security_erase import (
-    PASSWORD_EVENT,
-    PasswordCleanupFailed,
-    PasswordRejected,
-    release_password,
-)
+from agent.methods.ata_security_erase import AtaSecurityErase, release_journalled_password
 from agent.methods.base import Blocked, Method, MethodContext, MethodOutcome, Target
 from agent.methods.canary import CanarySet
-from agent.methods.capabilities import Capabilities, ata_identify, interface_for, probe_capabilities
-from agent.methods.firmware import FirmwareMethod, SanitizeOptions
+from agent.methods.capabilities import Capabilities, interface_for, probe_capabilities
+from agent.methods.firmware import (
+    CANARIES_PLANTED,
+    FIRMWARE_COMMAND,
+    FIRMWARE_STARTED,
+    FirmwareMethod,
+    SanitizeOptions,
+)
 from agent.operators import OperatorStamp
 from agent.policy.profiles import Profile
 from agent.policy.select import NoMethod, select_method
-from agent.store.registry import FINAL_STATES, JobRow, OpenEvent, Registry, identity_matchable
+from agent.store.registry import JobRow, Registry
 from agent.transport.block import BlockDevice
 from agent.transport.commands import Transport
 from agent.verify.readback import VerifyCancelled, verify
@@ -67,11 +69,6 @@ TransportFactory = Callable[[DriveIdentity], Transport | None]
 
 _log = logging.getLogger(__name__)
 _PASSTHROUGH_TRANSPORTS = ("sata", "nvme", "scsi", "usb")
-CLEANUP_EVENT = "password-cleanup"  # answers a PASSWORD_EVENT in the same job's journal
-RELEASED_EVENT = "ata-password-released"  # in the new job: whose password it removed
-# ACS-4: failed SECURITY UNLOCKs count down the password attempt counter (five, then it expires until a
-# power cycle); trying at most four journalled passwords never expires it on a stranger's drive
-MAX_PASSWORD_TRIES = 4
 
 
 def default_transports(identity: DriveIdentity) -> Transport | None:
@@ -189,6 +186,81 @@ class _Binding:
         return now
 
 
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, AgentError) else str(exc)
+
+
+def _code(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, AgentError) else "internal"
+
+
+def _decisions(exc: BaseException) -> str | None:
+    decisions = [d.to_json() for d in exc.decisions] if isinstance(exc, NoMethod) else []
+    return _json(decisions) if decisions else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One row of :data:`OUTCOMES`: what a job that ended with an exception of ``types`` is recorded as."""
+
+    types: tuple[type[BaseException], ...]
+    state: JobState
+    event: str
+    data: Callable[[Any], dict[str, Any]]
+    reason: Callable[[Any], str] = _message
+    error_code: Callable[[Any], str] = _code
+    route: Callable[[Any], str | None] = lambda exc: Route.HOLD
+    when: Callable[[Any], bool] = lambda exc: True
+    unfinished: bool = True
+    """Something may have been written: no level reached, the bytes really written (``_unfinished``)."""
+    decisions: bool = False
+    route_optional: bool = False
+    """No route column when ``route`` gives none (else the column is set, also to NULL)."""
+    reraise: bool = False
+
+    def columns(self, exc: Any) -> dict[str, Any]:
+        """The job columns of this outcome."""
+        columns: dict[str, Any] = {"reason": self.reason(exc), "error_code": self.error_code(exc)}
+        if self.decisions:
+            columns["decisions_json"] = _decisions(exc)
+        route = self.route(exc)
+        if route or not self.route_optional:
+            columns["route"] = route
+        return columns
+
+
+OUTCOMES: tuple[Outcome, ...] = (
+    # the medium changed after something was written: failed, held for a person
+    Outcome((MediumChanged,), JobState.FAILED, "medium-changed", lambda exc: {"changes": list(exc.changes)},
+            when=lambda exc: exc.written),
+    # nothing was written: a refusal, and the drive waits for a person
+    Outcome((MediumChanged,), JobState.REFUSED, "refused", lambda exc: {"reason": exc.message},
+            unfinished=False),
+    Outcome((DriveProtected, NoMethod, Blocked), JobState.REFUSED, "refused",
+            lambda exc: {"reason": exc.message, "instruction": exc.instruction},
+            route=lambda exc: exc.route, route_optional=True, unfinished=False, decisions=True),
+    Outcome((JobInterrupted, VerifyCancelled), JobState.INTERRUPTED, "interrupted", lambda exc: {},
+            reason=lambda exc: str(exc) or "cancelled", error_code=lambda exc: "interrupted"),
+    # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
+    Outcome((DriveRemoved,), JobState.FAILED, "drive-removed", lambda exc: {"reason": exc.message},
+            reason=lambda exc: f"drive removed: {exc.message}"),
+    Outcome((MediaError,), JobState.FAILED, "media-error", lambda exc: {"reason": exc.message, "offset": exc.offset},
+            route=lambda exc: Route.DESTROY),
+    # the drive said it erased and did not (or read-back found data): it cannot be trusted again
+    Outcome((VerificationFailed,), JobState.FAILED, "verification-failed", lambda exc: {"reason": exc.message},
+            route=lambda exc: Route.DESTROY),
+    Outcome((AgentError,), JobState.FAILED, "error", lambda exc: {"reason": exc.message},
+            route=lambda exc: exc.route or Route.HOLD),
+    Outcome((BaseException,), JobState.FAILED, "internal-error", lambda exc: {"error": repr(exc)},
+            reason=lambda exc: f"internal error: {exc!r}", error_code=lambda exc: "internal", reraise=True),
+)
+"""How a job that ended with an exception is recorded, first matching row wins — one table, applied
+alike by :meth:`JobRunner.run` and :meth:`JobRunner.resume`. (Before the table the resume mapped more
+coarsely: a media error during a resumed sanitize was held instead of routed to destruction, a failed
+resumed job kept its *planned* level and byte count — what the unfinished columns exist to prevent —
+and an internal error was left for the daemon to record as a vague worker death.)"""
+
+
 class JobRunner:
     """Runs one job at a time in the calling thread (the daemon runs several runners in parallel)."""
 
@@ -230,7 +302,7 @@ class JobRunner:
         )
         if on_created is not None:
             on_created(job_id)
-        self.registry.transition(job_id, "checking", "guard", durable=False)
+        self.registry.transition(job_id, JobState.CHECKING, "guard", durable=False)
         device: BlockDevice | None = None
         binding: _Binding | None = None
         try:
@@ -260,57 +332,28 @@ class JobRunner:
             binding.bound = binding.check(device, "between confirmation and the exclusive open", written=False)
             binding.start_counting(device)
             self._run_locked(job_id, request, identity, device, progress, cancelled, binding)
-        except MediumChanged as exc:
-            if exc.written:
-                self.registry.transition(job_id, "failed", "medium-changed", {"changes": list(exc.changes)},
-                                         reason=exc.message, error_code=exc.code, route="hold",
-                                         **self._unfinished(job_id, device))
-            else:  # nothing was written: a refusal, and the drive waits for a person
-                self.registry.transition(job_id, "refused", "refused", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route="hold")
-        except (DriveProtected, NoMethod, Blocked) as exc:
-            decisions = [d.to_json() for d in exc.decisions] if isinstance(exc, NoMethod) else []
-            route: dict[str, Any] = {"route": exc.route} if exc.route else {}
-            self.registry.transition(
-                job_id, "refused", "refused", {"reason": exc.message, "instruction": exc.instruction},
-                reason=exc.message, error_code=exc.code, decisions_json=_json(decisions) if decisions else None,
-                **route,
-            )
-        except (JobInterrupted, VerifyCancelled) as exc:
-            self.registry.transition(
-                job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled", error_code="interrupted",
-                route="hold", **self._unfinished(job_id, device),
-            )
-        except DriveRemoved as exc:
-            # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
-            self.registry.transition(job_id, "failed", "drive-removed", {"reason": exc.message},
-                                     reason=f"drive removed: {exc.message}", error_code=exc.code, route="hold",
-                                     **self._unfinished(job_id, device))
-        except MediaError as exc:
-            self.registry.transition(
-                job_id, "failed", "media-error", {"reason": exc.message, "offset": exc.offset},
-                reason=exc.message, error_code=exc.code, route="destroy", **self._unfinished(job_id, device),
-            )
-        except VerificationFailed as exc:
-            # the drive said it erased and did not (or read-back found data): it cannot be trusted again
-            self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route="destroy",
-                                     **self._unfinished(job_id, device))
-        except AgentError as exc:
-            self.registry.transition(job_id, "failed", "error", {"reason": exc.message},
-                                     reason=exc.message, error_code=exc.code, route=exc.route or "hold",
-                                     **self._unfinished(job_id, device))
         except BaseException as exc:
-            self.registry.transition(job_id, "failed", "internal-error", {"error": repr(exc)},
-                                     reason=f"internal error: {exc!r}", error_code="internal", route="hold",
-                                     **self._unfinished(job_id, device))
-            raise
+            if self._record_outcome(job_id, exc, device, resuming=False):
+                raise
         finally:
             if binding is not None:
                 binding.close()
             if device is not None:
                 device.close()
         return self.registry.job(job_id)
+
+    def _record_outcome(self, job_id: str, exc: BaseException, device: BlockDevice | None, *,
+                        resuming: bool) -> bool:
+        """Record the outcome :data:`OUTCOMES` gives ``exc``; True when the exception must propagate."""
+        for row in OUTCOMES:
+            if not isinstance(exc, row.types) or not row.when(exc):
+                continue
+            columns = row.columns(exc)
+            if row.unfinished:
+                columns.update(self._unfinished(job_id, device))
+            self.registry.transition(job_id, row.state, row.event, row.data(exc), **columns)
+            return row.reraise
+        return True  # not reached: the last row takes every exception
 
     def _unfinished(self, job_id: str, device: BlockDevice | None) -> dict[str, Any]:
         """Columns of a job that failed: no level reached, and the bytes this job really wrote (attack B3).
@@ -375,7 +418,9 @@ class JobRunner:
     ) -> None:
         target = self._open_target(job_id, identity)
         try:
-            target, note = self._release_journalled_password(job_id, target)
+            # a temporary ATA password an earlier job of this drive left on it (the ATA security method's)
+            target, note = release_journalled_password(self.registry, job_id, target,
+                                                       lambda stale: self._refresh(job_id, stale))
             identity = target.identity
             try:
                 selection = select_method(request.profile, target)
@@ -388,7 +433,7 @@ class JobRunner:
                 raise JobInterrupted("cancelled before anything was written")
             # committed before the first destructive write: a crash from here on reads "interrupted"
             self.registry.transition(
-                job_id, "running", "method-start",
+                job_id, JobState.RUNNING, "method-start",
                 {"method": selection.method.name, "decisions": decisions, "medium": binding.bound.to_json()},
                 method=selection.method.name, level=selection.applicability.level.value,
                 decisions_json=_json(decisions), started_at=self.registry.clock().isoformat(timespec="milliseconds"),
@@ -401,92 +446,6 @@ class JobRunner:
                          request.profile.verify_mode, context, cancelled, binding)
         finally:
             _close(target)
-
-    # -- a temporary ATA password an earlier job left on this drive ------------------------------
-    def _release_journalled_password(self, job_id: str, target: Target) -> tuple[Target, str | None]:
-        """Remove a temporary ATA password an earlier job of this drive journalled and never removed.
-
-        Returns the target to continue with (identified and probed again after a removal) and, when the
-        drive stays locked or enabled, a note for the refusal: whether this station's passwords were
-        tried. Journalled passwords are looked up by model + serial only; a drive that does not report
-        both is never matched. Newest first, at most :data:`MAX_PASSWORD_TRIES`, stopping at the first
-        one the drive accepts. Raises :class:`Blocked` (hold) when the drive cannot take a password now
-        (frozen, attempt counter expired) and :class:`PasswordCleanupFailed` (hold) when the password was
-        accepted but the removal failed: nothing else is sent to the drive then.
-        """
-        capabilities, transport, identity = target.capabilities, target.transport, target.identity
-        if transport is None or not isinstance(capabilities, Capabilities) or capabilities.ata is None:
-            return target, None
-        security = capabilities.ata.security
-        if not security.supported:
-            return target, None
-        if not identity_matchable(identity.model, identity.serial):
-            return target, ("the drive reports no model or serial number, so no temporary password journalled by "
-                            "this station can be matched to it; none was tried" if security.enabled else None)
-        pending = self.registry.open_events(identity.model, identity.serial, PASSWORD_EVENT, CLEANUP_EVENT,
-                                            exclude_job=job_id)
-        if not security.enabled:
-            self._close_stale(job_id, pending)
-            return target, None
-        if not pending:
-            return target, ("no temporary password of this station is journalled for this drive (model "
-                            f"{identity.model}, serial {identity.serial}), so none was tried")
-        jobs = ", ".join(entry.job_id for entry in pending)
-        if security.frozen:
-            raise Blocked("security-frozen", f"ATA security is enabled and FROZEN, and the drive may carry the "
-                                             f"temporary password journalled by job(s) {jobs}, which cannot be "
-                                             "removed while it is frozen", FROZEN_INSTRUCTION)
-        if security.count_expired:
-            raise Blocked("security-frozen", f"ATA security is enabled and its password attempt counter has "
-                                             f"expired; the drive may carry the temporary password journalled by "
-                                             f"job(s) {jobs}", "power-cycle the drive (re-plug it) and run the job "
-                                                               "again: the station then removes its password")
-        rejected: list[dict[str, str]] = []
-        for entry in pending[:MAX_PASSWORD_TRIES]:
-            password = entry.data.get("password")
-            if not isinstance(password, str) or not password.isascii():
-                rejected.append({"job": entry.job_id, "reason": "no usable password in the journal event"})
-                continue
-            try:
-                result = release_password(transport, password.encode("ascii"))
-            except PasswordRejected as exc:
-                rejected.append({"job": entry.job_id, "reason": exc.message})
-                if ata_identify(transport).security.count_expired:
-                    break
-                continue
-            except DriveRemoved:
-                raise  # the job fails as removed; the password stays journalled for the next one
-            except AgentError as exc:
-                self.registry.journal(entry.job_id, "password-cleanup-failed", {"reason": exc.message,
-                                                                                "by_job": job_id})
-                self.registry.journal(job_id, "ata-password-release-failed", {"job": entry.job_id,
-                                                                              "reason": exc.message})
-                raise PasswordCleanupFailed(
-                    f"removing the temporary ATA password journalled by job {entry.job_id} (event {PASSWORD_EVENT}) "
-                    f"failed: {exc.message}; nothing was erased — re-plug the drive and run the job again, or "
-                    "remove the password by hand with the journalled one") from exc
-            self.registry.journal(entry.job_id, CLEANUP_EVENT, {"result": result, "by_job": job_id})
-            self.registry.journal(job_id, RELEASED_EVENT, {"job": entry.job_id, "journalled_at": entry.at,
-                                                           "result": result, "rejected_before": rejected})
-            self._close_stale(job_id, [other for other in pending if other is not entry])  # none left on the drive
-            return self._refresh(job_id, target), None
-        tried = ", ".join(item["job"] for item in rejected)
-        not_tried = [entry.job_id for entry in pending[len(rejected):]]
-        self.registry.journal(job_id, "ata-passwords-rejected", {"tried": rejected, "not_tried": not_tried})
-        note = (f"the temporary password(s) this station journalled for this drive (job(s) {tried}) were tried and "
-                "refused: it carries a password this station did not set")
-        if not_tried:
-            note += (f" ({len(not_tried)} older journalled password(s) not tried, to keep the drive's attempt counter "
-                     "from expiring: see journal event ata-passwords-rejected)")
-        return self._refresh(job_id, target), note
-
-    def _close_stale(self, job_id: str, pending: list[OpenEvent]) -> None:
-        """The drive reports security disabled: journalled passwords are not on it (never set, or erased since)."""
-        for entry in pending:
-            self.registry.journal(entry.job_id, CLEANUP_EVENT, {"result": "security already disabled",
-                                                                "by_job": job_id})
-        if pending:
-            self.registry.journal(job_id, "ata-password-not-set", {"jobs": [entry.job_id for entry in pending]})
 
     def _refresh(self, job_id: str, target: Target) -> Target:
         """Identify and probe again after the security state changed, through the same transport."""
@@ -504,9 +463,9 @@ class JobRunner:
                 binding: _Binding) -> None:
         if outcome.expectation is None:
             raise VerificationFailed(f"{outcome.method} did not say what the medium should hold")
-        details = {**outcome.details, "level_reason": level_reason}
+        details = {**outcome.evidence.to_json(), "level_reason": level_reason}
         self.registry.transition(
-            job_id, "verifying", "method-done",
+            job_id, JobState.VERIFYING, "method-done",
             {"bytes_written": outcome.bytes_written, "seconds": outcome.seconds},
             bytes_written=outcome.bytes_written, seconds=outcome.seconds, throughput=outcome.throughput,
             method_json=_json(details), level=outcome.level.value,
@@ -516,7 +475,7 @@ class JobRunner:
             device,
             outcome.expectation,
             verify_mode,
-            progress=lambda done, total: context.progress("verify", done, total),
+            progress=lambda done, total: context.progress(Phase.VERIFY, done, total),
             cancelled=cancelled,
         )
         # before any verdict: a read-back of another medium, or of part of a grown one, proves nothing
@@ -524,25 +483,26 @@ class JobRunner:
         self.registry.record_verification(job_id, identity, result.to_json())
         if result.passed:
             self.registry.transition(
-                job_id, "sanitised", "verified",
+                job_id, JobState.SANITISED, "verified",
                 {"mode": result.mode, "coverage": result.coverage, "verify_seconds": time.monotonic() - started},
-                route="reuse",
+                route=Route.REUSE,
             )
         else:
             reason = (f"verification ({result.mode}) found unexpected data in {result.mismatched_extents} extent(s), "
                       f"first at byte {result.first_mismatches[0] if result.first_mismatches else '?'}")
-            self.registry.transition(job_id, "failed", "verification-failed", {"first": list(result.first_mismatches)},
-                                     reason=reason, error_code=VerificationFailed.code, route="destroy")
+            self.registry.transition(job_id, JobState.FAILED, "verification-failed",
+                                     {"first": list(result.first_mismatches)}, reason=reason,
+                                     error_code=VerificationFailed.code, route=Route.DESTROY)
 
     # -- resuming after a restart ---------------------------------------------------------------
     def _resumable_method(self, job: JobRow) -> tuple[FirmwareMethod, CanarySet] | None:
-        if job.state != "running" or job.method is None or job.method not in method_registry.METHODS:
+        if job.state != JobState.RUNNING or job.method is None or job.method not in method_registry.METHODS:
             return None
         events = self.registry.events(job.id)
         names = [event.get("event") for event in events]
-        if "firmware-started" not in names and "firmware-command" not in names:
+        if FIRMWARE_STARTED not in names and FIRMWARE_COMMAND not in names:
             return None
-        planted = [event for event in events if event.get("event") == "canaries-planted"]
+        planted = [event for event in events if event.get("event") == CANARIES_PLANTED]
         if not planted:
             return None
         options = _step_options(job.method, events)
@@ -566,8 +526,9 @@ class JobRunner:
         Never sends a second sanitize: only status polls, the canary proof and read-back.
         """
         job = self.registry.job(job_id)
-        if job.method is not None and job.method.startswith("ata.security_erase.") and job.state == "running":
-            return self.release_security_password(job_id)
+        spec = method_registry.METHODS.get(job.method or "")
+        if spec is not None and issubclass(spec.method, AtaSecurityErase) and job.state == JobState.RUNNING:
+            return self.release_security_password(job_id)  # its resume: remove the password, end interrupted
         found = self._resumable_method(job)
         if found is None:
             return None
@@ -594,15 +555,9 @@ class JobRunner:
                 outcome = method.resume(context, canaries)
                 reason = next((d.get("reason", "") for d in job.decisions if d.get("taken")), "")
                 self._verify(job_id, identity, device, outcome, reason, verify_mode, context, cancelled, binding)
-            except VerificationFailed as exc:
-                self.registry.transition(job_id, "failed", "verification-failed", {"reason": exc.message},
-                                         reason=exc.message, error_code=exc.code, route="destroy")
-            except (JobInterrupted, VerifyCancelled) as exc:
-                self.registry.transition(job_id, "interrupted", "interrupted", {}, reason=str(exc) or "cancelled",
-                                         error_code="interrupted", route="hold")
-            except AgentError as exc:
-                self.registry.transition(job_id, "failed", "error", {"reason": exc.message}, reason=exc.message,
-                                         error_code=exc.code, route=exc.route or "hold")
+            except BaseException as exc:
+                if self._record_outcome(job_id, exc, device, resuming=True):
+                    raise
             finally:
                 if binding is not None:
                     binding.close()
@@ -614,66 +569,18 @@ class JobRunner:
 
 
     def release_security_password(self, job_id: str) -> JobRow | None:
-        """Remove the temporary ATA password a cut-short SECURITY ERASE UNIT left on the drive.
-
-        The password was journalled before it was set. For an orphaned job (power loss of the
-        station) the job is adopted and ends ``interrupted``; for a job that already ended (the
-        drive alone lost power: ``failed``/``drive-removed``) only the cleanup is journalled.
-        Returns None when there is nothing to do or the drive is not there.
-        """
-        job = self.registry.job(job_id)
-        events = self.registry.events(job.id)
-        names = [event["event"] for event in events]
-
-        def last(name: str) -> int:
-            return max((index for index, event in enumerate(names) if event == name), default=-1)
-
-        if last(PASSWORD_EVENT) < 0 or last(CLEANUP_EVENT) > last(PASSWORD_EVENT):
-            return None  # no password was set, or it was already removed
-        password = [event["data"]["password"] for event in events if event["event"] == PASSWORD_EVENT][-1]
-        try:
-            identity = self.identify(job.device_path)
-        except AgentError:
+        """Remove the temporary ATA password a cut-short SECURITY ERASE UNIT left on the drive (the ATA
+        security method's resume hook, :meth:`AtaSecurityErase.recover_orphan`); None when there was
+        nothing to do or the drive is not there."""
+        if not AtaSecurityErase.recover_orphan(self.registry, job_id, self.identify, self.transports):
             return None
-        if (identity.model, identity.serial) != (job.drive.model, job.drive.serial):
-            return None
-        if not identity_matchable(identity.model, identity.serial):
-            return None  # drives without a serial cannot be told apart: never send another drive's password
-        transport = self.transports(identity)
-        if transport is None:
-            return None
-        active = job.state not in FINAL_STATES
-        if active:
-            self.registry.adopt(job.id, "resumed", {"method": job.method, "action": "remove temporary ATA password"})
-        try:
-            done = release_password(transport, str(password).encode("ascii"))
-        except AgentError as exc:
-            self.registry.journal(job.id, "password-cleanup-failed", {"reason": exc.message})
-            if active:
-                reason = (f"security erase interrupted; removing the temporary ATA password failed ({exc.message}): "
-                          f"unlock the drive with the password in journal event {PASSWORD_EVENT}")
-                self.registry.transition(job.id, "failed", "password-cleanup-failed", {"reason": exc.message},
-                                         reason=reason, error_code=exc.code, route="hold")
-        else:
-            self.registry.journal(job.id, CLEANUP_EVENT, {"result": done})
-            if active:
-                self.registry.transition(
-                    job.id, "interrupted", "interrupted", {"result": done}, error_code="interrupted", route="hold",
-                    reason="the security erase was cut short (power loss); the temporary ATA password was removed "
-                           "and the drive is unlocked — run the job again")
-        finally:
-            try:
-                transport.close()
-            except (AgentError, OSError):
-                pass
-        return self.registry.job(job.id)
-
+        return self.registry.job(job_id)
 
 def _step_options(method: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The sanitize options the job ran with, from the journalled command (AUSE / FAILURE MODE bit)."""
     if method_registry.METHODS[method].options is not SanitizeOptions:
         return {}
-    commands = [event["data"] for event in events if event.get("event") == "firmware-command"]
+    commands = [event["data"] for event in events if event.get("event") == FIRMWARE_COMMAND]
     unrestricted = bool(commands and commands[-1].get("ause"))
     return {"failure_mode": "unrestricted" if unrestricted else "restricted"}
 

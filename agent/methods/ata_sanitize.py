@@ -17,6 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drive.opcodes import (
+    ATA_BLOCK_ERASE_EXT,
+    ATA_BLOCK_ERASE_KEY,
+    ATA_CRYPTO_SCRAMBLE_EXT,
+    ATA_CRYPTO_SCRAMBLE_KEY,
+    ATA_OVERWRITE_EXT,
+    ATA_OVERWRITE_KEY,
+    ATA_SANITIZE_DEVICE,
+    ATA_SANITIZE_FAILURE_MODE,
+)
 from agent.errors import NotSupported
 from agent.methods.base import Blocked, MethodContext, Target
 from agent.methods.canary import CanarySet
@@ -27,13 +37,11 @@ from agent.methods.hidden_areas import restore_hidden_areas
 from agent.transport.commands import AtaCommand, CommandFailed, Transport
 from agent.verify.expectation import Expectation, Pattern
 
-ATA_SANITIZE_DEVICE = 0xB4  # ACS-4 7.43 SANITIZE DEVICE
 SUBCOMMANDS = {
-    "crypto": (0x0011, 0x43727970),  # ACS-4 7.43 CRYPTO SCRAMBLE EXT (B4h/0011h), key "Cryp"
-    "block": (0x0012, 0x426B4572),  # ACS-4 7.43 BLOCK ERASE EXT (B4h/0012h), key "BkEr"
-    "overwrite": (0x0014, 0x4F57 << 32),  # ACS-4 7.43 OVERWRITE EXT (B4h/0014h), key "OW" in LBA 47:32
+    "crypto": (ATA_CRYPTO_SCRAMBLE_EXT, ATA_CRYPTO_SCRAMBLE_KEY),  # ACS-4 7.43 CRYPTO SCRAMBLE EXT (B4h/0011h)
+    "block": (ATA_BLOCK_ERASE_EXT, ATA_BLOCK_ERASE_KEY),  # ACS-4 7.43 BLOCK ERASE EXT (B4h/0012h)
+    "overwrite": (ATA_OVERWRITE_EXT, ATA_OVERWRITE_KEY << 32),  # ACS-4 7.43 OVERWRITE EXT (B4h/0014h), LBA 47:32
 }
-FAILURE_MODE = 0x0010  # COUNT bit 4
 
 LOCKED_INSTRUCTION = ("the drive is locked with a password this station does not know: route it to destruction "
                       "(or have the owner unlock it and disable the password, then run the job again)")
@@ -93,7 +101,7 @@ class AtaSanitize(FirmwareMethod):
 
     def _registers(self) -> tuple[int, int, int]:
         features, lba = SUBCOMMANDS[self.action]
-        count = FAILURE_MODE if self.unrestricted else 0
+        count = ATA_SANITIZE_FAILURE_MODE if self.unrestricted else 0
         if self.action == "overwrite":
             lba |= OVERWRITE_PATTERN
             count |= 0x0001  # OVERWRITE LOOP COUNT = 1, INVERT PATTERN BETWEEN PASSES = 0

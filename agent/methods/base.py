@@ -18,6 +18,14 @@ from agent.transport.block import BlockDevice
 from agent.verify.expectation import Expectation
 
 
+class MethodKind(StrEnum):
+    """Where a method's work happens: the drive's firmware (one command, may outlive the station's
+    process), or the host writing every LBA itself."""
+
+    FIRMWARE = "firmware"
+    HOST = "host"
+
+
 class Level(StrEnum):
     """NIST SP 800-88 sanitisation levels."""
 
@@ -86,6 +94,48 @@ class MethodContext:
 
 
 @dataclass(frozen=True)
+class MethodEvidence:
+    """What a method found and proved on the drive, as the certificate builder reads it.
+
+    Stored as the job's ``method_json`` (:meth:`to_json`, the shape it always had) and read back by
+    :mod:`agent.jobs.certify` (:meth:`from_json`): the three sections a certificate prints as its own
+    blocks are fields, everything else is an observation printed as ``key: value``.
+    """
+
+    capabilities: Mapping[str, Any] | None = None
+    """The drive's capabilities as probed before the command (firmware methods)."""
+    hidden_areas: Mapping[str, Any] | None = None
+    """HPA/DCO/AMAC found, restored or not checked (``agent.methods.hidden_areas``)."""
+    canaries: Mapping[str, Any] | None = None
+    """The canary proof: blocks planted before the command and what they read as after it."""
+    observations: Mapping[str, Any] = field(default_factory=dict)
+    """Every other fact (command, polls, expectation, deallocation …)."""
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("capabilities", "hidden_areas", "canaries")
+
+    def __post_init__(self) -> None:
+        clash = set(self.observations) & set(self.SECTIONS)
+        if clash:
+            raise ValueError(f"evidence: {sorted(clash)} are sections of their own, not observations")
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat JSON object stored on the job (sections absent when None)."""
+        data = dict(self.observations)
+        for name in self.SECTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MethodEvidence:
+        """Inverse of :meth:`to_json`; a section that is not an object reads as absent."""
+        sections = {name: data[name] for name in cls.SECTIONS if isinstance(data.get(name), Mapping)}
+        return cls(observations={key: value for key, value in data.items() if key not in cls.SECTIONS},
+                   **sections)
+
+
+@dataclass(frozen=True)
 class MethodOutcome:
     """What a method did: the level, what verification must expect, and the evidence."""
 
@@ -94,7 +144,12 @@ class MethodOutcome:
     expectation: Expectation | None
     bytes_written: int
     seconds: float
-    details: dict[str, Any] = field(default_factory=dict)
+    evidence: MethodEvidence = field(default_factory=MethodEvidence)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The evidence as stored on the job (``MethodEvidence.to_json``)."""
+        return self.evidence.to_json()
 
     @property
     def throughput(self) -> float:
@@ -107,6 +162,7 @@ class Method(Protocol):
 
     name: str
     summary: str
+    kind: MethodKind
 
     def check(self, target: Target) -> Applicability:
         """Raise ``NotSupported``/``DriveFrozen``/… if the method cannot run on ``target``."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import CommandError, NotSupported, ProfileError, VerificationFailed
-from agent.methods.base import Applicability, Level, MethodContext, MethodOutcome, Target
+from agent.methods.base import Applicability, Level, MethodContext, MethodEvidence, MethodKind, MethodOutcome, Target
 from agent.methods.canary import CanarySet, plant, prove_absent
 from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, media_of, probe_capabilities
 from agent.transport.commands import Transport
@@ -45,6 +45,14 @@ CANARY_COUNT = 64
 # Pattern used by overwrite sanitize: the same byte four times, so byte order cannot matter, and not
 # zero, so an overwrite is never confused with deallocated blocks reading as zeros.
 OVERWRITE_PATTERN = 0xA5A5A5A5
+
+
+CANARIES_PLANTED = "canaries-planted"
+"""Journal event: the canary set written before the command (a resume proves the erase with it)."""
+FIRMWARE_COMMAND = "firmware-command"
+"""Journal event: what is about to be sent (a resume reads the options it was sent with)."""
+FIRMWARE_STARTED = "firmware-started"
+"""Journal event: the command was accepted; from here the sanitize may outlive the station's process."""
 
 
 class SanitizeFailed(CommandError):
@@ -114,6 +122,7 @@ class FirmwareMethod:
     action = ""  # crypto | block | overwrite | user_erase | security
     phase = "sanitize"
     synchronous = False  # True: the command returns when done (no polling)
+    kind = MethodKind.FIRMWARE
 
     # -- what subclasses provide ----------------------------------------------------------------
     def refuse_states(self, capabilities: Capabilities, target: Target) -> None:
@@ -191,11 +200,11 @@ class FirmwareMethod:
         details: dict[str, Any] = {"capabilities": capabilities.to_json()}
         details.update(self.prepare(context, capabilities))
         canaries = plant(context.device, CANARY_COUNT)
-        context.journal("canaries-planted", canaries.to_json())
+        context.journal(CANARIES_PLANTED, canaries.to_json())
         command = self.command_facts(capabilities)
-        context.journal("firmware-command", {"method": self.name, **command})
+        context.journal(FIRMWARE_COMMAND, {"method": self.name, **command})
         self.start(context, capabilities)
-        context.journal("firmware-started", {"method": self.name})
+        context.journal(FIRMWARE_STARTED, {"method": self.name})
         details["command"] = command
         return self._conclude(context, capabilities, canaries, applicability, details, started)
 
@@ -239,7 +248,10 @@ class FirmwareMethod:
             expectation=expectation,
             bytes_written=0,
             seconds=time.monotonic() - started,
-            details={**details, "canary_bytes_written": len(canaries.offsets) * canaries.block},
+            evidence=MethodEvidence(
+                capabilities=details.pop("capabilities"), hidden_areas=details.pop("hidden_areas", None),
+                canaries=details.pop("canaries"),
+                observations={**details, "canary_bytes_written": len(canaries.offsets) * canaries.block}),
         )
 
     def _wait(self, context: MethodContext) -> tuple[SanitizeState, int]:

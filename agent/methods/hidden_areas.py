@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.drive.ata import AtaIdentify
+from agent.drive.opcodes import (
+    AMAC_GET_NATIVE_MAX,
+    AMAC_SET_ACCESSIBLE_MAX,
+    ATA_ACCESSIBLE_MAX_ADDRESS,
+    ATA_DEVICE_CONFIGURATION,
+    ATA_READ_NATIVE_MAX_ADDRESS_EXT,
+    ATA_SET_MAX_ADDRESS_EXT,
+    DCO_IDENTIFY,
+    DCO_RESTORE,
+)
 from agent.errors import AgentError
 from agent.methods.capabilities import Capabilities, ata_identify
 from agent.transport.commands import AtaCommand, AtaProtocol, PassThroughBlocked, Transport
-
-ATA_READ_NATIVE_MAX_ADDRESS_EXT = 0x27  # ATA8-ACS / ACS-2 READ NATIVE MAX ADDRESS EXT (27h), HPA feature set
-ATA_SET_MAX_ADDRESS_EXT = 0x37  # ATA8-ACS / ACS-2 SET MAX ADDRESS EXT (37h), HPA feature set
-ATA_ACCESSIBLE_MAX_ADDRESS = 0x78  # ACS-3 ACCESSIBLE MAX ADDRESS CONFIGURATION (78h)
-AMAC_GET_NATIVE_MAX = 0x0000  # ACS-3 GET NATIVE MAX ADDRESS EXT (78h/0000h)
-AMAC_SET_ACCESSIBLE_MAX = 0x0001  # ACS-3 SET ACCESSIBLE MAX ADDRESS EXT (78h/0001h)
-ATA_DEVICE_CONFIGURATION = 0xB1  # ATA8-ACS DEVICE CONFIGURATION OVERLAY (B1h)
-DCO_RESTORE = 0xC0  # ATA8-ACS DEVICE CONFIGURATION RESTORE (B1h/C0h)
-DCO_IDENTIFY = 0xC2  # ATA8-ACS DEVICE CONFIGURATION IDENTIFY (B1h/C2h)
 
 
 @dataclass

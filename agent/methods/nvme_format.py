@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drive.opcodes import (
+    NVME_BROADCAST_NSID,
+    NVME_FORMAT_NVM,
+)
 from agent.errors import NotSupported
 from agent.methods.base import Applicability, Level, MethodContext, Target
 from agent.methods.canary import CanarySet
@@ -25,9 +29,7 @@ from agent.methods.firmware import FirmwareMethod
 from agent.transport.commands import NvmeAdminCommand
 from agent.verify.expectation import Expectation
 
-NVME_FORMAT_NVM = 0x80  # NVMe Base 2.0 Format NVM (80h)
 FORMAT_TIMEOUT_S = 4 * 3600.0
-BROADCAST_NSID = 0xFFFFFFFF
 
 
 def namespace_count(capabilities: Capabilities) -> int:
@@ -83,7 +85,7 @@ class NvmeFormat(FirmwareMethod):
         controller = capabilities.nvme
         assert controller is not None
         if namespace_count(capabilities) > 1 and not controller.fna.format_broadcast_unsupported:
-            return BROADCAST_NSID
+            return NVME_BROADCAST_NSID
         return 1
 
     def _cdw10(self, capabilities: Capabilities) -> int:

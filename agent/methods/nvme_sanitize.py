@@ -21,6 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drive.opcodes import (
+    NVME_SANACT_BLOCK,
+    NVME_SANACT_CRYPTO,
+    NVME_SANACT_EXIT_FAILURE,
+    NVME_SANACT_OVERWRITE,
+    NVME_SANITIZE,
+    NVME_SC_SANITIZE_FAILED,
+    NVME_SC_SANITIZE_IN_PROGRESS,
+    NVME_SSTAT_SUCCESS_DEALLOCATED,
+)
 from agent.errors import NotSupported
 from agent.methods.base import MethodContext, Target
 from agent.methods.canary import CanarySet
@@ -36,11 +46,8 @@ from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOp
 from agent.transport.commands import CommandFailed, NvmeAdminCommand, Transport
 from agent.verify.expectation import Expectation, Pattern
 
-NVME_SANITIZE = 0x84  # NVMe Base 2.0 Sanitize (84h)
-SANACT = {"exit_failure": 0b001, "block": 0b010, "overwrite": 0b011, "crypto": 0b100}
-SC_SANITIZE_IN_PROGRESS = 0x1D  # NVMe Base 2.0 Generic Command Status: Sanitize In Progress
-SC_SANITIZE_FAILED = 0x1C  # NVMe Base 2.0 Generic Command Status: Sanitize Failed
-SSTAT_UNEXPECTED_DEALLOCATION = 0b100
+SANACT = {"exit_failure": NVME_SANACT_EXIT_FAILURE, "block": NVME_SANACT_BLOCK, "overwrite": NVME_SANACT_OVERWRITE,
+          "crypto": NVME_SANACT_CRYPTO}
 
 
 class NvmeSanitize(FirmwareMethod):
@@ -104,9 +111,9 @@ class NvmeSanitize(FirmwareMethod):
             self._transport(context).execute(command)
         except CommandFailed as exc:
             status = exc.completion.nvme_status
-            if status is not None and status.sct == 0 and status.sc == SC_SANITIZE_IN_PROGRESS:
+            if status is not None and status.sct == 0 and status.sc == NVME_SC_SANITIZE_IN_PROGRESS:
                 refuse_sanitize_states(SanitizeState("in_progress", detail=status.describe()), self.name)
-            if status is not None and status.sct == 0 and status.sc == SC_SANITIZE_FAILED:
+            if status is not None and status.sct == 0 and status.sc == NVME_SC_SANITIZE_FAILED:
                 refuse_sanitize_states(SanitizeState("failed", detail=status.describe()), self.name)
             raise
 
@@ -125,7 +132,7 @@ class NvmeSanitize(FirmwareMethod):
         requested_no_deallocate = self._no_deallocate(before)
         controller = before.nvme
         ndi = controller.sanicap.ndi if controller is not None else False
-        unexpected = log.status == SSTAT_UNEXPECTED_DEALLOCATION
+        unexpected = log.status == NVME_SSTAT_SUCCESS_DEALLOCATED
         deallocated = unexpected or not requested_no_deallocate
         return {"sanitize_log": log.to_json(), "deallocation": {
             "ndas_requested": requested_no_deallocate, "ndi": ndi, "unexpected_deallocation": unexpected,

@@ -40,7 +40,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import AgentError, JobInterrupted, NotSupported
-from agent.methods.base import Applicability, Blocked, Level, MethodContext, MethodOutcome, Target
+from agent.methods.base import (
+    Applicability,
+    Blocked,
+    Level,
+    MethodContext,
+    MethodEvidence,
+    MethodKind,
+    MethodOutcome,
+    Target,
+)
 from agent.methods.capabilities import PASSTHROUGH_INSTRUCTION, Capabilities
 from agent.methods.hidden_areas import HiddenAreaReport, detect_hidden_areas, restore_hidden_areas
 from agent.transport.capacity import rescan_capacity
@@ -219,6 +228,7 @@ class OverwriteOptions:
 class _Overwrite:
     name = ""
     summary = ""
+    kind = MethodKind.HOST
 
     def __init__(self, options: OverwriteOptions) -> None:
         self.options = options
@@ -262,8 +272,8 @@ class _Overwrite:
             expectation=expectation,
             bytes_written=written,
             seconds=seconds,
-            details={"passes": 1, "expectation": expectation.describe(), "o_direct": context.device.direct,
-                     "hidden_areas": hidden},
+            evidence=MethodEvidence(hidden_areas=hidden, observations={
+                "passes": 1, "expectation": expectation.describe(), "o_direct": context.device.direct}),
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.errors import ProfileError
 from agent.methods import ata_sanitize, ata_security_erase, nvme_format, nvme_sanitize, scsi_sanitize
-from agent.methods.base import Method
+from agent.methods.base import Method, MethodKind
 from agent.methods.firmware import SanitizeOptions
 from agent.methods.overwrite import OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
 
@@ -31,6 +31,14 @@ class MethodSpec:
     name: str
     options: type[Any]
     factory: Callable[[Any], Method]
+    method: type[Any]
+    """The method's class: what it declares about itself (``kind``) is read there, without building it."""
+
+    @property
+    def kind(self) -> MethodKind:
+        """Firmware or host, as the method class declares it."""
+        kind: MethodKind = self.method.kind
+        return kind
 
 
 FIRMWARE_METHODS = (
@@ -50,23 +58,47 @@ FIRMWARE_METHODS = (
 )
 
 METHODS: dict[str, MethodSpec] = {
-    "overwrite.zero": MethodSpec("overwrite.zero", NoOptions, lambda _o: OverwriteZero(OverwriteOptions())),
-    "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern),
-    "overwrite.random": MethodSpec("overwrite.random", NoOptions, lambda _o: OverwriteRandom(OverwriteOptions())),
+    "overwrite.zero": MethodSpec("overwrite.zero", NoOptions, lambda _o: OverwriteZero(OverwriteOptions()),
+                                 OverwriteZero),
+    "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern, OverwritePattern),
+    "overwrite.random": MethodSpec("overwrite.random", NoOptions, lambda _o: OverwriteRandom(OverwriteOptions()),
+                                   OverwriteRandom),
     **{
         f"{interface}.sanitize.{action}": MethodSpec(f"{interface}.sanitize.{action}", SanitizeOptions,
-                                                     module.factory(action))
-        for interface, module in (("ata", ata_sanitize), ("nvme", nvme_sanitize), ("scsi", scsi_sanitize))
+                                                     module.factory(action), cls)
+        for interface, module, cls in (("ata", ata_sanitize, ata_sanitize.AtaSanitize),
+                                       ("nvme", nvme_sanitize, nvme_sanitize.NvmeSanitize),
+                                       ("scsi", scsi_sanitize, scsi_sanitize.ScsiSanitize))
         for action in ("crypto", "block", "overwrite")
     },
     "ata.security_erase.normal": MethodSpec("ata.security_erase.normal", NoOptions,
-                                            ata_security_erase.factory(enhanced=False)),
+                                            ata_security_erase.factory(enhanced=False),
+                                            ata_security_erase.AtaSecurityErase),
     "ata.security_erase.enhanced": MethodSpec("ata.security_erase.enhanced", NoOptions,
-                                              ata_security_erase.factory(enhanced=True)),
-    "nvme.format.user_erase": MethodSpec("nvme.format.user_erase", NoOptions, nvme_format.factory(crypto=False)),
-    "nvme.format.crypto": MethodSpec("nvme.format.crypto", NoOptions, nvme_format.factory(crypto=True)),
+                                              ata_security_erase.factory(enhanced=True),
+                                              ata_security_erase.AtaSecurityErase),
+    "nvme.format.user_erase": MethodSpec("nvme.format.user_erase", NoOptions, nvme_format.factory(crypto=False),
+                                         nvme_format.NvmeFormat),
+    "nvme.format.crypto": MethodSpec("nvme.format.crypto", NoOptions, nvme_format.factory(crypto=True),
+                                     nvme_format.NvmeFormat),
 }
-assert set(FIRMWARE_METHODS) <= set(METHODS)
+
+
+def method_kind(name: str) -> MethodKind | None:
+    """What a method declares it is (``MethodKind``); None for a name this station does not know."""
+    spec = METHODS.get(name)
+    return None if spec is None else spec.kind
+
+
+def runs_in_firmware(name: str | None) -> bool:
+    """Whether a job's recorded method may still be running in the drive (a firmware method).
+
+    A name this station does not know counts as firmware: such a job is never called interrupted
+    behind the back of a sanitize that may still be running."""
+    return bool(name) and method_kind(str(name)) is not MethodKind.HOST
+
+
+assert set(FIRMWARE_METHODS) == {name for name in METHODS if method_kind(name) is MethodKind.FIRMWARE}
 
 
 def option_names(name: str) -> set[str]:

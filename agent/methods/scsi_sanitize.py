@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.drive.opcodes import (
+    SCSI_SANITIZE,
+    SCSI_SANITIZE_AUSE,
+    SCSI_SANITIZE_BLOCK_ERASE,
+    SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE,
+    SCSI_SANITIZE_EXIT_FAILURE_MODE,
+    SCSI_SANITIZE_IMMED,
+    SCSI_SANITIZE_OVERWRITE,
+)
 from agent.errors import NotSupported
 from agent.methods.base import MethodContext, Target
 from agent.methods.canary import CanarySet
@@ -22,10 +31,8 @@ from agent.transport.commands import CommandFailed, ScsiCommand, Transport
 from agent.transport.sense import ASC_NOT_READY_SANITIZE_IN_PROGRESS, ASC_SANITIZE_COMMAND_FAILED
 from agent.verify.expectation import Expectation, Pattern
 
-SCSI_SANITIZE = 0x48  # SBC-4 SANITIZE (48h)
-SERVICE_ACTIONS = {"overwrite": 0x01, "block": 0x02, "crypto": 0x03, "exit_failure": 0x1F}
-IMMED = 0x80
-AUSE = 0x20
+SERVICE_ACTIONS = {"overwrite": SCSI_SANITIZE_OVERWRITE, "block": SCSI_SANITIZE_BLOCK_ERASE,
+                   "crypto": SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE, "exit_failure": SCSI_SANITIZE_EXIT_FAILURE_MODE}
 
 
 class ScsiSanitize(FirmwareMethod):
@@ -67,7 +74,7 @@ class ScsiSanitize(FirmwareMethod):
             parameters = bytes([0x01, 0]) + len(pattern).to_bytes(2, "big") + pattern
         cdb = bytearray(10)
         cdb[0] = SCSI_SANITIZE
-        cdb[1] = IMMED | (AUSE if self.unrestricted else 0) | SERVICE_ACTIONS[self.action]
+        cdb[1] = SCSI_SANITIZE_IMMED | (SCSI_SANITIZE_AUSE if self.unrestricted else 0) | SERVICE_ACTIONS[self.action]
         cdb[7:9] = len(parameters).to_bytes(2, "big")
         return ScsiCommand(bytes(cdb), data_out=parameters)
 

@@ -23,8 +23,15 @@ from certs.pki import StationSigner
 from certs.verify import load_trust_bundle, verify_with_bundle
 
 DEMO_SCHEME = "demo-schools"
+DEMO_PREFIX = "DEMO-LAPTOP-"
 DEMO_HOSTS = {"DEMO-LAPTOP-A": ("DEMO-LAPTOP-1", "DEMO-LAPTOP-2"), "DEMO-LAPTOP-B": ("DEMO-LAPTOP-3",),
               "DEMO-LAPTOP-C": ("DEMO-LAPTOP-4",)}
+
+
+def demo_hosts(prefix: str = DEMO_PREFIX) -> dict[str, tuple[str, ...]]:
+    """The demo's three laptops and their drives' tags under ``prefix`` (each station of a fleet demo its own)."""
+    return {prefix + host[len(DEMO_PREFIX):]: tuple(prefix + tag[len(DEMO_PREFIX):] for tag in tags)
+            for host, tags in DEMO_HOSTS.items()}
 DEMO_PERSON = "Demo Officer (fictitious)"
 DEMO_VALIDATOR = ("Demo Validator (fictitious)", "information-security-officer")
 DEMO_WITNESS = "Demo Witness (fictitious)"
@@ -57,13 +64,16 @@ class DemoReuseResult:
 
 
 def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path, jobs: Mapping[str, JobRow],
-                   out_dir: Path | None = None, tsa_url: str | None = None) -> DemoReuseResult:
+                   out_dir: Path | None = None, tsa_url: str | None = None,
+                   prefix: str = DEMO_PREFIX) -> DemoReuseResult:
     """Register the demo laptops, sign off, decide, destroy C, ship A and B in a verified manifest."""
+    hosts = demo_hosts(prefix)
+    laptop_a, laptop_b, laptop_c = (prefix + letter for letter in "ABC")
     store = ReuseStore(registry)
     bundle = load_trust_bundle(trust_bundle)
     schemes = load_all_schemes()
     lines = [f"Reuse: three demo laptops under the DEMONSTRATION scheme {DEMO_SCHEME}"]
-    for host, tags in DEMO_HOSTS.items():
+    for host, tags in hosts.items():
         serials = tuple(jobs[tag].drive.serial for tag in tags if tag in jobs)
         store.register_host(host, kind="laptop", make="Demo", model="Virtual laptop (demonstration)",
                             serial=f"{host}-SN", drive_serials=serials)
@@ -71,17 +81,17 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
             if tag not in jobs:
                 continue
             drive = jobs[tag].drive
-            if host == "DEMO-LAPTOP-C":
+            if host == laptop_c:
                 reading = parse_smartctl(DEMO_FAILING_SMART, "DEMO INPUT: recorded smartctl -j sample of a failing "
                                                              "Hitachi HDS721050DLE630 applied to a virtual demo drive")
             else:
                 reading = not_applicable(drive.model, drive.serial, drive.media)
             # demo input: a recorded sample of another disk, deliberately filed under the virtual drive
             store.record_health(reading, drive_serial=drive.serial, drive_model=drive.model)
-    for host in ("DEMO-LAPTOP-A", "DEMO-LAPTOP-B"):
+    for host in (laptop_a, laptop_b):
         for item in sorted({item for scheme in schemes if scheme.name == DEMO_SCHEME for item in scheme.attestations}):
             attest(store, host, item, DEMO_PERSON)
-    validated = [jobs[tag].id for host in ("DEMO-LAPTOP-A", "DEMO-LAPTOP-B") for tag in DEMO_HOSTS[host]
+    validated = [jobs[tag].id for host in (laptop_a, laptop_b) for tag in hosts[host]
                  if tag in jobs and jobs[tag].state == "sanitised"]
     if validated:
         by, role = DEMO_VALIDATOR
@@ -90,18 +100,17 @@ def run_reuse_demo(registry: Registry, signer: StationSigner, trust_bundle: Path
                              tsa_url=tsa_url)
         lines.append(f"  validation statement {statement['statement_id']} signed by the station on the "
                      f"instruction of {by}: {statement['pdf']}")
-    decisions = {host: decide(store, host, schemes=schemes, bundle=bundle) for host in DEMO_HOSTS}
+    decisions = {host: decide(store, host, schemes=schemes, bundle=bundle) for host in hosts}
     for host, decision in decisions.items():
         why = "; ".join(decision.route_reasons[:2])
         lines.append(f"  {host:<14} → {decision.route:<20} {why[:160]}")
     lines.append("  (laptop C's failing SMART reading is a recorded sample of a real failing disk, used as demo input)")
     summary: dict[str, Any] = {"scheme": DEMO_SCHEME,
                                "decisions": {host: d.to_json() for host, d in decisions.items()}}
-    expected = {"DEMO-LAPTOP-A": f"reuse:{DEMO_SCHEME}", "DEMO-LAPTOP-B": f"reuse:{DEMO_SCHEME}",
-                "DEMO-LAPTOP-C": "destroy"}
+    expected = {laptop_a: f"reuse:{DEMO_SCHEME}", laptop_b: f"reuse:{DEMO_SCHEME}", laptop_c: "destroy"}
     ok = all(decisions[host].route == route for host, route in expected.items())
-    if decisions["DEMO-LAPTOP-C"].route == "destroy":
-        record = destroy(store, "DEMO-LAPTOP-C", method="shred", witness=DEMO_WITNESS,
+    if decisions[laptop_c].route == "destroy":
+        record = destroy(store, laptop_c, method="shred", witness=DEMO_WITNESS,
                          reference="DEMO-DESTRUCTION-0001", operator="demo", signer=signer, demo=True, tsa_url=tsa_url,
                          note="DEMONSTRATION: the failing SMART reading is a recorded sample of a real failing disk "
                               "(Hitachi HDS721050DLE630) applied to this virtual drive as demo input; nothing was "

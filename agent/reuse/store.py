@@ -1,6 +1,6 @@
 """The reuse layer's tables, in the registry's SQLite file, each write journaled in the audit log.
 
-Created here with ``CREATE TABLE IF NOT EXISTS`` (the registry's own schema is not touched). Every
+Created by the store's migration ladder (:mod:`agent.store.schema`), like every other table. Every
 mutating method writes its row and the matching audit entry in one transaction, so the audit log
 never misses a decision, attestation, validation, destruction or manifest.
 """
@@ -22,38 +22,6 @@ from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.store.registry import JobRow, Registry, has_serial
 from certs.validation import person_key
-
-_TABLES = (
-    "CREATE TABLE IF NOT EXISTS reuse_hosts (asset TEXT PRIMARY KEY, kind TEXT NOT NULL, make TEXT NOT NULL, "
-    "model TEXT NOT NULL, serial TEXT NOT NULL, created_at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_host_drives (asset TEXT NOT NULL, drive_serial TEXT NOT NULL, "
-    "at TEXT NOT NULL, PRIMARY KEY (asset, drive_serial))",
-    "CREATE TABLE IF NOT EXISTS reuse_health (id INTEGER PRIMARY KEY, drive_serial TEXT NOT NULL, "
-    "model TEXT NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, source TEXT NOT NULL, reading_json TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS reuse_health_serial ON reuse_health(drive_serial)",
-    "CREATE TABLE IF NOT EXISTS reuse_attestations (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, "
-    "item TEXT NOT NULL, by_name TEXT NOT NULL, at TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_validations (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, "
-    "by_name TEXT NOT NULL, role TEXT NOT NULL, at TEXT NOT NULL)",
-    # signed validation statements (certs.validation) and the jobs each covers, pinned by record hash
-    "CREATE TABLE IF NOT EXISTS reuse_validation_statements (id TEXT PRIMARY KEY, at TEXT NOT NULL, "
-    "decision TEXT NOT NULL, by_name TEXT NOT NULL, role TEXT NOT NULL, signer_kind TEXT NOT NULL, "
-    "reason TEXT NOT NULL, pdf_path TEXT NOT NULL, statement_sha256 TEXT NOT NULL, statement_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_statement_jobs (statement_id TEXT NOT NULL, job_id TEXT NOT NULL, "
-    "certificate_id TEXT NOT NULL, record_sha256 TEXT NOT NULL, PRIMARY KEY (statement_id, job_id))",
-    "CREATE INDEX IF NOT EXISTS reuse_statement_jobs_job ON reuse_statement_jobs(job_id)",
-    "CREATE TABLE IF NOT EXISTS reuse_decisions (id INTEGER PRIMARY KEY, asset TEXT NOT NULL, at TEXT NOT NULL, "
-    "route TEXT NOT NULL, decision_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_destructions (id TEXT PRIMARY KEY, asset TEXT NOT NULL UNIQUE, "
-    "at TEXT NOT NULL, method TEXT NOT NULL, witness TEXT NOT NULL, reference TEXT, report_path TEXT NOT NULL, "
-    "report_sha256 TEXT NOT NULL, record_json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_manifests (id TEXT PRIMARY KEY, scheme TEXT NOT NULL, at TEXT NOT NULL, "
-    "pdf_path TEXT NOT NULL, json_path TEXT NOT NULL, manifest_sha256 TEXT NOT NULL)",
-    # the UNIQUE constraints are the last line of defence: an asset, or a drive's job, is never shipped twice
-    "CREATE TABLE IF NOT EXISTS reuse_manifest_assets (asset TEXT PRIMARY KEY, manifest_id TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS reuse_manifest_jobs (job_id TEXT PRIMARY KEY, manifest_id TEXT NOT NULL)",
-)
-
 
 # the intake stores the host's tag as "asset_tag"; the design named it "asset": accept both
 _HOST_ASSET = "coalesce(json_extract(host_json, '$.asset'), json_extract(host_json, '$.asset_tag'))"
@@ -85,8 +53,6 @@ class ReuseStore:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.db = registry.db
-        for statement in _TABLES:
-            self.db.execute(statement)
         self.audit: AuditLog = registry.audit  # one chain per registry: the jobs' entries and these
         # statement PDFs already checked by this store, keyed by (SHA-256 of the file's bytes, trust bundle):
         # one statement over 200 certificates is verified once per command, not once per drive
@@ -94,13 +60,9 @@ class ReuseStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        """The store's transaction: each write and its audit entry commit together, or neither."""
+        with self.registry.transaction() as tx:
+            yield tx
 
     # hosts ---------------------------------------------------------------------------------------
     def register_host(self, asset: str, *, kind: str = "laptop", make: str = "", model: str = "", serial: str = "",

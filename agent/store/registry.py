@@ -8,6 +8,11 @@ Each of those transactions also appends the matching entry to the hash-chained a
 (:mod:`agent.audit.log`, same connection, same transaction): a change that rolls back leaves no
 entry, and no committed change is missing from the chain. The journal (``job_events``) stays the
 job's own detailed history; the chain is the station-wide, tamper-evident one.
+
+:class:`Registry` is the SQLite implementation of :class:`agent.store.interface.Store`: its schema is
+the one ladder of :mod:`agent.store.schema` (every table of the station, migrated at open), its jobs
+are scoped by ``station_id`` and owned by (station, boot, pid, process start), and its file may live
+apart from the state directory (``path``).
 """
 
 from __future__ import annotations
@@ -34,92 +39,20 @@ from agent.audit.log import AuditLog, evidence_sha256, station_signer_source
 from agent.discovery.identity import DriveIdentity
 from agent.errors import AgentError, ConfigError
 from agent.jsontext import JsonInputError, parse_json
+from agent.store import schema
+from agent.store.schema import SCHEMA_VERSION
 from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "JobRow", "OpenEvent", "Registry"]
+
 REGISTRY_FILE = "registry.sqlite3"
+DEFAULT_STATION_ID = "local"
+"""The station a store's jobs belong to when neither the opener nor the store names one (a single station)."""
 FINAL_STATES = ("sanitised", "failed", "interrupted", "refused")
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
 # what identification writes when a drive does not say (agent.discovery.identity): such drives share
 # one row per model in ``drives`` and must never stand in for each other
 UNKNOWN_IDENTITY = ("", "unknown")
-
-_MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE drives (
-        id INTEGER PRIMARY KEY,
-        model TEXT NOT NULL,
-        serial TEXT NOT NULL,
-        transport TEXT NOT NULL,
-        media TEXT NOT NULL,
-        size_bytes INTEGER NOT NULL,
-        identity_json TEXT NOT NULL,
-        first_seen TEXT NOT NULL,
-        last_seen TEXT NOT NULL,
-        UNIQUE (model, serial)
-    );
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        drive_id INTEGER NOT NULL REFERENCES drives(id),
-        device_path TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        method TEXT,
-        level TEXT,
-        operator TEXT NOT NULL,
-        authorised_by TEXT NOT NULL,
-        asset_tag TEXT,
-        host_json TEXT,
-        state TEXT NOT NULL,
-        reason TEXT,
-        error_code TEXT,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        finished_at TEXT,
-        bytes_written INTEGER NOT NULL DEFAULT 0,
-        seconds REAL,
-        throughput REAL,
-        decisions_json TEXT,
-        method_json TEXT,
-        pid INTEGER,
-        pid_started REAL,
-        route TEXT,
-        certificate_path TEXT
-    );
-    CREATE INDEX jobs_state ON jobs(state);
-    CREATE TABLE job_events (
-        id INTEGER PRIMARY KEY,
-        job_id TEXT NOT NULL REFERENCES jobs(id),
-        at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        event TEXT NOT NULL,
-        data_json TEXT NOT NULL
-    );
-    CREATE INDEX job_events_job ON job_events(job_id);
-    CREATE TABLE verifications (
-        id INTEGER PRIMARY KEY,
-        job_id TEXT REFERENCES jobs(id),
-        drive_id INTEGER REFERENCES drives(id),
-        at TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        passed INTEGER NOT NULL,
-        seed TEXT,
-        coverage REAL NOT NULL,
-        bytes_checked INTEGER NOT NULL,
-        result_json TEXT NOT NULL
-    );
-    """,
-}
-
-# Columns added to existing tables after schema 1, each by ALTER TABLE when PRAGMA table_info lacks it
-# (see :meth:`Registry._add_columns`); another issue folds them into the migration ladder.
-_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # who the job is attributed to (agent.operators): the signed-in person's title ("" when no person),
-    # the uid that started it, and how ("the station daemon", "the station API", "the command line").
-    # NULL on jobs from before sign-ins existed: their ``operator`` is a login or station name.
-    ("jobs", "operator_title", "TEXT"),
-    ("jobs", "operator_uid", "INTEGER"),
-    ("jobs", "operator_via", "TEXT"),
-)
 
 Clock = Callable[[], datetime]
 # the job columns a transition's audit entry repeats (the large JSON ones stay in the journal and the row)
@@ -279,8 +212,32 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
-def _owner_alive(row: sqlite3.Row) -> bool:
-    """Whether the process recorded as a job's owner (pid + start time, so a reused pid is not it) still runs."""
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_BOOT_ID: list[str | None] = []
+
+
+def current_boot_id() -> str | None:
+    """This boot's id (the kernel's random ``boot_id``, read once per process); None where there is none."""
+    if not _BOOT_ID:
+        try:
+            _BOOT_ID.append(BOOT_ID_FILE.read_text(encoding="ascii").strip() or None)
+        except (OSError, UnicodeDecodeError):
+            _BOOT_ID.append(None)
+    return _BOOT_ID[0]
+
+
+def owner_alive(row: sqlite3.Row, station_id: str, boot_id: str | None) -> bool:
+    """Whether the owner recorded on a job row (station, boot, pid + start time) may still be running it.
+
+    A job of another station is never judged here: only that station can see its processes, so it
+    counts as alive (a station sharing the store with others must not mark their jobs interrupted).
+    A job of this station owned under another boot is dead, whatever process now has its pid. Else
+    the pid must run and have started when the owner did (a reused pid is not the owner). Rows from
+    before stations and boots were recorded (NULL) are this station's, judged by the pid alone."""
+    if row["station_id"] is not None and row["station_id"] != station_id:
+        return True
+    if row["boot_id"] is not None and boot_id is not None and row["boot_id"] != boot_id:
+        return False
     started = _process_started(int(row["pid"])) if row["pid"] else None
     return started is not None and row["pid_started"] is not None and abs(started - row["pid_started"]) < 1
 
@@ -372,12 +329,21 @@ def _remove_created(paths: list[Path]) -> None:
 
 
 class Registry:
-    """SQLite registry under the state directory; one connection per instance."""
+    """The SQLite store (by default ``state_dir/registry.sqlite3``); one connection per instance."""
 
-    def __init__(self, state_dir: Path, clock: Clock = utc_now) -> None:
+    def __init__(self, state_dir: Path, clock: Clock = utc_now, *, station_id: str | None = None,
+                 path: Path | None = None) -> None:
+        """``station_id``: the station whose jobs this instance creates and reconciles (None: the store's
+        home station, i.e. the one that created or upgraded it, else :data:`DEFAULT_STATION_ID`).
+        ``path``: where the database lives, when not ``state_dir/registry.sqlite3`` (the state directory
+        still holds the station key, certificates and the other files; only the store moves)."""
         self.state_dir = Path(state_dir)
         self.clock = clock
-        self.path = self.state_dir / REGISTRY_FILE
+        self.path = Path(path) if path is not None else self.state_dir / REGISTRY_FILE
+        self.directory = self.path.parent  # the store's own directory (the state directory by default)
+        self._station_asked = station_id
+        self._station_id = station_id or DEFAULT_STATION_ID
+        self._boot_id = current_boot_id()
         self._db: sqlite3.Connection | None = None
         self._audit: AuditLog | None = None
         self._signer = station_signer_source(state_dir)
@@ -399,7 +365,7 @@ class Registry:
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"state directory {self.state_dir}: cannot open registry: {exc}") from exc
+            raise ConfigError(f"state directory {self.directory}: cannot open registry: {exc}") from exc
         db.row_factory = sqlite3.Row
         # switching a new database to WAL needs a lock that SQLite's busy handler does not wait for:
         # parallel first openers (the demo's jobs, the daemon's workers) retry instead of failing
@@ -491,13 +457,13 @@ class Registry:
     def _reason(self, exc: sqlite3.Error) -> str:
         """SQLite's reason, plus the cause it often hides ("disk I/O error" for a -shm on a full disk)."""
         reason = sqlite_reason(exc)
-        if "full" not in reason and _filesystem_full(self.state_dir):
+        if "full" not in reason and _filesystem_full(self.directory):
             reason += "; the state filesystem is full"
         return reason
 
     def _check_directory(self) -> None:
         """The state directory exists (created if missing) and this process may write in it."""
-        directory = self.state_dir
+        directory = self.directory
         try:
             make_private_directory(directory, STATE_DIRECTORY_MODE)
         except PermissionError:
@@ -610,7 +576,7 @@ class Registry:
             if version > SCHEMA_VERSION:
                 raise ConfigError(f"registry {path} has schema {version}, newer than this wipe-agent "
                                   f"({SCHEMA_VERSION}): refusing; nothing was changed")
-            missing = {"drives", "jobs", "job_events", "verifications"} - tables
+            missing = schema.tables_at(version) - tables
             if version >= 1 and missing:
                 raise self._refuse(f"tables missing: {', '.join(sorted(missing))}")
             probe.execute("SELECT count(*) FROM jobs").fetchone()
@@ -626,6 +592,37 @@ class Registry:
         finally:
             probe.close()
 
+    def sibling(self) -> Registry:
+        """A new, unopened instance of the same store (same location, station, clock and signer)."""
+        other = Registry(self.state_dir, self.clock, station_id=self._station_asked, path=self.path)
+        other._signer = self._signer
+        return other
+
+    @contextmanager
+    def session(self) -> Iterator[Registry]:
+        """This store on a short-lived connection of its own, closed after the block.
+
+        For callers on any thread (a SQLite connection belongs to the thread that made it, and an
+        instance holds one): the daemon's intake records are written from its loop, its job
+        supervisors and its API threads. The session skips :meth:`open`'s checks and migration,
+        which a store opened once already passed (:meth:`~agent.daemon.intake.StationStore.create`),
+        and are too slow for a status view polled many times a second."""
+        other = self.sibling()
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot open: {exc}") from exc
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=FULL")
+            other._db = db
+            other._station_id = self._station_asked or schema.home_station(db) or DEFAULT_STATION_ID
+            yield other
+        finally:
+            other._db = None
+            other._audit = None
+            db.close()
+
     @property
     def db(self) -> sqlite3.Connection:
         """The open connection."""
@@ -638,7 +635,7 @@ class Registry:
     def audit(self) -> AuditLog:
         """The station's audit chain on this registry's connection (entries share its transactions)."""
         if self._audit is None or self._audit.db is not self.db:
-            self._audit = AuditLog(self.db, signer=self._signer)
+            self._audit = AuditLog(self.db, signer=self._signer, transaction=self.transaction)
         return self._audit
 
     def close(self) -> None:
@@ -685,49 +682,64 @@ class Registry:
                 db.execute("PRAGMA synchronous=FULL")
 
     def _migrate(self) -> None:
-        # the common case, a current schema, needs no write lock (eight job workers open the
-        # registry at once); otherwise one IMMEDIATE transaction: concurrent openers serialise
-        # there and the second one finds the schema already current
-        try:
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        except sqlite3.OperationalError:
-            row = None  # no meta table yet
-        if row is not None and int(row["value"]) == SCHEMA_VERSION:
-            self._add_columns()
-            return
-        with self.transaction() as tx:
-            tx.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = tx.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            current = int(row["value"]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"registry {self.path} has schema {current}, newer than this wipe-agent ({SCHEMA_VERSION})"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute(
-                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (str(version),),
-                )
-        self._add_columns()
+        """Apply the ladder (:mod:`agent.store.schema`) and settle which station this instance is.
 
-    def _add_columns(self) -> None:
-        """:data:`_ADDED_COLUMNS` missing from an existing registry, added (checked again under the write lock)."""
-        def missing(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
-            present: dict[str, set[str]] = {}
-            for table, _, _ in _ADDED_COLUMNS:
-                if table not in present:
-                    present[table] = {str(r["name"]) for r in db.execute(f"PRAGMA table_info({table})")}
-            return [item for item in _ADDED_COLUMNS if item[1] not in present[item[0]]]
+        The common case, a current schema, needs no write lock (eight job workers open the registry
+        at once); otherwise one IMMEDIATE transaction: concurrent openers serialise there and the
+        second one finds the schema already current."""
+        if schema.stored_version(self.db) != SCHEMA_VERSION:
+            with self.transaction() as tx:
+                try:
+                    schema.migrate(tx, self._station_asked or schema.home_station(tx) or DEFAULT_STATION_ID)
+                except schema.NewerSchema as exc:
+                    raise ConfigError(f"registry {self.path} has schema {exc.version}, newer than this wipe-agent "
+                                      f"({SCHEMA_VERSION})") from None
+        if schema.missing_columns(self.db):  # checked again under the write lock
+            with self.transaction() as tx:
+                schema.repair(tx, self._station_asked or schema.home_station(tx) or DEFAULT_STATION_ID)
+        self._station_id = self._station_asked or schema.home_station(self.db) or DEFAULT_STATION_ID
 
-        if not missing(self.db):
-            return
+    @property
+    def station_id(self) -> str:
+        """The station whose jobs this instance creates, adopts and reconciles."""
+        if self._db is None:
+            self.open()
+        return self._station_id
+
+    def claim_home(self) -> str | None:
+        """Make this instance's station the store's home station; the one it replaces (None: no change).
+
+        The daemon calls it at start with the configured ``station_id``: the processes that open the
+        store naming no station (its job workers, the command line) then act for the configured one,
+        and the jobs of the previous home (``local`` before the station was configured, or the old
+        name of a renamed station) become its own, so none of its orphans goes unreconciled. Only for
+        a store one station owns (SQLite under its state directory): on a shared store, stations
+        name themselves and none claims the others' jobs."""
+        station = self.station_id
+        if schema.home_station(self.db) == station:
+            return None  # the common case: no write lock
         with self.transaction() as tx:
-            for table, column, kind in missing(tx):
-                tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            previous = schema.home_station(tx)
+            if previous == station:
+                return None
+            if previous is not None:
+                tx.execute("UPDATE jobs SET station_id=? WHERE station_id=?", (station, previous))
+            tx.execute("INSERT INTO meta(key, value) VALUES('home_station', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (station,))
+        return previous
+
+    @property
+    def location(self) -> str:
+        """Where the store lives (the database file), separate from the state directory."""
+        return str(self.path)
+
+    @property
+    def boot_id(self) -> str | None:
+        """This boot's id, recorded as part of a job's owner."""
+        return self._boot_id
+
+    def _owner_alive(self, row: sqlite3.Row) -> bool:
+        return owner_alive(row, self.station_id, self._boot_id)
 
     def schema_version(self) -> int:
         """The schema version on disk."""
@@ -799,11 +811,11 @@ class Registry:
         with self.transaction(durable) as tx:
             tx.execute(
                 "INSERT INTO jobs(id, drive_id, device_path, profile, operator, authorised_by, asset_tag, host_json, "
-                "state, created_at, pid, pid_started, operator_title, operator_uid, operator_via) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "state, created_at, pid, pid_started, operator_title, operator_uid, operator_via, station_id, "
+                "boot_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_id, drive_id, identity.path, profile, operator, authorised_by, asset_tag,
                  json.dumps(host) if host else None, "created", now, pid, _process_started(pid),
-                 operator_title, operator_uid, operator_via),
+                 operator_title, operator_uid, operator_via, self.station_id, self._boot_id),
             )
             attribution = {"operator_title": operator_title, "operator_uid": operator_uid, "operator_via": operator_via}
             attributed = {key: value for key, value in attribution.items() if value is not None}
@@ -913,7 +925,8 @@ class Registry:
             return []
         rows = self.db.execute(
             "SELECT event.id AS event_id, event.at, event.data_json, jobs.id AS job_id, jobs.state, jobs.pid, "
-            "jobs.pid_started FROM job_events AS event JOIN jobs ON jobs.id = event.job_id "
+            "jobs.pid_started, jobs.station_id, jobs.boot_id FROM job_events AS event "
+            "JOIN jobs ON jobs.id = event.job_id "
             "JOIN drives ON drives.id = jobs.drive_id "
             "WHERE drives.model = ? AND drives.serial = ? AND event.event = ? AND NOT EXISTS ("
             "SELECT 1 FROM job_events AS later WHERE later.job_id = event.job_id AND later.event = ? "
@@ -922,7 +935,7 @@ class Registry:
         ).fetchall()
         found: list[OpenEvent] = []
         for row in rows:
-            if row["job_id"] == exclude_job or (row["state"] in ACTIVE_STATES and _owner_alive(row)):
+            if row["job_id"] == exclude_job or (row["state"] in ACTIVE_STATES and self._owner_alive(row)):
                 continue
             found.append(OpenEvent(job_id=str(row["job_id"]), event_id=int(row["event_id"]), at=str(row["at"]),
                                    data=self._column(row, "data_json", str(row["job_id"])) or {},
@@ -930,21 +943,25 @@ class Registry:
         return found
 
     def orphaned_jobs(self) -> list[str]:
-        """Jobs in an active state whose owning process is gone (crash, kill -9, power loss)."""
+        """This station's jobs in an active state whose owning process is gone (crash, kill -9, power
+        loss, a reboot); other stations' jobs in a shared store are theirs to reconcile."""
         rows = self.db.execute(
-            f"SELECT id, pid, pid_started FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
-            ACTIVE_STATES,
+            "SELECT id, pid, pid_started, station_id, boot_id FROM jobs WHERE station_id = ? AND state IN "
+            f"({','.join('?' * len(ACTIVE_STATES))})", (self.station_id, *ACTIVE_STATES),
         ).fetchall()
-        return [str(row["id"]) for row in rows if not _owner_alive(row)]
+        return [str(row["id"]) for row in rows if not self._owner_alive(row)]
 
     def adopt(self, job_id: str, event: str, data: dict[str, Any] | None = None) -> None:
         """Make this process the owner of an orphaned job (to resume it, e.g. a firmware sanitize)."""
         pid = os.getpid()
         with self.transaction() as tx:
-            row = tx.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+            row = tx.execute("SELECT state, station_id FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None or row["state"] not in ACTIVE_STATES:
                 raise AgentError(f"job {job_id} is not active; it cannot be adopted")
-            tx.execute("UPDATE jobs SET pid=?, pid_started=? WHERE id=?", (pid, _process_started(pid), job_id))
+            if row["station_id"] is not None and row["station_id"] != self.station_id:
+                raise AgentError(f"job {job_id} belongs to station {row['station_id']}; it cannot be adopted here")
+            tx.execute("UPDATE jobs SET pid=?, pid_started=?, station_id=?, boot_id=? WHERE id=?",
+                       (pid, _process_started(pid), self.station_id, self._boot_id, job_id))
             self._event(tx, job_id, row["state"], event, data or {})
             self.record(tx, "job-adopted", job_id, {"state": row["state"], "event": event, "data": data or {},
                                                     "pid": pid})
@@ -960,10 +977,11 @@ class Registry:
             if keep is not None and keep(job_id):
                 continue
             with self.transaction() as tx:
-                row = tx.execute("SELECT state, pid, pid_started FROM jobs WHERE id=?", (job_id,)).fetchone()
+                row = tx.execute("SELECT state, pid, pid_started, station_id, boot_id FROM jobs WHERE id=?",
+                                 (job_id,)).fetchone()
                 if row is None or row["state"] not in ACTIVE_STATES:
                     continue  # finished concurrently
-                if _owner_alive(row):
+                if self._owner_alive(row):
                     continue  # adopted meanwhile by a live process
                 tx.execute("UPDATE jobs SET state=?, reason=?, route=?, finished_at=? WHERE id=?",
                            ("interrupted", "the process running the job stopped before it finished", "hold",

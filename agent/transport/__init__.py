@@ -7,7 +7,7 @@
 * ``sgio``       — real SG_IO transport (``/dev/sdX``, ``/dev/sgN``).
 * ``nvme_ioctl`` — real NVMe admin / I/O pass-through transport.
 * ``device``     — ``open_transport(path)`` / ``detect_interface(path)`` from sysfs.
-* ``emulated``   — emulated-firmware ATA, NVMe and SCSI drives (file-backed, failure injection).
+* (the emulated-firmware drives used by tests live outside the package, in ``wipe_agent_testing.emulated``)
 * ``replay``     — ``RecordingTransport`` and ``ReplayTransport`` over JSON-lines exchanges.
 
 ``block.py`` / ``pipeline.py`` (aligned block I/O for overwrite and read-back) live here too.

@@ -4,8 +4,8 @@ A method builds a frozen command (:class:`AtaCommand`, :class:`ScsiCommand`,
 :class:`NvmeAdminCommand`, :class:`NvmeIoCommand`) and hands it to ``Transport.execute``. A
 successful command returns a :class:`Completion`; a failed one raises a
 :class:`~agent.errors.CommandError` subclass carrying opcode, status and raw sense — never a bare
-OSError. Real transports live in ``sgio.py`` / ``nvme_ioctl.py``; fakes in ``emulated.py`` and
-``replay.py``.
+OSError. Real transports live in ``sgio.py`` / ``nvme_ioctl.py``; fakes in ``replay.py`` and, for
+tests only (not installed), ``wipe_agent_testing/emulated.py`` at the repository root.
 """
 
 from __future__ import annotations

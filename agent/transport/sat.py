@@ -7,6 +7,14 @@ same code.
 
 from __future__ import annotations
 
+from agent.drive.opcodes import (
+    SCSI_ATA_PASS_THROUGH_16,
+    SCSI_CONTROL_MODE_PAGE,
+    SCSI_MODE_SELECT_10,
+    SCSI_MODE_SENSE_10,
+    SCSI_STATUS_CHECK_CONDITION,
+    SCSI_STATUS_GOOD,
+)
 from agent.errors import CommandError, DriveRemoved
 from agent.transport.commands import (
     AtaCommand,
@@ -28,20 +36,11 @@ from agent.transport.sense import (
 )
 
 __all__ = [
-    "ATA_PASS_THROUGH_12",
-    "ATA_PASS_THROUGH_16",
     "build_ata_pass_through_16",
     "enable_descriptor_sense",
     "interpret_ata_result",
     "interpret_scsi_result",
 ]
-
-ATA_PASS_THROUGH_16 = 0x85  # SAT-4 ATA PASS-THROUGH (16) command
-ATA_PASS_THROUGH_12 = 0xA1  # SAT-4 ATA PASS-THROUGH (12) command
-
-SCSI_STATUS_GOOD = 0x00
-SCSI_STATUS_CHECK_CONDITION = 0x02
-SCSI_STATUS_BUSY = 0x08
 
 # Linux SCSI midlayer host_status codes (include/scsi/scsi_status.h, host byte)
 DID_OK = 0x00
@@ -75,7 +74,7 @@ def build_ata_pass_through_16(command: AtaCommand) -> bytes:
     features, count, lba = command.features, command.count, command.lba
     return bytes(
         [
-            ATA_PASS_THROUGH_16,
+            SCSI_ATA_PASS_THROUGH_16,
             byte1,
             byte2,
             (features >> 8) & 0xFF if extend else 0,
@@ -206,7 +205,7 @@ def interpret_scsi_result(
 def parse_ata_pass_through_16(cdb: bytes) -> tuple[AtaProtocol, int, int, int, int, int, bool]:
     """Read an ATA PASS-THROUGH (16) CDB back into ``(protocol, command, features, count, lba,
     device, extend)`` (SAT-4 ATA PASS-THROUGH (16)); used by the emulator and by tests of the builder."""
-    if len(cdb) != 16 or cdb[0] != ATA_PASS_THROUGH_16:
+    if len(cdb) != 16 or cdb[0] != SCSI_ATA_PASS_THROUGH_16:
         raise ValueError("not an ATA PASS-THROUGH (16) CDB")
     extend = bool(cdb[1] & 0x01)
     protocol = AtaProtocol((cdb[1] >> 1) & 0x0F)
@@ -220,9 +219,6 @@ def parse_ata_pass_through_16(cdb: bytes) -> tuple[AtaProtocol, int, int, int, i
     return protocol, cdb[14], features, count, lba, cdb[13], extend
 
 
-MODE_SENSE_10 = 0x5A  # SPC-5 MODE SENSE (10)
-MODE_SELECT_10 = 0x55  # SPC-5 MODE SELECT (10)
-CONTROL_MODE_PAGE = 0x0A  # SPC-5 Control mode page; byte 2 bit 2 is D_SENSE
 _MODE_HEADER_10 = 8
 
 
@@ -234,12 +230,13 @@ def enable_descriptor_sense(transport: Transport) -> bool:
     """
     allocation = 64
     # SPC-5 MODE SENSE (10): DBD=1, PC=00b current values, page 0Ah
-    sense_cdb = bytes([MODE_SENSE_10, 0x08, CONTROL_MODE_PAGE, 0, 0, 0, 0]) + allocation.to_bytes(2, "big") + b"\0"
+    sense_cdb = bytes([SCSI_MODE_SENSE_10, 0x08, SCSI_CONTROL_MODE_PAGE, 0, 0, 0, 0])
+    sense_cdb += allocation.to_bytes(2, "big") + b"\0"
     data = transport.execute(ScsiCommand(sense_cdb, data_in_length=allocation)).data
     descriptors = int.from_bytes(data[6:8], "big") if len(data) >= 8 else 0
     start = _MODE_HEADER_10 + descriptors
-    if len(data) < start + 4 or data[start] & 0x3F != CONTROL_MODE_PAGE:
-        raise CommandError("MODE SENSE returned no Control mode page", opcode=MODE_SENSE_10)
+    if len(data) < start + 4 or data[start] & 0x3F != SCSI_CONTROL_MODE_PAGE:
+        raise CommandError("MODE SENSE returned no Control mode page", opcode=SCSI_MODE_SENSE_10)
     page = bytearray(data[start : start + 2 + data[start + 1]])
     if page[2] & 0x04:
         return False
@@ -247,6 +244,6 @@ def enable_descriptor_sense(transport: Transport) -> bool:
     page[2] |= 0x04  # D_SENSE
     parameters = bytes(_MODE_HEADER_10) + bytes(page)
     # SPC-5 MODE SELECT (10): PF=1, parameter list = header (no block descriptors) + page
-    select_cdb = bytes([MODE_SELECT_10, 0x10, 0, 0, 0, 0, 0]) + len(parameters).to_bytes(2, "big") + b"\0"
+    select_cdb = bytes([SCSI_MODE_SELECT_10, 0x10, 0, 0, 0, 0, 0]) + len(parameters).to_bytes(2, "big") + b"\0"
     transport.execute(ScsiCommand(select_cdb, data_out=parameters))
     return True

@@ -879,7 +879,7 @@ def test_a_bay_job_is_bound_to_the_medium_the_bay_saw_seated(state_dir: Path, tm
     before = sha256(second)
     request = {"device_path": private_loop,
                "seating": {"dev_t": seated.device_number, "diskseq": seated.diskseq}}
-    medium = _seated_medium(request)
+    medium = _seated_medium(private_loop, request["seating"])
     assert medium is not None and medium.diskseq == seated.diskseq
     registry = Registry(state_dir).open()
     try:
@@ -891,4 +891,4 @@ def test_a_bay_job_is_bound_to_the_medium_the_bay_saw_seated(state_dir: Path, tm
     assert "diskseq changed" in (job.reason or "") and f"another medium is at {private_loop}" in (job.reason or "")
     assert sha256(second) == before
     # without a seating (the CLI path) the worker binds nothing itself: the runner captures at its start
-    assert _seated_medium({"device_path": private_loop}) is None
+    assert _seated_medium(private_loop, None) is None

@@ -23,7 +23,7 @@ import pytest
 
 from agent.api.client import ApiClient
 from agent.errors import AgentError
-from agent.transport.emulated import state_path_for
+from wipe_agent_testing.emulated import state_path_for
 
 STATION = [sys.executable, "-m", "agent.cli.station_commands"]
 

@@ -2,10 +2,12 @@
 
 ``python -m tests.integration.daemon.emulated_station CONFIG`` runs the real :class:`Station`, API
 and kernel uevents, but identifies each loop device as the NVMe SSD that
-``agent.transport.emulated.EmulatedNvmeDrive`` plays over the loop's backing file, and starts its
-job workers with ``python -m tests.integration.daemon.emulated_station --worker`` so the runner
-sends firmware commands to the emulator. With ``WIPE_AGENT_TEST_FROZEN=1`` the emulator's clock
-stands still: a sanitize stays "in progress" until the process dies (a power cut mid-sanitize).
+``wipe_agent_testing.emulated.EmulatedNvmeDrive`` plays over the loop's backing file, and starts its
+job workers with ``python -m tests.integration.daemon.emulated_station --worker``, whose
+:class:`agent.app.Application` has the emulating identify and transports (seams: no module is
+patched), so the runner sends firmware commands to the emulator. With ``WIPE_AGENT_TEST_FROZEN=1``
+the emulator's clock stands still: a sanitize stays "in progress" until the process dies (a power
+cut mid-sanitize).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def identify(path: str, context: object = None) -> DriveIdentity:
 
 def transports(identity: DriveIdentity) -> Transport | None:
     """The emulator over the loop device's backing file."""
-    from agent.transport.emulated import EmulatedNvmeDrive, ManualClock
+    from wipe_agent_testing.emulated import EmulatedNvmeDrive, ManualClock
 
     backing = open(f"/sys/block/{identity.name}/loop/backing_file").read().strip()
     if os.environ.get("WIPE_AGENT_TEST_FROZEN") == "1":
@@ -42,26 +44,26 @@ def transports(identity: DriveIdentity) -> Transport | None:
     return EmulatedNvmeDrive(backing)
 
 
+def _sleep(seconds: float) -> None:
+    time.sleep(0.01)  # the emulator's sanitize progresses by wall clock: poll it often
+
+
 def worker() -> int:
-    """A job worker whose runner talks to the emulator."""
+    """A job worker whose application identifies loops as the emulated drive and talks to the emulator."""
+    from agent.app import Application
+    from agent.contracts import WorkerRequest
     from agent.daemon import worker as real_worker
-    from agent.jobs import runner
 
-    udev.identify = identify
-    runner.default_transports = transports
-    original = runner.JobRunner.__init__
+    def build(request: WorkerRequest) -> Application:
+        return Application.for_worker(request, identify=identify, transports=transports, sleep=_sleep)
 
-    def patched(self: runner.JobRunner, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        self.sleep = lambda _seconds: time.sleep(0.01)
-
-    runner.JobRunner.__init__ = patched  # type: ignore[method-assign]
-    return real_worker.main()
+    return real_worker.main(build)
 
 
 def station(config_path: str) -> int:
     """The daemon, as ``wipe-agent run`` builds it, with the emulating identify and workers."""
     from agent.api.server import ApiServer
+    from agent.app import Application
     from agent.config import load_config
     from agent.daemon.launcher import SubprocessLauncher
     from agent.daemon.notify import setup_logging
@@ -71,7 +73,8 @@ def station(config_path: str) -> int:
     config = load_config(config_path)
     logger = setup_logging()
     launcher = SubprocessLauncher([sys.executable, "-m", "tests.integration.daemon.emulated_station", "--worker"])
-    daemon = Station(config, UdevDriveSource("kernel"), logger=logger, identify=identify, launcher=launcher)
+    app = Application.from_config(config, identify=identify, launcher=launcher)
+    daemon = Station(app, UdevDriveSource("kernel"), logger=logger)
     daemon.install_signal_handlers()
     return daemon.serve(lambda service: ApiServer(config.api_socket, service, config.api_group))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.app import Application
 from agent.config import parse_config
 from agent.daemon.station import Station
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, PipeDriveSource, station_properties
@@ -44,7 +45,7 @@ def running_station(loop_factory: Callable[..., LoopDevice]) -> Iterator[tuple[S
     config = parse_config(f'station_id = "t"\nstate_dir = "{directory}/state"\napi_socket = "{directory}/api.sock"\n'
                           f"{bays}")
     source = PipeDriveSource()
-    station = Station(config, source)
+    station = Station(Application.from_config(config), source)
     thread = threading.Thread(target=station.serve, daemon=True)
     thread.start()
     assert station.ready.wait(20)

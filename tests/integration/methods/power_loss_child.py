@@ -12,8 +12,8 @@ from pathlib import Path
 from agent.discovery.guard import Guard
 from agent.jobs.runner import JobRunner
 from agent.store.registry import Registry
-from agent.transport.emulated import EmulatedNvmeDrive, ManualClock
 from tests.integration.methods.purge_kit import identify_as, purge
+from wipe_agent_testing.emulated import EmulatedNvmeDrive, ManualClock
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from agent.discovery.guard import Guard
 from agent.jobs.runner import JobRunner
 from agent.store.registry import Registry
 from agent.transport.commands import Command, Completion
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive
 from tests.integration.methods.purge_kit import identify_as, purge
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive
 
 HDD = DriveModel(rotation_rpm=7200, sanitize_block=False, sanitize_overwrite=False)
 

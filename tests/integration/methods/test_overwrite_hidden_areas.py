@@ -20,9 +20,9 @@ from agent.discovery.guard import Guard
 from agent.jobs.certify import CertificateSettings, build_record
 from agent.jobs.runner import JobRunner
 from agent.store.registry import Registry
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, Faults, set_loop_capacity
 from tests.conftest import LoopDevice
 from tests.integration.methods.purge_kit import make_runner, purge
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, Faults, set_loop_capacity
 
 pytestmark = pytest.mark.root
 SIZE = 32 << 20

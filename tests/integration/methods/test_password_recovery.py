@@ -24,12 +24,12 @@ from agent.methods.ata_security_erase import PASSWORD_EVENT
 from agent.methods.capabilities import ata_identify
 from agent.store.registry import JobRow, Registry
 from agent.transport.commands import AtaCommand, AtaProtocol, CommandFailed
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, Faults, state_path_for
 from certs import pki
 from certs.verify import verify_file
 from tests.conftest import LoopDevice
 from tests.integration.methods.purge_kit import make_runner, purge
 from tests.unit.methods.methods_kit import CountingTransport
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, Faults, state_path_for
 
 pytestmark = pytest.mark.root
 SIZE = 64 << 20

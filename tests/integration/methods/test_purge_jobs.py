@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from agent.store.registry import Registry
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive, Faults
 from tests.conftest import LoopDevice
 from tests.integration.methods.purge_kit import make_runner, purge
 from tests.unit.methods.methods_kit import CountingTransport
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive, Faults
 
 pytestmark = pytest.mark.root
 SIZE = 64 << 20
@@ -87,7 +87,7 @@ def test_blocking_states_are_refused_untouched(loop_factory: Callable[..., LoopD
 
 def test_sanitize_in_progress_is_refused_with_wait(loop_factory: Callable[..., LoopDevice], state_dir: Path) -> None:
     from agent.transport.commands import ScsiCommand
-    from agent.transport.emulated import ManualClock
+    from wipe_agent_testing.emulated import ManualClock
 
     loop = loop_factory(SIZE)
     drive = EmulatedScsiDrive(loop.backing, clock=ManualClock())

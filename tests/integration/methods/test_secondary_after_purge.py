@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
-from agent.transport.emulated import EmulatedNvmeDrive
 from agent.verify.secondary import verify_job
 from tests.conftest import LoopDevice
 from tests.integration.methods.purge_kit import identify_as, make_runner, purge
+from wipe_agent_testing.emulated import EmulatedNvmeDrive
 
 pytestmark = pytest.mark.root
 SIZE = 64 << 20

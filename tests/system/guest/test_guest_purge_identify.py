@@ -14,7 +14,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from agent.cli.main import cli
-from agent.drive.probe import ATA_IDENTIFY_DEVICE
+from agent.drive.opcodes import ATA_IDENTIFY_DEVICE
 from agent.transport import AtaCommand, AtaProtocol
 from agent.transport.sgio import SgIoTransport
 from tests.system.guest.guestlib import BlockDevice, find_block_device

@@ -31,7 +31,7 @@ from click.testing import CliRunner
 
 from agent.cli.main import cli
 from agent.drive.ata import parse_ata_identify
-from agent.drive.probe import ATA_IDENTIFY_DEVICE
+from agent.drive.opcodes import ATA_IDENTIFY_DEVICE
 from agent.methods.nvme_sanitize import NVME_SANITIZE, SANACT
 from agent.transport import AtaCommand, AtaProtocol, CommandFailed, NvmeAdminCommand
 from agent.transport.nvme_ioctl import NvmeIoctlTransport

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.app import Application
 from agent.audit.station import record_configuration
 from agent.config import StationConfig, load_config
 from agent.daemon.intake import StationStore
@@ -69,7 +70,7 @@ def test_the_daemon_records_its_configuration_and_signs_the_head_at_shutdown(
     monkeypatch.setenv("WIPE_AGENT_NO_FORKSERVER", "1")
     config = _config(tmp_path, "")
     station_registry(config.state_dir, world.station_state).close()
-    station = Station(config, PipeDriveSource())
+    station = Station(Application.from_config(config), PipeDriveSource())
     runner = threading.Thread(target=station.serve)
     runner.start()
     assert station.ready.wait(60)

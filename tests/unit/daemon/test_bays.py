@@ -15,6 +15,7 @@ from rich.console import Console
 
 from agent.api.client import ApiClient, StationUnavailable
 from agent.api.server import ApiServer
+from agent.app import Application
 from agent.cli.bay_view import RECONNECTING, WatchSession, bay_row, columns_for, render_status
 from agent.config import Bay, StationConfig
 from agent.daemon import station as station_module
@@ -63,7 +64,8 @@ def kernel(monkeypatch: pytest.MonkeyPatch) -> _Kernel:
 def _station(tmp_path: Path, auto_start: bool = False, registry: Registry | None = None) -> Station:
     config = StationConfig("s1", state_dir=tmp_path,
                            bays=(Bay("bay-1", (("ID_SERIAL_SHORT", "X"),), auto_start=auto_start, profile=None),))
-    station = Station(config, PipeDriveSource(), identify=lambda path: IDENTITY, guard=_Guard())  # type: ignore[arg-type]
+    app = Application.from_config(config, identify=lambda path: IDENTITY, guard=_Guard())  # type: ignore[arg-type]
+    station = Station(app, PipeDriveSource())
     station._registry = registry or Registry(tmp_path).open()
     station.store.create()
     return station

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from agent.app import Application
 from agent.config import Bay, StationConfig
 from agent.daemon.station import BaySlot, Station
 from agent.discovery.guard import Assessment
@@ -72,7 +73,8 @@ def _station(tmp_path: Path, guard: _Guard) -> tuple[Station, Registry]:
     registry = Registry(tmp_path).open()
     config = StationConfig("s1", state_dir=tmp_path,
                            bays=(Bay("bay-1", (("ID_SERIAL_SHORT", "SERIAL-1"),), auto_start=True, profile=None),))
-    station = Station(config, PipeDriveSource(), identify=lambda path: IDENTITY, guard=guard)  # type: ignore[arg-type]
+    app = Application.from_config(config, identify=lambda path: IDENTITY, guard=guard)  # type: ignore[arg-type]
+    station = Station(app, PipeDriveSource())
     station.store.create()
     return station, registry
 

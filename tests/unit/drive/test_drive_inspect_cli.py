@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from agent.cli.inspect_command import inspect
 from agent.drive import probe
 from agent.drive.probe import probe_transport
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive
 from tests.unit.drive.drive_builders import DATA_DIR, nvme_id_ctrl, nvme_id_ns
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive
 
 SSD = str(DATA_DIR / "ata-samsung-ssd-870-evo.bin")
 HDD = str(DATA_DIR / "ata-hitachi-hde721010sla330.bin")

@@ -1,7 +1,7 @@
 """Live probe through the emulated-firmware transports (and a cross-check of their IDENTIFY data).
 
 The emulated drives build IDENTIFY / Identify / SCSI data from their own code in
-agent/transport/emulated.py, so parsing it here checks the two sides against each other.
+wipe_agent_testing/emulated.py, so parsing it here checks the two sides against each other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from agent.drive import probe
 from agent.drive.probe import probe_transport
 from agent.errors import CommandError
-from agent.transport.emulated import (
+from wipe_agent_testing.emulated import (
     DriveModel,
     EmulatedAtaDrive,
     EmulatedNvmeDrive,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store.registry import RUN_AS_ROOT, Registry
+from agent.store.registry import RUN_AS_ROOT, SCHEMA_VERSION, Registry
 from tests.conftest import WIPE_AGENT, LoopDevice, run_cli
 
 PROFILE = "nist-clear-overwrite"
@@ -164,9 +164,18 @@ def test_a_registry_on_a_read_only_filesystem(tmp_path: Path) -> None:
 def test_a_full_state_filesystem_is_said_plainly(tmp_path: Path) -> None:
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    # room for a registry with every table of its ladder (about 40 pages) and its WAL
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         Registry(mount / "state").open().close()
+        # a registry of the previous schema: opening it must write (its upgrade), which a full filesystem refuses
+        # (a current one is read without writing: every table exists from its first open)
+        db = sqlite3.connect(mount / "state" / "registry.sqlite3")
+        try:
+            with db:
+                db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 1),))
+        finally:
+            db.close()  # before the umount below, also on failure
         before = sha256(mount / "state" / "registry.sqlite3")
         filler = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
         try:
@@ -401,7 +410,8 @@ def test_the_state_filesystem_filling_mid_job(tmp_path: Path, loop_factory: Call
     ends interrupted with route hold as soon as the registry can be written again."""
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
+    # room for a registry with every table of its ladder (about 45 pages) and its WAL
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         loop = loop_factory(4 << 20)
         env = {**os.environ, "WIPE_AGENT_STATE_DIR": str(mount / "state")}

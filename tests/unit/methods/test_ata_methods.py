@@ -14,8 +14,8 @@ from agent.methods.canary import CanarySet
 from agent.methods.capabilities import ata_identify
 from agent.methods.expectations import ErasedState, Indeterminate
 from agent.methods.firmware import SanitizeFailed
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, Faults
 from agent.verify.expectation import Pattern, Zero
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, Faults
 
 from .methods_kit import CountingTransport, FileDevice, Recorder, build, context, expectation_holds, run, target
 

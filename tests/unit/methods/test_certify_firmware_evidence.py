@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.jobs.certify import CertificateSettings, build_record
 from agent.store.registry import Registry
-from agent.transport.emulated import EmulatedNvmeDrive
+from wipe_agent_testing.emulated import EmulatedNvmeDrive
 
 from .methods_kit import FileDevice, Recorder, identity, run, target
 

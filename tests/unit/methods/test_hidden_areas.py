@@ -15,8 +15,8 @@ from agent.errors import NotSupported
 from agent.methods.capabilities import probe_capabilities
 from agent.methods.hidden_areas import restore_hidden_areas
 from agent.transport.commands import AtaCommand, Command, CommandFailed, Completion
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive
 from agent.transport.sense import AtaRegisters
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive
 
 from .methods_kit import FileDevice, Recorder, build, context, identity
 

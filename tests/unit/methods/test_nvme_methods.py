@@ -13,8 +13,8 @@ from agent.methods.canary import CanarySet
 from agent.methods.capabilities import parse_namespace_list
 from agent.methods.expectations import DeallocatedZero, ErasedState, Indeterminate
 from agent.methods.firmware import SanitizeFailed
-from agent.transport.emulated import DriveModel, EmulatedNvmeDrive, Faults
 from agent.verify.expectation import Pattern
+from wipe_agent_testing.emulated import DriveModel, EmulatedNvmeDrive, Faults
 
 from .methods_kit import CountingTransport, FileDevice, Recorder, build, context, expectation_holds, run, target
 
@@ -126,7 +126,7 @@ def test_unrestricted_failure_exits_failure_mode(data_path: Path, device: FileDe
 
 def test_sanitize_in_progress_blocks_and_says_wait(data_path: Path) -> None:
     from agent.transport.commands import NvmeAdminCommand
-    from agent.transport.emulated import ManualClock
+    from wipe_agent_testing.emulated import ManualClock
 
     drive = _drive(data_path, clock=ManualClock())
     drive.execute(NvmeAdminCommand(0x84, cdw10=0b010))  # someone else's sanitize, still running

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.methods.base import Blocked
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, Faults
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, Faults
 
 from .methods_kit import FileDevice, Recorder, build, context, target
 

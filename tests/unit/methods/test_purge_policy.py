@@ -10,7 +10,7 @@ import pytest
 from agent.methods.base import Level
 from agent.policy.profiles import load_profile
 from agent.policy.select import NoMethod, select_method
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive, Faults
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, EmulatedNvmeDrive, EmulatedScsiDrive, Faults
 
 from .methods_kit import target
 

@@ -10,8 +10,8 @@ from agent.methods.base import Blocked, Level
 from agent.methods.expectations import ErasedState, Indeterminate
 from agent.methods.firmware import SanitizeFailed
 from agent.transport.commands import ScsiCommand
-from agent.transport.emulated import DriveModel, EmulatedScsiDrive, Faults, ManualClock
 from agent.verify.expectation import Pattern
+from wipe_agent_testing.emulated import DriveModel, EmulatedScsiDrive, Faults, ManualClock
 
 from .methods_kit import CountingTransport, FileDevice, Recorder, build, expectation_holds, run, target
 

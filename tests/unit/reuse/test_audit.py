@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlite3
 
 from agent.audit.log import GENESIS, AuditLog, entry_hash
+from agent.store.schema import migrate
 
 
 def _log(count: int = 4) -> AuditLog:
-    log = AuditLog(sqlite3.connect(":memory:", isolation_level=None))
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("BEGIN")
+    migrate(db, "station-01")  # the audit tables are the store's (its migration ladder)
+    db.execute("COMMIT")
+    log = AuditLog(db)
     for index in range(count):
         log.append("test", f"ASSET-{index}", {"index": index, "text": "é"})
     return log

@@ -16,7 +16,7 @@ from agent.drive.scsi import (
     parse_report_supported_opcodes_sanitize,
 )
 from agent.transport.commands import CommandFailed, ScsiCommand
-from agent.transport.emulated import (
+from wipe_agent_testing.emulated import (
     DriveModel,
     EmulatedAtaDrive,
     EmulatedNvmeDrive,

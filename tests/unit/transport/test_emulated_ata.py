@@ -11,7 +11,7 @@ import pytest
 
 from agent.errors import DriveRemoved
 from agent.transport.commands import CommandFailed, PassThroughBlocked, ScsiCommand
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, Faults, ManualClock, state_path_for
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, Faults, ManualClock, state_path_for
 
 from .transport_helpers import (
     ANTIFREEZE,
@@ -384,7 +384,7 @@ def test_power_loss_in_a_real_subprocess(tmp_path: Path) -> None:
     path = tmp_path / "sub.img"
     script = (
         "import os, sys\n"
-        "from agent.transport.emulated import EmulatedAtaDrive\n"
+        "from wipe_agent_testing.emulated import EmulatedAtaDrive\n"
         "from tests.unit.transport.transport_helpers import sanitize, CRYPTO\n"
         f"drive = EmulatedAtaDrive({str(path)!r}, size_bytes={SIZE})\n"
         "drive.execute(sanitize(*CRYPTO))\n"

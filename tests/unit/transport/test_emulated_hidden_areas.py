@@ -14,7 +14,7 @@ import pytest
 from agent.methods.capabilities import probe_capabilities
 from agent.methods.hidden_areas import detect_hidden_areas, restore_hidden_areas
 from agent.transport.commands import AtaCommand, AtaProtocol, CommandFailed, ScsiCommand
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, Faults
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, Faults
 
 from .transport_helpers import identify, read_sectors, words
 

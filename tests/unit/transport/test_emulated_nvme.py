@@ -8,7 +8,7 @@ import pytest
 
 from agent.errors import DriveRemoved
 from agent.transport.commands import CommandFailed, NvmeAdminCommand, PassThroughBlocked
-from agent.transport.emulated import DriveModel, EmulatedNvmeDrive, Faults, ManualClock
+from wipe_agent_testing.emulated import DriveModel, EmulatedNvmeDrive, Faults, ManualClock
 
 from .transport_helpers import (
     identify,

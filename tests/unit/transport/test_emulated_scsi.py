@@ -9,8 +9,8 @@ import pytest
 
 from agent.errors import DriveRemoved
 from agent.transport.commands import CommandFailed, PassThroughBlocked, ScsiCommand
-from agent.transport.emulated import DriveModel, EmulatedScsiDrive, Faults
 from agent.transport.sense import SenseKey, decode_sense
+from wipe_agent_testing.emulated import DriveModel, EmulatedScsiDrive, Faults
 
 from .transport_helpers import identify, request_sense, scsi_read16, scsi_sanitize, tur
 

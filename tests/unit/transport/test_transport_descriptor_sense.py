@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.transport.commands import CommandFailed, ScsiCommand
-from agent.transport.emulated import DriveModel, EmulatedAtaDrive, EmulatedScsiDrive
 from agent.transport.sat import enable_descriptor_sense
+from wipe_agent_testing.emulated import DriveModel, EmulatedAtaDrive, EmulatedScsiDrive
 
 from .transport_helpers import CRYPTO, sanitize, sanitize_status, scsi_sanitize, tur
 

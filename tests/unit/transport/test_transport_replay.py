@@ -9,8 +9,8 @@ import pytest
 
 from agent.errors import DriveRemoved
 from agent.transport.commands import CommandFailed, PassThroughBlocked
-from agent.transport.emulated import EmulatedAtaDrive, EmulatedNvmeDrive, Faults
 from agent.transport.replay import RecordingTransport, ReplayMiss, ReplayTransport, command_key
+from wipe_agent_testing.emulated import EmulatedAtaDrive, EmulatedNvmeDrive, Faults
 
 from .transport_helpers import CRYPTO, identify, nvme_identify, nvme_sanitize, sanitize, sanitize_status
 

@@ -30,6 +30,95 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.drive.opcodes import (
+    AMAC_FREEZE,
+    AMAC_GET_NATIVE_MAX,
+    AMAC_SET_ACCESSIBLE_MAX,
+    ATA_ACCESSIBLE_MAX_ADDRESS,
+    ATA_BLOCK_ERASE_EXT,
+    ATA_BLOCK_ERASE_KEY,
+    ATA_CRYPTO_SCRAMBLE_EXT,
+    ATA_CRYPTO_SCRAMBLE_KEY,
+    ATA_DEVICE_CONFIGURATION,
+    ATA_ERROR_ABRT,
+    ATA_ERROR_IDNF,
+    ATA_IDENTIFY_DEVICE,
+    ATA_OVERWRITE_EXT,
+    ATA_OVERWRITE_KEY,
+    ATA_READ_DMA_EXT,
+    ATA_READ_NATIVE_MAX_ADDRESS_EXT,
+    ATA_READ_SECTORS_EXT,
+    ATA_SANITIZE_ANTIFREEZE_LOCK_EXT,
+    ATA_SANITIZE_ANTIFREEZE_LOCK_KEY,
+    ATA_SANITIZE_DEVICE,
+    ATA_SANITIZE_FREEZE_LOCK_EXT,
+    ATA_SANITIZE_FREEZE_LOCK_KEY,
+    ATA_SANITIZE_REASON_ANTIFREEZE,
+    ATA_SANITIZE_REASON_FROZEN,
+    ATA_SANITIZE_REASON_UNSUCCESSFUL,
+    ATA_SANITIZE_REASON_UNSUPPORTED,
+    ATA_SANITIZE_STATUS_EXT,
+    ATA_SECURITY_DISABLE_PASSWORD,
+    ATA_SECURITY_ERASE_PREPARE,
+    ATA_SECURITY_ERASE_UNIT,
+    ATA_SECURITY_FREEZE_LOCK,
+    ATA_SECURITY_SET_PASSWORD,
+    ATA_SECURITY_UNLOCK,
+    ATA_SET_MAX_ADDRESS_EXT,
+    ATA_STATUS_ERR,
+    ATA_STATUS_OK,
+    ATA_WRITE_DMA_EXT,
+    ATA_WRITE_SECTORS_EXT,
+    DCO_FREEZE_LOCK,
+    DCO_IDENTIFY,
+    DCO_RESTORE,
+    NVME_ABORT,
+    NVME_FORMAT_NVM,
+    NVME_GET_FEATURES,
+    NVME_GET_LOG_PAGE,
+    NVME_IDENTIFY,
+    NVME_IO_READ,
+    NVME_IO_WRITE,
+    NVME_LOG_SANITIZE_STATUS,
+    NVME_LOG_SMART,
+    NVME_SANACT_BLOCK,
+    NVME_SANACT_CRYPTO,
+    NVME_SANACT_EXIT_FAILURE,
+    NVME_SANACT_OVERWRITE,
+    NVME_SANITIZE,
+    NVME_SC_ABORT_REQUESTED,
+    NVME_SC_INVALID_FIELD,
+    NVME_SC_INVALID_NAMESPACE,
+    NVME_SC_INVALID_OPCODE,
+    NVME_SC_LBA_OUT_OF_RANGE,
+    NVME_SC_SANITIZE_FAILED,
+    NVME_SC_SANITIZE_IN_PROGRESS,
+    NVME_SCT1_INVALID_FORMAT,
+    NVME_SCT1_INVALID_LOG_PAGE,
+    NVME_SSTAT_FAILED,
+    NVME_SSTAT_IN_PROGRESS,
+    NVME_SSTAT_NEVER,
+    NVME_SSTAT_SUCCESS,
+    NVME_SSTAT_SUCCESS_DEALLOCATED,
+    SCSI_INQUIRY,
+    SCSI_MAINTENANCE_IN,
+    SCSI_MODE_SELECT_10,
+    SCSI_MODE_SENSE_10,
+    SCSI_READ_10,
+    SCSI_READ_16,
+    SCSI_REQUEST_SENSE,
+    SCSI_SANITIZE,
+    SCSI_SANITIZE_BLOCK_ERASE,
+    SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE,
+    SCSI_SANITIZE_EXIT_FAILURE_MODE,
+    SCSI_SANITIZE_OVERWRITE,
+    SCSI_SERVICE_ACTION_IN_16,
+    SCSI_STATUS_CHECK_CONDITION,
+    SCSI_STATUS_GOOD,
+    SCSI_TEST_UNIT_READY,
+    SCSI_WRITE_10,
+    SCSI_WRITE_16,
+)
 from agent.errors import CommandError, DriveRemoved
 from agent.transport.commands import (
     AtaCommand,
@@ -45,8 +134,6 @@ from agent.transport.commands import (
     nvme_completion,
 )
 from agent.transport.sat import (
-    SCSI_STATUS_CHECK_CONDITION,
-    SCSI_STATUS_GOOD,
     build_ata_pass_through_16,
     interpret_ata_result,
     interpret_scsi_result,
@@ -84,101 +171,15 @@ _CHUNK = 1 << 20
 _ATA_BLOCK = 512
 
 # --- ATA opcodes and constants (ACS-4) -----------------------------------------------------------
-ATA_IDENTIFY_DEVICE = 0xEC  # ACS-4 IDENTIFY DEVICE
-ATA_READ_SECTORS_EXT = 0x24  # ACS-4 READ SECTORS EXT
-ATA_READ_DMA_EXT = 0x25  # ACS-4 READ DMA EXT
-ATA_WRITE_SECTORS_EXT = 0x34  # ACS-4 WRITE SECTORS EXT
-ATA_WRITE_DMA_EXT = 0x35  # ACS-4 WRITE DMA EXT
-ATA_SANITIZE_DEVICE = 0xB4  # ACS-4 7.43 SANITIZE DEVICE
-ATA_SECURITY_SET_PASSWORD = 0xF1  # ACS-4 SECURITY SET PASSWORD
-ATA_SECURITY_UNLOCK = 0xF2  # ACS-4 SECURITY UNLOCK
-ATA_SECURITY_ERASE_PREPARE = 0xF3  # ACS-4 SECURITY ERASE PREPARE
-ATA_SECURITY_ERASE_UNIT = 0xF4  # ACS-4 SECURITY ERASE UNIT
-ATA_SECURITY_FREEZE_LOCK = 0xF5  # ACS-4 SECURITY FREEZE LOCK
-ATA_SECURITY_DISABLE_PASSWORD = 0xF6  # ACS-4 SECURITY DISABLE PASSWORD
-ATA_READ_NATIVE_MAX_ADDRESS_EXT = 0x27  # ACS-2 READ NATIVE MAX ADDRESS EXT (HPA feature set)
-ATA_SET_MAX_ADDRESS_EXT = 0x37  # ACS-2 SET MAX ADDRESS EXT (HPA feature set)
-ATA_ACCESSIBLE_MAX_ADDRESS = 0x78  # ACS-4 ACCESSIBLE MAX ADDRESS CONFIGURATION
-ATA_DEVICE_CONFIGURATION = 0xB1  # ATA8-ACS DEVICE CONFIGURATION OVERLAY
-AMAC_GET_NATIVE_MAX = 0x0000  # ACS-4 GET NATIVE MAX ADDRESS EXT (78h/0000h)
-AMAC_SET_ACCESSIBLE_MAX = 0x0001  # ACS-4 SET ACCESSIBLE MAX ADDRESS EXT (78h/0001h)
-AMAC_FREEZE = 0x0002  # ACS-4 FREEZE ACCESSIBLE MAX ADDRESS EXT (78h/0002h)
-DCO_RESTORE = 0xC0  # ATA8-ACS DEVICE CONFIGURATION RESTORE (B1h/C0h)
-DCO_FREEZE_LOCK = 0xC1  # ATA8-ACS DEVICE CONFIGURATION FREEZE LOCK (B1h/C1h)
-DCO_IDENTIFY = 0xC2  # ATA8-ACS DEVICE CONFIGURATION IDENTIFY (B1h/C2h)
 
-SANITIZE_STATUS_EXT = 0x0000
-CRYPTO_SCRAMBLE_EXT = 0x0011
-BLOCK_ERASE_EXT = 0x0012
-OVERWRITE_EXT = 0x0014
-SANITIZE_FREEZE_LOCK_EXT = 0x0020
-SANITIZE_ANTIFREEZE_LOCK_EXT = 0x0040
 # ACS-4 7.43: each sanitize sub-command carries a key in the LBA field
-CRYPTO_SCRAMBLE_KEY = 0x43727970  # "Cryp"
-BLOCK_ERASE_KEY = 0x426B4572  # "BkEr"
-OVERWRITE_KEY = 0x4F57  # "OW" in LBA 47:32
-FREEZE_LOCK_KEY = 0x46724C6B  # "FrLk"
-ANTIFREEZE_LOCK_KEY = 0x416E7469  # "Anti"
 # ACS-4 7.43 SANITIZE DEVICE error reason, returned in LBA 7:0 of an aborted sanitize command
-SANITIZE_REASON_UNKNOWN = 0x00
-SANITIZE_REASON_UNSUCCESSFUL = 0x01
-SANITIZE_REASON_UNSUPPORTED = 0x02
-SANITIZE_REASON_FROZEN = 0x03
-SANITIZE_REASON_ANTIFREEZE = 0x04
 
-ATA_STATUS_OK = 0x50  # DRDY | DSC
-ATA_STATUS_ERR = 0x51
-ATA_ERROR_ABRT = 0x04
-ATA_ERROR_IDNF = 0x10  # ID NOT FOUND: an address beyond the accessible (or native) maximum
 MAX_PASSWORD_ATTEMPTS = 5  # ACS-4: the password attempt counter expires after five failures
 
 # --- NVMe opcodes and status (NVMe Base 2.0 / NVM Command Set) -------------------------------
-NVME_GET_LOG_PAGE = 0x02  # NVMe Base 2.0 Get Log Page
-NVME_IDENTIFY = 0x06  # NVMe Base 2.0 Identify
-NVME_ABORT = 0x08  # NVMe Base 2.0 Abort
-NVME_GET_FEATURES = 0x0A  # NVMe Base 2.0 Get Features
-NVME_FORMAT_NVM = 0x80  # NVMe Base 2.0 Format NVM
-NVME_SANITIZE = 0x84  # NVMe Base 2.0 Sanitize
-NVME_IO_WRITE = 0x01  # NVM Command Set Write
-NVME_IO_READ = 0x02  # NVM Command Set Read
-LOG_SANITIZE_STATUS = 0x81  # NVMe Base 2.0 Sanitize Status log page
-LOG_SMART = 0x02
-SC_INVALID_OPCODE = 0x01
-SC_INVALID_FIELD = 0x02
-SC_ABORT_REQUESTED = 0x07
-SC_INVALID_NAMESPACE = 0x0B
-SC_SANITIZE_FAILED = 0x1C
-SC_SANITIZE_IN_PROGRESS = 0x1D
-SC_LBA_OUT_OF_RANGE = 0x80
-SCT1_INVALID_LOG_PAGE = 0x09
-SCT1_INVALID_FORMAT = 0x0A
-SANACT_EXIT_FAILURE = 0b001
-SANACT_BLOCK = 0b010
-SANACT_OVERWRITE = 0b011
-SANACT_CRYPTO = 0b100
-SSTAT_NEVER = 0b000
-SSTAT_SUCCESS = 0b001
-SSTAT_IN_PROGRESS = 0b010
-SSTAT_FAILED = 0b011
-SSTAT_SUCCESS_DEALLOCATED = 0b100
 
 # --- SCSI (SPC-5 / SBC-4) ------------------------------------------------------------------------
-SCSI_TEST_UNIT_READY = 0x00  # SPC-5 TEST UNIT READY
-SCSI_REQUEST_SENSE = 0x03  # SPC-5 REQUEST SENSE
-SCSI_INQUIRY = 0x12  # SPC-5 INQUIRY
-SCSI_READ_10 = 0x28  # SBC-4 READ (10)
-SCSI_WRITE_10 = 0x2A  # SBC-4 WRITE (10)
-SCSI_SANITIZE = 0x48  # SBC-4 SANITIZE
-SCSI_READ_16 = 0x88  # SBC-4 READ (16)
-SCSI_WRITE_16 = 0x8A  # SBC-4 WRITE (16)
-SCSI_SERVICE_ACTION_IN_16 = 0x9E  # SBC-4 READ CAPACITY (16) is service action 10h
-SCSI_MODE_SELECT_10 = 0x55  # SPC-5 MODE SELECT (10)
-SCSI_MODE_SENSE_10 = 0x5A  # SPC-5 MODE SENSE (10)
-SCSI_MAINTENANCE_IN = 0xA3  # SPC-5 REPORT SUPPORTED OPERATION CODES is service action 0Ch
-SA_OVERWRITE = 0x01
-SA_BLOCK_ERASE = 0x02
-SA_CRYPTO_ERASE = 0x03
-SA_EXIT_FAILURE_MODE = 0x1F
 
 
 # --- clocks --------------------------------------------------------------------------------------
@@ -980,44 +981,44 @@ class EmulatedAtaDrive(_EmulatedDrive):
     # -- ACS-4 7.43 SANITIZE DEVICE --
     def _sanitize(self, features: int, count: int, lba: int) -> tuple[int, int]:
         state = self._state
-        if features == SANITIZE_STATUS_EXT:  # ACS-4 7.43 SANITIZE STATUS EXT (B4h/0000h)
+        if features == ATA_SANITIZE_STATUS_EXT:  # ACS-4 7.43 SANITIZE STATUS EXT (B4h/0000h)
             self._poll()
             if state.sanitize == "failed":
                 if count & 0x0001 and state.failure_unrestricted:
                     state.sanitize = "idle"  # CLEAR SANITIZE OPERATION FAILED honoured
                     self._save()
                 else:
-                    raise _AtaAbort(lba=SANITIZE_REASON_UNSUCCESSFUL)
+                    raise _AtaAbort(lba=ATA_SANITIZE_REASON_UNSUCCESSFUL)
             return self._sanitize_status_count(), self._progress()
         if not self._sanitize_supported(features):
-            raise _AtaAbort(lba=SANITIZE_REASON_UNSUPPORTED)
+            raise _AtaAbort(lba=ATA_SANITIZE_REASON_UNSUPPORTED)
         if state.sanitize == "in_progress" or self._locked:
-            raise _AtaAbort(lba=SANITIZE_REASON_UNSUCCESSFUL)
-        if features == SANITIZE_ANTIFREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE ANTIFREEZE LOCK EXT (B4h/0040h)
-            if lba != ANTIFREEZE_LOCK_KEY:
+            raise _AtaAbort(lba=ATA_SANITIZE_REASON_UNSUCCESSFUL)
+        if features == ATA_SANITIZE_ANTIFREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE ANTIFREEZE LOCK EXT (B4h/0040h)
+            if lba != ATA_SANITIZE_ANTIFREEZE_LOCK_KEY:
                 raise _AtaAbort()
             self._antifreeze = True
             return self._sanitize_status_count(), 0
         if self._sanitize_frozen:
-            raise _AtaAbort(lba=SANITIZE_REASON_FROZEN)
-        if features == SANITIZE_FREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE FREEZE LOCK EXT (B4h/0020h)
-            if lba != FREEZE_LOCK_KEY:
+            raise _AtaAbort(lba=ATA_SANITIZE_REASON_FROZEN)
+        if features == ATA_SANITIZE_FREEZE_LOCK_EXT:  # ACS-4 7.43 SANITIZE FREEZE LOCK EXT (B4h/0020h)
+            if lba != ATA_SANITIZE_FREEZE_LOCK_KEY:
                 raise _AtaAbort()
             if self._antifreeze:
-                raise _AtaAbort(lba=SANITIZE_REASON_ANTIFREEZE)
+                raise _AtaAbort(lba=ATA_SANITIZE_REASON_ANTIFREEZE)
             self._sanitize_frozen = True
             return self._sanitize_status_count(), 0
         unrestricted = bool(count & 0x0010)  # FAILURE MODE bit
-        if features == CRYPTO_SCRAMBLE_EXT:  # ACS-4 7.43 CRYPTO SCRAMBLE EXT (B4h/0011h)
-            if lba != CRYPTO_SCRAMBLE_KEY:
+        if features == ATA_CRYPTO_SCRAMBLE_EXT:  # ACS-4 7.43 CRYPTO SCRAMBLE EXT (B4h/0011h)
+            if lba != ATA_CRYPTO_SCRAMBLE_KEY:
                 raise _AtaAbort()
             operation = _Operation("crypto", self.model.operation_seconds, unrestricted, cdw10=features)
-        elif features == BLOCK_ERASE_EXT:  # ACS-4 7.43 BLOCK ERASE EXT (B4h/0012h)
-            if lba != BLOCK_ERASE_KEY:
+        elif features == ATA_BLOCK_ERASE_EXT:  # ACS-4 7.43 BLOCK ERASE EXT (B4h/0012h)
+            if lba != ATA_BLOCK_ERASE_KEY:
                 raise _AtaAbort()
             operation = _Operation("block", self.model.operation_seconds, unrestricted, cdw10=features)
         else:  # ACS-4 7.43 OVERWRITE EXT (B4h/0014h): LBA 31:0 pattern, LBA 47:32 key
-            if lba >> 32 != OVERWRITE_KEY:
+            if lba >> 32 != ATA_OVERWRITE_KEY:
                 raise _AtaAbort()
             passes = count & 0x0F or 16
             operation = _Operation(
@@ -1037,11 +1038,11 @@ class EmulatedAtaDrive(_EmulatedDrive):
 
     def _sanitize_supported(self, features: int) -> bool:
         return {
-            CRYPTO_SCRAMBLE_EXT: self.model.sanitize_crypto,
-            BLOCK_ERASE_EXT: self.model.sanitize_block,
-            OVERWRITE_EXT: self.model.sanitize_overwrite,
-            SANITIZE_FREEZE_LOCK_EXT: True,
-            SANITIZE_ANTIFREEZE_LOCK_EXT: self.model.antifreeze_supported,
+            ATA_CRYPTO_SCRAMBLE_EXT: self.model.sanitize_crypto,
+            ATA_BLOCK_ERASE_EXT: self.model.sanitize_block,
+            ATA_OVERWRITE_EXT: self.model.sanitize_overwrite,
+            ATA_SANITIZE_FREEZE_LOCK_EXT: True,
+            ATA_SANITIZE_ANTIFREEZE_LOCK_EXT: self.model.antifreeze_supported,
         }.get(features, False) and self._sanitize_feature_set
 
     @property
@@ -1150,7 +1151,7 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         result, data = 0, b""
         try:
             if self._abort_injected(command.opcode):
-                raise _NvmeFailure(0, SC_ABORT_REQUESTED, dnr=False)
+                raise _NvmeFailure(0, NVME_SC_ABORT_REQUESTED, dnr=False)
             if isinstance(command, NvmeIoCommand):
                 data = self._io(command)
             else:
@@ -1172,16 +1173,16 @@ class EmulatedNvmeDrive(_EmulatedDrive):
             return b""
         # NVMe Base 2.0: while sanitizing, only a few admin commands are processed
         if state.sanitize == "in_progress":
-            raise _NvmeFailure(0, SC_SANITIZE_IN_PROGRESS)
+            raise _NvmeFailure(0, NVME_SC_SANITIZE_IN_PROGRESS)
         if opcode == NVME_SANITIZE:
             self._sanitize(command)
             return b""
         if opcode == NVME_FORMAT_NVM:
             if state.sanitize == "failed":
-                raise _NvmeFailure(0, SC_SANITIZE_FAILED)
+                raise _NvmeFailure(0, NVME_SC_SANITIZE_FAILED)
             self._format(command)
             return b""
-        raise _NvmeFailure(0, SC_INVALID_OPCODE)
+        raise _NvmeFailure(0, NVME_SC_INVALID_OPCODE)
 
     def _identify(self, command: NvmeAdminCommand) -> bytes:
         cns = command.cdw10 & 0xFF
@@ -1189,9 +1190,9 @@ class EmulatedNvmeDrive(_EmulatedDrive):
             return self.identify_controller()
         if cns == 0x00:  # NVM Command Set: Identify Namespace data structure
             if command.nsid not in (1, 0xFFFFFFFF):
-                raise _NvmeFailure(0, SC_INVALID_NAMESPACE)
+                raise _NvmeFailure(0, NVME_SC_INVALID_NAMESPACE)
             return self.identify_namespace()
-        raise _NvmeFailure(0, SC_INVALID_FIELD)
+        raise _NvmeFailure(0, NVME_SC_INVALID_FIELD)
 
     def identify_controller(self) -> bytes:
         """4096-byte Identify Controller data (NVMe Base 2.0)."""
@@ -1241,13 +1242,13 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         log_id = command.cdw10 & 0xFF
         dwords = ((command.cdw11 & 0xFFFF) << 16 | command.cdw10 >> 16) + 1
         offset = command.cdw13 << 32 | command.cdw12
-        if log_id == LOG_SANITIZE_STATUS:
+        if log_id == NVME_LOG_SANITIZE_STATUS:
             self._poll()
             page = self.sanitize_status_log()
-        elif log_id == LOG_SMART:
+        elif log_id == NVME_LOG_SMART:
             page = bytes(512)
         else:
-            raise _NvmeFailure(1, SCT1_INVALID_LOG_PAGE)
+            raise _NvmeFailure(1, NVME_SCT1_INVALID_LOG_PAGE)
         return page[offset : offset + dwords * 4]
 
     def sanitize_status_log(self) -> bytes:
@@ -1256,13 +1257,13 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         data = bytearray(512)
         data[0:2] = self._progress().to_bytes(2, "little")  # SPROG
         status = {
-            "never": SSTAT_NEVER,
-            "success": SSTAT_SUCCESS,
-            "success_deallocated": SSTAT_SUCCESS_DEALLOCATED,
-            "failed": SSTAT_FAILED,
+            "never": NVME_SSTAT_NEVER,
+            "success": NVME_SSTAT_SUCCESS,
+            "success_deallocated": NVME_SSTAT_SUCCESS_DEALLOCATED,
+            "failed": NVME_SSTAT_FAILED,
         }[state.last_result]
         if state.sanitize == "in_progress":
-            status = SSTAT_IN_PROGRESS
+            status = NVME_SSTAT_IN_PROGRESS
         sstat = status | (state.passes_done & 0x1F) << 3
         unchanged = state.erased_mtime_ns is not None and os.stat(self.data_path).st_mtime_ns == state.erased_mtime_ns
         if state.last_result.startswith("success") and state.sanitize == "idle" and unchanged:
@@ -1282,22 +1283,22 @@ class EmulatedNvmeDrive(_EmulatedDrive):
         unrestricted = bool(cdw10 & 0x8)
         state = self._state
         if not (self.model.sanitize_block or self.model.sanitize_overwrite or self.model.sanitize_crypto):
-            raise _NvmeFailure(0, SC_INVALID_OPCODE)  # SANICAP = 0: no Sanitize command at all (as QEMU)
-        if action == SANACT_EXIT_FAILURE:
+            raise _NvmeFailure(0, NVME_SC_INVALID_OPCODE)  # SANICAP = 0: no Sanitize command at all (as QEMU)
+        if action == NVME_SANACT_EXIT_FAILURE:
             if state.sanitize == "failed":
                 if not state.failure_unrestricted:
-                    raise _NvmeFailure(0, SC_SANITIZE_FAILED)  # restricted: only a new sanitize clears it
+                    raise _NvmeFailure(0, NVME_SC_SANITIZE_FAILED)  # restricted: only a new sanitize clears it
                 state.sanitize = "idle"
                 self._save()
             return
         supported = {
-            SANACT_BLOCK: self.model.sanitize_block,
-            SANACT_OVERWRITE: self.model.sanitize_overwrite,
-            SANACT_CRYPTO: self.model.sanitize_crypto,
+            NVME_SANACT_BLOCK: self.model.sanitize_block,
+            NVME_SANACT_OVERWRITE: self.model.sanitize_overwrite,
+            NVME_SANACT_CRYPTO: self.model.sanitize_crypto,
         }
         if not supported.get(action, False):
-            raise _NvmeFailure(0, SC_INVALID_FIELD)
-        name = {SANACT_BLOCK: "block", SANACT_OVERWRITE: "overwrite", SANACT_CRYPTO: "crypto"}[action]
+            raise _NvmeFailure(0, NVME_SC_INVALID_FIELD)
+        name = {NVME_SANACT_BLOCK: "block", NVME_SANACT_OVERWRITE: "overwrite", NVME_SANACT_CRYPTO: "crypto"}[action]
         operation = _Operation(
             name,
             self.model.operation_seconds,
@@ -1325,13 +1326,13 @@ class EmulatedNvmeDrive(_EmulatedDrive):
     def _format(self, command: NvmeAdminCommand) -> None:
         # NVMe Base 2.0 Format NVM: CDW10 LBAFL 3:0, MSET 4, PI 7:5, PIL 8, SES 11:9, LBAFU 13:12
         if command.nsid not in (1, 0xFFFFFFFF):
-            raise _NvmeFailure(0, SC_INVALID_NAMESPACE)
+            raise _NvmeFailure(0, NVME_SC_INVALID_NAMESPACE)
         lbaf = (command.cdw10 & 0xF) | ((command.cdw10 >> 12) & 0x3) << 4
         ses = (command.cdw10 >> 9) & 0x7
         if lbaf >= len(_NVME_LBA_FORMATS):
-            raise _NvmeFailure(1, SCT1_INVALID_FORMAT)
+            raise _NvmeFailure(1, NVME_SCT1_INVALID_FORMAT)
         if ses > 2 or (ses == 2 and not self.model.nvme_crypto_format_supported):
-            raise _NvmeFailure(0, SC_INVALID_FIELD)
+            raise _NvmeFailure(0, NVME_SC_INVALID_FIELD)
         if self.faults.lies_about_success:
             return
         self._state.nvme_lbaf = lbaf
@@ -1344,22 +1345,22 @@ class EmulatedNvmeDrive(_EmulatedDrive):
     def _io(self, command: NvmeIoCommand) -> bytes:
         # NVM Command Set: Read (02h) / Write (01h); SLBA in CDW11:10, NLB (0-based) in CDW12 15:0
         if self._state.sanitize == "in_progress":
-            raise _NvmeFailure(0, SC_SANITIZE_IN_PROGRESS)
+            raise _NvmeFailure(0, NVME_SC_SANITIZE_IN_PROGRESS)
         if self._state.sanitize == "failed":
-            raise _NvmeFailure(0, SC_SANITIZE_FAILED)
+            raise _NvmeFailure(0, NVME_SC_SANITIZE_FAILED)
         if command.opcode not in (NVME_IO_READ, NVME_IO_WRITE):
-            raise _NvmeFailure(0, SC_INVALID_OPCODE)
+            raise _NvmeFailure(0, NVME_SC_INVALID_OPCODE)
         if command.nsid != 1:
-            raise _NvmeFailure(0, SC_INVALID_NAMESPACE)
+            raise _NvmeFailure(0, NVME_SC_INVALID_NAMESPACE)
         start = command.cdw11 << 32 | command.cdw10
         blocks = (command.cdw12 & 0xFFFF) + 1
         size = self.block_size
         if (start + blocks) * size > self.size_bytes:
-            raise _NvmeFailure(0, SC_LBA_OUT_OF_RANGE)
+            raise _NvmeFailure(0, NVME_SC_LBA_OUT_OF_RANGE)
         if command.opcode == NVME_IO_READ:
             return self._read(start * size, blocks * size)
         if len(command.data_out) != blocks * size:
-            raise _NvmeFailure(0, SC_INVALID_FIELD)
+            raise _NvmeFailure(0, NVME_SC_INVALID_FIELD)
         self._write(start * size, command.data_out)
         return b""
 
@@ -1491,13 +1492,13 @@ class EmulatedScsiDrive(_EmulatedDrive):
     def _supported_opcodes(self) -> list[tuple[int, int, int]]:
         entries = list(_SCSI_SUPPORTED)
         actions = [
-            (SA_OVERWRITE, self.model.sanitize_overwrite),
-            (SA_BLOCK_ERASE, self.model.sanitize_block),
-            (SA_CRYPTO_ERASE, self.model.sanitize_crypto),
+            (SCSI_SANITIZE_OVERWRITE, self.model.sanitize_overwrite),
+            (SCSI_SANITIZE_BLOCK_ERASE, self.model.sanitize_block),
+            (SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE, self.model.sanitize_crypto),
         ]
         offered = [action for action, supported in actions if supported]
         if offered:
-            entries += [(SCSI_SANITIZE, action, 10) for action in [*offered, SA_EXIT_FAILURE_MODE]]
+            entries += [(SCSI_SANITIZE, action, 10) for action in [*offered, SCSI_SANITIZE_EXIT_FAILURE_MODE]]
         return entries
 
     def _report_opcodes(self, cdb: bytes) -> bytes:
@@ -1537,20 +1538,20 @@ class EmulatedScsiDrive(_EmulatedDrive):
         state = self._state
         if state.sanitize == "in_progress":
             raise _ScsiCheck(SenseKey.NOT_READY, ASC_NOT_READY_SANITIZE_IN_PROGRESS, progress=self._progress())
-        if action == SA_EXIT_FAILURE_MODE:  # SBC-4 EXIT FAILURE MODE service action
+        if action == SCSI_SANITIZE_EXIT_FAILURE_MODE:  # SBC-4 EXIT FAILURE MODE service action
             if state.sanitize == "failed" and not state.failure_unrestricted:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
             state.sanitize = "idle"
             self._save()
             return b""
         supported = {
-            SA_OVERWRITE: self.model.sanitize_overwrite,
-            SA_BLOCK_ERASE: self.model.sanitize_block,
-            SA_CRYPTO_ERASE: self.model.sanitize_crypto,
+            SCSI_SANITIZE_OVERWRITE: self.model.sanitize_overwrite,
+            SCSI_SANITIZE_BLOCK_ERASE: self.model.sanitize_block,
+            SCSI_SANITIZE_CRYPTOGRAPHIC_ERASE: self.model.sanitize_crypto,
         }
         if not supported.get(action, False):
             raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
-        if action == SA_OVERWRITE:  # SBC-4 OVERWRITE parameter list
+        if action == SCSI_SANITIZE_OVERWRITE:  # SBC-4 OVERWRITE parameter list
             parameters = command.data_out
             if parameter_length < 5 or len(parameters) < parameter_length:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
@@ -1575,7 +1576,7 @@ class EmulatedScsiDrive(_EmulatedDrive):
         else:
             if parameter_length:
                 raise _ScsiCheck(SenseKey.ILLEGAL_REQUEST, ASC_INVALID_FIELD_IN_CDB)
-            name = "block" if action == SA_BLOCK_ERASE else "crypto"
+            name = "block" if action == SCSI_SANITIZE_BLOCK_ERASE else "crypto"
             operation = _Operation(name, self.model.operation_seconds, unrestricted, cdw10=action)
         if self.faults.lies_about_success:
             self._fake_success(operation)

@@ -1,0 +1,145 @@
+"""The programme model: one state per asset across every station, derived from what the stations recorded.
+
+An asset's state is never set by hand and never pushed by a station: it follows, by one rule, from the
+facts the fleet holds — the jobs of the asset's drives (any station) and what the stations' audit chains
+say about the asset (intake, host registration, eligibility decision, manifest, destruction)::
+
+    destroyed     a destruction is recorded
+    allocated     a manifest (not voided) lists it
+    in_progress   a drive's latest job is still running
+    held          a drive's latest job failed, was interrupted or refused, or is routed hold/destroy;
+                  or the latest eligibility decision routes it to hold or destruction
+    eligible      every drive's latest job sanitised and the latest decision routes it to a scheme
+    sanitised     every drive's latest job sanitised (no decision yet); a registered host's drives all have one
+    received      an intake or host registration names it, or some but not all of its drives are done
+    awaiting      nothing yet (as imported from the register)
+
+(``handed_over`` is part of the model; no station records a hand-over yet.) The rule is one SQL
+statement over the touched assets, run at the end of every ingest batch in the batch's transaction, so
+a state is always the rule applied to the facts stored — recomputed, never accumulated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FACT_KINDS = ("intake", "host-registered", "eligibility-decision", "manifest", "destruction")
+"""Audit entries that state something of an asset; a host registration also links its drives (``host-drive``)."""
+ACTIVE_STATES = ("created", "checking", "running", "verifying")
+UNFINISHED_STATES = ("failed", "interrupted", "refused")
+
+_RECOMPUTE = """
+WITH touched(asset) AS (SELECT DISTINCT upper(value) FROM unnest(%(assets)s::text[]) AS value),
+linked AS (  -- a job belongs to an asset by its own asset tag, or as a drive of a registered host
+    SELECT t.asset, j.* FROM fleet_jobs j JOIN touched t ON upper(j.asset_tag) = t.asset
+    UNION
+    SELECT t.asset, j.* FROM touched t
+    JOIN fleet_asset_facts h ON h.kind = 'host-drive' AND upper(h.asset_tag) = t.asset
+    JOIN fleet_jobs j ON j.serial = h.ref AND j.station_id = h.station_id),
+latest AS (
+    SELECT DISTINCT ON (asset, coalesce(serial, job_id)) asset, state, route, station_id
+    FROM linked
+    ORDER BY asset, coalesce(serial, job_id), created_at DESC, updated_seq DESC),
+jobs AS (
+    SELECT asset,
+           bool_or(state IN ('created', 'checking', 'running', 'verifying')) AS active,
+           bool_or(state IN ('failed', 'interrupted', 'refused') OR route IN ('hold', 'destroy')) AS held,
+           bool_and(state = 'sanitised') AS clean,
+           max(station_id) AS station
+    FROM latest GROUP BY asset),
+missing AS (  -- registered drives of a host that no job has touched yet: the host is not done
+    SELECT t.asset, count(*) AS drives FROM touched t
+    JOIN fleet_asset_facts h ON h.kind = 'host-drive' AND upper(h.asset_tag) = t.asset
+    WHERE NOT EXISTS (SELECT 1 FROM fleet_jobs j WHERE j.serial = h.ref AND j.station_id = h.station_id)
+    GROUP BY t.asset),
+facts AS (
+    SELECT upper(f.asset_tag) AS asset,
+           bool_or(f.kind = 'destruction') AS destroyed,
+           bool_or(f.kind = 'manifest' AND NOT f.voided) AS allocated,
+           (array_agg(f.route ORDER BY f.at DESC, f.audit_seq DESC)
+                FILTER (WHERE f.kind = 'eligibility-decision'))[1] AS decision,
+           bool_or(f.kind IN ('intake', 'host-registered')) AS received
+    FROM fleet_asset_facts f JOIN touched t ON upper(f.asset_tag) = t.asset GROUP BY 1),
+computed AS (
+    SELECT t.asset,
+           CASE WHEN f.destroyed THEN 'destroyed'
+                WHEN f.allocated THEN 'allocated'
+                WHEN j.active THEN 'in_progress'
+                WHEN j.held THEN 'held'
+                WHEN j.clean AND m.drives IS NULL AND f.decision LIKE 'reuse:%%' THEN 'eligible'
+                WHEN j.clean AND m.drives IS NULL AND f.decision IN ('hold', 'destroy') THEN 'held'
+                WHEN j.clean AND m.drives IS NULL THEN 'sanitised'
+                WHEN f.received OR j.asset IS NOT NULL THEN 'received'
+                ELSE 'awaiting' END AS state,
+           CASE WHEN f.decision LIKE 'reuse:%%' THEN substring(f.decision FROM 7) END AS scheme,
+           j.station
+    FROM touched t LEFT JOIN jobs j USING (asset) LEFT JOIN facts f USING (asset) LEFT JOIN missing m USING (asset))
+UPDATE fleet_assets a
+SET state = c.state, scheme = c.scheme, last_station = coalesce(c.station, a.last_station),
+    state_since = CASE WHEN a.state = c.state THEN a.state_since ELSE now() END
+FROM computed c
+WHERE upper(a.asset_tag) = c.asset
+  AND (a.state, a.scheme, a.last_station) IS DISTINCT FROM (c.state, c.scheme, coalesce(c.station, a.last_station))
+"""
+
+
+def facts_of_entry(kind: str, subject: str, data: Any) -> list[tuple[str, str, str | None]]:
+    """The (asset tag, ref, route) facts an audit entry states; [] for entries that say nothing of an asset."""
+    if kind not in FACT_KINDS and kind != "manifest-voided":
+        return []
+    if kind == "manifest":
+        assets = data.get("assets") if isinstance(data, dict) else None
+        return [(asset, subject, None) for asset in assets or [] if type(asset) is str and asset]
+    if kind == "host-registered":
+        serials = data.get("drive_serials") if isinstance(data, dict) else None
+        drives = [(subject, f"drive:{serial}", None) for serial in serials or [] if type(serial) is str and serial]
+        return [(subject, "", None), *drives] if subject else []
+    route = data.get("route") if kind == "eligibility-decision" and isinstance(data, dict) else None
+    return [(subject, "", route if type(route) is str else None)] if subject else []
+
+
+def record_facts(db: Any, station: str, audit_seq: int, at: str, kind: str, subject: str, data: Any) -> list[str]:
+    """Store the facts of one accepted audit entry; returns the assets whose state may have changed."""
+    if kind == "manifest-voided":
+        rows = db.execute("UPDATE fleet_asset_facts SET voided = true WHERE station_id = %s AND kind = 'manifest' "
+                          "AND ref = %s RETURNING asset_tag", (station, subject)).fetchall()
+        return [str(row[0]) for row in rows]
+    facts = facts_of_entry(kind, subject, data)
+    for index, (asset, ref, route) in enumerate(facts):
+        drive = ref.startswith("drive:") and kind == "host-registered"
+        # one fact row per (entry, asset): a host's drive links are rows of their own, numbered after the entry
+        db.execute("INSERT INTO fleet_asset_facts (station_id, audit_seq, asset_tag, kind, ref, route, at, part) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                   (station, audit_seq, asset[:256], "host-drive" if drive else kind,
+                    ref[len("drive:"):][:256] if drive else ref[:256], route, at, index))
+    return [asset for asset, _, _ in facts]
+
+
+def assets_of_drives(db: Any, station: str, serials: list[str]) -> list[str]:
+    """The registered hosts whose drives (by serial, on ``station``) these are."""
+    if not serials:
+        return []
+    return [str(row[0]) for row in db.execute(
+        "SELECT DISTINCT asset_tag FROM fleet_asset_facts WHERE kind = 'host-drive' AND station_id = %s "
+        "AND ref = ANY(%s)", (station, serials)).fetchall()]
+
+
+def recompute(db: Any, assets: list[str]) -> int:
+    """Apply the rule to ``assets``; returns how many changed state."""
+    if not assets:
+        return 0
+    return int(db.execute(_RECOMPUTE, {"assets": sorted(set(assets))}).rowcount or 0)
+
+
+def summary(db: Any) -> dict[str, Any]:
+    """The programme at a glance: assets by state, by scheme, by station, and the total."""
+    states = {str(row[0]): int(row[1]) for row in db.execute(
+        "SELECT state, count(*) FROM fleet_assets GROUP BY state").fetchall()}
+    schemes = {str(row[0]): int(row[1]) for row in db.execute(
+        "SELECT scheme, count(*) FROM fleet_assets WHERE scheme IS NOT NULL GROUP BY scheme").fetchall()}
+    stations = {str(row[0]): int(row[1]) for row in db.execute(
+        "SELECT station_id, count(*) FROM fleet_jobs GROUP BY station_id").fetchall()}
+    total = sum(states.values())
+    done = sum(states.get(state, 0) for state in ("sanitised", "eligible", "allocated", "handed_over", "destroyed"))
+    return {"total": total, "states": states, "schemes": schemes, "jobs_by_station": stations,
+            "done": done, "percent_done": round(100.0 * done / total, 1) if total else 0.0}

@@ -1,0 +1,142 @@
+"""The programme model on a real PostgreSQL: each asset's one state follows from every station's jobs and audit
+facts by one rule — recomputed from what is stored, across stations, voided manifests and re-wipes included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.fleet.assets import find_asset, import_register
+from agent.fleet.database import FleetDatabase
+from agent.fleet.ingest import Ingestor
+from agent.fleet.programme import summary
+from tests.integration.store.fleet_kit import StationFeed
+from tests.integration.store.test_fleet_assets import register_rows, write_register
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def fleet(postgres_dsn: str, tmp_path: Path) -> Any:
+    with FleetDatabase(postgres_dsn) as database:
+        import_register(database, write_register(tmp_path / "register.csv", register_rows(10)))
+        yield database
+
+
+def state(fleet: FleetDatabase, tag: str) -> tuple[str, str | None]:
+    asset = find_asset(fleet, tag)
+    assert asset is not None
+    row = fleet.db.execute("SELECT scheme FROM fleet_assets WHERE asset_tag = %s", (tag,)).fetchone()
+    fleet.db.commit()
+    return str(asset.state), row[0] if row else None
+
+
+def push(fleet: FleetDatabase, feed: StationFeed, start: int) -> None:
+    result = Ingestor(fleet, None).ingest(feed.station_id, feed.batch(feed.records[start:]))
+    assert result.refused == [], result.refused
+
+
+def test_an_asset_goes_from_awaiting_to_allocated_and_back_when_its_manifest_is_voided(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    assert state(fleet, "PF-000001") == ("awaiting", None)
+    feed.audit("intake", "PF-000001", {"asset_tag": "PF-000001", "bay": "bay-1"})
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000001") == ("received", None)
+    mark = len(feed.records)
+    feed.job(1, state="running", asset="PF-000001")
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000001") == ("in_progress", None)
+    mark = len(feed.records)
+    feed.job(1, state="sanitised", asset="PF-000001")
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000001") == ("sanitised", None)
+    mark = len(feed.records)
+    feed.audit("eligibility-decision", "PF-000001", {"asset": "PF-000001", "route": "reuse:schools"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000001") == ("eligible", "schools")
+    mark = len(feed.records)
+    feed.audit("manifest", "M-2026-0001", {"scheme": "schools", "assets": ["PF-000001", "PF-000002"]})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000001") == ("allocated", "schools")
+    mark = len(feed.records)
+    feed.audit("manifest-voided", "M-2026-0001", {"reason": "partner cancelled"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000001") == ("eligible", "schools")
+    assert state(fleet, "PF-000002") == ("awaiting", None)  # listed in a voided manifest and nothing else
+
+
+def test_failures_hold_an_asset_until_a_later_job_on_any_station_sanitises_its_drive(fleet: FleetDatabase) -> None:
+    first, second = StationFeed("station-01"), StationFeed("station-02")
+    first.job(1, state="failed", asset="PF-000003", serial="DRIVE-A")
+    push(fleet, first, 0)
+    assert state(fleet, "PF-000003")[0] == "held"
+    second.job(1, state="sanitised", asset="PF-000003", serial="DRIVE-A")
+    second.records[-1]["body"]["created_at"] = "2099-01-01T00:00:00+00:00"  # later than the failed one
+    push(fleet, second, 0)
+    assert state(fleet, "PF-000003")[0] == "sanitised"
+    row = fleet.db.execute("SELECT last_station FROM fleet_assets WHERE asset_tag = 'PF-000003'").fetchone()
+    fleet.db.commit()
+    assert row == ("station-02",)
+
+
+def test_every_drive_of_an_asset_counts(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.job(1, state="sanitised", asset="PF-000004", serial="SSD")
+    feed.job(2, state="running", asset="PF-000004", serial="HDD")
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000004")[0] == "in_progress"
+    mark = len(feed.records)
+    feed.job(2, state="sanitised", asset="PF-000004", serial="HDD")
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000004")[0] == "sanitised"
+    mark = len(feed.records)
+    feed.job(3, state="interrupted", asset="PF-000004", serial="HDD")  # a re-wipe of one drive, interrupted
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000004")[0] == "held"
+
+
+def test_destruction_and_decisions_to_hold(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.job(1, state="failed", asset="PF-000005")
+    feed.audit("eligibility-decision", "PF-000005", {"asset": "PF-000005", "route": "destroy"})
+    feed.job(2, state="sanitised", asset="PF-000006")
+    feed.audit("eligibility-decision", "PF-000006", {"asset": "PF-000006", "route": "hold"})
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000005")[0] == "held" and state(fleet, "PF-000006")[0] == "held"
+    mark = len(feed.records)
+    feed.audit("destruction", "PF-000005", {"asset": "PF-000005", "method": "shred"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000005")[0] == "destroyed"
+    totals = summary(fleet.db)
+    fleet.db.commit()
+    assert totals["total"] == 10 and totals["states"]["destroyed"] == 1 and totals["states"]["held"] == 1
+    assert totals["states"]["awaiting"] == 8 and totals["done"] == 1 and totals["percent_done"] == 10.0
+
+
+def test_jobs_of_unregistered_assets_are_kept_and_change_no_asset(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.job(1, state="sanitised", asset="NOT-IN-REGISTER")
+    push(fleet, feed, 0)
+    assert find_asset(fleet, "NOT-IN-REGISTER") is None
+    row = fleet.db.execute("SELECT count(*) FROM fleet_jobs WHERE asset_tag = 'NOT-IN-REGISTER'").fetchone()
+    fleet.db.commit()
+    assert row == (1,)
+    assert summary(fleet.db)["states"] == {"awaiting": 10}
+
+
+def test_a_registered_hosts_drives_count_for_it_whatever_tag_their_jobs_carry(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.audit("host-registered", "PF-000007", {"kind": "laptop", "drive_serials": ["SSD-7", "HDD-7"]})
+    feed.job(1, state="sanitised", asset="DRIVE-TAG-1", serial="SSD-7")
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000007")[0] == "received"  # one of its two drives still has no job
+    mark = len(feed.records)
+    feed.job(2, state="sanitised", asset=None, serial="HDD-7")
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000007")[0] == "sanitised"
+    other = StationFeed("station-02")  # the same serial on another station is another station's drive
+    other.job(1, state="failed", serial="HDD-7")
+    push(fleet, other, 0)
+    assert state(fleet, "PF-000007")[0] == "sanitised"
