@@ -77,6 +77,7 @@ class ContractError(AgentError):
     """A request or message that does not have the contract's shape."""
 
     code = "bad_worker_message"
+    http_status = 400
 
 
 _T = TypeVar("_T")

@@ -8,19 +8,37 @@
      │    └── NoSignerConfigured  code "no_signer"         the station has no key/certificate yet
      ├── FontsMissing             code "fonts_missing"     DejaVu TTF fonts not found for rendering
      ├── SigningError             code "signing_failed"    pyHanko could not sign or write the PDF
-     └── TrustBundleError         code "bad_trust_bundle"  the partner's bundle is unusable
+     │    └── ExtendRefused       code "extend_refused"    (certs.ltv) the document cannot be extended
+     ├── TrustBundleError         code "bad_trust_bundle"  the partner's bundle is unusable
+     └── TsaError                 code "tsa_unusable"      (certs.tsa) the TSA's key or certificate is unusable
 
-Every error carries a short stable ``code`` for ``--json`` output. A certificate that fails
+Every error carries a short stable ``code`` for ``--json`` output; :data:`CODES` registers each one
+with the one class that declares it (a second class declaring a taken code is a ``TypeError`` at
+import), as ``agent.errors.CODES`` does for the agent, without importing it. A certificate that fails
 verification is *not* an exception: :func:`certs.verify.verify_file` returns a report saying why.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+CODES: dict[str, type[CertificateError]] = {}
+"""Every certs error code → the one class that declares it."""
 
 
 class CertificateError(Exception):
     """Base of every error the certs package raises on purpose."""
 
     code = "certificate_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            held = CODES.get(cls.code)
+            if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"error code {cls.code!r} of {cls.__module__}.{cls.__qualname__} is already "
+                                f"{held.__module__}.{held.__qualname__}'s")
+            CODES[cls.code] = cls
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -65,3 +83,6 @@ class TrustBundleError(CertificateError):
     """The trust bundle (CA certificate + CRL) is missing, malformed, inconsistent or out of date."""
 
     code = "bad_trust_bundle"
+
+
+CODES[CertificateError.code] = CertificateError

@@ -22,8 +22,9 @@ class RemoteError(AgentError):
 
     def __init__(self, code: str, message: str, status: int) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code  # the daemon's, as it sent it: a newer daemon may send a code this client does not know
         self.status = status
+        self.http_status = status
         self.exit_code = 2 if 400 <= status < 500 else 1
 
 

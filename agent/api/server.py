@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from agent.errors import AgentError
+from agent.errors import AgentError, RequestRefused
 from agent.jsontext import JsonInputError, parse_json
 from certs.files import make_private_directory
 
@@ -51,12 +51,6 @@ SOCKET_DIRECTORY_MODE = 0o755  # what systemd's RuntimeDirectory gives it: the s
 MAX_BODY_DEPTH = 8  # the deepest body any endpoint takes is a flat object (1)
 REQUEST_TIMEOUT = 10.0  # for the whole request: a client trickling bytes cannot hold its thread longer
 MAX_CONNECTIONS = 32  # connections served at once; more are answered 503 at once and closed
-STATUS_BY_CODE = {
-    "bad_request": 400, "bad_json": 400, "json_too_deep": 400, "not_utf8": 400, "busy": 503,
-    "bad_config": 400, "bad_profile": 400, "unknown_field": 400,
-    "forbidden": 403, "not_found": 404, "method_not_allowed": 405, "length_required": 411,
-    "payload_too_large": 413, "unsupported_media_type": 415, "shutting_down": 503, "internal": 500,
-}
 
 
 class StationService(Protocol):
@@ -79,13 +73,10 @@ class StationService(Protocol):
     def sign_out(self, *, caller_uid: int) -> dict[str, Any]: ...
 
 
-class ApiError(AgentError):
-    """An API-level refusal with its HTTP status."""
+class ApiError(RequestRefused):
+    """An API-level refusal; ``code`` is one of ``RequestRefused.codes``, whose declared status it is answered with."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status or STATUS_BY_CODE.get(code, 400)
+    http_status = 400
 
 
 class Caller:
@@ -188,15 +179,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the caller went away
 
     def _error(self, error: AgentError) -> None:
-        status = getattr(error, "status", None) or STATUS_BY_CODE.get(error.code, 409 if error.code.startswith(
-            "drive") else 400)
-        self._send(int(status), {"error": error.to_json()})
+        self._send(error.http_status, {"error": error.to_json()})
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (malformed request line, bad headers) as JSON too."""
         self.close_connection = True
         self.request_version = self.protocol_version  # answer with a status line even to garbage
-        self._send(code, {"error": {"code": "bad_request" if code < 500 else "internal",
+        self._send(code, {"error": {"code": "bad_request" if code < 500 else "internal",  # registered codes
                                     "message": message or "malformed HTTP request"}})
 
     def do_GET(self) -> None:
@@ -439,11 +428,12 @@ class ApiServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve in a thread while a slot is free; otherwise answer 503 at once, without a thread."""
         if not self._slots.acquire(blocking=False):
-            body = json.dumps({"error": {"code": "busy", "message":
-                                         "too many connections to the station API; try again"}}).encode()
+            busy = ApiError("busy", "too many connections to the station API; try again")
+            body = json.dumps({"error": busy.to_json()}).encode()
             try:
                 request.settimeout(0.5)  # never let a full peer buffer stall the accepting thread
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                request.sendall(f"HTTP/1.0 {busy.http_status} Service Unavailable\r\n".encode()
+                                + b"Content-Type: application/json\r\n"
                                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
                                 + body)
                 request.setblocking(False)

@@ -250,6 +250,7 @@ class InStationBay(ConfigError):
     """The drive is in a bay of the running station daemon (or the daemon cannot be asked)."""
 
     code = "drive_in_station_bay"
+    http_status = 409  # a ``drive_*`` code: the API's answer for those
 
 
 def _whole_disk(device: str) -> tuple[int, str] | None:

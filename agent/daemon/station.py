@@ -55,7 +55,7 @@ from agent.daemon.worker import EXIT_LEFT_RUNNING
 from agent.discovery.guard import Guard
 from agent.discovery.identity import DriveIdentity
 from agent.discovery.monitor import INSERTED, REMOVED, DriveEvent, DriveSource
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentError, ConfigError, RequestRefused
 from agent.jobs.runner import JobRunner
 from agent.methods.registry import runs_in_firmware
 from agent.operators import (
@@ -79,13 +79,9 @@ START_ANSWER_SECONDS = 7.0  # ``start`` waits this long for the guard and checks
 VERIFY_SHARE = {"full": 0.5, "sampling": 0.05}  # of a job's work, for overall progress
 
 
-class RequestError(AgentError):
-    """A request the station cannot honour; ``code`` is stable and ``status`` is its HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+class RequestError(RequestRefused):
+    """A request the station cannot honour; ``code`` (one of ``RequestRefused.codes``) is stable and
+    its declared status is the HTTP status (409 when the call site gives none)."""
 
 
 class Closeable(Protocol):

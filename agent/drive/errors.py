@@ -16,3 +16,4 @@ class IdentifyParseError(AgentError):
     """
 
     code = "bad_dump"
+    http_status = 400

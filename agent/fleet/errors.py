@@ -11,6 +11,7 @@ class FleetUnavailable(AgentError):
 
     code = "fleet_unavailable"
     exit_code = 1
+    http_status = 400  # what the station API's fallback gave it (it never crosses that API)
 
 
 class FleetConfigError(ConfigError):
@@ -23,6 +24,7 @@ class FleetInputError(AgentError):
     """Input to the fleet (an asset register, an API request) is invalid; ``problems`` lists each, located."""
 
     code = "bad_fleet_input"
+    http_status = 400  # what the station API's fallback gave it (it never crosses that API)
 
     def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
         super().__init__(message)

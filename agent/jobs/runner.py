@@ -195,7 +195,7 @@ def _code(exc: BaseException) -> str:
 
 
 def _decisions(exc: BaseException) -> str | None:
-    decisions = [d.to_json() for d in getattr(exc, "decisions", ())]
+    decisions = [d.to_json() for d in exc.decisions] if isinstance(exc, NoMethod) else []
     return _json(decisions) if decisions else None
 
 
@@ -237,8 +237,8 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome((MediumChanged,), JobState.REFUSED, "refused", lambda exc: {"reason": exc.message},
             unfinished=False),
     Outcome((DriveProtected, NoMethod, Blocked), JobState.REFUSED, "refused",
-            lambda exc: {"reason": exc.message, "instruction": getattr(exc, "instruction", None)},
-            route=lambda exc: getattr(exc, "route", None), route_optional=True, unfinished=False, decisions=True),
+            lambda exc: {"reason": exc.message, "instruction": exc.instruction},
+            route=lambda exc: exc.route, route_optional=True, unfinished=False, decisions=True),
     Outcome((JobInterrupted, VerifyCancelled), JobState.INTERRUPTED, "interrupted", lambda exc: {},
             reason=lambda exc: str(exc) or "cancelled", error_code=lambda exc: "interrupted"),
     # one removal is not a hardware fault: the drive goes back to the queue, not to the shredder
@@ -250,7 +250,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     Outcome((VerificationFailed,), JobState.FAILED, "verification-failed", lambda exc: {"reason": exc.message},
             route=lambda exc: Route.DESTROY),
     Outcome((AgentError,), JobState.FAILED, "error", lambda exc: {"reason": exc.message},
-            route=lambda exc: getattr(exc, "route", Route.HOLD)),
+            route=lambda exc: exc.route or Route.HOLD),
     Outcome((BaseException,), JobState.FAILED, "internal-error", lambda exc: {"error": repr(exc)},
             reason=lambda exc: f"internal error: {exc!r}", error_code=lambda exc: "internal", reraise=True),
 )

@@ -77,12 +77,14 @@ class PasswordRejected(AgentError):
     """
 
     code = "password_rejected"
+    http_status = 400
 
 
 class PasswordCleanupFailed(DriveError):
     """A temporary password this station set is known to be on the drive, and removing it failed."""
 
     code = "password_cleanup_failed"
+    http_status = 400  # not a ``drive_*`` code: the API always answered it 400
     route = "hold"  # our own password is on it: never a reason to destroy the drive
 
 

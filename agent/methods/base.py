@@ -50,14 +50,22 @@ class Blocked(NotSupported):
     ``sanitize-failed``, ``sanitize-in-progress``, ``passthrough-blocked``), ``instruction`` is what
     the operator must do, ``route`` where the drive goes if the job is refused (``hold`` or
     ``destroy``). The message always ends with the instruction, so it reaches the operator as is.
+    The code is ``blocked_<state>``, one registered code per state of :attr:`STATES`.
     """
+
+    STATES: ClassVar[tuple[str, ...]] = (
+        "security-frozen", "security-locked", "sanitize-frozen", "sanitize-failed", "sanitize-in-progress",
+        "passthrough-blocked", "dco-frozen", "hidden-area-unchecked", "hidden-area-locked", "kernel-capacity-stale",
+    )
+    codes: ClassVar[Mapping[str, int]] = {f"blocked_{state.replace('-', '_')}": 400 for state in STATES}
+    route: str | None = "hold"
 
     def __init__(self, state: str, what: str, instruction: str, route: str = "hold") -> None:
         super().__init__(f"{what}: {instruction}")
         self.state = state
         self.instruction = instruction
         self.route = route
-        self.code = f"blocked_{state.replace('-', '_')}"
+        self.carry(f"blocked_{state.replace('-', '_')}")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class SanitizeFailed(CommandError):
     """The drive reports that the sanitize it ran failed; ``route`` says where the drive goes."""
 
     code = "sanitize_failed"
+    route: str | None = "destroy"
 
     def __init__(self, message: str, route: str = "destroy") -> None:
         super().__init__(message)

@@ -52,10 +52,10 @@ class NoMethod(NotSupported):
         super().__init__(message)
         self.decisions = decisions
         self.blocked = blocked
-        self.route: str | None = blocked.route if blocked is not None else None
-        self.instruction: str | None = blocked.instruction if blocked is not None else None
         if blocked is not None:
-            self.code = blocked.code
+            self.route = blocked.route
+            self.instruction = blocked.instruction
+            self.carry(blocked.code)
 
 
 def select_method(profile: Profile, target: Target) -> Selection:

@@ -9,6 +9,7 @@ class SchemeError(AgentError):
     """A reuse scheme file is malformed: unknown key, wrong type or a rule the standards forbid."""
 
     code = "bad_scheme"
+    http_status = 400
 
 
 class ReuseInputError(ConfigError):
@@ -21,6 +22,7 @@ class ReuseRefused(AgentError):
     """The request is refused (e.g. an asset not eligible for a manifest); the reasons say why."""
 
     code = "refused"
+    http_status = 409  # the station relays a refused job as ``refused`` 409; reuse refusals never reach the API
 
     def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
         # one line for people: the reasons follow the message
