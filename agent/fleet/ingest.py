@@ -35,7 +35,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from agent.fleet.errors import FleetInputError
 from agent.fleet.programme import assets_of_drives, recompute, record_facts
 
 GENESIS = "0" * 64
+MAX_CLOCK_AHEAD = timedelta(days=1)
 MAX_BATCH_RECORDS = 5_000
 MAX_DOCUMENT_BYTES = 16 << 20
 MAX_NUMBER = 1 << 62
@@ -148,6 +149,11 @@ def _moment(body: dict[str, Any], name: str, *, required: bool = False) -> datet
         moment.astimezone(UTC)
     except OverflowError:
         raise _Refused(Refusal.MALFORMED, f"{name}: outside the years 1 to 9999 in UTC") from None
+    # a time ahead of the fleet's clock would make a job every drive's latest, or a decision the last word,
+    # for as long as the programme runs: a station clock a day fast is broken, not skewed
+    if moment > datetime.now(UTC) + MAX_CLOCK_AHEAD:
+        raise _Refused(Refusal.MALFORMED, f"{name}: {value} is more than {MAX_CLOCK_AHEAD.days} day ahead of the "
+                                          "fleet's clock (is the station's clock right?)")
     return moment
 
 
@@ -415,6 +421,12 @@ class Ingestor:
         if problems:
             raise _Refused(Refusal.BAD_CHECKPOINT, "; ".join(problems))
         text = canonical(checkpoint.to_json()).decode()
+        # the number is not signed: the same signed checkpoint renumbered is a copy, not a second anchor
+        copy = db.execute("SELECT number FROM fleet_checkpoints WHERE station_id = %s AND seq = %s AND head = %s "
+                          "AND number <> %s", (station, checkpoint.seq, checkpoint.head, checkpoint.number)).fetchone()
+        if copy is not None:
+            raise _Refused(Refusal.DUPLICATE_DIFFERENT, f"the fleet holds a checkpoint of entry {checkpoint.seq} "
+                                                        f"under number {copy[0]}; this one is a renumbered copy")
         stored = db.execute("INSERT INTO fleet_checkpoints (station_id, number, seq, head, at, body) "
                             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station_id, number) DO NOTHING "
                             "RETURNING number",

@@ -260,3 +260,33 @@ def test_a_time_python_cannot_read_back_is_refused_at_ingest(ingestor: Ingestor,
     result = ingestor.ingest("station-01", feed.batch())
     assert result.accepted == [3] and [c for _, c, _ in result.refused] == ["malformed", "malformed"]
     assert len(rows(fleet, "SELECT created_at, finished_at FROM fleet_jobs")) == 1
+
+
+
+def test_a_job_from_a_clock_far_ahead_cannot_become_every_drives_latest(ingestor: Ingestor, fleet: FleetDatabase,
+                                                                      world: PkiWorld) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    feed = StationFeed("station-01", world.station)
+    feed.job(1, state="sanitised", serial="SHARED-DRIVE")
+    feed.records[-1]["body"]["created_at"] = (datetime.now(UTC) + timedelta(days=400)).isoformat()
+    result = ingestor.ingest("station-01", feed.batch())
+    assert [(seq, code) for seq, code, _ in result.refused] == [(1, "malformed")]
+    assert "ahead of the fleet's clock" in result.refused[0][2]
+
+
+def test_a_renumbered_copy_of_a_checkpoint_is_not_a_second_anchor(ingestor: Ingestor, fleet: FleetDatabase,
+                                                                 world: PkiWorld) -> None:
+    feed = StationFeed("station-01", world.station)
+    feed.audit()
+    feed.checkpoint()
+    assert ingestor.ingest("station-01", feed.batch()).refused == []
+    renumbered = copy.deepcopy(feed.records[-1])
+    renumbered["seq"] = 3
+    renumbered["key"] = "checkpoint-7"
+    renumbered["body"]["number"] = 7  # the number is not covered by the signature
+    result = ingestor.ingest("station-01", feed.batch([renumbered]))
+    assert [(seq, code) for seq, code, _ in result.refused] == [(3, "duplicate_different")]
+    row = fleet.db.execute("SELECT count(*) FROM fleet_checkpoints").fetchone()
+    fleet.db.commit()
+    assert row == (1,)

@@ -3,6 +3,7 @@ facts by one rule — recomputed from what is stored, across stations, voided ma
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ def test_failures_hold_an_asset_until_a_later_job_on_any_station_sanitises_its_d
     push(fleet, first, 0)
     assert state(fleet, "PF-000003")[0] == "held"
     second.job(1, state="sanitised", asset="PF-000003", serial="DRIVE-A")
-    second.records[-1]["body"]["created_at"] = "2099-01-01T00:00:00+00:00"  # later than the failed one
+    later = datetime.now(UTC) + timedelta(hours=1)  # later than the failed one, within the fleet's clock tolerance
+    second.records[-1]["body"]["created_at"] = later.isoformat()
     push(fleet, second, 0)
     assert state(fleet, "PF-000003")[0] == "sanitised"
     row = fleet.db.execute("SELECT last_station FROM fleet_assets WHERE asset_tag = 'PF-000003'").fetchone()
