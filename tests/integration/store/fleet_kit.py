@@ -79,3 +79,26 @@ class StationFeed:
 
     def batch(self, records: list[dict[str, Any]] | None = None, *, station_id: str | None = None) -> dict[str, Any]:
         return {"station_id": station_id or self.station_id, "records": self.records if records is None else records}
+
+
+def sanitised_job(registry: Any, signer: StationSigner | None, state_dir: Path, serial: str) -> str:
+    """One job through a real station registry's whole lifecycle (each transition chained in its audit log),
+    with a real signed certificate when ``signer`` is given; returns the job id."""
+    from agent.discovery.identity import DriveIdentity
+    from certs.issue import issue_certificate
+    from certs.samples import sample_record
+
+    identity = DriveIdentity(
+        path="/dev/sdz", name="sdz", by_id=None, model="Fleet Disk", serial=serial, firmware="1", vendor=None,
+        size_bytes=1 << 30, logical_sector=512, physical_sector=4096, rotational=True, transport="sata",
+        media="hdd", removable=False, read_only=False, id_path=None)
+    job: str = registry.create_job(identity, "nist-clear", "test", "test", durable=False)
+    registry.transition(job, "checking", "checks", durable=False)
+    registry.transition(job, "running", "started", method="overwrite.single-pass")
+    registry.transition(job, "verifying", "written")
+    registry.transition(job, "sanitised", "verified")
+    if signer is not None:
+        pdf = issue_certificate(sample_record(station_id=signer.station_id, job_id=job, certificate_id=f"C-{job}",
+                                              demo=False), signer, state_dir / "certificates" / f"{job}.pdf")
+        registry.attach_certificate(job, str(pdf), f"C-{job}", "0" * 64)
+    return job

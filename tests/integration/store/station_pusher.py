@@ -15,14 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from agent.discovery.identity import DriveIdentity
 from agent.fleet.client import FleetClient
 from agent.fleet.errors import FleetConfigError, FleetUnavailable
 from agent.fleet.outbox import Outbox
 from agent.store.registry import Registry
 from certs import pki
-from certs.issue import issue_certificate
-from certs.samples import sample_record
+from tests.integration.store.fleet_kit import sanitised_job
 
 
 def main(state_dir: Path, url_file: Path, jobs: int) -> int:
@@ -42,21 +40,9 @@ def main(state_dir: Path, url_file: Path, jobs: int) -> int:
             return False
 
     for number in range(jobs):
-        identity = DriveIdentity(
-            path="/dev/sdz", name="sdz", by_id=None, model="Fleet Disk", serial=f"{signer.station_id}-{number:05d}",
-            firmware="1", vendor=None, size_bytes=1 << 30, logical_sector=512, physical_sector=4096, rotational=True,
-            transport="sata", media="hdd", removable=False, read_only=False, id_path=None)
-        job = registry.create_job(identity, "nist-clear", "test", "test", durable=False)
-        registry.transition(job, "checking", "checks", durable=False)
-        registry.transition(job, "running", "started", method="overwrite.single-pass")
-        registry.transition(job, "verifying", "written")
-        registry.transition(job, "sanitised", "verified")
-        if number % 20 == 0:
-            pdf = issue_certificate(sample_record(station_id=signer.station_id, job_id=job,
-                                                  certificate_id=f"C-{job}", demo=False),
-                                    signer, state_dir / "certificates" / f"{job}.pdf")
-            registry.attach_certificate(job, str(pdf), f"C-{job}", "0" * 64)
-            certificates += 1
+        certified = number % 20 == 0
+        sanitised_job(registry, signer if certified else None, state_dir, f"{signer.station_id}-{number:05d}")
+        certificates += certified
         if number % 50 == 49:
             push()
     registry.audit.checkpoint()

@@ -16,25 +16,9 @@ from agent.fleet.errors import FleetInputError
 from agent.fleet.ingest import Ingestor, IngestResult
 from certs.verify import load_trust_bundle
 from tests.integration.store.fleet_kit import StationFeed
-from tests.unit.certs.certs_test_kit import PkiWorld, build_world, record_for
+from tests.unit.certs.certs_test_kit import PkiWorld, record_for
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> PkiWorld:
-    return build_world(tmp_path_factory.mktemp("fleet-pki"))
-
-
-@pytest.fixture
-def fleet(postgres_dsn: str) -> Any:
-    with FleetDatabase(postgres_dsn) as database:
-        yield database
-
-
-@pytest.fixture
-def ingestor(fleet: FleetDatabase, world: PkiWorld) -> Ingestor:
-    return Ingestor(fleet, load_trust_bundle(world.bundle))
 
 
 def rows(fleet: FleetDatabase, query: str, *args: object) -> list[tuple[Any, ...]]:

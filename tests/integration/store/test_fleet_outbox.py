@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from agent.discovery.identity import DriveIdentity
 from agent.fleet.client import FleetClient
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetUnavailable
@@ -17,9 +16,8 @@ from agent.fleet.outbox import Outbox
 from agent.fleet.service import make_server
 from agent.store.registry import Registry
 from certs import pki
-from certs.issue import issue_certificate
-from certs.samples import sample_record
 from certs.verify import load_trust_bundle
+from tests.integration.store.fleet_kit import sanitised_job
 
 pytestmark = pytest.mark.root
 
@@ -65,18 +63,7 @@ def run_jobs(registry: Registry, state_dir: Path, first: int, count: int) -> lis
     signer = pki.load_station_signer(state_dir)
     jobs = []
     for number in range(first, first + count):
-        identity = DriveIdentity(
-            path="/dev/sdz", name="sdz", by_id=None, model="Fleet Disk", serial=f"FD{number:05d}", firmware="1",
-            vendor=None, size_bytes=1 << 30, logical_sector=512, physical_sector=4096, rotational=True,
-            transport="sata", media="hdd", removable=False, read_only=False, id_path=None)
-        job = registry.create_job(identity, "nist-clear", "test", "test", durable=False)
-        registry.transition(job, "checking", "checks", durable=False)
-        registry.transition(job, "running", "started", method="overwrite.single-pass")
-        registry.transition(job, "verifying", "written")
-        registry.transition(job, "sanitised", "verified")
-        pdf = issue_certificate(sample_record(station_id=STATION, job_id=job, certificate_id=f"C-{job}", demo=False),
-                                signer, state_dir / "certificates" / f"{job}.pdf")
-        registry.attach_certificate(job, str(pdf), f"C-{job}", "0" * 64)
+        job = sanitised_job(registry, signer, state_dir, f"FD{number:05d}")
         jobs.append(job)
     return jobs
 

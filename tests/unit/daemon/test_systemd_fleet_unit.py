@@ -1,26 +1,11 @@
-"""The fleet service unit's hardening: ``systemd-analyze security --offline=true`` must rate it ≤ 2.0."""
+"""The fleet service unit's hardening: what it keeps and refuses (its exposure score: test_systemd_exposure.py)."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 UNIT = Path(__file__).resolve().parents[3] / "systemd" / "wipe-agent-fleet.service"
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze not installed (Debian package 'systemd'); CI installs it")
-def test_fleet_exposure_score_at_most_2() -> None:
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-                            capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for wipe-agent-fleet\.service: (\d+\.\d+)",
-                      result.stdout + result.stderr)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 2.0, result.stdout
 
 
 def test_fleet_unit_runs_unprivileged_with_its_files_in_its_state_directory() -> None:

@@ -1,8 +1,7 @@
-"""The service unit's hardening: ``systemd-analyze security --offline=true`` must rate it ≤ 3.0."""
+"""The service unit's hardening: what it keeps and refuses (its exposure score: test_systemd_exposure.py)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,16 +9,6 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parents[3] / "systemd" / "wipe-agent.service"
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze not installed (Debian package 'systemd'); CI installs it")
-def test_exposure_score_at_most_3() -> None:
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(UNIT)],
-                            capture_output=True, text=True, timeout=60)
-    match = re.search(r"Overall exposure level for wipe-agent\.service: (\d+\.\d+)", result.stdout + result.stderr)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 3.0, result.stdout
 
 
 def test_unit_keeps_what_the_station_needs() -> None:
