@@ -101,6 +101,18 @@ def queries(dsn: str) -> None:
         summary(fleet.db)
         fleet.db.commit()
         print(f"programme summary (states, schemes, jobs by station): {(time.perf_counter() - started) * 1000:.1f} ms")
+        from datetime import UTC, datetime, timedelta
+
+        from agent.fleet.report import build, to_pdf
+
+        today = datetime.now(UTC).date()
+        started = time.perf_counter()
+        data = build(fleet.db, today - timedelta(days=30), today + timedelta(days=1))
+        fleet.db.commit()
+        with tempfile.TemporaryDirectory() as folder:
+            to_pdf(data, Path(folder) / "month.pdf")
+        print(f"monthly report ({sum(data['jobs'].values())} jobs) as PDF with charts: "
+              f"{time.perf_counter() - started:.2f} s")
 
 
 def main() -> None:

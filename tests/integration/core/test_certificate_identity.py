@@ -126,4 +126,4 @@ def test_hostile_organisation_is_refused_before_anything_is_touched(tmp_path: Pa
     result = run_cli("--config", str(config), "wipe", "/dev/null-not-a-device", "--profile", PROFILE, "--yes")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
-    assert line.count("\n") == 0 and f"{config}: [organisation].name: " in line and "U+202E" in line, line
+    assert line.count("\n") == 0 and f"{config}:4: [organisation].name: " in line and "U+202E" in line, line

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.contracts import Route
 from agent.discovery.medium import LoopBinding, MediumInstance, changes
 from agent.errors import DriveBusy, DriveError, DriveNotFound, MediaError
 from agent.transport.block import BlockDevice
@@ -59,7 +60,8 @@ def _device(path: str = "/dev/sdz") -> BlockDevice:
 def test_an_unrecognised_open_error_is_a_drive_error_never_a_media_error(number: int) -> None:
     error = _device()._map_open_error(OSError(number, os.strerror(number)))
     assert isinstance(error, DriveError) and not isinstance(error, MediaError)
-    assert getattr(error, "route", "hold") == "hold"
+    # no route of its own: the job's outcome table holds it (``exc.route or Route.HOLD``), never destroy
+    assert error.route is None and (error.route or Route.HOLD) == Route.HOLD
     assert errno.errorcode[number] in str(error) and "not a medium error" in str(error)
 
 
