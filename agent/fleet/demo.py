@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, print_json, printable
+from agent.fleet.localdb import PostgresServer
 
 STATIONS = (("demo-station-a", "DEMO-A-LAPTOP-"), ("demo-station-b", "DEMO-B-LAPTOP-"))
 EXPECTED = {"allocated": 4, "destroyed": 2}
@@ -55,7 +56,7 @@ def run_fleet_demo(*, as_json: bool, size_mib: int, discard: bool) -> int:
     import os
 
     from agent.cli.demo import demo_size_problem, make_demo_pki, run_demo
-    from agent.fleet.localdb import PostgresServer, unavailable_reason
+    from agent.fleet.localdb import unavailable_reason
 
     problem = demo_size_problem(size_mib)
     if problem is None and os.geteuid() != 0:
@@ -86,8 +87,9 @@ def run_fleet_demo(*, as_json: bool, size_mib: int, discard: bool) -> int:
         if not ok:
             say("\nDEMO FAILED at a station; the fleet part is skipped.")
             return EXIT_FAILED
-        outcome["fleet"] = _fleet(work, results, pki.ca_dir, pki.bundle, say)
-        database = outcome["fleet"].pop("_server")
+        database = PostgresServer()  # owned here: stopped in the finally below whatever the fleet part raises
+        database.start()
+        outcome["fleet"] = _fleet(database, work, results, pki.ca_dir, pki.bundle, say)
         ok = outcome["fleet"]["ok"]
     finally:
         if database is not None:
@@ -106,12 +108,12 @@ def run_fleet_demo(*, as_json: bool, size_mib: int, discard: bool) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _fleet(work: Path, results: Path, ca_dir: Path, bundle: Path, say: Any) -> dict[str, Any]:
+def _fleet(server: PostgresServer, work: Path, results: Path, ca_dir: Path, bundle: Path,
+           say: Any) -> dict[str, Any]:
     from agent.fleet.assets import import_register
     from agent.fleet.client import FleetClient
     from agent.fleet.compliance import exceptions
     from agent.fleet.database import FleetDatabase
-    from agent.fleet.localdb import PostgresServer
     from agent.fleet.outbox import Outbox
     from agent.fleet.programme import summary
     from agent.fleet.sampling import draw
@@ -121,8 +123,6 @@ def _fleet(work: Path, results: Path, ca_dir: Path, bundle: Path, say: Any) -> d
     from certs.verify import load_trust_bundle
 
     say("\n=== the fleet ===")
-    server = PostgresServer()
-    server.start()
     dsn = server.create_database("wipe_fleet")
     say(f"A throw-away PostgreSQL server (socket {server.socket_dir}), database wipe_fleet")
     pki.issue_tls_server(ca_dir, work / "fleet-tls", ["127.0.0.1"])
@@ -177,5 +177,4 @@ def _fleet(work: Path, results: Path, ca_dir: Path, bundle: Path, say: Any) -> d
     return {"ok": ok, "pushed": pushed, "programme": programme, "documents": documents,
             "sample": {key: sample[key] for key in ("drawn", "population", "seed")},
             "exceptions": {key: found[key]["count"] for key in ("held", "interrupted", "certificate_missing",
-                                                                "overdue")},
-            "_server": server}
+                                                                "overdue")}}
