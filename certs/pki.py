@@ -452,11 +452,14 @@ def _leaf_certificate(
     ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate, public: ec.EllipticCurvePublicKey,
     serial: int, not_before: datetime, not_after: datetime, *, name: str, organisation: str, unit: str,
     usage: x509.ObjectIdentifier, usage_critical: bool, policy: x509.ObjectIdentifier | None,
+    content_commitment: bool = True, alt_names: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    """The one end-entity profile (station, TSA, person): CA=false, signing key usage, one EKU.
+    """The one end-entity profile (station, TSA, person, TLS client/server): CA=false, signing key usage,
+    one EKU.
 
-    Non-repudiation (content commitment) is what pyHanko requires of a document signer. Each kind
-    differs only in its name, unit, extended key usage (and whether that is critical) and policy.
+    Non-repudiation (content commitment) is what pyHanko requires of a document signer; a TLS key
+    (``content_commitment=False``) signs handshakes only. Each kind differs only in its name, unit,
+    extended key usage (and whether that is critical), policy and, for a TLS server, its subjectAltName.
     """
     builder = (
         x509.CertificateBuilder()
@@ -473,7 +476,7 @@ def _leaf_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
+                digital_signature=True, content_commitment=content_commitment, key_encipherment=False,
                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False,
             ),
@@ -484,12 +487,14 @@ def _leaf_certificate(
     if policy is not None:
         builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(policy, None)]),
                                         critical=False)
-    return (
+    builder = (
         builder
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def issue_station_details(
@@ -996,37 +1001,6 @@ class IssuedTls:
     key_path: Path
 
 
-def _tls_certificate(ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate,
-                     public: ec.EllipticCurvePublicKey, serial: int, not_before: datetime, not_after: datetime, *,
-                     name: str, organisation: str, unit: str, usage: x509.ObjectIdentifier,
-                     alt_names: list[x509.GeneralName]) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
-        ]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(public)
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False),
-            critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(_ec_public(ca_certificate)),
-                       critical=False)
-    )
-    if alt_names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-    return builder.sign(ca_key, hashes.SHA256())
-
-
 def _install_tls(out_dir: Path, key_name: str, cert_name: str, key: ec.EllipticCurvePrivateKey,
                  certificate: x509.Certificate, ca_certificate: x509.Certificate, ca_dir: Path) -> None:
     make_private_directory(out_dir)
@@ -1047,9 +1021,10 @@ def issue_tls_client(ca_dir: Path, station_id: str, state_dir: Path, *, clock: C
         _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
-        certificate = _tls_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
-                                       name=station_id, organisation=state.organisation, unit=TLS_CLIENT_OU,
-                                       usage=ExtendedKeyUsageOID.CLIENT_AUTH, alt_names=[])
+        certificate = _leaf_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
+                                        name=station_id, organisation=state.organisation, unit=TLS_CLIENT_OU,
+                                        usage=ExtendedKeyUsageOID.CLIENT_AUTH, usage_critical=False, policy=None,
+                                        content_commitment=False)
         state.issued.append({"serial": format_serial(serial), "station_id": station_id, "kind": "tls-client",
                              "not_before": not_before.isoformat(), "not_after": not_after.isoformat(),
                              "revoked_at": None})
@@ -1082,9 +1057,10 @@ def issue_tls_server(ca_dir: Path, out_dir: Path, names: list[str], *, clock: Cl
         _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
-        certificate = _tls_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
-                                       name=names[0], organisation=state.organisation, unit=TLS_SERVER_OU,
-                                       usage=ExtendedKeyUsageOID.SERVER_AUTH, alt_names=alt_names)
+        certificate = _leaf_certificate(ca_key, ca_certificate, public, serial, not_before, not_after,
+                                        name=names[0], organisation=state.organisation, unit=TLS_SERVER_OU,
+                                        usage=ExtendedKeyUsageOID.SERVER_AUTH, usage_critical=False, policy=None,
+                                        content_commitment=False, alt_names=alt_names)
         state.issued.append({"serial": format_serial(serial), "station_id": None, "name": names[0],
                              "kind": "tls-server", "not_before": not_before.isoformat(),
                              "not_after": not_after.isoformat(), "revoked_at": None})

@@ -176,3 +176,22 @@ def test_the_service_refuses_to_start_with_a_readable_key_or_missing_files(postg
     with pytest.raises(FleetConfigError, match=r"crl\.pem: missing"):
         make_server(postgres_dsn, tls, None, "127.0.0.1", 0)
     assert ssl.OPENSSL_VERSION  # the context above was built by the system's OpenSSL
+
+
+def test_tls_certificates_have_their_own_profile(fleet: Fleet) -> None:
+    """TLS keys sign handshakes only (no content commitment: they never sign a document), CA=false, one EKU;
+    the server's names are its subjectAltName."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    for path, usage in ((fleet.stations["station-01"] / "tls-client.crt", ExtendedKeyUsageOID.CLIENT_AUTH),
+                        (fleet.tls / "tls-server.crt", ExtendedKeyUsageOID.SERVER_AUTH)):
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+        key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert key_usage.digital_signature and not key_usage.content_commitment and not key_usage.key_cert_sign
+        assert list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [usage]
+        assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    server = x509.load_pem_x509_certificate((fleet.tls / "tls-server.crt").read_bytes())
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(address) for address in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
