@@ -15,6 +15,15 @@ from certs.audit_chain import GENESIS, checkpoint_payload, entry_hash
 from certs.pki import StationSigner
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now (a fleet service that is restarted on it keeps it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _recently() -> datetime:
     """A minute ago: inside the validity of a station certificate issued now (back-dated 5 minutes)."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)

@@ -21,17 +21,12 @@ from certs import pki
 from certs.audit_chain import Checkpoint, check_checkpoints, check_entries
 from certs.verify import load_trust_bundle
 from tests.conftest import WIPE_AGENT
+from tests.integration.store.fleet_kit import free_port
 
 pytestmark = pytest.mark.root
 
 STATIONS = 4
 JOBS = 500
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_fleet(dsn: str, tls: Path, bundle: Path, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,15 +19,10 @@ from agent.store.registry import Registry
 from certs import pki
 from certs.verify import load_trust_bundle
 from tests.conftest import WIPE_AGENT
+from tests.integration.store.fleet_kit import free_port
 from tests.integration.store.test_fleet_outbox import STATION, run_jobs
 
 pytestmark = pytest.mark.root
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(dsn: str, tls: Path, bundle: Path, port: int) -> FleetHttpServer:
