@@ -26,7 +26,9 @@ modules under ``agent``)::
      │    ├── FleetConfigError        bad_fleet_config         400  exit 2  fleet.errors
      │    ├── FleetSchemaError        fleet_schema             400  exit 2  fleet.errors
      │    ├── OperatorError           bad_operator             400  exit 2  operators
-     │    └── ReuseInputError         bad_input                400  exit 2  reuse.errors
+     │    ├── ReuseInputError         bad_input                400  exit 2  reuse.errors
+     │    ├── AccountsError           bad_accounts             400  exit 2  web.accounts
+     │    └── WebConfigError          bad_web_config           400  exit 2  web.serve
      ├── ProfileError                 bad_profile              400  exit 2  errors
      ├── DriveError                   drive_error              409  exit 2  errors
      │    ├── DriveNotFound           drive_not_found          409  exit 2  errors

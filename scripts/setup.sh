@@ -27,7 +27,9 @@ if [ "$want_tests" -eq 1 ]; then
   # systemd only for systemd-analyze (the unit's exposure score); gcc builds the guard tests' thread-holder helper
   # faketime: the verifier's "+7 years" CLI test runs the real CLI under a shifted clock
   # postgresql: a real server for the store tests (started per test session as the postgres user, socket only)
-  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime postgresql)
+  # chromium + chromium-driver: the web console's browser tests (headless, driven by Selenium, never downloaded)
+  packages+=(fio poppler-utils libnss3-tools kmod procps systemd gcc libc6-dev faketime postgresql
+             chromium chromium-driver)
 fi
 if [ "$want_fleet" -eq 1 ]; then
   packages+=(postgresql)

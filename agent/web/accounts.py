@@ -1,0 +1,185 @@
+"""Local accounts of the web console: name, role, title, partner, and an scrypt password hash.
+
+The file (JSON, mode 0600, written atomically) holds no password, only ``scrypt$N$r$p$salt$hash``
+(RFC 7914, N=2^15, r=8, p=1: 32 MiB and about 0.1 s per check). A check of an unknown name still
+costs one scrypt, so the time of a refusal does not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+FORMAT = "wipe-agent-web-accounts/1"
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+MIN_PASSWORD = 12
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._&()-]{0,79}")
+
+
+class Role(StrEnum):
+    """What a signed-in person may see and do."""
+
+    OPERATOR = "operator"      # the station's bays: start, cancel
+    COMPLIANCE = "compliance"  # sample, exceptions, per-asset records, downloads
+    PARTNER = "partner"        # only the manifests allocated to their own partner name
+    AUDITOR = "auditor"        # read-only everything, the audit chains' status
+    ADMIN = "admin"            # everything
+
+
+class AccountsError(ConfigError):
+    """The accounts file or an account change is invalid."""
+
+    code = "bad_accounts"
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$salt$hash`` of ``password`` with a fresh 16-byte salt."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=SCRYPT_MAXMEM, dklen=32)
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
+                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+
+
+_DUMMY = hash_password(secrets.token_urlsafe(16))
+
+
+def check_password(stored: str, password: str) -> bool:
+    """True when ``password`` matches ``stored`` (constant-time compare; a malformed hash never matches)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt" or int(n) > 2**20 or int(r) > 16 or int(p) > 4:
+            return False
+        expected = base64.b64decode(digest, validate=True)
+        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt, validate=True), n=int(n), r=int(r),
+                                p=int(p), maxmem=SCRYPT_MAXMEM, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(expected, actual)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One person who may sign in."""
+
+    name: str
+    role: Role
+    title: str
+    password_hash: str
+    partner: str | None = None  # a partner account sees only this partner's manifests
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role.value, "title": self.title, "partner": self.partner,
+                "password_hash": self.password_hash}
+
+
+def _account(item: Any, where: str) -> Account:
+    if not isinstance(item, dict) or set(item) != {"name", "role", "title", "partner", "password_hash"}:
+        raise AccountsError(f"{where}: an account is an object with name, role, title, partner, password_hash")
+    name, role, title, partner, stored = (item[k] for k in ("name", "role", "title", "partner", "password_hash"))
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise AccountsError(f"{where}: bad account name {name!r}")
+    if role not in {r.value for r in Role}:
+        raise AccountsError(f"{where}: account {name}: unknown role {role!r} (one of {', '.join(Role)})")
+    if not isinstance(title, str) or not title.strip() or len(title) > 120:
+        raise AccountsError(f"{where}: account {name}: title must be 1-120 characters")
+    if (role == Role.PARTNER) != (partner is not None):
+        raise AccountsError(f"{where}: account {name}: a partner account (and only one) names its partner")
+    if partner is not None and (not isinstance(partner, str) or not PARTNER.fullmatch(partner)):
+        raise AccountsError(f"{where}: account {name}: bad partner name {partner!r}")
+    if not isinstance(stored, str) or not stored.startswith("scrypt$") or stored.count("$") != 5:
+        raise AccountsError(f"{where}: account {name}: password_hash is not an scrypt hash")
+    return Account(name, Role(role), title, stored, partner)
+
+
+class Accounts:
+    """The accounts file; read once at start and re-read when it changes on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._accounts: dict[str, Account] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the file (a missing file is no accounts); a bad file raises :class:`AccountsError`."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._accounts, self._stamp = {}, None
+            return
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp == self._stamp:
+            return
+        where = str(self.path)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise AccountsError(f"{where}: cannot read accounts: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("accounts"), list):
+            raise AccountsError(f"{where}: not a wipe-agent accounts file (format {FORMAT})")
+        accounts: dict[str, Account] = {}
+        for index, item in enumerate(data["accounts"]):
+            account = _account(item, f"{where}: accounts[{index}]")
+            if account.name in accounts:
+                raise AccountsError(f"{where}: account {account.name} appears twice")
+            accounts[account.name] = account
+        self._accounts, self._stamp = accounts, stamp
+
+    def get(self, name: str) -> Account | None:
+        return self._accounts.get(name)
+
+    def all(self) -> list[Account]:
+        return sorted(self._accounts.values(), key=lambda a: a.name)
+
+    def authenticate(self, name: str, password: str) -> Account | None:
+        """The account when name and password match; otherwise None, after the same work."""
+        account = self._accounts.get(name)
+        if account is None:
+            check_password(_DUMMY, password)
+            return None
+        return account if check_password(account.password_hash, password) else None
+
+    def _write(self, accounts: dict[str, Account]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        payload = json.dumps({"format": FORMAT, "accounts": [a.to_json() for a in sorted(
+            accounts.values(), key=lambda a: a.name)]}, indent=2) + "\n"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        self._stamp = None
+        self.reload()
+
+    def add(self, name: str, role: Role, title: str, password: str, partner: str | None = None,
+            *, replace: bool = False) -> Account:
+        """Add (or with ``replace`` change) an account; the password is checked and hashed here."""
+        if len(password) < MIN_PASSWORD:
+            raise AccountsError(f"the password must have at least {MIN_PASSWORD} characters")
+        if name in self._accounts and not replace:
+            raise AccountsError(f"account {name} exists (use --replace to change it)")
+        account = _account({"name": name, "role": role.value, "title": title, "partner": partner,
+                            "password_hash": hash_password(password)}, "account")
+        self._write({**self._accounts, name: account})
+        return account
+
+    def remove(self, name: str) -> None:
+        if name not in self._accounts:
+            raise AccountsError(f"no account {name}")
+        self._write({k: v for k, v in self._accounts.items() if k != name})

@@ -1,0 +1,97 @@
+"""Build a host's console (station bay wall or fleet views) and serve it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from agent.errors import ConfigError
+from agent.web.accounts import Accounts
+from agent.web.server import Console
+
+
+class WebConfigError(ConfigError):
+    """The console cannot start as configured (listen address, TLS files, accounts, database)."""
+
+    code = "bad_web_config"
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """A TLS 1.2+ server context, or None for plain HTTP (loopback or behind a TLS proxy)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise WebConfigError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise WebConfigError(f"cannot load the TLS certificate {cert} and key {key}: {exc}") from None
+    return context
+
+
+def build_console(ctx: click.Context, *, fleet_database: str | None, trust: Path | None, kiosk: bool,
+                  accounts_path: Path, secure: bool) -> Console:
+    """The station's console (from --config) or the fleet's (from --fleet DSN)."""
+    accounts = Accounts(accounts_path)
+    if fleet_database is not None:
+        from agent.web.fleet import fleet_console
+
+        if kiosk:
+            raise WebConfigError("--kiosk is the station's bay wall; the fleet console always needs sign-in")
+        return fleet_console(fleet_database, accounts=accounts, trust=trust, secure=secure)
+    from agent.cli.context import station_config
+    from agent.web.station import station_console
+
+    config = station_config(ctx)
+    if config is None:
+        raise WebConfigError("no station configuration: pass --config station.toml (or serve --fleet DSN)")
+    return station_console(config, accounts=accounts, kiosk=kiosk, secure=secure)
+
+
+def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls_key: Path | None,
+                  fleet_database: str | None, trust: Path | None, kiosk: bool, accounts_path: Path) -> None:
+    """Run the console's aiohttp server on ``listen`` until a signal."""
+    from agent.tsa.server import parse_listen
+
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as error:
+        raise WebConfigError(str(error)) from None
+    context = tls_context(tls_cert, tls_key)
+    console = build_console(ctx, fleet_database=fleet_database, trust=trust, kiosk=kiosk,
+                            accounts_path=accounts_path, secure=context is not None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    asyncio.run(_run(console.application(), host, port, context))
+
+
+async def _run(app: web.Application, host: str, port: int, context: ssl.SSLContext | None) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise WebConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = sockets[0].getsockname() if sockets else (host, port)
+    scheme = "https" if context else "http"
+    click.echo(f"web: console on {scheme}://{bound[0]}:{bound[1]}/", err=True)
+    sys.stderr.flush()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
