@@ -1,13 +1,16 @@
 """The fleet's console: programme dashboard, compliance, partner and auditor views (PostgreSQL).
 
-(First cut: the programme summary; the views come next.)
+:func:`fleet_console` is the composition root: one :class:`FleetContext` (a small pool of fleet
+database connections, the trust bundle) shared by every view module's ``install(console, fleet)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -15,25 +18,74 @@ from agent.fleet.database import FleetDatabase
 from agent.fleet.programme import summary
 from agent.web.accounts import Accounts, Role
 from agent.web.render import render
-from agent.web.server import Console
+from agent.web.server import AuditSink, Console
+
+T = TypeVar("T")
+POOL_SIZE = 4  # queries run in threads; more than this many at once wait for a connection
+
+
+class FleetContext:
+    """What the fleet's views share: the database (pooled connections) and the organisation's trust bundle."""
+
+    def __init__(self, dsn: str, *, trust: Path | None = None, pool_size: int = POOL_SIZE) -> None:
+        self.dsn, self.trust = dsn, trust
+        self._idle: queue.LifoQueue[FleetDatabase] = queue.LifoQueue()
+        self._slots = asyncio.Semaphore(pool_size)
+
+    def _call(self, work: Callable[[FleetDatabase], T]) -> T:
+        try:
+            database = self._idle.get_nowait()
+        except queue.Empty:
+            database = FleetDatabase(self.dsn).open()
+        healthy = False
+        try:
+            result = work(database)
+            healthy = True
+            return result
+        finally:
+            if healthy and not database.db.closed and database.db.info.transaction_status == 0:
+                self._idle.put(database)
+            else:
+                database.close()
+
+    async def run(self, work: Callable[[FleetDatabase], T]) -> T:
+        """``work(database)`` in a worker thread with a pooled connection (closed, not reused, after an error)."""
+        async with self._slots:
+            return await asyncio.to_thread(self._call, work)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 class _LogAudit:
+    """Placeholder sink until the fleet console's own audit chain lands (web-core)."""
+
     def record(self, kind: str, subject: str, data: dict[str, Any]) -> None:
         import logging
 
         logging.getLogger("wipe-agent.web").info("%s %s %s", kind, subject, data)
 
 
-def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: bool) -> Console:
-    console = Console(kind="fleet", title="fleet", accounts=accounts, audit=_LogAudit(), secure=secure, home="/")
-
-    def read() -> dict[str, Any]:
-        with FleetDatabase(dsn) as db:
-            return summary(db.db)
+def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: bool,
+                  audit: AuditSink | None = None) -> Console:
+    """The fleet host's console, every view installed."""
+    fleet = FleetContext(dsn, trust=trust)
+    console = Console(kind="fleet", title="fleet", accounts=accounts, audit=audit or _LogAudit(), secure=secure,
+                      home="/")
 
     async def dashboard(request: web.Request) -> web.StreamResponse:
-        return render(request, "fleet_dashboard.html", summary=await asyncio.to_thread(read))
+        data = await fleet.run(lambda database: summary(database.db))
+        return render(request, "fleet_dashboard.html", summary=data)
 
     console.add("GET", "/", dashboard, roles={Role.ADMIN, Role.COMPLIANCE, Role.AUDITOR}, nav="Programme")
+
+    async def cleanup(app: web.Application) -> None:
+        fleet.close()
+
+    console.on_cleanup.append(cleanup)
+    # the views' modules are installed here, one line each: install(console, fleet)
     return console
