@@ -134,7 +134,7 @@ COMMANDS: tuple[CommandEntry, ...] = (
                  "The refresh programme across stations: asset register, programme state, ingest service (PostgreSQL).",
                  "wipe-agent fleet assets import register.csv --database 'dbname=wipe_fleet'"),
     CommandEntry("web", "admin", "agent.cli.web_commands:web",
-                 "The web console: the station's bay wall, the fleet's dashboard, compliance, partner and auditor views.",
+                 "The web console: the station's bay wall; the fleet's dashboard, compliance, partner, auditor views.",
                  "wipe-agent web serve --kiosk --listen 0.0.0.0:8080"),
     CommandEntry("demo", "admin", f"{_JOBS}:demo",
                  "Sanitise four throw-away loop drives end to end, certify and prove the data is gone (root only).",

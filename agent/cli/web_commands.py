@@ -18,7 +18,7 @@ accounts_option = click.option(
 
 @click.group("web")
 def web() -> None:
-    """The web console: the station's bay wall, the fleet's dashboard, compliance, partner and auditor views."""
+    """The web console: the station's bay wall; the fleet's dashboard, compliance, partner, auditor views."""
 
 
 @web.group("account")
