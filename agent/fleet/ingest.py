@@ -37,12 +37,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetInputError
 from agent.fleet.programme import assets_of_drives, recompute, record_facts
+from agent.fleet.verifypool import DocumentVerifier
+from agent.fleet.verifypool import digest as document_digest
 
 GENESIS = "0" * 64
 MAX_CLOCK_AHEAD = timedelta(days=1)
@@ -112,6 +113,23 @@ def record_sha256(record: dict[str, Any]) -> str:
                                      "body": record.get("body")})).hexdigest()
 
 
+def _documents(records: list[Any]) -> list[tuple[str, bytes]]:
+    """(key, bytes) of every well-formed document record of a batch, for verification ahead of the transaction."""
+    found: list[tuple[str, bytes]] = []
+    for record in records:
+        if type(record) is not dict or record.get("kind") != RecordKind.DOCUMENT or type(record.get("key")) is not str:
+            continue
+        body = record.get("body")
+        encoded = body.get("pdf") if type(body) is dict else None
+        if type(encoded) is not str or len(encoded) > MAX_DOCUMENT_BYTES * 4 // 3 + 4:
+            continue
+        try:
+            found.append((record["key"], base64.b64decode(encoded, validate=True)))
+        except (binascii.Error, ValueError):
+            continue
+    return found
+
+
 class _Refused(Exception):
     def __init__(self, code: Refusal, reason: str) -> None:
         super().__init__(reason)
@@ -171,12 +189,15 @@ class Ingestor:
     and checkpoints are verified against."""
 
     def __init__(self, fleet: FleetDatabase, bundle: Any, *, now: datetime | None = None,
-                 accept_demo: bool = False) -> None:
+                 accept_demo: bool = False, verifier: DocumentVerifier | None = None) -> None:
         self.fleet = fleet
         self.bundle = bundle
         self.now = now
         self.accept_demo = accept_demo
         """A demonstration document (``wipe-agent demo``) is evidence of nothing; only a demo fleet takes it."""
+        self.verifier = verifier if verifier is not None else DocumentVerifier(bundle, workers=1)
+        """Verifies a batch's documents before its transaction, in parallel where it has workers."""
+        self._verified: dict[str, Any] = {}
 
     # -- the batch ------------------------------------------------------------------------------------
     def ingest(self, authenticated: str, batch: Any) -> IngestResult:
@@ -187,6 +208,8 @@ class Ingestor:
         if len(records) > MAX_BATCH_RECORDS:
             raise FleetInputError(f"a batch holds at most {MAX_BATCH_RECORDS} records, not {len(records)}")
         claimed = batch.get("station_id")
+        # every document verified first, outside the transaction (its locks are held only to apply)
+        self._verified = self.verifier.verify_many(_documents(records), self.now) if claimed == authenticated else {}
         with self.fleet.transaction() as db:
             state = self._station(db, authenticated)
             result = IngestResult(authenticated, state["next_seq"])
@@ -440,8 +463,6 @@ class Ingestor:
                                                             "with other content")
 
     def _document(self, db: Any, station: str, key: str, body: dict[str, Any]) -> None:
-        from certs.verify import verify_data
-
         if "missing" in body:
             missing = str(body["missing"])[:500]
             raise _Refused(Refusal.BAD_DOCUMENT, f"the station could not read the document: {missing}")
@@ -450,11 +471,11 @@ class Ingestor:
             data = base64.b64decode(str(encoded), validate=True)
         except (binascii.Error, ValueError):
             raise _Refused(Refusal.MALFORMED, "pdf: not base64") from None
-        try:
-            report = verify_data(Path(key), data, self.bundle, now=self.now)
-        except Exception as error:  # the bytes are hostile until verified: a verifier failure refuses this one
-            raise _Refused(Refusal.BAD_DOCUMENT, f"the verifier could not read it ({type(error).__name__}: "
-                                                 f"{_storable(str(error), 300)})") from None
+        report = self._verified.get(document_digest(data))
+        if report is None:  # not among the batch's pre-verified documents (they are keyed by their bytes)
+            report = self.verifier.verify_one(key, data, self.now)
+        if isinstance(report, str):  # the bytes are hostile until verified: a verifier failure refuses this one
+            raise _Refused(Refusal.BAD_DOCUMENT, f"the verifier could not read it ({_storable(report, 300)})")
         if not report.valid:
             raise _Refused(Refusal.BAD_DOCUMENT, f"{report.code}: {report.reason}")
         if report.demo and not self.accept_demo:

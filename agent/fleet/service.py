@@ -48,6 +48,7 @@ from agent.errors import AgentError
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetConfigError, FleetInputError, FleetUnavailable
 from agent.fleet.ingest import Ingestor
+from agent.fleet.verifypool import DocumentVerifier
 from certs import pki
 from certs.record import is_identifier
 
@@ -169,6 +170,7 @@ class FleetService:
         self.bundle = bundle
         self.accept_demo = accept_demo
         self._pool: queue.LifoQueue[FleetDatabase] = queue.LifoQueue(POOL_SIZE)
+        self.verifier = DocumentVerifier(bundle)  # one process pool for every request's documents
 
     def _database(self) -> FleetDatabase:
         try:
@@ -186,7 +188,8 @@ class FleetService:
         database.close()
 
     def close(self) -> None:
-        """Close the pooled connections (the server is closing)."""
+        """Close the pooled connections and the verifier's workers (the server is closing)."""
+        self.verifier.close()
         while True:
             try:
                 self._pool.get_nowait().close()
@@ -220,7 +223,8 @@ class FleetService:
         healthy = False
         try:
             if method == "POST" and path == "/v1/ingest":
-                result = Ingestor(database, self.bundle, accept_demo=self.accept_demo).ingest(station, body).to_json()
+                result = Ingestor(database, self.bundle, accept_demo=self.accept_demo,
+                                  verifier=self.verifier).ingest(station, body).to_json()
             elif method == "GET" and path == "/v1/ingest/next":
                 row = database.db.execute("SELECT next_seq FROM fleet_stations WHERE station_id = %s",
                                           (station,)).fetchone()
