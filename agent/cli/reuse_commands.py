@@ -239,6 +239,30 @@ def manifest_create(ctx: click.Context, more_assets: tuple[str, ...], scheme: st
         click.echo(f"  {created['pdf']}\n  {created['json']}\n  {created['csv']}\n  {created['certificates']}/")
 
 
+@manifest.command("handover")
+@click.argument("manifest_id")
+@click.option("--received-by", required=True, help="The partner's person who received the devices.")
+@click.option("--partner", required=True, help="The partner organisation (as on its agreement).")
+@click.option("--reference", default=None, help="The partner's receipt or collection reference.")
+@click.option("--by", "operator", default=None, help="Who records it [default: the login].")
+@json_option
+@click.pass_context
+@handle_errors
+def manifest_handover(ctx: click.Context, manifest_id: str, received_by: str, partner: str, reference: str | None,
+                      operator: str | None, as_json: bool) -> None:
+    """Record that the partner received the devices of MANIFEST_ID (once; the manifest can no longer be voided).
+
+    e.g. wipe-agent manifest handover M-20261203-0001 --received-by 'C. Patel' --partner 'City Schools Trust'
+    """
+    done = service.handover_manifest(_store(ctx), manifest_id, received_by=received_by, partner=partner,
+                                     reference=reference, operator=_operator(operator))
+    if as_json:
+        print_json(done)
+    else:
+        click.echo(f"manifest {done['manifest_id']} handed over to {printable(done['received_by'])} "
+                   f"({printable(done['partner'])}): {len(done['assets'])} device(s)")
+
+
 # health -----------------------------------------------------------------------------------------
 @click.command("health")
 @click.argument("device", shell_complete=complete_device)

@@ -5,6 +5,7 @@ facts the fleet holds — the jobs of the asset's drives (any station) and what 
 say about the asset (intake, host registration, eligibility decision, manifest, destruction)::
 
     destroyed     a destruction is recorded
+    handed_over   the station that allocated it recorded the partner's receipt of that manifest
     allocated     a manifest (not voided) lists it
     in_progress   a drive's latest job is still running
     held          a drive's latest job failed, was interrupted or refused, or is routed hold/destroy;
@@ -18,7 +19,7 @@ A station's eligibility decision, manifest or destruction counts for an asset on
 received it (its own intake or host registration, or a job of its own on the asset's drives): a station
 cannot allocate, hold or destroy an asset it never had.
 
-(``handed_over`` is part of the model; no station records a hand-over yet.) The rule is one SQL
+The rule is one SQL
 statement over the touched assets, run at the end of every ingest batch in the batch's transaction, so
 a state is always the rule applied to the facts stored — recomputed, never accumulated.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FACT_KINDS = ("intake", "host-registered", "eligibility-decision", "manifest", "destruction")
+FACT_KINDS = ("intake", "host-registered", "eligibility-decision", "manifest", "manifest-handed-over", "destruction")
 """Audit entries that state something of an asset; a host registration also links its drives (``host-drive``)."""
 ACTIVE_STATES = ("created", "checking", "running", "verifying")
 UNFINISHED_STATES = ("failed", "interrupted", "refused")
@@ -60,6 +61,10 @@ facts AS (
     SELECT upper(f.asset_tag) AS asset,
            bool_or(f.kind = 'destruction') AS destroyed,
            bool_or(f.kind = 'manifest' AND NOT f.voided) AS allocated,
+           -- a hand-over counts for the manifest the same station allocated the asset in
+           bool_or(f.kind = 'manifest-handed-over' AND EXISTS (
+               SELECT 1 FROM fleet_asset_facts m WHERE m.station_id = f.station_id AND m.kind = 'manifest'
+               AND m.ref = f.ref AND NOT m.voided AND upper(m.asset_tag) = upper(f.asset_tag))) AS handed,
            (array_agg(f.route ORDER BY f.at DESC, f.audit_seq DESC)
                 FILTER (WHERE f.kind = 'eligibility-decision'))[1] AS decision,
            bool_or(f.kind IN ('intake', 'host-registered')) AS received
@@ -74,6 +79,7 @@ facts AS (
 computed AS (
     SELECT t.asset,
            CASE WHEN f.destroyed THEN 'destroyed'
+                WHEN f.handed THEN 'handed_over'
                 WHEN f.allocated THEN 'allocated'
                 WHEN j.active THEN 'in_progress'
                 WHEN j.held THEN 'held'
@@ -98,7 +104,7 @@ def facts_of_entry(kind: str, subject: str, data: Any) -> list[tuple[str, str, s
     """The (asset tag, ref, route) facts an audit entry states; [] for entries that say nothing of an asset."""
     if kind not in FACT_KINDS and kind != "manifest-voided":
         return []
-    if kind == "manifest":
+    if kind in ("manifest", "manifest-handed-over"):
         assets = data.get("assets") if isinstance(data, dict) else None
         return [(asset, subject, None) for asset in assets or [] if type(asset) is str and asset]
     if kind == "host-registered":

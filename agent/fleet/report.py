@@ -4,7 +4,8 @@ A job counts in the period when it *finished* in it (``from`` inclusive, ``to`` 
 Sections: jobs finished per day and per station by outcome; outcomes by method, media and model; the
 commonest failure reasons; the assets' current routes (state and scheme); and the time from an asset's
 receipt (its first intake at any station) to its sanitisation (its drives' latest sanitised job), per
-station, as median and 90th percentile hours. The PDF (reportlab, with its own graphics: no plotting
+station, as median and 90th percentile hours; and from receipt to hand-over to the partner, for the
+assets handed over in the period. The PDF (reportlab, with its own graphics: no plotting
 stack on the fleet host) draws the per-day burn-up and the outcome bars, each chart with the table it
 is drawn from beside it (the text alternative).
 """
@@ -76,6 +77,20 @@ def build(db: Any, start: date, end: date) -> dict[str, Any]:
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM done.at - received.at) / 3600),
                percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM done.at - received.at) / 3600)
         FROM done JOIN received USING (asset) WHERE done.at >= received.at GROUP BY 1 ORDER BY 1""", args)
+    # receipt to hand-over: assets handed over in the period (their hand-over recorded by a station in it)
+    handed = _rows(db, """
+        WITH received AS (
+            SELECT upper(asset_tag) AS asset, min(at::timestamptz) AS at FROM fleet_asset_facts
+            WHERE kind = 'intake' GROUP BY 1),
+        handed AS (
+            SELECT upper(f.asset_tag) AS asset, min(f.at::timestamptz) AS at, min(f.station_id) AS station
+            FROM fleet_asset_facts f JOIN fleet_assets a ON upper(a.asset_tag) = upper(f.asset_tag)
+            WHERE f.kind = 'manifest-handed-over' AND a.state = 'handed_over' GROUP BY 1)
+        SELECT handed.station, count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM handed.at - received.at) / 3600),
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM handed.at - received.at) / 3600)
+        FROM handed JOIN received USING (asset)
+        WHERE handed.at >= received.at AND handed.at >= %s AND handed.at < %s GROUP BY 1 ORDER BY 1""", args)
     total = _rows(db, f"SELECT state, count(*) FROM fleet_jobs WHERE {window} GROUP BY 1", args)
     return {
         "from": start.isoformat(), "to": end.isoformat(), "generated_at": datetime.now(UTC).isoformat(),
@@ -91,6 +106,9 @@ def build(db: Any, start: date, end: date) -> dict[str, Any]:
         "receipt_to_sanitised_hours": [{"station": str(station), "assets": int(count),
                                         "median": round(float(median), 2), "p90": round(float(p90), 2)}
                                        for station, count, median, p90 in turnaround],
+        "receipt_to_handover_hours": [{"station": str(station), "assets": int(count),
+                                       "median": round(float(median), 2), "p90": round(float(p90), 2)}
+                                      for station, count, median, p90 in handed],
     }
 
 
@@ -118,10 +136,11 @@ def to_csv(report: dict[str, Any]) -> str:
         row("failure_reasons", item["reason"], "jobs", item["count"])
     for item in report["routes"]:
         row("routes", item["state"], item["scheme"] or "", item["assets"])
-    for item in report["receipt_to_sanitised_hours"]:
-        row("receipt_to_sanitised_hours", item["station"], "median", item["median"])
-        row("receipt_to_sanitised_hours", item["station"], "p90", item["p90"])
-        row("receipt_to_sanitised_hours", item["station"], "assets", item["assets"])
+    for section in ("receipt_to_sanitised_hours", "receipt_to_handover_hours"):
+        for item in report[section]:
+            row(section, item["station"], "median", item["median"])
+            row(section, item["station"], "p90", item["p90"])
+            row(section, item["station"], "assets", item["assets"])
     return out.getvalue()
 
 
@@ -220,11 +239,12 @@ def to_pdf(report: dict[str, Any], path: Path) -> Path:
     story += [Paragraph("Assets by state and route (now)", heading),
               table(["state", "scheme", "assets"], [[r["state"], r["scheme"] or "-", r["assets"]]
                                                     for r in report["routes"]])]
-    if report["receipt_to_sanitised_hours"]:
-        story += [Paragraph("Receipt to sanitisation (hours)", heading),
-                  table(["station", "assets", "median", "90th percentile"],
-                        [[r["station"], r["assets"], r["median"], r["p90"]]
-                         for r in report["receipt_to_sanitised_hours"]])]
+    for section, title in (("receipt_to_sanitised_hours", "Receipt to sanitisation (hours)"),
+                           ("receipt_to_handover_hours", "Receipt to hand-over (hours)")):
+        if report[section]:
+            story += [Paragraph(title, heading),
+                      table(["station", "assets", "median", "90th percentile"],
+                            [[r["station"], r["assets"], r["median"], r["p90"]] for r in report[section]])]
     path.parent.mkdir(parents=True, exist_ok=True)
     document = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm,
                                  topMargin=16 * mm, bottomMargin=16 * mm, title="Refresh programme report",

@@ -336,6 +336,27 @@ def _anchor(store: ReuseStore) -> dict[str, Any] | None:
     return latest.to_json() if latest is not None else None
 
 
+def _person_text(value: str | None, option: str, *, required: bool) -> str | None:
+    """A name or reference as the audit chain keeps it: printable, one line, at most 120 characters."""
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise ReuseInputError(f"{option} is required")
+        return None
+    if len(text) > 120 or not text.isprintable():
+        raise ReuseInputError(f"{option} must be one printable line of at most 120 characters")
+    return text
+
+
+def handover_manifest(store: ReuseStore, manifest_id: str, *, received_by: str, partner: str,
+                      reference: str | None, operator: str) -> dict[str, Any]:
+    """Record the partner's receipt of a published manifest's devices; the fleet then shows them handed over."""
+    return store.record_handover(
+        manifest_id.strip(), received_by=str(_person_text(received_by, "--received-by", required=True)),
+        partner=str(_person_text(partner, "--partner", required=True)),
+        reference=_person_text(reference, "--reference", required=False), recorded_by=operator)
+
+
 def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | None, all_eligible: bool,
                     out_dir: Path, signer: StationSigner, bundle: TrustBundle | None,
                     tsa_url: str | None = None) -> dict[str, Any]:

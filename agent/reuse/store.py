@@ -371,9 +371,43 @@ class ReuseStore:
             return f"asset {device['asset']} is already in manifest {row[0]}"
         return f"a drive of asset {device['asset']} is already in another manifest"
 
+    def record_handover(self, manifest_id: str, *, received_by: str, partner: str, reference: str | None,
+                        recorded_by: str) -> dict[str, Any]:
+        """Record that the partner received a manifest's devices (once per manifest), with its audit entry."""
+        at = _now()
+        with self._write() as tx:
+            row = tx.execute("SELECT pdf_path FROM reuse_manifests WHERE id=?", (manifest_id,)).fetchone()
+            if row is None:
+                raise ReuseRefused(f"no manifest {manifest_id} on this station (voided, or never issued here)")
+            if not Path(row[0]).is_file():
+                raise ReuseRefused(f"manifest {manifest_id} was never published ({row[0]} is missing): "
+                                   "nothing of it can be handed over")
+            done = tx.execute("SELECT at, received_by FROM reuse_handovers WHERE manifest_id=?",
+                              (manifest_id,)).fetchone()
+            if done is not None:
+                raise ReuseRefused(f"manifest {manifest_id} was handed over already ({done[0]}, to {done[1]})")
+            assets = [str(r[0]) for r in tx.execute(
+                "SELECT asset FROM reuse_manifest_assets WHERE manifest_id=? ORDER BY asset", (manifest_id,))]
+            tx.execute("INSERT INTO reuse_handovers(manifest_id, at, received_by, partner, reference, recorded_by) "
+                       "VALUES(?,?,?,?,?,?)", (manifest_id, at, received_by, partner, reference, recorded_by))
+            entry = {"assets": assets, "received_by": received_by, "partner": partner, "reference": reference,
+                     "recorded_by": recorded_by}
+            self.audit.append("manifest-handed-over", manifest_id, entry, in_transaction=True)
+        return {"manifest_id": manifest_id, "at": at, **entry}
+
+    def handover(self, manifest_id: str) -> dict[str, Any] | None:
+        """The hand-over recorded for a manifest, if any."""
+        row = self.db.execute("SELECT manifest_id, at, received_by, partner, reference, recorded_by "
+                              "FROM reuse_handovers WHERE manifest_id=?", (manifest_id,)).fetchone()
+        return dict(zip(("manifest_id", "at", "received_by", "partner", "reference", "recorded_by"), row,
+                        strict=True)) if row else None
+
     def void_manifest(self, manifest_id: str, reason: str) -> None:
         """Release a recorded manifest that was never published (signing failed, or a kill between
-        recording and publishing): its assets and jobs are free again; the chain keeps both entries."""
+        recording and publishing): its assets and jobs are free again; the chain keeps both entries.
+        A manifest handed over is never voided: its devices have left."""
+        if self.handover(manifest_id) is not None:
+            raise ReuseRefused(f"manifest {manifest_id} was handed over: it cannot be voided")
         with self._write() as tx:
             tx.execute("DELETE FROM reuse_manifest_jobs WHERE manifest_id=?", (manifest_id,))
             tx.execute("DELETE FROM reuse_manifest_assets WHERE manifest_id=?", (manifest_id,))

@@ -244,6 +244,9 @@ LADDER: tuple[Step, ...] = (
          columns=(("jobs", "station_id", "TEXT"), ("jobs", "boot_id", "TEXT")),
          backfill=_own_station),
     Step(4, "the station's outbox to the fleet (created lazily by agent.fleet.outbox before)", _OUTBOX),
+    Step(5, "hand-overs: the partner's receipt of a manifest's devices, once per manifest", (
+        "CREATE TABLE IF NOT EXISTS reuse_handovers (manifest_id TEXT PRIMARY KEY, at TEXT NOT NULL, "
+        "received_by TEXT NOT NULL, partner TEXT NOT NULL, reference TEXT, recorded_by TEXT NOT NULL)",)),
 )
 SCHEMA_VERSION = LADDER[-1].version
 assert [step.version for step in LADDER] == list(range(1, SCHEMA_VERSION + 1)), "the ladder has a gap"

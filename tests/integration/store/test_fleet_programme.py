@@ -142,3 +142,31 @@ def test_a_registered_hosts_drives_count_for_it_whatever_tag_their_jobs_carry(fl
     other.job(1, state="failed", serial="HDD-7")
     push(fleet, other, 0)
     assert state(fleet, "PF-000007")[0] == "sanitised"
+
+
+def test_a_hand_over_counts_only_for_the_manifest_its_station_allocated_the_asset_in(fleet: FleetDatabase) -> None:
+    feed = StationFeed("station-01")
+    feed.audit("intake", "PF-000003", {"asset_tag": "PF-000003", "bay": "bay-1"})
+    feed.job(3, state="sanitised", asset="PF-000003")
+    feed.audit("eligibility-decision", "PF-000003", {"asset": "PF-000003", "route": "reuse:schools"})
+    push(fleet, feed, 0)
+    mark = len(feed.records)
+    # a hand-over naming a manifest that never listed the asset (or another station's) changes nothing
+    feed.audit("manifest-handed-over", "M-2026-0009", {"assets": ["PF-000003"], "received_by": "C. Patel"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000003") == ("eligible", "schools")
+    other = StationFeed("station-02")
+    other.audit("manifest", "M-2026-0002", {"scheme": "schools", "assets": ["PF-000003"]})
+    other.audit("manifest-handed-over", "M-2026-0002", {"assets": ["PF-000003"], "received_by": "X"})
+    push(fleet, other, 0)
+    assert state(fleet, "PF-000003") == ("eligible", "schools")  # station-02 never received it
+    mark = len(feed.records)
+    feed.audit("manifest", "M-2026-0003", {"scheme": "schools", "assets": ["PF-000003"]})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000003") == ("allocated", "schools")
+    mark = len(feed.records)
+    feed.audit("manifest-handed-over", "M-2026-0003", {"assets": ["PF-000003"], "received_by": "C. Patel",
+                                                       "partner": "City Schools Trust"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000003") == ("handed_over", "schools")
+    assert summary(fleet.db)["states"].get("handed_over") == 1

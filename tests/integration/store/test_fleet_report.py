@@ -103,3 +103,35 @@ def test_bad_periods_are_refused_in_one_line(postgres_dsn: str, arguments: list[
         pass
     result = run_cli("fleet", "report", *arguments, env={"WIPE_AGENT_FLEET_DATABASE": postgres_dsn})
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_receipt_to_hand_over_counts_assets_handed_over_in_the_period(postgres_dsn: str, tmp_path: Path) -> None:
+    from agent.fleet.assets import import_register
+    from tests.integration.store.test_fleet_assets import register_rows, write_register
+
+    def at(feed: StationFeed, moment: datetime) -> StationFeed:
+        feed.base = moment - timedelta(milliseconds=10 * (feed.audit_seq + 1))  # the kit's next entry's time
+        return feed
+
+    with FleetDatabase(postgres_dsn) as database:
+        import_register(database, write_register(tmp_path / "register.csv", register_rows(4)))
+        feed = StationFeed("station-01")
+        for number in range(3):
+            tag = f"PF-{number:06d}"
+            at(feed, DAY).audit("intake", tag, {"asset_tag": tag, "bay": "bay-1"})
+            feed.job(number, asset=tag)
+            at(feed, DAY + timedelta(hours=1)).audit("eligibility-decision", tag, {"route": "reuse:schools"})
+        at(feed, DAY + timedelta(hours=2)).audit("manifest", "M-1", {"assets": ["PF-000000", "PF-000001"]})
+        at(feed, DAY + timedelta(hours=2)).audit("manifest", "M-2", {"assets": ["PF-000002"]})
+        at(feed, DAY + timedelta(hours=30)).audit("manifest-handed-over", "M-1",
+                                                   {"assets": ["PF-000000", "PF-000001"]})
+        at(feed, DAY + timedelta(days=20)).audit("manifest-handed-over", "M-2", {"assets": ["PF-000002"]})
+        result = Ingestor(database, None).ingest("station-01", feed.batch())
+        assert not result.refused, result.refused[:2]
+        report = build(database.db, DAY.date(), (DAY + timedelta(days=7)).date())
+        database.db.commit()
+    # M-2's hand-over falls after the period: only M-1's two assets, each 30 hours after receipt
+    assert report["receipt_to_handover_hours"] == [{"station": "station-01", "assets": 2, "median": 30.0,
+                                                    "p90": 30.0}]
+    rows = [row for row in csv.DictReader(io.StringIO(to_csv(report))) if row["section"] == "receipt_to_handover_hours"]
+    assert {(row["measure"], row["value"]) for row in rows} == {("median", "30.0"), ("p90", "30.0"), ("assets", "2")}

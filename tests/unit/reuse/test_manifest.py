@@ -284,3 +284,45 @@ def test_a_certificate_or_folder_that_is_a_symbolic_link_is_named(store: ReuseSt
     folder.symlink_to(elsewhere)
     (check,) = check_certificates(document, folder, bundle)
     assert not check.ok and "is a symbolic link" in check.problem
+
+
+def test_a_hand_over_is_recorded_once_chained_and_ends_voiding(store: ReuseStore, world: World,
+                                                                 tmp_path: Path) -> None:
+    from agent.reuse.service import handover_manifest
+
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    ready_device(store, world, "PC-2", [drive("SSD-2")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1", "PC-2"])
+    manifest_id = str(created["manifest_id"])
+    for bad in ({"received_by": "  "}, {"partner": ""}, {"received_by": "C. Patel\n(forged line)"},
+                {"reference": "x" * 121}):
+        arguments = {"received_by": "C. Patel", "partner": "City Schools Trust", "reference": None, **bad}
+        with pytest.raises(ReuseInputError):
+            handover_manifest(store, manifest_id, operator="op", **arguments)  # type: ignore[arg-type]
+    with pytest.raises(ReuseRefused, match="no manifest M-NOPE"):
+        handover_manifest(store, "M-NOPE", received_by="C. Patel", partner="City Schools Trust", reference=None,
+                          operator="op")
+    done = handover_manifest(store, manifest_id, received_by="C. Patel", partner="City Schools Trust",
+                             reference="COLL-77", operator="op")
+    assert done["assets"] == ["PC-1", "PC-2"] and store.handover(manifest_id)["reference"] == "COLL-77"
+    entry = store.audit.entries(manifest_id)[-1]
+    assert entry.kind == "manifest-handed-over" and entry.data["assets"] == ["PC-1", "PC-2"]
+    assert entry.data["received_by"] == "C. Patel" and store.audit.verify().valid
+    with pytest.raises(ReuseRefused, match="handed over already"):
+        handover_manifest(store, manifest_id, received_by="C. Patel", partner="City Schools Trust", reference=None,
+                          operator="op")
+    with pytest.raises(ReuseRefused, match="cannot be voided"):
+        store.void_manifest(manifest_id, "too late")
+    assert store.shipped_in("PC-1") == manifest_id
+
+
+def test_a_manifest_never_published_cannot_be_handed_over(store: ReuseStore, world: World, tmp_path: Path) -> None:
+    from agent.reuse.service import handover_manifest
+
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    created = _manifest(store, world, tmp_path / "out", ["PC-1"])
+    Path(str(created["pdf"])).unlink()
+    with pytest.raises(ReuseRefused, match="never published"):
+        handover_manifest(store, str(created["manifest_id"]), received_by="C. Patel", partner="City Schools Trust",
+                          reference=None, operator="op")
+    assert store.handover(str(created["manifest_id"])) is None
