@@ -33,6 +33,8 @@ a default::
     [certificate]                 # how the station's documents are issued
     operator_title = "Sanitisation operator"   # for jobs from before operator sign-ins
     directory = "/var/lib/wipe-agent/certificates"   # default: certificates/ in state_dir
+    [web]                         # the web console ('wipe-agent web serve'), a process of its own
+    console_user = "wipe-web"     # the one login whose calls may name a signed-in web account (default: none)
 
 There is no built-in organisation: a station without ``[organisation] name`` records its jobs but
 issues no certificate. For older files a top-level ``organisation = "NAME"`` string is still read
@@ -67,7 +69,7 @@ DEFAULT_PROFILES: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays", "timestamping", "audit", "certificate"}
+             "default_profiles", "bays", "timestamping", "audit", "certificate", "web"}
 _CERTIFICATE_KEYS = {"operator_title", "directory"}
 DEFAULT_OPERATOR_TITLE = "Sanitisation operator"
 _TIMESTAMPING_KEYS = {"url", "timeout"}
@@ -153,6 +155,8 @@ class StationConfig:
     """[certificate] operator_title: the title printed for a job recorded before operator sign-ins."""
     certificate_dir: Path | None = None
     """[certificate] directory: where documents are written (None: ``certificates`` in state_dir)."""
+    web_console_user: str | None = None
+    """[web] console_user: the login the web console runs as; only its calls may act for a web account."""
 
     def bay(self, name: str) -> Bay:
         """The bay called ``name``."""
@@ -197,6 +201,7 @@ class StationConfig:
                       "checkpoint_minutes": self.audit_checkpoint_minutes},
             "certificate": {"operator_title": self.certificate_operator_title,
                             "directory": None if self.certificate_dir is None else str(self.certificate_dir)},
+            "web": {"console_user": self.web_console_user},
         }
 
 
@@ -305,6 +310,7 @@ def parse_config(text: str, source: str = "<string>", check_profiles: bool = Tru
         **_timestamping(doc, data.get("timestamping", {})),
         **_audit(doc, data.get("audit", {})),
         **_certificate(doc, data.get("certificate", {})),
+        **_web(doc, data.get("web", {})),
     )
     if check_profiles:
         _check_profiles(config)
@@ -327,6 +333,20 @@ def _audit(doc: Document, raw: Any) -> dict[str, Any]:
         raise doc.error(f"[audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}",
                         ("audit", "checkpoint_minutes"))
     return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
+
+
+def _web(doc: Document, raw: Any) -> dict[str, Any]:
+    """The [web] table: the login name the web console runs as (letters, digits, . _ -)."""
+    _expect(doc, "[web]", raw, dict, ("web",))
+    for key in raw:
+        if key != "console_user":
+            raise _unknown(doc, "[web]: ", key, ("console_user",), ("web", key))
+    user = raw.get("console_user")
+    if user is not None:
+        _expect(doc, "[web].console_user", user, str, ("web", "console_user"))
+        if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
+            raise doc.error(f"[web].console_user {user!r} is not a login name", ("web", "console_user"))
+    return {"web_console_user": user}
 
 
 def _certificate(doc: Document, raw: Any) -> dict[str, Any]:

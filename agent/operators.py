@@ -42,6 +42,7 @@ MIN_SHIFT_HOURS = 0.25  # a shorter "shift" (1e-300 h) is over before the sign-i
 VIA_DAEMON = "the station daemon"  # auto-start on insertion
 VIA_API = "the station API"  # ``wipe-agent start`` through the daemon's socket
 VIA_CLI = "the command line"  # ``wipe-agent wipe``
+VIA_WEB = "the web console"  # a signed-in web account, through the console's own uid (agent.web.station)
 
 class OperatorError(ConfigError):
     """A sign-in or sign-out that cannot be honoured (bad name, nobody signed in …)."""
@@ -80,6 +81,14 @@ def check_text(what: str, value: str) -> str:
     if problem is not None:
         raise OperatorError(f"operator {what} {problem}: a certificate must read exactly as it is signed")
     return text
+
+
+@dataclass(frozen=True)
+class ConsoleAccount:
+    """The web account signed in at the web console that a console call acts for (as the console sends it)."""
+
+    account: str
+    title: str
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,20 @@ path                        method  does
 /v1/jobs?limit=N            GET     recent jobs
 /v1/jobs/{id}               GET     one job with its journal
 /v1/claims?dev_t=N&diskseq  GET     which bay holds the medium with this kernel identity (CLI ``wipe``)
-/v1/bays/{bay}/start        POST    {"profile", "serial": optional} queue a job for the bay's drive
-/v1/bays/{bay}/cancel       POST    cancel the bay's job: queued (dequeued) or running (→ interrupted)
+/v1/bays/{bay}/start        POST    {"profile", "serial", "console": optional} queue a job for the bay's drive
+/v1/bays/{bay}/cancel       POST    {"console": optional} cancel the bay's job: queued or running (→ interrupted)
 /v1/jobs/{id}/cancel        POST    cancel a queued or running job by id (prefix)
 /v1/intake                  POST    {"bay", "asset_tag", "host_serial", "make", "model"}
 /v1/operators/sign-in       POST    {"name", "title", "bays": [..] or "all", "shift_hours"} for the caller's uid
 /v1/operators/sign-out      POST    end the caller's own sign-in
+/v1/console/audit           POST    {"kind": "web-…", "subject", "data"}: the web console's audit entry
 ==========================  ======  ===================================================
+
+The web console is one uid for many people. A start or cancel may carry ``"console": {"account",
+"title"}``, the web account signed in at the console; the station honours it only when the caller's
+``SO_PEERCRED`` uid is its ``[web] console_user`` (:meth:`agent.daemon.station.Station.console_stamp`),
+and the same holds for ``/v1/console/audit``: another member of the API group is refused (403), never
+recorded as someone else.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from agent.errors import AgentError, RequestRefused
 from agent.jsontext import JsonInputError, parse_json
+from agent.operators import ConsoleAccount
 from certs.files import make_private_directory
 
 MAX_BODY = 64 * 1024
@@ -60,10 +68,14 @@ class StationService(Protocol):
     def jobs(self, limit: int) -> dict[str, Any]: ...
     def job(self, job_id: str) -> dict[str, Any]: ...
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
-                  caller_uid: int | None = None) -> dict[str, Any]:
+                  caller_uid: int | None = None, console: ConsoleAccount | None = None) -> dict[str, Any]:
         ...
     def cancel(self, job_id: str, operator: str) -> dict[str, Any]: ...
-    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]: ...
+    def cancel_bay(self, name: str, operator: str, *, caller_uid: int | None = None,
+                   console: ConsoleAccount | None = None) -> dict[str, Any]:
+        ...
+    def console_audit(self, kind: str, subject: str, data: dict[str, Any], *, caller_uid: int) -> dict[str, Any]:
+        ...
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None,
                model: str | None, operator: str) -> dict[str, Any]: ...
     def claims(self, dev_t: int | None, diskseq: int | None, name: str | None) -> dict[str, Any]: ...
@@ -275,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             return reads[()]()
         writes = (len(rest) == 3 and rest[0] == "bays" and rest[2] in ("start", "cancel")) or (
             len(rest) == 3 and rest[0] == "jobs" and rest[2] == "cancel") or rest == ["intake"] or (
-            rest in (["operators", "sign-in"], ["operators", "sign-out"]))
+            rest in (["operators", "sign-in"], ["operators", "sign-out"], ["console", "audit"]))
         if not writes:
             raise ApiError("not_found", f"no such endpoint {self.path[:100]!r}")
         if method != "POST":
@@ -283,14 +295,22 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
         if content_type != "application/json":
             raise ApiError("unsupported_media_type", "request body must be application/json")
+        if rest == ["console", "audit"]:
+            _only(body, {"kind", "subject", "data"})
+            data = body.get("data", {})
+            if not isinstance(data, dict):
+                raise ApiError("bad_request", "'data' must be an object")
+            return service.console_audit(_text(body, "kind", True) or "", _text(body, "subject", True) or "",
+                                         data, caller_uid=caller.uid)
         if rest[0] == "bays" and rest[2] == "cancel":
-            _only(body, set())
-            return service.cancel_bay(rest[1], caller.name)
+            _only(body, {"console"})
+            return service.cancel_bay(rest[1], caller.name, caller_uid=caller.uid, console=_console(body))
         if rest[0] == "bays":
-            _only(body, {"profile", "serial"})
-            # the job is the person's signed in for this uid (agent.operators), never a name the client sends
+            _only(body, {"profile", "serial", "console"})
+            # the job is the person's signed in for this uid (agent.operators), never a name the client sends;
+            # a web account's name only from the console's own uid (the station checks it)
             return service.start_bay(rest[1], _text(body, "profile"), caller.name, _text(body, "serial"),
-                                     caller_uid=caller.uid)
+                                     caller_uid=caller.uid, console=_console(body))
         if rest[0] == "jobs":
             _only(body, set())
             return service.cancel(rest[1], caller.name)
@@ -306,6 +326,18 @@ class _Handler(BaseHTTPRequestHandler):
         _only(body, {"bay", "asset_tag", "host_serial", "make", "model"})
         return service.intake(_text(body, "bay", True) or "", _text(body, "asset_tag", True) or "",
                               _text(body, "host_serial"), _text(body, "make"), _text(body, "model"), caller.name)
+
+
+def _console(body: dict[str, Any]) -> ConsoleAccount | None:
+    """``"console": {"account", "title"}``: the web account a console call acts for (absent: None)."""
+    value = body.get("console")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError("bad_request", "'console' must be an object with account and title")
+    _only(value, {"account", "title"})
+    account, title = _text(value, "account", True) or "", _text(value, "title", True) or ""
+    return ConsoleAccount(account, title)
 
 
 def _bays(body: dict[str, Any]) -> tuple[str, ...] | None:

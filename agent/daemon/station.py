@@ -19,6 +19,8 @@ import dataclasses
 import json
 import logging
 import os
+import pwd
+import re
 import select
 import signal
 import sqlite3
@@ -61,12 +63,16 @@ from agent.methods.registry import runs_in_firmware
 from agent.operators import (
     VIA_API,
     VIA_DAEMON,
+    VIA_WEB,
+    ConsoleAccount,
     OperatorError,
     Operators,
     OperatorStamp,
     SignIn,
     attribute,
+    check_text,
     signed_in_now,
+    user_name,
 )
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
@@ -77,6 +83,7 @@ RECHECK_FIRST_SECONDS = 0.2  # a drive that was busy is looked at again after th
 SHUTDOWN_SECONDS = 8.0  # systemd's TimeoutStopSec is 10 s: leave margin for the last journal writes
 START_ANSWER_SECONDS = 7.0  # ``start`` waits this long for the guard and checks: under the client's 10 s
 VERIFY_SHARE = {"full": 0.5, "sampling": 0.05}  # of a job's work, for overall progress
+CONSOLE_KIND = re.compile(r"web-[a-z][a-z-]{0,38}")  # the web console's own audit entries, and only those
 
 
 class RequestError(RequestRefused):
@@ -232,6 +239,11 @@ def boot_id() -> str:
 def _only_busy(reasons: tuple[str, ...]) -> bool:
     """True when every reason not to touch a drive is that something holds it open (it may let go)."""
     return bool(reasons) and all(reason.startswith("busy:") for reason in reasons)
+
+
+def console_operator(stamp: OperatorStamp) -> str:
+    """How a console-started job names its operator: ``NAME (TITLE) via the web console, uid U``."""
+    return f"{stamp.name} ({stamp.title}) via {VIA_WEB}, uid {stamp.uid}"
 
 
 def _job_summary(row: JobRow) -> dict[str, Any]:
@@ -1107,11 +1119,13 @@ class Station:
             return []
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
-                  caller_uid: int | None = None) -> dict[str, Any]:
+                  caller_uid: int | None = None, console: ConsoleAccount | None = None) -> dict[str, Any]:
         """Queue a job for the drive in bay ``name`` (explicit operator command).
 
         ``caller_uid`` (the API's ``SO_PEERCRED``) attributes the job to the person signed in for that
         uid, or to nobody, said so (agent.operators); without it ``operator`` is recorded as given.
+        ``console``: the web account the web console acts for, honoured only from the console's own uid
+        (:meth:`console_stamp`).
 
         The drive is identified again now, and the job is bound to that serial: the worker refuses
         to write if the drive it opens is another one. ``serial``, when the operator gives it, must
@@ -1124,7 +1138,10 @@ class Station:
         if profile is not None:
             load_profile(profile)  # ProfileError → 400 before anything is queued
         stamp = self._stamp(VIA_API, caller_uid, name) if caller_uid is not None else None
-        if stamp is not None:
+        if console is not None:
+            stamp = self.console_stamp(console, caller_uid)
+            operator = console_operator(stamp)
+        elif stamp is not None:
             operator = stamp.display()
         with self.lock:
             drive = self.slots[name].drive
@@ -1237,8 +1254,11 @@ class Station:
             registry.close()
         raise RequestError("not_active", f"job {row.id} is {row.state}: nothing to cancel")
 
-    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]:
+    def cancel_bay(self, name: str, operator: str, *, caller_uid: int | None = None,
+                   console: ConsoleAccount | None = None) -> dict[str, Any]:
         """Cancel whatever job bay ``name`` has: queued (it has no job id yet), starting or running."""
+        if console is not None:
+            operator = console_operator(self.console_stamp(console, caller_uid))
         if name not in self.slots:
             raise RequestError("not_found", f"no bay {name!r}", 404)
         with self.lock:
@@ -1262,6 +1282,47 @@ class Station:
         self._signal(job, signal.SIGTERM)  # before its first write: ``interrupted``, nothing touched
         self.log.info("job cancelled", extra={"fields": fields})
         return {"job_id": job.job_id, "cancelled": True, "state": "cancelling"}
+
+    # the web console ------------------------------------------------------------------------
+    def _check_console(self, caller_uid: int | None) -> None:
+        """Refuse (403) unless ``caller_uid`` is the ``[web] console_user``'s: only the console speaks for accounts."""
+        user = self.config.web_console_user
+        if user is None:
+            raise RequestError("forbidden", "this station names no web console ([web] console_user): "
+                               "no call may act for a web account", 403)
+        try:
+            console_uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            raise RequestError("forbidden", f"[web] console_user {user!r} is no user here", 403) from None
+        if caller_uid != console_uid:
+            who = f"uid {caller_uid} ({user_name(caller_uid)})" if caller_uid is not None else "an unknown caller"
+            self.log.warning("console impersonation refused", extra={"fields": {"caller_uid": caller_uid}})
+            raise RequestError("forbidden", f"{who} is not the web console's user {user}: it may not act "
+                               "for a web account", 403)
+
+    def console_stamp(self, console: ConsoleAccount, caller_uid: int | None) -> OperatorStamp:
+        """Whom a console call is attributed to: the web account it names, checked, with the console's uid."""
+        self._check_console(caller_uid)
+        assert caller_uid is not None
+        try:
+            name, title = check_text("name", console.account), check_text("title", console.title)
+        except OperatorError as exc:
+            raise RequestError("bad_request", exc.message, 400) from None
+        return OperatorStamp(name=name, title=title, uid=caller_uid, via=VIA_WEB)
+
+    def console_audit(self, kind: str, subject: str, data: dict[str, Any], *, caller_uid: int) -> dict[str, Any]:
+        """Append the web console's ``web-*`` entry (a sign-in, an action) to the station's audit chain."""
+        self._check_console(caller_uid)
+        if not CONSOLE_KIND.fullmatch(kind):
+            raise RequestError("bad_request", f"audit kind {kind[:40]!r}: the console writes web-… entries only", 400)
+        registry = self.app.open_store()
+        try:
+            entry = registry.audit.append(kind, subject, {**data, "console_uid": caller_uid}, at=registry.clock())
+        except ValueError as exc:  # NaN and the like: not canonical JSON
+            raise RequestError("bad_request", f"audit data: {exc}", 400) from None
+        finally:
+            registry.close()
+        return {"seq": entry.seq, "kind": entry.kind, "hash": entry.hash}
 
     def intake(self, bay: str, asset_tag: str, host_serial: str | None, make: str | None, model: str | None,
                operator: str) -> dict[str, Any]:
