@@ -22,6 +22,8 @@ from agent.api.server import ApiServer
 from agent.config import StationConfig, parse_config
 from agent.web.server import Console
 
+# the skeleton keys app["console"] and request["session"] by strings (web-core moves them to AppKey/RequestKey)
+IGNORE_KEY_WARNINGS = "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
 ARTEFACTS = Path(os.environ.get("WIPE_AGENT_ARTEFACTS", "/tmp/wipe-agent-artefacts"))
 
 
@@ -108,9 +110,8 @@ class ConsoleServer:
         self.loop.run_until_complete(self._serve())
 
     async def _serve(self) -> None:
-        runner = web.AppRunner(self.console.application(), access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
         try:
+            runner = web.AppRunner(self.console.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
         except BaseException as exc:
@@ -159,3 +160,59 @@ def screenshot(driver: Any, name: str) -> Path:
     path = ARTEFACTS / name
     driver.save_screenshot(str(path))
     return path
+
+
+class WebClient:
+    """A browser without a browser: cookies kept, forms posted with the console's CSRF token."""
+
+    def __init__(self, base: str) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base)
+        self.base, self.host, self.port = base, parts.hostname or "127.0.0.1", parts.port or 80
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+        import http.client
+        from http.cookies import SimpleCookie
+        from urllib.parse import urlencode
+
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=15)
+        sent = {"Accept": "text/html", **(headers or {})}
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{key}={value}" for key, value in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+            sent["Origin"] = self.base
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookie = SimpleCookie()
+            cookie.load(header)
+            for key, morsel in cookie.items():
+                if morsel.value and morsel["max-age"] != "0" and "1970" not in morsel["expires"]:
+                    self.cookies[key] = morsel.value
+                else:
+                    self.cookies.pop(key, None)
+        return response.status, dict(response.headers), text
+
+    def csrf(self, path: str = "/") -> str:
+        import re
+
+        status, _, text = self.request("GET", path)
+        found = re.search(r'name="csrf" value="([^"]+)"', text)
+        assert found, f"no CSRF field on {path} ({status}): {text[:300]}"
+        return found.group(1)
+
+    def sign_in(self, name: str, password: str) -> None:
+        token = self.csrf("/sign-in")
+        status, headers, text = self.request("POST", "/sign-in", {"csrf": token, "name": name, "password": password,
+                                                                  "next": "/"})
+        assert status == 303 and "wa_session" in self.cookies, (status, text[:300])

@@ -1,0 +1,228 @@
+"""The bay wall's stream and actions against the real API server: a change within one poll, bounded streams,
+no impersonation through the daemon, the console's entries in the station's audit chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.store.registry import Registry
+from agent.web.accounts import Accounts, Role
+from agent.web.station import station_console
+from tests.integration.daemon.conftest import Daemon
+from tests.integration.web.station_kit import IGNORE_KEY_WARNINGS, ConsoleServer, FakeStation, WebClient, bay, serve_fake, station_config
+
+pytestmark = [pytest.mark.root, pytest.mark.filterwarnings(IGNORE_KEY_WARNINGS)]
+MiB = 1 << 20
+PASSWORD = "correct horse battery"
+
+
+class Stream:
+    """``GET /events`` read line by line (a socket timeout bounds every read)."""
+
+    def __init__(self, url: str) -> None:
+        self.response = urllib.request.urlopen(url + "/events", timeout=5)
+
+    def event(self) -> dict[str, Any]:
+        data = None
+        while True:
+            line = self.response.readline().decode()
+            if not line:
+                raise AssertionError("stream ended")
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+            elif line == "\n" and data is not None:
+                return data
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@pytest.fixture
+def fake_wall() -> Iterator[tuple[FakeStation, ConsoleServer]]:
+    fake = FakeStation([bay("bay-1", "present"), bay("bay-2", "empty")])
+    api, socket_path = serve_fake(fake)
+    config = station_config(socket_path, 2)
+    console = station_console(config, accounts=Accounts(Path(tempfile.mkdtemp()) / "a.json"), kiosk=True,
+                              secure=False, max_clients=2)
+    server = ConsoleServer(console)
+    yield fake, server
+    server.stop()
+    api.close()
+
+
+def test_a_change_reaches_the_stream_within_one_poll_and_nothing_is_sent_while_nothing_changes(
+        fake_wall: tuple[FakeStation, ConsoleServer]) -> None:
+    fake, server = fake_wall
+    feed = server.console.wall_feed  # type: ignore[attr-defined]
+    stream = Stream(server.url)
+    try:
+        first = stream.event()
+        assert set(first["tiles"]) == {"bay-1", "bay-2"} and first["connected"] is True  # the whole wall first
+        assert 'data-state="present"' in first["tiles"]["bay-1"] and first["banner"] is None
+        polls = feed.polls
+        fake.set(0, bay("bay-1", "running", progress=0.1))
+        changed = stream.event()
+        assert list(changed["tiles"]) == ["bay-1"]  # only the tile that changed
+        assert 'data-state="running"' in changed["tiles"]["bay-1"] and "DO NOT PULL" in changed["tiles"]["bay-1"]
+        assert feed.polls <= polls + 2  # the poll after the change (one may have been on its way)
+        quiet_from = feed.polls
+        stream.response.fp.raw._sock.settimeout(1.0)  # type: ignore[union-attr]
+        with pytest.raises(TimeoutError):
+            stream.event()  # a second of unchanged status: no event (heartbeats come every 15 s)
+        assert feed.polls >= quiet_from + 2  # it was polling all along
+    finally:
+        stream.close()
+
+
+def test_streams_are_bounded_and_a_closed_one_frees_its_place(fake_wall: tuple[FakeStation, ConsoleServer]) -> None:
+    fake, server = fake_wall
+    streams = [Stream(server.url), Stream(server.url)]
+    for stream in streams:
+        stream.event()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        Stream(server.url)
+    assert refused.value.code == 503
+    refused.value.close()
+    streams.pop().close()
+    fake.set(1, bay("bay-2", "present"))  # the server learns of a closed stream when it next writes to it
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            streams.append(Stream(server.url))
+            break
+        except urllib.error.HTTPError as error:
+            error.close()
+            assert error.code == 503 and time.monotonic() < deadline
+            fake.set(1, bay("bay-2", "empty" if fake.bays[1]["state"] == "present" else "present"))
+            time.sleep(0.3)
+    assert streams[-1].event()["tiles"]
+    for stream in streams:
+        stream.close()
+
+
+def test_the_wall_says_unknown_not_safe_while_the_daemon_is_away(fake_wall: tuple[FakeStation, ConsoleServer]
+                                                                ) -> None:
+    fake, server = fake_wall
+    stream = Stream(server.url)
+    try:
+        stream.event()
+        feed = server.console.wall_feed  # type: ignore[attr-defined]
+        feed.fetch = lambda: (_ for _ in ()).throw(__import__("agent.api.client", fromlist=["x"]).StationUnavailable(
+            "station daemon not running: nothing listens"))
+        lost = stream.event()
+        assert lost["connected"] is False and lost["banner"].startswith("daemon restarting… reconnecting")
+        assert all('data-pull="unknown"' in html and "SAFE TO PULL" not in html for html in lost["tiles"].values())
+    finally:
+        stream.close()
+
+
+# the real daemon ---------------------------------------------------------------------------------------
+def _configure(daemon: Daemon) -> None:
+    """The API group a second user is in (nogroup: nobody's), and root as the console's user."""
+    text = daemon.config.read_text()
+    daemon.config.write_text('api_group = "nogroup"\n' + text + '[web]\nconsole_user = "root"\n')
+    os.chmod(daemon.directory, 0o755)  # nobody must reach the socket to be refused by the daemon itself
+
+
+_AS_NOBODY = r'''
+import http.client, json, socket, sys
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(sys.argv[1])
+out = {}
+for path, body in json.loads(sys.argv[2]):
+    c = C("localhost", timeout=10)
+    c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse(); out[path] = [r.status, json.loads(r.read())]
+print(json.dumps(out))
+'''
+
+
+def test_another_member_of_the_api_group_cannot_act_or_audit_as_a_web_account(
+        station: Callable[..., Daemon]) -> None:
+    daemon = station([16 * MiB], auto_start=False)
+    _configure(daemon)
+    daemon.start()
+    daemon.backings[0].attach()
+    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
+    calls = [["/v1/bays/bay-1/start", {"profile": "nist-clear-overwrite",
+                                        "console": {"account": "asmith", "title": "Senior operator"}}],
+             ["/v1/bays/bay-1/cancel", {"console": {"account": "asmith", "title": "Senior operator"}}],
+             ["/v1/console/audit", {"kind": "web-sign-in", "subject": "asmith", "data": {}}]]
+    result = subprocess.run(["/usr/bin/python3", "-c", _AS_NOBODY, str(daemon.socket), json.dumps(calls)], user=65534,
+                            group=65534, extra_groups=[], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    for path, (status, body) in answers.items():
+        assert status == 403 and body["error"]["code"] == "forbidden", (path, body)
+        assert "not the web console's user root" in body["error"]["message"]
+    status = daemon.status()
+    assert status["bays"][0]["state"] == "present" and status["bays"][0]["job"] is None  # nothing started
+    registry = Registry(daemon.state_dir).open()
+    try:
+        assert not [entry for entry in registry.audit.entries() if entry.kind.startswith("web-")]
+        assert registry.jobs(5) == []
+    finally:
+        registry.close()
+
+
+def test_console_sign_ins_and_starts_are_in_the_station_chain_and_the_job_names_the_web_account(
+        station: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon = station([16 * MiB], auto_start=False)
+    _configure(daemon)
+    daemon.start()
+    daemon.backings[0].attach()
+    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
+    accounts.add("vauditor", Role.AUDITOR, "Auditor", PASSWORD)
+    from agent.config import load_config
+
+    console = station_console(load_config(daemon.config), accounts=accounts, kiosk=True, secure=False)
+    server = ConsoleServer(console)
+    try:
+        viewer = WebClient(server.url)
+        viewer.sign_in("vauditor", PASSWORD)
+        status, _, page = viewer.request("GET", "/")
+        assert status == 200 and "/bays/bay-1/start" not in page  # an auditor sees no actions
+        refused = viewer.request("POST", "/bays/bay-1/start", {"csrf": viewer.csrf(), "profile": "x"})
+        assert refused[0] == 403
+        operator = WebClient(server.url)
+        operator.sign_in("asmith", PASSWORD)
+        token = operator.csrf()
+        bad = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-purge-anything"},
+                               {"Accept": "application/json"})
+        assert bad[0] == 409 and "not offered here" in json.loads(bad[2])["message"]
+        started = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite"},
+                                   {"Accept": "application/json"})
+        assert started[0] == 200, started[2]
+        final = daemon.wait_for(lambda s: s["bays"][0]["state"] == "sanitised", what="sanitised")
+        assert final["bays"][0]["outcome"]["job_id"]
+    finally:
+        server.stop()
+    registry = Registry(daemon.state_dir).open()
+    try:
+        web = [(entry.kind, entry.subject, entry.data) for entry in registry.audit.entries()
+               if entry.kind.startswith("web-")]
+        kinds = [kind for kind, _, _ in web]
+        assert kinds[:2] == ["web-sign-in", "web-sign-in"] and "web-bay-start" in kinds, kinds
+        start = next(data for kind, _, data in web if kind == "web-bay-start")
+        assert start["account"] == "asmith" and start["profile"] == "nist-clear-overwrite"
+        assert all(data["console_uid"] == 0 for _, _, data in web)  # the console's uid, as the kernel said
+        assert registry.audit.verify().valid
+        job = registry.jobs(1)[0]
+        assert (job.operator, job.operator_title, job.operator_via, job.operator_uid) == (
+            "asmith", "Senior operator", "the web console", 0)
+    finally:
+        registry.close()
