@@ -6,7 +6,7 @@ sign-in) is allowed only for ``GET``, and only where a console enables it on pur
 kiosk wall). Every state-changing request (``POST``) needs a signed-in session and that session's
 CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) and, when the browser sends one, an
 ``Origin`` of this console. Responses carry a strict Content-Security-Policy (no inline script, no
-other origin), ``nosniff``, ``no-referrer``, ``frame-ancestors 'none'`` and ``no-store``.
+other origin), ``nosniff``, ``Referrer-Policy: same-origin``, ``frame-ancestors 'none'`` and ``no-store``.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     response = await handler(request)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" on its own forms (refused)
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if not request.path.startswith("/static/"):

@@ -87,6 +87,7 @@
     }).then(function (response) {
       return response.json().then(function (body) {
         show(message, body.message || (body.error && body.error.message) || ("HTTP " + response.status));
+        window.setTimeout(function () { show(message, ""); }, 10000);
       });
     }).catch(function () {
       show(message, "the console did not answer: try again");

@@ -86,7 +86,7 @@ class FakeStation:
 def serve_fake(station: FakeStation, directory: Path | None = None) -> tuple[ApiServer, Path]:
     """The real API server on a fresh socket, in front of ``station``."""
     where = Path(directory or tempfile.mkdtemp(prefix="wa-wall-", dir="/tmp")) / "api.sock"
-    return ApiServer(where, station, "root"), where  # type: ignore[arg-type]
+    return ApiServer(where, station, "root"), where
 
 
 class ConsoleServer:
@@ -111,7 +111,8 @@ class ConsoleServer:
 
     async def _serve(self) -> None:
         try:
-            runner = web.AppRunner(self.console.application(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+            runner = web.AppRunner(self.console.application(), access_log=None, handle_signals=False,
+                                   shutdown_timeout=1.0)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
         except BaseException as exc:
@@ -213,6 +214,6 @@ class WebClient:
 
     def sign_in(self, name: str, password: str) -> None:
         token = self.csrf("/sign-in")
-        status, headers, text = self.request("POST", "/sign-in", {"csrf": token, "name": name, "password": password,
+        status, _, text = self.request("POST", "/sign-in", {"csrf": token, "name": name, "password": password,
                                                                   "next": "/"})
         assert status == 303 and "wa_session" in self.cookies, (status, text[:300])
