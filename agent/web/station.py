@@ -193,7 +193,8 @@ def build_tile(bay: dict[str, Any], config: StationConfig | None, *, connected: 
     profiles = allowed_profiles(config, str(bay.get("name")), drive.get("media") if drive else None) if config else ()
     return Tile(name=name, state=state, label=label, icon=icon, pull=pull, pull_text=pull_text, pull_icon=pull_icon,
                 model=model, serial=serial, asset=printable(asset) if asset else None, phase=phase or None,
-                percent=percent, percent_text=percent_text, eta=eta, notes=tuple(notes), active=connected and job is not None,
+                percent=percent, percent_text=percent_text, eta=eta, notes=tuple(notes),
+                active=connected and job is not None,
                 startable=connected and drive is not None and job is None and bool(profiles), profiles=profiles)
 
 
