@@ -37,7 +37,7 @@ class FakeStation:
         return {"job_id": job_id}
 
     def start_bay(self, name: str, profile: str | None, operator: str, serial: str | None = None, *,
-                  caller_uid: int | None = None) -> dict[str, Any]:
+                  caller_uid: int | None = None, console: Any = None) -> dict[str, Any]:
         self.calls.append(("start", (name, profile, operator) + ((serial,) if serial else ())))
         self.start_uids.append(caller_uid)  # SO_PEERCRED's uid: whom the station attributes the job to
         if profile == "bogus":
@@ -48,7 +48,8 @@ class FakeStation:
         self.calls.append(("cancel", (job_id, operator)))
         return {"job_id": job_id}
 
-    def cancel_bay(self, name: str, operator: str) -> dict[str, Any]:
+    def cancel_bay(self, name: str, operator: str, *, caller_uid: int | None = None,
+                   console: Any = None) -> dict[str, Any]:
         self.calls.append(("cancel_bay", (name, operator)))
         return {"bay": name, "job_id": None}
 

@@ -130,3 +130,19 @@ def test_errors_name_the_line_and_suggest_the_key_meant() -> None:
     with pytest.raises(ConfigError, match=r"^station.toml:3: \[certificate\]: unknown key 'operator_titel'; "
                                           r"did you mean 'operator_title'\?"):
         parse_config('station_id = "s"\n[certificate]\noperator_titel = "x"\n', "station.toml", check_profiles=False)
+
+
+def test_the_web_console_user_is_a_login_name_or_absent() -> None:
+    from agent.config import parse_config
+    from agent.errors import ConfigError
+
+    assert parse_config('station_id = "s"\n').web_console_user is None  # no console: no call acts for an account
+    assert parse_config('station_id = "s"\n[web]\nconsole_user = "wipe-web"\n').web_console_user == "wipe-web"
+    for bad, said in (('console_user = "Root; rm"', "not a login name"), ('console_user = 0', "expected str"),
+                      ('user = "wipe-web"', "unknown key 'user'")):
+        try:
+            parse_config(f'station_id = "s"\n[web]\n{bad}\n')
+        except ConfigError as error:
+            assert said in error.message and "station.toml" not in said
+        else:
+            raise AssertionError(f"{bad} was accepted")
