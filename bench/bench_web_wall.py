@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.web.accounts import Accounts  # noqa: E402
-from agent.web.station import POLL_SECONDS, station_console  # noqa: E402
-from tests.integration.web.station_kit import (  # noqa: E402
+from agent.web.accounts import Accounts
+from agent.web.station import POLL_SECONDS, station_console
+from tests.integration.web.station_kit import (
     ConsoleServer,
     FakeStation,
     bay,
