@@ -236,3 +236,45 @@ def test_console_sign_ins_and_starts_are_in_the_station_chain_and_the_job_names_
             "asmith", "Senior operator", "the web console", 0)
     finally:
         registry.close()
+
+
+def test_a_cancel_from_the_console_names_the_web_account_and_a_viewer_cannot_cancel(
+        station: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon = station([1024 * MiB], profile="nist-clear-overwrite-full", auto_start=False)
+    _configure(daemon)
+    daemon.start()
+    daemon.backings[0].attach()
+    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
+    from agent.config import load_config
+
+    server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True, secure=False))
+    try:
+        operator = WebClient(server.url)
+        operator.sign_in("asmith", PASSWORD)
+        token = operator.csrf()
+        started = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite-full"},
+                                   {"Accept": "application/json"})
+        assert started[0] == 200, started[2]
+        running = daemon.wait_for(lambda s: (s["bays"][0]["job"] or {}).get("state") == "running", timeout=20,
+                                  what="running")
+        assert running["bays"][0]["job"]["operator"] == "asmith (Senior operator) via the web console, uid 0"
+        anonymous = WebClient(server.url)  # the kiosk shows the wall to anyone, and acts for no one
+        assert anonymous.request("POST", "/bays/bay-1/cancel", {"csrf": "x"})[0] in (401, 403)
+        missing_token = operator.request("POST", "/bays/bay-1/cancel", {"csrf": "wrong"})
+        assert missing_token[0] == 403
+        cancelled = operator.request("POST", "/bays/bay-1/cancel", {"csrf": token})  # the form, without JS
+        assert cancelled[0] == 303 and cancelled[1]["Location"] == "/"
+        assert "bay-1: cancelling" in operator.request("GET", "/")[2]  # the outcome, shown once
+        daemon.wait_for(lambda s: s["bays"][0]["state"] == "interrupted", what="interrupted")
+        cancel_line = next(line for line in daemon.log.read_text().splitlines() if "job cancelled" in line)
+        assert "asmith (Senior operator) via the web console, uid 0" in cancel_line
+    finally:
+        server.stop()
+    registry = Registry(daemon.state_dir).open()
+    try:
+        kinds = [entry.kind for entry in registry.audit.entries() if entry.kind.startswith("web-")]
+        assert kinds == ["web-sign-in", "web-bay-start", "web-bay-cancel"], kinds
+    finally:
+        registry.close()
