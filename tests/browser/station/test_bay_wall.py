@@ -85,8 +85,11 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         screenshot(browser, "bay-wall-running-1366x768.png")
         _until(browser, "progress shown", lambda: _progress(browser) >= 0, 20)
         first = _progress(browser)
+        browser.execute_script("document.querySelector('#tile-bay-1 button.cancel').focus();")
         _until(browser, "progress moves", lambda: _progress(browser) > first or _tile(
             browser, "data-state") == "sanitised", 60)
+        if _tile(browser, "data-state") == "running":  # the tile was redrawn: the keyboard stayed where it was
+            assert browser.execute_script("return document.activeElement.getAttribute('data-focus')") == "bay-1:cancel"
         _until(browser, "sanitised", lambda: _tile(browser, "data-state") == "sanitised", 120)
         tile = browser.find_element(By.ID, "tile-bay-1")
         assert tile.get_attribute("data-pull") == "safe" and "SAFE TO PULL" in tile.text
@@ -119,6 +122,17 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         daemon.start()
         _until(browser, "recovered", lambda: _tile(browser, "data-state") == "present"
                and not browser.find_element(By.ID, "banner").is_displayed(), 30)
+        assert _same_page(browser)
+
+        server.stop()  # the web console restarts: EventSource reconnects to the new process by itself
+        _until(browser, "stream lost", lambda: browser.find_element(By.ID, "wall").get_attribute("data-live")
+               == "lost", 10)
+        server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True,
+                                               secure=False), port=server.port)
+        _until(browser, "stream back", lambda: browser.find_element(By.ID, "wall").get_attribute("data-live")
+               == "open" and not browser.find_element(By.ID, "banner").is_displayed(), 20)
+        backing.detach()
+        _until(browser, "live again", lambda: _tile(browser, "data-state") == "empty", 20)
         assert _same_page(browser)
     finally:
         server.stop()

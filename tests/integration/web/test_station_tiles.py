@@ -41,3 +41,32 @@ def test_every_wall_up_to_24_bays_fits_one_screen_of_at_most_six_columns() -> No
     for count in range(1, 25):
         columns, rows = grid_for(count)
         assert columns * rows >= count and columns <= 6 and rows <= 4, count
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[index:index + 2], 16) / 255 for index in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_tile_and_pull_colour_pair_in_wall_css_has_a_contrast_of_at_least_4_5() -> None:
+    import re
+
+    from agent.web.server import STATIC
+
+    css = (STATIC / "wall.css").read_text()
+    rules = re.findall(r"((?:\.(?:state|pull)-[a-z]+(?:,\s*)?)+)\s*\{([^}]*)\}", css)
+    checked = set()
+    for selectors, body in rules:
+        background = re.search(r"background:\s*(#[0-9a-f]{6})", body)
+        text = re.search(r"(?<!-)color:\s*(#[0-9a-f]{6})", body)
+        assert background, selectors
+        foreground = text.group(1) if text else "#ffffff"  # .tile's own colour
+        lighter, darker = sorted((_luminance(background.group(1)), _luminance(foreground)), reverse=True)
+        ratio = (lighter + 0.05) / (darker + 0.05)
+        assert ratio >= 4.5, f"{selectors}: {foreground} on {background.group(1)} is {ratio:.2f}:1"
+        checked.update(name.strip() for name in selectors.split(","))
+    from agent.web.station import STATES
+
+    assert {f".state-{state}" for state in STATES} <= checked  # every state has its colours, and they pass
+    assert {".pull-safe", ".pull-danger", ".pull-unknown"} <= checked

@@ -278,3 +278,15 @@ def test_a_cancel_from_the_console_names_the_web_account_and_a_viewer_cannot_can
         assert kinds == ["web-sign-in", "web-bay-start", "web-bay-cancel"], kinds
     finally:
         registry.close()
+
+
+def test_the_page_works_without_javascript_and_keeps_to_the_csp(fake_wall: Wall) -> None:
+    import re
+
+    _, server, _ = fake_wall
+    status, headers, page = WebClient(server.url).request("GET", "/")
+    assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"]
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page  # no JS: the page refreshes
+    assert page.count('class="tile ') == 2 and 'data-state="present"' in page  # tiles rendered on the server
+    assert " style=" not in page and not re.search(r"<script(?![^>]*\bsrc=)", page)  # nothing inline
+    assert "/bays/bay-1/start" not in page  # the kiosk, signed out: no actions
