@@ -421,6 +421,8 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
     def _reply(request: web.Request, session: Session, ok: bool, message: str) -> web.StreamResponse:
         if "application/json" in request.headers.get("Accept", ""):
             return web.json_response({"ok": ok, "message": message}, status=200 if ok else 409)
+        if len(messages) > 1000:  # bounded: outcomes nobody came back to read
+            messages.clear()
         messages[session.id] = message
         raise web.HTTPSeeOther("/")
 
