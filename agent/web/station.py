@@ -350,7 +350,7 @@ def _event(data: dict[str, Any], event_id: int) -> bytes:
 
 def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, secure: bool,
                     client: ApiClient | None = None, interval: float = POLL_SECONDS,
-                    max_clients: int = MAX_CLIENTS) -> Console:
+                    max_clients: int = MAX_CLIENTS, heartbeat: float = HEARTBEAT_SECONDS) -> Console:
     """The station's console: the bay wall (``/``), its live stream (``/events``), start and cancel."""
     status_client = client or ApiClient(config.api_socket, timeout=STATUS_TIMEOUT)
     action_client = ApiClient(status_client.socket_path, timeout=ACTION_TIMEOUT)
@@ -410,7 +410,7 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
                     data["banner"], sent_banner = wall.banner, wall.banner
                 if changed or len(data) > 3:
                     await response.write(_event(data, version))
-                if not await feed.wait(version, HEARTBEAT_SECONDS):
+                if not await feed.wait(version, heartbeat):
                     await response.write(b": heartbeat\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass

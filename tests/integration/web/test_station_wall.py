@@ -39,8 +39,11 @@ PASSWORD = "correct horse battery"
 class Stream:
     """``GET /events`` read line by line (a socket timeout bounds every read)."""
 
-    def __init__(self, url: str) -> None:
-        self.response = urllib.request.urlopen(url + "/events", timeout=5)
+    def __init__(self, url: str, cookies: dict[str, str] | None = None) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{key}={value}" for key, value in cookies.items())
+        self.response = urllib.request.urlopen(urllib.request.Request(url + "/events", headers=headers), timeout=5)
 
     def event(self) -> dict[str, Any]:
         data = None
@@ -290,3 +293,37 @@ def test_the_page_works_without_javascript_and_keeps_to_the_csp(fake_wall: Wall)
     assert page.count('class="tile ') == 2 and 'data-state="present"' in page  # tiles rendered on the server
     assert " style=" not in page and not re.search(r"<script(?![^>]*\bsrc=)", page)  # nothing inline
     assert "/bays/bay-1/start" not in page  # the kiosk, signed out: no actions
+
+
+def test_a_quiet_stream_carries_heartbeats_and_a_signed_out_session_s_stream_ends(tmp_path: Path) -> None:
+    fake = FakeStation([bay("bay-1", "present")])
+    api, socket_path = serve_fake(fake)
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.add("vauditor", Role.AUDITOR, "Auditor", PASSWORD)
+    audit: list[str] = []
+    console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=False, secure=False,
+                              heartbeat=0.3)
+    console.audit = type("Sink", (), {"record": lambda self, kind, subject, data: audit.append(kind)})()
+    server = ConsoleServer(console)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            Stream(server.url)  # not a kiosk: no stream without signing in
+        assert refused.value.code == 401
+        refused.value.close()
+        viewer = WebClient(server.url)
+        viewer.sign_in("vauditor", PASSWORD)
+        stream = Stream(server.url, viewer.cookies)
+        try:
+            stream.event()
+            assert stream.response.readline() == b": heartbeat\n"  # nothing changed: a comment keeps it open
+            assert viewer.request("POST", "/sign-out", {"csrf": viewer.csrf()})[0] == 303
+            fake.set(0, bay("bay-1", "running", progress=0.2))  # the next change finds the session gone
+            with pytest.raises(AssertionError, match="stream ended"):
+                for _ in range(5):
+                    stream.event()
+        finally:
+            stream.close()
+        assert audit == ["web-sign-in", "web-sign-out"]
+    finally:
+        server.stop()
+        api.close()
