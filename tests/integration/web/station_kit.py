@@ -68,6 +68,7 @@ class FakeStation:
         self.bays = bays
         self.lock = threading.Lock()
         self.calls = 0
+        self.audit: list[tuple[str, str]] = []
 
     def set(self, index: int, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -79,8 +80,10 @@ class FakeStation:
             return {"station_id": "wall-test", "stopping": False, "running": 0, "queued": 0,
                     "bays": [dict(entry) for entry in self.bays], "unbayed_drives": []}
 
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
+    def console_audit(self, kind: str, subject: str, data: dict[str, Any], *, caller_uid: int) -> dict[str, Any]:
+        with self.lock:
+            self.audit.append((kind, subject))
+        return {"seq": len(self.audit)}
 
 
 def serve_fake(station: FakeStation, directory: Path | None = None) -> tuple[ApiServer, Path]:
