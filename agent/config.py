@@ -1,8 +1,10 @@
 """Station configuration: ``/etc/wipe-agent/station.toml`` → a validated, frozen :class:`StationConfig`.
 
-Validated as strictly as profiles: an unknown key, a wrong type or an impossible value is an error
-that names the file and the key, because a typo in a bay table must never make the daemon wipe a
-drive the operator did not mean (or silently skip one it should). Every key but ``station_id`` has
+Validated as strictly as profiles, through the same declared schema (:data:`SCHEMA_TABLE`, checked by
+:mod:`agent.tomlschema`): an unknown key (with the one probably meant), a wrong type, a value out of
+range or not among the allowed ones is an error ``FILE:LINE: key: message``, because a typo in a bay
+table must never make the daemon wipe a drive the operator did not mean (or silently skip one it
+should). Every key but ``station_id`` has
 a default::
 
     station_id = "station-01"
@@ -51,9 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import AgentError, ConfigError
-from agent.tomlfile import exact_type, parse_toml, read_bounded_text
-from agent.tomlschema import Document, suggestion
+from agent.errors import ConfigError
+from agent.tomlfile import parse_toml, read_bounded_text
+from agent.tomlschema import Document, Field, Table, check, label, validate
 from agent.tomlschema import Path_ as KeyPath
 from agent.vocabulary import BACKED_UP, MEDIA
 
@@ -68,15 +70,8 @@ DEFAULT_PROFILES: dict[str, str] = {
     "usb": "nist-clear-overwrite",
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TOP_KEYS = {"station_id", "organisation", "state_dir", "api_socket", "api_group", "max_parallel_jobs",
-             "default_profiles", "bays", "timestamping", "audit", "certificate", "web"}
-_CERTIFICATE_KEYS = {"operator_title", "directory"}
 DEFAULT_OPERATOR_TITLE = "Sanitisation operator"
-_TIMESTAMPING_KEYS = {"url", "timeout"}
-_ORGANISATION_KEYS = {"name", "location", "phone", "classification_before", "classification_after",
-                      "data_backed_up", "destination", "destinations"}
 MAX_ORGANISATION_TEXT = 200
-_BAY_KEYS = {"name", "match", "auto_start", "profile"}
 MAX_PARALLEL_LIMIT = 64
 
 
@@ -205,203 +200,157 @@ class StationConfig:
         }
 
 
-def _type_name(value: Any) -> str:
-    return "boolean" if isinstance(value, bool) else type(value).__name__
-
-
-def _expect(doc: Document, label: str, value: Any, kind: type, at: KeyPath = ()) -> None:
-    if not exact_type(value, kind):
-        raise doc.error(f"{label}: expected {kind.__name__}, got {_type_name(value)}", at)
-
-
-def _unknown(doc: Document, prefix: str, key: str, allowed: Any, at: KeyPath) -> AgentError:
-    return doc.error(f"{prefix}unknown key {key!r}{suggestion(key, allowed)} (allowed: {', '.join(sorted(allowed))})",
-                     at)
-
-
-def _path(doc: Document, label: str, value: Any, at: KeyPath | None = None) -> Path:
-    at = (label,) if at is None else at
-    _expect(doc, label, value, str, at)
+def _absolute(value: str) -> str | None:
     if not value or not os.path.isabs(value):
-        raise doc.error(f"{label}: must be an absolute path, got {value!r}", at)
-    return Path(value)
+        return f"must be an absolute path, got {value!r}"
+    return None
+
+
+def _socket_path(value: str) -> str | None:
+    if len(os.fsencode(value)) > 107:
+        return "path longer than a Unix socket allows (107 bytes)"
+    return _absolute(value)
+
+
+def _name(value: str) -> str | None:
+    return None if _NAME.match(value) else f"must be letters, digits, . _ - (≤64), got {value!r}"
+
+
+def _url(value: str) -> str | None:
+    if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        return f"must be an http:// or https:// URL, got {value!r}"
+    return None
+
+
+def _login(value: str) -> str | None:
+    return None if re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", value) else f"{value!r} is not a login name"
+
+
+def _non_empty(value: dict[str, Any]) -> str | None:
+    return None if value else "must name at least one udev property"
+
+
+def _printed_text(value: str) -> str | None:
+    """Why a string printed on signed certificates is refused: empty, control/format characters, not NFC,
+    too long, a placeholder, or text the renderer cannot print and read back."""
+    from certs.record import text_problem
+
+    if not value.strip():
+        return "must not be empty"
+    problem = text_problem(value)
+    if problem:
+        return f"{problem} (it is printed on signed certificates)"
+    if len(value) > MAX_ORGANISATION_TEXT:
+        return f"longer than {MAX_ORGANISATION_TEXT} characters"
+    problem = placeholder_problem(value)
+    if problem:
+        return problem
+    problem = printable_problem(value)
+    if problem:
+        return f"{problem} (it is printed on signed certificates)"
+    return None
+
+
+_PRINTED = Field(str, problem=_printed_text)
+_ISSUER = "(it is printed on every certificate, so whoever holds one can reach the issuer)"
+ORGANISATION_TABLE = Table({
+    "name": Field(str, required=True, required_why="(it is printed on every certificate)", problem=_printed_text),
+    "classification_before": _PRINTED,
+    "classification_after": _PRINTED,
+    "data_backed_up": Field(str, choices=BACKED_UP),
+    "destination": _PRINTED,
+    "destinations": Field(dict, table=Table(extra=_PRINTED, key_problem=_printed_text)),
+    "location": _PRINTED,
+    "phone": _PRINTED,
+})
+"""``[organisation]``: every value is printed on signed certificates (see :class:`Organisation`). Location
+and phone are required too, but said after anything wrong in the keys given (see :func:`parse_config`)."""
+
+BAY_TABLE = Table({
+    "name": Field(str, required=True, problem=_name),
+    "match": Field(dict, required=True, required_why="(udev properties that identify the slot)",
+                   problem=_non_empty, table=Table(extra=Field(str))),
+    "auto_start": Field(bool),
+    "profile": Field(str),
+}, named_by=("name", "bay"))
+"""One ``[[bays]]`` entry; its name must also be unique (checked after the schema pass)."""
+
+SCHEMA_TABLE = Table({
+    "station_id": Field(str, required=True, problem=_name),
+    "organisation": Field(dict, table=ORGANISATION_TABLE),  # or the legacy name string, read before
+    "state_dir": Field(str, problem=_absolute),
+    "api_socket": Field(str, problem=_socket_path),
+    "api_group": Field(str),
+    "max_parallel_jobs": Field(int, minimum=1, maximum=MAX_PARALLEL_LIMIT),
+    "default_profiles": Field(dict, table=Table({media: Field(str) for media in MEDIA}, noun="media")),
+    "bays": Field(list, items=Field(dict, table=BAY_TABLE)),
+    "timestamping": Field(dict, table=Table({
+        "url": Field(str, problem=_url),
+        "timeout": Field((int, float), minimum=0.5, maximum=120, expect="0.5 to 120 seconds"),
+    })),
+    "audit": Field(dict, table=Table({
+        "checkpoint_every": Field(int, minimum=1, maximum=100_000, expect="a whole number from 1 to 100000"),
+        "checkpoint_minutes": Field((int, float), minimum=0.5, maximum=1440, expect="0.5 to 1440"),
+    })),
+    "certificate": Field(dict, table=Table({
+        "operator_title": _PRINTED,
+        "directory": Field(str, problem=_absolute),
+    })),
+    "web": Field(dict, table=Table({"console_user": Field(str, problem=_login)})),
+})
+"""The shape of ``station.toml``: keys, types, bounds, enumerations and the rules on single values. What
+relates entries (bay names unique, the profiles named exist) is checked after it, located the same way."""
+
+_LEGACY_ORGANISATION = Field(str, problem=_printed_text)
 
 
 def parse_config(text: str, source: str = "<string>", check_profiles: bool = True) -> StationConfig:
     """Validate TOML text as a station configuration."""
     data = parse_toml(text, source, ConfigError)
     doc = Document.of(source, text, ConfigError)
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise _unknown(doc, "", key, _TOP_KEYS, (key,))
-    if "station_id" not in data:
-        raise doc.error("station_id is required")
-    station_id = data["station_id"]
-    _expect(doc, "station_id", station_id, str, ("station_id",))
-    if not _NAME.match(station_id):
-        raise doc.error(f"station_id {station_id!r} must be letters, digits, . _ - (≤64)", ("station_id",))
-    organisation = _organisation(doc, data.get("organisation"))
-    state_dir = _path(doc, "state_dir", data.get("state_dir", DEFAULT_STATE_DIR))
-    api_socket = _path(doc, "api_socket", data.get("api_socket", DEFAULT_API_SOCKET))
-    if len(os.fsencode(str(api_socket))) > 107:
-        raise doc.error("api_socket: path longer than a Unix socket allows (107 bytes)", ("api_socket",))
-    api_group = data.get("api_group", DEFAULT_API_GROUP)
-    _expect(doc, "api_group", api_group, str, ("api_group",))
-    parallel = data.get("max_parallel_jobs", 8)
-    _expect(doc, "max_parallel_jobs", parallel, int, ("max_parallel_jobs",))
-    if not 1 <= parallel <= MAX_PARALLEL_LIMIT:
-        raise doc.error(f"max_parallel_jobs must be 1..{MAX_PARALLEL_LIMIT}, got {parallel}", ("max_parallel_jobs",))
-
-    raw_defaults = data.get("default_profiles", {})
-    _expect(doc, "[default_profiles]", raw_defaults, dict, ("default_profiles",))
-    defaults = dict(DEFAULT_PROFILES)
-    for media, name in raw_defaults.items():
-        if media not in MEDIA:
-            raise doc.error(f"[default_profiles]: unknown media {media!r} (known: {', '.join(MEDIA)})",
-                            ("default_profiles", media))
-        _expect(doc, f"[default_profiles].{media}", name, str, ("default_profiles", media))
-        defaults[media] = name
-
-    raw_bays = data.get("bays", [])
-    _expect(doc, "[[bays]]", raw_bays, list, ("bays",))
-    bays: list[Bay] = []
+    legacy = data.get("organisation")
+    if isinstance(legacy, str):  # the older ``organisation = "NAME"``: the name only, checked as such below
+        data = {key: value for key, value in data.items() if key != "organisation"}
+    validate(doc, data, SCHEMA_TABLE)
+    if isinstance(legacy, str):
+        check(doc, legacy, _LEGACY_ORGANISATION, ("organisation",))
+    for key in ("location", "phone"):
+        if "organisation" in data and key not in data["organisation"]:
+            # else every certificate prints "Location —": the placeholder issue 11 is about
+            raise doc.error(f"[organisation].{key} is required {_ISSUER}", ("organisation",))
     seen: set[str] = set()
-    for index, raw in enumerate(raw_bays, start=1):
-        label = f"[[bays]] #{index}"
-        _expect(doc, label, raw, dict, ("bays", index - 1))
-        for key in raw:
-            if key not in _BAY_KEYS:
-                raise _unknown(doc, f"{label}: ", key, _BAY_KEYS, ("bays", index - 1, key))
-        name = raw.get("name")
-        if name is None:
-            raise doc.error(f"{label}: name is required", ("bays", index - 1))
-        _expect(doc, f"{label}.name", name, str, ("bays", index - 1, "name"))
-        if not _NAME.match(name):
-            raise doc.error(f"{label}.name {name!r} must be letters, digits, . _ - (≤64)", ("bays", index - 1, "name"))
-        if name in seen:
-            raise doc.error(f"{label}: duplicate bay name {name!r}", ("bays", index - 1, "name"))
-        seen.add(name)
-        label = f"bay {name!r}"
-        match = raw.get("match")
-        if match is None:
-            raise doc.error(f"{label}: match is required (udev properties that identify the slot)", ("bays", index - 1))
-        _expect(doc, f"{label}.match", match, dict, ("bays", index - 1, "match"))
-        if not match:
-            raise doc.error(f"{label}.match: must name at least one udev property", ("bays", index - 1, "match"))
-        for key, value in match.items():
-            _expect(doc, f"{label}.match.{key}", value, str, ("bays", index - 1, "match", key))
-        auto_start = raw.get("auto_start", False)
-        _expect(doc, f"{label}.auto_start", auto_start, bool, ("bays", index - 1, "auto_start"))
-        profile = raw.get("profile")
-        if profile is not None:
-            _expect(doc, f"{label}.profile", profile, str, ("bays", index - 1, "profile"))
-        bays.append(Bay(name, tuple(sorted(match.items())), auto_start, profile))
-
+    for index, raw in enumerate(data.get("bays", [])):
+        if raw["name"] in seen:
+            raise doc.error(f"{label(('bays', index))}: duplicate bay name {raw['name']!r}", ("bays", index, "name"))
+        seen.add(raw["name"])
+    organisation = (Organisation(name=legacy) if isinstance(legacy, str)
+                    else _organisation(data["organisation"]) if "organisation" in data else None)
+    timestamping = data.get("timestamping", {})
+    audit = data.get("audit", {})
+    certificate = data.get("certificate", {})
+    directory = certificate.get("directory")
     config = StationConfig(
-        station_id=station_id,
+        station_id=data["station_id"],
         organisation=organisation,
-        state_dir=state_dir,
-        api_socket=api_socket,
-        api_group=api_group,
-        max_parallel_jobs=parallel,
-        default_profiles=defaults,
-        bays=tuple(bays),
+        state_dir=Path(data.get("state_dir", DEFAULT_STATE_DIR)),
+        api_socket=Path(data.get("api_socket", DEFAULT_API_SOCKET)),
+        api_group=data.get("api_group", DEFAULT_API_GROUP),
+        max_parallel_jobs=data.get("max_parallel_jobs", 8),
+        default_profiles={**DEFAULT_PROFILES, **data.get("default_profiles", {})},
+        bays=tuple(Bay(raw["name"], tuple(sorted(raw["match"].items())), raw.get("auto_start", False),
+                       raw.get("profile")) for raw in data.get("bays", [])),
         source=source,
-        **_timestamping(doc, data.get("timestamping", {})),
-        **_audit(doc, data.get("audit", {})),
-        **_certificate(doc, data.get("certificate", {})),
-        **_web(doc, data.get("web", {})),
+        tsa_url=timestamping.get("url"),
+        tsa_timeout=float(timestamping.get("timeout", 10.0)),
+        audit_checkpoint_every=audit.get("checkpoint_every", 100),
+        audit_checkpoint_minutes=float(audit.get("checkpoint_minutes", 15.0)),
+        certificate_operator_title=certificate.get("operator_title", DEFAULT_OPERATOR_TITLE),
+        certificate_dir=None if directory is None else Path(directory),
+        web_console_user=data.get("web", {}).get("console_user"),
     )
     if check_profiles:
-        _check_profiles(config)
+        _check_profiles(config, doc)
     return config
-
-
-def _audit(doc: Document, raw: Any) -> dict[str, Any]:
-    """The [audit] table: how often the station signs a checkpoint of its audit chain (1-100000 entries,
-    0.5 minutes to a day)."""
-    _expect(doc, "[audit]", raw, dict, ("audit",))
-    for key in raw:
-        if key not in ("checkpoint_every", "checkpoint_minutes"):
-            raise _unknown(doc, "[audit]: ", key, ("checkpoint_every", "checkpoint_minutes"), ("audit", key))
-    every = raw.get("checkpoint_every", 100)
-    if not exact_type(every, int) or not 1 <= every <= 100_000:
-        raise doc.error(f"[audit].checkpoint_every must be a whole number from 1 to 100000, got {every!r}",
-                        ("audit", "checkpoint_every"))
-    minutes = raw.get("checkpoint_minutes", 15.0)
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not 0.5 <= minutes <= 1440:
-        raise doc.error(f"[audit].checkpoint_minutes must be 0.5 to 1440, got {minutes!r}",
-                        ("audit", "checkpoint_minutes"))
-    return {"audit_checkpoint_every": every, "audit_checkpoint_minutes": float(minutes)}
-
-
-def _web(doc: Document, raw: Any) -> dict[str, Any]:
-    """The [web] table: the login name the web console runs as (letters, digits, . _ -)."""
-    _expect(doc, "[web]", raw, dict, ("web",))
-    for key in raw:
-        if key != "console_user":
-            raise _unknown(doc, "[web]: ", key, ("console_user",), ("web", key))
-    user = raw.get("console_user")
-    if user is not None:
-        _expect(doc, "[web].console_user", user, str, ("web", "console_user"))
-        if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
-            raise doc.error(f"[web].console_user {user!r} is not a login name", ("web", "console_user"))
-    return {"web_console_user": user}
-
-
-def _certificate(doc: Document, raw: Any) -> dict[str, Any]:
-    """The [certificate] table: the default operator title (printed) and the documents' directory."""
-    _expect(doc, "[certificate]", raw, dict, ("certificate",))
-    for key in raw:
-        if key not in _CERTIFICATE_KEYS:
-            raise _unknown(doc, "[certificate]: ", key, _CERTIFICATE_KEYS, ("certificate", key))
-    title = _organisation_text(doc, "[certificate].operator_title",
-                               raw.get("operator_title", DEFAULT_OPERATOR_TITLE), required=True,
-                               at=("certificate", "operator_title"))
-    directory = raw.get("directory")
-    return {"certificate_operator_title": title,
-            "certificate_dir": None if directory is None else _path(doc, "[certificate].directory", directory,
-                                                                    ("certificate", "directory"))}
-
-
-def _timestamping(doc: Document, raw: Any) -> dict[str, Any]:
-    """The [timestamping] table: an http(s) URL and a timeout of 0.5 to 120 seconds."""
-    _expect(doc, "[timestamping]", raw, dict, ("timestamping",))
-    for key in raw:
-        if key not in _TIMESTAMPING_KEYS:
-            raise _unknown(doc, "[timestamping]: ", key, _TIMESTAMPING_KEYS, ("timestamping", key))
-    url = raw.get("url")
-    if url is not None:
-        _expect(doc, "[timestamping].url", url, str, ("timestamping", "url"))
-        if not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
-            raise doc.error(f"[timestamping].url must be an http:// or https:// URL, got {url!r}",
-                            ("timestamping", "url"))
-    timeout = raw.get("timeout", 10.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0.5 <= timeout <= 120:
-        raise doc.error(f"[timestamping].timeout must be 0.5 to 120 seconds, got {timeout!r}",
-                        ("timestamping", "timeout"))
-    return {"tsa_url": url, "tsa_timeout": float(timeout)}
-
-
-def _organisation_text(doc: Document, label: str, value: Any, required: bool = False, at: KeyPath = ()) -> str:
-    """A string printed on signed certificates: no control/format characters, NFC, bounded, one line."""
-    from certs.record import text_problem
-
-    _expect(doc, label, value, str, at)
-    if required and not value.strip():
-        raise doc.error(f"{label}: must not be empty", at)
-    problem = text_problem(value)
-    if problem:
-        raise doc.error(f"{label}: {problem} (it is printed on signed certificates)", at)
-    if len(value) > MAX_ORGANISATION_TEXT:
-        raise doc.error(f"{label}: longer than {MAX_ORGANISATION_TEXT} characters", at)
-    problem = placeholder_problem(value) if value else None
-    if problem:
-        raise doc.error(f"{label}: {problem}", at)
-    problem = printable_problem(value)
-    if problem:
-        raise doc.error(f"{label}: {problem} (it is printed on signed certificates)", at)
-    return str(value)
 
 
 _PLACEHOLDER = re.compile(r"[\W_]*")
@@ -442,53 +391,28 @@ def printable_problem(value: str) -> str | None:
         return None
 
 
-def _organisation(doc: Document, raw: Any) -> Organisation | None:
-    """[organisation] (or the legacy top-level ``organisation = "NAME"`` string, read as the name only)."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        return Organisation(name=_organisation_text(doc, "organisation", raw, required=True, at=("organisation",)))
-    _expect(doc, "[organisation]", raw, dict, ("organisation",))
-    for key in raw:
-        if key not in _ORGANISATION_KEYS:
-            raise _unknown(doc, "[organisation]: ", key, _ORGANISATION_KEYS, ("organisation", key))
-    if "name" not in raw:
-        raise doc.error("[organisation].name is required (it is printed on every certificate)", ("organisation",))
-    values: dict[str, Any] = {}
-    for key in sorted(_ORGANISATION_KEYS - {"destinations", "data_backed_up"}):
-        if key in raw:
-            values[key] = _organisation_text(doc, f"[organisation].{key}", raw[key], required=True,
-                                             at=("organisation", key))
-    backed_up = raw.get("data_backed_up", "unknown")
-    _expect(doc, "[organisation].data_backed_up", backed_up, str, ("organisation", "data_backed_up"))
-    if backed_up not in BACKED_UP:
-        raise doc.error(f"[organisation].data_backed_up must be one of {', '.join(BACKED_UP)}, "
-                        f"got {backed_up!r}", ("organisation", "data_backed_up"))
-    destinations = raw.get("destinations", {})
-    _expect(doc, "[organisation.destinations]", destinations, dict, ("organisation", "destinations"))
-    for key, wording in destinations.items():
-        at = ("organisation", "destinations", key)
-        _organisation_text(doc, "[organisation.destinations] key", key, required=True, at=at)
-        _organisation_text(doc, f"[organisation.destinations].{key}", wording, required=True, at=at)
-    for key in ("location", "phone"):
-        if key not in raw:  # else every certificate prints "Location —": the placeholder issue 11 is about
-            raise doc.error(f"[organisation].{key} is required (it is printed on every certificate, "
-                            "so whoever holds one can reach the issuer)", ("organisation",))
-    return Organisation(**values, data_backed_up=backed_up, destinations=dict(destinations))
+def _organisation(raw: Mapping[str, Any]) -> Organisation:
+    """The validated [organisation] table as the dataclass (absent keys keep their defaults)."""
+    values = {key: raw[key] for key in ORGANISATION_TABLE.fields if key in raw and key != "destinations"}
+    return Organisation(**values, destinations=dict(raw.get("destinations", {})))
 
 
-def _check_profiles(config: StationConfig) -> None:
-    """Every profile the configuration names must load (a typo here would only surface mid-intake)."""
+def _check_profiles(config: StationConfig, doc: Document) -> None:
+    """Every profile the configuration names must load (a typo here would only surface mid-intake);
+    the error names the line of the key that names it."""
     from agent.errors import ProfileError
     from agent.policy.profiles import load_profile
 
-    names = {(f"[default_profiles].{media}", name) for media, name in config.default_profiles.items()}
-    names |= {(f"bay {bay.name!r}.profile", bay.profile) for bay in config.bays if bay.profile}
-    for label, name in sorted(names):
+    named: list[tuple[str, str, KeyPath]] = [
+        (f"[default_profiles].{media}", name, ("default_profiles", media))
+        for media, name in config.default_profiles.items()]
+    named += [(f"bay {bay.name!r}.profile", bay.profile, ("bays", index, "profile"))
+              for index, bay in enumerate(config.bays) if bay.profile]
+    for key, name, at in sorted(named):
         try:
             load_profile(name)
         except ProfileError as exc:
-            raise ConfigError(f"{config.source}: {label}: {exc.message}") from exc
+            raise doc.error(f"{key}: {exc.message}", at) from exc
 
 
 def default_config_path() -> Path:

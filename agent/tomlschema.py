@@ -17,7 +17,7 @@ wrong file and never an exception.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,6 +240,9 @@ class Document:
     source: str
     error_type: type[AgentError]
     origins: dict[Path_, tuple[str, int]] = field(default_factory=dict)
+    names: dict[Path_, str] = field(default_factory=dict)
+    """How a table already checked is called in later messages (``bay 'b'`` for ``[[bays]] #2``), set
+    by :func:`validate` from a table's ``named_by`` key."""
 
     @classmethod
     def of(cls, source: str, text: str, error_type: type[AgentError]) -> Document:
@@ -257,6 +260,20 @@ class Document:
     def error(self, message: str, path: Path_ = ()) -> AgentError:
         """The located one-line error: ``FILE:LINE: message``."""
         return self.error_type(f"{self.where(path)}: {message}")
+
+    def label(self, path: Path_) -> str:
+        """:func:`label`, with a named table's name in place of its position (``bay 'b'.match.X``)."""
+        for end in range(len(path), 0, -1):
+            name = self.names.get(path[:end])
+            if name is not None:
+                return ".".join([name, *(str(part) for part in path[end:])])
+        return label(path)
+
+    def table_label(self, path: Path_) -> str:
+        """:func:`table_label`, with a named table's name in place of its position."""
+        if any(path[:end] in self.names for end in range(1, len(path) + 1)):
+            return self.label(path)
+        return table_label(path)
 
 
 def suggestion(word: str, choices: Any) -> str:
@@ -296,6 +313,9 @@ class Field:
     items: Field | None = None
     table: Table | None = None
     unique: bool = False
+    problem: Callable[[Any], str | None] | None = None
+    """A rule the type and bounds cannot say (an absolute path, text a certificate can print): given a
+    value of the right type, why it is refused (said after the key's name), else None."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +324,12 @@ class Table:
 
     fields: Mapping[str, Field] = field(default_factory=dict)
     extra: Field | None = None
+    noun: str = "key"
+    """Names a key in "unknown media 'floppy'" (a table keyed by a vocabulary)."""
+    key_problem: Callable[[str], str | None] | None = None
+    """For a free-form table: why a key not named in ``fields`` is refused, else None."""
+    named_by: tuple[str, str] | None = None
+    """``(key, noun)``: once ``key`` is checked, later messages call the table ``noun 'value'``."""
 
 
 def _expected(kind: type | tuple[type, ...]) -> str:
@@ -317,28 +343,33 @@ def validate(document: Document, data: Mapping[str, Any], schema: Table, path: P
     Checks are in file order for unknown keys, then in schema order, so the first mistake a
     reader would meet is the one reported. Recursion follows the schema, not the data, so its
     depth is bounded by the schema whatever the file holds."""
-    where = table_label(path) if path else ""
+    where = document.table_label(path) if path else ""
     prefix = f"{where}: " if where else ""
     for key in data:
         if key not in schema.fields and schema.extra is None:
             allowed = ", ".join(sorted(schema.fields))
-            raise document.error(f"{prefix}unknown key {key!r}{suggestion(key, schema.fields)} (allowed: {allowed})",
-                                 (*path, key))
+            raise document.error(f"{prefix}unknown {schema.noun} {key!r}{suggestion(key, schema.fields)} "
+                                 f"(allowed: {allowed})", (*path, key))
     for key, spec in schema.fields.items():
         if key in data:
             check(document, data[key], spec, (*path, key))
+            if schema.named_by is not None and key == schema.named_by[0]:
+                document.names[path] = f"{schema.named_by[1]} {data[key]!r}"
         elif spec.required:
             why = f" {spec.required_why}" if spec.required_why else ""
-            raise document.error(f"{label((*path, key))} is required{why}", (*path, key))
+            raise document.error(f"{document.label((*path, key))} is required{why}", (*path, key))
     if schema.extra is not None:
         for key, value in data.items():
             if key not in schema.fields:
+                problem = schema.key_problem(key) if schema.key_problem is not None else None
+                if problem:
+                    raise document.error(f"{where or 'table'} key: {problem}", (*path, key))
                 check(document, value, schema.extra, (*path, key))
 
 
 def check(document: Document, value: Any, spec: Field, path: Path_) -> None:
     """Check one value (and, for arrays and tables, what it holds) against its field."""
-    name = table_label(path) if spec.table is not None else label(path)
+    name = document.table_label(path) if spec.table is not None else document.label(path)
     if not exact_type(value, spec.kind):
         if spec.expect:
             raise document.error(f"{name} must be {spec.expect}, got {value!r}", path)
@@ -351,6 +382,9 @@ def check(document: Document, value: Any, spec: Field, path: Path_) -> None:
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = spec.expect or f"{_number(low)}..{_number(high)}"
             raise document.error(f"{name} must be {bounds}, got {value!r}", path)
+    problem = spec.problem(value) if spec.problem is not None else None
+    if problem:
+        raise document.error(f"{name}: {problem}", path)
     if isinstance(value, list):
         if spec.items is not None:
             for index, item in enumerate(value):

@@ -160,3 +160,41 @@ def test_cli_profiles_check_reports_an_include_mistake_in_one_line(tmp_path: Pat
     assert lines[0].startswith("wipe-agent: error: ") and "site.toml:2: include: must name a .toml file" in lines[0]
     (tmp_path / "site.toml").write_text('include = "clear-random.toml"\nsummary = "site"\n')
     assert run_cli("profiles", "check", str(tmp_path / "site.toml")).returncode == 0
+
+
+def _refusal(text: str, schema: object) -> str:
+    import tomllib
+
+    from agent.errors import ConfigError
+    from agent.tomlschema import Document, Table, validate
+
+    assert isinstance(schema, Table)
+    with pytest.raises(ConfigError) as raised:
+        validate(Document.of("f.toml", text, ConfigError), tomllib.loads(text), schema)
+    return raised.value.message
+
+
+def test_value_rules_named_tables_vocabulary_keys_and_free_keys() -> None:
+    """What station.toml declares through the schema: a rule on one value, a table called by its name in
+    later messages, a table keyed by a vocabulary, and a rule on the keys of a free-form table."""
+    from agent.tomlschema import Field, Table
+
+    def even(value: int) -> str | None:
+        return None if value % 2 == 0 else f"must be even, got {value}"
+
+    def lower(key: str) -> str | None:
+        return None if key.islower() else "must be lower case"
+
+    item = Table({"name": Field(str, required=True), "size": Field(int, problem=even),
+                  "tags": Field(dict, table=Table(extra=Field(str), key_problem=lower))}, named_by=("name", "slot"))
+    schema = Table({"slots": Field(list, items=Field(dict, table=item)),
+                    "by_media": Field(dict, table=Table({"ssd": Field(str), "hdd": Field(str)}, noun="media"))})
+    assert _refusal('[[slots]]\nname = "a"\nsize = 3\n', schema) == "f.toml:3: slot 'a'.size: must be even, got 3"
+    assert _refusal('[[slots]]\nname = "a"\n[[slots]]\nname = "b"\n[slots.tags]\nX = "1"\n', schema) == (
+        "f.toml:6: slot 'b'.tags key: must be lower case")
+    assert _refusal('[[slots]]\nname = "a"\n[slots.tags]\nx = 1\n', schema) == (
+        "f.toml:4: slot 'a'.tags.x: expected str, got int")
+    # before the name is known the position names the table
+    assert _refusal('[[slots]]\nsize = 2\n', schema) == "f.toml:1: [[slots]] #1.name is required"
+    assert _refusal('[by_media]\nsdd = "x"\n', schema) == (
+        "f.toml:2: [by_media]: unknown media 'sdd'; did you mean 'ssd'? (allowed: hdd, ssd)")

@@ -146,3 +146,38 @@ def test_the_web_console_user_is_a_login_name_or_absent() -> None:
             assert said in error.message and "station.toml" not in said
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+@pytest.mark.parametrize(("body", "line", "message"), [
+    ('[default_profiles]\nsdd = "nist-purge"\n', 3,
+     "[default_profiles]: unknown media 'sdd'; did you mean 'ssd'? (allowed: hdd, ssd, usb, virtual)"),
+    ('[default_profiles]\nssd = "nist-purg"\n', 3, "[default_profiles].ssd: no profile named 'nist-purg'"),
+    ('[[bays]]\nname = "a b"\nmatch = { X = "1" }\n', 3, "[[bays]] #1.name: must be letters, digits"),
+    ('[[bays]]\nname = "a"\nmatch = { X = "1" }\nprofle = "x"\n', 5,
+     "[[bays]] #1: unknown key 'profle'; did you mean 'profile'?"),
+    ('[[bays]]\nname = "a"\nmatch = { X = "1" }\n\nprofile = "nist-purg"\n', 6, "bay 'a'.profile: no profile named"),
+    ('[[bays]]\nname = "a"\nmatch = { X = { Y = "1" } }\n', 4, "bay 'a'.match.X: expected str, got table"),
+    ('[[bays]]\nname = "a"\nmatch = { X = "1" }\n[[bays]]\nname = "a"\nmatch = { X = "2" }\n', 6,
+     "[[bays]] #2: duplicate bay name 'a'"),
+    ('[audit]\ncheckpoint_every = 1.5\n', 3, "[audit].checkpoint_every must be a whole number from 1 to 100000"),
+    ('\n\napi_socket = "run/api.sock"\n', 4, "api_socket: must be an absolute path, got 'run/api.sock'"),
+    ('[organisation]\nname = "N"\ndata_backed_up = "yse"\n', 4,
+     "[organisation].data_backed_up must be one of yes, no, unknown, got 'yse'; did you mean 'yes'?"),
+    ('[timestamping]\nurl = "http://tsa"\ntimout = 3\n', 4, "[timestamping]: unknown key 'timout'; did you mean"),
+])
+def test_every_error_is_located_at_the_key_and_one_line(body: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config('station_id = "s"\n' + body, "station.toml")
+    assert raised.value.message.startswith(f"station.toml:{line}: {message}"), raised.value.message
+    assert "\n" not in raised.value.message
+
+
+def test_the_declared_schema_is_the_shape_of_the_configuration() -> None:
+    """A key added to StationConfig.to_json but not to the schema (or the reverse) could not be set, or
+    would be refused: the declaration and the dataclass are kept as one."""
+    from agent.config import SCHEMA_TABLE
+
+    assert set(SCHEMA_TABLE.fields) == set(parse_config(FULL).to_json()) - {"source"}
+    for table in ("timestamping", "audit", "certificate", "web"):
+        nested = SCHEMA_TABLE.fields[table].table
+        assert nested is not None and set(nested.fields) == set(parse_config(FULL).to_json()[table])

@@ -71,7 +71,7 @@ def test_legacy_top_level_string_is_the_name_only() -> None:
      "station.toml: [organisation].data_backed_up must be one of yes, no, unknown"),
     ('[organisation]\nname = "N"\nphone = 441234\n', "station.toml: [organisation].phone: expected str, got int"),
     ('[organisation]\nname = "N"\ndestinations = "x"\n',
-     "station.toml: [organisation.destinations]: expected dict, got str"),
+     "station.toml: [organisation.destinations]: expected table, got str"),
     ('[organisation]\nname = "N"\n[organisation.destinations]\nreuse = ""\n',
      "station.toml: [organisation.destinations].reuse: must not be empty"),
     (f'[organisation]\nname = "{"N" * 201}"\n', "station.toml: [organisation].name: longer than 200 characters"),

@@ -36,7 +36,7 @@ def test_the_table_reaches_the_settings_and_the_worker_request() -> None:
     ('[certificate]\noperator_title = "bad\\u202etitle"\n', "operator_title"),
     ('[certificate]\noperator_title = 3\n', "expected str"),
     ('[certificate]\ndirectory = "relative/dir"\n', "must be an absolute path"),
-    ('certificate = "x"\n', "expected dict"),
+    ('certificate = "x"\n', "expected table"),
 ])
 def test_a_bad_certificate_table_is_one_clear_error(table: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as raised:
