@@ -4,8 +4,7 @@ Validated as strictly as profiles, through the same declared schema (:data:`SCHE
 :mod:`agent.tomlschema`): an unknown key (with the one probably meant), a wrong type, a value out of
 range or not among the allowed ones is an error ``FILE:LINE: key: message``, because a typo in a bay
 table must never make the daemon wipe a drive the operator did not mean (or silently skip one it
-should). Every key but ``station_id`` has
-a default::
+should). Every key but ``station_id`` has a default::
 
     station_id = "station-01"
     state_dir = "/var/lib/wipe-agent"
