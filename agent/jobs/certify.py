@@ -24,6 +24,7 @@ from agent.jobs.settings import CertificateSettings as CertificateSettings
 from agent.jobs.settings import no_organisation as no_organisation
 from agent.jobs.settings import settings_from_config as settings_from_config
 from agent.methods.base import MethodEvidence
+from agent.methods.registry import technique_of
 from agent.operators import unnamed_text
 from agent.store.registry import JobRow, Registry
 from certs.errors import CertificateError as CertsError
@@ -52,16 +53,6 @@ from certs.verify import DocumentKind, read_back
 
 CERTIFIABLE = ("sanitised", "failed")
 _LOG = logging.getLogger(__name__)
-def _technique(method: str) -> str:
-    if method.startswith("overwrite.") or method.endswith(".overwrite"):
-        return "overwrite"
-    if method.endswith(".crypto"):
-        return "crypto erase"
-    if method.endswith(".block") or method.endswith("user_erase"):
-        return "block erase"
-    return "other"
-
-
 def _level(value: str | None) -> Any:
     return {"clear": "Clear", "purge": "Purge", "destroy": "Destroy"}.get(value or "")
 
@@ -128,7 +119,7 @@ def build_record(job: JobRow, station_id: str, settings: CertificateSettings, no
         level = _level(decision.get("level")) if applied else None
         if applied:
             taken_level = level
-        steps.append(MethodStep(method=str(decision["method"]), technique=_technique(str(decision["method"])),
+        steps.append(MethodStep(method=str(decision["method"]), technique=technique_of(str(decision["method"])).value,
                                 level=level, outcome=outcome, reason=str(decision["reason"])))
     verification_data = job.verification or {}
     if verification_data:

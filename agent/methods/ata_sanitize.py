@@ -32,7 +32,7 @@ from agent.methods.base import Blocked, MethodContext, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, SanitizeState, ata_sanitize_status, refuse_sanitize_states
 from agent.methods.expectations import ErasedState, FirmwareResult, Indeterminate
-from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
+from agent.methods.firmware import OVERWRITE_PATTERN, SANITIZE_ACTIONS, FirmwareMethod, SanitizeOptions
 from agent.methods.hidden_areas import restore_hidden_areas
 from agent.transport.commands import AtaCommand, CommandFailed, Transport
 from agent.verify.expectation import Expectation, Pattern
@@ -64,6 +64,7 @@ class AtaSanitize(FirmwareMethod):
     """One ATA SANITIZE DEVICE sub-command."""
 
     interface = "ata"
+    REACH = SANITIZE_ACTIONS
 
     def __init__(self, action: str, options: SanitizeOptions) -> None:
         self.action = action

@@ -23,8 +23,8 @@ pattern (indeterminate to the host) — the canaries are the proof either way.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from agent.contracts import JobState, Route
 from agent.discovery.identity import DriveIdentity
@@ -37,9 +37,9 @@ from agent.drive.opcodes import (
 )
 from agent.errors import AgentError, DriveError, DriveRemoved, NotSupported
 from agent.methods.ata_sanitize import FROZEN_INSTRUCTION, refuse_security_locked
-from agent.methods.base import Applicability, Blocked, Level, MethodContext, Target
+from agent.methods.base import Applicability, Blocked, Level, MethodContext, Reach, Target, Technique
 from agent.methods.canary import CanarySet
-from agent.methods.capabilities import Capabilities, ata_identify, media_of, refuse_sanitize_states
+from agent.methods.capabilities import Capabilities, ata_identify, refuse_sanitize_states
 from agent.methods.expectations import FirmwareResult, Indeterminate
 from agent.methods.firmware import FirmwareMethod
 from agent.methods.hidden_areas import restore_hidden_areas
@@ -124,11 +124,28 @@ def release_password(transport: Transport, password: bytes) -> str:
     return "temporary password removed"
 
 
+_ON_FLASH = Applicability(Level.CLEAR, "SECURITY ERASE UNIT on flash is Clear only: the firmware is not "
+                                       "required to erase spare/over-provisioned blocks (STANDARDS.md)")
+
+
 class AtaSecurityErase(FirmwareMethod):
     """SECURITY ERASE UNIT, normal or enhanced."""
 
     interface = "ata"
     action = "security"
+    # the certificate has always printed "other" for a security erase: the mode's pattern is the vendor's
+    REACH: ClassVar[Mapping[str, Reach]] = {
+        "normal": Reach.by_media(Technique.OTHER, flash=_ON_FLASH, magnetic=Applicability(
+            Level.CLEAR, "normal SECURITY ERASE UNIT reaches LBA 0..native max only, not reallocated sectors: Clear")),
+        "enhanced": Reach.by_media(Technique.OTHER, flash=_ON_FLASH, magnetic=Applicability(
+            Level.PURGE, "ENHANCED SECURITY ERASE UNIT on an HDD writes every user data area including "
+                         "reallocated sectors: Purge (NIST SP 800-88 Rev. 1, Table A)")),
+    }
+
+    @property
+    def reach(self) -> Reach:
+        """The normal or the enhanced mode's row."""
+        return self.REACH["enhanced" if self.enhanced else "normal"]
     phase = "security-erase"
     synchronous = True
 
@@ -162,17 +179,6 @@ class AtaSecurityErase(FirmwareMethod):
         if security.count_expired:
             raise Blocked("security-frozen", f"{self.name}: the password attempt counter has expired",
                           "power-cycle the drive (re-plug it) and run the job again")
-
-    def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
-        """Enhanced on HDD: Purge; anything else Clear (see module docstring)."""
-        if media_of(target) != "hdd":
-            return Applicability(Level.CLEAR, "SECURITY ERASE UNIT on flash is Clear only: the firmware is not "
-                                              "required to erase spare/over-provisioned blocks (STANDARDS.md)")
-        if self.enhanced:
-            return Applicability(Level.PURGE, "ENHANCED SECURITY ERASE UNIT on an HDD writes every user data area "
-                                              "including reallocated sectors: Purge (NIST SP 800-88 Rev. 1, Table A)")
-        return Applicability(Level.CLEAR, "normal SECURITY ERASE UNIT reaches LBA 0..native max only, not "
-                                          "reallocated sectors: Clear")
 
     def estimate(self, target: Target) -> float:
         """IDENTIFY words 89/90 when known."""

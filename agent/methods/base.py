@@ -16,6 +16,7 @@ from agent.discovery.identity import DriveIdentity
 from agent.errors import NotSupported
 from agent.transport.block import BlockDevice
 from agent.verify.expectation import Expectation
+from agent.vocabulary import MEDIA
 
 
 class MethodKind(StrEnum):
@@ -32,6 +33,20 @@ class Level(StrEnum):
     CLEAR = "clear"
     PURGE = "purge"
     DESTROY = "destroy"
+
+    def at_least(self, other: Level) -> bool:
+        """Whether this level meets ``other`` (Destroy meets Purge, Purge meets Clear)."""
+        order = (Level.CLEAR, Level.PURGE, Level.DESTROY)
+        return order.index(self) >= order.index(other)
+
+
+class Technique(StrEnum):
+    """How a method sanitises, as a certificate prints it (NIST SP 800-88 Rev. 1, Table A's columns)."""
+
+    OVERWRITE = "overwrite"
+    CRYPTO_ERASE = "crypto erase"
+    BLOCK_ERASE = "block erase"
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,35 @@ class Applicability:
 
     level: Level
     reason: str
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a method declares about itself for the policy and the certificate: its technique, and the
+    NIST SP 800-88 level it reaches on each media kind, with the reason recorded for it.
+
+    Declared on the method class (one table per class, by variant), read by ``check()`` on a drive and
+    by the registry without building the method; ``check()`` may still refuse, or add what it found on
+    the drive to the reason, never change the level."""
+
+    technique: Technique
+    levels: Mapping[str, Applicability]
+    """By media kind (every one of :data:`agent.vocabulary.MEDIA`)."""
+
+    def __post_init__(self) -> None:
+        missing = [media for media in MEDIA if media not in self.levels]
+        if missing:
+            raise ValueError(f"reach: no level declared for media {', '.join(missing)}")
+
+    @classmethod
+    def by_media(cls, technique: Technique, magnetic: Applicability, flash: Applicability) -> Reach:
+        """One rule for magnetic media (``hdd``) and one for every other kind (flash, and virtual media
+        judged as flash: the stricter rules)."""
+        return cls(technique, {media: magnetic if media == "hdd" else flash for media in MEDIA})
+
+    def on(self, media: str) -> Applicability:
+        """The level and reason on ``media`` (a kind not declared is judged as flash, the stricter)."""
+        return self.levels.get(media) or self.levels["ssd"]
 
 
 # progress(phase, bytes_done, bytes_total)
@@ -163,6 +207,10 @@ class Method(Protocol):
     name: str
     summary: str
     kind: MethodKind
+
+    @property
+    def reach(self) -> Reach:
+        """Technique and level by media, as the method's class declares them."""
 
     def check(self, target: Target) -> Applicability:
         """Raise ``NotSupported``/``DriveFrozen``/… if the method cannot run on ``target``."""

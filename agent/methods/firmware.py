@@ -29,11 +29,22 @@ does not prove (:mod:`agent.methods.expectations`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from agent.errors import CommandError, NotSupported, ProfileError, VerificationFailed
-from agent.methods.base import Applicability, Level, MethodContext, MethodEvidence, MethodKind, MethodOutcome, Target
+from agent.methods.base import (
+    Applicability,
+    Level,
+    MethodContext,
+    MethodEvidence,
+    MethodKind,
+    MethodOutcome,
+    Reach,
+    Target,
+    Technique,
+)
 from agent.methods.canary import CanarySet, plant, prove_absent
 from agent.methods.capabilities import Capabilities, SanitizeState, capabilities_of, media_of, probe_capabilities
 from agent.transport.commands import Transport
@@ -88,29 +99,36 @@ class SanitizeOptions:
         return self.failure_mode == "unrestricted"
 
 
-def level_for(action: str, interface: str, media: str) -> Applicability:
-    """The level a firmware erase achieves, with the reason (see the module docstring)."""
-    if action == "crypto":
-        return Applicability(Level.CLEAR, (
-            "cryptographic erase: Purge requires that all data was encrypted from first use by a validated module "
-            "with >=128-bit keys and that every key was destroyed; the drive cannot prove that through its identify "
-            "data, so it is recorded as Clear (NIST SP 800-88 Rev. 1 §2.6 / STANDARDS.md)"))
-    flash = media != "hdd"
-    if action == "block":
-        if flash:
-            return Applicability(Level.PURGE, "firmware block erase of every flash block, including spare and "
-                                              "over-provisioned blocks: Purge (NIST SP 800-88 Rev. 1, Table A)")
-        return Applicability(Level.CLEAR, "block erase is not a listed Purge technique for magnetic media: Clear")
-    if action == "overwrite":
-        if not flash:
-            return Applicability(Level.PURGE, "firmware overwrite of every LBA up to native max, including "
-                                              "reallocated sectors: Purge for HDDs (NIST SP 800-88 Rev. 1, Table A)")
-        if interface == "nvme":
-            return Applicability(Level.PURGE, "NVMe Sanitize overwrite (SANACT 011b) of the whole NVM subsystem: "
-                                              "Purge (NIST SP 800-88 Rev. 1, NVMe row)")
-        return Applicability(Level.CLEAR, "overwrite sanitize on ATA/SCSI flash is not a listed Purge technique "
-                                          "(retired blocks may keep data): Clear")
-    raise ValueError(action)
+# The level rules of the module docstring, declared once; each method class's REACH table picks its rows.
+CRYPTO_ERASE = Reach.by_media(Technique.CRYPTO_ERASE, *[Applicability(Level.CLEAR, (
+    "cryptographic erase: Purge requires that all data was encrypted from first use by a validated module "
+    "with >=128-bit keys and that every key was destroyed; the drive cannot prove that through its identify "
+    "data, so it is recorded as Clear (NIST SP 800-88 Rev. 1 §2.6 / STANDARDS.md)"))] * 2)
+"""Every firmware crypto erase: Clear, with the reason (a claim the drive cannot prove is not upgraded)."""
+
+BLOCK_ERASE = Reach.by_media(
+    Technique.BLOCK_ERASE,
+    magnetic=Applicability(Level.CLEAR, "block erase is not a listed Purge technique for magnetic media: Clear"),
+    flash=Applicability(Level.PURGE, "firmware block erase of every flash block, including spare and "
+                                     "over-provisioned blocks: Purge (NIST SP 800-88 Rev. 1, Table A)"))
+"""ATA BLOCK ERASE EXT, SCSI BLOCK ERASE, NVMe SANACT 010b."""
+
+_OVERWRITE_HDD = Applicability(Level.PURGE, "firmware overwrite of every LBA up to native max, including "
+                                            "reallocated sectors: Purge for HDDs (NIST SP 800-88 Rev. 1, Table A)")
+OVERWRITE = Reach.by_media(
+    Technique.OVERWRITE, magnetic=_OVERWRITE_HDD,
+    flash=Applicability(Level.CLEAR, "overwrite sanitize on ATA/SCSI flash is not a listed Purge technique "
+                                     "(retired blocks may keep data): Clear"))
+"""ATA OVERWRITE EXT and SCSI OVERWRITE."""
+
+NVME_OVERWRITE = Reach.by_media(
+    Technique.OVERWRITE, magnetic=_OVERWRITE_HDD,
+    flash=Applicability(Level.PURGE, "NVMe Sanitize overwrite (SANACT 011b) of the whole NVM subsystem: "
+                                     "Purge (NIST SP 800-88 Rev. 1, NVMe row)"))
+"""NVMe Sanitize overwrite (SANACT 011b): listed for NVMe."""
+
+SANITIZE_ACTIONS = {"crypto": CRYPTO_ERASE, "block": BLOCK_ERASE, "overwrite": OVERWRITE}
+"""The REACH table of the ATA and SCSI sanitize methods (NVMe's differs in its overwrite)."""
 
 
 class FirmwareMethod:
@@ -123,6 +141,13 @@ class FirmwareMethod:
     phase = "sanitize"
     synchronous = False  # True: the command returns when done (no polling)
     kind = MethodKind.FIRMWARE
+    REACH: ClassVar[Mapping[str, Reach]] = {}
+    """Technique and level rules by ``action``: what the subclass declares it reaches on which media."""
+
+    @property
+    def reach(self) -> Reach:
+        """This method's row of its class's REACH table."""
+        return self.REACH[self.action]
 
     # -- what subclasses provide ----------------------------------------------------------------
     def refuse_states(self, capabilities: Capabilities, target: Target) -> None:
@@ -130,8 +155,9 @@ class FirmwareMethod:
         raise NotImplementedError
 
     def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
-        """Level and reason on this drive."""
-        return level_for(self.action, self.interface, media_of(target))
+        """Level and reason on this drive: the declared rule for its media (magnetic by the drive's own
+        evidence, else flash)."""
+        return self.reach.on(media_of(target))
 
     def prepare(self, context: MethodContext, capabilities: Capabilities) -> dict[str, Any]:
         """Non-destructive preliminaries (e.g. hidden-area restore); returns facts to record."""

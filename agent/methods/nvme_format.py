@@ -14,18 +14,19 @@ so the read-back accepts the erased state (00h/FFh) for SES=1 and any non-canary
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from agent.drive.opcodes import (
     NVME_BROADCAST_NSID,
     NVME_FORMAT_NVM,
 )
 from agent.errors import NotSupported
-from agent.methods.base import Applicability, Level, MethodContext, Target
+from agent.methods.base import Applicability, Level, MethodContext, Reach, Target, Technique
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, refuse_sanitize_states
 from agent.methods.expectations import ErasedState, Indeterminate
-from agent.methods.firmware import FirmwareMethod
+from agent.methods.firmware import CRYPTO_ERASE, FirmwareMethod
 from agent.transport.commands import NvmeAdminCommand
 from agent.verify.expectation import Expectation
 
@@ -47,6 +48,13 @@ class NvmeFormat(FirmwareMethod):
     interface = "nvme"
     phase = "format"
     synchronous = True
+    REACH: ClassVar[Mapping[str, Reach]] = {
+        "crypto": CRYPTO_ERASE,
+        # Purge on any media; check() refuses when one Format would not reach every namespace
+        "user_erase": Reach.by_media(Technique.BLOCK_ERASE, *[Applicability(
+            Level.PURGE, "NVMe Format NVM user data erase (SES=001b) of every namespace: Purge "
+                         "(NIST SP 800-88 Rev. 1, NVMe row; STANDARDS.md)")] * 2),
+    }
 
     def __init__(self, crypto: bool) -> None:
         self.crypto = crypto
@@ -72,14 +80,14 @@ class NvmeFormat(FirmwareMethod):
         refuse_sanitize_states(capabilities.sanitize, self.name, what="Format NVM")
 
     def judge(self, capabilities: Capabilities, target: Target) -> Applicability:
-        """SES=1 Purge (scope checked); SES=2 Clear."""
+        """SES=1 Purge (scope checked); SES=2 Clear: the declared levels, the reason naming the scope."""
+        declared = super().judge(capabilities, target)
         if self.crypto:
-            return super().judge(capabilities, target)
+            return declared
         controller = capabilities.nvme
         scope = ("every namespace (FNA bit 1)" if controller is not None and controller.fna.erase_all_namespaces
                  else "the only namespace")
-        return Applicability(Level.PURGE, f"NVMe Format NVM user data erase (SES=001b) of {scope}: Purge "
-                                          "(NIST SP 800-88 Rev. 1, NVMe row; STANDARDS.md)")
+        return Applicability(declared.level, declared.reason.replace("every namespace", scope, 1))
 
     def _nsid(self, capabilities: Capabilities) -> int:
         controller = capabilities.nvme

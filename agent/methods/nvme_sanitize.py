@@ -19,7 +19,8 @@ Exit Failure Mode (SANACT 001b) returns the drive to service (data not sanitised
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from agent.drive.opcodes import (
     NVME_SANACT_BLOCK,
@@ -32,7 +33,7 @@ from agent.drive.opcodes import (
     NVME_SSTAT_SUCCESS_DEALLOCATED,
 )
 from agent.errors import NotSupported
-from agent.methods.base import MethodContext, Target
+from agent.methods.base import MethodContext, Reach, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import (
     Capabilities,
@@ -42,7 +43,14 @@ from agent.methods.capabilities import (
     refuse_sanitize_states,
 )
 from agent.methods.expectations import DeallocatedZero, ErasedState, FirmwareResult, Indeterminate
-from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
+from agent.methods.firmware import (
+    BLOCK_ERASE,
+    CRYPTO_ERASE,
+    NVME_OVERWRITE,
+    OVERWRITE_PATTERN,
+    FirmwareMethod,
+    SanitizeOptions,
+)
 from agent.transport.commands import CommandFailed, NvmeAdminCommand, Transport
 from agent.verify.expectation import Expectation, Pattern
 
@@ -54,6 +62,7 @@ class NvmeSanitize(FirmwareMethod):
     """One NVMe Sanitize action."""
 
     interface = "nvme"
+    REACH: ClassVar[Mapping[str, Reach]] = {"crypto": CRYPTO_ERASE, "block": BLOCK_ERASE, "overwrite": NVME_OVERWRITE}
 
     def __init__(self, action: str, options: SanitizeOptions) -> None:
         self.action = action

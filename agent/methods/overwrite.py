@@ -48,7 +48,9 @@ from agent.methods.base import (
     MethodEvidence,
     MethodKind,
     MethodOutcome,
+    Reach,
     Target,
+    Technique,
 )
 from agent.methods.capabilities import PASSTHROUGH_INSTRUCTION, Capabilities
 from agent.methods.hidden_areas import HiddenAreaReport, detect_hidden_areas, restore_hidden_areas
@@ -56,6 +58,7 @@ from agent.transport.capacity import rescan_capacity
 from agent.transport.commands import Transport
 from agent.transport.pipeline import DEFAULT_CHUNK, WritePipeline
 from agent.verify.expectation import AesCtrStream, Expectation, Pattern, Zero
+from agent.vocabulary import FLASH_MEDIA
 
 # Conservative rate for estimates when nothing better is known (a SATA HDD's outer tracks).
 ESTIMATE_BYTES_PER_SECOND = 150e6
@@ -225,10 +228,25 @@ class OverwriteOptions:
     pattern: str | None = None  # hex, overwrite.pattern only
 
 
+def _on_flash(media: str) -> Applicability:
+    return Applicability(Level.CLEAR, f"host overwrite on {media} flash: Clear only — spare blocks are unreachable "
+                                      "from the host")
+
+
+HOST_OVERWRITE = Reach(Technique.OVERWRITE, {
+    "hdd": Applicability(Level.CLEAR, "host overwrite of every user-addressable LBA: Clear for HDDs "
+                                      "(NIST 800-88 Table A-8)"),
+    "virtual": Applicability(Level.CLEAR, "host overwrite of every LBA of virtual media: Clear"),
+    **{media: _on_flash(media) for media in FLASH_MEDIA},
+})
+"""Every host overwrite: Clear on every media (check() adds what it found of the hidden areas)."""
+
+
 class _Overwrite:
     name = ""
     summary = ""
     kind = MethodKind.HOST
+    reach = HOST_OVERWRITE
 
     def __init__(self, options: OverwriteOptions) -> None:
         self.options = options
@@ -239,20 +257,15 @@ class _Overwrite:
             raise NotSupported(f"{self.name}: device is read-only")
         if identity.size_bytes <= 0:
             raise NotSupported(f"{self.name}: no medium")
-        media = identity.media
-        if media == "hdd":
-            reason = "host overwrite of every user-addressable LBA: Clear for HDDs (NIST 800-88 Table A-8)"
-        elif media == "virtual":
-            reason = "host overwrite of every LBA of virtual media: Clear"
-        else:
-            reason = f"host overwrite on {media} flash: Clear only — spare blocks are unreachable from the host"
+        declared = self.reach.on(identity.media)
+        reason = declared.reason
         capabilities, why = _hidden_area_scope(target)
         if capabilities is None:
             reason += f"; hidden areas (HPA/DCO/AMAC) not checked: {why}"
         else:
             reason += ("; ATA hidden areas (HPA/DCO/AMAC) are restored and the kernel made to expose the native "
                        "capacity before writing, else the job is refused")
-        return Applicability(Level.CLEAR, reason)
+        return Applicability(declared.level, reason)
 
     def estimate(self, target: Target) -> float:
         return target.identity.size_bytes / ESTIMATE_BYTES_PER_SECOND

@@ -14,9 +14,9 @@ from typing import Any
 
 from agent.errors import ProfileError
 from agent.methods import ata_sanitize, ata_security_erase, nvme_format, nvme_sanitize, scsi_sanitize
-from agent.methods.base import Method, MethodKind
+from agent.methods.base import Method, MethodKind, Reach, Technique
 from agent.methods.firmware import SanitizeOptions
-from agent.methods.overwrite import OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
+from agent.methods.overwrite import HOST_OVERWRITE, OverwriteOptions, OverwritePattern, OverwriteRandom, OverwriteZero
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class MethodSpec:
     factory: Callable[[Any], Method]
     method: type[Any]
     """The method's class: what it declares about itself (``kind``) is read there, without building it."""
+    reach: Reach
+    """The row of the class's declared level rules this method is (technique, level by media)."""
 
     @property
     def kind(self) -> MethodKind:
@@ -59,28 +61,32 @@ FIRMWARE_METHODS = (
 
 METHODS: dict[str, MethodSpec] = {
     "overwrite.zero": MethodSpec("overwrite.zero", NoOptions, lambda _o: OverwriteZero(OverwriteOptions()),
-                                 OverwriteZero),
-    "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern, OverwritePattern),
+                                 OverwriteZero, HOST_OVERWRITE),
+    "overwrite.pattern": MethodSpec("overwrite.pattern", OverwriteOptions, OverwritePattern, OverwritePattern,
+                                    HOST_OVERWRITE),
     "overwrite.random": MethodSpec("overwrite.random", NoOptions, lambda _o: OverwriteRandom(OverwriteOptions()),
-                                   OverwriteRandom),
+                                   OverwriteRandom, HOST_OVERWRITE),
     **{
         f"{interface}.sanitize.{action}": MethodSpec(f"{interface}.sanitize.{action}", SanitizeOptions,
-                                                     module.factory(action), cls)
+                                                     module.factory(action), cls, cls.REACH[action])
         for interface, module, cls in (("ata", ata_sanitize, ata_sanitize.AtaSanitize),
                                        ("nvme", nvme_sanitize, nvme_sanitize.NvmeSanitize),
                                        ("scsi", scsi_sanitize, scsi_sanitize.ScsiSanitize))
         for action in ("crypto", "block", "overwrite")
     },
-    "ata.security_erase.normal": MethodSpec("ata.security_erase.normal", NoOptions,
-                                            ata_security_erase.factory(enhanced=False),
-                                            ata_security_erase.AtaSecurityErase),
-    "ata.security_erase.enhanced": MethodSpec("ata.security_erase.enhanced", NoOptions,
-                                              ata_security_erase.factory(enhanced=True),
-                                              ata_security_erase.AtaSecurityErase),
-    "nvme.format.user_erase": MethodSpec("nvme.format.user_erase", NoOptions, nvme_format.factory(crypto=False),
-                                         nvme_format.NvmeFormat),
-    "nvme.format.crypto": MethodSpec("nvme.format.crypto", NoOptions, nvme_format.factory(crypto=True),
-                                     nvme_format.NvmeFormat),
+    **{
+        f"ata.security_erase.{mode}": MethodSpec(f"ata.security_erase.{mode}", NoOptions,
+                                                 ata_security_erase.factory(enhanced=mode == "enhanced"),
+                                                 ata_security_erase.AtaSecurityErase,
+                                                 ata_security_erase.AtaSecurityErase.REACH[mode])
+        for mode in ("normal", "enhanced")
+    },
+    **{
+        f"nvme.format.{action}": MethodSpec(f"nvme.format.{action}", NoOptions,
+                                            nvme_format.factory(crypto=action == "crypto"), nvme_format.NvmeFormat,
+                                            nvme_format.NvmeFormat.REACH[action])
+        for action in ("user_erase", "crypto")
+    },
 }
 
 
@@ -88,6 +94,13 @@ def method_kind(name: str) -> MethodKind | None:
     """What a method declares it is (``MethodKind``); None for a name this station does not know."""
     spec = METHODS.get(name)
     return None if spec is None else spec.kind
+
+
+def technique_of(name: str) -> Technique:
+    """The technique a method declares (printed on certificates); ``other`` for a name this station does
+    not know (the ``-`` of a profile that did not take the media, a method of another version)."""
+    spec = METHODS.get(name)
+    return Technique.OTHER if spec is None else spec.reach.technique
 
 
 def runs_in_firmware(name: str | None) -> bool:

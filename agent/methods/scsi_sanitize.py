@@ -26,7 +26,7 @@ from agent.methods.base import MethodContext, Target
 from agent.methods.canary import CanarySet
 from agent.methods.capabilities import Capabilities, SanitizeState, refuse_sanitize_states, scsi_sanitize_state
 from agent.methods.expectations import ErasedState, FirmwareResult, Indeterminate
-from agent.methods.firmware import OVERWRITE_PATTERN, FirmwareMethod, SanitizeOptions
+from agent.methods.firmware import OVERWRITE_PATTERN, SANITIZE_ACTIONS, FirmwareMethod, SanitizeOptions
 from agent.transport.commands import CommandFailed, ScsiCommand, Transport
 from agent.transport.sense import ASC_NOT_READY_SANITIZE_IN_PROGRESS, ASC_SANITIZE_COMMAND_FAILED
 from agent.verify.expectation import Expectation, Pattern
@@ -39,6 +39,7 @@ class ScsiSanitize(FirmwareMethod):
     """One SCSI SANITIZE service action."""
 
     interface = "scsi"
+    REACH = SANITIZE_ACTIONS
 
     def __init__(self, action: str, options: SanitizeOptions) -> None:
         self.action = action

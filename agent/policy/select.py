@@ -15,8 +15,6 @@ from agent.errors import AgentError, NotSupported
 from agent.methods.base import Applicability, Blocked, Level, Method, Target
 from agent.policy.profiles import Profile
 
-_RANK = {Level.CLEAR: 1, Level.PURGE: 2, Level.DESTROY: 3}
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -80,7 +78,7 @@ def select_method(profile: Profile, target: Target) -> Selection:
         except AgentError as exc:
             decisions.append(Decision(step.method, False, exc.message))
             continue
-        if _RANK[applicability.level] < _RANK[profile.minimum_level]:
+        if not applicability.level.at_least(profile.minimum_level):
             decisions.append(
                 Decision(
                     step.method,
