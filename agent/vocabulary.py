@@ -23,5 +23,8 @@ LEVELS = ("clear", "purge")
 LEVEL_RULES = ("purge", "clear", "refuse")
 """What a reuse scheme demands of one media kind."""
 
+HOST_KINDS = ("laptop", "desktop", "tablet")
+"""What a host device is (``host add --kind``, the fleet's asset register)."""
+
 BACKED_UP = ("yes", "no", "unknown")
 """``[organisation] data_backed_up``: printed on certificates."""

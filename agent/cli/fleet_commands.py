@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from agent.cli.output import handle_errors, json_option, print_json, printable
+from agent.cli.output import OneOf, handle_errors, json_option, print_json, printable
 
 if TYPE_CHECKING:
     from agent.fleet.outbox import Outbox
@@ -228,7 +228,7 @@ def exceptions_command(late_hours: float, database: str, as_json: bool) -> None:
 @click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC), YYYY-MM-DD.")
 @click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]),
               help="Day after the last (UTC, exclusive), YYYY-MM-DD.")
-@click.option("--format", "form", type=click.Choice(["json", "csv", "pdf"]), default="json", show_default=True)
+@click.option("--format", "form", type=OneOf(["json", "csv", "pdf"]), default="json", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (required for pdf) instead of standard output.")
 @database_option

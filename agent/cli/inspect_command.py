@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 import click
 
 from agent.cli.completion import complete_device
+from agent.cli.output import OneOf
 from agent.drive import probe
 from agent.drive.ata import parse_ata_identify
 from agent.drive.errors import IdentifyParseError
@@ -226,7 +227,7 @@ def _read_dump(path: Path) -> bytes:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Parse a saved raw dump instead of asking a device.",
 )
-@click.option("--kind", type=click.Choice(list(PARSERS)), help="What the --dump file holds.")
+@click.option("--kind", type=OneOf(list(PARSERS)), help="What the --dump file holds.")
 @click.option(
     "--ignore-checksum",
     is_flag=True,

@@ -26,6 +26,7 @@ from agent.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
+    OneOf,
     fail,
     handle_errors,
     human_size,
@@ -381,7 +382,7 @@ def _utc(value: datetime | None, *, day_end: bool = False) -> datetime | None:
               help="Created before (UTC); a date alone includes that day.")
 @click.option("--asset", default=None, help="Only this asset tag.")
 @click.option("--serial", default=None, help="Only this drive serial.")
-@click.option("--state", type=click.Choice([*ACTIVE_STATES, *FINAL_STATES]), default=None, help="Only this state.")
+@click.option("--state", type=OneOf([*ACTIVE_STATES, *FINAL_STATES]), default=None, help="Only this state.")
 @click.option("--operator", default=None, help="Only jobs of this operator.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (cells safe to open in a spreadsheet).")
 @click.pass_context
@@ -467,7 +468,7 @@ def _render_secondary(job: JobRow, data: dict[str, Any]) -> None:
               help="Re-verify this job's drive against the job's own record (zero, pattern, clear-random "
                    "stream, canaries) and record the result with the job.")
 @click.option("--expect", "expect", default=None, help="Without --job: zero (default) or pattern:HEX.")
-@click.option("--mode", type=click.Choice(VERIFY_MODES), default="sampling", show_default=True)
+@click.option("--mode", type=OneOf(VERIFY_MODES), default="sampling", show_default=True)
 @click.option("--seed", default=None, help="Reproduce an earlier sampling run.")
 @click.option("--operator", default=None, help="Who performs the check (default: login name).")
 @json_option

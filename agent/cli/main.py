@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import click
 
 from agent import TOOL_NAME, __version__
-from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, fail
+from agent.cli.output import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, fail, refuse_usage
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,20 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*self.entries, *sorted(set(self.commands) - set(self.entries))]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["wipe_agent.arguments"] = list(args)  # for a usage error's --json, after click consumed them
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            refuse_usage(error, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a usage error in any command below is refused like any other bad input."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            refuse_usage(error, ctx.meta.get("wipe_agent.arguments", []))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.entries:

@@ -11,11 +11,11 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from agent.errors import AgentError
+from agent.errors import AgentError, ConfigError
 from certs.csvcell import neutralise_formula
 from certs.units import decimal_size
 
@@ -52,7 +52,7 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def fail(error: AgentError, as_json: bool, exit_code: int | None = None) -> None:
+def fail(error: AgentError, as_json: bool, exit_code: int | None = None) -> NoReturn:
     """Report ``error`` as one line (or a JSON error object) and exit."""
     if as_json:
         print_json({"error": error.to_json()})
@@ -98,6 +98,46 @@ def handle_errors(function: F) -> F:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+class OneOf(click.Choice):  # type: ignore[type-arg]  # generic from click 8.2; pyproject allows 8.1
+    """``click.Choice`` whose refusal reads as the hand-written ones did: ``--mode must be one of sampling,
+    full, not 'quick'`` (the choices also complete in the shell). Exact, case-sensitive matches only."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in self.choices:
+            return value
+        self.fail(f"must be one of {', '.join(map(str, self.choices))}, not {value!r}", param, ctx)
+
+
+def refuse_usage(error: click.UsageError, arguments: list[str]) -> NoReturn:
+    """Report a mistake click found on the command line (a required option missing, a value not among
+    its choices, an unknown option) as every other refusal is (:func:`fail`): a :class:`ConfigError`
+    ("command-line input is invalid") in one line naming the command's help, or with ``--json`` among
+    ``arguments`` the error object on stdout; exit 2. The root group calls it for every command, so
+    ``required=True`` and :class:`OneOf` keep the --json contract."""
+    fail(ConfigError(usage_message(error)), asks_for_json(arguments), EXIT_REFUSED)
+
+
+def usage_message(error: click.UsageError) -> str:
+    """One line for a click usage error, with the command's help as the next step."""
+    param = getattr(error, "param", None)
+    hint = (param.opts[0] if param.opts else param.human_readable_name) if param is not None else ""
+    if isinstance(error, click.MissingParameter) and param is not None:
+        choices = getattr(param.type, "choices", None)
+        text = f"{hint} {'|'.join(map(str, choices))} is required" if choices else f"{hint} is required"
+    elif isinstance(error, click.BadParameter) and param is not None and isinstance(param.type, OneOf):
+        text = f"{hint} {error.message}"
+    else:
+        text = error.format_message()
+    where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+    return f"{text}{where}"
+
+
+def asks_for_json(arguments: list[str]) -> bool:
+    """Whether a command line asks for ``--json`` (before any ``--`` that ends the options)."""
+    options = arguments[:arguments.index("--")] if "--" in arguments else arguments
+    return "--json" in options
 
 
 def human_size(size: float) -> str:

@@ -16,7 +16,7 @@ import click
 
 from agent.cli.completion import complete_device
 from agent.cli.context import certificate_settings, resolve_device, state_dir
-from agent.cli.output import handle_errors, json_option, print_json, printable
+from agent.cli.output import OneOf, handle_errors, json_option, print_json, printable
 from agent.jobs.certify import station_signer
 from agent.jsontext import JsonInputError, parse_json
 from agent.reuse import service
@@ -26,6 +26,8 @@ from agent.reuse.schemes import available_schemes, load_scheme, load_scheme_file
 from agent.reuse.store import ReuseStore
 from agent.store.registry import Registry
 from agent.tomlfile import read_bounded_bytes
+from agent.vocabulary import HOST_KINDS
+from certs.destruction import METHODS as DESTRUCTION_METHODS
 from certs.errors import CertificateError as CertsError
 from certs.pki import StationSigner, load_person_signer
 
@@ -118,7 +120,7 @@ def attest(ctx: click.Context, asset: str, item: str | None, by: str | None, as_
 @click.option("--certificates", "certificates", multiple=True,
               help="A folder of certificates, or a certificate file, certificate id or job id (repeatable; "
                    "ITEMS after the options count too).")
-@click.option("--decision", type=click.Choice(["accept", "reject"]), default=None, help="The officer's decision.")
+@click.option("--decision", type=OneOf(["accept", "reject"]), required=True, help="The officer's decision.")
 @click.option("--by", "by", help="The accountable person reviewing the evidence (the --cert's name when signing); "
                                  "never the operator of a listed job.")
 @click.option("--role", help="Their role, e.g. information-security-officer.")
@@ -134,7 +136,7 @@ def attest(ctx: click.Context, asset: str, item: str | None, by: str | None, as_
 @json_option
 @click.pass_context
 @handle_errors
-def validate(ctx: click.Context, items: tuple[str, ...], certificates: tuple[str, ...], decision: str | None,
+def validate(ctx: click.Context, items: tuple[str, ...], certificates: tuple[str, ...], decision: str,
              by: str | None, role: str | None, reason: str, key: str | None, cert: str | None,
              station_on_instruction: bool, out_dir: str | None, trust: str | None, as_json: bool) -> None:
     """Sign a validation statement (NIST SP 800-88 Rev. 2) accepting or rejecting a set of certificates.
@@ -143,8 +145,6 @@ def validate(ctx: click.Context, items: tuple[str, ...], certificates: tuple[str
     and record hash, decision, person, role, time) is signed by the officer's own certificate, or by the
     station on instruction, and says which.
     """
-    if decision is None:
-        raise ReuseInputError("--decision accept|reject is required")
     if station_on_instruction == bool(key or cert):
         raise ReuseInputError("sign with the officer's --key KEY --cert CERT, or give --station-on-instruction "
                               "(exactly one)")
@@ -176,20 +176,19 @@ def validate(ctx: click.Context, items: tuple[str, ...], certificates: tuple[str
 
 @click.command("destroy-record")
 @click.argument("asset")
-@click.option("--method", type=str, help="shred, crush or degauss.")
+@click.option("--method", type=OneOf(DESTRUCTION_METHODS), required=True, help="How the drives were destroyed.")
 @click.option("--witness", help="The person who witnessed the destruction.")
 @click.option("--reference", default=None, help="External reference, e.g. the contractor's certificate number.")
 @click.option("--operator", default=None, help="Who records it [default: the invoking user].")
 @json_option
 @click.pass_context
 @handle_errors
-def destroy_record(ctx: click.Context, asset: str, method: str | None, witness: str | None, reference: str | None,
+def destroy_record(ctx: click.Context, asset: str, method: str, witness: str | None, reference: str | None,
                    operator: str | None, as_json: bool) -> None:
     """Record the destruction of ASSET's drives, with a signed destruction report."""
-    method_name = _need(method, "--method")
     witness_name = _need(witness, "--witness")
     store = _store(ctx)
-    record = service.destroy(store, asset, method=method_name, witness=witness_name, reference=reference,
+    record = service.destroy(store, asset, method=method, witness=witness_name, reference=reference,
                              operator=_operator(operator), signer=_signer(ctx),
                              tsa_url=certificate_settings(ctx).tsa_url)
     if as_json:
@@ -314,7 +313,7 @@ def host() -> None:
 
 @host.command("add")
 @click.argument("asset")
-@click.option("--kind", default="laptop", show_default=True, help="laptop, desktop or tablet.")
+@click.option("--kind", type=OneOf(HOST_KINDS), default="laptop", show_default=True, help="What the host is.")
 @click.option("--make", default="", help="Manufacturer.")
 @click.option("--model", default="", help="Model.")
 @click.option("--serial", default="", help="The host's serial number.")
@@ -325,8 +324,6 @@ def host() -> None:
 def host_add(ctx: click.Context, asset: str, kind: str, make: str, model: str, serial: str, drives: tuple[str, ...],
              as_json: bool) -> None:
     """Register host device ASSET (intake does this for drives it links; use this for the rest)."""
-    if kind not in ("laptop", "desktop", "tablet"):
-        raise ReuseInputError("--kind must be laptop, desktop or tablet")
     from agent.config import certificate_text_problem
 
     # what the host's drives' certificates will print is checked now, not after those drives are wiped (M15)

@@ -20,7 +20,7 @@ import click
 
 from agent.api.client import ApiClient
 from agent.cli.completion import complete_bay, complete_profile
-from agent.cli.output import handle_errors, json_option, print_json, printable
+from agent.cli.output import OneOf, handle_errors, json_option, print_json, printable
 from agent.config import DEFAULT_API_SOCKET, StationConfig, default_config_path, load_config
 from agent.errors import AgentError, ConfigError
 
@@ -53,7 +53,7 @@ def _segment(value: str, what: str) -> str:
 # run --------------------------------------------------------------------------------------------
 @click.command("run")
 @config_option
-@click.option("--udev-source", type=click.Choice(["auto", "udev", "kernel"]), default="auto", show_default=True,
+@click.option("--udev-source", type=OneOf(["auto", "udev", "kernel"]), default="auto", show_default=True,
               help="udev: events after udevd processed them (full properties); kernel: raw netlink uevents.")
 @handle_errors
 def run(config_path: str | None, udev_source: str) -> None:

@@ -20,15 +20,13 @@ def tsa() -> None:
 
 
 @tsa.command("serve")
-@click.option("--tsa", "tsa_dir", help="TSA directory from 'pki issue-tsa' (tsa.key 0600, tsa.crt, chain.pem).")
+@click.option("--tsa", "tsa_dir", required=True,
+              help="TSA directory from 'pki issue-tsa' (tsa.key 0600, tsa.crt, chain.pem).")
 @click.option("--listen", default="127.0.0.1:8318", show_default=True, help="HOST:PORT to listen on.")
-def serve(tsa_dir: str | None, listen: str) -> None:
+def serve(tsa_dir: str, listen: str) -> None:
     """Serve timestamp tokens over HTTP (POST application/timestamp-query) until SIGTERM/SIGINT."""
     from agent.tsa.server import make_server, parse_listen
 
-    if tsa_dir is None or not tsa_dir.strip():
-        click.echo("error: --tsa is required", err=True)
-        raise SystemExit(2)
     try:
         host, port = parse_listen(listen)
     except ValueError as error:

@@ -24,9 +24,10 @@ from typing import Any
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetInputError
 from agent.tomlfile import read_bounded_bytes
+from agent.vocabulary import HOST_KINDS
 
 COLUMNS: tuple[str, ...] = ("asset_tag", "make", "model", "serial", "type", "department", "due_date")
-KINDS: tuple[str, ...] = ("laptop", "desktop", "tablet")
+KINDS: tuple[str, ...] = HOST_KINDS
 MAX_REGISTER_BYTES = 64 << 20  # 30,000 rows are ~3 MB; a file past this is a mistake
 MAX_FIELD = 128
 MAX_PROBLEMS_SHOWN = 20

@@ -505,3 +505,33 @@ def test_an_immutable_registry_is_refused_untouched(good_registry: Path) -> None
         assert sha256(good_registry) == before
     finally:
         subprocess.run(["chattr", "-i", str(good_registry)], check=False)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["wipe", "/dev/null"], "--profile is required (see '"),
+    (["verify-media", "/dev/null", "--mode", "quick"], "--mode must be one of sampling, full, not 'quick'"),
+    (["host", "add", "PC-1", "--kind", "boat"], "--kind must be one of laptop, desktop, tablet, not 'boat'"),
+    (["validate", "JOB", "--by", "A. Smith"], "--decision accept|reject is required"),
+    (["jobs", "--colour"], "No such option '--colour'"),
+    (["--colour", "jobs"], "No such option '--colour'"),
+])
+def test_usage_mistakes_click_finds_keep_the_one_line_and_json_contract(tmp_path: Path, arguments: list[str],
+                                                                        message: str) -> None:
+    """required=True and OneOf are declared on the options; what click refuses reads like every other refusal."""
+    environment = {"WIPE_AGENT_STATE_DIR": str(tmp_path)}
+    line = one_line_error(run_cli(*arguments, env=environment))
+    assert line.startswith("wipe-agent: error: ") and message in line
+    assert line.endswith(" --help')")  # the next step
+    result = run_cli(*arguments, "--json", env=environment)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    import json
+
+    error = json.loads(result.stdout)["error"]
+    assert error == {"code": "bad_config", "message": line.removeprefix("wipe-agent: error: ")}
+    assert not list(tmp_path.iterdir())  # refused before anything was opened
+
+
+def test_json_after_the_end_of_options_is_an_argument_not_the_flag() -> None:
+    from agent.cli.output import asks_for_json
+
+    assert asks_for_json(["wipe", "--json"]) and not asks_for_json(["host", "add", "--", "--json"])

@@ -6,28 +6,12 @@ import json
 import sqlite3
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
-from agent.cli.certificate_commands import verify
-from agent.cli.reuse_commands import REUSE_COMMANDS
+from agent.cli.main import cli  # the real root group: its usage errors keep the --json contract
 from agent.reuse.store import ReuseStore
 from tests.unit.reuse.kit import ATTESTATIONS, SMART_DATA, World, drive, make_job
-
-
-@click.group()
-@click.option("--state-dir", default=None)
-@click.pass_context
-def cli(ctx: click.Context, state_dir: str | None) -> None:
-    """Stand-in for agent.cli.main's group (the lead registers the commands there)."""
-    ctx.ensure_object(dict)
-    ctx.obj["state_dir"] = state_dir
-
-
-for _command in REUSE_COMMANDS:
-    cli.add_command(_command)
-cli.add_command(verify)
 
 
 def _run(world: World, *arguments: str) -> Result:
