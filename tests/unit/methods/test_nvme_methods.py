@@ -172,6 +172,7 @@ def test_format_user_erase_is_purge_and_crypto_format_is_clear(data_path: Path, 
     drive = _drive(data_path)
     tgt = target(drive, data_path)
     assert build("nvme.format.crypto").check(tgt).level is Level.CLEAR
+    assert "of every namespace (FNA bit 1): Purge" in build("nvme.format.user_erase").check(tgt).reason
     outcome = run("nvme.format.user_erase", tgt, device, Recorder())
     assert outcome.level is Level.PURGE and outcome.details["command"]["ses"] == 1
     assert outcome.details["canaries"]["passed"] and expectation_holds(outcome, data_path)
@@ -190,7 +191,9 @@ def test_format_refuses_when_secure_erase_does_not_cover_every_namespace(data_pa
     listed = Target(tgt.identity, dataclasses.replace(capabilities, nvme_namespaces=(1, 7)), drive)
     with pytest.raises(NotSupported, match=r"2 namespaces .* per namespace"):
         build("nvme.format.user_erase").check(listed)
-    assert build("nvme.format.user_erase").check(tgt).level is Level.PURGE  # one namespace: covered
+    single = build("nvme.format.user_erase").check(tgt)
+    assert single.level is Level.PURGE  # one namespace: covered
+    assert "user data erase (SES=001b) of the only namespace: Purge" in single.reason  # the declared rule, scoped
 
 
 def test_nn_is_the_highest_nsid_not_a_count(data_path: Path) -> None:
