@@ -33,8 +33,8 @@ def serve(tsa_dir: str, listen: str) -> None:
         click.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
     directory = Path(tsa_dir)
-    if not directory.is_dir():
-        click.echo(f"error: no such TSA directory: {directory}", err=True)
+    if not tsa_dir.strip() or not directory.is_dir():  # a blank --tsa is not the current directory
+        click.echo(f"error: no such TSA directory: {tsa_dir!r}", err=True)
         raise SystemExit(2)
     try:
         server = make_server(directory, host, port)
