@@ -358,9 +358,14 @@ def install(console: Console, fleet: FleetContext) -> None:
         session = session_of(request)
         form = await request.post()
         upload = form.get("document")
-        if not isinstance(upload, web.FileField):
-            raise web.HTTPBadRequest(text="choose a file to verify (the form's 'document' field)")
-        data = await asyncio.to_thread(upload.file.read, MAX_UPLOAD + 1)
+        try:
+            if not isinstance(upload, web.FileField):
+                raise web.HTTPBadRequest(text="choose a file to verify (the form's 'document' field)")
+            data = await asyncio.to_thread(upload.file.read, MAX_UPLOAD + 1)
+        finally:  # every file part is spooled to a temporary file: closed now, not when collected
+            for value in form.values():
+                if isinstance(value, web.FileField):
+                    value.file.close()
         name = safe_name(Path(upload.filename or "").name, "upload.pdf")
         digest = hashlib.sha256(data).hexdigest()
         if not data:

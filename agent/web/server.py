@@ -132,9 +132,13 @@ class Console:
                 for key, value in request.items():
                     larger[key] = value
                 request = larger
-            if page.method == "POST":
-                await _check_csrf(request, session)
-            return await page.handler(request)
+            try:
+                if page.method == "POST":
+                    await _check_csrf(request, session)
+                return await page.handler(request)
+            finally:
+                if page.max_body != MAX_FORM:
+                    _close_uploads(request)
         return guarded
 
     def application(self) -> web.Application:
@@ -168,6 +172,14 @@ class Console:
     def cookie(self, response: web.StreamResponse, name: str, value: str, *, max_age: int | None = None) -> None:
         response.set_cookie(name, value, httponly=True, samesite="Strict", secure=self.secure, path="/",
                             max_age=max_age)
+
+
+def _close_uploads(request: web.Request) -> None:
+    """Close the temporary files of a parsed upload form, whatever the answer was (a refused CSRF token too)."""
+    form = getattr(request, "_post", None)  # aiohttp's cached form: present only once the body was parsed
+    for value in form.values() if form is not None else ():
+        if isinstance(value, web.FileField):
+            value.file.close()
 
 
 async def _check_csrf(request: web.Request, session: Session | None) -> None:
