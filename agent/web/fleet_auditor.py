@@ -262,7 +262,7 @@ def install(console: Console, fleet: FleetContext) -> None:
             raise web.HTTPNotFound(text="no such station")
         status, entries, total, refusals, refused_total = result
         pages = max(1, -(-total // PAGE))
-        return render(request, "fleet_auditor_station.html", status=status, entries=entries, total=total,
+        return render(request, "fleet_auditor_station.html", station=status, entries=entries, total=total,
                       page=page, pages=pages, refusals=refusals, refused_total=refused_total,
                       late_hours=int(LATE_AFTER.total_seconds() // 3600))
 

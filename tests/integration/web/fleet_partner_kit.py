@@ -5,7 +5,8 @@ Built once per module (signing is the slow part): ``partner_world`` holds the PD
 database fed with them. Station-01 (trusted) forwards three certificates, two manifests (scheme ``schools``:
 two devices, one of them with a hostile model name and a certificate file name with backslashes; scheme
 ``gla-reuse``: one device), an audit chain with a checkpoint and two entries after it. Station-02 (revoked)
-forwards a certificate and a checkpoint the fleet refuses, and an entry that breaks its chain.
+forwards a certificate (its signer revoked), a checkpoint of a head the fleet does not hold, and an
+entry that breaks its chain: the fleet refuses all three.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def _feeds(partner_world: PartnerWorld) -> list[StationFeed]:
     good.audit("note", "after-the-checkpoint", {"text": "second"})
     bad = StationFeed("station-02", signer=world.revoked)
     bad.audit("intake", "X-1", {"asset": "X-1"})
-    bad.checkpoint()  # signed by a revoked station certificate: refused
+    bad.checkpoint(head="ab" * 32)  # signs a head the fleet does not hold: refused
     bad.document(partner_world.revoked_certificate)  # refused: revoked signer
     broken = bad.audit("note", "X-1", {"n": 2})
     broken["body"]["prev_hash"] = "f" * 64  # the chain rewritten: refused
