@@ -77,6 +77,26 @@ class ChainStatus:
     def unanchored(self) -> int:
         return self.entries - (self.anchored_to or 0)
 
+    @property
+    def checkpoint_when(self) -> str:
+        """The last checkpoint's time as people read it (UTC, to the minute)."""
+        if self.last_checkpoint is None:
+            return ""
+        try:
+            return f"{datetime.fromisoformat(str(self.last_checkpoint['at'])).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        except ValueError:
+            return str(self.last_checkpoint["at"])
+
+    @property
+    def lateness(self) -> str:
+        """Why the station is late, in words ("" when it is not)."""
+        if not self.late:
+            return ""
+        if self.last_checkpoint is None:
+            return f"no checkpoint signs its {self.entries} entr{'y' if self.entries == 1 else 'ies'}"
+        return (f"{self.unanchored} entr{'y' if self.unanchored == 1 else 'ies'} after a checkpoint more than "
+                f"{int(LATE_AFTER.total_seconds() // 3600)} h old")
+
 
 def _checked(db: Any, station: str, entries_held: int, head: str, bundle: TrustBundle | None
              ) -> tuple[list[str], int | None, int, dict[str, Any] | None]:
