@@ -1,0 +1,127 @@
+"""What the partner view does with what the fleet lacks or was told later: a listed certificate it never
+received (the page and the pack's README say so), a manifest PDF that never arrived (listed, not served),
+a manifest the station voided (gone for the partner, marked for an admin), a held PDF that no longer
+verifies (not handed out); and the names a pack gives files."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import zipfile
+from typing import Any
+
+import pytest
+
+from agent.fleet.database import FleetDatabase
+from agent.fleet.ingest import Ingestor
+from agent.web.fleet_partner import manifests_of, safe_name
+from certs.verify import load_trust_bundle
+from tests.integration.web.fleet_partner_kit import (
+    ListAudit,
+    PartnerWorld,
+    feed,
+    partner_console,
+    partner_world,  # noqa: F401  (a fixture)
+    run_client,
+    sign_in,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+SCHOOLS, GLA = "/partner/manifests/station-01/MF-SCH-0001", "/partner/manifests/station-01/MF-GLA-0001"
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("C-SCH-0002.pdf", "C-SCH-0002.pdf"),
+    ("..\\..\\Windows\\evil.pdf", "Windows_evil.pdf"),
+    ("../../etc/passwd", "etc_passwd"),
+    ("/absolute.pdf", "absolute.pdf"),
+    ("C:\\boot.ini", "C_boot.ini"),
+    (".hidden.pdf", "hidden.pdf"),
+    ("a..b.pdf", "a_b.pdf"),
+    ("...", "fallback.pdf"),
+    ("", "fallback.pdf"),
+    ("x" * 300 + ".pdf", "x" * 100),
+])
+def test_a_pack_name_is_a_plain_name(name: str, safe: str) -> None:
+    assert safe_name(name, "fallback.pdf") == safe
+
+
+def _fed(dsn: str, world: PartnerWorld) -> FleetDatabase:
+    fleet = FleetDatabase(dsn).open()
+    feed(fleet, world)
+    return fleet
+
+
+def _get(dsn: str, world: PartnerWorld, name: str, *paths: str) -> list[tuple[int, bytes]]:
+    app, _console = partner_console(dsn, world, ListAudit())
+
+    async def scenario(client: Any) -> list[tuple[int, bytes]]:
+        await sign_in(client, name)
+        answers = []
+        for path in paths:
+            response = await client.get(path, headers={"Accept": "text/html"})
+            answers.append((response.status, await response.read()))
+        return answers
+
+    return run_client(app, scenario)
+
+
+def test_a_certificate_the_fleet_never_received_is_named_on_the_page_and_in_the_pack(
+        postgres_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+    with _fed(postgres_dsn, partner_world) as fleet, fleet.transaction() as db:
+        db.execute("DELETE FROM fleet_documents WHERE document_id = 'C-SCH-0002'")
+    (status, page), (pack_status, pack) = _get(postgres_dsn, partner_world, "schools-partner", SCHOOLS,
+                                               SCHOOLS + "/pack")
+    assert status == pack_status == 200
+    assert b"The fleet holds no copy of 1 listed certificate(s): C-SCH-0002" in page
+    assert b"C-SCH-0002 <strong>(not held)</strong>" in page
+    with zipfile.ZipFile(io.BytesIO(pack)) as archive:
+        names = archive.namelist()
+        readme = archive.read("manifest-MF-SCH-0001/README.txt").decode()
+    assert not [name for name in names if name.endswith("C-SCH-0002.pdf")]
+    assert "INCOMPLETE" in readme and "C-SCH-0002 (C-SCH-0002.pdf)" in readme
+
+
+def test_a_manifest_whose_pdf_never_arrived_is_listed_but_not_served(postgres_dsn: str,
+                                                                    partner_world: PartnerWorld  # noqa: F811
+                                                                    ) -> None:
+    with _fed(postgres_dsn, partner_world) as fleet, fleet.transaction() as db:
+        db.execute("DELETE FROM fleet_documents WHERE document_id = 'MF-GLA-0001'")
+    (listing_status, listing), (status, page), (pack_status, _) = _get(
+        postgres_dsn, partner_world, "gla-partner", "/partner", GLA, GLA + "/pack")
+    assert listing_status == 200 and b"MF-GLA-0001" in listing
+    assert b"the signed PDF has not reached the fleet" in listing
+    assert (status, pack_status) == (503, 503)
+    assert b"the fleet holds no signed PDF of manifest MF-GLA-0001" in page and b"Traceback" not in page
+
+
+def test_a_held_pdf_that_no_longer_verifies_is_not_handed_out(postgres_dsn: str,
+                                                               partner_world: PartnerWorld) -> None:  # noqa: F811
+    with _fed(postgres_dsn, partner_world) as fleet, fleet.transaction() as db:
+        db.execute("UPDATE fleet_documents SET pdf = overlay(pdf placing '\\x21'::bytea from 4000 for 1) "
+                   "WHERE document_id = 'MF-GLA-0001'")
+    statuses = [status for status, _ in _get(postgres_dsn, partner_world, "gla-partner", GLA, GLA + "/pdf",
+                                             GLA + "/csv", GLA + "/pack")]
+    assert statuses == [503, 503, 503, 503]
+    [(_, page)] = _get(postgres_dsn, partner_world, "gla-partner", GLA)
+    assert b"does not verify now" in page
+
+
+def test_a_voided_manifest_is_gone_for_the_partner_and_marked_for_an_admin(postgres_dsn: str,
+                                                                            partner_world: PartnerWorld  # noqa: F811
+                                                                            ) -> None:
+    fleet = _fed(postgres_dsn, partner_world)
+    with fleet:
+        station = dataclasses.replace(partner_world.feeds[0], records=list(partner_world.feeds[0].records))
+        sent = len(station.records)
+        station.audit("manifest-voided", "MF-GLA-0001", {"reason": "not signed"})
+        Ingestor(fleet, load_trust_bundle(partner_world.world.bundle)).ingest(
+            "station-01", station.batch(station.records[sent:]))
+        assert [m.manifest_id for m in manifests_of(fleet.db, "gla-reuse")] == []
+        assert sorted((m.manifest_id, m.voided) for m in manifests_of(fleet.db, None, voided=True)) == [
+            ("MF-GLA-0001", True), ("MF-SCH-0001", False)]
+        assert [m.manifest_id for m in manifests_of(fleet.db, None)] == ["MF-SCH-0001"]
+    (status, listing), (page_status, _) = _get(postgres_dsn, partner_world, "gla-partner", "/partner", GLA)
+    assert status == 200 and b"MF-GLA-0001" not in listing and page_status == 404
+    [(_, everyone)] = _get(postgres_dsn, partner_world, "admin", "/partner")
+    assert b"MF-GLA-0001</a> <strong>(voided: never handed over)</strong>" in everyone
