@@ -241,9 +241,9 @@ def station_refusals(db: Any, station: str) -> tuple[list[dict[str, Any]], int]:
 
 def install(console: Console, fleet: FleetContext) -> None:
     """The auditor's pages (GET only) on the fleet console."""
-    from agent.web.fleet_partner import _Trust
+    from agent.web.fleet_partner import TrustFile
 
-    trust = _Trust(fleet.trust)
+    trust = TrustFile(fleet.trust)
     cache = _ChainCache()
 
     def bundle_or_none() -> TrustBundle | None:

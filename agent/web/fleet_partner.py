@@ -191,7 +191,7 @@ class HeldManifest:
                 for drive in device.get("drives", [])]
 
 
-class _Trust:
+class TrustFile:
     """The console's trust bundle, re-read when its file changes (a new CRL is handed out as a new bundle)."""
 
     def __init__(self, path: Path | None) -> None:
@@ -270,7 +270,7 @@ def _verify(pdf: bytes, name: str, bundle: TrustBundle, expect: Any) -> Verifica
 
 def install(console: Console, fleet: FleetContext) -> None:
     """The partner view and the upload box on the fleet console."""
-    trust = _Trust(fleet.trust)
+    trust = TrustFile(fleet.trust)
     verdicts = _Verdicts()
 
     async def own(request: web.Request) -> HeldManifest:
@@ -286,12 +286,13 @@ def install(console: Console, fleet: FleetContext) -> None:
             raise ManifestUnavailable(text=f"the fleet holds no signed PDF of manifest {manifest} (the station has "
                                            "not forwarded it): ask the organisation")
         bundle = trust.bundle()
-        report = verdicts.get(summary.pdf_sha256)
+        digest = hashlib.sha256(pdf).hexdigest()  # of the bytes handed out, not the column beside them
+        report = verdicts.get(digest)
         if report is None:
             from certs.verify import DocumentKind
 
             report = await asyncio.to_thread(_verify, pdf, f"manifest-{manifest}.pdf", bundle, DocumentKind.MANIFEST)
-            verdicts.put(summary.pdf_sha256, report)
+            verdicts.put(digest, report)
         if not report.valid or report.document is None:
             raise ManifestUnavailable(text=f"the manifest the fleet holds does not verify now "
                                            f"({report.code}: {report.reason}); it is not handed out")
@@ -311,9 +312,11 @@ def install(console: Console, fleet: FleetContext) -> None:
         ids = held.certificate_ids()
         present = await fleet.run(lambda database: _which_certificates(database.db, held.summary.station_id, ids))
         rows = manifest_rows(held.document)
+        stated = held.document.get("scheme")
+        scheme = {key: str(stated.get(key) or "") for key in ("name", "summary", "destination")} \
+            if isinstance(stated, dict) else {"name": str(stated), "summary": "", "destination": ""}
         return render(request, "fleet_partner_manifest.html", held=held, rows=rows, present=present,
-                      missing=[certificate for certificate in ids if certificate not in present],
-                      scheme=held.document.get("scheme") or {})
+                      missing=[certificate for certificate in ids if certificate not in present], scheme=scheme)
 
     def _download(data: bytes, name: str, content_type: str) -> web.Response:
         return web.Response(body=data, content_type=content_type, headers={
