@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -90,7 +91,7 @@ class ManifestSummary:
 
     @property
     def href(self) -> str:
-        return f"/partner/manifests/{self.station_id}/{self.manifest_id}"
+        return f"/partner/manifests/{quote(self.station_id, safe='')}/{quote(self.manifest_id, safe='')}"
 
     @property
     def day(self) -> str:
@@ -318,8 +319,8 @@ def install(console: Console, fleet: FleetContext) -> None:
         return render(request, "fleet_partner_manifest.html", held=held, rows=rows, present=present,
                       missing=[certificate for certificate in ids if certificate not in present], scheme=scheme)
 
-    def _download(data: bytes, name: str, content_type: str) -> web.Response:
-        return web.Response(body=data, content_type=content_type, headers={
+    def _download(data: bytes, name: str, content_type: str, charset: str | None = None) -> web.Response:
+        return web.Response(body=data, content_type=content_type, charset=charset, headers={
             "Content-Disposition": f'attachment; filename="{name}"'})
 
     def _record(request: web.Request, what: str, held: HeldManifest, **extra: Any) -> None:
@@ -338,7 +339,7 @@ def install(console: Console, fleet: FleetContext) -> None:
 
         held = await own(request)
         _record(request, "csv", held)
-        return _download(render_csv(held.document), f"{held.base}.csv", "text/csv")
+        return _download(render_csv(held.document), f"{held.base}.csv", "text/csv", "utf-8")
 
     async def pack(request: web.Request) -> web.StreamResponse:
         held = await own(request)

@@ -119,6 +119,12 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
         driver.find_element(By.LINK_TEXT, "Verify").click()
         _wait(driver, expected_conditions.title_contains("Verify a document"))
         assert driver.find_element(By.CSS_SELECTOR, "label[for='document']").text.startswith("Signed PDF")
+        for _ in range(12):  # the file field is reached from the keyboard, and its focus is visible
+            if driver.execute_script("return document.activeElement.id") == "document":
+                break
+            driver.switch_to.active_element.send_keys(Keys.TAB)
+        assert driver.execute_script("return document.activeElement.id") == "document"
+        assert driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
         driver.find_element(By.ID, "document").send_keys(str(path.resolve()))
         driver.find_element(By.CSS_SELECTOR, "form.upload button[type='submit']").click()
         shown = _wait(driver, expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-verdict]")))
