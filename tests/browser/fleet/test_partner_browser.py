@@ -17,6 +17,7 @@ from tests.integration.web.fleet_partner_kit import (
     PASSWORD,
     ListAudit,
     PartnerWorld,
+    flipped,
     partner_console,
     partner_dsn,  # noqa: F401  (a fixture)
     partner_world,  # noqa: F401  (a fixture)
@@ -54,11 +55,6 @@ def _sign_in(driver: Any, base: str, name: str, target: str) -> None:
     field.send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
     _wait(driver, expected_conditions.staleness_of(field))
-
-
-def _flipped(data: bytes) -> bytes:
-    middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
 
 
 def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates(
@@ -114,7 +110,7 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
 
     # the upload box: a tampered certificate is rejected, the genuine one accepted
     tampered = tmp_path / "tampered-C-SCH-0001.pdf"
-    tampered.write_bytes(_flipped(partner_world.certificates["C-SCH-0001"].read_bytes()))
+    tampered.write_bytes(flipped(partner_world.certificates["C-SCH-0001"].read_bytes()))
     for path, verdict in ((tampered, "invalid"), (partner_world.certificates["C-SCH-0001"], "valid")):
         driver.find_element(By.LINK_TEXT, "Verify").click()
         _wait(driver, expected_conditions.title_contains("Verify a document"))

@@ -246,3 +246,11 @@ async def sign_in(client: TestClient[Any, Any], name: str) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def flipped(data: bytes) -> bytes:
+    """``data`` with one bit flipped inside the first content stream: signed bytes, and still a well-formed PDF
+    (a byte flipped among the objects' tokens is refused as damaged instead; this one must be found by the
+    signature: ``modified``)."""
+    start = data.index(b"stream\n", data.index(b"/Length")) + len(b"stream\n") + 8
+    return data[:start] + bytes([data[start] ^ 0x01]) + data[start + 1:]

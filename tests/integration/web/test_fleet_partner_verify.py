@@ -17,6 +17,7 @@ from agent.web.fleet_partner import MAX_UPLOAD
 from tests.integration.web.fleet_partner_kit import (
     ListAudit,
     PartnerWorld,
+    flipped,
     partner_console,
     partner_dsn,  # noqa: F401  (a fixture)
     partner_world,  # noqa: F401  (a fixture)
@@ -58,17 +59,12 @@ def _verdict(page: str) -> str:
     return found.group(1) if found else "none"
 
 
-def _flipped(data: bytes) -> bytes:
-    middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
-
-
 def test_a_genuine_certificate_is_valid_and_a_flipped_byte_is_not(partner_dsn: str,  # noqa: F811
                                                                   partner_world: PartnerWorld) -> None:  # noqa: F811
     genuine = partner_world.certificates["C-SCH-0001"].read_bytes()
     audit = ListAudit()
     (ok_status, ok), (bad_status, bad) = _upload(partner_dsn, partner_world, audit,
-                                                 [(genuine, "C-SCH-0001.pdf"), (_flipped(genuine), "tampered.pdf")])
+                                                 [(genuine, "C-SCH-0001.pdf"), (flipped(genuine), "tampered.pdf")])
     assert ok_status == 200 and _verdict(ok) == "valid" and "VALID: C-SCH-0001.pdf" in ok
     assert "C-SCH-0001" in ok and hashlib.sha256(genuine).hexdigest() in ok
     assert bad_status == 200 and _verdict(bad) == "invalid" and "INVALID: tampered.pdf" in bad
@@ -76,7 +72,7 @@ def test_a_genuine_certificate_is_valid_and_a_flipped_byte_is_not(partner_dsn: s
     assert reason is not None and reason.group(1) == "modified", bad  # the byte is inside the signed range
     uploads = [data for kind, _subject, data in audit.entries if kind == "web-verify-upload"]
     assert [(item["sha256"], item["valid"]) for item in uploads] == [
-        (hashlib.sha256(genuine).hexdigest(), True), (hashlib.sha256(_flipped(genuine)).hexdigest(), False)]
+        (hashlib.sha256(genuine).hexdigest(), True), (hashlib.sha256(flipped(genuine)).hexdigest(), False)]
     assert uploads[0]["document_id"] == "C-SCH-0001" and uploads[0]["kind"] == "certificate"
 
 
@@ -85,7 +81,7 @@ def test_the_verdict_is_the_one_wipe_agent_verify_gives(partner_dsn: str, partne
     from certs.cli import run_verify
 
     tampered = tmp_path / "tampered.pdf"
-    tampered.write_bytes(_flipped(partner_world.certificates["C-SCH-0002"].read_bytes()))
+    tampered.write_bytes(flipped(partner_world.certificates["C-SCH-0002"].read_bytes()))
     lines: list[str] = []
     assert run_verify([str(tampered)], str(partner_world.world.bundle), echo=lines.append) == 1
     [(_, page)] = _upload(partner_dsn, partner_world, ListAudit(), [(tampered.read_bytes(), "tampered.pdf")])
