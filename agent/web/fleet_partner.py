@@ -299,6 +299,13 @@ def install(console: Console, fleet: FleetContext) -> None:
                                            f"({report.code}: {report.reason}); it is not handed out")
         if report.document.get("document_id") != manifest or report.document.get("station_id") != station:
             raise ManifestUnavailable(text="the held PDF is another manifest's; it is not handed out")
+        signed = report.document.get("scheme")
+        signed_scheme = str(signed.get("name")) if isinstance(signed, dict) else str(signed)
+        if not _same_partner(partner_of_scheme(signed_scheme), summary.partner):
+            # the station's audit entry allocated it to this partner, the signed manifest to another: the
+            # signed document is what a partner holds, so neither is handed out
+            raise ManifestUnavailable(text=f"the signed manifest is for scheme {signed_scheme!r}, its audit entry "
+                                           f"says {summary.scheme!r}; it is not handed out")
         return HeldManifest(summary, pdf, report.document, report)
 
     async def listing(request: web.Request) -> web.StreamResponse:

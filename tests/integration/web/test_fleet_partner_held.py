@@ -135,3 +135,22 @@ def test_a_voided_manifest_is_gone_for_the_partner_and_marked_for_an_admin(postg
     assert status == 200 and b"MF-GLA-0001" not in listing and page_status == 404
     [(_, everyone)] = _get(postgres_dsn, partner_world, "admin", "/partner")
     assert b"MF-GLA-0001</a> <strong>(voided: never handed over)</strong>" in everyone
+
+
+def test_a_manifest_whose_entry_names_another_scheme_than_its_signed_pdf_is_not_handed_out(
+        postgres_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+    from tests.integration.store.fleet_kit import StationFeed
+
+    # the station's entry says "schools"; the manifest it signed is for gla-reuse
+    station = StationFeed("station-01", signer=partner_world.world.station)
+    station.audit("manifest", "MF-GLA-0001", {"scheme": "schools", "assets": ["GLA-LT-0003"]})
+    station.document(partner_world.manifests["MF-GLA-0001"])
+    with FleetDatabase(postgres_dsn) as fleet:
+        Ingestor(fleet, load_trust_bundle(partner_world.world.bundle)).ingest("station-01", station.batch())
+    (listing_status, listing), (status, page), (pack_status, _) = _get(
+        postgres_dsn, partner_world, "schools-partner", "/partner", GLA, GLA + "/pack")
+    assert listing_status == 200 and b"MF-GLA-0001" in listing  # listed by its entry...
+    assert (status, pack_status) == (503, 503)  # ...but never handed out
+    assert b"the signed manifest is for scheme &#39;gla-reuse&#39;, its audit entry says &#39;schools&#39;" in page
+    [(gla_status, _)] = _get(postgres_dsn, partner_world, "gla-partner", GLA)
+    assert gla_status == 404  # and not to the partner its PDF names either: the entry allocates it
