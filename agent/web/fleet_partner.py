@@ -88,6 +88,8 @@ class ManifestSummary:
     voided: bool
     pdf_sha256: str | None
     """The SHA-256 of the signed PDF the fleet holds (None: the PDF never reached the fleet)."""
+    handed_over: dict[str, str] | None = None
+    """The station's record of the partner's receipt (at, received_by, partner, reference), if any."""
 
     @property
     def href(self) -> str:
@@ -114,12 +116,36 @@ WITH m AS (
     FROM fleet_asset_facts
     WHERE kind = 'manifest' AND (%(station)s::text IS NULL OR station_id = %(station)s)
       AND (%(manifest)s::text IS NULL OR ref = %(manifest)s)
-    GROUP BY station_id, audit_seq, ref)
-SELECT m.station_id, m.ref, m.voided, m.devices, m.at, a.data, d.sha256
+    GROUP BY station_id, audit_seq, ref),
+h AS (  -- the hand-over the same station recorded for the manifest (once per manifest; the first if several)
+    SELECT DISTINCT ON (f.station_id, f.ref) f.station_id, f.ref, f.at, a.data
+    FROM fleet_asset_facts f JOIN fleet_audit a ON a.station_id = f.station_id AND a.seq = f.audit_seq
+    WHERE f.kind = 'manifest-handed-over' AND (%(station)s::text IS NULL OR f.station_id = %(station)s)
+      AND (%(manifest)s::text IS NULL OR f.ref = %(manifest)s)
+    ORDER BY f.station_id, f.ref, f.audit_seq)
+SELECT m.station_id, m.ref, m.voided, m.devices, m.at, a.data, d.sha256, h.at, h.data
 FROM m JOIN fleet_audit a ON a.station_id = m.station_id AND a.seq = m.audit_seq
 LEFT JOIN fleet_documents d ON d.station_id = m.station_id AND d.document_id = m.ref AND d.kind = 'manifest'
+LEFT JOIN h ON h.station_id = m.station_id AND h.ref = m.ref
 ORDER BY m.at DESC, m.station_id, m.ref
 """
+
+
+def _parsed(data: Any) -> dict[str, Any]:
+    """An audit entry's data (the station's canonical JSON), parsed here, not in SQL (jsonb refuses some text a
+    station may send); {} when it is not an object."""
+    try:
+        value = json.loads(data) if data is not None else None
+    except (TypeError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _handover(at: Any, data: Any) -> dict[str, str] | None:
+    if at is None:
+        return None
+    entry = _parsed(data)
+    return {"at": str(at), **{key: str(entry.get(key) or "") for key in ("received_by", "partner", "reference")}}
 
 
 def manifests_of(db: Any, partner: str | None, *, station: str | None = None, manifest: str | None = None,
@@ -127,17 +153,14 @@ def manifests_of(db: Any, partner: str | None, *, station: str | None = None, ma
     """The manifests allocated to ``partner`` (None: every partner's), newest first; voided ones only with
     ``voided`` (a voided manifest was never handed over). ``station`` and ``manifest`` narrow it to one."""
     found = []
-    for station_id, ref, is_voided, devices, at, data, sha256 in db.execute(
+    for station_id, ref, is_voided, devices, at, data, sha256, handed_at, handed in db.execute(
             _MANIFESTS, {"station": station, "manifest": manifest}).fetchall():
-        try:  # the station's canonical JSON; parsed here, not in SQL (jsonb refuses some text a station may send)
-            entry = json.loads(data)
-        except (TypeError, ValueError, RecursionError):
-            entry = None
-        scheme = entry.get("scheme") if isinstance(entry, dict) else None
+        scheme = _parsed(data).get("scheme")
         if not isinstance(scheme, str) or not scheme:
             continue  # an entry that names no scheme is allocated to no partner
         summary = ManifestSummary("station", str(station_id), str(ref), scheme, partner_of_scheme(scheme), str(at),
-                                  int(devices), bool(is_voided), str(sha256) if sha256 else None)
+                                  int(devices), bool(is_voided), str(sha256) if sha256 else None,
+                                  _handover(handed_at, handed))
         if (partner is None or _same_partner(summary.partner, partner)) and (voided or not summary.voided):
             found.append(summary)
     db.commit()

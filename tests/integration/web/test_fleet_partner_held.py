@@ -154,3 +154,22 @@ def test_a_manifest_whose_entry_names_another_scheme_than_its_signed_pdf_is_not_
     assert b"the signed manifest is for scheme &#39;gla-reuse&#39;, its audit entry says &#39;schools&#39;" in page
     [(gla_status, _)] = _get(postgres_dsn, partner_world, "gla-partner", GLA)
     assert gla_status == 404  # and not to the partner its PDF names either: the entry allocates it
+
+
+def test_a_hand_over_the_station_recorded_is_shown(postgres_dsn: str,
+                                                   partner_world: PartnerWorld) -> None:  # noqa: F811
+    with _fed(postgres_dsn, partner_world) as fleet:
+        station = dataclasses.replace(partner_world.feeds[0], records=list(partner_world.feeds[0].records))
+        sent = len(station.records)
+        station.audit("manifest-handed-over", "MF-SCH-0001", {
+            "assets": ["SCH-LT-0001", "SCH-LT-0002"], "received_by": "<i>R. Receiver</i>", "partner": "Schools Trust",
+            "reference": "DN-42", "recorded_by": "operator"})
+        Ingestor(fleet, load_trust_bundle(partner_world.world.bundle)).ingest(
+            "station-01", station.batch(station.records[sent:]))
+        [summary] = manifests_of(fleet.db, "schools")
+    assert summary.handed_over is not None and summary.handed_over["received_by"] == "<i>R. Receiver</i>"
+    (_, listing), (_, page) = _get(postgres_dsn, partner_world, "schools-partner", "/partner", SCHOOLS)
+    assert b"received by &lt;i&gt;R. Receiver&lt;/i&gt;" in listing
+    assert b"received by &lt;i&gt;R. Receiver&lt;/i&gt; (Schools Trust), reference DN-42" in page
+    [(_, other)] = _get(postgres_dsn, partner_world, "gla-partner", "/partner")
+    assert b"not yet" in other and b"Receiver" not in other
