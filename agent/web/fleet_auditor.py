@@ -219,10 +219,14 @@ def chain_statuses(db: Any, bundle: TrustBundle | None, cache: _ChainCache, stat
 
 def station_entries(db: Any, station: str, page: int) -> tuple[list[dict[str, Any]], int]:
     """One page of ``station``'s chain entries, newest first, and how many it holds."""
-    total = int(db.execute("SELECT count(*) FROM fleet_audit WHERE station_id = %s", (station,)).fetchone()[0])
+    total, last = (int(value or 0) for value in db.execute(
+        "SELECT count(*), max(seq) FROM fleet_audit WHERE station_id = %s", (station,)).fetchone())
+    # the fleet holds a station's entries numbered 1, 2, 3, … (the ingest takes only the next one): a page is a
+    # range of the primary key, not an OFFSET that reads every newer entry first
+    top = last - (page - 1) * PAGE
     rows = db.execute("SELECT seq, at, kind, subject, substring(data from 1 for %s), length(data), hash "
-                      "FROM fleet_audit WHERE station_id = %s ORDER BY seq DESC LIMIT %s OFFSET %s",
-                      (PREVIEW, station, PAGE, (page - 1) * PAGE)).fetchall()
+                      "FROM fleet_audit WHERE station_id = %s AND seq <= %s AND seq > %s ORDER BY seq DESC",
+                      (PREVIEW, station, top, top - PAGE)).fetchall()
     db.commit()
     return [{"seq": int(r[0]), "at": r[1], "kind": r[2], "subject": r[3], "data": r[4],
              "cut": int(r[5]) > PREVIEW, "hash": r[6]} for r in rows], total
