@@ -239,6 +239,11 @@ class TrustFile:
             raise ManifestUnavailable(text=f"the console's trust bundle cannot be read: {error}") from None
         return self._bundle
 
+    @property
+    def stamp(self) -> str:
+        """Which bundle file was read last (its mtime and size)."""
+        return f"{self._stamp}"
+
     def raw(self) -> bytes | None:
         if self.path is None:
             return None
@@ -249,7 +254,8 @@ class TrustFile:
 
 
 class _Verdicts:
-    """Verdicts on held manifest PDFs by their SHA-256 (the same bytes give the same verdict for a while)."""
+    """Verdicts on held manifest PDFs by their SHA-256 and the bundle's stamp (the same bytes judged with the same
+    bundle give the same verdict for a while)."""
 
     def __init__(self) -> None:
         self._items: OrderedDict[str, tuple[float, VerificationReport]] = OrderedDict()
@@ -310,7 +316,9 @@ def install(console: Console, fleet: FleetContext) -> None:
             raise ManifestUnavailable(text=f"the fleet holds no signed PDF of manifest {manifest} (the station has "
                                            "not forwarded it): ask the organisation")
         bundle = trust.bundle()
-        digest = hashlib.sha256(pdf).hexdigest()  # of the bytes handed out, not the column beside them
+        # by the bytes handed out (not the column beside them) and the bundle they were judged with (a new CRL
+        # judges again)
+        digest = f"{hashlib.sha256(pdf).hexdigest()}:{trust.stamp}"
         report = verdicts.get(digest)
         if report is None:
             from certs.verify import DocumentKind

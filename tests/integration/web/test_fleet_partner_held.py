@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import shutil
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +175,29 @@ def test_a_hand_over_the_station_recorded_is_shown(postgres_dsn: str,
     assert b"received by &lt;i&gt;R. Receiver&lt;/i&gt; (Schools Trust), reference DN-42" in page
     [(_, other)] = _get(postgres_dsn, partner_world, "gla-partner", "/partner")
     assert b"not yet" in other and b"Receiver" not in other
+
+
+def test_a_new_bundle_judges_a_held_manifest_again(postgres_dsn: str, partner_world: PartnerWorld,  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    from certs import pki
+
+    bundle = tmp_path / "bundle.pem"
+    shutil.copyfile(partner_world.world.bundle, bundle)
+    fleet = _fed(postgres_dsn, partner_world)
+    ca = tmp_path / "ca"  # a copy of the CA: the module's world keeps its station unrevoked
+    shutil.copytree(partner_world.world.ca_dir, ca)
+    app, _console = partner_console(postgres_dsn, partner_world, ListAudit(), trust=bundle)
+
+    async def scenario(client: Any) -> list[int]:
+        await sign_in(client, "gla-partner")
+        statuses = [(await client.get(GLA)).status]
+        pki.revoke(ca, station_id="station-01", reason="superseded")
+        pki.make_bundle(ca, tmp_path / "new.pem")
+        shutil.copyfile(tmp_path / "new.pem", bundle)  # the organisation hands out a new bundle
+        response = await client.get(GLA, headers={"Accept": "text/html"})
+        statuses.append(response.status)
+        assert "revoked" in await response.text()
+        return statuses
+
+    with fleet:
+        assert run_client(app, scenario) == [200, 503]
