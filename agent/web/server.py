@@ -53,6 +53,8 @@ class Page:
     handler: Handler
     roles: frozenset[Role]
     nav: str | None = None
+    max_body: int = MAX_FORM
+    """The largest request body this page reads (an upload page raises it for itself alone)."""
 
 
 def session_of(request: web.Request) -> Session:
@@ -85,8 +87,10 @@ class Console:
         self.on_startup: list[Callable[[web.Application], Awaitable[None]]] = []
         self.on_cleanup: list[Callable[[web.Application], Awaitable[None]]] = []
 
-    def add(self, method: str, path: str, handler: Handler, *, roles: Iterable[Role], nav: str | None = None) -> None:
-        """Add a page that ``roles`` may use (``ANYONE``: no sign-in, GET only)."""
+    def add(self, method: str, path: str, handler: Handler, *, roles: Iterable[Role], nav: str | None = None,
+            max_body: int = MAX_FORM) -> None:
+        """Add a page that ``roles`` may use (``ANYONE``: no sign-in, GET only); ``max_body`` raises the request
+        size limit for this page alone (read only once the session and its role are checked)."""
         allowed = frozenset(roles)
         if method not in ("GET", "POST"):
             raise ValueError(f"{method} {path}: the console serves GET and POST only")
@@ -94,7 +98,9 @@ class Console:
             raise ValueError(f"POST {path}: a state-changing page needs a signed-in role")
         if any(page.method == method and page.path == path for page in self.pages):
             raise ValueError(f"{method} {path} added twice")
-        self.pages.append(Page(method, path, handler, allowed, nav))
+        if max_body != MAX_FORM and (method != "POST" or max_body < MAX_FORM):
+            raise ValueError(f"{method} {path}: only a POST page may raise its body limit")
+        self.pages.append(Page(method, path, handler, allowed, nav, max_body))
 
     def navigation(self, session: Session | None) -> list[tuple[str, str]]:
         """(label, path) of the pages this session may open."""
@@ -121,9 +127,18 @@ class Console:
                     raise web.HTTPUnauthorized(text="sign in first")
                 if session.role not in page.roles:
                     raise web.HTTPForbidden(text=f"the {session.role.value} role may not open {page.path}")
-            if page.method == "POST":
-                await _check_csrf(request, session)
-            return await page.handler(request)
+            if page.max_body != MAX_FORM:  # an upload: the larger limit only for a signed-in role of the page
+                larger = request.clone(client_max_size=page.max_body)
+                for key, value in request.items():
+                    larger[key] = value
+                request = larger
+            try:
+                if page.method == "POST":
+                    await _check_csrf(request, session)
+                return await page.handler(request)
+            finally:
+                if page.max_body != MAX_FORM:
+                    _close_uploads(request)
         return guarded
 
     def application(self) -> web.Application:
@@ -157,6 +172,14 @@ class Console:
     def cookie(self, response: web.StreamResponse, name: str, value: str, *, max_age: int | None = None) -> None:
         response.set_cookie(name, value, httponly=True, samesite="Strict", secure=self.secure, path="/",
                             max_age=max_age)
+
+
+def _close_uploads(request: web.Request) -> None:
+    """Close the temporary files of a parsed upload form, whatever the answer was (a refused CSRF token too)."""
+    form = getattr(request, "_post", None)  # aiohttp's cached form: present only once the body was parsed
+    for value in form.values() if form is not None else ():
+        if isinstance(value, web.FileField):
+            value.file.close()
 
 
 async def _check_csrf(request: web.Request, session: Session | None) -> None:
