@@ -88,4 +88,8 @@ def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: b
 
     console.on_cleanup.append(cleanup)
     # the views' modules are installed here, one line each: install(console, fleet)
+    from agent.web import fleet_auditor, fleet_partner
+
+    fleet_partner.install(console, fleet)
+    fleet_auditor.install(console, fleet)
     return console

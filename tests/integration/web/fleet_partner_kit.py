@@ -200,21 +200,12 @@ def partner_dsn(postgres_server: Any, partner_world: PartnerWorld, request: pyte
 
 def partner_console(dsn: str, partner_world: PartnerWorld, audit: ListAudit, *,
                     trust: Path | None = None) -> tuple[web.Application, Any]:
-    """The fleet console with the partner and auditor views installed (as the lead's fleet.py line will)."""
-    from agent.web import fleet_auditor, fleet_partner
-    from agent.web.fleet import FleetContext, fleet_console
+    """The fleet console as `web serve --fleet` builds it (the partner and auditor views installed by fleet.py)."""
+    from agent.web.fleet import fleet_console
 
     bundle = partner_world.world.bundle if trust is None else trust
     console = fleet_console(dsn, accounts=Accounts(partner_world.accounts), trust=bundle, secure=False,
                             audit=audit)
-    context = FleetContext(dsn, trust=bundle)
-    fleet_partner.install(console, context)
-    fleet_auditor.install(console, context)
-
-    async def close(app: web.Application) -> None:
-        context.close()
-
-    console.on_cleanup.append(close)
     return console.application(), console
 
 
