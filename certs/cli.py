@@ -85,10 +85,12 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
 
     Raises :class:`BadInput` for bad input (the caller prints it and exits 2).
     """
+    from certs import fleet_manifest
     from certs.manifest import CertificateCheck, check_certificates, check_csv_copy, check_json_copy
     from certs.verify import (
         DEFAULT_KINDS,
         EXPECT_CHOICES,
+        MANIFEST_KINDS,
         DocumentKind,
         expand_paths,
         load_trust_bundle,
@@ -111,7 +113,7 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
     # A manifest check names its certificates folder: then a manifest is what is being verified.
     # Without either, any kind but a failure report is accepted and the verdict names it.
     wanted: DocumentKind | tuple[DocumentKind, ...] = EXPECT_CHOICES[expect] if expect else (
-        DocumentKind.MANIFEST if certificates_dir is not None else DEFAULT_KINDS)
+        MANIFEST_KINDS if certificates_dir is not None else DEFAULT_KINDS)
     try:
         bundle = load_trust_bundle(Path(trust))
     except TrustBundleError as error:
@@ -121,13 +123,16 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
         raise BadInput("bad_input", "no PDF files found in the given folder(s)")
     with _quiet_pdf_libraries():
         reports = [verify_with_bundle(path, bundle, expect=wanted) for path in paths]
-        manifests = [report for report in reports if report.valid and report.kind is DocumentKind.MANIFEST]
+        manifests = [report for report in reports if report.valid and report.kind in MANIFEST_KINDS]
         listed: dict[Path, list[CertificateCheck]] = {}
         folders: dict[Path, Path | None] = {}
         not_checked: dict[Path, str] = {}
         for report in manifests:
             checks = []
-            for suffix, check_copy in ((".json", check_json_copy), (".csv", check_csv_copy)):
+            fleet = report.kind is DocumentKind.FLEET_MANIFEST
+            copies = ((".json", fleet_manifest.check_json_copy), (".csv", fleet_manifest.check_csv_copy)) if fleet \
+                else ((".json", check_json_copy), (".csv", check_csv_copy))
+            for suffix, check_copy in copies:
                 copy_problem = check_copy(report.path, report.document or {})
                 if copy_problem:
                     checks.append(CertificateCheck("-", "-", report.path.with_suffix(suffix).name, False,
@@ -135,7 +140,8 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
             folder, why_not = _certificates_folder(report.path, certificates_dir, no_certificates)
             folders[report.path] = folder
             if folder is not None:
-                checks += check_certificates(report.document or {}, folder, bundle)
+                checks += (fleet_manifest.check_certificates if fleet else check_certificates)(
+                    report.document or {}, folder, bundle)
             else:
                 not_checked[report.path] = why_not
             if checks or folder is not None:
@@ -158,7 +164,8 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
                 result["certificates_dir"] = str(folder) if folder is not None else None
                 result["certificates_not_checked"] = not_checked.get(report.path)
             results.append(result)
-        expected = wanted.value if isinstance(wanted, DocumentKind) else "any"
+        expected = wanted.value if isinstance(wanted, DocumentKind) else (
+            DocumentKind.MANIFEST.value if wanted == MANIFEST_KINDS else "any")
         for result, verdict in zip(results, verdicts, strict=True):
             result["accepted"] = verdict  # "valid": the document; "accepted": it and, for a manifest, its certificates
         echo(json.dumps({"valid": all_valid, "expect": expected, "results": results}, indent=2))
@@ -169,7 +176,8 @@ def run_verify(files: Sequence[str], trust: str | None, *, expect: str | None = 
                 # (a certificate of sanitisation, the usual case, is untagged: its summary says what was done)
                 kind = {DocumentKind.FAILURE_REPORT: " [failure report]", DocumentKind.MANIFEST: " [batch manifest]",
                         DocumentKind.DESTRUCTION: " [destruction report]",
-                        DocumentKind.VALIDATION: " [validation statement]"}.get(report.kind, "") if report.kind else ""
+                        DocumentKind.VALIDATION: " [validation statement]",
+                        DocumentKind.FLEET_MANIFEST: " [fleet manifest]"}.get(report.kind, "") if report.kind else ""
                 label = "VALID   " if verdict else "INVALID "
                 if report.path in not_checked:
                     why = not_checked[report.path] + ("" if verdict else "; --no-certificates checks it alone")
@@ -219,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify = commands.add_parser("verify", help="verify certificates, reports and manifests against a trust bundle")
     verify.add_argument("files", nargs="*", metavar="FILE", help="PDF files or folders of PDFs")
     verify.add_argument("--trust", help="trust bundle (CA certificate, CRL, TSA certificates) from the issuer")
-    verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report | validation")
+    verify.add_argument("--expect", help="certificate | manifest | destruction | failure-report | validation | "
+                                          "fleet-manifest")
     verify.add_argument("--certificates", dest="certificates_dir",
                         help="a manifest's folder of certificates [default: certificates/ beside the manifest]")
     verify.add_argument("--no-certificates", dest="no_certificates", action="store_true",

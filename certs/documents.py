@@ -21,9 +21,10 @@ from certs.pki import StationSigner
 DOCUMENT_KEY = "/WipeAgentDocument"
 """Catalog entry naming a signed document's kind, id and content hash."""
 KINDS = {"manifest": "batch-manifest.json", "destruction_report": "destruction-record.json",
-         "validation": "validation-statement.json"}
+         "validation": "validation-statement.json", "fleet_manifest": "fleet-manifest.json"}
 """Document kind → name of the embedded JSON file."""
-_PDF_KIND = {"manifest": "/Manifest", "destruction_report": "/DestructionReport", "validation": "/ValidationStatement"}
+_PDF_KIND = {"manifest": "/Manifest", "destruction_report": "/DestructionReport", "validation": "/ValidationStatement",
+             "fleet_manifest": "/FleetManifest"}
 SIGNATURE_FIELD = "WipeAgentSignature"
 
 
@@ -44,7 +45,7 @@ def kind_of(pdf_name: str) -> str | None:
 
 def sign_document(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str,
                   signer: StationSigner, reason: str, timestamper: Any = None, tsa_url: str | None = None,
-                  tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS) -> bytes:
+                  tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS, location: str | None = None) -> bytes:
     """Embed ``payload`` (canonical JSON) in ``pdf``, state its hash in the catalog, sign; return the PDF.
 
     Signed long-term like a certificate (:func:`certs.ltv.sign_long_term`): signature timestamp,
@@ -52,27 +53,29 @@ def sign_document(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sh
     """
     return sign_document_long_term(
         pdf, kind=kind, document_id=document_id, payload=payload, sha256=sha256, issued_at=issued_at,
-        signer=signer, reason=reason, timestamper=timestamper, tsa_url=tsa_url, tsa_timeout=tsa_timeout).data
+        signer=signer, reason=reason, timestamper=timestamper, tsa_url=tsa_url, tsa_timeout=tsa_timeout,
+        location=location).data
 
 
 def sign_document_long_term(
     pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str, signer: StationSigner,
     reason: str, timestamper: Any = None, tsa_url: str | None = None,
-    tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS,
+    tsa_timeout: float = DEFAULT_TSA_TIMEOUT_SECONDS, location: str | None = None,
 ) -> SignedDocument:
     """Like :func:`sign_document`, returning the PAdES level reached and why it fell short."""
     if timestamper is None and tsa_url:
         timestamper = http_timestamper(tsa_url, tsa_timeout)
     return sign_long_term(
         lambda stamper: _sign_once(pdf, kind=kind, document_id=document_id, payload=payload, sha256=sha256,
-                                   issued_at=issued_at, signer=signer, reason=reason, timestamper=stamper),
+                                   issued_at=issued_at, signer=signer, reason=reason, timestamper=stamper,
+                                   location=location),
         certificates=(signer.certificate, *signer.chain), crl=signer.crl, timestamper=timestamper,
         what=f"{kind} {document_id}",
     )
 
 
 def _sign_once(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha256: str, issued_at: str,
-               signer: StationSigner, reason: str, timestamper: Any) -> bytes:
+               signer: StationSigner, reason: str, timestamper: Any, location: str | None = None) -> bytes:
     """The signed revision alone (B-B, or B-T with ``timestamper``)."""
     from pyhanko.pdf_utils import embed, generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -102,7 +105,7 @@ def _sign_once(pdf: bytes, *, kind: str, document_id: str, payload: bytes, sha25
         metadata = signers.PdfSignatureMetadata(
             field_name=SIGNATURE_FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
             certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES,  # any later revision is flagged
-            reason=reason, location=f"wipe-agent station {signer.station_id}", name=signer.station_id,
+            reason=reason, location=location or f"wipe-agent station {signer.station_id}", name=signer.station_id,
         )
         pdf_signer = signers.PdfSigner(metadata, signer=signer.pyhanko_signer(), timestamper=timestamper)
         output = pdf_signer.sign_pdf(writer)

@@ -27,6 +27,9 @@ Profiles (what each certificate may do; the verifier enforces them):
   CN = station id, OU = ``wipe-agent station``; SKI/AKI.
 * TSA: CA=false (critical); KeyUsage digitalSignature + contentCommitment (critical); EKU
   timeStamping only, critical (RFC 3161 section 2.3); SKI/AKI.
+* Fleet signer: CA=false (critical); KeyUsage digitalSignature + contentCommitment (critical); EKU
+  :data:`certs.oids.FLEET_SIGNING_EKU` only; CN = the fleet's name, OU = ``wipe-agent fleet signing``
+  (not the TLS server's ``wipe-agent fleet``: the unit names one purpose, as the EKU does); SKI/AKI.
 
 Lifetimes (all configurable on the command line):
 
@@ -69,7 +72,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.errors import NoSignerConfigured, PkiError, TrustBundleError
 from certs.files import STATE_DIRECTORY_MODE, make_private_directory
-from certs.oids import STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
+from certs.oids import FLEET_SIGNING_EKU, STATION_CERTIFICATE_POLICY, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
 from certs.record import is_identifier, text_problem
 
 Clock = Callable[[], datetime]
@@ -95,6 +98,14 @@ VALIDATOR_OU = "wipe-agent validator"
 """The organisational unit of a validation officer's certificate (``pki issue-person --role validator``)."""
 PERSON_ROLES = {"validator": (VALIDATOR_OU, VALIDATOR_SIGNING_EKU)}
 """``pki issue-person --role`` → the unit and the one extended key usage that role's certificate carries."""
+FLEET_OU = "wipe-agent fleet signing"
+"""The organisational unit of the fleet's signing certificate (``pki issue-fleet``): it signs fleet manifests only."""
+FLEET_KEY = "fleet.key"
+FLEET_CERT = "fleet.crt"
+FLEET_CHAIN = "chain.pem"
+FLEET_CRL = "crl.pem"
+DEFAULT_FLEET_DAYS = 730
+"""2 years, like a station: the fleet host's key is online."""
 DEFAULT_PERSON_DAYS = 730
 """2 years, like a station: a person's key is as exposed as a station's."""
 
@@ -673,6 +684,84 @@ def load_person_signer(key_path: Path, certificate_path: Path, station: StationS
     if not names:
         raise PkiError(f"{certificate_path} has no common name")
     return StationSigner(str(names[0].value), certificate, station.chain, key, station.crl)
+
+
+@dataclass(frozen=True)
+class IssuedFleet:
+    """What :func:`issue_fleet` reports about a new fleet signing certificate."""
+
+    serial: int
+    name: str
+    not_before: datetime
+    not_after: datetime
+    certificate_path: Path
+    key_path: Path
+
+
+def issue_fleet(ca_dir: Path, name: str, out_dir: Path, *, clock: Clock = utc_now,
+                valid_days: int = DEFAULT_FLEET_DAYS) -> IssuedFleet:
+    """Issue the fleet's signing key and certificate (EKU :data:`certs.oids.FLEET_SIGNING_EKU` only) into ``out_dir``.
+
+    Writes ``fleet.key`` (0600), ``fleet.crt``, ``chain.pem`` (the CA certificate) and ``crl.pem`` (the CA's CRL
+    now); refuses to overwrite an existing key (rotate into a new directory, revoke the old serial). ``name``
+    is the fleet's identifier, what a partner's verifier names as the signer ("signed by fleet NAME").
+    """
+    if not is_identifier(name):
+        raise PkiError(f"fleet name {name!r} is not valid (letters, digits, . _ : -; at most 64)")
+    key_path, certificate_path = out_dir / FLEET_KEY, out_dir / FLEET_CERT
+    with _ca_lock(ca_dir):
+        _check_days(valid_days, "--valid-days")
+        ca_key, ca_certificate, state = _load_ca(ca_dir)
+        if key_path.exists():
+            raise PkiError(f"{key_path} already exists; refusing to overwrite the fleet's key")
+        key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
+        certificate = _leaf_certificate(
+            ca_key, ca_certificate, public, serial, not_before, not_after, name=name,
+            organisation=state.organisation, unit=FLEET_OU, usage=FLEET_SIGNING_EKU, usage_critical=False,
+            policy=None,
+        )
+        state.issued.append({
+            "serial": format_serial(serial), "station_id": None, "name": name, "kind": "fleet",
+            "not_before": not_before.isoformat(), "not_after": not_after.isoformat(), "revoked_at": None,
+        })
+        _save_state(ca_dir, state)
+        make_private_directory(out_dir)
+        os.chmod(out_dir, 0o700)
+        _write_atomic(key_path, _private_pem(key), 0o600)
+        _write_atomic(certificate_path, _certificate_pem(certificate), 0o644)
+        _write_atomic(out_dir / FLEET_CHAIN, _certificate_pem(ca_certificate), 0o644)
+        _write_atomic(out_dir / FLEET_CRL, _read(ca_dir / CA_CRL, "CA CRL"), 0o644)
+        return IssuedFleet(serial, name, not_before, not_after, certificate_path, key_path)
+
+
+def load_fleet_signer(directory: Path) -> StationSigner:
+    """The fleet's signing key, certificate, chain and CRL from ``directory`` (from :func:`issue_fleet`).
+
+    The key must be 0600 and belong to the certificate; ``StationSigner.station_id`` is then the fleet's
+    name. Whether the certificate carries the fleet EKU is the verifier's decision, made from the bytes.
+    """
+    key_path, certificate_path = directory / FLEET_KEY, directory / FLEET_CERT
+    if not key_path.exists() or not certificate_path.exists():
+        raise NoSignerConfigured(f"no fleet signing key in {directory}: run 'wipe-agent pki issue-fleet' to "
+                                 "install one")
+    if os.name == "posix" and key_path.stat().st_mode & 0o077:
+        raise PkiError(f"{key_path} is readable by other users; chmod 600 it (and consider it exposed)")
+    key = _load_private_key(key_path, "fleet key")
+    certificate = _load_certificate(certificate_path, "fleet certificate")
+    chain = _load_certificates(directory / FLEET_CHAIN, "certificate chain")
+    if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
+        raise PkiError(f"{key_path} does not belong to {certificate_path}")
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise PkiError(f"{certificate_path} has no common name (the fleet's name)")
+    crl_path = directory / FLEET_CRL
+    crl = None
+    if crl_path.exists():
+        try:
+            crl = x509.load_pem_x509_crl(_read(crl_path, "fleet CRL"))
+        except ValueError:
+            raise PkiError(f"{crl_path} is not a PEM CRL") from None
+    return StationSigner(str(names[0].value), certificate, chain, key, crl)
 
 
 def _tsa_certificates(state: _CaState, now: datetime) -> list[x509.Certificate]:

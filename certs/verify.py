@@ -29,7 +29,9 @@ is the reason reported):
    KeyUsage digitalSignature + nonRepudiation, ExtendedKeyUsage containing
    :data:`certs.oids.STATION_SIGNING_EKU`, OU "wipe-agent station" (``signer_profile``) -- or, for a
    validation statement only, :data:`certs.oids.VALIDATOR_SIGNING_EKU` and OU "wipe-agent validator";
-   a certificate with both is refused. A validation statement signed by an officer must say
+   for a fleet manifest only, :data:`certs.oids.FLEET_SIGNING_EKU` and OU "wipe-agent fleet signing";
+   a certificate with more than one of them is refused. A station never signs a fleet manifest and the fleet
+   signs nothing else (``signer_profile``). A validation statement signed by an officer must say
    "officer" and be signed by the officer it names, one signed by a station must say
    "station-on-instruction" (``signer_kind_mismatch``); a validator never signs anything else
    (``signer_profile``);
@@ -89,8 +91,17 @@ from certs.documents import canonical_json as document_json
 from certs.errors import RecordError, SigningError, TrustBundleError
 from certs.files import MAX_BUNDLE_BYTES, MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
 from certs.issue import ATTACHMENT_NAME, CATALOG_KEY
-from certs.oids import STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
-from certs.pki import STATION_OU, VALIDATOR_OU, StationSigner, TrustBundle, format_serial, parse_trust_bundle, utc_now
+from certs.oids import FLEET_SIGNING_EKU, STATION_SIGNING_EKU, VALIDATOR_SIGNING_EKU
+from certs.pki import (
+    FLEET_OU,
+    STATION_OU,
+    VALIDATOR_OU,
+    StationSigner,
+    TrustBundle,
+    format_serial,
+    parse_trust_bundle,
+    utc_now,
+)
 from certs.record import SanitisationRecord, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
@@ -109,6 +120,7 @@ class DocumentKind(enum.StrEnum):
     MANIFEST = "manifest"
     DESTRUCTION = "destruction"
     VALIDATION = "validation"
+    FLEET_MANIFEST = "fleet_manifest"
 
 
 class TimestampSource(enum.StrEnum):
@@ -130,17 +142,20 @@ VERIFY_CODES: tuple[str, ...] = (
 FAILURE_CODES: tuple[str, ...] = (*STRUCTURE_CODES, *VERIFY_CODES)
 """Every failure code a :class:`VerificationReport` may carry: stable, for ``--json``."""
 
-DEFAULT_KINDS = (DocumentKind.CERTIFICATE, DocumentKind.MANIFEST, DocumentKind.DESTRUCTION, DocumentKind.VALIDATION)
+DEFAULT_KINDS = (DocumentKind.CERTIFICATE, DocumentKind.MANIFEST, DocumentKind.DESTRUCTION, DocumentKind.VALIDATION,
+                 DocumentKind.FLEET_MANIFEST)
 """What ``verify`` accepts without ``--expect``: any signed document that proves what it says, named by its
 kind in the verdict; a failure report only with ``--expect failure-report`` (exit 0 never means a drive
 was sanitised when it was not)."""
 EXPECT_CHOICES = {"certificate": DocumentKind.CERTIFICATE, "manifest": DocumentKind.MANIFEST,
                   "destruction": DocumentKind.DESTRUCTION, "failure-report": DocumentKind.FAILURE_REPORT,
-                  "validation": DocumentKind.VALIDATION}
+                  "validation": DocumentKind.VALIDATION, "fleet-manifest": DocumentKind.FLEET_MANIFEST}
 """``verify --expect`` words → the document kind they ask for."""
 
 _DOCUMENT_KIND = {"manifest": DocumentKind.MANIFEST, "destruction_report": DocumentKind.DESTRUCTION,
-                  "validation": DocumentKind.VALIDATION}
+                  "validation": DocumentKind.VALIDATION, "fleet_manifest": DocumentKind.FLEET_MANIFEST}
+MANIFEST_KINDS = (DocumentKind.MANIFEST, DocumentKind.FLEET_MANIFEST)
+"""The documents that list certificates of sanitisation in a certificates/ folder beside them."""
 
 
 @dataclass(frozen=True)
@@ -335,7 +350,7 @@ def verify_data(path: Path, data: bytes, bundle: TrustBundle, *, now: datetime |
 
 _KIND_WORDS = {DocumentKind.CERTIFICATE: "certificate of sanitisation", DocumentKind.FAILURE_REPORT: "failure report",
                DocumentKind.MANIFEST: "batch manifest", DocumentKind.DESTRUCTION: "destruction report",
-               DocumentKind.VALIDATION: "validation statement"}
+               DocumentKind.VALIDATION: "validation statement", DocumentKind.FLEET_MANIFEST: "fleet manifest"}
 
 
 # --- CMS, checked with our own code -------------------------------------------------------------
@@ -670,11 +685,17 @@ def _extension(certificate: x509.Certificate, kind: type[Any]) -> Any:
         return None
 
 
-def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> str:
-    """Only a certificate the CA issued *as a station* (or *as a validator*) signs documents.
+_SIGNER_ROLES = (("station", STATION_SIGNING_EKU, STATION_OU), ("validator", VALIDATOR_SIGNING_EKU, VALIDATOR_OU),
+                 ("fleet", FLEET_SIGNING_EKU, FLEET_OU))
+"""(role, extended key usage, organisational unit) of every certificate that may sign a document."""
 
-    Returns ``"station"`` or ``"validator"``; what each may sign is decided once the document's kind
-    is known (:func:`_require_station`, :func:`_check_statement_signer`).
+
+def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> str:
+    """Only a certificate the CA issued *as a station* (or *as a validator*, or *as the fleet*) signs documents.
+
+    Returns ``"station"``, ``"validator"`` or ``"fleet"``: exactly one signing EKU, with its unit; what each may
+    sign is decided once the document's kind is known (:func:`_require_station`, :func:`_check_statement_signer`,
+    :func:`_verify_fleet_manifest`).
     """
     ca = bundle.ca_certificate
     subject = signer.subject.rfc4514_string()
@@ -694,25 +715,30 @@ def _check_signer_profile(signer: x509.Certificate, bundle: TrustBundle) -> str:
         raise _Invalid("signer_profile", f"{subject} lacks key usage digitalSignature + nonRepudiation")
     extended = _extension(signer, x509.ExtendedKeyUsage)
     usages = set(extended.value) if extended is not None else set()
-    station, validator = STATION_SIGNING_EKU in usages, VALIDATOR_SIGNING_EKU in usages
-    if station and validator:
-        raise _Invalid("signer_profile", f"{subject} claims to be both a station and a validator")
-    if not (station or validator):
+    claimed = [(role, unit) for role, usage, unit in _SIGNER_ROLES if usage in usages]
+    if len(claimed) > 1:
+        raise _Invalid("signer_profile", f"{subject} claims to be both a {claimed[0][0]} and a {claimed[1][0]}")
+    if not claimed:
         raise _Invalid("signer_profile", f"{subject} is not a station signing certificate "
                                          f"(no extended key usage {STATION_SIGNING_EKU.dotted_string})")
-    unit = STATION_OU if station else VALIDATOR_OU
+    role, unit = claimed[0]
     units = [str(item.value) for item in signer.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
     if units != [unit]:
         raise _Invalid("signer_profile", f"{subject} does not name the unit {unit!r}")
-    return "station" if station else "validator"
+    return role
+
+
+_ROLE_SIGNS = {"validator": "validation statements", "fleet": "fleet manifests"}
 
 
 def _require_station(common: dict[str, Any], what: str) -> None:
-    """Everything but a validation statement is signed by a station, never by a person."""
-    if common["role"] != "station":
+    """Everything but a validation statement or a fleet manifest is signed by a station, never by a person or
+    the fleet."""
+    role = common["role"]
+    if role != "station":
         signer: x509.Certificate = common["signer"]
-        raise _Invalid("signer_profile", f"{signer.subject.rfc4514_string()} is a validator certificate: it may "
-                                         f"sign validation statements only, not a {what}")
+        raise _Invalid("signer_profile", f"{signer.subject.rfc4514_string()} is a {role} certificate: it may "
+                                         f"sign {_ROLE_SIGNS[role]} only, not a {what}")
 
 
 def _check_tsa_profile(certificate: x509.Certificate, bundle: TrustBundle) -> None:
@@ -1107,6 +1133,8 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
     kind = _DOCUMENT_KIND[document_kind]
     if kind is DocumentKind.VALIDATION:
         return _verify_statement(path, payload, digest, signed_bytes, common)
+    if kind is DocumentKind.FLEET_MANIFEST:
+        return _verify_fleet_manifest(path, document, digest, signed_bytes, common)
     _require_station(common, f"{document_kind.replace('_', ' ')}")
     signer: x509.Certificate = common["signer"]
     station = _common_name(signer)
@@ -1141,6 +1169,80 @@ def _anchor_warnings(checkpoint: Any, bundle: TrustBundle, station: str) -> tupl
 
     problem = verify_checkpoint(checkpoint, bundle, station)
     return (f"the manifest's audit checkpoint is not accepted as an anchor: {problem}",) if problem else ()
+
+
+def _verify_fleet_manifest(path: Path, document: dict[str, Any], digest: str, signed_bytes: bytes,
+                           common: dict[str, Any]) -> VerificationReport:
+    """A fleet manifest: signed by the fleet it names (never a station or a person), well formed (no asset,
+    certificate or file listed twice), and the page shows every field and every row as signed."""
+    from certs.fleet_manifest import check_shape
+
+    signer: x509.Certificate = common["signer"]
+    if common["role"] != "fleet":
+        raise _Invalid("signer_profile", f"{signer.subject.rfc4514_string()} is a {common['role']} certificate: only "
+                                         "the fleet's certificate (pki issue-fleet) signs a fleet manifest")
+    try:
+        check_shape(document)
+    except RecordError as error:
+        raise _Invalid("bad_record", f"the embedded fleet manifest is invalid: {error}") from None
+    fleet = _common_name(signer)
+    if document["fleet"] != fleet:
+        raise _Invalid("station_mismatch", f"the fleet manifest names fleet {document['fleet']!r} but fleet "
+                                           f"{fleet!r} signed it")
+    _check_visible_fleet_manifest(signed_bytes, document)
+    signed_at: datetime | None = common["signed_at"]
+    demo = bool(document.get("demo"))
+    when = f"{signed_at:%Y-%m-%d %H:%M} UTC" if signed_at else str(document.get("created_at"))
+    summary = (f"{'DEMONSTRATION: ' if demo else ''}fleet manifest {document['document_id']}: {document['summary']}; "
+               f"signed by fleet {fleet}, {when}")
+    return VerificationReport(
+        path=path, valid=True, code="valid",
+        reason="signature valid, bytes exactly as signed, the fleet of the trusted CA, content and page text match",
+        certificate_id=str(document["document_id"]), record_sha256=digest,
+        signer_subject=signer.subject.rfc4514_string(), signed_at=signed_at, timestamped=common["timestamped"],
+        timestamp_source=common["source"], validation_time=common["moment"], kind=DocumentKind.FLEET_MANIFEST,
+        demo=demo, summary=summary, status=common["status"], warnings=common["warnings"], document=document,
+    )
+
+
+def _check_visible_fleet_manifest(signed_bytes: bytes, document: dict[str, Any]) -> None:
+    """Every labelled field in order, the subtitle, the footer, every row exactly once as its cells print it
+    (the table is drawn row by row, cell by cell: a row reads back as its cells back to back), and nothing
+    else: with each page's footer and the repeated table heading taken out, the pages read exactly as the
+    signed document renders (a row, a claim or a note added anywhere is named)."""
+    from certs.fleet_manifest import COLUMNS, DEMO_BANNER, DEMO_WATERMARK, NOTE, TITLE, fields, footer, rows
+
+    try:
+        pages = _page_texts(signed_bytes, None)
+    except Exception as error:
+        raise _Invalid("visible_text_mismatch", f"the page text cannot be extracted: {_short(error)}") from None
+    text = "".join(pages)
+    shown = fields(document)
+    for (label, value), (next_label, _next) in zip(shown, [*shown[1:], (COLUMNS[0][1], "")], strict=True):
+        _require_sequence(text, label.lower(), label, value, next_label)
+    _require_sequence(text, "summary (subtitle)", TITLE, str(document["summary"]), shown[0][0])
+    _require_present(text, "footer", footer(document))
+    keys = [key for key, _heading in COLUMNS]
+    printed = rows(document, full_hashes=False)
+    for row in printed:
+        _require_sequence(text, f"row {row['no']} ({row['asset']})", *[row[key] for key in keys])
+    demo = bool(document.get("demo"))
+    heading = _squash("".join(heading for _key, heading in COLUMNS))
+    body = []
+    for number, page in enumerate(pages, start=1):
+        stamp = _squash(footer(document)) + f"page{number}" + (DEMO_WATERMARK if demo else "")
+        if page.count(stamp) != 1:
+            raise _Invalid("visible_text_mismatch", f"page {number} does not show the signed footer once")
+        body.append(page.replace(stamp, "", 1).replace(heading, ""))
+    expected = "".join(_squash(piece) for piece in (
+        *([DEMO_BANNER] if demo else []), TITLE, str(document["summary"]),
+        *(part for pair in shown for part in pair), *(row[key] for row in printed for key in keys), NOTE))
+    actual = "".join(body)
+    if actual != expected:
+        at = next((index for index, (a, b) in enumerate(zip(actual, expected, strict=False)) if a != b),
+                  min(len(actual), len(expected)))
+        raise _Invalid("visible_text_mismatch", f"the pages show text the signed fleet manifest does not: "
+                                                f"{actual[max(0, at - 20):at + 40]!r}")
 
 
 def _verify_statement(path: Path, payload: bytes, digest: str, signed_bytes: bytes,
@@ -1186,7 +1288,7 @@ def _check_statement_signer(statement: ValidationStatement, role: str, signer_na
         return
     if role != "station":
         raise _Invalid("signer_kind_mismatch", f"the statement says the station signed it on instruction, but the "
-                                               f"validator certificate {signer_name!r} did")
+                                               f"{role} certificate {signer_name!r} did")
     if signer_name != statement.station_id:
         raise _Invalid("station_mismatch", f"the statement names station {statement.station_id!r} but "
                                            f"{signer_name!r} signed it")

@@ -354,6 +354,32 @@ def issue_person(name: str | None, role: str | None, ca_dir: str | None, out_dir
     )
 
 
+@pki.command("issue-fleet")
+@click.option("--name", help="The fleet's name (letters, digits, . _ : -): partners read 'signed by fleet NAME'.")
+@click.option("--ca", "ca_dir", help="CA directory (from init-ca).")
+@click.option("--out", "out_dir", help="Directory for the fleet's signing key (0600), certificate, chain and CRL.")
+@_days_option("--valid-days", pki_library.DEFAULT_FLEET_DAYS, "fleet signing certificate lifetime (capped by the CA's)")
+@_json_option
+def issue_fleet(name: str | None, ca_dir: str | None, out_dir: str | None, valid_days: int, as_json: bool) -> None:
+    """Issue the fleet's signing certificate: it signs fleet manifests, never certificates or station documents."""
+    fleet_name = _required(name, "--name", as_json)
+    directory = Path(_required(ca_dir, "--ca", as_json))
+    target = Path(_required(out_dir, "--out", as_json))
+    _check_days(as_json, valid_days=valid_days)
+    try:
+        issued = pki_library.issue_fleet(directory, fleet_name, target, valid_days=valid_days)
+    except CertificateError as error:
+        _fail(error.code, error.message, as_json, EXIT_INVALID)
+    except OSError as error:
+        _fail("bad_input", _os_message(error), as_json, EXIT_BAD_INPUT)
+    serial = pki_library.format_serial(issued.serial)
+    _emit(as_json, {"serial": serial, "name": issued.name, "not_before": issued.not_before.isoformat(),
+                    "not_after": issued.not_after.isoformat(), "certificate": str(issued.certificate_path),
+                    "key": str(issued.key_path)},
+          f"issued fleet signing certificate {serial} ({issued.name}), valid until {issued.not_after:%Y-%m-%d}; "
+          f"run 'wipe-agent fleet manifest create --signer {target} ...'")
+
+
 @pki.command("install-crl")
 @click.option("--from", "source", help="A trust bundle or crl.pem from the CA.")
 @click.option(

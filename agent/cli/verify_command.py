@@ -15,7 +15,8 @@ import click
 EXIT_INVALID = 1
 EXIT_BAD_INPUT = 2
 
-EXPECT_WORDS: tuple[str, ...] = ("certificate", "manifest", "destruction", "failure-report", "validation")
+EXPECT_WORDS: tuple[str, ...] = ("certificate", "manifest", "destruction", "failure-report", "validation",
+                                 "fleet-manifest")
 """``certs.verify.EXPECT_CHOICES``'s words, for the help text without importing it (a test keeps them equal)."""
 
 
