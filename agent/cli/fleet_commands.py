@@ -263,6 +263,144 @@ def report(start: datetime, end: datetime, form: str, out: Path | None, database
         click.echo(f"wrote {printable(out)}")
 
 
+@fleet.group("manifest")
+def manifest() -> None:
+    """Fleet manifests: eligible assets of every station allocated to a partner, signed by the fleet's key."""
+
+
+@manifest.command("create")
+@click.option("--scheme", required=True, help="The scheme the assets go to (an asset must be eligible for it).")
+@click.option("--partner", required=True, help="The reuse partner receiving them (printed and signed).")
+@click.option("--asset", "assets", multiple=True, metavar="TAG",
+              help="An asset to list (repeat); every one must be listable, or nothing is written.")
+@click.option("--all-eligible", is_flag=True, help="Every asset eligible for the scheme and not yet allocated; "
+                                                   "the ones that cannot be listed are left out, each with the reason.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new or empty directory for the PDF, JSON, CSV and certificates/.")
+@click.option("--signer", "signer_dir", envvar="WIPE_AGENT_FLEET_SIGNER", required=True, show_envvar=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The fleet's signing directory from 'pki issue-fleet' (fleet.key 0600, fleet.crt, chain, CRL).")
+@click.option("--trust", "trust", envvar="WIPE_AGENT_FLEET_TRUST", required=True, show_envvar=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The organisation's trust bundle: every listed certificate is verified against it again.")
+@click.option("--tsa-url", envvar="WIPE_AGENT_FLEET_TSA_URL", default=None, show_envvar=True,
+              help="The organisation's RFC 3161 TSA, for a long-term signature [default: none, B-B plus DSS].")
+@database_option
+@json_option
+@handle_errors
+def manifest_create(scheme: str, partner: str, assets: tuple[str, ...], all_eligible: bool, out_dir: Path,
+                    signer_dir: Path, trust: Path, tsa_url: str | None, database: str, as_json: bool) -> None:
+    """Sign a fleet manifest of eligible assets from every station, never listing an asset twice.
+
+    e.g. wipe-agent fleet manifest create --scheme schools --partner 'Hillside Primary' --all-eligible --out hillside/
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.errors import FleetConfigError, FleetInputError
+    from agent.fleet.manifests import create
+    from certs.errors import CertificateError
+    from certs.pki import load_fleet_signer
+    from certs.verify import load_trust_bundle
+
+    if bool(assets) == all_eligible:
+        raise FleetInputError("give --asset TAG (repeatable) or --all-eligible, not both and not neither")
+    try:
+        bundle = load_trust_bundle(trust)
+        signer = load_fleet_signer(signer_dir)
+    except CertificateError as error:
+        raise FleetConfigError(error.message) from None
+    with FleetDatabase(database) as db:
+        created = create(db, scheme, partner, assets=list(assets) if assets else None, out_dir=out_dir,
+                         signer=signer, bundle=bundle, tsa_url=tsa_url)
+    if as_json:
+        print_json(created)
+        return
+    click.echo(f"fleet manifest {created['manifest_id']} for {printable(created['scheme'])}, partner "
+               f"{printable(created['partner'])}: {len(created['assets'])} asset(s) from "
+               f"{len(created['stations'])} station(s), signed by fleet {printable(created['fleet'])} "
+               f"in {created['seconds']} s")
+    click.echo(f"  {printable(created['pdf'])}\n  {printable(created['json'])}\n  {printable(created['csv'])}\n"
+               f"  {printable(created['certificates'])}/")
+    for reason in created["skipped"]:
+        click.echo(f"  left out: {printable(reason)}")
+    for document_id in created["voided_unfinished"]:
+        click.echo(f"  voided {printable(document_id)}, left unfinished by an earlier create", err=True)
+
+
+@manifest.command("list")
+@database_option
+@json_option
+@handle_errors
+def manifest_list(database: str, as_json: bool) -> None:
+    """Every fleet manifest, newest first: status, scheme, partner, assets.
+
+    e.g. wipe-agent fleet manifest list
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.manifests import list_manifests
+
+    with FleetDatabase(database) as db:
+        manifests = list_manifests(db)
+    if as_json:
+        print_json(manifests)
+        return
+    for item in manifests:
+        click.echo(f"{printable(item['manifest_id'])}  {item['status']:8} {printable(item['scheme'])}  "
+                   f"{printable(item['partner'])}  {item['assets']} asset(s)  {item['created_at']}"
+                   + (f"  ({printable(item['reason'])})" if item["reason"] else ""))
+
+
+@manifest.command("show")
+@click.argument("manifest_id")
+@click.option("--pdf", "pdf_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the signed PDF the fleet keeps to this file.")
+@database_option
+@json_option
+@handle_errors
+def manifest_show(manifest_id: str, pdf_out: Path | None, database: str, as_json: bool) -> None:
+    """One fleet manifest: status, partner, assets (and its signed PDF with --pdf).
+
+    e.g. wipe-agent fleet manifest show FM-20261203-0a1b2c3d4e
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.manifests import show, signed_pdf
+
+    with FleetDatabase(database) as db:
+        shown = show(db, manifest_id)
+        if pdf_out is not None:
+            pdf_out.write_bytes(signed_pdf(db, manifest_id))
+    if as_json:
+        print_json(shown)
+        return
+    for name in ("manifest_id", "status", "scheme", "partner", "fleet", "created_at", "reason", "manifest_sha256",
+                 "out_dir"):
+        click.echo(f"{name:16} {printable(shown[name] or '-')}")
+    click.echo(f"{'assets':16} {printable(', '.join(shown['assets']))}")
+    if pdf_out is not None:
+        click.echo(f"wrote {printable(pdf_out)}")
+
+
+@manifest.command("void")
+@click.argument("manifest_id")
+@click.option("--reason", required=True, help="Why it no longer stands (recorded).")
+@database_option
+@json_option
+@handle_errors
+def manifest_void(manifest_id: str, reason: str, database: str, as_json: bool) -> None:
+    """Void an issued fleet manifest: its assets are eligible again; the manifest stays recorded, voided.
+
+    e.g. wipe-agent fleet manifest void FM-20261203-0a1b2c3d4e --reason 'partner cancelled'
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.manifests import void
+
+    with FleetDatabase(database) as db:
+        shown = void(db, manifest_id, reason)
+    if as_json:
+        print_json(shown)
+        return
+    click.echo(f"voided fleet manifest {printable(shown['manifest_id'])}: {len(shown['assets'])} asset(s) released")
+
+
 @fleet.group("token")
 def token() -> None:
     """Read-only API tokens for the asset-management system: create (shown once), list, revoke."""

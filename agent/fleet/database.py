@@ -198,6 +198,32 @@ MIGRATIONS: tuple[str, ...] = (
         last_used   TIMESTAMPTZ
     )
     """,
+    # 7: fleet manifests (agent/fleet/manifests.py): assets of every station allocated to a partner, signed by the
+    # fleet; an asset is claimed by one manifest at most (the partial unique index), until that manifest is voided
+    """
+    CREATE TABLE fleet_manifests (
+        id          BIGSERIAL PRIMARY KEY,
+        document_id TEXT NOT NULL UNIQUE,
+        scheme      TEXT NOT NULL,
+        partner     TEXT NOT NULL,
+        fleet       TEXT NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'issuing' CHECK (status IN ('issuing', 'issued', 'voided')),
+        reason      TEXT NOT NULL DEFAULT '',
+        voided_at   TIMESTAMPTZ,
+        sha256      TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        pdf         BYTEA,
+        out_dir     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE fleet_manifest_assets (
+        manifest_id BIGINT NOT NULL REFERENCES fleet_manifests,
+        asset_tag   TEXT NOT NULL,
+        voided      BOOLEAN NOT NULL DEFAULT false,
+        PRIMARY KEY (manifest_id, asset_tag)
+    );
+    CREATE UNIQUE INDEX fleet_manifest_assets_once ON fleet_manifest_assets (upper(asset_tag)) WHERE NOT voided
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -6,7 +6,7 @@ say about the asset (intake, host registration, eligibility decision, manifest, 
 
     destroyed     a destruction is recorded
     handed_over   the station that allocated it recorded the partner's receipt of that manifest
-    allocated     a manifest (not voided) lists it
+    allocated     a station's manifest or a fleet manifest (not voided) lists it
     in_progress   a drive's latest job is still running
     held          a drive's latest job failed, was interrupted or refused, or is routed hold/destroy;
                   or the latest eligibility decision routes it to hold or destruction
@@ -76,11 +76,14 @@ facts AS (
                   AND r.kind IN ('intake', 'host-registered') AND upper(r.asset_tag) = t.asset)
        OR EXISTS (SELECT 1 FROM linked l WHERE l.asset = t.asset AND l.station_id = f.station_id)
     GROUP BY 1),
+fleet_claims AS (  -- a fleet manifest's claim (agent/fleet/manifests.py) allocates the asset as a station's does
+    SELECT DISTINCT t.asset FROM fleet_manifest_assets c JOIN touched t ON upper(c.asset_tag) = t.asset
+    WHERE NOT c.voided),
 computed AS (
     SELECT t.asset,
            CASE WHEN f.destroyed THEN 'destroyed'
                 WHEN f.handed THEN 'handed_over'
-                WHEN f.allocated THEN 'allocated'
+                WHEN f.allocated OR c.asset IS NOT NULL THEN 'allocated'
                 WHEN j.active THEN 'in_progress'
                 WHEN j.held THEN 'held'
                 WHEN j.clean AND m.drives IS NULL AND f.decision LIKE 'reuse:%%' THEN 'eligible'
@@ -90,7 +93,8 @@ computed AS (
                 ELSE 'awaiting' END AS state,
            CASE WHEN f.decision LIKE 'reuse:%%' THEN substring(f.decision FROM 7) END AS scheme,
            j.station
-    FROM touched t LEFT JOIN jobs j USING (asset) LEFT JOIN facts f USING (asset) LEFT JOIN missing m USING (asset))
+    FROM touched t LEFT JOIN jobs j USING (asset) LEFT JOIN facts f USING (asset) LEFT JOIN missing m USING (asset)
+    LEFT JOIN fleet_claims c USING (asset))
 UPDATE fleet_assets a
 SET state = c.state, scheme = c.scheme, last_station = coalesce(c.station, a.last_station),
     state_since = CASE WHEN a.state = c.state THEN a.state_since ELSE now() END
