@@ -983,7 +983,8 @@ def _verify(path: Path, data: bytes, bundle: TrustBundle, now: datetime) -> Veri
     timestamped = bool(stamps)
     moment = stamps[0].time if stamps else now
     source = stamps[0].source if stamps else TimestampSource.NONE
-    station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
+    # the signer's role names it: a fleet's or validator's certificate is not called a station's
+    station_label = f"{role} certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
     when = f"when signed ({moment:%Y-%m-%d}, timestamped)" if timestamped else f"now ({moment:%Y-%m-%d})"
     _check_validity(signer, bundle, moment, station_label, when)
     bundle_next = bundle.crl.next_update_utc

@@ -213,7 +213,7 @@ def test_a_revoked_fleet_certificate_is_refused(own: PkiWorld, tmp_path: Path) -
     pki.revoke(own.ca_dir, issued.serial)
     report = _verify(path, own, pki.make_bundle(own.ca_dir, tmp_path / "bundle.pem"))
     # untimestamped: judged now, and the fleet's certificate is revoked now
-    assert report.code == "revoked" and "fleet-rev" in report.reason
+    assert report.code == "revoked" and "fleet certificate" in report.reason and "fleet-rev" in report.reason
 
 
 def test_a_page_that_shows_more_or_other_than_is_signed_is_refused(own: PkiWorld, fleet_signer: StationSigner,
@@ -251,3 +251,32 @@ def test_a_manifest_of_many_pages_verifies_and_its_demo_form_says_so(own: PkiWor
 
     assert len(PdfReader(tmp_path / "many.pdf").pages) > 1
     assert report.summary.startswith("DEMONSTRATION: ") == demo
+
+
+def test_a_timestamped_fleet_manifest_outlives_a_later_revocation_of_its_key(own: PkiWorld, tmp_path: Path) -> None:
+    """Long-term like a station manifest: signature timestamp, DSS with the CRL, document timestamp; a revocation
+    after the proven signing time does not undo it, as for a station."""
+    tsa = kit.make_tsa(own.ca_dir)
+    issued = pki.issue_fleet(own.ca_dir, "fleet-ltv", tmp_path / "fleet")
+    signer = pki.load_fleet_signer(tmp_path / "fleet")
+    document = _document("fleet-ltv", [("PF-000001", "station-01", "SER-1", "a" * 64)])
+    written = fleet_manifest.issue(document, signer, tmp_path / "out", {
+        fleet_manifest.certificate_file_name("station-01", "C-PF-000001"): b"%PDF-1.7 placeholder"},
+        timestamper=tsa.stamper())
+    from cryptography import x509
+
+    crl = x509.load_pem_x509_crl((own.ca_dir / pki.CA_CRL).read_bytes())
+    bundle = kit.bundle_with(own, tmp_path / "bundle.pem", crl, [tsa.certificate])
+    report = _verify(written.pdf, own, bundle)
+    assert report.valid and report.timestamped, report.reason
+    untimestamped = _sign_fleet_manifest(document, signer, tmp_path / "untimestamped.pdf")
+    import time
+
+    time.sleep(1.1)  # a CRL states revocation times to the second: revoke clearly after the timestamp
+    pki.revoke(own.ca_dir, issued.serial)  # revoked after the timestamp proves it was signed
+    later = x509.load_pem_x509_crl((own.ca_dir / pki.CA_CRL).read_bytes())
+    report = _verify(written.pdf, own, kit.bundle_with(own, tmp_path / "later.pdf.pem", later, [tsa.certificate]))
+    assert report.valid and report.kind is DocumentKind.FLEET_MANIFEST, report.reason
+    assert "timestamped" in report.status
+    # the same key's untimestamped manifest is judged now, when the key is revoked
+    assert _verify(untimestamped, own, tmp_path / "later.pdf.pem").code == "revoked"

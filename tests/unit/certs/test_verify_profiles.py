@@ -25,7 +25,7 @@ import pytest
 from asn1crypto import cms
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certs import pki
+from certs import fleet_manifest, pki
 from certs.destruction import issue_destruction_report
 from certs.documents import canonical_json, sign_document
 from certs.issue import issue_certificate, sign_pdf
@@ -339,9 +339,21 @@ def documents(world: PkiWorld, tsa: kit.KitTsa, out: Path) -> dict[DocumentKind,
         certificates=(ValidatedCertificate(certificate_id=record.certificate_id, record_sha256=record.sha256(),
                                            job_id="job-1", drive=record.media.serial),))
     issue_statement(statement, world.station, out / "validation.pdf", timestamper=tsa.stamper())
+    pki.issue_fleet(world.ca_dir, "fleet-profiles", out / "fleet-signer")
+    name = fleet_manifest.certificate_file_name("station-01", record.certificate_id)
+    fleet_files = fleet_manifest.issue({
+        "schema": 1, "kind": "fleet_manifest", "document_id": "FM-TEST-1", "fleet": "fleet-profiles",
+        "created_at": created, "demo": False, "summary": "one laptop for the scheme", "partner": "Hillside Primary",
+        "scheme": {"name": "schools", "summary": "schools", "destination": "Hillside Primary School"},
+        "devices": [{"asset": "MPS-LT-004211", "make": "Dell", "model": "Latitude 5440", "serial": "DL5440X",
+                     "drives": [{"serial": record.media.serial, "station_id": "station-01",
+                                 "certificate_id": record.certificate_id, "record_sha256": record.sha256(),
+                                 "certificate_file": name}]}],
+    }, pki.load_fleet_signer(out / "fleet-signer"), out / "fleet", {name: certificate.read_bytes()},
+        timestamper=tsa.stamper())
     return {DocumentKind.CERTIFICATE: certificate, DocumentKind.FAILURE_REPORT: failure,
             DocumentKind.MANIFEST: files.pdf, DocumentKind.DESTRUCTION: out / "destruction.pdf",
-            DocumentKind.VALIDATION: out / "validation.pdf"}
+            DocumentKind.VALIDATION: out / "validation.pdf", DocumentKind.FLEET_MANIFEST: fleet_files.pdf}
 
 
 @pytest.mark.parametrize("expect", list(DocumentKind))
