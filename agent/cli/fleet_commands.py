@@ -215,7 +215,9 @@ def exceptions_command(late_hours: float, database: str, as_json: bool) -> None:
         return
     click.echo(f"held assets: {found['held']['count']}; interrupted drives: {found['interrupted']['count']}; "
                f"certificates missing: {found['certificate_missing']['count']}; overdue assets: "
-               f"{found['overdue']['count']}")
+               f"{found['overdue']['count']}; allocated twice: {found['allocated_twice']['count']}")
+    for item in found["allocated_twice"]["items"]:
+        click.echo(f"  {printable(item['asset_tag'])} is in {printable(', '.join(item['manifests']))}")
     for item in found["chain"]["refused"]:
         click.echo(f"  refused from {printable(item['station_id'])}: {item['count']} x {printable(item['code'])} "
                    f"(latest: {printable(item['reason'])})")

@@ -7,7 +7,10 @@
 - ``chain``: records the fleet refused (broken or rewound audit chains, bad checkpoints, forged documents),
   per station and reason, and stations whose newest signed checkpoint is older than ``late_hours``;
 - ``overdue``: assets past their due date that are not done (sanitised, eligible, allocated, handed over or
-  destroyed).
+  destroyed);
+- ``allocated_twice``: assets listed in more than one manifest that stands (not voided) — a station's manifest
+  or a fleet manifest: the fleet never lists an asset twice itself, but a station is autonomous and may ship an
+  asset the fleet already allocated (its manifest reaches the fleet later).
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ SELECT DISTINCT ON (coalesce(nullif(serial, ''), station_id || '/' || job_id))
        station_id, job_id, state, route, model, serial, asset_tag, certificate_id, finished_at
 FROM fleet_jobs
 ORDER BY coalesce(nullif(serial, ''), station_id || '/' || job_id), created_at DESC, updated_seq DESC
+"""
+
+
+_ALLOCATED_TWICE = """
+SELECT asset, array_agg(listing ORDER BY listing) FROM (
+    SELECT upper(c.asset_tag) AS asset, 'fleet manifest ' || m.document_id AS listing
+    FROM fleet_manifest_assets c JOIN fleet_manifests m ON m.id = c.manifest_id WHERE NOT c.voided
+    UNION
+    SELECT upper(asset_tag), 'manifest ' || ref || ' of station ' || station_id
+    FROM fleet_asset_facts WHERE kind = 'manifest' AND NOT voided) listings
+GROUP BY asset HAVING count(*) > 1 ORDER BY asset
 """
 
 
@@ -51,6 +65,7 @@ def exceptions(db: Any, *, today: datetime | None = None, late_hours: float = 24
         "LEFT JOIN fleet_checkpoints c USING (station_id) GROUP BY s.station_id, s.audit_seq "
         "HAVING s.audit_seq > coalesce(max(c.seq), 0) AND (max(c.at) IS NULL OR max(c.at) < %s) "
         "ORDER BY 1", ((now - timedelta(hours=late_hours)).isoformat(),))]
+    twice = [{"asset_tag": row[0], "manifests": list(row[1])} for row in db.execute(_ALLOCATED_TWICE)]
     db.commit()
     return {
         "held": {"count": len(held), "items": held[:limit]},
@@ -58,6 +73,7 @@ def exceptions(db: Any, *, today: datetime | None = None, late_hours: float = 24
         "certificate_missing": {"count": len(missing), "items": missing[:limit]},
         "chain": {"refused": refused, "late_checkpoints": late},
         "overdue": {"count": len(overdue), "items": overdue[:limit]},
+        "allocated_twice": {"count": len(twice), "items": twice[:limit]},
     }
 
 

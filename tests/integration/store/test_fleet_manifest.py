@@ -275,7 +275,17 @@ def test_a_manifest_left_issuing_by_a_dead_creator_is_voided_by_the_next(program
 
 
 def test_the_command_line(programme: FleetDatabase, own: FleetWorld, postgres_dsn: str, tmp_path: Path) -> None:
-    common = ["--database", postgres_dsn, "--signer", str(own.signer_dir), "--trust", str(own.pki.bundle)]
+    issued = run_cli("pki", "issue-fleet", "--name", "fleet-cli", "--ca", str(own.pki.ca_dir), "--out",
+                     str(tmp_path / "signer"), "--json", check=True)
+    assert json.loads(issued.stdout)["name"] == "fleet-cli"
+    assert (tmp_path / "signer" / "fleet.key").stat().st_mode & 0o777 == 0o600
+    again = run_cli("pki", "issue-fleet", "--name", "fleet-cli", "--ca", str(own.pki.ca_dir), "--out",
+                    str(tmp_path / "signer"))
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr and "Traceback" not in again.stderr
+    bad = run_cli("pki", "issue-fleet", "--name", "fleet cli", "--ca", str(own.pki.ca_dir), "--out",
+                  str(tmp_path / "bad"))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "fleet name" in bad.stderr
+    common = ["--database", postgres_dsn, "--signer", str(tmp_path / "signer"), "--trust", str(own.pki.bundle)]
     neither = run_cli("fleet", "manifest", "create", "--scheme", "schools", "--partner", "P", "--out",
                       str(tmp_path / "x"), *common)
     assert neither.returncode == 2 and "--asset TAG" in neither.stderr and "Traceback" not in neither.stderr
@@ -289,7 +299,7 @@ def test_the_command_line(programme: FleetDatabase, own: FleetWorld, postgres_ds
     created = json.loads(made.stdout)
     assert created["assets"] == [tag(4), tag(5)]
     checked = run_cli("verify", created["pdf"], "--trust", str(own.pki.bundle), check=True)
-    assert "[fleet manifest]" in checked.stdout and "signed by fleet fleet-hq" in checked.stdout
+    assert "[fleet manifest]" in checked.stdout and "signed by fleet fleet-cli" in checked.stdout
     assert "2 of 2 listed present, valid and matching" in checked.stdout
     as_fleet = run_cli("verify", created["pdf"], "--trust", str(own.pki.bundle), "--expect", "fleet-manifest")
     assert as_fleet.returncode == 0
@@ -321,3 +331,36 @@ def test_the_unique_claim_stops_a_second_listing_even_when_the_state_says_eligib
         make(programme, own, tmp_path / "out", assets=[tag(2), tag(3)])
     assert state(programme, 2) == "eligible"  # the whole claim was rolled back
     assert [item["manifest_id"] for item in list_manifests(programme)] == ["FM-other"]
+
+
+def test_a_station_shipping_an_asset_the_fleet_allocated_is_an_exception(programme: FleetDatabase, own: FleetWorld,
+                                                                        postgres_dsn: str, tmp_path: Path) -> None:
+    from agent.fleet.compliance import exceptions
+
+    created = make(programme, own, tmp_path / "out", assets=[tag(1)])
+    assert exceptions(programme.db)["allocated_twice"]["count"] == 0
+    feed = StationFeed("station-01")  # the station, autonomous, ships it too; the fleet hears of it later
+    feed.audit_seq, feed.audit_head = _chain_position(programme, "station-01")
+    feed.seq = _next_seq(programme, "station-01") - 1
+    feed.audit("manifest", "MF-late", {"scheme": "schools", "assets": [tag(1)]})
+    push(programme, own.pki, feed)
+    found = exceptions(programme.db)["allocated_twice"]
+    assert found == {"count": 1, "items": [{"asset_tag": tag(1), "manifests": [
+        f"fleet manifest {created['manifest_id']}", "manifest MF-late of station station-01"]}]}
+    text = run_cli("fleet", "exceptions", "--database", postgres_dsn, check=True).stdout
+    assert "allocated twice: 1" in text and f"{tag(1)} is in fleet manifest {created['manifest_id']}" in text
+
+
+def _chain_position(fleet: FleetDatabase, station: str) -> tuple[int, str]:
+    row = fleet.db.execute("SELECT audit_seq, audit_head FROM fleet_stations WHERE station_id = %s",
+                           (station,)).fetchone()
+    fleet.db.commit()
+    assert row is not None
+    return int(row[0]), str(row[1])
+
+
+def _next_seq(fleet: FleetDatabase, station: str) -> int:
+    row = fleet.db.execute("SELECT next_seq FROM fleet_stations WHERE station_id = %s", (station,)).fetchone()
+    fleet.db.commit()
+    assert row is not None
+    return int(row[0])
