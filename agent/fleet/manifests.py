@@ -36,6 +36,7 @@ from agent import TOOL_NAME, __version__
 from agent.fleet.database import FleetDatabase
 from agent.fleet.errors import FleetInputError
 from agent.fleet.programme import recompute
+from agent.fleet.verifypool import DocumentVerifier, digest
 
 ISSUING_LOCK_CLASS = 0x77666D  # pg_advisory_lock(class, manifest id) while a manifest is issued: "wfm"
 ISSUING_SUFFIX = ".issuing"
@@ -125,11 +126,13 @@ def _state_problem(db: Any, asset: _Asset, scheme: str) -> str:
     return f"{asset.asset}: its programme state is {asset.state}, not eligible for {scheme}"
 
 
-def _check_drive(asset: _Asset, drive: _Drive, bundle: Any, demo: bool) -> tuple[str, dict[str, Any] | None]:
-    """Verify the certificate of ``drive`` from its bytes; ("", entry) or (why not, None)."""
+def _check_drive(asset: _Asset, drive: _Drive, reports: dict[str, Any],
+                 demo: bool) -> tuple[str, dict[str, Any] | None]:
+    """The certificate of ``drive`` as verified from its bytes (``reports``, by their SHA-256); ("", entry) or
+    (why not, None)."""
     from certs.fleet_manifest import certificate_file_name
     from certs.manifest import host_problem
-    from certs.verify import DocumentKind, verify_data
+    from certs.verify import DocumentKind
 
     where = f"{asset.asset}: drive {drive.serial or '?'} (job {drive.job_id} of {drive.station_id})"
     if drive.state != "sanitised":
@@ -138,10 +141,14 @@ def _check_drive(asset: _Asset, drive: _Drive, bundle: Any, demo: bool) -> tuple
         return f"{where} has no certificate of sanitisation", None
     if drive.pdf is None:
         return f"{where}: the fleet holds no certificate {drive.certificate_id} (not forwarded yet?)", None
-    report = verify_data(Path(f"{drive.certificate_id}.pdf"), drive.pdf, bundle, expect=DocumentKind.CERTIFICATE)
+    report = reports[digest(drive.pdf)]
+    if isinstance(report, str):  # the verifier itself failed on these bytes
+        return f"{where}: certificate {drive.certificate_id} cannot be verified ({report})", None
     record = report.record
     if not report.valid or record is None:
         return f"{where}: certificate {drive.certificate_id} is not valid now ({report.code}: {report.reason})", None
+    if report.kind is not DocumentKind.CERTIFICATE:
+        return f"{where}: {drive.certificate_id} is a {report.kind}, not a certificate of sanitisation", None
     problem = ""
     if record.station_id != drive.station_id or record.job_id != drive.job_id:
         problem = f"certifies job {record.job_id} of {record.station_id}"
@@ -161,8 +168,8 @@ def _check_drive(asset: _Asset, drive: _Drive, bundle: Any, demo: bool) -> tuple
     }
 
 
-def _entry(asset: _Asset, scheme: str, bundle: Any, demo: bool, db: Any) -> tuple[list[str], dict[str, Any] | None,
-                                                                                  dict[str, bytes]]:
+def _entry(asset: _Asset, scheme: str, reports: dict[str, Any], demo: bool,
+           db: Any) -> tuple[list[str], dict[str, Any] | None, dict[str, bytes]]:
     """The manifest's device for ``asset``, or every reason it cannot be listed."""
     problem = _state_problem(db, asset, scheme)
     if problem:
@@ -171,7 +178,7 @@ def _entry(asset: _Asset, scheme: str, bundle: Any, demo: bool, db: Any) -> tupl
         return [f"{asset.asset}: no drive of it is known to the fleet"], None, {}
     problems, drives, files = [], [], {}
     for drive in asset.drives:
-        why, entry = _check_drive(asset, drive, bundle, demo)
+        why, entry = _check_drive(asset, drive, reports, demo)
         if entry is None:
             problems.append(why)
             continue
@@ -241,8 +248,9 @@ def _current_signer(signer: Any, bundle: Any) -> Any:
 
 
 def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list[str] | None, out_dir: Path,
-           signer: Any, bundle: Any, tsa_url: str | None = None) -> dict[str, Any]:
-    """Allocate and sign a fleet manifest (see the module docstring); returns what was written."""
+           signer: Any, bundle: Any, tsa_url: str | None = None, workers: int | None = None) -> dict[str, Any]:
+    """Allocate and sign a fleet manifest (see the module docstring); returns what was written. ``workers``:
+    processes verifying the certificates (:class:`agent.fleet.verifypool.DocumentVerifier`; default the CPUs)."""
     from agent.reuse.schemes import load_scheme
     from certs.errors import CertificateError
     from certs.fleet_manifest import discard, issue
@@ -270,11 +278,18 @@ def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list
     if assets is not None:
         known = {item.asset.upper() for item in found}
         refusals += [f"{tag}: not in the asset register" for tag in assets if tag.upper() not in known]
+    fleet.db.commit()
+    verifier = DocumentVerifier(bundle, workers)
+    try:  # every certificate verified again, now, from the bytes the fleet holds (in parallel, as ingest does)
+        reports = verifier.verify_many([(f"{drive.certificate_id}.pdf", drive.pdf) for asset in found
+                                        for drive in asset.drives if drive.pdf is not None], None)
+    finally:
+        verifier.close()
     devices: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     skipped: list[str] = []
     for asset in found:
-        problems, device, certificates = _entry(asset, scheme.name, bundle, scheme.demo, fleet.db)
+        problems, device, certificates = _entry(asset, scheme.name, reports, scheme.demo, fleet.db)
         if device is None:
             (refusals if assets is not None else skipped).extend(problems)
             continue
