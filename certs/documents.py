@@ -1,4 +1,5 @@
-"""Signed station documents other than certificates: batch manifests and destruction reports.
+"""Signed documents other than certificates: batch manifests, destruction reports, validation statements and
+the fleet's fleet manifests (signed with the fleet's key, :mod:`certs.fleet_manifest`).
 
 They follow the certificate's pattern (:mod:`certs.issue`): a rendered PDF, the canonical JSON of
 the document embedded as a file, a catalog dictionary ``/WipeAgentDocument`` stating the kind, id

@@ -97,6 +97,14 @@ def check_shape(manifest: Mapping[str, Any]) -> None:
         raise RecordError(f"fleet manifest: kind must be {KIND!r} and schema one of {list(SCHEMAS)}")
     if type(manifest["fleet"]) is not str or not is_identifier(manifest["fleet"]):
         raise RecordError("fleet manifest: the fleet's name is not an identifier")
+    if type(manifest["demo"]) is not bool or type(manifest["summary"]) is not str:
+        raise RecordError("fleet manifest: demo must be true or false and the summary text")
+    try:
+        created = datetime.fromisoformat(manifest["created_at"]) if type(manifest["created_at"]) is str else None
+    except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        raise RecordError("fleet manifest: created_at is not an ISO 8601 time with a time zone")
     scheme = manifest["scheme"]
     if not isinstance(scheme, Mapping) or not all(type(scheme.get(key)) is str for key in ("name", "destination")):
         raise RecordError("fleet manifest: the scheme must name itself and its destination")
@@ -228,6 +236,10 @@ def issue(manifest: dict[str, Any], signer: StationSigner, out_dir: Path, certif
     pdf = sign_document(render(manifest, fonts_dir), kind=KIND, document_id=manifest["document_id"], payload=payload,
                         sha256=digest, issued_at=manifest["created_at"], signer=signer, reason=TITLE,
                         timestamper=timestamper, tsa_url=tsa_url, location=f"wipe-agent fleet {signer.station_id}")
+    absent = [drive["certificate_file"] for device in manifest["devices"] for drive in device["drives"]
+              if drive["certificate_file"] not in certificates]
+    if absent:
+        raise RecordError(f"fleet manifest: no bytes given for certificate file {absent[0]}")
     folder = out_dir / "certificates"
     folder.mkdir(parents=True, exist_ok=True)
     for device in manifest["devices"]:

@@ -53,8 +53,8 @@ is the reason reported):
 7. pyHanko agrees at the same time (``rejected``);
 8. the embedded record (or manifest / destruction JSON) parses strictly (no control, format or
    separator character and only NFC text in any string: :func:`certs.record.text_problem`), is canonical, matches the
-   hash and id the document states and names the signing station (``no_record``, ``bad_record``,
-   ``hash_mismatch``, ``station_mismatch``);
+   hash and id the document states and names the signing station -- a fleet manifest: the signing fleet, and
+   no asset, certificate or file twice -- (``no_record``, ``bad_record``, ``hash_mismatch``, ``station_mismatch``);
 9. what a person reads matches what is signed: page text against the record, field by field,
    each label printed only once, and the QR code's drawn modules are those of the signed
    certificate id and record hash (``visible_text_mismatch``, the reason names the field). The QR

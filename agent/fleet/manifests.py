@@ -260,6 +260,12 @@ def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list
     partner = partner.strip()
     if not partner or len(partner) > MAX_PARTNER or not partner.isprintable():
         raise FleetInputError(f"--partner must be printable text of 1 to {MAX_PARTNER} characters")
+    from certs.record import text_problem
+    from certs.render import print_problem
+
+    problem = text_problem(partner) or print_problem(partner)
+    if problem:  # refused now, not by the read-back of a manifest already claimed
+        raise FleetInputError(f"--partner {partner!r} {problem}")
     if assets is not None:
         if not assets:
             raise FleetInputError("give --asset TAG (repeatable) or --all-eligible")

@@ -158,6 +158,11 @@ def test_a_named_asset_that_cannot_be_listed_refuses_the_whole_manifest(programm
     assert state(programme, 1) == "eligible"
     with pytest.raises(FleetInputError, match="named twice"):
         make(programme, own, tmp_path / "out", assets=[tag(1), tag(1).lower()])
+    # a partner name the page cannot print as signed is refused before anything is claimed
+    for partner, problem in (("\u5b66\u6821", "cannot print"), ("Hill\u202eside", "must be printable")):
+        with pytest.raises(FleetInputError, match=problem):
+            make(programme, own, tmp_path / "out", assets=[tag(1)], partner=partner)
+    assert list_manifests(programme) == [] and state(programme, 1) == "eligible"
 
 
 def test_an_asset_is_never_in_two_fleet_manifests_until_the_first_is_voided(programme: FleetDatabase,
