@@ -308,6 +308,21 @@ def test_the_command_line(programme: FleetDatabase, own: FleetWorld, postgres_ds
     assert "2 of 2 listed present, valid and matching" in checked.stdout
     as_fleet = run_cli("verify", created["pdf"], "--trust", str(own.pki.bundle), "--expect", "fleet-manifest")
     assert as_fleet.returncode == 0
+    import subprocess
+    import sys
+
+    partner = subprocess.run([sys.executable, "-m", "certs", "verify", created["pdf"], "--trust", str(own.pki.bundle),
+                              "--json"], capture_output=True, text=True, check=False, timeout=120)
+    verdict = json.loads(partner.stdout)
+    assert partner.returncode == 0 and verdict["valid"], partner.stdout
+    result = verdict["results"][0]
+    assert (result["kind"], result["accepted"], result["complete"]) == ("fleet_manifest", True, True)
+    assert [item["ok"] for item in result["certificates"]] == [True, True]
+    # the CSV beside it edited: the delivery is refused, the PDF is what counts
+    csv_path = Path(created["csv"])
+    csv_path.write_text(csv_path.read_text().replace("DRIVE-0004", "DRIVE-9999"))
+    edited = run_cli("verify", created["pdf"], "--trust", str(own.pki.bundle))
+    assert edited.returncode == 1 and "differs from the manifest signed" in edited.stdout
     wrong = run_cli("verify", created["pdf"], "--trust", str(own.pki.bundle), "--expect", "certificate")
     assert wrong.returncode == 1 and "wrong_kind" in wrong.stdout
     shown = run_cli("fleet", "manifest", "show", created["manifest_id"], "--database", postgres_dsn, "--pdf",
