@@ -1254,6 +1254,8 @@ def _verify_statement(path: Path, payload: bytes, digest: str, signed_bytes: byt
     except RecordError as error:
         raise _Invalid("bad_record", f"the embedded validation statement is invalid: {error.message}") from None
     signer: x509.Certificate = common["signer"]
+    if common["role"] == "fleet":
+        _require_station(common, "validation statement")  # refuses it: the fleet signs fleet manifests only
     _check_statement_signer(statement, common["role"], _common_name(signer))
     _check_visible_statement(signed_bytes, statement)
     signed_at: datetime | None = common["signed_at"]

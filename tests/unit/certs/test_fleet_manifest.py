@@ -280,3 +280,27 @@ def test_a_timestamped_fleet_manifest_outlives_a_later_revocation_of_its_key(own
     assert "timestamped" in report.status
     # the same key's untimestamped manifest is judged now, when the key is revoked
     assert _verify(untimestamped, own, tmp_path / "later.pdf.pem").code == "revoked"
+
+
+@pytest.mark.parametrize("signer_kind", ["officer", "station-on-instruction"])
+def test_a_fleet_key_may_not_sign_a_validation_statement_or_a_destruction_report(
+        own: PkiWorld, fleet_signer: StationSigner, tmp_path: Path, signer_kind: str) -> None:
+    from certs.destruction import issue_destruction_report
+    from certs.validation import issue_statement
+    from tests.unit.certs.test_validation_statement import statement
+
+    issue_statement(statement(station_id="fleet-hq", signer_kind=signer_kind, by="fleet-hq"), fleet_signer,
+                    tmp_path / "statement.pdf")
+    report = _verify(tmp_path / "statement.pdf", own)
+    assert report.code == "signer_profile" and "fleet manifests only, not a validation statement" in report.reason
+    destruction = {
+        "schema": 1, "kind": "destruction_report", "document_id": "DR-TEST-1", "station_id": "fleet-hq",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "demo": False, "asset": "PF-000003",
+        "method": "shred", "host": {"make": "HP", "model": "EliteBook 840", "serial": "HP840Y"},
+        "drives": [{"model": "ST1000LM035", "serial": "WKP3ABCD", "media": "hdd", "job_id": "job-1",
+                    "state": "failed"}],
+        "witness": "PC Witness", "operator": "Alex Morgan", "reference": "WEEE-123",
+        "reasons": ["ATA security locked"], "summary": "one drive shredded"}
+    issue_destruction_report(destruction, fleet_signer, tmp_path / "destruction.pdf")
+    report = _verify(tmp_path / "destruction.pdf", own)
+    assert report.code == "signer_profile" and "fleet manifests only, not a destruction report" in report.reason
