@@ -926,7 +926,10 @@ def check_station_signature(signer: x509.Certificate, signed: bytes, signature: 
     """
     station_label = f"station certificate {format_serial(signer.serial_number)} ({_common_name(signer)})"
     try:
-        _check_signer_profile(signer, bundle)
+        role = _check_signer_profile(signer, bundle)
+        if role != "station":  # a validator's or the fleet's key never signs a station's audit chain
+            raise _Invalid("signer_profile", f"{signer.subject.rfc4514_string()} is a {role} certificate, not a "
+                                             "station's: it does not sign audit checkpoints")
         if station_id is not None and _common_name(signer) != station_id:
             raise _Invalid("station_mismatch", f"signed by station {_common_name(signer)!r}, "
                                                f"not by station {station_id!r}")

@@ -304,3 +304,25 @@ def test_a_fleet_key_may_not_sign_a_validation_statement_or_a_destruction_report
     issue_destruction_report(destruction, fleet_signer, tmp_path / "destruction.pdf")
     report = _verify(tmp_path / "destruction.pdf", own)
     assert report.code == "signer_profile" and "fleet manifests only, not a destruction report" in report.reason
+
+
+def test_a_fleet_key_named_like_a_station_cannot_sign_that_stations_audit_checkpoints(own: PkiWorld,
+                                                                                        tmp_path: Path) -> None:
+    """Fleet names are identifiers like station ids: a fleet certificate issued as "station-01" must still not
+    pass for station-01 where a raw station signature is checked (audit checkpoints)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certs.verify import check_station_signature
+
+    pki.issue_fleet(own.ca_dir, "station-01", tmp_path / "fleet")
+    posing = pki.load_fleet_signer(tmp_path / "fleet")
+    signed = b"checkpoint payload"
+    bundle = load_trust_bundle(own.bundle)
+    genuine = own.station.private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    assert check_station_signature(own.station.certificate, signed, genuine, datetime.now(UTC), bundle,
+                                   station_id="station-01") is None
+    forged = posing.private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+    problem = check_station_signature(posing.certificate, signed, forged, datetime.now(UTC), bundle,
+                                      station_id="station-01")
+    assert problem is not None and problem.code == "signer_profile" and "fleet certificate" in problem.reason
