@@ -315,8 +315,10 @@ def test_a_fleet_key_named_like_a_station_cannot_sign_that_stations_audit_checkp
 
     from certs.verify import check_station_signature
 
-    pki.issue_fleet(own.ca_dir, "station-01", tmp_path / "fleet")
-    posing = pki.load_fleet_signer(tmp_path / "fleet")
+    with pytest.raises(pki.PkiError, match="is a station of this CA"):
+        pki.issue_fleet(own.ca_dir, "station-01", tmp_path / "refused")
+    certificate, key = kit.mint(own.ca_dir, common_name="station-01", unit=pki.FLEET_OU, extended=(FLEET_SIGNING_EKU,))
+    posing = kit.signer_from(certificate, key, own.ca_dir)  # as another CA tool could issue it
     signed = b"checkpoint payload"
     bundle = load_trust_bundle(own.bundle)
     genuine = own.station.private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
