@@ -61,7 +61,8 @@ modules under ``agent``)::
      ├── FleetUnavailable             fleet_unavailable        400  exit 1  fleet.errors
      ├── PasswordRejected             password_rejected        400  exit 2  methods.ata_security_erase
      ├── ReuseRefused                 refused                  409  exit 2  reuse.errors
-     └── SchemeError                  bad_scheme               400  exit 2  reuse.errors
+     ├── SchemeError                  bad_scheme               400  exit 2  reuse.errors
+     └── ManifestUnavailable          manifest_unavailable     503  exit 1  web.fleet_partner
 
 The certs package (a separately installable verifier) has its own twin tree and registry,
 ``certs.errors.CODES``; the two share only ``certificate_error``.

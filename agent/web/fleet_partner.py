@@ -42,6 +42,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from agent.errors import AgentError
 from agent.web.accounts import Role
 from agent.web.render import render
 from agent.web.server import Console, session_of
@@ -68,8 +69,12 @@ CACHE_SECONDS = 600.0
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-class ManifestUnavailable(web.HTTPServiceUnavailable):
+class ManifestUnavailable(AgentError):
     """The fleet holds the manifest's entry but cannot serve its content (no PDF, no trust bundle, not valid)."""
+
+    code = "manifest_unavailable"
+    exit_code = 1
+    http_status = 503
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ class TrustFile:
         from certs.verify import load_trust_bundle
 
         if self.path is None:
-            raise ManifestUnavailable(text="the console has no trust bundle (web serve --trust BUNDLE): "
+            raise ManifestUnavailable("the console has no trust bundle (web serve --trust BUNDLE): "
                                            "nothing can be verified")
         try:
             info = self.path.stat()
@@ -236,7 +241,7 @@ class TrustFile:
             if stamp != self._stamp or self._bundle is None:
                 self._bundle, self._stamp = load_trust_bundle(self.path), stamp
         except (OSError, TrustBundleError) as error:
-            raise ManifestUnavailable(text=f"the console's trust bundle cannot be read: {error}") from None
+            raise ManifestUnavailable(f"the console's trust bundle cannot be read: {error}") from None
         return self._bundle
 
     @property
@@ -313,7 +318,7 @@ def install(console: Console, fleet: FleetContext) -> None:
         summary = found[0]
         pdf = await fleet.run(lambda database: _held_pdf(database.db, station, manifest))
         if pdf is None or summary.pdf_sha256 is None:
-            raise ManifestUnavailable(text=f"the fleet holds no signed PDF of manifest {manifest} (the station has "
+            raise ManifestUnavailable(f"the fleet holds no signed PDF of manifest {manifest} (the station has "
                                            "not forwarded it): ask the organisation")
         bundle = trust.bundle()
         # by the bytes handed out (not the column beside them) and the bundle they were judged with (a new CRL
@@ -326,16 +331,16 @@ def install(console: Console, fleet: FleetContext) -> None:
             report = await asyncio.to_thread(_verify, pdf, f"manifest-{manifest}.pdf", bundle, DocumentKind.MANIFEST)
             verdicts.put(digest, report)
         if not report.valid or report.document is None:
-            raise ManifestUnavailable(text=f"the manifest the fleet holds does not verify now "
+            raise ManifestUnavailable(f"the manifest the fleet holds does not verify now "
                                            f"({report.code}: {report.reason}); it is not handed out")
         if report.document.get("document_id") != manifest or report.document.get("station_id") != station:
-            raise ManifestUnavailable(text="the held PDF is another manifest's; it is not handed out")
+            raise ManifestUnavailable("the held PDF is another manifest's; it is not handed out")
         signed = report.document.get("scheme")
         signed_scheme = str(signed.get("name")) if isinstance(signed, dict) else str(signed)
         if not _same_partner(partner_of_scheme(signed_scheme), summary.partner):
             # the station's audit entry allocated it to this partner, the signed manifest to another: the
             # signed document is what a partner holds, so neither is handed out
-            raise ManifestUnavailable(text=f"the signed manifest is for scheme {signed_scheme!r}, its audit entry "
+            raise ManifestUnavailable(f"the signed manifest is for scheme {signed_scheme!r}, its audit entry "
                                            f"says {summary.scheme!r}; it is not handed out")
         return HeldManifest(summary, pdf, report.document, report)
 
