@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,3 +82,92 @@ def _job(row: Any) -> dict[str, Any]:
     return {"station_id": row[0], "job_id": row[1], "state": row[2], "route": row[3], "model": row[4],
             "serial": row[5], "asset_tag": row[6], "certificate_id": row[7],
             "finished_at": row[8].isoformat() if row[8] else None}
+
+
+_ASSET_JOBS = """
+SELECT station_id, job_id, state, method, model, serial, media, created_at, finished_at, route, certificate_id,
+       reason, body FROM (
+    SELECT j.* FROM fleet_jobs j WHERE upper(j.asset_tag) = upper(%(tag)s)
+    UNION  -- the drives of a registered host, by the serial its station registered
+    SELECT j.* FROM fleet_asset_facts h JOIN fleet_jobs j ON j.serial = h.ref AND j.station_id = h.station_id
+    WHERE h.kind = 'host-drive' AND upper(h.asset_tag) = upper(%(tag)s)) AS linked
+ORDER BY created_at, station_id, job_id
+"""
+
+_ASSET_AUDIT = """
+SELECT a.station_id, a.seq, a.at, a.kind, a.subject, a.data, a.hash FROM fleet_audit a
+WHERE upper(a.subject) = upper(%(tag)s)
+   OR (a.station_id, a.subject) IN (SELECT * FROM unnest(%(stations)s::text[], %(jobs)s::text[]))
+   OR (a.station_id, a.seq) IN (SELECT f.station_id, f.audit_seq FROM fleet_asset_facts f
+                                WHERE upper(f.asset_tag) = upper(%(tag)s))
+   OR (a.kind = 'validation-statement' AND a.station_id = ANY(%(stations)s::text[]) AND a.data LIKE ANY(%(likes)s))
+ORDER BY a.at, a.station_id, a.seq
+"""
+
+
+def asset_history(db: Any, key: str, *, limit: int = 2000) -> dict[str, Any] | None:
+    """Everything the fleet holds of one asset (by tag or serial, or a tag only the stations' jobs name): its
+    register row, every job of its drives (with each job's verification and secondary verifications), the
+    certificates and reports received for them, and every audit entry that speaks of it — its own entries
+    (intake, host registration, attestations, decisions, destruction), its jobs' entries, the manifests that
+    list it and the validation statements that cover its jobs. None when the fleet knows nothing of ``key``."""
+    from agent.fleet.assets import asset_by_key
+
+    asset = asset_by_key(db, key)
+    tag = asset.asset_tag if asset is not None else key
+    jobs = db.execute(_ASSET_JOBS, {"tag": tag}).fetchall()
+    if asset is None and not jobs:
+        return None
+    stations = [str(row[0]) for row in jobs]
+    job_ids = [str(row[1]) for row in jobs]
+    wanted = {(station, certificate) for station, certificate in
+              ((str(row[0]), row[10]) for row in jobs) if certificate}
+    documents = {}
+    if wanted:
+        for station, document_id, kind, sha256, signed_at, size in db.execute(
+                "SELECT station_id, document_id, kind, sha256, signed_at, length(pdf) FROM fleet_documents "
+                "WHERE (station_id, document_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                ([s for s, _ in wanted], [d for _, d in wanted])).fetchall():
+            documents[(str(station), str(document_id))] = {
+                "station_id": station, "document_id": document_id, "kind": kind, "sha256": sha256,
+                "signed_at": signed_at.isoformat() if signed_at else None, "bytes": int(size)}
+    likes = [f'%"{_like(job_id)}"%' for job_id in job_ids] or ["-"]
+    entries = db.execute(_ASSET_AUDIT, {"tag": tag, "stations": stations or [""], "jobs": job_ids or [""],
+                                        "likes": likes}).fetchall()
+    audit = []
+    for station, seq, at, kind, subject, data, digest in entries[:limit]:
+        parsed = json.loads(data)
+        if kind == "validation-statement" and not _covers(parsed, set(job_ids)):
+            continue  # a LIKE match on another job's id that merely contains this one
+        audit.append({"station_id": station, "seq": int(seq), "at": at, "kind": kind, "subject": subject,
+                      "data": parsed, "hash": digest})
+    items = []
+    for row in jobs:
+        body = json.loads(row[12])
+        verification = body.get("verification") if isinstance(body.get("verification"), dict) else None
+        checks = [check for check in body.get("secondary_verifications") or [] if isinstance(check, dict)]
+        items.append({"station_id": row[0], "job_id": row[1], "state": row[2], "method": row[3], "model": row[4],
+                      "serial": row[5], "media": row[6], "created_at": row[7].isoformat(),
+                      "finished_at": row[8].isoformat() if row[8] else None, "route": row[9],
+                      "certificate_id": row[10], "reason": row[11], "verification": verification,
+                      "secondary_verifications": checks,
+                      "document": documents.get((str(row[0]), str(row[10]))) if row[10] else None})
+    register = asset.to_json() if asset is not None else None
+    extra = db.execute("SELECT scheme, last_station FROM fleet_assets WHERE asset_tag = %s", (tag,)).fetchone()
+    db.rollback()
+    return {"asset_tag": tag, "register": register, "scheme": extra[0] if extra else None,
+            "last_station": extra[1] if extra else None, "jobs": items, "documents": list(documents.values()),
+            "audit": audit, "audit_truncated": len(entries) > limit,
+            "attestations": [entry for entry in audit if entry["kind"] == "attestation"],
+            "validations": [entry for entry in audit if entry["kind"] == "validation-statement"]}
+
+
+def _covers(data: Any, job_ids: set[str]) -> bool:
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    return any(isinstance(item, dict) and item.get("job_id") in job_ids for item in jobs or []) or any(
+        isinstance(item, str) and item in job_ids for item in jobs or [])
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (backslash is PostgreSQL's default escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -164,3 +164,88 @@ def summary(db: Any) -> dict[str, Any]:
     done = sum(states.get(state, 0) for state in ("sanitised", "eligible", "allocated", "handed_over", "destroyed"))
     return {"total": total, "states": states, "schemes": schemes, "jobs_by_station": stations,
             "done": done, "percent_done": round(100.0 * done / total, 1) if total else 0.0}
+
+
+DONE_STATES = ("sanitised", "eligible", "allocated", "handed_over", "destroyed")
+
+_DONE_DAYS = """
+WITH done AS (SELECT upper(asset_tag) AS asset, state_since FROM fleet_assets WHERE state = ANY(%(done)s)),
+finished AS (  -- the sanitised jobs of a done asset: by its own tag, or as a drive of a registered host
+    SELECT d.asset, j.finished_at FROM done d JOIN fleet_jobs j ON upper(j.asset_tag) = d.asset
+    WHERE j.state = 'sanitised'
+    UNION ALL
+    SELECT d.asset, j.finished_at FROM done d
+    JOIN fleet_asset_facts h ON h.kind = 'host-drive' AND upper(h.asset_tag) = d.asset
+    JOIN fleet_jobs j ON j.serial = h.ref AND j.station_id = h.station_id WHERE j.state = 'sanitised'),
+dated AS (SELECT d.asset, coalesce(max(f.finished_at), d.state_since) AS at
+          FROM done d LEFT JOIN finished f USING (asset) GROUP BY d.asset, d.state_since)
+SELECT (at AT TIME ZONE 'UTC')::date, count(*) FROM dated GROUP BY 1 ORDER BY 1
+"""
+
+
+def burn_up(db: Any, start: Any, end: Any) -> dict[str, Any]:
+    """Assets done per UTC day from ``start`` (inclusive) to ``end`` (exclusive), cumulative from the programme's
+    first: an asset counts on the day its last drive was sanitised (a done asset without a sanitised job — one
+    destroyed unwiped — on the day it reached its state), so the last day's total is :func:`summary`'s ``done``."""
+    from datetime import timedelta
+
+    rows = db.execute(_DONE_DAYS, {"done": list(DONE_STATES)}).fetchall()
+    before = sum(int(count) for day, count in rows if day < start)
+    counts = {day: int(count) for day, count in rows if start <= day < end}
+    days, daily, cumulative, running = [], [], [], before
+    cursor = start
+    while cursor < end:
+        running += counts.get(cursor, 0)
+        days.append(cursor.isoformat())
+        daily.append(counts.get(cursor, 0))
+        cumulative.append(running)
+        cursor += timedelta(days=1)
+    return {"before": before, "days": days, "daily": daily, "cumulative": cumulative,
+            "after": sum(int(count) for day, count in rows if day >= end)}
+
+
+_ROUTES = """
+WITH decisions AS (  -- each asset's latest eligibility decision by a station that received it (the state's rule)
+    SELECT DISTINCT ON (upper(f.asset_tag)) upper(f.asset_tag) AS asset, f.route FROM fleet_asset_facts f
+    WHERE f.kind = 'eligibility-decision' AND f.route IS NOT NULL
+      AND (EXISTS (SELECT 1 FROM fleet_asset_facts r WHERE r.station_id = f.station_id
+                   AND r.kind IN ('intake', 'host-registered') AND upper(r.asset_tag) = upper(f.asset_tag))
+           OR EXISTS (SELECT 1 FROM fleet_jobs j WHERE j.station_id = f.station_id
+                      AND upper(j.asset_tag) = upper(f.asset_tag)))
+    ORDER BY upper(f.asset_tag), f.at DESC, f.audit_seq DESC)
+SELECT CASE WHEN a.state = 'destroyed' THEN 'destroy'
+            WHEN a.scheme IS NOT NULL THEN 'reuse:' || a.scheme
+            ELSE coalesce(d.route, 'undecided') END AS route,
+       a.state, count(*)
+FROM fleet_assets a LEFT JOIN decisions d ON d.asset = upper(a.asset_tag)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def routes(db: Any) -> list[dict[str, Any]]:
+    """Assets by route — ``reuse:<scheme>``, ``destroy``, ``hold`` or ``undecided`` — each with its states.
+
+    A destroyed asset's route is ``destroy``; an eligible (or allocated) one's is its scheme's; otherwise the
+    latest eligibility decision of a station that received the asset (a decision of another station does not
+    count, as in the state rule), or ``undecided``."""
+    table: dict[str, dict[str, int]] = {}
+    for route, state, count in db.execute(_ROUTES).fetchall():
+        table.setdefault(str(route), {})[str(state)] = int(count)
+    ordered = sorted(table.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return [{"route": route, "assets": sum(states.values()), "states": states} for route, states in ordered]
+
+
+def time_in_state(db: Any, now: Any = None) -> list[dict[str, Any]]:
+    """For each state: how many assets are in it now and how long they have been (median, 90th percentile and
+    longest, in hours, from ``state_since``)."""
+    age = "extract(epoch FROM coalesce(%(now)s::timestamptz, now()) - state_since)"
+    rows = db.execute(
+        f"SELECT state, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY {age}), "
+        f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {age}), max({age}) "
+        "FROM fleet_assets GROUP BY state", {"now": now}).fetchall()
+    order = {state: index for index, state in enumerate(
+        ("awaiting", "received", "in_progress", "held", "sanitised", "eligible", "allocated", "handed_over",
+         "destroyed"))}
+    return [{"state": str(state), "assets": int(count), "median_hours": round(max(float(median), 0) / 3600, 1),
+             "p90_hours": round(max(float(p90), 0) / 3600, 1), "max_hours": round(max(float(longest), 0) / 3600, 1)}
+            for state, count, median, p90, longest in sorted(rows, key=lambda row: order.get(str(row[0]), 99))]

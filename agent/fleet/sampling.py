@@ -133,11 +133,13 @@ def _moment(value: Any) -> datetime | None:
 def sample_status(db: Any, draw_id: int | None = None) -> dict[str, Any]:
     """The latest draw (or ``draw_id``): each drawn drive's secondary verification since the draw —
     ``passed``, ``failed`` or ``pending`` — per station and in total."""
-    row = db.execute("SELECT id, seed, percent, at FROM fleet_sample_draws WHERE %s::bigint IS NULL OR id = %s "
+    row = db.execute("SELECT id, seed, percent, at, population, population_sha256, earlier_draws "
+                     "FROM fleet_sample_draws WHERE %s::bigint IS NULL OR id = %s "
                      "ORDER BY id DESC LIMIT 1", (draw_id, draw_id)).fetchone()
     if row is None:
         raise FleetInputError("no sample has been drawn" if draw_id is None else f"no sample draw {draw_id}")
     draw_id, seed, percent, at = int(row[0]), str(row[1]), float(row[2]), row[3]
+    drawn_from = {"population": int(row[4]), "population_sha256": str(row[5]), "earlier_draws": int(row[6])}
     items = db.execute("SELECT i.station_id, i.job_id, i.method, j.body FROM fleet_sample_items i "
                        "LEFT JOIN fleet_jobs j USING (station_id, job_id) WHERE i.draw_id = %s "
                        "ORDER BY i.rank_sha256", (draw_id,)).fetchall()
@@ -154,5 +156,5 @@ def sample_status(db: Any, draw_id: int | None = None) -> dict[str, Any]:
         per_station.setdefault(station, {"passed": 0, "failed": 0, "pending": 0})[outcome] += 1
         results.append({"station_id": station, "job_id": job_id, "method": method, "result": outcome,
                         "checked_at": checked_at})
-    return {"draw": draw_id, "seed": seed, "percent": percent, "at": at.isoformat(), "totals": totals,
+    return {"draw": draw_id, "seed": seed, "percent": percent, "at": at.isoformat(), **drawn_from, "totals": totals,
             "stations": per_station, "items": results}

@@ -15,9 +15,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from agent.fleet.database import FleetDatabase
-from agent.fleet.programme import summary
-from agent.web.accounts import Accounts, Role
-from agent.web.render import render
+from agent.web import fleet_compliance, fleet_dashboard
+from agent.web.accounts import Accounts
 from agent.web.server import AuditSink, Console
 
 T = TypeVar("T")
@@ -77,17 +76,13 @@ def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: b
     console = Console(kind="fleet", title="fleet", accounts=accounts, audit=audit or _LogAudit(), secure=secure,
                       home="/")
 
-    async def dashboard(request: web.Request) -> web.StreamResponse:
-        data = await fleet.run(lambda database: summary(database.db))
-        return render(request, "fleet_dashboard.html", summary=data)
-
-    console.add("GET", "/", dashboard, roles={Role.ADMIN, Role.COMPLIANCE, Role.AUDITOR}, nav="Programme")
-
     async def cleanup(app: web.Application) -> None:
         fleet.close()
 
     console.on_cleanup.append(cleanup)
     # the views' modules are installed here, one line each: install(console, fleet)
+    fleet_dashboard.install(console, fleet)
+    fleet_compliance.install(console, fleet)
     from agent.web import fleet_auditor, fleet_partner
 
     fleet_partner.install(console, fleet)
