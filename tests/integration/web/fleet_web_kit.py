@@ -139,6 +139,11 @@ class Console:
         if found:
             self.csrf[who] = found.group(1)
 
+    def token(self, who: str) -> str:
+        """``who``'s CSRF token (signing in first)."""
+        self._session(who)
+        return self.csrf[who]
+
     def fetch(self, who: str, path: str, *, method: str = "GET", data: Any = None, sign_in: bool = True,
               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         session = self._session(who) if sign_in else self.sessions[who]
