@@ -53,7 +53,7 @@ def _short(label: str, limit: int) -> str:
 def burn_up(chart_id: str, title: str, description: str, days: Sequence[str], cumulative: Sequence[int],
             target: int, daily: Sequence[int] | None = None) -> Markup:
     """Cumulative devices done per day (a line) up to ``target`` (a dashed line), with ``daily`` as bars."""
-    height, left, right, top, bottom = 300, 64, 16, 16, 40
+    height, left, right, top, bottom = 280, 64, 16, 16, 40
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     peak = _nice_top(max([target, *cumulative, 1]))
     count = max(len(days), 1)
@@ -93,7 +93,8 @@ def burn_up(chart_id: str, title: str, description: str, days: Sequence[str], cu
                     f'y="{_number(max(y(cumulative[-1]) - 10, top + 12))}">{_text(f"{cumulative[-1]:,}")}</text>')
     every = max(1, math.ceil(count / 8))
     for index, day in enumerate(days):
-        if index % every == 0 or index == count - 1:
+        # every ``every``-th day and the last, but not a regular one so near the last that the two overlap
+        if (index % every == 0 and count - 1 - index >= max(every / 2, 1)) or index == count - 1:
             body.append(f'<text class="tick" x="{_number(x(index))}" y="{height - bottom + 18}" '
                         f'text-anchor="middle">{_text(day[5:] if len(day) == 10 else day)}</text>')
     return _frame(chart_id, title, description, height, body)
@@ -108,7 +109,7 @@ def bars(chart_id: str, title: str, description: str, labels: Sequence[str], val
 def stacked_bars(chart_id: str, title: str, description: str, labels: Sequence[str],
                  series: Sequence[tuple[str, Sequence[float]]], *, unit: str = "", legend: bool = True) -> Markup:
     """One horizontal bar per label, split into ``series`` (name, one value per label), with a legend."""
-    row, left, right, top = 26, 190, 80, 8
+    row, left, right, top = 30, 200, 80, 8
     legend_h = 28 if legend and series else 0
     height = top + legend_h + row * max(len(labels), 1) + 8
     plot_w = WIDTH - left - right
@@ -120,11 +121,11 @@ def stacked_bars(chart_id: str, title: str, description: str, labels: Sequence[s
         for number, (name, _) in enumerate(series):
             body.append(f'<g class="series-{number % SERIES}"><rect x="{place}" y="{top + 4}" width="14" '
                         f'height="14"/></g><text class="label" x="{place + 20}" y="{top + 16}">{_text(name)}</text>')
-            place += 28 + 8 * len(name)
+            place += 32 + 9 * len(name)
     for index, label in enumerate(labels):
         y = top + legend_h + index * row
         body.append(f'<text class="tick" x="{left - 8}" y="{y + row / 2 + 5}" text-anchor="end">'
-                    f'<title>{_text(label)}</title>{_text(_short(label, 26))}</text>')
+                    f'<title>{_text(label)}</title>{_text(_short(label, 24))}</text>')
         offset = 0.0
         for number, (name, values) in enumerate(series):
             value = values[index]

@@ -70,7 +70,7 @@ def test_the_dashboard_draws_every_chart_with_a_table_of_the_same_numbers(consol
     # station-01's 20 and station-02's 10 sanitised, but PF-000003 is routed to destruction (held): 29 done
     assert done == 29
     assert f"<strong>{done}</strong> of 60 devices done" in html
-    burn = _rows(html, "Devices done per day")
+    burn = _rows(html, "Devices done per day")[::-1]  # newest first in the table
     assert len(burn) == 30 and burn[-1][2] == str(done)
     assert sum(int(row[1]) for row in burn) == done  # every done asset finished in the last 30 days
     # station-01's over five days (PF-000003, of day 3, held), station-02's all today
@@ -95,7 +95,7 @@ def test_the_period_is_a_validated_query(console: Console) -> None:
     status, _, html = console.page("auditor", f"/?from={today - timedelta(days=6)}&to={today}")
     assert status == 200 and len(_rows(html, "Devices done per day")) == 7
     status, _, html = console.page("compliance", f"/?from={today - timedelta(days=3)}&to={today - timedelta(days=1)}")
-    burn = _rows(html, "Devices done per day")
+    burn = _rows(html, "Devices done per day")[::-1]
     assert [row[1] for row in burn] == ["3", "4", "4"] and burn[-1][2] == str(4 + 3 + 4 + 4)  # 4 done before
     for query, message in (
             ("from=2026-13-01", "from must be a day as YYYY-MM-DD, not &#39;2026-13-01&#39;"),

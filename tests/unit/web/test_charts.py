@@ -17,7 +17,7 @@ def _parse(svg: str) -> ElementTree.Element:
 def test_a_burn_up_is_a_described_image_of_its_numbers() -> None:
     days = ["2026-12-01", "2026-12-02", "2026-12-03"]
     root = _parse(charts.burn_up("b", "Done", "3 of 10 done", days, [1, 1, 3], 10, [1, 0, 2]))
-    assert root.get("role") == "img" and root.get("viewBox") == "0 0 720 300"
+    assert root.get("role") == "img" and root.get("viewBox") == "0 0 720 280"
     assert root.get("aria-labelledby") == "b-title b-desc"
     assert root.find(f"{NS}title").text == "Done" and root.find(f"{NS}desc").text == "3 of 10 done"  # type: ignore
     line = root.find(f".//{NS}polyline")
