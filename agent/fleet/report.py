@@ -41,22 +41,35 @@ def build(db: Any, start: date, end: date) -> dict[str, Any]:
     since, until = period(start, end)
     window = "finished_at >= %s AND finished_at < %s"
     args = (since, until)
-    per_day = _rows(db, "SELECT (finished_at AT TIME ZONE 'UTC')::date, state, count(*) FROM fleet_jobs "
-                        f"WHERE {window} GROUP BY 1, 2 ORDER BY 1, 2", args)
+    # one scan of the period's jobs for every grouping (per day, station, method, media, model, and in total);
+    # GROUPING() says which set a row belongs to (1 = that column is not grouped in this row)
+    sets = ("day", "station_id", "method", "media", "model")
+    grouped_rows = _rows(db, "SELECT day, station_id, method, media, model, state, count(*), "
+                             "GROUPING(day, station_id, method, media, model) FROM ("
+                             "SELECT (finished_at AT TIME ZONE 'UTC')::date AS day, station_id, "
+                             "coalesce(method, '-') AS method, coalesce(media, '-') AS media, "
+                             "coalesce(model, '-') AS model, state FROM fleet_jobs "
+                             f"WHERE {window}) AS period GROUP BY GROUPING SETS ((day, state), (station_id, state), "
+                             "(method, state), (media, state), (model, state), (state))", args)
+    tables: dict[str, dict[str, dict[str, int]]] = {name: {} for name in (*sets, "total")}
+    for *keys, state, count, grouping in grouped_rows:
+        position = next((index for index in range(len(sets)) if not grouping >> (len(sets) - 1 - index) & 1), None)
+        if position is None:
+            name, key = "total", "total"
+        else:
+            name, value = sets[position], keys[position]
+            key = value.isoformat() if name == "day" else str(value)
+        tables[name].setdefault(key, {})[str(state)] = int(count)
     days: dict[str, dict[str, int]] = {}
     cursor = start
     while cursor < end:
         days[cursor.isoformat()] = {}
         cursor += timedelta(days=1)
-    for day, state, count in per_day:
-        days.setdefault(day.isoformat(), {})[str(state)] = int(count)
+    for day, states in sorted(tables["day"].items()):
+        days.setdefault(day, {}).update(states)
 
     def grouped(column: str, limit: int | None = None) -> list[dict[str, Any]]:
-        rows = _rows(db, f"SELECT coalesce({column}, '-'), state, count(*) FROM fleet_jobs WHERE {window} "
-                         "GROUP BY 1, 2", args)
-        table: dict[str, dict[str, int]] = {}
-        for key, state, count in rows:
-            table.setdefault(str(key), {})[str(state)] = int(count)
+        table = tables[column]
         ordered = sorted(table.items(), key=lambda item: (-sum(item[1].values()), item[0]))
         return [{"key": key, "total": sum(states.values()), "states": states}
                 for key, states in (ordered[:limit] if limit else ordered)]
@@ -91,10 +104,9 @@ def build(db: Any, start: date, end: date) -> dict[str, Any]:
                percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM handed.at - received.at) / 3600)
         FROM handed JOIN received USING (asset)
         WHERE handed.at >= received.at AND handed.at >= %s AND handed.at < %s GROUP BY 1 ORDER BY 1""", args)
-    total = _rows(db, f"SELECT state, count(*) FROM fleet_jobs WHERE {window} GROUP BY 1", args)
     return {
         "from": start.isoformat(), "to": end.isoformat(), "generated_at": datetime.now(UTC).isoformat(),
-        "jobs": {str(state): int(count) for state, count in total},
+        "jobs": tables["total"].get("total", {}),
         "per_day": days,
         "per_station": grouped("station_id"),
         "by_method": grouped("method"),

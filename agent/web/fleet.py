@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -21,6 +22,13 @@ from agent.web.server import AuditSink, Console
 
 T = TypeVar("T")
 POOL_SIZE = 4  # queries run in threads; more than this many at once wait for a connection
+SNAPSHOT_TTL = 60.0  # seconds a snapshot of the fleet's numbers is reused while nothing new was ingested
+SNAPSHOTS = 64       # snapshots kept (one per page and period asked for), the oldest dropped first
+# what changes when anything reaches the fleet: every record a station pushes (accepted or refused) takes the
+# station's next sequence number; a register import and a sample draw each add a row
+_VERSION = ("SELECT (SELECT coalesce(sum(next_seq), 0) FROM fleet_stations), "
+            "(SELECT coalesce(max(id), 0) FROM fleet_imports), (SELECT coalesce(max(id), 0) FROM fleet_sample_draws), "
+            "(SELECT coalesce(max(id), 0) FROM fleet_quarantine)")
 
 
 class FleetContext:
@@ -30,12 +38,17 @@ class FleetContext:
         self.dsn, self.trust = dsn, trust
         self._idle: queue.LifoQueue[FleetDatabase] = queue.LifoQueue()
         self._slots = asyncio.Semaphore(pool_size)
+        self._snapshots: dict[Hashable, tuple[tuple[Any, ...], float, Any]] = {}
+        self._locks: dict[Hashable, asyncio.Lock] = {}
 
     def _call(self, work: Callable[[FleetDatabase], T]) -> T:
         try:
             database = self._idle.get_nowait()
         except queue.Empty:
             database = FleetDatabase(self.dsn).open()
+            # the pages' queries are short: compiling them (JIT) cost more than it saved (bench_web_fleet.py)
+            database.db.execute("SET jit = off")
+            database.db.commit()
         healthy = False
         try:
             result = work(database)
@@ -52,12 +65,39 @@ class FleetContext:
         async with self._slots:
             return await asyncio.to_thread(self._call, work)
 
+    async def snapshot(self, key: Hashable, work: Callable[[FleetDatabase], T], *, ttl: float = SNAPSHOT_TTL) -> T:
+        """``work(database)``'s result, reused for ``key`` while the fleet holds nothing new (no record ingested,
+        no register imported, no sample drawn since) and for at most ``ttl`` seconds; requests that arrive while
+        it is being computed wait for that one computation instead of starting their own."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            version = await self.run(_version)
+            kept = self._snapshots.get(key)
+            if kept is not None and kept[0] == version and time.monotonic() - kept[1] < ttl:
+                return cast(T, kept[2])
+            result = await self.run(work)
+            self._snapshots.pop(key, None)
+            self._snapshots[key] = (version, time.monotonic(), result)
+            while len(self._snapshots) > SNAPSHOTS:
+                oldest = next(iter(self._snapshots))
+                del self._snapshots[oldest]
+                self._locks.pop(oldest, None)
+            return result
+
     def close(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+def _version(database: FleetDatabase) -> tuple[Any, ...]:
+    try:
+        row = database.db.execute(_VERSION).fetchone()
+    finally:
+        database.db.rollback()
+    return tuple(row) if row is not None else ()
 
 
 class _LogAudit:

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -95,7 +96,7 @@ def compliance_data(db: Any, draw_id: int | None) -> dict[str, Any]:
                                        "ORDER BY id DESC LIMIT 20").fetchall()]
     finally:
         db.rollback()
-    return {"sample": sample, "exceptions": found, "draws": draws}
+    return {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "sample": sample, "exceptions": found, "draws": draws}
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -141,7 +142,7 @@ def install(console: Console, fleet: Any) -> None:
 
     async def compliance(request: web.Request) -> web.StreamResponse:
         draw_id = _draw_number(_only(request, "draw").get("draw"))
-        data = await fleet.run(lambda database: compliance_data(database.db, draw_id))
+        data = await fleet.snapshot(("compliance", draw_id), lambda database: compliance_data(database.db, draw_id))
         session = session_of(request)
         return render(request, "fleet_compliance.html", **data, shown=SHOWN,
                       strata=strata_of(data["sample"]) if data["sample"] else [],

@@ -71,7 +71,7 @@ def dashboard_data(db: Any, start: date, end: date) -> dict[str, Any]:
     """Everything the dashboard shows for ``start``…``end`` (inclusive), read in one transaction."""
     try:
         jobs = report.build(db, start, end + timedelta(days=1))
-        data = {"summary": programme.summary(db), "report": jobs,
+        data = {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "summary": programme.summary(db), "report": jobs,
                 "burn_up": programme.burn_up(db, start, end + timedelta(days=1)),
                 "routes": programme.routes(db), "time_in_state": programme.time_in_state(db)}
     finally:
@@ -117,7 +117,7 @@ def install(console: Console, fleet: Any) -> None:
 
     async def dashboard(request: web.Request) -> web.StreamResponse:
         start, end = period_of(request)
-        data = await fleet.run(lambda database: dashboard_data(database.db, start, end))
+        data = await fleet.snapshot(("dashboard", start, end), lambda database: dashboard_data(database.db, start, end))
         days = (end - start).days + 1
         per_day = {item["key"]: round(item["total"] / days, 1) for item in data["report"]["per_station"]}
         return render(request, "fleet_dashboard.html", start=start.isoformat(), end=end.isoformat(), days=days,

@@ -154,3 +154,39 @@ def test_the_programme_queries_behind_the_dashboard(fleet: dict[str, Any]) -> No
     hours = {item["state"]: item for item in programme.time_in_state(db, datetime.now(UTC) + timedelta(hours=5))}
     assert hours["sanitised"]["assets"] == 28 and 4.9 < hours["sanitised"]["median_hours"] < 5.5
     db.rollback()
+
+
+def test_a_snapshot_is_reused_only_while_the_fleet_holds_nothing_new(postgres_dsn: str, console: Console,
+                                                                     fleet: dict[str, Any]) -> None:
+    import asyncio
+
+    from agent.fleet.ingest import Ingestor
+    from agent.web.fleet import FleetContext
+    from tests.integration.store.fleet_kit import StationFeed
+
+    computed: list[int] = []
+
+    def work(database: FleetDatabase) -> int:
+        computed.append(1)
+        row = database.db.execute("SELECT count(*) FROM fleet_jobs").fetchone()
+        database.db.rollback()
+        return int(row[0]) if row else -1
+
+    async def twice(context: FleetContext) -> list[int]:
+        return list(await asyncio.gather(*(context.snapshot("jobs", work) for _ in range(5))))
+
+    context = FleetContext(postgres_dsn)
+    loop = asyncio.new_event_loop()  # the context's locks belong to one loop, as in the console
+    try:
+        assert loop.run_until_complete(twice(context)) == [33] * 5 and len(computed) == 1  # five at once: once
+        assert loop.run_until_complete(twice(context)) == [33] * 5 and len(computed) == 1
+        _, _, before = console.page("admin", "/")
+        feed = StationFeed("station-02", seq=10)
+        feed.job(10, asset="PF-000040", serial="S2-0010")
+        assert Ingestor(fleet["database"], None).ingest("station-02", feed.batch()).refused == []
+        assert loop.run_until_complete(twice(context)) == [34] * 5 and len(computed) == 2  # a record came: anew
+        _, _, after = console.page("admin", "/")
+    finally:
+        context.close()
+        loop.close()
+    assert "<strong>29</strong> of 60" in before and "<strong>30</strong> of 60" in after
