@@ -114,12 +114,18 @@ def populate(dsn: str, stations: int, per_station: int, days: int, batch: int) -
     assert counts is not None
     print(f"fleet holds {counts[0]:,} assets, {counts[1]:,} jobs, {counts[2]:,} audit entries, "
           f"{counts[3]:,} asset facts")
+    from agent.fleet.sampling import draw
+
+    with FleetDatabase(dsn) as fleet, fleet.transaction() as db:
+        drawn = draw(db, 10, "bench")
+    print(f"sample: {drawn['drawn']:,} of {drawn['population']:,} drives drawn (10 %)")
 
 
-def serve(dsn: str, accounts: Path, port: int) -> subprocess.Popen[str]:
+def serve(dsn: str, accounts: Path, port: int, *, snapshots: bool) -> subprocess.Popen[str]:
+    environment = {**os.environ, "WIPE_AGENT_WEB_SNAPSHOT_TTL": "" if snapshots else "0"}
     console = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "wipe-agent"), "web", "serve", "--fleet", dsn, "--listen", f"127.0.0.1:{port}",
-         "--accounts", str(accounts)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+         "--accounts", str(accounts)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=environment)
     assert console.stderr is not None
     line = console.stderr.readline()
     if "console on" not in line:
@@ -144,11 +150,16 @@ async def _signed_in(base: str) -> Any:
     return session
 
 
-async def load(base: str, clients: int, seconds: float) -> dict[str, list[float]]:
+async def load(base: str, clients: int, seconds: float, names: tuple[str, ...]) -> dict[str, list[float]]:
     sessions = [await _signed_in(base) for _ in range(clients)]
     tags = random.Random(7)
-    routes: dict[str, Any] = {"/": lambda: "/", "/compliance": lambda: "/compliance",
-                              "/assets/TAG": lambda: f"/assets/PF-{tags.randrange(30_000):06d}"}
+    today = datetime.now(UTC).date()
+    every: dict[str, Any] = {
+        "/": lambda: "/", "/compliance": lambda: "/compliance",
+        "/assets/TAG": lambda: f"/assets/PF-{tags.randrange(30_000):06d}",
+        # a period of its own each time: what a manager moving the dates costs
+        "/?from=…": lambda: f"/?from={today - timedelta(days=tags.randrange(7, 120))}&to={today}"}
+    routes = {name: every[name] for name in names}
     results: dict[str, list[float]] = {}
     try:
         for name, target in routes.items():
@@ -175,9 +186,9 @@ async def load(base: str, clients: int, seconds: float) -> dict[str, list[float]
     return results
 
 
-def report(results: dict[str, list[float]], clients: int, seconds: float) -> bool:
+def report(results: dict[str, list[float]], clients: int, seconds: float, what: str) -> bool:
     ok = True
-    print(f"load: {clients} concurrent clients, {seconds:.0f} s per route, times from request to last byte")
+    print(f"load ({what}): {clients} concurrent clients, {seconds:.0f} s per route, request to last byte")
     for name, times in results.items():
         ordered = sorted(times)
         p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
@@ -245,13 +256,20 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="wa-web-bench-") as folder:
             accounts = Path(folder) / "web-accounts.json"
             Accounts(accounts).add("bench", Role.ADMIN, "Benchmark", PASSWORD)
-            port = free_port()
-            console = serve(dsn, accounts, port)
-            base = f"http://127.0.0.1:{port}"
-            results = asyncio.run(load(base, arguments.clients, arguments.seconds))
-            ok = report(results, arguments.clients, arguments.seconds)
-            if arguments.screenshot is not None:
-                screenshot(base, arguments.screenshot)
+            ok = True
+            for snapshots, names in ((True, ("/", "/compliance", "/assets/TAG", "/?from=…")),
+                                     (False, ("/", "/compliance"))):
+                port = free_port()
+                console = serve(dsn, accounts, port, snapshots=snapshots)
+                base = f"http://127.0.0.1:{port}"
+                results = asyncio.run(load(base, arguments.clients, arguments.seconds, names))
+                ok = report(results, arguments.clients, arguments.seconds,
+                            "snapshots on" if snapshots else "every page computed afresh") and ok
+                if arguments.screenshot is not None and snapshots:
+                    screenshot(base, arguments.screenshot)
+                console.terminate()
+                console.wait(timeout=30)
+                console = None
     finally:
         if console is not None:
             console.terminate()

@@ -35,15 +35,19 @@ ALGORITHM = ("population: drives whose latest job on any station is sanitised, a
              "|| job_id) ascending, nonce fixed at the seed's first draw; per stratum: ceil(percent * n / 100)")
 
 _POPULATION = """
-SELECT DISTINCT ON (coalesce(nullif(j.serial, ''), j.station_id || '/' || j.job_id))
-       j.station_id, j.job_id, coalesce(j.method, '-'), j.state, j.model, j.serial, j.asset_tag,
-       -- gone: the drive's asset (by the job's tag, or the registered host it is a drive of) has left
-       (SELECT coalesce(bool_or(a.state IN ('allocated', 'handed_over', 'destroyed')), false) FROM fleet_assets a
-        WHERE upper(a.asset_tag) = upper(j.asset_tag)
-           OR upper(a.asset_tag) IN (SELECT upper(h.asset_tag) FROM fleet_asset_facts h WHERE h.kind = 'host-drive'
-                                     AND h.station_id = j.station_id AND h.ref = j.serial))
-FROM fleet_jobs j
-ORDER BY coalesce(nullif(j.serial, ''), j.station_id || '/' || j.job_id), j.created_at DESC, j.updated_seq DESC
+WITH latest AS (  -- each drive's latest job on any station
+    SELECT DISTINCT ON (coalesce(nullif(serial, ''), station_id || '/' || job_id))
+           station_id, job_id, coalesce(method, '-') AS method, state, model, serial, asset_tag
+    FROM fleet_jobs
+    ORDER BY coalesce(nullif(serial, ''), station_id || '/' || job_id), created_at DESC, updated_seq DESC),
+gone AS (SELECT upper(asset_tag) AS asset FROM fleet_assets WHERE state IN ('allocated', 'handed_over', 'destroyed'))
+-- gone: the drive's asset (by the job's tag, or the registered host it is a drive of) has left; as joins, not a
+-- scan of the register per job (that took minutes at 40,000 jobs)
+SELECT l.station_id, l.job_id, l.method, l.state, l.model, l.serial, l.asset_tag,
+       EXISTS (SELECT 1 FROM gone g WHERE g.asset = upper(l.asset_tag))
+       OR EXISTS (SELECT 1 FROM fleet_asset_facts h JOIN gone g ON g.asset = upper(h.asset_tag)
+                  WHERE h.kind = 'host-drive' AND h.station_id = l.station_id AND h.ref = l.serial)
+FROM latest l
 """
 
 

@@ -34,8 +34,9 @@ _VERSION = ("SELECT (SELECT coalesce(sum(next_seq), 0) FROM fleet_stations), "
 class FleetContext:
     """What the fleet's views share: the database (pooled connections) and the organisation's trust bundle."""
 
-    def __init__(self, dsn: str, *, trust: Path | None = None, pool_size: int = POOL_SIZE) -> None:
-        self.dsn, self.trust = dsn, trust
+    def __init__(self, dsn: str, *, trust: Path | None = None, pool_size: int = POOL_SIZE,
+                 snapshot_ttl: float = SNAPSHOT_TTL) -> None:
+        self.dsn, self.trust, self.snapshot_ttl = dsn, trust, snapshot_ttl
         self._idle: queue.LifoQueue[FleetDatabase] = queue.LifoQueue()
         self._slots = asyncio.Semaphore(pool_size)
         self._snapshots: dict[Hashable, tuple[tuple[Any, ...], float, Any]] = {}
@@ -65,10 +66,13 @@ class FleetContext:
         async with self._slots:
             return await asyncio.to_thread(self._call, work)
 
-    async def snapshot(self, key: Hashable, work: Callable[[FleetDatabase], T], *, ttl: float = SNAPSHOT_TTL) -> T:
+    async def snapshot(self, key: Hashable, work: Callable[[FleetDatabase], T], *, ttl: float | None = None) -> T:
         """``work(database)``'s result, reused for ``key`` while the fleet holds nothing new (no record ingested,
         no register imported, no sample drawn since) and for at most ``ttl`` seconds; requests that arrive while
         it is being computed wait for that one computation instead of starting their own."""
+        ttl = self.snapshot_ttl if ttl is None else ttl
+        if ttl <= 0:
+            return await self.run(work)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             version = await self.run(_version)
@@ -92,6 +96,24 @@ class FleetContext:
                 return
 
 
+def _snapshot_ttl() -> float:
+    """``$WIPE_AGENT_WEB_SNAPSHOT_TTL`` seconds (0: every page computed afresh), else :data:`SNAPSHOT_TTL`."""
+    import os
+
+    from agent.web.serve import WebConfigError
+
+    value = os.environ.get("WIPE_AGENT_WEB_SNAPSHOT_TTL", "")
+    if not value:
+        return SNAPSHOT_TTL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise WebConfigError(f"WIPE_AGENT_WEB_SNAPSHOT_TTL must be 0 to 3600 seconds, not {value[:40]!r}")
+    return seconds
+
+
 def _version(database: FleetDatabase) -> tuple[Any, ...]:
     try:
         row = database.db.execute(_VERSION).fetchone()
@@ -112,7 +134,7 @@ class _LogAudit:
 def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: bool,
                   audit: AuditSink | None = None) -> Console:
     """The fleet host's console, every view installed."""
-    fleet = FleetContext(dsn, trust=trust)
+    fleet = FleetContext(dsn, trust=trust, snapshot_ttl=_snapshot_ttl())
     console = Console(kind="fleet", title="fleet", accounts=accounts, audit=audit or _LogAudit(), secure=secure,
                       home="/")
 
