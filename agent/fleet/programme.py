@@ -183,15 +183,25 @@ SELECT (at AT TIME ZONE 'UTC')::date, count(*) FROM dated GROUP BY 1 ORDER BY 1
 """
 
 
+def done_per_day(db: Any) -> list[tuple[Any, int]]:
+    """(UTC day, assets done that day) for every day any asset was done, oldest first: an asset counts on the
+    day its last drive was sanitised (a done asset without a sanitised job — one destroyed unwiped — on the day
+    it reached its state), so the counts add up to :func:`summary`'s ``done``."""
+    return [(day, int(count)) for day, count in db.execute(_DONE_DAYS, {"done": list(DONE_STATES)}).fetchall()]
+
+
 def burn_up(db: Any, start: Any, end: Any) -> dict[str, Any]:
     """Assets done per UTC day from ``start`` (inclusive) to ``end`` (exclusive), cumulative from the programme's
-    first: an asset counts on the day its last drive was sanitised (a done asset without a sanitised job — one
-    destroyed unwiped — on the day it reached its state), so the last day's total is :func:`summary`'s ``done``."""
+    first (see :func:`done_per_day`)."""
+    return burn_up_of(done_per_day(db), start, end)
+
+
+def burn_up_of(rows: list[tuple[Any, int]], start: Any, end: Any) -> dict[str, Any]:
+    """:func:`burn_up` from :func:`done_per_day`'s rows (one query serves every period)."""
     from datetime import timedelta
 
-    rows = db.execute(_DONE_DAYS, {"done": list(DONE_STATES)}).fetchall()
-    before = sum(int(count) for day, count in rows if day < start)
-    counts = {day: int(count) for day, count in rows if start <= day < end}
+    before = sum(count for day, count in rows if day < start)
+    counts = {day: count for day, count in rows if start <= day < end}
     days, daily, cumulative, running = [], [], [], before
     cursor = start
     while cursor < end:
@@ -201,7 +211,7 @@ def burn_up(db: Any, start: Any, end: Any) -> dict[str, Any]:
         cumulative.append(running)
         cursor += timedelta(days=1)
     return {"before": before, "days": days, "daily": daily, "cumulative": cumulative,
-            "after": sum(int(count) for day, count in rows if day >= end)}
+            "after": sum(count for day, count in rows if day >= end)}
 
 
 _ROUTES = """

@@ -31,7 +31,7 @@ def _nice_top(value: float) -> float:
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for step in (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
         if value <= step * power:
             return step * power
     return 10.0 * power
@@ -55,7 +55,7 @@ def burn_up(chart_id: str, title: str, description: str, days: Sequence[str], cu
     """Cumulative devices done per day (a line) up to ``target`` (a dashed line), with ``daily`` as bars."""
     height, left, right, top, bottom = 280, 64, 16, 16, 40
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
-    peak = _nice_top(max([target, *cumulative, 1]))
+    peak = _nice_top(max([target, *cumulative, 1]) * 1.08)  # headroom above the total for its label
     count = max(len(days), 1)
 
     def x(index: float) -> float:
@@ -74,6 +74,8 @@ def burn_up(chart_id: str, title: str, description: str, days: Sequence[str], cu
     if daily:
         daily_peak = max(max(daily), 1)
         bar = max(plot_w / count * 0.7, 1.0)
+        body.append(f'<text class="tick" x="{left + 8}" y="{top + 14}">'
+                    f'{_text(f"bars: done each day, on their own scale (most {daily_peak:,})")}</text>')
         body.append('<g class="series-1 daily">')
         for index, value in enumerate(daily):
             if value:
@@ -88,9 +90,12 @@ def burn_up(chart_id: str, title: str, description: str, days: Sequence[str], cu
     if cumulative:
         points = " ".join(f"{_number(x(i))},{_number(y(v))}" for i, v in enumerate(cumulative))
         body.append(f'<g class="series-0 line"><polyline points="{points}"/>'
-                    f'<circle cx="{_number(x(len(cumulative) - 1))}" cy="{_number(y(cumulative[-1]))}" r="4"/></g>'
-                    f'<text class="label" x="{_number(min(x(len(cumulative) - 1), WIDTH - right - 60))}" '
-                    f'y="{_number(max(y(cumulative[-1]) - 10, top + 12))}">{_text(f"{cumulative[-1]:,}")}</text>')
+                    f'<circle cx="{_number(x(len(cumulative) - 1))}" cy="{_number(y(cumulative[-1]))}" r="4"/></g>')
+        # the last value above its point, or below it when the total's label is there
+        near = abs(y(cumulative[-1]) - y(target)) < 26
+        label_y = y(cumulative[-1]) + 22 if near else max(y(cumulative[-1]) - 10, top + 12)
+        body.append(f'<text class="label" x="{_number(x(len(cumulative) - 1) - 8)}" '
+                    f'y="{_number(label_y)}" text-anchor="end">{_text(f"{cumulative[-1]:,}")}</text>')
     every = max(1, math.ceil(count / 8))
     for index, day in enumerate(days):
         # every ``every``-th day and the last, but not a regular one so near the last that the two overlap

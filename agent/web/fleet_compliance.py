@@ -34,6 +34,7 @@ from agent.web.server import Console, session_of
 READERS = frozenset({Role.ADMIN, Role.COMPLIANCE, Role.AUDITOR})
 DRAWERS = frozenset({Role.ADMIN, Role.COMPLIANCE})
 SHOWN = 50       # items of each exception class on the page (the CSV has them all)
+SAMPLE_SHOWN = 200  # drawn drives listed on the page (the strata count them all; the CSV lists them all)
 MAX_KEY = 128
 
 
@@ -90,7 +91,7 @@ def compliance_data(db: Any, draw_id: int | None) -> dict[str, Any]:
                 raise
             sample = None
         db.rollback()
-        found = exceptions(db)
+        found = exceptions(db, limit=SHOWN)
         draws = [{"draw": int(row[0]), "at": row[1].isoformat(), "seed": row[2], "percent": float(row[3])}
                  for row in db.execute("SELECT id, at, seed, percent FROM fleet_sample_draws "
                                        "ORDER BY id DESC LIMIT 20").fetchall()]
@@ -144,7 +145,7 @@ def install(console: Console, fleet: Any) -> None:
         draw_id = _draw_number(_only(request, "draw").get("draw"))
         data = await fleet.snapshot(("compliance", draw_id), lambda database: compliance_data(database.db, draw_id))
         session = session_of(request)
-        return render(request, "fleet_compliance.html", **data, shown=SHOWN,
+        return render(request, "fleet_compliance.html", **data, shown=SHOWN, sample_shown=SAMPLE_SHOWN,
                       strata=strata_of(data["sample"]) if data["sample"] else [],
                       may_draw=session.role in DRAWERS)
 

@@ -67,16 +67,24 @@ def period_of(request: web.Request, *, allowed: frozenset[str] = frozenset()) ->
     return start, end
 
 
-def dashboard_data(db: Any, start: date, end: date) -> dict[str, Any]:
-    """Everything the dashboard shows for ``start``…``end`` (inclusive), read in one transaction."""
+def programme_now(db: Any) -> dict[str, Any]:
+    """What the dashboard shows of the assets, whatever the period: summary, done per day, routes, time in state."""
     try:
-        jobs = report.build(db, start, end + timedelta(days=1))
-        data = {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "summary": programme.summary(db), "report": jobs,
-                "burn_up": programme.burn_up(db, start, end + timedelta(days=1)),
-                "routes": programme.routes(db), "time_in_state": programme.time_in_state(db)}
+        return {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "summary": programme.summary(db),
+                "done_per_day": programme.done_per_day(db), "routes": programme.routes(db),
+                "time_in_state": programme.time_in_state(db)}
     finally:
         db.rollback()  # read only: the pooled connection goes back idle
-    return data
+
+
+async def dashboard_snapshot(fleet: Any, start: date, end: date) -> dict[str, Any]:
+    """Everything the dashboard shows for ``start``…``end`` (inclusive), from the fleet's snapshots: the assets'
+    part is shared by every period, the jobs' part is the period's own (moving the dates costs one scan of that
+    period's jobs)."""
+    now = await fleet.snapshot(("programme",), lambda database: programme_now(database.db))
+    jobs = await fleet.snapshot(("report", start, end), lambda database: _report(database.db, start, end))
+    return {**now, "report": jobs,
+            "burn_up": programme.burn_up_of(now["done_per_day"], start, end + timedelta(days=1))}
 
 
 def _charts(data: dict[str, Any], days: int) -> dict[str, Any]:
@@ -117,7 +125,7 @@ def install(console: Console, fleet: Any) -> None:
 
     async def dashboard(request: web.Request) -> web.StreamResponse:
         start, end = period_of(request)
-        data = await fleet.snapshot(("dashboard", start, end), lambda database: dashboard_data(database.db, start, end))
+        data = await dashboard_snapshot(fleet, start, end)
         days = (end - start).days + 1
         per_day = {item["key"]: round(item["total"] / days, 1) for item in data["report"]["per_station"]}
         return render(request, "fleet_dashboard.html", start=start.isoformat(), end=end.isoformat(), days=days,
