@@ -200,19 +200,14 @@ def report(results: dict[str, list[float]], clients: int, seconds: float, what: 
     return ok
 
 
-async def _session_cookies(base: str) -> dict[str, str]:
-    session = await _signed_in(base)
-    try:
-        return {cookie.key: cookie.value for cookie in session.cookie_jar}
-    finally:
-        await session.close()
-
-
 def screenshot(base: str, path: Path) -> None:
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with tempfile.TemporaryDirectory(prefix="wipe-agent-chromium-") as profile:
         options = webdriver.ChromeOptions()
@@ -226,11 +221,10 @@ def screenshot(base: str, path: Path) -> None:
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                    {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False})
             driver.get(f"{base}/sign-in")
-            # signed in by the load's client and its session handed to the browser: the skeleton's Referrer-Policy
-            # (no-referrer) makes Chrome post forms with Origin: null, which the console refuses until web-core
-            for name, value in asyncio.run(_session_cookies(base)).items():
-                driver.add_cookie({"name": name, "value": value, "path": "/"})
-            driver.get(f"{base}/")
+            field = driver.find_element(By.ID, "name")
+            field.send_keys("bench")
+            driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
+            WebDriverWait(driver, 30).until(expected_conditions.staleness_of(field))
             path.parent.mkdir(parents=True, exist_ok=True)
             assert "Programme" in driver.title, driver.title
             assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 7

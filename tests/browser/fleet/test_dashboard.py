@@ -2,7 +2,7 @@
 never downloaded): charts and their tables render, a sample is drawn from the form, a report and the exceptions
 download (the files' bytes checked), and each view is saved as a 1366x768 screenshot in $WIPE_AGENT_ARTEFACTS.
 
-(The browser and the served console are fixtures of this file until the web-core harness lands on main.)
+(The browser and the served console are fixtures of this file until the shared harness lands on main.)
 """
 
 from __future__ import annotations
@@ -114,20 +114,11 @@ def served(postgres_dsn: str, world: PkiWorld, tmp_path: Path) -> Iterator[Serve
     accounts.add("casey", Role.COMPLIANCE, "Compliance officer", PASSWORD)
     app = fleet_console(postgres_dsn, accounts=accounts, trust=None, secure=False,
                         audit=RecordingAudit()).application()
-    app.on_response_prepare.append(_same_origin_referrer)
     server = Served(app)
     try:
         yield server
     finally:
         server.stop()
-
-
-async def _same_origin_referrer(request: web.Request, response: web.StreamResponse) -> None:
-    """The skeleton on main sends ``Referrer-Policy: no-referrer``, under which Chrome posts our own forms with
-    ``Origin: null`` and the console refuses them; web-core's hardening (same-origin) fixes that, and then this
-    changes nothing."""
-    if response.headers.get("Referrer-Policy") == "no-referrer":
-        response.headers["Referrer-Policy"] = "same-origin"
 
 
 def _wait(driver: Any, condition: Any) -> Any:
