@@ -165,7 +165,8 @@ def install(console: Console, fleet: Any) -> None:
                 result = draw(db, percent, seed)
                 # in the draw's transaction: a draw the audit cannot record is rolled back with it
                 console.record("web-sample-drawn", session.name, {
-                    "draw": result["draw"], "seed": seed, "percent": percent, "population": result["population"],
+                    "role": session.role.value, "client": request.remote or "unknown", "draw": result["draw"],
+                    "seed": seed, "percent": percent, "population": result["population"],
                     "population_sha256": result["population_sha256"], "drawn": result["drawn"],
                     "earlier_draws": result["earlier_draws"]})
             return result

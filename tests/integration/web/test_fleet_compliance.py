@@ -66,6 +66,7 @@ def test_compliance_draws_a_sample_from_the_page_and_the_draw_is_recorded(consol
     assert status == 303 and headers["Location"] == "/compliance?draw=1"
     [(_, subject, data)] = [entry for entry in console.audit.entries if entry[0] == "web-sample-drawn"]
     assert subject == "compliance" and data["draw"] == 1 and data["seed"] == "2026-Q4 board"
+    assert data["role"] == "compliance" and data["client"] == "127.0.0.1"
     # population: the 31 drives whose latest job is sanitised (PF-000002's is eligible, not allocated: in it)
     assert data["population"] == 31 and data["percent"] == 20.0
     status, _, html = console.page("compliance", "/compliance?draw=1")
