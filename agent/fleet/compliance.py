@@ -171,3 +171,32 @@ def _covers(data: Any, job_ids: set[str]) -> bool:
 def _like(text: str) -> str:
     """``text`` as a literal inside a LIKE pattern (backslash is PostgreSQL's default escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def station_audit_export(db: Any, station: str) -> dict[str, Any] | None:
+    """The station's audit chain as the fleet holds it, in the station's own export format
+    (``wipe-agent audit verify --file`` checks it offline against the trust bundle): every entry up to the
+    newest signed checkpoint (what a checkpoint anchors), and the checkpoints. Entries after the newest
+    checkpoint are left out, as ``audit export`` on the station leaves them out. None for an unknown station;
+    a station without a checkpoint exports all its entries, and the verifier says they are unanchored."""
+    from certs.audit_chain import EXPORT_FORMAT
+
+    try:
+        known = db.execute("SELECT audit_seq FROM fleet_stations WHERE station_id = %s", (station,)).fetchone()
+        if known is None:
+            return None
+        checkpoints = [json.loads(row[0]) for row in db.execute(
+            "SELECT body FROM fleet_checkpoints WHERE station_id = %s ORDER BY number", (station,)).fetchall()]
+        last = max((int(item["seq"]) for item in checkpoints), default=int(known[0]))
+        entries = [{"seq": int(seq), "at": at, "kind": kind, "subject": subject, "data": json.loads(data),
+                    "prev_hash": prev_hash, "hash": digest}
+                   for seq, at, kind, subject, data, prev_hash, digest in db.execute(
+                       "SELECT seq, at, kind, subject, data, prev_hash, hash FROM fleet_audit "
+                       "WHERE station_id = %s AND seq <= %s ORDER BY seq", (station, last)).fetchall()]
+    finally:
+        db.rollback()
+    return {"format": EXPORT_FORMAT, "station_id": station,
+            "exported_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "range": {"from_seq": 1, "to_seq": entries[-1]["seq"] if entries else last},
+            "entries": entries, "checkpoints": [item for item in checkpoints if int(item["seq"]) <= last],
+            "certificates": [], "exported_by": "wipe-agent fleet console (the fleet's copy of the station's chain)"}

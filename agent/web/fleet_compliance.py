@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agent.fleet.compliance import asset_history, exceptions
+from agent.fleet.compliance import asset_history, exceptions, station_audit_export
 from agent.fleet.errors import FleetInputError
 from agent.fleet.sampling import draw, sample_status
 from agent.web.accounts import Role
@@ -92,12 +92,17 @@ def compliance_data(db: Any, draw_id: int | None) -> dict[str, Any]:
             sample = None
         db.rollback()
         found = exceptions(db, limit=SHOWN)
+        stations = [{"station_id": row[0], "entries": int(row[1]), "checkpoints": int(row[2])}
+                    for row in db.execute("SELECT s.station_id, s.audit_seq, count(c.number) FROM fleet_stations s "
+                                          "LEFT JOIN fleet_checkpoints c USING (station_id) GROUP BY 1, 2 "
+                                          "ORDER BY 1").fetchall()]
         draws = [{"draw": int(row[0]), "at": row[1].isoformat(), "seed": row[2], "percent": float(row[3])}
                  for row in db.execute("SELECT id, at, seed, percent FROM fleet_sample_draws "
                                        "ORDER BY id DESC LIMIT 20").fetchall()]
     finally:
         db.rollback()
-    return {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "sample": sample, "exceptions": found, "draws": draws}
+    return {"as_of": datetime.now(UTC).strftime("%H:%M:%S"), "sample": sample, "exceptions": found, "draws": draws,
+            "stations": stations}
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -225,6 +230,17 @@ def install(console: Console, fleet: Any) -> None:
         body = json.dumps(export, indent=2, ensure_ascii=True).encode()
         return _download(body, "application/json", f"audit-{history['asset_tag']}.json")
 
+    async def audit_export(request: web.Request) -> web.StreamResponse:
+        _only(request)
+        station = request.match_info["station"]
+        if len(station) > 256 or not station.isprintable():
+            raise BadQuery("a station id is at most 256 printable characters")
+        export = await fleet.run(lambda database: station_audit_export(database.db, station))
+        if export is None:
+            raise web.HTTPNotFound(text="the fleet holds no chain of that station")
+        body = json.dumps(export, ensure_ascii=True, separators=(",", ":")).encode()
+        return _download(body, "application/json", f"audit-export-{station}.json")
+
     async def certificate(request: web.Request) -> web.StreamResponse:
         _only(request)
         station, document_id = request.match_info["station"], request.match_info["document"]
@@ -249,6 +265,7 @@ def install(console: Console, fleet: Any) -> None:
     console.add("GET", "/compliance/exceptions.csv", exceptions_download, roles=READERS)
     console.add("GET", "/compliance/sample.csv", sample_download, roles=READERS)
     console.add("GET", "/compliance/asset-audit.json", asset_audit, roles=READERS)
+    console.add("GET", "/compliance/audit-export/{station}", audit_export, roles=READERS)
     console.add("GET", "/assets", search, roles=READERS)
     console.add("GET", "/assets/{tag:.+}", asset, roles=READERS)
     console.add("GET", "/certificates/{station}/{document}", certificate, roles=READERS)

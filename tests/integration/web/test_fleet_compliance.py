@@ -185,3 +185,35 @@ def test_hostile_tags_and_models_are_text_on_every_page(console: Console) -> Non
     assert status == 404 and "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     _, _, html = console.page("compliance", "/compliance")
     assert "<script" not in html
+
+
+def test_a_station_chain_exported_from_the_fleet_verifies_offline(console: Console, world: PkiWorld,
+                                                                   tmp_path: Path) -> None:
+    from certs.audit_chain import parse_export, verify_export
+    from certs.verify import load_trust_bundle
+
+    _, _, html = console.page("auditor", "/compliance")
+    assert 'href="/compliance/audit-export/station-01"' in html
+    status, headers, body = console.fetch("auditor", "/compliance/audit-export/station-01")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="audit-export-station-01.json"'
+    bundle = load_trust_bundle(world.bundle)
+    checked = verify_export(parse_export(body), bundle, station_id="station-01")
+    assert checked.valid, checked.problems
+    assert checked.entries == 4 and checked.anchored_to == 4  # intake, attestation, two decisions; one checkpoint
+    # the same file through the CLI partners and auditors use
+    path = tmp_path / "audit-export-station-01.json"
+    path.write_bytes(body)
+    from tests.conftest import run_cli
+
+    verified = run_cli("audit", "verify", "--file", str(path), "--trust", str(world.bundle), "--station",
+                       "station-01")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # one entry changed after export: the chain says so
+    export = json.loads(body)
+    export["entries"][1]["data"]["by"] = "Someone Else"
+    tampered = verify_export(parse_export(json.dumps(export).encode()), bundle, station_id="station-01")
+    assert not tampered.valid and any("entry 2" in problem for problem in tampered.problems)
+    # a station with no signed checkpoint (station-02 pushed only jobs) gives no valid export
+    status, _, body = console.fetch("auditor", "/compliance/audit-export/station-02")
+    assert status == 200 and not verify_export(parse_export(body), bundle).valid
+    assert console.fetch("auditor", "/compliance/audit-export/station-99")[0] == 404
