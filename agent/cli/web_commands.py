@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.output import handle_errors, json_option, print_json
+from agent.cli.output import EXIT_FAILED, handle_errors, json_option, print_json, printable
 
 DEFAULT_ACCOUNTS = Path("/etc/wipe-agent/web-accounts.json")
 accounts_option = click.option(
@@ -103,16 +103,81 @@ def account_remove(name: str, accounts_path: Path) -> None:
               help="The organisation's trust bundle (the fleet console's certificate upload verifies against it).")
 @click.option("--kiosk", is_flag=True,
               help="Station: show the bay wall without sign-in (read-only; every action still needs sign-in).")
+@click.option("--insecure-http", is_flag=True,
+              help="Allow plain HTTP on an address other machines reach (a read-only kiosk wall on the station's "
+                   "LAN); sign-in and actions are then taken only from this machine.")
 @accounts_option
 @click.pass_context
 @handle_errors
 def serve(ctx: click.Context, listen: str, tls_cert: Path | None, tls_key: Path | None, fleet_database: str | None,
-          trust: Path | None, kiosk: bool, accounts_path: Path) -> None:
+          trust: Path | None, kiosk: bool, insecure_http: bool, accounts_path: Path) -> None:
     """Serve the console until SIGTERM/SIGINT.
+
+    Without TLS the console listens on loopback only, unless --insecure-http.
 
     e.g. wipe-agent web serve --listen 0.0.0.0:8443 --tls-cert web.pem --tls-key web.key --kiosk
     """
     from agent.web.serve import serve_console
 
     serve_console(ctx, listen=listen, tls_cert=tls_cert, tls_key=tls_key, fleet_database=fleet_database,
-                  trust=trust, kiosk=kiosk, accounts_path=accounts_path)
+                  trust=trust, kiosk=kiosk, accounts_path=accounts_path, insecure_http=insecure_http)
+
+
+@web.group("audit")
+def audit() -> None:
+    """The fleet console's audit chain (every sign-in and action), in the fleet database."""
+
+
+database_option = click.option(
+    "--fleet", "fleet_database", envvar="WIPE_AGENT_FLEET_DATABASE", default="", show_envvar=True, metavar="DSN",
+    help="The fleet's PostgreSQL database (libpq string or postgresql:// URI).")
+
+
+@audit.command("verify")
+@database_option
+@json_option
+@handle_errors
+def audit_verify(fleet_database: str, as_json: bool) -> None:
+    """Check the console's chain: every link and hash, and the head (exit 1 when broken).
+
+    e.g. wipe-agent web audit verify --fleet 'host=/run/postgresql dbname=wipe_fleet'
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.web.audit import verify
+
+    with FleetDatabase(fleet_database) as database:
+        report = verify(database)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        state = "valid" if report.valid else "BROKEN"
+        click.echo(f"console audit chain: {state}, {report.entries} entries, head {report.head}")
+        for problem in report.problems:
+            click.echo(f"  {printable(problem)}")
+    if not report.valid:
+        sys.exit(EXIT_FAILED)
+
+
+@audit.command("show")
+@click.option("--last", type=click.IntRange(min=1), default=50, show_default=True, help="The newest so many entries.")
+@database_option
+@json_option
+@handle_errors
+def audit_show(last: int, fleet_database: str, as_json: bool) -> None:
+    """The newest entries of the console's chain.
+
+    e.g. wipe-agent web audit show --last 20 --fleet 'dbname=wipe_fleet'
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.web.audit import entries
+
+    with FleetDatabase(fleet_database) as database:
+        shown = entries(database, last=last)
+    if as_json:
+        print_json({"entries": [entry.to_json() for entry in shown]})
+        return
+    for entry in shown:
+        details = " ".join(f"{key}={value}" for key, value in sorted(entry.data.items()))
+        click.echo(printable(f"{entry.seq:>6} {entry.at} {entry.kind:<20} {entry.subject:<16} {details}"))
+    if not shown:
+        click.echo("no entries")

@@ -224,6 +224,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX fleet_manifest_assets_once ON fleet_manifest_assets (upper(asset_tag)) WHERE NOT voided
     """,
+    # 8: the fleet web console's own audit chain (sign-ins and actions; agent/web/audit.py): hash-chained like a
+    # station's, a head row that catches entries removed at the end, and triggers that refuse changes to entries
+    """
+    CREATE TABLE fleet_console_audit (
+        seq         BIGINT PRIMARY KEY CHECK (seq > 0),
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL
+    );
+    CREATE TABLE fleet_console_audit_head (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        count       BIGINT NOT NULL,
+        hash        TEXT NOT NULL
+    );
+    INSERT INTO fleet_console_audit_head (id, count, hash)
+        VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+    CREATE FUNCTION fleet_console_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $body$
+    BEGIN
+        RAISE EXCEPTION 'the console audit chain is append-only (% refused)', TG_OP;
+    END
+    $body$;
+    CREATE TRIGGER fleet_console_audit_append_only BEFORE UPDATE OR DELETE ON fleet_console_audit
+        FOR EACH ROW EXECUTE FUNCTION fleet_console_audit_refuse();
+    CREATE TRIGGER fleet_console_audit_no_truncate BEFORE TRUNCATE ON fleet_console_audit
+        FOR EACH STATEMENT EXECUTE FUNCTION fleet_console_audit_refuse();
+    CREATE TRIGGER fleet_console_audit_head_kept BEFORE DELETE OR TRUNCATE ON fleet_console_audit_head
+        FOR EACH STATEMENT EXECUTE FUNCTION fleet_console_audit_refuse()
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,8 +1,11 @@
 """Local accounts of the web console: name, role, title, partner, and an scrypt password hash.
 
-The file (JSON, mode 0600, written atomically) holds no password, only ``scrypt$N$r$p$salt$hash``
-(RFC 7914, N=2^15, r=8, p=1: 32 MiB and about 0.1 s per check). A check of an unknown name still
-costs one scrypt, so the time of a refusal does not tell which names exist.
+The file (JSON, written atomically) holds no password, only ``scrypt$N$r$p$salt$hash`` (RFC 7914,
+N=2^15, r=8, p=1: 32 MiB and about 0.1 s per check). A check of an unknown name still costs one
+scrypt, so the time of a refusal does not tell which names exist. The file is 0600 when this code
+creates it; a rewrite keeps the owner, group and mode it had (``chgrp wipe-web``, ``chmod 0640`` so
+the console's own user reads it), and a file that others may read or anyone but its owner may write
+is refused.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ class Accounts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._accounts: dict[str, Account] = {}
         self.reload()
 
@@ -121,10 +124,13 @@ class Accounts:
         except FileNotFoundError:
             self._accounts, self._stamp = {}, None
             return
-        stamp = (info.st_mtime_ns, info.st_size)
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # a rewrite is a new inode (os.replace)
         if stamp == self._stamp:
             return
         where = str(self.path)
+        if info.st_mode & 0o027:
+            raise AccountsError(f"{where}: mode {info.st_mode & 0o777:04o} lets others read it or its group write "
+                                f"it: chmod 0600 (or 0640 for the console's group)")
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -160,6 +166,12 @@ class Accounts:
             accounts.values(), key=lambda a: a.name)]}, indent=2) + "\n"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            try:  # keep the group and mode the administrator gave the file (never more than 0640)
+                before = os.stat(self.path)
+                os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+                os.fchmod(handle.fileno(), before.st_mode & 0o640)
+            except FileNotFoundError:
+                pass
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())

@@ -18,6 +18,7 @@ from aiohttp import web
 from agent.fleet.database import FleetDatabase
 from agent.web import fleet_compliance, fleet_dashboard
 from agent.web.accounts import Accounts
+from agent.web.audit import FleetConsoleAudit
 from agent.web.server import AuditSink, Console
 
 T = TypeVar("T")
@@ -135,8 +136,8 @@ def fleet_console(dsn: str, *, accounts: Accounts, trust: Path | None, secure: b
                   audit: AuditSink | None = None) -> Console:
     """The fleet host's console, every view installed."""
     fleet = FleetContext(dsn, trust=trust, snapshot_ttl=_snapshot_ttl())
-    console = Console(kind="fleet", title="fleet", accounts=accounts, audit=audit or _LogAudit(), secure=secure,
-                      home="/")
+    console = Console(kind="fleet", title="fleet", accounts=accounts, audit=audit or FleetConsoleAudit(dsn),
+                      secure=secure, home="/")
 
     async def cleanup(app: web.Application) -> None:
         fleet.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import ssl
@@ -38,16 +39,38 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     return context
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` (a listen address) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name (or 0.0.0.0 / ::): other machines may reach it
+
+
+def check_transport(host: str, *, tls: bool, insecure_http: bool) -> None:
+    """Plain HTTP only on loopback unless ``insecure_http`` says so on purpose (a kiosk wall on the station's
+    LAN: its read-only pages are readable by anyone there; sign-in stays with loopback clients, see server.py)."""
+    if tls or loopback(host) or insecure_http:
+        return
+    raise WebConfigError(f"plain HTTP on {host} would send passwords and sessions across the network in clear: "
+                         "give --tls-cert and --tls-key, or --insecure-http for a read-only wall (sign-in is then "
+                         "taken only from this machine)")
+
+
 def build_console(ctx: click.Context, *, fleet_database: str | None, trust: Path | None, kiosk: bool,
                   accounts_path: Path, secure: bool) -> Console:
     """The station's console (from --config) or the fleet's (from --fleet DSN)."""
     accounts = Accounts(accounts_path)
     if fleet_database is not None:
+        from agent.web.audit import FleetConsoleAudit
         from agent.web.fleet import fleet_console
 
         if kiosk:
             raise WebConfigError("--kiosk is the station's bay wall; the fleet console always needs sign-in")
-        return fleet_console(fleet_database, accounts=accounts, trust=trust, secure=secure)
+        return fleet_console(fleet_database, accounts=accounts, trust=trust, secure=secure,
+                             audit=FleetConsoleAudit(fleet_database))
     from agent.cli.context import station_config
     from agent.web.station import station_console
 
@@ -58,7 +81,8 @@ def build_console(ctx: click.Context, *, fleet_database: str | None, trust: Path
 
 
 def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls_key: Path | None,
-                  fleet_database: str | None, trust: Path | None, kiosk: bool, accounts_path: Path) -> None:
+                  fleet_database: str | None, trust: Path | None, kiosk: bool, accounts_path: Path,
+                  insecure_http: bool = False) -> None:
     """Run the console's aiohttp server on ``listen`` until a signal."""
     from agent.tsa.server import parse_listen
 
@@ -67,6 +91,7 @@ def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls
     except ValueError as error:
         raise WebConfigError(str(error)) from None
     context = tls_context(tls_cert, tls_key)
+    check_transport(host, tls=context is not None, insecure_http=insecure_http)
     console = build_console(ctx, fleet_database=fleet_database, trust=trust, kiosk=kiosk,
                             accounts_path=accounts_path, secure=context is not None)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -74,7 +99,9 @@ def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls
 
 
 async def _run(app: web.Application, host: str, port: int, context: ssl.SSLContext | None) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    # header limits well under aiohttp's defaults: a console request has a cookie and a short URL
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                           max_line_size=4096, max_field_size=8190, max_headers=64)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
     try:

@@ -10,6 +10,7 @@ the console signs everyone out; several fleet console instances behind one name 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -27,6 +28,12 @@ FAILURES_ALLOWED = 5        # failed sign-ins per name, and per client address, 
 WINDOW = 15 * 60.0
 
 
+def fingerprint(account: Account) -> str:
+    """SHA-256 over everything that defines an account (its hash included, so a new password counts)."""
+    fields = (account.name, account.role.value, account.title, account.partner or "", account.password_hash)
+    return hashlib.sha256("\x00".join(fields).encode()).hexdigest()
+
+
 @dataclass
 class Session:
     """One signed-in person."""
@@ -39,6 +46,8 @@ class Session:
     csrf: str
     created: float
     seen: float = field(default=0.0)
+    fingerprint: str = ""
+    """Of the account as it was at sign-in: any change to it (role, partner, title, password) ends the session."""
 
     def csrf_matches(self, token: str | None) -> bool:
         return token is not None and hmac.compare_digest(self.csrf.encode(), token.encode())
@@ -55,7 +64,7 @@ class SessionStore:
     def create(self, account: Account) -> Session:
         now = self.clock()
         session = Session(secrets.token_urlsafe(32), account.name, account.role, account.title, account.partner,
-                          secrets.token_urlsafe(32), now, now)
+                          secrets.token_urlsafe(32), now, now, fingerprint(account))
         with self._lock:
             if len(self._sessions) >= MAX_SESSIONS:
                 self._expire(now)

@@ -1,0 +1,147 @@
+"""What the web console's tests share: a console served on loopback from a background thread, a small HTTP
+client that keeps cookies and never follows redirects, and accounts of every role."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import http.client
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from agent.web.accounts import Accounts, Role
+
+PASSWORD = "correct horse battery"
+PARTNER = "Reuse Partner Ltd"
+ROLES = {role.value: role for role in Role}
+
+
+def make_accounts(path: Path) -> Accounts:
+    """One account per role, named after it (the partner's carries PARTNER), all with PASSWORD."""
+    accounts = Accounts(path)
+    for name, role in ROLES.items():
+        accounts.add(name, role, f"Test {name}", PASSWORD, PARTNER if role is Role.PARTNER else None)
+    return accounts
+
+
+class ConsoleServer:
+    """An aiohttp application served on 127.0.0.1:<free port> by an event loop in a thread of its own."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1") -> None:
+        self.app, self.host = app, host
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="console-server", daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ConsoleServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+@contextmanager
+def serving(app: web.Application) -> Iterator[ConsoleServer]:
+    """``app`` served for the block, stopped (its cleanups run) whatever the block raises."""
+    server = ConsoleServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass
+class Client:
+    """A browser's worth of HTTP: its cookie jar, its own Origin on every POST (unless told otherwise)."""
+
+    server: ConsoleServer
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
+                accept: str = "text/html") -> Reply:
+        connection = http.client.HTTPConnection(self.server.host, self.server.port, timeout=30)
+        sent = {"Accept": accept, **(headers or {})}
+        if self.cookies and "Cookie" not in sent:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+        for line in response.headers.get_all("Set-Cookie") or []:
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(line)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or (morsel["expires"] and "1970" in morsel["expires"]):
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        return Reply(response.status, response.headers, text)
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, form: dict[str, str], *, origin: str | None = "self",
+             headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        sent = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        if origin == "self":
+            sent["Origin"] = self.server.base
+        elif origin is not None:
+            sent["Origin"] = origin
+        return self.request("POST", path, body=urlencode(form).encode(), headers=sent, **kwargs)
+
+    def form_token(self, path: str = "/sign-in") -> str:
+        """The CSRF token of the form on ``path``."""
+        reply = self.get(path)
+        match = re.search(r'name="csrf" value="([^"]*)"', reply.body)
+        assert match, f"no csrf field on {path}: {reply.status} {reply.body[:300]}"
+        return html.unescape(match.group(1))
+
+    def sign_in(self, name: str, password: str = PASSWORD, *, next_path: str = "/") -> Reply:
+        token = self.form_token()
+        return self.post("/sign-in", {"csrf": token, "name": name, "password": password, "next": next_path})
+
+    def session_token(self) -> str:
+        """The signed-in session's CSRF token (from the sign-out form every page carries)."""
+        reply = self.get("/sign-in")  # the sign-in page is always there and carries the header's sign-out form
+        match = re.search(r'action="/sign-out"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"', reply.body)
+        assert match, f"not signed in: {reply.body[:300]}"
+        return html.unescape(match.group(1))
