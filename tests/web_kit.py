@@ -93,10 +93,13 @@ class Client:
 
     server: ConsoleServer
     cookies: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+    """The client's own address (another loopback address is another client to the server)."""
 
     def request(self, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
                 accept: str = "text/html") -> Reply:
-        connection = http.client.HTTPConnection(self.server.host, self.server.port, timeout=30)
+        connection = http.client.HTTPConnection(self.server.host, self.server.port, timeout=30,
+                                                source_address=(self.source, 0) if self.source else None)
         sent = {"Accept": accept, **(headers or {})}
         if self.cookies and "Cookie" not in sent:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -128,11 +131,12 @@ class Client:
             sent["Origin"] = origin
         return self.request("POST", path, body=urlencode(form).encode(), headers=sent, **kwargs)
 
-    def form_token(self, path: str = "/sign-in") -> str:
-        """The CSRF token of the form on ``path``."""
+    def form_token(self, path: str = "/sign-in", action: str = "/sign-in") -> str:
+        """The CSRF token of the form posting to ``action`` on the page ``path``."""
         reply = self.get(path)
-        match = re.search(r'name="csrf" value="([^"]*)"', reply.body)
-        assert match, f"no csrf field on {path}: {reply.status} {reply.body[:300]}"
+        match = re.search(rf'action="{re.escape(action)}"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"',
+                          reply.body)
+        assert match, f"no form to {action} on {path}: {reply.status} {reply.body[:300]}"
         return html.unescape(match.group(1))
 
     def sign_in(self, name: str, password: str = PASSWORD, *, next_path: str = "/") -> Reply:
@@ -141,7 +145,4 @@ class Client:
 
     def session_token(self) -> str:
         """The signed-in session's CSRF token (from the sign-out form every page carries)."""
-        reply = self.get("/sign-in")  # the sign-in page is always there and carries the header's sign-out form
-        match = re.search(r'action="/sign-out"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"', reply.body)
-        assert match, f"not signed in: {reply.body[:300]}"
-        return html.unescape(match.group(1))
+        return self.form_token("/sign-in", "/sign-out")  # every page's header has the sign-out form

@@ -113,7 +113,7 @@ class Accounts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._accounts: dict[str, Account] = {}
         self.reload()
 
@@ -124,7 +124,8 @@ class Accounts:
         except FileNotFoundError:
             self._accounts, self._stamp = {}, None
             return
-        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # a rewrite is a new inode (os.replace)
+        # a rewrite is a new inode (os.replace); a chmod or chown changes ctime only
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
         if stamp == self._stamp:
             return
         where = str(self.path)

@@ -95,9 +95,11 @@ async def form_of(request: web.Request) -> Any:
 
 def _local_target(target: str | None) -> str:
     """Only a path on this console, never another host (``//evil``, ``https://…``, ``/\\evil``, ``/\\t/evil``:
-    browsers drop tabs and newlines from a URL, so any control character or space is refused too)."""
+    browsers drop tabs and newlines from a URL, so any control character or space is refused too, and so is an
+    encoded slash or backslash)."""
     if (not target or len(target) > 2048 or not target.startswith("/") or target.startswith("//")
-            or any(not ("!" <= ch <= "~") or ch == "\\" for ch in target)):
+            or any(not ("!" <= ch <= "~") or ch == "\\" for ch in target)
+            or "%2f" in target.lower() or "%5c" in target.lower()):  # no encoded slash either: nothing to decode later
         return "/"
     parts = urlsplit(target)
     return "/" if parts.scheme or parts.netloc or parts.path.startswith("//") else target

@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
+from agent.fleet.database import FleetDatabase
 from agent.web.accounts import Accounts
 from agent.web.server import Console
 from tests.integration.daemon.conftest import station  # noqa: F401  (a fixture: imported to be found here)
 from tests.web_kit import ConsoleServer, make_accounts, serving
+
+
+@pytest.fixture
+def fleet(postgres_dsn: str) -> Iterator[FleetDatabase]:
+    """This test's own fleet database, migrated and open."""
+    with FleetDatabase(postgres_dsn) as database:
+        yield database
 
 
 @pytest.fixture(scope="session")
