@@ -158,6 +158,13 @@ class Console:
         return [(page.nav, page.path) for page in self.pages if page.nav is not None and (
             not page.roles or (session is not None and session.role in page.roles))]
 
+    def landing(self, role: Role) -> str:
+        """Where a sign-in without a target goes: ``home`` when the role may open it, else its first page."""
+        pages = [page for page in self.pages if page.method == "GET" and (not page.roles or role in page.roles)]
+        if any(page.path == self.home for page in pages):
+            return self.home
+        return next((page.path for page in pages if page.nav is not None), self.home)
+
     def record(self, kind: str, subject: str, data: dict[str, Any], *, request: web.Request | None = None) -> None:
         """Append to the audit sink (with ``request``: who did it, in which role, from where); an audit that
         cannot be written refuses the action."""
@@ -408,7 +415,7 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
     await console.write_audit("web-sign-in", account.name,
                               {**signed, "partner": account.partner} if account.partner else signed)
     session = console.sessions.create(account)
-    response = web.HTTPSeeOther(target if target != "/" else console.home)
+    response = web.HTTPSeeOther(target if target != "/" else console.landing(account.role))
     console.cookie(response, console.session_cookie, session.id)
     console.forget_cookie(response, console.pre_cookie)
     raise response

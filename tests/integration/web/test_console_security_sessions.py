@@ -275,3 +275,53 @@ def test_the_sign_in_cost_is_paid_for_unknown_names_too(served: ConsoleServer) -
     unknown, wrong = Client(served).sign_in("nobody"), Client(served).sign_in("admin", "wrong password!")
     assert unknown.status == wrong.status == 401
     assert "wrong name or password" in unknown.body and "wrong name or password" in wrong.body
+
+
+def test_a_removed_account_restored_from_a_copy_does_not_revive_its_sessions(served: ConsoleServer,
+                                                                              accounts_path: Path) -> None:
+    client = Client(served)
+    assert client.sign_in("operator").status == 303
+    saved = accounts_path.read_bytes()
+    Accounts(accounts_path).remove("operator")
+    assert client.get("/").status == 303
+    accounts_path.write_bytes(saved)  # the very account again, hash and all (a restored backup)
+    assert client.get("/").status == 303
+    assert client.sign_in("operator").status == 303
+
+
+def test_each_page_has_its_own_body_limit_and_roles_for_posts(accounts_path: Path) -> None:
+    console = Console(kind="test", title="limits", accounts=Accounts(accounts_path), audit=Sink(), secure=False)
+
+    async def take(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="taken")
+
+    console.add("POST", "/small", take, roles={Role.OPERATOR}, max_body=1024)
+    console.add("POST", "/upload", take, roles={Role.PARTNER, Role.OPERATOR}, max_body=512 * 1024)
+    with serving(console.application()) as server:
+        client = Client(server)
+        assert client.sign_in("operator").status == 303
+        token = client.session_token()
+        assert client.post("/small", {"csrf": token, "pad": "x" * 4000}).status == 413
+        assert client.post("/small", {"csrf": token}).body == "taken"
+        assert client.post("/upload", {"csrf": token, "pad": "x" * 300_000}).body == "taken"
+        partner = Client(server)
+        assert partner.sign_in("partner").status == 303
+        assert partner.post("/small", {"csrf": partner.session_token()}).status == 403
+    for method, path, roles in (("POST", "/open", set()), ("PUT", "/x", {Role.ADMIN}),
+                                ("GET", "/sign-in", {Role.ADMIN}), ("GET", "/static/x", {Role.ADMIN})):
+        with pytest.raises(ValueError):
+            console.add(method, path, take, roles=roles)
+
+
+def test_a_sign_in_lands_on_a_page_the_role_may_open(accounts_path: Path) -> None:
+    console = Console(kind="test", title="landing", accounts=Accounts(accounts_path), audit=Sink(), secure=False)
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=request.path)
+
+    console.add("GET", "/", page, roles={Role.ADMIN}, nav="Programme")
+    console.add("GET", "/manifests", page, roles={Role.PARTNER}, nav="Manifests")
+    with serving(console.application()) as server:
+        assert Client(server).sign_in("partner").header("Location") == "/manifests"
+        assert Client(server).sign_in("admin").header("Location") == "/"
+        assert Client(server).sign_in("auditor").header("Location") == "/"  # nothing to open: home says so (403)
