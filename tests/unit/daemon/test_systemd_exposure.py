@@ -15,6 +15,7 @@ BOUNDS = {
     "wipe-agent-tsa.service": 2.0,      # dynamic user, no capability
     "wipe-agent-fleet.service": 2.0,    # dynamic user, no capability
     "wipe-agent-forward.service": 3.0,  # uid 0 for the 0600 registry, no capability, no device
+    "wipe-agent-web.service": 2.0,      # its own user in wipe-operators (the API socket), no capability
 }
 
 
