@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agent.errors import ConfigError
 from agent.web.accounts import Accounts
-from agent.web.server import Console
+from agent.web.server import LOOPBACK_NAMES, Console
 
 
 class WebConfigError(ConfigError):
@@ -94,6 +94,11 @@ def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls
     check_transport(host, tls=context is not None, insecure_http=insecure_http)
     console = build_console(ctx, fleet_database=fleet_database, trust=trust, kiosk=kiosk,
                             accounts_path=accounts_path, secure=context is not None)
+    if loopback(host):
+        console.host_names = LOOPBACK_NAMES
+    if not console.accounts.all():
+        click.echo(f"web: warning: no accounts in {accounts_path}: nobody can sign in "
+                   "(wipe-agent web account add NAME --role ROLE --title TITLE)", err=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     asyncio.run(_run(console.application(), host, port, context))
 

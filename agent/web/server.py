@@ -114,6 +114,17 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
+def _host_name(host: str) -> str:
+    """``Host`` without its port, lower case (``[::1]:8080`` → ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
@@ -136,6 +147,10 @@ class Console:
         self._secret = secrets.token_bytes(32)  # signs the sign-in form's tokens; a restart voids open forms
         self._checks = asyncio.Semaphore(SIGN_IN_PARALLEL)
         self.accounts_problem: str | None = None
+        self.host_names: frozenset[str] | None = None
+        """The names this console answers to (the ``Host`` header without its port; None: any). A console on
+        loopback answers only to loopback names, so a page of another site whose name is re-pointed at
+        127.0.0.1 (DNS rebinding) cannot read the kiosk wall through the station's browser."""
 
     def add(self, method: str, path: str, handler: Handler, *, roles: Iterable[Role], nav: str | None = None,
             max_body: int = MAX_FORM) -> None:
@@ -288,6 +303,8 @@ class Console:
 
     @web.middleware
     async def _sessions(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.host_names is not None and _host_name(request.host) not in self.host_names:
+            raise web.HTTPMisdirectedRequest(text="this console does not answer to that host name")
         self._reload_accounts()  # one stat per request: a removed or changed account is noticed at once
         session = self.sessions.get(request.cookies.get(self.session_cookie))
         if session is not None:

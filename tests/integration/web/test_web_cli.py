@@ -96,3 +96,36 @@ def test_account_commands(tmp_path: Path) -> None:
     os.chmod(path, 0o644)
     refused = run_cli("web", "account", "list", env=environment)
     assert refused.returncode == 2 and "lets others read it" in refused.stderr
+
+
+def test_a_console_on_loopback_answers_only_to_loopback_names(tmp_path: Path) -> None:
+    config = tmp_path / "station.toml"
+    config.write_text(f'station_id = "station-07"\nstate_dir = "{tmp_path}"\napi_socket = "{tmp_path}/api.sock"\n')
+    process = subprocess.Popen(
+        [*WIPE_AGENT, "--config", str(config), "web", "serve", "--kiosk", "--listen", "127.0.0.1:0", "--accounts",
+         str(tmp_path / "none.json")], stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        warning = process.stderr.readline()
+        assert warning.startswith("web: warning: no accounts in") and "nobody can sign in" in warning
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stderr.readline())
+        assert match
+        port = int(match.group(1))
+
+        def status(host: str) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/", headers={"Host": host, "Accept": "text/html"})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response.status
+
+        assert status(f"127.0.0.1:{port}") == 200 and status(f"localhost:{port}") == 200
+        assert status(f"[::1]:{port}") == 200
+        assert status(f"rebound.evil.example:{port}") == 421 and status("evil.example") == 421
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
+    assert code == 0

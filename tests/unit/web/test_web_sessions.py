@@ -9,7 +9,7 @@ import pytest
 
 from agent.web import sessions
 from agent.web.accounts import Account, Accounts, Role
-from agent.web.server import PRE_LIFETIME, Console, _local_target
+from agent.web.server import PRE_LIFETIME, Console, _host_name, _local_target
 from agent.web.sessions import SessionStore, SignInLimiter
 
 
@@ -85,3 +85,11 @@ def test_the_sign_in_token_is_signed_and_ages(tmp_path: Path) -> None:
 ])
 def test_only_a_path_of_this_console_is_a_target(target: str | None, kept: str) -> None:
     assert _local_target(target) == kept
+
+
+@pytest.mark.parametrize(("host", "name"), [
+    ("127.0.0.1:8080", "127.0.0.1"), ("LOCALHOST:1", "localhost"), ("[::1]:8080", "::1"), ("[::1]", "::1"),
+    ("localhost", "localhost"), ("evil.example:80", "evil.example"), ("::1", "::1"),
+])
+def test_the_host_name_of_a_host_header(host: str, name: str) -> None:
+    assert _host_name(host) == name
