@@ -67,6 +67,7 @@ def browser() -> Iterator[WebDriver]:
                      "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
                      "--window-size=1366,768", f"--user-data-dir={profile}"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for browser_errors()
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -115,6 +116,14 @@ def sign_in(driver: WebDriver, base: str, name: str, password: str) -> None:
     secret.clear()
     secret.send_keys(password + Keys.ENTER)
     WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(field))
+
+
+def browser_errors(driver: WebDriver) -> list[str]:
+    """The console's errors since the last call (a Content-Security-Policy refusal, a script error, a failed load);
+    an expected refusal the page shows (a 401, 403 or 429 it was sent) is not one."""
+    entries = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [str(entry["message"]) for entry in entries if entry.get("level") == "SEVERE"
+            and not re.search(r"the server responded with a status of (401|403|429)", str(entry["message"]))]
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:

@@ -14,7 +14,7 @@ from agent.web import sessions
 from agent.web.accounts import Accounts, Role
 from agent.web.fleet import fleet_console
 from agent.web.server import Console
-from tests.browser.conftest import WAIT, screenshot, sign_in
+from tests.browser.conftest import WAIT, browser_errors, screenshot, sign_in
 from tests.integration.web.conftest import station_console_for
 from tests.web_kit import PARTNER, PASSWORD, ConsoleServer, make_accounts
 
@@ -63,6 +63,10 @@ def test_each_role_signs_in_and_sees_its_navigation(role: Role, driver: WebDrive
                        else f"{role.value} ({role.value})")
         assert _nav(driver) == _expected_nav(console, role), console.kind
         screenshot(driver, f"sign-in-{console.kind}-{role.value}")
+        for label, path in console.navigation(None) + [(page.nav, page.path) for page in console.pages
+                                                       if page.nav and role in page.roles]:
+            driver.get(server.base + path)
+            assert browser_errors(driver) == [], (console.kind, label)
         driver.find_element(By.CSS_SELECTOR, "form[action='/sign-out'] button").click()
         WebDriverWait(driver, WAIT).until(expected_conditions.url_matches(r"/sign-in$"))
         assert not driver.find_elements(By.CSS_SELECTOR, "form[action='/sign-out']")
@@ -84,6 +88,7 @@ def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, acco
         sign_in(driver, server.base, "operator", "not the password")
     sign_in(driver, server.base, "operator", PASSWORD)
     assert driver.find_element(By.CSS_SELECTOR, "[role=alert]").text.startswith("too many failed sign-ins")
+    assert browser_errors(driver) == []  # no style, script or form refused by the page's own policy
     assert not [cookie for cookie in driver.get_cookies() if cookie["name"] == "wa_session"]
     screenshot(driver, "sign-in-rate-limited")
 
