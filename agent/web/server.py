@@ -412,7 +412,10 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
     async with console._checks:  # the limit is read after the wait, so parallel guesses count too
         wait = console.limiter.retry_after(name, client)
         if wait > 0:
-            await console.write_audit("web-sign-in-refused", name or "-", {"client": client, "reason": "rate limited"})
+            count = console.limiter.refused(client)
+            if count is not None:
+                await console.write_audit("web-sign-in-refused", name or "-",
+                                          {"client": client, "reason": "rate limited", "refused": count})
             seconds = math.ceil(wait)
             response = _sign_in_page(request, status=429, target=target,
                                      problem=f"too many failed sign-ins: try again in {math.ceil(seconds / 60)} min")

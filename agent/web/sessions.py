@@ -26,6 +26,7 @@ ABSOLUTE = 12 * 3600.0
 MAX_SESSIONS = 10_000
 FAILURES_ALLOWED = 5        # failed sign-ins per name, and per client address, in WINDOW
 WINDOW = 15 * 60.0
+REFUSALS_RECORDED = 60.0    # a refused client's refusals go to the audit chain once a minute (with a count)
 
 
 def fingerprint(account: Account) -> str:
@@ -110,6 +111,7 @@ class SignInLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._refusals: dict[str, tuple[float, int]] = {}  # client -> (when last recorded, refused since)
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -133,6 +135,21 @@ class SignInLimiter:
                 self._recent(key, now).append(now)
             if len(self._failures) > 100_000:  # bounded memory under a spray of names
                 self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] <= WINDOW}
+
+    def refused(self, client: str) -> int | None:
+        """Count a refused sign-in from ``client``; the number of refusals to record now (this one and those not
+        yet recorded), or None while one was recorded less than ``REFUSALS_RECORDED`` ago: a client hammering the
+        form cannot grow the audit chain by a row per request."""
+        now = self.clock()
+        with self._lock:
+            last, pending = self._refusals.get(client, (float("-inf"), 0))
+            if now - last < REFUSALS_RECORDED:
+                self._refusals[client] = (last, pending + 1)
+                return None
+            if len(self._refusals) > 100_000:
+                self._refusals = {k: v for k, v in self._refusals.items() if now - v[0] < REFUSALS_RECORDED}
+            self._refusals[client] = (now, 0)
+            return pending + 1
 
     def succeeded(self, name: str) -> None:
         with self._lock:

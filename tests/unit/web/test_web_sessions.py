@@ -44,6 +44,16 @@ def test_the_limiter_forgets_failures_after_its_window() -> None:
     assert limiter._failures.get("name:pat") is None and len(limiter._failures["client:10.0.0.1"]) == 1
 
 
+def test_refusals_are_recorded_once_a_minute_per_client_with_their_count() -> None:
+    clock = Clock()
+    limiter = SignInLimiter(clock)
+    assert limiter.refused("10.0.0.1") == 1
+    assert [limiter.refused("10.0.0.1") for _ in range(5)] == [None] * 5
+    assert limiter.refused("10.0.0.2") == 1
+    clock.now += sessions.REFUSALS_RECORDED
+    assert limiter.refused("10.0.0.1") == 6
+
+
 def test_the_store_is_bounded_and_drops_the_stalest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sessions, "MAX_SESSIONS", 3)
     clock = Clock()
