@@ -84,13 +84,15 @@ def session_of(request: web.Request) -> Session:
 
 
 async def form_of(request: web.Request) -> Any:
-    """The request's form (urlencoded or multipart); a malformed body is a 400, never a 500."""
+    """The request's form (urlencoded or multipart); a malformed body is a 400, never a 500. (aiohttp closes an
+    upload's temporary files when the request is done, whatever the answer.)"""
     try:
-        return await request.post()
+        form = await request.post()
     except web.HTTPException:
         raise
     except (ValueError, UnicodeDecodeError, AssertionError) as exc:
         raise web.HTTPBadRequest(text=f"the form cannot be read: {exc}") from None
+    return form
 
 
 def _local_target(target: str | None) -> str:

@@ -325,3 +325,32 @@ def test_a_sign_in_lands_on_a_page_the_role_may_open(accounts_path: Path) -> Non
         assert Client(server).sign_in("partner").header("Location") == "/manifests"
         assert Client(server).sign_in("admin").header("Location") == "/"
         assert Client(server).sign_in("auditor").header("Location") == "/"  # nothing to open: home says so (403)
+
+
+def test_an_uploads_temporary_files_are_closed_whatever_the_answer(accounts_path: Path) -> None:
+    import uuid
+
+    from agent.web.server import form_of
+
+    console = Console(kind="test", title="upload", accounts=Accounts(accounts_path), audit=Sink(), secure=False)
+    seen: list[Any] = []
+
+    async def upload(request: web.Request) -> web.StreamResponse:
+        form = await form_of(request)
+        seen.append(form["file"].file)
+        assert not form["file"].file.closed
+        return web.Response(text=f"{len(form['file'].file.read())} bytes")
+
+    console.add("POST", "/upload", upload, roles={Role.PARTNER}, max_body=256 * 1024)
+    with serving(console.application()) as server:
+        client = Client(server)
+        assert client.sign_in("partner").status == 303
+        for token, status in ((client.session_token(), 200), ("wrong", 403)):
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n"
+                    f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.pdf\"\r\n"
+                    f"Content-Type: application/pdf\r\n\r\n{'x' * 100_000}\r\n--{boundary}--\r\n").encode()
+            reply = client.request("POST", "/upload", body=body, headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}", "Origin": server.base})
+            assert reply.status == status, reply.body[:300]
+        assert reply.status == 403 and len(seen) == 1 and seen[0].closed
