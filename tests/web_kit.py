@@ -7,6 +7,7 @@ import asyncio
 import html
 import http.client
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +37,8 @@ def make_accounts(path: Path) -> Accounts:
 class ConsoleServer:
     """An aiohttp application served on 127.0.0.1:<free port> by an event loop in a thread of its own."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1") -> None:
-        self.app, self.host = app, host
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None) -> None:
+        self.app, self.host, self.tls = app, host, tls
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -45,7 +46,7 @@ class ConsoleServer:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> ConsoleServer:
         self._thread.start()
@@ -54,14 +55,24 @@ class ConsoleServer:
 
     async def _start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.tls)
         await site.start()
         server = site._server
         assert server is not None
         self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
 
+    async def _stop(self) -> None:
+        server = self._runner.server
+        transports = [handler.transport for handler in (server.connections if server is not None else [])]
+        await self._runner.cleanup()
+        # a TLS connection a browser keeps alive would wait for the browser's close_notify (30 s): cut it
+        for transport in transports:
+            if transport is not None:
+                transport.abort()
+        await asyncio.sleep(0)
+
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,6 +69,7 @@ def browser() -> Iterator[WebDriver]:
                      "--window-size=1366,768", f"--user-data-dir={profile}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for browser_errors()
+    options.accept_insecure_certs = True  # a console over TLS with a test CA's certificate
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -87,12 +89,13 @@ def driver(browser: WebDriver) -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def console_server() -> Iterator[Callable[[web.Application], ConsoleServer]]:
-    """Serve any aiohttp application on 127.0.0.1:<free port> in a background thread; stopped after the test."""
+def console_server() -> Iterator[Callable[..., ConsoleServer]]:
+    """Serve any aiohttp application on 127.0.0.1:<free port> in a background thread (``tls``: an SSL context,
+    for HTTPS); stopped after the test."""
     started: list[ConsoleServer] = []
 
-    def serve(app: web.Application) -> ConsoleServer:
-        server = ConsoleServer(app).start()
+    def serve(app: web.Application, tls: ssl.SSLContext | None = None) -> ConsoleServer:
+        server = ConsoleServer(app, tls=tls).start()
         started.append(server)
         return server
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from agent.web import sessions
 from agent.web.accounts import Accounts, Role
 from agent.web.fleet import fleet_console
+from agent.web.serve import tls_context
 from agent.web.server import Console
 from tests.browser.conftest import WAIT, browser_errors, screenshot, sign_in
 from tests.integration.web.conftest import station_console_for
@@ -122,3 +123,24 @@ def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, a
     driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
     WebDriverWait(driver, WAIT).until(expected_conditions.url_matches(r"/$"))
     assert _who(driver) == "operator (operator)"
+
+
+def test_over_tls_the_browser_keeps_the_host_only_secure_session(driver: WebDriver, accounts_file: Path,
+                                                                  tmp_path: Path, postgres_dsn: str,
+                                                                  console_server: Callable[..., ConsoleServer]) -> None:
+    from certs import pki
+
+    pki.init_ca("Example Police", tmp_path / "ca")
+    pki.issue_tls_server(tmp_path / "ca", tmp_path / "tls", ["127.0.0.1"])
+    context = tls_context(tmp_path / "tls" / "tls-server.crt", tmp_path / "tls" / "tls-server.key")
+    console = fleet_console(postgres_dsn, accounts=Accounts(accounts_file), trust=None, secure=True)
+    server = console_server(console.application(), context)
+    assert server.base.startswith("https://")
+    sign_in(driver, server.base, "auditor", PASSWORD)
+    assert _who(driver) == "auditor (auditor)" and _nav(driver) == ["Programme"]
+    cookies = {cookie["name"]: cookie for cookie in driver.get_cookies()}
+    session = cookies["__Host-wa_session"]
+    assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
+    assert "wa_session" not in cookies and "__Host-wa_pre" not in cookies  # the form's token went with sign-in
+    assert browser_errors(driver) == []
+    screenshot(driver, "sign-in-fleet-tls")
