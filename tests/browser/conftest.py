@@ -79,12 +79,20 @@ def browser() -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _forget(browser: WebDriver) -> None:
+    browser.get("about:blank")  # nothing of the last test's page still loading or polling its (stopped) console
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})  # type: ignore[attr-defined]
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})  # type: ignore[attr-defined]
+    browser.get_log("browser")  # type: ignore[no-untyped-call]  # an earlier test's messages are not this one's
+
+
 @pytest.fixture
 def driver(browser: WebDriver) -> Iterator[WebDriver]:
-    """The session's browser with no cookies left from an earlier test, back at the kiosk's size afterwards."""
-    browser.delete_all_cookies()
+    """The session's browser with no cookies or cache left from an earlier test (every site's: cookies are per host,
+    not per port, and each test's console has a port of its own), back at the kiosk's size afterwards."""
+    _forget(browser)
     yield browser
-    browser.delete_all_cookies()
+    _forget(browser)
     browser.set_window_size(1366, 768)
 
 
