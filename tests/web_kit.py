@@ -4,8 +4,10 @@ client that keeps cookies and never follows redirects, and accounts of every rol
 from __future__ import annotations
 
 import asyncio
+import grp
 import html
 import http.client
+import os
 import re
 import ssl
 import threading
@@ -19,7 +21,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from agent.api.server import ApiServer
+from agent.config import parse_config
 from agent.web.accounts import Accounts, Role
+from agent.web.server import Console
 
 PASSWORD = "correct horse battery"
 PARTNER = "Reuse Partner Ltd"
@@ -32,6 +37,30 @@ def make_accounts(path: Path) -> Accounts:
     for name, role in ROLES.items():
         accounts.add(name, role, f"Test {name}", PASSWORD, PARTNER if role is Role.PARTNER else None)
     return accounts
+
+
+@contextmanager
+def station_api(directory: Path) -> Iterator[Any]:
+    """The real API server on ``directory``/api.sock in front of the bay wall's FakeStation (no bay; it records
+    the console's audit entries in ``.audit``): the daemon's side of the station console's seam."""
+    from tests.integration.web.station_kit import FakeStation
+
+    fake = FakeStation([])
+    server = ApiServer(directory / "api.sock", fake, grp.getgrgid(os.getgid()).gr_name)
+    try:
+        yield fake
+    finally:
+        server.close()
+
+
+def station_console_for(directory: Path, accounts_path: Path, *, kiosk: bool = False) -> Console:
+    """The station's console as `wipe-agent web serve` builds it, for the API socket of :func:`station_api` on
+    ``directory``."""
+    from agent.web.station import station_console
+
+    config = parse_config(f'station_id = "station-07"\nstate_dir = "{directory / "state"}"\n'
+                          f'api_socket = "{directory / "api.sock"}"\n', check_profiles=False)
+    return station_console(config, accounts=Accounts(accounts_path), kiosk=kiosk, secure=False)
 
 
 class ConsoleServer:
@@ -117,7 +146,10 @@ class Client:
         try:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
+            if (response.headers.get("Content-Type") or "").startswith("text/event-stream"):
+                text = ""  # a live stream never ends: its status and headers are what a test reads
+            else:
+                text = response.read().decode("utf-8", "replace")
         finally:
             connection.close()
         for line in response.headers.get_all("Set-Cookie") or []:

@@ -52,7 +52,7 @@ from agent.cli.output import printable
 from agent.config import StationConfig
 from agent.errors import AgentError
 from agent.web.accounts import Accounts, Role
-from agent.web.render import environment, render
+from agent.web.render import SESSION, environment, render
 from agent.web.server import ANYONE, EVERYONE, Console, session_of
 from agent.web.sessions import ABSOLUTE, IDLE, Session
 
@@ -365,7 +365,7 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
 
     async def wall_page(request: web.Request) -> web.StreamResponse:
         wall = await feed.fresh()
-        session: Session | None = request.get("session")
+        session: Session | None = request.get(SESSION)
         columns, rows = grid_for(len(wall.tiles))
         message = messages.pop(session.id, None) if session is not None else None
         return render(request, "station_wall.html", wall=wall, columns=columns, rows=rows, message=message,
@@ -375,7 +375,7 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
     async def events(request: web.Request) -> web.StreamResponse:
         if not feed.join():
             raise web.HTTPServiceUnavailable(text=f"{feed.max_clients} live views are open already: try later")
-        session: Session | None = request.get("session")
+        session: Session | None = request.get(SESSION)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
             "Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"})

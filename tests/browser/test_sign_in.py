@@ -3,9 +3,9 @@ refused; the rate limit shows; sign-out ends it; the keyboard reaches everything
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -16,11 +16,17 @@ from agent.web.fleet import fleet_console
 from agent.web.serve import tls_context
 from agent.web.server import Console
 from tests.browser.conftest import WAIT, browser_errors, screenshot, sign_in
-from tests.integration.web.conftest import station_console_for
-from tests.web_kit import PARTNER, PASSWORD, ConsoleServer, make_accounts
+from tests.web_kit import PARTNER, PASSWORD, ConsoleServer, make_accounts, station_api, station_console_for
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+
+
+@pytest.fixture
+def station_daemon(tmp_path: Path) -> Iterator[Any]:
+    """The daemon's side of the station console (the real API server in front of a FakeStation)."""
+    with station_api(tmp_path) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def _expected_nav(console: Console, role: Role) -> list[str]:
 
 @pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
 def test_each_role_signs_in_and_sees_its_navigation(role: Role, driver: WebDriver, postgres_dsn: str,
-                                                    accounts_file: Path, tmp_path: Path,
+                                                    accounts_file: Path, tmp_path: Path, station_daemon: Any,
                                                     console_server: Callable[[web.Application], ConsoleServer]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -76,6 +82,7 @@ def test_each_role_signs_in_and_sees_its_navigation(role: Role, driver: WebDrive
 
 
 def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, accounts_file: Path, tmp_path: Path,
+                                                          station_daemon: Any,
                                                           console_server: Callable[[web.Application],
                                                                                    ConsoleServer]) -> None:
     from selenium.webdriver.common.by import By
@@ -95,7 +102,7 @@ def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, acco
 
 
 def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, accounts_file: Path,
-                                                             tmp_path: Path,
+                                                             tmp_path: Path, station_daemon: Any,
                                                              console_server: Callable[[web.Application],
                                                                                       ConsoleServer]) -> None:
     from selenium.webdriver.common.action_chains import ActionChains

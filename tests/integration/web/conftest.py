@@ -6,15 +6,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.config import parse_config
 from agent.fleet.database import FleetDatabase
 from agent.web.accounts import Accounts
 from agent.web.server import Console
 from tests.integration.daemon.conftest import station  # noqa: F401  (a fixture: imported to be found here)
-from tests.web_kit import ConsoleServer, make_accounts, serving
+from tests.web_kit import ConsoleServer, make_accounts, serving, station_api, station_console_for
 
 
 @pytest.fixture
@@ -41,16 +41,15 @@ def accounts_path(accounts_template: Path, tmp_path: Path) -> Path:
     return path
 
 
-def station_console_for(tmp_path: Path, accounts_path: Path, *, kiosk: bool = False) -> Console:
-    from agent.web.station import station_console
-
-    config = parse_config(f'station_id = "station-07"\nstate_dir = "{tmp_path / "state"}"\n'
-                          f'api_socket = "{tmp_path / "no-daemon.sock"}"\n', check_profiles=False)
-    return station_console(config, accounts=Accounts(accounts_path), kiosk=kiosk, secure=False)
+@pytest.fixture
+def station_daemon(tmp_path: Path) -> Iterator[Any]:
+    """The daemon's side of a station console on ``tmp_path``/api.sock (see tests/web_kit.station_api)."""
+    with station_api(tmp_path) as fake:
+        yield fake
 
 
 @pytest.fixture(params=["station", "station-kiosk", "fleet"])
-def console(request: pytest.FixtureRequest, tmp_path: Path, accounts_path: Path) -> Console:
+def console(request: pytest.FixtureRequest, tmp_path: Path, accounts_path: Path, station_daemon: Any) -> Console:
     """Each host's console as `wipe-agent web serve` builds it (the fleet's on a real PostgreSQL)."""
     if request.param == "fleet":
         from agent.web.fleet import fleet_console

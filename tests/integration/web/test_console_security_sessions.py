@@ -18,8 +18,7 @@ from agent.web import sessions
 from agent.web.accounts import Accounts, Role
 from agent.web.render import render
 from agent.web.server import EVERYONE, Console, session_of
-from tests.integration.web.conftest import station_console_for
-from tests.web_kit import PASSWORD, Client, ConsoleServer, serving
+from tests.web_kit import PASSWORD, Client, ConsoleServer, serving, station_console_for
 
 OPEN_REDIRECTS = ["//evil.example/", "https://evil.example/", "/\\evil.example", "\\\\evil.example", "/\t/evil.example",
                   "/\n/evil.example", "http:evil.example", "javascript:alert(1)", "evil.example", " //evil.example",
@@ -35,13 +34,13 @@ class Clock:
 
 
 @pytest.fixture
-def station(tmp_path: Path, accounts_path: Path) -> Console:
+def plain_station(tmp_path: Path, accounts_path: Path, station_daemon: Any) -> Console:
     return station_console_for(tmp_path, accounts_path)
 
 
 @pytest.fixture
-def served(station: Console) -> Iterator[ConsoleServer]:
-    with serving(station.application()) as server:
+def served(plain_station: Console) -> Iterator[ConsoleServer]:
+    with serving(plain_station.application()) as server:
         yield server
 
 
@@ -75,10 +74,10 @@ def test_sign_out_ends_the_session_on_the_server(served: ConsoleServer) -> None:
     assert Client(served).post("/sign-out", {}).status == 303  # signed out already: nothing to refuse
 
 
-def test_idle_and_absolute_expiry(station: Console) -> None:
+def test_idle_and_absolute_expiry(plain_station: Console) -> None:
     clock = Clock()
-    station.sessions.clock = clock
-    with serving(station.application()) as server:
+    plain_station.sessions.clock = clock
+    with serving(plain_station.application()) as server:
         client = Client(server)
         assert client.sign_in("operator").status == 303
         clock.now += sessions.IDLE - 5
@@ -172,11 +171,11 @@ def test_request_bodies_are_bounded(served: ConsoleServer) -> None:
     connection.close()
 
 
-def test_plain_http_takes_no_sign_in_from_another_machine(station: Console) -> None:
+def test_plain_http_takes_no_sign_in_from_another_machine(plain_station: Console) -> None:
     address = _non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to serve on")
-    server = ConsoleServer(station.application(), host=address).start()
+    server = ConsoleServer(plain_station.application(), host=address).start()
     try:
         client = Client(server)
         assert client.get("/sign-in").status == 200
