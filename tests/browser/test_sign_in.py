@@ -144,7 +144,7 @@ def test_over_tls_the_browser_keeps_the_host_only_secure_session(driver: WebDriv
     server = console_server(console.application(), context)
     assert server.base.startswith("https://")
     sign_in(driver, server.base, "auditor", PASSWORD)
-    assert _who(driver) == "auditor (auditor)" and _nav(driver) == ["Programme"]
+    assert _who(driver) == "auditor (auditor)" and _nav(driver) == _expected_nav(console, Role.AUDITOR)
     cookies = {cookie["name"]: cookie for cookie in driver.get_cookies()}
     session = cookies["__Host-wa_session"]
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
