@@ -348,7 +348,8 @@ def manifest_list(database: str, as_json: bool) -> None:
     for item in manifests:
         click.echo(f"{printable(item['manifest_id'])}  {item['status']:8} {printable(item['scheme'])}  "
                    f"{printable(item['partner'])}  {item['assets']} asset(s)  {item['created_at']}"
-                   + (f"  ({printable(item['reason'])})" if item["reason"] else ""))
+                   + (f"  ({printable(item['reason'])})" if item["reason"] else "")
+                   + (f"  handed over {item['handed_over_at'][:10]}" if item["handed_over_at"] else ""))
 
 
 @manifest.command("show")
@@ -377,6 +378,10 @@ def manifest_show(manifest_id: str, pdf_out: Path | None, database: str, as_json
                  "out_dir"):
         click.echo(f"{name:16} {printable(shown[name] or '-')}")
     click.echo(f"{'assets':16} {printable(', '.join(shown['assets']))}")
+    if shown["handed_over"]:
+        handed = shown["handed_over"]
+        click.echo(f"{'handed over':16} {handed['at']} to {printable(handed['received_by'])}"
+                   + (f", reference {printable(handed['reference'])}" if handed["reference"] else ""))
     if pdf_out is not None:
         click.echo(f"wrote {printable(pdf_out)}")
 
@@ -401,6 +406,31 @@ def manifest_void(manifest_id: str, reason: str, database: str, as_json: bool) -
         print_json(shown)
         return
     click.echo(f"voided fleet manifest {printable(shown['manifest_id'])}: {len(shown['assets'])} asset(s) released")
+
+
+@manifest.command("handover")
+@click.argument("manifest_id")
+@click.option("--received-by", "received_by", required=True, help="Who received the devices for the partner.")
+@click.option("--reference", default="", help="The partner's reference (delivery note, order) [default: none].")
+@database_option
+@json_option
+@handle_errors
+def manifest_handover(manifest_id: str, received_by: str, reference: str, database: str, as_json: bool) -> None:
+    """Record the partner's receipt of an issued fleet manifest: its assets are handed over (once; it can no
+    longer be voided after).
+
+    e.g. wipe-agent fleet manifest handover FM-20261203-0a1b2c3d4e --received-by 'J. Smith' --reference DN-42
+    """
+    from agent.fleet.database import FleetDatabase
+    from agent.fleet.manifests import handover
+
+    with FleetDatabase(database) as db:
+        shown = handover(db, manifest_id, received_by, reference)
+    if as_json:
+        print_json(shown)
+        return
+    click.echo(f"fleet manifest {printable(shown['manifest_id'])} handed over to "
+               f"{printable(shown['handed_over']['received_by'])}: {len(shown['assets'])} asset(s) handed over")
 
 
 @fleet.group("token")

@@ -255,6 +255,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER fleet_console_audit_head_kept BEFORE DELETE OR TRUNCATE ON fleet_console_audit_head
         FOR EACH STATEMENT EXECUTE FUNCTION fleet_console_audit_refuse()
     """,
+    # 9: a fleet manifest's hand-over (agent/fleet/manifests.py handover): the partner's receipt, one per manifest;
+    # a handed-over manifest is never voided, and its assets are handed_over in the programme
+    """
+    CREATE TABLE fleet_manifest_handovers (
+        manifest_id BIGINT PRIMARY KEY REFERENCES fleet_manifests,
+        at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+        received_by TEXT NOT NULL,
+        reference   TEXT NOT NULL DEFAULT ''
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

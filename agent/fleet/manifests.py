@@ -19,6 +19,8 @@ creator holds a session advisory lock on the manifest while it signs, writes and
 manifest still ``issuing`` whose lock nobody holds was left by a process that died, and the next ``create``
 voids it, freeing its assets. A manifest the fleet's own verifier refuses is voided the same way and its files
 removed. ``void`` releases an issued manifest's assets (e.g. the partner cancelled); the record stays.
+``handover`` records the partner's receipt (once per manifest): its assets are ``handed_over`` and the manifest
+can no longer be voided (both lock the manifest's row, so neither wins half-way).
 """
 
 from __future__ import annotations
@@ -217,6 +219,14 @@ def _unlock(fleet: FleetDatabase, manifest_id: int) -> None:
 
 def _void(fleet: FleetDatabase, manifest_id: int, reason: str, states: tuple[str, ...]) -> bool:
     with fleet.transaction() as db:
+        # the manifest's row locked first (as handover() locks it), then its hand-over read in a statement of its
+        # own: a hand-over committed meanwhile is seen, so a handed-over manifest is never voided
+        locked = db.execute("SELECT document_id FROM fleet_manifests WHERE id = %s FOR UPDATE",
+                            (manifest_id,)).fetchone()
+        handed = _handover_of(db, manifest_id)
+        if handed is not None:
+            raise FleetInputError(f"fleet manifest {locked[0] if locked else manifest_id} was handed over on {handed['at'][:10]} to "
+                                  f"{handed['received_by']}: it can no longer be voided")
         row = db.execute("UPDATE fleet_manifests SET status = 'voided', reason = %s, voided_at = now() "
                          "WHERE id = %s AND status = ANY(%s) RETURNING id",
                          (reason, manifest_id, list(states))).fetchone()
@@ -395,15 +405,59 @@ def _claim(fleet: FleetDatabase, scheme: Any, partner: str, fleet_name: str, doc
     return manifest_id, manifest
 
 
+def _handover_of(db: Any, manifest_id: int) -> dict[str, str] | None:
+    row = db.execute("SELECT at, received_by, reference FROM fleet_manifest_handovers WHERE manifest_id = %s",
+                     (manifest_id,)).fetchone()
+    if row is None:
+        return None
+    return {"at": row[0].isoformat(), "received_by": str(row[1]), "reference": str(row[2])}
+
+
+def _text(value: str, option: str, *, required: bool) -> str:
+    value = value.strip()
+    if not value and not required:
+        return ""
+    if not value or len(value) > MAX_PARTNER or not value.isprintable():
+        raise FleetInputError(f"{option} must be printable text of 1 to {MAX_PARTNER} characters")
+    return value
+
+
+def handover(fleet: FleetDatabase, document_id: str, received_by: str, reference: str = "") -> dict[str, Any]:
+    """Record the partner's receipt of an issued fleet manifest (once; it can no longer be voided after): its
+    assets become ``handed_over`` in the programme, in the same transaction."""
+    received_by = _text(received_by, "--received-by", required=True)
+    reference = _text(reference, "--reference", required=False)
+    with fleet.transaction() as db:
+        row = db.execute("SELECT id, status FROM fleet_manifests WHERE document_id = %s FOR UPDATE",
+                         (document_id,)).fetchone()
+        if row is None:
+            raise FleetInputError(f"no fleet manifest {document_id!r} ('wipe-agent fleet manifest list' lists them)")
+        manifest_id, status = int(row[0]), str(row[1])
+        if status != "issued":
+            raise FleetInputError(f"fleet manifest {document_id} is {status}, not issued: it cannot be handed over")
+        handed = _handover_of(db, manifest_id)
+        if handed is not None:
+            raise FleetInputError(f"fleet manifest {document_id} was handed over already, on {handed['at'][:10]} "
+                                  f"to {handed['received_by']}")
+        db.execute("INSERT INTO fleet_manifest_handovers (manifest_id, received_by, reference) VALUES (%s, %s, %s)",
+                   (manifest_id, received_by, reference))
+        assets = [str(item[0]) for item in db.execute(
+            "SELECT asset_tag FROM fleet_manifest_assets WHERE manifest_id = %s AND NOT voided", (manifest_id,))]
+        recompute(db, assets)
+    return show(fleet, document_id)
+
+
 def list_manifests(fleet: FleetDatabase) -> list[dict[str, Any]]:
     """Every fleet manifest, newest first: id, scheme, partner, fleet, status, when, how many assets."""
     rows = fleet.db.execute(
-        "SELECT m.document_id, m.scheme, m.partner, m.fleet, m.status, m.created_at, m.reason, count(a.asset_tag) "
-        "FROM fleet_manifests m LEFT JOIN fleet_manifest_assets a ON a.manifest_id = m.id "
+        "SELECT m.document_id, m.scheme, m.partner, m.fleet, m.status, m.created_at, m.reason, count(a.asset_tag), "
+        "min(h.at) FROM fleet_manifests m LEFT JOIN fleet_manifest_assets a ON a.manifest_id = m.id "
+        "LEFT JOIN fleet_manifest_handovers h ON h.manifest_id = m.id "
         "GROUP BY m.id ORDER BY m.id DESC").fetchall()
     fleet.db.commit()
     return [{"manifest_id": str(row[0]), "scheme": str(row[1]), "partner": str(row[2]), "fleet": str(row[3]),
-             "status": str(row[4]), "created_at": row[5].isoformat(), "reason": str(row[6]), "assets": int(row[7])}
+             "status": str(row[4]), "created_at": row[5].isoformat(), "reason": str(row[6]), "assets": int(row[7]),
+             "handed_over_at": row[8].isoformat() if row[8] is not None else None}
             for row in rows]
 
 
@@ -419,10 +473,12 @@ def show(fleet: FleetDatabase, document_id: str) -> dict[str, Any]:
         raise FleetInputError(f"no fleet manifest {document_id!r} ('wipe-agent fleet manifest list' lists them)")
     assets = [str(item[0]) for item in fleet.db.execute(
         "SELECT asset_tag FROM fleet_manifest_assets WHERE manifest_id = %s ORDER BY asset_tag", (row[0],))]
+    handed = _handover_of(fleet.db, int(row[0]))
     fleet.db.commit()
     return {"manifest_id": str(row[1]), "scheme": str(row[2]), "partner": str(row[3]), "fleet": str(row[4]),
             "status": str(row[5]), "created_at": row[6].isoformat(), "reason": str(row[7]),
             "manifest_sha256": row[8], "out_dir": str(row[10]), "signed_pdf_held": bool(row[11]), "assets": assets,
+            "handed_over": handed,
             "document": json.loads(row[9]) if row[9] else None}
 
 

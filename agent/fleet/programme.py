@@ -5,7 +5,8 @@ facts the fleet holds — the jobs of the asset's drives (any station) and what 
 say about the asset (intake, host registration, eligibility decision, manifest, destruction)::
 
     destroyed     a destruction is recorded
-    handed_over   the station that allocated it recorded the partner's receipt of that manifest
+    handed_over   the station that allocated it recorded the partner's receipt of that manifest, or the fleet
+                  recorded the receipt of the fleet manifest listing it
     allocated     a station's manifest or a fleet manifest (not voided) lists it
     in_progress   a drive's latest job is still running
     held          a drive's latest job failed, was interrupted or refused, or is routed hold/destroy;
@@ -76,13 +77,16 @@ facts AS (
                   AND r.kind IN ('intake', 'host-registered') AND upper(r.asset_tag) = t.asset)
        OR EXISTS (SELECT 1 FROM linked l WHERE l.asset = t.asset AND l.station_id = f.station_id)
     GROUP BY 1),
-fleet_claims AS (  -- a fleet manifest's claim (agent/fleet/manifests.py) allocates the asset as a station's does
-    SELECT DISTINCT t.asset FROM fleet_manifest_assets c JOIN touched t ON upper(c.asset_tag) = t.asset
-    WHERE NOT c.voided),
+fleet_claims AS (  -- a fleet manifest's claim (agent/fleet/manifests.py) allocates the asset as a station's does,
+                  -- and the fleet's record of its hand-over hands it over as a station's does
+    SELECT t.asset, bool_or(EXISTS (SELECT 1 FROM fleet_manifest_handovers h
+                                    WHERE h.manifest_id = c.manifest_id)) AS handed
+    FROM fleet_manifest_assets c JOIN touched t ON upper(c.asset_tag) = t.asset
+    WHERE NOT c.voided GROUP BY t.asset),
 computed AS (
     SELECT t.asset,
            CASE WHEN f.destroyed THEN 'destroyed'
-                WHEN f.handed THEN 'handed_over'
+                WHEN f.handed OR c.handed THEN 'handed_over'
                 WHEN f.allocated OR c.asset IS NOT NULL THEN 'allocated'
                 WHEN j.active THEN 'in_progress'
                 WHEN j.held THEN 'held'
