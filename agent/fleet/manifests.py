@@ -225,7 +225,8 @@ def _void(fleet: FleetDatabase, manifest_id: int, reason: str, states: tuple[str
                             (manifest_id,)).fetchone()
         handed = _handover_of(db, manifest_id)
         if handed is not None:
-            raise FleetInputError(f"fleet manifest {locked[0] if locked else manifest_id} was handed over on {handed['at'][:10]} to "
+            name = locked[0] if locked else manifest_id
+            raise FleetInputError(f"fleet manifest {name} was handed over on {handed['at'][:10]} to "
                                   f"{handed['received_by']}: it can no longer be voided")
         row = db.execute("UPDATE fleet_manifests SET status = 'voided', reason = %s, voided_at = now() "
                          "WHERE id = %s AND status = ANY(%s) RETURNING id",

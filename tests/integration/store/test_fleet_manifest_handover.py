@@ -13,23 +13,17 @@ from agent.fleet.errors import FleetInputError
 from agent.fleet.manifests import handover, list_manifests, show, void
 from agent.fleet.programme import recompute
 from tests.conftest import run_cli
+from tests.integration.store import test_fleet_manifest as base
 from tests.integration.store.fleet_kit import StationFeed
-from tests.integration.store.test_fleet_manifest import (
-    FleetWorld,
-    fleet,  # noqa: F401  (a fixture)
-    make,
-    own,  # noqa: F401  (a fixture)
-    programme,  # noqa: F401  (a fixture)
-    push,
-    state,
-    tag,
-)
+from tests.integration.store.test_fleet_manifest import FleetWorld, make, push, state, tag
+
+own, fleet, programme = base.own, base.fleet, base.programme  # the fixtures of the fleet manifest tests
 
 pytestmark = pytest.mark.root
 
 
 def test_a_hand_over_hands_the_assets_over_once_and_the_manifest_can_no_longer_be_voided(
-        programme: FleetDatabase, own: FleetWorld, tmp_path: Path) -> None:  # noqa: F811
+        programme: FleetDatabase, own: FleetWorld, tmp_path: Path) -> None:
     created = make(programme, own, tmp_path / "out", assets=[tag(1), tag(4)])
     assert [state(programme, n) for n in (1, 4, 2)] == ["allocated", "allocated", "eligible"]
     shown = handover(programme, created["manifest_id"], "  J. Smith ", "DN-42")
@@ -40,9 +34,9 @@ def test_a_hand_over_hands_the_assets_over_once_and_the_manifest_can_no_longer_b
         db.execute("UPDATE fleet_assets SET state = 'awaiting' WHERE upper(asset_tag) = ANY(%s)", ([tag(1)],))
         recompute(db, [tag(1)])
     assert state(programme, 1) == "handed_over"
-    with pytest.raises(FleetInputError, match="handed over already, on .* to J. Smith"):
+    with pytest.raises(FleetInputError, match=r"handed over already, on .* to J\. Smith"):
         handover(programme, created["manifest_id"], "Someone Else")
-    with pytest.raises(FleetInputError, match="was handed over on .* to J. Smith: it can no longer be voided"):
+    with pytest.raises(FleetInputError, match=r"was handed over on .* to J\. Smith: it can no longer be voided"):
         void(programme, created["manifest_id"], "partner cancelled")
     assert show(programme, created["manifest_id"])["status"] == "issued"
     assert state(programme, 4) == "handed_over"
@@ -54,7 +48,7 @@ def test_a_hand_over_hands_the_assets_over_once_and_the_manifest_can_no_longer_b
 
 
 def test_a_later_ingest_keeps_the_assets_handed_over(programme: FleetDatabase, own: FleetWorld,
-                                                     tmp_path: Path) -> None:  # noqa: F811
+                                                     tmp_path: Path) -> None:
     created = make(programme, own, tmp_path / "out", assets=[tag(2)])
     handover(programme, created["manifest_id"], "R. Receiver")
     feed = StationFeed("station-05")  # another station takes the asset in and decides to hold it: it was handed over
@@ -65,7 +59,7 @@ def test_a_later_ingest_keeps_the_assets_handed_over(programme: FleetDatabase, o
 
 
 def test_only_an_issued_manifest_is_handed_over(programme: FleetDatabase, own: FleetWorld,
-                                                tmp_path: Path) -> None:  # noqa: F811
+                                                tmp_path: Path) -> None:
     created = make(programme, own, tmp_path / "out", assets=[tag(3)])
     void(programme, created["manifest_id"], "partner cancelled")
     assert state(programme, 3) == "eligible"
@@ -111,7 +105,7 @@ def test_a_void_and_a_hand_over_at_once_one_wins_whole(programme: FleetDatabase,
 
 
 def test_the_command_line(programme: FleetDatabase, own: FleetWorld, postgres_dsn: str,
-                          tmp_path: Path) -> None:  # noqa: F811
+                          tmp_path: Path) -> None:
     created = make(programme, own, tmp_path / "out", assets=[tag(1), tag(2)])
     handed = run_cli("fleet", "manifest", "handover", created["manifest_id"], "--received-by", "J. Smith",
                      "--reference", "DN-42", "--database", postgres_dsn, check=True)
