@@ -256,8 +256,11 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH STATEMENT EXECUTE FUNCTION fleet_console_audit_refuse()
     """,
     # 9: a fleet manifest's hand-over (agent/fleet/manifests.py handover): the partner's receipt, one per manifest;
-    # a handed-over manifest is never voided, and its assets are handed_over in the programme
+    # a handed-over manifest is never voided, and its assets are handed_over in the programme. The signed PDF's
+    # SHA-256 is kept beside it (the partner view lists it without reading every PDF)
     """
+    ALTER TABLE fleet_manifests ADD COLUMN pdf_sha256 TEXT;
+    UPDATE fleet_manifests SET pdf_sha256 = encode(sha256(pdf), 'hex') WHERE pdf IS NOT NULL;
     CREATE TABLE fleet_manifest_handovers (
         manifest_id BIGINT PRIMARY KEY REFERENCES fleet_manifests,
         at          TIMESTAMPTZ NOT NULL DEFAULT now(),

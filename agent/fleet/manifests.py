@@ -335,8 +335,8 @@ def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list
         os.replace(written.pdf, final)
         pdf = final.read_bytes()
         with fleet.transaction() as db:
-            db.execute("UPDATE fleet_manifests SET status = 'issued', pdf = %s, out_dir = %s WHERE id = %s",
-                       (pdf, str(out_dir.resolve()), manifest_id))
+            db.execute("UPDATE fleet_manifests SET status = 'issued', pdf = %s, pdf_sha256 = %s, out_dir = %s "
+                       "WHERE id = %s", (pdf, hashlib.sha256(pdf).hexdigest(), str(out_dir.resolve()), manifest_id))
     except BaseException as error:
         if not isinstance(error, FleetInputError):  # (those voided it already)
             try:
