@@ -9,14 +9,21 @@
     GET  /partner/manifests/STATION/ID/pack         a zip: the manifest's folder as the station wrote it
                                                     (PDF, JSON, CSV, certificates/), a README.txt on how
                                                     to verify it offline, and the trust bundle
+                                                    (never of a voided manifest)
+
+A fleet manifest has the same pages under /partner/manifests/FLEET/ID (FLEET: the fleet that signed it, never a
+station's id: ``pki issue-fleet`` refuses one). Its PDF and signed JSON are the bytes ``fleet manifest create``
+kept in ``fleet_manifests`` (the folder it wrote may be anywhere, or gone); its CSV is rendered from the signed
+JSON, byte for byte the file create wrote (the verifier checks exactly that); its certificates are the ones the
+stations forwarded (``fleet_documents``, by station and id).
     GET  /verify, POST /verify                      upload a signed document; the partners' verifier judges it
 
 Which partner a manifest is allocated to: a station manifest is made for one reuse scheme, and a scheme is
 one partner's agreement, so a station manifest belongs to the partner named as its scheme (a partner
-account is made with ``--partner SCHEME``, compared without regard to case). Fleet manifests (signed by the
-fleet, naming their partner) join :func:`manifests_of`, the one place that answers "the manifests of
-partner P": every page, download and pack asks it, so a partner cannot reach another partner's manifest
-by its URL — the answer is 404, as for a manifest that does not exist.
+account is made with ``--partner SCHEME``, compared without regard to case). A fleet manifest (signed by the
+fleet) names its partner, compared the same way. Both are in :func:`manifests_of`, the one place that answers
+"the manifests of partner P": every page, download and pack asks it, so a partner cannot reach another
+partner's manifest by its URL — the answer is 404, as for a manifest that does not exist.
 
 A manifest's content is read from the signed PDF the fleet holds by the partners' own verifier
 (:func:`certs.verify.verify_data` against the console's trust bundle), never from the station's say-so in
@@ -82,7 +89,8 @@ class ManifestSummary:
     """One manifest as the partner list shows it."""
 
     source: str
-    """"station": signed by a station (fleet manifests will be "fleet")."""
+    """"station": signed by a station; "fleet": a fleet manifest, signed by the fleet (``station_id`` is the
+    fleet's name)."""
     station_id: str
     manifest_id: str
     scheme: str
@@ -94,7 +102,12 @@ class ManifestSummary:
     pdf_sha256: str | None
     """The SHA-256 of the signed PDF the fleet holds (None: the PDF never reached the fleet)."""
     handed_over: dict[str, str] | None = None
-    """The station's record of the partner's receipt (at, received_by, partner, reference), if any."""
+    """The record of the partner's receipt (at, received_by, partner, reference), if any: the station's entry, or
+    the fleet's (``fleet manifest handover``) for a fleet manifest."""
+
+    @property
+    def fleet(self) -> bool:
+        return self.source == "fleet"
 
     @property
     def href(self) -> str:
@@ -136,6 +149,19 @@ ORDER BY m.at DESC, m.station_id, m.ref
 """
 
 
+_FLEET_MANIFESTS = """
+SELECT m.fleet, m.document_id, m.scheme, m.partner, m.status = 'voided', count(a.asset_tag), m.created_at,
+       m.pdf_sha256, h.at, h.received_by, h.reference
+FROM fleet_manifests m
+LEFT JOIN fleet_manifest_assets a ON a.manifest_id = m.id
+LEFT JOIN fleet_manifest_handovers h ON h.manifest_id = m.id
+WHERE m.status IN ('issued', 'voided') AND m.pdf_sha256 IS NOT NULL  -- never one left unsigned
+  AND (%(station)s::text IS NULL OR m.fleet = %(station)s)
+  AND (%(manifest)s::text IS NULL OR m.document_id = %(manifest)s)
+GROUP BY m.id, h.manifest_id
+"""
+
+
 def _parsed(data: Any) -> dict[str, Any]:
     """An audit entry's data (the station's canonical JSON), parsed here, not in SQL (jsonb refuses some text a
     station may send); {} when it is not an object."""
@@ -158,39 +184,65 @@ def manifests_of(db: Any, partner: str | None, *, station: str | None = None, ma
     """The manifests allocated to ``partner`` (None: every partner's), newest first; voided ones only with
     ``voided`` (a voided manifest was never handed over). ``station`` and ``manifest`` narrow it to one."""
     found = []
+    narrowed = {"station": station, "manifest": manifest}
     for station_id, ref, is_voided, devices, at, data, sha256, handed_at, handed in db.execute(
-            _MANIFESTS, {"station": station, "manifest": manifest}).fetchall():
+            _MANIFESTS, narrowed).fetchall():
         scheme = _parsed(data).get("scheme")
         if not isinstance(scheme, str) or not scheme:
             continue  # an entry that names no scheme is allocated to no partner
-        summary = ManifestSummary("station", str(station_id), str(ref), scheme, partner_of_scheme(scheme), str(at),
-                                  int(devices), bool(is_voided), str(sha256) if sha256 else None,
-                                  _handover(handed_at, handed))
-        if (partner is None or _same_partner(summary.partner, partner)) and (voided or not summary.voided):
-            found.append(summary)
+        found.append(ManifestSummary("station", str(station_id), str(ref), scheme, partner_of_scheme(scheme), str(at),
+                                     int(devices), bool(is_voided), str(sha256) if sha256 else None,
+                                     _handover(handed_at, handed)))
+    for fleet, ref, scheme, named, is_voided, devices, created, sha256, handed_at, received_by, reference in db.execute(
+            _FLEET_MANIFESTS, narrowed).fetchall():
+        handover = None if handed_at is None else {
+            "at": handed_at.astimezone(UTC).isoformat(timespec="seconds"), "received_by": str(received_by),
+            "partner": str(named), "reference": str(reference)}
+        found.append(ManifestSummary("fleet", str(fleet), str(ref), str(scheme), str(named),
+                                     created.astimezone(UTC).isoformat(), int(devices), bool(is_voided), str(sha256),
+                                     handover))
     db.commit()
-    return found
+    chosen = [summary for summary in found if (partner is None or _same_partner(summary.partner, partner))
+              and (voided or not summary.voided)]
+    chosen.sort(key=lambda summary: (summary.station_id, summary.manifest_id))
+    chosen.sort(key=lambda summary: summary.recorded_at, reverse=True)  # newest first, then by station and id
+    return chosen
 
 
-def _held_pdf(db: Any, station: str, manifest: str) -> bytes | None:
-    row = db.execute("SELECT pdf FROM fleet_documents WHERE station_id = %s AND document_id = %s AND kind = 'manifest'",
-                     (station, manifest)).fetchone()
+def _held_pdf(db: Any, summary: ManifestSummary) -> bytes | None:
+    """The signed PDF the fleet holds: as the station forwarded it, or as ``fleet manifest create`` kept it."""
+    if summary.fleet:
+        row = db.execute("SELECT pdf FROM fleet_manifests WHERE fleet = %s AND document_id = %s AND pdf IS NOT NULL",
+                         (summary.station_id, summary.manifest_id)).fetchone()
+    else:
+        row = db.execute("SELECT pdf FROM fleet_documents WHERE station_id = %s AND document_id = %s "
+                         "AND kind = 'manifest'", (summary.station_id, summary.manifest_id)).fetchone()
     db.commit()
     return bytes(row[0]) if row else None
 
 
-def _held_certificates(db: Any, station: str, ids: list[str]) -> dict[str, bytes]:
-    rows = db.execute("SELECT document_id, pdf FROM fleet_documents WHERE station_id = %s AND document_id = ANY(%s) "
-                      "AND kind = 'certificate'", (station, ids)).fetchall()
-    db.commit()
-    return {str(document_id): bytes(pdf) for document_id, pdf in rows}
+Listed = tuple[str, str]
+"""A listed certificate: (the station that issued it, its id)."""
+_CERTIFICATES = """
+SELECT d.station_id, d.document_id, {what} FROM fleet_documents d
+JOIN unnest(%s::text[], %s::text[]) AS w(station_id, document_id)
+  ON d.station_id = w.station_id AND d.document_id = w.document_id
+WHERE d.kind = 'certificate'
+"""
 
 
-def _which_certificates(db: Any, station: str, ids: list[str]) -> set[str]:
-    rows = db.execute("SELECT document_id FROM fleet_documents WHERE station_id = %s AND document_id = ANY(%s) "
-                      "AND kind = 'certificate'", (station, ids)).fetchall()
+def _held_certificates(db: Any, listed: list[Listed]) -> dict[Listed, bytes]:
+    rows = db.execute(_CERTIFICATES.format(what="d.pdf"), ([item[0] for item in listed],
+                                                            [item[1] for item in listed])).fetchall()
     db.commit()
-    return {str(row[0]) for row in rows}
+    return {(str(station), str(document_id)): bytes(pdf) for station, document_id, pdf in rows}
+
+
+def _which_certificates(db: Any, listed: list[Listed]) -> set[Listed]:
+    rows = db.execute(_CERTIFICATES.format(what="1"), ([item[0] for item in listed],
+                                                        [item[1] for item in listed])).fetchall()
+    db.commit()
+    return {(str(row[0]), str(row[1])) for row in rows}
 
 
 def safe_name(name: str, fallback: str) -> str:
@@ -213,11 +265,59 @@ class HeldManifest:
 
     @property
     def base(self) -> str:
+        if self.summary.fleet:
+            return safe_name(f"fleet-manifest-{self.summary.manifest_id}", "fleet-manifest")
         return safe_name(f"manifest-{self.summary.manifest_id}", "manifest")
 
+    def listed(self) -> list[tuple[Listed, str]]:
+        """Each listed certificate, once, with the file name the manifest gives it: a station manifest's are its
+        station's, a fleet manifest names the station of each."""
+        seen: dict[Listed, str] = {}
+        for device in self.document.get("devices", []):
+            for drive in device.get("drives", []):
+                station = str(drive.get("station_id")) if self.summary.fleet else self.summary.station_id
+                seen.setdefault((station, str(drive.get("certificate_id"))), str(drive.get("certificate_file") or ""))
+        return list(seen.items())
+
     def certificate_ids(self) -> list[str]:
-        return [str(drive.get("certificate_id")) for device in self.document.get("devices", [])
-                for drive in device.get("drives", [])]
+        return [certificate for (_station, certificate), _file in self.listed()]
+
+    def csv(self) -> bytes:
+        """The signed rows as CSV, byte for byte the file the signer wrote beside the PDF."""
+        if self.summary.fleet:
+            from certs.fleet_manifest import render_csv as fleet_csv
+
+            return fleet_csv(self.document)
+        from certs.manifest import render_csv
+
+        return render_csv(self.document)
+
+
+def _fleet_held(summary: ManifestSummary, pdf: bytes, report: VerificationReport) -> HeldManifest:
+    """A verified fleet manifest, handed out only when what it signs is what the fleet's record says: the partner
+    and the scheme (the record decided who sees it; the signed document is what the partner holds)."""
+    document = report.document or {}
+    scheme = document.get("scheme")
+    signed_scheme = str(scheme.get("name")) if isinstance(scheme, dict) else str(scheme)
+    if document.get("partner") != summary.partner or signed_scheme != summary.scheme:
+        raise ManifestUnavailable(f"the signed fleet manifest is for {document.get('partner')!r} ({signed_scheme}), "
+                                  f"the fleet's record says {summary.partner!r} ({summary.scheme}); it is not "
+                                  "handed out")
+    return HeldManifest(summary, pdf, document, report)
+
+
+def fleet_drives(document: dict[str, Any]) -> list[dict[str, str]]:
+    """A fleet manifest's drives, one row each, as its page lists them (numbered by device, as the signed rows)."""
+    found = []
+    for number, device in enumerate(document.get("devices", []), start=1):
+        make_model = " ".join(str(part) for part in (device.get("make"), device.get("model")) if part)
+        for drive in device.get("drives", []):
+            found.append({"no": str(number), "asset": str(device.get("asset")), "make_model": make_model or "\u2014",
+                          "host_serial": str(device.get("serial") or "\u2014"),
+                          **{key: str(drive.get(key) or "\u2014") for key in (
+                              "serial", "station_id", "certificate_id", "level", "method")},
+                          "sanitised_on": str(drive.get("sanitised_at") or "")[:10] or "\u2014"})
+    return found
 
 
 class TrustFile:
@@ -315,8 +415,10 @@ def install(console: Console, fleet: FleetContext) -> None:
                                                               manifest=manifest, voided=partner is None))
         if not found:  # another partner's or none at all: the same answer, so existence is not revealed
             raise web.HTTPNotFound(text="no such manifest")
+        if len(found) > 1:  # a station manifest and a fleet manifest of one name (a station named as the fleet)
+            raise ManifestUnavailable(f"two manifests are named {station}/{manifest}: neither is handed out")
         summary = found[0]
-        pdf = await fleet.run(lambda database: _held_pdf(database.db, station, manifest))
+        pdf = await fleet.run(lambda database: _held_pdf(database.db, summary))
         if pdf is None or summary.pdf_sha256 is None:
             raise ManifestUnavailable(f"the fleet holds no signed PDF of manifest {manifest} (the station has "
                                            "not forwarded it): ask the organisation")
@@ -328,13 +430,17 @@ def install(console: Console, fleet: FleetContext) -> None:
         if report is None:
             from certs.verify import DocumentKind
 
-            report = await asyncio.to_thread(_verify, pdf, f"manifest-{manifest}.pdf", bundle, DocumentKind.MANIFEST)
+            kind = DocumentKind.FLEET_MANIFEST if summary.fleet else DocumentKind.MANIFEST
+            report = await asyncio.to_thread(_verify, pdf, f"manifest-{manifest}.pdf", bundle, kind)
             verdicts.put(digest, report)
         if not report.valid or report.document is None:
             raise ManifestUnavailable(f"the manifest the fleet holds does not verify now "
                                            f"({report.code}: {report.reason}); it is not handed out")
-        if report.document.get("document_id") != manifest or report.document.get("station_id") != station:
+        signer = "fleet" if summary.fleet else "station_id"
+        if report.document.get("document_id") != manifest or report.document.get(signer) != station:
             raise ManifestUnavailable("the held PDF is another manifest's; it is not handed out")
+        if summary.fleet:
+            return _fleet_held(summary, pdf, report)
         signed = report.document.get("scheme")
         signed_scheme = str(signed.get("name")) if isinstance(signed, dict) else str(signed)
         if not _same_partner(partner_of_scheme(signed_scheme), summary.partner):
@@ -353,14 +459,18 @@ def install(console: Console, fleet: FleetContext) -> None:
         from certs.manifest import manifest_rows
 
         held = await own(request)
-        ids = held.certificate_ids()
-        present = await fleet.run(lambda database: _which_certificates(database.db, held.summary.station_id, ids))
-        rows = manifest_rows(held.document)
+        listed = [item for item, _file in held.listed()]
+        held_now = await fleet.run(lambda database: _which_certificates(database.db, listed))
+        missing = [certificate for (station, certificate) in listed if (station, certificate) not in held_now]
         stated = held.document.get("scheme")
         scheme = {key: str(stated.get(key) or "") for key in ("name", "summary", "destination")} \
             if isinstance(stated, dict) else {"name": str(stated), "summary": "", "destination": ""}
-        return render(request, "fleet_partner_manifest.html", held=held, rows=rows, present=present,
-                      missing=[certificate for certificate in ids if certificate not in present], scheme=scheme)
+        if held.summary.fleet:
+            return render(request, "fleet_partner_fleet_manifest.html", held=held, drives=fleet_drives(held.document),
+                          present=held_now, missing=missing, scheme=scheme)
+        present = {certificate for _station, certificate in held_now}
+        return render(request, "fleet_partner_manifest.html", held=held, rows=manifest_rows(held.document),
+                      present=present, missing=missing, scheme=scheme)
 
     def _download(data: bytes, name: str, content_type: str, charset: str | None = None) -> web.Response:
         return web.Response(body=data, content_type=content_type, charset=charset, headers={
@@ -378,20 +488,20 @@ def install(console: Console, fleet: FleetContext) -> None:
         return _download(held.pdf, f"{held.base}.pdf", "application/pdf")
 
     async def csv(request: web.Request) -> web.StreamResponse:
-        from certs.manifest import render_csv
-
         held = await own(request)
         _record(request, "csv", held)
-        return _download(render_csv(held.document), f"{held.base}.csv", "text/csv", "utf-8")
+        return _download(held.csv(), f"{held.base}.csv", "text/csv", "utf-8")
 
     async def pack(request: web.Request) -> web.StreamResponse:
         held = await own(request)
+        if held.summary.voided:  # (only an admin sees one) a voided manifest was never handed over
+            raise web.HTTPGone(text=f"manifest {held.summary.manifest_id} is voided: it is never packed")
         _record(request, "pack", held, sha256=held.summary.pdf_sha256)
         response = web.StreamResponse(headers={
             "Content-Type": "application/zip", "Content-Disposition": f'attachment; filename="{held.base}.zip"'})
         await response.prepare(request)
-        await stream_pack(response, held, trust.raw(), lambda ids: fleet.run(
-            lambda database: _held_certificates(database.db, held.summary.station_id, ids)))
+        await stream_pack(response, held, trust.raw(), lambda listed: fleet.run(
+            lambda database: _held_certificates(database.db, listed)))
         await response.write_eof()
         return response
 
@@ -471,17 +581,30 @@ def _member(name: str, moment: datetime, compress: bool) -> zipfile.ZipInfo:
     return info
 
 
-def readme(held: HeldManifest, files: dict[str, str], missing: list[str], renamed: list[str],
+def readme(held: HeldManifest, files: dict[Listed, str], missing: list[str], renamed: list[str],
            bundle: bytes | None) -> str:
     """README.txt of a certificate pack: what it holds and how to check it without the fleet."""
     summary = held.summary
-    lines = [
-        f"Certificate pack of batch manifest {summary.manifest_id}",
-        f"Station {summary.station_id}, scheme {summary.scheme}, {summary.devices} device(s), "
-        f"recorded {summary.recorded_at}.",
-        "",
-        "This folder is the manifest as the station wrote it:",
-        f"  {held.base}.pdf    the signed manifest (PAdES, the station's key)",
+    if summary.fleet:
+        stations = sorted({station for station, _certificate in files})
+        lines = [
+            f"Certificate pack of fleet manifest {summary.manifest_id} for {summary.partner}",
+            f"Signed by fleet {summary.station_id}, scheme {summary.scheme}, {summary.devices} device(s) from "
+            f"station(s) {', '.join(stations)}, created {summary.recorded_at}.",
+            "",
+            "This folder is the fleet manifest as the fleet wrote it:",
+            f"  {held.base}.pdf    the signed fleet manifest (PAdES, the fleet's key)",
+        ]
+    else:
+        lines = [
+            f"Certificate pack of batch manifest {summary.manifest_id}",
+            f"Station {summary.station_id}, scheme {summary.scheme}, {summary.devices} device(s), "
+            f"recorded {summary.recorded_at}.",
+            "",
+            "This folder is the manifest as the station wrote it:",
+            f"  {held.base}.pdf    the signed manifest (PAdES, the station's key)",
+        ]
+    lines += [
         f"  {held.base}.json   the manifest's signed JSON (byte-identical to the copy inside the PDF)",
         f"  {held.base}.csv    its rows, for a spreadsheet",
         f"  certificates/      the {len(files)} certificate(s) of sanitisation it lists",
@@ -491,8 +614,8 @@ def readme(held: HeldManifest, files: dict[str, str], missing: list[str], rename
     lines += [
         "",
         "Check it offline (nothing is fetched from the network) with the partners' verifier, in this folder:",
-        f"  python -m certs verify {held.base}.pdf --trust BUNDLE",
-        f"  (or, with the station software: wipe-agent verify {held.base}.pdf --trust BUNDLE)",
+        f"  wipe-agent verify {held.base}.pdf --trust BUNDLE",
+        f"  (or, with the verifier alone: python -m certs verify {held.base}.pdf --trust BUNDLE)",
         "The certificates/ folder beside the PDF is checked too: every certificate the manifest lists must be",
         "present, valid and the one listed (id and record hash), and nothing else may be in the folder.",
         "A VALID verdict on every line, and exit status 0, is the only pass.",
@@ -518,48 +641,43 @@ def readme(held: HeldManifest, files: dict[str, str], missing: list[str], rename
 
 async def stream_pack(response: web.StreamResponse, held: HeldManifest, bundle: bytes | None,
                       fetch: Any) -> None:
-    """Write the pack of ``held`` to ``response`` member by member; ``fetch(ids)`` awaits {id: pdf} of
-    certificates. At most :data:`PACK_CHUNK` certificates are in memory at once."""
+    """Write the pack of ``held`` to ``response`` member by member; ``fetch(listed)`` awaits {(station, id): pdf}
+    of certificates. At most :data:`PACK_CHUNK` certificates are in memory at once."""
     from certs.documents import canonical_json
-    from certs.manifest import render_csv
 
     try:
         moment = datetime.fromisoformat(str(held.document.get("created_at"))).astimezone(UTC)
     except ValueError:
         moment = datetime.now(UTC)
     top = held.base
-    files: dict[str, str] = {}  # certificate id -> its member name
+    files: dict[Listed, str] = {}  # (station, certificate id) -> its member name
     used: set[str] = set()
     renamed: list[str] = []
-    for device in held.document.get("devices", []):
-        for drive in device.get("drives", []):
-            certificate = str(drive.get("certificate_id"))
-            if certificate in files:
-                continue
-            wanted = str(drive.get("certificate_file") or "")
-            name = safe_name(wanted, safe_name(f"{certificate}.pdf", "certificate.pdf"))
-            base, number = name, 2
-            while name.lower() in used:
-                name, number = f"{number}-{base}", number + 1
-            used.add(name.lower())
-            if name != wanted:
-                renamed.append(f"{wanted!r} -> certificates/{name}")
-            files[certificate] = name
+    for listed, wanted in held.listed():
+        name = safe_name(wanted, safe_name(f"{listed[1]}.pdf", "certificate.pdf"))
+        base, number = name, 2
+        while name.lower() in used:
+            name, number = f"{number}-{base}", number + 1
+        used.add(name.lower())
+        if name != wanted:
+            renamed.append(f"{wanted!r} -> certificates/{name}")
+        files[listed] = name
     sink = _Sink()
     missing: list[str] = []
     with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
         archive.writestr(_member(f"{top}/{held.base}.pdf", moment, False), held.pdf)
         archive.writestr(_member(f"{top}/{held.base}.json", moment, True), canonical_json(held.document))
-        archive.writestr(_member(f"{top}/{held.base}.csv", moment, True), render_csv(held.document))
+        archive.writestr(_member(f"{top}/{held.base}.csv", moment, True), held.csv())
         await response.write(sink.take())
         ids = list(files)
         for start in range(0, len(ids), PACK_CHUNK):
             chunk = ids[start:start + PACK_CHUNK]
-            held_pdfs: dict[str, bytes] = await fetch(chunk)
+            held_pdfs: dict[Listed, bytes] = await fetch(chunk)
             for certificate in chunk:
                 data = held_pdfs.pop(certificate, None)
                 if data is None:
-                    missing.append(f"{certificate} ({files[certificate]})")
+                    where = f" of {certificate[0]}" if held.summary.fleet else ""
+                    missing.append(f"{certificate[1]}{where} ({files[certificate]})")
                     continue
                 archive.writestr(_member(f"{top}/certificates/{files[certificate]}", moment, False), data)
                 await response.write(sink.take())

@@ -171,7 +171,7 @@ def test_a_hand_over_the_station_recorded_is_shown(postgres_dsn: str,
         [summary] = manifests_of(fleet.db, "schools")
     assert summary.handed_over is not None and summary.handed_over["received_by"] == "<i>R. Receiver</i>"
     (_, listing), (_, page) = _get(postgres_dsn, partner_world, "schools-partner", "/partner", SCHOOLS)
-    assert b"received by &lt;i&gt;R. Receiver&lt;/i&gt;" in listing
+    assert b"</span> to &lt;i&gt;R. Receiver&lt;/i&gt;" in listing and b"handed over on" in listing
     assert b"received by &lt;i&gt;R. Receiver&lt;/i&gt; (Schools Trust), reference DN-42" in page
     [(_, other)] = _get(postgres_dsn, partner_world, "gla-partner", "/partner")
     assert b"not yet" in other and b"Receiver" not in other
