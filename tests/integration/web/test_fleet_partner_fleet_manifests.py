@@ -50,14 +50,16 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[World]:
     root = tmp_path_factory.mktemp("partner-fleet-manifests")
     pkis = build_world(root / "pki")
     pki.issue_station(pkis.ca_dir, "station-04", root / "station-04")
     pki.issue_fleet(pkis.ca_dir, "fleet-hq", root / "fleet-signer")
     pki.make_bundle(pkis.ca_dir, pkis.bundle)
     second, signer = pki.load_station_signer(root / "station-04"), pki.load_fleet_signer(root / "fleet-signer")
-    dsn: str = postgres_server.create_database("p_partner_fleet_manifests")
+    # a database per module using the fixture (the browser test uses it too)
+    dsn: str = postgres_server.create_database("f_" + re.sub(r"[^a-z0-9]", "_", request.module.__name__.lower())[-40:])
     accounts = Accounts(root / "web-accounts.json")
     for name, (role, partner) in ACCOUNTS.items():
         accounts.add(name, role, name.title(), PASSWORD, partner)
