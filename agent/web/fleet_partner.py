@@ -479,7 +479,8 @@ def install(console: Console, fleet: FleetContext) -> None:
     def _record(request: web.Request, what: str, held: HeldManifest, **extra: Any) -> None:
         session = session_of(request)
         console.record("web-partner-download", session.name, {
-            "what": what, "station_id": held.summary.station_id, "manifest_id": held.summary.manifest_id,
+            "what": what, "source": held.summary.source, "station_id": held.summary.station_id,
+            "manifest_id": held.summary.manifest_id,
             "partner": session.partner, **extra})
 
     async def pdf(request: web.Request) -> web.StreamResponse:
