@@ -123,15 +123,15 @@ def test_the_command_line(programme: FleetDatabase, own: FleetWorld, postgres_ds
     assert missing.returncode == 2 and "--received-by" in missing.stderr
 
 
-def test_migration_8_keeps_an_earlier_manifests_pdf_hash(programme: FleetDatabase, own: FleetWorld,
+def test_migration_9_keeps_an_earlier_manifests_pdf_hash(programme: FleetDatabase, own: FleetWorld,
                                                           postgres_dsn: str, tmp_path: Path) -> None:
     import hashlib
 
     created = make(programme, own, tmp_path / "out", assets=[tag(1)])
-    with programme.transaction() as db:  # the database as schema 7 left it
+    with programme.transaction() as db:  # the database as schema 8 left it
         db.execute("DROP TABLE fleet_manifest_handovers")
         db.execute("ALTER TABLE fleet_manifests DROP COLUMN pdf_sha256")
-        db.execute("UPDATE fleet_meta SET value = '7' WHERE key = 'schema_version'")
+        db.execute("UPDATE fleet_meta SET value = '8' WHERE key = 'schema_version'")
     with FleetDatabase(postgres_dsn) as again:
         row = again.db.execute("SELECT pdf_sha256 FROM fleet_manifests WHERE document_id = %s",
                                (created["manifest_id"],)).fetchone()
