@@ -62,6 +62,7 @@ modules under ``agent``)::
      ├── PasswordRejected             password_rejected        400  exit 2  methods.ata_security_erase
      ├── ReuseRefused                 refused                  409  exit 2  reuse.errors
      ├── SchemeError                  bad_scheme               400  exit 2  reuse.errors
+     ├── BadQuery                     bad_query                400  exit 2  web.fleet_dashboard
      └── ManifestUnavailable          manifest_unavailable     503  exit 1  web.fleet_partner
 
 The certs package (a separately installable verifier) has its own twin tree and registry,

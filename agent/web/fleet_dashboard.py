@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.errors import AgentError
 from agent.fleet import programme, report
 from agent.web import charts
 from agent.web.accounts import Role
@@ -31,11 +32,11 @@ OUTCOMES = ("sanitised", "failed", "interrupted", "refused")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class BadQuery(web.HTTPBadRequest):
+class BadQuery(AgentError):
     """A query parameter the page does not take, or not in its form (the error page shows the one line)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(text=message)
+    code = "bad_query"
+    http_status = 400
 
 
 def _day(request: web.Request, name: str) -> date | None:

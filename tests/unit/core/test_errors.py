@@ -193,7 +193,7 @@ def test_declared_statuses_are_the_old_mapping() -> None:
         assert error.http_status == DECLARED_SINCE.get(code, _old_status(error)), code
 
 
-DECLARED_SINCE = {"manifest_unavailable": 503}
+DECLARED_SINCE = {"manifest_unavailable": 503, "bad_query": 400}
 """Codes born after the registry, with the status they were declared with (no old mapping to keep)."""
 
 
