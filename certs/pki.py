@@ -743,28 +743,18 @@ def load_fleet_signer(directory: Path) -> StationSigner:
     The key must be 0600 and belong to the certificate; ``StationSigner.station_id`` is then the fleet's
     name. Whether the certificate carries the fleet EKU is the verifier's decision, made from the bytes.
     """
-    key_path, certificate_path = directory / FLEET_KEY, directory / FLEET_CERT
-    if not key_path.exists() or not certificate_path.exists():
-        raise NoSignerConfigured(f"no fleet signing key in {directory}: run 'wipe-agent pki issue-fleet' to "
-                                 "install one")
-    if os.name == "posix" and key_path.stat().st_mode & 0o077:
-        raise PkiError(f"{key_path} is readable by other users; chmod 600 it (and consider it exposed)")
-    key = _load_private_key(key_path, "fleet key")
-    certificate = _load_certificate(certificate_path, "fleet certificate")
-    chain = _load_certificates(directory / FLEET_CHAIN, "certificate chain")
-    if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
-        raise PkiError(f"{key_path} does not belong to {certificate_path}")
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not names:
-        raise PkiError(f"{certificate_path} has no common name (the fleet's name)")
-    crl_path = directory / FLEET_CRL
-    crl = None
-    if crl_path.exists():
+    def crl() -> x509.CertificateRevocationList | None:
+        crl_path = directory / FLEET_CRL
+        if not crl_path.exists():
+            return None
         try:
-            crl = x509.load_pem_x509_crl(_read(crl_path, "fleet CRL"))
+            return x509.load_pem_x509_crl(_read(crl_path, "fleet CRL"))
         except ValueError:
             raise PkiError(f"{crl_path} is not a PEM CRL") from None
-    return StationSigner(str(names[0].value), certificate, chain, key, crl)
+
+    return _load_signer(directory / FLEET_KEY, directory / FLEET_CERT, directory / FLEET_CHAIN, "fleet",
+                        "the fleet's name", "no fleet signing key in {where}: run 'wipe-agent pki issue-fleet' to "
+                        "install one", crl)
 
 
 def _tsa_certificates(state: _CaState, now: datetime) -> list[x509.Certificate]:
@@ -1039,22 +1029,27 @@ def load_station_signer(state_dir: Path) -> StationSigner:
     files are unreadable, group/world-readable (key), or do not belong together.
     """
     pki_dir = state_dir / STATION_DIR
-    key_path, certificate_path = pki_dir / STATION_KEY, pki_dir / STATION_CERT
+    return _load_signer(pki_dir / STATION_KEY, pki_dir / STATION_CERT, pki_dir / STATION_CHAIN, "station",
+                        "station id", "no station signing key in {where}: run 'wipe-agent pki issue-station' to "
+                        "install one", lambda: load_station_crl(state_dir))
+
+
+def _load_signer(key_path: Path, certificate_path: Path, chain_path: Path, role: str, name_is: str, missing: str,
+                 crl: Callable[[], x509.CertificateRevocationList | None]) -> StationSigner:
+    """A signing key (0600), its certificate and chain, checked to belong together; its CN names the signer."""
     if not key_path.exists() or not certificate_path.exists():
-        raise NoSignerConfigured(
-            f"no station signing key in {pki_dir}: run 'wipe-agent pki issue-station' to install one"
-        )
+        raise NoSignerConfigured(missing.format(where=key_path.parent))
     if os.name == "posix" and key_path.stat().st_mode & 0o077:
         raise PkiError(f"{key_path} is readable by other users; chmod 600 it (and consider it exposed)")
-    key = _load_private_key(key_path, "station key")
-    certificate = _load_certificate(certificate_path, "station certificate")
-    chain = _load_certificates(pki_dir / STATION_CHAIN, "certificate chain")
+    key = _load_private_key(key_path, f"{role} key")
+    certificate = _load_certificate(certificate_path, f"{role} certificate")
+    chain = _load_certificates(chain_path, "certificate chain")
     if _public_der(key.public_key()) != _public_der(_ec_public(certificate)):
         raise PkiError(f"{key_path} does not belong to {certificate_path}")
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not names:
-        raise PkiError(f"{certificate_path} has no common name (station id)")
-    return StationSigner(str(names[0].value), certificate, chain, key, load_station_crl(state_dir))
+        raise PkiError(f"{certificate_path} has no common name ({name_is})")
+    return StationSigner(str(names[0].value), certificate, chain, key, crl())
 
 
 # --- TLS between stations and the fleet ------------------------------------------------------------
