@@ -65,7 +65,8 @@ facts AS (
            -- a hand-over counts for the manifest the same station allocated the asset in
            bool_or(f.kind = 'manifest-handed-over' AND EXISTS (
                SELECT 1 FROM fleet_asset_facts m WHERE m.station_id = f.station_id AND m.kind = 'manifest'
-               AND m.ref = f.ref AND NOT m.voided AND upper(m.asset_tag) = upper(f.asset_tag))) AS handed,
+               AND m.ref = f.ref AND NOT m.voided AND upper(m.asset_tag) = upper(f.asset_tag)
+               AND m.audit_seq < f.audit_seq)) AS handed,  -- a hand-over before the manifest hands over nothing
            (array_agg(f.route ORDER BY f.at DESC, f.audit_seq DESC)
                 FILTER (WHERE f.kind = 'eligibility-decision'))[1] AS decision,
            bool_or(f.kind IN ('intake', 'host-registered')) AS received
@@ -126,8 +127,13 @@ def facts_of_entry(kind: str, subject: str, data: Any) -> list[tuple[str, str, s
 def record_facts(db: Any, station: str, audit_seq: int, at: str, kind: str, subject: str, data: Any) -> list[str]:
     """Store the facts of one accepted audit entry; returns the assets whose state may have changed."""
     if kind == "manifest-voided":
-        rows = db.execute("UPDATE fleet_asset_facts SET voided = true WHERE station_id = %s AND kind = 'manifest' "
-                          "AND ref = %s RETURNING asset_tag", (station, subject)).fetchall()
+        # a hand-over is final (the devices left with the partner): a void after it, which the station's own code
+        # refuses, changes nothing here either; a hand-over after a void counts for nothing (see _RECOMPUTE)
+        rows = db.execute(
+            "UPDATE fleet_asset_facts m SET voided = true WHERE m.station_id = %s AND m.kind = 'manifest' "
+            "AND m.ref = %s AND NOT EXISTS (SELECT 1 FROM fleet_asset_facts h WHERE h.station_id = m.station_id "
+            "AND h.kind = 'manifest-handed-over' AND h.ref = m.ref AND h.audit_seq > m.audit_seq) "
+            "RETURNING m.asset_tag", (station, subject)).fetchall()
         return [str(row[0]) for row in rows]
     facts = facts_of_entry(kind, subject, data)
     for index, (asset, ref, route) in enumerate(facts):

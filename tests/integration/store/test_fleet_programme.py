@@ -170,3 +170,36 @@ def test_a_hand_over_counts_only_for_the_manifest_its_station_allocated_the_asse
     push(fleet, feed, mark)
     assert state(fleet, "PF-000003") == ("handed_over", "schools")
     assert summary(fleet.db)["states"].get("handed_over") == 1
+
+
+def test_a_void_after_the_hand_over_does_not_free_the_asset_and_a_hand_over_after_a_void_counts_for_nothing(
+        fleet: FleetDatabase) -> None:
+    """The devices left with the partner: a station that voids the manifest afterwards (its own code refuses to;
+    a restored backup or a hostile station would not) must not make the asset eligible for another manifest."""
+    feed = StationFeed("station-01")
+    for number in (4, 5, 6):
+        tag = f"PF-00000{number}"
+        feed.audit("intake", tag, {"asset_tag": tag, "bay": "bay-1"})
+        feed.job(number, state="sanitised", asset=tag)
+        feed.audit("eligibility-decision", tag, {"asset": tag, "route": "reuse:schools"})
+    feed.audit("manifest", "M-2026-0004", {"scheme": "schools", "assets": ["PF-000004"]})
+    feed.audit("manifest-handed-over", "M-2026-0004", {"assets": ["PF-000004"], "received_by": "C. Patel"})
+    push(fleet, feed, 0)
+    assert state(fleet, "PF-000004") == ("handed_over", "schools")
+    mark = len(feed.records)
+    feed.audit("manifest-voided", "M-2026-0004", {"reason": "voided after the hand-over"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000004") == ("handed_over", "schools")
+    # the other order: voided first, then a hand-over of the voided manifest: nothing was handed over
+    mark = len(feed.records)
+    feed.audit("manifest", "M-2026-0005", {"scheme": "schools", "assets": ["PF-000005"]})
+    feed.audit("manifest-voided", "M-2026-0005", {"reason": "partner cancelled"})
+    feed.audit("manifest-handed-over", "M-2026-0005", {"assets": ["PF-000005"], "received_by": "C. Patel"})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000005") == ("eligible", "schools")
+    # a hand-over entered before the manifest it names (out of order in the station's chain) hands over nothing
+    mark = len(feed.records)
+    feed.audit("manifest-handed-over", "M-2026-0006", {"assets": ["PF-000006"], "received_by": "C. Patel"})
+    feed.audit("manifest", "M-2026-0006", {"scheme": "schools", "assets": ["PF-000006"]})
+    push(fleet, feed, mark)
+    assert state(fleet, "PF-000006") == ("allocated", "schools")
