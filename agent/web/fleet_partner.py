@@ -140,6 +140,8 @@ h AS (  -- the hand-over the same station recorded for the manifest (once per ma
     FROM fleet_asset_facts f JOIN fleet_audit a ON a.station_id = f.station_id AND a.seq = f.audit_seq
     WHERE f.kind = 'manifest-handed-over' AND (%(station)s::text IS NULL OR f.station_id = %(station)s)
       AND (%(manifest)s::text IS NULL OR f.ref = %(manifest)s)
+      AND EXISTS (SELECT 1 FROM fleet_asset_facts e WHERE e.station_id = f.station_id AND e.kind = 'manifest'
+                  AND e.ref = f.ref AND e.audit_seq < f.audit_seq)  -- before its manifest: a hand-over of nothing
     ORDER BY f.station_id, f.ref, f.audit_seq)
 SELECT m.station_id, m.ref, m.voided, m.devices, m.at, a.data, d.sha256, h.at, h.data
 FROM m JOIN fleet_audit a ON a.station_id = m.station_id AND a.seq = m.audit_seq

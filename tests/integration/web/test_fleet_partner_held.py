@@ -201,3 +201,19 @@ def test_a_new_bundle_judges_a_held_manifest_again(postgres_dsn: str, partner_wo
 
     with fleet:
         assert run_client(app, scenario) == [200, 503]
+
+
+def test_a_hand_over_entered_before_its_manifest_is_not_shown(postgres_dsn: str,
+                                                              partner_world: PartnerWorld) -> None:  # noqa: F811
+    from tests.integration.store.fleet_kit import StationFeed
+
+    station = StationFeed("station-01", signer=partner_world.world.station)
+    station.audit("manifest-handed-over", "MF-SCH-0001", {"assets": ["SCH-LT-0001"], "received_by": "Early Bird",
+                                                          "partner": "Schools Trust", "reference": "DN-1"})
+    station.audit("manifest", "MF-SCH-0001", {"scheme": "schools", "assets": ["SCH-LT-0001"]})
+    station.audit("manifest-handed-over", "MF-SCH-0001", {"assets": ["SCH-LT-0001"], "received_by": "R. Receiver",
+                                                          "partner": "Schools Trust", "reference": "DN-2"})
+    with FleetDatabase(postgres_dsn) as fleet:
+        Ingestor(fleet, load_trust_bundle(partner_world.world.bundle)).ingest("station-01", station.batch())
+        [summary] = manifests_of(fleet.db, "schools")
+    assert summary.handed_over is not None and summary.handed_over["received_by"] == "R. Receiver"
