@@ -406,9 +406,9 @@ class ReuseStore:
         """Release a recorded manifest that was never published (signing failed, or a kill between
         recording and publishing): its assets and jobs are free again; the chain keeps both entries.
         A manifest handed over is never voided: its devices have left."""
-        if self.handover(manifest_id) is not None:
-            raise ReuseRefused(f"manifest {manifest_id} was handed over: it cannot be voided")
-        with self._write() as tx:
+        with self._write() as tx:  # the look and the write in one transaction: a hand-over meanwhile is seen
+            if tx.execute("SELECT 1 FROM reuse_handovers WHERE manifest_id=?", (manifest_id,)).fetchone():
+                raise ReuseRefused(f"manifest {manifest_id} was handed over: it cannot be voided")
             tx.execute("DELETE FROM reuse_manifest_jobs WHERE manifest_id=?", (manifest_id,))
             tx.execute("DELETE FROM reuse_manifest_assets WHERE manifest_id=?", (manifest_id,))
             tx.execute("DELETE FROM reuse_manifests WHERE id=?", (manifest_id,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,3 +327,30 @@ def test_a_manifest_never_published_cannot_be_handed_over(store: ReuseStore, wor
         handover_manifest(store, str(created["manifest_id"]), received_by="C. Patel", partner="City Schools Trust",
                           reference=None, operator="op")
     assert store.handover(str(created["manifest_id"])) is None
+
+
+def test_a_hand_over_recorded_while_a_void_is_under_way_wins(store: ReuseStore, world: World, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (the CLI, the daemon's reconcile) records the hand-over between the void's look at the
+    manifest and its write: the void must see it (the check and the write are one transaction) and refuse."""
+    from agent.reuse.service import handover_manifest
+
+    ready_device(store, world, "PC-1", [drive("SSD-1")])
+    manifest_id = str(_manifest(store, world, tmp_path / "out", ["PC-1"])["manifest_id"])
+    other = Registry(world.state).open()
+    real_write = ReuseStore._write
+
+    def write_after_the_other_process(self: ReuseStore) -> Any:
+        monkeypatch.setattr(ReuseStore, "_write", real_write)
+        handover_manifest(ReuseStore(other), manifest_id, received_by="C. Patel", partner="City Schools Trust",
+                          reference=None, operator="op")
+        return real_write(self)
+
+    monkeypatch.setattr(ReuseStore, "_write", write_after_the_other_process)
+    try:
+        with pytest.raises(ReuseRefused, match="cannot be voided"):
+            store.void_manifest(manifest_id, "raced")
+    finally:
+        other.close()
+    assert store.handover(manifest_id) is not None and store.shipped_in("PC-1") == manifest_id
+    assert [entry.kind for entry in store.audit.entries(manifest_id)][-1] == "manifest-handed-over"
