@@ -37,7 +37,7 @@ from certs.issue import write_atomic
 from certs.manifest import CertificateCheck, _check_copy
 from certs.manifest import check_certificates as _check_listed
 from certs.pki import StationSigner, TrustBundle
-from certs.record import check_document_strings, is_identifier
+from certs.record import asset_key, check_document_strings, is_identifier
 
 KIND = "fleet_manifest"
 SCHEMA = 1
@@ -120,9 +120,9 @@ def check_shape(manifest: Mapping[str, Any]) -> None:
         if not isinstance(device, Mapping) or type(device.get("asset")) is not str or not device["asset"]:
             raise RecordError("fleet manifest: a device has no asset tag")
         asset = device["asset"]
-        if asset.upper() in assets:
+        if asset_key(asset) in assets:  # case, white space and full-width forms are the same label
             raise RecordError(f"fleet manifest: asset {asset} is listed twice")
-        assets.add(asset.upper())
+        assets.add(asset_key(asset))
         drives = device.get("drives")
         if type(drives) is not list or not drives:
             raise RecordError(f"fleet manifest: device {asset} lists no drive")

@@ -77,6 +77,32 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def asset_key(tag: str) -> str:
+    """The one identity of an asset tag, wherever two tags are compared (a manifest listing an asset twice, a
+    station's register, the fleet's): compatibility forms folded (NFKC: a full-width P, U+FF30, is P),
+    case folded, and white space (any kind) collapsed to one space and trimmed. Two tags with one key are one
+    label on one device, however they were typed."""
+    return " ".join(unicodedata.normalize("NFKC", tag).casefold().split())
+
+
+def asset_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` is not an asset tag as it should be recorded, else None: besides :func:`text_problem`, white
+    space at either end, white space other than single spaces, or compatibility characters (a full-width letter,
+    a no-break space) -- each a second spelling of a tag another entry already has (:func:`asset_key`)."""
+    problem = text_problem(tag)
+    if problem:
+        return problem
+    if not tag.strip():
+        return "is empty"
+    if tag != tag.strip():
+        return "has white space at its start or end"
+    if " ".join(tag.split()) != tag:
+        return "has white space other than single spaces"
+    if unicodedata.normalize("NFKC", tag) != tag:
+        return "has compatibility characters (full-width letters, ligatures, no-break spaces); type it plainly"
+    return None
+
+
 def check_document_strings(value: object, path: str) -> None:
     """Apply :func:`text_problem` to every string (keys too) in a parsed JSON document; RecordError names the path."""
     if isinstance(value, str):

@@ -102,7 +102,7 @@ from certs.pki import (
     parse_trust_bundle,
     utc_now,
 )
-from certs.record import SanitisationRecord, check_document_strings
+from certs.record import SanitisationRecord, asset_key, check_document_strings
 from certs.render import qr_payload
 from certs.structure import STRUCTURE_CODES, SignedRange, StructureError, check_structure
 from certs.units import size_with_bytes
@@ -1145,6 +1145,8 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
     if document.get("station_id") != station:
         raise _Invalid("station_mismatch",
                        f"the document names station {document.get('station_id')!r} but {station!r} signed it")
+    if kind is DocumentKind.MANIFEST:
+        _check_manifest_assets(document)
     _check_visible_document(signed_bytes, kind, document)
     warnings = common["warnings"]
     if kind is DocumentKind.MANIFEST and document.get("audit_checkpoint") is not None:
@@ -1163,6 +1165,23 @@ def _verify_document(path: Path, reader: Any, signed_bytes: bytes, common: dict[
         validation_time=common["moment"], kind=kind, demo=demo, summary=summary, status=common["status"],
         warnings=warnings, document=document,
     )
+
+
+def _check_manifest_assets(document: dict[str, Any]) -> None:
+    """A station manifest lists each asset once: two tags with one :func:`certs.record.asset_key` (case, white
+    space, full-width forms) are one label, listed twice in disguise (``bad_record``)."""
+    devices = document.get("devices")
+    if not isinstance(devices, list):
+        raise _Invalid("bad_record", "the embedded manifest lists no devices")
+    seen: dict[str, str] = {}
+    for device in devices:
+        asset = device.get("asset") if isinstance(device, dict) else None
+        if not isinstance(asset, str) or not asset.strip():
+            raise _Invalid("bad_record", "a device of the embedded manifest has no asset tag")
+        if asset_key(asset) in seen:
+            raise _Invalid("bad_record", f"the manifest lists asset {seen[asset_key(asset)]!r} twice "
+                                         f"(again as {asset!r})")
+        seen[asset_key(asset)] = asset
 
 
 def _anchor_warnings(checkpoint: Any, bundle: TrustBundle, station: str) -> tuple[str, ...]:

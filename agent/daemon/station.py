@@ -76,6 +76,7 @@ from agent.operators import (
 )
 from agent.policy.profiles import load_profile
 from agent.store.registry import FINAL_STATES, JobRow, Registry, has_serial
+from certs.record import asset_tag_problem
 
 RESYNC_SECONDS = 5.0  # netlink drops events when its buffer overflows: compare with sysfs this often
 PROBE_WAIT_SECONDS = 0.5  # udev/blkid probing a fresh drive: how long the main loop waits for them to let go
@@ -1335,6 +1336,8 @@ class Station:
         for label, value in (("asset tag", asset_tag), ("host serial", host_serial), ("make", make),
                              ("model", model)):
             problem = certificate_text_problem(value) if value is not None else None
+            if not problem and label == "asset tag":  # one label, one spelling: never a second record in disguise
+                problem = asset_tag_problem(asset_tag)
             if problem:
                 raise RequestError("bad_request", f"{label}: {problem} (it is printed on the certificate)", 400)
         return self.store.add_intake(bay, asset_tag, host_serial, make, model, operator).to_json()

@@ -271,7 +271,7 @@ def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list
     partner = partner.strip()
     if not partner or len(partner) > MAX_PARTNER or not partner.isprintable():
         raise FleetInputError(f"--partner must be printable text of 1 to {MAX_PARTNER} characters")
-    from certs.record import text_problem
+    from certs.record import asset_key, text_problem
     from certs.render import print_problem
 
     problem = text_problem(partner) or print_problem(partner)
@@ -282,9 +282,9 @@ def create(fleet: FleetDatabase, scheme_name: str, partner: str, *, assets: list
             raise FleetInputError("give --asset TAG (repeatable) or --all-eligible")
         seen: set[str] = set()
         for tag in assets:
-            if tag.upper() in seen:
+            if asset_key(tag) in seen:  # case, white space and full-width forms are one label
                 raise FleetInputError(f"asset {tag} is named twice")
-            seen.add(tag.upper())
+            seen.add(asset_key(tag))
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FleetInputError(f"--out {out_dir} must be a new or empty directory")
     scheme = load_scheme(scheme_name)

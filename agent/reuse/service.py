@@ -27,6 +27,7 @@ from certs.files import STATE_DIRECTORY_MODE, make_private_directory
 from certs.manifest import SCHEMA as MANIFEST_SCHEMA
 from certs.manifest import ManifestFiles, host_problem, issue_manifest
 from certs.pki import StationSigner, TrustBundle
+from certs.record import asset_key
 from certs.validation import (
     STATEMENT_SCHEMA_VERSION,
     ValidatedCertificate,
@@ -374,7 +375,7 @@ def create_manifest(store: ReuseStore, scheme_name: str, *, assets: list[str] | 
     candidates = assets if assets is not None else [a for a in store.assets() if not store.shipped_in(a)]
     if not candidates:
         raise ReuseRefused("no assets to put in a manifest")
-    if len(set(candidates)) != len(candidates):
+    if len({asset_key(asset) for asset in candidates}) != len(candidates):  # case, white space, full width
         raise ReuseInputError("an asset is named twice")
     refusals: list[str] = []
     chosen: list[tuple[str, Decision]] = []

@@ -21,6 +21,7 @@ from agent.audit.log import AuditLog
 from agent.reuse.errors import ReuseInputError, ReuseRefused
 from agent.reuse.health import HealthReading
 from agent.store.registry import JobRow, Registry, has_serial
+from certs.record import asset_key, asset_tag_problem
 from certs.validation import person_key
 
 # the intake stores the host's tag as "asset_tag"; the design named it "asset": accept both
@@ -68,10 +69,16 @@ class ReuseStore:
     def register_host(self, asset: str, *, kind: str = "laptop", make: str = "", model: str = "", serial: str = "",
                       drive_serials: tuple[str, ...] = ()) -> HostRecord:
         """Register a host device and (optionally) the drives it held, by drive serial."""
-        if not asset.strip():
-            raise ReuseInputError("asset tag must not be empty")
+        problem = asset_tag_problem(asset)
+        if problem:
+            raise ReuseInputError(f"asset tag {asset!r} {problem}")
         now = _now()
         with self._write() as tx:
+            # one label, one host: "pc-1" or a full-width "PC-1" is the host "PC-1" again, not a second one
+            other = next((str(row[0]) for row in tx.execute("SELECT asset FROM reuse_hosts WHERE asset != ?", (asset,))
+                          if asset_key(str(row[0])) == asset_key(asset)), None)
+            if other is not None:
+                raise ReuseInputError(f"asset tag {asset!r} is host {other!r} spelled another way: use {other!r}")
             for drive_serial in drive_serials:
                 # a drive belongs to one host: a second owner would put one certificate in two rows
                 owner = tx.execute("SELECT asset FROM reuse_host_drives WHERE drive_serial=? AND asset!=?",

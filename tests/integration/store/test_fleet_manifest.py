@@ -156,8 +156,9 @@ def test_a_named_asset_that_cannot_be_listed_refuses_the_whole_manifest(programm
     assert tag(1) not in problems
     assert list_manifests(programme) == [] and not (tmp_path / "out").exists()
     assert state(programme, 1) == "eligible"
-    with pytest.raises(FleetInputError, match="named twice"):
-        make(programme, own, tmp_path / "out", assets=[tag(1), tag(1).lower()])
+    for again in (tag(1).lower(), f" {tag(1)}", tag(1).replace("-", "\uff0d")):  # case, white space, full width
+        with pytest.raises(FleetInputError, match="named twice"):
+            make(programme, own, tmp_path / "out", assets=[tag(1), again])
     # a partner name the page cannot print as signed is refused before anything is claimed
     for partner, problem in (("\u5b66\u6821", "cannot print"), ("Hill\u202eside", "must be printable")):
         with pytest.raises(FleetInputError, match=problem):

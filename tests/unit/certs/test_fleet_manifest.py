@@ -195,6 +195,16 @@ def test_an_asset_or_certificate_listed_twice_is_refused_when_signing_and_when_v
     assert report.code == "bad_record" and "certificate C-PF-000001 of station-01 is listed twice" in report.reason
 
 
+@pytest.mark.parametrize("again", ["pf-000001", "PF-000001 ", " PF-000001", "PF-000001\u00a0",
+                                   "\uff30\uff26-000001"])
+def test_an_asset_listed_twice_in_disguise_is_refused_when_verifying(
+        own: PkiWorld, fleet_signer: StationSigner, tmp_path: Path, again: str) -> None:
+    twice = _document("fleet-hq", [("PF-000001", "station-01", "SER-1", "a" * 64),
+                                   (again, "station-04", "SER-9", "b" * 64)])
+    report = _verify(_sign_fleet_manifest(twice, fleet_signer, tmp_path / "twice.pdf"), own)
+    assert report.code == "bad_record" and "listed twice" in report.reason, report.reason
+
+
 def test_altered_bytes_are_refused(own: PkiWorld, delivery: Path, tmp_path: Path) -> None:
     data = bytearray(delivery.read_bytes())
     offset = len(data) // 3  # inside the signed range (the page's content stream), not the signature

@@ -383,6 +383,27 @@ def test_manifest_page_that_lies_about_a_serial(world: PkiWorld, documents: dict
     assert "Drive serial(s) cell" in report.reason
 
 
+@pytest.mark.parametrize("disguise", ["{}", "{} ", " {}", "lower", "full-width"])
+def test_a_station_manifest_listing_an_asset_twice_in_disguise(world: PkiWorld, documents: dict[DocumentKind, Path],
+                                                               tmp_path: Path, disguise: str) -> None:
+    """The page shows both rows as signed; the second is the first asset again (case, white space, full width)."""
+    genuine = verify(documents[DocumentKind.MANIFEST], world.bundle, expect=DocumentKind.MANIFEST).document
+    assert genuine is not None
+    doubled = json.loads(json.dumps(genuine))
+    again = json.loads(json.dumps(doubled["devices"][0]))
+    tag = again["asset"]
+    again["asset"] = {"lower": tag.lower(), "full-width": "".join(
+        chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in tag)}.get(disguise, disguise.format(tag))
+    doubled["devices"].append(again)
+    payload = canonical_json(doubled)
+    pdf = sign_document(render_manifest(doubled), kind="manifest", document_id=doubled["document_id"],
+                        payload=payload, sha256=hashlib.sha256(payload).hexdigest(), issued_at=doubled["created_at"],
+                        signer=world.station, reason="Batch manifest for a reuse partner")
+    report = verify(write(tmp_path, "manifest.pdf", pdf), world.bundle, expect=DocumentKind.MANIFEST)
+    assert (report.valid, report.code) == (False, "bad_record"), report.reason
+    assert f"lists asset {tag!r} twice" in report.reason
+
+
 # --- timestamps -------------------------------------------------------------------------------------
 
 

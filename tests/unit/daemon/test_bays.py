@@ -507,6 +507,9 @@ def test_a_restarted_interrupted_job_names_who_is_signed_in_now_not_its_first_pe
 
 @pytest.mark.parametrize(("field", "value", "named"), [
     ("asset_tag", "PC-\u202e42", "asset tag: contains"),
+    ("asset_tag", "PC-42 ", "asset tag: has white space at its start or end"),
+    ("asset_tag", "PC\u00a042", "asset tag: has white space other than single spaces"),
+    ("asset_tag", "PC-4\u00b2", "asset tag: has compatibility characters"),
     ("host_serial", "SN\u5317", "host serial: contains U+5317"),
     ("make", "\U0001f4bb Dell", "make: contains U+1F4BB"),
     ("model", "M" * 201, "model: longer than 200"),

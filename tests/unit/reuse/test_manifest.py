@@ -94,8 +94,9 @@ def test_bad_manifest_input(store: ReuseStore, world: World, tmp_path: Path) -> 
         _manifest(store, world, tmp_path / "full", ["PC-1"])
     with pytest.raises(ReuseInputError, match="unknown asset 'NOPE'"):
         _manifest(store, world, tmp_path / "out", ["NOPE"])
-    with pytest.raises(ReuseInputError, match="named twice"):
-        _manifest(store, world, tmp_path / "out", ["PC-1", "PC-1"])
+    for again in ("PC-1", "pc-1", "\uff30\uff23-1"):  # the same label typed again, in another case, full width
+        with pytest.raises(ReuseInputError, match="named twice"):
+            _manifest(store, world, tmp_path / "out", ["PC-1", again])
 
 
 def test_a_manifest_tampered_after_signing_is_invalid(store: ReuseStore, world: World, tmp_path: Path) -> None:
@@ -354,3 +355,17 @@ def test_a_hand_over_recorded_while_a_void_is_under_way_wins(store: ReuseStore, 
         other.close()
     assert store.handover(manifest_id) is not None and store.shipped_in("PC-1") == manifest_id
     assert [entry.kind for entry in store.audit.entries(manifest_id)][-1] == "manifest-handed-over"
+
+
+@pytest.mark.parametrize(("asset", "problem"), [
+    ("PC-7 ", "has white space at its start or end"), ("PC\u00a07", "has white space other than single spaces"),
+    ("PC  7", "has white space other than single spaces"), ("\uff30C-7", "has compatibility characters"),
+    ("pc-7", "is host 'PC-7' spelled another way"), ("PC-\u202e7", "contains the control or format character"),
+])
+def test_a_host_is_registered_under_one_spelling_of_its_tag(store: ReuseStore, asset: str, problem: str) -> None:
+    """A second spelling of a registered host's tag would be a second host, its drives shippable twice."""
+    store.register_host("PC-7", make="Dell", model="Latitude", serial="DL7")
+    with pytest.raises(ReuseInputError, match=problem):
+        store.register_host(asset, make="Dell", model="Latitude", serial="DL7b", drive_serials=("SSD-77",))
+    assert store.assets() == ["PC-7"]
+    store.register_host("PC-7", make="Dell", model="Latitude 5440", serial="DL7")  # the same spelling updates it
