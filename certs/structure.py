@@ -79,6 +79,7 @@ import enum
 import functools
 import io
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,6 +207,24 @@ class _Malformed(Exception):
     """Raised by the lexer; turned into ``damaged`` with the offset."""
 
 
+MAX_VALUES = 250_000
+"""The most objects, values and xref entries one :func:`check_structure` parses (a certificate has about 900,
+a page of a manifest a few dozen). This pure-Python parser takes microseconds per value: 20 MiB of ``1 1 1 …``
+used to hold a verifier (the web upload box, an ingest worker) for over a minute before "not signed"."""
+
+_BUDGET = threading.local()
+"""What is left of :data:`MAX_VALUES` for the check running in this thread (unset: no check, no limit)."""
+
+
+def _spend(count: int = 1) -> None:
+    left = getattr(_BUDGET, "left", None)
+    if left is None:
+        return
+    if left < count:
+        raise _Malformed(f"more than {MAX_VALUES} objects and values: not a document this verifier reads")
+    _BUDGET.left = left - count
+
+
 class _Lexer:
     """Reads PDF tokens and objects from ``data`` starting at ``position``."""
 
@@ -246,6 +265,7 @@ class _Lexer:
                              f"found {found[:20]!r}")
 
     def value(self, depth: int = 0) -> Value:
+        _spend()
         if depth > 64:
             raise _Malformed(f"objects nested too deeply at offset {self.position}")
         self.skip_space()
@@ -446,6 +466,10 @@ def _read_revision_tail(data: bytes, xref_offset: int) -> tuple[dict[int, tuple[
         if header is None:
             raise _damaged(f"bad xref subsection header at offset {lexer.position}")
         first, count = int(header.group(1)), int(header.group(2))
+        try:
+            _spend(count)
+        except _Malformed as error:
+            raise _damaged(f"the xref table at offset {xref_offset}: {error}") from None
         position = header.end()
         for number in range(first, first + count):
             entry = _XREF_ENTRY.match(data, position)
@@ -1200,6 +1224,7 @@ def check_structure(data: bytes) -> StructureReport:
     revision (``unsigned_tail``, ``modified_after_signing``); pyHanko's difference analysis as a
     second opinion (``modified_after_signing``).
     """
+    _BUDGET.left = MAX_VALUES
     try:
         return _check(data)
     except StructureError:
@@ -1209,6 +1234,8 @@ def check_structure(data: bytes) -> StructureReport:
     except (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
         # hostile bytes must get a verdict, never a traceback
         raise _damaged(f"cannot analyse the file ({type(error).__name__}: {str(error)[:120]})") from None
+    finally:
+        _BUDGET.left = None
 
 
 def _check(data: bytes) -> StructureReport:

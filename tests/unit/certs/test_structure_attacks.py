@@ -627,3 +627,18 @@ def test_station_signature_that_no_field_holds(target: Target) -> None:
     replacement = b"/V %d 0 R" % target.widget
     assert len(replacement) == len(anchor)
     refused(replace_at(target.signed, position, replacement), "not_certified", mentions="no signature field")
+
+
+def test_a_file_of_more_values_than_any_document_has_is_refused_before_it_is_read_through(target: Target) -> None:
+    """20 MiB of "1 1 1 ..." held the verifier (the web upload box, an ingest worker) for over a minute; the parser
+    stops at MAX_VALUES, in an object as in the xref table, and a genuine document stays far below it."""
+    from certs.structure import MAX_VALUES
+
+    values = raw_update(target.signed, {target.record_stream + 100: b"[" + b"1 " * (MAX_VALUES + 1) + b"]"})
+    refused(values, "damaged", mentions=f"more than {MAX_VALUES} objects and values")
+    count = MAX_VALUES + 1
+    body = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+    table = b"xref\n0 %d\n0000000000 65535 f \n" % (count + 1) + b"0000000009 00000 n \n" * count
+    objects = body + table + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (count + 1, len(body))
+    refused(objects, "damaged", mentions=f"more than {MAX_VALUES} objects and values")
+    check_structure(target.signed)  # and the budget is the check's own: the next file starts afresh
