@@ -293,7 +293,8 @@ class RequestRefused(AgentError):
         "unsupported_media_type": 415, "busy": 503,
         # the station (agent.daemon.station)
         "shutting_down": 503, "ambiguous": 400, "no_drive": 409, "bay_busy": 409, "drive_unidentified": 409,
-        "serial_mismatch": 409, "profile_media": 409, "not_active": 409, "no_job": 409, "not_cancellable": 409,
+        "serial_mismatch": 409, "profile_media": 409, "profile_not_allowed": 409, "not_active": 409, "no_job": 409,
+        "not_cancellable": 409,
         **{f"job_{outcome}": 409 for outcome in JOB_OUTCOMES},
     }
 

@@ -1167,6 +1167,16 @@ class Station:
                 reason = "; ".join(slot.protected)
                 self._refuse_on_bay(slot, operator, "drive_protected", reason)
                 raise RequestError("drive_protected", f"bay {name}: refused: {reason}")
+            if console is not None and profile is not None:
+                # the console offers the bay's profile, else the media's default (agent.web.station.allowed_profiles)
+                # for the drive its page showed; checked again here against the drive identified now, so a drive
+                # swapped meanwhile (or a console process not keeping to its page) never gets a weaker profile
+                offered = slot.bay.profile or self.config.default_profiles.get(identity.media)
+                if profile != offered:
+                    reason = (f"profile {profile} is not offered for {identity.media} media in bay {name} "
+                              f"(the console may start {offered or 'nothing'} here)")
+                    self._refuse_on_bay(slot, operator, "profile_not_allowed", reason)
+                    raise RequestError("profile_not_allowed", f"bay {name}: refused: {reason}")
             chosen = self.config.profile_for(slot.bay, identity.media, profile)
             chosen_profile = load_profile(chosen)
             if identity.media not in chosen_profile.media:  # what the worker would refuse: say so now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tempfile
@@ -523,3 +524,21 @@ def test_intake_values_a_certificate_cannot_carry_are_refused_at_input(
         station.intake("bay-1", values["asset_tag"], values["host_serial"], values["make"], values["model"], "op")
     assert raised.value.status == 400 and named in raised.value.message
     assert station.store.usable("bay-1", None) is None  # nothing recorded
+
+
+@pytest.mark.parametrize("profile", ["clear-random", "nist-clear-overwrite"])
+def test_the_console_starts_only_the_profile_the_bay_offers_for_the_drive_identified_now(
+        tmp_path: Path, kernel: _Kernel, profile: str) -> None:
+    """The console offers the bay's profile, else the media's default, for the drive its page showed (a USB stick:
+    nist-clear-overwrite); the daemon judges the drive it identifies now (an HDD swapped in: nist-purge), so a
+    console call never starts a weaker profile than the bay would, whatever the console process sends."""
+    from agent.operators import ConsoleAccount
+
+    station = _station(tmp_path)
+    station.config = dataclasses.replace(station.config, web_console_user="root")
+    station._on_event(_event(INSERTED))
+    with pytest.raises(station_module.RequestError) as raised:
+        station.start_bay("bay-1", profile, "op", caller_uid=0, console=ConsoleAccount("Alex Morgan", "Technician"))
+    assert raised.value.code == "profile_not_allowed" and raised.value.status == 409
+    assert "may start nist-purge here" in raised.value.message
+    assert station.slots["bay-1"].job is None and _bay(station)["outcome"]["error_code"] == "profile_not_allowed"
