@@ -43,6 +43,8 @@ VIA_DAEMON = "the station daemon"  # auto-start on insertion
 VIA_API = "the station API"  # ``wipe-agent start`` through the daemon's socket
 VIA_CLI = "the command line"  # ``wipe-agent wipe``
 VIA_WEB = "the web console"  # a signed-in web account, through the console's own uid (agent.web.station)
+_ROUTES = (*(route.casefold() for route in (VIA_DAEMON, VIA_API, VIA_CLI, VIA_WEB)), "an unknown route")
+"""Every route a start names (casefolded): no name or title may say one (:func:`check_text`)."""
 
 class OperatorError(ConfigError):
     """A sign-in or sign-out that cannot be honoured (bad name, nobody signed in …)."""
@@ -80,6 +82,11 @@ def check_text(what: str, value: str) -> str:
     problem = text_problem(text)
     if problem is not None:
         raise OperatorError(f"operator {what} {problem}: a certificate must read exactly as it is signed")
+    folded = " ".join(text.casefold().split())
+    if any(f"via {route}" in folded for route in _ROUTES) or "no operator signed in" in folded:
+        # the station writes the route itself (console_operator, unnamed_text): a name saying it forges it
+        raise OperatorError(f"operator {what} reads as where a start came from (\"via {VIA_WEB}\" and the like), "
+                            "which the station records itself")
     return text
 
 

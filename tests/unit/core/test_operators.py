@@ -75,6 +75,12 @@ def test_a_sign_in_records_the_uid_bays_and_shift_and_is_in_the_audit_chain(regi
     ("PC Morgan", "", "empty"),
     ("PC Morgan", "Tech\x1b[2Jnician", "U+001B"),
     ("x" * 129, "Technician", "longer than 128"),
+    # a self-chosen name that reads as another route's provenance: a job started through the API would name
+    # its operator exactly as a web account's console start does ("NAME (TITLE) via the web console, uid U")
+    ("PC Morgan (Supervisor) via the web console, uid 998", "Technician", "reads as where a start came from"),
+    ("PC Morgan", "Supervisor) via the web console, uid 998 (x", "reads as where a start came from"),
+    ("no operator signed in \u2014 started by uid 0 (root) via the station daemon", "Technician",
+     "reads as where a start came from"),
 ])
 def test_hostile_names_and_titles_are_refused_with_one_line_and_nothing_recorded(
         registry: Registry, name: str, title: str, why: str) -> None:
