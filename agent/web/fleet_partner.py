@@ -74,6 +74,7 @@ CACHE_SIZE = 64
 CACHE_SECONDS = 600.0
 """A manifest's verdict is reused this long (the document is immutable; the bundle's CRL is what can change)."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DEVICE_NAME = re.compile(r"(?i)CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9]")
 
 
 class ManifestUnavailable(AgentError):
@@ -251,8 +252,12 @@ def safe_name(name: str, fallback: str) -> str:
     """``name`` when it is a plain file name of letters, digits, ``.``, ``_`` and ``-`` (as a station writes
     them), else those characters of it (no separator, no leading dot: nothing that leaves its folder)."""
     if _SAFE_NAME.fullmatch(name) and ".." not in name:
-        return name
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).replace("..", "_").lstrip("._-")[:100]
+        cleaned = name
+    else:
+        cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).replace("..", "_").lstrip("._-")[:100]
+    cleaned = cleaned.rstrip(".")  # Windows drops a trailing dot: "a.pdf." would land on "a.pdf"
+    if _DEVICE_NAME.fullmatch(cleaned.split(".")[0]):  # CON, NUL, COM1 ... are devices on Windows, whatever follows
+        cleaned = f"_{cleaned}"[:100]
     return cleaned or fallback
 
 

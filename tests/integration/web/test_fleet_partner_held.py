@@ -43,6 +43,9 @@ SCHOOLS, GLA = "/partner/manifests/station-01/MF-SCH-0001", "/partner/manifests/
     ("...", "fallback.pdf"),
     ("", "fallback.pdf"),
     ("x" * 300 + ".pdf", "x" * 100),
+    # names Windows keeps for devices, or changes (a trailing dot): extracted there they are not the file listed
+    ("CON.pdf", "_CON.pdf"), ("nul", "_nul"), ("Com1.PDF", "_Com1.PDF"), ("lpt9.tar.pdf", "_lpt9.tar.pdf"),
+    ("cert.pdf.", "cert.pdf"), ("CONSOLE.pdf", "CONSOLE.pdf"),
 ])
 def test_a_pack_name_is_a_plain_name(name: str, safe: str) -> None:
     assert safe_name(name, "fallback.pdf") == safe
