@@ -518,6 +518,9 @@ def issue_station_details(
             raise PkiError(f"station id {station_id!r} is not valid (letters, digits, . _ : -; at most 64)")
         _check_days(valid_days, "--valid-days")
         ca_key, ca_certificate, state = _load_ca(ca_dir)
+        if any(entry.get("kind") == "fleet" and str(entry.get("name") or "").casefold() == station_id.casefold()
+               for entry in state.issued):  # the other way round from issue_fleet's refusal: never one name for both
+            raise PkiError(f"{station_id!r} is the fleet's name at this CA; give the station a name of its own")
         key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)
         certificate = _leaf_certificate(
             ca_key, ca_certificate, public, serial, not_before, not_after,
@@ -714,7 +717,7 @@ def issue_fleet(ca_dir: Path, name: str, out_dir: Path, *, clock: Clock = utc_no
         ca_key, ca_certificate, state = _load_ca(ca_dir)
         if key_path.exists():
             raise PkiError(f"{key_path} already exists; refusing to overwrite the fleet's key")
-        if any(entry.get("station_id") == name for entry in state.issued):
+        if any(str(entry.get("station_id") or "").casefold() == name.casefold() for entry in state.issued):
             # the verifier keeps the roles apart anyway; a reader of "signed by fleet station-07" might not
             raise PkiError(f"{name!r} is a station of this CA; give the fleet a name of its own")
         key, public, serial, not_before, not_after = _new_leaf(ca_certificate, clock(), valid_days)

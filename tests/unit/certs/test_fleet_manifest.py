@@ -118,6 +118,17 @@ def test_a_fleet_name_that_is_not_an_identifier_and_a_second_key_are_refused(own
         pki.issue_fleet(own.ca_dir, "fleet-b", tmp_path / "b")
 
 
+def test_a_station_and_the_fleet_never_share_a_name_whichever_is_issued_first(own: PkiWorld, tmp_path: Path) -> None:
+    """"signed by fleet station-01" or "station fleet-c" is a reader's trap: refused both ways, in any case."""
+    with pytest.raises(pki.PkiError, match="is a station of this CA"):
+        pki.issue_fleet(own.ca_dir, "STATION-01", tmp_path / "upper")
+    pki.issue_fleet(own.ca_dir, "fleet-c", tmp_path / "c")
+    for name in ("fleet-c", "Fleet-C"):
+        with pytest.raises(pki.PkiError, match="is the fleet's name"):
+            pki.issue_station(own.ca_dir, name, tmp_path / f"station-{name}")
+        assert not (tmp_path / f"station-{name}").exists()
+
+
 def _sign_fleet_manifest(document: dict[str, Any], signer: StationSigner, path: Path) -> Path:
     """A fleet manifest signed by ``signer`` whatever its role (issue() itself refuses a mismatched name)."""
     payload = canonical_json(document)
