@@ -12,5 +12,11 @@ it as a formula (CSV injection, OWASP). The PDF and JSON keep the value as recor
 
 
 def neutralise_formula(text: str) -> str:
-    """``text`` as a CSV cell a spreadsheet shows as text (a ``'`` before a leading formula character)."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    """``text`` as a CSV cell a spreadsheet shows as text (a ``'`` before a leading formula character).
+
+    Judged as a spreadsheet may read it: after leading white space (some trim it on import) and with full-width
+    forms folded (NFKC: a full-width ``=``, U+FF1D, is taken for ``=`` by some input methods and locales)."""
+    import unicodedata  # here, not at the top: the module imports nothing (jobs --csv stays light)
+
+    folded = unicodedata.normalize("NFKC", text).lstrip(" \u00a0\u3000")
+    return f"'{text}" if text.startswith(FORMULA_STARTS) or folded.startswith(FORMULA_STARTS) else text

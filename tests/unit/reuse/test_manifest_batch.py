@@ -386,3 +386,13 @@ def test_verify_without_expect_takes_a_manifest_as_a_manifest_and_names_each_kin
     assert json.loads(output[0])["expect"] == "any"
     (Path(created["certificates"]) / certificate.name).unlink()  # the folder is still checked by default
     assert run_verify([created["pdf"]], str(world.bundle), echo=[].append) == 1
+
+
+@pytest.mark.parametrize("cell", [" =1+1", "\u00a0@SUM(A1)", "\uff1dHYPERLINK(\"x\")", "\uff0b1", "\u3000-2+3"])
+def test_a_formula_behind_white_space_or_in_full_width_is_neutralised_too(cell: str) -> None:
+    from agent.cli.output import csv_cell
+    from certs.csvcell import neutralise_formula
+
+    assert neutralise_formula(cell) == "'" + cell
+    assert csv_cell(cell)[0] in "'\\"  # jobs --csv: the apostrophe, or the white space shown as \xa0 / \u3000
+    assert neutralise_formula("Dell 5440 = laptop") == "Dell 5440 = laptop"
