@@ -125,7 +125,11 @@ def partner_of_scheme(scheme: str) -> str:
 
 
 def _same_partner(first: str, second: str) -> bool:
-    return first.casefold() == second.casefold()
+    """Case-insensitive for ASCII letters only: no Unicode folding may make two partners one (``ß`` and ``ss``,
+    the Kelvin sign and ``k``); a name with any other character matches only itself."""
+    if first.isascii() and second.isascii():
+        return first.lower() == second.lower()
+    return first == second
 
 
 _MANIFESTS = """
