@@ -35,10 +35,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.fleet.database import FleetDatabase
-from agent.fleet.ingest import Ingestor
 from agent.fleet.localdb import PostgresServer
 from agent.web.accounts import Accounts, Role
-from bench.bench_fleet import register
+from bench.bench_fleet import ingest_in_parallel, register
 from tests.integration.store.fleet_kit import StationFeed, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,21 +89,9 @@ def populate(dsn: str, stations: int, per_station: int, days: int, batch: int) -
     register(dsn)
     feeds = station_feeds(stations, per_station, days)
 
-    def push(feed: StationFeed) -> None:
-        with FleetDatabase(dsn) as fleet:
-            ingestor = Ingestor(fleet, None)
-            for start in range(0, len(feed.records), batch):
-                result = ingestor.ingest(feed.station_id, feed.batch(feed.records[start:start + batch]))
-                assert not result.refused, result.refused[:3]
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=push, args=(feed,)) for feed in feeds]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seconds = ingest_in_parallel(dsn, feeds, batch)
     records = sum(len(feed.records) for feed in feeds)
-    print(f"ingest: {records:,} records ({stations * per_station:,} jobs) in {time.perf_counter() - started:.1f} s")
+    print(f"ingest: {records:,} records ({stations * per_station:,} jobs) in {seconds:.1f} s")
     with FleetDatabase(dsn) as fleet:
         fleet.db.execute("ANALYZE")
         counts = fleet.db.execute("SELECT (SELECT count(*) FROM fleet_assets), (SELECT count(*) FROM fleet_jobs), "
