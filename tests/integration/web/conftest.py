@@ -1,5 +1,6 @@
 """The consoles under test, built by their real builders, with one account per role; the daemon fixture (a real
-``wipe-agent run`` on loop bays) for the bay wall's tests."""
+``wipe-agent run`` on loop bays) for the bay wall's tests; the partners' fleet (fleet_partner_kit) for the partner
+and auditor views' tests."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agent.fleet.database import FleetDatabase
 from agent.web.accounts import Accounts
 from agent.web.server import Console
 from tests.integration.daemon.conftest import station  # noqa: F401  (a fixture: imported to be found here)
+from tests.integration.web.fleet_partner_kit import partner_dsn, partner_world  # noqa: F401  (fixtures, likewise)
 from tests.web_kit import ConsoleServer, make_accounts, serving, station_api, station_console_for
 
 

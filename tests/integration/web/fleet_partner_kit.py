@@ -217,6 +217,22 @@ def run_client(app: web.Application, scenario: Callable[[TestClient[Any, Any]], 
     return asyncio.run(main())
 
 
+def fetch(dsn: str, partner_world: PartnerWorld, name: str, *paths: str) -> list[tuple[int, bytes, dict[str, str]]]:
+    """``name`` signed in on a fresh fleet console, each of ``paths`` fetched as a browser would: its status, body
+    and headers, in order."""
+    app, _console = partner_console(dsn, partner_world, ListAudit())
+
+    async def scenario(client: TestClient[Any, Any]) -> list[tuple[int, bytes, dict[str, str]]]:
+        await sign_in(client, name)
+        answers = []
+        for path in paths:
+            response = await client.get(path, headers={"Accept": "text/html"})
+            answers.append((response.status, await response.read(), dict(response.headers)))
+        return answers
+
+    return run_client(app, scenario)
+
+
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pytest
 
 from agent.fleet.database import FleetDatabase
 from agent.web.fleet_auditor import PAGE, _ChainCache, chain_statuses
@@ -17,28 +14,13 @@ from tests.integration.web.fleet_partner_kit import (
     ListAudit,
     PartnerWorld,
     feed,
+    fetch,
     partner_console,
-    partner_dsn,  # noqa: F401  (a fixture)
-    partner_world,  # noqa: F401  (a fixture)
-    run_client,
-    sign_in,
 )
-
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _pages(dsn: str, world: PartnerWorld, name: str, *paths: str) -> list[tuple[int, str]]:
-    app, _console = partner_console(dsn, world, ListAudit())
-
-    async def scenario(client: Any) -> list[tuple[int, str]]:
-        await sign_in(client, name)
-        answers = []
-        for path in paths:
-            response = await client.get(path, headers={"Accept": "text/html"})
-            answers.append((response.status, await response.text()))
-        return answers
-
-    return run_client(app, scenario)
+    return [(status, body.decode()) for status, body, _ in fetch(dsn, world, name, *paths)]
 
 
 def _row(page: str, station: str) -> str:
@@ -48,8 +30,8 @@ def _row(page: str, station: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
 
 
-def test_the_overview_shows_each_chain_its_checkpoint_and_the_refusals(partner_dsn: str,  # noqa: F811
-                                                                       partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_the_overview_shows_each_chain_its_checkpoint_and_the_refusals(partner_dsn: str,
+                                                                       partner_world: PartnerWorld) -> None:
     [(status, page)] = _pages(partner_dsn, partner_world, "auditor", "/audit")
     assert status == 200
     good = _row(page, "station-01")
@@ -60,8 +42,8 @@ def test_the_overview_shows_each_chain_its_checkpoint_and_the_refusals(partner_d
     assert "bad_checkpoint 1 , bad_document 1 , chain_broken 1" in bad  # tags dropped, words kept
 
 
-def test_the_station_page_lists_refusals_with_reasons_and_its_entries_escaped(partner_dsn: str,  # noqa: F811
-                                                                               partner_world: PartnerWorld  # noqa: F811
+def test_the_station_page_lists_refusals_with_reasons_and_its_entries_escaped(partner_dsn: str,
+                                                                               partner_world: PartnerWorld
                                                                                ) -> None:
     (status, bad), (_, good) = _pages(partner_dsn, partner_world, "compliance", "/audit/stations/station-02",
                                       "/audit/stations/station-01")
@@ -75,8 +57,8 @@ def test_the_station_page_lists_refusals_with_reasons_and_its_entries_escaped(pa
     assert re.search(r'<td class="num">5</td>.*?<td>yes</td>', good, re.S)
 
 
-def test_unknown_station_and_bad_page_are_one_line_answers(partner_dsn: str,  # noqa: F811
-                                                           partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_unknown_station_and_bad_page_are_one_line_answers(partner_dsn: str,
+                                                           partner_world: PartnerWorld) -> None:
     (missing, missing_page), (bad, bad_page), (far, far_page) = _pages(
         partner_dsn, partner_world, "auditor", "/audit/stations/station-99", "/audit/stations/station-01?page=x",
         "/audit/stations/station-01?page=5")
@@ -85,20 +67,20 @@ def test_unknown_station_and_bad_page_are_one_line_answers(partner_dsn: str,  # 
     assert "page 5 of 1" in far_page and "Traceback" not in bad_page
 
 
-def test_partners_and_operators_see_no_audit(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_partners_and_operators_see_no_audit(partner_dsn: str, partner_world: PartnerWorld) -> None:
     for name in ("schools-partner", "operator"):
         answers = _pages(partner_dsn, partner_world, name, "/audit", "/audit/stations/station-01")
         assert [status for status, _ in answers] == [403, 403]
 
 
-def test_the_auditor_view_has_no_post_route(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_the_auditor_view_has_no_post_route(partner_dsn: str, partner_world: PartnerWorld) -> None:
     _app, console = partner_console(partner_dsn, partner_world, ListAudit())
     audit_pages = [page for page in console.pages if page.path.startswith("/audit")]
     assert audit_pages and {page.method for page in audit_pages} == {"GET"}
 
 
 def test_a_row_changed_behind_the_fleets_back_is_shown_broken(postgres_dsn: str,
-                                                              partner_world: PartnerWorld) -> None:  # noqa: F811
+                                                              partner_world: PartnerWorld) -> None:
     with FleetDatabase(postgres_dsn) as fleet:
         feed(fleet, partner_world)
         bundle = load_trust_bundle(partner_world.world.bundle)
@@ -114,8 +96,8 @@ def test_a_row_changed_behind_the_fleets_back_is_shown_broken(postgres_dsn: str,
     assert _row(page, "station-01").startswith("BROKEN : entry 2: hash does not match its content")
 
 
-def test_a_checkpoint_older_than_a_day_with_entries_after_it_is_late(partner_dsn: str,  # noqa: F811
-                                                                    partner_world: PartnerWorld  # noqa: F811
+def test_a_checkpoint_older_than_a_day_with_entries_after_it_is_late(partner_dsn: str,
+                                                                    partner_world: PartnerWorld
                                                                     ) -> None:
     with FleetDatabase(partner_dsn) as fleet:
         bundle = load_trust_bundle(partner_world.world.bundle)
@@ -126,7 +108,7 @@ def test_a_checkpoint_older_than_a_day_with_entries_after_it_is_late(partner_dsn
     assert (today.late, later.late) == (False, True)
 
 
-def test_entries_are_paged_newest_first(postgres_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_entries_are_paged_newest_first(postgres_dsn: str, partner_world: PartnerWorld) -> None:
     from agent.fleet.ingest import Ingestor
     from tests.integration.store.fleet_kit import StationFeed
 

@@ -22,69 +22,52 @@ from tests.integration.web.fleet_partner_kit import (
     TRAVERSAL_FILE,
     ListAudit,
     PartnerWorld,
+    fetch,
     partner_console,
-    partner_dsn,  # noqa: F401  (a fixture)
-    partner_world,  # noqa: F401  (a fixture)
     run_client,
     sign_in,
 )
 
-# the skeleton's app["console"] (web-core moves it to an AppKey)
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 SCHOOLS, GLA = "/partner/manifests/station-01/MF-SCH-0001", "/partner/manifests/station-01/MF-GLA-0001"
 
 
-def _get(dsn: str, world: PartnerWorld, name: str, *paths: str) -> list[tuple[int, bytes, dict[str, str]]]:
-    app, _console = partner_console(dsn, world, ListAudit())
-
-    async def scenario(client: Any) -> list[tuple[int, bytes, dict[str, str]]]:
-        await sign_in(client, name)
-        answers = []
-        for path in paths:
-            response = await client.get(path, headers={"Accept": "text/html"})
-            answers.append((response.status, await response.read(), dict(response.headers)))
-        return answers
-
-    return run_client(app, scenario)
-
-
-def test_each_partner_lists_only_the_manifests_of_its_own_scheme(partner_dsn: str,  # noqa: F811
-                                                                 partner_world: PartnerWorld) -> None:  # noqa: F811
-    [(status, schools, _)] = _get(partner_dsn, partner_world, "schools-partner", "/partner")
+def test_each_partner_lists_only_the_manifests_of_its_own_scheme(partner_dsn: str,
+                                                                 partner_world: PartnerWorld) -> None:
+    [(status, schools, _)] = fetch(partner_dsn, partner_world, "schools-partner", "/partner")
     assert status == 200
     assert b"MF-SCH-0001" in schools and b"MF-GLA-0001" not in schools
     assert f'href="{SCHOOLS}/pack"'.encode() in schools
-    [(_, gla, _)] = _get(partner_dsn, partner_world, "gla-partner", "/partner")  # partner "GLA-Reuse": any case
+    [(_, gla, _)] = fetch(partner_dsn, partner_world, "gla-partner", "/partner")  # partner "GLA-Reuse": any case
     assert b"MF-GLA-0001" in gla and b"MF-SCH-0001" not in gla
-    [(_, nobody, _)] = _get(partner_dsn, partner_world, "nobody-partner", "/partner")
+    [(_, nobody, _)] = fetch(partner_dsn, partner_world, "nobody-partner", "/partner")
     assert b"MF-" not in nobody and b"No manifest is allocated to another-scheme" in nobody
-    [(_, everyone, _)] = _get(partner_dsn, partner_world, "admin", "/partner")
+    [(_, everyone, _)] = fetch(partner_dsn, partner_world, "admin", "/partner")
     assert b"MF-SCH-0001" in everyone and b"MF-GLA-0001" in everyone
 
 
 @pytest.mark.parametrize("suffix", ["", "/pdf", "/csv", "/pack"])
 def test_another_partners_manifest_is_not_found_exactly_as_one_that_does_not_exist(
-        partner_dsn: str, partner_world: PartnerWorld, suffix: str) -> None:  # noqa: F811
-    foreign, absent, own = _get(partner_dsn, partner_world, "schools-partner", GLA + suffix,
+        partner_dsn: str, partner_world: PartnerWorld, suffix: str) -> None:
+    foreign, absent, own = fetch(partner_dsn, partner_world, "schools-partner", GLA + suffix,
                                 "/partner/manifests/station-01/MF-NONE-0001" + suffix, SCHOOLS + suffix)
     assert foreign[0] == absent[0] == 404
     assert foreign[1] == absent[1]  # nothing tells the two apart
     assert b"MF-GLA" not in foreign[1]
     assert own[0] == 200
     # the other partner reaches its own
-    [(status, _, _)] = _get(partner_dsn, partner_world, "gla-partner", GLA + suffix)
+    [(status, _, _)] = fetch(partner_dsn, partner_world, "gla-partner", GLA + suffix)
     assert status == 200
 
 
-def test_roles_without_manifests_are_refused(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_roles_without_manifests_are_refused(partner_dsn: str, partner_world: PartnerWorld) -> None:
     for name in ("auditor", "compliance", "operator"):
-        answers = _get(partner_dsn, partner_world, name, "/partner", SCHOOLS + "/pack")
+        answers = fetch(partner_dsn, partner_world, name, "/partner", SCHOOLS + "/pack")
         assert [status for status, _, _ in answers] == [403, 403], name
 
 
-def test_the_manifest_page_shows_its_devices_escaped(partner_dsn: str,  # noqa: F811
-                                                     partner_world: PartnerWorld) -> None:  # noqa: F811
-    [(status, page, headers)] = _get(partner_dsn, partner_world, "schools-partner", SCHOOLS)
+def test_the_manifest_page_shows_its_devices_escaped(partner_dsn: str,
+                                                     partner_world: PartnerWorld) -> None:
+    [(status, page, headers)] = fetch(partner_dsn, partner_world, "schools-partner", SCHOOLS)
     assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"]
     text = page.decode()
     assert "SCH-LT-0001" in text and "SCH-LT-0002" in text and "C-SCH-0001" in text
@@ -93,8 +76,8 @@ def test_the_manifest_page_shows_its_devices_escaped(partner_dsn: str,  # noqa: 
     assert "Signed manifest verified by the fleet now" in text and "(not held)" not in text
 
 
-def test_the_pdf_and_csv_are_the_signed_ones(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
-    (pdf_status, pdf, pdf_headers), (csv_status, rows, csv_headers) = _get(
+def test_the_pdf_and_csv_are_the_signed_ones(partner_dsn: str, partner_world: PartnerWorld) -> None:
+    (pdf_status, pdf, pdf_headers), (csv_status, rows, csv_headers) = fetch(
         partner_dsn, partner_world, "schools-partner", SCHOOLS + "/pdf", SCHOOLS + "/csv")
     assert pdf_status == csv_status == 200
     assert pdf == partner_world.manifests["MF-SCH-0001"].read_bytes()
@@ -108,14 +91,14 @@ def test_the_pdf_and_csv_are_the_signed_ones(partner_dsn: str, partner_world: Pa
 
 
 def _pack(dsn: str, world: PartnerWorld, name: str, path: str) -> zipfile.ZipFile:
-    [(status, data, headers)] = _get(dsn, world, name, path)
+    [(status, data, headers)] = fetch(dsn, world, name, path)
     assert status == 200, data[:300]
     assert headers["Content-Type"] == "application/zip"
     return zipfile.ZipFile(io.BytesIO(data))
 
 
 def test_the_pack_is_the_stations_folder_and_passes_the_offline_verifier(
-        partner_dsn: str, partner_world: PartnerWorld, tmp_path: Path) -> None:  # noqa: F811
+        partner_dsn: str, partner_world: PartnerWorld, tmp_path: Path) -> None:
     archive = _pack(partner_dsn, partner_world, "gla-partner", GLA + "/pack")
     top = "manifest-MF-GLA-0001"
     assert sorted(archive.namelist()) == sorted([
@@ -137,7 +120,7 @@ def test_the_pack_is_the_stations_folder_and_passes_the_offline_verifier(
     assert lines[0].startswith("VALID") and "1 of 1 listed present, valid and matching" in "\n".join(lines)
 
 
-def test_names_in_the_pack_never_leave_its_folder(partner_dsn: str, partner_world: PartnerWorld,  # noqa: F811
+def test_names_in_the_pack_never_leave_its_folder(partner_dsn: str, partner_world: PartnerWorld,
                                                   tmp_path: Path) -> None:
     archive = _pack(partner_dsn, partner_world, "schools-partner", SCHOOLS + "/pack")
     names = archive.namelist()
@@ -159,7 +142,7 @@ def test_names_in_the_pack_never_leave_its_folder(partner_dsn: str, partner_worl
     assert any("Windows_evil.pdf" in line for line in lines), lines
 
 
-def test_downloads_are_recorded(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_downloads_are_recorded(partner_dsn: str, partner_world: PartnerWorld) -> None:
     audit = ListAudit()
     app, _console = partner_console(partner_dsn, partner_world, audit)
 

@@ -22,13 +22,12 @@ from tests.integration.web.fleet_partner_kit import (
     ListAudit,
     PartnerWorld,
     feed,
+    fetch,
     partner_console,
-    partner_world,  # noqa: F401  (a fixture)
     run_client,
     sign_in,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 SCHOOLS, GLA = "/partner/manifests/station-01/MF-SCH-0001", "/partner/manifests/station-01/MF-GLA-0001"
 
 
@@ -58,21 +57,11 @@ def _fed(dsn: str, world: PartnerWorld) -> FleetDatabase:
 
 
 def _get(dsn: str, world: PartnerWorld, name: str, *paths: str) -> list[tuple[int, bytes]]:
-    app, _console = partner_console(dsn, world, ListAudit())
-
-    async def scenario(client: Any) -> list[tuple[int, bytes]]:
-        await sign_in(client, name)
-        answers = []
-        for path in paths:
-            response = await client.get(path, headers={"Accept": "text/html"})
-            answers.append((response.status, await response.read()))
-        return answers
-
-    return run_client(app, scenario)
+    return [(status, body) for status, body, _ in fetch(dsn, world, name, *paths)]
 
 
 def test_a_certificate_the_fleet_never_received_is_named_on_the_page_and_in_the_pack(
-        postgres_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+        postgres_dsn: str, partner_world: PartnerWorld) -> None:
     with _fed(postgres_dsn, partner_world) as fleet, fleet.transaction() as db:
         db.execute("DELETE FROM fleet_documents WHERE document_id = 'C-SCH-0002'")
     (status, page), (pack_status, pack) = _get(postgres_dsn, partner_world, "schools-partner", SCHOOLS,
@@ -88,7 +77,7 @@ def test_a_certificate_the_fleet_never_received_is_named_on_the_page_and_in_the_
 
 
 def test_a_manifest_whose_pdf_never_arrived_is_listed_but_not_served(postgres_dsn: str,
-                                                                    partner_world: PartnerWorld  # noqa: F811
+                                                                    partner_world: PartnerWorld
                                                                     ) -> None:
     with _fed(postgres_dsn, partner_world) as fleet, fleet.transaction() as db:
         db.execute("DELETE FROM fleet_documents WHERE document_id = 'MF-GLA-0001'")
@@ -101,7 +90,7 @@ def test_a_manifest_whose_pdf_never_arrived_is_listed_but_not_served(postgres_ds
 
 
 def test_a_held_pdf_that_no_longer_verifies_is_not_handed_out(postgres_dsn: str,
-                                                               partner_world: PartnerWorld) -> None:  # noqa: F811
+                                                               partner_world: PartnerWorld) -> None:
     fleet = _fed(postgres_dsn, partner_world)
     app, _console = partner_console(postgres_dsn, partner_world, ListAudit())
 
@@ -123,7 +112,7 @@ def test_a_held_pdf_that_no_longer_verifies_is_not_handed_out(postgres_dsn: str,
 
 
 def test_a_voided_manifest_is_gone_for_the_partner_and_marked_for_an_admin(postgres_dsn: str,
-                                                                            partner_world: PartnerWorld  # noqa: F811
+                                                                            partner_world: PartnerWorld
                                                                             ) -> None:
     fleet = _fed(postgres_dsn, partner_world)
     with fleet:
@@ -143,7 +132,7 @@ def test_a_voided_manifest_is_gone_for_the_partner_and_marked_for_an_admin(postg
 
 
 def test_a_manifest_whose_entry_names_another_scheme_than_its_signed_pdf_is_not_handed_out(
-        postgres_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+        postgres_dsn: str, partner_world: PartnerWorld) -> None:
     from tests.integration.store.fleet_kit import StationFeed
 
     # the station's entry says "schools"; the manifest it signed is for gla-reuse
@@ -162,7 +151,7 @@ def test_a_manifest_whose_entry_names_another_scheme_than_its_signed_pdf_is_not_
 
 
 def test_a_hand_over_the_station_recorded_is_shown(postgres_dsn: str,
-                                                   partner_world: PartnerWorld) -> None:  # noqa: F811
+                                                   partner_world: PartnerWorld) -> None:
     with _fed(postgres_dsn, partner_world) as fleet:
         station = dataclasses.replace(partner_world.feeds[0], records=list(partner_world.feeds[0].records))
         sent = len(station.records)
@@ -180,7 +169,7 @@ def test_a_hand_over_the_station_recorded_is_shown(postgres_dsn: str,
     assert b"not yet" in other and b"Receiver" not in other
 
 
-def test_a_new_bundle_judges_a_held_manifest_again(postgres_dsn: str, partner_world: PartnerWorld,  # noqa: F811
+def test_a_new_bundle_judges_a_held_manifest_again(postgres_dsn: str, partner_world: PartnerWorld,
                                                    tmp_path: Path) -> None:
     from certs import pki
 

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import FormData
 
 from agent.web.fleet_partner import MAX_UPLOAD
@@ -19,13 +18,9 @@ from tests.integration.web.fleet_partner_kit import (
     PartnerWorld,
     flipped,
     partner_console,
-    partner_dsn,  # noqa: F401  (a fixture)
-    partner_world,  # noqa: F401  (a fixture)
     run_client,
     sign_in,
 )
-
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _form(csrf: str | None, data: bytes | None, name: str = "certificate.pdf") -> FormData:
@@ -59,8 +54,8 @@ def _verdict(page: str) -> str:
     return found.group(1) if found else "none"
 
 
-def test_a_genuine_certificate_is_valid_and_a_flipped_byte_is_not(partner_dsn: str,  # noqa: F811
-                                                                  partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_a_genuine_certificate_is_valid_and_a_flipped_byte_is_not(partner_dsn: str,
+                                                                  partner_world: PartnerWorld) -> None:
     genuine = partner_world.certificates["C-SCH-0001"].read_bytes()
     audit = ListAudit()
     (ok_status, ok), (bad_status, bad) = _upload(partner_dsn, partner_world, audit,
@@ -76,7 +71,7 @@ def test_a_genuine_certificate_is_valid_and_a_flipped_byte_is_not(partner_dsn: s
     assert uploads[0]["document_id"] == "C-SCH-0001" and uploads[0]["kind"] == "certificate"
 
 
-def test_the_verdict_is_the_one_wipe_agent_verify_gives(partner_dsn: str, partner_world: PartnerWorld,  # noqa: F811
+def test_the_verdict_is_the_one_wipe_agent_verify_gives(partner_dsn: str, partner_world: PartnerWorld,
                                                         tmp_path: Path) -> None:
     from certs.cli import run_verify
 
@@ -92,7 +87,7 @@ def test_the_verdict_is_the_one_wipe_agent_verify_gives(partner_dsn: str, partne
     assert lines[0] == f"INVALID  {tampered}: {html.unescape(found.group(1))}"
 
 
-def test_a_revoked_signer_and_a_manifest_alone(partner_dsn: str, partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_a_revoked_signer_and_a_manifest_alone(partner_dsn: str, partner_world: PartnerWorld) -> None:
     revoked, manifest = _upload(partner_dsn, partner_world, ListAudit(), [
         (partner_world.revoked_certificate.read_bytes(), "revoked.pdf"),
         (partner_world.manifests["MF-GLA-0001"].read_bytes(), "manifest.pdf")])
@@ -100,8 +95,8 @@ def test_a_revoked_signer_and_a_manifest_alone(partner_dsn: str, partner_world: 
     assert _verdict(manifest[1]) == "valid" and "its certificates were NOT checked" in manifest[1]
 
 
-def test_bad_uploads_are_one_line_refusals_never_a_traceback(partner_dsn: str,  # noqa: F811
-                                                            partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_bad_uploads_are_one_line_refusals_never_a_traceback(partner_dsn: str,
+                                                            partner_world: PartnerWorld) -> None:
     audit = ListAudit()
     answers = _upload(partner_dsn, partner_world, audit, [
         (b"this is not a PDF at all", "notes.txt"),
@@ -127,8 +122,8 @@ def test_bad_uploads_are_one_line_refusals_never_a_traceback(partner_dsn: str,  
     assert verdicts == ["not_pdf", "empty", "too_large", verdicts[3]] and len(verdicts) == 4
 
 
-def test_an_upload_needs_the_csrf_token_and_a_role_that_verifies(partner_dsn: str,  # noqa: F811
-                                                                 partner_world: PartnerWorld) -> None:  # noqa: F811
+def test_an_upload_needs_the_csrf_token_and_a_role_that_verifies(partner_dsn: str,
+                                                                 partner_world: PartnerWorld) -> None:
     genuine = partner_world.certificates["C-SCH-0001"].read_bytes()
     audit = ListAudit()
     [(status, _)] = _upload(partner_dsn, partner_world, audit, [(genuine, "c.pdf")], csrf=False)
@@ -155,7 +150,7 @@ def test_an_upload_needs_the_csrf_token_and_a_role_that_verifies(partner_dsn: st
     assert run_client(app, anonymous) == 401
 
 
-def test_without_a_trust_bundle_nothing_is_verified(partner_dsn: str, partner_world: PartnerWorld,  # noqa: F811
+def test_without_a_trust_bundle_nothing_is_verified(partner_dsn: str, partner_world: PartnerWorld,
                                                     tmp_path: Path) -> None:
     [(status, page)] = _upload(partner_dsn, partner_world, ListAudit(),
                                [(partner_world.certificates["C-SCH-0001"].read_bytes(), "c.pdf")],
