@@ -17,21 +17,14 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.web.accounts import Accounts
 from agent.web.station import POLL_SECONDS, station_console
-from tests.integration.web.station_kit import (
-    ConsoleServer,
-    FakeStation,
-    bay,
-    chromium,
-    serve_fake,
-    station_config,
-)
+from tests.integration.web.station_kit import FakeStation, bay, serve_fake, station_config
+from tests.web_kit import ConsoleServer, chromium
 
 OBSERVER = """
 window.__seen = [];
@@ -51,45 +44,43 @@ def main() -> int:
     arguments = parser.parse_args()
     if arguments.changes < 20 or not 1 <= arguments.bays <= 24:
         parser.error("--changes ≥ 20 and --bays 1..24")
-    warnings.simplefilter("ignore")  # the skeleton's string app keys (web-core moves them to AppKey)
     fake = FakeStation([bay(f"bay-{index}", "running" if index % 3 == 0 else "present", progress=0.5)
                         for index in range(1, arguments.bays + 1)])
     api, socket_path = serve_fake(fake)
     console = station_console(station_config(socket_path, arguments.bays),
                               accounts=Accounts(Path(tempfile.mkdtemp()) / "accounts.json"), kiosk=True,
                               secure=False)
-    server = ConsoleServer(console)
-    driver = chromium(1366, 768)
+    server = ConsoleServer(console.application()).start()
     latencies: list[float] = []
-    try:
-        driver.get(server.url + "/")
-        deadline = time.monotonic() + 10
-        while driver.execute_script("return document.getElementById('wall').getAttribute('data-version')") is None:
-            if time.monotonic() > deadline:
-                raise SystemExit("bench: the wall never went live")
-            time.sleep(0.05)
-        driver.execute_script(OBSERVER)
-        state = "present"
-        for _ in range(arguments.changes):
-            time.sleep(random.uniform(0.05, 0.4))  # changes land anywhere in the poll cycle
-            state = "sanitised" if state == "present" else "present"
-            changed_at = time.time() * 1000
-            fake.set(0, bay("bay-1", state))
-            limit = time.monotonic() + 10
-            while True:
-                seen = driver.execute_script("return window.__seen.length ? window.__seen[window.__seen.length-1]"
-                                             " : null")
-                if seen and seen["state"] == state:
-                    latencies.append((float(seen["at"]) - changed_at) / 1000)
-                    break
-                if time.monotonic() > limit:
-                    raise SystemExit(f"bench: the tile never showed {state}")
-                time.sleep(0.01)
-        assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
-    finally:
-        driver.quit()
-        server.stop()
-        api.close()
+    with chromium() as driver:
+        try:
+            driver.get(server.base + "/")
+            deadline = time.monotonic() + 10
+            while driver.execute_script("return document.getElementById('wall').getAttribute('data-version')") is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit("bench: the wall never went live")
+                time.sleep(0.05)
+            driver.execute_script(OBSERVER)
+            state = "present"
+            for _ in range(arguments.changes):
+                time.sleep(random.uniform(0.05, 0.4))  # changes land anywhere in the poll cycle
+                state = "sanitised" if state == "present" else "present"
+                changed_at = time.time() * 1000
+                fake.set(0, bay("bay-1", state))
+                limit = time.monotonic() + 10
+                while True:
+                    seen = driver.execute_script("return window.__seen.length ? window.__seen[window.__seen.length-1]"
+                                                 " : null")
+                    if seen and seen["state"] == state:
+                        latencies.append((float(seen["at"]) - changed_at) / 1000)
+                        break
+                    if time.monotonic() > limit:
+                        raise SystemExit(f"bench: the tile never showed {state}")
+                    time.sleep(0.01)
+            assert driver.execute_script("return performance.getEntriesByType('navigation').length") == 1
+        finally:
+            server.stop()
+            api.close()
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     median = statistics.median(ordered)

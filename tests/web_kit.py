@@ -1,5 +1,6 @@
-"""What the web console's tests share: a console served on loopback from a background thread, a small HTTP
-client that keeps cookies and never follows redirects, and accounts of every role."""
+"""What the web console's tests and benches share: a console served on loopback from a background thread, a small
+HTTP client that keeps cookies and never follows redirects, accounts of every role, and the offline Chromium the
+browser tests (tests/browser/conftest.py) and bench/bench_web_wall.py drive."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import html
 import http.client
 import os
 import re
+import shutil
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -25,6 +28,9 @@ from agent.api.server import ApiServer
 from agent.config import parse_config
 from agent.web.accounts import Accounts, Role
 from agent.web.server import Console
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 PASSWORD = "correct horse battery"
 PARTNER = "Reuse Partner Ltd"
@@ -66,9 +72,11 @@ def station_console_for(directory: Path, accounts_path: Path, *, kiosk: bool = F
 class ConsoleServer:
     """An aiohttp application served on 127.0.0.1:<free port> by an event loop in a thread of its own."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None,
+                 port: int = 0) -> None:
+        """``port``: 0 for a free one; a stopped server's port to serve again where a browser still points."""
         self.app, self.host, self.tls = app, host, tls
-        self.port = 0
+        self.port = port
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         self._thread = threading.Thread(target=self._loop.run_forever, name="console-server", daemon=True)
@@ -84,7 +92,7 @@ class ConsoleServer:
 
     async def _start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0, ssl_context=self.tls)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls)
         await site.start()
         server = site._server
         assert server is not None
@@ -115,6 +123,38 @@ def serving(app: web.Application) -> Iterator[ConsoleServer]:
         yield server
     finally:
         server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@contextmanager
+def chromium(width: int = 1366, height: int = 768) -> Iterator[WebDriver]:
+    """Debian's Chromium, headless, through /usr/bin/chromedriver (Selenium Manager is never asked, and stays
+    offline should anything call it), in a fresh profile removed afterwards, ``width`` x ``height`` (the kiosk's
+    1366 x 768 by default); its console messages kept for browser_errors()."""
+    os.environ["SE_OFFLINE"] = "true"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="wipe-agent-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage",
+                     f"--window-size={width},{height}", f"--user-data-dir={profile}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.accept_insecure_certs = True  # a console over TLS with a test CA's certificate
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 @dataclass
@@ -185,6 +225,13 @@ class Client:
     def sign_in(self, name: str, password: str = PASSWORD, *, next_path: str = "/") -> Reply:
         token = self.form_token()
         return self.post("/sign-in", {"csrf": token, "name": name, "password": password, "next": next_path})
+
+    def signed_in(self, name: str, password: str = PASSWORD) -> Client:
+        """Sign ``name`` in, which must work (a redirect and a session cookie); returns this client."""
+        reply = self.sign_in(name, password)
+        assert reply.status == 303 and any(key.endswith("wa_session") for key in self.cookies), (
+            reply.status, reply.body[:300])
+        return self
 
     def session_token(self) -> str:
         """The signed-in session's CSRF token (from the sign-out form every page carries)."""

@@ -4,69 +4,45 @@ refused another partner's manifest. Screenshots of each view go to $WIPE_AGENT_A
 
 from __future__ import annotations
 
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+from aiohttp import web
 
-from tests.browser.fleet.conftest import ConsoleServer, screenshot
+from tests.browser.conftest import downloaded, screenshot, sign_in, wait
 from tests.integration.web.fleet_partner_kit import (
     PASSWORD,
     ListAudit,
     PartnerWorld,
     flipped,
     partner_console,
-    partner_dsn,  # noqa: F401  (a fixture)
-    partner_world,  # noqa: F401  (a fixture)
 )
+from tests.web_kit import ConsoleServer
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-WAIT = 15.0  # a bound on how long a page may take to show what the test waits for, not a timing
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 
 @pytest.fixture
-def served(partner_dsn: str, partner_world: PartnerWorld) -> Iterator[tuple[str, ListAudit]]:  # noqa: F811
+def served(partner_dsn: str, partner_world: PartnerWorld,
+           console_server: Callable[[web.Application], ConsoleServer]) -> tuple[str, ListAudit]:
     audit = ListAudit()
     app, _console = partner_console(partner_dsn, partner_world, audit)
-    server = ConsoleServer(app).start()
-    try:
-        yield server.base, audit
-    finally:
-        server.stop()
-
-
-def _wait(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT).until(condition)
-
-
-def _sign_in(driver: Any, base: str, name: str, target: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions
-
-    driver.delete_all_cookies()
-    driver.get(base + target)  # not signed in: sent to the sign-in form, which returns here
-    field = _wait(driver, expected_conditions.presence_of_element_located((By.ID, "name")))
-    field.send_keys(name)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
-    _wait(driver, expected_conditions.staleness_of(field))
+    return console_server(app).base, audit
 
 
 def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates(
-        partner_browser: Any, served: tuple[str, ListAudit], partner_world: PartnerWorld,  # noqa: F811
+        driver: WebDriver, served: tuple[str, ListAudit], partner_world: PartnerWorld,
         downloads: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
 
-    driver = partner_browser
     base, audit = served
-    _sign_in(driver, base, "schools-partner", "/partner")
+    sign_in(driver, base, "schools-partner", PASSWORD, target="/partner")
     assert driver.current_url == base + "/partner", driver.find_element(By.TAG_NAME, "main").text
     table = driver.find_element(By.CSS_SELECTOR, "table.manifests").text
     assert "MF-SCH-0001" in table and "MF-GLA-0001" not in table and "schools" in table
@@ -77,18 +53,15 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
     # the manifest's page, reached by keyboard: the link takes focus and Enter opens it
     link = driver.find_element(By.LINK_TEXT, "MF-SCH-0001")
     link.send_keys(Keys.ENTER)
-    _wait(driver, expected_conditions.title_contains("Manifest MF-SCH-0001"))
+    wait(driver, expected_conditions.title_contains("Manifest MF-SCH-0001"))
     devices = driver.find_element(By.CSS_SELECTOR, "table.devices").text
     assert "SCH-LT-0001" in devices and '<script>alert("pwned")</script>' in devices  # shown as text
     assert driver.execute_script("return window.pwned === undefined && document.scripts.length === 0")
     screenshot(driver, "partner-manifest")
 
     driver.find_element(By.PARTIAL_LINK_TEXT, "Certificate pack").click()
-    pack = downloads / "manifest-MF-SCH-0001.zip"
-    deadline = time.monotonic() + WAIT
-    while not (pack.exists() and not list(downloads.glob("*.crdownload"))) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert pack.exists(), sorted(downloads.iterdir())
+    pack = downloaded(downloads, "manifest-MF-SCH-0001.zip")
+    assert pack == downloads / "manifest-MF-SCH-0001.zip"
     with zipfile.ZipFile(pack) as archive:
         names = sorted(archive.namelist())
         top = "manifest-MF-SCH-0001/"
@@ -113,7 +86,7 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
     tampered.write_bytes(flipped(partner_world.certificates["C-SCH-0001"].read_bytes()))
     for path, verdict in ((tampered, "invalid"), (partner_world.certificates["C-SCH-0001"], "valid")):
         driver.find_element(By.LINK_TEXT, "Verify").click()
-        _wait(driver, expected_conditions.title_contains("Verify a document"))
+        wait(driver, expected_conditions.title_contains("Verify a document"))
         assert driver.find_element(By.CSS_SELECTOR, "label[for='document']").text.startswith("Signed PDF")
         for _ in range(12):  # the file field is reached from the keyboard, and its focus is visible
             if driver.execute_script("return document.activeElement.id") == "document":
@@ -123,7 +96,7 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
         assert driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
         driver.find_element(By.ID, "document").send_keys(str(path.resolve()))
         driver.find_element(By.CSS_SELECTOR, "form.upload button[type='submit']").click()
-        shown = _wait(driver, expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-verdict]")))
+        shown = wait(driver, expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[data-verdict]")))
         assert shown.get_attribute("data-verdict") == verdict, shown.text
         if verdict == "invalid":
             assert shown.text.startswith("INVALID: tampered-C-SCH-0001.pdf") and "[modified]" in shown.text
@@ -135,12 +108,11 @@ def test_a_partner_sees_its_manifests_downloads_its_pack_and_checks_certificates
     assert uploads == [False, True]
 
 
-def test_the_auditor_reads_the_chains(partner_browser: Any, served: tuple[str, ListAudit]) -> None:
+def test_the_auditor_reads_the_chains(driver: WebDriver, served: tuple[str, ListAudit]) -> None:
     from selenium.webdriver.common.by import By
 
-    driver = partner_browser
     base, _audit = served
-    _sign_in(driver, base, "auditor", "/audit")
+    sign_in(driver, base, "auditor", PASSWORD, target="/audit")
     rows = driver.find_elements(By.CSS_SELECTOR, "table.stations tbody tr")
     assert [row.find_element(By.TAG_NAME, "td").text for row in rows] == ["station-01", "station-02"]
     assert "verified" in rows[0].text and "LATE" in rows[1].text

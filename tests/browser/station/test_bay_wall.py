@@ -4,8 +4,7 @@ daemon restart shown and recovered from in place."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,14 @@ import pytest
 from agent.config import load_config
 from agent.web.accounts import Accounts, Role
 from agent.web.station import station_console
+from tests.browser.conftest import screenshot, viewport
 from tests.integration.daemon.conftest import Daemon
 from tests.integration.daemon.test_bays import _evidence, _reseat
-from tests.integration.web.station_kit import IGNORE_KEY_WARNINGS, ConsoleServer, chromium, screenshot, viewport
+from tests.web_kit import ConsoleServer
 
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings(IGNORE_KEY_WARNINGS),
-              pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                                 reason="needs Debian's chromium and chromium-driver")]
+pytestmark = pytest.mark.root
 MiB = 1 << 20
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    driver = chromium(1366, 768)
-    yield driver
-    driver.quit()
 
 
 def _tile(driver: Any, attribute: str, bay: str = "bay-1") -> str:
@@ -56,17 +47,21 @@ def _same_page(driver: Any) -> bool:
 
 
 def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_sanitised(
-        station: Callable[..., Daemon], browser: Any, tmp_path: Path) -> None:
+        station: Callable[..., Daemon], driver: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+
+    browser = driver
+    viewport(browser, 1366, 768)  # the kiosk's screen to the pixel: the wall must fit it without scrolling
 
     daemon = station([1024 * MiB], profile="nist-clear-overwrite-full", auto_start=False)
     daemon.config.write_text(daemon.config.read_text() + '[web]\nconsole_user = "root"\n')
     daemon.start()
     accounts = Accounts(tmp_path / "accounts.json")
     accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
-    server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True, secure=False))
+    server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True,
+                                          secure=False).application()).start()
     try:
-        browser.get(server.url + "/sign-in")
+        browser.get(server.base + "/sign-in")
         browser.find_element(By.ID, "name").send_keys("asmith")
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
@@ -82,7 +77,7 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         browser.find_element(By.CSS_SELECTOR, "#tile-bay-1 button.start").click()
         _until(browser, "running", lambda: _tile(browser, "data-state") == "running", 20)
         assert "DO NOT PULL" in browser.find_element(By.ID, "tile-bay-1").text
-        screenshot(browser, "bay-wall-running-1366x768.png")
+        screenshot(browser, "bay-wall-running-1366x768")
         _until(browser, "progress shown", lambda: _progress(browser) >= 0, 20)
         first = _progress(browser)
         browser.execute_script("document.querySelector('#tile-bay-1 button.cancel').focus();")
@@ -95,10 +90,10 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         assert tile.get_attribute("data-pull") == "safe" and "SAFE TO PULL" in tile.text
         assert "Sanitised" in tile.find_element(By.CLASS_NAME, "state-label").text
         assert _same_page(browser), "the page reloaded"
-        screenshot(browser, "bay-wall-sanitised-1366x768.png")
+        screenshot(browser, "bay-wall-sanitised-1366x768")
         assert browser.execute_script("return document.documentElement.scrollHeight") <= 768
         viewport(browser, 390, 844)
-        screenshot(browser, "bay-wall-sanitised-390x844.png")
+        screenshot(browser, "bay-wall-sanitised-390x844")
         viewport(browser, 1366, 768)
 
         diskseq = daemon.status()["bays"][0]["seating"]["diskseq"]
@@ -111,14 +106,14 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         assert tile.find_element(By.CLASS_NAME, "state-label").text == "Not sanitised"
         assert "Sanitised" not in tile.text.replace("Not sanitised", "")
         assert _same_page(browser)
-        screenshot(browser, "bay-wall-never-wiped-1366x768.png")
+        screenshot(browser, "bay-wall-never-wiped-1366x768")
 
         daemon.stop()
         _until(browser, "reconnecting banner", lambda: "daemon restarting" in browser.find_element(
             By.ID, "banner").text, 10)
         assert _tile(browser, "data-state") == "unknown" and _tile(browser, "data-pull") == "unknown"
         assert "SAFE TO PULL" not in browser.find_element(By.ID, "tile-bay-1").text
-        screenshot(browser, "bay-wall-daemon-restarting-1366x768.png")
+        screenshot(browser, "bay-wall-daemon-restarting-1366x768")
         daemon.start()
         _until(browser, "recovered", lambda: _tile(browser, "data-state") == "present"
                and not browser.find_element(By.ID, "banner").is_displayed(), 30)
@@ -128,7 +123,7 @@ def test_a_wipe_is_watched_live_to_safe_to_pull_and_the_next_drive_is_not_shown_
         _until(browser, "stream lost", lambda: browser.find_element(By.ID, "wall").get_attribute("data-live")
                == "lost", 10)
         server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True,
-                                               secure=False), port=server.port)
+                                               secure=False).application(), port=server.port).start()
         _until(browser, "stream back", lambda: browser.find_element(By.ID, "wall").get_attribute("data-live")
                == "open" and not browser.find_element(By.ID, "banner").is_displayed(), 20)
         backing.detach()

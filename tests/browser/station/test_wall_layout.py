@@ -3,30 +3,19 @@ column on a phone; every tile's state and pull advice inside its tile and on scr
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from agent.web.accounts import Accounts, Role
 from agent.web.station import STATES, station_console
-from tests.integration.web.station_kit import (
-    IGNORE_KEY_WARNINGS,
-    ConsoleServer,
-    FakeStation,
-    bay,
-    chromium,
-    screenshot,
-    serve_fake,
-    station_config,
-    viewport,
-)
+from tests.browser.conftest import screenshot, viewport
+from tests.integration.web.station_kit import FakeStation, bay, serve_fake, station_config
+from tests.web_kit import ConsoleServer
 
-pytestmark = [pytest.mark.filterwarnings(IGNORE_KEY_WARNINGS),
-              pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                                 reason="needs Debian's chromium and chromium-driver")]
 PASSWORD = "correct horse battery"
 CYCLE = [state for state in STATES if state != "unknown"]
 
@@ -48,17 +37,13 @@ return problems;
 """
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    driver = chromium(1366, 768)
-    yield driver
-    driver.quit()
-
-
 @pytest.mark.parametrize("count", [8, 12, 24])
-def test_every_bay_is_on_one_kiosk_screen_and_in_one_column_on_a_phone(browser: Any, count: int,
-                                                                        tmp_path: Path) -> None:
+def test_every_bay_is_on_one_kiosk_screen_and_in_one_column_on_a_phone(
+        driver: Any, count: int, tmp_path: Path, console_server: Callable[[web.Application], ConsoleServer]) -> None:
     from selenium.webdriver.common.by import By
+
+    browser = driver
+    viewport(browser, 1366, 768)  # the kiosk's screen to the pixel: the wall must fit it without scrolling
 
     fake = FakeStation([bay(f"bay-{index}", CYCLE[index % len(CYCLE)], progress=0.37,
                             reason="verification failed: 3 of 1000 samples not zero")
@@ -66,10 +51,10 @@ def test_every_bay_is_on_one_kiosk_screen_and_in_one_column_on_a_phone(browser: 
     api, socket_path = serve_fake(fake, tmp_path)
     accounts = Accounts(tmp_path / "accounts.json")
     accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
-    server = ConsoleServer(station_console(station_config(socket_path, count), accounts=accounts, kiosk=True,
-                                           secure=False))
+    server = console_server(station_console(station_config(socket_path, count), accounts=accounts, kiosk=True,
+                                            secure=False).application())
     try:
-        browser.get(server.url + "/sign-in")
+        browser.get(server.base + "/sign-in")
         browser.find_element(By.ID, "name").send_keys("asmith")
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "form.sign-in button").click()
@@ -78,7 +63,7 @@ def test_every_bay_is_on_one_kiosk_screen_and_in_one_column_on_a_phone(browser: 
         WebDriverWait(browser, 10).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, ".tile"))
         assert len(browser.find_elements(By.CSS_SELECTOR, ".tile")) == count
         assert browser.find_elements(By.CSS_SELECTOR, ".actions button")  # the operator's actions are there
-        screenshot(browser, f"bay-wall-{count}-operator-1366x768.png")
+        screenshot(browser, f"bay-wall-{count}-operator-1366x768")
         height = browser.execute_script("return [document.documentElement.scrollHeight, window.innerHeight]")
         assert height[0] <= height[1], f"{count} bays scroll at 1366x768: {height}"
         assert browser.execute_script(_CLIPPED, True) == []
@@ -88,8 +73,7 @@ def test_every_bay_is_on_one_kiosk_screen_and_in_one_column_on_a_phone(browser: 
                                        ".map(function (t) { return Math.round(t.getBoundingClientRect().left); })")
         assert len(set(lefts)) == 1  # one column
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
-        screenshot(browser, f"bay-wall-{count}-operator-390x844.png")
+        screenshot(browser, f"bay-wall-{count}-operator-390x844")
         assert browser.execute_script(_CLIPPED, False) == []  # a phone scrolls: nothing is cut off
     finally:
-        server.stop()
         api.close()

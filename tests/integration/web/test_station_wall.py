@@ -19,19 +19,13 @@ import pytest
 from agent.api.server import ApiServer
 from agent.store.registry import Registry
 from agent.web.accounts import Accounts, Role
+from agent.web.server import Console
 from agent.web.station import station_console
 from tests.integration.daemon.conftest import Daemon
-from tests.integration.web.station_kit import (
-    IGNORE_KEY_WARNINGS,
-    ConsoleServer,
-    FakeStation,
-    WebClient,
-    bay,
-    serve_fake,
-    station_config,
-)
+from tests.integration.web.station_kit import FakeStation, bay, serve_fake, station_config
+from tests.web_kit import Client, ConsoleServer
 
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings(IGNORE_KEY_WARNINGS)]
+pytestmark = pytest.mark.root
 MiB = 1 << 20
 PASSWORD = "correct horse battery"
 
@@ -60,7 +54,7 @@ class Stream:
         self.response.close()
 
 
-Wall = tuple[FakeStation, ConsoleServer, ApiServer]
+Wall = tuple[FakeStation, ConsoleServer, ApiServer, Console]
 
 
 @pytest.fixture
@@ -70,17 +64,17 @@ def fake_wall() -> Iterator[Wall]:
     config = station_config(socket_path, 2)
     console = station_console(config, accounts=Accounts(Path(tempfile.mkdtemp()) / "a.json"), kiosk=True,
                               secure=False, max_clients=2)
-    server = ConsoleServer(console)
-    yield fake, server, api
+    server = ConsoleServer(console.application()).start()
+    yield fake, server, api, console
     server.stop()
     api.close()  # (again, after a test closed it: shutdown and unlink are idempotent)
 
 
 def test_a_change_reaches_the_stream_within_one_poll_and_nothing_is_sent_while_nothing_changes(
         fake_wall: Wall) -> None:
-    fake, server, _ = fake_wall
-    feed = server.console.wall_feed  # type: ignore[attr-defined]
-    stream = Stream(server.url)
+    fake, server, _, console = fake_wall
+    feed = console.wall_feed  # type: ignore[attr-defined]
+    stream = Stream(server.base)
     try:
         first = stream.event()
         assert set(first["tiles"]) == {"bay-1", "bay-2"} and first["connected"] is True  # the whole wall first
@@ -101,12 +95,12 @@ def test_a_change_reaches_the_stream_within_one_poll_and_nothing_is_sent_while_n
 
 
 def test_streams_are_bounded_and_a_closed_one_frees_its_place(fake_wall: Wall) -> None:
-    fake, server, _ = fake_wall
-    streams = [Stream(server.url), Stream(server.url)]
+    fake, server, _, _ = fake_wall
+    streams = [Stream(server.base), Stream(server.base)]
     for stream in streams:
         stream.event()
     with pytest.raises(urllib.error.HTTPError) as refused:
-        Stream(server.url)
+        Stream(server.base)
     assert refused.value.code == 503
     refused.value.close()
     streams.pop().close()
@@ -114,7 +108,7 @@ def test_streams_are_bounded_and_a_closed_one_frees_its_place(fake_wall: Wall) -
     deadline = time.monotonic() + 5
     while True:
         try:
-            streams.append(Stream(server.url))
+            streams.append(Stream(server.base))
             break
         except urllib.error.HTTPError as error:
             error.close()
@@ -127,8 +121,8 @@ def test_streams_are_bounded_and_a_closed_one_frees_its_place(fake_wall: Wall) -
 
 
 def test_the_wall_says_unknown_not_safe_while_the_daemon_is_away(fake_wall: Wall) -> None:
-    _, server, api = fake_wall
-    stream = Stream(server.url)
+    _, server, api, _ = fake_wall
+    stream = Stream(server.base)
     try:
         first = stream.event()
         assert "SAFE TO PULL" in first["tiles"]["bay-1"]
@@ -203,23 +197,21 @@ def test_console_sign_ins_and_starts_are_in_the_station_chain_and_the_job_names_
     from agent.config import load_config
 
     console = station_console(load_config(daemon.config), accounts=accounts, kiosk=True, secure=False)
-    server = ConsoleServer(console)
+    server = ConsoleServer(console.application()).start()
     try:
-        viewer = WebClient(server.url)
-        viewer.sign_in("vauditor", PASSWORD)
-        status, _, page = viewer.request("GET", "/")
-        assert status == 200 and "/bays/bay-1/start" not in page  # an auditor sees no actions
-        refused = viewer.request("POST", "/bays/bay-1/start", {"csrf": viewer.csrf(), "profile": "x"})
-        assert refused[0] == 403
-        operator = WebClient(server.url)
-        operator.sign_in("asmith", PASSWORD)
-        token = operator.csrf()
-        bad = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-purge-anything"},
-                               {"Accept": "application/json"})
-        assert bad[0] == 409 and "not offered here" in json.loads(bad[2])["message"]
-        started = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite"},
-                                   {"Accept": "application/json"})
-        assert started[0] == 200, started[2]
+        viewer = Client(server).signed_in("vauditor", PASSWORD)
+        page = viewer.get("/")
+        assert page.status == 200 and "/bays/bay-1/start" not in page.body  # an auditor sees no actions
+        refused = viewer.post("/bays/bay-1/start", {"csrf": viewer.session_token(), "profile": "x"})
+        assert refused.status == 403
+        operator = Client(server).signed_in("asmith", PASSWORD)
+        token = operator.session_token()
+        bad = operator.post("/bays/bay-1/start", {"csrf": token, "profile": "nist-purge-anything"},
+                            headers={"Accept": "application/json"})
+        assert bad.status == 409 and "not offered here" in json.loads(bad.body)["message"]
+        started = operator.post("/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite"},
+                                headers={"Accept": "application/json"})
+        assert started.status == 200, started.body
         final = daemon.wait_for(lambda s: s["bays"][0]["state"] == "sanitised", what="sanitised")
         assert final["bays"][0]["outcome"]["job_id"]
     finally:
@@ -252,24 +244,24 @@ def test_a_cancel_from_the_console_names_the_web_account_and_a_viewer_cannot_can
     accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
     from agent.config import load_config
 
-    server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True, secure=False))
+    server = ConsoleServer(station_console(load_config(daemon.config), accounts=accounts, kiosk=True,
+                                          secure=False).application()).start()
     try:
-        operator = WebClient(server.url)
-        operator.sign_in("asmith", PASSWORD)
-        token = operator.csrf()
-        started = operator.request("POST", "/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite-full"},
-                                   {"Accept": "application/json"})
-        assert started[0] == 200, started[2]
+        operator = Client(server).signed_in("asmith", PASSWORD)
+        token = operator.session_token()
+        started = operator.post("/bays/bay-1/start", {"csrf": token, "profile": "nist-clear-overwrite-full"},
+                                headers={"Accept": "application/json"})
+        assert started.status == 200, started.body
         running = daemon.wait_for(lambda s: (s["bays"][0]["job"] or {}).get("state") == "running", timeout=20,
                                   what="running")
         assert running["bays"][0]["job"]["operator"] == "asmith (Senior operator) via the web console, uid 0"
-        anonymous = WebClient(server.url)  # the kiosk shows the wall to anyone, and acts for no one
-        assert anonymous.request("POST", "/bays/bay-1/cancel", {"csrf": "x"})[0] in (401, 403)
-        missing_token = operator.request("POST", "/bays/bay-1/cancel", {"csrf": "wrong"})
-        assert missing_token[0] == 403
-        cancelled = operator.request("POST", "/bays/bay-1/cancel", {"csrf": token})  # the form, without JS
-        assert cancelled[0] == 303 and cancelled[1]["Location"] == "/"
-        assert "bay-1: cancelling" in operator.request("GET", "/")[2]  # the outcome, shown once
+        anonymous = Client(server)  # the kiosk shows the wall to anyone, and acts for no one
+        assert anonymous.post("/bays/bay-1/cancel", {"csrf": "x"}).status in (401, 403)
+        missing_token = operator.post("/bays/bay-1/cancel", {"csrf": "wrong"})
+        assert missing_token.status == 403
+        cancelled = operator.post("/bays/bay-1/cancel", {"csrf": token})  # the form, without JS
+        assert cancelled.status == 303 and cancelled.header("Location") == "/"
+        assert "bay-1: cancelling" in operator.get("/").body  # the outcome, shown once
         daemon.wait_for(lambda s: s["bays"][0]["state"] == "interrupted", what="interrupted")
         cancel_line = next(line for line in daemon.log.read_text().splitlines() if "job cancelled" in line)
         assert "asmith (Senior operator) via the web console, uid 0" in cancel_line
@@ -286,9 +278,10 @@ def test_a_cancel_from_the_console_names_the_web_account_and_a_viewer_cannot_can
 def test_the_page_works_without_javascript_and_keeps_to_the_csp(fake_wall: Wall) -> None:
     import re
 
-    _, server, _ = fake_wall
-    status, headers, page = WebClient(server.url).request("GET", "/")
-    assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"]
+    _, server, _, _ = fake_wall
+    reply = Client(server).get("/")
+    page = reply.body
+    assert reply.status == 200 and "script-src 'self'" in (reply.header("Content-Security-Policy") or "")
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page  # no JS: the page refreshes
     assert page.count('class="tile ') == 2 and 'data-state="present"' in page  # tiles rendered on the server
     assert " style=" not in page and not re.search(r"<script(?![^>]*\bsrc=)", page)  # nothing inline
@@ -304,19 +297,18 @@ def test_a_quiet_stream_carries_heartbeats_and_a_signed_out_session_s_stream_end
     console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=False, secure=False,
                               heartbeat=0.3)
     console.audit = type("Sink", (), {"record": lambda self, kind, subject, data: audit.append(kind)})()
-    server = ConsoleServer(console)
+    server = ConsoleServer(console.application()).start()
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
-            Stream(server.url)  # not a kiosk: no stream without signing in
+            Stream(server.base)  # not a kiosk: no stream without signing in
         assert refused.value.code == 401
         refused.value.close()
-        viewer = WebClient(server.url)
-        viewer.sign_in("vauditor", PASSWORD)
-        stream = Stream(server.url, viewer.cookies)
+        viewer = Client(server).signed_in("vauditor", PASSWORD)
+        stream = Stream(server.base, viewer.cookies)
         try:
             stream.event()
             assert stream.response.readline() == b": heartbeat\n"  # nothing changed: a comment keeps it open
-            assert viewer.request("POST", "/sign-out", {"csrf": viewer.csrf()})[0] == 303
+            assert viewer.post("/sign-out", {"csrf": viewer.session_token()}).status == 303
             fake.set(0, bay("bay-1", "running", progress=0.2))  # the next change finds the session gone
             with pytest.raises(AssertionError, match="stream ended"):
                 for _ in range(5):
