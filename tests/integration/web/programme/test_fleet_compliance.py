@@ -8,40 +8,16 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from agent.fleet.database import FleetDatabase
-from tests.integration.web.fleet_web_kit import CSRF, HOSTILE_TAG, Console, RecordingAudit, populate
-from tests.unit.certs.certs_test_kit import PkiWorld, build_world
+from tests.integration.web.fleet_web_kit import CSRF, HOSTILE_TAG, Console, RecordingAudit
+from tests.unit.certs.certs_test_kit import PkiWorld
 
-# the skeleton's string app key warns (aiohttp 3.14); web-core's AppKey makes this filter moot
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> PkiWorld:
-    return build_world(tmp_path_factory.mktemp("web-pki"))
-
-
-@pytest.fixture
-def fleet(postgres_dsn: str, world: PkiWorld, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with FleetDatabase(postgres_dsn) as database:
-        made = populate(database, world, tmp_path)
-        yield {"database": database, **made}
-
-
-@pytest.fixture
-def console(postgres_dsn: str, fleet: dict[str, Any], tmp_path: Path) -> Iterator[Console]:
-    served = Console(postgres_dsn, tmp_path)
-    try:
-        yield served
-    finally:
-        served.close()
+pytestmark = pytest.mark.root
 
 
 def draws(fleet: dict[str, Any]) -> int:

@@ -5,42 +5,17 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.fleet import programme
 from agent.fleet.database import FleetDatabase
-from tests.integration.web.fleet_web_kit import HOSTILE_MODEL, Console, populate
-from tests.unit.certs.certs_test_kit import PkiWorld, build_world
+from tests.integration.web.fleet_web_kit import HOSTILE_MODEL, Console
 
-# the skeleton's string app key warns (aiohttp 3.14); web-core's AppKey makes this filter moot
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
+pytestmark = pytest.mark.root
 SVG = re.compile(r"<svg class=\"chart\".*?</svg>", re.S)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> PkiWorld:
-    return build_world(tmp_path_factory.mktemp("web-pki"))
-
-
-@pytest.fixture
-def fleet(postgres_dsn: str, world: PkiWorld, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with FleetDatabase(postgres_dsn) as database:
-        made = populate(database, world, tmp_path)
-        yield {"database": database, **made}
-
-
-@pytest.fixture
-def console(postgres_dsn: str, fleet: dict[str, Any], tmp_path: Path) -> Iterator[Console]:
-    served = Console(postgres_dsn, tmp_path)
-    try:
-        yield served
-    finally:
-        served.close()
 
 
 def _rows(html: str, caption: str) -> list[list[str]]:
