@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiohttp import web
 
+from tests.integration.web.conftest import accounts_template, station_daemon  # noqa: F401  (fixtures: found here)
 from tests.web_kit import CHROMEDRIVER, CHROMIUM, ConsoleServer, chromium
 
 if TYPE_CHECKING:

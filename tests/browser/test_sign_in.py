@@ -3,7 +3,7 @@ refused; the rate limit shows; sign-out ends it; the keyboard reaches everything
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,24 +16,10 @@ from agent.web.fleet import fleet_console
 from agent.web.serve import tls_context
 from agent.web.server import Console
 from tests.browser.conftest import WAIT, browser_errors, screenshot, sign_in
-from tests.web_kit import PARTNER, PASSWORD, ConsoleServer, make_accounts, station_api, station_console_for
+from tests.web_kit import PARTNER, PASSWORD, ConsoleServer, station_console_for
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
-
-
-@pytest.fixture
-def station_daemon(tmp_path: Path) -> Iterator[Any]:
-    """The daemon's side of the station console (the real API server in front of a FakeStation)."""
-    with station_api(tmp_path) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def accounts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("browser-accounts") / "web-accounts.json"
-    make_accounts(path)
-    return path
 
 
 def _nav(driver: WebDriver) -> list[str]:
@@ -54,14 +40,14 @@ def _expected_nav(console: Console, role: Role) -> list[str]:
 
 @pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
 def test_each_role_signs_in_and_sees_its_navigation(role: Role, driver: WebDriver, postgres_dsn: str,
-                                                    accounts_file: Path, tmp_path: Path, station_daemon: Any,
+                                                    accounts_template: Path, tmp_path: Path, station_daemon: Any,
                                                     console_server: Callable[[web.Application], ConsoleServer]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    for console in (fleet_console(postgres_dsn, accounts=Accounts(accounts_file), trust=None, secure=False),
-                    station_console_for(tmp_path, accounts_file)):
+    for console in (fleet_console(postgres_dsn, accounts=Accounts(accounts_template), trust=None, secure=False),
+                    station_console_for(tmp_path, accounts_template)):
         server = console_server(console.application())
         sign_in(driver, server.base, role.value, PASSWORD)
         assert "Sign in" not in driver.title, driver.page_source[:500]
@@ -81,13 +67,13 @@ def test_each_role_signs_in_and_sees_its_navigation(role: Role, driver: WebDrive
         assert "/sign-in?next=/" in driver.current_url
 
 
-def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, accounts_file: Path, tmp_path: Path,
+def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, accounts_template: Path, tmp_path: Path,
                                                           station_daemon: Any,
                                                           console_server: Callable[[web.Application],
                                                                                    ConsoleServer]) -> None:
     from selenium.webdriver.common.by import By
 
-    server = console_server(station_console_for(tmp_path, accounts_file).application())
+    server = console_server(station_console_for(tmp_path, accounts_template).application())
     sign_in(driver, server.base, "operator", "not the password")
     problem = driver.find_element(By.CSS_SELECTOR, "[role=alert]")
     assert problem.text == "wrong name or password"
@@ -101,7 +87,7 @@ def test_a_wrong_password_is_refused_and_the_limit_shows(driver: WebDriver, acco
     screenshot(driver, "sign-in-rate-limited")
 
 
-def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, accounts_file: Path,
+def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, accounts_template: Path,
                                                              tmp_path: Path, station_daemon: Any,
                                                              console_server: Callable[[web.Application],
                                                                                       ConsoleServer]) -> None:
@@ -111,7 +97,7 @@ def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, a
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server = console_server(station_console_for(tmp_path, accounts_file).application())
+    server = console_server(station_console_for(tmp_path, accounts_template).application())
     driver.get(f"{server.base}/sign-in")
     for field in driver.find_elements(By.CSS_SELECTOR, "input:not([type=hidden])"):
         label = driver.find_elements(By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']")
@@ -132,7 +118,7 @@ def test_the_keyboard_reaches_the_form_with_a_visible_focus(driver: WebDriver, a
     assert _who(driver) == "operator (operator)"
 
 
-def test_over_tls_the_browser_keeps_the_host_only_secure_session(driver: WebDriver, accounts_file: Path,
+def test_over_tls_the_browser_keeps_the_host_only_secure_session(driver: WebDriver, accounts_template: Path,
                                                                   tmp_path: Path, postgres_dsn: str,
                                                                   console_server: Callable[..., ConsoleServer]) -> None:
     from certs import pki
@@ -140,7 +126,7 @@ def test_over_tls_the_browser_keeps_the_host_only_secure_session(driver: WebDriv
     pki.init_ca("Example Police", tmp_path / "ca")
     pki.issue_tls_server(tmp_path / "ca", tmp_path / "tls", ["127.0.0.1"])
     context = tls_context(tmp_path / "tls" / "tls-server.crt", tmp_path / "tls" / "tls-server.key")
-    console = fleet_console(postgres_dsn, accounts=Accounts(accounts_file), trust=None, secure=True)
+    console = fleet_console(postgres_dsn, accounts=Accounts(accounts_template), trust=None, secure=True)
     server = console_server(console.application(), context)
     assert server.base.startswith("https://")
     sign_in(driver, server.base, "auditor", PASSWORD)

@@ -136,10 +136,14 @@ def test_the_wall_says_unknown_not_safe_while_the_daemon_is_away(fake_wall: Wall
 
 # the real daemon ---------------------------------------------------------------------------------------
 def _configure(daemon: Daemon) -> None:
-    """The API group a second user is in (nogroup: nobody's), and root as the console's user."""
+    """The API group a second user is in (nogroup: nobody's), and root as the console's user; then the daemon
+    started and its drive seated in bay-1."""
     text = daemon.config.read_text()
     daemon.config.write_text('api_group = "nogroup"\n' + text + '[web]\nconsole_user = "root"\n')
     os.chmod(daemon.directory, 0o755)  # nobody must reach the socket to be refused by the daemon itself
+    daemon.start()
+    daemon.backings[0].attach()
+    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
 
 
 _AS_NOBODY = r'''
@@ -160,9 +164,6 @@ def test_another_member_of_the_api_group_cannot_act_or_audit_as_a_web_account(
         station: Callable[..., Daemon]) -> None:
     daemon = station([16 * MiB], auto_start=False)
     _configure(daemon)
-    daemon.start()
-    daemon.backings[0].attach()
-    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
     calls = [["/v1/bays/bay-1/start", {"profile": "nist-clear-overwrite",
                                         "console": {"account": "asmith", "title": "Senior operator"}}],
              ["/v1/bays/bay-1/cancel", {"console": {"account": "asmith", "title": "Senior operator"}}],
@@ -188,9 +189,6 @@ def test_console_sign_ins_and_starts_are_in_the_station_chain_and_the_job_names_
         station: Callable[..., Daemon], tmp_path: Path) -> None:
     daemon = station([16 * MiB], auto_start=False)
     _configure(daemon)
-    daemon.start()
-    daemon.backings[0].attach()
-    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
     accounts = Accounts(tmp_path / "accounts.json")
     accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
     accounts.add("vauditor", Role.AUDITOR, "Auditor", PASSWORD)
@@ -237,9 +235,6 @@ def test_a_cancel_from_the_console_names_the_web_account_and_a_viewer_cannot_can
         station: Callable[..., Daemon], tmp_path: Path) -> None:
     daemon = station([1024 * MiB], profile="nist-clear-overwrite-full", auto_start=False)
     _configure(daemon)
-    daemon.start()
-    daemon.backings[0].attach()
-    daemon.wait_for(lambda s: s["bays"][0]["state"] == "present", timeout=10, what="drive present")
     accounts = Accounts(tmp_path / "accounts.json")
     accounts.add("asmith", Role.OPERATOR, "Senior operator", PASSWORD)
     from agent.config import load_config

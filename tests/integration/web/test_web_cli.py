@@ -26,6 +26,15 @@ def tls(tmp_path: Path) -> Path:
     return tmp_path / "tls"
 
 
+def _terminated(process: subprocess.Popen[str]) -> int:
+    """``process`` (a `web serve`) sent SIGTERM, waited for and its stderr closed: its exit code."""
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    if process.stderr is not None:
+        process.stderr.close()
+    return code
+
+
 def test_serve_over_tls_sends_secure_host_cookies_and_hsts(tls: Path, postgres_dsn: str, accounts_path: Path) -> None:
     process = subprocess.Popen(
         [*WIPE_AGENT, "web", "serve", "--fleet", postgres_dsn, "--listen", "127.0.0.1:0", "--accounts",
@@ -47,10 +56,7 @@ def test_serve_over_tls_sends_secure_host_cookies_and_hsts(tls: Path, postgres_d
         assert cookie.startswith("__Host-wa_pre=") and "Secure" in cookie and "HttpOnly" in cookie
         assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
+        code = _terminated(process)
     assert code == 0
 
 
@@ -124,8 +130,5 @@ def test_a_console_on_loopback_answers_only_to_loopback_names(tmp_path: Path) ->
         assert status(f"[::1]:{port}") == 200
         assert status(f"rebound.evil.example:{port}") == 421 and status("evil.example") == 421
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
+        code = _terminated(process)
     assert code == 0
