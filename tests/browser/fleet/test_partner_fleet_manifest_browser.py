@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from agent.web.accounts import Accounts
-from tests.browser.conftest import browser_errors, screenshot, sign_in
-from tests.browser.fleet.test_partner_browser import _wait
+from tests.browser.conftest import browser_errors, screenshot, sign_in, wait
 from tests.integration.web import test_fleet_partner_fleet_manifests as kit
 from tests.integration.web.fleet_partner_kit import PASSWORD, ListAudit
 
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
+pytestmark = pytest.mark.root
 world = kit.world  # the fixture: a fleet with four fleet manifests made by the real create
 
 
@@ -39,7 +38,7 @@ def test_a_partner_opens_its_fleet_manifest_by_keyboard(driver: Any, console_ser
     screenshot(driver, "partner-fleet-manifests")
     link = driver.find_element(By.LINK_TEXT, hillside)
     link.send_keys(Keys.ENTER)
-    _wait(driver, expected_conditions.title_contains(f"Fleet manifest {hillside}"))
+    wait(driver, expected_conditions.title_contains(f"Fleet manifest {hillside}"))
     main = driver.find_element(By.TAG_NAME, "main").text
     assert "Signed fleet manifest verified by the fleet now" in main and "station-01, station-04" in main
     assert len(driver.find_elements(By.CSS_SELECTOR, "table.devices tbody tr")) == 3

@@ -30,7 +30,7 @@ from tests.integration.store.test_fleet_manifest import eligible, push, tag
 from tests.integration.web.fleet_partner_kit import PASSWORD, ListAudit, run_client
 from tests.unit.certs.certs_test_kit import PkiWorld, build_world
 
-pytestmark = [pytest.mark.root, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
+pytestmark = pytest.mark.root
 ACCOUNTS = {"hillside": (Role.PARTNER, "hillside primary"), "other": (Role.PARTNER, "Other Partner"),
             "admin": (Role.ADMIN, None)}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
