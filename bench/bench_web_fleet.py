@@ -39,6 +39,7 @@ from agent.fleet.localdb import PostgresServer
 from agent.web.accounts import Accounts, Role
 from bench.bench_fleet import ingest_in_parallel, register
 from tests.integration.store.fleet_kit import StationFeed, free_port
+from tests.web_kit import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password, not secret"
@@ -188,37 +189,24 @@ def report(results: dict[str, list[float]], clients: int, seconds: float, what: 
 
 
 def screenshot(base: str, path: Path) -> None:
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with tempfile.TemporaryDirectory(prefix="wipe-agent-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--disable-extensions", "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
-            options.add_argument(argument)
-        driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
-        try:
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False})
-            driver.get(f"{base}/sign-in")
-            field = driver.find_element(By.ID, "name")
-            field.send_keys("bench")
-            driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
-            WebDriverWait(driver, 30).until(expected_conditions.staleness_of(field))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            assert "Programme" in driver.title, driver.title
-            assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 7
-            driver.save_screenshot(str(path))
-            print(f"screenshot: {path}")
-        finally:
-            driver.quit()
+    with chromium() as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # type: ignore[attr-defined]
+                               {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False})
+        driver.get(f"{base}/sign-in")
+        field = driver.find_element(By.ID, "name")
+        field.send_keys("bench")
+        driver.find_element(By.ID, "password").send_keys(PASSWORD + Keys.ENTER)
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(field))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert "Programme" in driver.title, driver.title
+        assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 7
+        driver.save_screenshot(str(path))
+        print(f"screenshot: {path}")
 
 
 def main() -> None:
