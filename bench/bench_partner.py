@@ -21,7 +21,6 @@ import dataclasses
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -32,7 +31,6 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
 
 from agent.fleet.database import FleetDatabase  # noqa: E402
 from agent.fleet.ingest import Ingestor  # noqa: E402
@@ -43,6 +41,7 @@ from certs.record import Host  # noqa: E402
 from certs.verify import load_trust_bundle, verify_with_bundle  # noqa: E402
 from tests.integration.store.fleet_kit import StationFeed  # noqa: E402
 from tests.unit.certs.certs_test_kit import build_world, record_for  # noqa: E402
+from tests.web_kit import ConsoleServer  # noqa: E402
 
 PASSWORD = "bench password 1"
 
@@ -105,27 +104,6 @@ def build(dsn: str, root: Path, devices: int, manifests: int, entries: int) -> t
     accounts.add("partner", Role.PARTNER, "Partner", PASSWORD, "schools")
     accounts.add("auditor", Role.AUDITOR, "Auditor", PASSWORD)
     return world, certificate
-
-
-class Served:
-    def __init__(self, app: web.Application) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner = web.AppRunner(app, access_log=None)
-        self.thread.start()
-
-        async def up() -> str:
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
-            await site.start()
-            return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-        self.base = asyncio.run_coroutine_threadsafe(up(), self.loop).result(30)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 async def _signed_in(session: aiohttp.ClientSession, base: str, name: str) -> str:
@@ -209,11 +187,7 @@ def main() -> None:
     parser.add_argument("--manifests", type=int, default=500)
     parser.add_argument("--entries", type=int, default=40_000)
     arguments = parser.parse_args()
-    import warnings
-
-    warnings.simplefilter("ignore")
-    from agent.web import fleet_auditor, fleet_partner
-    from agent.web.fleet import FleetContext, fleet_console
+    from agent.web.fleet import fleet_console  # it installs the partner and auditor views itself
 
     server = PostgresServer(durable=False)
     with tempfile.TemporaryDirectory(prefix="bench-partner-") as temporary:
@@ -228,16 +202,12 @@ def main() -> None:
 
             console = fleet_console(dsn, accounts=Accounts(root / "accounts.json"), trust=world.bundle,
                                     secure=False, audit=Quiet())
-            context = FleetContext(dsn, trust=world.bundle)
-            fleet_partner.install(console, context)
-            fleet_auditor.install(console, context)
-            served = Served(console.application())
+            served = ConsoleServer(console.application()).start()
             try:
                 asyncio.run(measure(served.base, certificate, arguments.devices, arguments.manifests,
                                     arguments.entries))
             finally:
                 served.stop()
-                context.close()
         finally:
             server.stop()
 

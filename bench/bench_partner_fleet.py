@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "bench"))
 
 import aiohttp  # noqa: E402
-from bench_partner import Served, _ms, _signed_in, _timed  # noqa: E402
+from bench_partner import _ms, _signed_in, _timed  # noqa: E402
 
 from agent.fleet.assets import import_register  # noqa: E402
 from agent.fleet.database import FleetDatabase  # noqa: E402
@@ -44,6 +44,7 @@ from certs.record import Host  # noqa: E402
 from certs.verify import load_trust_bundle  # noqa: E402
 from tests.integration.store.fleet_kit import StationFeed  # noqa: E402
 from tests.unit.certs.certs_test_kit import build_world, record_for  # noqa: E402
+from tests.web_kit import ConsoleServer  # noqa: E402
 
 PASSWORD = "bench password 1"
 
@@ -146,9 +147,6 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=4)
     parser.add_argument("--manifests", type=int, default=500)
     arguments = parser.parse_args()
-    import warnings
-
-    warnings.simplefilter("ignore")
     from agent.web.fleet import fleet_console
 
     server = PostgresServer(durable=False)
@@ -164,7 +162,7 @@ def main() -> None:
 
             console = fleet_console(dsn, accounts=Accounts(root / "accounts.json"), trust=world.bundle,
                                     secure=False, audit=Quiet())
-            served = Served(console.application())
+            served = ConsoleServer(console.application()).start()
             try:
                 asyncio.run(measure(served.base, created, world.bundle, arguments.manifests, root))
             finally:
