@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,35 +182,48 @@ async def measure(base: str, certificate: Path, devices: int, manifests: int, en
         print(f"station page (entries page 200):                      {_ms(samples)}")
 
 
+class _Quiet:
+    """The console's audit sink, dropping every entry (what is measured is the page, not the chain)."""
+
+    def record(self, kind: str, subject: str, data: dict[str, Any]) -> None:
+        pass
+
+
+@contextmanager
+def throwaway_fleet(prefix: str) -> Iterator[tuple[str, Path]]:
+    """A throw-away PostgreSQL server (fsync off) with a database "bench", and a temporary folder: both gone after."""
+    server = PostgresServer(durable=False)
+    with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+        try:
+            yield (server.create_database("bench") if server.start() else ""), Path(temporary)
+        finally:
+            server.stop()
+
+
+@contextmanager
+def served_console(dsn: str, bundle: Path, accounts: Path) -> Iterator[str]:
+    """The fleet console as `web serve --fleet` builds it (the partner and auditor views installed by fleet.py),
+    served on loopback for the block: its base URL."""
+    from agent.web.fleet import fleet_console
+
+    console = fleet_console(dsn, accounts=Accounts(accounts), trust=bundle, secure=False, audit=_Quiet())
+    served = ConsoleServer(console.application()).start()
+    try:
+        yield served.base
+    finally:
+        served.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--manifests", type=int, default=500)
     parser.add_argument("--entries", type=int, default=40_000)
     arguments = parser.parse_args()
-    from agent.web.fleet import fleet_console  # it installs the partner and auditor views itself
-
-    server = PostgresServer(durable=False)
-    with tempfile.TemporaryDirectory(prefix="bench-partner-") as temporary:
-        root = Path(temporary)
-        try:
-            dsn = server.create_database("bench") if server.start() else ""
-            world, certificate = build(dsn, root, arguments.devices, arguments.manifests, arguments.entries)
-
-            class Quiet:
-                def record(self, kind: str, subject: str, data: dict[str, Any]) -> None:
-                    pass
-
-            console = fleet_console(dsn, accounts=Accounts(root / "accounts.json"), trust=world.bundle,
-                                    secure=False, audit=Quiet())
-            served = ConsoleServer(console.application()).start()
-            try:
-                asyncio.run(measure(served.base, certificate, arguments.devices, arguments.manifests,
-                                    arguments.entries))
-            finally:
-                served.stop()
-        finally:
-            server.stop()
+    with throwaway_fleet("bench-partner-") as (dsn, root):
+        world, certificate = build(dsn, root, arguments.devices, arguments.manifests, arguments.entries)
+        with served_console(dsn, world.bundle, root / "accounts.json") as base:
+            asyncio.run(measure(base, certificate, arguments.devices, arguments.manifests, arguments.entries))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import dataclasses
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import zipfile
@@ -30,12 +29,11 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "bench"))
 
 import aiohttp  # noqa: E402
-from bench_partner import _ms, _signed_in, _timed  # noqa: E402
+from bench_partner import _ms, _signed_in, _timed, served_console, throwaway_fleet  # noqa: E402
 
 from agent.fleet.assets import import_register  # noqa: E402
 from agent.fleet.database import FleetDatabase  # noqa: E402
 from agent.fleet.ingest import Ingestor  # noqa: E402
-from agent.fleet.localdb import PostgresServer  # noqa: E402
 from agent.fleet.manifests import create, handover  # noqa: E402
 from agent.web.accounts import Accounts, Role  # noqa: E402
 from certs import pki  # noqa: E402
@@ -44,7 +42,6 @@ from certs.record import Host  # noqa: E402
 from certs.verify import load_trust_bundle  # noqa: E402
 from tests.integration.store.fleet_kit import StationFeed  # noqa: E402
 from tests.unit.certs.certs_test_kit import build_world, record_for  # noqa: E402
-from tests.web_kit import ConsoleServer  # noqa: E402
 
 PASSWORD = "bench password 1"
 
@@ -147,37 +144,19 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=4)
     parser.add_argument("--manifests", type=int, default=500)
     arguments = parser.parse_args()
-    from agent.web.fleet import fleet_console
-
-    server = PostgresServer(durable=False)
-    with tempfile.TemporaryDirectory(prefix="bench-partner-fleet-") as temporary:
-        root = Path(temporary)
-        try:
-            dsn = server.create_database("bench") if server.start() else ""
-            world, created = build(dsn, root, arguments.assets, arguments.stations, arguments.manifests)
-
-            class Quiet:
-                def record(self, kind: str, subject: str, data: dict[str, Any]) -> None:
-                    pass
-
-            console = fleet_console(dsn, accounts=Accounts(root / "accounts.json"), trust=world.bundle,
-                                    secure=False, audit=Quiet())
-            served = ConsoleServer(console.application()).start()
-            try:
-                asyncio.run(measure(served.base, created, world.bundle, arguments.manifests, root))
-            finally:
-                served.stop()
-            verify_pack(root, created, world.bundle)
-            with FleetDatabase(dsn) as fleet:
-                started = time.perf_counter()
-                handover(fleet, created["manifest_id"], "Bench Receiver", "DN-1")
-                elapsed = time.perf_counter() - started
-                states = fleet.db.execute("SELECT state, count(*) FROM fleet_assets GROUP BY state").fetchall()
-                fleet.db.commit()
-            print(f"fleet manifest handover, {len(created['assets'])} assets: {elapsed * 1000:.0f} ms; "
-                  f"states now {dict(states)}")
-        finally:
-            server.stop()
+    with throwaway_fleet("bench-partner-fleet-") as (dsn, root):
+        world, created = build(dsn, root, arguments.assets, arguments.stations, arguments.manifests)
+        with served_console(dsn, world.bundle, root / "accounts.json") as base:
+            asyncio.run(measure(base, created, world.bundle, arguments.manifests, root))
+        verify_pack(root, created, world.bundle)
+        with FleetDatabase(dsn) as fleet:
+            started = time.perf_counter()
+            handover(fleet, created["manifest_id"], "Bench Receiver", "DN-1")
+            elapsed = time.perf_counter() - started
+            states = fleet.db.execute("SELECT state, count(*) FROM fleet_assets GROUP BY state").fetchall()
+            fleet.db.commit()
+        print(f"fleet manifest handover, {len(created['assets'])} assets: {elapsed * 1000:.0f} ms; "
+              f"states now {dict(states)}")
 
 
 if __name__ == "__main__":
