@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 import sys
@@ -134,6 +135,34 @@ async def _timed(session: aiohttp.ClientSession, url: str, repeat: int, check: C
     return samples, body
 
 
+async def _timed_pack(session: aiohttp.ClientSession, url: str, save_to: Path | None = None
+                      ) -> tuple[list[float], int, int]:
+    """Five downloads of the pack at ``url``, read in 64 KiB chunks and dropped (or written to ``save_to``, not held):
+    the seconds each took, the pack's size, and the peak Python allocation while streaming (the server's share)."""
+    samples, size = [], 0
+    tracemalloc.start()
+    for _ in range(5):
+        started, size = time.perf_counter(), 0
+        with save_to.open("wb") if save_to is not None else contextlib.nullcontext() as saved:
+            async with session.get(url) as response:
+                assert response.status == 200
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    if saved is not None:
+                        saved.write(chunk)
+                    size += len(chunk)
+        samples.append(time.perf_counter() - started)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return samples, size, peak
+
+
+def _pack(timed: tuple[list[float], int, int], certificates: int) -> None:
+    samples, size, peak = timed
+    rate = size / statistics.median(samples) / (1 << 20)
+    print(f"certificate pack, {certificates} certificates, {size / (1 << 20):.1f} MiB: {_ms(samples)} "
+          f"({rate:.0f} MiB/s); peak Python allocation while streaming it {peak / (1 << 20):.1f} MiB")
+
+
 async def measure(base: str, certificate: Path, devices: int, manifests: int, entries: int) -> None:
     manifest = f"{base}/partner/manifests/station-01/MF-BENCH-BIG"
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
@@ -146,20 +175,7 @@ async def measure(base: str, certificate: Path, devices: int, manifests: int, en
         print(f"manifest page, warm (verdict reused):                {_ms(warm)}")
         samples, _ = await _timed(session, manifest + "/csv", 10)
         print(f"manifest CSV:                                        {_ms(samples)}")
-        samples, size = [], 0
-        tracemalloc.start()
-        for _ in range(5):
-            started, size = time.perf_counter(), 0
-            async with session.get(manifest + "/pack") as response:
-                assert response.status == 200
-                async for chunk in response.content.iter_chunked(1 << 16):  # read and dropped: the server's share
-                    size += len(chunk)
-            samples.append(time.perf_counter() - started)
-        _current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rate = size / statistics.median(samples) / (1 << 20)
-        print(f"certificate pack, {devices} certificates, {size / (1 << 20):.1f} MiB: {_ms(samples)} "
-              f"({rate:.0f} MiB/s); peak Python allocation while streaming it {peak / (1 << 20):.1f} MiB")
+        _pack(await _timed_pack(session, manifest + "/pack"), devices)
         data = certificate.read_bytes()
         uploads = []
         for _ in range(10):

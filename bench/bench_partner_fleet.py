@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import statistics
 import sys
 import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,15 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "bench"))
 
 import aiohttp  # noqa: E402
-from bench_partner import _ms, _signed_in, _timed, served_console, throwaway_fleet  # noqa: E402
+from bench_partner import (  # noqa: E402
+    _ms,
+    _pack,
+    _signed_in,
+    _timed,
+    _timed_pack,
+    served_console,
+    throwaway_fleet,
+)
 
 from agent.fleet.assets import import_register  # noqa: E402
 from agent.fleet.database import FleetDatabase  # noqa: E402
@@ -108,22 +114,7 @@ async def measure(base: str, created: dict[str, Any], bundle: Path, manifests: i
         print(f"fleet manifest page, warm (verdict reused):               {_ms(warm)}")
         samples, _ = await _timed(session, manifest + "/csv", 10)
         print(f"fleet manifest CSV:                                       {_ms(samples)}")
-        samples, size = [], 0
-        tracemalloc.start()
-        for _ in range(5):
-            started, size = time.perf_counter(), 0
-            with (root / "pack.zip").open("wb") as saved:  # written out, not held: the server's share is measured
-                async with session.get(manifest + "/pack") as response:
-                    assert response.status == 200
-                    async for chunk in response.content.iter_chunked(1 << 16):
-                        saved.write(chunk)
-                        size += len(chunk)
-            samples.append(time.perf_counter() - started)
-        _current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        rate = size / statistics.median(samples) / (1 << 20)
-        print(f"certificate pack, {assets} certificates, {size / (1 << 20):.1f} MiB: {_ms(samples)} "
-              f"({rate:.0f} MiB/s); peak Python allocation while streaming it {peak / (1 << 20):.1f} MiB")
+        _pack(await _timed_pack(session, manifest + "/pack", root / "pack.zip"), assets)
 
 
 def verify_pack(root: Path, created: dict[str, Any], bundle: Path) -> None:
