@@ -196,7 +196,7 @@ def test_a_new_bundle_judges_a_held_manifest_again(postgres_dsn: str, partner_wo
 
 
 def test_a_hand_over_entered_before_its_manifest_is_not_shown(postgres_dsn: str,
-                                                              partner_world: PartnerWorld) -> None:  # noqa: F811
+                                                              partner_world: PartnerWorld) -> None:
     from tests.integration.store.fleet_kit import StationFeed
 
     station = StationFeed("station-01", signer=partner_world.world.station)
