@@ -5,18 +5,25 @@ N=2^15, r=8, p=1: 32 MiB and about 0.1 s per check). A check of an unknown name 
 scrypt, so the time of a refusal does not tell which names exist. The file is 0600 when this code
 creates it; a rewrite keeps the owner, group and mode it had (``chgrp wipe-web``, ``chmod 0640`` so
 the console's own user reads it), and a file that others may read or anyone but its owner may write
-is refused.
+is refused, and so is a symbolic link, or a file owned by anyone but root or the reading user. A change
+(``add``, ``remove``) takes an exclusive lock beside the file and re-reads it first, so changes made at
+once are all kept, and writes a fresh temporary file (``O_EXCL``: never a planted link) renamed over it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +36,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD = 12
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MAX_FILE = 16 * 1024 * 1024  # bytes: far more than any station's accounts
 PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._&()-]{0,79}")
 
 
@@ -118,24 +126,43 @@ class Accounts:
         self.reload()
 
     def reload(self) -> None:
-        """Read the file (a missing file is no accounts); a bad file raises :class:`AccountsError`."""
+        """Read the file (a missing file is no accounts); a bad file raises :class:`AccountsError`.
+
+        The file is opened without following a symbolic link and judged by what was opened (no swap between
+        the check and the read): its mode, and its owner, root or this process's user, since whoever owns
+        it could give themselves any role."""
+        where = str(self.path)
         try:
-            info = self.path.stat()
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             self._accounts, self._stamp = {}, None
             return
-        # a rewrite is a new inode (os.replace); a chmod or chown changes ctime only
-        stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
-        if stamp == self._stamp:
-            return
-        where = str(self.path)
-        if info.st_mode & 0o027:
-            raise AccountsError(f"{where}: mode {info.st_mode & 0o777:04o} lets others read it or its group write "
-                                f"it: chmod 0600 (or 0640 for the console's group)")
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise AccountsError(f"{where}: cannot read accounts: {exc}") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise AccountsError(f"{where}: is a symbolic link: the accounts file must be a regular file") from None
+            raise AccountsError(f"{where}: cannot read accounts: {exc.strerror}") from None
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(descriptor)
+            raise AccountsError(f"{where}: not a regular file")
+        with os.fdopen(descriptor, "rb") as handle:
+            # a rewrite is a new inode (os.replace); a chmod or chown changes ctime only
+            stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+            if stamp == self._stamp:
+                return
+            if info.st_mode & 0o027:
+                raise AccountsError(f"{where}: mode {info.st_mode & 0o777:04o} lets others read it or its group "
+                                    f"write it: chmod 0600 (or 0640 for the console's group)")
+            if info.st_uid not in (0, os.geteuid()):
+                raise AccountsError(f"{where}: owned by uid {info.st_uid}, not root or this user: whoever owns it "
+                                    f"can give themselves any role (chown root)")
+            try:
+                text = handle.read(MAX_FILE + 1).decode("utf-8")
+                if len(text) > MAX_FILE:
+                    raise ValueError(f"larger than {MAX_FILE} bytes")
+                data = json.loads(text)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise AccountsError(f"{where}: cannot read accounts: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("accounts"), list):
             raise AccountsError(f"{where}: not a wipe-agent accounts file (format {FORMAT})")
         accounts: dict[str, Account] = {}
@@ -160,23 +187,42 @@ class Accounts:
             return None
         return account if check_password(account.password_hash, password) else None
 
-    def _write(self, accounts: dict[str, Account]) -> None:
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[dict[str, Account]]:
+        """The accounts as the file holds them now, under an exclusive lock beside it, for one change: two
+        ``web account add`` at once each see the other's account (neither change is lost)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        lock = os.open(self.path.with_name(f".{self.path.name}.lock"),
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._stamp = None
+            self.reload()
+            yield dict(self._accounts)
+        finally:
+            os.close(lock)  # releases the lock
+
+    def _write(self, accounts: dict[str, Account]) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         payload = json.dumps({"format": FORMAT, "accounts": [a.to_json() for a in sorted(
             accounts.values(), key=lambda a: a.name)]}, indent=2) + "\n"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            try:  # keep the group and mode the administrator gave the file (never more than 0640)
-                before = os.stat(self.path)
-                os.fchown(handle.fileno(), before.st_uid, before.st_gid)
-                os.fchmod(handle.fileno(), before.st_mode & 0o640)
-            except FileNotFoundError:
-                pass
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        # a new file of our own: never a name planted beforehand (a symbolic or hard link to another file)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                try:  # keep the group and mode the administrator gave the file (never more than 0640)
+                    before = os.stat(self.path, follow_symlinks=False)
+                    os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+                    os.fchmod(handle.fileno(), before.st_mode & 0o640)
+                except FileNotFoundError:
+                    pass
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         self._stamp = None
         self.reload()
 
@@ -185,14 +231,16 @@ class Accounts:
         """Add (or with ``replace`` change) an account; the password is checked and hashed here."""
         if len(password) < MIN_PASSWORD:
             raise AccountsError(f"the password must have at least {MIN_PASSWORD} characters")
-        if name in self._accounts and not replace:
-            raise AccountsError(f"account {name} exists (use --replace to change it)")
         account = _account({"name": name, "role": role.value, "title": title, "partner": partner,
                             "password_hash": hash_password(password)}, "account")
-        self._write({**self._accounts, name: account})
+        with self._changing() as current:
+            if name in current and not replace:
+                raise AccountsError(f"account {name} exists (use --replace to change it)")
+            self._write({**current, name: account})
         return account
 
     def remove(self, name: str) -> None:
-        if name not in self._accounts:
-            raise AccountsError(f"no account {name}")
-        self._write({k: v for k, v in self._accounts.items() if k != name})
+        with self._changing() as current:
+            if name not in current:
+                raise AccountsError(f"no account {name}")
+            self._write({k: v for k, v in current.items() if k != name})
