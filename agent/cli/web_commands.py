@@ -134,19 +134,26 @@ database_option = click.option(
 
 
 @audit.command("verify")
+@click.option("--expect", "anchor_text", default=None, metavar="SEQ:HASH",
+              help="A head printed by an earlier verify and kept outside the database: entry SEQ must still have "
+                   "HASH (finds a rewrite of the whole chain, which the walk alone cannot).")
 @database_option
 @json_option
 @handle_errors
-def audit_verify(fleet_database: str, as_json: bool) -> None:
+def audit_verify(anchor_text: str | None, fleet_database: str, as_json: bool) -> None:
     """Check the console's chain: every link and hash, and the head (exit 1 when broken).
 
-    e.g. wipe-agent web audit verify --fleet 'host=/run/postgresql dbname=wipe_fleet'
+    e.g. wipe-agent web audit verify --fleet 'host=/run/postgresql dbname=wipe_fleet' --expect 1200:3f…
     """
     from agent.fleet.database import FleetDatabase
-    from agent.web.audit import verify
+    from agent.web.audit import parse_anchor, verify
 
+    try:
+        anchor = parse_anchor(anchor_text) if anchor_text is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--expect") from None
     with FleetDatabase(fleet_database) as database:
-        report = verify(database)
+        report = verify(database, anchor=anchor)
     if as_json:
         print_json(report.to_json())
     else:
@@ -154,6 +161,11 @@ def audit_verify(fleet_database: str, as_json: bool) -> None:
         click.echo(f"console audit chain: {state}, {report.entries} entries, head {report.head}")
         for problem in report.problems:
             click.echo(f"  {printable(problem)}")
+        if report.anchored_to is not None:
+            click.echo(f"  entry {report.anchored_to} matches the anchor")
+        if report.valid and report.entries:
+            click.echo(f"  anchor {report.entries}:{report.head} (keep it outside the database; "
+                       f"give it as --expect next time)")
     if not report.valid:
         sys.exit(EXIT_FAILED)
 

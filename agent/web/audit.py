@@ -5,9 +5,17 @@ previous entry's hash and the canonical JSON of ``{seq, at, kind, subject, data}
 (:func:`certs.audit_chain.entry_hash`), and a head row (count and last hash) catches entries removed
 at the end. The table is append-only (triggers refuse UPDATE, DELETE and TRUNCATE; migration 8 of
 :mod:`agent.fleet.database`), appends from several console instances are serialised on the head row
-(``SELECT … FOR UPDATE``), and :func:`verify` walks the chain and says where it breaks. The chain is
-not signed: whoever owns the database can rewrite all of it, which the recorded head (``wipe-agent
-web audit verify`` prints it) kept outside the database shows.
+(``SELECT … FOR UPDATE``), and :func:`verify` walks the chain and says where it breaks.
+
+What is found and what is not. Through the console nothing is changed: it only appends. In the database,
+an UPDATE, DELETE or TRUNCATE is refused by the triggers; one made with the triggers off or dropped (the
+table's owner can) is found by the walk: an entry changed, removed, inserted or moved breaks its hash or
+the links, and entries cut from the end disagree with the head. The chain is not signed, so whoever owns
+the database can also rewrite everything from the changed entry on, hashes and head included: that walk
+is then clean. Only an anchor kept outside the database finds it: ``web audit verify`` prints the head as
+``SEQ:HASH``; given back with ``--expect SEQ:HASH`` it must still be entry SEQ's hash (a rewrite of any
+entry up to SEQ, or a chain cut below it, is BROKEN). Entries appended after the last anchor can be
+rewritten undetected; appending entries that never happened needs only INSERT (the console's own right).
 """
 
 from __future__ import annotations
@@ -93,9 +101,19 @@ def _rows(db: psycopg.Connection[Any], last: int | None) -> list[Any]:
                       "ORDER BY seq").fetchall()
 
 
-def verify(database: FleetDatabase) -> AuditReport:
-    """Walk the chain in order; every entry that does not fit, and a head that does not match, is a problem."""
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` (as :func:`verify`'s report prints the head) as (seq, hash); ValueError otherwise."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise ValueError(f"not an anchor SEQ:HASH (a sequence number and 64 lower-case hex digits): {text[:80]!r}")
+    return int(seq), digest
+
+
+def verify(database: FleetDatabase, *, anchor: tuple[int, str] | None = None) -> AuditReport:
+    """Walk the chain in order; every entry that does not fit, and a head that does not match, is a problem.
+    ``anchor`` (seq, hash), a head recorded earlier outside the database: entry seq must still have that hash."""
     problems: list[str] = []
+    anchored: str | None = None
     prev, expected, count = GENESIS, 1, 0
     with database.transaction() as db:
         db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the walk and the head see one snapshot
@@ -118,10 +136,20 @@ def verify(database: FleetDatabase) -> AuditReport:
                     problems.append(f"entry {seq}: previous-hash link broken (entry deleted, inserted or replaced)")
                 if entry_hash(str(row[5]), seq, str(row[1]), str(row[2]), str(row[3]), data) != str(row[6]):
                     problems.append(f"entry {seq}: hash does not match its content (entry modified)")
+                if anchor is not None and seq == anchor[0]:
+                    anchored = str(row[6])
                 prev, expected = str(row[6]), seq + 1
+    if anchor is not None:
+        if anchored is None:
+            problems.append(f"the anchor names entry {anchor[0]}, which the chain does not have (entries removed, "
+                            f"or the chain rewritten)")
+        elif anchored != anchor[1]:
+            problems.append(f"entry {anchor[0]}: hash {anchored[:12]}… is not the anchor's {anchor[1][:12]}… (the "
+                            f"chain was rewritten up to there)")
     if head is None:
         problems.append("the head row is missing (altered)")
     elif int(head[0]) != count or str(head[1]) != prev:
         problems.append(f"the head records {int(head[0])} entries ending {str(head[1])[:12]}…, the chain has "
                         f"{count} ending {prev[:12]}… (entries removed at the end, or the head altered)")
-    return AuditReport(not problems, count, prev, tuple(problems))
+    return AuditReport(not problems, count, prev, tuple(problems),
+                       anchored_to=anchor[0] if anchor is not None and anchored == anchor[1] else None)

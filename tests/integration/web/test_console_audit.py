@@ -133,3 +133,46 @@ def test_the_migration_leaves_an_empty_valid_chain(fleet: FleetDatabase) -> None
     with pytest.raises(psycopg.Error):
         fleet.db.execute("INSERT INTO fleet_console_audit_head (id, count, hash) VALUES (2, 0, 'x')")
     fleet.db.rollback()
+
+
+def _rewrite(fleet: FleetDatabase, subject_of_1: str, keep: int) -> None:
+    """What the database's owner can do: triggers off, entry 1 changed, entries past ``keep`` gone, every hash and
+    the head recomputed — a chain the walk alone finds clean."""
+    from certs.audit_chain import GENESIS, entry_hash
+
+    with fleet.transaction() as db:
+        db.execute("ALTER TABLE fleet_console_audit DISABLE TRIGGER USER")
+        db.execute("DELETE FROM fleet_console_audit WHERE seq > %s", (keep,))
+        db.execute("UPDATE fleet_console_audit SET subject = %s WHERE seq = 1", (subject_of_1,))
+        prev = GENESIS
+        for seq, at, kind, subject, data in db.execute(
+                "SELECT seq, at, kind, subject, data FROM fleet_console_audit ORDER BY seq").fetchall():
+            digest = entry_hash(prev, seq, at, kind, subject, json.loads(data))
+            db.execute("UPDATE fleet_console_audit SET prev_hash = %s, hash = %s WHERE seq = %s", (prev, digest, seq))
+            prev = digest
+        db.execute("UPDATE fleet_console_audit_head SET count = %s, hash = %s WHERE id = 1", (keep, prev))
+        db.execute("ALTER TABLE fleet_console_audit ENABLE TRIGGER USER")
+
+
+def test_a_rewrite_of_the_whole_chain_is_found_only_against_an_anchor_kept_outside(fleet: FleetDatabase) -> None:
+    sink = FleetConsoleAudit(fleet.dsn)
+    for name in ("admin", "mallory", "auditor"):
+        sink.append("web-sign-in", name, {"role": "admin"})
+    sink.close()
+    printed = run_cli("web", "audit", "verify", "--fleet", fleet.dsn)
+    anchor_line = next(line for line in printed.stdout.splitlines() if "anchor 3:" in line)
+    anchor = anchor_line.split("anchor ", 1)[1].split(" ", 1)[0]
+    assert verify(fleet, anchor=(3, anchor.split(":")[1])).anchored_to == 3
+
+    _rewrite(fleet, "someone-else", keep=3)  # mallory's sign-in was entry 2; entry 1 now names someone else
+    assert verify(fleet).valid  # the limit, said in audit.py and the README: an unsigned chain is rewritable
+    found = run_cli("web", "audit", "verify", "--fleet", fleet.dsn, "--expect", anchor)
+    assert found.returncode == 1 and "BROKEN" in found.stdout and "entry 3: hash" in found.stdout, found.stdout
+
+    _rewrite(fleet, "someone-else", keep=2)  # cut below the anchor: mallory's last trace gone
+    cut = run_cli("web", "audit", "verify", "--fleet", fleet.dsn, "--expect", anchor)
+    assert cut.returncode == 1 and "does not have" in cut.stdout, cut.stdout
+
+    for bad in ("3", "x:" + "0" * 64, "3:" + "G" * 64, "0:" + "0" * 64, "3:abc"):
+        refused = run_cli("web", "audit", "verify", "--fleet", fleet.dsn, "--expect", bad)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, (bad, refused.stderr)
