@@ -13,9 +13,11 @@ number of browsers. ``GET /events`` is a server-sent event stream: at connect th
 only the tiles whose content changed, each rendered here as an HTML fragment (the same template as
 the page, autoescaped, per session: an operator's tile carries its actions and CSRF token); a comment
 every ``HEARTBEAT_SECONDS`` keeps proxies from closing it. At most ``MAX_CLIENTS`` streams are open at
-once (more are refused 503). ``static/live.js`` swaps the fragments in; without JavaScript the page
-refreshes itself (``<noscript>`` meta refresh). A daemon restart shows "daemon restarting…
-reconnecting" and the wall recovers when it answers again; a web restart is EventSource's own reconnect.
+once, at most ``PER_CLIENT`` from one address, and a quarter of the places are kept for signed-in
+sessions (more are refused 503): a kiosk viewer, who needs no sign-in, cannot take every live view.
+``static/live.js`` swaps the fragments in; without JavaScript the page refreshes itself
+(``<noscript>`` meta refresh). A daemon restart shows "daemon restarting… reconnecting" and the wall
+recovers when it answers again; a web restart is EventSource's own reconnect.
 
 **Who acts (the delegation decision).** The web console is one Unix user for many people, so the
 daemon cannot tell them apart by ``SO_PEERCRED``. The console therefore names the signed-in web
@@ -59,6 +61,7 @@ from agent.web.sessions import ABSOLUTE, IDLE, Session
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
 MAX_CLIENTS = 32
+PER_CLIENT = 4          # streams one client address may hold open (a wall display needs one)
 STATUS_TIMEOUT = 2.0  # a status poll; a start waits for the worker's checks (the daemon answers within 7 s)
 ACTION_TIMEOUT = 10.0
 FRESH_SECONDS = 1.0  # the page uses the feed's snapshot when it is this recent, else asks the daemon itself
@@ -235,8 +238,13 @@ class WallFeed:
     """One poll of the daemon for every browser; wakes the streams when what a tile shows has changed."""
 
     def __init__(self, fetch: Callable[[], dict[str, Any]], config: StationConfig | None, *,
-                 interval: float = POLL_SECONDS, max_clients: int = MAX_CLIENTS) -> None:
+                 interval: float = POLL_SECONDS, max_clients: int = MAX_CLIENTS, per_client: int = PER_CLIENT) -> None:
         self.fetch, self.config, self.interval, self.max_clients = fetch, config, interval, max_clients
+        self.per_client = per_client
+        self.reserved = max_clients // 4
+        """Places only signed-in sessions may take: anonymous kiosk viewers cannot fill the wall's every stream."""
+        self.anonymous = 0
+        self._by_client: dict[str, int] = {}
         self.status: dict[str, Any] | None = None
         self.connected = False
         self.problem: str | None = "not asked yet"
@@ -289,16 +297,27 @@ class WallFeed:
             return False
         return True
 
-    def join(self) -> bool:
-        """A stream opens; False when ``max_clients`` are open already."""
-        if self.clients >= self.max_clients:
+    def join(self, client: str = "", *, signed_in: bool = True) -> bool:
+        """A stream opens; False when ``max_clients`` are open already, when ``client`` holds ``per_client``, or
+        for a viewer who is not signed in when only the places kept for signed-in sessions are left."""
+        if (self.clients >= self.max_clients or self._by_client.get(client, 0) >= self.per_client
+                or (not signed_in and self.anonymous >= self.max_clients - self.reserved)):
             return False
         self.clients += 1
+        self.anonymous += 0 if signed_in else 1
+        self._by_client[client] = self._by_client.get(client, 0) + 1
         self._demand.set()
         return True
 
-    def leave(self) -> None:
+    def leave(self, client: str = "", *, signed_in: bool = True) -> None:
         self.clients = max(0, self.clients - 1)
+        if not signed_in:
+            self.anonymous = max(0, self.anonymous - 1)
+        held = self._by_client.get(client, 0) - 1
+        if held > 0:
+            self._by_client[client] = held
+        else:
+            self._by_client.pop(client, None)
         if not self.clients:
             self._demand.clear()
 
@@ -350,14 +369,16 @@ def _event(data: dict[str, Any], event_id: int) -> bytes:
 
 def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, secure: bool,
                     client: ApiClient | None = None, interval: float = POLL_SECONDS,
-                    max_clients: int = MAX_CLIENTS, heartbeat: float = HEARTBEAT_SECONDS) -> Console:
+                    max_clients: int = MAX_CLIENTS, heartbeat: float = HEARTBEAT_SECONDS,
+                    per_client: int = PER_CLIENT) -> Console:
     """The station's console: the bay wall (``/``), its live stream (``/events``), start and cancel."""
     status_client = client or ApiClient(config.api_socket, timeout=STATUS_TIMEOUT)
     action_client = ApiClient(status_client.socket_path, timeout=ACTION_TIMEOUT)
     console = Console(kind="station", title=f"station {config.station_id}", accounts=accounts,
                       audit=DaemonAudit(ApiClient(status_client.socket_path, timeout=STATUS_TIMEOUT)),
                       secure=secure, home="/")
-    feed = WallFeed(lambda: status_client.get("/v1/status"), config, interval=interval, max_clients=max_clients)
+    feed = WallFeed(lambda: status_client.get("/v1/status"), config, interval=interval, max_clients=max_clients,
+                    per_client=per_client)
     console.wall_feed = feed  # type: ignore[attr-defined]  # for tests and the bench
     messages: dict[str, str] = {}  # session id → the outcome of its last action (shown once)
     viewers = ANYONE if kiosk else EVERYONE
@@ -373,9 +394,11 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
                       notices=_render_notices(wall))
 
     async def events(request: web.Request) -> web.StreamResponse:
-        if not feed.join():
-            raise web.HTTPServiceUnavailable(text=f"{feed.max_clients} live views are open already: try later")
         session: Session | None = request.get(SESSION)
+        client_address = request.remote or "unknown"
+        if not feed.join(client_address, signed_in=session is not None):
+            raise web.HTTPServiceUnavailable(text="too many live views are open (from this address, or without "
+                                                  "sign-in): try later")
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
             "Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"})
@@ -415,7 +438,7 @@ def station_console(config: StationConfig, *, accounts: Accounts, kiosk: bool, s
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            feed.leave()
+            feed.leave(client_address, signed_in=session is not None)
         return response
 
     def _reply(request: web.Request, session: Session, ok: bool, message: str) -> web.StreamResponse:

@@ -314,3 +314,52 @@ def test_a_quiet_stream_carries_heartbeats_and_a_signed_out_session_s_stream_end
     finally:
         server.stop()
         api.close()
+
+
+def _open_stream(server: ConsoleServer, source: str, cookies: dict[str, str] | None = None) -> Any:
+    """``GET /events`` from the loopback address ``source`` (another address is another client); the
+    connection (kept open while the stream is) and its status."""
+    import http.client
+
+    host, port = server.url.split("//", 1)[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5, source_address=(source, 0))
+    headers = {"Accept": "text/event-stream"}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{key}={value}" for key, value in cookies.items())
+    connection.request("GET", "/events", headers=headers)
+    response = connection.getresponse()
+    if response.status != 200:
+        response.read()
+    return connection, response.status
+
+
+def test_one_address_or_the_kiosk_s_anonymous_viewers_cannot_take_every_live_view(tmp_path: Path) -> None:
+    fake = FakeStation([bay("bay-1", "present")])
+    api, socket_path = serve_fake(fake)
+    accounts = Accounts(tmp_path / "a.json")
+    accounts.add("vauditor", Role.AUDITOR, "Viewer", PASSWORD)
+    console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=True, secure=False,
+                              max_clients=8)  # 2 places kept for signed-in sessions, 4 per address
+    server = ConsoleServer(console)
+    held: list[Any] = []
+    try:
+        statuses = []
+        for _ in range(5):  # one address: four streams, the fifth refused
+            connection, status = _open_stream(server, "127.0.0.2")
+            held.append(connection)
+            statuses.append(status)
+        assert statuses == [200, 200, 200, 200, 503]
+        for source, expected in (("127.0.0.3", 200), ("127.0.0.4", 200), ("127.0.0.5", 503)):
+            connection, status = _open_stream(server, source)  # six anonymous in all; then only signed-in
+            held.append(connection)
+            assert status == expected, source
+        viewer = WebClient(server.url)
+        viewer.sign_in("vauditor", PASSWORD)
+        connection, status = _open_stream(server, "127.0.0.6", viewer.cookies)
+        held.append(connection)
+        assert status == 200  # a signed-in viewer still gets a place the anonymous flood could not take
+    finally:
+        for connection in held:
+            connection.close()
+        server.stop()
+        api.close()
