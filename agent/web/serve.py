@@ -103,10 +103,22 @@ def serve_console(ctx: click.Context, *, listen: str, tls_cert: Path | None, tls
     asyncio.run(_run(console.application(), host, port, context))
 
 
+IDLE_SECONDS = 15.0
+"""A connection that has not sent a whole request's headers this long after it opened, or after its last answer,
+is closed (aiohttp's default is an hour: a client trickling a header a minute, or opening sockets and sending
+nothing, held each connection and its descriptor until the console could accept no more). A live stream, or a
+page being answered, is a request under way and is not cut."""
+
+
+def runner_for(app: web.Application) -> web.AppRunner:
+    """The console's runner: header limits well under aiohttp's defaults (a console request has a cookie and a
+    short URL), and idle or half-sent connections closed after ``IDLE_SECONDS``."""
+    return web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                         max_line_size=4096, max_field_size=8190, max_headers=64, keepalive_timeout=IDLE_SECONDS)
+
+
 async def _run(app: web.Application, host: str, port: int, context: ssl.SSLContext | None) -> None:
-    # header limits well under aiohttp's defaults: a console request has a cookie and a short URL
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
-                           max_line_size=4096, max_field_size=8190, max_headers=64)
+    runner = runner_for(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
     try:
