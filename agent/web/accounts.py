@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import stat
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +37,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD = 12
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # Unicode categories no title may hold
 MAX_FILE = 16 * 1024 * 1024  # bytes: far more than any station's accounts
 PARTNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._&()-]{0,79}")
 
@@ -107,6 +109,11 @@ def _account(item: Any, where: str) -> Account:
         raise AccountsError(f"{where}: account {name}: unknown role {role!r} (one of {', '.join(Role)})")
     if not isinstance(title, str) or not title.strip() or len(title) > 120:
         raise AccountsError(f"{where}: account {name}: title must be 1-120 characters")
+    if any(unicodedata.category(ch) in HIDDEN for ch in title):
+        # the title goes to pages, terminals, the audit chains and the daemon's job records: no line breaks,
+        # terminal escapes or bidirectional overrides (a title that reads as someone else's)
+        raise AccountsError(f"{where}: account {name}: the title has a control or formatting character "
+                            f"({next(ch for ch in title if unicodedata.category(ch) in HIDDEN)!a})")
     if (role == Role.PARTNER) != (partner is not None):
         raise AccountsError(f"{where}: account {name}: a partner account (and only one) names its partner")
     if partner is not None and (not isinstance(partner, str) or not PARTNER.fullmatch(partner)):

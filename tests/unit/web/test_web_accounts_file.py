@@ -78,3 +78,24 @@ def test_a_fifo_or_folder_in_its_place_is_one_error(tmp_path: Path) -> None:
     path.mkdir(mode=0o700)
     with pytest.raises(AccountsError):
         Accounts(path)
+
+
+@pytest.mark.parametrize("title", ["Ops\nadmin  Administrator", "\x1b[31mred", "Operator \u202enimda",
+                                   "Zero\u200bwidth", "tab\there"])
+def test_a_title_with_a_control_or_formatting_character_is_refused(tmp_path: Path, title: str) -> None:
+    path = tmp_path / "web-accounts.json"
+    accounts = Accounts(path)
+    with pytest.raises(AccountsError, match="control or formatting"):
+        accounts.add("eve", Role.OPERATOR, title, PASSWORD)
+    accounts.add("eve", Role.OPERATOR, "Operator", PASSWORD)
+    edited = json.loads(path.read_text())
+    edited["accounts"][0]["title"] = title  # edited by hand: refused when read, like any bad field
+    path.write_text(json.dumps(edited))
+    with pytest.raises(AccountsError, match="control or formatting"):
+        Accounts(path)
+
+
+def test_a_title_in_any_script_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "web-accounts.json"
+    Accounts(path).add("jose", Role.OPERATOR, "Técnico de almacén — 倉庫", PASSWORD)
+    assert Accounts(path).get("jose") is not None
