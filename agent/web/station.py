@@ -56,7 +56,7 @@ from agent.errors import AgentError
 from agent.web.accounts import Accounts, Role
 from agent.web.render import SESSION, environment, render
 from agent.web.server import ANYONE, EVERYONE, Console, session_of
-from agent.web.sessions import ABSOLUTE, IDLE, Session
+from agent.web.sessions import ABSOLUTE, IDLE, Session, fingerprint
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
@@ -345,10 +345,15 @@ class WallFeed:
 
 
 def _alive(console: Console, session: Session) -> bool:
-    """Whether ``session`` is still signed in, without restarting its idle clock (an open wall is not activity)."""
+    """Whether ``session`` is still signed in, without restarting its idle clock (an open wall is not activity),
+    and its account still as it was (an open stream makes no request that would notice a removal or a change)."""
     now = console.sessions.clock()
     if now - session.seen > IDLE or now - session.created > ABSOLUTE:
         return False
+    console._reload_accounts()  # one stat, as every request does
+    account = None if console.accounts_problem else console.accounts.get(session.name)
+    if account is None or fingerprint(account) != session.fingerprint:
+        return False  # the session's next request signs it out (and records why)
     held = getattr(console.sessions, "_sessions", None)  # dropped at sign-out or by a changed account
     return held is None or held.get(session.id) is session
 

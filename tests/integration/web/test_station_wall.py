@@ -363,3 +363,35 @@ def test_one_address_or_the_kiosk_s_anonymous_viewers_cannot_take_every_live_vie
             connection.close()
         server.stop()
         api.close()
+
+
+@pytest.mark.parametrize("change", ["remove", "demote"])
+def test_a_removed_or_changed_account_s_open_stream_ends_without_another_request(tmp_path: Path, change: str) -> None:
+    fake = FakeStation([bay("bay-1", "present")])
+    api, socket_path = serve_fake(fake)
+    accounts = Accounts(tmp_path / "accounts.json")
+    accounts.add("asmith", Role.OPERATOR, "Operator", PASSWORD)
+    console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=False, secure=False,
+                              heartbeat=0.3)
+    console.audit = type("Sink", (), {"record": lambda self, kind, subject, data: None})()
+    server = ConsoleServer(console)
+    try:
+        operator = WebClient(server.url)
+        operator.sign_in("asmith", PASSWORD)
+        stream = Stream(server.url, operator.cookies)
+        try:
+            assert 'class="bay-action"' in stream.event()["tiles"]["bay-1"]  # the operator's actions and token
+            editor = Accounts(tmp_path / "accounts.json")  # `web account remove` in another process
+            if change == "remove":
+                editor.remove("asmith")
+            else:
+                editor.add("asmith", Role.AUDITOR, "Operator", PASSWORD, replace=True)
+            fake.set(0, bay("bay-1", "running", progress=0.2))
+            deadline = time.monotonic() + 5  # heartbeats every 0.3 s: a stream that goes on never ends by itself
+            while stream.response.readline():  # the stream makes no request: it must notice the account itself
+                assert time.monotonic() < deadline, "the stream goes on for an account that changed"
+        finally:
+            stream.close()
+    finally:
+        server.stop()
+        api.close()
