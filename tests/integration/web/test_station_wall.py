@@ -321,8 +321,7 @@ def _open_stream(server: ConsoleServer, source: str, cookies: dict[str, str] | N
     connection (kept open while the stream is) and its status."""
     import http.client
 
-    host, port = server.url.split("//", 1)[1].split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=5, source_address=(source, 0))
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=5, source_address=(source, 0))
     headers = {"Accept": "text/event-stream"}
     if cookies:
         headers["Cookie"] = "; ".join(f"{key}={value}" for key, value in cookies.items())
@@ -340,7 +339,7 @@ def test_one_address_or_the_kiosk_s_anonymous_viewers_cannot_take_every_live_vie
     accounts.add("vauditor", Role.AUDITOR, "Viewer", PASSWORD)
     console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=True, secure=False,
                               max_clients=8)  # 2 places kept for signed-in sessions, 4 per address
-    server = ConsoleServer(console)
+    server = ConsoleServer(console.application()).start()
     held: list[Any] = []
     try:
         statuses = []
@@ -353,8 +352,7 @@ def test_one_address_or_the_kiosk_s_anonymous_viewers_cannot_take_every_live_vie
             connection, status = _open_stream(server, source)  # six anonymous in all; then only signed-in
             held.append(connection)
             assert status == expected, source
-        viewer = WebClient(server.url)
-        viewer.sign_in("vauditor", PASSWORD)
+        viewer = Client(server).signed_in("vauditor", PASSWORD)
         connection, status = _open_stream(server, "127.0.0.6", viewer.cookies)
         held.append(connection)
         assert status == 200  # a signed-in viewer still gets a place the anonymous flood could not take
@@ -374,11 +372,10 @@ def test_a_removed_or_changed_account_s_open_stream_ends_without_another_request
     console = station_console(station_config(socket_path, 1), accounts=accounts, kiosk=False, secure=False,
                               heartbeat=0.3)
     console.audit = type("Sink", (), {"record": lambda self, kind, subject, data: None})()
-    server = ConsoleServer(console)
+    server = ConsoleServer(console.application()).start()
     try:
-        operator = WebClient(server.url)
-        operator.sign_in("asmith", PASSWORD)
-        stream = Stream(server.url, operator.cookies)
+        operator = Client(server).signed_in("asmith", PASSWORD)
+        stream = Stream(server.base, operator.cookies)
         try:
             assert 'class="bay-action"' in stream.event()["tiles"]["bay-1"]  # the operator's actions and token
             editor = Accounts(tmp_path / "accounts.json")  # `web account remove` in another process
