@@ -20,3 +20,16 @@ def neutralise_formula(text: str) -> str:
 
     folded = unicodedata.normalize("NFKC", text).lstrip(" \u00a0\u3000")
     return f"'{text}" if text.startswith(FORMULA_STARTS) or folded.startswith(FORMULA_STARTS) else text
+
+
+def table_csv(columns: tuple[tuple[str, str], ...] | list[tuple[str, str]], rows: list[dict[str, str]]) -> bytes:
+    """``rows`` as CSV bytes (RFC 4180, UTF-8, CRLF, a heading row of ``columns``' headings), each cell neutralised."""
+    import csv
+    import io
+
+    output = io.StringIO()
+    writer = csv.writer(output, lineterminator="\r\n")
+    writer.writerow([heading for _key, heading in columns])
+    for row in rows:
+        writer.writerow([neutralise_formula(row[key]) for key, _heading in columns])
+    return output.getvalue().encode("utf-8")

@@ -19,9 +19,7 @@ fleet-manifest-<id>.pdf --trust BUNDLE``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 import shutil
 from collections.abc import Mapping
@@ -30,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from certs.csvcell import neutralise_formula
+from certs.csvcell import table_csv
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.issue import write_atomic
@@ -178,12 +176,7 @@ def rows(manifest: Mapping[str, Any], *, full_hashes: bool = True) -> list[dict[
 
 def render_csv(manifest: Mapping[str, Any]) -> bytes:
     """The rows as CSV (RFC 4180, UTF-8, a heading row), cells a spreadsheet would run as formulas neutralised."""
-    output = io.StringIO()
-    writer = csv.writer(output, lineterminator="\r\n")
-    writer.writerow([heading for _key, heading in COLUMNS])
-    for row in rows(manifest):
-        writer.writerow([neutralise_formula(row[key]) for key, _heading in COLUMNS])
-    return output.getvalue().encode("utf-8")
+    return table_csv(COLUMNS, rows(manifest))
 
 
 def fields(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -15,9 +15,7 @@ every listed certificate present, valid and the one listed, nothing else in the 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
 
-from certs.csvcell import FORMULA_STARTS, neutralise_formula
+from certs.csvcell import FORMULA_STARTS, table_csv
 from certs.documents import canonical_json, render_document, sign_document
 from certs.errors import RecordError
 from certs.files import MAX_DOCUMENT_BYTES, NotReadable, read_regular_file
@@ -181,12 +179,7 @@ def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def render_csv(manifest: Mapping[str, Any]) -> bytes:
     """The manifest's rows as CSV (RFC 4180, UTF-8, a heading row), injection-safe (:data:`CSV_NEUTRALISED`)."""
-    output = io.StringIO()
-    writer = csv.writer(output, lineterminator="\r\n")
-    writer.writerow([heading for _key, heading in MANIFEST_COLUMNS])
-    for row in manifest_rows(manifest):
-        writer.writerow([neutralise_formula(row[key]) for key, _heading in MANIFEST_COLUMNS])
-    return output.getvalue().encode("utf-8")
+    return table_csv(MANIFEST_COLUMNS, manifest_rows(manifest))
 
 
 class _RowNumber(Paragraph):  # type: ignore[misc]  # reportlab ships no type hints
