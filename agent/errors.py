@@ -51,7 +51,7 @@ modules under ``agent``)::
      ├── VerificationFailed           verification_failed      400  exit 1  errors
      ├── JobInterrupted               interrupted              400  exit 1  errors
      ├── CertificateError             certificate_error        400  exit 2  errors
-     ├── RequestRefused               [29 codes]               409  exit 2  errors
+     ├── RequestRefused               [30 codes]               409  exit 2  errors
      │    ├── ApiError                ·                        400  exit 2  api.server
      │    └── RequestError            ·                        409  exit 2  daemon.station
      ├── RemoteError                  ·                        500  exit 2  api.client
